@@ -1,0 +1,312 @@
+import { EventEmitter } from 'node:events';
+import { AxleError, ErrorCode, errorText } from './errors.js';
+import { CLOSE_REASONS, CloseCode, closeCodeFor, errorForClose } from './close-codes.js';
+import type { Codec } from './codec.js';
+import { OPEN, toBuffer, type FrameSocket } from './frame-socket.js';
+import { errorReplySchema, messageSchema, type Message, type MessageType, type MessageOf } from './messages.js';
+import { formatIssues, type Issue } from './schema.js';
+import { Signer, verifyDetached } from './sign.js';
+
+/** Who is on the other end, as established by the handshake. */
+export interface PeerInfo {
+  id: string;
+  role: string;
+  pubkey: Uint8Array;
+  remoteAddress: string;
+}
+
+export interface CloseInfo {
+  code: number;
+  reason: string;
+  error?: AxleError;
+}
+
+/** Envelope kinds: a request expects a reply or an error with the same id. */
+const Kind = { EVENT: 0, REQUEST: 1, REPLY: 2, ERROR: 3 } as const;
+type Kind = (typeof Kind)[keyof typeof Kind];
+
+export type RequestHandler = (msg: Message, conn: Connection) => Promise<Message> | Message;
+export type EventHandler = (msg: Message, conn: Connection) => void;
+
+export interface ConnectionOptions {
+  socket: FrameSocket;
+  codec: Codec;
+  signer: Signer;
+  selfId: string;
+  peer: PeerInfo;
+  /** clientNonce || serverNonce, covered by every signature. */
+  context: Uint8Array;
+  isClient: boolean;
+  /** Interval between keepalive pings; a peer silent for two intervals is dropped. */
+  keepaliveMs?: number;
+  defaultTimeoutMs?: number;
+}
+
+interface Pending {
+  resolve: (m: Message) => void;
+  reject: (e: AxleError) => void;
+  timer: NodeJS.Timeout;
+}
+
+/** Builds `signature || body`, the signature covering context, direction byte and body. */
+export function signFrame(signer: Signer, context: Buffer, dir: number, body: Uint8Array): Buffer {
+  const signed = Buffer.allocUnsafe(context.length + 1 + body.length);
+  context.copy(signed, 0);
+  signed[context.length] = dir;
+  signed.set(body, context.length + 1);
+  const frame = Buffer.allocUnsafe(64 + body.length);
+  frame.set(signer.sign(signed), 0);
+  frame.set(body, 64);
+  return frame;
+}
+
+function verifyFrame(frame: Buffer, context: Buffer, dir: number, pubkey: Uint8Array): boolean {
+  const body = frame.subarray(64);
+  const signed = Buffer.allocUnsafe(context.length + 1 + body.length);
+  context.copy(signed, 0);
+  signed[context.length] = dir;
+  body.copy(signed, context.length + 1);
+  return verifyDetached(signed, frame.subarray(0, 64), pubkey);
+}
+
+/**
+ * An authenticated, signed message channel. Frames are `signature(64) || body`, the body
+ * being msgpack `[seq, from, kind, id, payload]`; the signature covers the session context,
+ * a direction byte and the body, so frames cannot be replayed on another connection or
+ * reflected back, and the per-direction sequence number catches replays on this one.
+ */
+export class Connection extends EventEmitter {
+  readonly peer: PeerInfo;
+  readonly closed: Promise<CloseInfo>;
+  onRequest: RequestHandler | undefined;
+  onEvent: EventHandler | undefined;
+  /** Free slot for the daemon to hang per-connection state on. */
+  state: unknown;
+
+  private readonly socket: FrameSocket;
+  private readonly codec: Codec;
+  private readonly signer: Signer;
+  private readonly selfId: string;
+  private readonly context: Buffer;
+  private readonly dirOut: number;
+  private readonly dirIn: number;
+  private sendSeq = 0;
+  private recvSeq = 0;
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private alive = true;
+  private keepalive: NodeJS.Timeout | undefined;
+  private readonly defaultTimeoutMs: number;
+  private closeInfo: CloseInfo | undefined;
+  private resolveClosed!: (c: CloseInfo) => void;
+
+  constructor(o: ConnectionOptions) {
+    super();
+    this.socket = o.socket;
+    this.codec = o.codec;
+    this.signer = o.signer;
+    this.selfId = o.selfId;
+    this.peer = o.peer;
+    this.context = Buffer.from(o.context);
+    this.dirOut = o.isClient ? 0 : 1;
+    this.dirIn = o.isClient ? 1 : 0;
+    this.defaultTimeoutMs = o.defaultTimeoutMs ?? 10_000;
+    this.closed = new Promise((r) => (this.resolveClosed = r));
+    this.socket.on('message', (data, isBinary) => this.onFrame(data, isBinary));
+    this.socket.on('pong', () => (this.alive = true));
+    this.socket.on('close', (code, reason) => this.finish({ code, reason: reason.toString() || (CLOSE_REASONS as Record<number, string>)[code] || '' }));
+    this.socket.on('error', (err) => {
+      const e = err as Error & { code?: string };
+      const ax = e.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'
+        ? new AxleError(ErrorCode.FRAME_TOO_LARGE, `peer ${this.peer.id} sent a frame over the frame limit`)
+        : new AxleError(ErrorCode.CLOSED, `socket error with ${this.peer.id}: ${e.message}`);
+      this.emit('protocol_error', ax);
+      this.finish({ code: ax.code === ErrorCode.FRAME_TOO_LARGE ? CloseCode.FRAME_TOO_LARGE : 1006, reason: ax.message, error: ax });
+    });
+    const interval = o.keepaliveMs ?? 3000;
+    if (interval > 0) {
+      this.keepalive = setInterval(() => this.tick(), interval);
+      this.keepalive.unref();
+    }
+  }
+
+  get isOpen(): boolean {
+    return this.closeInfo === undefined && this.socket.readyState === OPEN;
+  }
+
+  /** Bytes queued in the socket, for callers that want to apply backpressure. */
+  get bufferedAmount(): number {
+    return this.socket.bufferedAmount;
+  }
+
+  send(msg: Message): void {
+    this.write(Kind.EVENT, 0, msg);
+  }
+
+  /** Sends a request and resolves with the reply; an error reply rejects with its code. */
+  request<T extends MessageType = MessageType>(msg: Message, timeoutMs = this.defaultTimeoutMs, expect?: T): Promise<MessageOf<T>> {
+    if (!this.isOpen) return Promise.reject(new AxleError(ErrorCode.CLOSED, `connection to ${this.peer.id} is closed`));
+    const id = this.nextId++;
+    return new Promise<MessageOf<T>>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new AxleError(ErrorCode.TIMEOUT, `${msg.type} to ${this.peer.id} got no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, {
+        resolve: (m) => {
+          if (expect !== undefined && m.type !== expect) {
+            reject(new AxleError(ErrorCode.BAD_MESSAGE, `${this.peer.id} answered ${msg.type} with ${m.type}, expected ${expect}`));
+          } else resolve(m as MessageOf<T>);
+        },
+        reject,
+        timer,
+      });
+      try {
+        this.write(Kind.REQUEST, id, msg);
+      } catch (e) {
+        clearTimeout(timer);
+        this.pending.delete(id);
+        reject(e instanceof AxleError ? e : new AxleError(ErrorCode.CLOSED, errorText(e)));
+      }
+    });
+  }
+
+  close(code: number = CloseCode.NORMAL, reason?: string): void {
+    const r = reason ?? (CLOSE_REASONS as Record<number, string>)[code] ?? '';
+    if (this.socket.readyState === OPEN) this.socket.close(code, r.slice(0, 120));
+    this.finish({ code, reason: r });
+  }
+
+  /** Drops the link at once, as when the peer is known dead. */
+  terminate(error?: AxleError): void {
+    this.socket.terminate();
+    this.finish({ code: 1006, reason: error?.message ?? 'terminated', ...(error ? { error } : {}) });
+  }
+
+  private write(kind: Kind, id: number, payload: Message | { code: string; message: string }): void {
+    if (!this.isOpen) throw new AxleError(ErrorCode.CLOSED, `connection to ${this.peer.id} is closed`);
+    const body = this.codec.encode([this.sendSeq, this.selfId, kind, id, payload]);
+    this.sendSeq++;
+    const frame = signFrame(this.signer, this.context, this.dirOut, body);
+    this.socket.send(frame);
+  }
+
+  private fail(e: AxleError): void {
+    this.emit('protocol_error', e);
+    const code = closeCodeFor(e.code);
+    if (this.socket.readyState === OPEN) this.socket.close(code, e.message.slice(0, 120));
+    this.finish({ code, reason: e.message, error: e });
+  }
+
+  private onFrame(raw: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void {
+    if (this.closeInfo) return;
+    this.alive = true;
+    const data = toBuffer(raw);
+    if (!isBinary || data.length < 65) return this.fail(new AxleError(ErrorCode.MALFORMED, 'frame too short or not binary'));
+    if (!verifyFrame(data, this.context, this.dirIn, this.peer.pubkey)) {
+      return this.fail(new AxleError(ErrorCode.BAD_SIGNATURE, `frame from ${this.peer.id} has a bad signature`));
+    }
+    const body = data.subarray(64);
+    let env: unknown;
+    try {
+      env = this.codec.decode(body);
+    } catch (e) {
+      return this.fail(e instanceof AxleError ? e : new AxleError(ErrorCode.MALFORMED, errorText(e)));
+    }
+    if (!Array.isArray(env) || env.length !== 5) return this.fail(new AxleError(ErrorCode.MALFORMED, 'frame body is not an envelope'));
+    const [seq, from, kind, id, payload] = env as [unknown, unknown, unknown, unknown, unknown];
+    if (seq !== this.recvSeq) {
+      return this.fail(new AxleError(ErrorCode.BAD_SEQUENCE, `expected sequence ${this.recvSeq} from ${this.peer.id}, got ${String(seq)}`));
+    }
+    this.recvSeq++;
+    if (from !== this.peer.id) {
+      return this.fail(new AxleError(ErrorCode.SENDER_MISMATCH, `frame claims sender ${String(from)} on a connection authenticated as ${this.peer.id}`));
+    }
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) return this.fail(new AxleError(ErrorCode.MALFORMED, 'bad request id'));
+    switch (kind) {
+      case Kind.EVENT:
+      case Kind.REQUEST:
+        return this.dispatch(kind, id, payload);
+      case Kind.REPLY:
+      case Kind.ERROR:
+        return this.settle(kind, id, payload);
+      default:
+        return this.fail(new AxleError(ErrorCode.MALFORMED, `unknown envelope kind ${String(kind)}`));
+    }
+  }
+
+  private dispatch(kind: Kind, id: number, payload: unknown): void {
+    const issues: Issue[] = [];
+    const msg = messageSchema.parse(payload, '', issues);
+    if (msg === undefined || issues.length > 0) {
+      const err = new AxleError(ErrorCode.BAD_MESSAGE, `invalid message from ${this.peer.id}: ${formatIssues(issues)}`);
+      this.emit('bad_message', err);
+      if (kind === Kind.REQUEST) this.replyError(id, err);
+      return;
+    }
+    if (kind === Kind.EVENT) {
+      this.onEvent?.(msg, this);
+      return;
+    }
+    const handler = this.onRequest;
+    if (!handler) return this.replyError(id, new AxleError(ErrorCode.INVALID, `${this.selfId} does not take requests here`));
+    let result: Promise<Message> | Message;
+    try {
+      result = handler(msg, this);
+    } catch (e) {
+      return this.replyError(id, e);
+    }
+    Promise.resolve(result).then(
+      (reply) => {
+        if (this.isOpen) this.write(Kind.REPLY, id, reply);
+      },
+      (e: unknown) => this.replyError(id, e),
+    );
+  }
+
+  private replyError(id: number, e: unknown): void {
+    const err = e instanceof AxleError ? e : new AxleError(ErrorCode.INTERNAL, errorText(e));
+    if (!(e instanceof AxleError)) this.emit('handler_error', e);
+    if (this.isOpen) this.write(Kind.ERROR, id, { code: err.code, message: err.message });
+  }
+
+  private settle(kind: Kind, id: number, payload: unknown): void {
+    const p = this.pending.get(id);
+    if (!p) return; // a reply after its request timed out
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    const issues: Issue[] = [];
+    if (kind === Kind.ERROR) {
+      const er = errorReplySchema.parse(payload, '', issues);
+      if (!er) return p.reject(new AxleError(ErrorCode.BAD_MESSAGE, `malformed error reply from ${this.peer.id}`));
+      return p.reject(new AxleError(er.code as ErrorCode, er.message));
+    }
+    const msg = messageSchema.parse(payload, '', issues);
+    if (msg === undefined || issues.length > 0) {
+      return p.reject(new AxleError(ErrorCode.BAD_MESSAGE, `invalid reply from ${this.peer.id}: ${formatIssues(issues)}`));
+    }
+    p.resolve(msg);
+  }
+
+  private tick(): void {
+    if (!this.alive) {
+      return this.terminate(new AxleError(ErrorCode.KEEPALIVE, `${this.peer.id} did not answer keepalive pings; link presumed dead`));
+    }
+    this.alive = false;
+    if (this.socket.readyState === OPEN) this.socket.ping();
+  }
+
+  private finish(info: CloseInfo): void {
+    if (this.closeInfo) return;
+    const withError: CloseInfo = info.error || info.code < 4000 ? info : { ...info, error: new AxleError(errorForClose(info.code), info.reason) };
+    this.closeInfo = withError;
+    if (this.keepalive) clearInterval(this.keepalive);
+    for (const [, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(new AxleError(ErrorCode.CLOSED, `connection to ${this.peer.id} closed before an answer (${info.code} ${info.reason})`));
+    }
+    this.pending.clear();
+    this.resolveClosed(withError);
+    this.emit('close', withError);
+  }
+}

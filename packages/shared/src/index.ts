@@ -1,0 +1,37 @@
+/** @axle/shared: the protocol, keys, codec, config, logging and metrics every daemon uses. */
+export { AxleError, ErrorCode, errorText, isAxleError } from './errors.js';
+export { parseDuration, formatDuration } from './duration.js';
+export {
+  arr, bool, bytes, custom, def, duration, formatIssues, int, json, lit, num, obj, oneOf, opt, parse, record, str, tagged,
+} from './schema.js';
+export type { Infer, Issue, Json, Schema } from './schema.js';
+export {
+  fingerprint, fromBase64, generateKeyPair, loadKeyPair, loadOrCreateKeyPair, saveKeyPair, toBase64,
+} from './keys.js';
+export type { KeyPair } from './keys.js';
+export { Signer, signDetached, verifyDetached } from './sign.js';
+export { Codec, DEFAULT_LIMITS } from './codec.js';
+export type { CodecLimits } from './codec.js';
+export {
+  COMPLIANCE, RESULT_STATUS, envoyFilterSchema, messageSchema, runSchema, statsSchema, targetSchema, traitsSchema,
+} from './messages.js';
+export type {
+  Compliance, EnvoyFilter, EnvoySummary, Message, MessageOf, MessageType, ResourceResult, ResultStatus, Run, SpokeStats, SpokeTarget,
+} from './messages.js';
+export { CloseCode, CLOSE_REASONS } from './close-codes.js';
+export { PROTOCOL_VERSION } from './handshake.js';
+export { Connection } from './connection.js';
+export type { CloseInfo, PeerInfo, RequestHandler, EventHandler } from './connection.js';
+export type { FrameSocket } from './frame-socket.js';
+export { AxleServer } from './server.js';
+export type { AxleServerOptions, PeerClaim } from './server.js';
+export { connectPeer } from './client.js';
+export type { ConnectOptions } from './client.js';
+export { FailoverClient } from './failover.js';
+export type { FailoverOptions } from './failover.js';
+export { loadConfig, parseConfigText, hostPort, parseHostPort } from './config.js';
+export { createLogger, silentLogger } from './log.js';
+export type { Logger, LoggerOptions } from './log.js';
+export { Metrics, LatencyWindow } from './metrics.js';
+export { HANDLED, HttpError, Router, readBody, readJson, sendJson } from './http.js';
+export type { RouteContext, RouteHandler } from './http.js';

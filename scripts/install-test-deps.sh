@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the system packages the test suite uses (Debian): Chromium for the web UI tests,
+# promtool (package prometheus) for the alert rules, systemd-analyze for the unit files,
+# iproute2 for network-namespace fault tests. Skips what is already there.
+set -euo pipefail
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "install-test-deps: missing ${need[*]}; run this script as root (it uses apt-get)" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+echo "install-test-deps: chromium, promtool, systemd-analyze and ip are present"
