@@ -35,3 +35,5 @@ export type { Logger, LoggerOptions } from './log.js';
 export { Metrics, LatencyWindow } from './metrics.js';
 export { HANDLED, HttpError, Router, readBody, readJson, sendJson } from './http.js';
 export type { RouteContext, RouteHandler } from './http.js';
+export { runUntilSignalled, exitWithError } from './daemon.js';
+export type { Daemon } from './daemon.js';
