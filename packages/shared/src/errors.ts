@@ -29,6 +29,7 @@ export const ErrorCode = {
   UNTRUSTED: 'E_UNTRUSTED',
   INVALID: 'E_INVALID',
   NOT_FOUND: 'E_NOT_FOUND',
+  BUNDLE_REFUSED: 'E_BUNDLE_REFUSED',
   INTERNAL: 'E_INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

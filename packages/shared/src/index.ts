@@ -37,3 +37,7 @@ export { HANDLED, HttpError, Router, readBody, readJson, sendJson } from './http
 export type { RouteContext, RouteHandler } from './http.js';
 export { runUntilSignalled, exitWithError } from './daemon.js';
 export type { Daemon } from './daemon.js';
+export {
+  DEFAULT_BUNDLE_LIMITS, activateBundle, buildBundle, extractBundle, liveVersion, sha256, signBundle, verifyBundle,
+} from './bundle.js';
+export type { BundleLimits } from './bundle.js';
