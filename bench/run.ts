@@ -8,6 +8,9 @@ import { fmt, machine, printFigures, type Figure } from './lib.js';
  */
 const BENCHES: Record<string, () => Promise<{ run: () => Promise<Figure[]> }>> = {
   protocol: () => import('./protocol.js'),
+  envoy: () => import('./envoy.js'),
+  'hub-query': () => import('./hub-query.js'),
+  'hub-routing': () => import('./hub-routing.js'),
 };
 
 const only = process.argv.slice(2).filter((a) => !a.startsWith('-'));

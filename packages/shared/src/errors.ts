@@ -31,6 +31,11 @@ export const ErrorCode = {
   NOT_FOUND: 'E_NOT_FOUND',
   BUNDLE_REFUSED: 'E_BUNDLE_REFUSED',
   INTERNAL: 'E_INTERNAL',
+  RATE_LIMITED: 'E_RATE_LIMITED',
+  NO_ROUTE: 'E_NO_ROUTE',
+  BAD_TOKEN: 'E_BAD_TOKEN',
+  FORBIDDEN: 'E_FORBIDDEN',
+  CONFLICT: 'E_CONFLICT',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -1,0 +1,145 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  AxleError, ErrorCode, HANDLED, HttpError, Router, errorText, parse, sendJson, type Logger, type RouteContext, type Schema,
+} from '@axle/shared';
+import type { ApiAuth } from './auth.js';
+import type { HubConfig } from './config.js';
+import type { Mover } from './drain.js';
+import type { Enrollment } from './enroll.js';
+import type { Events } from './events.js';
+import type { Fleet } from './fleet.js';
+import type { ImportDeps } from './import.js';
+import type { HubMetrics } from './metrics.js';
+import type { ApiRole, ApiToken } from './model.js';
+import type { Queries } from './query.js';
+import type { StateStore } from './state.js';
+import type { Supervisor } from './supervisor.js';
+import type { Tokens } from './tokens.js';
+import { fleetRoutes } from './api-fleet.js';
+import { adminRoutes } from './api-admin.js';
+
+export interface ApiDeps {
+  state: StateStore;
+  tokens: Tokens;
+  fleet: Fleet;
+  enrollment: Enrollment;
+  mover: Mover;
+  queries: Queries;
+  supervisor: Supervisor;
+  auth: ApiAuth;
+  metrics: HubMetrics;
+  events: Events;
+  importDeps: ImportDeps;
+  log: Logger;
+  config: () => HubConfig;
+  info: () => Record<string, unknown>;
+  ready: () => { ready: boolean; why?: string };
+}
+
+export type Guarded = (ctx: RouteContext, token: ApiToken) => unknown;
+
+/** Wraps a handler with bearer auth for `role`, the per-token rate limit and a request log. */
+export function guard(d: ApiDeps, role: ApiRole, h: Guarded): (ctx: RouteContext) => Promise<unknown> {
+  return async (ctx) => {
+    let token: ApiToken;
+    try {
+      token = d.auth.check(ctx.req, role);
+    } catch (e) {
+      const retry = (e as { retryAfterS?: number }).retryAfterS;
+      if (retry !== undefined) ctx.res.setHeader('retry-after', String(retry));
+      throw e;
+    }
+    return h(ctx, token);
+  };
+}
+
+/** Validates a JSON body with a shared schema; a bad body is a 400 naming every problem. */
+export async function body<T>(ctx: RouteContext, schema: Schema<T>): Promise<T> {
+  return parse(schema, await ctx.body(), 'request body', ErrorCode.INVALID);
+}
+
+export function intParam(q: URLSearchParams, name: string, def: number, min: number, max: number): number {
+  const v = q.get(name);
+  if (v === null || v === '') return def;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new AxleError(ErrorCode.INVALID, `query parameter ${name} must be an integer from ${min} to ${max}, got "${v.slice(0, 40)}"`);
+  return n;
+}
+
+const STATUS_FOR: Partial<Record<string, number>> = {
+  [ErrorCode.FORBIDDEN]: 403,
+  [ErrorCode.RATE_LIMITED]: 429,
+  [ErrorCode.CONFLICT]: 409,
+  [ErrorCode.NO_ROUTE]: 503,
+  [ErrorCode.BAD_TOKEN]: 400,
+  [ErrorCode.BAD_KEY]: 400,
+  [ErrorCode.STALE_TERM]: 409,
+};
+
+/**
+ * The hub's HTTP surface: /healthz, /readyz, /metrics and the JSON API under /api/v1.
+ * Returns the request handler the AxleServer calls for plain HTTP.
+ */
+export function buildHttp(d: ApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  let router = make();
+  let maxBody = d.config().api.max_body_bytes;
+
+  function make(): Router {
+    const r = new Router({
+      maxBodyBytes: d.config().api.max_body_bytes,
+      onError: (e, ctx) => {
+        if (!(e instanceof AxleError) || (e instanceof HttpError && e.status >= 500) || e.code === ErrorCode.INTERNAL) {
+          d.log.warn({ requestId: ctx.requestId, path: ctx.req.url, err: errorText(e) }, 'API request failed');
+        }
+      },
+    });
+    r.get('/healthz', () => ({ ok: true }));
+    r.get('/readyz', (ctx) => {
+      const s = d.ready();
+      if (!s.ready) return sendJson(ctx.res, 503, { ready: false, why: s.why }), HANDLED;
+      return { ready: true };
+    });
+    r.get('/metrics', async (ctx) => {
+      const text = await d.metrics.m.text();
+      ctx.res.writeHead(200, { 'content-type': d.metrics.m.contentType });
+      ctx.res.end(text);
+      return HANDLED;
+    });
+    fleetRoutes(r, d);
+    adminRoutes(r, d);
+    return r;
+  }
+
+  return (req, res) => {
+    const limit = d.config().api.max_body_bytes;
+    if (limit !== maxBody) {
+      maxBody = limit;
+      router = make();
+    }
+    res.on('finish', () => d.metrics.api.inc({ status: `${Math.floor(res.statusCode / 100)}xx` }));
+    if (!router.handle(req, res)) {
+      sendJson(res, 404, { error: { code: ErrorCode.NOT_FOUND, message: `no route ${req.method} ${(req.url ?? '/').split('?')[0]}; the API is under /api/v1 (see API.md)` } });
+    }
+  };
+}
+
+/** Turns our error codes into HttpErrors with the right status (the shared router knows only its own). */
+export function httpError(e: unknown): unknown {
+  if (e instanceof AxleError && !(e instanceof HttpError)) {
+    const s = STATUS_FOR[e.code];
+    if (s !== undefined) return new HttpError(s, e.code, e.message);
+  }
+  return e;
+}
+
+/** Like guard(), also mapping thrown AxleErrors to their HTTP status. */
+export function route(d: ApiDeps, role: ApiRole, h: Guarded): (ctx: RouteContext) => Promise<unknown> {
+  const g = guard(d, role, h);
+  return async (ctx) => {
+    try {
+      return await g(ctx);
+    } catch (e) {
+      throw httpError(e);
+    }
+  };
+}

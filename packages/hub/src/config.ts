@@ -1,0 +1,150 @@
+import { join } from 'node:path';
+import {
+  AxleError, ErrorCode, arr, bool, custom, def, duration, formatIssues, fromBase64, hostPort, int, loadConfig, obj, oneOf, opt, str,
+  type Infer, type Issue,
+} from '@axle/shared';
+import { compilePattern, MAX_PATTERN_LENGTH } from './router.js';
+
+/** Every event the hub records and can send to webhooks. */
+export const EVENT_TYPES = [
+  'spoke.down', 'spoke.up', 'spoke.draining', 'spoke.drained', 'spoke.resumed',
+  'envoy.enrolled', 'envoy.pending', 'envoy.rejected', 'envoy.reassigned', 'envoy.rekey_allowed',
+  'move.started', 'move.finished', 'token.created', 'token.revoked',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+const id = () => str({ min: 1, max: 64, pattern: /^[A-Za-z0-9_.-]+$/, hint: 'must be an id (letters, digits, ".", "-", "_")' });
+
+const pubkey = () => custom('public key', (v) => {
+  if (typeof v !== 'string') throw new Error('expected the base64 public key printed by `keygen`');
+  fromBase64(v, 32, 'public key');
+  return v;
+});
+
+const pattern = () => custom('pattern', (v) => {
+  if (typeof v !== 'string' || v.length === 0) throw new Error('expected a non-empty hostname glob such as "*.dc1.*"');
+  if (v.length > MAX_PATTERN_LENGTH) throw new Error(`patterns are at most ${MAX_PATTERN_LENGTH} characters`);
+  compilePattern(v);
+  return v;
+});
+
+/** "hub" only: a spoke config handed to the hub is the commonest slip, so say so plainly. */
+const role = () => custom('role', (v) => {
+  if (v === 'hub') return 'hub' as const;
+  if (v === 'spoke') throw new Error('is "spoke", but this is the hub daemon: run axle-spoke with this file, or set role: hub');
+  throw new Error(`must be "hub", got ${JSON.stringify(v)}`);
+});
+
+/** `requests` per `per` with bursts up to `burst`: a token bucket, written the way people say it. */
+const rateLimit = (requests: number, perMs: number, burst: number) =>
+  def(obj({ requests: int({ min: 1, max: 1_000_000 }), per: def(duration({ min: 1 }), perMs), burst: def(int({ min: 1, max: 1_000_000 }), burst) }), () => ({
+    requests, per: perMs, burst,
+  }));
+
+const spokeSchema = obj({
+  id: id(),
+  addr: hostPort(),
+  patterns: def(arr(pattern(), { max: 64 }), []),
+  pubkey: pubkey(),
+  max_envoys: opt(int({ min: 0 })),
+});
+
+const autoFailoverSchema = obj({
+  enabled: def(bool(), false),
+  threshold: def(int({ min: 1, max: 1000 }), 3),
+  interval: def(duration({ min: 10 }), 30_000),
+  drain_batch: def(int({ min: 1, max: 10_000 }), 100),
+  drain_parallel: def(int({ min: 1, max: 64 }), 4),
+  drain_jitter: def(duration(), 1000),
+});
+
+const webhookSchema = obj({
+  url: custom('url', (v) => {
+    if (typeof v !== 'string') throw new Error('expected an http(s) URL');
+    const u = new URL(v);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('must be an http:// or https:// URL');
+    return v;
+  }),
+  secret: str({ min: 16, max: 256, hint: 'must be at least 16 characters' }),
+  events: def(arr(oneOf(EVENT_TYPES), { max: EVENT_TYPES.length }), () => [...EVENT_TYPES]),
+  max_attempts: def(int({ min: 1, max: 20 }), 5),
+  backoff: def(duration({ min: 1 }), 1000),
+  timeout: def(duration({ min: 1 }), 5000),
+});
+
+export const hubConfigSchema = obj({
+  server_id: id(),
+  listen: hostPort(),
+  data_dir: str({ min: 1, max: 1024 }),
+  key_file: opt(str({ min: 1, max: 1024 })),
+  config_dir: opt(str({ min: 1, max: 1024 })),
+  spanner: obj({
+    role: role(),
+    spokes: def(arr(spokeSchema, { max: 1000 }), []),
+    default_spoke: opt(id()),
+    auto_failover: def(autoFailoverSchema, () => ({ enabled: false, threshold: 3, interval: 30_000, drain_batch: 100, drain_parallel: 4, drain_jitter: 1000 })),
+    peers: def(arr(obj({ id: id(), addr: hostPort(), pubkey: pubkey() }), { max: 16 }), []),
+  }),
+  enrollment: def(obj({
+    approval: def(oneOf(['auto', 'manual'] as const), 'auto'),
+    rate_limit: rateLimit(30, 60_000, 10),
+  }), () => ({ approval: 'auto' as const, rate_limit: { requests: 30, per: 60_000, burst: 10 } })),
+  api: def(obj({
+    rate_limit: rateLimit(50, 1000, 100),
+    max_body_bytes: def(int({ min: 256, max: 64 * 1024 * 1024 }), 1024 * 1024),
+  }), () => ({ rate_limit: { requests: 50, per: 1000, burst: 100 }, max_body_bytes: 1024 * 1024 })),
+  webhooks: def(arr(webhookSchema, { max: 32 }), []),
+  limits: def(obj({
+    max_connections_per_ip: def(int({ min: 1 }), 1024),
+    max_handshakes_per_ip: def(int({ min: 1 }), 128),
+  }), () => ({ max_connections_per_ip: 1024, max_handshakes_per_ip: 128 })),
+  fanout: def(obj({
+    timeout: def(duration({ min: 1 }), 5000),
+    max_parallel: def(int({ min: 0, max: 10_000 }), 0),
+    retries: def(int({ min: 0, max: 10 }), 2),
+    backoff: def(duration({ min: 1 }), 100),
+  }), () => ({ timeout: 5000, max_parallel: 0, retries: 2, backoff: 100 })),
+});
+
+export type HubConfig = Infer<typeof hubConfigSchema>;
+export type SpokeConfig = HubConfig['spanner']['spokes'][number];
+export type WebhookConfig = HubConfig['webhooks'][number];
+
+/** Checks that need the whole config: unique ids, a default spoke that exists. */
+function crossCheck(c: HubConfig): Issue[] {
+  const issues: Issue[] = [];
+  const seen = new Set<string>();
+  c.spanner.spokes.forEach((s, i) => {
+    if (seen.has(s.id)) issues.push({ path: `spanner.spokes[${i}].id`, message: `duplicate spoke id "${s.id}"` });
+    seen.add(s.id);
+  });
+  if (c.spanner.default_spoke !== undefined && !seen.has(c.spanner.default_spoke)) {
+    issues.push({ path: 'spanner.default_spoke', message: `names "${c.spanner.default_spoke}", which is not in spanner.spokes` });
+  }
+  return issues;
+}
+
+export function loadHubConfig(file: string): HubConfig {
+  const c = loadConfig(file, hubConfigSchema);
+  const issues = crossCheck(c);
+  if (issues.length > 0) {
+    throw new AxleError(ErrorCode.BAD_CONFIG, `${file}: ${issues.length} problem(s) in config:\n${issues.map((i) => `${file}: ${i.path}: ${i.message}`).join('\n')}`);
+  }
+  return c;
+}
+
+/** Validates a config given as an object (tests, embedding); `source` names it in errors. */
+export function hubConfigFrom(raw: unknown, source = 'hub config'): HubConfig {
+  const issues: Issue[] = [];
+  const c = hubConfigSchema.parse(raw, '', issues);
+  if (c === undefined || issues.length > 0) {
+    throw new AxleError(ErrorCode.BAD_CONFIG, `${source}: ${formatIssues(issues.length > 0 ? issues : [{ path: '', message: 'is not valid' }])}`);
+  }
+  const more = crossCheck(c);
+  if (more.length > 0) throw new AxleError(ErrorCode.BAD_CONFIG, `${source}: ${formatIssues(more)}`);
+  return c;
+}
+
+export function keyFileOf(c: HubConfig): string {
+  return c.key_file ?? join(c.data_dir, 'hub.key');
+}

@@ -1,0 +1,278 @@
+import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  AxleError, AxleServer, ErrorCode, errorText, fingerprint, loadOrCreateKeyPair, parseHostPort, silentLogger, toBase64,
+  type Connection, type KeyPair, type Logger, type Message, type PeerClaim,
+} from '@axle/shared';
+import { ApiAuth } from './auth.js';
+import { buildHttp } from './api.js';
+import { keyFileOf, loadHubConfig, type HubConfig } from './config.js';
+import { Mover } from './drain.js';
+import { Enrollment } from './enroll.js';
+import { Epochs } from './epochs.js';
+import { Events } from './events.js';
+import { Fleet } from './fleet.js';
+import { HubMetrics } from './metrics.js';
+import { Queries } from './query.js';
+import { Router } from './router.js';
+import { SpokeLinks } from './spoke-links.js';
+import { StateStore } from './state.js';
+import { Supervisor } from './supervisor.js';
+import { Tokens, hashSecret, newSecret } from './tokens.js';
+import { Webhooks } from './webhooks.js';
+import type { ImportDeps } from './import.js';
+
+const ADMIN_TOKEN_ID = 'admin';
+
+interface Parts {
+  state: StateStore;
+  keyPair: KeyPair;
+  tokens: Tokens;
+  fleet: Fleet;
+  links: SpokeLinks;
+  events: Events;
+  webhooks: Webhooks;
+  metrics: HubMetrics;
+  enrollment: Enrollment;
+  mover: Mover;
+  supervisor: Supervisor;
+  queries: Queries;
+  auth: ApiAuth;
+  server: AxleServer;
+}
+
+/**
+ * The hub daemon: enrollment routing, the envoy directory, fan-out queries, spoke health,
+ * auto-failover and manual moves, the HTTP API and webhooks. All durable state goes through
+ * one StateStore (see state.ts).
+ */
+export class Hub {
+  private cfg: HubConfig;
+  private router: Router;
+  private readonly log: Logger;
+  private p: Parts | undefined;
+  private listenAddr = '';
+  private adminSecret = '';
+  private stopping = false;
+
+  constructor(config: HubConfig, private readonly o: { logger?: Logger; configFile?: string } = {}) {
+    this.cfg = config;
+    this.log = o.logger ?? silentLogger();
+    this.router = new Router(config.spanner.spokes, config.spanner.default_spoke);
+  }
+
+  get addr(): string {
+    return this.listenAddr;
+  }
+
+  get publicKey(): Uint8Array {
+    if (!this.p) throw new AxleError(ErrorCode.INTERNAL, 'the hub is not started');
+    return this.p.keyPair.publicKey;
+  }
+
+  get adminToken(): string {
+    return this.adminSecret || readFileSync(this.adminTokenFile, 'utf8').trim();
+  }
+
+  get config(): HubConfig {
+    return this.cfg;
+  }
+
+  private get adminTokenFile(): string {
+    return join(this.cfg.data_dir, 'admin.token');
+  }
+
+  async start(): Promise<void> {
+    const cfg = this.cfg;
+    const log = this.log;
+    const { keyPair, created } = loadOrCreateKeyPair(keyFileOf(cfg));
+    if (created) log.info({ keyFile: keyFileOf(cfg) }, 'created hub key');
+    const state = await StateStore.open(cfg.data_dir);
+    try {
+      const config = () => this.cfg;
+      const router = () => this.router;
+      const tokens = new Tokens(state);
+      const fleet = new Fleet(state, cfg);
+      const links = new SpokeLinks({ id: cfg.server_id, keyPair }, log);
+      links.sync(cfg.spanner.spokes);
+      const events = new Events(state, log);
+      const webhooks = new Webhooks(state, log);
+      webhooks.configure(cfg.webhooks);
+      events.on('event', (ev) => webhooks.onEvent(ev));
+      const metrics = new HubMetrics(fleet, state);
+      const epochs = new Epochs(state);
+      const hubAddrs = () => this.hubAddrs();
+      const enrollment = new Enrollment({ state, tokens, fleet, links, epochs, events, metrics, log, config, router, hubAddrs });
+      let supervisor: Supervisor | undefined;
+      const mover = new Mover({
+        state, fleet, links, epochs, events, metrics, log, config, router,
+        onMoved: (id) => {
+          if (fleet.has(id) && fleet.health.get(id).online) void supervisor?.flushReleases(id).catch(() => undefined);
+        },
+      });
+      supervisor = new Supervisor({ state, fleet, links, mover, events, metrics, log, config });
+      const queries = new Queries({ state, fleet, links, metrics, config });
+      const auth = new ApiAuth(tokens, cfg.api.rate_limit, this.adminTokenFile);
+      await this.ensureAdminToken(tokens, state);
+      await this.markInterruptedMoves(state);
+      const importDeps: ImportDeps = { state, fleet, links, epochs, events, log, config, router };
+      const { host, port } = parseHostPort(cfg.listen);
+      const partsForHttp = { state, tokens, fleet, enrollment, mover, queries, supervisor, auth, metrics, events, importDeps, log, config };
+      const server = new AxleServer({
+        host, port, id: cfg.server_id, keyPair,
+        maxConnectionsPerIp: cfg.limits.max_connections_per_ip,
+        maxHandshakesPerIp: cfg.limits.max_handshakes_per_ip,
+        authenticate: (claim) => this.authenticate(claim),
+        onConnection: (conn) => this.onConnection(conn),
+        http: buildHttp({ ...partsForHttp, info: () => this.info(), ready: () => this.readiness() }),
+        onError: (e, ip) => log.debug({ source: ip, err: errorText(e) }, 'connection refused'),
+      });
+      this.p = { state, keyPair, tokens, fleet, links, events, webhooks, metrics, enrollment, mover, supervisor, queries, auth, server };
+      const a = await server.listen();
+      this.listenAddr = `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
+      supervisor.start();
+      log.info({ port: a.port, addr: this.listenAddr, publicKey: toBase64(keyPair.publicKey), fingerprint: fingerprint(keyPair.publicKey), term: state.term, spokes: fleet.ids().length, envoys: state.envoys.size }, 'listening');
+    } catch (e) {
+      await state.close().catch(() => undefined);
+      this.p = undefined;
+      throw e;
+    }
+  }
+
+  /** Writes a random admin token to <data_dir>/admin.token (0600) on first start; keeps the store in step with the file. */
+  private async ensureAdminToken(tokens: Tokens, state: StateStore): Promise<void> {
+    const file = this.adminTokenFile;
+    let secret: string;
+    if (existsSync(file)) {
+      secret = readFileSync(file, 'utf8').trim();
+      if (secret.length < 16) throw new AxleError(ErrorCode.BAD_CONFIG, `${file} holds no usable token; delete it and restart the hub to make a new one`);
+    } else {
+      secret = newSecret('axa');
+      const tmp = `${file}.tmp-${process.pid}`;
+      writeFileSync(tmp, `${secret}\n`, { mode: 0o600 });
+      chmodSync(tmp, 0o600);
+      renameSync(tmp, file);
+      this.log.info({ file }, 'wrote the admin API token; use it with the axle CLI (--token or AXLE_TOKEN)');
+    }
+    const cur = state.apiTokens.get(ADMIN_TOKEN_ID);
+    if (!cur || cur.hash !== hashSecret(secret) || cur.revokedAt !== undefined) await tokens.createApi('admin', 'admin', secret, ADMIN_TOKEN_ID);
+    this.adminSecret = secret;
+  }
+
+  /** A move that was running when the hub stopped did not finish; say so rather than leave it "running". */
+  private async markInterruptedMoves(state: StateStore): Promise<void> {
+    for (const m of state.moves.values()) {
+      if (m.state === 'running') await state.apply({ kind: 'move.put', move: { ...m, state: 'interrupted', finishedAt: Date.now() } });
+    }
+  }
+
+  private hubAddrs(): string[] {
+    const out: string[] = [];
+    const { host } = parseHostPort(this.cfg.listen);
+    if (host !== '0.0.0.0' && host !== '::' && this.listenAddr) out.push(this.listenAddr);
+    for (const p of this.cfg.spanner.peers) out.push(p.addr);
+    return out;
+  }
+
+  private authenticate(claim: PeerClaim): { role: string } {
+    if (claim.role === 'envoy') return { role: 'envoy' };
+    if (claim.role === 'spoke') {
+      const s = this.cfg.spanner.spokes.find((x) => x.id === claim.id);
+      if (!s) throw new AxleError(ErrorCode.UNKNOWN_KEY, `spoke "${claim.id}" is not in this hub's spanner.spokes; add it (id, addr, patterns, pubkey) and reload the hub`);
+      if (s.pubkey !== toBase64(claim.pubkey)) {
+        throw new AxleError(ErrorCode.UNKNOWN_KEY, `spoke "${claim.id}" presented key ${fingerprint(claim.pubkey)}, not the pubkey in the hub config; run axle-spoke keygen and update spanner.spokes`);
+      }
+      return { role: 'spoke' };
+    }
+    throw new AxleError(ErrorCode.UNKNOWN_KEY, `role "${claim.role}" is not served by the hub (envoys enroll and locate here; spokes push status)`);
+  }
+
+  private onConnection(conn: Connection): void {
+    const p = this.p;
+    if (!p) return conn.close();
+    if (conn.peer.role === 'envoy') {
+      conn.onRequest = async (msg: Message, c: Connection): Promise<Message> => {
+        if (msg.type === 'enroll') return p.enrollment.enroll(msg, c);
+        if (msg.type === 'locate') return p.enrollment.locate(msg, c);
+        throw new AxleError(ErrorCode.INVALID, `the hub serves envoys only enroll and locate, not ${msg.type}; send check-ins and reports to your spoke`);
+      };
+      conn.onEvent = () => undefined;
+      return;
+    }
+    if (conn.peer.role === 'spoke') {
+      const id = conn.peer.id;
+      conn.onRequest = (msg: Message): Message => {
+        if (msg.type !== 'status') throw new AxleError(ErrorCode.INVALID, `the hub takes only status pushes from spokes, not ${msg.type}`);
+        if (msg.stats.spokeId !== id) throw new AxleError(ErrorCode.INVALID, `status for spoke ${msg.stats.spokeId} on a connection authenticated as ${id}`);
+        if (!p.fleet.has(id)) throw new AxleError(ErrorCode.UNKNOWN_KEY, `spoke ${id} is no longer in the hub config`);
+        p.supervisor.onStatus(id, msg.stats);
+        return { type: 'status_ok', term: p.state.term };
+      };
+      conn.onEvent = () => undefined;
+      return;
+    }
+    conn.close();
+  }
+
+  private info(): Record<string, unknown> {
+    const p = this.p!;
+    return {
+      id: this.cfg.server_id, addr: this.listenAddr, publicKey: toBase64(p.keyPair.publicKey), fingerprint: fingerprint(p.keyPair.publicKey),
+      term: p.state.term, role: 'primary', logSeq: p.state.lastSeq, envoys: p.state.envoys.size,
+      spokes: Object.fromEntries(p.fleet.ids().map((id) => [id, p.fleet.state(id)])),
+      pendingEnrollments: p.state.pending.size, approval: this.cfg.enrollment.approval,
+      autoFailover: this.cfg.spanner.auto_failover,
+    };
+  }
+
+  private readiness(): { ready: boolean; why?: string } {
+    if (!this.p || this.stopping) return { ready: false, why: 'the hub is starting or stopping' };
+    return { ready: true };
+  }
+
+  /** Re-reads the config file: spokes added, removed or changed without dropping other links. */
+  async reload(): Promise<void> {
+    const file = this.o.configFile;
+    if (!file) throw new AxleError(ErrorCode.INVALID, 'this hub was started without a config file; nothing to reload');
+    const next = loadHubConfig(file);
+    const fixed = ['server_id', 'listen', 'data_dir', 'key_file'] as const;
+    const ignored = fixed.filter((k) => next[k] !== this.cfg[k]);
+    if (ignored.length > 0) this.log.warn({ keys: ignored }, 'these settings take effect only after a restart');
+    const merged: HubConfig = { ...next, server_id: this.cfg.server_id, listen: this.cfg.listen, data_dir: this.cfg.data_dir, ...(this.cfg.key_file !== undefined ? { key_file: this.cfg.key_file } : {}) };
+    const router = new Router(merged.spanner.spokes, merged.spanner.default_spoke);
+    this.cfg = merged;
+    this.router = router;
+    const p = this.p;
+    if (!p) return;
+    p.fleet.configure(merged);
+    const diff = p.links.sync(merged.spanner.spokes);
+    for (const id of diff.removed) p.fleet.health.forget(id);
+    for (const c of p.server.connections) {
+      if (c.peer.role === 'spoke' && !p.fleet.has(c.peer.id)) c.close();
+    }
+    p.enrollment.reconfigure();
+    p.auth.configure(merged.api.rate_limit);
+    p.webhooks.configure(merged.webhooks);
+    this.log.info({ ...diff, spokes: p.fleet.ids() }, 'config reloaded');
+    for (const id of [...diff.added, ...diff.changed]) void p.supervisor.probe(id);
+  }
+
+  async stop(): Promise<void> {
+    const p = this.p;
+    if (!p || this.stopping) return;
+    this.stopping = true;
+    await p.supervisor.stop();
+    await p.mover.stop();
+    p.webhooks.stop();
+    await p.server.close(500);
+    p.links.closeAll();
+    await p.state.close();
+    this.p = undefined;
+    this.stopping = false;
+  }
+
+  /** For tests and benchmarks in this package: the live parts. */
+  get internals(): Parts | undefined {
+    return this.p;
+  }
+}

@@ -1,0 +1,101 @@
+import { AxleError, ErrorCode, errorText, fromBase64, type Logger } from '@axle/shared';
+import type { HubConfig } from './config.js';
+import type { Epochs } from './epochs.js';
+import type { Events } from './events.js';
+import type { Fleet } from './fleet.js';
+import type { Change, EnvoyRecord } from './model.js';
+import type { Router } from './router.js';
+import type { SpokeLinks } from './spoke-links.js';
+import type { StateStore } from './state.js';
+
+export interface ImportDeps {
+  state: StateStore;
+  fleet: Fleet;
+  links: SpokeLinks;
+  epochs: Epochs;
+  events: Events;
+  log: Logger;
+  config: () => HubConfig;
+  router: () => Router;
+}
+
+export interface ImportResult {
+  imported: number;
+  already: number;
+  conflicts: string[];
+  unrouted: string[];
+  failed: number;
+  errors: string[];
+  perSpoke: Record<string, number>;
+}
+
+const CHUNK = 1000;
+
+/**
+ * Registers envoys whose keys are already known (a fleet migrated from another system, or
+ * pre-provisioned hosts) without a join token each: the same routing, adopt-then-record
+ * path as enrollment, in batches of up to 1000 per spoke.
+ */
+export async function importEnvoys(d: ImportDeps, list: { hostname: string; pubkey: string }[], by: string): Promise<ImportResult> {
+  const res: ImportResult = { imported: 0, already: 0, conflicts: [], unrouted: [], failed: 0, errors: [], perSpoke: {} };
+  const groups = new Map<string, { hostname: string; pubkey: string }[]>();
+  const holds: (() => void)[] = [];
+  const seen = new Set<string>();
+  const router = d.router();
+  try {
+    for (const e of list) {
+      fromBase64(e.pubkey, 32, `public key of ${e.hostname}`);
+      if (seen.has(e.hostname)) throw new AxleError(ErrorCode.INVALID, `"${e.hostname}" appears twice in the import`);
+      seen.add(e.hostname);
+      const cur = d.state.envoys.get(e.hostname);
+      if (cur) {
+        if (cur.pubkey === e.pubkey) res.already++;
+        else res.conflicts.push(e.hostname);
+        continue;
+      }
+      let target: string | undefined;
+      try {
+        target = router.candidates(e.hostname, (id) => d.fleet.refusal(id))[0]?.spokeId;
+      } catch {
+        target = undefined;
+      }
+      if (target === undefined) {
+        res.unrouted.push(e.hostname);
+        continue;
+      }
+      holds.push(d.fleet.hold(target));
+      let g = groups.get(target);
+      if (!g) groups.set(target, (g = []));
+      g.push(e);
+    }
+    await Promise.all([...groups].map(async ([spokeId, items]) => {
+      for (let i = 0; i < items.length; i += CHUNK) {
+        const chunk = items.slice(i, i + CHUNK);
+        try {
+          const first = await d.epochs.take(chunk.length);
+          await d.links.get(spokeId).request({
+            type: 'adopt', term: d.state.term,
+            envoys: chunk.map((e, j) => ({ hostname: e.hostname, pubkey: fromBase64(e.pubkey, 32), epoch: first + j })),
+          }, Math.max(d.config().fanout.timeout, 30_000), 'adopted');
+          const now = Date.now();
+          const changes: Change[] = chunk.map((e, j): Change => {
+            const envoy: EnvoyRecord = { hostname: e.hostname, pubkey: e.pubkey, spokeId, epoch: first + j, enrolledAt: now, assignedAt: now };
+            return { kind: 'envoy.assign', envoy, reason: 'import' };
+          });
+          changes.push(d.events.change('envoy.enrolled', { spoke: spokeId, via: 'import', by, count: chunk.length, hostnames: chunk.slice(0, 100).map((e) => e.hostname) }));
+          await d.state.applyAll(changes);
+          d.events.published(changes);
+          res.imported += chunk.length;
+          res.perSpoke[spokeId] = (res.perSpoke[spokeId] ?? 0) + chunk.length;
+        } catch (e) {
+          res.failed += chunk.length;
+          if (res.errors.length < 10) res.errors.push(`${spokeId}: ${errorText(e)}`);
+          d.log.warn({ spoke: spokeId, count: chunk.length, err: errorText(e) }, 'import batch failed');
+        }
+      }
+    }));
+  } finally {
+    for (const h of holds) h();
+  }
+  return res;
+}

@@ -1,0 +1,11 @@
+/** @axle/hub: the single entry point of an Axle fleet. */
+export { Hub } from './hub.js';
+export { hubConfigSchema, loadHubConfig, hubConfigFrom, keyFileOf, EVENT_TYPES } from './config.js';
+export type { HubConfig, EventType } from './config.js';
+export { Router as HostRouter, compilePattern, MAX_PATTERN_LENGTH, MAX_BRACE_EXPANSION } from './router.js';
+export { kWayMerge, encodeCursor, decodeCursor } from './merge.js';
+export { RateLimiter } from './ratelimit.js';
+export { signWebhook, verifyWebhook, SIGNATURE_HEADER, TIMESTAMP_HEADER } from './webhooks.js';
+export { fanOut } from './fanout.js';
+export type { Outcome, SpokeAnswer } from './fanout.js';
+export type { Change, EnvoyRecord, Move, HubEvent, Delivery } from './model.js';

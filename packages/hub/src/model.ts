@@ -1,0 +1,141 @@
+import type { EventType } from './config.js';
+
+/**
+ * The hub's durable records and the one `Change` union through which every one of them is
+ * written. Replication (a later issue) ships the ordered log of these changes.
+ */
+
+export interface EnvoyRecord {
+  hostname: string;
+  /** base64 of the 32-byte Ed25519 key the envoy enrolled with. */
+  pubkey: string;
+  spokeId: string;
+  epoch: number;
+  enrolledAt: number;
+  assignedAt: number;
+}
+
+export interface JoinToken {
+  id: string;
+  /** sha256 hex of the secret; the secret itself is shown once, at creation. */
+  hash: string;
+  createdAt: number;
+  createdBy: string;
+  expiresAt?: number;
+  maxUses?: number;
+  uses: number;
+  /** Host name glob the token may enroll, e.g. "*.dc1.*". */
+  pattern?: string;
+  note?: string;
+  revokedAt?: number;
+}
+
+export type ApiRole = 'admin' | 'viewer';
+
+export interface ApiToken {
+  id: string;
+  hash: string;
+  role: ApiRole;
+  name: string;
+  createdAt: number;
+  revokedAt?: number;
+}
+
+export interface PendingEnrollment {
+  hostname: string;
+  pubkey: string;
+  tokenId: string;
+  source: string;
+  requestedAt: number;
+}
+
+export interface RekeyAllowance {
+  hostname: string;
+  by: string;
+  until: number;
+}
+
+export type SpokeAdminState = 'active' | 'draining' | 'drained';
+
+export interface SpokeAdmin {
+  id: string;
+  state: SpokeAdminState;
+  /** True when auto-failover set the state: recovery undoes it by itself. */
+  auto: boolean;
+  reason: string;
+  since: number;
+  moveId?: string;
+}
+
+export type MoveKind = 'drain' | 'reassign' | 'failover';
+export type MoveState = 'running' | 'done' | 'cancelled' | 'interrupted' | 'failed';
+
+export interface Move {
+  id: string;
+  kind: MoveKind;
+  from?: string;
+  to?: string;
+  match?: string;
+  state: MoveState;
+  total: number;
+  moved: number;
+  /** Already where they were asked to go (a repeated move is a no-op). */
+  already: number;
+  /** No target could take them (over quota, none healthy). */
+  skipped: number;
+  failed: number;
+  startedAt: number;
+  finishedAt?: number;
+  by: string;
+  errors: string[];
+}
+
+export interface HubEvent {
+  seq: number;
+  at: number;
+  type: EventType;
+  data: Record<string, unknown>;
+}
+
+export type DeliveryStatus = 'pending' | 'retrying' | 'delivered' | 'failed';
+
+export interface Delivery {
+  id: string;
+  eventSeq: number;
+  type: EventType;
+  url: string;
+  status: DeliveryStatus;
+  attempts: number;
+  lastStatus?: number;
+  lastError?: string;
+  createdAt: number;
+  updatedAt: number;
+  nextAttemptAt?: number;
+}
+
+export type AssignReason = 'enroll' | 'import' | 'reassign' | 'drain' | 'failover';
+
+export type Change =
+  | { kind: 'term.set'; term: number }
+  | { kind: 'epoch.reserve'; upTo: number }
+  | { kind: 'envoy.assign'; envoy: EnvoyRecord; reason: AssignReason; from?: string }
+  | { kind: 'envoy.remove'; hostname: string }
+  | { kind: 'envoy.rekey_allow'; allowance: RekeyAllowance }
+  | { kind: 'release.done'; spokeId: string; hostnames: string[] }
+  /** Create, use and revoke alike write the whole record; writers of one token serialize themselves. */
+  | { kind: 'token.put'; token: JoinToken }
+  | { kind: 'apitoken.put'; token: ApiToken }
+  | { kind: 'pending.add'; enrollment: PendingEnrollment }
+  | { kind: 'pending.remove'; hostname: string }
+  | { kind: 'spoke.admin'; admin: SpokeAdmin }
+  | { kind: 'move.put'; move: Move }
+  | { kind: 'event.add'; event: HubEvent }
+  | { kind: 'delivery.put'; delivery: Delivery };
+
+export type ChangeKind = Change['kind'];
+
+export interface LogEntry {
+  seq: number;
+  at: number;
+  change: Change;
+}

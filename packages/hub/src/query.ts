@@ -1,0 +1,147 @@
+import { AxleError, ErrorCode, type EnvoyFilter, type EnvoySummary, type Run, type SpokeStats } from '@axle/shared';
+import type { HubConfig } from './config.js';
+import { fanOut, type Outcome, type SpokeAnswer } from './fanout.js';
+import type { Fleet } from './fleet.js';
+import type { HubMetrics } from './metrics.js';
+import { decodeCursor, encodeCursor, kWayMerge } from './merge.js';
+import type { SpokeLinks } from './spoke-links.js';
+import type { StateStore } from './state.js';
+
+export interface QueryDeps {
+  state: StateStore;
+  fleet: Fleet;
+  links: SpokeLinks;
+  metrics: HubMetrics;
+  config: () => HubConfig;
+}
+
+export interface SpokeReport {
+  id: string;
+  outcome: Outcome;
+  ms: number;
+  attempts: number;
+}
+
+export interface Coverage {
+  /** Envoys in the directory on spokes that answered. */
+  answered: number;
+  /** Envoys in the directory on the spokes asked. */
+  total: number;
+  ratio: number;
+}
+
+export interface EnvoyPage {
+  items: EnvoySummary[];
+  cursor: string | null;
+  spokes: SpokeReport[];
+  coverage: Coverage;
+  partial: boolean;
+}
+
+export interface FleetStats {
+  envoys: number;
+  connected: number;
+  compliance: { compliant: number; noncompliant: number; unknown: number };
+  complianceRatio: number;
+  checkinsPerMinute: number;
+  perSpoke: (SpokeStats & { state: string })[];
+  spokes: SpokeReport[];
+  coverage: Coverage;
+  partial: boolean;
+}
+
+/**
+ * Queries that fan out to spokes: the envoy list (k-way merged by host name, paged with a
+ * composite per-spoke cursor), one envoy's detail, fleet stats (summed), spoke detail.
+ * Every answer says how each spoke fared and what share of the directory it covers.
+ */
+export class Queries {
+  constructor(private readonly d: QueryDeps) {}
+
+  private opts() {
+    const f = this.d.config().fanout;
+    return { timeoutMs: f.timeout, maxParallel: f.max_parallel, retries: f.retries, backoffMs: f.backoff };
+  }
+
+  private targets(spokes?: string[]): string[] {
+    if (!spokes || spokes.length === 0) return this.d.fleet.ids();
+    for (const s of spokes) this.d.fleet.config(s);
+    return spokes;
+  }
+
+  private report<T>(answers: SpokeAnswer<T>[], query: string): { spokes: SpokeReport[]; coverage: Coverage; partial: boolean } {
+    let answered = 0;
+    let total = 0;
+    for (const a of answers) {
+      const n = this.d.state.countOn(a.spokeId);
+      total += n;
+      if (a.outcome === 'ok') answered += n;
+      this.d.metrics.fanoutOutcomes.inc({ spoke: a.spokeId, outcome: a.outcome.startsWith('error') ? 'error' : a.outcome });
+      if (query === 'stats' || query === 'list') {
+        if (a.outcome === 'ok') this.d.fleet.health.get(a.spokeId).lastOkAt = Date.now();
+      }
+    }
+    return {
+      spokes: answers.map((a) => ({ id: a.spokeId, outcome: a.outcome, ms: a.ms, attempts: a.attempts })),
+      coverage: { answered, total, ratio: total === 0 ? 1 : answered / total },
+      partial: answers.some((a) => a.outcome !== 'ok'),
+    };
+  }
+
+  async listEnvoys(filter: Omit<EnvoyFilter, 'after' | 'limit'>, o: { limit: number; cursor?: string | null; spokes?: string[] }): Promise<EnvoyPage> {
+    const stop = this.d.metrics.fanoutDuration.startTimer({ query: 'list' });
+    const cursor = decodeCursor(o.cursor);
+    const ids = this.targets(o.spokes);
+    const { links, state } = this.d;
+    const answers = await fanOut(ids, async (id, timeoutMs) => {
+      const f: EnvoyFilter = { ...filter, limit: o.limit, ...(cursor[id] !== undefined ? { after: cursor[id] } : {}) };
+      return links.get(id).request({ type: 'list_envoys', term: state.term, filter: f }, timeoutMs, 'envoy_page');
+    }, this.opts());
+    const pages = answers.filter((a) => a.value).map((a) => ({ source: a.spokeId, items: a.value!.items, more: a.value!.more }));
+    const merged = kWayMerge(pages, (e) => e.hostname, o.limit);
+    const next = { ...cursor, ...merged.taken };
+    stop();
+    return { items: merged.items, cursor: merged.more ? encodeCursor(next) : null, ...this.report(answers, 'list') };
+  }
+
+  async envoy(hostname: string, runs: number): Promise<{ directory: unknown; detail?: { envoy?: EnvoySummary; traits?: unknown; runs: Run[] }; spoke: SpokeReport }> {
+    const rec = this.d.state.envoys.get(hostname);
+    if (!rec) throw new AxleError(ErrorCode.NOT_FOUND, `no envoy "${hostname}" in the directory; list envoys with GET /api/v1/envoys?match=GLOB`);
+    const [a] = await fanOut([rec.spokeId], (id, t) => this.d.links.get(id).request({ type: 'get_envoy', term: this.d.state.term, hostname, runs }, t, 'envoy_detail'), this.opts());
+    const ans = a!;
+    return {
+      directory: { ...rec, state: this.d.fleet.has(rec.spokeId) ? this.d.fleet.state(rec.spokeId) : 'unknown' },
+      ...(ans.value ? { detail: { ...(ans.value.envoy ? { envoy: ans.value.envoy } : {}), ...(ans.value.traits ? { traits: ans.value.traits } : {}), runs: ans.value.runs } } : {}),
+      spoke: { id: ans.spokeId, outcome: ans.outcome, ms: ans.ms, attempts: ans.attempts },
+    };
+  }
+
+  async stats(spokes?: string[]): Promise<FleetStats> {
+    const stop = this.d.metrics.fanoutDuration.startTimer({ query: 'stats' });
+    const ids = this.targets(spokes);
+    const answers = await fanOut(ids, (id, t) => this.d.links.get(id).request({ type: 'stats', term: this.d.state.term }, t, 'stats_result'), this.opts());
+    const sum = { envoys: 0, connected: 0, compliance: { compliant: 0, noncompliant: 0, unknown: 0 }, checkinsPerMinute: 0 };
+    const perSpoke: FleetStats['perSpoke'] = [];
+    for (const a of answers) {
+      if (!a.value) continue;
+      const s = a.value.stats;
+      this.d.fleet.health.get(a.spokeId).stats = s;
+      this.d.fleet.health.get(a.spokeId).statsAt = Date.now();
+      sum.envoys += s.envoys;
+      sum.connected += s.connected;
+      sum.compliance.compliant += s.compliance.compliant;
+      sum.compliance.noncompliant += s.compliance.noncompliant;
+      sum.compliance.unknown += s.compliance.unknown;
+      sum.checkinsPerMinute += s.checkinsPerMinute;
+      perSpoke.push({ ...s, state: this.d.fleet.state(a.spokeId) });
+    }
+    const judged = sum.compliance.compliant + sum.compliance.noncompliant;
+    stop();
+    return { ...sum, complianceRatio: judged === 0 ? 1 : sum.compliance.compliant / judged, perSpoke, ...this.report(answers, 'stats') };
+  }
+
+  async recentRuns(spokeId: string, limit: number): Promise<{ runs: Run[]; outcome: Outcome }> {
+    const [a] = await fanOut([spokeId], (id, t) => this.d.links.get(id).request({ type: 'list_runs', term: this.d.state.term, limit }, t, 'run_list'), this.opts());
+    return { runs: a?.value?.runs ?? [], outcome: a?.outcome ?? 'unreachable' };
+  }
+}
