@@ -8,6 +8,7 @@ import { fmt, machine, printFigures, type Figure } from './lib.js';
  */
 const BENCHES: Record<string, () => Promise<{ run: () => Promise<Figure[]> }>> = {
   protocol: () => import('./protocol.js'),
+  'spoke-checkin': () => import('./spoke-checkin.js'),
   envoy: () => import('./envoy.js'),
   'hub-query': () => import('./hub-query.js'),
   'hub-routing': () => import('./hub-routing.js'),

@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { createLogger, exitWithError, loadOrCreateKeyPair, runUntilSignalled, toBase64 } from '@axle/shared';
+import { Spoke, keyFileOf, loadSpokeConfig } from '../index.js';
+
+/** `axle-spoke --config FILE` runs the daemon; `axle-spoke keygen --config FILE` prints its public key. */
+const program = new Command('axle-spoke')
+  .description('Axle spoke: serves check-ins and run reports for the envoys it owns, and answers the hub')
+  .option('-c, --config <file>', 'spoke config (YAML)')
+  .action(async (o: { config?: string }) => {
+    let spoke: Spoke;
+    try {
+      if (!o.config) throw new Error('--config FILE is required (the spoke YAML config)');
+      const config = loadSpokeConfig(o.config);
+      const log = createLogger({ daemon: 'spoke', id: config.spanner.spoke_id });
+      spoke = new Spoke(config, { logger: log });
+      await spoke.start();
+      runUntilSignalled(spoke, log);
+    } catch (e) {
+      exitWithError(e, 'axle-spoke');
+    }
+  });
+
+program
+  .command('keygen')
+  .description("print the base64 public key of the spoke's key_file, creating the key if missing")
+  .requiredOption('-c, --config <file>', 'spoke config (YAML)')
+  .action((o: { config: string }) => {
+    try {
+      const file = keyFileOf(loadSpokeConfig(o.config));
+      const { keyPair, created } = loadOrCreateKeyPair(file);
+      if (created) process.stderr.write(`created ${file}\n`);
+      process.stdout.write(`${toBase64(keyPair.publicKey)}\n`);
+    } catch (e) {
+      exitWithError(e, 'axle-spoke keygen');
+    }
+  });
+
+program.enablePositionalOptions();
+await program.parseAsync(process.argv);

@@ -1,0 +1,205 @@
+import {
+  AxleError, CloseCode, ErrorCode, fingerprint, type Connection, type Json, type Logger, type Message, type MessageOf, type PeerClaim, type Run,
+} from '@axle/shared';
+import { createHash } from 'node:crypto';
+import type { Fleet } from './fleet.js';
+import type { Activity, SpokeMetrics } from './metrics.js';
+import type { EnvoyRecord, Store } from './store.js';
+
+export interface EnvoyServiceDeps {
+  fleet: Fleet;
+  store: Store;
+  metrics: SpokeMetrics;
+  activity: Activity;
+  log: Logger;
+  keepRuns: number;
+  term: () => number;
+  configVersion: () => number;
+}
+
+type Redirect = MessageOf<'redirect'>;
+
+/**
+ * Serves envoy connections: check-ins, run reports and the redirects that move an envoy
+ * to the spoke that owns it now. A report is acknowledged only once its write is durable,
+ * and a run id is stored at most once per envoy however often it is resent.
+ */
+export class EnvoyService {
+  /** Reports whose writes are queued but not yet durable, by hostname + run id. */
+  private readonly pending = new Map<string, Promise<void>>();
+  private stopping = false;
+
+  constructor(private readonly d: EnvoyServiceDeps) {}
+
+  /** Handshake check: the key must be the one the hub told us to adopt for that hostname. */
+  authenticate(claim: PeerClaim): { role: string } {
+    const r = this.d.fleet.get(claim.id);
+    if (!r || !Buffer.from(r.pubkey).equals(Buffer.from(claim.pubkey))) {
+      this.d.metrics.refusals.inc({ reason: 'unknown_key' });
+      this.d.log.warn({ envoy: claim.id, key: fingerprint(claim.pubkey), remote: claim.remoteAddress }, 'refused envoy with unknown key');
+      throw new AxleError(
+        ErrorCode.UNKNOWN_KEY,
+        `envoy ${claim.id} with key ${fingerprint(claim.pubkey)} is not adopted by this spoke; enroll it through the hub`,
+      );
+    }
+    return { role: 'envoy' };
+  }
+
+  attach(conn: Connection): void {
+    const hostname = conn.peer.id;
+    this.d.fleet.connect(hostname);
+    void conn.closed.then(() => this.d.fleet.disconnect(hostname));
+    conn.onRequest = (msg, c) => this.handle(msg, c);
+  }
+
+  private handle(msg: Message, conn: Connection): Promise<Message> | Message {
+    switch (msg.type) {
+      case 'checkin':
+        return this.checkin(msg, conn);
+      case 'report':
+        return this.report(msg, conn);
+      default:
+        throw new AxleError(ErrorCode.INVALID, `envoys may send checkin and report to a spoke, not ${msg.type}`);
+    }
+  }
+
+  /** The record for this connection's envoy, checking the message names it and the key still matches. */
+  private owner(hostname: string, conn: Connection): EnvoyRecord {
+    if (hostname !== conn.peer.id) {
+      throw new AxleError(ErrorCode.SENDER_MISMATCH, `connection of ${conn.peer.id} sent a message for ${hostname}`);
+    }
+    const r = this.d.fleet.get(hostname);
+    // The record's key object is remembered per connection so the common case skips a byte compare.
+    if (r && conn.state === r.pubkey) return r;
+    if (!r || !Buffer.from(r.pubkey).equals(Buffer.from(conn.peer.pubkey))) {
+      // Re-adopted with a new key while this link was open: the old key speaks for nobody.
+      setImmediate(() => conn.close(CloseCode.UNKNOWN_KEY));
+      throw new AxleError(ErrorCode.UNKNOWN_KEY, `the key of ${hostname} on this connection is no longer the adopted one; enroll again`);
+    }
+    conn.state = r.pubkey;
+    return r;
+  }
+
+  private redirectFor(r: EnvoyRecord, epoch: number): Redirect | undefined {
+    if (r.released) {
+      this.d.metrics.redirects.inc({ reason: 'released' });
+      return {
+        type: 'redirect',
+        ...(r.to ? { to: r.to } : {}),
+        epoch: r.epoch,
+        term: this.d.term(),
+        reason: r.to ? `released by this spoke; ${r.hostname} now belongs to spoke ${r.to.spokeId}` : 'released by this spoke; ask the hub where to go',
+      };
+    }
+    if (epoch < r.epoch) {
+      this.d.metrics.redirects.inc({ reason: 'stale_epoch' });
+      return {
+        type: 'redirect',
+        epoch: r.epoch,
+        term: this.d.term(),
+        reason: `assignment epoch ${epoch} is older than this spoke's ${r.epoch}; ask the hub for the current assignment`,
+      };
+    }
+    return undefined;
+  }
+
+  private checkin(msg: MessageOf<'checkin'>, conn: Connection): Message {
+    const t0 = performance.now();
+    const r = this.owner(msg.hostname, conn);
+    const redirect = this.redirectFor(r, msg.epoch);
+    if (redirect) return redirect;
+    const now = Date.now();
+    this.d.fleet.seen(r.hostname, now);
+    if (msg.traits) this.updateTraits(r, msg.traits);
+    if (msg.configVersion !== r.configVersion) this.d.fleet.set({ ...r, configVersion: msg.configVersion });
+    const ms = performance.now() - t0;
+    this.d.activity.checkin(ms, now);
+    this.d.metrics.checkins.inc();
+    this.d.metrics.checkinSeconds.observe(ms / 1000);
+    return { type: 'checkin_ok', configVersion: this.d.configVersion(), term: this.d.term(), runNow: false };
+  }
+
+  /** Traits are written only when they change; an unchanged set costs one hash. */
+  private updateTraits(r: EnvoyRecord, traits: Record<string, Json>): void {
+    const hash = createHash('sha1').update(JSON.stringify(traits)).digest('base64');
+    if (hash === r.traitsHash) return;
+    const next = { ...this.d.fleet.get(r.hostname)!, traitsHash: hash };
+    this.d.fleet.set(next);
+    this.d.store.putTraits(r.hostname, traits).catch((e: unknown) => this.d.log.error({ envoy: r.hostname, err: String(e) }, 'cannot store traits'));
+    this.d.store.putEnvoy(next).catch(() => undefined);
+  }
+
+  private async report(msg: MessageOf<'report'>, conn: Connection): Promise<Message> {
+    const t0 = performance.now();
+    const r = this.owner(msg.hostname, conn);
+    const run = msg.run;
+    if (run.hostname !== msg.hostname) {
+      this.d.metrics.refusals.inc({ reason: 'bad_report' });
+      throw new AxleError(ErrorCode.INVALID, `report from ${msg.hostname} carries a run of ${run.hostname}; nothing stored`);
+    }
+    if (run.finishedAt < run.startedAt) {
+      this.d.metrics.refusals.inc({ reason: 'bad_report' });
+      throw new AxleError(ErrorCode.INVALID, `run ${run.id} finished (${run.finishedAt}) before it started (${run.startedAt}); nothing stored`);
+    }
+    const redirect = this.redirectFor(r, msg.epoch);
+    if (redirect) return redirect;
+    if (this.stopping) throw new AxleError(ErrorCode.CLOSED, 'spoke is shutting down; keep the report and resend it');
+    this.d.fleet.seen(r.hostname, Date.now());
+
+    const key = `${run.hostname}\u0000${run.id}`;
+    const inFlight = this.pending.get(key);
+    if (inFlight) {
+      await inFlight;
+      return this.ack(run.id, true, t0);
+    }
+    if (this.d.store.hasRun(run.hostname, run.id)) return this.ack(run.id, true, t0);
+
+    const write = this.write(r.hostname, run);
+    this.pending.set(key, write);
+    try {
+      await write;
+    } finally {
+      this.pending.delete(key);
+    }
+    return this.ack(run.id, false, t0);
+  }
+
+  private ack(runId: string, duplicate: boolean, t0: number): Message {
+    this.d.metrics.reports.inc({ result: duplicate ? 'duplicate' : 'stored' });
+    this.d.metrics.reportSeconds.observe((performance.now() - t0) / 1000);
+    return { type: 'ack', runId, duplicate };
+  }
+
+  /**
+   * Updates the in-memory record first and writes the whole record with the run, so
+   * records queued in the same batch reach disk in the order their changes were made.
+   */
+  private async write(hostname: string, run: Run): Promise<void> {
+    const cur = this.d.fleet.get(hostname)!;
+    const newer = run.finishedAt >= cur.lastRunAt;
+    const next: EnvoyRecord = {
+      ...cur,
+      runCount: cur.runCount + 1,
+      ...(newer ? { compliance: run.compliant ? 'compliant' : 'noncompliant', lastRunAt: run.finishedAt } : {}),
+    };
+    const { writes, removed } = this.d.store.queueRun(next, run, this.d.keepRuns);
+    this.d.fleet.set(next);
+    this.d.fleet.dirty.delete(hostname);
+    if (removed > 0) this.d.metrics.runsExpired.inc(removed);
+    try {
+      await this.d.store.durable(writes);
+    } catch (e) {
+      // The batch did not commit: fall back to what is on disk so memory does not claim it.
+      const onDisk = this.d.store.getEnvoy(hostname);
+      if (onDisk) this.d.fleet.set(onDisk);
+      this.d.log.error({ envoy: hostname, run: run.id, err: String(e) }, 'cannot store run report');
+      throw new AxleError(ErrorCode.INTERNAL, `run ${run.id} could not be stored; keep it and resend`);
+    }
+  }
+
+  /** Refuses new reports and waits for every queued one to be durable (and acknowledged). */
+  async drain(): Promise<void> {
+    this.stopping = true;
+    await Promise.allSettled([...this.pending.values()]);
+  }
+}

@@ -1,0 +1,169 @@
+import {
+  AxleError, ErrorCode, fingerprint, fromBase64, toBase64,
+  type Connection, type Logger, type Message, type MessageOf, type PeerClaim, type SpokeStats,
+} from '@axle/shared';
+import type { Fleet } from './fleet.js';
+import type { SpokeMetrics } from './metrics.js';
+import type { EnvoyRecord, Store } from './store.js';
+
+/**
+ * The highest hub term this spoke has seen, persisted before it is acted on, so a stale
+ * primary that comes back (or a spoke restart) cannot let a lower term give orders.
+ */
+export class TermKeeper {
+  private term: number;
+  constructor(private readonly store: Store) {
+    this.term = store.getTerm();
+  }
+  get current(): number {
+    return this.term;
+  }
+  /** Refuses a lower term with E_STALE_TERM; stores a higher one durably before returning. */
+  async observe(term: number, from: string): Promise<void> {
+    if (term < this.term) {
+      throw new AxleError(ErrorCode.STALE_TERM, `${from} speaks for term ${term}, but this spoke follows term ${this.term}; it changed nothing. Point it at the current primary hub`);
+    }
+    if (term > this.term) {
+      this.term = term;
+      await this.store.durable([this.store.putTerm(term)]);
+    }
+  }
+}
+
+export interface HubApiDeps {
+  fleet: Fleet;
+  store: Store;
+  terms: TermKeeper;
+  metrics: SpokeMetrics;
+  log: Logger;
+  hubPubkeys: string[];
+  stats: () => SpokeStats;
+  probe: () => MessageOf<'probe_ok'>;
+  /** An envoy's key changed or it was released: drop its open connections. */
+  dropEnvoy: (hostname: string) => void;
+}
+
+const HUB_TYPES = ['adopt', 'release', 'list_envoys', 'get_envoy', 'list_runs', 'stats', 'probe', 'config_offer'] as const;
+type HubRequest = MessageOf<(typeof HUB_TYPES)[number]>;
+const isHubRequest = (m: Message): m is HubRequest => (HUB_TYPES as readonly string[]).includes(m.type);
+
+/** Requests from hubs: orders (adopt, release) and queries, each gated by key and term. */
+export class HubApi {
+  private readonly trusted: Set<string>;
+
+  constructor(private readonly d: HubApiDeps) {
+    this.trusted = new Set(d.hubPubkeys.map((k) => toBase64(fromBase64(k, 32))));
+  }
+
+  authenticate(claim: PeerClaim): { role: string } {
+    if (!this.trusted.has(toBase64(claim.pubkey))) {
+      this.d.metrics.refusals.inc({ reason: 'untrusted_hub' });
+      this.d.log.warn({ hub: claim.id, key: fingerprint(claim.pubkey), remote: claim.remoteAddress }, 'refused hub with untrusted key');
+      throw new AxleError(
+        ErrorCode.UNKNOWN_KEY,
+        `hub ${claim.id} key ${fingerprint(claim.pubkey)} is not in this spoke's spanner.hub_pubkeys; add it there to obey this hub`,
+      );
+    }
+    return { role: 'hub' };
+  }
+
+  attach(conn: Connection): void {
+    conn.onRequest = async (msg) => {
+      try {
+        const reply = await this.handle(msg, conn.peer.id);
+        this.d.metrics.hubRequests.inc({ type: msg.type, result: 'ok' });
+        return reply;
+      } catch (e) {
+        const code = e instanceof AxleError ? e.code : ErrorCode.INTERNAL;
+        this.d.metrics.hubRequests.inc({ type: msg.type, result: code });
+        if (code === ErrorCode.STALE_TERM) this.d.log.warn({ hub: conn.peer.id, type: msg.type }, 'refused order from a lower hub term');
+        throw e;
+      }
+    };
+  }
+
+  private async handle(msg: Message, hubId: string): Promise<Message> {
+    if (!isHubRequest(msg)) throw new AxleError(ErrorCode.INVALID, `a hub may not send ${msg.type} to a spoke`);
+    await this.d.terms.observe(msg.term, `hub ${hubId}`);
+    switch (msg.type) {
+      case 'adopt':
+        return { type: 'adopted', count: await this.adopt(msg) };
+      case 'release':
+        return { type: 'released', count: await this.release(msg) };
+      case 'list_envoys':
+        return { type: 'envoy_page', ...this.d.fleet.list(msg.filter, (h) => this.d.store.getTraits(h)) };
+      case 'get_envoy':
+        return this.getEnvoy(msg);
+      case 'list_runs':
+        return {
+          type: 'run_list',
+          runs: msg.hostname ? this.d.store.recentRuns(msg.hostname, msg.limit) : this.d.store.recentRunsAll(msg.limit),
+        };
+      case 'stats':
+        return { type: 'stats_result', stats: this.d.stats() };
+      case 'probe':
+        return this.d.probe();
+      case 'config_offer':
+        throw new AxleError(ErrorCode.INVALID, 'this spoke does not take config bundles yet; upgrade the spoke');
+    }
+  }
+
+  /** Stores every adopted envoy durably before answering; an older epoch than stored is ignored. */
+  private async adopt(msg: MessageOf<'adopt'>): Promise<number> {
+    const writes: Promise<unknown>[] = [];
+    const now = Date.now();
+    let count = 0;
+    for (const e of msg.envoys) {
+      const prev = this.d.fleet.get(e.hostname);
+      if (prev && e.epoch < prev.epoch) continue;
+      count++;
+      const keyChanged = prev !== undefined && !Buffer.from(prev.pubkey).equals(Buffer.from(e.pubkey));
+      if (prev && !keyChanged && !prev.released && prev.epoch === e.epoch) continue;
+      const next: EnvoyRecord = prev
+        ? { ...withoutTarget(prev), pubkey: new Uint8Array(e.pubkey), epoch: e.epoch, released: false }
+        : {
+            hostname: e.hostname, pubkey: new Uint8Array(e.pubkey), epoch: e.epoch, enrolledAt: now, lastSeen: 0, released: false,
+            compliance: 'unknown', lastRunAt: 0, configVersion: 0, runCount: 0,
+          };
+      this.d.fleet.set(next);
+      writes.push(this.d.store.putEnvoy(next));
+      if (keyChanged) this.d.dropEnvoy(e.hostname);
+    }
+    await this.d.store.durable(writes);
+    this.d.log.info({ count, term: msg.term }, 'adopted envoys');
+    return count;
+  }
+
+  private async release(msg: MessageOf<'release'>): Promise<number> {
+    const writes: Promise<unknown>[] = [];
+    let count = 0;
+    for (const e of msg.envoys) {
+      const prev = this.d.fleet.get(e.hostname);
+      if (!prev || e.epoch < prev.epoch) continue;
+      count++;
+      const next: EnvoyRecord = { ...withoutTarget(prev), released: true, epoch: e.epoch, ...(e.to ? { to: e.to } : {}) };
+      this.d.fleet.set(next);
+      writes.push(this.d.store.putEnvoy(next));
+    }
+    await this.d.store.durable(writes);
+    this.d.log.info({ count, term: msg.term }, 'released envoys');
+    return count;
+  }
+
+  private getEnvoy(msg: MessageOf<'get_envoy'>): Message {
+    const r = this.d.fleet.get(msg.hostname);
+    if (!r || r.released) return { type: 'envoy_detail', runs: [] };
+    const traits = this.d.store.getTraits(r.hostname);
+    return {
+      type: 'envoy_detail',
+      envoy: this.d.fleet.summary(r),
+      ...(traits ? { traits } : {}),
+      runs: this.d.store.recentRuns(r.hostname, msg.runs ?? 10),
+    };
+  }
+}
+
+function withoutTarget(r: EnvoyRecord): EnvoyRecord {
+  const { to: _to, ...rest } = r;
+  return rest;
+}

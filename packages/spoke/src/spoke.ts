@@ -1,0 +1,209 @@
+import {
+  AxleError, AxleServer, CloseCode, ErrorCode, HANDLED, Router, errorText, loadOrCreateKeyPair, parseHostPort, sendJson, silentLogger,
+  type Daemon, type KeyPair, type Logger, type MessageOf, type PeerClaim, type SpokeStats,
+} from '@axle/shared';
+import { hubAddrsOf, keyFileOf, type SpokeConfig } from './config.js';
+import { EnvoyService } from './envoys.js';
+import { Fleet } from './fleet.js';
+import { HubApi, TermKeeper } from './hub-api.js';
+import { Activity, SpokeMetrics } from './metrics.js';
+import { Retention } from './retention.js';
+import { StatusPush } from './status-push.js';
+import { Store } from './store.js';
+
+export const VERSION = '0.1.0';
+/** Last-seen times of envoys that only check in are written this often, not per check-in. */
+const SEEN_FLUSH_MS = 15_000;
+
+interface Running {
+  store: Store;
+  server: AxleServer;
+  envoys: EnvoyService;
+  status: StatusPush | undefined;
+  retention: Retention;
+  seenTimer: NodeJS.Timeout;
+}
+
+/**
+ * A partition server: authenticates its envoys by the keys the hub told it to adopt,
+ * stores their runs, traits and results in LMDB, answers the hub, and pushes its status
+ * to the hub, carrying on as usual when no hub can be reached.
+ */
+export class Spoke implements Daemon {
+  readonly log: Logger;
+  private readonly keyPair: KeyPair;
+  private readonly fleet: Fleet;
+  private readonly activity = new Activity();
+  readonly metrics: SpokeMetrics;
+  private terms: TermKeeper | undefined;
+  private running: Running | undefined;
+  private port = 0;
+  private startedAt = 0;
+  private stopping = false;
+  private configVersion = 0;
+
+  constructor(readonly config: SpokeConfig, o: { logger?: Logger } = {}) {
+    this.log = o.logger ?? silentLogger();
+    this.keyPair = loadOrCreateKeyPair(keyFileOf(config)).keyPair;
+    this.fleet = new Fleet(config.spanner.spoke_id);
+    this.metrics = new SpokeMetrics(this.fleet, () => ({
+      term: this.terms?.current ?? 0,
+      configVersion: this.configVersion,
+      perMinute: this.activity.perMinute(),
+    }));
+  }
+
+  get addr(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  get publicKey(): Uint8Array {
+    return this.keyPair.publicKey;
+  }
+
+  get spokeId(): string {
+    return this.config.spanner.spoke_id;
+  }
+
+  get term(): number {
+    return this.terms?.current ?? 0;
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    const c = this.config;
+    const store = new Store(c.data_dir);
+    try {
+      this.fleet.load(store.loadEnvoys());
+      const terms = (this.terms = new TermKeeper(store));
+      const envoys = new EnvoyService({
+        fleet: this.fleet, store, metrics: this.metrics, activity: this.activity, log: this.log,
+        keepRuns: c.retention.max_runs_per_envoy, term: () => terms.current, configVersion: () => this.configVersion,
+      });
+      let server: AxleServer | undefined;
+      const hub = new HubApi({
+        fleet: this.fleet, store, terms, metrics: this.metrics, log: this.log, hubPubkeys: c.spanner.hub_pubkeys,
+        stats: () => this.stats(), probe: () => this.probe(),
+        dropEnvoy: (h) => {
+          for (const conn of server?.connections ?? []) if (conn.peer.role === 'envoy' && conn.peer.id === h) conn.close(CloseCode.UNKNOWN_KEY);
+        },
+      });
+      const { host, port } = parseHostPort(c.listen);
+      const router = this.routes();
+      server = new AxleServer({
+        host, port, id: c.server_id, keyPair: this.keyPair,
+        limits: { maxFrameBytes: c.limits.frame_bytes },
+        maxConnectionsPerIp: c.limits.max_connections_per_ip,
+        maxHandshakesPerIp: c.limits.max_handshakes_per_ip,
+        keepaliveMs: c.limits.keepalive,
+        authenticate: (claim: PeerClaim) => {
+          if (this.stopping) throw new AxleError(ErrorCode.CLOSED, 'spoke is shutting down; retry shortly');
+          if (claim.role === 'envoy') return envoys.authenticate(claim);
+          if (claim.role === 'hub') return hub.authenticate(claim);
+          this.metrics.refusals.inc({ reason: 'role' });
+          throw new AxleError(ErrorCode.UNKNOWN_KEY, `a spoke takes connections from envoys and hubs, not role "${claim.role}"`);
+        },
+        onConnection: (conn) => (conn.peer.role === 'hub' ? hub.attach(conn) : envoys.attach(conn)),
+        http: (req, res) => {
+          if (!router.handle(req, res)) sendJson(res, 404, { error: { code: ErrorCode.NOT_FOUND, message: `no route ${req.url ?? ''}` } });
+        },
+        onError: (e, ip) => this.log.debug({ remote: ip, err: errorText(e) }, 'connection error'),
+      });
+      const addr = await server.listen();
+      this.port = addr.port;
+      this.startedAt = Date.now();
+
+      const hubAddrs = hubAddrsOf(c);
+      let status: StatusPush | undefined;
+      if (hubAddrs.length > 0) {
+        status = new StatusPush({
+          addrs: hubAddrs, spokeId: this.spokeId, keyPair: this.keyPair, hubPubkeys: c.spanner.hub_pubkeys,
+          intervalMs: c.status_interval, stats: () => this.stats(), onTerm: (t) => terms.observe(t, 'hub status reply'),
+          metrics: this.metrics, log: this.log,
+          ...(c.status_interval < 1000 ? { initialBackoffMs: 20, maxBackoffMs: Math.max(100, c.status_interval) } : {}),
+        });
+        status.start();
+      } else {
+        this.log.info('no spanner.hub_addr configured; status push is off');
+      }
+      const retention = new Retention({ store, fleet: this.fleet, maxAgeMs: c.retention.max_age, metrics: this.metrics, log: this.log });
+      retention.start();
+      const seenTimer = setInterval(() => void this.flushSeen(store), SEEN_FLUSH_MS);
+      seenTimer.unref();
+      this.running = { store, server, envoys, status, retention, seenTimer };
+      this.log.info({ port: addr.port, addr: `${addr.host}:${addr.port}`, spokeId: this.spokeId, envoys: this.fleet.size, term: terms.current }, 'listening');
+    } catch (e) {
+      await store.close().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** Writes last-seen times that moved since their record was last written. */
+  private async flushSeen(store: Store): Promise<void> {
+    const writes: Promise<unknown>[] = [];
+    for (const h of this.fleet.dirty) {
+      const r = this.fleet.get(h);
+      if (r) writes.push(store.putEnvoy(r));
+    }
+    this.fleet.dirty.clear();
+    await store.durable(writes).catch((e: unknown) => this.log.error({ err: errorText(e) }, 'cannot write last-seen times'));
+  }
+
+  stats(): SpokeStats {
+    const lat = this.activity.checkinLatency;
+    return {
+      spokeId: this.spokeId,
+      envoys: this.fleet.size,
+      connected: this.fleet.connected,
+      compliance: { ...this.fleet.counts },
+      checkinsPerMinute: this.activity.perMinute(),
+      latencyMs: { p50: lat.percentile(50), p99: lat.percentile(99) },
+      configVersion: this.configVersion,
+      term: this.term,
+      uptimeS: this.startedAt ? (Date.now() - this.startedAt) / 1000 : 0,
+      version: VERSION,
+    };
+  }
+
+  private probe(): MessageOf<'probe_ok'> {
+    return {
+      type: 'probe_ok', spokeId: this.spokeId, term: this.term, configVersion: this.configVersion,
+      envoys: this.fleet.size, uptimeS: this.startedAt ? (Date.now() - this.startedAt) / 1000 : 0,
+    };
+  }
+
+  private routes(): Router {
+    const r = new Router();
+    r.get('/metrics', async (ctx) => {
+      const text = await this.metrics.m.text();
+      ctx.res.writeHead(200, { 'content-type': this.metrics.m.contentType });
+      ctx.res.end(text);
+      return HANDLED;
+    });
+    r.get('/healthz', () => ({ ok: true, spokeId: this.spokeId }));
+    r.get('/readyz', (ctx) => {
+      const ready = this.running !== undefined && !this.stopping;
+      sendJson(ctx.res, ready ? 200 : 503, { ready, spokeId: this.spokeId, envoys: this.fleet.size });
+      return HANDLED;
+    });
+    return r;
+  }
+
+  /** Stops taking work, lets queued reports become durable and be acknowledged, then closes LMDB. */
+  async stop(): Promise<void> {
+    const run = this.running;
+    if (!run || this.stopping) return;
+    this.stopping = true;
+    await run.envoys.drain();
+    // Acks are written once the awaiting handlers resume; give them that turn.
+    await new Promise((r) => setImmediate(r));
+    clearInterval(run.seenTimer);
+    run.retention.stop();
+    await Promise.all([run.server.close(1000), run.status?.stop()]);
+    await run.retention.idle();
+    await this.flushSeen(run.store);
+    await run.store.close();
+    this.running = undefined;
+    this.log.info('spoke stopped');
+  }
+}

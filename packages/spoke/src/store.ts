@@ -1,0 +1,195 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { AxleError, ErrorCode, errorText, type Compliance, type Json, type ResourceResult, type Run, type SpokeTarget } from '@axle/shared';
+
+/**
+ * The spoke's LMDB environment. Writes are queued with lmdb-js's async `put`/`remove`,
+ * which batches everything issued in one event turn into one transaction; callers that
+ * must not acknowledge before the data is durable await `durable()` on what they queued.
+ */
+
+/** One envoy as stored. `released` envoys are tombstones kept so their check-ins can be redirected. */
+export interface EnvoyRecord {
+  hostname: string;
+  pubkey: Uint8Array;
+  epoch: number;
+  enrolledAt: number;
+  lastSeen: number;
+  released: boolean;
+  to?: SpokeTarget | undefined;
+  compliance: Compliance;
+  /** finishedAt of the latest run, which decides `compliance`. */
+  lastRunAt: number;
+  configVersion: number;
+  /** Runs stored for this envoy, kept in step with the runs table for count retention. */
+  runCount: number;
+  traitsHash?: string | undefined;
+}
+
+export type RunKey = [hostname: string, finishedAt: number, runId: string];
+type StoredRun = Omit<Run, 'results'>;
+const MAX_TS = Number.MAX_SAFE_INTEGER;
+const keyText = (k: RunKey): string => `${k[0]}\u0000${k[1]}\u0000${k[2]}`;
+
+export class Store {
+  private readonly root: RootDatabase;
+  private readonly envoys: Database<EnvoyRecord, string>;
+  private readonly traits: Database<Record<string, Json>, string>;
+  /** [hostname, finishedAt, runId] -> run without its results. */
+  private readonly runs: Database<StoredRun, RunKey>;
+  /** Same key -> the run's per-resource results. */
+  private readonly results: Database<ResourceResult[], RunKey>;
+  /** [hostname, runId] -> finishedAt: makes reports idempotent by run id. */
+  private readonly runIds: Database<number, [string, string]>;
+  /** [finishedAt, hostname, runId] -> 1: recent runs across envoys, and age retention without a scan. */
+  private readonly byTime: Database<number, [number, string, string]>;
+  private readonly meta: Database<number, string>;
+  private closed = false;
+  /** Runs queued for removal but not yet committed (still visible to reads until then). */
+  private readonly removing = new Set<string>();
+
+  constructor(dataDir: string) {
+    try {
+      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+      // Never noSync: an acknowledged report must survive a crash (see durable()).
+      this.root = open({ path: join(dataDir, 'spoke.lmdb'), maxDbs: 16, mapSize: 2 * 1024 ** 3 });
+    } catch (e) {
+      throw new AxleError(ErrorCode.INTERNAL, `cannot open the spoke database in ${dataDir}: ${errorText(e)}; check data_dir exists and is writable by this user`, { cause: e });
+    }
+    this.envoys = this.root.openDB({ name: 'envoys' });
+    this.traits = this.root.openDB({ name: 'traits' });
+    this.runs = this.root.openDB({ name: 'runs' });
+    this.results = this.root.openDB({ name: 'results' });
+    this.runIds = this.root.openDB({ name: 'run_ids' });
+    this.byTime = this.root.openDB({ name: 'runs_by_time' });
+    this.meta = this.root.openDB({ name: 'meta' });
+  }
+
+  /** Resolves once everything queued so far is committed and flushed to disk. */
+  async durable(pending: Promise<unknown>[] = []): Promise<void> {
+    await Promise.all(pending);
+    await this.root.flushed;
+  }
+
+  loadEnvoys(): EnvoyRecord[] {
+    const out: EnvoyRecord[] = [];
+    for (const { value } of this.envoys.getRange()) out.push({ ...value, pubkey: new Uint8Array(value.pubkey) });
+    return out;
+  }
+
+  getEnvoy(hostname: string): EnvoyRecord | undefined {
+    return this.envoys.get(hostname);
+  }
+
+  putEnvoy(rec: EnvoyRecord): Promise<boolean> {
+    return this.envoys.put(rec.hostname, rec);
+  }
+
+  getTerm(): number {
+    return this.meta.get('term') ?? 0;
+  }
+
+  putTerm(term: number): Promise<boolean> {
+    return this.meta.put('term', term);
+  }
+
+  getTraits(hostname: string): Record<string, Json> | undefined {
+    return this.traits.get(hostname);
+  }
+
+  putTraits(hostname: string, traits: Record<string, Json>): Promise<boolean> {
+    return this.traits.put(hostname, traits);
+  }
+
+  hasRun(hostname: string, runId: string): boolean {
+    return this.runIds.doesExist([hostname, runId]);
+  }
+
+  /**
+   * Queues a run, its results, its id and the envoy record in one batch, plus the removal
+   * of the envoy's oldest runs beyond `keep`. Returns the writes to await and how many
+   * runs were removed (already subtracted from `rec.runCount` by the caller's accounting).
+   */
+  queueRun(rec: EnvoyRecord, run: Run, keep: number): { writes: Promise<unknown>[]; removed: number } {
+    const { results, ...summary } = run;
+    const key: RunKey = [run.hostname, run.finishedAt, run.id];
+    const writes: Promise<unknown>[] = [
+      this.runs.put(key, summary),
+      this.results.put(key, results),
+      this.runIds.put([run.hostname, run.id], run.finishedAt),
+      this.byTime.put([run.finishedAt, run.hostname, run.id], 1),
+    ];
+    let removed = 0;
+    const excess = rec.runCount - keep;
+    if (excess > 0) {
+      // Only committed runs are visible here; a run still in flight is counted next time,
+      // and one already queued for removal by an earlier report is not removed twice.
+      for (const k of this.runs.getKeys({ start: [run.hostname], end: [run.hostname, MAX_TS], limit: excess + this.removing.size })) {
+        if (removed >= excess) break;
+        if (this.removing.has(keyText(k))) continue;
+        writes.push(...this.removeRun(k));
+        removed++;
+      }
+    }
+    rec.runCount -= removed;
+    writes.push(this.putEnvoy(rec));
+    return { writes, removed };
+  }
+
+  private removeRun(k: RunKey): Promise<boolean>[] {
+    const [hostname, ts, runId] = k;
+    const text = keyText(k);
+    this.removing.add(text);
+    const done = this.runs.remove(k);
+    void done.finally(() => this.removing.delete(text)).catch(() => undefined);
+    return [done, this.results.remove(k), this.runIds.remove([hostname, runId]), this.byTime.remove([ts, hostname, runId])];
+  }
+
+  /** Keys of runs that finished before `cutoff`, oldest first (age retention). */
+  runsOlderThan(cutoff: number, limit: number): RunKey[] {
+    const out: RunKey[] = [];
+    for (const k of this.byTime.getKeys({ start: [0], end: [cutoff], limit })) out.push([k[1], k[0], k[2]]);
+    return out;
+  }
+
+  /** Queues removal of runs (age retention); returns the keys actually queued. */
+  queueRemoveRuns(keys: RunKey[]): { writes: Promise<unknown>[]; removed: RunKey[] } {
+    const removed = keys.filter((k) => !this.removing.has(keyText(k)));
+    return { writes: removed.flatMap((k) => this.removeRun(k)), removed };
+  }
+
+  private readRun(k: RunKey, withResults: boolean): Run | undefined {
+    const summary = this.runs.get(k);
+    if (!summary) return undefined;
+    return { ...summary, results: withResults ? (this.results.get(k) ?? []) : [] };
+  }
+
+  /** The envoy's newest runs first. */
+  recentRuns(hostname: string, limit: number, withResults = true): Run[] {
+    const out: Run[] = [];
+    if (limit <= 0) return out;
+    for (const k of this.runs.getKeys({ start: [hostname, MAX_TS], end: [hostname], reverse: true, limit })) {
+      const r = this.readRun(k, withResults);
+      if (r) out.push(r);
+    }
+    return out;
+  }
+
+  /** The newest runs of all envoys, newest first. */
+  recentRunsAll(limit: number, withResults = true): Run[] {
+    const out: Run[] = [];
+    for (const k of this.byTime.getKeys({ start: [MAX_TS], end: [0], reverse: true, limit })) {
+      const r = this.readRun([k[1], k[0], k[2]], withResults);
+      if (r) out.push(r);
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.root.flushed;
+    await this.root.close();
+  }
+}

@@ -1,0 +1,113 @@
+import { createServer } from 'node:net';
+import { connectPeer, generateKeyPair, silentLogger, toBase64, type Connection, type KeyPair, type Message, type MessageOf, type Run } from '@axle/shared';
+import { Spoke, spokeConfigFrom, type SpokeConfig } from '@axle/spoke';
+import { tempDir } from '../../../test/support/tmp.js';
+
+export const hubKey = generateKeyPair();
+
+export interface Fixture {
+  spoke: Spoke;
+  dir: string;
+  config: SpokeConfig;
+  restart(): Promise<Spoke>;
+  cleanup(): Promise<void>;
+}
+
+/** A spoke on 127.0.0.1 port 0 with a temp data dir, trusting `hubKey` (plus any extra keys). */
+export async function startSpoke(o: { spanner?: Record<string, unknown>; extra?: Record<string, unknown>; dir?: string } = {}): Promise<Fixture> {
+  const tmp = o.dir ? { dir: o.dir, cleanup: () => undefined } : tempDir('axle-spoke-');
+  const config = spokeConfigFrom({
+    server_id: 'dc1',
+    listen: '127.0.0.1:0',
+    data_dir: tmp.dir,
+    ...o.extra,
+    spanner: { role: 'spoke', spoke_id: 'dc1', hub_pubkeys: [toBase64(hubKey.publicKey)], ...o.spanner },
+  }, 'test');
+  const f: Fixture = {
+    spoke: new Spoke(config, { logger: silentLogger() }),
+    dir: tmp.dir,
+    config,
+    async restart() {
+      await f.spoke.stop();
+      f.spoke = new Spoke(config, { logger: silentLogger() });
+      await f.spoke.start();
+      return f.spoke;
+    },
+    async cleanup() {
+      await f.spoke.stop();
+      tmp.cleanup();
+    },
+  };
+  await f.spoke.start();
+  return f;
+}
+
+export function hubConnect(spoke: { addr: string; publicKey: Uint8Array }, key: KeyPair = hubKey, id = 'hub-a'): Promise<Connection> {
+  return connectPeer(spoke.addr, { id, role: 'hub', keyPair: key, expectServerKey: spoke.publicKey, keepaliveMs: 0 });
+}
+
+export function envoyConnect(spoke: { addr: string; publicKey: Uint8Array }, hostname: string, key: KeyPair): Promise<Connection> {
+  return connectPeer(spoke.addr, { id: hostname, role: 'envoy', keyPair: key, expectServerKey: spoke.publicKey, keepaliveMs: 0 });
+}
+
+export interface TestEnvoy {
+  hostname: string;
+  key: KeyPair;
+  epoch: number;
+}
+
+/** Adopts envoys through a hub-role connection, as the hub does at enrollment. */
+export async function adopt(hub: Connection, envoys: TestEnvoy[], term = 1): Promise<number> {
+  const r = await hub.request({ type: 'adopt', term, envoys: envoys.map((e) => ({ hostname: e.hostname, pubkey: e.key.publicKey, epoch: e.epoch })) }, 10_000, 'adopted');
+  return r.count;
+}
+
+export function newEnvoy(hostname: string, epoch = 1): TestEnvoy {
+  return { hostname, key: generateKeyPair(), epoch };
+}
+
+let runSeq = 0;
+export function makeRun(hostname: string, o: { id?: string; compliant?: boolean; finishedAt?: number; results?: number } = {}): Run {
+  const finishedAt = o.finishedAt ?? Date.now();
+  const n = o.results ?? 2;
+  const compliant = o.compliant ?? true;
+  return {
+    id: o.id ?? `run-${process.pid}-${++runSeq}-${Math.random().toString(36).slice(2, 8)}`,
+    hostname,
+    startedAt: finishedAt - 1000,
+    finishedAt,
+    configVersion: 1,
+    mode: 'enforce',
+    trigger: 'schedule',
+    compliant,
+    counts: { ok: compliant ? n : 0, changed: 0, failed: compliant ? 0 : n, drift: 0 },
+    results: Array.from({ length: n }, (_, i) => ({
+      resource: `file:/etc/app/${i}.conf`, policy: 'base', status: compliant ? ('ok' as const) : ('failed' as const), message: '', durationMs: 1,
+    })),
+  };
+}
+
+export async function report(conn: Connection, e: TestEnvoy, run: Run): Promise<Message> {
+  return conn.request({ type: 'report', hostname: e.hostname, epoch: e.epoch, run }, 10_000);
+}
+
+export async function checkin(conn: Connection, e: TestEnvoy, extra: { traits?: Record<string, string | number>; epoch?: number } = {}): Promise<Message> {
+  return conn.request({ type: 'checkin', hostname: e.hostname, epoch: extra.epoch ?? e.epoch, term: 1, configVersion: 0, ...(extra.traits ? { traits: extra.traits } : {}) }, 10_000);
+}
+
+export async function getEnvoy(hub: Connection, hostname: string, term = 1): Promise<MessageOf<'envoy_detail'>> {
+  return hub.request({ type: 'get_envoy', term, hostname, runs: 1000 }, 10_000, 'envoy_detail');
+}
+
+export async function stats(hub: Connection, term = 1): Promise<MessageOf<'stats_result'>['stats']> {
+  return (await hub.request({ type: 'stats', term }, 10_000, 'stats_result')).stats;
+}
+
+/** A port nothing listens on: bound then released. */
+export async function closedPort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
