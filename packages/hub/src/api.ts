@@ -17,6 +17,12 @@ import type { Supervisor } from './supervisor.js';
 import type { Tokens } from './tokens.js';
 import { fleetRoutes } from './api-fleet.js';
 import { adminRoutes } from './api-admin.js';
+import { replicationRoutes, writeRefusal } from './replication/api.js';
+import type { Replication } from './replication/replication.js';
+import { WebUi } from './ui/server.js';
+import { configRoutes } from './api-config.js';
+import type { Publisher } from './config-publish.js';
+import { bootstrapRoutes } from './bootstrap.js';
 
 export interface ApiDeps {
   state: StateStore;
@@ -30,10 +36,16 @@ export interface ApiDeps {
   metrics: HubMetrics;
   events: Events;
   importDeps: ImportDeps;
+  publisher: Publisher;
   log: Logger;
   config: () => HubConfig;
   info: () => Record<string, unknown>;
   ready: () => { ready: boolean; why?: string };
+  /** Replicated hubs: standbys refuse writes (421) with the primary's address; /hub/promote. */
+  replication?: Replication;
+  /** For GET /bootstrap.sh: every hub address envoys should know, and this hub's listen address. */
+  hubAddrs?: () => string[];
+  listenAddr?: () => string;
 }
 
 export type Guarded = (ctx: RouteContext, token: ApiToken) => unknown;
@@ -74,6 +86,7 @@ const STATUS_FOR: Partial<Record<string, number>> = {
   [ErrorCode.BAD_TOKEN]: 400,
   [ErrorCode.BAD_KEY]: 400,
   [ErrorCode.STALE_TERM]: 409,
+  [ErrorCode.NOT_PRIMARY]: 421,
 };
 
 /**
@@ -81,6 +94,7 @@ const STATUS_FOR: Partial<Record<string, number>> = {
  * Returns the request handler the AxleServer calls for plain HTTP.
  */
 export function buildHttp(d: ApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  const ui = new WebUi(d);
   let router = make();
   let maxBody = d.config().api.max_body_bytes;
 
@@ -107,6 +121,10 @@ export function buildHttp(d: ApiDeps): (req: IncomingMessage, res: ServerRespons
     });
     fleetRoutes(r, d);
     adminRoutes(r, d);
+    replicationRoutes(r, d);
+    ui.routes(r);
+    configRoutes(r, d);
+    if (d.hubAddrs && d.listenAddr) bootstrapRoutes(r, { config: d.config, hubAddrs: d.hubAddrs, listenAddr: d.listenAddr });
     return r;
   }
 
@@ -117,6 +135,8 @@ export function buildHttp(d: ApiDeps): (req: IncomingMessage, res: ServerRespons
       router = make();
     }
     res.on('finish', () => d.metrics.api.inc({ status: `${Math.floor(res.statusCode / 100)}xx` }));
+    if (writeRefusal(d, req, res)) return;
+    if (ui.handle(req, res)) return;
     if (!router.handle(req, res)) {
       sendJson(res, 404, { error: { code: ErrorCode.NOT_FOUND, message: `no route ${req.method} ${(req.url ?? '/').split('?')[0]}; the API is under /api/v1 (see API.md)` } });
     }

@@ -4,12 +4,14 @@ import {
   type Infer, type Issue,
 } from '@axle/shared';
 import { compilePattern, MAX_PATTERN_LENGTH } from './router.js';
+import { replicationIssues } from './replication/settings.js';
 
 /** Every event the hub records and can send to webhooks. */
 export const EVENT_TYPES = [
   'spoke.down', 'spoke.up', 'spoke.draining', 'spoke.drained', 'spoke.resumed',
   'envoy.enrolled', 'envoy.pending', 'envoy.rejected', 'envoy.reassigned', 'envoy.rekey_allowed',
   'move.started', 'move.finished', 'token.created', 'token.revoked',
+  'config.published', 'config.refused',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -78,6 +80,16 @@ export const hubConfigSchema = obj({
   data_dir: str({ min: 1, max: 1024 }),
   key_file: opt(str({ min: 1, max: 1024 })),
   config_dir: opt(str({ min: 1, max: 1024 })),
+  /** The address envoys and the bootstrap script use for this hub when `listen` is a wildcard (0.0.0.0) or behind NAT. */
+  public_addr: opt(hostPort()),
+  /** The agent tarball GET /agent.tar.gz serves (default: @axle/envoy-agent's dist/agent/agent.tar.gz); bootstrap.sh beside it is the script template. */
+  agent_bundle: opt(str({ min: 1, max: 1024 })),
+  /** Config publishing: how many versions to keep, and the secret of the publish webhook. */
+  config_publish: def(obj({
+    keep: def(int({ min: 2, max: 1000 }), 10),
+    webhook_secret: opt(str({ min: 16, max: 256, hint: 'must be at least 16 characters' })),
+    push_timeout: def(duration({ min: 100 }), 30_000),
+  }), () => ({ keep: 10, push_timeout: 30_000, webhook_secret: undefined as string | undefined })),
   spanner: obj({
     role: role(),
     spokes: def(arr(spokeSchema, { max: 1000 }), []),
@@ -94,6 +106,13 @@ export const hubConfigSchema = obj({
     max_body_bytes: def(int({ min: 256, max: 64 * 1024 * 1024 }), 1024 * 1024),
   }), () => ({ rate_limit: { requests: 50, per: 1000, burst: 100 }, max_body_bytes: 1024 * 1024 })),
   webhooks: def(arr(webhookSchema, { max: 32 }), []),
+  /** Replicated hubs (with spanner.peers): see REPLICATION.md. Omitted values are derived in replication/settings.ts. */
+  replication: def(obj({
+    min_acks: opt(int({ min: 0, max: 16 })),
+    lease: def(duration({ min: 100, max: 600_000 }), 5000),
+    election_timeout: opt(duration({ min: 150, max: 900_000 })),
+    witnesses: def(arr(obj({ id: id(), addr: hostPort(), pubkey: pubkey() }), { max: 16 }), []),
+  }), () => ({ lease: 5000, witnesses: [] as { id: string; addr: string; pubkey: string }[], min_acks: undefined as number | undefined, election_timeout: undefined as number | undefined })),
   limits: def(obj({
     max_connections_per_ip: def(int({ min: 1 }), 1024),
     max_handshakes_per_ip: def(int({ min: 1 }), 128),
@@ -121,6 +140,7 @@ function crossCheck(c: HubConfig): Issue[] {
   if (c.spanner.default_spoke !== undefined && !seen.has(c.spanner.default_spoke)) {
     issues.push({ path: 'spanner.default_spoke', message: `names "${c.spanner.default_spoke}", which is not in spanner.spokes` });
   }
+  issues.push(...replicationIssues(c));
   return issues;
 }
 

@@ -14,7 +14,10 @@ import { Events } from './events.js';
 import { Fleet } from './fleet.js';
 import { HubMetrics } from './metrics.js';
 import { Queries } from './query.js';
+import { Publisher } from './config-publish.js';
 import { Router } from './router.js';
+import { replicationMetrics } from './replication/metrics.js';
+import { Replication } from './replication/replication.js';
 import { SpokeLinks } from './spoke-links.js';
 import { StateStore } from './state.js';
 import { Supervisor } from './supervisor.js';
@@ -39,6 +42,8 @@ interface Parts {
   queries: Queries;
   auth: ApiAuth;
   server: AxleServer;
+  publisher: Publisher;
+  replication: Replication;
 }
 
 /**
@@ -101,6 +106,22 @@ export class Hub {
       events.on('event', (ev) => webhooks.onEvent(ev));
       const metrics = new HubMetrics(fleet, state);
       const epochs = new Epochs(state);
+      let supervisorRef: Supervisor | undefined;
+      let moverRef: Mover | undefined;
+      const replication = new Replication({
+        state, keyPair, log, config, selfAddr: () => this.listenAddr, adminHash: () => hashSecret(this.adminSecret),
+        // Scheduled work (probes, auto-failover, catch-up releases, moves) runs only on the primary.
+        onPrimary: async () => {
+          epochs.resync();
+          await this.markInterruptedMoves(state).catch((e: unknown) => log.warn({ err: errorText(e) }, 'could not mark interrupted moves'));
+          supervisorRef?.start();
+        },
+        onStandby: async () => {
+          await supervisorRef?.stop();
+          await moverRef?.stop();
+        },
+      });
+      links.onStaleTerm = (id) => replication.onStaleTerm(`spoke ${id}`);
       const hubAddrs = () => this.hubAddrs();
       const enrollment = new Enrollment({ state, tokens, fleet, links, epochs, events, metrics, log, config, router, hubAddrs });
       let supervisor: Supervisor | undefined;
@@ -111,26 +132,31 @@ export class Hub {
         },
       });
       supervisor = new Supervisor({ state, fleet, links, mover, events, metrics, log, config });
+      supervisorRef = supervisor;
+      moverRef = mover;
       const queries = new Queries({ state, fleet, links, metrics, config });
+      const publisher = new Publisher({ state, fleet, links, events, keyPair, log, config });
       const auth = new ApiAuth(tokens, cfg.api.rate_limit, this.adminTokenFile);
-      await this.ensureAdminToken(tokens, state);
-      await this.markInterruptedMoves(state);
+      await this.ensureAdminToken(tokens, state, replication.enabled);
+      if (!replication.enabled) await this.markInterruptedMoves(state);
       const importDeps: ImportDeps = { state, fleet, links, epochs, events, log, config, router };
       const { host, port } = parseHostPort(cfg.listen);
-      const partsForHttp = { state, tokens, fleet, enrollment, mover, queries, supervisor, auth, metrics, events, importDeps, log, config };
+      const partsForHttp = { state, tokens, fleet, enrollment, mover, queries, supervisor, auth, metrics, events, importDeps, publisher, log, config };
       const server = new AxleServer({
         host, port, id: cfg.server_id, keyPair,
         maxConnectionsPerIp: cfg.limits.max_connections_per_ip,
         maxHandshakesPerIp: cfg.limits.max_handshakes_per_ip,
         authenticate: (claim) => this.authenticate(claim),
         onConnection: (conn) => this.onConnection(conn),
-        http: buildHttp({ ...partsForHttp, info: () => this.info(), ready: () => this.readiness() }),
+        http: buildHttp({ ...partsForHttp, info: () => this.info(), ready: () => this.readiness(), replication, hubAddrs, listenAddr: () => this.listenAddr }),
         onError: (e, ip) => log.debug({ source: ip, err: errorText(e) }, 'connection refused'),
       });
-      this.p = { state, keyPair, tokens, fleet, links, events, webhooks, metrics, enrollment, mover, supervisor, queries, auth, server };
+      this.p = { state, keyPair, tokens, fleet, links, events, webhooks, metrics, enrollment, mover, supervisor, queries, auth, server, publisher, replication };
+      replicationMetrics(metrics, replication);
       const a = await server.listen();
       this.listenAddr = `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
-      supervisor.start();
+      if (replication.isPrimary) supervisor.start();
+      replication.start();
       log.info({ port: a.port, addr: this.listenAddr, publicKey: toBase64(keyPair.publicKey), fingerprint: fingerprint(keyPair.publicKey), term: state.term, spokes: fleet.ids().length, envoys: state.envoys.size }, 'listening');
     } catch (e) {
       await state.close().catch(() => undefined);
@@ -140,7 +166,7 @@ export class Hub {
   }
 
   /** Writes a random admin token to <data_dir>/admin.token (0600) on first start; keeps the store in step with the file. */
-  private async ensureAdminToken(tokens: Tokens, state: StateStore): Promise<void> {
+  private async ensureAdminToken(tokens: Tokens, state: StateStore, replicated = false): Promise<void> {
     const file = this.adminTokenFile;
     let secret: string;
     if (existsSync(file)) {
@@ -153,6 +179,12 @@ export class Hub {
       chmodSync(tmp, 0o600);
       renameSync(tmp, file);
       this.log.info({ file }, 'wrote the admin API token; use it with the axle CLI (--token or AXLE_TOKEN)');
+    }
+    this.adminSecret = secret;
+    if (replicated) {
+      // A standby cannot write: each hub accepts its own file, and the primary records it as admin.<id> for the others.
+      tokens.localAdmin = { id: `admin.${this.cfg.server_id}`, hash: hashSecret(secret), role: 'admin', name: `admin.${this.cfg.server_id}`, createdAt: Date.now() };
+      return;
     }
     const cur = state.apiTokens.get(ADMIN_TOKEN_ID);
     if (!cur || cur.hash !== hashSecret(secret) || cur.revokedAt !== undefined) await tokens.createApi('admin', 'admin', secret, ADMIN_TOKEN_ID);
@@ -169,13 +201,15 @@ export class Hub {
   private hubAddrs(): string[] {
     const out: string[] = [];
     const { host } = parseHostPort(this.cfg.listen);
-    if (host !== '0.0.0.0' && host !== '::' && this.listenAddr) out.push(this.listenAddr);
+    if (this.cfg.public_addr !== undefined) out.push(this.cfg.public_addr);
+    else if (host !== '0.0.0.0' && host !== '::' && this.listenAddr) out.push(this.listenAddr);
     for (const p of this.cfg.spanner.peers) out.push(p.addr);
     return out;
   }
 
   private authenticate(claim: PeerClaim): { role: string } {
     if (claim.role === 'envoy') return { role: 'envoy' };
+    if (claim.role === 'hub' && this.p) return this.p.replication.authenticate(claim);
     if (claim.role === 'spoke') {
       const s = this.cfg.spanner.spokes.find((x) => x.id === claim.id);
       if (!s) throw new AxleError(ErrorCode.UNKNOWN_KEY, `spoke "${claim.id}" is not in this hub's spanner.spokes; add it (id, addr, patterns, pubkey) and reload the hub`);
@@ -192,6 +226,8 @@ export class Hub {
     if (!p) return conn.close();
     if (conn.peer.role === 'envoy') {
       conn.onRequest = async (msg: Message, c: Connection): Promise<Message> => {
+        // A standby tells the envoy where the primary is (the error names its address).
+        if ((msg.type === 'enroll' || msg.type === 'locate') && !p.replication.isPrimary) throw p.replication.notPrimary();
         if (msg.type === 'enroll') return p.enrollment.enroll(msg, c);
         if (msg.type === 'locate') return p.enrollment.locate(msg, c);
         throw new AxleError(ErrorCode.INVALID, `the hub serves envoys only enroll and locate, not ${msg.type}; send check-ins and reports to your spoke`);
@@ -199,12 +235,19 @@ export class Hub {
       conn.onEvent = () => undefined;
       return;
     }
+    if (conn.peer.role === 'hub') return p.replication.attachInbound(conn);
     if (conn.peer.role === 'spoke') {
       const id = conn.peer.id;
       conn.onRequest = (msg: Message): Message => {
         if (msg.type !== 'status') throw new AxleError(ErrorCode.INVALID, `the hub takes only status pushes from spokes, not ${msg.type}`);
         if (msg.stats.spokeId !== id) throw new AxleError(ErrorCode.INVALID, `status for spoke ${msg.stats.spokeId} on a connection authenticated as ${id}`);
         if (!p.fleet.has(id)) throw new AxleError(ErrorCode.UNKNOWN_KEY, `spoke ${id} is no longer in the hub config`);
+        if (msg.stats.term > p.state.term) {
+          // The spoke has followed a newer primary: this hub is stale.
+          void p.replication.learnTerm(msg.stats.term, `spoke ${id}`);
+          throw new AxleError(ErrorCode.STALE_TERM, `this hub is at term ${p.state.term} but spoke ${id} follows term ${msg.stats.term}; push to the current primary`);
+        }
+        if (!p.replication.isPrimary) throw p.replication.notPrimary();
         p.supervisor.onStatus(id, msg.stats);
         return { type: 'status_ok', term: p.state.term };
       };
@@ -218,7 +261,7 @@ export class Hub {
     const p = this.p!;
     return {
       id: this.cfg.server_id, addr: this.listenAddr, publicKey: toBase64(p.keyPair.publicKey), fingerprint: fingerprint(p.keyPair.publicKey),
-      term: p.state.term, role: 'primary', logSeq: p.state.lastSeq, envoys: p.state.envoys.size,
+      term: p.state.term, role: p.replication.role, logSeq: p.state.lastSeq, envoys: p.state.envoys.size, replication: p.replication.status(),
       spokes: Object.fromEntries(p.fleet.ids().map((id) => [id, p.fleet.state(id)])),
       pendingEnrollments: p.state.pending.size, approval: this.cfg.enrollment.approval,
       autoFailover: this.cfg.spanner.auto_failover,
@@ -261,8 +304,10 @@ export class Hub {
     const p = this.p;
     if (!p || this.stopping) return;
     this.stopping = true;
+    await p.replication.stop();
     await p.supervisor.stop();
     await p.mover.stop();
+    await p.publisher.stop();
     p.webhooks.stop();
     await p.server.close(500);
     p.links.closeAll();

@@ -55,6 +55,23 @@ export class HubMetrics {
     this.m.gauge('pending_enrollments', 'Enrollments waiting for approval', [], function collect() {
       this.set(state.pending.size);
     });
+    this.m.gauge('config_version', 'The current published config version (0 before the first publish)', [], function collect() {
+      this.set(state.configVersion);
+    });
+    this.m.gauge('spoke_config_version', 'Config version each spoke last reported', ['spoke'], function collect() {
+      this.reset();
+      for (const id of fleet.ids()) {
+        const v = fleet.health.get(id).stats?.configVersion;
+        if (v !== undefined) this.set({ spoke: id }, v);
+      }
+    });
+    this.m.gauge('spoke_config_lag', 'Versions each spoke is behind the current config', ['spoke'], function collect() {
+      this.reset();
+      for (const id of fleet.ids()) {
+        const v = fleet.health.get(id).stats?.configVersion;
+        if (v !== undefined) this.set({ spoke: id }, Math.max(0, state.configVersion - v));
+      }
+    });
     this.m.gauge('term', 'The hub term', [], function collect() {
       this.set(state.term);
     });

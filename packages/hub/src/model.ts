@@ -113,6 +113,22 @@ export interface Delivery {
   nextAttemptAt?: number;
 }
 
+/** A published config version: the signed tar.gz every spoke and envoy converges on. */
+export interface ConfigBundle {
+  version: number;
+  hash: Uint8Array;
+  signature: Uint8Array;
+  data: Uint8Array;
+  files: string[];
+  publishedAt: number;
+  by: string;
+  source: 'publish' | 'rollback' | 'webhook';
+  /** For a rollback: the version whose content this one republishes. */
+  from?: number;
+}
+
+export type ConfigBundleMeta = Omit<ConfigBundle, 'data'> & { bytes: number };
+
 export type AssignReason = 'enroll' | 'import' | 'reassign' | 'drain' | 'failover';
 
 export type Change =
@@ -130,12 +146,16 @@ export type Change =
   | { kind: 'spoke.admin'; admin: SpokeAdmin }
   | { kind: 'move.put'; move: Move }
   | { kind: 'event.add'; event: HubEvent }
-  | { kind: 'delivery.put'; delivery: Delivery };
+  | { kind: 'delivery.put'; delivery: Delivery }
+  | { kind: 'bundle.put'; bundle: ConfigBundle }
+  | { kind: 'bundle.drop'; version: number };
 
 export type ChangeKind = Change['kind'];
 
 export interface LogEntry {
   seq: number;
   at: number;
+  /** The term of the primary that wrote it (absent on entries written before replication: read as 1). */
+  term?: number;
   change: Change;
 }

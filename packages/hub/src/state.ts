@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { AxleError, ErrorCode } from '@axle/shared';
 import type {
-  ApiToken, Change, Delivery, EnvoyRecord, HubEvent, JoinToken, LogEntry, Move, PendingEnrollment, RekeyAllowance, SpokeAdmin,
+  ApiToken, Change, ConfigBundle, ConfigBundleMeta, Delivery, EnvoyRecord, HubEvent, JoinToken, LogEntry, Move, PendingEnrollment, RekeyAllowance, SpokeAdmin,
 } from './model.js';
 
 /** Old events and deliveries are trimmed so the store does not grow without bound. */
@@ -34,12 +34,22 @@ export class StateStore {
   /** spokeId -> host names it must still be told to release. */
   readonly releases = new Map<string, Set<string>>();
   readonly moves = new Map<string, Move>();
+  /** Published config versions without their bytes (read those with `bundle()`), newest last. */
+  readonly bundles = new Map<number, ConfigBundleMeta>();
   private chain: Promise<unknown> = Promise.resolve();
   private closed = false;
+  /**
+   * Replication hooks (see replication/): `guard` refuses to start a write on a hub that may
+   * not write (a standby); `gate` holds the caller's answer until enough standbys stored it.
+   */
+  guard: (() => void) | undefined;
+  gate: ((seq: number) => Promise<void>) | undefined;
+  /** Called after entries are durable in the log (the primary's log shipper wakes up on it). */
+  onAppend: ((lastSeq: number) => void) | undefined;
 
   private constructor(
     private readonly root: RootDatabase,
-    private readonly db: Record<'meta' | 'log' | 'envoys' | 'tokens' | 'apitokens' | 'pending' | 'rekey' | 'spokes' | 'releases' | 'moves' | 'events' | 'deliveries', Database<unknown, Key>>,
+    private readonly db: Record<'meta' | 'log' | 'envoys' | 'tokens' | 'apitokens' | 'pending' | 'rekey' | 'spokes' | 'releases' | 'moves' | 'events' | 'deliveries' | 'bundles', Database<unknown, Key>>,
   ) {}
 
   static async open(dir: string): Promise<StateStore> {
@@ -54,7 +64,7 @@ export class StateStore {
     const s = new StateStore(root, {
       meta: sub('meta'), log: sub('log'), envoys: sub('envoys'), tokens: sub('tokens'), apitokens: sub('apitokens'),
       pending: sub('pending'), rekey: sub('rekey'), spokes: sub('spokes'), releases: sub('releases'), moves: sub('moves'),
-      events: sub('events'), deliveries: sub('deliveries'),
+      events: sub('events'), deliveries: sub('deliveries'), bundles: sub('bundles'),
     });
     s.load();
     if (s.db.meta.get('term') === undefined) await s.apply({ kind: 'term.set', term: 1 });
@@ -78,6 +88,7 @@ export class StateStore {
       this.releaseSet(spoke).add(host);
     }
     for (const { value } of d.moves.getRange()) this.moves.set((value as Move).id, value as Move);
+    for (const { value } of d.bundles.getRange()) this.indexBundle(value as ConfigBundle);
   }
 
   /** Applies one change durably; resolves with its log sequence number once it is on disk. */
@@ -89,10 +100,16 @@ export class StateStore {
   applyAll(changes: Change[]): Promise<number> {
     if (this.closed) return Promise.reject(new AxleError(ErrorCode.CLOSED, 'the hub store is closed'));
     if (changes.length === 0) return Promise.resolve(this.lastSeq);
+    try {
+      this.guard?.();
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const at = Date.now();
+    const term = this.term;
     const entries: LogEntry[] = changes.map((change) => {
       if (change.kind === 'event.add' && change.event.seq === 0) change.event.seq = ++this.lastEventSeq;
-      return { seq: ++this.lastSeq, at, change };
+      return { seq: ++this.lastSeq, at, term, change };
     });
     const last = this.lastSeq;
     const eventSeq = this.lastEventSeq;
@@ -109,17 +126,126 @@ export class StateStore {
     const done = this.chain.then(() => run).then(async () => {
       await this.root.flushed;
       for (const e of entries) this.reduce(e.change);
+      this.onAppend?.(last);
+      return last;
+    });
+    this.chain = done.catch(() => undefined);
+    const gate = this.gate;
+    return gate ? done.then(async (seq) => (await gate(seq), seq)) : done;
+  }
+
+  /**
+   * A standby's side of replication: appends entries numbered by the primary (they must
+   * follow `lastSeq`), durably, then updates the in-memory view. Resolves with the new lastSeq.
+   */
+  applyReplicated(entries: LogEntry[]): Promise<number> {
+    if (this.closed) return Promise.reject(new AxleError(ErrorCode.CLOSED, 'the hub store is closed'));
+    if (entries.length === 0) return Promise.resolve(this.lastSeq);
+    if (entries[0]!.seq !== this.lastSeq + 1) {
+      return Promise.reject(new AxleError(ErrorCode.INTERNAL, `replicated entry ${entries[0]!.seq} does not follow ${this.lastSeq}`));
+    }
+    this.lastSeq = entries[entries.length - 1]!.seq;
+    for (const e of entries) if (e.change.kind === 'event.add') this.lastEventSeq = Math.max(this.lastEventSeq, e.change.event.seq);
+    const last = this.lastSeq;
+    const eventSeq = this.lastEventSeq;
+    const run = this.root.transaction(() => {
+      for (const e of entries) {
+        this.db.log.put(e.seq, e);
+        if (e.seq > KEEP_LOG) this.db.log.remove(e.seq - KEEP_LOG);
+        this.write(e.change);
+      }
+      this.db.meta.put('lastSeq', last);
+      this.db.meta.put('lastEventSeq', eventSeq);
+    });
+    const done = this.chain.then(() => run).then(async () => {
+      await this.root.flushed;
+      for (const e of entries) this.reduce(e.change);
       return last;
     });
     this.chain = done.catch(() => undefined);
     return done;
   }
 
+  /** The term of the log entry at `seq` (0 for seq 0 or an entry no longer kept). */
+  termAt(seq: number): number | undefined {
+    if (seq === 0) return 0;
+    const e = this.db.log.get(seq) as LogEntry | undefined;
+    return e ? (e.term ?? 1) : undefined;
+  }
+
+  /** The oldest log entry still kept (1 when nothing was trimmed). */
+  firstLogSeq(): number {
+    for (const { key } of this.db.log.getRange({ limit: 1 })) return key as number;
+    return this.lastSeq + 1;
+  }
+
+  /** A durable value outside the log (per-hub election state such as the vote of a term). */
+  getMeta<T>(key: string): T | undefined {
+    return this.db.meta.get(key) as T | undefined;
+  }
+
+  async putMeta(key: string, value: unknown): Promise<void> {
+    await this.db.meta.put(key, value);
+    await this.root.flushed;
+  }
+
+  /** Raises the term durably without a log entry (a vote or a higher term seen on the wire). */
+  async raiseTerm(term: number): Promise<void> {
+    if (term <= this.term) return;
+    this.term = term;
+    await this.putMeta('term', term);
+  }
+
+  /**
+   * Every row of every table and the log position they reflect, read in one transaction
+   * so the snapshot is consistent; a standby installs it with `installSnapshot`.
+   */
+  snapshotRows(): { seq: number; term: number; rows: { table: string; key: unknown; value: unknown }[] } {
+    return this.root.transactionSync(() => {
+      const seq = (this.db.meta.get('lastSeq') as number | undefined) ?? 0;
+      const rows: { table: string; key: unknown; value: unknown }[] = [];
+      for (const [table, db] of Object.entries(this.db)) {
+        if (table === 'meta' || table === 'log') continue;
+        for (const { key, value } of db.getRange()) rows.push({ table, key, value });
+      }
+      for (const k of ['epochCeiling', 'lastEventSeq']) {
+        const v = this.db.meta.get(k);
+        if (v !== undefined) rows.push({ table: 'meta', key: k, value: v });
+      }
+      return { seq, term: this.termAt(seq) ?? 1, rows };
+    });
+  }
+
+  /**
+   * Replaces the whole state with a snapshot taken at (seq, term) on the primary: tables
+   * are cleared, rows written, the log restarted at `seq`, in one transaction; then the
+   * in-memory view is rebuilt. The local term is kept when higher.
+   */
+  async installSnapshot(seq: number, term: number, rows: { table: string; key: unknown; value: unknown }[]): Promise<void> {
+    const tables = this.db as Record<string, Database<unknown, Key>>;
+    for (const r of rows) if (!tables[r.table] || r.table === 'log') throw new AxleError(ErrorCode.INVALID, `snapshot names an unknown table "${r.table}"`);
+    const keepTerm = Math.max(this.term, term);
+    await this.chain;
+    await this.root.transaction(() => {
+      for (const [name, db] of Object.entries(tables)) if (name !== 'meta') for (const k of [...db.getKeys()]) db.remove(k);
+      const meta = this.db.meta;
+      for (const k of ['epochCeiling', 'lastEventSeq']) meta.remove(k);
+      for (const r of rows) tables[r.table]!.put(r.key as Key, r.value);
+      // The snapshot's last entry is kept so the next append can check (prevSeq, prevTerm).
+      if (seq > 0) this.db.log.put(seq, { seq, at: Date.now(), term, change: { kind: 'term.set', term } } satisfies LogEntry);
+      meta.put('lastSeq', seq);
+      meta.put('term', keepTerm);
+    });
+    await this.root.flushed;
+    for (const m of [this.envoys, this.perSpoke, this.tokens, this.apiTokens, this.pending, this.rekey, this.spokeAdmin, this.releases, this.moves, this.bundles]) m.clear();
+    this.load();
+  }
+
   /** The durable side of a change: the table rows it writes (inside the transaction). */
   private write(c: Change): void {
     const d = this.db;
     switch (c.kind) {
-      case 'term.set': return void d.meta.put('term', c.term);
+      case 'term.set': return void d.meta.put('term', Math.max(c.term, (d.meta.get('term') as number | undefined) ?? 0));
       case 'epoch.reserve': return void d.meta.put('epochCeiling', c.upTo);
       case 'envoy.assign': {
         d.envoys.put(c.envoy.hostname, c.envoy);
@@ -145,13 +271,15 @@ export class StateStore {
         if (c.event.seq > KEEP_EVENTS) d.events.remove(c.event.seq - KEEP_EVENTS);
         return;
       case 'delivery.put': return void d.deliveries.put(c.delivery.id, c.delivery);
+      case 'bundle.put': return void d.bundles.put(c.bundle.version, c.bundle);
+      case 'bundle.drop': return void d.bundles.remove(c.version);
     }
   }
 
   /** The in-memory side of a change, applied after it is durable. */
   private reduce(c: Change): void {
     switch (c.kind) {
-      case 'term.set': this.term = c.term; return;
+      case 'term.set': this.term = Math.max(this.term, c.term); return;
       case 'epoch.reserve': this.epochCeiling = Math.max(this.epochCeiling, c.upTo); return;
       case 'envoy.assign': {
         const prev = this.envoys.get(c.envoy.hostname);
@@ -185,7 +313,27 @@ export class StateStore {
       case 'move.put': this.moves.set(c.move.id, c.move); return;
       case 'event.add': return;
       case 'delivery.put': return;
+      case 'bundle.put': this.indexBundle(c.bundle); return;
+      case 'bundle.drop': this.bundles.delete(c.version); return;
     }
+  }
+
+  private indexBundle(b: ConfigBundle): void {
+    const { data, ...meta } = b;
+    this.bundles.set(b.version, { ...meta, bytes: data.length });
+  }
+
+  /** The current config version: the highest published, 0 before the first publish. */
+  get configVersion(): number {
+    let v = 0;
+    for (const k of this.bundles.keys()) if (k > v) v = k;
+    return v;
+  }
+
+  /** A published bundle with its bytes, read from the store. */
+  bundle(version: number): ConfigBundle | undefined {
+    const b = this.db.bundles.get(version) as ConfigBundle | undefined;
+    return b ? { ...b, hash: new Uint8Array(b.hash), signature: new Uint8Array(b.signature), data: new Uint8Array(b.data) } : undefined;
   }
 
   private indexEnvoy(e: EnvoyRecord): void {

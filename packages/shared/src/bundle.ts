@@ -82,11 +82,13 @@ export function signBundle(version: number, hash: Uint8Array, signer: Signer): U
   return signer.sign(signedBytes(version, hash));
 }
 
-/** Checks the hash of `data` and that one of `trusted` keys signed (version, hash). */
-export function verifyBundle(b: { version: number; hash: Uint8Array; signature: Uint8Array; data: Uint8Array }, trusted: readonly Uint8Array[]): void {
+/** Checks the hash of `data` and that one of `trusted` keys signed (version, hash); returns that key. */
+export function verifyBundle(b: { version: number; hash: Uint8Array; signature: Uint8Array; data: Uint8Array }, trusted: readonly Uint8Array[]): Uint8Array {
   if (!Buffer.from(sha256(b.data)).equals(Buffer.from(b.hash))) throw refused(`content hash does not match (version ${b.version})`);
   const msg = signedBytes(b.version, b.hash);
-  if (!trusted.some((k) => verifyDetached(msg, b.signature, k))) throw refused(`signature on version ${b.version} is not from a trusted hub key`);
+  const signer = trusted.find((k) => verifyDetached(msg, b.signature, k));
+  if (!signer) throw refused(`signature on version ${b.version} is not from a trusted hub key`);
+  return signer;
 }
 
 const ALLOWED_TYPES = new Set(['File', 'OldFile', 'Directory']);

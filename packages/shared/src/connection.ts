@@ -94,7 +94,10 @@ export class Connection extends EventEmitter {
   private recvSeq = 0;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
-  private alive = true;
+  /** Last time anything (frame, ping or pong) came from the peer. */
+  private lastHeard = Date.now();
+  private pingSentAt = 0;
+  private readonly keepaliveMs: number;
   private keepalive: NodeJS.Timeout | undefined;
   private readonly defaultTimeoutMs: number;
   private closeInfo: CloseInfo | undefined;
@@ -113,7 +116,13 @@ export class Connection extends EventEmitter {
     this.defaultTimeoutMs = o.defaultTimeoutMs ?? 10_000;
     this.closed = new Promise((r) => (this.resolveClosed = r));
     this.socket.on('message', (data, isBinary) => this.onFrame(data, isBinary));
-    this.socket.on('pong', () => (this.alive = true));
+    // Any sign of life counts, so a busy link (or a peer that pings us) costs no pings at all.
+    const heard = () => {
+      this.lastHeard = Date.now();
+      this.pingSentAt = 0;
+    };
+    this.socket.on('pong', heard);
+    this.socket.on('ping', heard);
     this.socket.on('close', (code, reason) => this.finish({ code, reason: reason.toString() || (CLOSE_REASONS as Record<number, string>)[code] || '' }));
     this.socket.on('error', (err) => {
       const e = err as Error & { code?: string };
@@ -123,9 +132,9 @@ export class Connection extends EventEmitter {
       this.emit('protocol_error', ax);
       this.finish({ code: ax.code === ErrorCode.FRAME_TOO_LARGE ? CloseCode.FRAME_TOO_LARGE : 1006, reason: ax.message, error: ax });
     });
-    const interval = o.keepaliveMs ?? 3000;
-    if (interval > 0) {
-      this.keepalive = setInterval(() => this.tick(), interval);
+    this.keepaliveMs = o.keepaliveMs ?? 3000;
+    if (this.keepaliveMs > 0) {
+      this.keepalive = setInterval(() => this.tick(), this.keepaliveMs);
       this.keepalive.unref();
     }
   }
@@ -200,7 +209,8 @@ export class Connection extends EventEmitter {
 
   private onFrame(raw: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void {
     if (this.closeInfo) return;
-    this.alive = true;
+    this.lastHeard = Date.now();
+    this.pingSentAt = 0;
     const data = toBuffer(raw);
     if (!isBinary || data.length < 65) return this.fail(new AxleError(ErrorCode.MALFORMED, 'frame too short or not binary'));
     if (!verifyFrame(data, this.context, this.dirIn, this.peer.pubkey)) {
@@ -288,11 +298,20 @@ export class Connection extends EventEmitter {
     p.resolve(msg);
   }
 
+  /**
+   * Pings only a peer that has been silent for an interval, and drops it when a ping has gone
+   * unanswered for another: a link cut without a FIN is noticed within about three intervals.
+   */
   private tick(): void {
-    if (!this.alive) {
-      return this.terminate(new AxleError(ErrorCode.KEEPALIVE, `${this.peer.id} did not answer keepalive pings; link presumed dead`));
+    const now = Date.now();
+    if (now - this.lastHeard < this.keepaliveMs) return;
+    if (this.pingSentAt !== 0) {
+      if (now - this.pingSentAt >= this.keepaliveMs) {
+        this.terminate(new AxleError(ErrorCode.KEEPALIVE, `${this.peer.id} did not answer keepalive pings; link presumed dead`));
+      }
+      return;
     }
-    this.alive = false;
+    this.pingSentAt = now;
     if (this.socket.readyState === OPEN) this.socket.ping();
   }
 

@@ -36,6 +36,7 @@ export const ErrorCode = {
   BAD_TOKEN: 'E_BAD_TOKEN',
   FORBIDDEN: 'E_FORBIDDEN',
   CONFLICT: 'E_CONFLICT',
+  NOT_PRIMARY: 'E_NOT_PRIMARY',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

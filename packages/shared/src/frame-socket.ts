@@ -11,6 +11,7 @@ export interface FrameSocket {
   on(event: 'message', fn: (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => void): this;
   on(event: 'close', fn: (code: number, reason: Buffer) => void): this;
   on(event: 'pong', fn: () => void): this;
+  on(event: 'ping', fn: () => void): this;
   on(event: 'error', fn: (err: Error) => void): this;
   off(event: string, fn: (...args: never[]) => void): this;
   readonly bufferedAmount: number;

@@ -41,3 +41,10 @@ export {
   DEFAULT_BUNDLE_LIMITS, activateBundle, buildBundle, extractBundle, liveVersion, sha256, signBundle, verifyBundle,
 } from './bundle.js';
 export type { BundleLimits } from './bundle.js';
+export { RESOURCE_KINDS, loadPolicies, policyMatches, policySchema } from './policy.js';
+export type { LoadedPolicies, Policy, Resource, ResourceKind, ResourceOf } from './policy.js';
+export { Assembler, CHUNK_BYTES, chunksOf } from './chunks.js';
+export { TASK_NAME, loadTasks, taskAllowed, taskSchema } from './task.js';
+export type { LoadedTasks, Task } from './task.js';
+export { JOB_RESULT_STATUS, jobActionSchema } from './messages.js';
+export type { JobAction, JobResultStatus } from './messages.js';

@@ -1,5 +1,5 @@
 import {
-  arr, bool, bytes, int, json, lit, num, obj, oneOf, opt, record, str, tagged,
+  arr, bool, bytes, custom, int, json, lit, num, obj, oneOf, opt, record, str, tagged,
   type Infer, type Schema,
 } from './schema.js';
 
@@ -92,6 +92,30 @@ export type SpokeStats = Infer<typeof statsSchema>;
 const adoptItem = obj({ hostname: hostname(), pubkey: pubkey(), epoch: epoch() });
 const releaseItem = obj({ hostname: hostname(), epoch: epoch(), to: opt(targetSchema) });
 
+/** Plain data that may hold bytes: the payload of replicated hub state changes. */
+const plainData = custom('plain data', (v) => {
+  const ok = (x: unknown, depth: number): boolean => {
+    if (x === null || typeof x === 'string' || typeof x === 'boolean' || x instanceof Uint8Array) return true;
+    if (typeof x === 'number') return Number.isFinite(x);
+    if (depth >= 16) return false;
+    if (Array.isArray(x)) return x.every((y) => ok(y, depth + 1));
+    if (typeof x === 'object' && Object.getPrototypeOf(x) === Object.prototype) return Object.values(x as object).every((y) => ok(y, depth + 1));
+    return false;
+  };
+  if (!ok(v, 0)) throw new Error('expected plain data (strings, numbers, bytes, lists, mappings) at most 16 deep');
+  return v;
+});
+const replEntrySchema = obj({ seq: int({ min: 1 }), at: int({ min: 0 }), term: int({ min: 0 }), change: plainData });
+
+/** What a job asks of one envoy: converge (run the policies now) or run one task of its applied bundle. */
+export const jobActionSchema = tagged('kind', {
+  converge: obj({ kind: lit('converge') }),
+  task: obj({ kind: lit('task'), name: str({ min: 1, max: 100, pattern: /^[A-Za-z0-9_.-]+$/, hint: 'must be a task name' }) }),
+});
+export type JobAction = Infer<typeof jobActionSchema>;
+export const JOB_RESULT_STATUS = ['succeeded', 'failed', 'timed_out', 'refused'] as const;
+export type JobResultStatus = (typeof JOB_RESULT_STATUS)[number];
+
 export const messageSchema = tagged('type', {
   // envoy -> hub
   enroll: obj({ type: lit('enroll'), hostname: hostname(), token: str({ min: 1, max: 256 }) }),
@@ -120,14 +144,17 @@ export const messageSchema = tagged('type', {
   ack: obj({ type: lit('ack'), runId: text(64), duplicate: bool() }),
   /** The spoke no longer owns this envoy: go to `to`, or ask the hub when absent. */
   redirect: obj({ type: lit('redirect'), to: opt(targetSchema), epoch: epoch(), term: term(), reason: text(512) }),
-  config_fetch: obj({ type: lit('config_fetch'), version: int({ min: 0 }) }),
+  /** Bundles travel in chunks of at most CHUNK_BYTES so they fit the frame limit; `offset` asks for the next one. */
+  config_fetch: obj({ type: lit('config_fetch'), version: int({ min: 0 }), offset: opt(int({ min: 0 })) }),
   config_bundle: obj({
     type: lit('config_bundle'),
     version: int({ min: 1 }),
     hash: bytes({ len: 32 }),
     signature: bytes({ len: 64 }),
     hubKey: pubkey(),
-    data: bytes({ max: 64 * 1024 * 1024 }),
+    total: int({ min: 1, max: 256 * 1024 * 1024 }),
+    offset: int({ min: 0 }),
+    data: bytes({ max: 1024 * 1024 }),
   }),
   // spoke -> envoy
   run_now: obj({ type: lit('run_now'), reason: text(256) }),
@@ -146,7 +173,9 @@ export const messageSchema = tagged('type', {
     version: int({ min: 1 }),
     hash: bytes({ len: 32 }),
     signature: bytes({ len: 64 }),
-    data: bytes({ max: 64 * 1024 * 1024 }),
+    total: int({ min: 1, max: 256 * 1024 * 1024 }),
+    offset: int({ min: 0 }),
+    data: bytes({ max: 1024 * 1024 }),
   }),
 
   // spoke -> hub
@@ -164,7 +193,51 @@ export const messageSchema = tagged('type', {
   probe_ok: obj({ type: lit('probe_ok'), spokeId: id(), term: term(), configVersion: int({ min: 0 }), envoys: int({ min: 0 }), uptimeS: num({ min: 0 }) }),
   status: obj({ type: lit('status'), stats: statsSchema }),
   status_ok: obj({ type: lit('status_ok'), term: term() }),
-  config_ok: obj({ type: lit('config_ok'), version: int({ min: 0 }) }),
+  /** `version` is the spoke's live version; `received` is how much of an unfinished upload it holds. */
+  config_ok: obj({ type: lit('config_ok'), version: int({ min: 0 }), received: opt(int({ min: 0 })) }),
+
+  // hub <-> hub replication; hub -> witness spoke leases and votes (see packages/hub/REPLICATION.md)
+  /** standby -> any peer: "I am here at this log position"; the primary answers repl_welcome and starts feeding. */
+  repl_hello: obj({ type: lit('repl_hello'), term: term(), id: id(), lastSeq: int({ min: 0 }), lastTerm: term(), adminHash: opt(str({ max: 128 })) }),
+  repl_welcome: obj({ type: lit('repl_welcome'), term: term(), primary: id(), primaryAddr: str({ max: 300 }) }),
+  /** primary -> standby: the next log entries after (prevSeq, prevTerm); empty entries are the heartbeat. */
+  repl_append: obj({
+    type: lit('repl_append'), term: term(), primary: id(), primaryAddr: str({ max: 300 }),
+    prevSeq: int({ min: 0 }), prevTerm: term(), entries: arr(replEntrySchema, { max: 10_000 }), holdMs: int({ min: 0 }),
+    /** The primary's last log position, so a standby can report its lag. */
+    primarySeq: int({ min: 0 }),
+  }),
+  /** primary -> standby: a chunk of the state tables; `done` closes the snapshot at (snapSeq, snapTerm). */
+  repl_snapshot: obj({
+    type: lit('repl_snapshot'), term: term(), primary: id(), primaryAddr: str({ max: 300 }),
+    snapSeq: int({ min: 0 }), snapTerm: term(), chunk: int({ min: 0 }), done: bool(),
+    rows: arr(obj({ table: id(), key: plainData, value: plainData }), { max: 100_000 }),
+  }),
+  repl_ack: obj({ type: lit('repl_ack'), term: term(), ok: bool(), lastSeq: int({ min: 0 }), lastTerm: term(), reason: opt(text(512)) }),
+  vote_request: obj({
+    type: lit('vote_request'), term: term(), candidate: id(), lastSeq: int({ min: 0 }), lastTerm: term(), holdMs: int({ min: 0 }), handover: opt(bool()),
+    /** A pre-vote: would you vote? Nothing is recorded, so a cut-off hub cannot inflate terms. */
+    prevote: opt(bool()),
+  }),
+  vote_reply: obj({ type: lit('vote_reply'), term: term(), granted: bool(), reason: text(512) }),
+  /** primary -> witness: renews the primary's lease; the witness refuses other candidates for holdMs. */
+  lease_ping: obj({ type: lit('lease_ping'), term: term(), primary: id(), holdMs: int({ min: 0 }), lastSeq: int({ min: 0 }), lastTerm: term() }),
+  lease_ok: obj({ type: lit('lease_ok'), term: term() }),
+  /** candidate -> primary (manual promotion): stop acknowledging and leading so the candidate can take over. */
+  step_down: obj({ type: lit('step_down'), term: term(), candidate: id() }),
+  step_down_ok: obj({ type: lit('step_down_ok'), term: term(), lastSeq: int({ min: 0 }), lastTerm: term() }),
+
+  // jobs (see packages/hub/JOBS.md): hub -> spoke job_dispatch, spoke -> envoy job_run; both answered by job_result
+  job_dispatch: obj({
+    type: lit('job_dispatch'), term: term(), jobId: id(), hostname: hostname(), action: jobActionSchema,
+    timeoutMs: int({ min: 1, max: 24 * 3_600_000 }), attempt: int({ min: 1, max: 1000 }),
+  }),
+  job_run: obj({ type: lit('job_run'), jobId: id(), action: jobActionSchema, timeoutMs: int({ min: 1, max: 24 * 3_600_000 }), attempt: int({ min: 1, max: 1000 }) }),
+  job_result: obj({
+    type: lit('job_result'), status: oneOf(JOB_RESULT_STATUS), message: text(4096), exitCode: opt(int()),
+    /** The tail of the output, bounded. */
+    output: text(16_384), startedAt: opt(ms()), finishedAt: opt(ms()), runId: opt(text(64)),
+  }),
 
   ok: obj({ type: lit('ok') }),
 });

@@ -15,6 +15,7 @@ export interface EnvoyServiceDeps {
   keepRuns: number;
   term: () => number;
   configVersion: () => number;
+  configBundle: (offset: number) => MessageOf<'config_bundle'>;
 }
 
 type Redirect = MessageOf<'redirect'>;
@@ -58,8 +59,10 @@ export class EnvoyService {
         return this.checkin(msg, conn);
       case 'report':
         return this.report(msg, conn);
+      case 'config_fetch':
+        return this.d.configBundle(msg.offset ?? 0);
       default:
-        throw new AxleError(ErrorCode.INVALID, `envoys may send checkin and report to a spoke, not ${msg.type}`);
+        throw new AxleError(ErrorCode.INVALID, `envoys may send checkin, report and config_fetch to a spoke, not ${msg.type}`);
     }
   }
 

@@ -5,6 +5,7 @@ import {
 import type { Fleet } from './fleet.js';
 import type { SpokeMetrics } from './metrics.js';
 import type { EnvoyRecord, Store } from './store.js';
+import type { Witness } from './witness.js';
 
 /**
  * The highest hub term this spoke has seen, persisted before it is acted on, so a stale
@@ -39,8 +40,11 @@ export interface HubApiDeps {
   hubPubkeys: string[];
   stats: () => SpokeStats;
   probe: () => MessageOf<'probe_ok'>;
+  acceptConfig: (offer: MessageOf<'config_offer'>) => Promise<MessageOf<'config_ok'>>;
   /** An envoy's key changed or it was released: drop its open connections. */
   dropEnvoy: (hostname: string) => void;
+  /** Votes and leases for replicated hubs that list this spoke as a witness. */
+  witness?: Witness;
 }
 
 const HUB_TYPES = ['adopt', 'release', 'list_envoys', 'get_envoy', 'list_runs', 'stats', 'probe', 'config_offer'] as const;
@@ -83,6 +87,7 @@ export class HubApi {
   }
 
   private async handle(msg: Message, hubId: string): Promise<Message> {
+    if (this.d.witness && (msg.type === 'vote_request' || msg.type === 'lease_ping')) return this.d.witness.handle(msg, hubId);
     if (!isHubRequest(msg)) throw new AxleError(ErrorCode.INVALID, `a hub may not send ${msg.type} to a spoke`);
     await this.d.terms.observe(msg.term, `hub ${hubId}`);
     switch (msg.type) {
@@ -104,7 +109,7 @@ export class HubApi {
       case 'probe':
         return this.d.probe();
       case 'config_offer':
-        throw new AxleError(ErrorCode.INVALID, 'this spoke does not take config bundles yet; upgrade the spoke');
+        return this.d.acceptConfig(msg);
     }
   }
 

@@ -1,15 +1,17 @@
 import {
-  AxleError, AxleServer, CloseCode, ErrorCode, HANDLED, Router, errorText, loadOrCreateKeyPair, parseHostPort, sendJson, silentLogger,
+  AxleError, AxleServer, CloseCode, ErrorCode, HANDLED, fromBase64, Router, errorText, loadOrCreateKeyPair, parseHostPort, sendJson, silentLogger,
   type Daemon, type KeyPair, type Logger, type MessageOf, type PeerClaim, type SpokeStats,
 } from '@axle/shared';
 import { hubAddrsOf, keyFileOf, type SpokeConfig } from './config.js';
 import { EnvoyService } from './envoys.js';
 import { Fleet } from './fleet.js';
 import { HubApi, TermKeeper } from './hub-api.js';
+import { Witness } from './witness.js';
 import { Activity, SpokeMetrics } from './metrics.js';
 import { Retention } from './retention.js';
 import { StatusPush } from './status-push.js';
 import { Store } from './store.js';
+import { ConfigSync } from './config-sync.js';
 
 export const VERSION = '0.1.0';
 /** Last-seen times of envoys that only check in are written this often, not per check-in. */
@@ -40,15 +42,16 @@ export class Spoke implements Daemon {
   private port = 0;
   private startedAt = 0;
   private stopping = false;
-  private configVersion = 0;
+  private readonly sync: ConfigSync;
 
   constructor(readonly config: SpokeConfig, o: { logger?: Logger } = {}) {
     this.log = o.logger ?? silentLogger();
     this.keyPair = loadOrCreateKeyPair(keyFileOf(config)).keyPair;
     this.fleet = new Fleet(config.spanner.spoke_id);
+    this.sync = new ConfigSync(config.data_dir, config.spanner.hub_pubkeys.map((k) => fromBase64(k, 32, 'hub public key')), this.log);
     this.metrics = new SpokeMetrics(this.fleet, () => ({
       term: this.terms?.current ?? 0,
-      configVersion: this.configVersion,
+      configVersion: this.sync.version,
       perMinute: this.activity.perMinute(),
     }));
   }
@@ -78,12 +81,12 @@ export class Spoke implements Daemon {
       const terms = (this.terms = new TermKeeper(store));
       const envoys = new EnvoyService({
         fleet: this.fleet, store, metrics: this.metrics, activity: this.activity, log: this.log,
-        keepRuns: c.retention.max_runs_per_envoy, term: () => terms.current, configVersion: () => this.configVersion,
+        keepRuns: c.retention.max_runs_per_envoy, term: () => terms.current, configVersion: () => this.sync.version, configBundle: (offset) => this.sync.chunk(offset),
       });
       let server: AxleServer | undefined;
       const hub = new HubApi({
         fleet: this.fleet, store, terms, metrics: this.metrics, log: this.log, hubPubkeys: c.spanner.hub_pubkeys,
-        stats: () => this.stats(), probe: () => this.probe(),
+        stats: () => this.stats(), probe: () => this.probe(), witness: new Witness(store, terms, this.log), acceptConfig: (o) => this.sync.accept(o),
         dropEnvoy: (h) => {
           for (const conn of server?.connections ?? []) if (conn.peer.role === 'envoy' && conn.peer.id === h) conn.close(CloseCode.UNKNOWN_KEY);
         },
@@ -158,7 +161,7 @@ export class Spoke implements Daemon {
       compliance: { ...this.fleet.counts },
       checkinsPerMinute: this.activity.perMinute(),
       latencyMs: { p50: lat.percentile(50), p99: lat.percentile(99) },
-      configVersion: this.configVersion,
+      configVersion: this.sync.version,
       term: this.term,
       uptimeS: this.startedAt ? (Date.now() - this.startedAt) / 1000 : 0,
       version: VERSION,
@@ -167,7 +170,7 @@ export class Spoke implements Daemon {
 
   private probe(): MessageOf<'probe_ok'> {
     return {
-      type: 'probe_ok', spokeId: this.spokeId, term: this.term, configVersion: this.configVersion,
+      type: 'probe_ok', spokeId: this.spokeId, term: this.term, configVersion: this.sync.version,
       envoys: this.fleet.size, uptimeS: this.startedAt ? (Date.now() - this.startedAt) / 1000 : 0,
     };
   }
