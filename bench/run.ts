@@ -12,6 +12,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<Figure[]> }>> =
   envoy: () => import('./envoy.js'),
   'hub-query': () => import('./hub-query.js'),
   'hub-routing': () => import('./hub-routing.js'),
+  'config-publish': () => import('./config-publish.js'),
 };
 
 const only = process.argv.slice(2).filter((a) => !a.startsWith('-'));

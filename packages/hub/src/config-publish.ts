@@ -128,13 +128,14 @@ export class Publisher {
     const b = state.bundle(version);
     if (!b || !links.has(id)) return 'unreachable';
     try {
-      let r: { version: number } = { version: 0 };
-      for (const c of chunksOf(b.data)) {
-        r = await links.get(id).request(
-          { type: 'config_offer', term: state.term, version: b.version, hash: b.hash, signature: b.signature, total: b.data.length, offset: c.offset, data: c.data },
-          config().config_publish.push_timeout, 'config_ok',
-        );
-      }
+      // All chunks go out at once: the spoke takes them in arrival order, so only the last
+      // reply (the one that made the version live) matters, and no round trip is waited on.
+      const link = links.get(id);
+      const replies = [...chunksOf(b.data)].map((c) => link.request(
+        { type: 'config_offer', term: state.term, version: b.version, hash: b.hash, signature: b.signature, total: b.data.length, offset: c.offset, data: c.data },
+        config().config_publish.push_timeout, 'config_ok',
+      ));
+      const r = (await Promise.all(replies)).at(-1) as { version: number };
       const h = fleet.health.get(id);
       if (h.stats) h.stats = { ...h.stats, configVersion: r.version };
       log.info({ spoke: id, version: r.version }, 'spoke took the config bundle');
