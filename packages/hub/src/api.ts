@@ -22,6 +22,8 @@ import type { Replication } from './replication/replication.js';
 import { WebUi } from './ui/server.js';
 import { configRoutes } from './api-config.js';
 import type { Publisher } from './config-publish.js';
+import { jobRoutes } from './api-jobs.js';
+import type { JobRunner } from './jobs/runner.js';
 import { bootstrapRoutes } from './bootstrap.js';
 
 export interface ApiDeps {
@@ -43,6 +45,8 @@ export interface ApiDeps {
   ready: () => { ready: boolean; why?: string };
   /** Replicated hubs: standbys refuse writes (421) with the primary's address; /hub/promote. */
   replication?: Replication;
+  /** Jobs (jobs/, api-jobs.ts). */
+  jobs?: JobRunner;
   /** For GET /bootstrap.sh: every hub address envoys should know, and this hub's listen address. */
   hubAddrs?: () => string[];
   listenAddr?: () => string;
@@ -124,6 +128,7 @@ export function buildHttp(d: ApiDeps): (req: IncomingMessage, res: ServerRespons
     replicationRoutes(r, d);
     ui.routes(r);
     configRoutes(r, d);
+    jobRoutes(r, d);
     if (d.hubAddrs && d.listenAddr) bootstrapRoutes(r, { config: d.config, hubAddrs: d.hubAddrs, listenAddr: d.listenAddr });
     return r;
   }

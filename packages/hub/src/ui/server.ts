@@ -1,0 +1,170 @@
+import { existsSync, readFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ErrorCode, readJson, sendJson, str, obj, parse, AxleError, type Router } from '@axle/shared';
+import { intParam, route, type ApiDeps } from '../api.js';
+import { RateLimiter } from '../ratelimit.js';
+import { ComplianceHistory } from './history.js';
+import { SESSION_COOKIE, Sessions, cookieValue, sameSecret, type Session } from './sessions.js';
+
+/** Paths the browser app draws itself; the server answers each with the same HTML shell. */
+const PAGES: RegExp[] = [
+  /^\/$/, /^\/login$/, /^\/spokes$/, /^\/spanner\/spokes\/[^/]+$/, /^\/envoys$/, /^\/envoys\/[^/]+$/, /^\/config$/, /^\/events$/,
+];
+const ASSETS: Record<string, string> = { 'app.js': 'text/javascript; charset=utf-8', 'app.css': 'text/css; charset=utf-8' };
+export const CSRF_HEADER = 'x-axle-csrf';
+
+// Defence in depth: the app escapes every value, and the page may run only its own bundle anyway.
+const SECURITY_HEADERS: Record<string, string> = {
+  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-cache',
+};
+
+const loginBody = obj({ token: str({ min: 1, max: 512 }) });
+
+/** Where the bundled browser app lives: dist/ui beside the built hub, whichever file this code was bundled into. */
+function findAssets(): string | undefined {
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (const dir of [join(here, 'ui'), join(here, '..', 'ui'), join(here, '..', '..', 'dist', 'ui')]) {
+    if (existsSync(join(dir, 'index.html')) && existsSync(join(dir, 'app.js'))) return dir;
+  }
+  return undefined;
+}
+
+/**
+ * The web UI's server side: serves the bundled app, logs a browser in with an API token
+ * (kept server-side; the browser holds only an HttpOnly SameSite=Strict session cookie),
+ * lets /api/v1 requests ride on that cookie, and refuses cookie-borne writes that lack the
+ * session's CSRF token or come from another origin. Bearer requests are untouched.
+ */
+export class WebUi {
+  readonly sessions = new Sessions();
+  readonly history: ComplianceHistory;
+  private readonly loginLimiter = new RateLimiter({ requests: 10, per: 60_000, burst: 20 }, 10_000);
+  private readonly assetDir = findAssets();
+  private readonly cache = new Map<string, Buffer>();
+
+  constructor(private readonly d: ApiDeps) {
+    this.history = new ComplianceHistory(d.fleet);
+  }
+
+  /** Routes under /api/v1 that exist for the UI but serve any API client. */
+  routes(r: Router): void {
+    r.get('/api/v1/compliance/history', route(this.d, 'viewer', (ctx) => ({
+      intervalMs: this.history.intervalMs,
+      capacity: this.history.capacity,
+      samples: this.history.samples(intParam(ctx.query, 'since', 0, 0, Number.MAX_SAFE_INTEGER)),
+      now: this.history.current(),
+    })));
+  }
+
+  /** True when the UI answered the request itself; otherwise the API router takes it (maybe with the session's token attached). */
+  handle(req: IncomingMessage, res: ServerResponse): boolean {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const path = url.pathname;
+    const method = req.method ?? 'GET';
+    if (path.startsWith('/api/')) return this.fromSession(req, res, method);
+    if (path === '/ui/login' && method === 'POST') return void this.login(req, res), true;
+    if (path === '/ui/logout' && method === 'POST') return this.logout(req, res), true;
+    if (path === '/ui/session' && method === 'GET') return this.whoami(req, res), true;
+    if (method !== 'GET' && method !== 'HEAD') return false;
+    if (path === '/favicon.ico') return res.writeHead(204).end(), true;
+    if (path.startsWith('/ui/assets/')) return this.asset(res, path.slice('/ui/assets/'.length)), true;
+    if (PAGES.some((p) => p.test(path))) return this.asset(res, 'index.html'), true;
+    return false;
+  }
+
+  private session(req: IncomingMessage): Session | undefined {
+    return this.sessions.get(cookieValue(req.headers.cookie, SESSION_COOKIE));
+  }
+
+  /** A browser from another site never gets here with the cookie (SameSite=Strict); the origin and CSRF checks stop the rest. */
+  private sameOrigin(req: IncomingMessage): boolean {
+    const site = req.headers['sec-fetch-site'];
+    if (site !== undefined && site !== 'same-origin' && site !== 'none') return false;
+    const origin = req.headers.origin;
+    if (origin === undefined) return true;
+    const host = req.headers.host;
+    return host !== undefined && (origin === `http://${host}` || origin === `https://${host}`);
+  }
+
+  private fromSession(req: IncomingMessage, res: ServerResponse, method: string): boolean {
+    if (req.headers.authorization !== undefined) return false;
+    const s = this.session(req);
+    if (!s) return false;
+    if (method !== 'GET' && method !== 'HEAD') {
+      const sent = req.headers[CSRF_HEADER];
+      if (typeof sent !== 'string' || !sameSecret(sent, s.csrf) || !this.sameOrigin(req)) {
+        sendJson(res, 403, { error: { code: ErrorCode.FORBIDDEN, message: `a write from the web UI needs the session's ${CSRF_HEADER} header from the same origin; reload the page and try again` } });
+        return true;
+      }
+    }
+    req.headers.authorization = `Bearer ${s.secret}`;
+    return false;
+  }
+
+  private async login(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      if (!this.sameOrigin(req)) throw new HttpFail(403, ErrorCode.FORBIDDEN, 'log in from the hub\'s own page');
+      const ip = req.socket.remoteAddress ?? 'unknown';
+      const wait = this.loginLimiter.take(ip);
+      if (wait > 0) throw new HttpFail(429, ErrorCode.RATE_LIMITED, `too many login attempts; wait ${Math.ceil(wait / 1000)} s`);
+      const b = parse(loginBody, await readJson(req, 4096), 'login', ErrorCode.INVALID);
+      const tok = this.d.tokens.api(b.token.trim());
+      if (!tok) throw new HttpFail(401, ErrorCode.NOT_AUTHENTICATED, `that API token is not valid (unknown or revoked); the admin token is in ${this.d.config().data_dir}/admin.token on the hub host`);
+      this.sessions.delete(cookieValue(req.headers.cookie, SESSION_COOKIE));
+      const s = this.sessions.create(b.token.trim(), tok.name, tok.role);
+      const secure = req.headers['x-forwarded-proto'] === 'https' ? '; Secure' : '';
+      res.setHeader('set-cookie', `${SESSION_COOKIE}=${s.id}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${this.sessions.maxAgeS}${secure}`);
+      this.d.log.info({ token: tok.id, name: tok.name, role: tok.role }, 'web UI login');
+      sendJson(res, 200, { name: s.name, role: s.role, csrf: s.csrf });
+    } catch (e) {
+      const status = e instanceof HttpFail ? e.status : e instanceof AxleError && e.code === ErrorCode.INVALID ? 400 : (e as { status?: number }).status ?? 500;
+      const err = e instanceof AxleError ? e : new AxleError(ErrorCode.INTERNAL, String(e));
+      sendJson(res, status, { error: { code: err.code, message: err.message } });
+    }
+  }
+
+  private logout(req: IncomingMessage, res: ServerResponse): void {
+    const s = this.session(req);
+    if (s && !this.sameOrigin(req)) return sendJson(res, 403, { error: { code: ErrorCode.FORBIDDEN, message: 'log out from the hub\'s own page' } });
+    this.sessions.delete(s?.id);
+    res.setHeader('set-cookie', `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0`);
+    sendJson(res, 200, { ok: true });
+  }
+
+  private whoami(req: IncomingMessage, res: ServerResponse): void {
+    const s = this.session(req);
+    if (!s || !this.d.tokens.api(s.secret)) {
+      this.sessions.delete(s?.id);
+      return sendJson(res, 401, { error: { code: ErrorCode.NOT_AUTHENTICATED, message: 'not logged in; log in with an API token' } });
+    }
+    sendJson(res, 200, { name: s.name, role: s.role, csrf: s.csrf, hub: this.d.config().server_id });
+  }
+
+  private asset(res: ServerResponse, name: string): void {
+    const type = name === 'index.html' ? 'text/html; charset=utf-8' : ASSETS[name];
+    if (!type) return sendJson(res, 404, { error: { code: ErrorCode.NOT_FOUND, message: `no UI asset ${name.slice(0, 64)}` } });
+    if (!this.assetDir) {
+      res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8' });
+      return void res.end('The web UI is not built; run `npm run build -w @axle/hub` and restart the hub.\n');
+    }
+    let data = this.cache.get(name);
+    if (!data) {
+      data = readFileSync(join(this.assetDir, name));
+      this.cache.set(name, data);
+    }
+    res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': type, 'content-length': data.length });
+    res.end(data);
+  }
+}
+
+class HttpFail extends AxleError {
+  constructor(readonly status: number, code: ErrorCode, message: string) {
+    super(code, message);
+  }
+}

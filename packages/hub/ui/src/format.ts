@@ -1,0 +1,76 @@
+import { h } from './dom.js';
+
+export function ago(ms: number | null | undefined): string {
+  if (!ms) return 'never';
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
+  return `${Math.floor(s / 86400)}d ago`;
+}
+
+export function when(ms: number | null | undefined): string {
+  if (!ms) return '—';
+  return new Date(ms).toLocaleString();
+}
+
+export function pct(r: number | null | undefined): string {
+  if (r === null || r === undefined || Number.isNaN(r)) return '—';
+  return `${(r * 100).toFixed(1)}%`;
+}
+
+export function ms(v: number | null | undefined): string {
+  if (v === null || v === undefined) return '—';
+  return v < 10 ? `${v.toFixed(1)} ms` : `${Math.round(v)} ms`;
+}
+
+export function ratioOf(c: { compliant: number; noncompliant: number } | null | undefined): number | null {
+  if (!c) return null;
+  const j = c.compliant + c.noncompliant;
+  return j === 0 ? 1 : c.compliant / j;
+}
+
+const STATE_CLASS: Record<string, string> = {
+  online: 'ok', compliant: 'ok', ok: 'ok', done: 'ok', active: 'ok', delivered: 'ok',
+  offline: 'bad', noncompliant: 'bad', failed: 'bad', drift: 'bad', revoked: 'bad',
+  draining: 'warn', drained: 'warn', unknown: 'muted', running: 'warn', changed: 'warn', interrupted: 'warn',
+};
+
+export function badge(text: string, testid?: string): HTMLElement {
+  return h('span', { class: `badge ${STATE_CLASS[text] ?? 'muted'}`, ...(testid ? { testid } : {}) }, text);
+}
+
+/** A three-part bar: compliant, noncompliant, unknown; widths through CSSOM (CSP forbids inline style attributes). */
+export function complianceBar(c: { compliant: number; noncompliant: number; unknown: number } | null | undefined): HTMLElement {
+  const bar = h('div', { class: 'cbar', title: c ? `${c.compliant} compliant, ${c.noncompliant} noncompliant, ${c.unknown} unknown` : 'no data yet' });
+  const total = c ? c.compliant + c.noncompliant + c.unknown : 0;
+  if (!c || total === 0) {
+    bar.classList.add('empty');
+    return bar;
+  }
+  for (const [k, n] of [['compliant', c.compliant], ['noncompliant', c.noncompliant], ['unknown', c.unknown]] as const) {
+    if (n === 0) continue;
+    const part = h('span', { class: `cbar-${k}` });
+    part.style.width = `${(n / total) * 100}%`;
+    bar.appendChild(part);
+  }
+  return bar;
+}
+
+export function table(head: string[], rows: (Node | string | number | null | undefined)[][], o: { testid?: string; empty?: string } = {}): HTMLElement {
+  if (rows.length === 0) return h('p', { class: 'empty', ...(o.testid ? { testid: `${o.testid}-empty` } : {}) }, o.empty ?? 'Nothing here yet.');
+  return h('table', o.testid ? { testid: o.testid } : null,
+    h('thead', null, h('tr', null, head.map((x) => h('th', null, x)))),
+    h('tbody', null, rows.map((r) => h('tr', null, r.map((c) => h('td', null, c ?? '—'))))),
+  );
+}
+
+export function card(label: string, value: string | number, testid: string, cls = ''): HTMLElement {
+  return h('div', { class: `card ${cls}` }, h('div', { class: 'card-label' }, label), h('div', { class: 'card-value', testid }, String(value)));
+}
+
+/** A trait value of any JSON shape as text (objects as JSON). */
+export function traitText(v: unknown): string {
+  if (typeof v === 'string') return v;
+  return JSON.stringify(v);
+}

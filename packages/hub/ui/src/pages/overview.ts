@@ -1,0 +1,58 @@
+import { get } from '../api.js';
+import { complianceChart } from '../chart.js';
+import { h, replace } from '../dom.js';
+import { ago, badge, card, complianceBar, ms, pct, ratioOf, table } from '../format.js';
+import { partialNote, type Page } from '../page.js';
+import type { FleetStats, Sample, SpokeView } from '../types.js';
+
+/** Fleet overview: spokes online/offline, per-spoke compliance, probe latency, envoy counts, config versions, compliance over time. */
+export function overviewPage(): Page {
+  const cards = h('div', { class: 'cards' });
+  const note = h('div');
+  const chart = h('div', { class: 'panel' });
+  const spokes = h('div', { class: 'panel' });
+  return {
+    title: 'Fleet overview',
+    mount(root) {
+      root.append(h('h1', null, 'Fleet overview'), note, cards,
+        h('section', null, h('h2', null, 'Fleet compliance over time'), chart),
+        h('section', null, h('h2', null, 'Spokes'), spokes));
+    },
+    async refresh() {
+      const [sv, stats, hist] = await Promise.all([
+        get<{ spokes: SpokeView[] }>('/api/v1/spokes'),
+        get<FleetStats>('/api/v1/stats').catch(() => undefined),
+        get<{ samples: Sample[] }>('/api/v1/compliance/history').catch(() => ({ samples: [] as Sample[] })),
+      ]);
+      const list = sv.spokes;
+      const online = list.filter((s) => s.state === 'online').length;
+      const envoys = list.reduce((n, s) => n + s.envoys, 0);
+      const c = stats?.compliance;
+      replace(note, partialNote(stats?.spokes));
+      replace(cards,
+        card('Spokes online', `${online} / ${list.length}`, 'spokes-online', online === list.length ? 'ok' : 'bad'),
+        card('Spokes offline', list.length - online, 'spokes-offline', online === list.length ? '' : 'bad'),
+        card('Envoys', envoys, 'envoy-count'),
+        card('Connected', stats ? stats.connected : '—', 'connected-count'),
+        card('Compliance', stats ? pct(stats.complianceRatio) : '—', 'fleet-compliance'),
+        card('Noncompliant', c ? c.noncompliant : '—', 'noncompliant-count', c && c.noncompliant > 0 ? 'bad' : ''),
+      );
+      replace(chart, complianceChart(hist.samples));
+      replace(spokes, table(
+        ['Spoke', 'State', 'Envoys', 'Compliance', '', 'Probe latency', 'p50 / p99', 'Config', 'Last seen'],
+        list.map((s) => [
+          h('a', { href: `/spanner/spokes/${encodeURIComponent(s.id)}`, testid: `spoke-link-${s.id}` }, s.id),
+          badge(s.state, `spoke-state-${s.id}`),
+          h('span', { testid: `spoke-envoys-${s.id}` }, String(s.envoys)),
+          complianceBar(s.compliance),
+          pct(ratioOf(s.compliance)),
+          ms(s.health.latencyMs),
+          `${ms(s.health.latencyP50Ms)} / ${ms(s.health.latencyP99Ms)}`,
+          s.stats ? `v${s.stats.configVersion}` : '—',
+          ago(s.health.lastOkAt),
+        ]),
+        { testid: 'spokes-table', empty: 'No spokes are configured (spanner.spokes in the hub config).' },
+      ));
+    },
+  };
+}

@@ -1,0 +1,233 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { HOSTILE, startFleet, type Fleet } from '../../packages/hub/test/cli-fleet.js';
+import { Bag } from '../../packages/hub/test/support.js';
+import { ROOT } from '../support/proc.js';
+
+const ARTIFACTS = join(ROOT, 'test', 'artifacts');
+const bag = new Bag();
+let f: Fleet;
+let browser: Browser;
+let context: BrowserContext;
+let page: Page;
+let base: string;
+const dialogs: string[] = [];
+const pageErrors: string[] = [];
+const consoleLines: string[] = [];
+
+const tid = (id: string) => page.locator(`[data-testid="${id}"]`);
+const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `ui-${name}.png`), fullPage: true });
+const text = async (id: string) => ((await tid(id).textContent()) ?? '').trim();
+/** Waits until the element's text is `want` (the page polls the hub every few seconds). */
+/** The page's globals, typed here because the test's tsconfig has no DOM library (and the page's CSP forbids string evaluation). */
+interface PageGlobals { document: { cookie: string; querySelector(sel: string): { textContent: string | null } | null }; __pwned?: number }
+const until = (id: string, want: string | RegExp, timeout = 15_000) =>
+  page.waitForFunction(([sel, w, isRe]) => {
+    const t = (globalThis as unknown as PageGlobals).document.querySelector(sel)?.textContent?.trim() ?? '';
+    return isRe ? new RegExp(w).test(t) : t === w;
+  }, [`[data-testid="${id}"]`, typeof want === 'string' ? want : want.source, typeof want !== 'string'] as [string, string, boolean], { timeout });
+const tableRows = (id: string) => page.locator(`[data-testid="${id}"] tbody tr`);
+
+beforeAll(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  f = await startFleet(bag, { hostile: true });
+  base = `http://${f.hub.addr}`;
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+  bag.add(() => browser.close());
+  context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  page = await context.newPage();
+  page.on('dialog', (d) => {
+    dialogs.push(d.message());
+    void d.dismiss();
+  });
+  page.on('pageerror', (e) => pageErrors.push(String(e)));
+  page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+}, 60_000);
+afterAll(() => bag.run());
+
+describe('the web UI in Chromium', () => {
+  it('logs in with an API token into an HttpOnly SameSite=Strict session cookie', async () => {
+    await page.goto(`${base}/`);
+    await tid('login-form').waitFor();
+    await shot('login');
+    await tid('login-token').fill('axa_not-a-token');
+    await tid('login-submit').click();
+    await until('login-error', /not valid/);
+    await tid('login-token').fill(f.token);
+    await tid('login-submit').click();
+    await until('spokes-online', '2 / 2');
+    const [cookie] = await context.cookies();
+    expect(cookie).toMatchObject({ name: 'axle_session', httpOnly: true, sameSite: 'Strict' });
+    expect(cookie!.value).not.toContain(f.token);
+    expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).document.cookie)).toBe('');
+  });
+
+  it('shows the fleet overview with the right counts and a compliance chart', async () => {
+    expect(await text('spokes-online')).toBe('2 / 2');
+    expect(await text('spokes-offline')).toBe('0');
+    expect(await text('envoy-count')).toBe('6');
+    await until('noncompliant-count', '2');
+    expect(await text('spoke-envoys-dc1')).toBe('4');
+    expect(await text('spoke-envoys-dc2')).toBe('2');
+    expect(await text('spoke-state-dc1')).toBe('online');
+    const chart = tid('compliance-chart');
+    await chart.waitFor();
+    expect(Number(await chart.getAttribute('data-points'))).toBeGreaterThanOrEqual(1);
+    const hist = await (await fetch(`${base}/api/v1/compliance/history`, { headers: { authorization: `Bearer ${f.token}` } })).json() as { samples: { ratio: number | null; spokesOnline: number }[] };
+    expect(hist.samples.at(-1)).toMatchObject({ ratio: 4 / 6, spokesOnline: 2 });
+    expect((await fetch(`${base}/api/v1/compliance/history`)).status).toBe(401);
+    expect(await page.locator('[data-testid="spokes-table"] thead').textContent()).toMatch(/Probe latency.*Config/);
+    await shot('overview');
+  });
+
+  it("opens a spoke's detail page at /spanner/spokes/{id}", async () => {
+    await tid('spoke-link-dc1').click();
+    await page.waitForURL(`${base}/spanner/spokes/dc1`);
+    await until('spoke-id', 'dc1');
+    expect(await text('spoke-envoy-count')).toBe('4');
+    expect(await text('compliance-breakdown')).toMatch(/2 compliant.*2 noncompliant.*0 unknown/);
+    expect(await tableRows('runs-table').count()).toBe(4);
+    expect(await tableRows('spoke-envoys-table').count()).toBe(4);
+    expect(await page.locator('[data-testid="spoke-envoys-table"]').textContent()).toContain('db1.dc1.example.com');
+    await shot('spoke-detail');
+    // A direct load of the URL works too (the hub serves the app for it).
+    await page.goto(`${base}/spanner/spokes/dc2`);
+    await until('spoke-id', 'dc2');
+    expect(await text('spoke-envoy-count')).toBe('2');
+  });
+
+  it('searches envoys by glob, compliance and trait', async () => {
+    await tid('nav-envoys').click();
+    await page.waitForURL(`${base}/envoys`);
+    await until('result-count', '6 envoys on this page');
+    await tid('search-match').fill('web*');
+    await tid('search-submit').click();
+    await until('result-count', '4 envoys on this page');
+    expect(page.url()).toContain('match=web*');
+    await tid('search-match').fill('');
+    await tid('search-compliance').selectOption('noncompliant');
+    await tid('search-submit').click();
+    await until('result-count', '2 envoys on this page');
+    await tid('search-compliance').selectOption('');
+    await tid('search-trait').fill('os.family=rhel');
+    await tid('search-submit').click();
+    await until('result-count', '1 envoy on this page');
+    expect(await page.locator('[data-testid="envoys-table"] tbody').textContent()).toContain('db1.dc1.example.com');
+    await shot('envoys');
+  });
+
+  it('renders hostile envoy data as text and runs none of it', async () => {
+    await page.goto(`${base}/envoys/evil.dc1.example.com`);
+    await until('envoy-hostname', 'evil.dc1.example.com');
+    const traits = page.locator('[data-testid="traits-table"]');
+    await traits.waitFor();
+    const cells = await traits.locator('td').allTextContents();
+    expect(cells).toContain(HOSTILE.script);
+    expect(cells).toContain(HOSTILE.img);
+    expect(cells).toContain('nested.note');
+    const results = await page.locator('[data-testid="results-table"]').textContent();
+    expect(results).toContain(HOSTILE.script);
+    expect(results).toContain(HOSTILE.img);
+    // Nothing became markup: no script or img element anywhere in the app, no handler ran.
+    expect(await page.locator('#app script, #app img, #app [onerror]').count()).toBe(0);
+    expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).__pwned)).toBeUndefined();
+    await shot('envoy-hostile');
+    // The search table shows the host too; its traits through the trait filter.
+    await page.goto(`${base}/envoys?trait=${encodeURIComponent(`role=${HOSTILE.script}`)}`);
+    await until('result-count', '1 envoy on this page');
+    expect(dialogs).toEqual([]);
+    expect(pageErrors).toEqual([]);
+    expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).__pwned)).toBeUndefined();
+  });
+
+  it('drains and resumes a spoke from the UI, only after confirmation', async () => {
+    await page.goto(`${base}/spokes`);
+    await until('spoke-state-dc2', 'online');
+    await tid('drain-dc2').click();
+    await tid('confirm-dialog').waitFor();
+    await shot('drain-dialog');
+    await tid('dialog-cancel').click();
+    expect(await tid('confirm-dialog').count()).toBe(0);
+    expect(f.hub.internals!.state.spokeAdmin.get('dc2')?.state ?? 'active').toBe('active');
+
+    await tid('drain-dc2').click();
+    await tid('dialog-to').selectOption('dc1');
+    await tid('dialog-confirm').click();
+    await until('move-progress', /2 of 2 moved \(done\)/);
+    await until('spoke-state-dc2', 'drained');
+    expect(f.hub.internals!.state.countOn('dc1')).toBe(6);
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await until('spoke-state-dc2', 'online');
+  });
+
+  it('reassigns matching envoys from the search page after confirmation', async () => {
+    await page.goto(`${base}/envoys?match=web*.dc2.*`);
+    await until('result-count', '2 envoys on this page');
+    await tid('reassign-button').click();
+    expect(await text('dialog-glob')).toBe('web*.dc2.*');
+    await tid('dialog-to').selectOption('dc2');
+    await tid('dialog-confirm').click();
+    await until('move-progress', /2 of 2 moved \(done\)/);
+    expect(f.hub.internals!.state.countOn('dc2')).toBe(2);
+  });
+
+  it('refuses cookie writes without the CSRF token or from another origin', async () => {
+    const [cookie] = await context.cookies();
+    const jar = `axle_session=${cookie!.value}`;
+    const me = await (await fetch(`${base}/ui/session`, { headers: { cookie: jar } })).json() as { csrf: string };
+    const post = (h: Record<string, string>) => fetch(`${base}/api/v1/tokens`, { method: 'POST', headers: { cookie: jar, 'content-type': 'application/json', ...h }, body: '{}' });
+    const before = f.hub.internals!.state.tokens.size;
+    expect((await post({})).status).toBe(403);
+    expect((await post({ 'x-axle-csrf': 'wrong' })).status).toBe(403);
+    expect((await post({ 'x-axle-csrf': me.csrf, origin: 'http://evil.example' })).status).toBe(403);
+    expect((await post({ 'x-axle-csrf': me.csrf, 'sec-fetch-site': 'cross-site' })).status).toBe(403);
+    expect(f.hub.internals!.state.tokens.size).toBe(before);
+    expect((await post({ 'x-axle-csrf': me.csrf, origin: base })).status).toBe(200);
+    // From the page itself, without the header, the hub refuses too.
+    const status = await page.evaluate(async () => (await fetch('/api/v1/drain', { method: 'POST', body: '{"spoke":"dc1"}', headers: { 'content-type': 'application/json' } })).status);
+    expect(status).toBe(403);
+  });
+
+  it('shows config versions and events', async () => {
+    await page.goto(`${base}/config`);
+    await tid('versions-table-empty').waitFor();
+    await shot('config');
+    await page.goto(`${base}/events`);
+    await tid('events-table').waitFor();
+    expect(await page.locator('[data-testid="events-table"]').textContent()).toMatch(/envoy\.enrolled.*/);
+    expect(await page.locator('[data-testid="events-table"]').textContent()).toContain('move.finished');
+    await shot('events');
+  });
+
+  it('sees a killed spoke go offline by itself', async () => {
+    await page.goto(`${base}/`);
+    await until('spokes-online', '2 / 2');
+    await f.dc2.daemon.kill('SIGKILL');
+    await until('spoke-state-dc2', 'offline', 20_000);
+    await until('spokes-online', '1 / 2');
+    expect(await text('spokes-offline')).toBe('1');
+    await shot('overview-spoke-down');
+    await page.goto(`${base}/spanner/spokes/dc2`);
+    await until('spoke-state', 'offline');
+    await tid('partial-warning').waitFor();
+    expect(await text('runs-table-empty')).toMatch(/^Unavailable: spoke dc2 did not answer/);
+    await shot('spoke-down-detail');
+  });
+
+  it('logs out: the cookie is cleared and the old session is dead', async () => {
+    const [cookie] = await context.cookies();
+    await tid('logout').click();
+    await tid('login-form').waitFor();
+    expect(await context.cookies()).toEqual([]);
+    const r = await fetch(`${base}/api/v1/spokes`, { headers: { cookie: `axle_session=${cookie!.value}` } });
+    expect(r.status).toBe(401);
+    expect(pageErrors).toEqual([]);
+    expect(dialogs).toEqual([]);
+    expect(consoleLines.filter((l) => /Content Security Policy|Refused to/.test(l))).toEqual([]);
+  });
+});
