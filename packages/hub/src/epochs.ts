@@ -15,6 +15,11 @@ export class Epochs {
     this.next = state.epochCeiling + 1;
   }
 
+  /** After this hub was a standby (the ceiling came by replication), start above it. */
+  resync(): void {
+    this.next = Math.max(this.next, this.state.epochCeiling + 1);
+  }
+
   /** Returns the first of `n` consecutive fresh epochs. */
   async take(n = 1): Promise<number> {
     while (this.next + n - 1 > this.state.epochCeiling) {

@@ -15,6 +15,7 @@ import { Fleet } from './fleet.js';
 import { HubMetrics } from './metrics.js';
 import { Queries } from './query.js';
 import { Publisher } from './config-publish.js';
+import { JobRunner } from './jobs/runner.js';
 import { Router } from './router.js';
 import { replicationMetrics } from './replication/metrics.js';
 import { Replication } from './replication/replication.js';
@@ -44,6 +45,7 @@ interface Parts {
   server: AxleServer;
   publisher: Publisher;
   replication: Replication;
+  jobs: JobRunner;
 }
 
 /**
@@ -108,6 +110,7 @@ export class Hub {
       const epochs = new Epochs(state);
       let supervisorRef: Supervisor | undefined;
       let moverRef: Mover | undefined;
+      let jobsRef: JobRunner | undefined;
       const replication = new Replication({
         state, keyPair, log, config, selfAddr: () => this.listenAddr, adminHash: () => hashSecret(this.adminSecret),
         // Scheduled work (probes, auto-failover, catch-up releases, moves) runs only on the primary.
@@ -115,8 +118,10 @@ export class Hub {
           epochs.resync();
           await this.markInterruptedMoves(state).catch((e: unknown) => log.warn({ err: errorText(e) }, 'could not mark interrupted moves'));
           supervisorRef?.start();
+          jobsRef?.resume();
         },
         onStandby: async () => {
+          jobsRef?.halt();
           await supervisorRef?.stop();
           await moverRef?.stop();
         },
@@ -135,13 +140,15 @@ export class Hub {
       supervisorRef = supervisor;
       moverRef = mover;
       const queries = new Queries({ state, fleet, links, metrics, config });
+      const jobs = new JobRunner({ state, fleet, links, queries, metrics, log, config });
+      jobsRef = jobs;
       const publisher = new Publisher({ state, fleet, links, events, keyPair, log, config });
       const auth = new ApiAuth(tokens, cfg.api.rate_limit, this.adminTokenFile);
       await this.ensureAdminToken(tokens, state, replication.enabled);
       if (!replication.enabled) await this.markInterruptedMoves(state);
       const importDeps: ImportDeps = { state, fleet, links, epochs, events, log, config, router };
       const { host, port } = parseHostPort(cfg.listen);
-      const partsForHttp = { state, tokens, fleet, enrollment, mover, queries, supervisor, auth, metrics, events, importDeps, publisher, log, config };
+      const partsForHttp = { state, tokens, fleet, enrollment, mover, queries, supervisor, auth, metrics, events, importDeps, publisher, jobs, log, config };
       const server = new AxleServer({
         host, port, id: cfg.server_id, keyPair,
         maxConnectionsPerIp: cfg.limits.max_connections_per_ip,
@@ -151,11 +158,12 @@ export class Hub {
         http: buildHttp({ ...partsForHttp, info: () => this.info(), ready: () => this.readiness(), replication, hubAddrs, listenAddr: () => this.listenAddr }),
         onError: (e, ip) => log.debug({ source: ip, err: errorText(e) }, 'connection refused'),
       });
-      this.p = { state, keyPair, tokens, fleet, links, events, webhooks, metrics, enrollment, mover, supervisor, queries, auth, server, publisher, replication };
+      this.p = { state, keyPair, tokens, fleet, links, events, webhooks, metrics, enrollment, mover, supervisor, queries, auth, server, publisher, replication, jobs };
       replicationMetrics(metrics, replication);
       const a = await server.listen();
       this.listenAddr = `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
       if (replication.isPrimary) supervisor.start();
+      if (replication.isPrimary) jobs.resume();
       replication.start();
       log.info({ port: a.port, addr: this.listenAddr, publicKey: toBase64(keyPair.publicKey), fingerprint: fingerprint(keyPair.publicKey), term: state.term, spokes: fleet.ids().length, envoys: state.envoys.size }, 'listening');
     } catch (e) {
@@ -304,6 +312,7 @@ export class Hub {
     const p = this.p;
     if (!p || this.stopping) return;
     this.stopping = true;
+    p.jobs.halt();
     await p.replication.stop();
     await p.supervisor.stop();
     await p.mover.stop();

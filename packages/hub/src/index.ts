@@ -9,3 +9,6 @@ export { signWebhook, verifyWebhook, SIGNATURE_HEADER, TIMESTAMP_HEADER } from '
 export { fanOut } from './fanout.js';
 export type { Outcome, SpokeAnswer } from './fanout.js';
 export type { Change, EnvoyRecord, Move, HubEvent, Delivery } from './model.js';
+export { replicationSettings, safeMinAcks } from './replication/settings.js';
+export type { ReplicationSettings } from './replication/settings.js';
+export type { HubRole } from './replication/replication.js';

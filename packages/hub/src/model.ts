@@ -1,4 +1,5 @@
 import type { EventType } from './config.js';
+import type { Job, JobTarget } from './jobs/model.js';
 
 /**
  * The hub's durable records and the one `Change` union through which every one of them is
@@ -148,7 +149,11 @@ export type Change =
   | { kind: 'event.add'; event: HubEvent }
   | { kind: 'delivery.put'; delivery: Delivery }
   | { kind: 'bundle.put'; bundle: ConfigBundle }
-  | { kind: 'bundle.drop'; version: number };
+  | { kind: 'bundle.drop'; version: number }
+  /** Jobs (jobs/): the job record, a batch of its targets' records, or the job and its targets dropped. */
+  | { kind: 'job.put'; job: Job }
+  | { kind: 'job.targets'; jobId: string; targets: JobTarget[] }
+  | { kind: 'job.drop'; jobId: string };
 
 export type ChangeKind = Change['kind'];
 

@@ -18,6 +18,7 @@ export class SpokeLink {
     public cfg: SpokeConfig,
     private readonly self: { id: string; keyPair: KeyPair },
     private readonly log: Logger,
+    private readonly hooks: { onStaleTerm?: ((spokeId: string) => void) | undefined } = {},
   ) {
     this.pubkey = fromBase64(cfg.pubkey, 32, `public key of spoke ${cfg.id}`);
   }
@@ -72,7 +73,13 @@ export class SpokeLink {
     const start = Date.now();
     const conn = await withTimeout(this.connection(timeoutMs), timeoutMs, () => new AxleError(ErrorCode.TIMEOUT, `spoke ${this.id} did not complete the handshake within ${timeoutMs} ms`));
     const left = Math.max(1, timeoutMs - (Date.now() - start));
-    return conn.request(msg, left, expect);
+    try {
+      return await conn.request(msg, left, expect);
+    } catch (e) {
+      // The spoke follows a newer hub term: this hub is a stale primary (see replication/).
+      if (e instanceof AxleError && e.code === ErrorCode.STALE_TERM) this.hooks.onStaleTerm?.(this.id);
+      throw e;
+    }
   }
 
   close(): void {
@@ -101,6 +108,8 @@ function withTimeout<T>(p: Promise<T>, ms: number, err: () => Error): Promise<T>
 /** All links, kept in step with the config across reloads. */
 export class SpokeLinks {
   private readonly links = new Map<string, SpokeLink>();
+  /** Set by replication: a spoke answered E_STALE_TERM. */
+  onStaleTerm: ((spokeId: string) => void) | undefined;
 
   constructor(private readonly self: { id: string; keyPair: KeyPair }, private readonly log: Logger) {}
 
@@ -116,7 +125,7 @@ export class SpokeLinks {
         out.removed.push(id);
       } else if (cfg.addr !== link.cfg.addr || cfg.pubkey !== link.cfg.pubkey) {
         link.close();
-        this.links.set(id, new SpokeLink(cfg, this.self, this.log));
+        this.links.set(id, new SpokeLink(cfg, this.self, this.log, this));
         out.changed.push(id);
       } else if (cfg !== link.cfg) {
         // Same endpoint, other settings (patterns, quota) changed: keep the open connection.
@@ -125,7 +134,7 @@ export class SpokeLinks {
     }
     for (const [id, cfg] of want) {
       if (!this.links.has(id)) {
-        this.links.set(id, new SpokeLink(cfg, this.self, this.log));
+        this.links.set(id, new SpokeLink(cfg, this.self, this.log, this));
         out.added.push(id);
       }
     }

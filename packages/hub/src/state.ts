@@ -5,6 +5,7 @@ import { AxleError, ErrorCode } from '@axle/shared';
 import type {
   ApiToken, Change, ConfigBundle, ConfigBundleMeta, Delivery, EnvoyRecord, HubEvent, JoinToken, LogEntry, Move, PendingEnrollment, RekeyAllowance, SpokeAdmin,
 } from './model.js';
+import type { Job, JobTarget } from './jobs/model.js';
 
 /** Old events and deliveries are trimmed so the store does not grow without bound. */
 const KEEP_EVENTS = 50_000;
@@ -36,6 +37,8 @@ export class StateStore {
   readonly moves = new Map<string, Move>();
   /** Published config versions without their bytes (read those with `bundle()`), newest last. */
   readonly bundles = new Map<number, ConfigBundleMeta>();
+  /** Jobs without their targets (read those with `jobTargets()`). */
+  readonly jobs = new Map<string, Job>();
   private chain: Promise<unknown> = Promise.resolve();
   private closed = false;
   /**
@@ -49,14 +52,14 @@ export class StateStore {
 
   private constructor(
     private readonly root: RootDatabase,
-    private readonly db: Record<'meta' | 'log' | 'envoys' | 'tokens' | 'apitokens' | 'pending' | 'rekey' | 'spokes' | 'releases' | 'moves' | 'events' | 'deliveries' | 'bundles', Database<unknown, Key>>,
+    private readonly db: Record<'meta' | 'log' | 'envoys' | 'tokens' | 'apitokens' | 'pending' | 'rekey' | 'spokes' | 'releases' | 'moves' | 'events' | 'deliveries' | 'bundles' | 'jobs' | 'jobtargets', Database<unknown, Key>>,
   ) {}
 
   static async open(dir: string): Promise<StateStore> {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     let root: RootDatabase;
     try {
-      root = open({ path: join(dir, 'hub.lmdb'), maxDbs: 16, compression: false });
+      root = open({ path: join(dir, 'hub.lmdb'), maxDbs: 32, compression: false });
     } catch (e) {
       throw new AxleError(ErrorCode.INTERNAL, `cannot open the hub store in ${dir}: ${(e as Error).message}; check the directory and its permissions`, { cause: e });
     }
@@ -64,7 +67,7 @@ export class StateStore {
     const s = new StateStore(root, {
       meta: sub('meta'), log: sub('log'), envoys: sub('envoys'), tokens: sub('tokens'), apitokens: sub('apitokens'),
       pending: sub('pending'), rekey: sub('rekey'), spokes: sub('spokes'), releases: sub('releases'), moves: sub('moves'),
-      events: sub('events'), deliveries: sub('deliveries'), bundles: sub('bundles'),
+      events: sub('events'), deliveries: sub('deliveries'), bundles: sub('bundles'), jobs: sub('jobs'), jobtargets: sub('jobtargets'),
     });
     s.load();
     if (s.db.meta.get('term') === undefined) await s.apply({ kind: 'term.set', term: 1 });
@@ -89,6 +92,7 @@ export class StateStore {
     }
     for (const { value } of d.moves.getRange()) this.moves.set((value as Move).id, value as Move);
     for (const { value } of d.bundles.getRange()) this.indexBundle(value as ConfigBundle);
+    for (const { value } of d.jobs.getRange()) this.jobs.set((value as Job).id, value as Job);
   }
 
   /** Applies one change durably; resolves with its log sequence number once it is on disk. */
@@ -237,7 +241,7 @@ export class StateStore {
       meta.put('term', keepTerm);
     });
     await this.root.flushed;
-    for (const m of [this.envoys, this.perSpoke, this.tokens, this.apiTokens, this.pending, this.rekey, this.spokeAdmin, this.releases, this.moves, this.bundles]) m.clear();
+    for (const m of [this.envoys, this.perSpoke, this.tokens, this.apiTokens, this.pending, this.rekey, this.spokeAdmin, this.releases, this.moves, this.bundles, this.jobs]) m.clear();
     this.load();
   }
 
@@ -273,6 +277,14 @@ export class StateStore {
       case 'delivery.put': return void d.deliveries.put(c.delivery.id, c.delivery);
       case 'bundle.put': return void d.bundles.put(c.bundle.version, c.bundle);
       case 'bundle.drop': return void d.bundles.remove(c.version);
+      case 'job.put': return void d.jobs.put(c.job.id, c.job);
+      case 'job.targets':
+        for (const t of c.targets) d.jobtargets.put([c.jobId, t.hostname], t);
+        return;
+      case 'job.drop':
+        d.jobs.remove(c.jobId);
+        for (const k of d.jobtargets.getKeys({ start: [c.jobId], end: [c.jobId, '\uffff'] })) d.jobtargets.remove(k);
+        return;
     }
   }
 
@@ -315,6 +327,9 @@ export class StateStore {
       case 'delivery.put': return;
       case 'bundle.put': this.indexBundle(c.bundle); return;
       case 'bundle.drop': this.bundles.delete(c.version); return;
+      case 'job.put': this.jobs.set(c.job.id, c.job); return;
+      case 'job.targets': return;
+      case 'job.drop': this.jobs.delete(c.jobId); return;
     }
   }
 
@@ -353,6 +368,13 @@ export class StateStore {
 
   countOn(spokeId: string): number {
     return this.perSpoke.get(spokeId) ?? 0;
+  }
+
+  /** A job's targets as stored, in host name order. */
+  jobTargets(jobId: string): JobTarget[] {
+    const out: JobTarget[] = [];
+    for (const { value } of this.db.jobtargets.getRange({ start: [jobId], end: [jobId, '\uffff'] })) out.push(value as JobTarget);
+    return out;
   }
 
   /** Events after `after`, oldest first, optionally of some types. */

@@ -90,7 +90,9 @@ export class Tokens {
 
   /** Finds the token for `secret` and checks it may enroll `hostname` (throws E_BAD_TOKEN). */
   check(secret: string, hostname: string): JoinToken {
-    const id = this.byHash.get(hashSecret(secret));
+    const h = hashSecret(secret);
+    // Tokens created on another hub arrive by replication, not through this class.
+    const id = this.byHash.get(h) ?? [...this.state.tokens.values()].find((x) => x.hash === h)?.id;
     const t = id === undefined ? undefined : this.state.tokens.get(id);
     if (!t) throw new AxleError(ErrorCode.BAD_TOKEN, 'the join token is not known to this hub; check it was copied whole, or create one with POST /api/v1/tokens');
     const held = (this.reserved.get(t.id) ?? 0) + (this.committing.get(t.id) ?? 0);
@@ -98,6 +100,12 @@ export class Tokens {
     if (why) throw new AxleError(ErrorCode.BAD_TOKEN, why);
     return t;
   }
+
+  /**
+   * With replicated hubs each hub's own admin.token is accepted here without being a
+   * replicated record (a standby cannot write; peers' admin tokens arrive as admin.<id>).
+   */
+  localAdmin: ApiToken | undefined;
 
   /** Uses computed into a `token.put` that is not yet durable, per token. */
   private readonly committing = new Map<string, number>();
@@ -156,7 +164,8 @@ export class Tokens {
   /** The live API token for a bearer secret, or undefined. */
   api(secret: string): ApiToken | undefined {
     const h = hashSecret(secret);
-    const id = this.apiByHash.get(h);
+    if (this.localAdmin && sameHash(this.localAdmin.hash, h)) return this.localAdmin;
+    const id = this.apiByHash.get(h) ?? [...this.state.apiTokens.values()].find((x) => x.hash === h)?.id;
     const t = id === undefined ? undefined : this.state.apiTokens.get(id);
     if (!t || t.revokedAt !== undefined || !sameHash(t.hash, h)) return undefined;
     return t;

@@ -45,9 +45,11 @@ export interface HubApiDeps {
   dropEnvoy: (hostname: string) => void;
   /** Votes and leases for replicated hubs that list this spoke as a witness. */
   witness?: Witness;
+  /** Job orders relayed to envoys (jobs.ts). */
+  runJob?: (msg: MessageOf<'job_dispatch'>) => Promise<Message>;
 }
 
-const HUB_TYPES = ['adopt', 'release', 'list_envoys', 'get_envoy', 'list_runs', 'stats', 'probe', 'config_offer'] as const;
+const HUB_TYPES = ['adopt', 'release', 'list_envoys', 'get_envoy', 'list_runs', 'stats', 'probe', 'config_offer', 'job_dispatch'] as const;
 type HubRequest = MessageOf<(typeof HUB_TYPES)[number]>;
 const isHubRequest = (m: Message): m is HubRequest => (HUB_TYPES as readonly string[]).includes(m.type);
 
@@ -110,6 +112,9 @@ export class HubApi {
         return this.d.probe();
       case 'config_offer':
         return this.d.acceptConfig(msg);
+      case 'job_dispatch':
+        if (!this.d.runJob) throw new AxleError(ErrorCode.INVALID, 'this spoke does not run jobs');
+        return this.d.runJob(msg);
     }
   }
 

@@ -12,6 +12,7 @@ import { Retention } from './retention.js';
 import { StatusPush } from './status-push.js';
 import { Store } from './store.js';
 import { ConfigSync } from './config-sync.js';
+import { SpokeJobs } from './jobs.js';
 
 export const VERSION = '0.1.0';
 /** Last-seen times of envoys that only check in are written this often, not per check-in. */
@@ -43,6 +44,7 @@ export class Spoke implements Daemon {
   private startedAt = 0;
   private stopping = false;
   private readonly sync: ConfigSync;
+  private readonly jobs: SpokeJobs;
 
   constructor(readonly config: SpokeConfig, o: { logger?: Logger } = {}) {
     this.log = o.logger ?? silentLogger();
@@ -54,6 +56,7 @@ export class Spoke implements Daemon {
       configVersion: this.sync.version,
       perMinute: this.activity.perMinute(),
     }));
+    this.jobs = new SpokeJobs({ fleet: this.fleet, log: this.log, metrics: this.metrics });
   }
 
   get addr(): string {
@@ -86,7 +89,7 @@ export class Spoke implements Daemon {
       let server: AxleServer | undefined;
       const hub = new HubApi({
         fleet: this.fleet, store, terms, metrics: this.metrics, log: this.log, hubPubkeys: c.spanner.hub_pubkeys,
-        stats: () => this.stats(), probe: () => this.probe(), witness: new Witness(store, terms, this.log), acceptConfig: (o) => this.sync.accept(o),
+        stats: () => this.stats(), probe: () => this.probe(), witness: new Witness(store, terms, this.log), acceptConfig: (o) => this.sync.accept(o), runJob: (m) => this.jobs.dispatch(m),
         dropEnvoy: (h) => {
           for (const conn of server?.connections ?? []) if (conn.peer.role === 'envoy' && conn.peer.id === h) conn.close(CloseCode.UNKNOWN_KEY);
         },
@@ -106,7 +109,11 @@ export class Spoke implements Daemon {
           this.metrics.refusals.inc({ reason: 'role' });
           throw new AxleError(ErrorCode.UNKNOWN_KEY, `a spoke takes connections from envoys and hubs, not role "${claim.role}"`);
         },
-        onConnection: (conn) => (conn.peer.role === 'hub' ? hub.attach(conn) : envoys.attach(conn)),
+        onConnection: (conn) => {
+          if (conn.peer.role === 'hub') return hub.attach(conn);
+          envoys.attach(conn);
+          this.jobs.track(conn);
+        },
         http: (req, res) => {
           if (!router.handle(req, res)) sendJson(res, 404, { error: { code: ErrorCode.NOT_FOUND, message: `no route ${req.url ?? ''}` } });
         },

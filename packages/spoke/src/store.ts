@@ -94,6 +94,15 @@ export class Store {
     return this.meta.put('term', term);
   }
 
+  /** The highest hub term in which this spoke, as a replication witness, granted a vote. */
+  getVoteTerm(): number {
+    return this.meta.get('voteTerm') ?? 0;
+  }
+
+  putVoteTerm(term: number): Promise<boolean> {
+    return this.meta.put('voteTerm', term);
+  }
+
   getTraits(hostname: string): Record<string, Json> | undefined {
     return this.traits.get(hostname);
   }
