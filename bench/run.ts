@@ -12,6 +12,8 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<Figure[]> }>> =
   envoy: () => import('./envoy.js'),
   'hub-query': () => import('./hub-query.js'),
   'hub-routing': () => import('./hub-routing.js'),
+  jobs: () => import('./jobs.js'),
+  'hub-failover': () => import('./hub-failover.js'),
   'config-publish': () => import('./config-publish.js'),
 };
 

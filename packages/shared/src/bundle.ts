@@ -189,32 +189,44 @@ function assertPlainTree(dir: string): void {
 }
 
 /**
- * Makes `staging` the live tree of `root` as version `version`: it is renamed to
- * `versions/<version>`, and `.live` (a symlink) is replaced by one rename, so readers see
- * the old tree or the new one and never a mix. The previous version is kept for rollback.
+ * Makes `staging` the live tree of `root` as version `version`: it is renamed into the
+ * versions directory, and the link `name` (default `.live`) is replaced by one rename, so
+ * readers see the old tree or the new one and never a mix. The previous version is kept for
+ * rollback. A real directory where the link belongs (hand-written policies from before the
+ * first bundle) is moved aside to `<name>.before-bundles` rather than lost.
  */
-export function activateBundle(root: string, staging: string, version: number): string {
-  const versions = join(root, 'versions');
+export function activateBundle(root: string, staging: string, version: number, name = '.live'): string {
+  const versions = join(root, versionsDirOf(name));
   mkdirSync(versions, { recursive: true, mode: 0o755 });
   const target = join(versions, String(version));
   rmSync(target, { recursive: true, force: true });
   renameSync(staging, target);
-  const tmpLink = join(root, `.live.tmp-${process.pid}`);
-  rmSync(tmpLink, { force: true });
-  symlinkSync(join('versions', String(version)), tmpLink);
-  const previous = liveVersion(root);
-  renameSync(tmpLink, join(root, '.live'));
-  for (const name of readdirSync(versions)) {
-    const v = Number(name);
-    if (Number.isInteger(v) && v !== version && v !== previous) rmSync(join(versions, name), { recursive: true, force: true });
+  const link = join(root, name);
+  try {
+    if (lstatSync(link).isDirectory()) renameSync(link, `${link}.before-bundles`);
+  } catch {
+    // Nothing there yet.
   }
-  return join(root, '.live');
+  const tmpLink = join(root, `${name}.tmp-${process.pid}`);
+  rmSync(tmpLink, { force: true });
+  symlinkSync(join(versionsDirOf(name), String(version)), tmpLink);
+  const previous = liveVersion(root, name);
+  renameSync(tmpLink, link);
+  for (const entry of readdirSync(versions)) {
+    const v = Number(entry);
+    if (Number.isInteger(v) && v !== version && v !== previous) rmSync(join(versions, entry), { recursive: true, force: true });
+  }
+  return link;
 }
 
-/** The version `.live` points at, or 0 when there is none yet. */
-export function liveVersion(root: string): number {
+function versionsDirOf(name: string): string {
+  return name === '.live' ? 'versions' : `.${name.replace(/^\./, '')}-versions`;
+}
+
+/** The version the link `name` points at, or 0 when there is none yet. */
+export function liveVersion(root: string, name = '.live'): number {
   try {
-    const v = Number(readlinkSync(join(root, '.live')).split(/[\\/]/).pop());
+    const v = Number(readlinkSync(join(root, name)).split(/[\\/]/).pop());
     return Number.isInteger(v) && v > 0 ? v : 0;
   } catch {
     return 0;

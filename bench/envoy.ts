@@ -1,0 +1,191 @@
+import { fork, spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { lstat, readFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { generateKeyPair, saveKeyPair, silentLogger, toBase64 } from '@axle/shared';
+import { Spoke, spokeConfigFrom } from '@axle/spoke';
+import { Hub, hubConfigFrom } from '@axle/hub';
+import { enroll, envoyConfigFrom, runPolicies } from '@axle/envoy-agent';
+import { tempDir } from '../test/support/tmp.js';
+import { printFigures, type Figure } from './lib.js';
+
+/**
+ * The envoy agent's footprint: RSS and CPU of a real `axle-envoy` daemon (child process)
+ * connected to a real spoke and hub and otherwise idle, beside a bare `node` process
+ * measured over the same window; and the time of a 200-resource run with nothing to change,
+ * beside the raw fs calls the same checks make. BENCH_ENVOY_IDLE_S shortens the idle window.
+ * The run is timed in a child process with V8 in lite mode, as the axle-envoy bin runs it.
+ */
+const IDLE_S = Number(process.env.BENCH_ENVOY_IDLE_S ?? 60);
+/** Extra node flags for the envoy daemon, to try tunings (e.g. "--max-semi-space-size=1"). */
+const NODE_FLAGS = (process.env.BENCH_ENVOY_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+const ENVOY_BIN = fileURLToPath(new URL('../packages/envoy-agent/dist/bin/axle-envoy.js', import.meta.url));
+const CLK_TCK = 100;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
+    });
+  });
+}
+
+function rssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m?.[1] ?? 0) * 1024;
+}
+
+function cpuTicks(pid: number): number {
+  // Fields after the ")" of the command name; utime and stime are the 12th and 13th there.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(f[11]) + Number(f[12]);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Samples RSS each second for `seconds` and the CPU used over the window, for each pid. */
+async function sample(pids: number[], seconds: number): Promise<{ meanRss: number; maxRss: number; cpuPct: number }[]> {
+  const t0 = pids.map(cpuTicks);
+  const start = process.hrtime.bigint();
+  const rss: number[][] = pids.map(() => []);
+  for (let i = 0; i < seconds; i++) {
+    await sleep(1000);
+    pids.forEach((p, j) => rss[j]!.push(rssBytes(p)));
+  }
+  const secs = Number(process.hrtime.bigint() - start) / 1e9;
+  return pids.map((p, j) => ({
+    meanRss: rss[j]!.reduce((a, b) => a + b, 0) / rss[j]!.length,
+    maxRss: Math.max(...rss[j]!),
+    cpuPct: ((cpuTicks(p) - t0[j]!) / CLK_TCK / secs) * 100,
+  }));
+}
+
+async function idleFigures(): Promise<Figure[]> {
+  const t = tempDir('axle-bench-envoy-');
+  const hubDir = join(t.dir, 'hub');
+  mkdirSync(hubDir);
+  const hubKey = generateKeyPair();
+  saveKeyPair(join(hubDir, 'hub.key'), hubKey);
+  const hubAddr = `127.0.0.1:${await freePort()}`;
+  const spoke = new Spoke(spokeConfigFrom({
+    server_id: 'dc1', listen: '127.0.0.1:0', data_dir: join(t.dir, 'spoke'),
+    spanner: { role: 'spoke', spoke_id: 'dc1', hub_addr: hubAddr, hub_pubkeys: [toBase64(hubKey.publicKey)] },
+  }), { logger: silentLogger() });
+  await spoke.start();
+  const hub = new Hub(hubConfigFrom({
+    server_id: 'hub-a', listen: hubAddr, data_dir: hubDir,
+    spanner: { role: 'hub', spokes: [{ id: 'dc1', addr: spoke.addr, pubkey: toBase64(spoke.publicKey), patterns: ['*'] }] },
+  }), { logger: silentLogger() });
+  await hub.start();
+  const tok = await fetch(`http://${hub.addr}/api/v1/tokens`, {
+    method: 'POST', headers: { authorization: `Bearer ${hub.adminToken}`, 'content-type': 'application/json' }, body: '{}',
+  }).then((r) => r.json() as Promise<{ secret: string }>);
+
+  // Defaults as a fleet host would run them (60 s check-ins, schedule every 30 min).
+  const stateDir = join(t.dir, 'envoy');
+  const cfgFile = join(t.dir, 'envoy.yaml');
+  writeFileSync(cfgFile, `hub_addrs: ["${hub.addr}"]\nstate_dir: ${stateDir}\nhostname: bench1.dc1.example.com\nlog_level: warn\n`);
+  await enroll(envoyConfigFrom({ hub_addrs: [hub.addr], state_dir: stateDir, hostname: 'bench1.dc1.example.com' }), tok.secret);
+  const envoy = spawn(process.execPath, [...NODE_FLAGS, ENVOY_BIN, '--config', cfgFile], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const bare = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+  try {
+    const deadline = Date.now() + 20_000;
+    while (spoke.stats().connected < 1) {
+      if (Date.now() > deadline) throw new Error('the envoy did not connect to the spoke within 20 s');
+      await sleep(50);
+    }
+    await sleep(3000); // the start-up run and its report settle first
+    const [e, b] = await sample([envoy.pid!, bare.pid!], IDLE_S);
+    const mib = (n: number) => n / 2 ** 20;
+    return [
+      { bench: 'envoy', name: `idle RSS, daemon connected (mean of ${IDLE_S} s)`, value: mib(e!.meanRss), unit: 'MiB', target: '< 60 MiB (mean)', pass: mib(e!.meanRss) < 60, reference: `bare node: ${mib(b!.meanRss).toFixed(1)} MiB; envoy max ${mib(e!.maxRss).toFixed(1)} MiB` },
+      { bench: 'envoy', name: `idle CPU over ${IDLE_S} s`, value: e!.cpuPct, unit: '% of a core', target: '', reference: `bare node: ${b!.cpuPct.toFixed(2)} %` },
+    ];
+  } finally {
+    envoy.kill('SIGTERM');
+    bare.kill('SIGKILL');
+    await new Promise((r) => envoy.once('exit', r));
+    await hub.stop();
+    await spoke.stop();
+    t.cleanup();
+  }
+}
+
+/** Times the run in a child with V8 flags as the bin sets them. */
+async function runFigures(): Promise<Figure[]> {
+  const child = fork(fileURLToPath(import.meta.url), ['run200'], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const figs = await new Promise<Figure[]>((resolve, reject) => {
+    child.once('message', (m) => resolve(m as Figure[]));
+    child.once('exit', (code) => reject(new Error(`run benchmark child exited with ${code}`)));
+  });
+  child.kill();
+  return figs;
+}
+
+async function run200(): Promise<Figure[]> {
+  const t = tempDir('axle-bench-run-');
+  const host = join(t.dir, 'host');
+  const bundle = join(t.dir, 'live');
+  mkdirSync(join(bundle, 'policies'), { recursive: true });
+  mkdirSync(join(bundle, 'files'));
+  // 200 resources in 4 policies: 40 directories, 140 files (half from the bundle), 10 absent, 10 guarded execs.
+  const paths: string[] = [];
+  const policies: string[][] = [[], [], [], []];
+  for (let d = 0; d < 40; d++) {
+    policies[d % 4]!.push(`  - directory: ${host}/d${d}\n    mode: "0755"`);
+    paths.push(`${host}/d${d}`);
+  }
+  for (let f = 0; f < 140; f++) {
+    const path = `${host}/d${f % 40}/f${f}.conf`;
+    paths.push(path);
+    if (f % 2) {
+      writeFileSync(join(bundle, 'files', `f${f}.conf`), `key${f}=${'v'.repeat(200)}\n`);
+      policies[f % 4]!.push(`  - file: ${path}\n    source: files/f${f}.conf\n    mode: "0644"`);
+    } else {
+      policies[f % 4]!.push(`  - file: ${path}\n    content: "key${f}=${'v'.repeat(200)}\\n"\n    mode: "0640"`);
+    }
+  }
+  for (let a = 0; a < 10; a++) policies[a % 4]!.push(`  - absent: ${host}/gone${a}`);
+  for (let x = 0; x < 10; x++) policies[x % 4]!.push(`  - exec: [/usr/bin/touch, ${host}/d${x}/marker]\n    creates: ${host}/d${x}/marker`);
+  policies.forEach((p, i) => writeFileSync(join(bundle, 'policies', `p${i}.yaml`), `resources:\n${p.join('\n')}\n`));
+  mkdirSync(host);
+  const opts = { configDir: bundle, hostname: 'bench1.dc1.example.com', traits: {}, mode: 'enforce' as const, configVersion: 1, trigger: 'demand' as const };
+  const first = await runPolicies(opts);
+  if (first.results.length !== 200 || first.counts.failed > 0) throw new Error(`setup run: ${JSON.stringify(first.counts)} ${first.error ?? ''}`);
+  const times: number[] = [];
+  for (let i = 0; i < 7; i++) {
+    const r = await runPolicies(opts);
+    if (r.counts.ok !== 200) throw new Error(`expected 200 ok, got ${JSON.stringify(r.counts)}`);
+    times.push(r.finishedAt - r.startedAt);
+  }
+  times.sort((a, b) => a - b);
+  const median = times[3]!;
+  // The same checks as bare fs calls: lstat every path and read every managed file.
+  const t0 = performance.now();
+  for (let i = 0; i < 7; i++) {
+    for (const p of paths) {
+      const st = await lstat(p);
+      if (st.isFile()) await readFile(p);
+    }
+  }
+  const raw = (performance.now() - t0) / 7;
+  t.cleanup();
+  return [
+    { bench: 'envoy', name: '200-resource run, nothing to change (median of 7, lite mode)', value: median, unit: 'ms', target: '< 1000 ms', pass: median < 1000, reference: `bare lstat+readFile of the same paths: ${raw.toFixed(1)} ms` },
+  ];
+}
+
+export async function run(): Promise<Figure[]> {
+  return [...await runFigures(), ...await idleFigures()];
+}
+
+if (process.argv[2] === 'run200') {
+  setFlagsFromString('--lite-mode');
+  process.send?.(await run200());
+} else if (import.meta.url === `file://${process.argv[1]}`) printFigures(await run());

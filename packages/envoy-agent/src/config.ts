@@ -1,0 +1,93 @@
+import { hostname as osHostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { validate as validateCron } from 'node-cron';
+import {
+  AxleError, ErrorCode, arr, bool, custom, def, duration, formatIssues, hostPort, int, loadConfig, obj, oneOf, opt, str,
+  type Infer, type Issue,
+} from '@axle/shared';
+
+const HOSTNAME = /^[A-Za-z0-9_.-]+$/;
+
+const cron = () => custom('cron', (v) => {
+  if (typeof v !== 'string' || !validateCron(v)) {
+    throw new Error(`expected a cron expression such as "*/30 * * * *" (minute hour day month weekday), got ${JSON.stringify(v)}`);
+  }
+  return v;
+});
+
+const pubkeyText = () => custom('pubkey', (v) => {
+  if (typeof v !== 'string' || !/^[A-Za-z0-9+/]{43}=$/.test(v.trim())) throw new Error('expected a base64 Ed25519 public key (44 characters, as printed by `axle-hub keygen`)');
+  return v.trim();
+});
+
+/**
+ * /etc/axle/envoy.yaml. Durations are written "30s", "5m". Everything but `hub_addrs` and
+ * `state_dir` has a default that suits a real fleet; tests shorten the timers.
+ */
+export const envoyConfigSchema = obj({
+  /** The hub and its peers, primary first: enrollment and `locate` try each in turn. */
+  hub_addrs: arr(hostPort(), { min: 1, max: 16 }),
+  /** Optional pinning of the hubs' keys; without it any hub that completes the handshake is trusted for enroll/locate. */
+  hub_pubkeys: opt(arr(pubkeyText(), { max: 16 })),
+  state_dir: str({ min: 1, max: 1024 }),
+  hostname: opt(str({ min: 1, max: 253, pattern: HOSTNAME, hint: 'must be a host name (letters, digits, ".", "-", "_")' })),
+  schedule: def(cron(), '*/30 * * * *'),
+  splay: def(duration({ max: 24 * 3_600_000 }), 5 * 60_000),
+  mode: def(oneOf(['enforce', 'audit'] as const), 'enforce'),
+  run_on_start: def(bool(), true),
+  traits_dir: opt(str({ min: 1, max: 1024 })),
+  /** Traits are also collected before every run and on reload; sent at the next check-in when they changed. */
+  traits_interval: def(duration({ min: 100, max: 7 * 24 * 3_600_000 }), 10 * 60_000),
+  traits_timeout: def(duration({ min: 100, max: 600_000 }), 10_000),
+  /** Where the applied config bundle lives (the spoke's `.live/` as fetched); policies are `<config_dir>/policies/*.yaml`. */
+  config_dir: opt(str({ min: 1, max: 1024 })),
+  spool_max: def(int({ min: 1, max: 1_000_000 }), 1000),
+  exec_timeout: def(duration({ min: 100, max: 24 * 3_600_000 }), 5 * 60_000),
+  checkin_interval: def(duration({ min: 50, max: 24 * 3_600_000 }), 60_000),
+  /** Failed attempts to reach the assigned spoke before asking the hub where to go. */
+  failures_before_locate: def(int({ min: 1, max: 100 }), 3),
+  backoff_initial: def(duration({ min: 10, max: 600_000 }), 1000),
+  backoff_max: def(duration({ min: 10, max: 3_600_000 }), 60_000),
+  request_timeout: def(duration({ min: 100, max: 600_000 }), 15_000),
+  /** Ping interval on the spoke connection; a dead link is noticed within about twice this. */
+  keepalive: def(duration({ min: 100, max: 600_000 }), 30_000),
+  /** How long SIGTERM waits for a run in progress before abandoning it. */
+  stop_grace: def(duration({ max: 600_000 }), 5000),
+  log_level: opt(oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const)),
+});
+
+type Parsed = Infer<typeof envoyConfigSchema>;
+/** The validated config with defaults filled in: `hostname` and `config_dir` are always set. */
+export type EnvoyConfig = Readonly<Omit<Parsed, 'hostname' | 'config_dir'> & { hostname: string; config_dir: string }>;
+
+/** Fills the defaults that depend on the machine or on other keys, and checks cross-key rules. */
+function finish(p: Parsed, source: string): EnvoyConfig {
+  const stateDir = resolve(p.state_dir);
+  const host = p.hostname ?? osHostname();
+  if (!HOSTNAME.test(host)) {
+    throw new AxleError(ErrorCode.BAD_CONFIG, `${source}: hostname: the machine's name "${host}" is not a valid host name; set \`hostname\` in the config`);
+  }
+  if (p.backoff_max < p.backoff_initial) {
+    throw new AxleError(ErrorCode.BAD_CONFIG, `${source}: backoff_max (${p.backoff_max} ms) is below backoff_initial (${p.backoff_initial} ms)`);
+  }
+  return Object.freeze({
+    ...p,
+    state_dir: stateDir,
+    hostname: host,
+    config_dir: p.config_dir ? resolve(p.config_dir) : join(stateDir, 'live'),
+    ...(p.traits_dir ? { traits_dir: resolve(p.traits_dir) } : {}),
+  });
+}
+
+/** Reads and validates an envoy config file; a bad file throws E_BAD_CONFIG naming file, line and key. */
+export function loadEnvoyConfig(file: string): EnvoyConfig {
+  return finish(loadConfig(file, envoyConfigSchema), file);
+}
+
+/** Validates a config given as an object (tests, the demo, many envoys in one process). */
+export function envoyConfigFrom(o: unknown, source = 'envoy config'): EnvoyConfig {
+  const issues: Issue[] = [];
+  const p = envoyConfigSchema.parse(o, '', issues);
+  if (p === undefined || issues.length > 0) throw new AxleError(ErrorCode.BAD_CONFIG, `${source}: ${formatIssues(issues)}`);
+  return finish(p, source);
+}

@@ -1,0 +1,274 @@
+import { join } from 'node:path';
+import { createTask, type ScheduledTask } from 'node-cron';
+import {
+  AxleError, ErrorCode, errorText, fingerprint, silentLogger,
+  type Connection, type KeyPair, type Logger, type Run,
+} from '@axle/shared';
+import { loadEnvoyConfig, type EnvoyConfig } from './config.js';
+import { runPolicies } from './engine.js';
+import { BundleFetcher } from './config-fetch.js';
+import { SpokeLink } from './link.js';
+import { Spool } from './spool.js';
+import { StateStore, type Assignment } from './state.js';
+import { collectTraits, traitsDigest, type Traits } from './traits.js';
+import type { CommandRunner } from './command.js';
+
+export type Trigger = Run['trigger'];
+
+export interface EnvoyOptions {
+  logger?: Logger;
+  /** The file the config came from; `reload()` reads it again. */
+  configFile?: string;
+  /** Replaces the command runner for exec/package/service resources and trait executables. */
+  runner?: CommandRunner;
+  random?: () => number;
+}
+
+export interface EnvoyState {
+  hostname: string;
+  assignment: Assignment | undefined;
+  connected: { spokeId: string; addr: string } | undefined;
+  spooled: number;
+  dropped: number;
+  configVersion: number;
+  running: boolean;
+  lastRun: { id: string; trigger: Trigger; compliant: boolean; finishedAt: number } | undefined;
+  lastError: string | undefined;
+}
+
+/**
+ * The envoy agent: one per fleet host (many per process in tests and the demo, each with its
+ * own hostname, key and state_dir; nothing is global). Keeps its spoke link, collects traits,
+ * runs policies on the schedule, at start and on demand, and spools every report until a
+ * spoke acknowledges it.
+ */
+export class Envoy {
+  private cfg: EnvoyConfig;
+  readonly log: Logger;
+  private readonly store: StateStore;
+  private readonly spool: Spool;
+  private readonly opts: EnvoyOptions;
+  private keyPair: KeyPair | undefined;
+  private link: SpokeLink | undefined;
+  private bundles!: BundleFetcher;
+  private traits: { traits: Traits; digest: string } | undefined;
+  private task: ScheduledTask | undefined;
+  private splayTimer: NodeJS.Timeout | undefined;
+  private traitsTimer: NodeJS.Timeout | undefined;
+  private tail: Promise<unknown> = Promise.resolve();
+  private queued: Promise<Run> | undefined;
+  private runCtl: AbortController | undefined;
+  private runningNow = false;
+  private started = false;
+  private stopping = false;
+  private last: EnvoyState['lastRun'];
+
+  constructor(config: EnvoyConfig, o: EnvoyOptions = {}) {
+    this.cfg = config;
+    this.opts = o;
+    this.log = o.logger ?? silentLogger();
+    this.store = new StateStore(config.state_dir);
+    this.spool = new Spool(join(config.state_dir, 'spool'), { max: config.spool_max, log: this.log });
+  }
+
+  get config(): EnvoyConfig {
+    return this.cfg;
+  }
+
+  /** The SpokeLink's events (connected, redirected, located, acked), for tests and the demo. */
+  get events(): SpokeLink | undefined {
+    return this.link;
+  }
+
+  get state(): EnvoyState {
+    return {
+      hostname: this.cfg.hostname,
+      assignment: this.store.assignment,
+      connected: this.link?.connected,
+      spooled: this.spool.size,
+      dropped: this.spool.dropped,
+      configVersion: this.store.configVersion,
+      running: this.runningNow,
+      lastRun: this.last,
+      lastError: this.link?.lastError,
+    };
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    const { keyPair, created } = this.store.loadKey();
+    this.keyPair = keyPair;
+    const a = this.store.assignment;
+    if (!a || created) {
+      throw new AxleError(ErrorCode.UNKNOWN_ENVOY, `${this.cfg.hostname} is not enrolled (no assignment in ${this.cfg.state_dir}); run \`axle-envoy enroll --config FILE --token TOKEN\` first`);
+    }
+    this.started = true;
+    const cfg = this.cfg;
+    this.bundles = new BundleFetcher({
+      hostname: cfg.hostname, keyPair, hubAddrs: cfg.hub_addrs, ...(cfg.hub_pubkeys ? { hubPubkeys: cfg.hub_pubkeys } : {}),
+      configDir: cfg.config_dir, timeoutMs: cfg.request_timeout, log: this.log,
+    });
+    await this.refreshTraits();
+    this.link = new SpokeLink({
+      config: () => this.cfg,
+      keyPair,
+      store: this.store,
+      spool: this.spool,
+      log: this.log,
+      traits: () => this.traits,
+      configVersion: () => this.store.configVersion,
+      onRunNow: (reason) => {
+        this.log.info({ reason }, 'run requested');
+        this.runNow('demand').catch((e: unknown) => this.log.error({ err: errorText(e) }, 'demanded run failed'));
+      },
+      onConfigVersion: (v, conn) => this.onConfigVersion(v, conn),
+      ...(this.opts.random ? { random: this.opts.random } : {}),
+    });
+    this.link.start();
+    this.schedule();
+    this.traitsTimer = setInterval(() => void this.refreshTraits(), this.cfg.traits_interval);
+    this.log.info({ hostname: this.cfg.hostname, key: fingerprint(keyPair.publicKey), spoke: a.target?.spokeId, schedule: this.cfg.schedule, mode: this.cfg.mode }, 'envoy started');
+    if (this.cfg.run_on_start) {
+      this.runNow('start').catch((e: unknown) => this.log.error({ err: errorText(e) }, 'start run failed'));
+    }
+  }
+
+  /**
+   * Stops scheduling, lets a run in progress finish for up to `stop_grace`, then abandons it
+   * (its partial report is still spooled), and closes the spoke link.
+   */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.unschedule();
+    if (this.traitsTimer) clearInterval(this.traitsTimer);
+    if (this.runningNow) {
+      const grace = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), this.cfg.stop_grace).unref());
+      const outcome = await Promise.race([this.tail.then(() => 'done' as const, () => 'done' as const), grace]);
+      if (outcome === 'timeout') {
+        this.log.warn({ graceMs: this.cfg.stop_grace }, 'abandoning the run in progress');
+        this.runCtl?.abort();
+      }
+    }
+    await this.tail.catch(() => undefined);
+    await this.link?.stop();
+  }
+
+  /** Re-reads the config file (if any) and applies what can change while running. */
+  async reload(next?: EnvoyConfig): Promise<void> {
+    const n = next ?? (this.opts.configFile ? loadEnvoyConfig(this.opts.configFile) : this.cfg);
+    for (const k of ['hostname', 'state_dir'] as const) {
+      if (n[k] !== this.cfg[k]) throw new AxleError(ErrorCode.BAD_CONFIG, `${k} cannot change on reload (${this.cfg[k]} -> ${n[k]}); restart the envoy`);
+    }
+    const reschedule = n.schedule !== this.cfg.schedule || n.splay !== this.cfg.splay;
+    this.cfg = n;
+    if (this.started && !this.stopping && reschedule) {
+      this.unschedule();
+      this.schedule();
+    }
+    await this.refreshTraits();
+    this.link?.checkinSoon();
+    this.log.info({ schedule: n.schedule, mode: n.mode }, 'config reloaded');
+  }
+
+  /** Runs the policies now (or right after the run in progress; concurrent requests share one run). */
+  runNow(trigger: Trigger = 'demand'): Promise<Run> {
+    if (this.stopping) return Promise.reject(new AxleError(ErrorCode.CLOSED, 'envoy is stopping'));
+    if (this.queued) return this.queued;
+    const p = this.tail.catch(() => undefined).then(() => {
+      this.queued = undefined;
+      if (this.stopping) throw new AxleError(ErrorCode.CLOSED, 'envoy stopped before the queued run began');
+      return this.doRun(trigger);
+    });
+    this.queued = p;
+    this.tail = p;
+    return p;
+  }
+
+  private async doRun(trigger: Trigger): Promise<Run> {
+    const ctl = new AbortController();
+    this.runCtl = ctl;
+    this.runningNow = true;
+    try {
+      await this.refreshTraits();
+      const run = await runPolicies({
+        configDir: this.cfg.config_dir,
+        hostname: this.cfg.hostname,
+        traits: this.traits?.traits ?? {},
+        mode: this.cfg.mode,
+        configVersion: this.store.configVersion,
+        trigger,
+        execTimeoutMs: this.cfg.exec_timeout,
+        signal: ctl.signal,
+        log: this.log,
+        ...(this.opts.runner ? { runner: this.opts.runner } : {}),
+      });
+      this.last = { id: run.id, trigger, compliant: run.compliant, finishedAt: run.finishedAt };
+      this.log.info({ run: run.id, trigger, ...run.counts, compliant: run.compliant, ms: run.finishedAt - run.startedAt, ...(run.error ? { error: run.error } : {}) }, 'run finished');
+      try {
+        await this.spool.put(run);
+      } catch (e) {
+        this.log.error({ run: run.id, err: errorText(e) }, 'cannot spool the report; it will not be sent');
+      }
+      this.link?.kick();
+      return run;
+    } finally {
+      this.runningNow = false;
+      this.runCtl = undefined;
+    }
+  }
+
+  private async refreshTraits(): Promise<void> {
+    try {
+      const traits = await collectTraits({
+        hostname: this.cfg.hostname,
+        timeoutMs: this.cfg.traits_timeout,
+        log: this.log,
+        ...(this.cfg.traits_dir ? { traitsDir: this.cfg.traits_dir } : {}),
+        ...(this.opts.runner ? { runner: this.opts.runner } : {}),
+      });
+      const digest = traitsDigest(traits);
+      const changedNow = this.traits !== undefined && digest !== this.traits.digest;
+      this.traits = { traits, digest };
+      if (changedNow) this.link?.checkinSoon();
+    } catch (e) {
+      this.log.warn({ err: errorText(e) }, 'collecting traits failed');
+    }
+  }
+
+  /** Scheduled runs: node-cron fires, then a random splay delay spreads the fleet out. */
+  private schedule(): void {
+    this.task = createTask(this.cfg.schedule, () => {
+      if (this.stopping || this.splayTimer) return;
+      const delay = Math.floor((this.opts.random ?? Math.random)() * this.cfg.splay);
+      this.splayTimer = setTimeout(() => {
+        this.splayTimer = undefined;
+        if (this.stopping) return;
+        this.runNow('schedule').catch((e: unknown) => this.log.error({ err: errorText(e) }, 'scheduled run failed'));
+      }, delay);
+    }, { noOverlap: true, name: `envoy-${this.cfg.hostname}-${Math.random().toString(36).slice(2)}` });
+    void this.task.start();
+  }
+
+  private unschedule(): void {
+    if (this.splayTimer) clearTimeout(this.splayTimer);
+    this.splayTimer = undefined;
+    const t = this.task;
+    this.task = undefined;
+    if (t) void Promise.resolve(t.destroy()).catch(() => undefined);
+  }
+
+  /** The spoke serves another config version: fetch it, check a hub signed it, apply it, run. */
+  private onConfigVersion(version: number, conn: Connection): void {
+    if (version === 0 || version === this.store.configVersion || this.stopping) return;
+    this.bundles.fetch(conn).then(
+      (applied) => {
+        this.store.setConfigVersion(applied);
+        if (!this.stopping) return this.runNow('demand').then(() => undefined);
+        return undefined;
+      },
+      (e: unknown) => this.log.warn({ served: version, applied: this.store.configVersion, err: errorText(e) }, 'could not apply the config bundle; keeping the one applied'),
+    ).catch((e: unknown) => this.log.error({ err: errorText(e) }, 'run after a config change failed'));
+  }
+
+}

@@ -1,0 +1,69 @@
+import {
+  AxleError, ErrorCode, connectPeer, errorText, fromBase64, type Connection, type KeyPair, type Logger, type MessageOf,
+} from '@axle/shared';
+
+export interface HubDialOptions {
+  hostname: string;
+  keyPair: KeyPair;
+  hubAddrs: readonly string[];
+  hubPubkeys?: readonly string[];
+  timeoutMs: number;
+  log: Logger;
+  signal?: AbortSignal;
+}
+
+type AssignmentMsg = MessageOf<'assignment'>;
+
+/** Error codes that every hub would give alike: asking the next hub cannot help. */
+const DEFINITIVE = new Set<string>([
+  ErrorCode.UNKNOWN_KEY, ErrorCode.FORBIDDEN_KEY, ErrorCode.UNKNOWN_ENVOY, ErrorCode.INVALID, ErrorCode.BAD_MESSAGE,
+  ErrorCode.BAD_TOKEN, ErrorCode.CONFLICT, ErrorCode.FORBIDDEN, ErrorCode.NO_ROUTE,
+]);
+
+/**
+ * Sends one request to the first hub that answers, trying every address in order. A hub
+ * that cannot be reached, or answers with a transient error, moves on to the next one; if
+ * none answers, the error lists each address and its reason.
+ */
+export async function askHubs(o: HubDialOptions, msg: MessageOf<'enroll'> | MessageOf<'locate'>, minTerm = 0): Promise<AssignmentMsg> {
+  const pinned = o.hubPubkeys?.map((k) => fromBase64(k, 32, 'hub public key'));
+  const reasons: string[] = [];
+  let definitive: AxleError | undefined;
+  for (const addr of o.hubAddrs) {
+    if (o.signal?.aborted) throw new AxleError(ErrorCode.CLOSED, 'stopped');
+    let conn: Connection | undefined;
+    try {
+      conn = await connectPeer(addr, {
+        id: o.hostname,
+        role: 'envoy',
+        keyPair: o.keyPair,
+        requestTimeoutMs: o.timeoutMs,
+        handshakeTimeoutMs: Math.min(o.timeoutMs, 10_000),
+        ...(pinned ? { expectServerKey: (k: Uint8Array) => pinned.some((p) => Buffer.from(p).equals(Buffer.from(k))) } : {}),
+        ...(o.signal ? { signal: o.signal } : {}),
+      });
+      // Stopping closes the link, which fails the request at once instead of after its timeout.
+      const c = conn;
+      const onAbort = () => c.close();
+      o.signal?.addEventListener('abort', onAbort, { once: true });
+      const reply = await conn.request(msg, o.timeoutMs, 'assignment').finally(() => o.signal?.removeEventListener('abort', onAbort));
+      if (reply.type !== 'assignment') throw new AxleError(ErrorCode.BAD_MESSAGE, `hub answered ${msg.type} with ${reply.type}`);
+      if (reply.term < minTerm) {
+        // A stale primary that came back must not send this envoy anywhere.
+        o.log.warn({ hub: addr, term: reply.term, seen: minTerm }, 'ignoring an assignment from a lower hub term');
+        reasons.push(`${addr}: answered with term ${reply.term}, below the term ${minTerm} already seen`);
+        continue;
+      }
+      return reply;
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      reasons.push(`${addr}: ${errorText(e)}`);
+      o.log.debug({ hub: addr, err: errorText(e), request: msg.type }, 'hub did not answer');
+      if (e instanceof AxleError && code && DEFINITIVE.has(code)) definitive ??= e;
+    } finally {
+      conn?.close();
+    }
+  }
+  if (definitive) throw new AxleError(definitive.code, `${msg.type} refused: ${definitive.message}`);
+  throw new AxleError(ErrorCode.UNREACHABLE, `no hub answered ${msg.type}: ${reasons.join('; ')}`);
+}

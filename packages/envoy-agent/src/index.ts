@@ -1,0 +1,20 @@
+/** @axle/envoy-agent: the agent on every fleet host. */
+export { Envoy } from './envoy.js';
+export type { EnvoyOptions, EnvoyState, Trigger } from './envoy.js';
+export { enroll } from './enroll.js';
+export { envoyConfigSchema, envoyConfigFrom, loadEnvoyConfig } from './config.js';
+export type { EnvoyConfig } from './config.js';
+export { runPolicies } from './engine.js';
+export type { RunOptions } from './engine.js';
+export { loadPolicies, policyMatches, policySchema, RESOURCE_KINDS } from './policy.js';
+export type { LoadedPolicies, Policy, Resource, ResourceKind } from './policy.js';
+export { collectTraits, traitsDigest } from './traits.js';
+export type { Traits } from './traits.js';
+export { runCommand, which } from './command.js';
+export type { CommandOptions, CommandResult, CommandRunner } from './command.js';
+export { detectPackageManager, packageCommands, serviceCommands } from './resources/index.js';
+export { Spool } from './spool.js';
+export { backoffDelay } from './link.js';
+export { StateStore } from './state.js';
+export type { Assignment } from './state.js';
+export { AGENT_VERSION } from './version.js';

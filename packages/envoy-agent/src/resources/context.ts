@@ -1,0 +1,68 @@
+import { readFileSync } from 'node:fs';
+import type { ResultStatus } from '@axle/shared';
+import type { CommandRunner } from '../command.js';
+
+/** What a resource handler gets: the mode in force, the bundle, a command runner and limits. */
+export interface ResourceContext {
+  mode: 'enforce' | 'audit';
+  configDir: string;
+  runner: CommandRunner;
+  execTimeoutMs: number;
+  /** PATH and the rest of the environment commands run with. */
+  env: NodeJS.ProcessEnv;
+  signal?: AbortSignal;
+  ids: IdResolver;
+}
+
+export interface Outcome {
+  status: ResultStatus;
+  message: string;
+}
+
+export const ok = (message: string): Outcome => ({ status: 'ok', message });
+export const changed = (message: string): Outcome => ({ status: 'changed', message });
+export const failed = (message: string): Outcome => ({ status: 'failed', message });
+export const drift = (message: string): Outcome => ({ status: 'drift', message });
+
+/**
+ * User and group names to ids, read from /etc/passwd and /etc/group once per run (Node has
+ * no getpwnam). Numeric ids pass through.
+ */
+export class IdResolver {
+  private users: Map<string, number> | undefined;
+  private groups: Map<string, number> | undefined;
+  constructor(private readonly passwd = '/etc/passwd', private readonly group = '/etc/group') {}
+
+  uid(u: string | number): number {
+    if (typeof u === 'number') return u;
+    this.users ??= readIds(this.passwd);
+    const id = this.users.get(u);
+    if (id === undefined) throw new Error(`no such user "${u}" in ${this.passwd}; create the user first or use a numeric id`);
+    return id;
+  }
+
+  gid(g: string | number): number {
+    if (typeof g === 'number') return g;
+    this.groups ??= readIds(this.group);
+    const id = this.groups.get(g);
+    if (id === undefined) throw new Error(`no such group "${g}" in ${this.group}; create the group first or use a numeric id`);
+    return id;
+  }
+}
+
+function readIds(file: string): Map<string, number> {
+  const m = new Map<string, number>();
+  let text = '';
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return m;
+  }
+  for (const line of text.split('\n')) {
+    const f = line.split(':');
+    if (f.length >= 3 && f[0] && /^\d+$/.test(f[2] ?? '')) m.set(f[0], Number(f[2]));
+  }
+  return m;
+}
+
+export const octal = (m: number) => `0${(m & 0o7777).toString(8).padStart(3, '0')}`;

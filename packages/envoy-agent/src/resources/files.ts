@@ -1,0 +1,122 @@
+import { randomBytes } from 'node:crypto';
+import { type Stats } from 'node:fs';
+import { chmod, chown, lstat, mkdir, open, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { basename, dirname, join, resolve, sep } from 'node:path';
+import type { ResourceOf } from '../policy.js';
+import { changed, drift, failed, octal, ok, type Outcome, type ResourceContext } from './context.js';
+
+async function lstatOrNone(p: string): Promise<Stats | undefined> {
+  try {
+    return await lstat(p);
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+const kindOf = (st: Stats) => (st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : st.isFile() ? 'file' : 'special file');
+
+/** Differences in mode and ownership, as "mode 0600 -> 0644" phrases. */
+function metaDiffs(st: Stats, mode: number | undefined, uid: number | undefined, gid: number | undefined): string[] {
+  const d: string[] = [];
+  if (mode !== undefined && (st.mode & 0o7777) !== mode) d.push(`mode ${octal(st.mode)} -> ${octal(mode)}`);
+  if (uid !== undefined && st.uid !== uid) d.push(`owner ${st.uid} -> ${uid}`);
+  if (gid !== undefined && st.gid !== gid) d.push(`group ${st.gid} -> ${gid}`);
+  return d;
+}
+
+async function fixMeta(p: string, st: Stats, mode: number | undefined, uid: number | undefined, gid: number | undefined): Promise<void> {
+  if ((uid !== undefined && st.uid !== uid) || (gid !== undefined && st.gid !== gid)) await chown(p, uid ?? st.uid, gid ?? st.gid);
+  // chown can clear setuid bits, so the mode goes last.
+  if (mode !== undefined && (st.mode & 0o7777) !== mode) await chmod(p, mode);
+}
+
+async function desiredContent(r: ResourceOf<'file'>, ctx: ResourceContext): Promise<Buffer | undefined> {
+  if (r.content !== undefined) return Buffer.from(r.content, 'utf8');
+  if (r.source === undefined) return undefined;
+  const root = resolve(ctx.configDir);
+  const p = resolve(root, r.source);
+  if (!p.startsWith(root + sep)) throw new Error(`source ${r.source} leaves the config bundle`);
+  const st = await lstatOrNone(p);
+  if (!st) throw new Error(`source ${r.source} is not in the config bundle (${p}); add it to the bundle or fix the path`);
+  if (!st.isFile()) throw new Error(`source ${r.source} is a ${kindOf(st)}, not a regular file`);
+  return readFile(p);
+}
+
+export async function applyFile(r: ResourceOf<'file'>, ctx: ResourceContext): Promise<Outcome> {
+  const path = r.file;
+  const want = await desiredContent(r, ctx);
+  const uid = r.owner !== undefined ? ctx.ids.uid(r.owner) : undefined;
+  const gid = r.group !== undefined ? ctx.ids.gid(r.group) : undefined;
+  const st = await lstatOrNone(path);
+  if (st && !st.isFile()) return failed(`${path} is a ${kindOf(st)}; refusing to replace it with a file (remove it with an absent resource first)`);
+  const diffs: string[] = [];
+  let rewrite = false;
+  if (!st) {
+    diffs.push('missing');
+    rewrite = true;
+  } else {
+    if (want && !(st.size === want.length && (await readFile(path)).equals(want))) {
+      diffs.push('content differs');
+      rewrite = true;
+    }
+    diffs.push(...metaDiffs(st, r.mode, uid, gid));
+  }
+  if (diffs.length === 0) return ok('in sync');
+  if (ctx.mode === 'audit') return drift(diffs.join(', '));
+  if (rewrite) {
+    const parent = await lstatOrNone(dirname(path));
+    if (!parent?.isDirectory()) return failed(`parent directory ${dirname(path)} does not exist; add a directory resource before this file`);
+    await writeReplacing(path, want ?? Buffer.alloc(0), r.mode ?? (st ? st.mode & 0o7777 : 0o644), uid ?? st?.uid, gid ?? st?.gid);
+  } else if (st) {
+    await fixMeta(path, st, r.mode, uid, gid);
+  }
+  return changed(st ? diffs.join(', ') : `created${r.mode !== undefined ? ` with mode ${octal(r.mode)}` : ''}`);
+}
+
+/** Temp file beside the target, fsync, then rename: a reader never sees half a file. */
+async function writeReplacing(path: string, data: Buffer, mode: number, uid: number | undefined, gid: number | undefined): Promise<void> {
+  const tmp = join(dirname(path), `.${basename(path)}.axle-${process.pid}-${randomBytes(6).toString('hex')}`);
+  const fh = await open(tmp, 'wx', 0o600);
+  try {
+    await fh.writeFile(data);
+    if (uid !== undefined || gid !== undefined) await fh.chown(uid ?? -1, gid ?? -1);
+    await fh.chmod(mode);
+    await fh.sync();
+    await fh.close();
+    await rename(tmp, path);
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    await unlink(tmp).catch(() => undefined);
+    throw e;
+  }
+}
+
+export async function applyDirectory(r: ResourceOf<'directory'>, ctx: ResourceContext): Promise<Outcome> {
+  const path = r.directory;
+  const uid = r.owner !== undefined ? ctx.ids.uid(r.owner) : undefined;
+  const gid = r.group !== undefined ? ctx.ids.gid(r.group) : undefined;
+  const st = await lstatOrNone(path);
+  if (st && !st.isDirectory()) return failed(`${path} is a ${kindOf(st)}; refusing to replace it with a directory`);
+  const diffs = st ? metaDiffs(st, r.mode, uid, gid) : ['missing'];
+  if (diffs.length === 0) return ok('in sync');
+  if (ctx.mode === 'audit') return drift(diffs.join(', '));
+  if (!st) {
+    await mkdir(path, { recursive: true, mode: r.mode ?? 0o755 });
+    const made = await lstat(path);
+    await fixMeta(path, made, r.mode, uid, gid);
+    return changed('created');
+  }
+  await fixMeta(path, st, r.mode, uid, gid);
+  return changed(diffs.join(', '));
+}
+
+export async function applyAbsent(r: ResourceOf<'absent'>, ctx: ResourceContext): Promise<Outcome> {
+  const path = r.absent;
+  const st = await lstatOrNone(path);
+  if (!st) return ok('absent');
+  if (st.isDirectory() && !r.recursive) return failed(`${path} is a directory; set \`recursive: true\` to remove it with its contents`);
+  if (ctx.mode === 'audit') return drift(`${kindOf(st)} present`);
+  await rm(path, { recursive: st.isDirectory(), force: true });
+  return changed(`removed ${kindOf(st)}`);
+}

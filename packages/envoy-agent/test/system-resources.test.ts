@@ -1,0 +1,129 @@
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { detectPackageManager, runCommand, runPolicies, which, type CommandRunner } from '@axle/envoy-agent';
+import { tempDir } from '../../../test/support/tmp.js';
+import { baseRun, writePolicy } from './helpers.js';
+
+let t: { dir: string; cleanup: () => void };
+let bundle: string;
+let bin: string;
+beforeEach(() => {
+  t = tempDir('axle-envoy-sys-');
+  bundle = join(t.dir, 'live');
+  bin = join(t.dir, 'bin');
+  mkdirSync(bin);
+});
+afterEach(() => t.cleanup());
+
+/** A stand-in executable on a private PATH that logs its arguments and answers like the real tool would. */
+function stubTool(name: string, script: string): void {
+  const f = join(bin, name);
+  writeFileSync(f, `#!/bin/sh\necho "${name} $*" >> ${join(t.dir, 'calls.log')}\n${script}\n`);
+  chmodSync(f, 0o755);
+}
+const calls = () => (existsSync(join(t.dir, 'calls.log')) ? readFileSync(join(t.dir, 'calls.log'), 'utf8').trim().split('\n') : []);
+const envWith = (path: string) => ({ ...process.env, PATH: path });
+
+describe('service resource', () => {
+  it('without systemctl on PATH: a clear failed result, and the next resource still runs', async () => {
+    writePolicy(bundle, 's.yaml', `resources:\n  - service: nginx\n    state: running\n  - file: ${t.dir}/after\n    content: x\n`);
+    const r = await runPolicies({ ...baseRun(bundle), env: envWith(bin) });
+    expect(r.results[0]).toMatchObject({ resource: 'service:nginx', status: 'failed' });
+    expect(r.results[0]?.message).toBe('systemctl not found on PATH; the service resource needs systemd');
+    expect(r.results[1]?.status).toBe('changed');
+  });
+
+  it.runIf(which('systemctl') && !existsSync('/run/systemd/system'))('with the real systemctl but no systemd running: says so', async () => {
+    writePolicy(bundle, 's.yaml', 'resources:\n  - service: cron\n    state: running\n    enabled: true\n');
+    const r = await runPolicies(baseRun(bundle));
+    expect(r.results[0]?.status).toBe('failed');
+    expect(r.results[0]?.message).toMatch(/systemd is not running here .*cannot manage cron/);
+  });
+
+  it('starts and enables a stopped, disabled unit; audit reports drift; a running enabled unit is ok', async () => {
+    stubTool('systemctl', `
+state=$(/bin/cat ${t.dir}/state 2>/dev/null || echo "inactive disabled")
+case "$1" in
+  is-active) set -- $state; echo $1; [ "$1" = active ] ;;
+  is-enabled) set -- $state; echo $2; [ "$2" = enabled ] ;;
+  start|enable) exit 0 ;;
+  *) exit 1 ;;
+esac`);
+    writePolicy(bundle, 's.yaml', 'resources:\n  - service: nginx.service\n    state: running\n    enabled: true\n');
+    const audit = await runPolicies({ ...baseRun(bundle), mode: 'audit', env: envWith(bin) });
+    expect(audit.results[0]).toMatchObject({ status: 'drift', message: 'needs start and enable' });
+    expect(calls()).toEqual(['systemctl is-active nginx.service', 'systemctl is-enabled nginx.service']);
+    const r = await runPolicies({ ...baseRun(bundle), env: envWith(bin) });
+    expect(r.results[0]).toMatchObject({ status: 'changed', message: 'started, enabled' });
+    expect(calls().slice(2)).toEqual([
+      'systemctl is-active nginx.service', 'systemctl is-enabled nginx.service', 'systemctl start nginx.service', 'systemctl enable nginx.service',
+    ]);
+    writeFileSync(join(t.dir, 'state'), 'active enabled');
+    const again = await runPolicies({ ...baseRun(bundle), env: envWith(bin) });
+    expect(again.results[0]).toMatchObject({ status: 'ok', message: 'running, enabled' });
+  });
+
+  it('a failing systemctl start is a failed result with its stderr', async () => {
+    stubTool('systemctl', 'case "$1" in is-active) echo inactive; exit 3;; start) echo "Job for x.service failed" >&2; exit 1;; esac');
+    writePolicy(bundle, 's.yaml', 'resources:\n  - service: x.service\n    state: running\n');
+    const r = await runPolicies({ ...baseRun(bundle), env: envWith(bin) });
+    expect(r.results[0]?.status).toBe('failed');
+    expect(r.results[0]?.message).toMatch(/systemctl start x.service exited with 1: Job for x.service failed/);
+  });
+});
+
+describe('package resource', () => {
+  it('detects apt or dnf from PATH', () => {
+    expect(detectPackageManager(bin)).toBeUndefined();
+    stubTool('rpm', 'exit 1');
+    stubTool('dnf', 'exit 0');
+    expect(detectPackageManager(bin)).toBe('dnf');
+    stubTool('dpkg-query', 'exit 1');
+    stubTool('apt-get', 'exit 0');
+    expect(detectPackageManager(bin)).toBe('apt');
+  });
+
+  it('issues dnf install/remove command lines for what is out of state', async () => {
+    stubTool('rpm', '[ "$2" = present ]');
+    stubTool('dnf', 'exit 0');
+    writePolicy(bundle, 'p.yaml', 'resources:\n  - package: [present, missing]\n  - package: present\n    state: absent\n  - package: missing\n    state: absent\n');
+    const r = await runPolicies({ ...baseRun(bundle), env: envWith(bin) });
+    expect(r.results.map((x) => x.status)).toEqual(['changed', 'changed', 'ok']);
+    expect(calls().filter((c) => c.startsWith('dnf'))).toEqual(['dnf install -y missing', 'dnf remove -y present']);
+  });
+
+  it('passes DEBIAN_FRONTEND to apt-get through the injectable runner', async () => {
+    stubTool('dpkg-query', 'exit 1');
+    stubTool('apt-get', 'exit 0');
+    const seen: { argv: readonly string[]; frontend: string | undefined }[] = [];
+    const runner: CommandRunner = async (argv, o) => {
+      seen.push({ argv, frontend: o.env?.DEBIAN_FRONTEND });
+      return runCommand(argv, o);
+    };
+    writePolicy(bundle, 'p.yaml', 'resources:\n  - package: nginx\n');
+    const r = await runPolicies({ ...baseRun(bundle), env: envWith(bin), runner });
+    expect(r.results[0]?.status).toBe('changed');
+    expect(seen.map((s) => s.argv.join(' '))).toEqual(['dpkg-query -W -f=${Status} nginx', 'apt-get install -y -q nginx']);
+    expect(seen[1]?.frontend).toBe('noninteractive');
+  });
+
+  it.runIf(detectPackageManager(process.env.PATH) === 'apt')('real apt: an installed package is ok, a missing one is drift in audit and a clear failure in enforce', async () => {
+    writePolicy(bundle, 'p.yaml', 'resources:\n  - package: coreutils\n  - package: axle-no-such-package-xyz\n');
+    const audit = await runPolicies({ ...baseRun(bundle), mode: 'audit' });
+    expect(audit.results.map((x) => [x.status, x.message])).toEqual([
+      ['ok', 'installed (apt)'],
+      ['drift', 'not installed: axle-no-such-package-xyz'],
+    ]);
+    if (process.getuid?.() !== 0) return;
+    const r = await runPolicies(baseRun(bundle));
+    expect(r.results[1]?.status).toBe('failed');
+    expect(r.results[1]?.message).toMatch(/apt-get install -y -q axle-no-such-package-xyz exited with 100: .*Unable to locate package/s);
+  });
+
+  it('no package manager on PATH is a clear failure', async () => {
+    writePolicy(bundle, 'p.yaml', 'resources:\n  - package: nginx\n');
+    const r = await runPolicies({ ...baseRun(bundle), env: envWith(bin) });
+    expect(r.results[0]?.message).toMatch(/no supported package manager found on PATH/);
+  });
+});
