@@ -1,0 +1,157 @@
+#!/bin/sh
+# Axle agent bootstrap, served by the hub at /bootstrap.sh:
+#   curl -fsSL http://HUB:1530/bootstrap.sh | sudo sh -s -- --token TOKEN
+# Installs the envoy agent in /opt/axle/envoy, writes /etc/axle/envoy.yaml naming every hub,
+# enrolls with the join token, and installs and starts axle-envoy.service. Running it again
+# changes nothing. Options:
+#   --token TOKEN      join token (required unless already enrolled)
+#   --hostname NAME    enroll under this name instead of the machine's
+#   --root DIR         install under DIR instead of / (for tests and image builds)
+#   --no-start         install and enroll, but do not start the service
+set -eu
+# Character ranges in the checks below mean ASCII only.
+LC_ALL=C
+export LC_ALL
+
+# Filled in by the hub when it serves this script.
+HUB_URL='@HUB_URL@'
+HUB_ADDRS='@HUB_ADDRS@'
+AGENT_SHA256='@AGENT_SHA256@'
+
+die() { printf 'axle-bootstrap: %s\n' "$*" >&2; exit 1; }
+say() { printf 'axle-bootstrap: %s\n' "$*"; }
+
+TOKEN=''
+HOSTNAME_ARG=''
+ROOT=''
+START=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --token) [ $# -ge 2 ] || die "--token needs a value"; TOKEN=$2; shift 2 ;;
+    --hostname) [ $# -ge 2 ] || die "--hostname needs a value"; HOSTNAME_ARG=$2; shift 2 ;;
+    --root) [ $# -ge 2 ] || die "--root needs a value"; ROOT=$2; shift 2 ;;
+    --no-start) START=0; shift ;;
+    *) die "unknown argument (use --token, --hostname, --root, --no-start)" ;;
+  esac
+done
+
+# Every value we pass on is checked against a strict pattern first, so a token holding
+# "$(...)", quotes or a newline is refused here and never reaches a shell or a file.
+only() { # only VALUE PATTERN-OF-ALLOWED-CHARS
+  case "$1" in *[!$2]*) return 1 ;; esac
+  [ "$(printf '%s' "$1" | wc -l)" -eq 0 ] || return 1
+  return 0
+}
+if [ -n "$TOKEN" ]; then
+  only "$TOKEN" 'A-Za-z0-9._-' || die "the token may only hold letters, digits, '.', '_' and '-'; check what you pasted"
+fi
+if [ -n "$HOSTNAME_ARG" ]; then
+  only "$HOSTNAME_ARG" 'A-Za-z0-9._-' || die "the host name may only hold letters, digits, '.', '_' and '-'"
+fi
+if [ -n "$ROOT" ]; then
+  only "$ROOT" 'A-Za-z0-9._/-' || die "--root may only hold letters, digits, '.', '_', '-' and '/'"
+  case "$ROOT" in /*) ;; *) die "--root must be an absolute path" ;; esac
+fi
+
+command -v node >/dev/null 2>&1 || die "Node.js 20 or newer is required: install it (e.g. apt-get install nodejs) and run this again"
+NODE_MAJOR=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+[ "$NODE_MAJOR" -ge 20 ] 2>/dev/null || die "Node.js 20 or newer is required, found $(node -v 2>/dev/null || echo none)"
+
+NODE_BIN=$(command -v node)
+case "$NODE_BIN" in /*) ;; *) die "node is not at an absolute path ($NODE_BIN); install Node.js system-wide" ;; esac
+only "$NODE_BIN" 'A-Za-z0-9._/+-' || die "the node path $NODE_BIN holds characters a systemd unit cannot take; install Node.js system-wide"
+
+sha256() { # sha256 FILE -> hex digest (sha256sum where it exists, else Node)
+  if command -v sha256sum >/dev/null 2>&1; then sha256sum "$1" | cut -d' ' -f1
+  else node -e 'process.stdout.write(require("crypto").createHash("sha256").update(require("fs").readFileSync(process.argv[1])).digest("hex"))' "$1" </dev/null; fi
+}
+
+fetch() { # fetch URL FILE
+  if command -v curl >/dev/null 2>&1; then curl -fsSL -o "$2" "$1"
+  elif command -v wget >/dev/null 2>&1; then wget -q -O "$2" "$1"
+  else die "neither curl nor wget is installed"; fi
+}
+
+# The agent gets its own directory: a spoke or hub host keeps its daemons in /opt/axle too, and
+# installing or updating the agent replaces this whole directory.
+OPT="$ROOT/opt/axle/envoy"
+ETC="$ROOT/etc/axle"
+STATE="$ROOT/var/lib/axle/envoy"
+UNIT_DIR="$ROOT/etc/systemd/system"
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+CHANGED=0
+
+# 1. The agent, installed only when the hub serves a different build than the one here.
+if [ -f "$OPT/agent.sha256" ] && [ "$(cat "$OPT/agent.sha256")" = "$AGENT_SHA256" ]; then
+  say "agent already installed at $OPT"
+else
+  fetch "$HUB_URL/agent.tar.gz" "$TMP/agent.tar.gz" || die "cannot download the agent from $HUB_URL/agent.tar.gz"
+  GOT=$(sha256 "$TMP/agent.tar.gz")
+  [ "$GOT" = "$AGENT_SHA256" ] || die "agent download is corrupt or was tampered with (sha256 $GOT, expected $AGENT_SHA256)"
+  rm -rf "$OPT.new"
+  mkdir -p "$OPT.new"
+  tar -xzf "$TMP/agent.tar.gz" -C "$OPT.new" --no-same-owner
+  [ -f "$OPT.new/axle-envoy.mjs" ] && [ -f "$OPT.new/axle-envoy.service" ] || die "the agent bundle from $HUB_URL lacks axle-envoy.mjs or axle-envoy.service; rebuild it on the hub"
+  printf '%s\n' "$AGENT_SHA256" > "$OPT.new/agent.sha256"
+  rm -rf "$OPT.old"
+  [ -d "$OPT" ] && mv "$OPT" "$OPT.old"
+  mv "$OPT.new" "$OPT"
+  rm -rf "$OPT.old"
+  CHANGED=1
+  say "agent installed at $OPT"
+fi
+
+# 2. The config, written only when it would change.
+mkdir -p "$ETC" "$STATE"
+chmod 700 "$STATE"
+{
+  printf '# Written by the Axle bootstrap from %s\n' "$HUB_URL"
+  printf 'hub_addrs:\n'
+  for a in $HUB_ADDRS; do printf '  - "%s"\n' "$a"; done
+  printf 'state_dir: "%s"\n' "$STATE"
+  [ -n "$HOSTNAME_ARG" ] && printf 'hostname: "%s"\n' "$HOSTNAME_ARG"
+  true
+} > "$TMP/envoy.yaml"
+if [ -f "$ETC/envoy.yaml" ] && cmp -s "$TMP/envoy.yaml" "$ETC/envoy.yaml"; then
+  say "config $ETC/envoy.yaml unchanged"
+else
+  cp "$TMP/envoy.yaml" "$ETC/envoy.yaml"
+  CHANGED=1
+  say "config written to $ETC/envoy.yaml"
+fi
+
+# 3. Enrollment, once.
+if [ -f "$STATE/assignment.json" ]; then
+  say "already enrolled (assignment in $STATE)"
+else
+  [ -n "$TOKEN" ] || die "not enrolled yet: pass --token TOKEN (create one with: axle tokens create)"
+  node "$OPT/axle-envoy.mjs" enroll --config "$ETC/envoy.yaml" --token "$TOKEN" </dev/null || die "enrollment failed (see the message above)"
+fi
+
+# 4. The service.
+mkdir -p "$UNIT_DIR"
+sed -e "s#/opt/axle/bin/axle-envoy#$NODE_BIN $OPT/axle-envoy.mjs#" -e "s#/etc/axle/envoy.yaml#$ETC/envoy.yaml#" \
+  "$OPT/axle-envoy.service" > "$TMP/axle-envoy.service"
+if [ -f "$UNIT_DIR/axle-envoy.service" ] && cmp -s "$TMP/axle-envoy.service" "$UNIT_DIR/axle-envoy.service"; then
+  say "unit $UNIT_DIR/axle-envoy.service unchanged"
+else
+  cp "$TMP/axle-envoy.service" "$UNIT_DIR/axle-envoy.service"
+  CHANGED=1
+  say "unit installed at $UNIT_DIR/axle-envoy.service"
+fi
+[ "$START" -eq 1 ] || { say "not starting the service (--no-start)"; exit 0; }
+if ! command -v systemctl >/dev/null 2>&1; then
+  printf 'axle-bootstrap: %s\n' "systemctl not found: the agent is installed and enrolled, but nothing started it." \
+    "start it with your init system: $NODE_BIN $OPT/axle-envoy.mjs --config $ETC/envoy.yaml" >&2
+  exit 3
+fi
+if [ "$CHANGED" -eq 1 ]; then
+  systemctl daemon-reload </dev/null
+  # A new agent build or config takes effect now; on a first install this is a plain start.
+  systemctl enable axle-envoy.service </dev/null
+  systemctl restart axle-envoy.service </dev/null
+else
+  systemctl enable --now axle-envoy.service </dev/null
+fi
+say "axle-envoy.service is running"

@@ -1,0 +1,230 @@
+/**
+ * `npm run demo [-- --envoys N] [-- --dir DIR]`: a whole Axle fleet on 127.0.0.1.
+ * Two hubs (primary and standby), three spokes (dc1, dc2, dc3) and N real envoy agents
+ * (default 30) with their own keys and state dirs, a published sample policy set, and a
+ * ready line with the web UI, the admin token and CLI commands to try. Ctrl-C stops
+ * everything and removes the temp dir (kept with --dir or --keep).
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { buildIfStale } from './demo/build.js';
+import { HubApi, Proc, ROOT, adminToken, binFile, planFleet, startHub, startSpoke, type FleetPlan } from './demo/fleet.js';
+import { writeDemoPolicies } from './demo/policies.js';
+
+const SPOKES = [
+  { id: 'dc1', patterns: ['*.dc1.*'] },
+  { id: 'dc2', patterns: ['*.dc2.*'] },
+  { id: 'dc3', patterns: ['*.dc3.*'] },
+];
+const ROLES = ['web', 'api', 'db', 'cache', 'worker'];
+/** Envoys per pool process: a few hundred agents share one Node process comfortably. */
+const PER_POOL = 250;
+
+const say = (s: string) => {
+  if (process.stdout.writable) process.stdout.write(`${s}\n`);
+};
+const fail = (s: string): never => {
+  process.stderr.write(`axle demo: ${s}\n`);
+  process.exit(2);
+};
+
+const { values: args } = (() => {
+  try {
+    return parseArgs({
+      options: {
+        envoys: { type: 'string', default: '30' },
+        dir: { type: 'string' },
+        keep: { type: 'boolean', default: false },
+        'no-build': { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      allowPositionals: false,
+    });
+  } catch (e) {
+    return fail(`${(e as Error).message}; usage: npm run demo -- [--envoys N] [--dir DIR] [--keep]`);
+  }
+})();
+if (args.help) {
+  say('usage: npm run demo -- [--envoys N (1-5000, default 30)] [--dir DIR (keep state there)] [--keep (keep the temp dir)] [--no-build]');
+  process.exit(0);
+}
+const N = Number(args.envoys);
+if (!Number.isInteger(N) || N < 1 || N > 5000) fail(`--envoys must be a whole number from 1 to 5000, got "${args.envoys}"`);
+
+let dir = '';
+let stopping: Promise<void> | undefined;
+
+/** Stops pools first (their envoys say goodbye), then hubs and spokes; removes the temp dir. */
+function shutdown(reason: string, code: number): Promise<void> {
+  stopping ??= (async () => {
+    say(`\nstopping the demo (${reason})...`);
+    const all = [...Proc.live];
+    const pools = all.filter((p) => p.name.startsWith('envoys'));
+    await Promise.all(pools.map((p) => p.stop()));
+    await Promise.all(all.filter((p) => !pools.includes(p)).map((p) => p.stop()));
+    if (dir && !args.keep && !args.dir) rmSync(dir, { recursive: true, force: true });
+    say(`Axle demo stopped${dir && (args.keep || args.dir) ? `; state kept in ${dir}` : ''}.`);
+    process.exit(code);
+  })();
+  return stopping;
+}
+// If whoever reads our output has gone (a closed terminal or pipe), keep shutting down quietly.
+process.stdout.on('error', () => undefined);
+process.stderr.on('error', () => undefined);
+process.on('SIGINT', () => void shutdown('Ctrl-C', 0));
+process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
+
+function hostnames(n: number): string[] {
+  const width = String(Math.ceil(n / SPOKES.length)).length;
+  return Array.from({ length: n }, (_, i) => {
+    const dc = SPOKES[i % SPOKES.length]!.id;
+    const k = Math.floor(i / SPOKES.length);
+    return `${ROLES[k % ROLES.length]}-${String(k + 1).padStart(Math.max(2, width), '0')}.${dc}.demo.lan`;
+  });
+}
+
+async function waitUntil<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, progress?: () => string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  let shown = Date.now();
+  while (!stopping) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    if (progress && Date.now() - shown > 3000) {
+      shown = Date.now();
+      say(`  ... ${progress()}`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return new Promise<T>(() => undefined);
+}
+
+/** Waits for every start before reporting a failure (shutdown then stops whatever did start: Proc.live). */
+async function startAll(starting: Promise<Proc>[]): Promise<void> {
+  const settled = await Promise.allSettled(starting);
+  const bad = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (bad) throw bad.reason;
+}
+
+async function findPrimary(plan: FleetPlan): Promise<{ addr: string; token: string; id: string; standby: string[] }> {
+  return waitUntil('a primary hub (replication election)', 60_000, async () => {
+    const roles = await Promise.all(plan.hubs.map(async (h) => {
+      const info = await new HubApi(h.addr, adminToken(h)).get<{ role?: string }>('/hub').catch(() => ({ role: 'unreachable' }));
+      return { h, role: info.role };
+    }));
+    const p = roles.find((r) => r.role === 'primary');
+    if (!p) return undefined;
+    return { addr: p.h.addr, token: adminToken(p.h), id: p.h.id, standby: roles.filter((r) => r !== p).map((r) => `${r.h.id} at ${r.h.addr} (${r.role})`) };
+  });
+}
+
+async function main(): Promise<void> {
+  if (!args['no-build']) buildIfStale(say);
+  dir = args.dir ? resolve(args.dir) : mkdtempSync(join(tmpdir(), 'axle-demo-'));
+  mkdirSync(dir, { recursive: true });
+  const logs = join(dir, 'logs');
+  mkdirSync(logs, { recursive: true });
+  say(`Axle demo: ${N} envoys, 2 hubs, 3 spokes; state and logs in ${dir}`);
+
+  const plan = await planFleet(join(dir, 'fleet'), {
+    hubs: ['hub-a', 'hub-b'],
+    spokes: SPOKES,
+    witnesses: ['dc1'],
+    maxConnectionsPerIp: Math.max(4096, N * 2 + 256),
+    statusInterval: '2s',
+    probeInterval: '5s',
+  });
+  // Spokes first: hubs probe them as soon as they start; spokes retry hubs on their own.
+  await startAll(plan.spokes.map((s) => startSpoke(s, logs)));
+  await startAll(plan.hubs.map((h) => startHub(h, logs)));
+  const primary = await findPrimary(plan);
+  const api = new HubApi(primary.addr, primary.token);
+  await waitUntil('every spoke online at the primary hub', 60_000, async () => {
+    const r = await api.get<{ spokes: { id: string; state: string }[] }>('/spokes');
+    return r.spokes.length === SPOKES.length && r.spokes.every((s) => s.state === 'online') ? true : undefined;
+  });
+
+  // The policy set, published through the hub API like `axle config publish`.
+  const configDir = join(dir, 'config');
+  const hostRoot = join(dir, 'host-root');
+  writeDemoPolicies(configDir, hostRoot);
+  const pub = await api.post<{ version: number }>('/config/publish', { dir: configDir });
+  say(`published policy set v${pub.version} (motd, app directory, init exec) from ${configDir}`);
+
+  const join_ = await api.post<{ secret: string }>('/tokens', { ttl: '24h', note: 'demo fleet' });
+  const hosts = hostnames(N);
+  const hubAddrs = [primary.addr, ...plan.hubs.map((h) => h.addr).filter((a) => a !== primary.addr)];
+  const envoyConfig = {
+    schedule: '*/10 * * * *',
+    splay: '1m',
+    checkin_interval: '15s',
+    run_on_start: true,
+    mode: 'enforce',
+    log_level: 'info',
+  };
+  const pools: Promise<Proc>[] = [];
+  for (let i = 0; i < hosts.length; i += PER_POOL) {
+    const name = `envoys-${i / PER_POOL + 1}`;
+    const specFile = join(dir, `${name}.json`);
+    const chunk = hosts.slice(i, i + PER_POOL);
+    writeFileSync(specFile, JSON.stringify({
+      name, hubAddrs, token: join_.secret, config: envoyConfig,
+      envoys: chunk.map((h) => ({ hostname: h, stateDir: join(dir, 'envoys', h) })),
+    }, null, 2), { mode: 0o600 });
+    pools.push(Proc.start(name, ['--import', 'tsx', join(ROOT, 'scripts/demo/envoy-pool.ts'), specFile], {
+      logFile: join(logs, `${name}.log`),
+      ready: (l) => l.msg === 'pool ready',
+      timeoutMs: 60_000 + chunk.length * 200,
+      env: { AXLE_LOG_LEVEL: 'info' },
+    }));
+  }
+  await startAll(pools);
+
+  let reported = 0;
+  let applied = 0;
+  await waitUntil(`all ${N} envoys to report a run`, 60_000 + N * 200, async () => {
+    const all = await api.allEnvoys();
+    reported = all.filter((e) => e.lastRunAt > 0).length;
+    applied = all.filter((e) => e.lastRunAt > 0 && e.configVersion >= pub.version).length;
+    return all.length >= N && reported >= N ? true : undefined;
+  }, () => `${reported}/${N} envoys reported a run`);
+  // Each envoy's first run (at start) may come before it fetched the policy set; its spoke
+  // then hands it the bundle and it runs again. Wait for that too, but never fail on it.
+  await waitUntil(`all ${N} envoys to apply policy set v${pub.version}`, 30_000 + N * 100, async () => {
+    const all = await api.allEnvoys();
+    applied = all.filter((e) => e.lastRunAt > 0 && e.configVersion >= pub.version).length;
+    return applied >= N ? true : undefined;
+  }, () => `${applied}/${N} envoys applied policy set v${pub.version}`).catch((e: unknown) => say(`  (${(e as Error).message}; continuing)`));
+
+  const env = `AXLE_HUB=${primary.addr} AXLE_TOKEN=${primary.token}`;
+  const axle = `node ${binFile('hub', 'axle')}`;
+  const first = hosts[0]!;
+  say('');
+  say(`Web UI:       http://${primary.addr}/   (sign in with the admin token)`);
+  say(`Admin token:  ${primary.token}`);
+  say(`Hubs:         ${primary.id} at ${primary.addr} (primary); standby ${primary.standby.join(', ')}`);
+  say(`Spokes:       ${plan.spokes.map((s) => `${s.id} at ${s.addr}`).join(', ')}`);
+  say(`Policies:     v${pub.version} applied by ${applied}/${N} envoys (motd, app dir, init exec; paths under ${hostRoot})`);
+  say(`Logs:         ${logs}`);
+  say('');
+  say('Try:');
+  say(`  ${env} ${axle} envoys list`);
+  say(`  ${env} ${axle} envoys show ${first}`);
+  say(`  ${env} ${axle} spanner spokes`);
+  say(`  ${env} ${axle} spanner drain --spoke dc2 --to dc3`);
+  say(`  ${env} ${axle} config versions`);
+  say('');
+  say(`Axle demo ready: ${N} envoys reported through hub ${primary.addr} (web UI http://${primary.addr}/). Press Ctrl-C to stop.`);
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`axle demo failed: ${(e as Error).message ?? String(e)}\n`);
+  void shutdown('error', 1);
+});

@@ -1,0 +1,222 @@
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Hub, hubConfigFrom } from '@axle/hub';
+import { silentLogger } from '@axle/shared';
+import { renderBootstrap } from '../../packages/hub/src/bootstrap.js';
+import { HubApi, Proc, adminToken, planFleet, startHub, startSpoke, type FleetPlan } from '../../scripts/demo/fleet.js';
+import { tempDir } from '../support/tmp.js';
+import { waitFor } from '../support/wait.js';
+
+/**
+ * The served bootstrap script, run with `sh` as an operator would (curl | sh), against a real
+ * hub and real spokes, into a temporary root, with a PATH that has no systemctl.
+ */
+const t = tempDir('axle-bootstrap-');
+const procs: Proc[] = [];
+let plan: FleetPlan;
+let api: HubApi;
+let hubAddr: string;
+let token: string;
+let binDir: string;
+
+/** The tools the script uses, and nothing else: in particular no systemctl. */
+const TOOLS = ['sh', 'curl', 'sha256sum', 'cut', 'mktemp', 'rm', 'mkdir', 'tar', 'gzip', 'mv', 'chmod', 'cat', 'cmp', 'cp', 'sed', 'wc', 'node'];
+
+function which(tool: string): string {
+  const r = spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' });
+  const p = r.stdout.trim();
+  if (!p.startsWith('/')) throw new Error(`${tool} is not installed; the bootstrap test needs it`);
+  return p;
+}
+
+beforeAll(async () => {
+  binDir = join(t.dir, 'bin');
+  mkdirSync(binDir);
+  for (const tool of TOOLS) symlinkSync(which(tool), join(binDir, tool));
+  plan = await planFleet(join(t.dir, 'fleet'), { hubs: ['hub-a'], spokes: [{ id: 'dc1', patterns: ['*.dc1.*'] }, { id: 'dc2', patterns: ['*.dc2.*'] }], statusInterval: '200ms', probeInterval: '300ms' });
+  procs.push(...await Promise.all(plan.spokes.map((s) => startSpoke(s))));
+  procs.push(await startHub(plan.hubs[0]!));
+  hubAddr = plan.hubs[0]!.addr;
+  api = new HubApi(hubAddr, adminToken(plan.hubs[0]!));
+  token = (await api.post<{ secret: string }>('/tokens', { ttl: '1h', note: 'bootstrap test' })).secret;
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all(procs.map((p) => p.stop()));
+  t.cleanup();
+});
+
+function sh(args: string[], o: { input?: string } = {}) {
+  const r = spawnSync(join(binDir, 'sh'), args, {
+    encoding: 'utf8',
+    env: { PATH: binDir, HOME: t.dir, TMPDIR: t.dir },
+    timeout: 60_000,
+    ...(o.input !== undefined ? { input: o.input } : {}),
+  });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+/** Every file and directory under `root` with its type, mode, size, mtime and content hash. */
+function snapshot(root: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string) => {
+    for (const e of readdirSync(d).sort()) {
+      const p = join(d, e);
+      const s = lstatSync(p);
+      const rel = p.slice(root.length);
+      if (s.isDirectory()) {
+        out[rel] = `dir ${s.mode.toString(8)} ${s.mtimeMs}`;
+        walk(p);
+      } else {
+        out[rel] = `file ${s.mode.toString(8)} ${s.size} ${s.mtimeMs} ${createHash('sha256').update(readFileSync(p)).digest('hex')}`;
+      }
+    }
+  };
+  walk(root);
+  return out;
+}
+
+describe('GET /bootstrap.sh and /agent.tar.gz', () => {
+  it('serve the script filled in with this hub and the sha256 of the tarball it serves', async () => {
+    const script = await (await fetch(`http://${hubAddr}/bootstrap.sh`)).text();
+    const tar = Buffer.from(await (await fetch(`http://${hubAddr}/agent.tar.gz`)).arrayBuffer());
+    const sha = createHash('sha256').update(tar).digest('hex');
+    expect(script).toContain(`HUB_URL='http://${hubAddr}'`);
+    expect(script).toContain(`HUB_ADDRS='${hubAddr}'`);
+    expect(script).toContain(`AGENT_SHA256='${sha}'`);
+    expect(script).not.toMatch(/@[A-Z_0-9]+@/);
+    const list = spawnSync('tar', ['-tzf', '-'], { input: tar, encoding: 'utf8' });
+    expect(list.stdout.split('\n').filter(Boolean).sort()).toEqual(['axle-envoy.mjs', 'axle-envoy.service']);
+  });
+
+  it('installs, enrolls and reports a missing systemctl with exit 3; a second run changes nothing', async () => {
+    const root = join(t.dir, 'root1');
+    mkdirSync(root);
+    const host = 'web1.dc1.example.com';
+    // As documented: curl -fsSL http://HUB/bootstrap.sh | sh -s -- --token TOKEN
+    const first = sh(['-c', 'curl -fsSL "$0" | sh -s -- --token "$1" --hostname "$2" --root "$3"', `http://${hubAddr}/bootstrap.sh`, token, host, root]);
+    expect(first.err).toMatch(/systemctl not found/);
+    expect(first.code, `${first.out}\n${first.err}`).toBe(3);
+    expect(first.out).toMatch(/agent installed at/);
+    expect(first.out).toMatch(/enrolled web1\.dc1\.example\.com: spoke dc1/);
+
+    expect(existsSync(join(root, 'opt/axle/envoy/axle-envoy.mjs'))).toBe(true);
+    const cfg = readFileSync(join(root, 'etc/axle/envoy.yaml'), 'utf8');
+    expect(cfg).toContain(`- "${hubAddr}"`);
+    expect(cfg).toContain(`hostname: "${host}"`);
+    const unit = readFileSync(join(root, 'etc/systemd/system/axle-envoy.service'), 'utf8');
+    expect(unit).toMatch(new RegExp(`^ExecStart=/\\S+/node ${root}/opt/axle/envoy/axle-envoy\\.mjs --config ${root}/etc/axle/envoy\\.yaml$`, 'm'));
+    const assignment = JSON.parse(readFileSync(join(root, 'var/lib/axle/envoy/assignment.json'), 'utf8')) as { status: string; target: { spokeId: string } };
+    expect(assignment).toMatchObject({ status: 'assigned', target: { spokeId: 'dc1' } });
+
+    // The hub's directory has it, on the spoke its pattern routes to.
+    const rec = await api.get<{ directory: { hostname: string; spokeId: string; epoch: number } }>(`/envoys/${host}`);
+    expect(rec.directory).toMatchObject({ hostname: host, spokeId: 'dc1' });
+
+    const before = snapshot(root);
+    const second = sh(['-c', 'curl -fsSL "$0" | sh -s -- --token "$1" --hostname "$2" --root "$3"', `http://${hubAddr}/bootstrap.sh`, token, host, root]);
+    expect(second.code, `${second.out}\n${second.err}`).toBe(3);
+    expect(second.out).toMatch(/agent already installed/);
+    expect(second.out).toMatch(/config .* unchanged/);
+    expect(second.out).toMatch(/already enrolled/);
+    expect(second.out).toMatch(/unit .* unchanged/);
+    expect(snapshot(root)).toEqual(before);
+    const again = await api.get<{ directory: { epoch: number } }>(`/envoys/${host}`);
+    expect(again.directory.epoch).toBe(rec.directory.epoch);
+  });
+
+  it('the installed single-file agent runs from the written config and reports to its spoke', async () => {
+    const root = join(t.dir, 'root1');
+    const agent = await Proc.start('installed envoy', [join(root, 'opt/axle/envoy/axle-envoy.mjs'), '--config', join(root, 'etc/axle/envoy.yaml')], {
+      ready: (l) => l.msg === 'envoy started',
+    });
+    try {
+      await waitFor(async () => {
+        const r = await api.get<{ items: { hostname: string; lastRunAt: number; connected: boolean }[] }>('/envoys?match=web1.dc1.example.com');
+        return r.items[0] && r.items[0].lastRunAt > 0 && r.items[0].connected;
+      }, { timeoutMs: 20_000, what: 'the installed envoy to report a run' });
+    } finally {
+      expect(await agent.stop()).toBe(0);
+    }
+  });
+
+  it('refuses a token holding $(...), backquotes, quotes or a newline, and runs nothing', async () => {
+    const script = await (await fetch(`http://${hubAddr}/bootstrap.sh`)).text();
+    const file = join(t.dir, 'bootstrap.sh');
+    writeFileSync(file, script);
+    const marker = join(t.dir, 'pwned');
+    const hostile = [`$(touch ${marker})`, `\`touch ${marker}\``, `axj_ok';touch ${marker};'`, 'axj_"quoted"', `axj_ok\ntouch ${marker}`, `axj_ok $(touch ${marker})`];
+    for (const bad of hostile) {
+      const root = join(t.dir, `hostile-${hostile.indexOf(bad)}`);
+      mkdirSync(root);
+      const r = sh([file, '--token', bad, '--hostname', 'evil.dc1.example.com', '--root', root]);
+      expect(r.code, JSON.stringify(bad)).toBe(1);
+      expect(r.err).toMatch(/the token may only hold letters, digits/);
+      expect(readdirSync(root), 'nothing installed').toEqual([]);
+      expect(existsSync(marker), `ran a command from ${JSON.stringify(bad)}`).toBe(false);
+    }
+    const dir = await api.get<{ items: { hostname: string }[] }>('/directory');
+    expect(dir.items.map((e) => e.hostname)).not.toContain('evil.dc1.example.com');
+  });
+
+  it('refuses an agent download whose sha256 is not the one the script names, installing nothing', async () => {
+    const script = (await (await fetch(`http://${hubAddr}/bootstrap.sh`)).text()).replace(/AGENT_SHA256='[0-9a-f]{64}'/, `AGENT_SHA256='${'0'.repeat(64)}'`);
+    const file = join(t.dir, 'tampered.sh');
+    writeFileSync(file, script);
+    const root = join(t.dir, 'tampered');
+    mkdirSync(root);
+    const r = sh([file, '--token', token, '--hostname', 'web7.dc1.example.com', '--root', root]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/agent download is corrupt or was tampered with/);
+    expect(readdirSync(root)).toEqual([]);
+  });
+
+  it('refuses a wrong join token with the hub\'s message, leaving the host unenrolled', () => {
+    const root = join(t.dir, 'badtoken');
+    mkdirSync(root);
+    const r = sh(['-c', 'curl -fsSL "$0" | sh -s -- --token "$1" --hostname "$2" --root "$3"', `http://${hubAddr}/bootstrap.sh`, 'axj_not-a-real-token', 'web9.dc1.example.com', root]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/enrollment failed/);
+    expect(r.err).toMatch(/E_BAD_TOKEN|token/i);
+    expect(existsSync(join(root, 'var/lib/axle/envoy/assignment.json'))).toBe(false);
+  });
+});
+
+describe('bootstrap without an agent bundle', () => {
+  const d = tempDir('axle-bootstrap-nobundle-');
+  let hub: Hub;
+  beforeAll(async () => {
+    hub = new Hub(hubConfigFrom({
+      server_id: 'hub-x', listen: '127.0.0.1:0', data_dir: d.dir, agent_bundle: join(d.dir, 'missing/agent.tar.gz'),
+      spanner: { role: 'hub' },
+    }), { logger: silentLogger() });
+    await hub.start();
+  });
+  afterAll(async () => {
+    await hub.stop();
+    d.cleanup();
+  });
+
+  it('answers 404 with a clear message, and the script body is itself harmless under sh', async () => {
+    const res = await fetch(`http://${hub.addr}/bootstrap.sh`);
+    expect(res.status).toBe(404);
+    const body = await res.text();
+    expect(body).toMatch(/agent bundle is missing/);
+    const r = spawnSync('sh', [], { input: body, encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/axle-bootstrap: the agent bundle is missing .* set agent_bundle/);
+    const tar = await fetch(`http://${hub.addr}/agent.tar.gz`);
+    expect(tar.status).toBe(404);
+    expect(((await tar.json()) as { error: { code: string } }).error.code).toBe('E_NOT_FOUND');
+  });
+
+  it('never puts a value that could break out of its quotes into the script', () => {
+    const tpl = "A='@HUB_URL@' B='@HUB_ADDRS@' C='@AGENT_SHA256@'";
+    expect(renderBootstrap(tpl, { hubUrl: 'http://h:1', hubAddrs: ['h:1', 'g:2'], sha256: 'ab' })).toBe("A='http://h:1' B='h:1 g:2' C='ab'");
+    expect(() => renderBootstrap(tpl, { hubUrl: "http://h:1'$(id)'", hubAddrs: [], sha256: 'ab' })).toThrow(/refusing/);
+    expect(() => renderBootstrap(tpl, { hubUrl: 'http://h:1', hubAddrs: ['h:1 ;id'], sha256: 'ab' })).toThrow(/refusing/);
+  });
+});
