@@ -2,11 +2,12 @@ import { join } from 'node:path';
 import { createTask, type ScheduledTask } from 'node-cron';
 import {
   AxleError, ErrorCode, errorText, fingerprint, silentLogger,
-  type Connection, type KeyPair, type Logger, type Run,
+  type Connection, type KeyPair, type Logger, type Message, type MessageOf, type Run,
 } from '@axle/shared';
 import { loadEnvoyConfig, type EnvoyConfig } from './config.js';
 import { runPolicies } from './engine.js';
 import { BundleFetcher } from './config-fetch.js';
+import { runJob } from './tasks.js';
 import { SpokeLink } from './link.js';
 import { Spool } from './spool.js';
 import { StateStore, type Assignment } from './state.js';
@@ -122,6 +123,7 @@ export class Envoy {
         this.runNow('demand').catch((e: unknown) => this.log.error({ err: errorText(e) }, 'demanded run failed'));
       },
       onConfigVersion: (v, conn) => this.onConfigVersion(v, conn),
+      onJobRun: (m) => this.runJob(m),
       ...(this.opts.random ? { random: this.opts.random } : {}),
     });
     this.link.start();
@@ -256,6 +258,16 @@ export class Envoy {
     const t = this.task;
     this.task = undefined;
     if (t) void Promise.resolve(t.destroy()).catch(() => undefined);
+  }
+
+  /** A job order from the spoke: converge now (a run reported as usual), or one task of the applied bundle. */
+  private runJob(m: MessageOf<'job_run'>): Promise<Message> {
+    if (this.stopping) return Promise.resolve({ type: 'job_result', status: 'refused', message: `${this.cfg.hostname} is stopping`, output: '' });
+    return runJob(m, {
+      configDir: this.cfg.config_dir, hostname: this.cfg.hostname, configVersion: this.store.configVersion,
+      traits: () => this.traits?.traits ?? {}, converge: () => this.runNow('job'), log: this.log,
+      ...(this.opts.runner ? { runner: this.opts.runner } : {}),
+    });
   }
 
   /** The spoke serves another config version: fetch it, check a hub signed it, apply it, run. */

@@ -18,3 +18,5 @@ export { backoffDelay } from './link.js';
 export { StateStore } from './state.js';
 export type { Assignment } from './state.js';
 export { AGENT_VERSION } from './version.js';
+export { runJob } from './tasks.js';
+export type { JobRunDeps } from './tasks.js';

@@ -23,6 +23,8 @@ export interface LinkHost {
   /** The spoke serves a config version other than the applied one (fetching bundles: issue 6). */
   onConfigVersion?(version: number, conn: Connection): void;
   random?: () => number;
+  /** A job order from the spoke (tasks.ts): answered with the job's result. */
+  onJobRun?(m: MessageOf<'job_run'>): Promise<Message>;
 }
 
 type End = { kind: 'closed' | 'failed' | 'redirected' | 'locate' | 'stopped'; reason: string };
@@ -255,6 +257,7 @@ export class SpokeLink extends EventEmitter<LinkEvents> {
       if (m.type === 'run_now') this.host.onRunNow(m.reason || 'spoke asked');
     };
     conn.onRequest = (m) => {
+      if (m.type === 'job_run' && this.host.onJobRun) return this.host.onJobRun(m);
       if (m.type === 'run_now') {
         this.host.onRunNow(m.reason || 'spoke asked');
         return { type: 'ok' };

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import {
-  AxleError, ErrorCode, Signer, buildBundle, chunksOf, errorText, loadPolicies, signBundle, toBase64,
+  AxleError, ErrorCode, Signer, buildBundle, chunksOf, errorText, loadPolicies, loadTasks, signBundle, toBase64,
   type KeyPair, type Logger,
 } from '@axle/shared';
 import type { HubConfig } from './config.js';
@@ -56,10 +56,11 @@ export class Publisher {
     const dir = o.dir ?? this.d.config().config_dir;
     if (!dir) throw new AxleError(ErrorCode.INVALID, 'no config directory: set config_dir in the hub config, or publish with --dir DIR');
     const abs = resolve(dir);
-    const { errors } = loadPolicies(abs);
+    // Tasks are validated like policies: a job may only run what a valid bundle defines.
+    const errors = [...loadPolicies(abs).errors, ...loadTasks(abs).errors];
     if (errors.length > 0) {
       await this.d.events.record('config.refused', { by: o.by, dir: abs, errors: errors.map((e) => e.message) });
-      throw new AxleError(ErrorCode.INVALID, `nothing was published; fix these policy files first:\n${errors.map((e) => e.message).join('\n')}`);
+      throw new AxleError(ErrorCode.INVALID, `nothing was published; fix these policy/task files first:\n${errors.map((e) => e.message).join('\n')}`);
     }
     let built: Awaited<ReturnType<typeof buildBundle>>;
     try {

@@ -1,5 +1,5 @@
 import {
-  AxleError, CloseCode, ErrorCode, fingerprint, type Connection, type Json, type Logger, type Message, type MessageOf, type PeerClaim, type Run,
+  AxleError, CloseCode, ErrorCode, errorText, fingerprint, type Connection, type Json, type Logger, type Message, type MessageOf, type PeerClaim, type Run,
 } from '@axle/shared';
 import { createHash } from 'node:crypto';
 import type { Fleet } from './fleet.js';
@@ -195,8 +195,8 @@ export class EnvoyService {
       // The batch did not commit: fall back to what is on disk so memory does not claim it.
       const onDisk = this.d.store.getEnvoy(hostname);
       if (onDisk) this.d.fleet.set(onDisk);
-      this.d.log.error({ envoy: hostname, run: run.id, err: String(e) }, 'cannot store run report');
-      throw new AxleError(ErrorCode.INTERNAL, `run ${run.id} could not be stored; keep it and resend`);
+      this.d.log.error({ envoy: hostname, run: run.id, err: errorText(e) }, 'cannot store run report');
+      throw new AxleError(ErrorCode.INTERNAL, `run ${run.id} could not be stored (${errorText(e)}); keep it and resend`);
     }
   }
 

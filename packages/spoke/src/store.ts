@@ -49,7 +49,7 @@ export class Store {
   /** Runs queued for removal but not yet committed (still visible to reads until then). */
   private readonly removing = new Set<string>();
 
-  constructor(dataDir: string) {
+  constructor(private readonly dataDir: string) {
     try {
       mkdirSync(dataDir, { recursive: true, mode: 0o700 });
       // Never noSync: an acknowledged report must survive a crash (see durable()).
@@ -68,8 +68,24 @@ export class Store {
 
   /** Resolves once everything queued so far is committed and flushed to disk. */
   async durable(pending: Promise<unknown>[] = []): Promise<void> {
-    await Promise.all(pending);
+    try {
+      await Promise.all(pending);
+    } catch (e) {
+      throw await this.explain(e);
+    }
     await this.root.flushed;
+  }
+
+  /** lmdb-js says only "Commit failed"; the reason (often a full disk) is in its commitError promise. */
+  private async explain(e: unknown): Promise<unknown> {
+    const why = (e as { commitError?: Promise<unknown> } | undefined)?.commitError;
+    if (!why) return e;
+    const cause = await Promise.race([why.then(() => undefined, (x: unknown) => x), new Promise((r) => setTimeout(r, 1000))]);
+    const text = cause === undefined ? errorText(e) : errorText(cause);
+    const full = /No space left|ENOSPC/i.test(text);
+    return new AxleError(ErrorCode.INTERNAL, full
+      ? `the spoke's disk is full (${text}); nothing was stored: free space in ${this.dataDir}`
+      : `database write failed (${text}); nothing was stored`, { cause: e });
   }
 
   loadEnvoys(): EnvoyRecord[] {

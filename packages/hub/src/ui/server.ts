@@ -10,7 +10,7 @@ import { SESSION_COOKIE, Sessions, cookieValue, sameSecret, type Session } from 
 
 /** Paths the browser app draws itself; the server answers each with the same HTML shell. */
 const PAGES: RegExp[] = [
-  /^\/$/, /^\/login$/, /^\/spokes$/, /^\/spanner\/spokes\/[^/]+$/, /^\/envoys$/, /^\/envoys\/[^/]+$/, /^\/config$/, /^\/events$/,
+  /^\/$/, /^\/login$/, /^\/spokes$/, /^\/spanner\/spokes\/[^/]+$/, /^\/envoys$/, /^\/envoys\/[^/]+$/, /^\/config$/, /^\/events$/, /^\/jobs$/, /^\/jobs\/[^/]+$/,
 ];
 const ASSETS: Record<string, string> = { 'app.js': 'text/javascript; charset=utf-8', 'app.css': 'text/css; charset=utf-8' };
 export const CSRF_HEADER = 'x-axle-csrf';

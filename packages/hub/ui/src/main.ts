@@ -5,6 +5,7 @@ import { configPage } from './pages/config.js';
 import { envoyPage } from './pages/envoy.js';
 import { envoysPage } from './pages/envoys.js';
 import { eventsPage } from './pages/events.js';
+import { jobPage, jobsPage } from './pages/jobs.js';
 import { loginView } from './pages/login.js';
 import { overviewPage } from './pages/overview.js';
 import { spokePage } from './pages/spoke.js';
@@ -16,7 +17,7 @@ let current: { page: Page; path: string } | undefined;
 let timer: ReturnType<typeof setTimeout> | undefined;
 let refreshing = false;
 
-const NAV: [string, string][] = [['/', 'Overview'], ['/spokes', 'Spokes'], ['/envoys', 'Envoys'], ['/config', 'Config'], ['/events', 'Events']];
+const NAV: [string, string][] = [['/', 'Overview'], ['/spokes', 'Spokes'], ['/envoys', 'Envoys'], ['/jobs', 'Jobs'], ['/config', 'Config'], ['/events', 'Events']];
 
 function pageFor(path: string, search: URLSearchParams): Page | undefined {
   const seg = (s: string | undefined) => decodeURIComponent(s ?? '');
@@ -28,6 +29,8 @@ function pageFor(path: string, search: URLSearchParams): Page | undefined {
   if ((m = /^\/envoys\/([^/]+)$/.exec(path))) return envoyPage(seg(m[1]));
   if (path === '/config') return configPage();
   if (path === '/events') return eventsPage();
+  if (path === '/jobs') return jobsPage();
+  if ((m = /^\/jobs\/([^/]+)$/.exec(path))) return jobPage(seg(m[1]));
   return undefined;
 }
 

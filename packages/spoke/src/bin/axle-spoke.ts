@@ -13,6 +13,13 @@ const program = new Command('axle-spoke')
       if (!o.config) throw new Error('--config FILE is required (the spoke YAML config)');
       const config = loadSpokeConfig(o.config);
       const log = createLogger({ daemon: 'spoke', id: config.spanner.spoke_id });
+      // lmdb-js 3.5 rejects internal promises nobody can hold when a commit fails (a full
+      // disk): every write of ours already got the error and answered it, so log and carry on.
+      process.on('unhandledRejection', (e) => {
+        const msg = e instanceof Error ? e.message : String(e);
+        if (!/^Commit failed|No space left on device/.test(msg)) throw e;
+        log.error({ err: msg }, 'database commit failed (disk full?); the writes in it were refused and not acknowledged');
+      });
       spoke = new Spoke(config, { logger: log });
       await spoke.start();
       runUntilSignalled(spoke, log);

@@ -1,0 +1,330 @@
+import { errorText, type Logger } from '@axle/shared';
+import type { Change } from '../model.js';
+import type { StateStore } from '../state.js';
+import { HUB_GRACE_MS, dispatch, type DispatchDeps } from './dispatch.js';
+import type { JobMetrics } from './metrics.js';
+import { TERMINAL, type Job, type JobTarget, type TargetState } from './model.js';
+
+export type JobEvent =
+  | { type: 'target'; jobId: string; target: JobTarget }
+  | { type: 'progress'; job: Job }
+  | { type: 'done'; job: Job };
+
+export interface ExecDeps extends DispatchDeps {
+  state: StateStore;
+  log: Logger;
+  metrics: JobMetrics;
+  emit: (ev: JobEvent) => void;
+}
+
+/** Targets per `job.targets` change, so one log entry (and one replication frame) stays small. */
+const TARGETS_PER_CHANGE = 500;
+const PROGRESS_EVERY_MS = 100;
+
+/**
+ * Runs one job: waves one after another (the next starts no earlier than `wave_pause` after
+ * the previous one's last target finished), inside a wave at most `max_parallel` targets at
+ * once across all spokes, failed attempts retried after backoff x factor^(attempt-1), and no
+ * new starts once the failure share passes `stop_on_failure_rate` or the job is cancelled.
+ * Every state change of the job and its targets is written through the StateStore; a
+ * target is durably `running` before its order leaves the hub.
+ *
+ * Records are replaced, never mutated, so a change handed to the store is never altered later.
+ */
+export class JobExec {
+  job: Job;
+  readonly targets: Map<string, JobTarget>;
+  private readonly waves: string[][];
+  running = 0;
+  /** hostname -> when its attempt started, for the overdue gauge. */
+  readonly inflight = new Map<string, number>();
+  private ready: string[] = [];
+  private readyHead = 0;
+  private waveLeft = 0;
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private wakeFn: (() => void) | undefined;
+  private stopReason: string | undefined;
+  private cancelled = false;
+  private halted = false;
+  private skippedWave = -1;
+  private readonly dirty = new Set<string>();
+  private flushP: Promise<void> | undefined;
+  private progressTimer: NodeJS.Timeout | undefined;
+  readonly done: Promise<void>;
+  private resolveDone!: () => void;
+
+  constructor(private readonly d: ExecDeps, job: Job, targets: JobTarget[]) {
+    this.job = job;
+    this.targets = new Map(targets.map((t) => [t.hostname, t]));
+    this.waves = Array.from({ length: job.waves }, () => [] as string[]);
+    for (const t of targets) this.waves[t.wave]?.push(t.hostname);
+    this.done = new Promise((r) => (this.resolveDone = r));
+  }
+
+  /** A job read back after a hub restart: attempts that were running have an unknown outcome. */
+  recover(): void {
+    const now = Date.now();
+    for (const t of [...this.targets.values()]) {
+      if (t.state !== 'running') continue;
+      const reason = 'the hub stopped while this attempt ran; its outcome is unknown';
+      if (t.attempts <= this.job.options.retries) this.set({ ...t, state: 'pending', reason, retryAt: now });
+      else this.terminal({ ...t, state: 'failed', reason, finishedAt: now });
+    }
+  }
+
+  start(): void {
+    void this.run().catch((e: unknown) => this.d.log.error({ job: this.job.id, err: errorText(e) }, 'job runner failed'));
+  }
+
+  /** No new starts; pending targets are skipped with `reason`; running ones finish. */
+  stop(reason: string, cancelled = false): void {
+    if (this.stopReason !== undefined || TERMINAL_JOB.has(this.job.state)) return;
+    this.stopReason = reason;
+    this.cancelled = cancelled;
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    this.wake();
+  }
+
+  /** The hub is stopping or became a standby: stop here without changing the job's state. */
+  halt(): void {
+    this.halted = true;
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    if (this.progressTimer) clearTimeout(this.progressTimer);
+    this.wake();
+  }
+
+  private wake(): void {
+    const w = this.wakeFn;
+    this.wakeFn = undefined;
+    w?.();
+  }
+
+  private async run(): Promise<void> {
+    try {
+      const o = this.job.options;
+      while (this.job.wave < this.waves.length && !this.halted) {
+        const w = this.job.wave;
+        // Timers may fire a millisecond early: pause until the wall clock says the pause is over.
+        while (w > 0 && this.job.waveEndedAt !== undefined && this.stopReason === undefined && !this.halted && Date.now() < this.job.waveEndedAt + o.wavePauseMs) {
+          await this.pause(this.job.waveEndedAt + o.wavePauseMs - Date.now());
+        }
+        if (this.halted) return;
+        await this.runWave(w);
+        if (this.halted) return;
+        this.job = { ...this.job, wave: w + 1, waveEndedAt: Date.now() };
+        this.progress(true);
+      }
+      if (this.halted) return;
+      await this.finish();
+    } finally {
+      this.resolveDone();
+    }
+  }
+
+  private pause(ms: number): Promise<void> {
+    if (ms <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.wakeFn = undefined;
+        resolve();
+      }, ms);
+      this.wakeFn = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
+  private async runWave(w: number): Promise<void> {
+    const now = Date.now();
+    this.ready = [];
+    this.readyHead = 0;
+    this.waveLeft = 0;
+    for (const h of this.waves[w] ?? []) {
+      const t = this.targets.get(h)!;
+      if (TERMINAL.has(t.state)) continue;
+      this.waveLeft++;
+      if (t.retryAt !== undefined && t.retryAt > now) this.later(h, t.retryAt - now);
+      else this.ready.push(h);
+    }
+    const max = Math.max(1, this.job.options.maxParallel);
+    for (;;) {
+      if (this.halted) return;
+      if (this.stopReason !== undefined && this.skippedWave !== w) this.skipPending(w);
+      while (this.stopReason === undefined && this.running < max && this.readyHead < this.ready.length) {
+        this.launch(this.ready[this.readyHead++] as string);
+      }
+      if (this.readyHead > 4096 && this.readyHead * 2 > this.ready.length) {
+        this.ready = this.ready.slice(this.readyHead);
+        this.readyHead = 0;
+      }
+      if (this.waveLeft === 0) return;
+      await new Promise<void>((r) => (this.wakeFn = r));
+    }
+  }
+
+  /** Makes `h` ready once `ms` have passed by the wall clock (timers may fire a millisecond early). */
+  private later(h: string, ms: number, at = Date.now() + ms): void {
+    const t = setTimeout(() => {
+      this.timers.delete(h);
+      if (Date.now() < at) return this.later(h, at - Date.now(), at);
+      this.ready.push(h);
+      this.wake();
+    }, ms);
+    this.timers.set(h, t);
+  }
+
+  private skipPending(w: number): void {
+    this.skippedWave = w;
+    const now = Date.now();
+    for (const h of this.waves[w] ?? []) {
+      const t = this.targets.get(h)!;
+      if (t.state === 'pending') this.terminal({ ...t, state: 'skipped', reason: this.stopReason, finishedAt: now });
+    }
+    this.readyHead = this.ready.length;
+  }
+
+  private launch(h: string): void {
+    this.running++;
+    if (this.running > this.job.maxRunning) this.job = { ...this.job, maxRunning: this.running };
+    void this.attempt(h)
+      .catch((e: unknown) => this.d.log.error({ job: this.job.id, envoy: h, err: errorText(e) }, 'job target attempt failed unexpectedly'))
+      .finally(() => {
+        this.running--;
+        this.inflight.delete(h);
+        this.wake();
+      });
+  }
+
+  private async attempt(h: string): Promise<void> {
+    const { options: o, id: jobId, action } = this.job;
+    const prev = this.targets.get(h)!;
+    const attempt = prev.attempts + 1;
+    const startedAt = Date.now();
+    const spokeId = this.d.state.envoys.get(h)?.spokeId ?? prev.spokeId;
+    const { retryAt: _r, ...rest } = prev;
+    this.set({ ...rest, spokeId, state: 'running', attempts: attempt, startedAt });
+    this.inflight.set(h, startedAt);
+    try {
+      await this.flush();
+    } catch (e) {
+      // Not durable: do not send an order the hub could not account for after a restart.
+      this.set({ ...this.targets.get(h)!, state: 'pending', attempts: prev.attempts, retryAt: Date.now() });
+      if (!this.halted) this.d.log.error({ job: jobId, envoy: h, err: errorText(e) }, 'cannot record a job target as running');
+      if (!this.halted) this.later(h, 1000);
+      return;
+    }
+    if (this.halted) return;
+    const r = await dispatch(this.d, { jobId, hostname: h, action, timeoutMs: o.timeoutMs, attempt });
+    if (this.halted) return;
+    const finishedAt = Date.now();
+    if (r.spokeId !== '-') this.d.metrics.spokeTargets.inc({ spoke: r.spokeId, outcome: r.status });
+    const cur = this.targets.get(h)!;
+    const history = [...cur.history, { attempt, spokeId: r.spokeId, startedAt, finishedAt, status: r.status }];
+    const base: JobTarget = {
+      hostname: h, spokeId: r.spokeId === '-' ? cur.spokeId : r.spokeId, wave: cur.wave, attempts: attempt, startedAt, finishedAt, history,
+      state: 'running',
+      ...(r.reason !== undefined ? { reason: r.reason } : {}),
+      ...(r.exitCode !== undefined ? { exitCode: r.exitCode } : {}),
+      ...(r.output !== undefined ? { output: r.output } : {}),
+    };
+    if (r.status === 'succeeded') return this.terminal({ ...base, state: 'succeeded' });
+    if (r.status === 'skipped' && attempt === 1) return this.terminal({ ...base, state: 'skipped', attempts: 0 });
+    const state: TargetState = r.status === 'timed_out' ? 'timed_out' : 'failed';
+    if (attempt <= o.retries && this.stopReason === undefined) {
+      const delay = Math.round(o.backoffMs * o.factor ** (attempt - 1));
+      this.d.metrics.retries.inc();
+      this.set({ ...base, state: 'pending', retryAt: finishedAt + delay });
+      this.d.emit({ type: 'target', jobId, target: this.targets.get(h)! });
+      this.later(h, delay);
+      return;
+    }
+    this.terminal({ ...base, state });
+    const c = this.job.counts;
+    const rate = o.stopOnFailureRate;
+    if (rate !== undefined && this.job.total > 0 && (c.failed + c.timed_out) / this.job.total > rate) {
+      this.stop(`stopped: ${c.failed + c.timed_out} of ${this.job.total} targets failed, more than stop_on_failure_rate ${rate}`);
+    }
+  }
+
+  /** Replaces a target's record, keeping the job's counts in step, and marks it for the next write. */
+  private set(t: JobTarget): void {
+    const prev = this.targets.get(t.hostname);
+    if (prev && prev.state !== t.state) {
+      const counts = { ...this.job.counts };
+      counts[prev.state]--;
+      counts[t.state]++;
+      this.job = { ...this.job, counts };
+    }
+    this.targets.set(t.hostname, t);
+    this.dirty.add(t.hostname);
+  }
+
+  private terminal(t: JobTarget): void {
+    const prev = this.targets.get(t.hostname);
+    this.set(t);
+    if (prev && !TERMINAL.has(prev.state) && t.wave === this.job.wave) this.waveLeft = Math.max(0, this.waveLeft - 1);
+    this.d.metrics.targets.inc({ outcome: t.state });
+    this.d.emit({ type: 'target', jobId: this.job.id, target: t });
+    this.progress();
+    void this.flush().catch((e: unknown) => {
+      if (!this.halted) this.d.log.warn({ job: this.job.id, err: errorText(e) }, 'cannot record job progress');
+    });
+  }
+
+  private progress(now = false): void {
+    if (now) {
+      if (this.progressTimer) clearTimeout(this.progressTimer);
+      this.progressTimer = undefined;
+      this.d.emit({ type: 'progress', job: this.job });
+      return;
+    }
+    this.progressTimer ??= setTimeout(() => {
+      this.progressTimer = undefined;
+      this.d.emit({ type: 'progress', job: this.job });
+    }, PROGRESS_EVERY_MS);
+  }
+
+  /** Writes the job and every changed target, coalescing callers of the same turn into one transaction. */
+  flush(): Promise<void> {
+    this.flushP ??= new Promise<void>((r) => setImmediate(r)).then(() => {
+      this.flushP = undefined;
+      const targets = [...this.dirty].map((h) => this.targets.get(h)!);
+      this.dirty.clear();
+      const changes: Change[] = [{ kind: 'job.put', job: this.job }];
+      for (let i = 0; i < targets.length; i += TARGETS_PER_CHANGE) {
+        changes.push({ kind: 'job.targets', jobId: this.job.id, targets: targets.slice(i, i + TARGETS_PER_CHANGE) });
+      }
+      return this.d.state.applyAll(changes).then(() => undefined);
+    });
+    return this.flushP;
+  }
+
+  private async finish(): Promise<void> {
+    const now = Date.now();
+    // Later waves never started: their targets are skipped with the reason.
+    if (this.stopReason !== undefined) {
+      for (const t of [...this.targets.values()]) if (t.state === 'pending') this.terminal({ ...t, state: 'skipped', reason: this.stopReason, finishedAt: now });
+    }
+    const c = this.job.counts;
+    const state: Job['state'] = this.cancelled ? 'cancelled' : this.stopReason !== undefined ? 'stopped' : c.succeeded === this.job.total ? 'succeeded' : 'failed';
+    this.job = { ...this.job, state, finishedAt: now, wave: this.waves.length, ...(this.stopReason !== undefined ? { reason: this.stopReason } : {}) };
+    await this.flush();
+    if (this.progressTimer) clearTimeout(this.progressTimer);
+    this.d.metrics.duration.observe({ action: this.job.action.kind, state }, (now - this.job.startedAt) / 1000);
+    this.d.log.info({ job: this.job.id, state, ...c, ms: now - this.job.startedAt }, 'job finished');
+    this.d.emit({ type: 'done', job: this.job });
+  }
+
+  /** Targets whose attempt runs longer than its timeout plus the hub's grace: they should have ended. */
+  overdue(now = Date.now()): number {
+    let n = 0;
+    const limit = this.job.options.timeoutMs + HUB_GRACE_MS + 5000;
+    for (const s of this.inflight.values()) if (now - s > limit) n++;
+    return n;
+  }
+}
+
+const TERMINAL_JOB: ReadonlySet<Job['state']> = new Set(['succeeded', 'failed', 'stopped', 'cancelled']);
