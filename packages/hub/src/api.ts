@@ -143,7 +143,7 @@ export function buildHttp(d: ApiDeps): (req: IncomingMessage, res: ServerRespons
     if (writeRefusal(d, req, res)) return;
     if (ui.handle(req, res)) return;
     if (!router.handle(req, res)) {
-      sendJson(res, 404, { error: { code: ErrorCode.NOT_FOUND, message: `no route ${req.method} ${(req.url ?? '/').split('?')[0]}; the API is under /api/v1 (see API.md)` } });
+      sendJson(res, 404, { error: { code: ErrorCode.NOT_FOUND, message: `no route ${req.method} ${(req.url ?? '/').split('?')[0]}; the API is under /api/v1 (see "HTTP API" in README.md)` } });
     }
   };
 }

@@ -106,7 +106,7 @@ export const hubConfigSchema = obj({
     max_body_bytes: def(int({ min: 256, max: 64 * 1024 * 1024 }), 1024 * 1024),
   }), () => ({ rate_limit: { requests: 50, per: 1000, burst: 100 }, max_body_bytes: 1024 * 1024 })),
   webhooks: def(arr(webhookSchema, { max: 32 }), []),
-  /** Replicated hubs (with spanner.peers): see REPLICATION.md. Omitted values are derived in replication/settings.ts. */
+  /** Replicated hubs (with spanner.peers): see "Replicated hubs" in README.md. Omitted values are derived in replication/settings.ts. */
   replication: def(obj({
     min_acks: opt(int({ min: 0, max: 16 })),
     lease: def(duration({ min: 100, max: 600_000 }), 5000),

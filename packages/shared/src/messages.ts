@@ -196,7 +196,7 @@ export const messageSchema = tagged('type', {
   /** `version` is the spoke's live version; `received` is how much of an unfinished upload it holds. */
   config_ok: obj({ type: lit('config_ok'), version: int({ min: 0 }), received: opt(int({ min: 0 })) }),
 
-  // hub <-> hub replication; hub -> witness spoke leases and votes (see packages/hub/REPLICATION.md)
+  // hub <-> hub replication; hub -> witness spoke leases and votes (see "Replicated hubs" in README.md)
   /** standby -> any peer: "I am here at this log position"; the primary answers repl_welcome and starts feeding. */
   repl_hello: obj({ type: lit('repl_hello'), term: term(), id: id(), lastSeq: int({ min: 0 }), lastTerm: term(), adminHash: opt(str({ max: 128 })) }),
   repl_welcome: obj({ type: lit('repl_welcome'), term: term(), primary: id(), primaryAddr: str({ max: 300 }) }),
@@ -227,7 +227,7 @@ export const messageSchema = tagged('type', {
   step_down: obj({ type: lit('step_down'), term: term(), candidate: id() }),
   step_down_ok: obj({ type: lit('step_down_ok'), term: term(), lastSeq: int({ min: 0 }), lastTerm: term() }),
 
-  // jobs (see packages/hub/JOBS.md): hub -> spoke job_dispatch, spoke -> envoy job_run; both answered by job_result
+  // jobs (see "Jobs" in README.md): hub -> spoke job_dispatch, spoke -> envoy job_run; both answered by job_result
   job_dispatch: obj({
     type: lit('job_dispatch'), term: term(), jobId: id(), hostname: hostname(), action: jobActionSchema,
     timeoutMs: int({ min: 1, max: 24 * 3_600_000 }), attempt: int({ min: 1, max: 1000 }),

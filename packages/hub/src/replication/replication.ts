@@ -50,7 +50,7 @@ const VOTE_KEY = 'replication.vote';
  * - A primary leads only while a majority of voters (hubs and witness spokes) acknowledged
  *   it within its lease; otherwise it steps down and refuses writes.
  * - A standby that heard nothing from a primary for the election timeout asks the voters
- *   for a majority in a higher term; see votes.ts for the rule and REPLICATION.md.
+ *   for a majority in a higher term; see votes.ts for the rule and "Replicated hubs" in README.md.
  */
 export class Replication {
   readonly settings: ReplicationSettings;

@@ -1,4 +1,4 @@
-/** The API answers this app reads (see packages/hub/API.md). */
+/** The API answers this app reads (see "HTTP API" in README.md). */
 export interface Compliance { compliant: number; noncompliant: number; unknown: number }
 
 export interface SpokeStats {
