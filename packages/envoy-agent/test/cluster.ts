@@ -1,5 +1,4 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { generateKeyPair, saveKeyPair, silentLogger, toBase64, type KeyPair } from '@axle/shared';
 import { Spoke, spokeConfigFrom } from '@axle/spoke';
@@ -10,35 +9,8 @@ import { bin, startDaemon, type Daemon } from '../../../test/support/proc.js';
 
 /** Real hubs and spokes for the envoy's tests: in this process, or as child processes where one must die. */
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** Cleanups, run in reverse order. */
-export class Bag {
-  private readonly fns: (() => unknown)[] = [];
-  add(fn: () => unknown): void {
-    this.fns.push(fn);
-  }
-  async run(): Promise<void> {
-    for (const fn of this.fns.reverse()) {
-      try {
-        await fn();
-      } catch {
-        // best effort
-      }
-    }
-    this.fns.length = 0;
-  }
-}
+export { Bag, freePort } from '../../../test/support/resources.js';
+import { Bag, freePort } from '../../../test/support/resources.js';
 
 export interface HubKey {
   dir: string;

@@ -1,5 +1,4 @@
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import {
   connectPeer, generateKeyPair, saveKeyPair, silentLogger, toBase64, type Connection, type KeyPair, type MessageOf,
@@ -9,35 +8,8 @@ import { Hub, hubConfigFrom } from '@axle/hub';
 import { tempDir } from '../../../test/support/tmp.js';
 import { bin, startDaemon, type Daemon } from '../../../test/support/proc.js';
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** Cleanups run in reverse order at the end of a test file. */
-export class Bag {
-  private readonly fns: (() => unknown)[] = [];
-  add(fn: () => unknown): void {
-    this.fns.push(fn);
-  }
-  async run(): Promise<void> {
-    for (const fn of this.fns.reverse()) {
-      try {
-        await fn();
-      } catch {
-        // best effort
-      }
-    }
-    this.fns.length = 0;
-  }
-}
+export { Bag, freePort } from '../../../test/support/resources.js';
+import { Bag, freePort } from '../../../test/support/resources.js';
 
 export interface HubKey {
   dir: string;
