@@ -38,6 +38,8 @@ export interface PublishResult {
 export class Publisher {
   private readonly signer: Signer;
   private readonly catchingUp = new Map<string, Promise<void>>();
+  /** One upload at a time per spoke: two interleaved chunk streams would corrupt each other. */
+  private readonly uploads = new Map<string, Promise<unknown>>();
   private chain: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly d: PublisherDeps) {
@@ -124,8 +126,20 @@ export class Publisher {
     return Object.fromEntries(ids.map((id, i) => [id, results[i] as PushOutcome]));
   }
 
-  private async push(id: string, version: number): Promise<PushOutcome> {
+  private push(id: string, version: number): Promise<PushOutcome> {
+    const run = (this.uploads.get(id) ?? Promise.resolve()).then(() => this.upload(id, version));
+    const tail = run.catch(() => undefined);
+    this.uploads.set(id, tail);
+    void tail.then(() => {
+      if (this.uploads.get(id) === tail) this.uploads.delete(id);
+    });
+    return run;
+  }
+
+  private async upload(id: string, version: number): Promise<PushOutcome> {
     const { links, state, log, fleet, config } = this.d;
+    const have = fleet.health.get(id).stats?.configVersion;
+    if (have !== undefined && have >= version) return 'ok';
     const b = state.bundle(version);
     if (!b || !links.has(id)) return 'unreachable';
     try {
@@ -146,6 +160,10 @@ export class Publisher {
       if (err && (err.code === ErrorCode.CLOSED || err.code === ErrorCode.UNREACHABLE || err.code === ErrorCode.TIMEOUT)) {
         log.info({ spoke: id, version }, 'spoke did not take the bundle now; it gets it when it answers again');
         return 'unreachable';
+      }
+      if (err && err.code === ErrorCode.BUNDLE_REFUSED && /not newer/.test(err.message)) {
+        // It already has this version (a catch-up push got there first) or a newer one.
+        return 'ok';
       }
       log.warn({ spoke: id, version, err: errorText(e) }, 'spoke refused the config bundle');
       return `error: ${errorText(e)}`;

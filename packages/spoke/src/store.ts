@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { AxleError, ErrorCode, errorText, type Compliance, type Json, type ResourceResult, type Run, type SpokeTarget } from '@axle/shared';
@@ -30,6 +30,10 @@ export interface EnvoyRecord {
 export type RunKey = [hostname: string, finishedAt: number, runId: string];
 type StoredRun = Omit<Run, 'results'>;
 const MAX_TS = Number.MAX_SAFE_INTEGER;
+/** How long a write may wait for its flush before it is reported failed (never acknowledged). */
+const FLUSH_BOUND_MS = 30_000;
+/** Free bytes below which the spoke refuses writes (see lowOnSpace). */
+const SPACE_RESERVE = 16 * 2 ** 20;
 const keyText = (k: RunKey): string => `${k[0]}\u0000${k[1]}\u0000${k[2]}`;
 
 export class Store {
@@ -73,7 +77,37 @@ export class Store {
     } catch (e) {
       throw await this.explain(e);
     }
-    await this.root.flushed;
+    // Each write's own flush, not root.flushed: after a failed commit (a full disk) lmdb-js
+    // never settles the root's flush promise, and a report waiting on it would hang forever.
+    const flushes = pending.map((p) => (p as { flushed?: PromiseLike<unknown> }).flushed).filter((f) => f !== undefined);
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), FLUSH_BOUND_MS)));
+    try {
+      const done = await Promise.race([flushes.length > 0 ? Promise.all(flushes) : this.root.flushed, bound]);
+      if (done === 'late') throw new AxleError(ErrorCode.INTERNAL, `the database did not confirm a write within ${FLUSH_BOUND_MS / 1000} s; it was not acknowledged (check the disk under ${this.dataDir})`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private space = { at: 0, free: Number.POSITIVE_INFINITY };
+
+  /**
+   * Why writes should be refused now, or undefined. lmdb-js 3.5 can corrupt its heap and abort
+   * after a write fails for lack of space, so the spoke stops writing while less than
+   * SPACE_RESERVE bytes are free instead of letting LMDB hit ENOSPC. Checked at most once a second.
+   */
+  lowOnSpace(now = Date.now()): string | undefined {
+    if (now - this.space.at >= 1000) {
+      try {
+        const st = statfsSync(this.dataDir);
+        this.space = { at: now, free: st.bavail * st.bsize };
+      } catch {
+        this.space = { at: now, free: Number.POSITIVE_INFINITY };
+      }
+    }
+    if (this.space.free >= SPACE_RESERVE) return undefined;
+    return `the spoke's disk is full (${this.space.free} bytes free under ${this.dataDir}, below the ${SPACE_RESERVE / 2 ** 20} MiB reserve); nothing was stored: free space there`;
   }
 
   /** lmdb-js says only "Commit failed"; the reason (often a full disk) is in its commitError promise. */
@@ -82,9 +116,17 @@ export class Store {
     if (!why) return e;
     const cause = await Promise.race([why.then(() => undefined, (x: unknown) => x), new Promise((r) => setTimeout(r, 1000))]);
     const text = cause === undefined ? errorText(e) : errorText(cause);
-    const full = /No space left|ENOSPC/i.test(text);
+    // A full disk shows up as ENOSPC or, from the page flush, as EIO: ask the file system.
+    let free = Number.POSITIVE_INFINITY;
+    try {
+      const st = statfsSync(this.dataDir);
+      free = st.bavail * st.bsize;
+    } catch {
+      // unknown; go by the message
+    }
+    const full = /No space left|ENOSPC/i.test(text) || free < 1024 * 1024;
     return new AxleError(ErrorCode.INTERNAL, full
-      ? `the spoke's disk is full (${text}); nothing was stored: free space in ${this.dataDir}`
+      ? `the spoke's disk is full (${text}; ${Number.isFinite(free) ? `${free} bytes free` : 'free space unknown'}); nothing was stored: free space in ${this.dataDir}`
       : `database write failed (${text}); nothing was stored`, { cause: e });
   }
 
