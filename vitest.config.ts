@@ -1,4 +1,4 @@
-import { configDefaults, defineConfig } from 'vitest/config';
+import { defineConfig } from 'vitest/config';
 import { fileURLToPath } from 'node:url';
 
 const src = (p: string) => fileURLToPath(new URL(`./packages/${p}/src/index.ts`, import.meta.url));
@@ -14,10 +14,6 @@ export default defineConfig({
   },
   test: {
     include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
-    // The admin-side fault scenarios (primary hub killed, publish during an outage, reassign
-    // during a drain) do not pass yet; they run with `npm run test:system` (AXLE_SYSTEM_ALL=1)
-    // and stay out of `npm test` until they do.
-    exclude: [...configDefaults.exclude, ...(process.env.AXLE_SYSTEM_ALL || process.env.AXLE_SYSTEM_FULL ? [] : ['test/system/admin-faults.test.ts'])],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: 'forks',

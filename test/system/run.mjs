@@ -12,7 +12,7 @@ const args = process.argv.slice(2);
 const full = args.includes('--full');
 const rest = args.filter((a) => a !== '--full');
 const vitest = `${root}node_modules/vitest/vitest.mjs`;
-const env = { ...process.env, AXLE_SYSTEM_ALL: '1', ...(full ? { AXLE_SYSTEM_FULL: '1' } : {}) };
+const env = { ...process.env, ...(full ? { AXLE_SYSTEM_FULL: '1' } : {}) };
 // Full size: one fleet at a time; two fleets of 1,000 envoys would only fight over two cores.
 const child = spawn(process.execPath, [vitest, 'run', 'test/system/', ...(full ? ['--maxWorkers=1'] : []), ...rest], { cwd: root, env, stdio: 'inherit' });
 for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => child.kill(s));

@@ -126,6 +126,8 @@ export class EnvoyService {
   private updateTraits(r: EnvoyRecord, traits: Record<string, Json>): void {
     const hash = createHash('sha1').update(JSON.stringify(traits)).digest('base64');
     if (hash === r.traitsHash) return;
+    // Not written (nor marked written) while the disk is full: the next check-in tries again.
+    if (this.d.store.lowOnSpace()) return;
     const next = { ...this.d.fleet.get(r.hostname)!, traitsHash: hash };
     this.d.fleet.set(next);
     this.d.store.putTraits(r.hostname, traits).catch((e: unknown) => this.d.log.error({ envoy: r.hostname, err: String(e) }, 'cannot store traits'));
@@ -156,6 +158,11 @@ export class EnvoyService {
       return this.ack(run.id, true, t0);
     }
     if (this.d.store.hasRun(run.hostname, run.id)) return this.ack(run.id, true, t0);
+    const low = this.d.store.lowOnSpace();
+    if (low) {
+      this.d.log.error({ envoy: r.hostname, run: run.id, err: low }, 'cannot store run report');
+      throw new AxleError(ErrorCode.INTERNAL, `run ${run.id} could not be stored (${low}); keep it and resend`);
+    }
 
     const write = this.write(r.hostname, run);
     this.pending.set(key, write);

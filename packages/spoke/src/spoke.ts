@@ -150,6 +150,8 @@ export class Spoke implements Daemon {
 
   /** Writes last-seen times that moved since their record was last written. */
   private async flushSeen(store: Store): Promise<void> {
+    // Last-seen times wait in memory while the disk is full (see Store.lowOnSpace).
+    if (!this.stopping && store.lowOnSpace()) return;
     const writes: Promise<unknown>[] = [];
     for (const h of this.fleet.dirty) {
       const r = this.fleet.get(h);

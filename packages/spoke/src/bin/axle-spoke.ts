@@ -17,7 +17,7 @@ const program = new Command('axle-spoke')
       // disk): every write of ours already got the error and answered it, so log and carry on.
       process.on('unhandledRejection', (e) => {
         const msg = e instanceof Error ? e.message : String(e);
-        if (!/^Commit failed|No space left on device/.test(msg)) throw e;
+        if (!/^Commit failed|No space left on device|Input\/output error/.test(msg)) throw e;
         log.error({ err: msg }, 'database commit failed (disk full?); the writes in it were refused and not acknowledged');
       });
       spoke = new Spoke(config, { logger: log });
