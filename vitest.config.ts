@@ -19,6 +19,5 @@ export default defineConfig({
     pool: 'forks',
     // Two cores: tests that start daemons compete for them, so run files two at a time.
     maxWorkers: 2,
-    reporters: process.env.CI ? ['default'] : ['default'],
   },
 });
