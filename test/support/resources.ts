@@ -1,17 +1,5 @@
-import { createServer } from 'node:net';
-
-/** A port free on 127.0.0.1 right now, for daemons that must keep one address across restarts. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
+/** The demo's launcher already knows how to find a free port; tests use the same one. */
+export { freePort } from '../../scripts/demo/fleet.js';
 
 /** Cleanups, run in reverse order at the end of a test file. */
 export class Bag {

@@ -25,7 +25,7 @@ function metaDiffs(st: Stats, mode: number | undefined, uid: number | undefined,
   return d;
 }
 
-async function fixMeta(p: string, st: Stats, mode: number | undefined, uid: number | undefined, gid: number | undefined): Promise<void> {
+async function applyMeta(p: string, st: Stats, mode: number | undefined, uid: number | undefined, gid: number | undefined): Promise<void> {
   if ((uid !== undefined && st.uid !== uid) || (gid !== undefined && st.gid !== gid)) await chown(p, uid ?? st.uid, gid ?? st.gid);
   // chown can clear setuid bits, so the mode goes last.
   if (mode !== undefined && (st.mode & 0o7777) !== mode) await chmod(p, mode);
@@ -69,7 +69,7 @@ export async function applyFile(r: ResourceOf<'file'>, ctx: ResourceContext): Pr
     if (!parent?.isDirectory()) return failed(`parent directory ${dirname(path)} does not exist; add a directory resource before this file`);
     await writeReplacing(path, want ?? Buffer.alloc(0), r.mode ?? (st ? st.mode & 0o7777 : 0o644), uid ?? st?.uid, gid ?? st?.gid);
   } else if (st) {
-    await fixMeta(path, st, r.mode, uid, gid);
+    await applyMeta(path, st, r.mode, uid, gid);
   }
   return changed(st ? diffs.join(', ') : `created${r.mode !== undefined ? ` with mode ${octal(r.mode)}` : ''}`);
 }
@@ -104,10 +104,10 @@ export async function applyDirectory(r: ResourceOf<'directory'>, ctx: ResourceCo
   if (!st) {
     await mkdir(path, { recursive: true, mode: r.mode ?? 0o755 });
     const made = await lstat(path);
-    await fixMeta(path, made, r.mode, uid, gid);
+    await applyMeta(path, made, r.mode, uid, gid);
     return changed('created');
   }
-  await fixMeta(path, st, r.mode, uid, gid);
+  await applyMeta(path, st, r.mode, uid, gid);
   return changed(diffs.join(', '));
 }
 

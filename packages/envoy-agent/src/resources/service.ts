@@ -27,13 +27,13 @@ export async function applyService(r: ResourceOf<'service'>, ctx: ResourceContex
     if (NO_SYSTEMD.test(q.stderr) || NO_SYSTEMD.test(q.stdout)) return failed(`systemd is not running here (${(q.stderr || q.stdout).trim().split('\n')[0]}); cannot manage ${unit}`);
     return q;
   };
-  const todo: { what: string; argv: string[] }[] = [];
+  const actions: { what: string; argv: string[] }[] = [];
   if (r.state !== undefined) {
     const q = await query(serviceCommands.isActive(unit));
     if ('status' in q) return q;
     const running = q.code === 0;
     if (running !== (r.state === 'running')) {
-      todo.push(r.state === 'running' ? { what: 'start', argv: serviceCommands.start(unit) } : { what: 'stop', argv: serviceCommands.stop(unit) });
+      actions.push(r.state === 'running' ? { what: 'start', argv: serviceCommands.start(unit) } : { what: 'stop', argv: serviceCommands.stop(unit) });
     }
   }
   if (r.enabled !== undefined) {
@@ -43,14 +43,14 @@ export async function applyService(r: ResourceOf<'service'>, ctx: ResourceContex
     if (state === 'not-found' || /does not exist|No such file/i.test(q.stderr)) return failed(`unit ${unit} not found`);
     const enabled = q.code === 0 && state !== 'static' && state !== 'indirect';
     if (enabled !== r.enabled) {
-      todo.push(r.enabled ? { what: 'enable', argv: serviceCommands.enable(unit) } : { what: 'disable', argv: serviceCommands.disable(unit) });
+      actions.push(r.enabled ? { what: 'enable', argv: serviceCommands.enable(unit) } : { what: 'disable', argv: serviceCommands.disable(unit) });
     }
   }
-  if (todo.length === 0) return ok([r.state, r.enabled === undefined ? undefined : r.enabled ? 'enabled' : 'disabled'].filter(Boolean).join(', '));
-  if (ctx.mode === 'audit') return drift(`needs ${todo.map((t) => t.what).join(' and ')}`);
-  for (const t of todo) {
+  if (actions.length === 0) return ok([r.state, r.enabled === undefined ? undefined : r.enabled ? 'enabled' : 'disabled'].filter(Boolean).join(', '));
+  if (ctx.mode === 'audit') return drift(`needs ${actions.map((t) => t.what).join(' and ')}`);
+  for (const t of actions) {
     const res = await ctx.runner(t.argv, opts);
     if (res.code !== 0 || res.timedOut || res.spawnError) return failed(describeFailure(t.argv, res, opts.timeoutMs));
   }
-  return changed(todo.map((t) => DONE[t.what]).join(', '));
+  return changed(actions.map((t) => DONE[t.what]).join(', '));
 }
