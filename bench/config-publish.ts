@@ -18,18 +18,25 @@ const MIB = Number(process.env.BENCH_PUBLISH_MIB ?? 10);
 async function timePublish(hub: Hub, count: number): Promise<number> {
   const start = performance.now();
   const res = await fetch(`http://${hub.addr}/api/v1/config/publish`, {
-    method: 'POST', headers: { authorization: `Bearer ${hub.adminToken}`, 'content-type': 'application/json' }, body: '{}',
+    method: 'POST',
+    headers: { authorization: `Bearer ${hub.adminToken}`, 'content-type': 'application/json' },
+    body: '{}',
   });
   const body = (await res.json()) as { version: number; spokes: Record<string, string> };
   if (res.status !== 200) throw new Error(`publish failed: ${JSON.stringify(body)}`);
   // Every spoke must report the version through the hub's view, not just have been sent it.
   for (;;) {
-    const v = (await (await fetch(`http://${hub.addr}/api/v1/config/versions`, { headers: { authorization: `Bearer ${hub.adminToken}` } })).json()) as {
+    const v = (await (
+      await fetch(`http://${hub.addr}/api/v1/config/versions`, {
+        headers: { authorization: `Bearer ${hub.adminToken}` },
+      })
+    ).json()) as {
       spokes: Record<string, { version: number | null }>;
     };
     const at = Object.values(v.spokes).filter((s) => s.version === body.version).length;
     if (at >= count) break;
-    if (performance.now() - start > 120_000) throw new Error(`only ${at} of ${count} spokes reached version ${body.version}`);
+    if (performance.now() - start > 120_000)
+      throw new Error(`only ${at} of ${count} spokes reached version ${body.version}`);
     await new Promise((r) => setTimeout(r, 10));
   }
   return (performance.now() - start) / 1000;
@@ -41,19 +48,28 @@ export async function run(): Promise<Figure[]> {
   const hubs: Hub[] = [];
   try {
     const hubKp = generateKeyPair();
-    const startSpokes = async (n: number, tag: string) => Promise.all(Array.from({ length: n }, async (_, i) => {
-      const id = `${tag}${i + 1}`;
-      const dir = join(t.dir, id);
-      const kp = generateKeyPair();
-      saveKeyPair(join(dir, 'spoke.key'), kp);
-      const file = join(dir, 'spoke.yaml');
-      writeFileSync(file, JSON.stringify({
-        server_id: id, listen: '127.0.0.1:0', data_dir: dir, spanner: { role: 'spoke', spoke_id: id, hub_pubkeys: [toBase64(hubKp.publicKey)] },
-      }));
-      const d = await startDaemon(bin('spoke', 'axle-spoke'), ['--config', file]);
-      daemons.push(d);
-      return { id, addr: d.addr, pubkey: toBase64(kp.publicKey), patterns: [`*.${id}.*`] };
-    }));
+    const startSpokes = async (n: number, tag: string) =>
+      Promise.all(
+        Array.from({ length: n }, async (_, i) => {
+          const id = `${tag}${i + 1}`;
+          const dir = join(t.dir, id);
+          const kp = generateKeyPair();
+          saveKeyPair(join(dir, 'spoke.key'), kp);
+          const file = join(dir, 'spoke.yaml');
+          writeFileSync(
+            file,
+            JSON.stringify({
+              server_id: id,
+              listen: '127.0.0.1:0',
+              data_dir: dir,
+              spanner: { role: 'spoke', spoke_id: id, hub_pubkeys: [toBase64(hubKp.publicKey)] },
+            }),
+          );
+          const d = await startDaemon(bin('spoke', 'axle-spoke'), ['--config', file]);
+          daemons.push(d);
+          return { id, addr: d.addr, pubkey: toBase64(kp.publicKey), patterns: [`*.${id}.*`] };
+        }),
+      );
     const src = join(t.dir, 'src', 'files');
     mkdirSync(src, { recursive: true });
     writeFileSync(join(src, 'blob.bin'), randomBytes(MIB * 1024 * 1024));
@@ -64,10 +80,19 @@ export async function run(): Promise<Figure[]> {
     const startHub = async (name: string, spokes: Awaited<ReturnType<typeof startSpokes>>) => {
       const dir = join(t.dir, name);
       saveKeyPair(join(dir, 'hub.key'), hubKp);
-      const hub = new Hub(hubConfigFrom({
-        server_id: name, listen: '127.0.0.1:0', data_dir: dir, config_dir: join(t.dir, 'src'),
-        spanner: { role: 'hub', spokes, auto_failover: { enabled: false, interval: '1s' } },
-      }, 'bench'), { logger: silentLogger() });
+      const hub = new Hub(
+        hubConfigFrom(
+          {
+            server_id: name,
+            listen: '127.0.0.1:0',
+            data_dir: dir,
+            config_dir: join(t.dir, 'src'),
+            spanner: { role: 'hub', spokes, auto_failover: { enabled: false, interval: '1s' } },
+          },
+          'bench',
+        ),
+        { logger: silentLogger() },
+      );
       await hub.start();
       hubs.push(hub);
       return hub;
@@ -77,7 +102,15 @@ export async function run(): Promise<Figure[]> {
     const many = await startHub('hub-main', await startSpokes(SPOKES, 'dc'));
     const s = await timePublish(many, SPOKES);
     return [
-      { bench: 'config-publish', name: `publish ${(built.data.length / 2 ** 20).toFixed(1)} MiB bundle to ${SPOKES} spokes`, value: s, unit: 's', target: '< 5 s', pass: s < 5, reference: `1 spoke: ${refS.toFixed(2)} s` },
+      {
+        bench: 'config-publish',
+        name: `publish ${(built.data.length / 2 ** 20).toFixed(1)} MiB bundle to ${SPOKES} spokes`,
+        value: s,
+        unit: 's',
+        target: '< 5 s',
+        pass: s < 5,
+        reference: `1 spoke: ${refS.toFixed(2)} s`,
+      },
       { bench: 'config-publish', name: 'build and hash the bundle', value: buildS, unit: 's', target: 'reference' },
     ];
   } finally {

@@ -56,7 +56,9 @@ async function sample(pids: number[], seconds: number): Promise<{ meanRss: numbe
   const rss: number[][] = pids.map(() => []);
   for (let i = 0; i < seconds; i++) {
     await sleep(1000);
-    pids.forEach((p, j) => rss[j]!.push(rssBytes(p)));
+    pids.forEach((p, j) => {
+      rss[j]!.push(rssBytes(p));
+    });
   }
   const secs = Number(process.hrtime.bigint() - start) / 1e9;
   return pids.map((p, j) => ({
@@ -73,26 +75,49 @@ async function idleFigures(): Promise<Figure[]> {
   const hubKey = generateKeyPair();
   saveKeyPair(join(hubDir, 'hub.key'), hubKey);
   const hubAddr = `127.0.0.1:${await freePort()}`;
-  const spoke = new Spoke(spokeConfigFrom({
-    server_id: 'dc1', listen: '127.0.0.1:0', data_dir: join(t.dir, 'spoke'),
-    spanner: { role: 'spoke', spoke_id: 'dc1', hub_addr: hubAddr, hub_pubkeys: [toBase64(hubKey.publicKey)] },
-  }), { logger: silentLogger() });
+  const spoke = new Spoke(
+    spokeConfigFrom({
+      server_id: 'dc1',
+      listen: '127.0.0.1:0',
+      data_dir: join(t.dir, 'spoke'),
+      spanner: { role: 'spoke', spoke_id: 'dc1', hub_addr: hubAddr, hub_pubkeys: [toBase64(hubKey.publicKey)] },
+    }),
+    { logger: silentLogger() },
+  );
   await spoke.start();
-  const hub = new Hub(hubConfigFrom({
-    server_id: 'hub-a', listen: hubAddr, data_dir: hubDir,
-    spanner: { role: 'hub', spokes: [{ id: 'dc1', addr: spoke.addr, pubkey: toBase64(spoke.publicKey), patterns: ['*'] }] },
-  }), { logger: silentLogger() });
+  const hub = new Hub(
+    hubConfigFrom({
+      server_id: 'hub-a',
+      listen: hubAddr,
+      data_dir: hubDir,
+      spanner: {
+        role: 'hub',
+        spokes: [{ id: 'dc1', addr: spoke.addr, pubkey: toBase64(spoke.publicKey), patterns: ['*'] }],
+      },
+    }),
+    { logger: silentLogger() },
+  );
   await hub.start();
   const tok = await fetch(`http://${hub.addr}/api/v1/tokens`, {
-    method: 'POST', headers: { authorization: `Bearer ${hub.adminToken}`, 'content-type': 'application/json' }, body: '{}',
+    method: 'POST',
+    headers: { authorization: `Bearer ${hub.adminToken}`, 'content-type': 'application/json' },
+    body: '{}',
   }).then((r) => r.json() as Promise<{ secret: string }>);
 
   // Defaults as a fleet host would run them (60 s check-ins, schedule every 30 min).
   const stateDir = join(t.dir, 'envoy');
   const cfgFile = join(t.dir, 'envoy.yaml');
-  writeFileSync(cfgFile, `hub_addrs: ["${hub.addr}"]\nstate_dir: ${stateDir}\nhostname: bench1.dc1.example.com\nlog_level: warn\n`);
-  await enroll(envoyConfigFrom({ hub_addrs: [hub.addr], state_dir: stateDir, hostname: 'bench1.dc1.example.com' }), tok.secret);
-  const envoy = spawn(process.execPath, [...NODE_FLAGS, ENVOY_BIN, '--config', cfgFile], { stdio: ['ignore', 'ignore', 'inherit'] });
+  writeFileSync(
+    cfgFile,
+    `hub_addrs: ["${hub.addr}"]\nstate_dir: ${stateDir}\nhostname: bench1.dc1.example.com\nlog_level: warn\n`,
+  );
+  await enroll(
+    envoyConfigFrom({ hub_addrs: [hub.addr], state_dir: stateDir, hostname: 'bench1.dc1.example.com' }),
+    tok.secret,
+  );
+  const envoy = spawn(process.execPath, [...NODE_FLAGS, ENVOY_BIN, '--config', cfgFile], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   const bare = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
   try {
     const deadline = Date.now() + 20_000;
@@ -104,8 +129,23 @@ async function idleFigures(): Promise<Figure[]> {
     const [e, b] = await sample([envoy.pid!, bare.pid!], IDLE_S);
     const mib = (n: number) => n / 2 ** 20;
     return [
-      { bench: 'envoy', name: `idle RSS, daemon connected (mean of ${IDLE_S} s)`, value: mib(e!.meanRss), unit: 'MiB', target: '< 60 MiB (mean)', pass: mib(e!.meanRss) < 60, reference: `bare node: ${mib(b!.meanRss).toFixed(1)} MiB; envoy max ${mib(e!.maxRss).toFixed(1)} MiB` },
-      { bench: 'envoy', name: `idle CPU over ${IDLE_S} s`, value: e!.cpuPct, unit: '% of a core', target: '', reference: `bare node: ${b!.cpuPct.toFixed(2)} %` },
+      {
+        bench: 'envoy',
+        name: `idle RSS, daemon connected (mean of ${IDLE_S} s)`,
+        value: mib(e!.meanRss),
+        unit: 'MiB',
+        target: '< 60 MiB (mean)',
+        pass: mib(e!.meanRss) < 60,
+        reference: `bare node: ${mib(b!.meanRss).toFixed(1)} MiB; envoy max ${mib(e!.maxRss).toFixed(1)} MiB`,
+      },
+      {
+        bench: 'envoy',
+        name: `idle CPU over ${IDLE_S} s`,
+        value: e!.cpuPct,
+        unit: '% of a core',
+        target: '',
+        reference: `bare node: ${b!.cpuPct.toFixed(2)} %`,
+      },
     ];
   } finally {
     envoy.kill('SIGTERM');
@@ -119,7 +159,10 @@ async function idleFigures(): Promise<Figure[]> {
 
 /** Times the run in a child with V8 flags as the bin sets them. */
 async function runFigures(): Promise<Figure[]> {
-  const child = fork(fileURLToPath(import.meta.url), ['run200'], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(fileURLToPath(import.meta.url), ['run200'], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   const figs = await new Promise<Figure[]>((resolve, reject) => {
     child.once('message', (m) => resolve(m as Figure[]));
     child.once('exit', (code) => reject(new Error(`run benchmark child exited with ${code}`)));
@@ -152,12 +195,21 @@ async function run200(): Promise<Figure[]> {
     }
   }
   for (let a = 0; a < 10; a++) policies[a % 4]!.push(`  - absent: ${host}/gone${a}`);
-  for (let x = 0; x < 10; x++) policies[x % 4]!.push(`  - exec: [/usr/bin/touch, ${host}/d${x}/marker]\n    creates: ${host}/d${x}/marker`);
+  for (let x = 0; x < 10; x++)
+    policies[x % 4]!.push(`  - exec: [/usr/bin/touch, ${host}/d${x}/marker]\n    creates: ${host}/d${x}/marker`);
   policies.forEach((p, i) => writeFileSync(join(bundle, 'policies', `p${i}.yaml`), `resources:\n${p.join('\n')}\n`));
   mkdirSync(host);
-  const opts = { configDir: bundle, hostname: 'bench1.dc1.example.com', traits: {}, mode: 'enforce' as const, configVersion: 1, trigger: 'demand' as const };
+  const opts = {
+    configDir: bundle,
+    hostname: 'bench1.dc1.example.com',
+    traits: {},
+    mode: 'enforce' as const,
+    configVersion: 1,
+    trigger: 'demand' as const,
+  };
   const first = await runPolicies(opts);
-  if (first.results.length !== 200 || first.counts.failed > 0) throw new Error(`setup run: ${JSON.stringify(first.counts)} ${first.error ?? ''}`);
+  if (first.results.length !== 200 || first.counts.failed > 0)
+    throw new Error(`setup run: ${JSON.stringify(first.counts)} ${first.error ?? ''}`);
   const times: number[] = [];
   for (let i = 0; i < 7; i++) {
     const r = await runPolicies(opts);
@@ -177,12 +229,20 @@ async function run200(): Promise<Figure[]> {
   const raw = (performance.now() - t0) / 7;
   t.cleanup();
   return [
-    { bench: 'envoy', name: '200-resource run, nothing to change (median of 7, lite mode)', value: median, unit: 'ms', target: '< 1000 ms', pass: median < 1000, reference: `bare lstat+readFile of the same paths: ${raw.toFixed(1)} ms` },
+    {
+      bench: 'envoy',
+      name: '200-resource run, nothing to change (median of 7, lite mode)',
+      value: median,
+      unit: 'ms',
+      target: '< 1000 ms',
+      pass: median < 1000,
+      reference: `bare lstat+readFile of the same paths: ${raw.toFixed(1)} ms`,
+    },
   ];
 }
 
 export async function run(): Promise<Figure[]> {
-  return [...await runFigures(), ...await idleFigures()];
+  return [...(await runFigures()), ...(await idleFigures())];
 }
 
 if (process.argv[2] === 'run200') {

@@ -16,7 +16,13 @@ import type { Figure } from './lib.js';
 const LEASE_MS = Number(process.env.BENCH_LEASE_MS ?? 1000);
 const ROUNDS = Number(process.env.BENCH_FAILOVER_ROUNDS ?? 3);
 
-interface N { id: string; addr: string; dir: string; pub: string; file: string }
+interface N {
+  id: string;
+  addr: string;
+  dir: string;
+  pub: string;
+  file: string;
+}
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -29,11 +35,21 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function http(addr: string, method: string, path: string, token: string, body?: unknown): Promise<{ status: number; body: any }> {
+async function http(
+  addr: string,
+  method: string,
+  path: string,
+  token: string,
+  body?: unknown,
+): Promise<{ status: number; body: any }> {
   const ctl = AbortSignal.timeout(3000);
   const r = await fetch(`http://${addr}${path}`, {
-    method, signal: ctl,
-    headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    method,
+    signal: ctl,
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   return { status: r.status, body: await r.json().catch(() => undefined) };
@@ -47,32 +63,58 @@ export async function run(): Promise<Figure[]> {
       const kp = generateKeyPair();
       const dir = join(t.dir, id);
       saveKeyPair(join(dir, keyName), kp);
-      return { id, addr: `127.0.0.1:${await freePort()}`, dir, pub: toBase64(kp.publicKey), file: join(dir, 'config.json') };
+      return {
+        id,
+        addr: `127.0.0.1:${await freePort()}`,
+        dir,
+        pub: toBase64(kp.publicKey),
+        file: join(dir, 'config.json'),
+      };
     };
     const hubs = [await mk('ha', 'hub.key'), await mk('hb', 'hub.key'), await mk('hc', 'hub.key')];
     const spokes = [await mk('dc1', 'spoke.key'), await mk('dc2', 'spoke.key')];
     for (const h of hubs) {
-      writeFileSync(h.file, JSON.stringify({
-        server_id: h.id, listen: h.addr, data_dir: h.dir,
-        spanner: {
-          role: 'hub',
-          spokes: spokes.map((s) => ({ id: s.id, addr: s.addr, pubkey: s.pub, patterns: [`*.${s.id}.*`] })),
-          peers: hubs.filter((p) => p !== h).map((p) => ({ id: p.id, addr: p.addr, pubkey: p.pub })),
-        },
-        replication: { lease: `${LEASE_MS}ms` },
-        api: { rate_limit: { requests: 100_000, per: '1s', burst: 100_000 } },
-      }));
+      writeFileSync(
+        h.file,
+        JSON.stringify({
+          server_id: h.id,
+          listen: h.addr,
+          data_dir: h.dir,
+          spanner: {
+            role: 'hub',
+            spokes: spokes.map((s) => ({ id: s.id, addr: s.addr, pubkey: s.pub, patterns: [`*.${s.id}.*`] })),
+            peers: hubs.filter((p) => p !== h).map((p) => ({ id: p.id, addr: p.addr, pubkey: p.pub })),
+          },
+          replication: { lease: `${LEASE_MS}ms` },
+          api: { rate_limit: { requests: 100_000, per: '1s', burst: 100_000 } },
+        }),
+      );
     }
     for (const s of spokes) {
-      writeFileSync(s.file, JSON.stringify({
-        server_id: s.id, listen: s.addr, data_dir: s.dir, status_interval: '200ms',
-        spanner: { role: 'spoke', spoke_id: s.id, hub_addr: hubs[0]!.addr, hub_fallback_addrs: hubs.slice(1).map((h) => h.addr), hub_pubkeys: hubs.map((h) => h.pub) },
-      }));
+      writeFileSync(
+        s.file,
+        JSON.stringify({
+          server_id: s.id,
+          listen: s.addr,
+          data_dir: s.dir,
+          status_interval: '200ms',
+          spanner: {
+            role: 'spoke',
+            spoke_id: s.id,
+            hub_addr: hubs[0]!.addr,
+            hub_fallback_addrs: hubs.slice(1).map((h) => h.addr),
+            hub_pubkeys: hubs.map((h) => h.pub),
+          },
+        }),
+      );
     }
     for (const s of spokes) procs.set(s.id, await startDaemon(bin('spoke', 'axle-spoke'), ['--config', s.file]));
     for (const h of hubs) procs.set(h.id, await startDaemon(bin('hub', 'axle-hub'), ['--config', h.file]));
     const token = (h: N) => readFileSync(join(h.dir, 'admin.token'), 'utf8').trim();
-    const role = async (h: N) => (await http(h.addr, 'GET', '/api/v1/hub', token(h)).catch(() => undefined))?.body?.replication?.role as string | undefined;
+    const role = async (h: N) =>
+      (await http(h.addr, 'GET', '/api/v1/hub', token(h)).catch(() => undefined))?.body?.replication?.role as
+        | string
+        | undefined;
     const primary = async (among: N[]): Promise<N> => {
       for (;;) {
         const roles = await Promise.all(among.map(role));
@@ -93,7 +135,9 @@ export async function run(): Promise<Figure[]> {
       }
       const others = hubs.filter((h) => h !== p);
       for (;;) {
-        const seqs = await Promise.all(hubs.map(async (h) => (await http(h.addr, 'GET', '/api/v1/hub', token(h))).body.logSeq as number));
+        const seqs = await Promise.all(
+          hubs.map(async (h) => (await http(h.addr, 'GET', '/api/v1/hub', token(h))).body.logSeq as number),
+        );
         if (seqs.every((s) => s === seqs[0])) break;
         await new Promise((r) => setTimeout(r, 20));
       }
@@ -104,7 +148,9 @@ export async function run(): Promise<Figure[]> {
       const writer = (async () => {
         for (let i = 0; wroteAt === 0 && Date.now() - killedAt < 30_000; i++) {
           const h = others[i % others.length]!;
-          const r = await http(h.addr, 'POST', '/api/v1/tokens', token(h), { note: `r${round}` }).catch(() => undefined);
+          const r = await http(h.addr, 'POST', '/api/v1/tokens', token(h), { note: `r${round}` }).catch(
+            () => undefined,
+          );
           if (r?.status === 200) wroteAt = Date.now();
           else await new Promise((res) => setTimeout(res, 10));
         }
@@ -115,7 +161,12 @@ export async function run(): Promise<Figure[]> {
           for (const h of others) {
             const r = await http(h.addr, 'GET', '/api/v1/spokes', token(h)).catch(() => undefined);
             const list = (r?.body?.spokes ?? []) as { health: { lastPushAt: number | null } }[];
-            if ((await role(h)) === 'primary' && list.length === spokes.length && list.every((s) => (s.health.lastPushAt ?? 0) > killedAt)) spokesAt = Date.now();
+            if (
+              (await role(h)) === 'primary' &&
+              list.length === spokes.length &&
+              list.every((s) => (s.health.lastPushAt ?? 0) > killedAt)
+            )
+              spokesAt = Date.now();
           }
           await new Promise((res) => setTimeout(res, 20));
         }
@@ -124,7 +175,9 @@ export async function run(): Promise<Figure[]> {
       if (wroteAt === 0 || spokesAt === 0) throw new Error(`round ${round}: no new primary within 30 s`);
       toWrite.push(wroteAt - killedAt);
       toSpokes.push(spokesAt - killedAt);
-      console.log(`round ${round}: killed ${p.id}; first acknowledged write after ${wroteAt - killedAt} ms, all spokes reporting after ${spokesAt - killedAt} ms`);
+      console.log(
+        `round ${round}: killed ${p.id}; first acknowledged write after ${wroteAt - killedAt} ms, all spokes reporting after ${spokesAt - killedAt} ms`,
+      );
       procs.set(p.id, await startDaemon(bin('hub', 'axle-hub'), ['--config', p.file]));
     }
     const max = (a: number[]) => Math.max(...a);
@@ -132,8 +185,24 @@ export async function run(): Promise<Figure[]> {
     const target = LEASE_MS + 2000;
     const ref = `lease ${LEASE_MS} ms, election timeout ${Math.max(LEASE_MS + 200, Math.round(LEASE_MS * 1.2))} ms, ${ROUNDS} rounds`;
     return [
-      { bench: 'hub-failover', name: 'kill -> first write acked by new primary (max)', value: max(toWrite), unit: 'ms', target: `< ${target} ms (lease + 2 s)`, pass: max(toWrite) < target, reference: `median ${median(toWrite)} ms; ${ref}` },
-      { bench: 'hub-failover', name: 'kill -> all spokes reporting to it (max)', value: max(toSpokes), unit: 'ms', target: `< ${target} ms (lease + 2 s)`, pass: max(toSpokes) < target, reference: `median ${median(toSpokes)} ms; status_interval 200 ms` },
+      {
+        bench: 'hub-failover',
+        name: 'kill -> first write acked by new primary (max)',
+        value: max(toWrite),
+        unit: 'ms',
+        target: `< ${target} ms (lease + 2 s)`,
+        pass: max(toWrite) < target,
+        reference: `median ${median(toWrite)} ms; ${ref}`,
+      },
+      {
+        bench: 'hub-failover',
+        name: 'kill -> all spokes reporting to it (max)',
+        value: max(toSpokes),
+        unit: 'ms',
+        target: `< ${target} ms (lease + 2 s)`,
+        pass: max(toSpokes) < target,
+        reference: `median ${median(toSpokes)} ms; status_interval 200 ms`,
+      },
     ];
   } finally {
     await Promise.all([...procs.values()].map((d) => d.kill('SIGKILL')));

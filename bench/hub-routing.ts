@@ -47,45 +47,86 @@ export async function run(): Promise<Figure[]> {
   try {
     const hubKp = generateKeyPair();
     saveKeyPair(join(t.dir, 'hub', 'hub.key'), hubKp);
-    const real = await Promise.all(['dc1', 'dc2', 'dc3', 'dc4'].map(async (id) => {
-      const dir = join(t.dir, id);
-      const kp = generateKeyPair();
-      saveKeyPair(join(dir, 'spoke.key'), kp);
-      const file = join(dir, 'spoke.yaml');
-      writeFileSync(file, JSON.stringify({ server_id: id, listen: '127.0.0.1:0', data_dir: dir, spanner: { role: 'spoke', spoke_id: id, hub_pubkeys: [toBase64(hubKp.publicKey)] } }));
-      const d = await startDaemon(bin('spoke', 'axle-spoke'), ['--config', file]);
-      daemons.push(d);
-      return { id, addr: d.addr, pubkey: toBase64(kp.publicKey), patterns: [`*.${id}.*`] };
-    }));
-    hub = new Hub(hubConfigFrom({
-      server_id: 'hub-bench', listen: '127.0.0.1:0', data_dir: join(t.dir, 'hub'),
-      spanner: { role: 'hub', spokes: real },
-      enrollment: { rate_limit: { requests: 1_000_000, per: '1s', burst: 1_000_000 } },
-      limits: { max_connections_per_ip: 10_000, max_handshakes_per_ip: 1000 },
-    }), { logger: silentLogger() });
+    const real = await Promise.all(
+      ['dc1', 'dc2', 'dc3', 'dc4'].map(async (id) => {
+        const dir = join(t.dir, id);
+        const kp = generateKeyPair();
+        saveKeyPair(join(dir, 'spoke.key'), kp);
+        const file = join(dir, 'spoke.yaml');
+        writeFileSync(
+          file,
+          JSON.stringify({
+            server_id: id,
+            listen: '127.0.0.1:0',
+            data_dir: dir,
+            spanner: { role: 'spoke', spoke_id: id, hub_pubkeys: [toBase64(hubKp.publicKey)] },
+          }),
+        );
+        const d = await startDaemon(bin('spoke', 'axle-spoke'), ['--config', file]);
+        daemons.push(d);
+        return { id, addr: d.addr, pubkey: toBase64(kp.publicKey), patterns: [`*.${id}.*`] };
+      }),
+    );
+    hub = new Hub(
+      hubConfigFrom({
+        server_id: 'hub-bench',
+        listen: '127.0.0.1:0',
+        data_dir: join(t.dir, 'hub'),
+        spanner: { role: 'hub', spokes: real },
+        enrollment: { rate_limit: { requests: 1_000_000, per: '1s', burst: 1_000_000 } },
+        limits: { max_connections_per_ip: 10_000, max_handshakes_per_ip: 1000 },
+      }),
+      { logger: silentLogger() },
+    );
     await hub.start();
-    const res = await fetch(`http://${hub.addr}/api/v1/tokens`, { method: 'POST', headers: { authorization: `Bearer ${hub.adminToken}` }, body: '{}' });
+    const res = await fetch(`http://${hub.addr}/api/v1/tokens`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${hub.adminToken}` },
+      body: '{}',
+    });
     const token = ((await res.json()) as { secret: string }).secret;
     const keys = Array.from({ length: ENROLLS }, () => generateKeyPair());
     let next = 0;
     const start = performance.now();
-    await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-      while (next < ENROLLS) {
-        const n = next++;
-        const hostname = `host${n}.dc${(n % 4) + 1}.example.com`;
-        const c = await connectPeer(hub!.addr, { id: hostname, role: 'envoy', keyPair: keys[n]!, expectServerKey: hubKp.publicKey, keepaliveMs: 0 });
-        try {
-          await c.request({ type: 'enroll', hostname, token }, 30_000, 'assignment');
-        } finally {
-          c.close();
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (next < ENROLLS) {
+          const n = next++;
+          const hostname = `host${n}.dc${(n % 4) + 1}.example.com`;
+          const c = await connectPeer(hub!.addr, {
+            id: hostname,
+            role: 'envoy',
+            keyPair: keys[n]!,
+            expectServerKey: hubKp.publicKey,
+            keepaliveMs: 0,
+          });
+          try {
+            await c.request({ type: 'enroll', hostname, token }, 30_000, 'assignment');
+          } finally {
+            c.close();
+          }
         }
-      }
-    }));
+      }),
+    );
     const enrollRate = ENROLLS / ((performance.now() - start) / 1000);
-    if (hub.internals!.state.envoys.size !== ENROLLS) throw new Error(`only ${hub.internals!.state.envoys.size} enrolled`);
+    if (hub.internals!.state.envoys.size !== ENROLLS)
+      throw new Error(`only ${hub.internals!.state.envoys.size} enrolled`);
     return [
-      { bench: 'hub-routing', name: 'routing decisions, 100 spokes x 5 patterns', value: decisions, unit: 'ops/s', target: '', reference: `no-match worst case ${Math.round(worst).toLocaleString('en-US')} ops/s` },
-      { bench: 'hub-routing', name: `full enroll path (connect, route, adopt, record), ${CONCURRENCY} at once`, value: enrollRate, unit: 'enroll/s', target: '' },
+      {
+        bench: 'hub-routing',
+        name: 'routing decisions, 100 spokes x 5 patterns',
+        value: decisions,
+        unit: 'ops/s',
+        target: '',
+        reference: `no-match worst case ${Math.round(worst).toLocaleString('en-US')} ops/s`,
+      },
+      {
+        bench: 'hub-routing',
+        name: `full enroll path (connect, route, adopt, record), ${CONCURRENCY} at once`,
+        value: enrollRate,
+        unit: 'enroll/s',
+        target: '',
+      },
     ];
   } finally {
     await hub?.stop().catch(() => undefined);

@@ -1,6 +1,14 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connectPeer, generateKeyPair, saveKeyPair, toBase64, type Connection, type KeyPair, type Message } from '@axle/shared';
+import {
+  connectPeer,
+  generateKeyPair,
+  saveKeyPair,
+  toBase64,
+  type Connection,
+  type KeyPair,
+  type Message,
+} from '@axle/shared';
 import { bin, startDaemon, type Daemon } from '../test/support/proc.js';
 import { tempDir } from '../test/support/tmp.js';
 import type { Figure } from './lib.js';
@@ -20,9 +28,11 @@ const SPOKES = ['dc1', 'dc2', 'dc3', 'dc4'];
 
 async function parallel<T>(items: T[], n: number, fn: (t: T) => Promise<void>): Promise<void> {
   let i = 0;
-  await Promise.all(Array.from({ length: n }, async () => {
-    while (i < items.length) await fn(items[i++] as T);
-  }));
+  await Promise.all(
+    Array.from({ length: n }, async () => {
+      while (i < items.length) await fn(items[i++] as T);
+    }),
+  );
 }
 
 /** utime + stime of a process, in seconds. */
@@ -40,27 +50,44 @@ export async function run(): Promise<Figure[]> {
     const hubKp = generateKeyPair();
     const hubDir = join(t.dir, 'hub');
     saveKeyPair(join(hubDir, 'hub.key'), hubKp);
-    const spokes = await Promise.all(SPOKES.map(async (id) => {
-      const dir = join(t.dir, id);
-      const kp = generateKeyPair();
-      saveKeyPair(join(dir, 'spoke.key'), kp);
-      const file = join(dir, 'spoke.yaml');
-      writeFileSync(file, JSON.stringify({
-        server_id: id, listen: '127.0.0.1:0', data_dir: dir,
-        limits: { max_connections_per_ip: 20_000, max_handshakes_per_ip: 2048 },
-        spanner: { role: 'spoke', spoke_id: id, hub_pubkeys: [toBase64(hubKp.publicKey)] },
-      }));
-      const d = await startDaemon(bin('spoke', 'axle-spoke'), ['--config', file], { env: { AXLE_LOG_LEVEL: 'info' } });
-      daemons.push(d);
-      return { id, addr: d.addr, pubkey: toBase64(kp.publicKey), kp };
-    }));
+    const spokes = await Promise.all(
+      SPOKES.map(async (id) => {
+        const dir = join(t.dir, id);
+        const kp = generateKeyPair();
+        saveKeyPair(join(dir, 'spoke.key'), kp);
+        const file = join(dir, 'spoke.yaml');
+        writeFileSync(
+          file,
+          JSON.stringify({
+            server_id: id,
+            listen: '127.0.0.1:0',
+            data_dir: dir,
+            limits: { max_connections_per_ip: 20_000, max_handshakes_per_ip: 2048 },
+            spanner: { role: 'spoke', spoke_id: id, hub_pubkeys: [toBase64(hubKp.publicKey)] },
+          }),
+        );
+        const d = await startDaemon(bin('spoke', 'axle-spoke'), ['--config', file], {
+          env: { AXLE_LOG_LEVEL: 'info' },
+        });
+        daemons.push(d);
+        return { id, addr: d.addr, pubkey: toBase64(kp.publicKey), kp };
+      }),
+    );
     const hubFile = join(hubDir, 'hub.yaml');
-    writeFileSync(hubFile, JSON.stringify({
-      server_id: 'hub-bench', listen: '127.0.0.1:0', data_dir: hubDir,
-      spanner: { role: 'hub', spokes: spokes.map((s) => ({ id: s.id, addr: s.addr, pubkey: s.pubkey, patterns: [`*.${s.id}.*`] })) },
-      api: { max_body_bytes: 16 * 1024 * 1024, rate_limit: { requests: 100_000, per: '1s', burst: 100_000 } },
-      fanout: { timeout: '20s' },
-    }));
+    writeFileSync(
+      hubFile,
+      JSON.stringify({
+        server_id: 'hub-bench',
+        listen: '127.0.0.1:0',
+        data_dir: hubDir,
+        spanner: {
+          role: 'hub',
+          spokes: spokes.map((s) => ({ id: s.id, addr: s.addr, pubkey: s.pubkey, patterns: [`*.${s.id}.*`] })),
+        },
+        api: { max_body_bytes: 16 * 1024 * 1024, rate_limit: { requests: 100_000, per: '1s', burst: 100_000 } },
+        fanout: { timeout: '20s' },
+      }),
+    );
     const hubD = await startDaemon(bin('hub', 'axle-hub'), ['--config', hubFile], { env: { AXLE_LOG_LEVEL: 'info' } });
     daemons.push(hubD);
     const token = readFileSync(join(hubDir, 'admin.token'), 'utf8').trim();
@@ -71,11 +98,21 @@ export async function run(): Promise<Figure[]> {
     const envoys: { hostname: string; kp: KeyPair; spoke: (typeof spokes)[number] }[] = [];
     for (let i = 0; i < ENVOYS; i++) {
       const s = spokes[i % spokes.length]!;
-      envoys.push({ hostname: `web${String(i).padStart(5, '0')}.${s.id}.example.com`, kp: generateKeyPair(), spoke: s });
+      envoys.push({
+        hostname: `web${String(i).padStart(5, '0')}.${s.id}.example.com`,
+        kp: generateKeyPair(),
+        spoke: s,
+      });
     }
     for (let off = 0; off < envoys.length; off += 5000) {
-      const batch = envoys.slice(off, off + 5000).map((e) => ({ hostname: e.hostname, pubkey: toBase64(e.kp.publicKey) }));
-      const r = await fetch(`${base}/envoys/import`, { method: 'POST', headers, body: JSON.stringify({ envoys: batch }) });
+      const batch = envoys
+        .slice(off, off + 5000)
+        .map((e) => ({ hostname: e.hostname, pubkey: toBase64(e.kp.publicKey) }));
+      const r = await fetch(`${base}/envoys/import`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ envoys: batch }),
+      });
       const body = (await r.json()) as { failed: number };
       if (r.status !== 200 || body.failed > 0) throw new Error(`import failed: ${JSON.stringify(body).slice(0, 500)}`);
     }
@@ -84,7 +121,14 @@ export async function run(): Promise<Figure[]> {
     let maxSeen = 0;
     const connectStart = Date.now();
     await parallel(envoys, 64, async (e) => {
-      const c = await connectPeer(e.spoke.addr, { id: e.hostname, role: 'envoy', keyPair: e.kp, expectServerKey: e.spoke.kp.publicKey, keepaliveMs: 0, requestTimeoutMs: 60_000 });
+      const c = await connectPeer(e.spoke.addr, {
+        id: e.hostname,
+        role: 'envoy',
+        keyPair: e.kp,
+        expectServerKey: e.spoke.kp.publicKey,
+        keepaliveMs: 0,
+        requestTimeoutMs: 60_000,
+      });
       c.onRequest = async (m: Message): Promise<Message> => {
         if (m.type !== 'job_run') throw new Error(`unexpected ${m.type}`);
         const t0 = performance.now();
@@ -102,11 +146,20 @@ export async function run(): Promise<Figure[]> {
     const cpu0 = cpuSeconds(hubD.proc.pid!);
     const t0 = performance.now();
     const r = await fetch(`${base}/jobs`, {
-      method: 'POST', headers, body: JSON.stringify({ target: { match: '*' }, action: { kind: 'converge' }, max_parallel: MAX_PARALLEL, timeout: '60s' }),
+      method: 'POST',
+      headers,
+      body: JSON.stringify({
+        target: { match: '*' },
+        action: { kind: 'converge' },
+        max_parallel: MAX_PARALLEL,
+        timeout: '60s',
+      }),
     });
     const { job } = (await r.json()) as { job: { id: string } };
     if (r.status !== 200) throw new Error(`job start failed: ${JSON.stringify(job)}`);
-    let summary: { total: number; succeeded: number; failed: number; job: { state: string; maxRunning: number } } | undefined;
+    let summary:
+      | { total: number; succeeded: number; failed: number; job: { state: string; maxRunning: number } }
+      | undefined;
     for (let i = 0; i < 100_000; i++) {
       const s = await fetch(`${base}/jobs/${job.id}`, { headers });
       summary = (await s.json()) as typeof summary;
@@ -118,15 +171,47 @@ export async function run(): Promise<Figure[]> {
     const seqS = workSum / 1000;
     const ideal = seqS / MAX_PARALLEL;
     const seqNominal = (ENVOYS * WORK_MS) / 1000;
-    console.log(`job ${job.id}: ${summary!.succeeded}/${summary!.total} succeeded, state ${summary!.job.state}, max running ${summary!.job.maxRunning} (envoys saw ${maxSeen})`);
+    console.log(
+      `job ${job.id}: ${summary!.succeeded}/${summary!.total} succeeded, state ${summary!.job.state}, max running ${summary!.job.maxRunning} (envoys saw ${maxSeen})`,
+    );
     const bench = 'jobs';
     const others = daemons.slice(0, SPOKES.length).reduce((n, d) => n + cpuSeconds(d.proc.pid!), 0);
     const gen = process.cpuUsage();
     return [
-      { bench, name: `converge ${ENVOYS} envoys, 4 spokes, max_parallel ${MAX_PARALLEL}`, value: wallS, unit: 's', target: '', reference: `sequential estimate ${seqNominal.toFixed(0)} s (${ENVOYS} x ${WORK_MS} ms unloaded); sum of per-target times as measured under load ${seqS.toFixed(0)} s; ideal ${ideal.toFixed(1)} s` },
-      { bench, name: 'speed-up over sequential', value: seqNominal / wallS, unit: 'x', target: `>= ${MAX_PARALLEL / 20}x`, pass: seqNominal / wallS >= MAX_PARALLEL / 20 && summary!.succeeded === ENVOYS, reference: `max_parallel ${MAX_PARALLEL}; hub, 4 spokes and the envoy simulator share this machine` },
-      { bench, name: 'hub CPU for the job', value: cpuS, unit: 'cpu-s', target: '', reference: `${((cpuS / ENVOYS) * 1000).toFixed(2)} cpu-ms per target; ${((cpuS / wallS) * 100).toFixed(0)} % of one core; spokes ${others.toFixed(1)} cpu-s in all (whole run), envoy simulator ${((gen.user + gen.system) / 1e6).toFixed(1)} cpu-s` },
-      { bench, name: 'max targets running at once', value: summary!.job.maxRunning, unit: 'targets', target: `<= ${MAX_PARALLEL}`, pass: summary!.job.maxRunning <= MAX_PARALLEL && maxSeen <= MAX_PARALLEL, reference: `envoys saw ${maxSeen}` },
+      {
+        bench,
+        name: `converge ${ENVOYS} envoys, 4 spokes, max_parallel ${MAX_PARALLEL}`,
+        value: wallS,
+        unit: 's',
+        target: '',
+        reference: `sequential estimate ${seqNominal.toFixed(0)} s (${ENVOYS} x ${WORK_MS} ms unloaded); sum of per-target times as measured under load ${seqS.toFixed(0)} s; ideal ${ideal.toFixed(1)} s`,
+      },
+      {
+        bench,
+        name: 'speed-up over sequential',
+        value: seqNominal / wallS,
+        unit: 'x',
+        target: `>= ${MAX_PARALLEL / 20}x`,
+        pass: seqNominal / wallS >= MAX_PARALLEL / 20 && summary!.succeeded === ENVOYS,
+        reference: `max_parallel ${MAX_PARALLEL}; hub, 4 spokes and the envoy simulator share this machine`,
+      },
+      {
+        bench,
+        name: 'hub CPU for the job',
+        value: cpuS,
+        unit: 'cpu-s',
+        target: '',
+        reference: `${((cpuS / ENVOYS) * 1000).toFixed(2)} cpu-ms per target; ${((cpuS / wallS) * 100).toFixed(0)} % of one core; spokes ${others.toFixed(1)} cpu-s in all (whole run), envoy simulator ${((gen.user + gen.system) / 1e6).toFixed(1)} cpu-s`,
+      },
+      {
+        bench,
+        name: 'max targets running at once',
+        value: summary!.job.maxRunning,
+        unit: 'targets',
+        target: `<= ${MAX_PARALLEL}`,
+        pass: summary!.job.maxRunning <= MAX_PARALLEL && maxSeen <= MAX_PARALLEL,
+        reference: `envoys saw ${maxSeen}`,
+      },
     ];
   } finally {
     for (const c of conns) c.close();

@@ -25,7 +25,9 @@ export function fmt(n: number): string {
 export function printFigures(figs: Figure[]): void {
   for (const f of figs) {
     const verdict = f.pass === undefined ? '' : f.pass ? '  PASS' : '  MISS';
-    console.log(`${f.bench.padEnd(16)} ${f.name.padEnd(46)} ${fmt(f.value).padStart(12)} ${f.unit.padEnd(10)} ${f.target}${f.reference ? ` (${f.reference})` : ''}${verdict}`);
+    console.log(
+      `${f.bench.padEnd(16)} ${f.name.padEnd(46)} ${fmt(f.value).padStart(12)} ${f.unit.padEnd(10)} ${f.target}${f.reference ? ` (${f.reference})` : ''}${verdict}`,
+    );
   }
 }
 

@@ -1,7 +1,15 @@
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import nacl from 'tweetnacl';
-import { AxleServer, Codec, connectPeer, generateKeyPair, signDetached, verifyDetached, type Message } from '@axle/shared';
+import {
+  AxleServer,
+  Codec,
+  connectPeer,
+  generateKeyPair,
+  signDetached,
+  verifyDetached,
+  type Message,
+} from '@axle/shared';
 import { printFigures, rate, type Figure } from './lib.js';
 
 /**
@@ -15,7 +23,10 @@ async function receiver(): Promise<void> {
   const keyPair = generateKeyPair();
   let count = 0;
   const server = new AxleServer({
-    host: '127.0.0.1', port: 0, id: 'bench-spoke', keyPair,
+    host: '127.0.0.1',
+    port: 0,
+    id: 'bench-spoke',
+    keyPair,
     authenticate: () => ({ role: 'bench' }),
     onConnection: (conn) => {
       conn.onEvent = () => void count++;
@@ -32,13 +43,35 @@ function messageOfSize(size: number): Message {
   const codec = new Codec();
   const make = (pad: number): Message =>
     size <= 256
-      ? { type: 'checkin', hostname: 'web3.dc1.example.com', epoch: 7, term: 2, configVersion: 12, traits: { role: 'x'.repeat(pad) } }
+      ? {
+          type: 'checkin',
+          hostname: 'web3.dc1.example.com',
+          epoch: 7,
+          term: 2,
+          configVersion: 12,
+          traits: { role: 'x'.repeat(pad) },
+        }
       : {
-          type: 'report', hostname: 'web3.dc1.example.com', epoch: 7,
+          type: 'report',
+          hostname: 'web3.dc1.example.com',
+          epoch: 7,
           run: {
-            id: 'run-0123456789abcdef', hostname: 'web3.dc1.example.com', startedAt: Date.now(), finishedAt: Date.now(), configVersion: 12,
-            mode: 'enforce', trigger: 'schedule', compliant: true, counts: { ok: 20, changed: 0, failed: 0, drift: 0 },
-            results: Array.from({ length: 20 }, (_, i) => ({ resource: `file:/etc/app/${i}.conf`, policy: 'base', status: 'ok' as const, message: 'x'.repeat(pad), durationMs: 0.4 })),
+            id: 'run-0123456789abcdef',
+            hostname: 'web3.dc1.example.com',
+            startedAt: Date.now(),
+            finishedAt: Date.now(),
+            configVersion: 12,
+            mode: 'enforce',
+            trigger: 'schedule',
+            compliant: true,
+            counts: { ok: 20, changed: 0, failed: 0, drift: 0 },
+            results: Array.from({ length: 20 }, (_, i) => ({
+              resource: `file:/etc/app/${i}.conf`,
+              policy: 'base',
+              status: 'ok' as const,
+              message: 'x'.repeat(pad),
+              durationMs: 0.4,
+            })),
           },
         };
   let pad = 0;
@@ -55,9 +88,17 @@ export async function run(): Promise<Figure[]> {
 
   const child = fork(fileURLToPath(import.meta.url), ['receiver'], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
   const { port } = await new Promise<{ port: number }>((r) => child.once('message', (m) => r(m as { port: number })));
-  const conn = await connectPeer(`127.0.0.1:${port}`, { id: 'bench-envoy', role: 'envoy', keyPair: kp, requestTimeoutMs: 120_000 });
+  const conn = await connectPeer(`127.0.0.1:${port}`, {
+    id: 'bench-envoy',
+    role: 'envoy',
+    keyPair: kp,
+    requestTimeoutMs: 120_000,
+  });
   const figs: Figure[] = [];
-  for (const [label, size] of [['200-byte', 200], ['4 KiB', 4096]] as const) {
+  for (const [label, size] of [
+    ['200-byte', 200],
+    ['4 KiB', 4096],
+  ] as const) {
     const frame = messageOfSize(size);
     const before = (await conn.request({ type: 'probe', term: 0 }, 120_000, 'adopted')).count;
     const start = process.hrtime.bigint();
@@ -77,16 +118,33 @@ export async function run(): Promise<Figure[]> {
     if (after - before !== FRAMES) throw new Error(`receiver counted ${after - before} of ${FRAMES} frames`);
     const fps = FRAMES / secs;
     figs.push({
-      bench: 'protocol', name: `signed frames/s, ${label} bodies`, value: fps, unit: 'frames/s',
-      target: size <= 256 ? '>= 0.5x raw verify' : '', ...(size <= 256 ? { pass: fps >= raw * 0.5 } : {}),
+      bench: 'protocol',
+      name: `signed frames/s, ${label} bodies`,
+      value: fps,
+      unit: 'frames/s',
+      target: size <= 256 ? '>= 0.5x raw verify' : '',
+      ...(size <= 256 ? { pass: fps >= raw * 0.5 } : {}),
       reference: `${(fps / raw).toFixed(2)}x raw verify`,
     });
   }
   conn.close();
   child.send('stop');
   await new Promise((r) => child.once('exit', r));
-  figs.push({ bench: 'protocol', name: 'raw node:crypto verify (200 B)', value: raw, unit: 'verify/s', target: 'reference' });
-  figs.push({ bench: 'protocol', name: 'tweetnacl verify (200 B)', value: naclRate, unit: 'verify/s', target: 'reference', reference: `node:crypto is ${(raw / naclRate).toFixed(0)}x faster` });
+  figs.push({
+    bench: 'protocol',
+    name: 'raw node:crypto verify (200 B)',
+    value: raw,
+    unit: 'verify/s',
+    target: 'reference',
+  });
+  figs.push({
+    bench: 'protocol',
+    name: 'tweetnacl verify (200 B)',
+    value: naclRate,
+    unit: 'verify/s',
+    target: 'reference',
+    reference: `node:crypto is ${(raw / naclRate).toFixed(0)}x faster`,
+  });
   return figs;
 }
 

@@ -32,7 +32,10 @@ for (const name of names) {
   all.push(...figs);
 }
 
-const rows = all.map((f) => `| ${f.bench} | ${f.name} | ${fmt(f.value)} ${f.unit} | ${f.target || ''} | ${f.reference ?? ''} | ${f.pass === undefined ? '' : f.pass ? 'pass' : '**miss**'} |`);
+const rows = all.map(
+  (f) =>
+    `| ${f.bench} | ${f.name} | ${fmt(f.value)} ${f.unit} | ${f.target || ''} | ${f.reference ?? ''} | ${f.pass === undefined ? '' : f.pass ? 'pass' : '**miss**'} |`,
+);
 const md = `# Benchmark results
 
 Machine: ${machine()}. Written by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}.

@@ -19,7 +19,10 @@ const CONNECTIONS = Number(process.env.SPOKE_BENCH_CONNECTIONS ?? 15_000);
 const IN_FLIGHT = Number(process.env.SPOKE_BENCH_IN_FLIGHT ?? 256);
 const KEEPALIVE = process.env.SPOKE_BENCH_KEEPALIVE ?? '3s';
 /** Phases run in turn: 1 = a run report after every check-in, N = after every Nth. */
-const REPORT_EVERY = (process.env.SPOKE_BENCH_REPORT_EVERY ?? '1,10').split(',').map(Number).filter((x) => x >= 1);
+const REPORT_EVERY = (process.env.SPOKE_BENCH_REPORT_EVERY ?? '1,10')
+  .split(',')
+  .map(Number)
+  .filter((x) => x >= 1);
 const DURATION_MS = Number(process.env.SPOKE_BENCH_SECONDS ?? 20) * 1000;
 const BIN = fileURLToPath(new URL('../packages/spoke/dist/bin/axle-spoke.js', import.meta.url));
 const GiB = 2 ** 30;
@@ -39,7 +42,9 @@ function cpuSeconds(pid: number): number {
 async function startSpoke(dir: string): Promise<{ proc: ChildProcess; addr: string; pub: string; hubSecret: string }> {
   const hub = generateKeyPair();
   const file = join(dir, 'spoke.yaml');
-  writeFileSync(file, `server_id: bench
+  writeFileSync(
+    file,
+    `server_id: bench
 listen: "127.0.0.1:0"
 data_dir: ${join(dir, 'data')}
 limits:
@@ -50,11 +55,15 @@ spanner:
   role: spoke
   spoke_id: bench
   hub_pubkeys: ["${toBase64(hub.publicKey)}"]
-`);
+`,
+  );
   const kg = spawnSync(process.execPath, [BIN, 'keygen', '--config', file], { encoding: 'utf8' });
   if (kg.status !== 0) throw new Error(`keygen failed: ${kg.stderr}; run npm run build first`);
   const nodeArgs = (process.env.SPOKE_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const proc = spawn(process.execPath, [...nodeArgs, BIN, '--config', file], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, AXLE_LOG_LEVEL: 'info' } });
+  const proc = spawn(process.execPath, [...nodeArgs, BIN, '--config', file], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, AXLE_LOG_LEVEL: 'info' },
+  });
   const port = await new Promise<number>((resolve, reject) => {
     createInterface({ input: proc.stderr! }).on('line', (line) => {
       try {
@@ -81,18 +90,38 @@ export async function run(): Promise<Figure[]> {
   const spoke = await startSpoke(dir);
   const pid = spoke.proc.pid!;
   const rssIdle = rssBytes(pid);
-  const gen = fork(fileURLToPath(new URL('./spoke-loadgen.ts', import.meta.url)), [], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
-  const exited = new Promise<never>((_, reject) => gen.once('exit', (code) => reject(new Error(`load generator exited (${code})`))));
+  const gen = fork(fileURLToPath(new URL('./spoke-loadgen.ts', import.meta.url)), [], {
+    execArgv: ['--import', 'tsx'],
+    stdio: 'inherit',
+  });
+  const exited = new Promise<never>((_, reject) =>
+    gen.once('exit', (code) => reject(new Error(`load generator exited (${code})`))),
+  );
   exited.catch(() => undefined);
-  const next = () => Promise.race([
-    new Promise<{ phase: string; result?: LoadgenResult; error?: string; connected?: number; connectSeconds?: number }>((resolve) => gen.once('message', (m) => resolve(m as never))),
-    exited,
-  ]);
+  const next = () =>
+    Promise.race([
+      new Promise<{
+        phase: string;
+        result?: LoadgenResult;
+        error?: string;
+        connected?: number;
+        connectSeconds?: number;
+      }>((resolve) => gen.once('message', (m) => resolve(m as never))),
+      exited,
+    ]);
   const bench = 'spoke-checkin';
   try {
-    gen.send({ addr: spoke.addr, spokePub: spoke.pub, hubSecret: spoke.hubSecret, connections: CONNECTIONS, inFlight: IN_FLIGHT, keepaliveMs: parseDuration(KEEPALIVE) } satisfies LoadgenJob);
+    gen.send({
+      addr: spoke.addr,
+      spokePub: spoke.pub,
+      hubSecret: spoke.hubSecret,
+      connections: CONNECTIONS,
+      inFlight: IN_FLIGHT,
+      keepaliveMs: parseDuration(KEEPALIVE),
+    } satisfies LoadgenJob);
     const connected = await next();
-    if (connected.phase !== 'connected') throw new Error(`load generator failed: ${connected.error ?? connected.phase}`);
+    if (connected.phase !== 'connected')
+      throw new Error(`load generator failed: ${connected.error ?? connected.phase}`);
     // Let the spoke settle (GC, keepalives) with every connection held, then measure.
     const idle0 = cpuSeconds(pid);
     await new Promise((r) => setTimeout(r, 3000));
@@ -115,19 +144,78 @@ export async function run(): Promise<Figure[]> {
       const rps = r.reports / r.seconds;
       const mix = reportEvery === 1 ? 'each with a durable report' : `1 durable report per ${reportEvery}`;
       figs.push(
-        { bench, name: `acked check-ins/s, ${mix}`, value: cps, unit: 'checkins/s', target: '>= 2,000', pass: cps >= 2000 && r.errors === 0, reference: `${rps.toFixed(0)} durable reports/s, ${(cps + rps).toFixed(0)} acked requests/s, ${r.errors} errors${r.firstError ? ` (${r.firstError})` : ''}, ${IN_FLIGHT} in flight` },
-        { bench, name: `  latency p50 / p99, ${mix}`, value: r.cycleMs.p50, unit: 'ms p50', target: '', reference: `p99 ${r.cycleMs.p99.toFixed(1)} ms; checkin p50 ${r.checkinMs.p50.toFixed(1)} / p99 ${r.checkinMs.p99.toFixed(1)} ms, report ack p50 ${r.reportMs.p50.toFixed(1)} / p99 ${r.reportMs.p99.toFixed(1)} ms` },
-        { bench, name: `  spoke CPU, ${mix}`, value: cpuPct, unit: '% core', target: '', reference: `${(((cpuPct / 100) * 1e6) / cps).toFixed(0)} us per check-in; load generator ${r.loadgenCpuPct.toFixed(0)}% core` },
+        {
+          bench,
+          name: `acked check-ins/s, ${mix}`,
+          value: cps,
+          unit: 'checkins/s',
+          target: '>= 2,000',
+          pass: cps >= 2000 && r.errors === 0,
+          reference: `${rps.toFixed(0)} durable reports/s, ${(cps + rps).toFixed(0)} acked requests/s, ${r.errors} errors${r.firstError ? ` (${r.firstError})` : ''}, ${IN_FLIGHT} in flight`,
+        },
+        {
+          bench,
+          name: `  latency p50 / p99, ${mix}`,
+          value: r.cycleMs.p50,
+          unit: 'ms p50',
+          target: '',
+          reference: `p99 ${r.cycleMs.p99.toFixed(1)} ms; checkin p50 ${r.checkinMs.p50.toFixed(1)} / p99 ${r.checkinMs.p99.toFixed(1)} ms, report ack p50 ${r.reportMs.p50.toFixed(1)} / p99 ${r.reportMs.p99.toFixed(1)} ms`,
+        },
+        {
+          bench,
+          name: `  spoke CPU, ${mix}`,
+          value: cpuPct,
+          unit: '% core',
+          target: '',
+          reference: `${(((cpuPct / 100) * 1e6) / cps).toFixed(0)} us per check-in; load generator ${r.loadgenCpuPct.toFixed(0)}% core`,
+        },
       );
     }
     gen.send('stop');
     return [
-      { bench, name: 'envoy connections held (open after load)', value: openAfter, unit: 'conns', target: `>= ${CONNECTIONS.toLocaleString('en-US')}`, pass: openAfter >= CONNECTIONS && openAfter === n, reference: `connected in ${(connected.connectSeconds ?? 0).toFixed(1)} s` },
-      { bench, name: `spoke RSS, ${n} conns (peak of idle / load)`, value: rssPeak / MiB, unit: 'MiB', target: '< 1.2 GiB', pass: rssPeak < 1.2 * GiB, reference: `idle with conns ${(rssConnected / MiB).toFixed(0)} MiB, before conns ${(rssIdle / MiB).toFixed(0)} MiB` },
-      { bench, name: 'spoke RSS per 1,000 connections', value: ((rssConnected - rssIdle) / MiB) * (1000 / Math.max(1, n)), unit: 'MiB', target: '', reference: 'RSS with conns minus RSS before, idle' },
-      { bench, name: `spoke CPU holding ${n} idle conns`, value: idleCpuPct, unit: '% core', target: '', reference: `limits.keepalive ${KEEPALIVE}` },
+      {
+        bench,
+        name: 'envoy connections held (open after load)',
+        value: openAfter,
+        unit: 'conns',
+        target: `>= ${CONNECTIONS.toLocaleString('en-US')}`,
+        pass: openAfter >= CONNECTIONS && openAfter === n,
+        reference: `connected in ${(connected.connectSeconds ?? 0).toFixed(1)} s`,
+      },
+      {
+        bench,
+        name: `spoke RSS, ${n} conns (peak of idle / load)`,
+        value: rssPeak / MiB,
+        unit: 'MiB',
+        target: '< 1.2 GiB',
+        pass: rssPeak < 1.2 * GiB,
+        reference: `idle with conns ${(rssConnected / MiB).toFixed(0)} MiB, before conns ${(rssIdle / MiB).toFixed(0)} MiB`,
+      },
+      {
+        bench,
+        name: 'spoke RSS per 1,000 connections',
+        value: ((rssConnected - rssIdle) / MiB) * (1000 / Math.max(1, n)),
+        unit: 'MiB',
+        target: '',
+        reference: 'RSS with conns minus RSS before, idle',
+      },
+      {
+        bench,
+        name: `spoke CPU holding ${n} idle conns`,
+        value: idleCpuPct,
+        unit: '% core',
+        target: '',
+        reference: `limits.keepalive ${KEEPALIVE}`,
+      },
       ...figs,
-      { bench, name: 'raw node:crypto verify (200 B)', value: rawVerify, unit: 'verify/s', target: 'reference', reference: `each check-in costs the spoke 1 verify + 1 sign, each report another pair` },
+      {
+        bench,
+        name: 'raw node:crypto verify (200 B)',
+        value: rawVerify,
+        unit: 'verify/s',
+        target: 'reference',
+        reference: `each check-in costs the spoke 1 verify + 1 sign, each report another pair`,
+      },
     ];
   } finally {
     gen.kill('SIGKILL');

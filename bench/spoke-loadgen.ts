@@ -58,12 +58,20 @@ function makeRun(hostname: string, n: number): Run {
   const now = Date.now();
   return {
     id: `${hostname.slice(0, 6)}-${n}-${RUN_PREFIX}`,
-    hostname, startedAt: now - 2000, finishedAt: now, configVersion: 1, mode: 'enforce', trigger: 'schedule',
+    hostname,
+    startedAt: now - 2000,
+    finishedAt: now,
+    configVersion: 1,
+    mode: 'enforce',
+    trigger: 'schedule',
     compliant: n % 10 !== 0,
     counts: { ok: 9, changed: 0, failed: n % 10 === 0 ? 1 : 0, drift: 0 },
     results: Array.from({ length: 10 }, (_, i) => ({
-      resource: `file:/etc/app/conf.d/${i}.conf`, policy: 'baseline', status: i === 0 && n % 10 === 0 ? 'failed' as const : 'ok' as const,
-      message: i === 0 && n % 10 === 0 ? 'content differs from policy' : '', durationMs: 0.8,
+      resource: `file:/etc/app/conf.d/${i}.conf`,
+      policy: 'baseline',
+      status: i === 0 && n % 10 === 0 ? ('failed' as const) : ('ok' as const),
+      message: i === 0 && n % 10 === 0 ? 'content differs from policy' : '',
+      durationMs: 0.8,
     })),
   };
 }
@@ -71,23 +79,51 @@ function makeRun(hostname: string, n: number): Run {
 async function main(job: LoadgenJob): Promise<void> {
   const spokePub = fromBase64(job.spokePub, 32);
   const hubKey = { publicKey: fromBase64(job.hubSecret, 64).slice(32), secretKey: fromBase64(job.hubSecret, 64) };
-  const envoys: Envoy[] = Array.from({ length: job.connections }, (_, i) => ({ hostname: `h${String(i).padStart(5, '0')}.dc1.bench.example`, key: generateKeyPair(), n: 0 }));
+  const envoys: Envoy[] = Array.from({ length: job.connections }, (_, i) => ({
+    hostname: `h${String(i).padStart(5, '0')}.dc1.bench.example`,
+    key: generateKeyPair(),
+    n: 0,
+  }));
 
-  const hub = await connectPeer(job.addr, { id: 'bench-hub', role: 'hub', keyPair: hubKey, expectServerKey: spokePub, requestTimeoutMs: 60_000 });
+  const hub = await connectPeer(job.addr, {
+    id: 'bench-hub',
+    role: 'hub',
+    keyPair: hubKey,
+    expectServerKey: spokePub,
+    requestTimeoutMs: 60_000,
+  });
   for (let i = 0; i < envoys.length; i += 5000) {
     const chunk = envoys.slice(i, i + 5000);
-    await hub.request({ type: 'adopt', term: 1, envoys: chunk.map((e) => ({ hostname: e.hostname, pubkey: e.key.publicKey, epoch: 1 })) }, 60_000, 'adopted');
+    await hub.request(
+      {
+        type: 'adopt',
+        term: 1,
+        envoys: chunk.map((e) => ({ hostname: e.hostname, pubkey: e.key.publicKey, epoch: 1 })),
+      },
+      60_000,
+      'adopted',
+    );
   }
 
   // Open every connection, a bounded number of handshakes at a time.
   const t0 = performance.now();
   let next = 0;
-  await Promise.all(Array.from({ length: 200 }, async () => {
-    while (next < envoys.length) {
-      const e = envoys[next++]!;
-      e.conn = await connectPeer(job.addr, { id: e.hostname, role: 'envoy', keyPair: e.key, expectServerKey: spokePub, requestTimeoutMs: 60_000, handshakeTimeoutMs: 60_000, keepaliveMs: job.keepaliveMs });
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: 200 }, async () => {
+      while (next < envoys.length) {
+        const e = envoys[next++]!;
+        e.conn = await connectPeer(job.addr, {
+          id: e.hostname,
+          role: 'envoy',
+          keyPair: e.key,
+          expectServerKey: spokePub,
+          requestTimeoutMs: 60_000,
+          handshakeTimeoutMs: 60_000,
+          keepaliveMs: job.keepaliveMs,
+        });
+      }
+    }),
+  );
   const connectSeconds = (performance.now() - t0) / 1000;
   send({ phase: 'connected', connected: envoys.length, connectSeconds });
   // The parent measures the spoke's RSS with every connection held, then starts each phase.
@@ -114,39 +150,56 @@ async function load(envoys: Envoy[], job: LoadgenJob, phase: Phase): Promise<Loa
   const start = performance.now();
   const cpu0 = process.cpuUsage();
   const end = start + phase.durationMs;
-  await Promise.all(Array.from({ length: job.inFlight }, async () => {
-    while (performance.now() < end && cycles < max) {
-      const seq = cursor++;
-      const e = envoys[seq % envoys.length]!;
-      const conn = e.conn!;
-      const first = e.n++ === 0;
-      const c0 = performance.now();
-      try {
-        const ok = await conn.request({ type: 'checkin', hostname: e.hostname, epoch: 1, term: 1, configVersion: 1, ...(first ? { traits: { os: 'debian', kernel: '6.1', role: 'web' } } : {}) });
-        if (ok.type !== 'checkin_ok') throw new Error(`checkin answered ${ok.type}`);
-        const c1 = performance.now();
-        if ((seq + 1) % phase.reportEvery === 0) {
-          const run = makeRun(e.hostname, runSeq++);
-          const ack = await conn.request({ type: 'report', hostname: e.hostname, epoch: 1, run });
-          if (ack.type !== 'ack' || ack.runId !== run.id || ack.duplicate) throw new Error(`report answered ${JSON.stringify(ack).slice(0, 200)}`);
-          reportMs[reports++] = performance.now() - c1;
+  await Promise.all(
+    Array.from({ length: job.inFlight }, async () => {
+      while (performance.now() < end && cycles < max) {
+        const seq = cursor++;
+        const e = envoys[seq % envoys.length]!;
+        const conn = e.conn!;
+        const first = e.n++ === 0;
+        const c0 = performance.now();
+        try {
+          const ok = await conn.request({
+            type: 'checkin',
+            hostname: e.hostname,
+            epoch: 1,
+            term: 1,
+            configVersion: 1,
+            ...(first ? { traits: { os: 'debian', kernel: '6.1', role: 'web' } } : {}),
+          });
+          if (ok.type !== 'checkin_ok') throw new Error(`checkin answered ${ok.type}`);
+          const c1 = performance.now();
+          if ((seq + 1) % phase.reportEvery === 0) {
+            const run = makeRun(e.hostname, runSeq++);
+            const ack = await conn.request({ type: 'report', hostname: e.hostname, epoch: 1, run });
+            if (ack.type !== 'ack' || ack.runId !== run.id || ack.duplicate)
+              throw new Error(`report answered ${JSON.stringify(ack).slice(0, 200)}`);
+            reportMs[reports++] = performance.now() - c1;
+          }
+          const c2 = performance.now();
+          checkinMs[cycles] = c1 - c0;
+          cycleMs[cycles] = c2 - c0;
+          cycles++;
+        } catch (err) {
+          errors++;
+          firstError ??= String(err);
         }
-        const c2 = performance.now();
-        checkinMs[cycles] = c1 - c0;
-        cycleMs[cycles] = c2 - c0;
-        cycles++;
-      } catch (err) {
-        errors++;
-        firstError ??= String(err);
       }
-    }
-  }));
+    }),
+  );
   const seconds = (performance.now() - start) / 1000;
   const cpu = process.cpuUsage(cpu0);
   const loadgenCpuPct = ((cpu.user + cpu.system) / 1e6 / seconds) * 100;
   const openAfter = envoys.filter((e) => e.conn?.isOpen).length;
   return {
-    connected: envoys.length, cycles, reports, seconds, errors, loadgenCpuPct, ...(firstError ? { firstError } : {}), openAfter,
+    connected: envoys.length,
+    cycles,
+    reports,
+    seconds,
+    errors,
+    loadgenCpuPct,
+    ...(firstError ? { firstError } : {}),
+    openAfter,
     cycleMs: { p50: pct(cycleMs, cycles, 50), p99: pct(cycleMs, cycles, 99) },
     checkinMs: { p50: pct(checkinMs, cycles, 50), p99: pct(checkinMs, cycles, 99) },
     reportMs: { p50: pct(reportMs, reports, 50), p99: pct(reportMs, reports, 99) },

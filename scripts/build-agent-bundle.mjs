@@ -36,7 +36,9 @@ const sharedFromSource = {
 const noNative = {
   name: 'axle-no-native',
   setup(b) {
-    b.onLoad({ filter: /\.node$/ }, (a) => ({ errors: [{ text: `native module ${a.path} cannot go into the agent bundle` }] }));
+    b.onLoad({ filter: /\.node$/ }, (a) => ({
+      errors: [{ text: `native module ${a.path} cannot go into the agent bundle` }],
+    }));
   },
 };
 
@@ -52,7 +54,9 @@ const result = await build({
   // ws tries these optional native speed-ups inside try/catch and works without them.
   external: ['bufferutil', 'utf-8-validate'],
   // CommonJS dependencies (pino, ws...) call require() for node builtins; give the ESM file one.
-  banner: { js: "import { createRequire as __axleCreateRequire } from 'node:module';\nconst require = __axleCreateRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __axleCreateRequire } from 'node:module';\nconst require = __axleCreateRequire(import.meta.url);",
+  },
   legalComments: 'none',
   logLevel: 'warning',
   metafile: true,
@@ -75,7 +79,9 @@ writeFileSync(join(OUT, 'agent.tar.gz'), tar);
 const sha = createHash('sha256').update(tar).digest('hex');
 writeFileSync(join(OUT, 'agent.sha256'), `${sha}\n`);
 copyFileSync(join(ROOT, 'deploy/bootstrap/bootstrap.sh'), join(OUT, 'bootstrap.sh'));
-process.stdout.write(`agent bundle: ${join(OUT, 'agent.tar.gz')} (${tar.length} bytes, sha256 ${sha}, ${inputs.length} modules)\n`);
+process.stdout.write(
+  `agent bundle: ${join(OUT, 'agent.tar.gz')} (${tar.length} bytes, sha256 ${sha}, ${inputs.length} modules)\n`,
+);
 
 function tarEntry({ name, data, mode }) {
   const h = Buffer.alloc(512);

@@ -10,7 +10,17 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildIfStale } from './demo/build.js';
-import { HubApi, Proc, ROOT, adminToken, binFile, planFleet, startHub, startSpoke, type FleetPlan } from './demo/fleet.js';
+import {
+  HubApi,
+  Proc,
+  ROOT,
+  adminToken,
+  binFile,
+  planFleet,
+  startHub,
+  startSpoke,
+  type FleetPlan,
+} from './demo/fleet.js';
 import { writeDemoPolicies } from './demo/policies.js';
 
 const SPOKES = [
@@ -47,11 +57,14 @@ const { values: args } = (() => {
   }
 })();
 if (args.help) {
-  say('usage: npm run demo -- [--envoys N (1-5000, default 30)] [--dir DIR (keep state there)] [--keep (keep the temp dir)] [--no-build]');
+  say(
+    'usage: npm run demo -- [--envoys N (1-5000, default 30)] [--dir DIR (keep state there)] [--keep (keep the temp dir)] [--no-build]',
+  );
   process.exit(0);
 }
 const N = Number(args.envoys);
-if (!Number.isInteger(N) || N < 1 || N > 5000) fail(`--envoys must be a whole number from 1 to 5000, got "${args.envoys}"`);
+if (!Number.isInteger(N) || N < 1 || N > 5000)
+  fail(`--envoys must be a whole number from 1 to 5000, got "${args.envoys}"`);
 
 let dir = '';
 let stopping: Promise<void> | undefined;
@@ -85,7 +98,12 @@ function hostnames(n: number): string[] {
   });
 }
 
-async function waitUntil<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, progress?: () => string): Promise<T> {
+async function waitUntil<T>(
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<T | undefined>,
+  progress?: () => string,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   let shown = Date.now();
@@ -96,7 +114,10 @@ async function waitUntil<T>(what: string, timeoutMs: number, check: () => Promis
     } catch (e) {
       last = e;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`,
+      );
     if (progress && Date.now() - shown > 3000) {
       shown = Date.now();
       say(`  ... ${progress()}`);
@@ -115,13 +136,22 @@ async function startAll(starting: Promise<Proc>[]): Promise<void> {
 
 async function findPrimary(plan: FleetPlan): Promise<{ addr: string; token: string; id: string; standby: string[] }> {
   return waitUntil('a primary hub (replication election)', 60_000, async () => {
-    const roles = await Promise.all(plan.hubs.map(async (h) => {
-      const info = await new HubApi(h.addr, adminToken(h)).get<{ role?: string }>('/hub').catch(() => ({ role: 'unreachable' }));
-      return { h, role: info.role };
-    }));
+    const roles = await Promise.all(
+      plan.hubs.map(async (h) => {
+        const info = await new HubApi(h.addr, adminToken(h))
+          .get<{ role?: string }>('/hub')
+          .catch(() => ({ role: 'unreachable' }));
+        return { h, role: info.role };
+      }),
+    );
     const p = roles.find((r) => r.role === 'primary');
     if (!p) return undefined;
-    return { addr: p.h.addr, token: adminToken(p.h), id: p.h.id, standby: roles.filter((r) => r !== p).map((r) => `${r.h.id} at ${r.h.addr} (${r.role})`) };
+    return {
+      addr: p.h.addr,
+      token: adminToken(p.h),
+      id: p.h.id,
+      standby: roles.filter((r) => r !== p).map((r) => `${r.h.id} at ${r.h.addr} (${r.role})`),
+    };
   });
 }
 
@@ -174,34 +204,57 @@ async function main(): Promise<void> {
     const name = `envoys-${i / PER_POOL + 1}`;
     const specFile = join(dir, `${name}.json`);
     const chunk = hosts.slice(i, i + PER_POOL);
-    writeFileSync(specFile, JSON.stringify({
-      name, hubAddrs, token: join_.secret, config: envoyConfig,
-      envoys: chunk.map((h) => ({ hostname: h, stateDir: join(dir, 'envoys', h) })),
-    }, null, 2), { mode: 0o600 });
-    pools.push(Proc.start(name, ['--import', 'tsx', join(ROOT, 'scripts/demo/envoy-pool.ts'), specFile], {
-      logFile: join(logs, `${name}.log`),
-      ready: (l) => l.msg === 'pool ready',
-      timeoutMs: 60_000 + chunk.length * 200,
-      env: { AXLE_LOG_LEVEL: 'info' },
-    }));
+    writeFileSync(
+      specFile,
+      JSON.stringify(
+        {
+          name,
+          hubAddrs,
+          token: join_.secret,
+          config: envoyConfig,
+          envoys: chunk.map((h) => ({ hostname: h, stateDir: join(dir, 'envoys', h) })),
+        },
+        null,
+        2,
+      ),
+      { mode: 0o600 },
+    );
+    pools.push(
+      Proc.start(name, ['--import', 'tsx', join(ROOT, 'scripts/demo/envoy-pool.ts'), specFile], {
+        logFile: join(logs, `${name}.log`),
+        ready: (l) => l.msg === 'pool ready',
+        timeoutMs: 60_000 + chunk.length * 200,
+        env: { AXLE_LOG_LEVEL: 'info' },
+      }),
+    );
   }
   await startAll(pools);
 
   let reported = 0;
   let applied = 0;
-  await waitUntil(`all ${N} envoys to report a run`, 60_000 + N * 200, async () => {
-    const all = await api.allEnvoys();
-    reported = all.filter((e) => e.lastRunAt > 0).length;
-    applied = all.filter((e) => e.lastRunAt > 0 && e.configVersion >= pub.version).length;
-    return all.length >= N && reported >= N ? true : undefined;
-  }, () => `${reported}/${N} envoys reported a run`);
+  await waitUntil(
+    `all ${N} envoys to report a run`,
+    60_000 + N * 200,
+    async () => {
+      const all = await api.allEnvoys();
+      reported = all.filter((e) => e.lastRunAt > 0).length;
+      applied = all.filter((e) => e.lastRunAt > 0 && e.configVersion >= pub.version).length;
+      return all.length >= N && reported >= N ? true : undefined;
+    },
+    () => `${reported}/${N} envoys reported a run`,
+  );
   // Each envoy's first run (at start) may come before it fetched the policy set; its spoke
   // then hands it the bundle and it runs again. Wait for that too, but never fail on it.
-  await waitUntil(`all ${N} envoys to apply policy set v${pub.version}`, 30_000 + N * 100, async () => {
-    const all = await api.allEnvoys();
-    applied = all.filter((e) => e.lastRunAt > 0 && e.configVersion >= pub.version).length;
-    return applied >= N ? true : undefined;
-  }, () => `${applied}/${N} envoys applied policy set v${pub.version}`).catch((e: unknown) => say(`  (${(e as Error).message}; continuing)`));
+  await waitUntil(
+    `all ${N} envoys to apply policy set v${pub.version}`,
+    30_000 + N * 100,
+    async () => {
+      const all = await api.allEnvoys();
+      applied = all.filter((e) => e.lastRunAt > 0 && e.configVersion >= pub.version).length;
+      return applied >= N ? true : undefined;
+    },
+    () => `${applied}/${N} envoys applied policy set v${pub.version}`,
+  ).catch((e: unknown) => say(`  (${(e as Error).message}; continuing)`));
 
   const env = `AXLE_HUB=${primary.addr} AXLE_TOKEN=${primary.token}`;
   const axle = `node ${binFile('hub', 'axle')}`;
@@ -211,7 +264,9 @@ async function main(): Promise<void> {
   say(`Admin token:  ${primary.token}`);
   say(`Hubs:         ${primary.id} at ${primary.addr} (primary); standby ${primary.standby.join(', ')}`);
   say(`Spokes:       ${plan.spokes.map((s) => `${s.id} at ${s.addr}`).join(', ')}`);
-  say(`Policies:     v${pub.version} applied by ${applied}/${N} envoys (motd, app dir, init exec; paths under ${hostRoot})`);
+  say(
+    `Policies:     v${pub.version} applied by ${applied}/${N} envoys (motd, app dir, init exec; paths under ${hostRoot})`,
+  );
   say(`Logs:         ${logs}`);
   say('');
   say('Try:');
@@ -221,7 +276,9 @@ async function main(): Promise<void> {
   say(`  ${env} ${axle} spanner drain --spoke dc2 --to dc3`);
   say(`  ${env} ${axle} config versions`);
   say('');
-  say(`Axle demo ready: ${N} envoys reported through hub ${primary.addr} (web UI http://${primary.addr}/). Press Ctrl-C to stop.`);
+  say(
+    `Axle demo ready: ${N} envoys reported through hub ${primary.addr} (web UI http://${primary.addr}/). Press Ctrl-C to stop.`,
+  );
 }
 
 main().catch((e: unknown) => {

@@ -24,13 +24,22 @@ const sharedFromSource: Plugin = {
 // Every file in src/bin becomes an executable entry beside the library entry.
 const bins = (() => {
   try {
-    return readdirSync('src/bin').filter((f) => f.endsWith('.ts')).map((f) => `src/bin/${f}`);
+    return readdirSync('src/bin')
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => `src/bin/${f}`);
   } catch {
     return [];
   }
 })();
 
-const common = { format: ['esm'] as const, target: 'node20', platform: 'node' as const, sourcemap: true, clean: false, dts: false };
+const common = {
+  format: ['esm'] as const,
+  target: 'node20',
+  platform: 'node' as const,
+  sourcemap: true,
+  clean: false,
+  dts: false,
+};
 
 export default defineConfig([
   // The library keeps @axle/shared external, so its classes and errors are the same ones
@@ -45,7 +54,18 @@ export default defineConfig([
     entry: Object.fromEntries(bins.map((b) => [b.replace(/^src\//, '').replace(/\.ts$/, ''), b])),
     splitting: true,
     noExternal: ['@axle/shared'],
-    external: ['@msgpack/msgpack', 'minimatch', 'pino', 'prom-client', 'tweetnacl', 'ws', 'yaml', 'tar', 'node-cron', 'commander'],
+    external: [
+      '@msgpack/msgpack',
+      'minimatch',
+      'pino',
+      'prom-client',
+      'tweetnacl',
+      'ws',
+      'yaml',
+      'tar',
+      'node-cron',
+      'commander',
+    ],
     esbuildPlugins: [sharedFromSource],
   },
 ]);

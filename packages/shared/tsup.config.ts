@@ -4,7 +4,9 @@ import { readdirSync } from 'node:fs';
 // Every file in src/bin becomes an executable entry beside the library entry.
 const bins = (() => {
   try {
-    return readdirSync('src/bin').filter((f) => f.endsWith('.ts')).map((f) => `src/bin/${f}`);
+    return readdirSync('src/bin')
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => `src/bin/${f}`);
   } catch {
     return [];
   }

@@ -6,12 +6,27 @@ import { ROOT } from './fleet.js';
 /** What each package's build must have produced, and what it is built from. */
 const PACKAGES: { dir: string; outputs: string[]; inputs: string[] }[] = [
   { dir: 'packages/shared', outputs: ['dist/index.js'], inputs: ['src', 'package.json', 'tsup.config.ts'] },
-  { dir: 'packages/spoke', outputs: ['dist/index.js', 'dist/bin/axle-spoke.js'], inputs: ['src', 'package.json', 'tsup.config.ts'] },
-  { dir: 'packages/hub', outputs: ['dist/index.js', 'dist/bin/axle-hub.js'], inputs: ['src', 'ui', 'package.json', 'tsup.config.ts'] },
+  {
+    dir: 'packages/spoke',
+    outputs: ['dist/index.js', 'dist/bin/axle-spoke.js'],
+    inputs: ['src', 'package.json', 'tsup.config.ts'],
+  },
+  {
+    dir: 'packages/hub',
+    outputs: ['dist/index.js', 'dist/bin/axle-hub.js'],
+    inputs: ['src', 'ui', 'package.json', 'tsup.config.ts'],
+  },
   {
     dir: 'packages/envoy-agent',
     outputs: ['dist/index.js', 'dist/bin/axle-envoy.js', 'dist/agent/agent.tar.gz'],
-    inputs: ['src', 'package.json', 'tsup.config.ts', '../../scripts/build-agent-bundle.mjs', '../../deploy/bootstrap/bootstrap.sh', '../../deploy/systemd/axle-envoy.service'],
+    inputs: [
+      'src',
+      'package.json',
+      'tsup.config.ts',
+      '../../scripts/build-agent-bundle.mjs',
+      '../../deploy/bootstrap/bootstrap.sh',
+      '../../deploy/systemd/axle-envoy.service',
+    ],
   },
 ];
 
@@ -47,5 +62,6 @@ export function buildIfStale(say: (s: string) => void): void {
   if (stale.length === 0) return;
   say(`building (${stale.join(', ')} changed or not built yet)...`);
   const r = spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
-  if (r.status !== 0) throw new Error(`npm run build failed (exit ${r.status ?? r.signal}); fix the build and run the demo again`);
+  if (r.status !== 0)
+    throw new Error(`npm run build failed (exit ${r.status ?? r.signal}); fix the build and run the demo again`);
 }

@@ -45,15 +45,22 @@ process.on('SIGINT', () => void stopAll('SIGINT'));
 /** Runs `fn` over `items` with at most `n` at a time. */
 async function pool<T>(items: T[], n: number, fn: (t: T) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
-    while (next < items.length && !stopping) await fn(items[next++] as T);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(n, items.length) }, async () => {
+      while (next < items.length && !stopping) await fn(items[next++] as T);
+    }),
+  );
 }
 
 try {
   await pool(spec.envoys, 16, async ({ hostname, stateDir }) => {
     const cfg = envoyConfigFrom({ ...spec.config, hub_addrs: spec.hubAddrs, state_dir: stateDir, hostname }, hostname);
-    const elog = createLogger({ daemon: 'envoy', id: hostname, destination: dest, level: process.env.AXLE_LOG_LEVEL ?? 'warn' });
+    const elog = createLogger({
+      daemon: 'envoy',
+      id: hostname,
+      destination: dest,
+      level: process.env.AXLE_LOG_LEVEL ?? 'warn',
+    });
     if (!new StateStore(stateDir).assignment) await enroll(cfg, spec.token, { logger: elog });
     const e = new Envoy(cfg, { logger: elog });
     await e.start();

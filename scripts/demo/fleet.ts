@@ -74,7 +74,14 @@ export async function planFleet(dir: string, spec: FleetSpec): Promise<FleetPlan
     const kp = generateKeyPair();
     saveKeyPair(join(d, `${kind}.key`), kp);
     const port = await freePort();
-    return { id, kind, addr: `127.0.0.1:${port}`, dir: d, pub: toBase64(kp.publicKey), configFile: join(d, `${kind}.yaml`) };
+    return {
+      id,
+      kind,
+      addr: `127.0.0.1:${port}`,
+      dir: d,
+      pub: toBase64(kp.publicKey),
+      configFile: join(d, `${kind}.yaml`),
+    };
   };
   const hubs = await Promise.all(spec.hubs.map((id) => node(id, 'hub')));
   const spokes = await Promise.all(spec.spokes.map((s) => node(s.id, 'spoke')));
@@ -86,11 +93,18 @@ export async function planFleet(dir: string, spec: FleetSpec): Promise<FleetPlan
       data_dir: h.dir,
       spanner: {
         role: 'hub',
-        spokes: spokes.map((s) => ({ id: s.id, addr: s.addr, patterns: spec.spokes.find((x) => x.id === s.id)!.patterns, pubkey: s.pub })),
+        spokes: spokes.map((s) => ({
+          id: s.id,
+          addr: s.addr,
+          patterns: spec.spokes.find((x) => x.id === s.id)!.patterns,
+          pubkey: s.pub,
+        })),
         auto_failover: { enabled: true, threshold: 3, interval: spec.probeInterval ?? '5s' },
         peers: hubs.filter((p) => p !== h).map((p) => ({ id: p.id, addr: p.addr, pubkey: p.pub })),
       },
-      ...(witnesses.length > 0 ? { replication: { witnesses: witnesses.map((w) => ({ id: w.id, addr: w.addr, pubkey: w.pub })) } } : {}),
+      ...(witnesses.length > 0
+        ? { replication: { witnesses: witnesses.map((w) => ({ id: w.id, addr: w.addr, pubkey: w.pub })) } }
+        : {}),
       enrollment: { rate_limit: { requests: 1_000_000, per: '1s', burst: 1_000_000 } },
       api: { rate_limit: { requests: 10_000, per: '1s', burst: 10_000 } },
       limits: { max_connections_per_ip: caps, max_handshakes_per_ip: caps },
@@ -133,13 +147,19 @@ export class Proc {
   private readonly waiters = new Set<{ pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }>();
   private readonly out: WriteStream | undefined;
 
-  private constructor(readonly name: string, readonly child: ChildProcess, logFile?: string) {
+  private constructor(
+    readonly name: string,
+    readonly child: ChildProcess,
+    logFile?: string,
+  ) {
     this.out = logFile ? createWriteStream(logFile, { flags: 'a' }) : undefined;
     Proc.live.add(this);
-    this.exited = new Promise((r) => child.once('exit', (code, sig) => {
-      Proc.live.delete(this);
-      r(code ?? (sig ? -1 : null));
-    }));
+    this.exited = new Promise((r) =>
+      child.once('exit', (code, sig) => {
+        Proc.live.delete(this);
+        r(code ?? (sig ? -1 : null));
+      }),
+    );
     const onLine = (line: string) => {
       this.out?.write(`${line}\n`);
       let l: LogLine;
@@ -150,18 +170,27 @@ export class Proc {
       }
       if (this.lines.length >= 500) this.lines.shift();
       this.lines.push(l);
-      for (const w of [...this.waiters]) if (w.pred(l)) {
-        this.waiters.delete(w);
-        w.resolve(l);
-      }
+      for (const w of [...this.waiters])
+        if (w.pred(l)) {
+          this.waiters.delete(w);
+          w.resolve(l);
+        }
     };
     createInterface({ input: child.stdout! }).on('line', onLine);
     createInterface({ input: child.stderr! }).on('line', onLine);
   }
 
   /** Spawns `node ARGS...` and resolves once a log line satisfies `ready`. */
-  static async start(name: string, args: string[], o: { logFile?: string; env?: NodeJS.ProcessEnv; ready?: (l: LogLine) => boolean; timeoutMs?: number } = {}): Promise<Proc> {
-    const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  static async start(
+    name: string,
+    args: string[],
+    o: { logFile?: string; env?: NodeJS.ProcessEnv; ready?: (l: LogLine) => boolean; timeoutMs?: number } = {},
+  ): Promise<Proc> {
+    const child = spawn(process.execPath, args, {
+      cwd: ROOT,
+      env: { ...process.env, ...o.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const p = new Proc(name, child, o.logFile);
     try {
       await p.waitFor(o.ready ?? ((l) => l.msg === 'listening' && typeof l.port === 'number'), o.timeoutMs ?? 30_000);
@@ -188,7 +217,11 @@ export class Proc {
     const seen = this.lines.find(pred);
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
-      const tail = () => this.lines.slice(-10).map((x) => JSON.stringify(x)).join('\n');
+      const tail = () =>
+        this.lines
+          .slice(-10)
+          .map((x) => JSON.stringify(x))
+          .join('\n');
       const w = {
         pred,
         resolve: (l: LogLine) => {
@@ -227,11 +260,17 @@ export class Proc {
 const INFO = { AXLE_LOG_LEVEL: 'info' };
 
 export function startHub(h: NodePlan, logDir?: string): Promise<Proc> {
-  return Proc.start(`hub ${h.id}`, [binFile('hub', 'axle-hub'), '--config', h.configFile], { env: INFO, ...(logDir ? { logFile: join(logDir, `hub-${h.id}.log`) } : {}) });
+  return Proc.start(`hub ${h.id}`, [binFile('hub', 'axle-hub'), '--config', h.configFile], {
+    env: INFO,
+    ...(logDir ? { logFile: join(logDir, `hub-${h.id}.log`) } : {}),
+  });
 }
 
 export function startSpoke(s: NodePlan, logDir?: string): Promise<Proc> {
-  return Proc.start(`spoke ${s.id}`, [binFile('spoke', 'axle-spoke'), '--config', s.configFile], { env: INFO, ...(logDir ? { logFile: join(logDir, `spoke-${s.id}.log`) } : {}) });
+  return Proc.start(`spoke ${s.id}`, [binFile('spoke', 'axle-spoke'), '--config', s.configFile], {
+    env: INFO,
+    ...(logDir ? { logFile: join(logDir, `spoke-${s.id}.log`) } : {}),
+  });
 }
 
 export function adminToken(h: NodePlan): string {
@@ -240,12 +279,18 @@ export function adminToken(h: NodePlan): string {
 
 /** A small client for the hub's HTTP API (JSON, bearer token); errors carry the hub's message. */
 export class HubApi {
-  constructor(readonly addr: string, readonly token: string) {}
+  constructor(
+    readonly addr: string,
+    readonly token: string,
+  ) {}
 
   async call<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T> {
     const res = await fetch(`http://${this.addr}/api/v1${path}`, {
       method,
-      headers: { authorization: `Bearer ${this.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: {
+        authorization: `Bearer ${this.token}`,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       signal: AbortSignal.timeout(30_000),
     });
@@ -272,12 +317,33 @@ export class HubApi {
   }
 
   /** Every envoy through the fan-out list, page by page. */
-  async allEnvoys(): Promise<{ hostname: string; spokeId: string; lastRunAt: number; compliance: string; configVersion: number; connected: boolean }[]> {
-    type Page = { items: { hostname: string; spokeId: string; lastRunAt: number; compliance: string; configVersion: number; connected: boolean }[]; cursor: string | null };
+  async allEnvoys(): Promise<
+    {
+      hostname: string;
+      spokeId: string;
+      lastRunAt: number;
+      compliance: string;
+      configVersion: number;
+      connected: boolean;
+    }[]
+  > {
+    type Page = {
+      items: {
+        hostname: string;
+        spokeId: string;
+        lastRunAt: number;
+        compliance: string;
+        configVersion: number;
+        connected: boolean;
+      }[];
+      cursor: string | null;
+    };
     const out: Page['items'] = [];
     let cursor: string | null = null;
     for (let i = 0; i < 1000; i++) {
-      const page: Page = await this.get<Page>(`/envoys?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      const page: Page = await this.get<Page>(
+        `/envoys?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+      );
       out.push(...page.items);
       cursor = page.cursor;
       if (!cursor) break;

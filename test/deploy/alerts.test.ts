@@ -18,7 +18,10 @@ afterAll(() => t.cleanup());
 
 function promtool(args: string[], cwd: string): { code: number | null; output: string } {
   const r = spawnSync('promtool', args, { encoding: 'utf8', cwd });
-  if (r.error) throw new Error(`promtool is missing (${r.error.message}); run scripts/install-test-deps.sh (Debian package prometheus)`);
+  if (r.error)
+    throw new Error(
+      `promtool is missing (${r.error.message}); run scripts/install-test-deps.sh (Debian package prometheus)`,
+    );
   return { code: r.status, output: `${r.stdout}${r.stderr}` };
 }
 
@@ -36,17 +39,30 @@ describe('alert rules', () => {
   });
 
   it('cover the five conditions the operations guide asks for, each tested', () => {
-    const rules = (parseYaml(readFileSync(join(DIR, 'alerts.yml'), 'utf8')) as { groups: { rules: { alert?: string }[] }[] })
-      .groups.flatMap((g) => g.rules).map((r) => r.alert).filter(Boolean);
+    const rules = (
+      parseYaml(readFileSync(join(DIR, 'alerts.yml'), 'utf8')) as { groups: { rules: { alert?: string }[] }[] }
+    ).groups
+      .flatMap((g) => g.rules)
+      .map((r) => r.alert)
+      .filter(Boolean);
     const tested = readFileSync(join(DIR, 'alerts.test.yml'), 'utf8');
-    for (const a of ['AxleHubDown', 'AxleSpokeOffline', 'AxleSpokeJobFailureRateHigh', 'AxleJobTargetsStuck', 'AxleFleetComplianceDropping']) {
+    for (const a of [
+      'AxleHubDown',
+      'AxleSpokeOffline',
+      'AxleSpokeJobFailureRateHigh',
+      'AxleJobTargetsStuck',
+      'AxleFleetComplianceDropping',
+    ]) {
       expect(rules).toContain(a);
       expect(tested).toContain(`alertname: ${a}`);
     }
   });
 
   it('the unit tests catch a wrong threshold', () => {
-    const rules = readFileSync(join(DIR, 'alerts.yml'), 'utf8').replace('axle:spoke_job_failure_ratio:15m > 0.10', 'axle:spoke_job_failure_ratio:15m > 0.50');
+    const rules = readFileSync(join(DIR, 'alerts.yml'), 'utf8').replace(
+      'axle:spoke_job_failure_ratio:15m > 0.10',
+      'axle:spoke_job_failure_ratio:15m > 0.50',
+    );
     writeFileSync(join(t.dir, 'alerts.yml'), rules);
     copyFileSync(join(DIR, 'alerts.test.yml'), join(t.dir, 'alerts.test.yml'));
     const r = promtool(['test', 'rules', 'alerts.test.yml'], t.dir);

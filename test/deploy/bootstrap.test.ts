@@ -23,7 +23,25 @@ let token: string;
 let binDir: string;
 
 /** The tools the script uses, and nothing else: in particular no systemctl. */
-const TOOLS = ['sh', 'curl', 'sha256sum', 'cut', 'mktemp', 'rm', 'mkdir', 'tar', 'gzip', 'mv', 'chmod', 'cat', 'cmp', 'cp', 'sed', 'wc', 'node'];
+const TOOLS = [
+  'sh',
+  'curl',
+  'sha256sum',
+  'cut',
+  'mktemp',
+  'rm',
+  'mkdir',
+  'tar',
+  'gzip',
+  'mv',
+  'chmod',
+  'cat',
+  'cmp',
+  'cp',
+  'sed',
+  'wc',
+  'node',
+];
 
 function which(tool: string): string {
   const r = spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' });
@@ -36,8 +54,16 @@ beforeAll(async () => {
   binDir = join(t.dir, 'bin');
   mkdirSync(binDir);
   for (const tool of TOOLS) symlinkSync(which(tool), join(binDir, tool));
-  plan = await planFleet(join(t.dir, 'fleet'), { hubs: ['hub-a'], spokes: [{ id: 'dc1', patterns: ['*.dc1.*'] }, { id: 'dc2', patterns: ['*.dc2.*'] }], statusInterval: '200ms', probeInterval: '300ms' });
-  procs.push(...await Promise.all(plan.spokes.map((s) => startSpoke(s))));
+  plan = await planFleet(join(t.dir, 'fleet'), {
+    hubs: ['hub-a'],
+    spokes: [
+      { id: 'dc1', patterns: ['*.dc1.*'] },
+      { id: 'dc2', patterns: ['*.dc2.*'] },
+    ],
+    statusInterval: '200ms',
+    probeInterval: '300ms',
+  });
+  procs.push(...(await Promise.all(plan.spokes.map((s) => startSpoke(s)))));
   procs.push(await startHub(plan.hubs[0]!));
   hubAddr = plan.hubs[0]!.addr;
   api = new HubApi(hubAddr, adminToken(plan.hubs[0]!));
@@ -71,7 +97,8 @@ function snapshot(root: string): Record<string, string> {
         out[rel] = `dir ${s.mode.toString(8)} ${s.mtimeMs}`;
         walk(p);
       } else {
-        out[rel] = `file ${s.mode.toString(8)} ${s.size} ${s.mtimeMs} ${createHash('sha256').update(readFileSync(p)).digest('hex')}`;
+        out[rel] =
+          `file ${s.mode.toString(8)} ${s.size} ${s.mtimeMs} ${createHash('sha256').update(readFileSync(p)).digest('hex')}`;
       }
     }
   };
@@ -97,7 +124,14 @@ describe('GET /bootstrap.sh and /agent.tar.gz', () => {
     mkdirSync(root);
     const host = 'web1.dc1.example.com';
     // As documented: curl -fsSL http://HUB/bootstrap.sh | sh -s -- --token TOKEN
-    const first = sh(['-c', 'curl -fsSL "$0" | sh -s -- --token "$1" --hostname "$2" --root "$3"', `http://${hubAddr}/bootstrap.sh`, token, host, root]);
+    const first = sh([
+      '-c',
+      'curl -fsSL "$0" | sh -s -- --token "$1" --hostname "$2" --root "$3"',
+      `http://${hubAddr}/bootstrap.sh`,
+      token,
+      host,
+      root,
+    ]);
     expect(first.err).toMatch(/systemctl not found/);
     expect(first.code, `${first.out}\n${first.err}`).toBe(3);
     expect(first.out).toMatch(/agent installed at/);
@@ -108,8 +142,16 @@ describe('GET /bootstrap.sh and /agent.tar.gz', () => {
     expect(cfg).toContain(`- "${hubAddr}"`);
     expect(cfg).toContain(`hostname: "${host}"`);
     const unit = readFileSync(join(root, 'etc/systemd/system/axle-envoy.service'), 'utf8');
-    expect(unit).toMatch(new RegExp(`^ExecStart=/\\S+/node ${root}/opt/axle/envoy/axle-envoy\\.mjs --config ${root}/etc/axle/envoy\\.yaml$`, 'm'));
-    const assignment = JSON.parse(readFileSync(join(root, 'var/lib/axle/envoy/assignment.json'), 'utf8')) as { status: string; target: { spokeId: string } };
+    expect(unit).toMatch(
+      new RegExp(
+        `^ExecStart=/\\S+/node ${root}/opt/axle/envoy/axle-envoy\\.mjs --config ${root}/etc/axle/envoy\\.yaml$`,
+        'm',
+      ),
+    );
+    const assignment = JSON.parse(readFileSync(join(root, 'var/lib/axle/envoy/assignment.json'), 'utf8')) as {
+      status: string;
+      target: { spokeId: string };
+    };
     expect(assignment).toMatchObject({ status: 'assigned', target: { spokeId: 'dc1' } });
 
     // The hub's directory has it, on the spoke its pattern routes to.
@@ -117,7 +159,14 @@ describe('GET /bootstrap.sh and /agent.tar.gz', () => {
     expect(rec.directory).toMatchObject({ hostname: host, spokeId: 'dc1' });
 
     const before = snapshot(root);
-    const second = sh(['-c', 'curl -fsSL "$0" | sh -s -- --token "$1" --hostname "$2" --root "$3"', `http://${hubAddr}/bootstrap.sh`, token, host, root]);
+    const second = sh([
+      '-c',
+      'curl -fsSL "$0" | sh -s -- --token "$1" --hostname "$2" --root "$3"',
+      `http://${hubAddr}/bootstrap.sh`,
+      token,
+      host,
+      root,
+    ]);
     expect(second.code, `${second.out}\n${second.err}`).toBe(3);
     expect(second.out).toMatch(/agent already installed/);
     expect(second.out).toMatch(/config .* unchanged/);
@@ -130,14 +179,23 @@ describe('GET /bootstrap.sh and /agent.tar.gz', () => {
 
   it('the installed single-file agent runs from the written config and reports to its spoke', async () => {
     const root = join(t.dir, 'root1');
-    const agent = await Proc.start('installed envoy', [join(root, 'opt/axle/envoy/axle-envoy.mjs'), '--config', join(root, 'etc/axle/envoy.yaml')], {
-      ready: (l) => l.msg === 'envoy started',
-    });
+    const agent = await Proc.start(
+      'installed envoy',
+      [join(root, 'opt/axle/envoy/axle-envoy.mjs'), '--config', join(root, 'etc/axle/envoy.yaml')],
+      {
+        ready: (l) => l.msg === 'envoy started',
+      },
+    );
     try {
-      await waitFor(async () => {
-        const r = await api.get<{ items: { hostname: string; lastRunAt: number; connected: boolean }[] }>('/envoys?match=web1.dc1.example.com');
-        return r.items[0] && r.items[0].lastRunAt > 0 && r.items[0].connected;
-      }, { timeoutMs: 20_000, what: 'the installed envoy to report a run' });
+      await waitFor(
+        async () => {
+          const r = await api.get<{ items: { hostname: string; lastRunAt: number; connected: boolean }[] }>(
+            '/envoys?match=web1.dc1.example.com',
+          );
+          return r.items[0] && r.items[0].lastRunAt > 0 && r.items[0].connected;
+        },
+        { timeoutMs: 20_000, what: 'the installed envoy to report a run' },
+      );
     } finally {
       expect(await agent.stop()).toBe(0);
     }
@@ -148,7 +206,14 @@ describe('GET /bootstrap.sh and /agent.tar.gz', () => {
     const file = join(t.dir, 'bootstrap.sh');
     writeFileSync(file, script);
     const marker = join(t.dir, 'pwned');
-    const hostile = [`$(touch ${marker})`, `\`touch ${marker}\``, `axj_ok';touch ${marker};'`, 'axj_"quoted"', `axj_ok\ntouch ${marker}`, `axj_ok $(touch ${marker})`];
+    const hostile = [
+      `$(touch ${marker})`,
+      `\`touch ${marker}\``,
+      `axj_ok';touch ${marker};'`,
+      'axj_"quoted"',
+      `axj_ok\ntouch ${marker}`,
+      `axj_ok $(touch ${marker})`,
+    ];
     for (const bad of hostile) {
       const root = join(t.dir, `hostile-${hostile.indexOf(bad)}`);
       mkdirSync(root);
@@ -163,7 +228,10 @@ describe('GET /bootstrap.sh and /agent.tar.gz', () => {
   });
 
   it('refuses an agent download whose sha256 is not the one the script names, installing nothing', async () => {
-    const script = (await (await fetch(`http://${hubAddr}/bootstrap.sh`)).text()).replace(/AGENT_SHA256='[0-9a-f]{64}'/, `AGENT_SHA256='${'0'.repeat(64)}'`);
+    const script = (await (await fetch(`http://${hubAddr}/bootstrap.sh`)).text()).replace(
+      /AGENT_SHA256='[0-9a-f]{64}'/,
+      `AGENT_SHA256='${'0'.repeat(64)}'`,
+    );
     const file = join(t.dir, 'tampered.sh');
     writeFileSync(file, script);
     const root = join(t.dir, 'tampered');
@@ -174,10 +242,17 @@ describe('GET /bootstrap.sh and /agent.tar.gz', () => {
     expect(readdirSync(root)).toEqual([]);
   });
 
-  it('refuses a wrong join token with the hub\'s message, leaving the host unenrolled', () => {
+  it("refuses a wrong join token with the hub's message, leaving the host unenrolled", () => {
     const root = join(t.dir, 'badtoken');
     mkdirSync(root);
-    const r = sh(['-c', 'curl -fsSL "$0" | sh -s -- --token "$1" --hostname "$2" --root "$3"', `http://${hubAddr}/bootstrap.sh`, 'axj_not-a-real-token', 'web9.dc1.example.com', root]);
+    const r = sh([
+      '-c',
+      'curl -fsSL "$0" | sh -s -- --token "$1" --hostname "$2" --root "$3"',
+      `http://${hubAddr}/bootstrap.sh`,
+      'axj_not-a-real-token',
+      'web9.dc1.example.com',
+      root,
+    ]);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/enrollment failed/);
     expect(r.err).toMatch(/E_BAD_TOKEN|token/i);
@@ -189,10 +264,16 @@ describe('bootstrap without an agent bundle', () => {
   const d = tempDir('axle-bootstrap-nobundle-');
   let hub: Hub;
   beforeAll(async () => {
-    hub = new Hub(hubConfigFrom({
-      server_id: 'hub-x', listen: '127.0.0.1:0', data_dir: d.dir, agent_bundle: join(d.dir, 'missing/agent.tar.gz'),
-      spanner: { role: 'hub' },
-    }), { logger: silentLogger() });
+    hub = new Hub(
+      hubConfigFrom({
+        server_id: 'hub-x',
+        listen: '127.0.0.1:0',
+        data_dir: d.dir,
+        agent_bundle: join(d.dir, 'missing/agent.tar.gz'),
+        spanner: { role: 'hub' },
+      }),
+      { logger: silentLogger() },
+    );
     await hub.start();
   });
   afterAll(async () => {
@@ -215,8 +296,12 @@ describe('bootstrap without an agent bundle', () => {
 
   it('never puts a value that could break out of its quotes into the script', () => {
     const tpl = "A='@HUB_URL@' B='@HUB_ADDRS@' C='@AGENT_SHA256@'";
-    expect(renderBootstrap(tpl, { hubUrl: 'http://h:1', hubAddrs: ['h:1', 'g:2'], sha256: 'ab' })).toBe("A='http://h:1' B='h:1 g:2' C='ab'");
+    expect(renderBootstrap(tpl, { hubUrl: 'http://h:1', hubAddrs: ['h:1', 'g:2'], sha256: 'ab' })).toBe(
+      "A='http://h:1' B='h:1 g:2' C='ab'",
+    );
     expect(() => renderBootstrap(tpl, { hubUrl: "http://h:1'$(id)'", hubAddrs: [], sha256: 'ab' })).toThrow(/refusing/);
-    expect(() => renderBootstrap(tpl, { hubUrl: 'http://h:1', hubAddrs: ['h:1 ;id'], sha256: 'ab' })).toThrow(/refusing/);
+    expect(() => renderBootstrap(tpl, { hubUrl: 'http://h:1', hubAddrs: ['h:1 ;id'], sha256: 'ab' })).toThrow(
+      /refusing/,
+    );
   });
 });

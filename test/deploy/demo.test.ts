@@ -11,7 +11,12 @@ import { waitFor } from '../support/wait.js';
  * (`npm test` builds first), with --no-build so it never rebuilds dist/ under other tests.
  */
 
-interface ProcInfo { pid: number; ppid: number; pgid: number; cmd: string }
+interface ProcInfo {
+  pid: number;
+  ppid: number;
+  pgid: number;
+  cmd: string;
+}
 
 function processes(): ProcInfo[] {
   const out: ProcInfo[] = [];
@@ -61,7 +66,12 @@ describe('npm run demo', () => {
   it('starts 2 hubs, 3 spokes and 30 envoys, prints the ready line, and stops cleanly on Ctrl-C', async () => {
     const out: string[] = [];
     // --no-build: a rebuild here would empty dist/ under the test files running beside this one.
-    child = spawn('npm', ['run', 'demo', '--silent', '--', '--no-build'], { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, AXLE_LOG_LEVEL: 'warn' } });
+    child = spawn('npm', ['run', 'demo', '--silent', '--', '--no-build'], {
+      cwd: ROOT,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, AXLE_LOG_LEVEL: 'warn' },
+    });
     // (AXLE_LOG_LEVEL=warn: a user's quiet setting must not stop the demo from seeing its daemons start.)
     const exited = new Promise<number | null>((r) => child!.once('exit', (code, sig) => r(code ?? (sig ? -1 : null))));
     // stdout closes only when every process holding it (npm, the demo, its daemons) has exited.
@@ -70,8 +80,13 @@ describe('npm run demo', () => {
     createInterface({ input: child.stderr! }).on('line', (l) => out.push(`stderr: ${l}`));
     const pgid = child.pid!;
 
-    await waitFor(() => out.some((l) => l.startsWith('Axle demo ready:')) || child!.exitCode !== null, { timeoutMs: 150_000, what: 'the demo ready line' });
-    expect(out.find((l) => l.startsWith('Axle demo ready:')) ?? out.join('\n')).toMatch(/^Axle demo ready: 30 envoys reported through hub 127\.0\.0\.1:\d+/);
+    await waitFor(() => out.some((l) => l.startsWith('Axle demo ready:')) || child!.exitCode !== null, {
+      timeoutMs: 150_000,
+      what: 'the demo ready line',
+    });
+    expect(out.find((l) => l.startsWith('Axle demo ready:')) ?? out.join('\n')).toMatch(
+      /^Axle demo ready: 30 envoys reported through hub 127\.0\.0\.1:\d+/,
+    );
 
     // The printed CLI lines carry the hub and token; use them as a user would.
     const line = out.find((l) => / envoys list$/.test(l))!;
@@ -80,10 +95,15 @@ describe('npm run demo', () => {
     expect(out.some((l) => l.startsWith('Web UI:') && l.includes(`http://${hub}/`))).toBe(true);
     expect(out.filter((l) => l.includes(`AXLE_HUB=${hub} AXLE_TOKEN=${token} node `)).length).toBe(5);
     const cli = spawnSync(process.execPath, [bin('hub', 'axle'), 'envoys', 'list', '--json', '--limit', '1000'], {
-      encoding: 'utf8', env: { ...process.env, AXLE_HUB: hub, AXLE_TOKEN: token }, timeout: 30_000,
+      encoding: 'utf8',
+      env: { ...process.env, AXLE_HUB: hub, AXLE_TOKEN: token },
+      timeout: 30_000,
     });
     expect(cli.status, cli.stderr).toBe(0);
-    const list = JSON.parse(cli.stdout) as { items: { hostname: string; spokeId: string; lastRunAt: number; configVersion: number }[]; partial: boolean };
+    const list = JSON.parse(cli.stdout) as {
+      items: { hostname: string; spokeId: string; lastRunAt: number; configVersion: number }[];
+      partial: boolean;
+    };
     expect(list.partial).toBe(false);
     expect(list.items).toHaveLength(30);
     for (const dc of ['dc1', 'dc2', 'dc3']) {
@@ -112,11 +132,19 @@ describe('npm run demo', () => {
     expect(out).toContain('Axle demo stopped.');
     const alive = () => {
       const now = new Map(processes().map((p) => [p.pid, p]));
-      return [...tree, { pid: pgid, ppid: 0, pgid, cmd: 'npm' }].filter((p) => now.get(p.pid)?.cmd === p.cmd || now.get(p.pid)?.pgid === pgid);
+      return [...tree, { pid: pgid, ppid: 0, pgid, cmd: 'npm' }].filter(
+        (p) => now.get(p.pid)?.cmd === p.cmd || now.get(p.pid)?.pgid === pgid,
+      );
     };
-    await waitFor(() => alive().length === 0, { timeoutMs: 20_000, what: 'every demo process to exit' }).catch(() => undefined);
+    await waitFor(() => alive().length === 0, { timeoutMs: 20_000, what: 'every demo process to exit' }).catch(
+      () => undefined,
+    );
     expect(alive().map((p) => `${p.pid} ${p.cmd}`)).toEqual([]);
-    expect(processes().filter((p) => p.pgid === pgid).map((p) => `${p.pid} ${p.cmd}`)).toEqual([]);
+    expect(
+      processes()
+        .filter((p) => p.pgid === pgid)
+        .map((p) => `${p.pid} ${p.cmd}`),
+    ).toEqual([]);
     expect(existsSync(dir), 'the temp dir is removed').toBe(false);
   }, 200_000);
 });

@@ -44,7 +44,12 @@ function resolveName(name: string): string | undefined {
   return exported.get(base) === 'histogram' ? base : undefined;
 }
 
-interface Panel { title?: string; type: string; targets?: { expr?: string }[]; panels?: Panel[] }
+interface Panel {
+  title?: string;
+  type: string;
+  targets?: { expr?: string }[];
+  panels?: Panel[];
+}
 
 function dashboardExprs(): { panel: string; expr: string }[] {
   const d = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as { panels: Panel[] };
@@ -61,19 +66,25 @@ function dashboardExprs(): { panel: string; expr: string }[] {
 
 function alertExprs(): { rule: string; expr: string }[] {
   if (!existsSync(ALERTS)) return [];
-  const doc = parseYaml(readFileSync(ALERTS, 'utf8')) as { groups: { rules: { alert?: string; record?: string; expr: string }[] }[] };
+  const doc = parseYaml(readFileSync(ALERTS, 'utf8')) as {
+    groups: { rules: { alert?: string; record?: string; expr: string }[] }[];
+  };
   return doc.groups.flatMap((g) => g.rules.map((r) => ({ rule: r.alert ?? r.record ?? '?', expr: String(r.expr) })));
 }
 
 function promtool(args: string[]): { code: number | null; output: string } {
   const r = spawnSync('promtool', args, { encoding: 'utf8', cwd: t.dir });
-  if (r.error) throw new Error(`promtool is missing (${r.error.message}); install prometheus (promtool) to run this check`);
+  if (r.error)
+    throw new Error(`promtool is missing (${r.error.message}); install prometheus (promtool) to run this check`);
   return { code: r.status, output: `${r.stdout}${r.stderr}` };
 }
 
 beforeAll(async () => {
   const plan = await planFleet(join(t.dir, 'fleet'), {
-    hubs: ['hub-a', 'hub-b'], spokes: [{ id: 'dc1', patterns: ['*.dc1.*'] }], statusInterval: '200ms', probeInterval: '300ms',
+    hubs: ['hub-a', 'hub-b'],
+    spokes: [{ id: 'dc1', patterns: ['*.dc1.*'] }],
+    statusInterval: '200ms',
+    probeInterval: '300ms',
   });
   spoke = new Spoke(loadSpokeConfig(plan.spokes[0]!.configFile), { logger: silentLogger() });
   await spoke.start();
@@ -83,7 +94,10 @@ beforeAll(async () => {
   const scrape = async (addr: string) => (await fetch(`http://${addr}/metrics`)).text();
   const spokeAddr = plan.spokes[0]!.addr;
   // Wait for a status push so every collector has run with real data at least once.
-  await waitFor(async () => (await scrape(spokeAddr)).match(/^axle_spoke_status_pushes_total\{[^}]*\} [1-9]/m), { timeoutMs: 15_000, what: 'a status push' }).catch(() => undefined);
+  await waitFor(async () => (await scrape(spokeAddr)).match(/^axle_spoke_status_pushes_total\{[^}]*\} [1-9]/m), {
+    timeoutMs: 15_000,
+    what: 'a status push',
+  }).catch(() => undefined);
   exported = new Map([...types(await scrape(hub.addr)), ...types(await scrape(spokeAddr))]);
 }, 60_000);
 
@@ -95,7 +109,13 @@ afterAll(async () => {
 
 describe('metrics used by the dashboard and the alerts', () => {
   it('the daemons export their documented families', () => {
-    for (const n of ['axle_hub_spokes', 'axle_hub_fanout_duration_seconds', 'axle_hub_replication_lag', 'axle_spoke_checkins_total', 'axle_spoke_checkin_duration_seconds']) {
+    for (const n of [
+      'axle_hub_spokes',
+      'axle_hub_fanout_duration_seconds',
+      'axle_hub_replication_lag',
+      'axle_spoke_checkins_total',
+      'axle_spoke_checkin_duration_seconds',
+    ]) {
       expect(exported.has(n), n).toBe(true);
     }
   });
@@ -113,9 +133,19 @@ describe('metrics used by the dashboard and the alerts', () => {
   });
 
   it('the dashboard covers spokes by state, compliance, check-ins, fan-out, drains, replication and jobs', () => {
-    const all = dashboardExprs().map((e) => e.expr).join('\n');
-    for (const n of ['axle_hub_spokes', 'axle_hub_compliance_ratio', 'axle_spoke_checkins_total', 'axle_spoke_checkin_duration_seconds_bucket',
-      'axle_hub_fanout_duration_seconds_bucket', 'axle_hub_drains_total', 'axle_hub_replication_lag', 'axle_hub_jobs']) {
+    const all = dashboardExprs()
+      .map((e) => e.expr)
+      .join('\n');
+    for (const n of [
+      'axle_hub_spokes',
+      'axle_hub_compliance_ratio',
+      'axle_spoke_checkins_total',
+      'axle_spoke_checkin_duration_seconds_bucket',
+      'axle_hub_fanout_duration_seconds_bucket',
+      'axle_hub_drains_total',
+      'axle_hub_replication_lag',
+      'axle_hub_jobs',
+    ]) {
       expect(all, n).toContain(n);
     }
     const d = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as { uid: string; panels: { id: number }[] };
@@ -166,7 +196,12 @@ describe('promtool', () => {
 
   it('the check catches a broken query', () => {
     const file = join(t.dir, 'broken.yml');
-    writeFileSync(file, stringify({ groups: [{ name: 'x', rules: [{ record: 'axle:broken', expr: 'sum by (spoke (axle_hub_envoys)' }] }] }));
+    writeFileSync(
+      file,
+      stringify({
+        groups: [{ name: 'x', rules: [{ record: 'axle:broken', expr: 'sum by (spoke (axle_hub_envoys)' }] }],
+      }),
+    );
     expect(promtool(['check', 'rules', file]).code).not.toBe(0);
   });
 });

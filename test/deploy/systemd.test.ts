@@ -42,14 +42,23 @@ describe('systemd units', () => {
   });
 
   it('the check catches an unknown key (which systemd only warns about)', () => {
-    const r = verify({ 'axle-hub.service': unit('axle-hub.service').replace('[Install]', 'ProtectSystm=strict\n[Install]') });
+    const r = verify({
+      'axle-hub.service': unit('axle-hub.service').replace('[Install]', 'ProtectSystm=strict\n[Install]'),
+    });
     expect(r.output).toMatch(/Unknown key/);
   });
 
   it('hub and spoke run as a dedicated user with state and config directories and hardening', () => {
     for (const name of ['axle-hub.service', 'axle-spoke.service']) {
       const u = unit(name);
-      for (const line of ['User=axle', 'Restart=on-failure', 'ProtectSystem=strict', 'NoNewPrivileges=yes', 'PrivateTmp=yes', 'ProtectHome=yes']) {
+      for (const line of [
+        'User=axle',
+        'Restart=on-failure',
+        'ProtectSystem=strict',
+        'NoNewPrivileges=yes',
+        'PrivateTmp=yes',
+        'ProtectHome=yes',
+      ]) {
         expect(u, `${name}: ${line}`).toContain(line);
       }
       expect(u).toMatch(/^StateDirectory=axle\//m);

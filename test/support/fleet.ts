@@ -75,7 +75,12 @@ export class Child {
 
   private readonly out: WriteStream | undefined;
 
-  constructor(readonly name: string, readonly proc: ChildProcess, onLine?: (l: LogLine) => void, logFile?: string) {
+  constructor(
+    readonly name: string,
+    readonly proc: ChildProcess,
+    onLine?: (l: LogLine) => void,
+    logFile?: string,
+  ) {
     this.exited = new Promise((r) => proc.once('exit', (code, sig) => r(code ?? (sig ? -1 : null))));
     this.out = logFile ? createWriteStream(logFile, { flags: 'a' }) : undefined;
     const handle = (line: string) => {
@@ -90,17 +95,26 @@ export class Child {
       if (this.recent.length >= 300) this.recent.shift();
       this.recent.push(l);
       onLine?.(l);
-      for (const w of [...this.waiters]) if (w.pred(l)) {
-        this.waiters.delete(w);
-        w.resolve(l);
-      }
+      for (const w of [...this.waiters])
+        if (w.pred(l)) {
+          this.waiters.delete(w);
+          w.resolve(l);
+        }
     };
     createInterface({ input: proc.stdout! }).on('line', handle);
     createInterface({ input: proc.stderr! }).on('line', handle);
   }
 
-  static spawn(name: string, args: string[], o: { env?: NodeJS.ProcessEnv; onLine?: (l: LogLine) => void; logFile?: string } = {}): Child {
-    const proc = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  static spawn(
+    name: string,
+    args: string[],
+    o: { env?: NodeJS.ProcessEnv; onLine?: (l: LogLine) => void; logFile?: string } = {},
+  ): Child {
+    const proc = spawn(process.execPath, args, {
+      cwd: ROOT,
+      env: { ...process.env, ...o.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     return new Child(name, proc, o.onLine, o.logFile);
   }
 
@@ -112,7 +126,11 @@ export class Child {
     const seen = this.recent.find(pred);
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
-      const tail = () => this.recent.slice(-15).map((x) => JSON.stringify(x)).join('\n');
+      const tail = () =>
+        this.recent
+          .slice(-15)
+          .map((x) => JSON.stringify(x))
+          .join('\n');
       const w = { pred, resolve: (l: LogLine) => (clearTimeout(t), resolve(l)) };
       const t = setTimeout(() => {
         this.waiters.delete(w);
@@ -154,21 +172,37 @@ export async function stopDaemon(d: Daemon | undefined, graceMs = 15_000): Promi
 }
 
 export class ApiError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string, readonly body: unknown) {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly body: unknown,
+  ) {
     super(message);
   }
 }
 
 /** The hub HTTP API (JSON, bearer token). A standby's 421 is followed to the primary it names. */
 export class HubApi {
-  constructor(readonly addr: string, readonly token: string) {}
+  constructor(
+    readonly addr: string,
+    readonly token: string,
+  ) {}
 
-  async call<T = Record<string, unknown>>(method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<T> {
+  async call<T = Record<string, unknown>>(
+    method: string,
+    path: string,
+    body?: unknown,
+    timeoutMs = 30_000,
+  ): Promise<T> {
     let addr = this.addr;
     for (let hop = 0; ; hop++) {
       const res = await fetch(`http://${addr}/api/v1${path}`, {
         method,
-        headers: { authorization: `Bearer ${this.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        headers: {
+          authorization: `Bearer ${this.token}`,
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
         signal: AbortSignal.timeout(timeoutMs),
       });
@@ -184,7 +218,13 @@ export class HubApi {
         addr = err.primary;
         continue;
       }
-      if (!res.ok) throw new ApiError(res.status, err?.code ?? '', `${method} ${addr}${path}: HTTP ${res.status} ${err?.code ?? ''} ${err?.message ?? text.slice(0, 300)}`, json);
+      if (!res.ok)
+        throw new ApiError(
+          res.status,
+          err?.code ?? '',
+          `${method} ${addr}${path}: HTTP ${res.status} ${err?.code ?? ''} ${err?.message ?? text.slice(0, 300)}`,
+          json,
+        );
       return json as T;
     }
   }
@@ -208,19 +248,30 @@ export interface CliResult {
 /** Runs the `axle` CLI (built bin) asynchronously, so relays in this process keep working meanwhile. */
 export function axle(hub: string, token: string, args: string[], timeoutMs = 120_000): Promise<CliResult> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [bin('hub', 'axle'), '--json', ...args], {
-      cwd: ROOT, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024,
-      env: { ...process.env, AXLE_HUB: hub, AXLE_TOKEN: token, AXLE_CLI_CONFIG: '/nonexistent/axle-cli.yaml' },
-    }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
-      let json: unknown;
-      try {
-        json = JSON.parse(stdout);
-      } catch {
-        json = undefined;
-      }
-      resolve({ code, stdout, stderr, json });
-    });
+    execFile(
+      process.execPath,
+      [bin('hub', 'axle'), '--json', ...args],
+      {
+        cwd: ROOT,
+        timeout: timeoutMs,
+        maxBuffer: 64 * 1024 * 1024,
+        env: { ...process.env, AXLE_HUB: hub, AXLE_TOKEN: token, AXLE_CLI_CONFIG: '/nonexistent/axle-cli.yaml' },
+      },
+      (err, stdout, stderr) => {
+        const code = err
+          ? typeof (err as { code?: unknown }).code === 'number'
+            ? (err as { code: number }).code
+            : 1
+          : 0;
+        let json: unknown;
+        try {
+          json = JSON.parse(stdout);
+        } catch {
+          json = undefined;
+        }
+        resolve({ code, stdout, stderr, json });
+      },
+    );
   });
 }
 
@@ -279,7 +330,13 @@ export class Fleet {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       const kp = generateKeyPair();
       saveKeyPair(join(dir, 'hub.key'), kp);
-      this.hubs.push({ id, addr: `127.0.0.1:${await freePort()}`, dir, pub: toBase64(kp.publicKey), configFile: join(dir, 'hub.yaml') });
+      this.hubs.push({
+        id,
+        addr: `127.0.0.1:${await freePort()}`,
+        dir,
+        pub: toBase64(kp.publicKey),
+        configFile: join(dir, 'hub.yaml'),
+      });
     }
     for (const sp of s.spokes) {
       const dir = join(s.dir, 'spokes', sp.id);
@@ -296,7 +353,16 @@ export class Fleet {
       const kp = generateKeyPair();
       saveKeyPair(join(dir, 'spoke.key'), kp);
       const listen = `127.0.0.1:${await freePort()}`;
-      const node: SpokeNode = { id: sp.id, listen, addr: listen, dir, pub: toBase64(kp.publicKey), configFile: join(dir, 'spoke.yaml'), uplinks: [], tmpfs };
+      const node: SpokeNode = {
+        id: sp.id,
+        listen,
+        addr: listen,
+        dir,
+        pub: toBase64(kp.publicKey),
+        configFile: join(dir, 'spoke.yaml'),
+        uplinks: [],
+        tmpfs,
+      };
       if (sp.proxied) {
         node.inbound = new ChaosProxy(listen, `${sp.id} inbound`);
         node.addr = await node.inbound.listen();
@@ -316,14 +382,30 @@ export class Fleet {
         data_dir: h.dir,
         spanner: {
           role: 'hub',
-          spokes: this.spokes.map((x) => ({ id: x.id, addr: x.addr, patterns: s.spokes.find((y) => y.id === x.id)!.patterns, pubkey: x.pub })),
+          spokes: this.spokes.map((x) => ({
+            id: x.id,
+            addr: x.addr,
+            patterns: s.spokes.find((y) => y.id === x.id)!.patterns,
+            pubkey: x.pub,
+          })),
           auto_failover: {
-            enabled: true, threshold: s.failoverThreshold ?? 3, interval: s.probeInterval ?? '1s',
-            drain_batch: s.drainBatch ?? 25, drain_parallel: 2, drain_jitter: s.drainJitter ?? '200ms',
+            enabled: true,
+            threshold: s.failoverThreshold ?? 3,
+            interval: s.probeInterval ?? '1s',
+            drain_batch: s.drainBatch ?? 25,
+            drain_parallel: 2,
+            drain_jitter: s.drainJitter ?? '200ms',
           },
           peers: this.hubs.filter((p) => p !== h).map((p) => ({ id: p.id, addr: p.addr, pubkey: p.pub })),
         },
-        ...(this.hubs.length > 1 ? { replication: { lease: s.lease ?? '2s', witnesses: witnesses.map((w) => ({ id: w.id, addr: w.addr, pubkey: w.pub })) } } : {}),
+        ...(this.hubs.length > 1
+          ? {
+              replication: {
+                lease: s.lease ?? '2s',
+                witnesses: witnesses.map((w) => ({ id: w.id, addr: w.addr, pubkey: w.pub })),
+              },
+            }
+          : {}),
         enrollment: { rate_limit: { requests: 1_000_000, per: '1s', burst: 1_000_000 } },
         api: { rate_limit: { requests: 100_000, per: '1s', burst: 100_000 }, max_body_bytes: 16 * 1024 * 1024 },
         limits: { max_connections_per_ip: 20_000, max_handshakes_per_ip: 2_000 },
@@ -416,13 +498,18 @@ export class Fleet {
 
   /** The hub that says it is primary (polls; elections take a lease or two). */
   async primary(timeoutMs = 60_000): Promise<HubNode> {
-    return waitFor(async () => {
-      for (const h of this.liveHubs()) {
-        const info = await new HubApi(h.addr, this.token(h)).get<{ role?: string }>('/hub', 3000).catch(() => undefined);
-        if (info?.role === 'primary') return h;
-      }
-      return undefined;
-    }, { timeoutMs, intervalMs: 200, what: 'a primary hub' });
+    return waitFor(
+      async () => {
+        for (const h of this.liveHubs()) {
+          const info = await new HubApi(h.addr, this.token(h))
+            .get<{ role?: string }>('/hub', 3000)
+            .catch(() => undefined);
+          if (info?.role === 'primary') return h;
+        }
+        return undefined;
+      },
+      { timeoutMs, intervalMs: 200, what: 'a primary hub' },
+    );
   }
 
   /** An API client for the primary; writes sent to a standby are followed to the primary anyway. */
@@ -439,19 +526,25 @@ export class Fleet {
 
   /** Waits until a primary sees every running spoke online. */
   async waitSettled(timeoutMs: number): Promise<void> {
-    await waitFor(async () => {
-      const api = await this.api();
-      const r = await api.get<{ spokes: { id: string; state: string }[] }>('/spokes', 5000);
-      const running = new Set(this.spokes.filter((s) => s.daemon).map((s) => s.id));
-      return r.spokes.filter((s) => running.has(s.id)).every((s) => s.state === 'online');
-    }, { timeoutMs, intervalMs: 250, what: 'every running spoke online at the primary hub' });
+    await waitFor(
+      async () => {
+        const api = await this.api();
+        const r = await api.get<{ spokes: { id: string; state: string }[] }>('/spokes', 5000);
+        const running = new Set(this.spokes.filter((s) => s.daemon).map((s) => s.id));
+        return r.spokes.filter((s) => running.has(s.id)).every((s) => s.state === 'online');
+      },
+      { timeoutMs, intervalMs: 250, what: 'every running spoke online at the primary hub' },
+    );
   }
 
   /**
    * Starts real envoy agents: `perPool` to a process (scripts/demo/envoy-pool.ts), each
    * enrolled through the hubs with a join token. Every log line goes to `onLine`.
    */
-  async startEnvoys(hostnames: string[], o: { perPool: number; config?: Record<string, unknown>; onLine?: (l: LogLine) => void; timeoutMs?: number }): Promise<void> {
+  async startEnvoys(
+    hostnames: string[],
+    o: { perPool: number; config?: Record<string, unknown>; onLine?: (l: LogLine) => void; timeoutMs?: number },
+  ): Promise<void> {
     const api = await this.api();
     this.joinToken ??= (await api.post<{ secret: string }>('/tokens', { ttl: '24h', note: 'system tests' })).secret;
     const p = await this.primary();
@@ -461,12 +554,20 @@ export class Fleet {
       const name = `envoys-${this.pools.length + 1}`;
       const chunk = hostnames.slice(i, i + o.perPool);
       const specFile = join(this.spec.dir, `${name}.json`);
-      writeFileSync(specFile, JSON.stringify({
-        name, hubAddrs, token: this.joinToken, config: { ...FAST_ENVOY, ...o.config },
-        envoys: chunk.map((h) => ({ hostname: h, stateDir: this.envoyDir(h) })),
-      }), { mode: 0o600 });
+      writeFileSync(
+        specFile,
+        JSON.stringify({
+          name,
+          hubAddrs,
+          token: this.joinToken,
+          config: { ...FAST_ENVOY, ...o.config },
+          envoys: chunk.map((h) => ({ hostname: h, stateDir: this.envoyDir(h) })),
+        }),
+        { mode: 0o600 },
+      );
       const child = Child.spawn(name, ['--import', 'tsx', join(ROOT, 'scripts/demo/envoy-pool.ts'), specFile], {
-        env: { AXLE_LOG_LEVEL: 'debug' }, ...(o.onLine ? { onLine: o.onLine } : {}),
+        env: { AXLE_LOG_LEVEL: 'debug' },
+        ...(o.onLine ? { onLine: o.onLine } : {}),
         // Envoy lines are the evidence for the report invariants: keep them beside the fleet.
         logFile: join(this.spec.dir, `${name}.log`),
       });
@@ -483,7 +584,10 @@ export class Fleet {
   /** Stops everything we started: pools first (envoys say goodbye), then hubs and spokes, relays, mounts. */
   async stop(): Promise<void> {
     await Promise.allSettled(this.pools.map((p) => p.stop()));
-    await Promise.allSettled([...this.hubs.map((h) => stopDaemon(h.daemon)), ...this.spokes.map((s) => stopDaemon(s.daemon))]);
+    await Promise.allSettled([
+      ...this.hubs.map((h) => stopDaemon(h.daemon)),
+      ...this.spokes.map((s) => stopDaemon(s.daemon)),
+    ]);
     for (const s of this.spokes) {
       await s.inbound?.close();
       for (const u of s.uplinks) await u.close();
@@ -503,7 +607,12 @@ export class Fleet {
       // Keep the state and every daemon's log lines for a post-mortem.
       const logs = join(this.spec.dir, 'logs');
       mkdirSync(logs, { recursive: true });
-      this.started.forEach(({ name, d }, i) => writeFileSync(join(logs, `${String(i).padStart(2, '0')}-${name}.log`), d.logs.map((l) => JSON.stringify(l)).join('\n')));
+      this.started.forEach(({ name, d }, i) =>
+        writeFileSync(
+          join(logs, `${String(i).padStart(2, '0')}-${name}.log`),
+          d.logs.map((l) => JSON.stringify(l)).join('\n'),
+        ),
+      );
       process.stderr.write(`fleet kept in ${this.spec.dir}\n`);
     } else {
       rmSync(this.spec.dir, { recursive: true, force: true });

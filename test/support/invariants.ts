@@ -74,7 +74,9 @@ export async function directory(api: HubApi): Promise<DirectoryItem[]> {
   const out: DirectoryItem[] = [];
   let after = '';
   for (let i = 0; i < 1000; i++) {
-    const r = await api.get<{ items: DirectoryItem[]; next: string | null }>(`/directory?limit=10000${after ? `&after=${encodeURIComponent(after)}` : ''}`);
+    const r = await api.get<{ items: DirectoryItem[]; next: string | null }>(
+      `/directory?limit=10000${after ? `&after=${encodeURIComponent(after)}` : ''}`,
+    );
     out.push(...r.items);
     if (!r.next) break;
     after = r.next;
@@ -92,7 +94,10 @@ export interface EnvoyRow {
 }
 
 /** Every envoy a fan-out returns (all spokes, or `spoke=`), page by page, with each spoke's outcome. */
-export async function envoyList(api: HubApi, spoke?: string): Promise<{ items: EnvoyRow[]; outcomes: { id: string; outcome: string }[] }> {
+export async function envoyList(
+  api: HubApi,
+  spoke?: string,
+): Promise<{ items: EnvoyRow[]; outcomes: { id: string; outcome: string }[] }> {
   type Page = { items: EnvoyRow[]; cursor: string | null; spokes: { id: string; outcome: string }[] };
   const items: EnvoyRow[] = [];
   let outcomes: Page['spokes'] = [];
@@ -111,7 +116,11 @@ export async function envoyList(api: HubApi, spoke?: string): Promise<{ items: E
 }
 
 /** Problems with ownership: [] when every directory envoy is listed by exactly its directory spoke. */
-export async function ownershipProblems(api: HubApi, spokeIds: string[], expected?: Iterable<string>): Promise<string[]> {
+export async function ownershipProblems(
+  api: HubApi,
+  spokeIds: string[],
+  expected?: Iterable<string>,
+): Promise<string[]> {
   const problems: string[] = [];
   const dir = await directory(api);
   const owner = new Map(dir.map((d) => [d.hostname, d.spokeId]));
@@ -133,10 +142,12 @@ export async function ownershipProblems(api: HubApi, spokeIds: string[], expecte
   for (const [h, spoke] of owner) {
     const l = listedBy.get(h) ?? [];
     if (l.length === 0) problems.push(`${h}: directory says ${spoke}, but no spoke lists it`);
-    else if (l.length > 1) problems.push(`${h}: listed by ${l.length} spokes (${l.join(', ')}); directory says ${spoke}`);
+    else if (l.length > 1)
+      problems.push(`${h}: listed by ${l.length} spokes (${l.join(', ')}); directory says ${spoke}`);
     else if (l[0] !== spoke) problems.push(`${h}: directory says ${spoke}, but ${l[0]} lists it`);
   }
-  for (const h of listedBy.keys()) if (!owner.has(h)) problems.push(`${h}: listed by ${listedBy.get(h)!.join(', ')} but not in the directory`);
+  for (const h of listedBy.keys())
+    if (!owner.has(h)) problems.push(`${h}: listed by ${listedBy.get(h)!.join(', ')} but not in the directory`);
   return problems;
 }
 
@@ -160,15 +171,21 @@ export interface RunCheck {
 
 async function pool<T>(items: T[], n: number, fn: (t: T) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++] as T);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(n, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++] as T);
+    }),
+  );
 }
 
 /** Run ids still in an envoy's spool (files are `<seq>-<runId>.json`). */
 export function spooledRuns(envoyDir: string): Set<string> {
   try {
-    return new Set(readdirSync(join(envoyDir, 'spool')).map((n) => /^\d{12}-([A-Za-z0-9-]+)\.json$/.exec(n)?.[1]).filter((x): x is string => !!x));
+    return new Set(
+      readdirSync(join(envoyDir, 'spool'))
+        .map((n) => /^\d{12}-([A-Za-z0-9-]+)\.json$/.exec(n)?.[1])
+        .filter((x): x is string => !!x),
+    );
   } catch {
     return new Set();
   }
@@ -178,14 +195,26 @@ export function spooledRuns(envoyDir: string): Set<string> {
  * Checks the reports of `hosts`: acknowledged ⊆ stored, finished ⊆ stored ∪ spooled, no run
  * id stored twice (at one spoke, or at a spoke other than the one that acknowledged it).
  */
-export async function checkRuns(api: HubApi, ledger: RunLedger, hosts: string[], envoyDir: (h: string) => string, spokeIds: string[]): Promise<RunCheck> {
+export async function checkRuns(
+  api: HubApi,
+  ledger: RunLedger,
+  hosts: string[],
+  envoyDir: (h: string) => string,
+  spokeIds: string[],
+): Promise<RunCheck> {
   const problems: string[] = [];
   // Snapshot the ledger before reading spools and stores: anything acked by now is stored by now.
-  const snap = new Map([...ledger.hosts].map(([h, x]) => [h, { finished: new Map(x.finished), acked: new Map(x.acked) }]));
+  const snap = new Map(
+    [...ledger.hosts].map(([h, x]) => [h, { finished: new Map(x.finished), acked: new Map(x.acked) }]),
+  );
   const spooled = new Map(hosts.map((h) => [h, spooledRuns(envoyDir(h))]));
   const stored = new Map<string, { spoke: string; ids: string[] }>();
   await pool(hosts, 8, async (h) => {
-    const r = await api.get<{ directory: { spokeId: string }; detail?: { runs: { id: string }[] }; spoke: { outcome: string } }>(`/envoys/${encodeURIComponent(h)}?runs=1000`);
+    const r = await api.get<{
+      directory: { spokeId: string };
+      detail?: { runs: { id: string }[] };
+      spoke: { outcome: string };
+    }>(`/envoys/${encodeURIComponent(h)}?runs=1000`);
     if (r.spoke.outcome !== 'ok' || !r.detail) {
       problems.push(`${h}: its spoke ${r.directory.spokeId} did not answer (${r.spoke.outcome})`);
       return;
@@ -194,10 +223,16 @@ export async function checkRuns(api: HubApi, ledger: RunLedger, hosts: string[],
   });
   // Recent runs of every spoke, for reports acknowledged by a spoke that has since lost the envoy.
   const windows = new Map<string, { ids: Set<string>; oldest: number }>();
-  const needWindow = hosts.some((h) => [...(snap.get(h)?.acked.values() ?? [])].some((s) => s !== stored.get(h)?.spoke));
+  const needWindow = hosts.some((h) =>
+    [...(snap.get(h)?.acked.values() ?? [])].some((s) => s !== stored.get(h)?.spoke),
+  );
   if (needWindow) {
     for (const id of spokeIds) {
-      const d = await api.get<{ recentRuns?: { id: string; hostname: string; finishedAt: number }[] }>(`/spokes/${encodeURIComponent(id)}?runs=1000&limit=1`).catch(() => undefined);
+      const d = await api
+        .get<{ recentRuns?: { id: string; hostname: string; finishedAt: number }[] }>(
+          `/spokes/${encodeURIComponent(id)}?runs=1000&limit=1`,
+        )
+        .catch(() => undefined);
       const runs = d?.recentRuns ?? [];
       windows.set(id, {
         ids: new Set(runs.map((r) => `${r.hostname}\u0000${r.id}`)),
@@ -218,7 +253,8 @@ export async function checkRuns(api: HubApi, ledger: RunLedger, hosts: string[],
     nStored += s.ids.length;
     nAcked += l.acked.size;
     nSpooled += spooled.get(h)!.size;
-    if (ids.size !== s.ids.length) problems.push(`${h}: ${s.ids.length - ids.size} run id(s) stored twice at ${s.spoke}`);
+    if (ids.size !== s.ids.length)
+      problems.push(`${h}: ${s.ids.length - ids.size} run id(s) stored twice at ${s.spoke}`);
     for (const [run, by] of l.acked) {
       if (by === s.spoke || by === '?') {
         if (!ids.has(run)) problems.push(`${h}: run ${run} was acknowledged by ${by} but is not stored there`);
@@ -243,7 +279,12 @@ export async function checkRuns(api: HubApi, ledger: RunLedger, hosts: string[],
 }
 
 /** Retries `check` (which returns problems) until it returns none; throws the last problems at the deadline. */
-export async function eventually(what: string, timeoutMs: number, check: () => Promise<string[]>, intervalMs = 1000): Promise<void> {
+export async function eventually(
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<string[]>,
+  intervalMs = 1000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last: string[] = [];
   for (;;) {
@@ -254,7 +295,9 @@ export async function eventually(what: string, timeoutMs: number, check: () => P
     }
     if (last.length === 0) return;
     if (Date.now() > deadline) {
-      throw new Error(`${what}: still ${last.length} problem(s) after ${timeoutMs} ms:\n  ${last.slice(0, 25).join('\n  ')}${last.length > 25 ? `\n  ... and ${last.length - 25} more` : ''}`);
+      throw new Error(
+        `${what}: still ${last.length} problem(s) after ${timeoutMs} ms:\n  ${last.slice(0, 25).join('\n  ')}${last.length > 25 ? `\n  ... and ${last.length - 25} more` : ''}`,
+      );
     }
     await new Promise((r) => setTimeout(r, intervalMs));
   }

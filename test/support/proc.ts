@@ -25,10 +25,18 @@ export interface Daemon {
  * Starts a daemon bin as a child process and resolves once it logs `listening` with its
  * address (daemons listen on port 0 in tests and report the port they got).
  */
-export async function startDaemon(file: string, args: string[], o: { env?: NodeJS.ProcessEnv; timeoutMs?: number; echo?: boolean } = {}): Promise<Daemon> {
-  const proc = spawn(process.execPath, [file, ...args], { env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startDaemon(
+  file: string,
+  args: string[],
+  o: { env?: NodeJS.ProcessEnv; timeoutMs?: number; echo?: boolean } = {},
+): Promise<Daemon> {
+  const proc = spawn(process.execPath, [file, ...args], {
+    env: { ...process.env, ...o.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const logs: Record<string, unknown>[] = [];
-  const waiters: { pred: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }[] = [];
+  const waiters: { pred: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }[] =
+    [];
   const exited = new Promise<number | null>((r) => proc.once('exit', (code, sig) => r(code ?? (sig ? -1 : null))));
   const onLine = (line: string) => {
     if (o.echo || process.env.AXLE_TEST_ECHO) process.stderr.write(`${line}\n`);
@@ -39,10 +47,11 @@ export async function startDaemon(file: string, args: string[], o: { env?: NodeJ
       l = { msg: line, raw: true };
     }
     logs.push(l);
-    for (const w of [...waiters]) if (w.pred(l)) {
-      waiters.splice(waiters.indexOf(w), 1);
-      w.resolve(l);
-    }
+    for (const w of [...waiters])
+      if (w.pred(l)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(l);
+      }
   };
   createInterface({ input: proc.stdout! }).on('line', onLine);
   createInterface({ input: proc.stderr! }).on('line', onLine);
@@ -50,17 +59,37 @@ export async function startDaemon(file: string, args: string[], o: { env?: NodeJ
     const seen = logs.find(pred);
     if (seen) return Promise.resolve(seen);
     return new Promise<Record<string, unknown>>((resolve, reject) => {
-      const w = { pred, resolve: (l: Record<string, unknown>) => (clearTimeout(t), resolve(l)) };
+      const w = {
+        pred,
+        resolve: (l: Record<string, unknown>) => {
+          clearTimeout(t);
+          resolve(l);
+        },
+      };
       const t = setTimeout(() => {
         waiters.splice(waiters.indexOf(w), 1);
-        reject(new Error(`log line not seen within ${timeoutMs} ms; last lines:\n${logs.slice(-15).map((x) => JSON.stringify(x)).join('\n')}`));
+        reject(
+          new Error(
+            `log line not seen within ${timeoutMs} ms; last lines:\n${logs
+              .slice(-15)
+              .map((x) => JSON.stringify(x))
+              .join('\n')}`,
+          ),
+        );
       }, timeoutMs);
       waiters.push(w);
       void exited.then((code) => {
         if (waiters.includes(w)) {
           clearTimeout(t);
           waiters.splice(waiters.indexOf(w), 1);
-          reject(new Error(`daemon exited (${code}) before the log line; last lines:\n${logs.slice(-15).map((x) => JSON.stringify(x)).join('\n')}`));
+          reject(
+            new Error(
+              `daemon exited (${code}) before the log line; last lines:\n${logs
+                .slice(-15)
+                .map((x) => JSON.stringify(x))
+                .join('\n')}`,
+            ),
+          );
         }
       });
     });
@@ -68,7 +97,12 @@ export async function startDaemon(file: string, args: string[], o: { env?: NodeJ
   const ready = await waitForLog((l) => l.msg === 'listening' && typeof l.port === 'number', o.timeoutMs ?? 20_000);
   const port = ready.port as number;
   return {
-    proc, logs, port, addr: `127.0.0.1:${port}`, waitForLog, exited,
+    proc,
+    logs,
+    port,
+    addr: `127.0.0.1:${port}`,
+    waitForLog,
+    exited,
     kill: async (signal = 'SIGTERM') => {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
       return exited;

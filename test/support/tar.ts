@@ -41,4 +41,3 @@ export function treeDigest(dir: string): string {
   walk(dir);
   return h.digest('hex');
 }
-

@@ -27,7 +27,10 @@ export class ChaosProxy {
   private cut = false;
   port = 0;
 
-  constructor(private target: string, readonly name = 'link') {}
+  constructor(
+    private target: string,
+    readonly name = 'link',
+  ) {}
 
   get addr(): string {
     return `127.0.0.1:${this.port}`;

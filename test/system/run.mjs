@@ -14,6 +14,10 @@ const rest = args.filter((a) => a !== '--full');
 const vitest = `${root}node_modules/vitest/vitest.mjs`;
 const env = { ...process.env, ...(full ? { AXLE_SYSTEM_FULL: '1' } : {}) };
 // Full size: one fleet at a time; two fleets of 1,000 envoys would only fight over two cores.
-const child = spawn(process.execPath, [vitest, 'run', 'test/system/', ...(full ? ['--maxWorkers=1'] : []), ...rest], { cwd: root, env, stdio: 'inherit' });
+const child = spawn(process.execPath, [vitest, 'run', 'test/system/', ...(full ? ['--maxWorkers=1'] : []), ...rest], {
+  cwd: root,
+  env,
+  stdio: 'inherit',
+});
 for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => child.kill(s));
 child.on('exit', (code, sig) => process.exit(code ?? (sig ? 1 : 0)));

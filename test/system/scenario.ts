@@ -12,7 +12,14 @@
  */
 import { afterAll, beforeAll, expect } from 'vitest';
 import { FULL, Fleet, hostnamesFor, type HubApi } from '../support/fleet.js';
-import { RunLedger, checkRuns, directory, eventually, notReportedSince, ownershipProblems } from '../support/invariants.js';
+import {
+  RunLedger,
+  checkRuns,
+  directory,
+  eventually,
+  notReportedSince,
+  ownershipProblems,
+} from '../support/invariants.js';
 import { tempDir } from '../support/tmp.js';
 
 export const ROOT_USER = process.getuid?.() === 0;
@@ -51,14 +58,24 @@ export function useSystemFleet(name: string, o: { tmpfs?: boolean } = {}): Syste
     const t0 = Date.now();
     await eventually(`${label}: ownership`, SETTLE_MS, async () => ownershipProblems(await api(), SPOKE_IDS, hosts));
     await eventually(`${label}: every envoy reports again`, SETTLE_MS, async () =>
-      (await notReportedSince(await api(), o.hosts ?? hosts, healedAt)).map((h) => `${h} has not reported a run since the fault healed`));
+      (await notReportedSince(await api(), o.hosts ?? hosts, healedAt)).map(
+        (h) => `${h} has not reported a run since the fault healed`,
+      ),
+    );
     let last: Awaited<ReturnType<typeof checkRuns>> | undefined;
-    await eventually(`${label}: reports`, SETTLE_MS, async () => {
-      last = await checkRuns(await api(), ledger, hosts, (h) => fleet!.envoyDir(h), SPOKE_IDS);
-      return last.problems;
-    }, 2000);
-    log(`${label}: settled in ${Date.now() - t0} ms (stored ${last?.stored}, acked ${last?.acked}, spooled ${last?.spooled}, unverifiable ${last?.unverifiable}, ` +
-      `stored again after a lost ack ${last?.restored.length}${last?.restored.length ? ` [${last.restored.slice(0, 3).join('; ')}]` : ''}; ledger ${JSON.stringify(ledger.totals)})`);
+    await eventually(
+      `${label}: reports`,
+      SETTLE_MS,
+      async () => {
+        last = await checkRuns(await api(), ledger, hosts, (h) => fleet!.envoyDir(h), SPOKE_IDS);
+        return last.problems;
+      },
+      2000,
+    );
+    log(
+      `${label}: settled in ${Date.now() - t0} ms (stored ${last?.stored}, acked ${last?.acked}, spooled ${last?.spooled}, unverifiable ${last?.unverifiable}, ` +
+        `stored again after a lost ack ${last?.restored.length}${last?.restored.length ? ` [${last.restored.slice(0, 3).join('; ')}]` : ''}; ledger ${JSON.stringify(ledger.totals)})`,
+    );
   };
 
   const spokeState = async (id: string): Promise<string | undefined> => {
@@ -84,7 +101,10 @@ export function useSystemFleet(name: string, o: { tmpfs?: boolean } = {}): Syste
     }
     if (!moved) return;
     await eventually(`${label}: layout restored`, SETTLE_MS, async () =>
-      (await directory(await api())).filter((d) => d.hostname.split('.')[1] !== d.spokeId).map((d) => `${d.hostname} is on ${d.spokeId}`));
+      (await directory(await api()))
+        .filter((d) => d.hostname.split('.')[1] !== d.spokeId)
+        .map((d) => `${d.hostname} is on ${d.spokeId}`),
+    );
     await settle(`${label} (layout restored)`, Date.now());
   };
 

@@ -25,7 +25,16 @@ const spokePub = fromBase64(spec.spokePub, 32);
 let stopping = false;
 const stopCtl = new AbortController();
 
-const stats = { connected: 0, checkedIn: 0, acked: 0, duplicates: 0, connectFailures: 0, refused: 0, redirects: 0, errors: 0 };
+const stats = {
+  connected: 0,
+  checkedIn: 0,
+  acked: 0,
+  duplicates: 0,
+  connectFailures: 0,
+  refused: 0,
+  redirects: 0,
+  errors: 0,
+};
 const lastError = new Map<string, number>();
 
 class StormEnvoy {
@@ -37,15 +46,25 @@ class StormEnvoy {
   connectedNow = false;
   checkedInNow = false;
 
-  constructor(readonly h: string, readonly kp: KeyPair, readonly epoch: number) {}
+  constructor(
+    readonly h: string,
+    readonly kp: KeyPair,
+    readonly epoch: number,
+  ) {}
 
   async loop(): Promise<void> {
     let attempt = 0;
     while (!stopping) {
       try {
         const conn = await connectPeer(spec.spokeAddr, {
-          id: this.h, role: 'envoy', keyPair: this.kp, expectServerKey: spokePub,
-          requestTimeoutMs: 30_000, handshakeTimeoutMs: 20_000, keepaliveMs: 5000, signal: stopCtl.signal,
+          id: this.h,
+          role: 'envoy',
+          keyPair: this.kp,
+          expectServerKey: spokePub,
+          requestTimeoutMs: 30_000,
+          handshakeTimeoutMs: 20_000,
+          keepaliveMs: 5000,
+          signal: stopCtl.signal,
         });
         attempt = 0;
         await this.session(conn);
@@ -81,8 +100,16 @@ class StormEnvoy {
       stats.checkedIn++;
       const now = Date.now();
       this.pending ??= {
-        id: `storm-${this.sessions}-${Math.random().toString(36).slice(2, 10)}`, hostname: this.h, startedAt: now, finishedAt: now,
-        configVersion: 0, mode: 'audit', trigger: 'schedule', compliant: true, counts: { ok: 0, changed: 0, failed: 0, drift: 0 }, results: [],
+        id: `storm-${this.sessions}-${Math.random().toString(36).slice(2, 10)}`,
+        hostname: this.h,
+        startedAt: now,
+        finishedAt: now,
+        configVersion: 0,
+        mode: 'audit',
+        trigger: 'schedule',
+        compliant: true,
+        counts: { ok: 0, changed: 0, failed: 0, drift: 0 },
+        results: [],
       };
       const a = await conn.request({ type: 'report', hostname: this.h, epoch: this.epoch, run: this.pending });
       if (a.type === 'ack' && a.runId === this.pending.id) {
@@ -107,12 +134,16 @@ class StormEnvoy {
   }
 }
 
-const envoys = spec.envoys.map((e) => new StormEnvoy(e.h, { publicKey: fromBase64(e.pub, 32), secretKey: fromBase64(e.sec, 64) }, e.epoch));
+const envoys = spec.envoys.map(
+  (e) => new StormEnvoy(e.h, { publicKey: fromBase64(e.pub, 32), secretKey: fromBase64(e.sec, 64) }, e.epoch),
+);
 const loops = envoys.map((e) => e.loop());
 
 const report = () => {
   const mem = process.memoryUsage();
-  process.stdout.write(`${JSON.stringify({ msg: 'storm', ...stats, envoys: envoys.length, pending: envoys.filter((e) => e.pending).length, rssMiB: Math.round(mem.rss / 2 ** 20), errors: Object.fromEntries([...lastError].slice(0, 5)) })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ msg: 'storm', ...stats, envoys: envoys.length, pending: envoys.filter((e) => e.pending).length, rssMiB: Math.round(mem.rss / 2 ** 20), errors: Object.fromEntries([...lastError].slice(0, 5)) })}\n`,
+  );
 };
 const timer = setInterval(report, 500);
 report();

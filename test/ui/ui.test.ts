@@ -22,12 +22,23 @@ const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `ui-${nam
 const text = async (id: string) => ((await tid(id).textContent()) ?? '').trim();
 /** Waits until the element's text is `want` (the page polls the hub every few seconds). */
 /** The page's globals, typed here because the test's tsconfig has no DOM library (and the page's CSP forbids string evaluation). */
-interface PageGlobals { document: { cookie: string; querySelector(sel: string): { textContent: string | null } | null }; __pwned?: number }
+interface PageGlobals {
+  document: { cookie: string; querySelector(sel: string): { textContent: string | null } | null };
+  __pwned?: number;
+}
 const until = (id: string, want: string | RegExp, timeout = 15_000) =>
-  page.waitForFunction(([sel, w, isRe]) => {
-    const t = (globalThis as unknown as PageGlobals).document.querySelector(sel)?.textContent?.trim() ?? '';
-    return isRe ? new RegExp(w).test(t) : t === w;
-  }, [`[data-testid="${id}"]`, typeof want === 'string' ? want : want.source, typeof want !== 'string'] as [string, string, boolean], { timeout });
+  page.waitForFunction(
+    ([sel, w, isRe]) => {
+      const t = (globalThis as unknown as PageGlobals).document.querySelector(sel)?.textContent?.trim() ?? '';
+      return isRe ? new RegExp(w).test(t) : t === w;
+    },
+    [`[data-testid="${id}"]`, typeof want === 'string' ? want : want.source, typeof want !== 'string'] as [
+      string,
+      string,
+      boolean,
+    ],
+    { timeout },
+  );
 const tableRows = (id: string) => page.locator(`[data-testid="${id}"] tbody tr`);
 
 beforeAll(async () => {
@@ -36,7 +47,14 @@ beforeAll(async () => {
   base = `http://${f.hub.addr}`;
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
   });
   bag.add(() => browser.close());
   context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
@@ -78,7 +96,9 @@ describe('the web UI in Chromium', () => {
     const chart = tid('compliance-chart');
     await chart.waitFor();
     expect(Number(await chart.getAttribute('data-points'))).toBeGreaterThanOrEqual(1);
-    const hist = await (await fetch(`${base}/api/v1/compliance/history`, { headers: { authorization: `Bearer ${f.token}` } })).json() as { samples: { ratio: number | null; spokesOnline: number }[] };
+    const hist = (await (
+      await fetch(`${base}/api/v1/compliance/history`, { headers: { authorization: `Bearer ${f.token}` } })
+    ).json()) as { samples: { ratio: number | null; spokesOnline: number }[] };
     expect(hist.samples.at(-1)).toMatchObject({ ratio: 4 / 6, spokesOnline: 2 });
     expect((await fetch(`${base}/api/v1/compliance/history`)).status).toBe(401);
     expect(await page.locator('[data-testid="spokes-table"] thead').textContent()).toMatch(/Probe latency.*Config/);
@@ -179,8 +199,13 @@ describe('the web UI in Chromium', () => {
   it('refuses cookie writes without the CSRF token or from another origin', async () => {
     const [cookie] = await context.cookies();
     const jar = `axle_session=${cookie!.value}`;
-    const me = await (await fetch(`${base}/ui/session`, { headers: { cookie: jar } })).json() as { csrf: string };
-    const post = (h: Record<string, string>) => fetch(`${base}/api/v1/tokens`, { method: 'POST', headers: { cookie: jar, 'content-type': 'application/json', ...h }, body: '{}' });
+    const me = (await (await fetch(`${base}/ui/session`, { headers: { cookie: jar } })).json()) as { csrf: string };
+    const post = (h: Record<string, string>) =>
+      fetch(`${base}/api/v1/tokens`, {
+        method: 'POST',
+        headers: { cookie: jar, 'content-type': 'application/json', ...h },
+        body: '{}',
+      });
     const before = f.hub.internals!.state.tokens.size;
     expect((await post({})).status).toBe(403);
     expect((await post({ 'x-axle-csrf': 'wrong' })).status).toBe(403);
@@ -189,7 +214,16 @@ describe('the web UI in Chromium', () => {
     expect(f.hub.internals!.state.tokens.size).toBe(before);
     expect((await post({ 'x-axle-csrf': me.csrf, origin: base })).status).toBe(200);
     // From the page itself, without the header, the hub refuses too.
-    const status = await page.evaluate(async () => (await fetch('/api/v1/drain', { method: 'POST', body: '{"spoke":"dc1"}', headers: { 'content-type': 'application/json' } })).status);
+    const status = await page.evaluate(
+      async () =>
+        (
+          await fetch('/api/v1/drain', {
+            method: 'POST',
+            body: '{"spoke":"dc1"}',
+            headers: { 'content-type': 'application/json' },
+          })
+        ).status,
+    );
     expect(status).toBe(403);
   });
 

@@ -28,18 +28,25 @@ const program = new Command('axle-envoy')
     runUntilSignalled(envoy, log, { stopTimeoutMs: cfg.stop_grace + 10_000 });
   });
 
-program.command('enroll')
+program
+  .command('enroll')
   .description('generate the key if needed, enroll through the hub with a join token, store the assignment')
   .requiredOption('-c, --config <file>', 'envoy config file')
   .requiredOption('-t, --token <token>', 'join token from the hub (axle tokens create)')
   .action(async (o: { config: string; token: string }) => {
     try {
       const cfg = loadEnvoyConfig(o.config);
-      const log = createLogger({ daemon: 'envoy', id: cfg.hostname, ...(cfg.log_level ? { level: cfg.log_level } : {}) });
+      const log = createLogger({
+        daemon: 'envoy',
+        id: cfg.hostname,
+        ...(cfg.log_level ? { level: cfg.log_level } : {}),
+      });
       const a = await enroll(cfg, o.token, { logger: log });
-      process.stdout.write(a.status === 'assigned'
-        ? `enrolled ${cfg.hostname}: spoke ${a.target?.spokeId} at ${a.target?.addr} (epoch ${a.epoch})\n`
-        : `enrollment of ${cfg.hostname} is pending approval on the hub; start the agent, it will pick up its spoke once approved\n`);
+      process.stdout.write(
+        a.status === 'assigned'
+          ? `enrolled ${cfg.hostname}: spoke ${a.target?.spokeId} at ${a.target?.addr} (epoch ${a.epoch})\n`
+          : `enrollment of ${cfg.hostname} is pending approval on the hub; start the agent, it will pick up its spoke once approved\n`,
+      );
       log.flush?.();
       process.exit(0);
     } catch (e) {
@@ -47,7 +54,8 @@ program.command('enroll')
     }
   });
 
-program.command('keygen')
+program
+  .command('keygen')
   .description("print this envoy's public key (base64), creating the key in state_dir if missing")
   .requiredOption('-c, --config <file>', 'envoy config file')
   .action((o: { config: string }) => {
@@ -55,7 +63,8 @@ program.command('keygen')
       const cfg = loadEnvoyConfig(o.config);
       const { keyPair, created } = new StateStore(cfg.state_dir).loadKey();
       process.stdout.write(`${toBase64(keyPair.publicKey)}\n`);
-      if (created) process.stderr.write(`created ${cfg.state_dir}/key (fingerprint ${fingerprint(keyPair.publicKey)})\n`);
+      if (created)
+        process.stderr.write(`created ${cfg.state_dir}/key (fingerprint ${fingerprint(keyPair.publicKey)})\n`);
     } catch (e) {
       exitWithError(e, 'axle-envoy keygen');
     }

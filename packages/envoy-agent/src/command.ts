@@ -33,62 +33,80 @@ const KILL_GRACE_MS = 2000;
  * Spawns without a shell unless asked, in its own process group so a timeout or an abandoned
  * run kills the whole tree (a shell's children included), not just the direct child.
  */
-export const runCommand: CommandRunner = (argv, o) => new Promise((resolve) => {
-  const [cmd, ...args] = o.shell ? ['/bin/sh', '-c', argv.join(' ')] : argv;
-  if (!cmd) return resolve({ code: null, stdout: '', stderr: '', timedOut: false, spawnError: 'empty command' });
-  let stdout = '';
-  let stderr = '';
-  let timedOut = false;
-  let settled = false;
-  const child = spawn(cmd, args, {
-    env: o.env ?? process.env,
-    cwd: o.cwd,
-    detached: true,
-    stdio: [o.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+export const runCommand: CommandRunner = (argv, o) =>
+  new Promise((resolve) => {
+    const [cmd, ...args] = o.shell ? ['/bin/sh', '-c', argv.join(' ')] : argv;
+    if (!cmd) return resolve({ code: null, stdout: '', stderr: '', timedOut: false, spawnError: 'empty command' });
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    let settled = false;
+    const child = spawn(cmd, args, {
+      env: o.env ?? process.env,
+      cwd: o.cwd,
+      detached: true,
+      stdio: [o.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    });
+    const killTree = (sig: NodeJS.Signals) => {
+      try {
+        if (child.pid) process.kill(-child.pid, sig);
+      } catch {
+        try {
+          child.kill(sig);
+        } catch {
+          /* already gone */
+        }
+      }
+    };
+    let hardKill: NodeJS.Timeout | undefined;
+    const stop = () => {
+      killTree('SIGTERM');
+      hardKill = setTimeout(() => killTree('SIGKILL'), KILL_GRACE_MS);
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      stop();
+    }, o.timeoutMs);
+    const onAbort = () => stop();
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    const finish = (r: CommandResult) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (hardKill) clearTimeout(hardKill);
+      o.signal?.removeEventListener('abort', onAbort);
+      resolve(r);
+    };
+    child.stdout?.on('data', (d: Buffer) => {
+      if (stdout.length < MAX_OUTPUT) stdout += d.toString('utf8');
+    });
+    child.stderr?.on('data', (d: Buffer) => {
+      if (stderr.length < MAX_OUTPUT) stderr += d.toString('utf8');
+    });
+    if (o.input !== undefined) child.stdin?.end(o.input);
+    child.on('error', (e) => finish({ code: null, stdout, stderr, timedOut, spawnError: e.message }));
+    child.on('close', (code) =>
+      finish({ code, stdout: stdout.slice(0, MAX_OUTPUT), stderr: stderr.slice(0, MAX_OUTPUT), timedOut }),
+    );
+    if (o.signal?.aborted) stop();
   });
-  const killTree = (sig: NodeJS.Signals) => {
-    try {
-      if (child.pid) process.kill(-child.pid, sig);
-    } catch {
-      try { child.kill(sig); } catch { /* already gone */ }
-    }
-  };
-  let hardKill: NodeJS.Timeout | undefined;
-  const stop = () => {
-    killTree('SIGTERM');
-    hardKill = setTimeout(() => killTree('SIGKILL'), KILL_GRACE_MS);
-  };
-  const timer = setTimeout(() => {
-    timedOut = true;
-    stop();
-  }, o.timeoutMs);
-  const onAbort = () => stop();
-  o.signal?.addEventListener('abort', onAbort, { once: true });
-  const finish = (r: CommandResult) => {
-    if (settled) return;
-    settled = true;
-    clearTimeout(timer);
-    if (hardKill) clearTimeout(hardKill);
-    o.signal?.removeEventListener('abort', onAbort);
-    resolve(r);
-  };
-  child.stdout?.on('data', (d: Buffer) => { if (stdout.length < MAX_OUTPUT) stdout += d.toString('utf8'); });
-  child.stderr?.on('data', (d: Buffer) => { if (stderr.length < MAX_OUTPUT) stderr += d.toString('utf8'); });
-  if (o.input !== undefined) child.stdin?.end(o.input);
-  child.on('error', (e) => finish({ code: null, stdout, stderr, timedOut, spawnError: e.message }));
-  child.on('close', (code) => finish({ code, stdout: stdout.slice(0, MAX_OUTPUT), stderr: stderr.slice(0, MAX_OUTPUT), timedOut }));
-  if (o.signal?.aborted) stop();
-});
 
 /** Finds an executable on PATH (like `command -v`), or undefined. */
 export function which(name: string, pathVar = process.env.PATH ?? ''): string | undefined {
-  const candidates = isAbsolute(name) ? [name] : pathVar.split(delimiter).filter(Boolean).map((d) => join(d, name));
+  const candidates = isAbsolute(name)
+    ? [name]
+    : pathVar
+        .split(delimiter)
+        .filter(Boolean)
+        .map((d) => join(d, name));
   for (const c of candidates) {
     try {
       if (!statSync(c).isFile()) continue;
       accessSync(c, constants.X_OK);
       return c;
-    } catch { /* keep looking */ }
+    } catch {
+      /* keep looking */
+    }
   }
   return undefined;
 }

@@ -1,7 +1,19 @@
 import { basename, dirname } from 'node:path';
 import {
-  AxleError, Assembler, DEFAULT_BUNDLE_LIMITS, ErrorCode, activateBundle, connectPeer, errorText, extractBundle, fingerprint, fromBase64, verifyBundle,
-  type Connection, type KeyPair, type Logger,
+  AxleError,
+  Assembler,
+  DEFAULT_BUNDLE_LIMITS,
+  ErrorCode,
+  activateBundle,
+  connectPeer,
+  errorText,
+  extractBundle,
+  fingerprint,
+  fromBase64,
+  verifyBundle,
+  type Connection,
+  type KeyPair,
+  type Logger,
 } from '@axle/shared';
 
 export interface BundleFetchOptions {
@@ -37,12 +49,19 @@ export class BundleFetcher {
     let parts: Assembler | undefined;
     let first: { version: number; hash: Uint8Array; signature: Uint8Array; hubKey: Uint8Array } | undefined;
     for (;;) {
-      const b = await conn.request({ type: 'config_fetch', version: first?.version ?? 0, offset: parts?.size ?? 0 }, o.timeoutMs, 'config_bundle');
+      const b = await conn.request(
+        { type: 'config_fetch', version: first?.version ?? 0, offset: parts?.size ?? 0 },
+        o.timeoutMs,
+        'config_bundle',
+      );
       if (!first) {
         first = b;
         parts = new Assembler(b.total, DEFAULT_BUNDLE_LIMITS.maxTotalBytes);
       } else if (b.version !== first.version) {
-        throw new AxleError(ErrorCode.INVALID, `the spoke switched from version ${first.version} to ${b.version} mid-transfer; will fetch again`);
+        throw new AxleError(
+          ErrorCode.INVALID,
+          `the spoke switched from version ${first.version} to ${b.version} mid-transfer; will fetch again`,
+        );
       }
       if ((parts as Assembler).add(b.offset, b.data)) break;
     }
@@ -63,8 +82,15 @@ export class BundleFetcher {
       // A new primary after a failover signs with its own key: meet the hubs again.
       for (const addr of o.hubAddrs) {
         try {
-          const c = await connectPeer(addr, { id: o.hostname, role: 'envoy', keyPair: o.keyPair, handshakeTimeoutMs: Math.min(o.timeoutMs, 10_000), keepaliveMs: 0 });
-          if (!this.learned.some((k) => Buffer.from(k).equals(Buffer.from(c.peer.pubkey)))) this.learned.push(c.peer.pubkey);
+          const c = await connectPeer(addr, {
+            id: o.hostname,
+            role: 'envoy',
+            keyPair: o.keyPair,
+            handshakeTimeoutMs: Math.min(o.timeoutMs, 10_000),
+            keepaliveMs: 0,
+          });
+          if (!this.learned.some((k) => Buffer.from(k).equals(Buffer.from(c.peer.pubkey))))
+            this.learned.push(c.peer.pubkey);
           c.close();
         } catch (e) {
           o.log.debug({ hub: addr, err: errorText(e) }, 'could not reach a hub to learn its key');

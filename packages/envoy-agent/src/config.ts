@@ -2,23 +2,43 @@ import { hostname as osHostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { validate as validateCron } from 'node-cron';
 import {
-  AxleError, ErrorCode, arr, bool, custom, def, duration, formatIssues, hostPort, int, loadConfig, obj, oneOf, opt, str,
-  type Infer, type Issue,
+  AxleError,
+  ErrorCode,
+  arr,
+  bool,
+  custom,
+  def,
+  duration,
+  formatIssues,
+  hostPort,
+  int,
+  loadConfig,
+  obj,
+  oneOf,
+  opt,
+  str,
+  type Infer,
+  type Issue,
 } from '@axle/shared';
 
 const HOSTNAME = /^[A-Za-z0-9_.-]+$/;
 
-const cron = () => custom('cron', (v) => {
-  if (typeof v !== 'string' || !validateCron(v)) {
-    throw new Error(`expected a cron expression such as "*/30 * * * *" (minute hour day month weekday), got ${JSON.stringify(v)}`);
-  }
-  return v;
-});
+const cron = () =>
+  custom('cron', (v) => {
+    if (typeof v !== 'string' || !validateCron(v)) {
+      throw new Error(
+        `expected a cron expression such as "*/30 * * * *" (minute hour day month weekday), got ${JSON.stringify(v)}`,
+      );
+    }
+    return v;
+  });
 
-const pubkeyText = () => custom('pubkey', (v) => {
-  if (typeof v !== 'string' || !/^[A-Za-z0-9+/]{43}=$/.test(v.trim())) throw new Error('expected a base64 Ed25519 public key (44 characters, as printed by `axle-hub keygen`)');
-  return v.trim();
-});
+const pubkeyText = () =>
+  custom('pubkey', (v) => {
+    if (typeof v !== 'string' || !/^[A-Za-z0-9+/]{43}=$/.test(v.trim()))
+      throw new Error('expected a base64 Ed25519 public key (44 characters, as printed by `axle-hub keygen`)');
+    return v.trim();
+  });
 
 /**
  * /etc/axle/envoy.yaml. Durations are written "30s", "5m". Everything but `hub_addrs` and
@@ -30,7 +50,9 @@ export const envoyConfigSchema = obj({
   /** Optional pinning of the hubs' keys; without it any hub that completes the handshake is trusted for enroll/locate. */
   hub_pubkeys: opt(arr(pubkeyText(), { max: 16 })),
   state_dir: str({ min: 1, max: 1024 }),
-  hostname: opt(str({ min: 1, max: 253, pattern: HOSTNAME, hint: 'must be a host name (letters, digits, ".", "-", "_")' })),
+  hostname: opt(
+    str({ min: 1, max: 253, pattern: HOSTNAME, hint: 'must be a host name (letters, digits, ".", "-", "_")' }),
+  ),
   schedule: def(cron(), '*/30 * * * *'),
   splay: def(duration({ max: 24 * 3_600_000 }), 5 * 60_000),
   mode: def(oneOf(['enforce', 'audit'] as const), 'enforce'),
@@ -65,10 +87,16 @@ function finish(p: Parsed, source: string): EnvoyConfig {
   const stateDir = resolve(p.state_dir);
   const host = p.hostname ?? osHostname();
   if (!HOSTNAME.test(host)) {
-    throw new AxleError(ErrorCode.BAD_CONFIG, `${source}: hostname: the machine's name "${host}" is not a valid host name; set \`hostname\` in the config`);
+    throw new AxleError(
+      ErrorCode.BAD_CONFIG,
+      `${source}: hostname: the machine's name "${host}" is not a valid host name; set \`hostname\` in the config`,
+    );
   }
   if (p.backoff_max < p.backoff_initial) {
-    throw new AxleError(ErrorCode.BAD_CONFIG, `${source}: backoff_max (${p.backoff_max} ms) is below backoff_initial (${p.backoff_initial} ms)`);
+    throw new AxleError(
+      ErrorCode.BAD_CONFIG,
+      `${source}: backoff_max (${p.backoff_max} ms) is below backoff_initial (${p.backoff_initial} ms)`,
+    );
   }
   return Object.freeze({
     ...p,
@@ -88,6 +116,7 @@ export function loadEnvoyConfig(file: string): EnvoyConfig {
 export function envoyConfigFrom(o: unknown, source = 'envoy config'): EnvoyConfig {
   const issues: Issue[] = [];
   const p = envoyConfigSchema.parse(o, '', issues);
-  if (p === undefined || issues.length > 0) throw new AxleError(ErrorCode.BAD_CONFIG, `${source}: ${formatIssues(issues)}`);
+  if (p === undefined || issues.length > 0)
+    throw new AxleError(ErrorCode.BAD_CONFIG, `${source}: ${formatIssues(issues)}`);
   return finish(p, source);
 }

@@ -43,8 +43,17 @@ export async function runPolicies(o: RunOptions): Promise<Run> {
   const loaded = loadPolicies(o.configDir);
   if (loaded.errors.length > 0) {
     // Applying half a bundle could do harm the author never intended: nothing is applied.
-    for (const e of loaded.errors) push({ resource: `policy-file:${e.file}`, policy: '', status: 'failed', message: clip(e.message), durationMs: 0 });
-    error = clip(`bad policy file${loaded.errors.length > 1 ? 's' : ''}; nothing applied:\n${loaded.errors.map((e) => e.message).join('\n')}`);
+    for (const e of loaded.errors)
+      push({
+        resource: `policy-file:${e.file}`,
+        policy: '',
+        status: 'failed',
+        message: clip(e.message),
+        durationMs: 0,
+      });
+    error = clip(
+      `bad policy file${loaded.errors.length > 1 ? 's' : ''}; nothing applied:\n${loaded.errors.map((e) => e.message).join('\n')}`,
+    );
   } else {
     const ids = new IdResolver();
     const runner = o.runner ?? runCommand;
@@ -59,7 +68,12 @@ export async function runPolicies(o: RunOptions): Promise<Run> {
         let message: string;
         try {
           ({ status, message } = await applyResource(r, {
-            mode, configDir: o.configDir, runner, execTimeoutMs: o.execTimeoutMs ?? 300_000, env, ids,
+            mode,
+            configDir: o.configDir,
+            runner,
+            execTimeoutMs: o.execTimeoutMs ?? 300_000,
+            env,
+            ids,
             ...(o.signal ? { signal: o.signal } : {}),
           }));
         } catch (e) {
@@ -68,12 +82,19 @@ export async function runPolicies(o: RunOptions): Promise<Run> {
         }
         const label = resourceLabel(r);
         if (status === 'failed') log.warn({ policy: p.name, resource: label, reason: message }, 'resource failed');
-        push({ resource: clip(label).slice(0, 512), policy: p.name.slice(0, 256), status, message: clip(message), durationMs: performance.now() - t0 });
+        push({
+          resource: clip(label).slice(0, 512),
+          policy: p.name.slice(0, 256),
+          status,
+          message: clip(message),
+          durationMs: performance.now() - t0,
+        });
       }
     }
   }
   // A command killed by the abort reads as a plain failure; the run says why.
-  if (o.signal?.aborted && error === undefined) error = 'abandoned: the agent was stopping; a running command was killed and later resources were not applied';
+  if (o.signal?.aborted && error === undefined)
+    error = 'abandoned: the agent was stopping; a running command was killed and later resources were not applied';
   return {
     id: o.id ?? randomUUID(),
     hostname: o.hostname,

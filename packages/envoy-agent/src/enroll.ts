@@ -15,10 +15,18 @@ export async function enroll(config: EnvoyConfig, token: string, o: { logger?: L
   const { keyPair, created } = store.loadKey();
   if (created) log.info({ key: fingerprint(keyPair.publicKey), file: store.keyFile }, 'created envoy key');
   const prev = store.assignment;
-  const reply = await askHubs({
-    hostname: config.hostname, keyPair, hubAddrs: config.hub_addrs, timeoutMs: config.request_timeout, log,
-    ...(config.hub_pubkeys ? { hubPubkeys: config.hub_pubkeys } : {}),
-  }, { type: 'enroll', hostname: config.hostname, token }, prev?.term ?? 0);
+  const reply = await askHubs(
+    {
+      hostname: config.hostname,
+      keyPair,
+      hubAddrs: config.hub_addrs,
+      timeoutMs: config.request_timeout,
+      log,
+      ...(config.hub_pubkeys ? { hubPubkeys: config.hub_pubkeys } : {}),
+    },
+    { type: 'enroll', hostname: config.hostname, token },
+    prev?.term ?? 0,
+  );
   const a: Assignment = {
     status: reply.status,
     ...(reply.target ? { target: reply.target } : {}),
@@ -28,6 +36,9 @@ export async function enroll(config: EnvoyConfig, token: string, o: { logger?: L
     updatedAt: Date.now(),
   };
   await store.saveAssignment(a);
-  log.info({ status: a.status, spoke: a.target?.spokeId, addr: a.target?.addr, epoch: a.epoch, term: a.term }, 'enrolled');
+  log.info(
+    { status: a.status, spoke: a.target?.spokeId, addr: a.target?.addr, epoch: a.epoch, term: a.term },
+    'enrolled',
+  );
   return a;
 }

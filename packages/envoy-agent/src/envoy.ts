@@ -1,8 +1,16 @@
 import { join } from 'node:path';
 import { createTask, type ScheduledTask } from 'node-cron';
 import {
-  AxleError, ErrorCode, errorText, fingerprint, silentLogger,
-  type Connection, type KeyPair, type Logger, type Message, type MessageOf, type Run,
+  AxleError,
+  ErrorCode,
+  errorText,
+  fingerprint,
+  silentLogger,
+  type Connection,
+  type Logger,
+  type Message,
+  type MessageOf,
+  type Run,
 } from '@axle/shared';
 import { loadEnvoyConfig, type EnvoyConfig } from './config.js';
 import { runPolicies } from './engine.js';
@@ -49,7 +57,6 @@ export class Envoy {
   private readonly store: StateStore;
   private readonly spool: Spool;
   private readonly opts: EnvoyOptions;
-  private keyPair: KeyPair | undefined;
   private link: SpokeLink | undefined;
   private bundles!: BundleFetcher;
   private traits: { traits: Traits; digest: string } | undefined;
@@ -98,16 +105,23 @@ export class Envoy {
   async start(): Promise<void> {
     if (this.started) return;
     const { keyPair, created } = this.store.loadKey();
-    this.keyPair = keyPair;
     const a = this.store.assignment;
     if (!a || created) {
-      throw new AxleError(ErrorCode.UNKNOWN_ENVOY, `${this.cfg.hostname} is not enrolled (no assignment in ${this.cfg.state_dir}); run \`axle-envoy enroll --config FILE --token TOKEN\` first`);
+      throw new AxleError(
+        ErrorCode.UNKNOWN_ENVOY,
+        `${this.cfg.hostname} is not enrolled (no assignment in ${this.cfg.state_dir}); run \`axle-envoy enroll --config FILE --token TOKEN\` first`,
+      );
     }
     this.started = true;
     const cfg = this.cfg;
     this.bundles = new BundleFetcher({
-      hostname: cfg.hostname, keyPair, hubAddrs: cfg.hub_addrs, ...(cfg.hub_pubkeys ? { hubPubkeys: cfg.hub_pubkeys } : {}),
-      configDir: cfg.config_dir, timeoutMs: cfg.request_timeout, log: this.log,
+      hostname: cfg.hostname,
+      keyPair,
+      hubAddrs: cfg.hub_addrs,
+      ...(cfg.hub_pubkeys ? { hubPubkeys: cfg.hub_pubkeys } : {}),
+      configDir: cfg.config_dir,
+      timeoutMs: cfg.request_timeout,
+      log: this.log,
     });
     await this.refreshTraits();
     this.link = new SpokeLink({
@@ -129,7 +143,16 @@ export class Envoy {
     this.link.start();
     this.schedule();
     this.traitsTimer = setInterval(() => void this.refreshTraits(), this.cfg.traits_interval);
-    this.log.info({ hostname: this.cfg.hostname, key: fingerprint(keyPair.publicKey), spoke: a.target?.spokeId, schedule: this.cfg.schedule, mode: this.cfg.mode }, 'envoy started');
+    this.log.info(
+      {
+        hostname: this.cfg.hostname,
+        key: fingerprint(keyPair.publicKey),
+        spoke: a.target?.spokeId,
+        schedule: this.cfg.schedule,
+        mode: this.cfg.mode,
+      },
+      'envoy started',
+    );
     if (this.cfg.run_on_start) {
       this.runNow('start').catch((e: unknown) => this.log.error({ err: errorText(e) }, 'start run failed'));
     }
@@ -146,7 +169,13 @@ export class Envoy {
     if (this.traitsTimer) clearInterval(this.traitsTimer);
     if (this.runningNow) {
       const grace = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), this.cfg.stop_grace).unref());
-      const outcome = await Promise.race([this.tail.then(() => 'done' as const, () => 'done' as const), grace]);
+      const outcome = await Promise.race([
+        this.tail.then(
+          () => 'done' as const,
+          () => 'done' as const,
+        ),
+        grace,
+      ]);
       if (outcome === 'timeout') {
         this.log.warn({ graceMs: this.cfg.stop_grace }, 'abandoning the run in progress');
         this.runCtl?.abort();
@@ -160,7 +189,11 @@ export class Envoy {
   async reload(next?: EnvoyConfig): Promise<void> {
     const n = next ?? (this.opts.configFile ? loadEnvoyConfig(this.opts.configFile) : this.cfg);
     for (const k of ['hostname', 'state_dir'] as const) {
-      if (n[k] !== this.cfg[k]) throw new AxleError(ErrorCode.BAD_CONFIG, `${k} cannot change on reload (${this.cfg[k]} -> ${n[k]}); restart the envoy`);
+      if (n[k] !== this.cfg[k])
+        throw new AxleError(
+          ErrorCode.BAD_CONFIG,
+          `${k} cannot change on reload (${this.cfg[k]} -> ${n[k]}); restart the envoy`,
+        );
     }
     const reschedule = n.schedule !== this.cfg.schedule || n.splay !== this.cfg.splay;
     this.cfg = n;
@@ -177,11 +210,13 @@ export class Envoy {
   runNow(trigger: Trigger = 'demand'): Promise<Run> {
     if (this.stopping) return Promise.reject(new AxleError(ErrorCode.CLOSED, 'envoy is stopping'));
     if (this.queued) return this.queued;
-    const p = this.tail.catch(() => undefined).then(() => {
-      this.queued = undefined;
-      if (this.stopping) throw new AxleError(ErrorCode.CLOSED, 'envoy stopped before the queued run began');
-      return this.doRun(trigger);
-    });
+    const p = this.tail
+      .catch(() => undefined)
+      .then(() => {
+        this.queued = undefined;
+        if (this.stopping) throw new AxleError(ErrorCode.CLOSED, 'envoy stopped before the queued run began');
+        return this.doRun(trigger);
+      });
     this.queued = p;
     this.tail = p;
     return p;
@@ -206,7 +241,17 @@ export class Envoy {
         ...(this.opts.runner ? { runner: this.opts.runner } : {}),
       });
       this.last = { id: run.id, trigger, compliant: run.compliant, finishedAt: run.finishedAt };
-      this.log.info({ run: run.id, trigger, ...run.counts, compliant: run.compliant, ms: run.finishedAt - run.startedAt, ...(run.error ? { error: run.error } : {}) }, 'run finished');
+      this.log.info(
+        {
+          run: run.id,
+          trigger,
+          ...run.counts,
+          compliant: run.compliant,
+          ms: run.finishedAt - run.startedAt,
+          ...(run.error ? { error: run.error } : {}),
+        },
+        'run finished',
+      );
       try {
         await this.spool.put(run);
       } catch (e) {
@@ -240,15 +285,19 @@ export class Envoy {
 
   /** Scheduled runs: node-cron fires, then a random splay delay spreads the fleet out. */
   private schedule(): void {
-    this.task = createTask(this.cfg.schedule, () => {
-      if (this.stopping || this.splayTimer) return;
-      const delay = Math.floor((this.opts.random ?? Math.random)() * this.cfg.splay);
-      this.splayTimer = setTimeout(() => {
-        this.splayTimer = undefined;
-        if (this.stopping) return;
-        this.runNow('schedule').catch((e: unknown) => this.log.error({ err: errorText(e) }, 'scheduled run failed'));
-      }, delay);
-    }, { noOverlap: true, name: `envoy-${this.cfg.hostname}-${Math.random().toString(36).slice(2)}` });
+    this.task = createTask(
+      this.cfg.schedule,
+      () => {
+        if (this.stopping || this.splayTimer) return;
+        const delay = Math.floor((this.opts.random ?? Math.random)() * this.cfg.splay);
+        this.splayTimer = setTimeout(() => {
+          this.splayTimer = undefined;
+          if (this.stopping) return;
+          this.runNow('schedule').catch((e: unknown) => this.log.error({ err: errorText(e) }, 'scheduled run failed'));
+        }, delay);
+      },
+      { noOverlap: true, name: `envoy-${this.cfg.hostname}-${Math.random().toString(36).slice(2)}` },
+    );
     void this.task.start();
   }
 
@@ -262,10 +311,20 @@ export class Envoy {
 
   /** A job order from the spoke: converge now (a run reported as usual), or one task of the applied bundle. */
   private runJob(m: MessageOf<'job_run'>): Promise<Message> {
-    if (this.stopping) return Promise.resolve({ type: 'job_result', status: 'refused', message: `${this.cfg.hostname} is stopping`, output: '' });
+    if (this.stopping)
+      return Promise.resolve({
+        type: 'job_result',
+        status: 'refused',
+        message: `${this.cfg.hostname} is stopping`,
+        output: '',
+      });
     return runJob(m, {
-      configDir: this.cfg.config_dir, hostname: this.cfg.hostname, configVersion: this.store.configVersion,
-      traits: () => this.traits?.traits ?? {}, converge: () => this.runNow('job'), log: this.log,
+      configDir: this.cfg.config_dir,
+      hostname: this.cfg.hostname,
+      configVersion: this.store.configVersion,
+      traits: () => this.traits?.traits ?? {},
+      converge: () => this.runNow('job'),
+      log: this.log,
       ...(this.opts.runner ? { runner: this.opts.runner } : {}),
     });
   }
@@ -273,14 +332,20 @@ export class Envoy {
   /** The spoke serves another config version: fetch it, check a hub signed it, apply it, run. */
   private onConfigVersion(version: number, conn: Connection): void {
     if (version === 0 || version === this.store.configVersion || this.stopping) return;
-    this.bundles.fetch(conn).then(
-      (applied) => {
-        this.store.setConfigVersion(applied);
-        if (!this.stopping) return this.runNow('demand').then(() => undefined);
-        return undefined;
-      },
-      (e: unknown) => this.log.warn({ served: version, applied: this.store.configVersion, err: errorText(e) }, 'could not apply the config bundle; keeping the one applied'),
-    ).catch((e: unknown) => this.log.error({ err: errorText(e) }, 'run after a config change failed'));
+    this.bundles
+      .fetch(conn)
+      .then(
+        (applied) => {
+          this.store.setConfigVersion(applied);
+          if (!this.stopping) return this.runNow('demand').then(() => undefined);
+          return undefined;
+        },
+        (e: unknown) =>
+          this.log.warn(
+            { served: version, applied: this.store.configVersion, err: errorText(e) },
+            'could not apply the config bundle; keeping the one applied',
+          ),
+      )
+      .catch((e: unknown) => this.log.error({ err: errorText(e) }, 'run after a config change failed'));
   }
-
 }

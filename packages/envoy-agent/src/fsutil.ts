@@ -33,20 +33,36 @@ export function writeFileAtomicSync(file: string, data: string | Uint8Array, mod
     fsyncSync(fd);
   } catch (e) {
     closeSync(fd);
-    try { unlinkSync(tmp); } catch { /* already gone */ }
+    try {
+      unlinkSync(tmp);
+    } catch {
+      /* already gone */
+    }
     throw e;
   }
   closeSync(fd);
   renameSync(tmp, file);
   try {
     const d = openSync(dirname(file), 'r');
-    try { fsyncSync(d); } finally { closeSync(d); }
-  } catch { /* some filesystems refuse fsync on directories; the rename is still atomic */ }
+    try {
+      fsyncSync(d);
+    } finally {
+      closeSync(d);
+    }
+  } catch {
+    /* some filesystems refuse fsync on directories; the rename is still atomic */
+  }
 }
 
 export async function syncDir(dir: string): Promise<void> {
   try {
     const fh = await open(dir, 'r');
-    try { await fh.sync(); } finally { await fh.close(); }
-  } catch { /* see above */ }
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    /* see above */
+  }
 }

@@ -1,5 +1,13 @@
 import {
-  AxleError, ErrorCode, connectPeer, errorText, fromBase64, type Connection, type KeyPair, type Logger, type MessageOf,
+  AxleError,
+  ErrorCode,
+  connectPeer,
+  errorText,
+  fromBase64,
+  type Connection,
+  type KeyPair,
+  type Logger,
+  type MessageOf,
 } from '@axle/shared';
 
 export interface HubDialOptions {
@@ -16,8 +24,15 @@ type AssignmentMsg = MessageOf<'assignment'>;
 
 /** Error codes that every hub would give alike: asking the next hub cannot help. */
 const DEFINITIVE = new Set<string>([
-  ErrorCode.UNKNOWN_KEY, ErrorCode.FORBIDDEN_KEY, ErrorCode.UNKNOWN_ENVOY, ErrorCode.INVALID, ErrorCode.BAD_MESSAGE,
-  ErrorCode.BAD_TOKEN, ErrorCode.CONFLICT, ErrorCode.FORBIDDEN, ErrorCode.NO_ROUTE,
+  ErrorCode.UNKNOWN_KEY,
+  ErrorCode.FORBIDDEN_KEY,
+  ErrorCode.UNKNOWN_ENVOY,
+  ErrorCode.INVALID,
+  ErrorCode.BAD_MESSAGE,
+  ErrorCode.BAD_TOKEN,
+  ErrorCode.CONFLICT,
+  ErrorCode.FORBIDDEN,
+  ErrorCode.NO_ROUTE,
 ]);
 
 /**
@@ -25,7 +40,11 @@ const DEFINITIVE = new Set<string>([
  * that cannot be reached, or answers with a transient error, moves on to the next one; if
  * none answers, the error lists each address and its reason.
  */
-export async function askHubs(o: HubDialOptions, msg: MessageOf<'enroll'> | MessageOf<'locate'>, minTerm = 0): Promise<AssignmentMsg> {
+export async function askHubs(
+  o: HubDialOptions,
+  msg: MessageOf<'enroll'> | MessageOf<'locate'>,
+  minTerm = 0,
+): Promise<AssignmentMsg> {
   const pinned = o.hubPubkeys?.map((k) => fromBase64(k, 32, 'hub public key'));
   const reasons: string[] = [];
   let definitive: AxleError | undefined;
@@ -39,15 +58,20 @@ export async function askHubs(o: HubDialOptions, msg: MessageOf<'enroll'> | Mess
         keyPair: o.keyPair,
         requestTimeoutMs: o.timeoutMs,
         handshakeTimeoutMs: Math.min(o.timeoutMs, 10_000),
-        ...(pinned ? { expectServerKey: (k: Uint8Array) => pinned.some((p) => Buffer.from(p).equals(Buffer.from(k))) } : {}),
+        ...(pinned
+          ? { expectServerKey: (k: Uint8Array) => pinned.some((p) => Buffer.from(p).equals(Buffer.from(k))) }
+          : {}),
         ...(o.signal ? { signal: o.signal } : {}),
       });
       // Stopping closes the link, which fails the request at once instead of after its timeout.
       const c = conn;
       const onAbort = () => c.close();
       o.signal?.addEventListener('abort', onAbort, { once: true });
-      const reply = await conn.request(msg, o.timeoutMs, 'assignment').finally(() => o.signal?.removeEventListener('abort', onAbort));
-      if (reply.type !== 'assignment') throw new AxleError(ErrorCode.BAD_MESSAGE, `hub answered ${msg.type} with ${reply.type}`);
+      const reply = await conn
+        .request(msg, o.timeoutMs, 'assignment')
+        .finally(() => o.signal?.removeEventListener('abort', onAbort));
+      if (reply.type !== 'assignment')
+        throw new AxleError(ErrorCode.BAD_MESSAGE, `hub answered ${msg.type} with ${reply.type}`);
       if (reply.term < minTerm) {
         // A stale primary that came back must not send this envoy anywhere.
         o.log.warn({ hub: addr, term: reply.term, seen: minTerm }, 'ignoring an assignment from a lower hub term');

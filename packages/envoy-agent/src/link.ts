@@ -1,7 +1,16 @@
 import { EventEmitter } from 'node:events';
 import {
-  AxleError, ErrorCode, connectPeer, errorText, isAxleError,
-  type Connection, type KeyPair, type Logger, type Message, type MessageOf, type SpokeTarget,
+  AxleError,
+  ErrorCode,
+  connectPeer,
+  errorText,
+  isAxleError,
+  type Connection,
+  type KeyPair,
+  type Logger,
+  type Message,
+  type MessageOf,
+  type SpokeTarget,
 } from '@axle/shared';
 import type { EnvoyConfig } from './config.js';
 import { askHubs } from './hub.js';
@@ -43,12 +52,22 @@ export interface LinkEvents {
  * Exponential backoff with full jitter: uniformly anywhere in [0, min(max, initial * 2^attempt)).
  * Spreads a dead spoke's envoys over the whole window instead of in synchronised waves.
  */
-export function backoffDelay(attempt: number, initialMs: number, maxMs: number, random: () => number = Math.random): number {
+export function backoffDelay(
+  attempt: number,
+  initialMs: number,
+  maxMs: number,
+  random: () => number = Math.random,
+): number {
   return random() * Math.min(maxMs, initialMs * 2 ** Math.min(Math.max(0, attempt), 30));
 }
 
 /** Errors that mean "this spoke does not (or no longer) own you": ask the hub rather than retry. */
-const NOT_OWNER = new Set<string>([ErrorCode.UNKNOWN_KEY, ErrorCode.UNKNOWN_ENVOY, ErrorCode.STALE_EPOCH, ErrorCode.UNTRUSTED]);
+const NOT_OWNER = new Set<string>([
+  ErrorCode.UNKNOWN_KEY,
+  ErrorCode.UNKNOWN_ENVOY,
+  ErrorCode.STALE_EPOCH,
+  ErrorCode.UNTRUSTED,
+]);
 /** A report the spoke will never accept as it stands. */
 const INVALID_REPORT = new Set<string>([ErrorCode.BAD_MESSAGE, ErrorCode.INVALID]);
 
@@ -80,11 +99,15 @@ export class SpokeLink extends EventEmitter<LinkEvents> {
   }
 
   get connected(): { spokeId: string; addr: string } | undefined {
-    return this.conn?.isOpen && this.connTarget ? { spokeId: this.connTarget.spokeId, addr: this.connTarget.addr } : undefined;
+    return this.conn?.isOpen && this.connTarget
+      ? { spokeId: this.connTarget.spokeId, addr: this.connTarget.addr }
+      : undefined;
   }
 
   start(): void {
-    this.loopDone ??= this.loop().catch((e: unknown) => this.host.log.error({ err: errorText(e) }, 'spoke link loop crashed'));
+    this.loopDone ??= this.loop().catch((e: unknown) =>
+      this.host.log.error({ err: errorText(e) }, 'spoke link loop crashed'),
+    );
   }
 
   async stop(): Promise<void> {
@@ -219,29 +242,50 @@ export class SpokeLink extends EventEmitter<LinkEvents> {
     const a = this.host.store.assignment;
     const addrs = [...new Set([...c.hub_addrs, ...(a?.hubAddrs ?? [])])];
     try {
-      const reply = await askHubs({
-        hostname: c.hostname, keyPair: this.host.keyPair, hubAddrs: addrs, timeoutMs: c.request_timeout, log: this.host.log,
-        signal: this.stopCtl.signal, ...(c.hub_pubkeys ? { hubPubkeys: c.hub_pubkeys } : {}),
-      }, { type: 'locate', hostname: c.hostname }, a?.term ?? 0);
+      const reply = await askHubs(
+        {
+          hostname: c.hostname,
+          keyPair: this.host.keyPair,
+          hubAddrs: addrs,
+          timeoutMs: c.request_timeout,
+          log: this.host.log,
+          signal: this.stopCtl.signal,
+          ...(c.hub_pubkeys ? { hubPubkeys: c.hub_pubkeys } : {}),
+        },
+        { type: 'locate', hostname: c.hostname },
+        a?.term ?? 0,
+      );
       await this.host.store.saveAssignment({
         status: reply.status,
         ...(reply.target ? { target: reply.target } : {}),
         epoch: reply.epoch,
         term: Math.max(reply.term, a?.term ?? 0),
-        hubAddrs: reply.hubAddrs?.length ? reply.hubAddrs : a?.hubAddrs ?? [...c.hub_addrs],
+        hubAddrs: reply.hubAddrs?.length ? reply.hubAddrs : (a?.hubAddrs ?? [...c.hub_addrs]),
         updatedAt: Date.now(),
       });
       this.lastError = undefined;
       this.emit('located', reply.target, reply.status);
-      this.host.log.info({ status: reply.status, spoke: reply.target?.spokeId, addr: reply.target?.addr, epoch: reply.epoch, term: reply.term }, 'hub located this envoy');
+      this.host.log.info(
+        {
+          status: reply.status,
+          spoke: reply.target?.spokeId,
+          addr: reply.target?.addr,
+          epoch: reply.epoch,
+          term: reply.term,
+        },
+        'hub located this envoy',
+      );
       return reply.status === 'assigned' && reply.target !== undefined;
     } catch (e) {
       if (this.stopped) return false;
       this.lastError = errorText(e);
       const unknown = isAxleError(e, ErrorCode.UNKNOWN_ENVOY) || isAxleError(e, ErrorCode.UNKNOWN_KEY);
-      this.host.log[unknown ? 'error' : 'warn']({ err: this.lastError }, unknown
-        ? 'the hub does not know this envoy (or its key changed); enroll it again with a join token'
-        : 'no hub could locate this envoy; will retry');
+      this.host.log[unknown ? 'error' : 'warn'](
+        { err: this.lastError },
+        unknown
+          ? 'the hub does not know this envoy (or its key changed); enroll it again with a join token'
+          : 'no hub could locate this envoy; will retry',
+      );
       return false;
     }
   }
@@ -304,7 +348,11 @@ export class SpokeLink extends EventEmitter<LinkEvents> {
     let reply: Message;
     try {
       reply = await conn.request({
-        type: 'checkin', hostname: c.hostname, epoch: a.epoch, term: a.term, configVersion: this.host.configVersion(),
+        type: 'checkin',
+        hostname: c.hostname,
+        epoch: a.epoch,
+        term: a.term,
+        configVersion: this.host.configVersion(),
         ...(sendTraits ? { traits: t.traits } : {}),
       });
     } catch (e) {
@@ -345,8 +393,12 @@ export class SpokeLink extends EventEmitter<LinkEvents> {
       return { kind: 'locate', reason: r.reason };
     }
     await this.host.store.saveAssignment({
-      status: 'assigned', target: r.to, epoch: r.epoch, term: Math.max(term, r.term),
-      hubAddrs: a?.hubAddrs ?? [...this.host.config().hub_addrs], updatedAt: Date.now(),
+      status: 'assigned',
+      target: r.to,
+      epoch: r.epoch,
+      term: Math.max(term, r.term),
+      hubAddrs: a?.hubAddrs ?? [...this.host.config().hub_addrs],
+      updatedAt: Date.now(),
     });
     log.info({ to: r.to.spokeId, addr: r.to.addr, epoch: r.epoch, reason: r.reason }, 'redirected to another spoke');
     return { kind: 'redirected', reason: r.reason };
@@ -372,7 +424,12 @@ export class SpokeLink extends EventEmitter<LinkEvents> {
             if (!a) return;
             let reply: Message;
             try {
-              reply = await conn.request({ type: 'report', hostname: this.host.config().hostname, epoch: a.epoch, run });
+              reply = await conn.request({
+                type: 'report',
+                hostname: this.host.config().hostname,
+                epoch: a.epoch,
+                run,
+              });
             } catch (e) {
               if (isAxleError(e) && INVALID_REPORT.has(e.code)) {
                 await spool.reject(name, errorText(e));

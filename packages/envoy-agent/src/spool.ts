@@ -29,7 +29,9 @@ export class Spool {
     this.max = o.max;
     this.log = o.log;
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    this.names = readdirSync(dir).filter((n) => NAME.test(n)).sort();
+    this.names = readdirSync(dir)
+      .filter((n) => NAME.test(n))
+      .sort();
     const last = this.names.at(-1);
     this.seq = last ? Number(NAME.exec(last)?.[1] ?? 0) : 0;
   }
@@ -47,7 +49,10 @@ export class Spool {
       const oldest = this.names.shift() as string;
       this.dropped += 1;
       await unlink(join(this.dir, oldest)).catch(() => undefined);
-      this.log.warn({ dropped: oldest, spoolMax: this.max, droppedTotal: this.dropped }, 'report spool full: dropped the oldest report');
+      this.log.warn(
+        { dropped: oldest, spoolMax: this.max, droppedTotal: this.dropped },
+        'report spool full: dropped the oldest report',
+      );
     }
   }
 
@@ -56,7 +61,12 @@ export class Spool {
     const out: { name: string; run: Run }[] = [];
     for (const name of this.names.slice(0, limit)) {
       try {
-        const run = parse(runSchema, JSON.parse(await readFile(join(this.dir, name), 'utf8')) as unknown, `spooled report ${name}`, ErrorCode.INVALID);
+        const run = parse(
+          runSchema,
+          JSON.parse(await readFile(join(this.dir, name), 'utf8')) as unknown,
+          `spooled report ${name}`,
+          ErrorCode.INVALID,
+        );
         out.push({ name, run });
       } catch (e) {
         if ((e as { code?: string }).code === 'ENOENT') {

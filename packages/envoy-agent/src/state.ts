@@ -1,8 +1,20 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  AxleError, ErrorCode, arr, fromBase64, int, loadOrCreateKeyPair, obj, oneOf, opt, parse, str, toBase64,
-  type KeyPair, type SpokeTarget,
+  AxleError,
+  ErrorCode,
+  arr,
+  fromBase64,
+  int,
+  loadOrCreateKeyPair,
+  obj,
+  oneOf,
+  opt,
+  parse,
+  str,
+  toBase64,
+  type KeyPair,
+  type SpokeTarget,
 } from '@axle/shared';
 import { writeFileAtomic, writeFileAtomicSync } from './fsutil.js';
 
@@ -61,7 +73,10 @@ export class StateStore {
     try {
       raw = JSON.parse(text);
     } catch (e) {
-      throw new AxleError(ErrorCode.BAD_CONFIG, `${this.assignmentPath} is not valid JSON (${(e as Error).message}); delete it and enroll again`);
+      throw new AxleError(
+        ErrorCode.BAD_CONFIG,
+        `${this.assignmentPath} is not valid JSON (${(e as Error).message}); delete it and enroll again`,
+      );
     }
     const a = parse(assignmentFile, raw, this.assignmentPath, ErrorCode.BAD_CONFIG);
     this.current = {
@@ -70,7 +85,15 @@ export class StateStore {
       term: a.term,
       hubAddrs: a.hubAddrs,
       updatedAt: a.updatedAt,
-      ...(a.target ? { target: { spokeId: a.target.spokeId, addr: a.target.addr, pubkey: fromBase64(a.target.pubkey, 32, 'spoke public key') } } : {}),
+      ...(a.target
+        ? {
+            target: {
+              spokeId: a.target.spokeId,
+              addr: a.target.addr,
+              pubkey: fromBase64(a.target.pubkey, 32, 'spoke public key'),
+            },
+          }
+        : {}),
     };
     return this.current;
   }
@@ -102,12 +125,18 @@ export class StateStore {
 }
 
 function serialise(a: Assignment): string {
-  return `${JSON.stringify({
-    status: a.status,
-    ...(a.target ? { target: { spokeId: a.target.spokeId, addr: a.target.addr, pubkey: toBase64(a.target.pubkey) } } : {}),
-    epoch: a.epoch,
-    term: a.term,
-    hubAddrs: a.hubAddrs,
-    updatedAt: a.updatedAt,
-  }, null, 2)}\n`;
+  return `${JSON.stringify(
+    {
+      status: a.status,
+      ...(a.target
+        ? { target: { spokeId: a.target.spokeId, addr: a.target.addr, pubkey: toBase64(a.target.pubkey) } }
+        : {}),
+      epoch: a.epoch,
+      term: a.term,
+      hubAddrs: a.hubAddrs,
+      updatedAt: a.updatedAt,
+    },
+    null,
+    2,
+  )}\n`;
 }

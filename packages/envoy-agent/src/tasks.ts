@@ -31,9 +31,18 @@ const tail = (s: string, n: number) => (s.length > n ? s.slice(-n) : s);
 export async function runJob(m: JobRun, d: JobRunDeps): Promise<JobResult> {
   const startedAt = Date.now();
   try {
-    return m.action.kind === 'converge' ? await converge(m, d, startedAt) : await runTask(m.action.name, m, d, startedAt);
+    return m.action.kind === 'converge'
+      ? await converge(m, d, startedAt)
+      : await runTask(m.action.name, m, d, startedAt);
   } catch (e) {
-    return { type: 'job_result', status: 'failed', message: clip(errorText(e), MESSAGE_MAX), output: '', startedAt, finishedAt: Date.now() };
+    return {
+      type: 'job_result',
+      status: 'failed',
+      message: clip(errorText(e), MESSAGE_MAX),
+      output: '',
+      startedAt,
+      finishedAt: Date.now(),
+    };
   }
 }
 
@@ -44,14 +53,34 @@ async function converge(m: JobRun, d: JobRunDeps, startedAt: number): Promise<Jo
     const run = await Promise.race([d.converge(), timeout]);
     const finishedAt = Date.now();
     if (run === 'timeout') {
-      return { type: 'job_result', status: 'timed_out', message: `the converge run did not finish within ${m.timeoutMs} ms; it carries on and reports as usual`, output: '', startedAt, finishedAt };
+      return {
+        type: 'job_result',
+        status: 'timed_out',
+        message: `the converge run did not finish within ${m.timeoutMs} ms; it carries on and reports as usual`,
+        output: '',
+        startedAt,
+        finishedAt,
+      };
     }
     const c = run.counts;
     const failedResources = run.results.filter((r) => r.status === 'failed');
     const bad = run.error !== undefined || c.failed > 0;
-    const message = run.error ?? `${c.ok} ok, ${c.changed} changed, ${c.failed} failed, ${c.drift} drift${failedResources[0] ? `; first failure: ${failedResources[0].resource}: ${failedResources[0].message}` : ''}`;
-    const output = failedResources.slice(0, 20).map((r) => `${r.policy} ${r.resource}: ${r.message}`).join('\n');
-    return { type: 'job_result', status: bad ? 'failed' : 'succeeded', message: clip(message, MESSAGE_MAX), output: tail(output, OUTPUT_MAX), runId: run.id, startedAt, finishedAt };
+    const message =
+      run.error ??
+      `${c.ok} ok, ${c.changed} changed, ${c.failed} failed, ${c.drift} drift${failedResources[0] ? `; first failure: ${failedResources[0].resource}: ${failedResources[0].message}` : ''}`;
+    const output = failedResources
+      .slice(0, 20)
+      .map((r) => `${r.policy} ${r.resource}: ${r.message}`)
+      .join('\n');
+    return {
+      type: 'job_result',
+      status: bad ? 'failed' : 'succeeded',
+      message: clip(message, MESSAGE_MAX),
+      output: tail(output, OUTPUT_MAX),
+      runId: run.id,
+      startedAt,
+      finishedAt,
+    };
   } finally {
     if (timer) clearTimeout(timer);
   }
@@ -60,28 +89,67 @@ async function converge(m: JobRun, d: JobRunDeps, startedAt: number): Promise<Jo
 async function runTask(name: string, m: JobRun, d: JobRunDeps, startedAt: number): Promise<JobResult> {
   const refused = (message: string): JobResult => {
     d.log.warn({ job: m.jobId, task: name, reason: message }, 'refused a job order');
-    return { type: 'job_result', status: 'refused', message: clip(message, MESSAGE_MAX), output: '', startedAt, finishedAt: Date.now() };
+    return {
+      type: 'job_result',
+      status: 'refused',
+      message: clip(message, MESSAGE_MAX),
+      output: '',
+      startedAt,
+      finishedAt: Date.now(),
+    };
   };
   const loaded = loadTasks(d.configDir);
   const task = loaded.tasks.find((t) => t.name === name);
   if (!task) {
-    const names = loaded.tasks.map((t) => t.name).sort().join(', ') || 'none';
-    return refused(`task "${name}" is not defined in this envoy's applied config (version ${d.configVersion}; its tasks: ${names}); only tasks of the published bundle can run`);
+    const names =
+      loaded.tasks
+        .map((t) => t.name)
+        .sort()
+        .join(', ') || 'none';
+    return refused(
+      `task "${name}" is not defined in this envoy's applied config (version ${d.configVersion}; its tasks: ${names}); only tasks of the published bundle can run`,
+    );
   }
-  if (!taskAllowed(task, d.hostname, d.traits())) return refused(`task "${name}" does not allow ${d.hostname} (see allow: in ${task.name})`);
+  if (!taskAllowed(task, d.hostname, d.traits()))
+    return refused(`task "${name}" does not allow ${d.hostname} (see allow: in ${task.name})`);
   const timeoutMs = Math.min(task.timeout, m.timeoutMs);
   d.log.info({ job: m.jobId, task: name, attempt: m.attempt, timeoutMs }, 'running task');
   const r = await (d.runner ?? runCommand)(task.command, {
     timeoutMs,
-    env: { ...process.env, ...task.env, AXLE_HOSTNAME: d.hostname, AXLE_JOB_ID: m.jobId, AXLE_ATTEMPT: String(m.attempt) },
+    env: {
+      ...process.env,
+      ...task.env,
+      AXLE_HOSTNAME: d.hostname,
+      AXLE_JOB_ID: m.jobId,
+      AXLE_ATTEMPT: String(m.attempt),
+    },
     ...(task.cwd ? { cwd: task.cwd } : {}),
   });
   const finishedAt = Date.now();
   const output = tail(`${r.stdout}${r.stderr ? (r.stdout ? '\n' : '') + r.stderr : ''}`, OUTPUT_MAX);
   const last = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-1)[0] ?? '';
-  const base = { type: 'job_result' as const, output, startedAt, finishedAt, ...(r.code !== null ? { exitCode: r.code } : {}) };
-  if (r.spawnError) return { ...base, status: 'failed', message: clip(`task "${name}": cannot run ${task.command[0]}: ${r.spawnError}`, MESSAGE_MAX) };
-  if (r.timedOut) return { ...base, status: 'timed_out', message: `task "${name}" timed out after ${timeoutMs} ms and was killed` };
+  const base = {
+    type: 'job_result' as const,
+    output,
+    startedAt,
+    finishedAt,
+    ...(r.code !== null ? { exitCode: r.code } : {}),
+  };
+  if (r.spawnError)
+    return {
+      ...base,
+      status: 'failed',
+      message: clip(`task "${name}": cannot run ${task.command[0]}: ${r.spawnError}`, MESSAGE_MAX),
+    };
+  if (r.timedOut)
+    return { ...base, status: 'timed_out', message: `task "${name}" timed out after ${timeoutMs} ms and was killed` };
   if (r.code === 0) return { ...base, status: 'succeeded', message: `task "${name}" exited 0` };
-  return { ...base, status: 'failed', message: clip(`task "${name}" exited ${r.code === null ? 'on a signal' : `with ${r.code}`}${last ? `: ${last}` : ''}`, MESSAGE_MAX) };
+  return {
+    ...base,
+    status: 'failed',
+    message: clip(
+      `task "${name}" exited ${r.code === null ? 'on a signal' : `with ${r.code}`}${last ? `: ${last}` : ''}`,
+      MESSAGE_MAX,
+    ),
+  };
 }

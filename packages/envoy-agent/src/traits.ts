@@ -57,7 +57,10 @@ export async function collectTraits(o: TraitOptions): Promise<Traits> {
 
 /** A digest of the traits that matter for "changed since last sent". */
 export function traitsDigest(t: Traits): string {
-  const stable = Object.keys(t).filter((k) => !VOLATILE.has(k)).sort().map((k) => [k, t[k]]);
+  const stable = Object.keys(t)
+    .filter((k) => !VOLATILE.has(k))
+    .sort()
+    .map((k) => [k, t[k]]);
   return createHash('sha256').update(JSON.stringify(stable)).digest('hex');
 }
 
@@ -103,7 +106,11 @@ function ips(): string[] {
   return out.sort();
 }
 
-async function customTraits(dir: string, timeoutMs: number, runner: CommandRunner): Promise<{ traits: Traits; errors: string[] }> {
+async function customTraits(
+  dir: string,
+  timeoutMs: number,
+  runner: CommandRunner,
+): Promise<{ traits: Traits; errors: string[] }> {
   const traits: Traits = {};
   const errors: string[] = [];
   let names: string[];
@@ -124,7 +131,11 @@ async function customTraits(dir: string, timeoutMs: number, runner: CommandRunne
       } else if (st.mode & 0o111) {
         const r = await runner([file], { timeoutMs });
         if (r.spawnError || r.timedOut || r.code !== 0) {
-          throw new Error(r.timedOut ? `timed out after ${timeoutMs} ms` : r.spawnError ?? `exited with ${r.code}: ${r.stderr.trim().slice(0, 300)}`);
+          throw new Error(
+            r.timedOut
+              ? `timed out after ${timeoutMs} ms`
+              : (r.spawnError ?? `exited with ${r.code}: ${r.stderr.trim().slice(0, 300)}`),
+          );
         }
         let parsed: unknown;
         try {
@@ -134,7 +145,10 @@ async function customTraits(dir: string, timeoutMs: number, runner: CommandRunne
         }
         const issues: { path: string; message: string }[] = [];
         const v = customSchema.parse(parsed, '', issues);
-        if (!v || issues.length) throw new Error(`printed JSON that is not a mapping of traits: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`);
+        if (!v || issues.length)
+          throw new Error(
+            `printed JSON that is not a mapping of traits: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`,
+          );
         value = v;
       } else continue;
       Object.assign(traits, value);

@@ -32,14 +32,17 @@ beforeAll(async () => {
 afterAll(() => bag.run());
 
 function writeConfig(file: string, extra = ''): void {
-  writeFileSync(file, `hub_addrs: ["127.0.0.1:9", "${key.addr}"]
+  writeFileSync(
+    file,
+    `hub_addrs: ["127.0.0.1:9", "${key.addr}"]
 state_dir: ${join(dir, 'state')}
 hostname: bin1.dc1.example.com
 checkin_interval: 200ms
 backoff_initial: 50ms
 backoff_max: 300ms
 stop_grace: 300ms
-${extra}`);
+${extra}`,
+  );
 }
 
 interface Proc {
@@ -81,13 +84,26 @@ describe('axle-envoy', () => {
 
     writePolicy(join(dir, 'state', 'live'), 'p.yaml', `resources:\n  - file: ${dir}/motd\n    content: hi\n`);
     const d = daemon(cfg);
-    await waitFor(() => seen(d, 'connected to spoke') && seen(d, 'run finished'), { timeoutMs: 15_000, what: 'daemon connected and ran at start' });
-    expect(seen(d, 'run finished')).toMatchObject({ trigger: 'start', changed: 1, compliant: true, daemon: 'envoy', id: 'bin1.dc1.example.com' });
-    await waitFor(async () => (await storedRuns(hub, 'bin1.dc1.example.com')).length === 1, { what: 'start run stored' });
+    await waitFor(() => seen(d, 'connected to spoke') && seen(d, 'run finished'), {
+      timeoutMs: 15_000,
+      what: 'daemon connected and ran at start',
+    });
+    expect(seen(d, 'run finished')).toMatchObject({
+      trigger: 'start',
+      changed: 1,
+      compliant: true,
+      daemon: 'envoy',
+      id: 'bin1.dc1.example.com',
+    });
+    await waitFor(async () => (await storedRuns(hub, 'bin1.dc1.example.com')).length === 1, {
+      what: 'start run stored',
+    });
 
     writeConfig(cfg, 'mode: audit\n');
     d.proc.kill('SIGHUP');
-    await waitFor(() => d.logs.find((l) => l.msg === 'config reloaded' && l.mode === 'audit'), { what: 'reload logged' });
+    await waitFor(() => d.logs.find((l) => l.msg === 'config reloaded' && l.mode === 'audit'), {
+      what: 'reload logged',
+    });
 
     // A run that would take 30 s: SIGTERM abandons it after stop_grace and the daemon exits 0.
     writePolicy(join(dir, 'state', 'live'), 'p.yaml', 'mode: enforce\nresources:\n  - exec: [/bin/sleep, "30"]\n');
@@ -109,7 +125,10 @@ describe('axle-envoy', () => {
   it('a bad config stops it at start with file, line and key', async () => {
     const cfg = join(dir, 'bad.yaml');
     writeFileSync(cfg, `hub_addrs: ["hub:1530"]\nstate_dir: ${dir}/x\nschedule: "sometimes"\n`);
-    const err = await run(process.execPath, [ENVOY, '--config', cfg]).then(() => undefined, (e: { code: number; stderr: string }) => e);
+    const err = await run(process.execPath, [ENVOY, '--config', cfg]).then(
+      () => undefined,
+      (e: { code: number; stderr: string }) => e,
+    );
     expect(err?.code).toBe(1);
     expect(err?.stderr).toContain(`${cfg}:3: schedule: expected a cron expression`);
   });
@@ -117,7 +136,10 @@ describe('axle-envoy', () => {
   it('enroll with a bad token exits 1 with the reason', async () => {
     const cfg = join(dir, 'other.yaml');
     writeFileSync(cfg, `hub_addrs: ["${key.addr}"]\nstate_dir: ${dir}/other\nhostname: other.example.com\n`);
-    const err = await run(process.execPath, [ENVOY, 'enroll', '--config', cfg, '--token', 'nope']).then(() => undefined, (e: { code: number; stderr: string }) => e);
+    const err = await run(process.execPath, [ENVOY, 'enroll', '--config', cfg, '--token', 'nope']).then(
+      () => undefined,
+      (e: { code: number; stderr: string }) => e,
+    );
     expect(err?.code).toBe(1);
     expect(err?.stderr).toMatch(/E_BAD_TOKEN/);
   });

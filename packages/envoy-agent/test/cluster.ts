@@ -10,7 +10,7 @@ import { bin, startDaemon, type Daemon } from '../../../test/support/proc.js';
 /** Real hubs and spokes for the envoy's tests: in this process, or as child processes where one must die. */
 
 export { Bag, freePort } from '../../../test/support/resources.js';
-import { Bag, freePort } from '../../../test/support/resources.js';
+import { type Bag, freePort } from '../../../test/support/resources.js';
 
 export interface HubKey {
   dir: string;
@@ -58,9 +58,13 @@ export async function localSpoke(bag: Bag, id: string, hub: HubKey): Promise<Loc
   const t = tempDir(`axle-envoy-spoke-${id}-`);
   bag.add(t.cleanup);
   const port = await freePort();
-  const make = () => new Spoke(spokeConfigFrom(spokeConfigObject(id, t.dir, port, hub), id), { logger: silentLogger() });
+  const make = () =>
+    new Spoke(spokeConfigFrom(spokeConfigObject(id, t.dir, port, hub), id), { logger: silentLogger() });
   const ref: LocalSpoke = {
-    id, addr: `127.0.0.1:${port}`, pubkey: '', spoke: make(),
+    id,
+    addr: `127.0.0.1:${port}`,
+    pubkey: '',
+    spoke: make(),
     async stop() {
       await ref.spoke.stop();
     },
@@ -94,25 +98,49 @@ export async function procSpoke(bag: Bag, id: string, hub: HubKey): Promise<Proc
   return { id, addr: `127.0.0.1:${port}`, pubkey: toBase64(key.publicKey), daemon };
 }
 
-export async function startHub(bag: Bag, key: HubKey, spokes: (SpokeRef & { patterns: string[] })[], spanner: Record<string, unknown> = {}, approval: 'auto' | 'manual' = 'auto'): Promise<Hub> {
-  const hub = new Hub(hubConfigFrom({
-    server_id: 'hub-a',
-    listen: key.addr,
-    data_dir: key.dir,
-    spanner: { role: 'hub', spokes: spokes.map((s) => ({ id: s.id, addr: s.addr, pubkey: s.pubkey, patterns: s.patterns })), ...spanner },
-    fanout: { timeout: '1500ms', retries: 1, backoff: '50ms' },
-    enrollment: { approval, rate_limit: { requests: 100_000, per: '1s', burst: 100_000 } },
-  }, 'test hub'), { logger: silentLogger() });
+export async function startHub(
+  bag: Bag,
+  key: HubKey,
+  spokes: (SpokeRef & { patterns: string[] })[],
+  spanner: Record<string, unknown> = {},
+  approval: 'auto' | 'manual' = 'auto',
+): Promise<Hub> {
+  const hub = new Hub(
+    hubConfigFrom(
+      {
+        server_id: 'hub-a',
+        listen: key.addr,
+        data_dir: key.dir,
+        spanner: {
+          role: 'hub',
+          spokes: spokes.map((s) => ({ id: s.id, addr: s.addr, pubkey: s.pubkey, patterns: s.patterns })),
+          ...spanner,
+        },
+        fanout: { timeout: '1500ms', retries: 1, backoff: '50ms' },
+        enrollment: { approval, rate_limit: { requests: 100_000, per: '1s', burst: 100_000 } },
+      },
+      'test hub',
+    ),
+    { logger: silentLogger() },
+  );
   await hub.start();
   bag.add(() => hub.stop());
   return hub;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON API bodies are checked by the assertions that read them
-export async function api(hub: { addr: string; adminToken: string }, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+export async function api(
+  hub: { addr: string; adminToken: string },
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: any }> {
   const res = await fetch(`http://${hub.addr}${path}`, {
     method,
-    headers: { authorization: `Bearer ${hub.adminToken}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    headers: {
+      authorization: `Bearer ${hub.adminToken}`,
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   const text = await res.text();
@@ -132,14 +160,29 @@ export async function joinToken(hub: Hub): Promise<string> {
 }
 
 /** An envoy config for tests: fast timers, its own state dir under `root`. */
-export function testEnvoyConfig(root: string, hostname: string, hubAddrs: string[], extra: Record<string, unknown> = {}): EnvoyConfig {
+export function testEnvoyConfig(
+  root: string,
+  hostname: string,
+  hubAddrs: string[],
+  extra: Record<string, unknown> = {},
+): EnvoyConfig {
   const dir = join(root, hostname);
   mkdirSync(dir, { recursive: true });
-  return envoyConfigFrom({
-    hub_addrs: hubAddrs, state_dir: dir, hostname, run_on_start: false,
-    checkin_interval: '150ms', backoff_initial: '50ms', backoff_max: '400ms', request_timeout: '10s', keepalive: '2s',
-    ...extra,
-  }, hostname);
+  return envoyConfigFrom(
+    {
+      hub_addrs: hubAddrs,
+      state_dir: dir,
+      hostname,
+      run_on_start: false,
+      checkin_interval: '150ms',
+      backoff_initial: '50ms',
+      backoff_max: '400ms',
+      request_timeout: '10s',
+      keepalive: '2s',
+      ...extra,
+    },
+    hostname,
+  );
 }
 
 /** Enrolls and starts an envoy; stopped by the bag. */

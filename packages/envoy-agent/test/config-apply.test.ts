@@ -6,7 +6,18 @@ import type { Hub } from '@axle/hub';
 import { Envoy } from '@axle/envoy-agent';
 import { tempDir } from '../../../test/support/tmp.js';
 import { waitFor } from '../../../test/support/wait.js';
-import { Bag, api, hubKey, joinToken, localSpoke, startEnvoy, startHub, storedRuns, testEnvoyConfig, type HubKey } from './cluster.js';
+import {
+  Bag,
+  api,
+  hubKey,
+  joinToken,
+  localSpoke,
+  startEnvoy,
+  startHub,
+  storedRuns,
+  testEnvoyConfig,
+  type HubKey,
+} from './cluster.js';
 
 /**
  * Config publish end to end: the hub publishes its config_dir, all three spokes take it, and
@@ -23,7 +34,10 @@ function writePolicies(content: string): void {
   mkdirSync(join(src, 'policies'), { recursive: true });
   mkdirSync(join(src, 'files'), { recursive: true });
   writeFileSync(join(src, 'files', 'motd'), content);
-  writeFileSync(join(src, 'policies', 'motd.yaml'), `name: motd\nresources:\n  - file: ${join(out, 'motd')}\n    source: files/motd\n    mode: "0644"\n`);
+  writeFileSync(
+    join(src, 'policies', 'motd.yaml'),
+    `name: motd\nresources:\n  - file: ${join(out, 'motd')}\n    source: files/motd\n    mode: "0644"\n`,
+  );
 }
 
 beforeAll(async () => {
@@ -36,11 +50,26 @@ beforeAll(async () => {
   mkdirSync(out);
   writePolicies('version one\n');
   // The config directory is named in each publish call, as `axle config publish --dir` does.
-  hub = await startHub(bag, key, spokes.map((s, i) => ({ ...s, patterns: [`*.dc${i + 1}.*`] })), {});
+  hub = await startHub(
+    bag,
+    key,
+    spokes.map((s, i) => ({ ...s, patterns: [`*.dc${i + 1}.*`] })),
+    {},
+  );
   const token = await joinToken(hub);
-  const hosts = ['web1.dc1.example.com', 'web2.dc1.example.com', 'db1.dc2.example.com', 'db2.dc2.example.com', 'lb1.dc3.example.com', 'lb2.dc3.example.com'];
+  const hosts = [
+    'web1.dc1.example.com',
+    'web2.dc1.example.com',
+    'db1.dc2.example.com',
+    'db2.dc2.example.com',
+    'lb1.dc3.example.com',
+    'lb2.dc3.example.com',
+  ];
   envoys = await Promise.all(hosts.map((h) => startEnvoy(bag, testEnvoyConfig(t.dir, h, [key.addr]), token)));
-  await waitFor(() => envoys.every((e) => e.state.connected !== undefined), { timeoutMs: 20_000, what: 'envoys connected' });
+  await waitFor(() => envoys.every((e) => e.state.connected !== undefined), {
+    timeoutMs: 20_000,
+    what: 'envoys connected',
+  });
 });
 afterAll(() => bag.run());
 
@@ -54,21 +83,35 @@ async function publish(): Promise<number> {
 describe('config publish reaches the envoys', () => {
   it('every envoy fetches, verifies and applies the published version and reports a run of it', async () => {
     const v = await publish();
-    await waitFor(() => envoys.every((e) => e.state.configVersion === v), { timeoutMs: 30_000, what: `all envoys at version ${v}` });
-    await waitFor(() => readFileSync(join(out, 'motd'), 'utf8') === 'version one\n', { what: 'motd written by the policy' });
-    await waitFor(async () => {
-      for (const e of envoys) {
-        const runs = (await storedRuns(hub, e.config.hostname)) as unknown as { configVersion: number; compliant: boolean }[];
-        if (!runs.some((r) => r.configVersion === v && r.compliant)) return false;
-      }
-      return true;
-    }, { timeoutMs: 30_000, what: 'a compliant run of the new version from every envoy' });
+    await waitFor(() => envoys.every((e) => e.state.configVersion === v), {
+      timeoutMs: 30_000,
+      what: `all envoys at version ${v}`,
+    });
+    await waitFor(() => readFileSync(join(out, 'motd'), 'utf8') === 'version one\n', {
+      what: 'motd written by the policy',
+    });
+    await waitFor(
+      async () => {
+        for (const e of envoys) {
+          const runs = (await storedRuns(hub, e.config.hostname)) as unknown as {
+            configVersion: number;
+            compliant: boolean;
+          }[];
+          if (!runs.some((r) => r.configVersion === v && r.compliant)) return false;
+        }
+        return true;
+      },
+      { timeoutMs: 30_000, what: 'a compliant run of the new version from every envoy' },
+    );
   });
 
   it('a new version replaces the applied one', async () => {
     writePolicies('version two\n');
     const v = await publish();
-    await waitFor(() => envoys.every((e) => e.state.configVersion === v), { timeoutMs: 30_000, what: `all envoys at version ${v}` });
+    await waitFor(() => envoys.every((e) => e.state.configVersion === v), {
+      timeoutMs: 30_000,
+      what: `all envoys at version ${v}`,
+    });
     await waitFor(() => readFileSync(join(out, 'motd'), 'utf8') === 'version two\n', { what: 'motd rewritten' });
   });
 
@@ -80,14 +123,27 @@ describe('config publish reaches the envoys', () => {
     const enrolled = await startEnvoy(bag, testEnvoyConfig(t.dir, host, [key.addr]), await joinToken(hub));
     await enrolled.stop();
     const lines: string[] = [];
-    const pinned = new Envoy(testEnvoyConfig(t.dir, host, [key.addr], { hub_pubkeys: [toBase64(generateKeyPair().publicKey)] }), {
-      logger: createLogger({ daemon: 'envoy', id: host, level: 'warn', destination: { write: (l: string) => void lines.push(l) } }),
-    });
+    const pinned = new Envoy(
+      testEnvoyConfig(t.dir, host, [key.addr], { hub_pubkeys: [toBase64(generateKeyPair().publicKey)] }),
+      {
+        logger: createLogger({
+          daemon: 'envoy',
+          id: host,
+          level: 'warn',
+          destination: { write: (l: string) => void lines.push(l) },
+        }),
+      },
+    );
     await pinned.start();
     bag.add(() => pinned.stop());
-    await waitFor(() => lines.some((l) => l.includes('could not apply the config bundle') && l.includes('not from a trusted hub key')), {
-      timeoutMs: 20_000, what: 'the pinned envoy to refuse the bundle',
-    });
+    await waitFor(
+      () =>
+        lines.some((l) => l.includes('could not apply the config bundle') && l.includes('not from a trusted hub key')),
+      {
+        timeoutMs: 20_000,
+        what: 'the pinned envoy to refuse the bundle',
+      },
+    );
     expect(pinned.state.configVersion).toBe(0);
   });
 });

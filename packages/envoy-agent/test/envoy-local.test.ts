@@ -11,22 +11,39 @@ let t: { dir: string; cleanup: () => void };
 beforeEach(() => (t = tempDir('axle-envoy-life-')));
 afterEach(() => t.cleanup());
 
-const config = (extra: Record<string, unknown> = {}) => envoyConfigFrom({
-  // Nothing listens on port 9 of 127.0.0.1: the spoke is simply unreachable.
-  hub_addrs: ['127.0.0.1:9'], state_dir: join(t.dir, 'state'), hostname: 'web1.dc1.example.com',
-  run_on_start: false, backoff_initial: '50ms', backoff_max: '200ms', request_timeout: '1s', ...extra,
-});
+const config = (extra: Record<string, unknown> = {}) =>
+  envoyConfigFrom({
+    // Nothing listens on port 9 of 127.0.0.1: the spoke is simply unreachable.
+    hub_addrs: ['127.0.0.1:9'],
+    state_dir: join(t.dir, 'state'),
+    hostname: 'web1.dc1.example.com',
+    run_on_start: false,
+    backoff_initial: '50ms',
+    backoff_max: '200ms',
+    request_timeout: '1s',
+    ...extra,
+  });
 
 async function enrolledState(): Promise<void> {
   const s = new StateStore(join(t.dir, 'state'));
   s.loadKey();
-  await s.saveAssignment({ status: 'assigned', target: { spokeId: 'dc1', addr: '127.0.0.1:9', pubkey: new Uint8Array(32) }, epoch: 1, term: 1, hubAddrs: ['127.0.0.1:9'], updatedAt: Date.now() });
+  await s.saveAssignment({
+    status: 'assigned',
+    target: { spokeId: 'dc1', addr: '127.0.0.1:9', pubkey: new Uint8Array(32) },
+    epoch: 1,
+    term: 1,
+    hubAddrs: ['127.0.0.1:9'],
+    updatedAt: Date.now(),
+  });
 }
 
 describe('Envoy without a reachable spoke', () => {
   it('refuses to start before enrollment, with what to do', async () => {
     const e = new Envoy(config());
-    const err = await e.start().then(() => undefined, (x: unknown) => x);
+    const err = await e.start().then(
+      () => undefined,
+      (x: unknown) => x,
+    );
     expect(isAxleError(err, 'E_UNKNOWN_ENVOY')).toBe(true);
     expect((err as Error).message).toMatch(/axle-envoy enroll --config FILE --token TOKEN/);
   });
@@ -45,13 +62,19 @@ describe('Envoy without a reachable spoke', () => {
     expect(e.state.connected).toBeUndefined();
     await e.stop();
     const spooled = readdirSync(join(t.dir, 'state', 'spool')).filter((n) => n.endsWith('.json'));
-    expect(spooled.map((n) => (JSON.parse(readFileSync(join(t.dir, 'state', 'spool', n), 'utf8')) as Run).id)).toEqual(runs.map((r) => r.id));
+    expect(spooled.map((n) => (JSON.parse(readFileSync(join(t.dir, 'state', 'spool', n), 'utf8')) as Run).id)).toEqual(
+      runs.map((r) => r.id),
+    );
   });
 
   it('stop() abandons a run that outlasts stop_grace and still spools its partial report', async () => {
     await enrolledState();
     const bundle = join(t.dir, 'state', 'live');
-    writePolicy(bundle, 'p.yaml', `resources:\n  - exec: [/bin/sleep, "30"]\n  - file: ${t.dir}/never\n    content: x\n`);
+    writePolicy(
+      bundle,
+      'p.yaml',
+      `resources:\n  - exec: [/bin/sleep, "30"]\n  - file: ${t.dir}/never\n    content: x\n`,
+    );
     const e = new Envoy(config({ stop_grace: '100ms' }));
     await e.start();
     const run = e.runNow('demand');

@@ -2,7 +2,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '@axle/hub';
 import { tempDir } from '../../../test/support/tmp.js';
 import { waitFor } from '../../../test/support/wait.js';
-import { Bag, hubKey, joinToken, localSpoke, procSpoke, startEnvoy, startHub, storedRuns, testEnvoyConfig, type HubKey, type LocalSpoke, type ProcSpoke } from './cluster.js';
+import {
+  Bag,
+  hubKey,
+  joinToken,
+  localSpoke,
+  procSpoke,
+  startEnvoy,
+  startHub,
+  storedRuns,
+  testEnvoyConfig,
+  type HubKey,
+  type LocalSpoke,
+  type ProcSpoke,
+} from './cluster.js';
 
 /**
  * A spoke as a child process that is SIGKILLed, with the hub's auto-failover on: the
@@ -21,9 +34,24 @@ beforeAll(async () => {
   key = await hubKey(bag);
   dc1 = await procSpoke(bag, 'dc1', key);
   dc1b = await localSpoke(bag, 'dc1b', key);
-  hub = await startHub(bag, key, [{ ...dc1, patterns: ['*.dc1.*'] }, { ...dc1b, patterns: ['*.dc1.*', 'spare.*'] }], {
-    auto_failover: { enabled: true, threshold: 2, interval: '150ms', drain_batch: 50, drain_parallel: 2, drain_jitter: '20ms' },
-  });
+  hub = await startHub(
+    bag,
+    key,
+    [
+      { ...dc1, patterns: ['*.dc1.*'] },
+      { ...dc1b, patterns: ['*.dc1.*', 'spare.*'] },
+    ],
+    {
+      auto_failover: {
+        enabled: true,
+        threshold: 2,
+        interval: '150ms',
+        drain_batch: 50,
+        drain_parallel: 2,
+        drain_jitter: '20ms',
+      },
+    },
+  );
   token = await joinToken(hub);
   const t = tempDir('axle-envoy-failover-');
   bag.add(t.cleanup);
@@ -35,16 +63,26 @@ describe('auto-failover', () => {
   it('envoys of a killed spoke end up at their new spoke by themselves, and lose no report', async () => {
     // Half of them list a dead hub first: enroll and locate must try every hub address.
     const hubs = (i: number) => (i % 2 ? ['127.0.0.1:9', key.addr] : [key.addr]);
-    const envoys = await Promise.all(Array.from({ length: 8 }, (_, i) => startEnvoy(bag, testEnvoyConfig(root, `app${i}.dc1.example.com`, hubs(i)), token)));
+    const envoys = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        startEnvoy(bag, testEnvoyConfig(root, `app${i}.dc1.example.com`, hubs(i)), token),
+      ),
+    );
     expect(envoys.every((e) => e.state.assignment?.target?.spokeId === 'dc1')).toBe(true);
-    await waitFor(() => envoys.every((e) => e.state.connected?.spokeId === 'dc1'), { timeoutMs: 15_000, what: 'all on dc1' });
+    await waitFor(() => envoys.every((e) => e.state.connected?.spokeId === 'dc1'), {
+      timeoutMs: 15_000,
+      what: 'all on dc1',
+    });
     const located: string[] = [];
     envoys[1]!.events?.on('located', (t) => located.push(t?.spokeId ?? '-'));
 
     await dc1.daemon.kill('SIGKILL');
     // Runs while the spoke is dead go to the spool.
     const made = await Promise.all(envoys.map((e) => e.runNow('demand')));
-    await waitFor(() => envoys.every((e) => e.state.connected?.spokeId === 'dc1b'), { timeoutMs: 25_000, what: 'all envoys moved to dc1b' });
+    await waitFor(() => envoys.every((e) => e.state.connected?.spokeId === 'dc1b'), {
+      timeoutMs: 25_000,
+      what: 'all envoys moved to dc1b',
+    });
     await waitFor(() => envoys.every((e) => e.state.spooled === 0), { timeoutMs: 10_000, what: 'spools drained' });
     expect(located).toContain('dc1b');
     for (const [i, e] of envoys.entries()) {

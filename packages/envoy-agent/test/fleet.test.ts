@@ -6,7 +6,19 @@ import type { Hub } from '@axle/hub';
 import { Envoy, StateStore, enroll, type Envoy as EnvoyT } from '@axle/envoy-agent';
 import { tempDir } from '../../../test/support/tmp.js';
 import { waitFor } from '../../../test/support/wait.js';
-import { Bag, api, hubKey, joinToken, localSpoke, startEnvoy, startHub, storedRuns, testEnvoyConfig, type HubKey, type LocalSpoke } from './cluster.js';
+import {
+  Bag,
+  api,
+  hubKey,
+  joinToken,
+  localSpoke,
+  startEnvoy,
+  startHub,
+  storedRuns,
+  testEnvoyConfig,
+  type HubKey,
+  type LocalSpoke,
+} from './cluster.js';
 import { writePolicy } from './helpers.js';
 
 /**
@@ -25,7 +37,10 @@ let root: string;
 beforeAll(async () => {
   key = await hubKey(bag);
   [dc1, dc2] = await Promise.all([localSpoke(bag, 'dc1', key), localSpoke(bag, 'dc2', key)]);
-  hub = await startHub(bag, key, [{ ...dc1, patterns: ['*.dc1.*'] }, { ...dc2, patterns: ['*.dc2.*'] }]);
+  hub = await startHub(bag, key, [
+    { ...dc1, patterns: ['*.dc1.*'] },
+    { ...dc2, patterns: ['*.dc2.*'] },
+  ]);
   token = await joinToken(hub);
   const t = tempDir('axle-envoy-fleet-');
   bag.add(t.cleanup);
@@ -38,24 +53,37 @@ describe('enrollment', () => {
     const hosts = Array.from({ length: 20 }, (_, i) => [`web${i}.dc1.example.com`, `db${i}.dc2.example.com`]).flat();
     const envoys: EnvoyT[] = [];
     for (let i = 0; i < hosts.length; i += 10) {
-      envoys.push(...await Promise.all(hosts.slice(i, i + 10).map((h) => startEnvoy(bag, testEnvoyConfig(root, h, [key.addr]), token))));
+      envoys.push(
+        ...(await Promise.all(
+          hosts.slice(i, i + 10).map((h) => startEnvoy(bag, testEnvoyConfig(root, h, [key.addr]), token)),
+        )),
+      );
     }
     for (const e of envoys) {
       const want = e.config.hostname.includes('.dc1.') ? 'dc1' : 'dc2';
       expect(e.state.assignment?.target?.spokeId).toBe(want);
     }
-    await waitFor(() => envoys.every((e) => e.state.connected !== undefined), { timeoutMs: 20_000, what: 'all envoys connected' });
+    await waitFor(() => envoys.every((e) => e.state.connected !== undefined), {
+      timeoutMs: 20_000,
+      what: 'all envoys connected',
+    });
     expect(envoys.every((e) => e.state.connected?.spokeId === e.state.assignment?.target?.spokeId)).toBe(true);
     // Each reports a run; each report lands on its own spoke.
     await Promise.all(envoys.map((e) => e.runNow('demand')));
-    await waitFor(() => envoys.every((e) => e.state.spooled === 0), { timeoutMs: 20_000, what: 'all reports acknowledged' });
+    await waitFor(() => envoys.every((e) => e.state.spooled === 0), {
+      timeoutMs: 20_000,
+      what: 'all reports acknowledged',
+    });
     const page = await api(hub, 'GET', '/api/v1/envoys?match=web1*.dc1.*&limit=1000');
     expect(page.status).toBe(200);
     const runs = await storedRuns(hub, 'web3.dc1.example.com');
     expect(runs).toHaveLength(1);
     const dir = await api(hub, 'GET', '/api/v1/envoys/db3.dc2.example.com');
     expect(dir.body.directory.spokeId).toBe('dc2');
-    expect(dir.body.detail.traits).toMatchObject({ hostname: 'db3.dc2.example.com', agent_version: expect.any(String) });
+    expect(dir.body.detail.traits).toMatchObject({
+      hostname: 'db3.dc2.example.com',
+      agent_version: expect.any(String),
+    });
   });
 
   it('enrolling again with the same key is harmless', async () => {
@@ -76,7 +104,10 @@ describe('enrollment', () => {
     const cfg = testEnvoyConfig(root, 'rekey.dc1.example.com', [key.addr]);
     await enroll(cfg, token);
     const other = testEnvoyConfig(join(root, 'rebuilt'), 'rekey.dc1.example.com', [key.addr]);
-    const err = await enroll(other, token).then(() => undefined, (e: unknown) => e);
+    const err = await enroll(other, token).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(isAxleError(err, 'E_CONFLICT')).toBe(true);
     expect((err as Error).message).toMatch(/already enrolled with key/);
     expect(existsSync(join(other.state_dir, 'assignment.json'))).toBe(false);
@@ -86,7 +117,10 @@ describe('enrollment', () => {
 
   it('a bad join token is refused with a clear error', async () => {
     const cfg = testEnvoyConfig(root, 'badtoken.dc1.example.com', [key.addr]);
-    const err = await enroll(cfg, 'not-a-token').then(() => undefined, (e: unknown) => e);
+    const err = await enroll(cfg, 'not-a-token').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(isAxleError(err, 'E_BAD_TOKEN')).toBe(true);
   });
 });
@@ -135,7 +169,10 @@ describe('outage', () => {
     for (let i = 0; i < 5; i++) during.push((await e.runNow('demand')).id);
     expect(e.state.spooled).toBe(5);
     await dc2.restart();
-    await waitFor(() => e.state.connected?.spokeId === 'dc2' && e.state.spooled === 0, { timeoutMs: 15_000, what: 'spool drained after the spoke came back' });
+    await waitFor(() => e.state.connected?.spokeId === 'dc2' && e.state.spooled === 0, {
+      timeoutMs: 15_000,
+      what: 'spool drained after the spoke came back',
+    });
     const ids = (await storedRuns(hub, cfg.hostname)).map((r) => r.id).sort();
     expect(ids).toEqual([first.id, ...during].sort());
 
@@ -170,9 +207,16 @@ describe('term fencing', () => {
     await waitFor(() => e.state.connected?.spokeId === 'dc1', { what: 'connected' });
     const fenced: number[] = [];
     e.events?.on('fenced', (t) => fenced.push(t));
-    const r = await api(hub, 'POST', '/api/v1/reassign', { hostname: 'fenced.dc1.example.com', to: 'dc2', wait: false });
+    const r = await api(hub, 'POST', '/api/v1/reassign', {
+      hostname: 'fenced.dc1.example.com',
+      to: 'dc2',
+      wait: false,
+    });
     expect(r.status).toBeLessThan(500);
-    await waitFor(() => fenced.length > 0 && e.state.lastError !== undefined, { timeoutMs: 10_000, what: 'stale redirect and stale locate refused' });
+    await waitFor(() => fenced.length > 0 && e.state.lastError !== undefined, {
+      timeoutMs: 10_000,
+      what: 'stale redirect and stale locate refused',
+    });
     expect(fenced[0]).toBeLessThan(1000);
     expect(e.state.lastError).toMatch(/below the term 1000 already seen/);
     expect(e.state.assignment?.target?.spokeId).toBe('dc1');

@@ -10,6 +10,11 @@ export function writePolicy(bundle: string, name: string, yaml: string): string 
 }
 
 export const baseRun = (bundle: string) => ({
-  configDir: bundle, hostname: 'web1.dc1.example.com', traits: { os_id: 'debian' }, mode: 'enforce' as const,
-  configVersion: 3, trigger: 'demand' as const, execTimeoutMs: 10_000,
+  configDir: bundle,
+  hostname: 'web1.dc1.example.com',
+  traits: { os_id: 'debian' },
+  mode: 'enforce' as const,
+  configVersion: 3,
+  trigger: 'demand' as const,
+  execTimeoutMs: 10_000,
 });

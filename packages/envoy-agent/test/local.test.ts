@@ -2,7 +2,15 @@ import { chmodSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isAxleError, silentLogger, type Run } from '@axle/shared';
-import { AGENT_VERSION, Spool, StateStore, collectTraits, envoyConfigFrom, loadEnvoyConfig, traitsDigest } from '@axle/envoy-agent';
+import {
+  AGENT_VERSION,
+  Spool,
+  StateStore,
+  collectTraits,
+  envoyConfigFrom,
+  loadEnvoyConfig,
+  traitsDigest,
+} from '@axle/envoy-agent';
 import { tempDir } from '../../../test/support/tmp.js';
 
 let t: { dir: string; cleanup: () => void };
@@ -10,22 +18,38 @@ beforeEach(() => (t = tempDir('axle-envoy-local-')));
 afterEach(() => t.cleanup());
 
 const fakeRun = (i: number): Run => ({
-  id: `run-${String(i).padStart(8, '0')}`, hostname: 'h1', startedAt: 1, finishedAt: 2, configVersion: 0, mode: 'enforce', trigger: 'demand',
-  compliant: true, counts: { ok: 0, changed: 0, failed: 0, drift: 0 }, results: [],
+  id: `run-${String(i).padStart(8, '0')}`,
+  hostname: 'h1',
+  startedAt: 1,
+  finishedAt: 2,
+  configVersion: 0,
+  mode: 'enforce',
+  trigger: 'demand',
+  compliant: true,
+  counts: { ok: 0, changed: 0, failed: 0, drift: 0 },
+  results: [],
 });
 
 describe('config', () => {
   it('fills defaults', () => {
     const c = envoyConfigFrom({ hub_addrs: ['127.0.0.1:1530'], state_dir: t.dir, hostname: 'web1.dc1.example.com' });
     expect(c).toMatchObject({
-      schedule: '*/30 * * * *', splay: 300_000, mode: 'enforce', spool_max: 1000, checkin_interval: 60_000,
-      config_dir: join(t.dir, 'live'), failures_before_locate: 3,
+      schedule: '*/30 * * * *',
+      splay: 300_000,
+      mode: 'enforce',
+      spool_max: 1000,
+      checkin_interval: 60_000,
+      config_dir: join(t.dir, 'live'),
+      failures_before_locate: 3,
     });
   });
 
   it('a bad file names the file, line and key', () => {
     const f = join(t.dir, 'envoy.yaml');
-    writeFileSync(f, `hub_addrs: ["hub:1530"]\nstate_dir: ${t.dir}\nschedule: "every day"\nmode: loud\nsplay: "five minutes"\n`);
+    writeFileSync(
+      f,
+      `hub_addrs: ["hub:1530"]\nstate_dir: ${t.dir}\nschedule: "every day"\nmode: loud\nsplay: "five minutes"\n`,
+    );
     let err: unknown;
     try {
       loadEnvoyConfig(f);
@@ -74,7 +98,14 @@ describe('state', () => {
     const { created } = s.loadKey();
     expect(created).toBe(true);
     expect(statSync(join(t.dir, 'key')).mode & 0o777).toBe(0o600);
-    await s.saveAssignment({ status: 'assigned', target: { spokeId: 'dc1', addr: '127.0.0.1:1', pubkey: new Uint8Array(32).fill(1) }, epoch: 4, term: 2, hubAddrs: ['h:1'], updatedAt: 5 });
+    await s.saveAssignment({
+      status: 'assigned',
+      target: { spokeId: 'dc1', addr: '127.0.0.1:1', pubkey: new Uint8Array(32).fill(1) },
+      epoch: 4,
+      term: 2,
+      hubAddrs: ['h:1'],
+      updatedAt: 5,
+    });
     await s.raiseTerm(1);
     const again = new StateStore(t.dir).assignment;
     expect(again).toMatchObject({ epoch: 4, term: 2, target: { spokeId: 'dc1' } });
@@ -98,11 +129,27 @@ describe('traits', () => {
     chmodSync(join(dir, 'notjson'), 0o755);
     writeFileSync(join(dir, 'clash.yaml'), 'hostname: evil\n');
     const osr = join(t.dir, 'os-release');
-    writeFileSync(osr, 'NAME="Debian GNU/Linux"\nID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n');
-    const tr = await collectTraits({ hostname: 'web1.dc1.example.com', traitsDir: dir, timeoutMs: 300, osReleaseFile: osr });
+    writeFileSync(
+      osr,
+      'NAME="Debian GNU/Linux"\nID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n',
+    );
+    const tr = await collectTraits({
+      hostname: 'web1.dc1.example.com',
+      traitsDir: dir,
+      timeoutMs: 300,
+      osReleaseFile: osr,
+    });
     expect(tr).toMatchObject({
-      hostname: 'web1.dc1.example.com', fqdn: 'web1.dc1.example.com', os_id: 'debian', os_version: '12', os_name: 'Debian GNU/Linux',
-      agent_version: AGENT_VERSION, role: 'web', rack: { row: 3 }, team: 'infra', gpus: 2,
+      hostname: 'web1.dc1.example.com',
+      fqdn: 'web1.dc1.example.com',
+      os_id: 'debian',
+      os_version: '12',
+      os_name: 'Debian GNU/Linux',
+      agent_version: AGENT_VERSION,
+      role: 'web',
+      rack: { row: 3 },
+      team: 'infra',
+      gpus: 2,
     });
     expect(typeof tr.kernel).toBe('string');
     expect(typeof tr.arch).toBe('string');

@@ -32,7 +32,10 @@ it('a pending envoy picks up its spoke once an admin approves it, and delivers w
   expect(e.state.spooled).toBe(1);
   const r = await api(hub, 'POST', '/api/v1/enrollments/new.dc1.example.com/approve');
   expect(r.status).toBe(200);
-  await waitFor(() => e.state.connected?.spokeId === 'dc1' && e.state.spooled === 0, { timeoutMs: 15_000, what: 'approved envoy connected and reported' });
+  await waitFor(() => e.state.connected?.spokeId === 'dc1' && e.state.spooled === 0, {
+    timeoutMs: 15_000,
+    what: 'approved envoy connected and reported',
+  });
   expect(e.state.assignment?.status).toBe('assigned');
   expect((await storedRuns(hub, cfg.hostname)).map((x) => x.id)).toEqual([early.id]);
 });

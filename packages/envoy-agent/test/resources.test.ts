@@ -22,7 +22,10 @@ const modeOf = (p: string) => statSync(p).mode & 0o7777;
 describe('file resource', () => {
   it('creates, corrects content and mode, and a second run is all ok', async () => {
     const f = join(root, 'motd');
-    writePolicy(bundle, 'base.yaml', `
+    writePolicy(
+      bundle,
+      'base.yaml',
+      `
 resources:
   - file: ${f}
     content: "hello\\n"
@@ -31,7 +34,8 @@ resources:
     mode: "0750"
   - file: ${root}/conf.d/app.conf
     source: files/app.conf
-`);
+`,
+    );
     mkdirSync(join(bundle, 'files'));
     writeFileSync(join(bundle, 'files', 'app.conf'), 'port=80\n');
     const r1 = await runPolicies(baseRun(bundle));
@@ -82,7 +86,10 @@ resources:
     const f = join(root, 'motd');
     writeFileSync(f, 'old');
     chmodSync(f, 0o600);
-    writePolicy(bundle, 'base.yaml', `
+    writePolicy(
+      bundle,
+      'base.yaml',
+      `
 resources:
   - file: ${f}
     content: new
@@ -92,7 +99,8 @@ resources:
   - absent: ${root}/stale
   - exec: [/usr/bin/touch, ${root}/touched]
   - directory: ${root}/d
-`);
+`,
+    );
     writeFileSync(join(root, 'stale'), 's');
     const r = await runPolicies({ ...baseRun(bundle), mode: 'audit' });
     expect(r.counts).toEqual({ ok: 0, changed: 0, failed: 0, drift: 5 });
@@ -111,13 +119,20 @@ resources:
     writePolicy(bundle, 'a.yaml', `mode: audit\nresources:\n  - file: ${root}/a\n    content: a\n`);
     writePolicy(bundle, 'b.yaml', `resources:\n  - file: ${root}/b\n    content: b\n`);
     const r = await runPolicies(baseRun(bundle));
-    expect(r.results.map((x) => [x.policy, x.status])).toEqual([['a', 'drift'], ['b', 'changed']]);
+    expect(r.results.map((x) => [x.policy, x.status])).toEqual([
+      ['a', 'drift'],
+      ['b', 'changed'],
+    ]);
     expect(existsSync(join(root, 'a'))).toBe(false);
   });
 
   it('refuses to replace a directory with a file, and a source outside the bundle', async () => {
     mkdirSync(join(root, 'isdir'));
-    writePolicy(bundle, 'x.yaml', `resources:\n  - file: ${root}/isdir\n    content: x\n  - file: ${root}/y\n    source: files/none\n`);
+    writePolicy(
+      bundle,
+      'x.yaml',
+      `resources:\n  - file: ${root}/isdir\n    content: x\n  - file: ${root}/y\n    source: files/none\n`,
+    );
     const r = await runPolicies(baseRun(bundle));
     expect(r.results[0]?.status).toBe('failed');
     expect(r.results[0]?.message).toMatch(/is a directory; refusing/);
@@ -130,7 +145,11 @@ describe('absent and directory', () => {
     writeFileSync(join(root, 'f'), 'x');
     mkdirSync(join(root, 'd1/sub'), { recursive: true });
     mkdirSync(join(root, 'd2'));
-    writePolicy(bundle, 'x.yaml', `resources:\n  - absent: ${root}/f\n  - absent: ${root}/d1\n    recursive: true\n  - absent: ${root}/d2\n  - absent: ${root}/never\n`);
+    writePolicy(
+      bundle,
+      'x.yaml',
+      `resources:\n  - absent: ${root}/f\n  - absent: ${root}/d1\n    recursive: true\n  - absent: ${root}/d2\n  - absent: ${root}/never\n`,
+    );
     const r = await runPolicies(baseRun(bundle));
     expect(r.results.map((x) => x.status)).toEqual(['changed', 'changed', 'failed', 'ok']);
     expect(r.results[2]?.message).toMatch(/recursive: true/);
@@ -143,7 +162,10 @@ describe('absent and directory', () => {
 describe('exec resource', () => {
   it('honours unless, onlyif and creates; runs without a shell unless asked', async () => {
     const marker = join(root, 'marker');
-    writePolicy(bundle, 'x.yaml', `
+    writePolicy(
+      bundle,
+      'x.yaml',
+      `
 resources:
   - exec: [/usr/bin/touch, ${root}/ran-unless]
     unless: [/usr/bin/test, -e, ${marker}]
@@ -154,7 +176,8 @@ resources:
   - exec: [/bin/echo, "$(touch ${root}/injected)"]
   - exec: "echo hi > ${root}/shell-out"
     shell: true
-`);
+`,
+    );
     // Marker absent: unless-guarded runs, onlyif-guarded does not.
     const r1 = await runPolicies(baseRun(bundle));
     expect(r1.results.map((x) => x.status)).toEqual(['changed', 'ok', 'changed', 'changed', 'changed']);
@@ -169,7 +192,10 @@ resources:
   });
 
   it('a failing or timed-out command fails that resource and the rest are still applied', async () => {
-    writePolicy(bundle, 'x.yaml', `
+    writePolicy(
+      bundle,
+      'x.yaml',
+      `
 resources:
   - file: ${root}/before
     content: b
@@ -179,7 +205,8 @@ resources:
   - exec: [/no/such/binary]
   - file: ${root}/after
     content: a
-`);
+`,
+    );
     const r = await runPolicies(baseRun(bundle));
     expect(r.results.map((x) => x.status)).toEqual(['changed', 'failed', 'failed', 'failed', 'changed']);
     expect(r.results[1]?.message).toMatch(/exited with 3: boom/);
@@ -206,18 +233,40 @@ describe('policies', () => {
   });
 
   it('schema errors name file, line and key', async () => {
-    const bad = writePolicy(bundle, 'p.yaml', `resources:\n  - file: ${root}/x\n    content: a\n  - file: relative/path\n  - exec: "rm -rf /tmp/x"\n  - flie: /etc/x\n`);
+    const bad = writePolicy(
+      bundle,
+      'p.yaml',
+      `resources:\n  - file: ${root}/x\n    content: a\n  - file: relative/path\n  - exec: "rm -rf /tmp/x"\n  - flie: /etc/x\n`,
+    );
     const r = await runPolicies(baseRun(bundle));
     expect(r.results[0]?.message).toContain(`${bad}:4: resources[1].file: expected an absolute path`);
-    expect(r.results[0]?.message).toContain(`${bad}:5: resources[2].exec: a command written as one string runs through a shell`);
+    expect(r.results[0]?.message).toContain(
+      `${bad}:5: resources[2].exec: a command written as one string runs through a shell`,
+    );
     expect(r.results[0]?.message).toMatch(/:6: resources\[3\]: a resource names exactly one of/);
   });
 
   it('match picks policies by hostname glob and trait equality', async () => {
-    writePolicy(bundle, 'dc1.yaml', `match: { hostnames: ["*.dc1.*"] }\nresources:\n  - file: ${root}/dc1\n    content: x\n`);
-    writePolicy(bundle, 'dc2.yaml', `match: { hostnames: ["*.dc2.*"] }\nresources:\n  - file: ${root}/dc2\n    content: x\n`);
-    writePolicy(bundle, 'rhel.yaml', `match: { traits: { os_id: rhel } }\nresources:\n  - file: ${root}/rhel\n    content: x\n`);
-    writePolicy(bundle, 'deb.yaml', `match: { hostnames: ["web*"], traits: { os_id: debian, cpus: 4 } }\nresources:\n  - file: ${root}/deb\n    content: x\n`);
+    writePolicy(
+      bundle,
+      'dc1.yaml',
+      `match: { hostnames: ["*.dc1.*"] }\nresources:\n  - file: ${root}/dc1\n    content: x\n`,
+    );
+    writePolicy(
+      bundle,
+      'dc2.yaml',
+      `match: { hostnames: ["*.dc2.*"] }\nresources:\n  - file: ${root}/dc2\n    content: x\n`,
+    );
+    writePolicy(
+      bundle,
+      'rhel.yaml',
+      `match: { traits: { os_id: rhel } }\nresources:\n  - file: ${root}/rhel\n    content: x\n`,
+    );
+    writePolicy(
+      bundle,
+      'deb.yaml',
+      `match: { hostnames: ["web*"], traits: { os_id: debian, cpus: 4 } }\nresources:\n  - file: ${root}/deb\n    content: x\n`,
+    );
     const r = await runPolicies({ ...baseRun(bundle), traits: { os_id: 'debian', cpus: 4 } });
     expect(r.results.map((x) => x.policy).sort()).toEqual(['dc1', 'deb']);
   });

@@ -22,34 +22,45 @@ function stubTool(name: string, script: string): void {
   writeFileSync(f, `#!/bin/sh\necho "${name} $*" >> ${join(t.dir, 'calls.log')}\n${script}\n`);
   chmodSync(f, 0o755);
 }
-const calls = () => (existsSync(join(t.dir, 'calls.log')) ? readFileSync(join(t.dir, 'calls.log'), 'utf8').trim().split('\n') : []);
+const calls = () =>
+  existsSync(join(t.dir, 'calls.log')) ? readFileSync(join(t.dir, 'calls.log'), 'utf8').trim().split('\n') : [];
 const envWith = (path: string) => ({ ...process.env, PATH: path });
 
 describe('service resource', () => {
   it('without systemctl on PATH: a clear failed result, and the next resource still runs', async () => {
-    writePolicy(bundle, 's.yaml', `resources:\n  - service: nginx\n    state: running\n  - file: ${t.dir}/after\n    content: x\n`);
+    writePolicy(
+      bundle,
+      's.yaml',
+      `resources:\n  - service: nginx\n    state: running\n  - file: ${t.dir}/after\n    content: x\n`,
+    );
     const r = await runPolicies({ ...baseRun(bundle), env: envWith(bin) });
     expect(r.results[0]).toMatchObject({ resource: 'service:nginx', status: 'failed' });
     expect(r.results[0]?.message).toBe('systemctl not found on PATH; the service resource needs systemd');
     expect(r.results[1]?.status).toBe('changed');
   });
 
-  it.runIf(which('systemctl') && !existsSync('/run/systemd/system'))('with the real systemctl but no systemd running: says so', async () => {
-    writePolicy(bundle, 's.yaml', 'resources:\n  - service: cron\n    state: running\n    enabled: true\n');
-    const r = await runPolicies(baseRun(bundle));
-    expect(r.results[0]?.status).toBe('failed');
-    expect(r.results[0]?.message).toMatch(/systemd is not running here .*cannot manage cron/);
-  });
+  it.runIf(which('systemctl') && !existsSync('/run/systemd/system'))(
+    'with the real systemctl but no systemd running: says so',
+    async () => {
+      writePolicy(bundle, 's.yaml', 'resources:\n  - service: cron\n    state: running\n    enabled: true\n');
+      const r = await runPolicies(baseRun(bundle));
+      expect(r.results[0]?.status).toBe('failed');
+      expect(r.results[0]?.message).toMatch(/systemd is not running here .*cannot manage cron/);
+    },
+  );
 
   it('starts and enables a stopped, disabled unit; audit reports drift; a running enabled unit is ok', async () => {
-    stubTool('systemctl', `
+    stubTool(
+      'systemctl',
+      `
 state=$(/bin/cat ${t.dir}/state 2>/dev/null || echo "inactive disabled")
 case "$1" in
   is-active) set -- $state; echo $1; [ "$1" = active ] ;;
   is-enabled) set -- $state; echo $2; [ "$2" = enabled ] ;;
   start|enable) exit 0 ;;
   *) exit 1 ;;
-esac`);
+esac`,
+    );
     writePolicy(bundle, 's.yaml', 'resources:\n  - service: nginx.service\n    state: running\n    enabled: true\n');
     const audit = await runPolicies({ ...baseRun(bundle), mode: 'audit', env: envWith(bin) });
     expect(audit.results[0]).toMatchObject({ status: 'drift', message: 'needs start and enable' });
@@ -57,7 +68,10 @@ esac`);
     const r = await runPolicies({ ...baseRun(bundle), env: envWith(bin) });
     expect(r.results[0]).toMatchObject({ status: 'changed', message: 'started, enabled' });
     expect(calls().slice(2)).toEqual([
-      'systemctl is-active nginx.service', 'systemctl is-enabled nginx.service', 'systemctl start nginx.service', 'systemctl enable nginx.service',
+      'systemctl is-active nginx.service',
+      'systemctl is-enabled nginx.service',
+      'systemctl start nginx.service',
+      'systemctl enable nginx.service',
     ]);
     writeFileSync(join(t.dir, 'state'), 'active enabled');
     const again = await runPolicies({ ...baseRun(bundle), env: envWith(bin) });
@@ -65,7 +79,10 @@ esac`);
   });
 
   it('a failing systemctl start is a failed result with its stderr', async () => {
-    stubTool('systemctl', 'case "$1" in is-active) echo inactive; exit 3;; start) echo "Job for x.service failed" >&2; exit 1;; esac');
+    stubTool(
+      'systemctl',
+      'case "$1" in is-active) echo inactive; exit 3;; start) echo "Job for x.service failed" >&2; exit 1;; esac',
+    );
     writePolicy(bundle, 's.yaml', 'resources:\n  - service: x.service\n    state: running\n');
     const r = await runPolicies({ ...baseRun(bundle), env: envWith(bin) });
     expect(r.results[0]?.status).toBe('failed');
@@ -87,7 +104,11 @@ describe('package resource', () => {
   it('issues dnf install/remove command lines for what is out of state', async () => {
     stubTool('rpm', '[ "$2" = present ]');
     stubTool('dnf', 'exit 0');
-    writePolicy(bundle, 'p.yaml', 'resources:\n  - package: [present, missing]\n  - package: present\n    state: absent\n  - package: missing\n    state: absent\n');
+    writePolicy(
+      bundle,
+      'p.yaml',
+      'resources:\n  - package: [present, missing]\n  - package: present\n    state: absent\n  - package: missing\n    state: absent\n',
+    );
     const r = await runPolicies({ ...baseRun(bundle), env: envWith(bin) });
     expect(r.results.map((x) => x.status)).toEqual(['changed', 'changed', 'ok']);
     expect(calls().filter((c) => c.startsWith('dnf'))).toEqual(['dnf install -y missing', 'dnf remove -y present']);
@@ -104,22 +125,31 @@ describe('package resource', () => {
     writePolicy(bundle, 'p.yaml', 'resources:\n  - package: nginx\n');
     const r = await runPolicies({ ...baseRun(bundle), env: envWith(bin), runner });
     expect(r.results[0]?.status).toBe('changed');
-    expect(seen.map((s) => s.argv.join(' '))).toEqual(['dpkg-query -W -f=${Status} nginx', 'apt-get install -y -q nginx']);
+    expect(seen.map((s) => s.argv.join(' '))).toEqual([
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's format syntax
+      'dpkg-query -W -f=${Status} nginx',
+      'apt-get install -y -q nginx',
+    ]);
     expect(seen[1]?.frontend).toBe('noninteractive');
   });
 
-  it.runIf(detectPackageManager(process.env.PATH) === 'apt')('real apt: an installed package is ok, a missing one is drift in audit and a clear failure in enforce', async () => {
-    writePolicy(bundle, 'p.yaml', 'resources:\n  - package: coreutils\n  - package: axle-no-such-package-xyz\n');
-    const audit = await runPolicies({ ...baseRun(bundle), mode: 'audit' });
-    expect(audit.results.map((x) => [x.status, x.message])).toEqual([
-      ['ok', 'installed (apt)'],
-      ['drift', 'not installed: axle-no-such-package-xyz'],
-    ]);
-    if (process.getuid?.() !== 0) return;
-    const r = await runPolicies(baseRun(bundle));
-    expect(r.results[1]?.status).toBe('failed');
-    expect(r.results[1]?.message).toMatch(/apt-get install -y -q axle-no-such-package-xyz exited with 100: .*Unable to locate package/s);
-  });
+  it.runIf(detectPackageManager(process.env.PATH) === 'apt')(
+    'real apt: an installed package is ok, a missing one is drift in audit and a clear failure in enforce',
+    async () => {
+      writePolicy(bundle, 'p.yaml', 'resources:\n  - package: coreutils\n  - package: axle-no-such-package-xyz\n');
+      const audit = await runPolicies({ ...baseRun(bundle), mode: 'audit' });
+      expect(audit.results.map((x) => [x.status, x.message])).toEqual([
+        ['ok', 'installed (apt)'],
+        ['drift', 'not installed: axle-no-such-package-xyz'],
+      ]);
+      if (process.getuid?.() !== 0) return;
+      const r = await runPolicies(baseRun(bundle));
+      expect(r.results[1]?.status).toBe('failed');
+      expect(r.results[1]?.message).toMatch(
+        /apt-get install -y -q axle-no-such-package-xyz exited with 100: .*Unable to locate package/s,
+      );
+    },
+  );
 
   it('no package manager on PATH is a clear failure', async () => {
     writePolicy(bundle, 'p.yaml', 'resources:\n  - package: nginx\n');

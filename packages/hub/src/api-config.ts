@@ -19,34 +19,60 @@ function resultView(r: PublishResult): Record<string, unknown> {
 }
 
 export function configRoutes(r: Router, d: ApiDeps): void {
-  r.post('/api/v1/config/publish', route(d, 'admin', async (ctx, tok) => {
-    const b = await body(ctx, publishBody);
-    return resultView(await d.publisher.publish({ ...(b.dir ? { dir: b.dir } : {}), by: tok.name }));
-  }));
+  r.post(
+    '/api/v1/config/publish',
+    route(d, 'admin', async (ctx, tok) => {
+      const b = await body(ctx, publishBody);
+      return resultView(await d.publisher.publish({ ...(b.dir ? { dir: b.dir } : {}), by: tok.name }));
+    }),
+  );
 
-  r.get('/api/v1/config/versions', route(d, 'viewer', () => {
-    const current = d.publisher.current();
-    return { current: current?.version ?? 0, versions: d.publisher.versions().map(metaView), spokes: d.publisher.spokeVersions() };
-  }));
+  r.get(
+    '/api/v1/config/versions',
+    route(d, 'viewer', () => {
+      const current = d.publisher.current();
+      return {
+        current: current?.version ?? 0,
+        versions: d.publisher.versions().map(metaView),
+        spokes: d.publisher.spokeVersions(),
+      };
+    }),
+  );
 
-  r.post('/api/v1/config/rollback', route(d, 'admin', async (ctx, tok) => {
-    const b = await body(ctx, rollbackBody);
-    return resultView(await d.publisher.rollback(b.version, tok.name));
-  }));
+  r.post(
+    '/api/v1/config/rollback',
+    route(d, 'admin', async (ctx, tok) => {
+      const b = await body(ctx, rollbackBody);
+      return resultView(await d.publisher.rollback(b.version, tok.name));
+    }),
+  );
 
   // For CI: a git push publishes config_dir. Authenticated by HMAC over "<timestamp>.<body>"
   // with config_publish.webhook_secret, not by an API token.
   r.post('/api/v1/webhooks/publish', async (ctx) => {
     const secret = d.config().config_publish.webhook_secret;
-    if (!secret) throw new HttpError(404, ErrorCode.NOT_FOUND, 'the publish webhook is off; set config_publish.webhook_secret in the hub config');
+    if (!secret)
+      throw new HttpError(
+        404,
+        ErrorCode.NOT_FOUND,
+        'the publish webhook is off; set config_publish.webhook_secret in the hub config',
+      );
     const raw = (await readBody(ctx.req, d.config().api.max_body_bytes)).toString('utf8');
     const ts = String(ctx.req.headers[TIMESTAMP_HEADER] ?? '');
     const sig = String(ctx.req.headers[SIGNATURE_HEADER] ?? '');
     if (!/^\d{1,12}$/.test(ts) || Math.abs(Date.now() / 1000 - Number(ts)) > WEBHOOK_MAX_AGE_S) {
-      throw new HttpError(401, ErrorCode.NOT_AUTHENTICATED, `missing or stale ${TIMESTAMP_HEADER} (unix seconds, within ${WEBHOOK_MAX_AGE_S} s of the hub's clock)`);
+      throw new HttpError(
+        401,
+        ErrorCode.NOT_AUTHENTICATED,
+        `missing or stale ${TIMESTAMP_HEADER} (unix seconds, within ${WEBHOOK_MAX_AGE_S} s of the hub's clock)`,
+      );
     }
     if (!verifyWebhook(secret, ts, raw, sig)) {
-      throw new HttpError(401, ErrorCode.NOT_AUTHENTICATED, `bad ${SIGNATURE_HEADER}: sign "<timestamp>.<body>" with HMAC-SHA256 and the webhook secret, sent as sha256=<hex>`);
+      throw new HttpError(
+        401,
+        ErrorCode.NOT_AUTHENTICATED,
+        `bad ${SIGNATURE_HEADER}: sign "<timestamp>.<body>" with HMAC-SHA256 and the webhook secret, sent as sha256=<hex>`,
+      );
     }
     try {
       return resultView(await d.publisher.publish({ by: 'webhook', source: 'webhook' }));

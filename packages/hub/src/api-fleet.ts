@@ -1,4 +1,17 @@
-import { AxleError, COMPLIANCE, ErrorCode, arr, bool, def, obj, opt, str, type Compliance, type EnvoyFilter, type Router } from '@axle/shared';
+import {
+  AxleError,
+  COMPLIANCE,
+  ErrorCode,
+  arr,
+  bool,
+  def,
+  obj,
+  opt,
+  str,
+  type Compliance,
+  type EnvoyFilter,
+  type Router,
+} from '@axle/shared';
 import { body, intParam, route, type ApiDeps } from './api.js';
 import { importEnvoys } from './import.js';
 import type { Move } from './model.js';
@@ -8,7 +21,9 @@ const spokeId = () => str({ min: 1, max: 64, pattern: /^[A-Za-z0-9_.-]+$/, hint:
 
 const reassignBody = obj({ hostname: str({ min: 1, max: 256 }), to: spokeId(), wait: def(bool(), false) });
 const drainBody = obj({ spoke: spokeId(), to: opt(spokeId()), wait: def(bool(), false) });
-const importBody = obj({ envoys: arr(obj({ hostname: hostname(), pubkey: str({ min: 1, max: 64 }) }), { min: 1, max: 50_000 }) });
+const importBody = obj({
+  envoys: arr(obj({ hostname: hostname(), pubkey: str({ min: 1, max: 64 }) }), { min: 1, max: 50_000 }),
+});
 
 /** Envoy filters from query parameters: match, compliance, trait=k=v (repeatable), seen_after/seen_before. */
 function filterFrom(q: URLSearchParams): Omit<EnvoyFilter, 'after' | 'limit'> {
@@ -20,7 +35,8 @@ function filterFrom(q: URLSearchParams): Omit<EnvoyFilter, 'after' | 'limit'> {
   }
   const c = q.get('compliance') ?? (q.get('noncompliant') !== null ? 'noncompliant' : null);
   if (c) {
-    if (!(COMPLIANCE as readonly string[]).includes(c)) throw new AxleError(ErrorCode.INVALID, `compliance must be one of ${COMPLIANCE.join(', ')}`);
+    if (!(COMPLIANCE as readonly string[]).includes(c))
+      throw new AxleError(ErrorCode.INVALID, `compliance must be one of ${COMPLIANCE.join(', ')}`);
     f.compliance = c as Compliance;
   }
   const traits = q.getAll('trait');
@@ -29,7 +45,8 @@ function filterFrom(q: URLSearchParams): Omit<EnvoyFilter, 'after' | 'limit'> {
     f.traits = {};
     for (const t of traits) {
       const i = t.indexOf('=');
-      if (i <= 0 || t.length > 512) throw new AxleError(ErrorCode.INVALID, `trait filter "${t.slice(0, 40)}" must be key=value`);
+      if (i <= 0 || t.length > 512)
+        throw new AxleError(ErrorCode.INVALID, `trait filter "${t.slice(0, 40)}" must be key=value`);
       f.traits[t.slice(0, i)] = t.slice(i + 1);
     }
   }
@@ -41,7 +58,11 @@ function filterFrom(q: URLSearchParams): Omit<EnvoyFilter, 'after' | 'limit'> {
 }
 
 function spokesParam(q: URLSearchParams): string[] | undefined {
-  const all = q.getAll('spoke').flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+  const all = q
+    .getAll('spoke')
+    .flatMap((s) => s.split(','))
+    .map((s) => s.trim())
+    .filter(Boolean);
   return all.length > 0 ? all : undefined;
 }
 
@@ -56,12 +77,24 @@ export function fleetRoutes(r: Router, d: ApiDeps): void {
     const cfg = d.fleet.config(id);
     const admin = d.state.spokeAdmin.get(id);
     return {
-      id, addr: cfg.addr, patterns: cfg.patterns, maxEnvoys: cfg.max_envoys ?? null, state: d.fleet.state(id),
-      envoys: d.state.countOn(id), pendingReleases: d.state.releases.get(id)?.size ?? 0,
+      id,
+      addr: cfg.addr,
+      patterns: cfg.patterns,
+      maxEnvoys: cfg.max_envoys ?? null,
+      state: d.fleet.state(id),
+      envoys: d.state.countOn(id),
+      pendingReleases: d.state.releases.get(id)?.size ?? 0,
       health: {
-        online: h.online, probed: h.probed, consecutiveFailures: h.consecutiveFailures, latencyMs: h.latencyMs ?? null,
-        latencyP50Ms: h.window.percentile(50), latencyP99Ms: h.window.percentile(99),
-        lastProbeAt: h.lastProbeAt ?? null, lastOkAt: h.lastOkAt ?? null, lastPushAt: h.lastPushAt ?? null, lastError: h.lastError ?? null,
+        online: h.online,
+        probed: h.probed,
+        consecutiveFailures: h.consecutiveFailures,
+        latencyMs: h.latencyMs ?? null,
+        latencyP50Ms: h.window.percentile(50),
+        latencyP99Ms: h.window.percentile(99),
+        lastProbeAt: h.lastProbeAt ?? null,
+        lastOkAt: h.lastOkAt ?? null,
+        lastPushAt: h.lastPushAt ?? null,
+        lastError: h.lastError ?? null,
       },
       admin: admin ?? null,
       stats: h.stats ?? null,
@@ -70,68 +103,143 @@ export function fleetRoutes(r: Router, d: ApiDeps): void {
     };
   };
 
-  r.get('/api/v1/envoys', route(d, 'viewer', (ctx) => d.queries.listEnvoys(filterFrom(ctx.query), {
-    limit: intParam(ctx.query, 'limit', 100, 1, 1000), cursor: ctx.query.get('cursor'), spokes: spokesParam(ctx.query),
-  })));
-  r.get('/api/v1/envoys/:hostname', route(d, 'viewer', (ctx) => d.queries.envoy(ctx.params.hostname as string, intParam(ctx.query, 'runs', 10, 0, 1000))));
-  r.post('/api/v1/envoys/:hostname/rekey', route(d, 'admin', async (ctx, tok) => {
-    const until = await d.enrollment.allowRekey(ctx.params.hostname as string, tok.name, intParam(ctx.query, 'ttl_s', 86_400, 60, 30 * 86_400) * 1000);
-    return { hostname: ctx.params.hostname, allowedUntil: new Date(until).toISOString() };
-  }));
-  r.post('/api/v1/envoys/import', route(d, 'admin', async (ctx, tok) => importEnvoys(d.importDeps, (await body(ctx, importBody)).envoys, tok.name)));
+  r.get(
+    '/api/v1/envoys',
+    route(d, 'viewer', (ctx) =>
+      d.queries.listEnvoys(filterFrom(ctx.query), {
+        limit: intParam(ctx.query, 'limit', 100, 1, 1000),
+        cursor: ctx.query.get('cursor'),
+        spokes: spokesParam(ctx.query),
+      }),
+    ),
+  );
+  r.get(
+    '/api/v1/envoys/:hostname',
+    route(d, 'viewer', (ctx) =>
+      d.queries.envoy(ctx.params.hostname as string, intParam(ctx.query, 'runs', 10, 0, 1000)),
+    ),
+  );
+  r.post(
+    '/api/v1/envoys/:hostname/rekey',
+    route(d, 'admin', async (ctx, tok) => {
+      const until = await d.enrollment.allowRekey(
+        ctx.params.hostname as string,
+        tok.name,
+        intParam(ctx.query, 'ttl_s', 86_400, 60, 30 * 86_400) * 1000,
+      );
+      return { hostname: ctx.params.hostname, allowedUntil: new Date(until).toISOString() };
+    }),
+  );
+  r.post(
+    '/api/v1/envoys/import',
+    route(d, 'admin', async (ctx, tok) => importEnvoys(d.importDeps, (await body(ctx, importBody)).envoys, tok.name)),
+  );
   /** The hub's own directory, no fan-out: host, key, spoke, epoch. */
-  r.get('/api/v1/directory', route(d, 'viewer', (ctx) => {
-    const limit = intParam(ctx.query, 'limit', 100, 1, 10_000);
-    const after = ctx.query.get('after') ?? '';
-    const spoke = ctx.query.get('spoke');
-    const items = [...d.state.envoys.values()]
-      .filter((e) => e.hostname > after && (spoke === null || e.spokeId === spoke))
-      .sort((a, b) => (a.hostname < b.hostname ? -1 : 1))
-      .slice(0, limit);
-    return { items, total: d.state.envoys.size, next: items.length === limit ? items[items.length - 1]?.hostname ?? null : null };
-  }));
+  r.get(
+    '/api/v1/directory',
+    route(d, 'viewer', (ctx) => {
+      const limit = intParam(ctx.query, 'limit', 100, 1, 10_000);
+      const after = ctx.query.get('after') ?? '';
+      const spoke = ctx.query.get('spoke');
+      const items = [...d.state.envoys.values()]
+        .filter((e) => e.hostname > after && (spoke === null || e.spokeId === spoke))
+        .sort((a, b) => (a.hostname < b.hostname ? -1 : 1))
+        .slice(0, limit);
+      return {
+        items,
+        total: d.state.envoys.size,
+        next: items.length === limit ? (items[items.length - 1]?.hostname ?? null) : null,
+      };
+    }),
+  );
 
-  r.get('/api/v1/spokes', route(d, 'viewer', () => ({ spokes: d.fleet.ids().map(spokeView) })));
-  r.get('/api/v1/spokes/:id', route(d, 'viewer', async (ctx) => {
-    const id = ctx.params.id as string;
-    const view = spokeView(id);
-    const [runs, page, stats] = await Promise.all([
-      d.queries.recentRuns(id, intParam(ctx.query, 'runs', 20, 1, 1000)),
-      d.queries.listEnvoys(filterFrom(ctx.query), { limit: intParam(ctx.query, 'limit', 100, 1, 1000), cursor: ctx.query.get('cursor'), spokes: [id] }),
-      d.queries.stats([id]),
-    ]);
-    return { ...view, stats: stats.perSpoke[0] ?? view.stats, recentRuns: runs.runs, envoys: page, outcome: page.spokes[0]?.outcome ?? 'unreachable' };
-  }));
-  r.post('/api/v1/spokes/:id/resume', route(d, 'admin', async (ctx, tok) => {
-    const id = ctx.params.id as string;
-    d.fleet.config(id);
-    if (d.mover.drainOf(id)) throw new AxleError(ErrorCode.CONFLICT, `spoke ${id} is being drained; wait for the drain to finish (GET /api/v1/moves)`);
-    const admin = d.state.spokeAdmin.get(id);
-    if (!admin || admin.state === 'active') return spokeView(id);
-    await d.events.record('spoke.resumed', { spoke: id, by: tok.name }, [{ kind: 'spoke.admin', admin: { ...admin, state: 'active', auto: false, reason: `resumed by ${tok.name}`, since: Date.now() } }]);
-    return spokeView(id);
-  }));
-  r.post('/api/v1/reassign', route(d, 'admin', async (ctx, tok) => {
-    const b = await body(ctx, reassignBody);
-    return finish(d.mover.start({ kind: 'reassign', match: b.hostname, to: b.to, by: tok.name }), b.wait);
-  }));
-  r.post('/api/v1/drain', route(d, 'admin', async (ctx, tok) => {
-    const b = await body(ctx, drainBody);
-    return finish(d.mover.start({ kind: 'drain', from: b.spoke, ...(b.to !== undefined ? { to: b.to } : {}), by: tok.name }), b.wait);
-  }));
-  r.get('/api/v1/moves', route(d, 'viewer', (ctx) => {
-    const limit = intParam(ctx.query, 'limit', 50, 1, 1000);
-    const all = new Map([...d.state.moves].map(([k, v]) => [k, v]));
-    for (const id of d.state.moves.keys()) {
-      const live = d.mover.get(id);
-      if (live) all.set(id, live);
-    }
-    return { moves: [...all.values()].sort((a, b) => b.startedAt - a.startedAt).slice(0, limit) };
-  }));
-  r.get('/api/v1/moves/:id', route(d, 'viewer', (ctx) => {
-    const m = d.mover.get(ctx.params.id as string);
-    if (!m) throw new AxleError(ErrorCode.NOT_FOUND, `no move ${ctx.params.id}; list them with GET /api/v1/moves`);
-    return m;
-  }));
-  r.get('/api/v1/stats', route(d, 'viewer', (ctx) => d.queries.stats(spokesParam(ctx.query))));
+  r.get(
+    '/api/v1/spokes',
+    route(d, 'viewer', () => ({ spokes: d.fleet.ids().map(spokeView) })),
+  );
+  r.get(
+    '/api/v1/spokes/:id',
+    route(d, 'viewer', async (ctx) => {
+      const id = ctx.params.id as string;
+      const view = spokeView(id);
+      const [runs, page, stats] = await Promise.all([
+        d.queries.recentRuns(id, intParam(ctx.query, 'runs', 20, 1, 1000)),
+        d.queries.listEnvoys(filterFrom(ctx.query), {
+          limit: intParam(ctx.query, 'limit', 100, 1, 1000),
+          cursor: ctx.query.get('cursor'),
+          spokes: [id],
+        }),
+        d.queries.stats([id]),
+      ]);
+      return {
+        ...view,
+        stats: stats.perSpoke[0] ?? view.stats,
+        recentRuns: runs.runs,
+        envoys: page,
+        outcome: page.spokes[0]?.outcome ?? 'unreachable',
+      };
+    }),
+  );
+  r.post(
+    '/api/v1/spokes/:id/resume',
+    route(d, 'admin', async (ctx, tok) => {
+      const id = ctx.params.id as string;
+      d.fleet.config(id);
+      if (d.mover.drainOf(id))
+        throw new AxleError(
+          ErrorCode.CONFLICT,
+          `spoke ${id} is being drained; wait for the drain to finish (GET /api/v1/moves)`,
+        );
+      const admin = d.state.spokeAdmin.get(id);
+      if (!admin || admin.state === 'active') return spokeView(id);
+      await d.events.record('spoke.resumed', { spoke: id, by: tok.name }, [
+        {
+          kind: 'spoke.admin',
+          admin: { ...admin, state: 'active', auto: false, reason: `resumed by ${tok.name}`, since: Date.now() },
+        },
+      ]);
+      return spokeView(id);
+    }),
+  );
+  r.post(
+    '/api/v1/reassign',
+    route(d, 'admin', async (ctx, tok) => {
+      const b = await body(ctx, reassignBody);
+      return finish(d.mover.start({ kind: 'reassign', match: b.hostname, to: b.to, by: tok.name }), b.wait);
+    }),
+  );
+  r.post(
+    '/api/v1/drain',
+    route(d, 'admin', async (ctx, tok) => {
+      const b = await body(ctx, drainBody);
+      return finish(
+        d.mover.start({ kind: 'drain', from: b.spoke, ...(b.to !== undefined ? { to: b.to } : {}), by: tok.name }),
+        b.wait,
+      );
+    }),
+  );
+  r.get(
+    '/api/v1/moves',
+    route(d, 'viewer', (ctx) => {
+      const limit = intParam(ctx.query, 'limit', 50, 1, 1000);
+      const all = new Map([...d.state.moves].map(([k, v]) => [k, v]));
+      for (const id of d.state.moves.keys()) {
+        const live = d.mover.get(id);
+        if (live) all.set(id, live);
+      }
+      return { moves: [...all.values()].sort((a, b) => b.startedAt - a.startedAt).slice(0, limit) };
+    }),
+  );
+  r.get(
+    '/api/v1/moves/:id',
+    route(d, 'viewer', (ctx) => {
+      const m = d.mover.get(ctx.params.id as string);
+      if (!m) throw new AxleError(ErrorCode.NOT_FOUND, `no move ${ctx.params.id}; list them with GET /api/v1/moves`);
+      return m;
+    }),
+  );
+  r.get(
+    '/api/v1/stats',
+    route(d, 'viewer', (ctx) => d.queries.stats(spokesParam(ctx.query))),
+  );
 }

@@ -1,5 +1,20 @@
 import {
-  AxleError, COMPLIANCE, ErrorCode, HANDLED, arr, def, duration, int, jobActionSchema, num, obj, oneOf, opt, record, str, type Router,
+  AxleError,
+  COMPLIANCE,
+  ErrorCode,
+  HANDLED,
+  arr,
+  def,
+  duration,
+  int,
+  jobActionSchema,
+  num,
+  obj,
+  oneOf,
+  opt,
+  record,
+  str,
+  type Router,
 } from '@axle/shared';
 import { body, intParam, route, type ApiDeps } from './api.js';
 import type { JobEvent } from './jobs/exec.js';
@@ -40,89 +55,121 @@ export function jobRoutes(r: Router, d: ApiDeps & { jobs?: JobRunner }): void {
     return d.jobs;
   };
 
-  r.post('/api/v1/jobs', route(d, 'admin', async (ctx, tok) => {
-    const b = await body(ctx, jobBody);
-    for (const s of b.target.spokes ?? []) d.fleet.config(s);
-    const job = await jobs().create({
-      action: b.action,
-      selector: {
-        ...(b.target.match !== undefined ? { match: b.target.match } : {}),
-        ...(b.target.traits !== undefined ? { traits: b.target.traits } : {}),
-        ...(b.target.spokes !== undefined ? { spokes: b.target.spokes } : {}),
-        ...(b.target.compliance !== undefined ? { compliance: b.target.compliance } : {}),
-      },
-      options: {
-        maxParallel: b.max_parallel, waveSize: b.wave_size, wavePauseMs: b.wave_pause, retries: b.retries, backoffMs: b.backoff,
-        factor: b.factor, timeoutMs: b.timeout, ...(b.stop_on_failure_rate !== undefined ? { stopOnFailureRate: b.stop_on_failure_rate } : {}),
-      },
-    }, tok.name);
-    return { job };
-  }));
+  r.post(
+    '/api/v1/jobs',
+    route(d, 'admin', async (ctx, tok) => {
+      const b = await body(ctx, jobBody);
+      for (const s of b.target.spokes ?? []) d.fleet.config(s);
+      const job = await jobs().create(
+        {
+          action: b.action,
+          selector: {
+            ...(b.target.match !== undefined ? { match: b.target.match } : {}),
+            ...(b.target.traits !== undefined ? { traits: b.target.traits } : {}),
+            ...(b.target.spokes !== undefined ? { spokes: b.target.spokes } : {}),
+            ...(b.target.compliance !== undefined ? { compliance: b.target.compliance } : {}),
+          },
+          options: {
+            maxParallel: b.max_parallel,
+            waveSize: b.wave_size,
+            wavePauseMs: b.wave_pause,
+            retries: b.retries,
+            backoffMs: b.backoff,
+            factor: b.factor,
+            timeoutMs: b.timeout,
+            ...(b.stop_on_failure_rate !== undefined ? { stopOnFailureRate: b.stop_on_failure_rate } : {}),
+          },
+        },
+        tok.name,
+      );
+      return { job };
+    }),
+  );
 
-  r.get('/api/v1/jobs', route(d, 'viewer', (ctx) => {
-    const state = ctx.query.get('state') ?? undefined;
-    return { jobs: jobs().list({ limit: intParam(ctx.query, 'limit', 50, 1, 1000), ...(state ? { state } : {}) }) };
-  }));
+  r.get(
+    '/api/v1/jobs',
+    route(d, 'viewer', (ctx) => {
+      const state = ctx.query.get('state') ?? undefined;
+      return { jobs: jobs().list({ limit: intParam(ctx.query, 'limit', 50, 1, 1000), ...(state ? { state } : {}) }) };
+    }),
+  );
 
-  r.get('/api/v1/jobs/:id', route(d, 'viewer', (ctx) => jobs().summary(ctx.params.id as string)));
+  r.get(
+    '/api/v1/jobs/:id',
+    route(d, 'viewer', (ctx) => jobs().summary(ctx.params.id as string)),
+  );
 
-  r.get('/api/v1/jobs/:id/targets', route(d, 'viewer', (ctx) => {
-    const state = ctx.query.get('state');
-    if (state && !(TARGET_STATES as readonly string[]).includes(state)) {
-      throw new AxleError(ErrorCode.INVALID, `state must be one of ${TARGET_STATES.join(', ')}, got "${state.slice(0, 40)}"`);
-    }
-    const limit = intParam(ctx.query, 'limit', 1000, 1, 100_000);
-    const all = jobs().targets(ctx.params.id as string).filter((t) => !state || t.state === state);
-    return { targets: all.slice(0, limit), total: all.length };
-  }));
-
-  r.post('/api/v1/jobs/:id/cancel', route(d, 'admin', (ctx, tok) => ({ job: jobs().cancel(ctx.params.id as string, tok.name) })));
-
-  r.get('/api/v1/jobs/:id/events', route(d, 'viewer', (ctx) => {
-    const runner = jobs();
-    const id = ctx.params.id as string;
-    const first = runner.job(id);
-    const sse = (ctx.req.headers.accept ?? '').includes('text/event-stream');
-    const res = ctx.res;
-    res.writeHead(200, {
-      'content-type': sse ? 'text/event-stream' : 'application/x-ndjson',
-      'cache-control': 'no-cache',
-      'x-accel-buffering': 'no',
-    });
-    const write = (v: unknown) => res.write(sse ? `data: ${JSON.stringify(v)}\n\n` : `${JSON.stringify(v)}\n`);
-    const view = (j: Job) => ({ type: 'progress', job: j });
-    write(view(first));
-    if (first.state !== 'running') {
-      write({ type: 'done', job: first });
-      res.end();
-      return HANDLED;
-    }
-    const targetsToo = ctx.query.get('targets') !== '0';
-    const onEvent = (ev: JobEvent) => {
-      if (ev.type === 'target') {
-        if (ev.jobId === id && targetsToo) write({ type: 'target', target: targetView(ev.target) });
-        return;
+  r.get(
+    '/api/v1/jobs/:id/targets',
+    route(d, 'viewer', (ctx) => {
+      const state = ctx.query.get('state');
+      if (state && !(TARGET_STATES as readonly string[]).includes(state)) {
+        throw new AxleError(
+          ErrorCode.INVALID,
+          `state must be one of ${TARGET_STATES.join(', ')}, got "${state.slice(0, 40)}"`,
+        );
       }
-      if (ev.job.id !== id) return;
-      write(ev);
-      if (ev.type === 'done') close();
-    };
-    const beat = setInterval(() => res.write(sse ? ': keepalive\n\n' : '\n'), STREAM_HEARTBEAT_MS);
-    const close = () => {
-      clearInterval(beat);
-      runner.off('event', onEvent);
-      res.end();
-    };
-    runner.on('event', onEvent);
-    ctx.req.on('close', close);
-    // The job may have ended between the first read and subscribing.
-    const now = runner.job(id);
-    if (now.state !== 'running') {
-      write({ type: 'done', job: now });
-      close();
-    }
-    return HANDLED;
-  }));
+      const limit = intParam(ctx.query, 'limit', 1000, 1, 100_000);
+      const all = jobs()
+        .targets(ctx.params.id as string)
+        .filter((t) => !state || t.state === state);
+      return { targets: all.slice(0, limit), total: all.length };
+    }),
+  );
+
+  r.post(
+    '/api/v1/jobs/:id/cancel',
+    route(d, 'admin', (ctx, tok) => ({ job: jobs().cancel(ctx.params.id as string, tok.name) })),
+  );
+
+  r.get(
+    '/api/v1/jobs/:id/events',
+    route(d, 'viewer', (ctx) => {
+      const runner = jobs();
+      const id = ctx.params.id as string;
+      const first = runner.job(id);
+      const sse = (ctx.req.headers.accept ?? '').includes('text/event-stream');
+      const res = ctx.res;
+      res.writeHead(200, {
+        'content-type': sse ? 'text/event-stream' : 'application/x-ndjson',
+        'cache-control': 'no-cache',
+        'x-accel-buffering': 'no',
+      });
+      const write = (v: unknown) => res.write(sse ? `data: ${JSON.stringify(v)}\n\n` : `${JSON.stringify(v)}\n`);
+      const view = (j: Job) => ({ type: 'progress', job: j });
+      write(view(first));
+      if (first.state !== 'running') {
+        write({ type: 'done', job: first });
+        res.end();
+        return HANDLED;
+      }
+      const targetsToo = ctx.query.get('targets') !== '0';
+      const onEvent = (ev: JobEvent) => {
+        if (ev.type === 'target') {
+          if (ev.jobId === id && targetsToo) write({ type: 'target', target: targetView(ev.target) });
+          return;
+        }
+        if (ev.job.id !== id) return;
+        write(ev);
+        if (ev.type === 'done') close();
+      };
+      const beat = setInterval(() => res.write(sse ? ': keepalive\n\n' : '\n'), STREAM_HEARTBEAT_MS);
+      const close = () => {
+        clearInterval(beat);
+        runner.off('event', onEvent);
+        res.end();
+      };
+      runner.on('event', onEvent);
+      ctx.req.on('close', close);
+      // The job may have ended between the first read and subscribing.
+      const now = runner.job(id);
+      if (now.state !== 'running') {
+        write({ type: 'done', job: now });
+        close();
+      }
+      return HANDLED;
+    }),
+  );
 }
 
 function targetView(t: JobTarget): Omit<JobTarget, 'history' | 'output'> {

@@ -1,6 +1,16 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
-  AxleError, ErrorCode, HANDLED, HttpError, Router, errorText, parse, sendJson, type Logger, type RouteContext, type Schema,
+  AxleError,
+  ErrorCode,
+  HANDLED,
+  HttpError,
+  Router,
+  errorText,
+  parse,
+  sendJson,
+  type Logger,
+  type RouteContext,
+  type Schema,
 } from '@axle/shared';
 import type { ApiAuth } from './auth.js';
 import type { HubConfig } from './config.js';
@@ -78,7 +88,11 @@ export function intParam(q: URLSearchParams, name: string, def: number, min: num
   const v = q.get(name);
   if (v === null || v === '') return def;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new AxleError(ErrorCode.INVALID, `query parameter ${name} must be an integer from ${min} to ${max}, got "${v.slice(0, 40)}"`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new AxleError(
+      ErrorCode.INVALID,
+      `query parameter ${name} must be an integer from ${min} to ${max}, got "${v.slice(0, 40)}"`,
+    );
   return n;
 }
 
@@ -114,7 +128,10 @@ export function buildHttp(d: ApiDeps): (req: IncomingMessage, res: ServerRespons
     r.get('/healthz', () => ({ ok: true }));
     r.get('/readyz', (ctx) => {
       const s = d.ready();
-      if (!s.ready) return sendJson(ctx.res, 503, { ready: false, why: s.why }), HANDLED;
+      if (!s.ready) {
+        sendJson(ctx.res, 503, { ready: false, why: s.why });
+        return HANDLED;
+      }
       return { ready: true };
     });
     r.get('/metrics', async (ctx) => {
@@ -129,7 +146,8 @@ export function buildHttp(d: ApiDeps): (req: IncomingMessage, res: ServerRespons
     ui.routes(r);
     configRoutes(r, d);
     jobRoutes(r, d);
-    if (d.hubAddrs && d.listenAddr) bootstrapRoutes(r, { config: d.config, hubAddrs: d.hubAddrs, listenAddr: d.listenAddr });
+    if (d.hubAddrs && d.listenAddr)
+      bootstrapRoutes(r, { config: d.config, hubAddrs: d.hubAddrs, listenAddr: d.listenAddr });
     return r;
   }
 
@@ -143,7 +161,12 @@ export function buildHttp(d: ApiDeps): (req: IncomingMessage, res: ServerRespons
     if (writeRefusal(d, req, res)) return;
     if (ui.handle(req, res)) return;
     if (!router.handle(req, res)) {
-      sendJson(res, 404, { error: { code: ErrorCode.NOT_FOUND, message: `no route ${req.method} ${(req.url ?? '/').split('?')[0]}; the API is under /api/v1 (see "HTTP API" in README.md)` } });
+      sendJson(res, 404, {
+        error: {
+          code: ErrorCode.NOT_FOUND,
+          message: `no route ${req.method} ${(req.url ?? '/').split('?')[0]}; the API is under /api/v1 (see "HTTP API" in README.md)`,
+        },
+      });
     }
   };
 }

@@ -55,7 +55,11 @@ export class AgentBundle {
   load(): Loaded {
     const file = this.file();
     if (!file) {
-      throw new HttpError(404, ErrorCode.NOT_FOUND, 'no agent bundle: build it (npm run build builds packages/envoy-agent/dist/agent/agent.tar.gz) or set agent_bundle in the hub config');
+      throw new HttpError(
+        404,
+        ErrorCode.NOT_FOUND,
+        'no agent bundle: build it (npm run build builds packages/envoy-agent/dist/agent/agent.tar.gz) or set agent_bundle in the hub config',
+      );
     }
     const tpl = join(dirname(file), 'bootstrap.sh');
     let key: string;
@@ -64,13 +68,21 @@ export class AgentBundle {
       const b = statSync(tpl);
       key = `${a.mtimeMs}:${a.size}:${b.mtimeMs}:${b.size}`;
     } catch (e) {
-      throw new HttpError(404, ErrorCode.NOT_FOUND, `the agent bundle is missing (${(e as Error).message}); run npm run build, or set agent_bundle in the hub config to an agent.tar.gz with bootstrap.sh beside it`);
+      throw new HttpError(
+        404,
+        ErrorCode.NOT_FOUND,
+        `the agent bundle is missing (${(e as Error).message}); run npm run build, or set agent_bundle in the hub config to an agent.tar.gz with bootstrap.sh beside it`,
+      );
     }
     if (this.cache?.key === key) return this.cache;
     const data = readFileSync(file);
     const template = readFileSync(tpl, 'utf8');
     for (const p of ['@HUB_URL@', '@HUB_ADDRS@', '@AGENT_SHA256@']) {
-      if (!template.includes(p)) throw new AxleError(ErrorCode.INTERNAL, `${tpl} is not a bootstrap template (no ${p}); rebuild the agent bundle`);
+      if (!template.includes(p))
+        throw new AxleError(
+          ErrorCode.INTERNAL,
+          `${tpl} is not a bootstrap template (no ${p}); rebuild the agent bundle`,
+        );
     }
     this.cache = { key, data, template, sha256: createHash('sha256').update(data).digest('hex') };
     return this.cache;
@@ -82,7 +94,8 @@ const SAFE = /^[A-Za-z0-9.:[\]/_-]+$/;
 
 export function renderBootstrap(template: string, v: { hubUrl: string; hubAddrs: string[]; sha256: string }): string {
   for (const s of [v.hubUrl, ...v.hubAddrs, v.sha256]) {
-    if (!SAFE.test(s)) throw new AxleError(ErrorCode.INTERNAL, `refusing to put ${JSON.stringify(s)} into the bootstrap script`);
+    if (!SAFE.test(s))
+      throw new AxleError(ErrorCode.INTERNAL, `refusing to put ${JSON.stringify(s)} into the bootstrap script`);
   }
   return template
     .replaceAll('@HUB_URL@', v.hubUrl)

@@ -1,7 +1,17 @@
 import { resolve } from 'node:path';
 import {
-  AxleError, ErrorCode, Signer, buildBundle, chunksOf, errorText, loadPolicies, loadTasks, signBundle, toBase64,
-  type KeyPair, type Logger,
+  AxleError,
+  ErrorCode,
+  Signer,
+  buildBundle,
+  chunksOf,
+  errorText,
+  loadPolicies,
+  loadTasks,
+  signBundle,
+  toBase64,
+  type KeyPair,
+  type Logger,
 } from '@axle/shared';
 import type { HubConfig } from './config.js';
 import type { Events } from './events.js';
@@ -56,13 +66,20 @@ export class Publisher {
 
   private async doPublish(o: { dir?: string; by: string; source?: ConfigBundle['source'] }): Promise<PublishResult> {
     const dir = o.dir ?? this.d.config().config_dir;
-    if (!dir) throw new AxleError(ErrorCode.INVALID, 'no config directory: set config_dir in the hub config, or publish with --dir DIR');
+    if (!dir)
+      throw new AxleError(
+        ErrorCode.INVALID,
+        'no config directory: set config_dir in the hub config, or publish with --dir DIR',
+      );
     const abs = resolve(dir);
     // Tasks are validated like policies: a job may only run what a valid bundle defines.
     const errors = [...loadPolicies(abs).errors, ...loadTasks(abs).errors];
     if (errors.length > 0) {
       await this.d.events.record('config.refused', { by: o.by, dir: abs, errors: errors.map((e) => e.message) });
-      throw new AxleError(ErrorCode.INVALID, `nothing was published; fix these policy/task files first:\n${errors.map((e) => e.message).join('\n')}`);
+      throw new AxleError(
+        ErrorCode.INVALID,
+        `nothing was published; fix these policy/task files first:\n${errors.map((e) => e.message).join('\n')}`,
+      );
     }
     let built: Awaited<ReturnType<typeof buildBundle>>;
     try {
@@ -72,9 +89,20 @@ export class Publisher {
     }
     const current = this.current();
     if (current && Buffer.from(current.hash).equals(Buffer.from(built.hash))) {
-      return { version: current.version, unchanged: true, bundle: current, spokes: await this.pushAll(current.version) };
+      return {
+        version: current.version,
+        unchanged: true,
+        bundle: current,
+        spokes: await this.pushAll(current.version),
+      };
     }
-    return this.store({ data: built.data, hash: built.hash, files: built.files, by: o.by, source: o.source ?? 'publish' });
+    return this.store({
+      data: built.data,
+      hash: built.hash,
+      files: built.files,
+      by: o.by,
+      source: o.source ?? 'publish',
+    });
   }
 
   /** Publishes the content of an old version as a new version. */
@@ -83,7 +111,10 @@ export class Publisher {
       const old = this.d.state.bundle(version);
       if (!old) {
         const kept = [...this.d.state.bundles.keys()].sort((a, b) => a - b).join(', ') || 'none';
-        throw new AxleError(ErrorCode.NOT_FOUND, `version ${version} is not kept on this hub (kept: ${kept}); see axle config versions`);
+        throw new AxleError(
+          ErrorCode.NOT_FOUND,
+          `version ${version} is not kept on this hub (kept: ${kept}); see axle config versions`,
+        );
       }
       return this.store({ data: old.data, hash: old.hash, files: old.files, by, source: 'rollback', from: version });
     });
@@ -94,13 +125,30 @@ export class Publisher {
   private async store(b: Omit<ConfigBundle, 'version' | 'signature' | 'publishedAt'>): Promise<PublishResult> {
     const { state, events, config } = this.d;
     const version = state.configVersion + 1;
-    const bundle: ConfigBundle = { ...b, version, publishedAt: Date.now(), signature: signBundle(version, b.hash, this.signer) };
+    const bundle: ConfigBundle = {
+      ...b,
+      version,
+      publishedAt: Date.now(),
+      signature: signBundle(version, b.hash, this.signer),
+    };
     const keep = config().config_publish.keep;
-    const drop = [...state.bundles.keys()].sort((x, y) => y - x).slice(keep - 1).map((v) => ({ kind: 'bundle.drop' as const, version: v }));
-    await events.record('config.published', {
-      version, by: b.by, source: b.source, files: b.files.length, bytes: b.data.length, hash: Buffer.from(b.hash).toString('hex').slice(0, 16),
-      ...(b.from !== undefined ? { from: b.from } : {}),
-    }, [{ kind: 'bundle.put', bundle }, ...drop]);
+    const drop = [...state.bundles.keys()]
+      .sort((x, y) => y - x)
+      .slice(keep - 1)
+      .map((v) => ({ kind: 'bundle.drop' as const, version: v }));
+    await events.record(
+      'config.published',
+      {
+        version,
+        by: b.by,
+        source: b.source,
+        files: b.files.length,
+        bytes: b.data.length,
+        hash: Buffer.from(b.hash).toString('hex').slice(0, 16),
+        ...(b.from !== undefined ? { from: b.from } : {}),
+      },
+      [{ kind: 'bundle.put', bundle }, ...drop],
+    );
     const meta = state.bundles.get(version) as ConfigBundleMeta;
     return { version, unchanged: false, bundle: meta, spokes: await this.pushAll(version) };
   }
@@ -146,10 +194,22 @@ export class Publisher {
       // All chunks go out at once: the spoke takes them in arrival order, so only the last
       // reply (the one that made the version live) matters, and no round trip is waited on.
       const link = links.get(id);
-      const replies = [...chunksOf(b.data)].map((c) => link.request(
-        { type: 'config_offer', term: state.term, version: b.version, hash: b.hash, signature: b.signature, total: b.data.length, offset: c.offset, data: c.data },
-        config().config_publish.push_timeout, 'config_ok',
-      ));
+      const replies = [...chunksOf(b.data)].map((c) =>
+        link.request(
+          {
+            type: 'config_offer',
+            term: state.term,
+            version: b.version,
+            hash: b.hash,
+            signature: b.signature,
+            total: b.data.length,
+            offset: c.offset,
+            data: c.data,
+          },
+          config().config_publish.push_timeout,
+          'config_ok',
+        ),
+      );
       const r = (await Promise.all(replies)).at(-1) as { version: number };
       const h = fleet.health.get(id);
       if (h.stats) h.stats = { ...h.stats, configVersion: r.version };
@@ -157,7 +217,10 @@ export class Publisher {
       return 'ok';
     } catch (e) {
       const err = e instanceof AxleError ? e : undefined;
-      if (err && (err.code === ErrorCode.CLOSED || err.code === ErrorCode.UNREACHABLE || err.code === ErrorCode.TIMEOUT)) {
+      if (
+        err &&
+        (err.code === ErrorCode.CLOSED || err.code === ErrorCode.UNREACHABLE || err.code === ErrorCode.TIMEOUT)
+      ) {
         log.info({ spoke: id, version }, 'spoke did not take the bundle now; it gets it when it answers again');
         return 'unreachable';
       }
@@ -176,7 +239,9 @@ export class Publisher {
     const v = this.d.fleet.health.get(id).stats?.configVersion;
     if (cur === 0 || v === undefined || v >= cur || this.catchingUp.has(id)) return;
     this.d.log.info({ spoke: id, spokeVersion: v, version: cur }, 'spoke is behind the current config; sending it');
-    const p = this.push(id, cur).then(() => undefined).finally(() => this.catchingUp.delete(id));
+    const p = this.push(id, cur)
+      .then(() => undefined)
+      .finally(() => this.catchingUp.delete(id));
     this.catchingUp.set(id, p);
   }
 

@@ -1,47 +1,90 @@
 import { join } from 'node:path';
 import {
-  AxleError, ErrorCode, arr, bool, custom, def, duration, formatIssues, fromBase64, hostPort, int, loadConfig, obj, oneOf, opt, str,
-  type Infer, type Issue,
+  AxleError,
+  ErrorCode,
+  arr,
+  bool,
+  custom,
+  def,
+  duration,
+  formatIssues,
+  fromBase64,
+  hostPort,
+  int,
+  loadConfig,
+  obj,
+  oneOf,
+  opt,
+  str,
+  type Infer,
+  type Issue,
 } from '@axle/shared';
 import { compilePattern, MAX_PATTERN_LENGTH } from './router.js';
 import { replicationIssues } from './replication/settings.js';
 
 /** Every event the hub records and can send to webhooks. */
 export const EVENT_TYPES = [
-  'spoke.down', 'spoke.up', 'spoke.draining', 'spoke.drained', 'spoke.resumed',
-  'envoy.enrolled', 'envoy.pending', 'envoy.rejected', 'envoy.reassigned', 'envoy.rekey_allowed',
-  'move.started', 'move.finished', 'token.created', 'token.revoked',
-  'config.published', 'config.refused',
+  'spoke.down',
+  'spoke.up',
+  'spoke.draining',
+  'spoke.drained',
+  'spoke.resumed',
+  'envoy.enrolled',
+  'envoy.pending',
+  'envoy.rejected',
+  'envoy.reassigned',
+  'envoy.rekey_allowed',
+  'move.started',
+  'move.finished',
+  'token.created',
+  'token.revoked',
+  'config.published',
+  'config.refused',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
-const id = () => str({ min: 1, max: 64, pattern: /^[A-Za-z0-9_.-]+$/, hint: 'must be an id (letters, digits, ".", "-", "_")' });
+const id = () =>
+  str({ min: 1, max: 64, pattern: /^[A-Za-z0-9_.-]+$/, hint: 'must be an id (letters, digits, ".", "-", "_")' });
 
-const pubkey = () => custom('public key', (v) => {
-  if (typeof v !== 'string') throw new Error('expected the base64 public key printed by `keygen`');
-  fromBase64(v, 32, 'public key');
-  return v;
-});
+const pubkey = () =>
+  custom('public key', (v) => {
+    if (typeof v !== 'string') throw new Error('expected the base64 public key printed by `keygen`');
+    fromBase64(v, 32, 'public key');
+    return v;
+  });
 
-const pattern = () => custom('pattern', (v) => {
-  if (typeof v !== 'string' || v.length === 0) throw new Error('expected a non-empty hostname glob such as "*.dc1.*"');
-  if (v.length > MAX_PATTERN_LENGTH) throw new Error(`patterns are at most ${MAX_PATTERN_LENGTH} characters`);
-  compilePattern(v);
-  return v;
-});
+const pattern = () =>
+  custom('pattern', (v) => {
+    if (typeof v !== 'string' || v.length === 0)
+      throw new Error('expected a non-empty hostname glob such as "*.dc1.*"');
+    if (v.length > MAX_PATTERN_LENGTH) throw new Error(`patterns are at most ${MAX_PATTERN_LENGTH} characters`);
+    compilePattern(v);
+    return v;
+  });
 
 /** "hub" only: a spoke config handed to the hub is the commonest slip, so say so plainly. */
-const role = () => custom('role', (v) => {
-  if (v === 'hub') return 'hub' as const;
-  if (v === 'spoke') throw new Error('is "spoke", but this is the hub daemon: run axle-spoke with this file, or set role: hub');
-  throw new Error(`must be "hub", got ${JSON.stringify(v)}`);
-});
+const role = () =>
+  custom('role', (v) => {
+    if (v === 'hub') return 'hub' as const;
+    if (v === 'spoke')
+      throw new Error('is "spoke", but this is the hub daemon: run axle-spoke with this file, or set role: hub');
+    throw new Error(`must be "hub", got ${JSON.stringify(v)}`);
+  });
 
 /** `requests` per `per` with bursts up to `burst`: a token bucket, written the way people say it. */
 const rateLimit = (requests: number, perMs: number, burst: number) =>
-  def(obj({ requests: int({ min: 1, max: 1_000_000 }), per: def(duration({ min: 1 }), perMs), burst: def(int({ min: 1, max: 1_000_000 }), burst) }), () => ({
-    requests, per: perMs, burst,
-  }));
+  def(
+    obj({
+      requests: int({ min: 1, max: 1_000_000 }),
+      per: def(duration({ min: 1 }), perMs),
+      burst: def(int({ min: 1, max: 1_000_000 }), burst),
+    }),
+    () => ({
+      requests,
+      per: perMs,
+      burst,
+    }),
+  );
 
 const spokeSchema = obj({
   id: id(),
@@ -85,44 +128,74 @@ export const hubConfigSchema = obj({
   /** The agent tarball GET /agent.tar.gz serves (default: @axle/envoy-agent's dist/agent/agent.tar.gz); bootstrap.sh beside it is the script template. */
   agent_bundle: opt(str({ min: 1, max: 1024 })),
   /** Config publishing: how many versions to keep, and the secret of the publish webhook. */
-  config_publish: def(obj({
-    keep: def(int({ min: 2, max: 1000 }), 10),
-    webhook_secret: opt(str({ min: 16, max: 256, hint: 'must be at least 16 characters' })),
-    push_timeout: def(duration({ min: 100 }), 30_000),
-  }), () => ({ keep: 10, push_timeout: 30_000, webhook_secret: undefined as string | undefined })),
+  config_publish: def(
+    obj({
+      keep: def(int({ min: 2, max: 1000 }), 10),
+      webhook_secret: opt(str({ min: 16, max: 256, hint: 'must be at least 16 characters' })),
+      push_timeout: def(duration({ min: 100 }), 30_000),
+    }),
+    () => ({ keep: 10, push_timeout: 30_000, webhook_secret: undefined as string | undefined }),
+  ),
   spanner: obj({
     role: role(),
     spokes: def(arr(spokeSchema, { max: 1000 }), []),
     default_spoke: opt(id()),
-    auto_failover: def(autoFailoverSchema, () => ({ enabled: false, threshold: 3, interval: 30_000, drain_batch: 100, drain_parallel: 4, drain_jitter: 1000 })),
+    auto_failover: def(autoFailoverSchema, () => ({
+      enabled: false,
+      threshold: 3,
+      interval: 30_000,
+      drain_batch: 100,
+      drain_parallel: 4,
+      drain_jitter: 1000,
+    })),
     peers: def(arr(obj({ id: id(), addr: hostPort(), pubkey: pubkey() }), { max: 16 }), []),
   }),
-  enrollment: def(obj({
-    approval: def(oneOf(['auto', 'manual'] as const), 'auto'),
-    rate_limit: rateLimit(30, 60_000, 10),
-  }), () => ({ approval: 'auto' as const, rate_limit: { requests: 30, per: 60_000, burst: 10 } })),
-  api: def(obj({
-    rate_limit: rateLimit(50, 1000, 100),
-    max_body_bytes: def(int({ min: 256, max: 64 * 1024 * 1024 }), 1024 * 1024),
-  }), () => ({ rate_limit: { requests: 50, per: 1000, burst: 100 }, max_body_bytes: 1024 * 1024 })),
+  enrollment: def(
+    obj({
+      approval: def(oneOf(['auto', 'manual'] as const), 'auto'),
+      rate_limit: rateLimit(30, 60_000, 10),
+    }),
+    () => ({ approval: 'auto' as const, rate_limit: { requests: 30, per: 60_000, burst: 10 } }),
+  ),
+  api: def(
+    obj({
+      rate_limit: rateLimit(50, 1000, 100),
+      max_body_bytes: def(int({ min: 256, max: 64 * 1024 * 1024 }), 1024 * 1024),
+    }),
+    () => ({ rate_limit: { requests: 50, per: 1000, burst: 100 }, max_body_bytes: 1024 * 1024 }),
+  ),
   webhooks: def(arr(webhookSchema, { max: 32 }), []),
   /** Replicated hubs (with spanner.peers): see "Replicated hubs" in README.md. Omitted values are derived in replication/settings.ts. */
-  replication: def(obj({
-    min_acks: opt(int({ min: 0, max: 16 })),
-    lease: def(duration({ min: 100, max: 600_000 }), 5000),
-    election_timeout: opt(duration({ min: 150, max: 900_000 })),
-    witnesses: def(arr(obj({ id: id(), addr: hostPort(), pubkey: pubkey() }), { max: 16 }), []),
-  }), () => ({ lease: 5000, witnesses: [] as { id: string; addr: string; pubkey: string }[], min_acks: undefined as number | undefined, election_timeout: undefined as number | undefined })),
-  limits: def(obj({
-    max_connections_per_ip: def(int({ min: 1 }), 1024),
-    max_handshakes_per_ip: def(int({ min: 1 }), 128),
-  }), () => ({ max_connections_per_ip: 1024, max_handshakes_per_ip: 128 })),
-  fanout: def(obj({
-    timeout: def(duration({ min: 1 }), 5000),
-    max_parallel: def(int({ min: 0, max: 10_000 }), 0),
-    retries: def(int({ min: 0, max: 10 }), 2),
-    backoff: def(duration({ min: 1 }), 100),
-  }), () => ({ timeout: 5000, max_parallel: 0, retries: 2, backoff: 100 })),
+  replication: def(
+    obj({
+      min_acks: opt(int({ min: 0, max: 16 })),
+      lease: def(duration({ min: 100, max: 600_000 }), 5000),
+      election_timeout: opt(duration({ min: 150, max: 900_000 })),
+      witnesses: def(arr(obj({ id: id(), addr: hostPort(), pubkey: pubkey() }), { max: 16 }), []),
+    }),
+    () => ({
+      lease: 5000,
+      witnesses: [] as { id: string; addr: string; pubkey: string }[],
+      min_acks: undefined as number | undefined,
+      election_timeout: undefined as number | undefined,
+    }),
+  ),
+  limits: def(
+    obj({
+      max_connections_per_ip: def(int({ min: 1 }), 1024),
+      max_handshakes_per_ip: def(int({ min: 1 }), 128),
+    }),
+    () => ({ max_connections_per_ip: 1024, max_handshakes_per_ip: 128 }),
+  ),
+  fanout: def(
+    obj({
+      timeout: def(duration({ min: 1 }), 5000),
+      max_parallel: def(int({ min: 0, max: 10_000 }), 0),
+      retries: def(int({ min: 0, max: 10 }), 2),
+      backoff: def(duration({ min: 1 }), 100),
+    }),
+    () => ({ timeout: 5000, max_parallel: 0, retries: 2, backoff: 100 }),
+  ),
 });
 
 export type HubConfig = Infer<typeof hubConfigSchema>;
@@ -138,7 +211,10 @@ function crossCheck(c: HubConfig): Issue[] {
     seen.add(s.id);
   });
   if (c.spanner.default_spoke !== undefined && !seen.has(c.spanner.default_spoke)) {
-    issues.push({ path: 'spanner.default_spoke', message: `names "${c.spanner.default_spoke}", which is not in spanner.spokes` });
+    issues.push({
+      path: 'spanner.default_spoke',
+      message: `names "${c.spanner.default_spoke}", which is not in spanner.spokes`,
+    });
   }
   issues.push(...replicationIssues(c));
   return issues;
@@ -148,7 +224,10 @@ export function loadHubConfig(file: string): HubConfig {
   const c = loadConfig(file, hubConfigSchema);
   const issues = crossCheck(c);
   if (issues.length > 0) {
-    throw new AxleError(ErrorCode.BAD_CONFIG, `${file}: ${issues.length} problem(s) in config:\n${issues.map((i) => `${file}: ${i.path}: ${i.message}`).join('\n')}`);
+    throw new AxleError(
+      ErrorCode.BAD_CONFIG,
+      `${file}: ${issues.length} problem(s) in config:\n${issues.map((i) => `${file}: ${i.path}: ${i.message}`).join('\n')}`,
+    );
   }
   return c;
 }
@@ -158,7 +237,10 @@ export function hubConfigFrom(raw: unknown, source = 'hub config'): HubConfig {
   const issues: Issue[] = [];
   const c = hubConfigSchema.parse(raw, '', issues);
   if (c === undefined || issues.length > 0) {
-    throw new AxleError(ErrorCode.BAD_CONFIG, `${source}: ${formatIssues(issues.length > 0 ? issues : [{ path: '', message: 'is not valid' }])}`);
+    throw new AxleError(
+      ErrorCode.BAD_CONFIG,
+      `${source}: ${formatIssues(issues.length > 0 ? issues : [{ path: '', message: 'is not valid' }])}`,
+    );
   }
   const more = crossCheck(c);
   if (more.length > 0) throw new AxleError(ErrorCode.BAD_CONFIG, `${source}: ${formatIssues(more)}`);

@@ -59,7 +59,8 @@ export class Mover {
     const { fleet } = this.d;
     if (spec.from !== undefined) fleet.config(spec.from);
     if (spec.to !== undefined) fleet.config(spec.to);
-    if (spec.from !== undefined && spec.from === spec.to) throw new AxleError(ErrorCode.INVALID, `cannot drain spoke ${spec.from} into itself; pick another "to"`);
+    if (spec.from !== undefined && spec.from === spec.to)
+      throw new AxleError(ErrorCode.INVALID, `cannot drain spoke ${spec.from} into itself; pick another "to"`);
     if (spec.kind === 'reassign' && (spec.match === undefined || spec.to === undefined)) {
       throw new AxleError(ErrorCode.INVALID, 'reassign needs "hostname" (a glob) and "to" (a spoke id)');
     }
@@ -74,7 +75,8 @@ export class Mover {
     }
     for (const r of this.running.values()) {
       const m = r.move;
-      if (m.kind === spec.kind && m.from === spec.from && m.to === spec.to && m.match === spec.match) return { move: m, done: r.done, existing: true };
+      if (m.kind === spec.kind && m.from === spec.from && m.to === spec.to && m.match === spec.match)
+        return { move: m, done: r.done, existing: true };
       if (spec.from !== undefined && m.from === spec.from && m.kind !== 'reassign' && spec.kind !== 'reassign') {
         return { move: m, done: r.done, existing: true };
       }
@@ -92,8 +94,17 @@ export class Mover {
     }
     hosts.sort();
     const move: Move = {
-      id: newId('mv_'), kind: spec.kind, state: 'running', total: hosts.length + already, moved: 0, already, skipped: 0, failed: 0,
-      startedAt: Date.now(), by: spec.by, errors: [],
+      id: newId('mv_'),
+      kind: spec.kind,
+      state: 'running',
+      total: hosts.length + already,
+      moved: 0,
+      already,
+      skipped: 0,
+      failed: 0,
+      startedAt: Date.now(),
+      by: spec.by,
+      errors: [],
       ...(spec.from !== undefined ? { from: spec.from } : {}),
       ...(spec.to !== undefined ? { to: spec.to } : {}),
       ...(spec.match !== undefined ? { match: spec.match } : {}),
@@ -138,11 +149,30 @@ export class Mover {
     const from = move.from;
     const startChanges: Change[] = [{ kind: 'move.put', move: { ...move } }];
     if (from !== undefined && move.kind !== 'reassign') {
-      startChanges.push({ kind: 'spoke.admin', admin: { id: from, state: 'draining', auto: move.kind === 'failover', reason: move.kind === 'failover' ? 'auto-failover' : `drain by ${move.by}`, since: Date.now(), moveId: move.id } });
+      startChanges.push({
+        kind: 'spoke.admin',
+        admin: {
+          id: from,
+          state: 'draining',
+          auto: move.kind === 'failover',
+          reason: move.kind === 'failover' ? 'auto-failover' : `drain by ${move.by}`,
+          since: Date.now(),
+          moveId: move.id,
+        },
+      });
     }
-    await events.record(move.kind === 'failover' || move.kind === 'drain' ? 'spoke.draining' : 'move.started', {
-      move: move.id, kind: move.kind, from, to: move.to, match: move.match, envoys: hosts.length,
-    }, startChanges);
+    await events.record(
+      move.kind === 'failover' || move.kind === 'drain' ? 'spoke.draining' : 'move.started',
+      {
+        move: move.id,
+        kind: move.kind,
+        from,
+        to: move.to,
+        match: move.match,
+        envoys: hosts.length,
+      },
+      startChanges,
+    );
     this.d.metrics.drains.inc({ kind: move.kind });
     const batches: string[][] = [];
     for (let i = 0; i < hosts.length; i += af.drain_batch) batches.push(hosts.slice(i, i + af.drain_batch));
@@ -166,8 +196,25 @@ export class Mover {
     move.finishedAt = Date.now();
     const endChanges: Change[] = [{ kind: 'move.put', move: { ...move } }];
     const admin = from !== undefined ? state.spokeAdmin.get(from) : undefined;
-    const summary = { move: move.id, kind: move.kind, from, to: move.to, match: move.match, state: move.state, moved: move.moved, already: move.already, skipped: move.skipped, failed: move.failed };
-    if (from !== undefined && move.kind !== 'reassign' && admin?.moveId === move.id && admin.state === 'draining' && move.state !== 'cancelled') {
+    const summary = {
+      move: move.id,
+      kind: move.kind,
+      from,
+      to: move.to,
+      match: move.match,
+      state: move.state,
+      moved: move.moved,
+      already: move.already,
+      skipped: move.skipped,
+      failed: move.failed,
+    };
+    if (
+      from !== undefined &&
+      move.kind !== 'reassign' &&
+      admin?.moveId === move.id &&
+      admin.state === 'draining' &&
+      move.state !== 'cancelled'
+    ) {
       endChanges.push({ kind: 'spoke.admin', admin: { ...admin, state: 'drained', since: Date.now() } });
       await events.record('spoke.drained', summary, endChanges).catch(() => undefined);
     } else {
@@ -225,7 +272,13 @@ export class Mover {
     try {
       const first = await epochs.take(recs.length);
       const items = recs.map((r, i) => ({ hostname: r.hostname, pubkey: fromBase64(r.pubkey, 32), epoch: first + i }));
-      await links.get(target).request({ type: 'adopt', term: state.term, envoys: items }, Math.max(config().fanout.timeout, 10_000), 'adopted');
+      await links
+        .get(target)
+        .request(
+          { type: 'adopt', term: state.term, envoys: items },
+          Math.max(config().fanout.timeout, 10_000),
+          'adopted',
+        );
       const now = Date.now();
       const changes: Change[] = [];
       const moved: string[] = [];
@@ -236,12 +289,26 @@ export class Mover {
           move.already++;
           return;
         }
-        changes.push({ kind: 'envoy.assign', envoy: { ...cur, spokeId: target, epoch: first + i, assignedAt: now }, reason, from: cur.spokeId });
+        changes.push({
+          kind: 'envoy.assign',
+          envoy: { ...cur, spokeId: target, epoch: first + i, assignedAt: now },
+          reason,
+          from: cur.spokeId,
+        });
         moved.push(r.hostname);
       });
       if (moved.length === 0) return;
       const from = recs[0]?.spokeId;
-      changes.push(events.change('envoy.reassigned', { move: move.id, kind: move.kind, from: move.from ?? from, to: target, count: moved.length, hostnames: moved.slice(0, 100) }));
+      changes.push(
+        events.change('envoy.reassigned', {
+          move: move.id,
+          kind: move.kind,
+          from: move.from ?? from,
+          to: target,
+          count: moved.length,
+          hostnames: moved.slice(0, 100),
+        }),
+      );
       await state.applyAll(changes);
       events.published(changes);
       move.moved += moved.length;
@@ -250,7 +317,10 @@ export class Mover {
     } catch (e) {
       move.failed += recs.length;
       pushError(move, `${target}: ${errorText(e)}`);
-      this.d.log.warn({ move: move.id, spoke: target, count: recs.length, err: errorText(e) }, 'could not move a batch');
+      this.d.log.warn(
+        { move: move.id, spoke: target, count: recs.length, err: errorText(e) },
+        'could not move a batch',
+      );
     }
   }
 }

@@ -1,5 +1,13 @@
 import {
-  AxleError, ErrorCode, errorText, fingerprint, fromBase64, toBase64, type Connection, type Logger, type MessageOf,
+  AxleError,
+  ErrorCode,
+  errorText,
+  fingerprint,
+  fromBase64,
+  toBase64,
+  type Connection,
+  type Logger,
+  type MessageOf,
 } from '@axle/shared';
 import type { HubConfig } from './config.js';
 import type { Epochs } from './epochs.js';
@@ -49,13 +57,18 @@ export class Enrollment {
   reconfigure(): void {
     const spec = this.d.config().enrollment.rate_limit;
     const cur = this.limiter.spec;
-    if (cur.requests !== spec.requests || cur.per !== spec.per || cur.burst !== spec.burst) this.limiter = new RateLimiter(spec);
+    if (cur.requests !== spec.requests || cur.per !== spec.per || cur.burst !== spec.burst)
+      this.limiter = new RateLimiter(spec);
   }
 
   assignmentFor(rec: EnvoyRecord): Assignment {
     return {
-      type: 'assignment', status: 'assigned', target: this.d.fleet.target(rec.spokeId), epoch: rec.epoch,
-      term: this.d.state.term, hubAddrs: this.d.hubAddrs(),
+      type: 'assignment',
+      status: 'assigned',
+      target: this.d.fleet.target(rec.spokeId),
+      epoch: rec.epoch,
+      term: this.d.state.term,
+      hubAddrs: this.d.hubAddrs(),
     };
   }
 
@@ -71,12 +84,18 @@ export class Enrollment {
     const host = msg.hostname;
     if (host !== conn.peer.id) {
       this.outcome('invalid');
-      throw new AxleError(ErrorCode.INVALID, `enrollment for "${host}" on a connection authenticated as "${conn.peer.id}"; connect with id = the host name you enroll`);
+      throw new AxleError(
+        ErrorCode.INVALID,
+        `enrollment for "${host}" on a connection authenticated as "${conn.peer.id}"; connect with id = the host name you enroll`,
+      );
     }
     const wait = this.limiter.take(conn.peer.remoteAddress);
     if (wait > 0) {
       this.outcome('rate_limited');
-      throw new AxleError(ErrorCode.RATE_LIMITED, `too many enrollment attempts from ${conn.peer.remoteAddress}; retry in ${Math.ceil(wait / 1000)} s`);
+      throw new AxleError(
+        ErrorCode.RATE_LIMITED,
+        `too many enrollment attempts from ${conn.peer.remoteAddress}; retry in ${Math.ceil(wait / 1000)} s`,
+      );
     }
     const pubkey = toBase64(conn.peer.pubkey);
     try {
@@ -85,7 +104,15 @@ export class Enrollment {
       return a;
     } catch (e) {
       const code = e instanceof AxleError ? e.code : 'E_INTERNAL';
-      this.outcome(code === ErrorCode.BAD_TOKEN ? 'bad_token' : code === ErrorCode.CONFLICT ? 'rekey_refused' : code === ErrorCode.NO_ROUTE ? 'no_route' : 'error');
+      this.outcome(
+        code === ErrorCode.BAD_TOKEN
+          ? 'bad_token'
+          : code === ErrorCode.CONFLICT
+            ? 'rekey_refused'
+            : code === ErrorCode.NO_ROUTE
+              ? 'no_route'
+              : 'error',
+      );
       this.d.log.info({ envoy: host, source: conn.peer.remoteAddress, err: errorText(e) }, 'enrollment refused');
       throw e;
     }
@@ -103,21 +130,30 @@ export class Enrollment {
       // The same key enrolling again (a retry after a lost answer) gets the same answer.
       if (existing.pubkey === pubkey) return this.assignmentFor(existing);
       if (!rekeyOk) {
-        throw new AxleError(ErrorCode.CONFLICT, `"${host}" is already enrolled with key ${fingerprint(fromBase64(existing.pubkey))}; `
-          + `if the host was rebuilt, an admin must allow a re-key first (POST /api/v1/envoys/${host}/rekey)`);
+        throw new AxleError(
+          ErrorCode.CONFLICT,
+          `"${host}" is already enrolled with key ${fingerprint(fromBase64(existing.pubkey))}; ` +
+            `if the host was rebuilt, an admin must allow a re-key first (POST /api/v1/envoys/${host}/rekey)`,
+        );
       }
     }
     const pending = state.pending.get(host);
     if (pending && pending.pubkey === pubkey) return this.pendingAssignment();
     if (pending && !rekeyOk) {
-      throw new AxleError(ErrorCode.CONFLICT, `an enrollment of "${host}" with another key is already waiting for approval; an admin must reject it first`);
+      throw new AxleError(
+        ErrorCode.CONFLICT,
+        `an enrollment of "${host}" with another key is already waiting for approval; an admin must reject it first`,
+      );
     }
     const use = tokens.reserve(token, host);
     try {
       if (this.d.config().enrollment.approval === 'manual') {
         const tok = use.commit();
         const changes: Change[] = [
-          { kind: 'pending.add', enrollment: { hostname: host, pubkey, tokenId: token.id, source, requestedAt: Date.now() } },
+          {
+            kind: 'pending.add',
+            enrollment: { hostname: host, pubkey, tokenId: token.id, source, requestedAt: Date.now() },
+          },
           { kind: 'token.put', token: tok },
           this.d.events.change('envoy.pending', { hostname: host, source, token: token.id }),
         ];
@@ -126,7 +162,14 @@ export class Enrollment {
         this.d.events.published(changes);
         return this.pendingAssignment();
       }
-      const rec = await this.place(host, pubkey, 'enroll', existing?.spokeId, () => [{ kind: 'token.put', token: use.commit() }], { source, token: token.id });
+      const rec = await this.place(
+        host,
+        pubkey,
+        'enroll',
+        existing?.spokeId,
+        () => [{ kind: 'token.put', token: use.commit() }],
+        { source, token: token.id },
+      );
       use.settle();
       return this.assignmentFor(rec);
     } catch (e) {
@@ -139,7 +182,14 @@ export class Enrollment {
    * Routes `host`, has the first candidate that answers adopt it, then records the
    * assignment (with `extra` changes in the same transaction) and the event.
    */
-  async place(host: string, pubkey: string, reason: AssignReason, from: string | undefined, extra: () => Change[], info: Record<string, unknown> = {}): Promise<EnvoyRecord> {
+  async place(
+    host: string,
+    pubkey: string,
+    reason: AssignReason,
+    from: string | undefined,
+    extra: () => Change[],
+    info: Record<string, unknown> = {},
+  ): Promise<EnvoyRecord> {
     const { fleet, links, state, epochs } = this.d;
     const candidates = this.d.router().candidates(host, (id) => fleet.refusal(id));
     const failures: string[] = [];
@@ -153,10 +203,23 @@ export class Enrollment {
         }
         const epoch = await epochs.take(1);
         const timeout = this.d.config().fanout.timeout;
-        await links.get(c.spokeId).request({ type: 'adopt', term: state.term, envoys: [{ hostname: host, pubkey: fromBase64(pubkey, 32), epoch }] }, timeout, 'adopted');
+        await links
+          .get(c.spokeId)
+          .request(
+            { type: 'adopt', term: state.term, envoys: [{ hostname: host, pubkey: fromBase64(pubkey, 32), epoch }] },
+            timeout,
+            'adopted',
+          );
         const now = Date.now();
         const prev = state.envoys.get(host);
-        const rec: EnvoyRecord = { hostname: host, pubkey, spokeId: c.spokeId, epoch, enrolledAt: prev?.pubkey === pubkey ? prev.enrolledAt : now, assignedAt: now };
+        const rec: EnvoyRecord = {
+          hostname: host,
+          pubkey,
+          spokeId: c.spokeId,
+          epoch,
+          enrolledAt: prev?.pubkey === pubkey ? prev.enrolledAt : now,
+          assignedAt: now,
+        };
         const changes: Change[] = [
           { kind: 'envoy.assign', envoy: rec, reason, ...(from !== undefined ? { from } : {}) },
           ...extra(),
@@ -173,24 +236,35 @@ export class Enrollment {
         release();
       }
     }
-    throw new AxleError(ErrorCode.NO_ROUTE, `no spoke could adopt "${host}": ${failures.join('; ')}; check the spokes' health (GET /api/v1/spokes)`);
+    throw new AxleError(
+      ErrorCode.NO_ROUTE,
+      `no spoke could adopt "${host}": ${failures.join('; ')}; check the spokes' health (GET /api/v1/spokes)`,
+    );
   }
 
   locate(msg: MessageOf<'locate'>, conn: Connection): Assignment {
     const host = msg.hostname;
     const pubkey = toBase64(conn.peer.pubkey);
-    if (host !== conn.peer.id) throw new AxleError(ErrorCode.INVALID, `locate for "${host}" on a connection authenticated as "${conn.peer.id}"`);
+    if (host !== conn.peer.id)
+      throw new AxleError(ErrorCode.INVALID, `locate for "${host}" on a connection authenticated as "${conn.peer.id}"`);
     const rec = this.d.state.envoys.get(host);
     if (rec && rec.pubkey === pubkey) return this.assignmentFor(rec);
     const p = this.d.state.pending.get(host);
     if (p && p.pubkey === pubkey) return this.pendingAssignment();
-    throw new AxleError(ErrorCode.UNKNOWN_ENVOY, `"${host}" with this key is not enrolled at this hub; enroll it with a join token`);
+    throw new AxleError(
+      ErrorCode.UNKNOWN_ENVOY,
+      `"${host}" with this key is not enrolled at this hub; enroll it with a join token`,
+    );
   }
 
   async approve(host: string, by: string): Promise<EnvoyRecord> {
     return this.lock.run(host, async () => {
       const p = this.d.state.pending.get(host);
-      if (!p) throw new AxleError(ErrorCode.NOT_FOUND, `no pending enrollment for "${host}"; list them with GET /api/v1/enrollments/pending`);
+      if (!p)
+        throw new AxleError(
+          ErrorCode.NOT_FOUND,
+          `no pending enrollment for "${host}"; list them with GET /api/v1/enrollments/pending`,
+        );
       const prev = this.d.state.envoys.get(host);
       this.d.metrics.enrollments.inc({ outcome: 'approved' });
       return this.place(host, p.pubkey, 'enroll', prev?.spokeId, () => [], { approvedBy: by, token: p.tokenId });
@@ -200,9 +274,15 @@ export class Enrollment {
   async reject(host: string, by: string): Promise<void> {
     await this.lock.run(host, async () => {
       const p = this.d.state.pending.get(host);
-      if (!p) throw new AxleError(ErrorCode.NOT_FOUND, `no pending enrollment for "${host}"; list them with GET /api/v1/enrollments/pending`);
+      if (!p)
+        throw new AxleError(
+          ErrorCode.NOT_FOUND,
+          `no pending enrollment for "${host}"; list them with GET /api/v1/enrollments/pending`,
+        );
       this.d.metrics.enrollments.inc({ outcome: 'rejected' });
-      await this.d.events.record('envoy.rejected', { hostname: host, by }, [{ kind: 'pending.remove', hostname: host }]);
+      await this.d.events.record('envoy.rejected', { hostname: host, by }, [
+        { kind: 'pending.remove', hostname: host },
+      ]);
     });
   }
 

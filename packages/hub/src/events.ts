@@ -9,7 +9,10 @@ import type { StateStore } from './state.js';
  * API can page through it), then goes to listeners such as the webhook sender.
  */
 export class Events extends EventEmitter<{ event: [HubEvent] }> {
-  constructor(private readonly state: StateStore, private readonly log: Logger) {
+  constructor(
+    private readonly state: StateStore,
+    private readonly log: Logger,
+  ) {
     super();
   }
 

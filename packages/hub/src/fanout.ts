@@ -26,8 +26,14 @@ export interface FanOutOptions {
 export function outcomeOf(e: unknown): Outcome {
   if (e instanceof AxleError) {
     if (e.code === ErrorCode.TIMEOUT) return 'timeout';
-    if (e.code === ErrorCode.UNREACHABLE || e.code === ErrorCode.CLOSED || e.code === ErrorCode.UNRESOLVABLE
-      || e.code === ErrorCode.HANDSHAKE_TIMEOUT || e.code === ErrorCode.KEEPALIVE) return 'unreachable';
+    if (
+      e.code === ErrorCode.UNREACHABLE ||
+      e.code === ErrorCode.CLOSED ||
+      e.code === ErrorCode.UNRESOLVABLE ||
+      e.code === ErrorCode.HANDSHAKE_TIMEOUT ||
+      e.code === ErrorCode.KEEPALIVE
+    )
+      return 'unreachable';
   }
   return `error: ${errorText(e)}`;
 }
@@ -82,6 +88,15 @@ export async function fanOut<T>(
 function raceDeadline<T>(p: Promise<T>, ms: number, total: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const t = setTimeout(() => reject(new AxleError(ErrorCode.TIMEOUT, `no answer within ${total} ms`)), ms + 5);
-    p.then((v) => (clearTimeout(t), resolve(v)), (e: unknown) => (clearTimeout(t), reject(e)));
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        reject(e);
+      },
+    );
   });
 }

@@ -14,13 +14,18 @@ export class Fleet {
   private byId = new Map<string, SpokeConfig>();
   private targets = new Map<string, SpokeTarget>();
 
-  constructor(private readonly store: StateStore, config: HubConfig) {
+  constructor(
+    private readonly store: StateStore,
+    config: HubConfig,
+  ) {
     this.configure(config);
   }
 
   configure(config: HubConfig): void {
     this.byId = new Map(config.spanner.spokes.map((s) => [s.id, s]));
-    this.targets = new Map(config.spanner.spokes.map((s) => [s.id, { spokeId: s.id, addr: s.addr, pubkey: fromBase64(s.pubkey, 32) }]));
+    this.targets = new Map(
+      config.spanner.spokes.map((s) => [s.id, { spokeId: s.id, addr: s.addr, pubkey: fromBase64(s.pubkey, 32) }]),
+    );
     for (const id of [...this.inflight.keys()]) if (!this.byId.has(id)) this.inflight.delete(id);
   }
 
@@ -34,7 +39,8 @@ export class Fleet {
 
   config(id: string): SpokeConfig {
     const c = this.byId.get(id);
-    if (!c) throw new AxleError(ErrorCode.NOT_FOUND, `no spoke "${id}" in the hub config; list them with GET /api/v1/spokes`);
+    if (!c)
+      throw new AxleError(ErrorCode.NOT_FOUND, `no spoke "${id}" in the hub config; list them with GET /api/v1/spokes`);
     return c;
   }
 
@@ -61,7 +67,8 @@ export class Fleet {
     const h = this.health.get(id);
     // Not yet probed (just started): worth trying; the adopt itself will tell.
     if (h.probed && !h.online) return 'offline';
-    if (cfg.max_envoys !== undefined && this.count(id) + n > cfg.max_envoys) return `full: ${this.store.countOn(id)} of max_envoys ${cfg.max_envoys}`;
+    if (cfg.max_envoys !== undefined && this.count(id) + n > cfg.max_envoys)
+      return `full: ${this.store.countOn(id)} of max_envoys ${cfg.max_envoys}`;
     return undefined;
   }
 

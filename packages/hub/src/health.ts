@@ -38,7 +38,17 @@ export class HealthBook extends EventEmitter<HealthEvents> {
 
   get(id: string): SpokeHealth {
     let h = this.book.get(id);
-    if (!h) this.book.set(id, (h = { probed: false, online: false, consecutiveFailures: 0, consecutiveSuccesses: 0, window: new LatencyWindow(256) }));
+    if (!h)
+      this.book.set(
+        id,
+        (h = {
+          probed: false,
+          online: false,
+          consecutiveFailures: 0,
+          consecutiveSuccesses: 0,
+          window: new LatencyWindow(256),
+        }),
+      );
     return h;
   }
 

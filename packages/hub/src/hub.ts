@@ -1,8 +1,20 @@
 import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  AxleError, AxleServer, ErrorCode, errorText, fingerprint, loadOrCreateKeyPair, parseHostPort, silentLogger, toBase64,
-  type Connection, type KeyPair, type Logger, type Message, type PeerClaim,
+  AxleError,
+  AxleServer,
+  ErrorCode,
+  errorText,
+  fingerprint,
+  loadOrCreateKeyPair,
+  parseHostPort,
+  silentLogger,
+  toBase64,
+  type Connection,
+  type KeyPair,
+  type Logger,
+  type Message,
+  type PeerClaim,
 } from '@axle/shared';
 import { ApiAuth } from './auth.js';
 import { buildHttp } from './api.js';
@@ -62,7 +74,10 @@ export class Hub {
   private adminSecret = '';
   private stopping = false;
 
-  constructor(config: HubConfig, private readonly o: { logger?: Logger; configFile?: string } = {}) {
+  constructor(
+    config: HubConfig,
+    private readonly o: { logger?: Logger; configFile?: string } = {},
+  ) {
     this.cfg = config;
     this.log = o.logger ?? silentLogger();
     this.router = new Router(config.spanner.spokes, config.spanner.default_spoke);
@@ -112,11 +127,18 @@ export class Hub {
       let moverRef: Mover | undefined;
       let jobsRef: JobRunner | undefined;
       const replication = new Replication({
-        state, keyPair, log, config, selfAddr: () => this.listenAddr, adminHash: () => hashSecret(this.adminSecret),
+        state,
+        keyPair,
+        log,
+        config,
+        selfAddr: () => this.listenAddr,
+        adminHash: () => hashSecret(this.adminSecret),
         // Scheduled work (probes, auto-failover, catch-up releases, moves) runs only on the primary.
         onPrimary: async () => {
           epochs.resync();
-          await this.markInterruptedMoves(state).catch((e: unknown) => log.warn({ err: errorText(e) }, 'could not mark interrupted moves'));
+          await this.markInterruptedMoves(state).catch((e: unknown) =>
+            log.warn({ err: errorText(e) }, 'could not mark interrupted moves'),
+          );
           supervisorRef?.start();
           jobsRef?.resume();
         },
@@ -128,10 +150,30 @@ export class Hub {
       });
       links.onStaleTerm = (id) => replication.onStaleTerm(`spoke ${id}`);
       const hubAddrs = () => this.hubAddrs();
-      const enrollment = new Enrollment({ state, tokens, fleet, links, epochs, events, metrics, log, config, router, hubAddrs });
+      const enrollment = new Enrollment({
+        state,
+        tokens,
+        fleet,
+        links,
+        epochs,
+        events,
+        metrics,
+        log,
+        config,
+        router,
+        hubAddrs,
+      });
       let supervisor: Supervisor | undefined;
       const mover = new Mover({
-        state, fleet, links, epochs, events, metrics, log, config, router,
+        state,
+        fleet,
+        links,
+        epochs,
+        events,
+        metrics,
+        log,
+        config,
+        router,
         onMoved: (id) => {
           if (fleet.has(id) && fleet.health.get(id).online) void supervisor?.flushReleases(id).catch(() => undefined);
         },
@@ -148,24 +190,79 @@ export class Hub {
       if (!replication.enabled) await this.markInterruptedMoves(state);
       const importDeps: ImportDeps = { state, fleet, links, epochs, events, log, config, router };
       const { host, port } = parseHostPort(cfg.listen);
-      const partsForHttp = { state, tokens, fleet, enrollment, mover, queries, supervisor, auth, metrics, events, importDeps, publisher, jobs, log, config };
+      const partsForHttp = {
+        state,
+        tokens,
+        fleet,
+        enrollment,
+        mover,
+        queries,
+        supervisor,
+        auth,
+        metrics,
+        events,
+        importDeps,
+        publisher,
+        jobs,
+        log,
+        config,
+      };
       const server = new AxleServer({
-        host, port, id: cfg.server_id, keyPair,
+        host,
+        port,
+        id: cfg.server_id,
+        keyPair,
         maxConnectionsPerIp: cfg.limits.max_connections_per_ip,
         maxHandshakesPerIp: cfg.limits.max_handshakes_per_ip,
         authenticate: (claim) => this.authenticate(claim),
         onConnection: (conn) => this.onConnection(conn),
-        http: buildHttp({ ...partsForHttp, info: () => this.info(), ready: () => this.readiness(), replication, hubAddrs, listenAddr: () => this.listenAddr }),
+        http: buildHttp({
+          ...partsForHttp,
+          info: () => this.info(),
+          ready: () => this.readiness(),
+          replication,
+          hubAddrs,
+          listenAddr: () => this.listenAddr,
+        }),
         onError: (e, ip) => log.debug({ source: ip, err: errorText(e) }, 'connection refused'),
       });
-      this.p = { state, keyPair, tokens, fleet, links, events, webhooks, metrics, enrollment, mover, supervisor, queries, auth, server, publisher, replication, jobs };
+      this.p = {
+        state,
+        keyPair,
+        tokens,
+        fleet,
+        links,
+        events,
+        webhooks,
+        metrics,
+        enrollment,
+        mover,
+        supervisor,
+        queries,
+        auth,
+        server,
+        publisher,
+        replication,
+        jobs,
+      };
       replicationMetrics(metrics, replication);
       const a = await server.listen();
       this.listenAddr = `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
       if (replication.isPrimary) supervisor.start();
       if (replication.isPrimary) jobs.resume();
       replication.start();
-      log.info({ port: a.port, addr: this.listenAddr, publicKey: toBase64(keyPair.publicKey), fingerprint: fingerprint(keyPair.publicKey), term: state.term, spokes: fleet.ids().length, envoys: state.envoys.size }, 'listening');
+      log.info(
+        {
+          port: a.port,
+          addr: this.listenAddr,
+          publicKey: toBase64(keyPair.publicKey),
+          fingerprint: fingerprint(keyPair.publicKey),
+          term: state.term,
+          spokes: fleet.ids().length,
+          envoys: state.envoys.size,
+        },
+        'listening',
+      );
     } catch (e) {
       await state.close().catch(() => undefined);
       this.p = undefined;
@@ -179,7 +276,11 @@ export class Hub {
     let secret: string;
     if (existsSync(file)) {
       secret = readFileSync(file, 'utf8').trim();
-      if (secret.length < 16) throw new AxleError(ErrorCode.BAD_CONFIG, `${file} holds no usable token; delete it and restart the hub to make a new one`);
+      if (secret.length < 16)
+        throw new AxleError(
+          ErrorCode.BAD_CONFIG,
+          `${file} holds no usable token; delete it and restart the hub to make a new one`,
+        );
     } else {
       secret = newSecret('axa');
       const tmp = `${file}.tmp-${process.pid}`;
@@ -191,18 +292,26 @@ export class Hub {
     this.adminSecret = secret;
     if (replicated) {
       // A standby cannot write: each hub accepts its own file, and the primary records it as admin.<id> for the others.
-      tokens.localAdmin = { id: `admin.${this.cfg.server_id}`, hash: hashSecret(secret), role: 'admin', name: `admin.${this.cfg.server_id}`, createdAt: Date.now() };
+      tokens.localAdmin = {
+        id: `admin.${this.cfg.server_id}`,
+        hash: hashSecret(secret),
+        role: 'admin',
+        name: `admin.${this.cfg.server_id}`,
+        createdAt: Date.now(),
+      };
       return;
     }
     const cur = state.apiTokens.get(ADMIN_TOKEN_ID);
-    if (!cur || cur.hash !== hashSecret(secret) || cur.revokedAt !== undefined) await tokens.createApi('admin', 'admin', secret, ADMIN_TOKEN_ID);
+    if (!cur || cur.hash !== hashSecret(secret) || cur.revokedAt !== undefined)
+      await tokens.createApi('admin', 'admin', secret, ADMIN_TOKEN_ID);
     this.adminSecret = secret;
   }
 
   /** A move that was running when the hub stopped did not finish; say so rather than leave it "running". */
   private async markInterruptedMoves(state: StateStore): Promise<void> {
     for (const m of state.moves.values()) {
-      if (m.state === 'running') await state.apply({ kind: 'move.put', move: { ...m, state: 'interrupted', finishedAt: Date.now() } });
+      if (m.state === 'running')
+        await state.apply({ kind: 'move.put', move: { ...m, state: 'interrupted', finishedAt: Date.now() } });
     }
   }
 
@@ -220,13 +329,23 @@ export class Hub {
     if (claim.role === 'hub' && this.p) return this.p.replication.authenticate(claim);
     if (claim.role === 'spoke') {
       const s = this.cfg.spanner.spokes.find((x) => x.id === claim.id);
-      if (!s) throw new AxleError(ErrorCode.UNKNOWN_KEY, `spoke "${claim.id}" is not in this hub's spanner.spokes; add it (id, addr, patterns, pubkey) and reload the hub`);
+      if (!s)
+        throw new AxleError(
+          ErrorCode.UNKNOWN_KEY,
+          `spoke "${claim.id}" is not in this hub's spanner.spokes; add it (id, addr, patterns, pubkey) and reload the hub`,
+        );
       if (s.pubkey !== toBase64(claim.pubkey)) {
-        throw new AxleError(ErrorCode.UNKNOWN_KEY, `spoke "${claim.id}" presented key ${fingerprint(claim.pubkey)}, not the pubkey in the hub config; run axle-spoke keygen and update spanner.spokes`);
+        throw new AxleError(
+          ErrorCode.UNKNOWN_KEY,
+          `spoke "${claim.id}" presented key ${fingerprint(claim.pubkey)}, not the pubkey in the hub config; run axle-spoke keygen and update spanner.spokes`,
+        );
       }
       return { role: 'spoke' };
     }
-    throw new AxleError(ErrorCode.UNKNOWN_KEY, `role "${claim.role}" is not served by the hub (envoys enroll and locate here; spokes push status)`);
+    throw new AxleError(
+      ErrorCode.UNKNOWN_KEY,
+      `role "${claim.role}" is not served by the hub (envoys enroll and locate here; spokes push status)`,
+    );
   }
 
   private onConnection(conn: Connection): void {
@@ -235,10 +354,14 @@ export class Hub {
     if (conn.peer.role === 'envoy') {
       conn.onRequest = async (msg: Message, c: Connection): Promise<Message> => {
         // A standby tells the envoy where the primary is (the error names its address).
-        if ((msg.type === 'enroll' || msg.type === 'locate') && !p.replication.isPrimary) throw p.replication.notPrimary();
+        if ((msg.type === 'enroll' || msg.type === 'locate') && !p.replication.isPrimary)
+          throw p.replication.notPrimary();
         if (msg.type === 'enroll') return p.enrollment.enroll(msg, c);
         if (msg.type === 'locate') return p.enrollment.locate(msg, c);
-        throw new AxleError(ErrorCode.INVALID, `the hub serves envoys only enroll and locate, not ${msg.type}; send check-ins and reports to your spoke`);
+        throw new AxleError(
+          ErrorCode.INVALID,
+          `the hub serves envoys only enroll and locate, not ${msg.type}; send check-ins and reports to your spoke`,
+        );
       };
       conn.onEvent = () => undefined;
       return;
@@ -247,13 +370,21 @@ export class Hub {
     if (conn.peer.role === 'spoke') {
       const id = conn.peer.id;
       conn.onRequest = (msg: Message): Message => {
-        if (msg.type !== 'status') throw new AxleError(ErrorCode.INVALID, `the hub takes only status pushes from spokes, not ${msg.type}`);
-        if (msg.stats.spokeId !== id) throw new AxleError(ErrorCode.INVALID, `status for spoke ${msg.stats.spokeId} on a connection authenticated as ${id}`);
+        if (msg.type !== 'status')
+          throw new AxleError(ErrorCode.INVALID, `the hub takes only status pushes from spokes, not ${msg.type}`);
+        if (msg.stats.spokeId !== id)
+          throw new AxleError(
+            ErrorCode.INVALID,
+            `status for spoke ${msg.stats.spokeId} on a connection authenticated as ${id}`,
+          );
         if (!p.fleet.has(id)) throw new AxleError(ErrorCode.UNKNOWN_KEY, `spoke ${id} is no longer in the hub config`);
         if (msg.stats.term > p.state.term) {
           // The spoke has followed a newer primary: this hub is stale.
           void p.replication.learnTerm(msg.stats.term, `spoke ${id}`);
-          throw new AxleError(ErrorCode.STALE_TERM, `this hub is at term ${p.state.term} but spoke ${id} follows term ${msg.stats.term}; push to the current primary`);
+          throw new AxleError(
+            ErrorCode.STALE_TERM,
+            `this hub is at term ${p.state.term} but spoke ${id} follows term ${msg.stats.term}; push to the current primary`,
+          );
         }
         if (!p.replication.isPrimary) throw p.replication.notPrimary();
         p.supervisor.onStatus(id, msg.stats);
@@ -268,10 +399,18 @@ export class Hub {
   private info(): Record<string, unknown> {
     const p = this.p!;
     return {
-      id: this.cfg.server_id, addr: this.listenAddr, publicKey: toBase64(p.keyPair.publicKey), fingerprint: fingerprint(p.keyPair.publicKey),
-      term: p.state.term, role: p.replication.role, logSeq: p.state.lastSeq, envoys: p.state.envoys.size, replication: p.replication.status(),
+      id: this.cfg.server_id,
+      addr: this.listenAddr,
+      publicKey: toBase64(p.keyPair.publicKey),
+      fingerprint: fingerprint(p.keyPair.publicKey),
+      term: p.state.term,
+      role: p.replication.role,
+      logSeq: p.state.lastSeq,
+      envoys: p.state.envoys.size,
+      replication: p.replication.status(),
       spokes: Object.fromEntries(p.fleet.ids().map((id) => [id, p.fleet.state(id)])),
-      pendingEnrollments: p.state.pending.size, approval: this.cfg.enrollment.approval,
+      pendingEnrollments: p.state.pending.size,
+      approval: this.cfg.enrollment.approval,
       autoFailover: this.cfg.spanner.auto_failover,
     };
   }
@@ -289,7 +428,13 @@ export class Hub {
     const fixed = ['server_id', 'listen', 'data_dir', 'key_file'] as const;
     const ignored = fixed.filter((k) => next[k] !== this.cfg[k]);
     if (ignored.length > 0) this.log.warn({ keys: ignored }, 'these settings take effect only after a restart');
-    const merged: HubConfig = { ...next, server_id: this.cfg.server_id, listen: this.cfg.listen, data_dir: this.cfg.data_dir, ...(this.cfg.key_file !== undefined ? { key_file: this.cfg.key_file } : {}) };
+    const merged: HubConfig = {
+      ...next,
+      server_id: this.cfg.server_id,
+      listen: this.cfg.listen,
+      data_dir: this.cfg.data_dir,
+      ...(this.cfg.key_file !== undefined ? { key_file: this.cfg.key_file } : {}),
+    };
     const router = new Router(merged.spanner.spokes, merged.spanner.default_spoke);
     this.cfg = merged;
     this.router = router;

@@ -36,8 +36,20 @@ const CHUNK = 1000;
  * pre-provisioned hosts) without a join token each: the same routing, adopt-then-record
  * path as enrollment, in batches of up to 1000 per spoke.
  */
-export async function importEnvoys(d: ImportDeps, list: { hostname: string; pubkey: string }[], by: string): Promise<ImportResult> {
-  const res: ImportResult = { imported: 0, already: 0, conflicts: [], unrouted: [], failed: 0, errors: [], perSpoke: {} };
+export async function importEnvoys(
+  d: ImportDeps,
+  list: { hostname: string; pubkey: string }[],
+  by: string,
+): Promise<ImportResult> {
+  const res: ImportResult = {
+    imported: 0,
+    already: 0,
+    conflicts: [],
+    unrouted: [],
+    failed: 0,
+    errors: [],
+    perSpoke: {},
+  };
   const groups = new Map<string, { hostname: string; pubkey: string }[]>();
   const holds: (() => void)[] = [];
   const seen = new Set<string>();
@@ -68,32 +80,58 @@ export async function importEnvoys(d: ImportDeps, list: { hostname: string; pubk
       if (!g) groups.set(target, (g = []));
       g.push(e);
     }
-    await Promise.all([...groups].map(async ([spokeId, items]) => {
-      for (let i = 0; i < items.length; i += CHUNK) {
-        const chunk = items.slice(i, i + CHUNK);
-        try {
-          const first = await d.epochs.take(chunk.length);
-          await d.links.get(spokeId).request({
-            type: 'adopt', term: d.state.term,
-            envoys: chunk.map((e, j) => ({ hostname: e.hostname, pubkey: fromBase64(e.pubkey, 32), epoch: first + j })),
-          }, Math.max(d.config().fanout.timeout, 30_000), 'adopted');
-          const now = Date.now();
-          const changes: Change[] = chunk.map((e, j): Change => {
-            const envoy: EnvoyRecord = { hostname: e.hostname, pubkey: e.pubkey, spokeId, epoch: first + j, enrolledAt: now, assignedAt: now };
-            return { kind: 'envoy.assign', envoy, reason: 'import' };
-          });
-          changes.push(d.events.change('envoy.enrolled', { spoke: spokeId, via: 'import', by, count: chunk.length, hostnames: chunk.slice(0, 100).map((e) => e.hostname) }));
-          await d.state.applyAll(changes);
-          d.events.published(changes);
-          res.imported += chunk.length;
-          res.perSpoke[spokeId] = (res.perSpoke[spokeId] ?? 0) + chunk.length;
-        } catch (e) {
-          res.failed += chunk.length;
-          if (res.errors.length < 10) res.errors.push(`${spokeId}: ${errorText(e)}`);
-          d.log.warn({ spoke: spokeId, count: chunk.length, err: errorText(e) }, 'import batch failed');
+    await Promise.all(
+      [...groups].map(async ([spokeId, items]) => {
+        for (let i = 0; i < items.length; i += CHUNK) {
+          const chunk = items.slice(i, i + CHUNK);
+          try {
+            const first = await d.epochs.take(chunk.length);
+            await d.links.get(spokeId).request(
+              {
+                type: 'adopt',
+                term: d.state.term,
+                envoys: chunk.map((e, j) => ({
+                  hostname: e.hostname,
+                  pubkey: fromBase64(e.pubkey, 32),
+                  epoch: first + j,
+                })),
+              },
+              Math.max(d.config().fanout.timeout, 30_000),
+              'adopted',
+            );
+            const now = Date.now();
+            const changes: Change[] = chunk.map((e, j): Change => {
+              const envoy: EnvoyRecord = {
+                hostname: e.hostname,
+                pubkey: e.pubkey,
+                spokeId,
+                epoch: first + j,
+                enrolledAt: now,
+                assignedAt: now,
+              };
+              return { kind: 'envoy.assign', envoy, reason: 'import' };
+            });
+            changes.push(
+              d.events.change('envoy.enrolled', {
+                spoke: spokeId,
+                via: 'import',
+                by,
+                count: chunk.length,
+                hostnames: chunk.slice(0, 100).map((e) => e.hostname),
+              }),
+            );
+            await d.state.applyAll(changes);
+            d.events.published(changes);
+            res.imported += chunk.length;
+            res.perSpoke[spokeId] = (res.perSpoke[spokeId] ?? 0) + chunk.length;
+          } catch (e) {
+            res.failed += chunk.length;
+            if (res.errors.length < 10) res.errors.push(`${spokeId}: ${errorText(e)}`);
+            d.log.warn({ spoke: spokeId, count: chunk.length, err: errorText(e) }, 'import batch failed');
+          }
         }
-      }
-    }));
+      }),
+    );
   } finally {
     for (const h of holds) h();
   }

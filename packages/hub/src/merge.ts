@@ -18,7 +18,10 @@ export function encodeCursor(c: Cursor): string {
 export function decodeCursor(s: string | null | undefined): Cursor {
   if (!s) return {};
   const fail = (): never => {
-    throw new AxleError(ErrorCode.INVALID, 'cursor is not one this hub handed out; pass back the "cursor" value from the previous page unchanged');
+    throw new AxleError(
+      ErrorCode.INVALID,
+      'cursor is not one this hub handed out; pass back the "cursor" value from the previous page unchanged',
+    );
   };
   if (s.length > MAX_CURSOR_CHARS || !/^[A-Za-z0-9_-]+$/.test(s)) return fail();
   let v: unknown;
@@ -58,7 +61,8 @@ export interface Merged<T> {
  */
 export function kWayMerge<T>(pages: readonly SourcePage<T>[], key: (t: T) => string, limit: number): Merged<T> {
   const heads: { page: number; idx: number; k: string }[] = [];
-  const less = (a: { page: number; k: string }, b: { page: number; k: string }) => (a.k < b.k || (a.k === b.k && a.page < b.page));
+  const less = (a: { page: number; k: string }, b: { page: number; k: string }) =>
+    a.k < b.k || (a.k === b.k && a.page < b.page);
   const push = (h: { page: number; idx: number; k: string }) => {
     heads.push(h);
     let i = heads.length - 1;

@@ -69,14 +69,20 @@ export class Queries {
     return spokes;
   }
 
-  private report<T>(answers: SpokeAnswer<T>[], query: string): { spokes: SpokeReport[]; coverage: Coverage; partial: boolean } {
+  private report<T>(
+    answers: SpokeAnswer<T>[],
+    query: string,
+  ): { spokes: SpokeReport[]; coverage: Coverage; partial: boolean } {
     let answered = 0;
     let total = 0;
     for (const a of answers) {
       const n = this.d.state.countOn(a.spokeId);
       total += n;
       if (a.outcome === 'ok') answered += n;
-      this.d.metrics.fanoutOutcomes.inc({ spoke: a.spokeId, outcome: a.outcome.startsWith('error') ? 'error' : a.outcome });
+      this.d.metrics.fanoutOutcomes.inc({
+        spoke: a.spokeId,
+        outcome: a.outcome.startsWith('error') ? 'error' : a.outcome,
+      });
       if (query === 'stats' || query === 'list') {
         if (a.outcome === 'ok') this.d.fleet.health.get(a.spokeId).lastOkAt = Date.now();
       }
@@ -88,30 +94,67 @@ export class Queries {
     };
   }
 
-  async listEnvoys(filter: Omit<EnvoyFilter, 'after' | 'limit'>, o: { limit: number; cursor?: string | null; spokes?: string[] }): Promise<EnvoyPage> {
+  async listEnvoys(
+    filter: Omit<EnvoyFilter, 'after' | 'limit'>,
+    o: { limit: number; cursor?: string | null; spokes?: string[] },
+  ): Promise<EnvoyPage> {
     const stop = this.d.metrics.fanoutDuration.startTimer({ query: 'list' });
     const cursor = decodeCursor(o.cursor);
     const ids = this.targets(o.spokes);
     const { links, state } = this.d;
-    const answers = await fanOut(ids, async (id, timeoutMs) => {
-      const f: EnvoyFilter = { ...filter, limit: o.limit, ...(cursor[id] !== undefined ? { after: cursor[id] } : {}) };
-      return links.get(id).request({ type: 'list_envoys', term: state.term, filter: f }, timeoutMs, 'envoy_page');
-    }, this.opts());
-    const pages = answers.filter((a) => a.value).map((a) => ({ source: a.spokeId, items: a.value!.items, more: a.value!.more }));
+    const answers = await fanOut(
+      ids,
+      async (id, timeoutMs) => {
+        const f: EnvoyFilter = {
+          ...filter,
+          limit: o.limit,
+          ...(cursor[id] !== undefined ? { after: cursor[id] } : {}),
+        };
+        return links.get(id).request({ type: 'list_envoys', term: state.term, filter: f }, timeoutMs, 'envoy_page');
+      },
+      this.opts(),
+    );
+    const pages = answers
+      .filter((a) => a.value)
+      .map((a) => ({ source: a.spokeId, items: a.value!.items, more: a.value!.more }));
     const merged = kWayMerge(pages, (e) => e.hostname, o.limit);
     const next = { ...cursor, ...merged.taken };
     stop();
     return { items: merged.items, cursor: merged.more ? encodeCursor(next) : null, ...this.report(answers, 'list') };
   }
 
-  async envoy(hostname: string, runs: number): Promise<{ directory: unknown; detail?: { envoy?: EnvoySummary; traits?: unknown; runs: Run[] }; spoke: SpokeReport }> {
+  async envoy(
+    hostname: string,
+    runs: number,
+  ): Promise<{
+    directory: unknown;
+    detail?: { envoy?: EnvoySummary; traits?: unknown; runs: Run[] };
+    spoke: SpokeReport;
+  }> {
     const rec = this.d.state.envoys.get(hostname);
-    if (!rec) throw new AxleError(ErrorCode.NOT_FOUND, `no envoy "${hostname}" in the directory; list envoys with GET /api/v1/envoys?match=GLOB`);
-    const [a] = await fanOut([rec.spokeId], (id, t) => this.d.links.get(id).request({ type: 'get_envoy', term: this.d.state.term, hostname, runs }, t, 'envoy_detail'), this.opts());
+    if (!rec)
+      throw new AxleError(
+        ErrorCode.NOT_FOUND,
+        `no envoy "${hostname}" in the directory; list envoys with GET /api/v1/envoys?match=GLOB`,
+      );
+    const [a] = await fanOut(
+      [rec.spokeId],
+      (id, t) =>
+        this.d.links.get(id).request({ type: 'get_envoy', term: this.d.state.term, hostname, runs }, t, 'envoy_detail'),
+      this.opts(),
+    );
     const ans = a!;
     return {
       directory: { ...rec, state: this.d.fleet.has(rec.spokeId) ? this.d.fleet.state(rec.spokeId) : 'unknown' },
-      ...(ans.value ? { detail: { ...(ans.value.envoy ? { envoy: ans.value.envoy } : {}), ...(ans.value.traits ? { traits: ans.value.traits } : {}), runs: ans.value.runs } } : {}),
+      ...(ans.value
+        ? {
+            detail: {
+              ...(ans.value.envoy ? { envoy: ans.value.envoy } : {}),
+              ...(ans.value.traits ? { traits: ans.value.traits } : {}),
+              runs: ans.value.runs,
+            },
+          }
+        : {}),
       spoke: { id: ans.spokeId, outcome: ans.outcome, ms: ans.ms, attempts: ans.attempts },
     };
   }
@@ -119,8 +162,17 @@ export class Queries {
   async stats(spokes?: string[]): Promise<FleetStats> {
     const stop = this.d.metrics.fanoutDuration.startTimer({ query: 'stats' });
     const ids = this.targets(spokes);
-    const answers = await fanOut(ids, (id, t) => this.d.links.get(id).request({ type: 'stats', term: this.d.state.term }, t, 'stats_result'), this.opts());
-    const sum = { envoys: 0, connected: 0, compliance: { compliant: 0, noncompliant: 0, unknown: 0 }, checkinsPerMinute: 0 };
+    const answers = await fanOut(
+      ids,
+      (id, t) => this.d.links.get(id).request({ type: 'stats', term: this.d.state.term }, t, 'stats_result'),
+      this.opts(),
+    );
+    const sum = {
+      envoys: 0,
+      connected: 0,
+      compliance: { compliant: 0, noncompliant: 0, unknown: 0 },
+      checkinsPerMinute: 0,
+    };
     const perSpoke: FleetStats['perSpoke'] = [];
     for (const a of answers) {
       if (!a.value) continue;
@@ -137,11 +189,20 @@ export class Queries {
     }
     const judged = sum.compliance.compliant + sum.compliance.noncompliant;
     stop();
-    return { ...sum, complianceRatio: judged === 0 ? 1 : sum.compliance.compliant / judged, perSpoke, ...this.report(answers, 'stats') };
+    return {
+      ...sum,
+      complianceRatio: judged === 0 ? 1 : sum.compliance.compliant / judged,
+      perSpoke,
+      ...this.report(answers, 'stats'),
+    };
   }
 
   async recentRuns(spokeId: string, limit: number): Promise<{ runs: Run[]; outcome: Outcome }> {
-    const [a] = await fanOut([spokeId], (id, t) => this.d.links.get(id).request({ type: 'list_runs', term: this.d.state.term, limit }, t, 'run_list'), this.opts());
+    const [a] = await fanOut(
+      [spokeId],
+      (id, t) => this.d.links.get(id).request({ type: 'list_runs', term: this.d.state.term, limit }, t, 'run_list'),
+      this.opts(),
+    );
     return { runs: a?.value?.runs ?? [], outcome: a?.outcome ?? 'unreachable' };
   }
 }

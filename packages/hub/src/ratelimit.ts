@@ -18,7 +18,11 @@ export class RateLimiter {
   private readonly buckets = new Map<string, Bucket>();
   private readonly ratePerMs: number;
 
-  constructor(readonly spec: RateSpec, private readonly maxKeys = 100_000, private readonly now: () => number = Date.now) {
+  constructor(
+    readonly spec: RateSpec,
+    private readonly maxKeys = 100_000,
+    private readonly now: () => number = Date.now,
+  ) {
     this.ratePerMs = spec.requests / spec.per;
   }
 

@@ -52,11 +52,15 @@ function requiredLiteral(p: string): string {
 /** Compiles a hostname glob once; throws an Error saying what is wrong with it. */
 export function compilePattern(source: string): CompiledPattern {
   if (source.length === 0) throw new Error('a pattern must not be empty');
-  if (source.length > MAX_PATTERN_LENGTH) throw new Error(`pattern is ${source.length} characters; the limit is ${MAX_PATTERN_LENGTH}`);
-  if (source.includes('/')) throw new Error(`pattern "${source}" contains "/"; host name patterns match names such as "web3.dc1.example.com"`);
+  if (source.length > MAX_PATTERN_LENGTH)
+    throw new Error(`pattern is ${source.length} characters; the limit is ${MAX_PATTERN_LENGTH}`);
+  if (source.includes('/'))
+    throw new Error(`pattern "${source}" contains "/"; host name patterns match names such as "web3.dc1.example.com"`);
   const expanded = braceExpand(source, { braceExpandMax: MAX_BRACE_EXPANSION + 1 });
   if (expanded.length > MAX_BRACE_EXPANSION) {
-    throw new Error(`pattern "${source}" expands to more than ${MAX_BRACE_EXPANSION} alternatives; split it into several patterns`);
+    throw new Error(
+      `pattern "${source}" expands to more than ${MAX_BRACE_EXPANSION} alternatives; split it into several patterns`,
+    );
   }
   const parts = expanded.map((p) => {
     const mm = new Minimatch(p, MM_OPTIONS);
@@ -100,7 +104,10 @@ export interface RouteChoice {
 export class Router {
   private readonly spokes: { id: string; patterns: CompiledPattern[] }[];
 
-  constructor(spokes: readonly RouteSpoke[], readonly defaultSpoke?: string) {
+  constructor(
+    spokes: readonly RouteSpoke[],
+    readonly defaultSpoke?: string,
+  ) {
     this.spokes = spokes.map((s) => ({ id: s.id, patterns: s.patterns.map((p) => compilePattern(p)) }));
   }
 
@@ -142,9 +149,10 @@ export class Router {
       else if (!matched.includes(d)) skipped.push(`default spoke ${d} (${why})`);
     }
     if (out.length === 0) {
-      const what = matched.length === 0 && d === undefined
-        ? `no spoke pattern matches "${hostname}" and no default_spoke is configured; add a pattern for it to spanner.spokes or set spanner.default_spoke`
-        : `no spoke can take "${hostname}" now: ${skipped.join(', ') || 'none left'}; bring a spoke back online, raise max_envoys, or add a pattern`;
+      const what =
+        matched.length === 0 && d === undefined
+          ? `no spoke pattern matches "${hostname}" and no default_spoke is configured; add a pattern for it to spanner.spokes or set spanner.default_spoke`
+          : `no spoke can take "${hostname}" now: ${skipped.join(', ') || 'none left'}; bring a spoke back online, raise max_envoys, or add a pattern`;
       throw new AxleError(ErrorCode.NO_ROUTE, what);
     }
     return out;

@@ -1,5 +1,15 @@
 import {
-  AxleError, ErrorCode, connectPeer, errorText, fromBase64, type Connection, type KeyPair, type Logger, type Message, type MessageOf, type MessageType,
+  AxleError,
+  ErrorCode,
+  connectPeer,
+  errorText,
+  fromBase64,
+  type Connection,
+  type KeyPair,
+  type Logger,
+  type Message,
+  type MessageOf,
+  type MessageType,
 } from '@axle/shared';
 import type { SpokeConfig } from './config.js';
 
@@ -51,11 +61,15 @@ export class SpokeLink {
           }
           this.conn = c;
           c.onRequest = () => {
-            throw new AxleError(ErrorCode.INVALID, 'the hub takes no requests on its links to spokes; push status to the hub listener');
+            throw new AxleError(
+              ErrorCode.INVALID,
+              'the hub takes no requests on its links to spokes; push status to the hub listener',
+            );
           };
           void c.closed.then((info) => {
             if (this.conn === c) this.conn = undefined;
-            if (!this.closed) this.log.debug({ spoke: this.id, code: info.code, reason: info.reason }, 'spoke link closed');
+            if (!this.closed)
+              this.log.debug({ spoke: this.id, code: info.code, reason: info.reason }, 'spoke link closed');
           });
           return c;
         },
@@ -71,7 +85,11 @@ export class SpokeLink {
   /** Sends one request, connecting first if needed, all within `timeoutMs`. */
   async request<T extends MessageType>(msg: Message, timeoutMs: number, expect: T): Promise<MessageOf<T>> {
     const start = Date.now();
-    const conn = await withTimeout(this.connection(timeoutMs), timeoutMs, () => new AxleError(ErrorCode.TIMEOUT, `spoke ${this.id} did not complete the handshake within ${timeoutMs} ms`));
+    const conn = await withTimeout(
+      this.connection(timeoutMs),
+      timeoutMs,
+      () => new AxleError(ErrorCode.TIMEOUT, `spoke ${this.id} did not complete the handshake within ${timeoutMs} ms`),
+    );
     const left = Math.max(1, timeoutMs - (Date.now() - start));
     try {
       return await conn.request(msg, left, expect);
@@ -111,7 +129,10 @@ export class SpokeLinks {
   /** Set by replication: a spoke answered E_STALE_TERM. */
   onStaleTerm: ((spokeId: string) => void) | undefined;
 
-  constructor(private readonly self: { id: string; keyPair: KeyPair }, private readonly log: Logger) {}
+  constructor(
+    private readonly self: { id: string; keyPair: KeyPair },
+    private readonly log: Logger,
+  ) {}
 
   /** Adds, replaces (address or key changed) and drops links; leaves unchanged ones open. */
   sync(spokes: readonly SpokeConfig[]): { added: string[]; removed: string[]; changed: string[] } {
@@ -143,7 +164,8 @@ export class SpokeLinks {
 
   get(id: string): SpokeLink {
     const l = this.links.get(id);
-    if (!l) throw new AxleError(ErrorCode.NOT_FOUND, `no spoke "${id}" in the hub config; list them with GET /api/v1/spokes`);
+    if (!l)
+      throw new AxleError(ErrorCode.NOT_FOUND, `no spoke "${id}" in the hub config; list them with GET /api/v1/spokes`);
     return l;
   }
 
@@ -164,7 +186,12 @@ export class SpokeLinks {
 /** Errors worth another try: the link broke or could not be made, not a refusal. */
 export function isTransient(e: unknown): boolean {
   if (!(e instanceof AxleError)) return false;
-  return e.code === ErrorCode.UNREACHABLE || e.code === ErrorCode.CLOSED || e.code === ErrorCode.HANDSHAKE_TIMEOUT || e.code === ErrorCode.KEEPALIVE;
+  return (
+    e.code === ErrorCode.UNREACHABLE ||
+    e.code === ErrorCode.CLOSED ||
+    e.code === ErrorCode.HANDSHAKE_TIMEOUT ||
+    e.code === ErrorCode.KEEPALIVE
+  );
 }
 
 export function describeError(e: unknown): string {

@@ -3,7 +3,19 @@ import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { AxleError, ErrorCode } from '@axle/shared';
 import type {
-  ApiToken, Change, ConfigBundle, ConfigBundleMeta, Delivery, EnvoyRecord, HubEvent, JoinToken, LogEntry, Move, PendingEnrollment, RekeyAllowance, SpokeAdmin,
+  ApiToken,
+  Change,
+  ConfigBundle,
+  ConfigBundleMeta,
+  Delivery,
+  EnvoyRecord,
+  HubEvent,
+  JoinToken,
+  LogEntry,
+  Move,
+  PendingEnrollment,
+  RekeyAllowance,
+  SpokeAdmin,
 } from './model.js';
 import type { Job, JobTarget } from './jobs/model.js';
 
@@ -52,7 +64,24 @@ export class StateStore {
 
   private constructor(
     private readonly root: RootDatabase,
-    private readonly db: Record<'meta' | 'log' | 'envoys' | 'tokens' | 'apitokens' | 'pending' | 'rekey' | 'spokes' | 'releases' | 'moves' | 'events' | 'deliveries' | 'bundles' | 'jobs' | 'jobtargets', Database<unknown, Key>>,
+    private readonly db: Record<
+      | 'meta'
+      | 'log'
+      | 'envoys'
+      | 'tokens'
+      | 'apitokens'
+      | 'pending'
+      | 'rekey'
+      | 'spokes'
+      | 'releases'
+      | 'moves'
+      | 'events'
+      | 'deliveries'
+      | 'bundles'
+      | 'jobs'
+      | 'jobtargets',
+      Database<unknown, Key>
+    >,
   ) {}
 
   static async open(dir: string): Promise<StateStore> {
@@ -61,13 +90,29 @@ export class StateStore {
     try {
       root = open({ path: join(dir, 'hub.lmdb'), maxDbs: 32, compression: false });
     } catch (e) {
-      throw new AxleError(ErrorCode.INTERNAL, `cannot open the hub store in ${dir}: ${(e as Error).message}; check the directory and its permissions`, { cause: e });
+      throw new AxleError(
+        ErrorCode.INTERNAL,
+        `cannot open the hub store in ${dir}: ${(e as Error).message}; check the directory and its permissions`,
+        { cause: e },
+      );
     }
     const sub = (name: string) => root.openDB<unknown, Key>({ name });
     const s = new StateStore(root, {
-      meta: sub('meta'), log: sub('log'), envoys: sub('envoys'), tokens: sub('tokens'), apitokens: sub('apitokens'),
-      pending: sub('pending'), rekey: sub('rekey'), spokes: sub('spokes'), releases: sub('releases'), moves: sub('moves'),
-      events: sub('events'), deliveries: sub('deliveries'), bundles: sub('bundles'), jobs: sub('jobs'), jobtargets: sub('jobtargets'),
+      meta: sub('meta'),
+      log: sub('log'),
+      envoys: sub('envoys'),
+      tokens: sub('tokens'),
+      apitokens: sub('apitokens'),
+      pending: sub('pending'),
+      rekey: sub('rekey'),
+      spokes: sub('spokes'),
+      releases: sub('releases'),
+      moves: sub('moves'),
+      events: sub('events'),
+      deliveries: sub('deliveries'),
+      bundles: sub('bundles'),
+      jobs: sub('jobs'),
+      jobtargets: sub('jobtargets'),
     });
     s.load();
     if (s.db.meta.get('term') === undefined) await s.apply({ kind: 'term.set', term: 1 });
@@ -83,8 +128,10 @@ export class StateStore {
     for (const { value } of d.envoys.getRange()) this.indexEnvoy(value as EnvoyRecord);
     for (const { value } of d.tokens.getRange()) this.tokens.set((value as JoinToken).id, value as JoinToken);
     for (const { value } of d.apitokens.getRange()) this.apiTokens.set((value as ApiToken).id, value as ApiToken);
-    for (const { value } of d.pending.getRange()) this.pending.set((value as PendingEnrollment).hostname, value as PendingEnrollment);
-    for (const { value } of d.rekey.getRange()) this.rekey.set((value as RekeyAllowance).hostname, value as RekeyAllowance);
+    for (const { value } of d.pending.getRange())
+      this.pending.set((value as PendingEnrollment).hostname, value as PendingEnrollment);
+    for (const { value } of d.rekey.getRange())
+      this.rekey.set((value as RekeyAllowance).hostname, value as RekeyAllowance);
     for (const { value } of d.spokes.getRange()) this.spokeAdmin.set((value as SpokeAdmin).id, value as SpokeAdmin);
     for (const { key } of d.releases.getRange()) {
       const [spoke, host] = key as [string, string];
@@ -127,15 +174,22 @@ export class StateStore {
       this.db.meta.put('lastEventSeq', eventSeq);
     });
     // Chained so the in-memory view changes in log order, each step after its commit.
-    const done = this.chain.then(() => run).then(async () => {
-      await this.root.flushed;
-      for (const e of entries) this.reduce(e.change);
-      this.onAppend?.(last);
-      return last;
-    });
+    const done = this.chain
+      .then(() => run)
+      .then(async () => {
+        await this.root.flushed;
+        for (const e of entries) this.reduce(e.change);
+        this.onAppend?.(last);
+        return last;
+      });
     this.chain = done.catch(() => undefined);
     const gate = this.gate;
-    return gate ? done.then(async (seq) => (await gate(seq), seq)) : done;
+    return gate
+      ? done.then(async (seq) => {
+          await gate(seq);
+          return seq;
+        })
+      : done;
   }
 
   /**
@@ -146,10 +200,13 @@ export class StateStore {
     if (this.closed) return Promise.reject(new AxleError(ErrorCode.CLOSED, 'the hub store is closed'));
     if (entries.length === 0) return Promise.resolve(this.lastSeq);
     if (entries[0]!.seq !== this.lastSeq + 1) {
-      return Promise.reject(new AxleError(ErrorCode.INTERNAL, `replicated entry ${entries[0]!.seq} does not follow ${this.lastSeq}`));
+      return Promise.reject(
+        new AxleError(ErrorCode.INTERNAL, `replicated entry ${entries[0]!.seq} does not follow ${this.lastSeq}`),
+      );
     }
     this.lastSeq = entries[entries.length - 1]!.seq;
-    for (const e of entries) if (e.change.kind === 'event.add') this.lastEventSeq = Math.max(this.lastEventSeq, e.change.event.seq);
+    for (const e of entries)
+      if (e.change.kind === 'event.add') this.lastEventSeq = Math.max(this.lastEventSeq, e.change.event.seq);
     const last = this.lastSeq;
     const eventSeq = this.lastEventSeq;
     const run = this.root.transaction(() => {
@@ -161,11 +218,13 @@ export class StateStore {
       this.db.meta.put('lastSeq', last);
       this.db.meta.put('lastEventSeq', eventSeq);
     });
-    const done = this.chain.then(() => run).then(async () => {
-      await this.root.flushed;
-      for (const e of entries) this.reduce(e.change);
-      return last;
-    });
+    const done = this.chain
+      .then(() => run)
+      .then(async () => {
+        await this.root.flushed;
+        for (const e of entries) this.reduce(e.change);
+        return last;
+      });
     this.chain = done.catch(() => undefined);
     return done;
   }
@@ -225,23 +284,44 @@ export class StateStore {
    * are cleared, rows written, the log restarted at `seq`, in one transaction; then the
    * in-memory view is rebuilt. The local term is kept when higher.
    */
-  async installSnapshot(seq: number, term: number, rows: { table: string; key: unknown; value: unknown }[]): Promise<void> {
+  async installSnapshot(
+    seq: number,
+    term: number,
+    rows: { table: string; key: unknown; value: unknown }[],
+  ): Promise<void> {
     const tables = this.db as Record<string, Database<unknown, Key>>;
-    for (const r of rows) if (!tables[r.table] || r.table === 'log') throw new AxleError(ErrorCode.INVALID, `snapshot names an unknown table "${r.table}"`);
+    for (const r of rows)
+      if (!tables[r.table] || r.table === 'log')
+        throw new AxleError(ErrorCode.INVALID, `snapshot names an unknown table "${r.table}"`);
     const keepTerm = Math.max(this.term, term);
     await this.chain;
     await this.root.transaction(() => {
-      for (const [name, db] of Object.entries(tables)) if (name !== 'meta') for (const k of [...db.getKeys()]) db.remove(k);
+      for (const [name, db] of Object.entries(tables))
+        if (name !== 'meta') for (const k of [...db.getKeys()]) db.remove(k);
       const meta = this.db.meta;
       for (const k of ['epochCeiling', 'lastEventSeq']) meta.remove(k);
       for (const r of rows) tables[r.table]!.put(r.key as Key, r.value);
       // The snapshot's last entry is kept so the next append can check (prevSeq, prevTerm).
-      if (seq > 0) this.db.log.put(seq, { seq, at: Date.now(), term, change: { kind: 'term.set', term } } satisfies LogEntry);
+      if (seq > 0)
+        this.db.log.put(seq, { seq, at: Date.now(), term, change: { kind: 'term.set', term } } satisfies LogEntry);
       meta.put('lastSeq', seq);
       meta.put('term', keepTerm);
     });
     await this.root.flushed;
-    for (const m of [this.envoys, this.perSpoke, this.tokens, this.apiTokens, this.pending, this.rekey, this.spokeAdmin, this.releases, this.moves, this.bundles, this.jobs]) m.clear();
+    for (const m of [
+      this.envoys,
+      this.perSpoke,
+      this.tokens,
+      this.apiTokens,
+      this.pending,
+      this.rekey,
+      this.spokeAdmin,
+      this.releases,
+      this.moves,
+      this.bundles,
+      this.jobs,
+    ])
+      m.clear();
     this.load();
   }
 
@@ -249,8 +329,10 @@ export class StateStore {
   private write(c: Change): void {
     const d = this.db;
     switch (c.kind) {
-      case 'term.set': return void d.meta.put('term', Math.max(c.term, (d.meta.get('term') as number | undefined) ?? 0));
-      case 'epoch.reserve': return void d.meta.put('epochCeiling', c.upTo);
+      case 'term.set':
+        return void d.meta.put('term', Math.max(c.term, (d.meta.get('term') as number | undefined) ?? 0));
+      case 'epoch.reserve':
+        return void d.meta.put('epochCeiling', c.upTo);
       case 'envoy.assign': {
         d.envoys.put(c.envoy.hostname, c.envoy);
         d.releases.remove([c.envoy.spokeId, c.envoy.hostname]);
@@ -259,25 +341,37 @@ export class StateStore {
         if (c.from !== undefined && c.from !== c.envoy.spokeId) d.releases.put([c.from, c.envoy.hostname], 1);
         return;
       }
-      case 'envoy.remove': return void d.envoys.remove(c.hostname);
-      case 'envoy.rekey_allow': return void d.rekey.put(c.allowance.hostname, c.allowance);
+      case 'envoy.remove':
+        return void d.envoys.remove(c.hostname);
+      case 'envoy.rekey_allow':
+        return void d.rekey.put(c.allowance.hostname, c.allowance);
       case 'release.done':
         for (const h of c.hostnames) d.releases.remove([c.spokeId, h]);
         return;
-      case 'token.put': return void d.tokens.put(c.token.id, c.token);
-      case 'apitoken.put': return void d.apitokens.put(c.token.id, c.token);
-      case 'pending.add': return void d.pending.put(c.enrollment.hostname, c.enrollment);
-      case 'pending.remove': return void d.pending.remove(c.hostname);
-      case 'spoke.admin': return void d.spokes.put(c.admin.id, c.admin);
-      case 'move.put': return void d.moves.put(c.move.id, c.move);
+      case 'token.put':
+        return void d.tokens.put(c.token.id, c.token);
+      case 'apitoken.put':
+        return void d.apitokens.put(c.token.id, c.token);
+      case 'pending.add':
+        return void d.pending.put(c.enrollment.hostname, c.enrollment);
+      case 'pending.remove':
+        return void d.pending.remove(c.hostname);
+      case 'spoke.admin':
+        return void d.spokes.put(c.admin.id, c.admin);
+      case 'move.put':
+        return void d.moves.put(c.move.id, c.move);
       case 'event.add':
         d.events.put(c.event.seq, c.event);
         if (c.event.seq > KEEP_EVENTS) d.events.remove(c.event.seq - KEEP_EVENTS);
         return;
-      case 'delivery.put': return void d.deliveries.put(c.delivery.id, c.delivery);
-      case 'bundle.put': return void d.bundles.put(c.bundle.version, c.bundle);
-      case 'bundle.drop': return void d.bundles.remove(c.version);
-      case 'job.put': return void d.jobs.put(c.job.id, c.job);
+      case 'delivery.put':
+        return void d.deliveries.put(c.delivery.id, c.delivery);
+      case 'bundle.put':
+        return void d.bundles.put(c.bundle.version, c.bundle);
+      case 'bundle.drop':
+        return void d.bundles.remove(c.version);
+      case 'job.put':
+        return void d.jobs.put(c.job.id, c.job);
       case 'job.targets':
         for (const t of c.targets) d.jobtargets.put([c.jobId, t.hostname], t);
         return;
@@ -291,8 +385,12 @@ export class StateStore {
   /** The in-memory side of a change, applied after it is durable. */
   private reduce(c: Change): void {
     switch (c.kind) {
-      case 'term.set': this.term = Math.max(this.term, c.term); return;
-      case 'epoch.reserve': this.epochCeiling = Math.max(this.epochCeiling, c.upTo); return;
+      case 'term.set':
+        this.term = Math.max(this.term, c.term);
+        return;
+      case 'epoch.reserve':
+        this.epochCeiling = Math.max(this.epochCeiling, c.upTo);
+        return;
       case 'envoy.assign': {
         const prev = this.envoys.get(c.envoy.hostname);
         if (prev) this.bump(prev.spokeId, -1);
@@ -311,25 +409,50 @@ export class StateStore {
         }
         return;
       }
-      case 'envoy.rekey_allow': this.rekey.set(c.allowance.hostname, c.allowance); return;
+      case 'envoy.rekey_allow':
+        this.rekey.set(c.allowance.hostname, c.allowance);
+        return;
       case 'release.done': {
         const set = this.releases.get(c.spokeId);
         for (const h of c.hostnames) set?.delete(h);
         return;
       }
-      case 'token.put': this.tokens.set(c.token.id, c.token); return;
-      case 'apitoken.put': this.apiTokens.set(c.token.id, c.token); return;
-      case 'pending.add': this.pending.set(c.enrollment.hostname, c.enrollment); return;
-      case 'pending.remove': this.pending.delete(c.hostname); return;
-      case 'spoke.admin': this.spokeAdmin.set(c.admin.id, c.admin); return;
-      case 'move.put': this.moves.set(c.move.id, c.move); return;
-      case 'event.add': return;
-      case 'delivery.put': return;
-      case 'bundle.put': this.indexBundle(c.bundle); return;
-      case 'bundle.drop': this.bundles.delete(c.version); return;
-      case 'job.put': this.jobs.set(c.job.id, c.job); return;
-      case 'job.targets': return;
-      case 'job.drop': this.jobs.delete(c.jobId); return;
+      case 'token.put':
+        this.tokens.set(c.token.id, c.token);
+        return;
+      case 'apitoken.put':
+        this.apiTokens.set(c.token.id, c.token);
+        return;
+      case 'pending.add':
+        this.pending.set(c.enrollment.hostname, c.enrollment);
+        return;
+      case 'pending.remove':
+        this.pending.delete(c.hostname);
+        return;
+      case 'spoke.admin':
+        this.spokeAdmin.set(c.admin.id, c.admin);
+        return;
+      case 'move.put':
+        this.moves.set(c.move.id, c.move);
+        return;
+      case 'event.add':
+        return;
+      case 'delivery.put':
+        return;
+      case 'bundle.put':
+        this.indexBundle(c.bundle);
+        return;
+      case 'bundle.drop':
+        this.bundles.delete(c.version);
+        return;
+      case 'job.put':
+        this.jobs.set(c.job.id, c.job);
+        return;
+      case 'job.targets':
+        return;
+      case 'job.drop':
+        this.jobs.delete(c.jobId);
+        return;
     }
   }
 
@@ -348,7 +471,9 @@ export class StateStore {
   /** A published bundle with its bytes, read from the store. */
   bundle(version: number): ConfigBundle | undefined {
     const b = this.db.bundles.get(version) as ConfigBundle | undefined;
-    return b ? { ...b, hash: new Uint8Array(b.hash), signature: new Uint8Array(b.signature), data: new Uint8Array(b.data) } : undefined;
+    return b
+      ? { ...b, hash: new Uint8Array(b.hash), signature: new Uint8Array(b.signature), data: new Uint8Array(b.data) }
+      : undefined;
   }
 
   private indexEnvoy(e: EnvoyRecord): void {
@@ -373,7 +498,8 @@ export class StateStore {
   /** A job's targets as stored, in host name order. */
   jobTargets(jobId: string): JobTarget[] {
     const out: JobTarget[] = [];
-    for (const { value } of this.db.jobtargets.getRange({ start: [jobId], end: [jobId, '\uffff'] })) out.push(value as JobTarget);
+    for (const { value } of this.db.jobtargets.getRange({ start: [jobId], end: [jobId, '\uffff'] }))
+      out.push(value as JobTarget);
     return out;
   }
 
@@ -393,7 +519,8 @@ export class StateStore {
   /** Most recent deliveries first. */
   deliveries(limit = 100): Delivery[] {
     const out: Delivery[] = [];
-    for (const { value } of this.db.deliveries.getRange({ reverse: true, limit: Math.min(limit, KEEP_DELIVERIES) })) out.push(value as Delivery);
+    for (const { value } of this.db.deliveries.getRange({ reverse: true, limit: Math.min(limit, KEEP_DELIVERIES) }))
+      out.push(value as Delivery);
     return out.sort((a, b) => b.createdAt - a.createdAt || b.id.localeCompare(a.id));
   }
 

@@ -41,7 +41,8 @@ export class Supervisor {
     });
     h.on('up', (id) => void this.recovered(id));
     h.on('ok', (id) => {
-      if ((d.state.releases.get(id)?.size ?? 0) > 0 && !this.flushing.has(id)) void this.flushReleases(id).catch(() => undefined);
+      if ((d.state.releases.get(id)?.size ?? 0) > 0 && !this.flushing.has(id))
+        void this.flushReleases(id).catch(() => undefined);
     });
     h.on('failed', (id, n) => this.maybeFailover(id, n));
   }
@@ -91,7 +92,10 @@ export class Supervisor {
     } catch (e) {
       if (this.stopped || !fleet.has(id)) return;
       if (e instanceof AxleError && e.code === ErrorCode.STALE_TERM) {
-        this.d.log.error({ spoke: id, term: state.term, err: errorText(e) }, 'spoke has seen a higher hub term; another hub is primary');
+        this.d.log.error(
+          { spoke: id, term: state.term, err: errorText(e) },
+          'spoke has seen a higher hub term; another hub is primary',
+        );
       }
       fleet.health.failure(id, e);
     }
@@ -129,7 +133,15 @@ export class Supervisor {
       }
       released = await this.flushReleases(id);
       const now = state.spokeAdmin.get(id);
-      const changes = now?.auto && now.state !== 'active' ? [{ kind: 'spoke.admin' as const, admin: { ...now, state: 'active' as const, auto: false, reason: 'recovered', since: Date.now() } }] : [];
+      const changes =
+        now?.auto && now.state !== 'active'
+          ? [
+              {
+                kind: 'spoke.admin' as const,
+                admin: { ...now, state: 'active' as const, auto: false, reason: 'recovered', since: Date.now() },
+              },
+            ]
+          : [];
       await events.record('spoke.up', { spoke: id, released }, changes);
     } catch (e) {
       log.warn({ spoke: id, err: errorText(e) }, 'spoke is back but releasing moved envoys failed; will retry');
@@ -156,10 +168,20 @@ export class Supervisor {
       for (const h of chunk) {
         const rec = state.envoys.get(h);
         if (!rec || rec.spokeId === id) continue;
-        items.push({ hostname: h, epoch: rec.epoch, ...(fleet.has(rec.spokeId) ? { to: fleet.target(rec.spokeId) } : {}) });
+        items.push({
+          hostname: h,
+          epoch: rec.epoch,
+          ...(fleet.has(rec.spokeId) ? { to: fleet.target(rec.spokeId) } : {}),
+        });
       }
       if (items.length > 0) {
-        await links.get(id).request({ type: 'release', term: state.term, envoys: items }, Math.max(config().fanout.timeout, 10_000), 'released');
+        await links
+          .get(id)
+          .request(
+            { type: 'release', term: state.term, envoys: items },
+            Math.max(config().fanout.timeout, 10_000),
+            'released',
+          );
       }
       await state.apply({ kind: 'release.done', spokeId: id, hostnames: chunk });
       total += items.length;

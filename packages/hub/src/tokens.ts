@@ -38,8 +38,10 @@ export interface JoinTokenSpec {
 /** Why a join token cannot enroll `hostname`, or undefined when it can. */
 export function joinTokenProblem(t: JoinToken, hostname: string, now: number, reserved = 0): string | undefined {
   if (t.revokedAt !== undefined) return `join token ${t.id} was revoked; ask an admin for a new one`;
-  if (t.expiresAt !== undefined && now >= t.expiresAt) return `join token ${t.id} expired at ${new Date(t.expiresAt).toISOString()}; ask an admin for a new one`;
-  if (t.maxUses !== undefined && t.uses + reserved >= t.maxUses) return `join token ${t.id} has been used ${t.uses} of ${t.maxUses} times; ask an admin for a new one`;
+  if (t.expiresAt !== undefined && now >= t.expiresAt)
+    return `join token ${t.id} expired at ${new Date(t.expiresAt).toISOString()}; ask an admin for a new one`;
+  if (t.maxUses !== undefined && t.uses + reserved >= t.maxUses)
+    return `join token ${t.id} has been used ${t.uses} of ${t.maxUses} times; ask an admin for a new one`;
   if (t.pattern !== undefined && !compilePattern(t.pattern).test(hostname.toLowerCase())) {
     return `join token ${t.id} may only enroll hosts matching "${t.pattern}", not "${hostname}"`;
   }
@@ -68,7 +70,11 @@ export class Tokens {
     const secret = newSecret('axj');
     const now = Date.now();
     const token: JoinToken = {
-      id: newId('jt_'), hash: hashSecret(secret), createdAt: now, createdBy: by, uses: 0,
+      id: newId('jt_'),
+      hash: hashSecret(secret),
+      createdAt: now,
+      createdBy: by,
+      uses: 0,
       ...(spec.ttlMs !== undefined ? { expiresAt: now + spec.ttlMs } : {}),
       ...(spec.maxUses !== undefined ? { maxUses: spec.maxUses } : {}),
       ...(spec.pattern !== undefined ? { pattern: spec.pattern } : {}),
@@ -94,7 +100,11 @@ export class Tokens {
     // Tokens created on another hub arrive by replication, not through this class.
     const id = this.byHash.get(h) ?? [...this.state.tokens.values()].find((x) => x.hash === h)?.id;
     const t = id === undefined ? undefined : this.state.tokens.get(id);
-    if (!t) throw new AxleError(ErrorCode.BAD_TOKEN, 'the join token is not known to this hub; check it was copied whole, or create one with POST /api/v1/tokens');
+    if (!t)
+      throw new AxleError(
+        ErrorCode.BAD_TOKEN,
+        'the join token is not known to this hub; check it was copied whole, or create one with POST /api/v1/tokens',
+      );
     const held = (this.reserved.get(t.id) ?? 0) + (this.committing.get(t.id) ?? 0);
     const why = joinTokenProblem(t, hostname, Date.now(), held);
     if (why) throw new AxleError(ErrorCode.BAD_TOKEN, why);
@@ -145,7 +155,12 @@ export class Tokens {
     };
   }
 
-  async createApi(role: ApiRole, name: string, secret = newSecret('axa'), id = newId('at_')): Promise<{ token: ApiToken; secret: string }> {
+  async createApi(
+    role: ApiRole,
+    name: string,
+    secret = newSecret('axa'),
+    id = newId('at_'),
+  ): Promise<{ token: ApiToken; secret: string }> {
     const token: ApiToken = { id, hash: hashSecret(secret), role, name, createdAt: Date.now() };
     await this.state.apply({ kind: 'apitoken.put', token });
     this.apiByHash.set(token.hash, token.id);
@@ -182,9 +197,14 @@ function bump(m: Map<string, number>, k: string, d: number): void {
 export function joinTokenView(t: JoinToken): Omit<JoinToken, 'hash'> & { state: string } {
   const { hash: _h, ...rest } = t;
   const now = Date.now();
-  const state = t.revokedAt !== undefined ? 'revoked'
-    : t.expiresAt !== undefined && now >= t.expiresAt ? 'expired'
-      : t.maxUses !== undefined && t.uses >= t.maxUses ? 'used up' : 'active';
+  const state =
+    t.revokedAt !== undefined
+      ? 'revoked'
+      : t.expiresAt !== undefined && now >= t.expiresAt
+        ? 'expired'
+        : t.maxUses !== undefined && t.uses >= t.maxUses
+          ? 'used up'
+          : 'active';
   return { ...rest, state };
 }
 

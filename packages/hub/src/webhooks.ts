@@ -33,7 +33,10 @@ export class Webhooks {
   private readonly inflight = new Set<AbortController>();
   private stopped = false;
 
-  constructor(private readonly state: StateStore, private readonly log: Logger) {}
+  constructor(
+    private readonly state: StateStore,
+    private readonly log: Logger,
+  ) {}
 
   configure(hooks: readonly WebhookConfig[]): void {
     this.hooks = hooks;
@@ -45,10 +48,22 @@ export class Webhooks {
       if (!hook.events.includes(ev.type)) return;
       const now = Date.now();
       const d: Delivery = {
-        id: `${String(ev.seq).padStart(12, '0')}.${i}`, eventSeq: ev.seq, type: ev.type, url: hook.url,
-        status: 'pending', attempts: 0, createdAt: now, updatedAt: now,
+        id: `${String(ev.seq).padStart(12, '0')}.${i}`,
+        eventSeq: ev.seq,
+        type: ev.type,
+        url: hook.url,
+        status: 'pending',
+        attempts: 0,
+        createdAt: now,
+        updatedAt: now,
       };
-      const body = JSON.stringify({ id: d.id, seq: ev.seq, type: ev.type, at: new Date(ev.at).toISOString(), data: ev.data });
+      const body = JSON.stringify({
+        id: d.id,
+        seq: ev.seq,
+        type: ev.type,
+        at: new Date(ev.at).toISOString(),
+        data: ev.data,
+      });
       void this.save(d).then(() => this.attempt(hook, d, body));
     });
   }
@@ -103,7 +118,10 @@ export class Webhooks {
     } else if (d.attempts >= hook.max_attempts) {
       d.status = 'failed';
       delete d.nextAttemptAt;
-      this.log.warn({ delivery: d.id, url: hook.url, attempts: d.attempts, err: d.lastError }, 'webhook delivery failed; giving up');
+      this.log.warn(
+        { delivery: d.id, url: hook.url, attempts: d.attempts, err: d.lastError },
+        'webhook delivery failed; giving up',
+      );
     } else {
       const wait = hook.backoff * 2 ** (d.attempts - 1);
       d.status = 'retrying';

@@ -39,7 +39,10 @@ describe('HTTP API auth, roles and limits', () => {
     expect(bad.status).toBe(401);
     expect(bad.body.error.message).toMatch(/not valid/);
 
-    const v = await api(hub, 'POST', '/api/v1/api-tokens', { token: hub.adminToken, body: { role: 'viewer', name: 'dash' } });
+    const v = await api(hub, 'POST', '/api/v1/api-tokens', {
+      token: hub.adminToken,
+      body: { role: 'viewer', name: 'dash' },
+    });
     expect(v.status).toBe(200);
     const viewer = v.body.secret as string;
     expect((await api(hub, 'GET', '/api/v1/spokes', { token: viewer })).status).toBe(200);
@@ -55,8 +58,14 @@ describe('HTTP API auth, roles and limits', () => {
   });
 
   it('rate-limits each token on its own, with Retry-After', async () => {
-    const a = await api(hub, 'POST', '/api/v1/api-tokens', { token: hub.adminToken, body: { role: 'viewer', name: 'a' } });
-    const b = await api(hub, 'POST', '/api/v1/api-tokens', { token: hub.adminToken, body: { role: 'viewer', name: 'b' } });
+    const a = await api(hub, 'POST', '/api/v1/api-tokens', {
+      token: hub.adminToken,
+      body: { role: 'viewer', name: 'a' },
+    });
+    const b = await api(hub, 'POST', '/api/v1/api-tokens', {
+      token: hub.adminToken,
+      body: { role: 'viewer', name: 'b' },
+    });
     const statuses: number[] = [];
     for (let i = 0; i < 42; i++) statuses.push((await api(hub, 'GET', '/api/v1/hub', { token: a.body.secret })).status);
     expect(statuses.slice(0, 40).every((s) => s === 200)).toBe(true);
@@ -69,12 +78,18 @@ describe('HTTP API auth, roles and limits', () => {
 
   it('refuses oversized and malformed bodies without storing anything', async () => {
     const n = hub.internals!.state.tokens.size;
-    const big = await api(hub, 'POST', '/api/v1/tokens', { token: hub.adminToken, raw: JSON.stringify({ note: 'x'.repeat(5000) }) });
+    const big = await api(hub, 'POST', '/api/v1/tokens', {
+      token: hub.adminToken,
+      raw: JSON.stringify({ note: 'x'.repeat(5000) }),
+    });
     expect(big.status).toBe(413);
     const bad = await api(hub, 'POST', '/api/v1/tokens', { token: hub.adminToken, raw: '{"note":' });
     expect(bad.status).toBe(400);
     expect(bad.body.error.message).toMatch(/not valid JSON/);
-    const wrong = await api(hub, 'POST', '/api/v1/tokens', { token: hub.adminToken, body: { max_uses: -1, pattern: 'a/b' } });
+    const wrong = await api(hub, 'POST', '/api/v1/tokens', {
+      token: hub.adminToken,
+      body: { max_uses: -1, pattern: 'a/b' },
+    });
     expect(wrong.status).toBe(400);
     expect(wrong.body.error.message).toMatch(/max_uses/);
     expect(hub.internals!.state.tokens.size).toBe(n);
@@ -86,7 +101,15 @@ describe('HTTP API auth, roles and limits', () => {
     expect((await api(hub, 'GET', '/readyz')).body).toEqual({ ready: true });
     const m = await api(hub, 'GET', '/metrics');
     expect(m.status).toBe(200);
-    for (const name of ['axle_hub_spokes', 'axle_hub_envoys', 'axle_hub_probe_latency_seconds', 'axle_hub_enrollments_total', 'axle_hub_fanout_duration_seconds', 'axle_hub_drains_total', 'axle_hub_compliance_ratio']) {
+    for (const name of [
+      'axle_hub_spokes',
+      'axle_hub_envoys',
+      'axle_hub_probe_latency_seconds',
+      'axle_hub_enrollments_total',
+      'axle_hub_fanout_duration_seconds',
+      'axle_hub_drains_total',
+      'axle_hub_compliance_ratio',
+    ]) {
       expect(m.body).toContain(name);
     }
   });

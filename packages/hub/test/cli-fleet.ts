@@ -2,27 +2,65 @@ import { randomUUID } from 'node:crypto';
 import { connectPeer, type Json, type MessageOf, type Run } from '@axle/shared';
 import type { Hub } from '@axle/hub';
 import { waitFor } from '../../../test/support/wait.js';
-import { Bag, enroll, envoy, freePort, hubKey, joinToken, procSpoke, startHub, type ProcSpoke, type TestEnvoy } from './support.js';
+import {
+  type Bag,
+  enroll,
+  envoy,
+  freePort,
+  hubKey,
+  joinToken,
+  procSpoke,
+  startHub,
+  type ProcSpoke,
+  type TestEnvoy,
+} from './support.js';
 
 /** A run as an envoy reports it. */
 export function makeRun(hostname: string, compliant: boolean, o: { policy?: string; message?: string } = {}): Run {
   const now = Date.now();
   return {
-    id: randomUUID(), hostname, startedAt: now - 1200, finishedAt: now, configVersion: 0, mode: 'enforce', trigger: 'schedule', compliant,
+    id: randomUUID(),
+    hostname,
+    startedAt: now - 1200,
+    finishedAt: now,
+    configVersion: 0,
+    mode: 'enforce',
+    trigger: 'schedule',
+    compliant,
     counts: { ok: compliant ? 2 : 1, changed: 0, failed: compliant ? 0 : 1, drift: 0 },
     results: [
       { resource: 'package[nginx]', policy: o.policy ?? 'web', status: 'ok', message: 'installed', durationMs: 12 },
-      { resource: 'file[/etc/motd]', policy: o.policy ?? 'web', status: compliant ? 'ok' : 'failed', message: o.message ?? (compliant ? 'in place' : 'permission denied'), durationMs: 3 },
+      {
+        resource: 'file[/etc/motd]',
+        policy: o.policy ?? 'web',
+        status: compliant ? 'ok' : 'failed',
+        message: o.message ?? (compliant ? 'in place' : 'permission denied'),
+        durationMs: 3,
+      },
     ],
   };
 }
 
 /** What an envoy does after enrolling: check in at its spoke with traits, then report one run. */
-export async function liveEnvoy(a: MessageOf<'assignment'>, e: TestEnvoy, traits: Record<string, Json>, run: Run): Promise<void> {
+export async function liveEnvoy(
+  a: MessageOf<'assignment'>,
+  e: TestEnvoy,
+  traits: Record<string, Json>,
+  run: Run,
+): Promise<void> {
   const t = a.target!;
-  const c = await connectPeer(t.addr, { id: e.hostname, role: 'envoy', keyPair: e.key, expectServerKey: t.pubkey, keepaliveMs: 0 });
+  const c = await connectPeer(t.addr, {
+    id: e.hostname,
+    role: 'envoy',
+    keyPair: e.key,
+    expectServerKey: t.pubkey,
+    keepaliveMs: 0,
+  });
   try {
-    const ok = await c.request({ type: 'checkin', hostname: e.hostname, epoch: a.epoch, term: a.term, configVersion: 0, traits }, 10_000);
+    const ok = await c.request(
+      { type: 'checkin', hostname: e.hostname, epoch: a.epoch, term: a.term, configVersion: 0, traits },
+      10_000,
+    );
     if (ok.type !== 'checkin_ok') throw new Error(`check-in of ${e.hostname} got ${ok.type}`);
     await c.request({ type: 'report', hostname: e.hostname, epoch: a.epoch, run }, 10_000, 'ack');
   } finally {
@@ -52,10 +90,16 @@ export async function startFleet(bag: Bag, o: { hostile?: boolean; probeInterval
   const key = hubKey(bag);
   const port = await freePort();
   const hubAddr = `127.0.0.1:${port}`;
-  const [dc1, dc2] = await Promise.all([procSpoke(bag, 'dc1', key, { hubAddr }), procSpoke(bag, 'dc2', key, { hubAddr })]);
+  const [dc1, dc2] = await Promise.all([
+    procSpoke(bag, 'dc1', key, { hubAddr }),
+    procSpoke(bag, 'dc2', key, { hubAddr }),
+  ]);
   const hub = await startHub(bag, key, {
     port,
-    spokes: [{ ...dc1, patterns: ['*.dc1.*'] }, { ...dc2, patterns: ['*.dc2.*'] }],
+    spokes: [
+      { ...dc1, patterns: ['*.dc1.*'] },
+      { ...dc2, patterns: ['*.dc2.*'] },
+    ],
     spanner: { auto_failover: { enabled: false, threshold: 3, interval: o.probeInterval ?? '300ms' } },
   });
   const join = await joinToken(hub);
@@ -66,21 +110,33 @@ export async function startFleet(bag: Bag, o: { hostile?: boolean; probeInterval
     ['web1.dc2.example.com', true, { role: 'web', os: { family: 'debian', release: '12' } }],
     ['web2.dc2.example.com', true, { role: 'web', os: { family: 'debian', release: '11' } }],
   ];
-  if (o.hostile) plan.push(['evil.dc1.example.com', false, { role: HOSTILE.script, owner: HOSTILE.img, nested: { note: HOSTILE.script } }]);
-  await Promise.all(plan.map(async ([host, compliant, traits]) => {
-    const e = envoy(host);
-    const a = await enroll(hub.addr, e, join);
-    const run = host.startsWith('evil') ? makeRun(host, false, { policy: HOSTILE.img, message: HOSTILE.script }) : makeRun(host, compliant);
-    await liveEnvoy(a, e, traits, run);
-  }));
+  if (o.hostile)
+    plan.push([
+      'evil.dc1.example.com',
+      false,
+      { role: HOSTILE.script, owner: HOSTILE.img, nested: { note: HOSTILE.script } },
+    ]);
+  await Promise.all(
+    plan.map(async ([host, compliant, traits]) => {
+      const e = envoy(host);
+      const a = await enroll(hub.addr, e, join);
+      const run = host.startsWith('evil')
+        ? makeRun(host, false, { policy: HOSTILE.img, message: HOSTILE.script })
+        : makeRun(host, compliant);
+      await liveEnvoy(a, e, traits, run);
+    }),
+  );
   // Spokes push status every 200 ms; wait until the hub has every envoy's compliance.
-  await waitFor(() => {
-    const h = hub.internals!.fleet.health;
-    const n = ['dc1', 'dc2'].reduce((s, id) => {
-      const c = h.get(id).stats?.compliance;
-      return s + (c ? c.compliant + c.noncompliant : 0);
-    }, 0);
-    return n === plan.length && h.get('dc1').online && h.get('dc2').online;
-  }, { timeoutMs: 15_000, what: 'spoke stats at the hub' });
+  await waitFor(
+    () => {
+      const h = hub.internals!.fleet.health;
+      const n = ['dc1', 'dc2'].reduce((s, id) => {
+        const c = h.get(id).stats?.compliance;
+        return s + (c ? c.compliant + c.noncompliant : 0);
+      }, 0);
+      return n === plan.length && h.get('dc1').online && h.get('dc2').online;
+    },
+    { timeoutMs: 15_000, what: 'spoke stats at the hub' },
+  );
   return { hub, dc1, dc2, token: hub.adminToken, hosts: plan.map(([h]) => h) };
 }

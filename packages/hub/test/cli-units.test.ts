@@ -7,7 +7,16 @@ function io(tty: boolean): Io & { text: string } {
   const o = { text: '', tty, env: {}, out: (s: string) => void (o.text += s), err: (s: string) => void (o.text += s) };
   return o;
 }
-const move = (moved: number, state = 'running') => ({ id: 'mv_1', kind: 'drain', state, total: 4, moved, already: 0, skipped: 0, failed: 0 });
+const move = (moved: number, state = 'running') => ({
+  id: 'mv_1',
+  kind: 'drain',
+  state,
+  total: 4,
+  moved,
+  already: 0,
+  skipped: 0,
+  failed: 0,
+});
 
 describe('axle CLI pieces', () => {
   it('draws a live bar in place on a terminal and plain changed lines otherwise', () => {
@@ -22,12 +31,22 @@ describe('axle CLI pieces', () => {
     q.update(move(1));
     q.update(move(1));
     q.update(move(4, 'done'));
-    expect(plain.text).toBe('drain dc1: 1/4 (1 moved, 0 already there, 0 failed) running\ndrain dc1: 4/4 (4 moved, 0 already there, 0 failed) done\n');
+    expect(plain.text).toBe(
+      'drain dc1: 1/4 (1 moved, 0 already there, 0 failed) running\ndrain dc1: 4/4 (4 moved, 0 already there, 0 failed) done\n',
+    );
   });
 
   it('shows control characters from envoy data escaped, so a value cannot drive the terminal', () => {
     expect(cell('a\x1b[31mred\nb\tc')).toBe('a\\x1b[31mred\\nb\\tc');
-    expect(table(['A', 'B'], [['x', null], ['long value', 3]])).toBe('A           B\nx           -\nlong value  3\n');
+    expect(
+      table(
+        ['A', 'B'],
+        [
+          ['x', null],
+          ['long value', 3],
+        ],
+      ),
+    ).toBe('A           B\nx           -\nlong value  3\n');
   });
 
   it('normalises hub addresses and refuses paths', () => {

@@ -14,15 +14,24 @@ const bag = new Bag();
 let f: Fleet;
 let hubFlag: string[];
 
-interface Out { code: number; stdout: string; stderr: string }
+interface Out {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 
 /** Runs the built axle bin; AXLE_* from the caller's environment never leak in. */
 function axle(args: string[], env: Record<string, string> = {}): Promise<Out> {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AXLE_')));
   return new Promise((resolve) => {
-    execFile(process.execPath, [AXLE, ...args], { env: { ...clean, AXLE_CLI_CONFIG: '/nonexistent/axle-cli.yaml', ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [AXLE, ...args],
+      { env: { ...clean, AXLE_CLI_CONFIG: '/nonexistent/axle-cli.yaml', ...env }, timeout: 60_000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 const cli = (...args: string[]) => axle([...hubFlag, ...args]);
@@ -32,7 +41,12 @@ const json = async (...args: string[]) => {
   expect(r.code).toBe(0);
   return JSON.parse(r.stdout);
 };
-const rows = (table: string) => table.trim().split('\n').slice(1).map((l) => l.split(/\s{2,}/));
+const rows = (table: string) =>
+  table
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((l) => l.split(/\s{2,}/));
 
 beforeAll(async () => {
   f = await startFleet(bag);
@@ -47,16 +61,27 @@ describe('axle CLI against a real hub and spokes', () => {
     expect(r.stderr).toBe('');
     expect(r.stdout.split('\n')[0]).toMatch(/^HOST\s+SPOKE\s+COMPLIANCE\s+CONNECTED\s+LAST SEEN\s+LAST RUN\s+CONFIG$/);
     expect(rows(r.stdout).map((x) => x[0])).toEqual([...f.hosts].sort());
-    expect(rows(r.stdout).find((x) => x[0] === 'db1.dc1.example.com')).toEqual(expect.arrayContaining(['dc1', 'noncompliant']));
+    expect(rows(r.stdout).find((x) => x[0] === 'db1.dc1.example.com')).toEqual(
+      expect.arrayContaining(['dc1', 'noncompliant']),
+    );
 
     const all = await json('envoys', 'list');
     expect(all.items).toHaveLength(5);
     expect(all.spokes.map((s: { outcome: string }) => s.outcome)).toEqual(['ok', 'ok']);
     expect((await json('envoys', 'list', '--match', 'web*')).items).toHaveLength(4);
-    expect((await json('envoys', 'list', '--noncompliant')).items.map((e: { hostname: string }) => e.hostname)).toEqual(['db1.dc1.example.com']);
+    expect((await json('envoys', 'list', '--noncompliant')).items.map((e: { hostname: string }) => e.hostname)).toEqual(
+      ['db1.dc1.example.com'],
+    );
     expect((await json('envoys', 'list', '--trait', 'os.family=debian')).items).toHaveLength(4);
-    expect((await json('envoys', 'list', '--trait', 'os.family=debian', '--trait', 'os.release=11')).items.map((e: { hostname: string }) => e.hostname)).toEqual(['web2.dc2.example.com']);
-    expect((await json('envoys', 'list', '--spoke', 'dc2')).items.map((e: { spokeId: string }) => e.spokeId)).toEqual(['dc2', 'dc2']);
+    expect(
+      (await json('envoys', 'list', '--trait', 'os.family=debian', '--trait', 'os.release=11')).items.map(
+        (e: { hostname: string }) => e.hostname,
+      ),
+    ).toEqual(['web2.dc2.example.com']);
+    expect((await json('envoys', 'list', '--spoke', 'dc2')).items.map((e: { spokeId: string }) => e.spokeId)).toEqual([
+      'dc2',
+      'dc2',
+    ]);
   });
 
   it('envoys list pages with --limit and the printed --cursor', async () => {
@@ -95,9 +120,15 @@ describe('axle CLI against a real hub and spokes', () => {
     const r = await cli('spanner', 'spokes');
     expect(r.code).toBe(0);
     const t = rows(r.stdout);
-    expect(t.map((x) => [x[0], x[1], x[3], x[5]])).toEqual([['dc1', 'online', '3', '2/1/0'], ['dc2', 'online', '2', '2/0/0']]);
+    expect(t.map((x) => [x[0], x[1], x[3], x[5]])).toEqual([
+      ['dc1', 'online', '3', '2/1/0'],
+      ['dc2', 'online', '2', '2/0/0'],
+    ]);
     const j = await json('spanner', 'spokes');
-    expect(j.spokes.map((s: { id: string; envoys: number }) => [s.id, s.envoys])).toEqual([['dc1', 3], ['dc2', 2]]);
+    expect(j.spokes.map((s: { id: string; envoys: number }) => [s.id, s.envoys])).toEqual([
+      ['dc1', 3],
+      ['dc2', 2],
+    ]);
 
     const d = await cli('spanner', 'spoke', 'dc1');
     expect(d.code).toBe(0);
@@ -122,7 +153,9 @@ describe('axle CLI against a real hub and spokes', () => {
     expect(l.stdout).toMatch(new RegExp(`${c.token.id}\\s+active\\s+\\*\\.dc1\\.\\*\\s+0/3`));
     const rv = await cli('tokens', 'revoke', c.token.id);
     expect(rv.stdout).toBe(`revoked ${c.token.id}\n`);
-    expect((await json('tokens', 'list')).tokens.find((t: { id: string }) => t.id === c.token.id).state).toBe('revoked');
+    expect((await json('tokens', 'list')).tokens.find((t: { id: string }) => t.id === c.token.id).state).toBe(
+      'revoked',
+    );
 
     const api = await json('tokens', 'create', '--api', '--role', 'viewer', '--name', 'dash');
     const viewer = await axle(['--hub', f.hub.addr, '--token', api.secret, 'spanner', 'spokes']);
@@ -164,7 +197,10 @@ describe('axle CLI against a real hub and spokes', () => {
     expect(p.stderr).toBe('');
     expect(p.code).toBe(0);
     expect(p.stdout).toMatch(/^published version 1 \(1 files/);
-    expect(rows(p.stdout.split('\n').slice(1).join('\n'))).toEqual([['dc1', 'ok'], ['dc2', 'ok']]);
+    expect(rows(p.stdout.split('\n').slice(1).join('\n'))).toEqual([
+      ['dc1', 'ok'],
+      ['dc2', 'ok'],
+    ]);
     writeFileSync(join(t.dir, 'files', 'motd'), 'hello again\n');
     expect((await json('config', 'publish', '--dir', t.dir)).version).toBe(2);
     const rb = await json('config', 'rollback', '1');
@@ -180,7 +216,9 @@ describe('axle CLI against a real hub and spokes', () => {
     expect(r.stderr).toMatch(/^reassign web2\.dc2\.\* -> dc1: \d\/1 .*$/m);
     expect(r.stderr).not.toContain('\r');
     expect(r.stdout).toMatch(/^state:\s+done$/m);
-    expect((await json('envoys', 'list', '--spoke', 'dc1')).items.map((e: { hostname: string }) => e.hostname)).toContain('web2.dc2.example.com');
+    expect(
+      (await json('envoys', 'list', '--spoke', 'dc1')).items.map((e: { hostname: string }) => e.hostname),
+    ).toContain('web2.dc2.example.com');
 
     const d = await cli('--json', 'spanner', 'drain', '--spoke', 'dc2', '--to', 'dc1');
     expect(d.code).toBe(0);
@@ -219,8 +257,14 @@ describe('axle CLI against a real hub and spokes', () => {
     expect((await axle(['spanner', 'spokes'], { AXLE_CLI_CONFIG: file })).code).toBe(0);
     mkdirSync(join(t.dir, '.config', 'axle'), { recursive: true });
     writeFileSync(join(t.dir, '.config', 'axle', 'cli.yaml'), `hub: "${f.hub.addr}"\ntoken: "${f.token}"\n`);
-    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AXLE_') && k !== 'XDG_CONFIG_HOME'));
-    const home = await new Promise<number>((resolve) => execFile(process.execPath, [AXLE, 'spanner', 'spokes'], { env: { ...clean, HOME: t.dir } }, (e) => resolve(e ? 1 : 0)));
+    const clean = Object.fromEntries(
+      Object.entries(process.env).filter(([k]) => !k.startsWith('AXLE_') && k !== 'XDG_CONFIG_HOME'),
+    );
+    const home = await new Promise<number>((resolve) =>
+      execFile(process.execPath, [AXLE, 'spanner', 'spokes'], { env: { ...clean, HOME: t.dir } }, (e) =>
+        resolve(e ? 1 : 0),
+      ),
+    );
     expect(home).toBe(0);
     writeFileSync(file, 'hub: [1, 2]\ntokn: x\n');
     const bad = await axle(['spanner', 'spokes'], { AXLE_CLI_CONFIG: file });
@@ -235,27 +279,60 @@ describe('axle CLI against a real hub and spokes', () => {
       hits++;
       req.resume();
       res.writeHead(req.method === 'GET' ? 200 : 421, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(req.method === 'GET' ? { id: 'hub-b' } : { error: { code: 'E_NOT_PRIMARY', message: 'this hub is a standby', primary: f.hub.addr } }));
+      res.end(
+        JSON.stringify(
+          req.method === 'GET'
+            ? { id: 'hub-b' }
+            : { error: { code: 'E_NOT_PRIMARY', message: 'this hub is a standby', primary: f.hub.addr } },
+        ),
+      );
     });
     await new Promise<void>((r) => standby.listen(0, '127.0.0.1', r));
     bag.add(() => new Promise((r) => standby.close(r)));
     const port = (standby.address() as { port: number }).port;
-    const r = await axle(['--hub', `127.0.0.1:${port}`, '--token', f.token, '--json', 'tokens', 'create', '--note', 'via standby']);
+    const r = await axle([
+      '--hub',
+      `127.0.0.1:${port}`,
+      '--token',
+      f.token,
+      '--json',
+      'tokens',
+      'create',
+      '--note',
+      'via standby',
+    ]);
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/is not the primary hub; sending the request to the primary at http:\/\/127\.0\.0\.1:\d+/);
     expect(JSON.parse(r.stdout).token.note).toBe('via standby');
     // undici itself may retry a 421 once on a fresh connection; the primary still gets one request.
     expect(hits).toBeGreaterThanOrEqual(1);
-    expect((await json('tokens', 'list')).tokens.filter((t: { note?: string }) => t.note === 'via standby')).toHaveLength(1);
+    expect(
+      (await json('tokens', 'list')).tokens.filter((t: { note?: string }) => t.note === 'via standby'),
+    ).toHaveLength(1);
     // A standby that names itself is not retried forever.
     const self = createServer((req, res) => {
       req.resume();
       res.writeHead(421, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: { code: 'E_NOT_PRIMARY', message: 'standby', primary: `127.0.0.1:${(self.address() as { port: number }).port}` } }));
+      res.end(
+        JSON.stringify({
+          error: {
+            code: 'E_NOT_PRIMARY',
+            message: 'standby',
+            primary: `127.0.0.1:${(self.address() as { port: number }).port}`,
+          },
+        }),
+      );
     });
     await new Promise<void>((r) => self.listen(0, '127.0.0.1', r));
     bag.add(() => new Promise((r) => self.close(r)));
-    const loop = await axle(['--hub', `127.0.0.1:${(self.address() as { port: number }).port}`, '--token', 'x', 'tokens', 'create']);
+    const loop = await axle([
+      '--hub',
+      `127.0.0.1:${(self.address() as { port: number }).port}`,
+      '--token',
+      'x',
+      'tokens',
+      'create',
+    ]);
     expect(loop.code).toBe(1);
     expect(loop.stderr).toMatch(/error: standby/);
   });
@@ -264,7 +341,9 @@ describe('axle CLI against a real hub and spokes', () => {
     await f.dc2.daemon.kill('SIGKILL');
     const r = await cli('envoys', 'list');
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^warning: spoke dc2 did not answer \((unreachable|timeout)[^)]*\); these results leave out its envoys\. Check it with: axle spanner spoke dc2$/m);
+    expect(r.stderr).toMatch(
+      /^warning: spoke dc2 did not answer \((unreachable|timeout)[^)]*\); these results leave out its envoys\. Check it with: axle spanner spoke dc2$/m,
+    );
     expect(rows(r.stdout).map((x) => x[0])).toContain('db1.dc1.example.com');
     const j = await cli('--json', 'envoys', 'list');
     expect(j.code).toBe(1);

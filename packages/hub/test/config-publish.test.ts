@@ -18,7 +18,10 @@ function writeTree(dir: string, motd: string): void {
   mkdirSync(join(dir, 'policies'), { recursive: true });
   mkdirSync(join(dir, 'files'), { recursive: true });
   writeFileSync(join(dir, 'files', 'motd'), motd);
-  writeFileSync(join(dir, 'policies', 'base.yaml'), 'name: base\nresources:\n  - file: /etc/motd\n    source: files/motd\n    mode: "0644"\n');
+  writeFileSync(
+    join(dir, 'policies', 'base.yaml'),
+    'name: base\nresources:\n  - file: /etc/motd\n    source: files/motd\n    mode: "0644"\n',
+  );
 }
 
 /** What each spoke has live, read from its own data dir. */
@@ -43,11 +46,16 @@ beforeAll(async () => {
     spanner: { auto_failover: { enabled: false, interval: '200ms' } },
     extra: { config_dir: configDir, config_publish: { keep: 3, webhook_secret: SECRET } },
   });
-  await waitFor(async () => Object.values((await versionsOf()).spokes).every((s) => (s as { version: number | null }).version === 0), { what: 'spokes to report version 0' });
+  await waitFor(
+    async () =>
+      Object.values((await versionsOf()).spokes).every((s) => (s as { version: number | null }).version === 0),
+    { what: 'spokes to report version 0' },
+  );
 });
 afterAll(() => bag.run());
 
-const dataDirOf = (s: SpokeRef) => (s as unknown as { spoke?: { config: { data_dir: string } } }).spoke?.config.data_dir;
+const dataDirOf = (s: SpokeRef) =>
+  (s as unknown as { spoke?: { config: { data_dir: string } } }).spoke?.config.data_dir;
 
 describe('config publish', () => {
   it('publishes to every spoke, which report the version', async () => {
@@ -57,14 +65,20 @@ describe('config publish', () => {
     expect(r.body.spokes).toEqual({ dc1: 'ok', dc2: 'ok', dc3: 'ok' });
     expect(r.body.bundle.files).toEqual(['files/motd', 'policies/base.yaml']);
     for (const s of spokes.slice(0, 2)) expect(liveMotd(dataDirOf(s) as string)).toBe('v1\n');
-    await waitFor(async () => Object.values((await versionsOf()).spokes).every((s) => (s as { version: number }).version === 1), { what: 'all spokes at version 1' });
+    await waitFor(
+      async () => Object.values((await versionsOf()).spokes).every((s) => (s as { version: number }).version === 1),
+      { what: 'all spokes at version 1' },
+    );
     // The same content again is not a new version.
     const again = await api(hub, 'POST', '/api/v1/config/publish', { token: hub.adminToken, body: {} });
     expect(again.body).toMatchObject({ version: 1, unchanged: true });
   });
 
   it('a bad policy file blocks the publish, naming file and line', async () => {
-    writeFileSync(join(configDir, 'policies', 'broken.yaml'), 'name: broken\nresources:\n  - file: relative/path\n    mode: "0644"\n');
+    writeFileSync(
+      join(configDir, 'policies', 'broken.yaml'),
+      'name: broken\nresources:\n  - file: relative/path\n    mode: "0644"\n',
+    );
     const r = await api(hub, 'POST', '/api/v1/config/publish', { token: hub.adminToken, body: {} });
     expect(r.status).toBe(400);
     expect(r.body.error.message).toMatch(/broken\.yaml:3: resources\[0\]\.file: expected an absolute path/);
@@ -81,7 +95,10 @@ describe('config publish', () => {
     expect(r.body.spokes.dc1).toBe('ok');
     expect(r.body.spokes.dc3).toBe('unreachable');
     await dc3.start();
-    await waitFor(async () => (await versionsOf()).spokes.dc3.version === 2, { timeoutMs: 15_000, what: 'dc3 to catch up to version 2' });
+    await waitFor(async () => (await versionsOf()).spokes.dc3.version === 2, {
+      timeoutMs: 15_000,
+      what: 'dc3 to catch up to version 2',
+    });
     const m = await api(hub, 'GET', '/metrics');
     expect(m.body).toMatch(/axle_hub_config_version 2/);
     expect(m.body).toMatch(/axle_hub_spoke_config_lag\{spoke="dc3"\} 0/);
@@ -103,11 +120,18 @@ describe('config publish', () => {
   it('publishes from a signed webhook and refuses unsigned or stale ones', async () => {
     writeTree(configDir, 'v4\n');
     const body = JSON.stringify({ ref: 'refs/heads/main' });
-    const post = (headers: Record<string, string>) => fetch(`http://${hub.addr}/api/v1/webhooks/publish`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+    const post = (headers: Record<string, string>) =>
+      fetch(`http://${hub.addr}/api/v1/webhooks/publish`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body,
+      });
     const now = String(Math.floor(Date.now() / 1000));
     expect((await post({ 'x-axle-timestamp': now, 'x-axle-signature': 'sha256=00' })).status).toBe(401);
     const old = String(Math.floor(Date.now() / 1000) - 3600);
-    expect((await post({ 'x-axle-timestamp': old, 'x-axle-signature': signWebhook(SECRET, old, body) })).status).toBe(401);
+    expect((await post({ 'x-axle-timestamp': old, 'x-axle-signature': signWebhook(SECRET, old, body) })).status).toBe(
+      401,
+    );
     expect((await versionsOf()).current).toBe(3);
     const ok = await post({ 'x-axle-timestamp': now, 'x-axle-signature': signWebhook(SECRET, now, body) });
     expect(ok.status).toBe(200);
@@ -117,7 +141,10 @@ describe('config publish', () => {
   });
 
   it('only admins publish', async () => {
-    const viewer = await api(hub, 'POST', '/api/v1/api-tokens', { token: hub.adminToken, body: { role: 'viewer', name: 'ro' } });
+    const viewer = await api(hub, 'POST', '/api/v1/api-tokens', {
+      token: hub.adminToken,
+      body: { role: 'viewer', name: 'ro' },
+    });
     const r = await api(hub, 'POST', '/api/v1/config/publish', { token: viewer.body.secret, body: {} });
     expect(r.status).toBe(403);
     expect((await api(hub, 'GET', '/api/v1/config/versions', { token: viewer.body.secret })).status).toBe(200);

@@ -4,8 +4,23 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '@axle/hub';
 import { waitFor } from '../../../test/support/wait.js';
 import {
-  Bag, api, checkin, enroll, envoy, freePort, hubConfigObject, hubKey, inProcessSpoke, joinToken, locate, procSpoke, startHub,
-  type HubKey, type HubOptions, type ProcSpoke, type TestEnvoy,
+  Bag,
+  api,
+  checkin,
+  enroll,
+  envoy,
+  freePort,
+  hubConfigObject,
+  hubKey,
+  inProcessSpoke,
+  joinToken,
+  locate,
+  procSpoke,
+  startHub,
+  type HubKey,
+  type HubOptions,
+  type ProcSpoke,
+  type TestEnvoy,
 } from './support.js';
 import type { MessageOf } from '@axle/shared';
 
@@ -24,7 +39,16 @@ const configFile = () => join(key.dir, 'hub.yaml');
 const FANOUT_TIMEOUT = 1500;
 
 function writeConfig(autoFailover: boolean): void {
-  const spanner = { auto_failover: { enabled: autoFailover, threshold: 3, interval: '150ms', drain_batch: 2, drain_parallel: 2, drain_jitter: '20ms' } };
+  const spanner = {
+    auto_failover: {
+      enabled: autoFailover,
+      threshold: 3,
+      interval: '150ms',
+      drain_batch: 2,
+      drain_parallel: 2,
+      drain_jitter: '20ms',
+    },
+  };
   writeFileSync(configFile(), JSON.stringify(hubConfigObject(key, { ...opts, spanner })));
 }
 
@@ -42,7 +66,16 @@ beforeAll(async () => {
       { ...dc3, patterns: ['*.dc3.*'] },
       { ...dc2, patterns: ['*.dc2.*', '*.dc3.*'] },
     ],
-    spanner: { auto_failover: { enabled: false, threshold: 3, interval: '150ms', drain_batch: 2, drain_parallel: 2, drain_jitter: '20ms' } },
+    spanner: {
+      auto_failover: {
+        enabled: false,
+        threshold: 3,
+        interval: '150ms',
+        drain_batch: 2,
+        drain_parallel: 2,
+        drain_jitter: '20ms',
+      },
+    },
   };
   writeConfig(false);
   hub = await startHub(bag, key, opts, configFile());
@@ -80,7 +113,11 @@ describe('fan-out', () => {
     expect(pages).toBe(3);
 
     const f = await api(hub, 'GET', '/api/v1/envoys?match=b.*', admin());
-    expect(f.body.items.map((i: { hostname: string }) => i.hostname)).toEqual(['b.dc1.example.com', 'b.dc2.example.com', 'b.dc3.example.com']);
+    expect(f.body.items.map((i: { hostname: string }) => i.hostname)).toEqual([
+      'b.dc1.example.com',
+      'b.dc2.example.com',
+      'b.dc3.example.com',
+    ]);
 
     const s = await api(hub, 'GET', '/api/v1/stats', admin());
     expect(s.body.envoys).toBe(9);
@@ -111,13 +148,18 @@ describe('fan-out', () => {
     expect(s.body.envoys).toBe(6);
     expect(s.body.spokes.find((x: { id: string }) => x.id === 'dc3').outcome).not.toBe('ok');
 
-    await waitFor(async () => (await api(hub, 'GET', '/api/v1/spokes/dc3', admin())).body.state === 'offline', { what: 'dc3 offline' });
+    await waitFor(async () => (await api(hub, 'GET', '/api/v1/spokes/dc3', admin())).body.state === 'offline', {
+      what: 'dc3 offline',
+    });
   });
 
   it('auto-failover drains the dead spoke; its envoys locate and check in at their new spoke', async () => {
     writeConfig(true);
     await hub.reload();
-    await waitFor(async () => (await api(hub, 'GET', '/api/v1/spokes/dc3', admin())).body.state === 'drained', { timeoutMs: 10_000, what: 'dc3 drained' });
+    await waitFor(async () => (await api(hub, 'GET', '/api/v1/spokes/dc3', admin())).body.state === 'drained', {
+      timeoutMs: 10_000,
+      what: 'dc3 drained',
+    });
     const dir = hub.internals!.state.envoys;
     for (const [h, { e, a }] of enrolled) {
       if (!h.includes('.dc3.')) continue;
@@ -131,7 +173,11 @@ describe('fan-out', () => {
     const m = moves.body.moves.find((x: { kind: string }) => x.kind === 'failover');
     expect(m).toMatchObject({ from: 'dc3', state: 'done', moved: 3, failed: 0 });
     const ev = await api(hub, 'GET', '/api/v1/events?type=spoke.down,spoke.draining,spoke.drained', admin());
-    expect(ev.body.events.map((x: { type: string }) => x.type)).toEqual(['spoke.down', 'spoke.draining', 'spoke.drained']);
+    expect(ev.body.events.map((x: { type: string }) => x.type)).toEqual([
+      'spoke.down',
+      'spoke.draining',
+      'spoke.drained',
+    ]);
     const moved = await api(hub, 'GET', '/api/v1/events?type=envoy.reassigned', admin());
     expect(moved.body.events.reduce((n: number, x: { data: { count: number } }) => n + x.data.count, 0)).toBe(3);
 
@@ -143,7 +189,10 @@ describe('fan-out', () => {
 
   it('the recovered spoke redirects a moved envoy, takes new envoys, and does not get the moved ones back', async () => {
     await dc3.start();
-    await waitFor(async () => (await api(hub, 'GET', '/api/v1/spokes/dc3', admin())).body.state === 'online', { timeoutMs: 10_000, what: 'dc3 back online' });
+    await waitFor(async () => (await api(hub, 'GET', '/api/v1/spokes/dc3', admin())).body.state === 'online', {
+      timeoutMs: 10_000,
+      what: 'dc3 back online',
+    });
     expect(hub.internals!.state.releases.get('dc3')?.size ?? 0).toBe(0);
 
     // An envoy that still holds its old assignment reaches dc3 and is sent on to dc2.
@@ -157,7 +206,8 @@ describe('fan-out', () => {
     const n = await enroll(hub.addr, envoy('new.dc3.example.com'), token);
     expect(n.target!.spokeId).toBe('dc3');
 
-    for (const h of ['a', 'b', 'c']) expect(hub.internals!.state.envoys.get(`${h}.dc3.example.com`)!.spokeId).toBe('dc2');
+    for (const h of ['a', 'b', 'c'])
+      expect(hub.internals!.state.envoys.get(`${h}.dc3.example.com`)!.spokeId).toBe('dc2');
     const ev = await api(hub, 'GET', '/api/v1/events?type=spoke.up', admin());
     expect(ev.body.events.at(-1).data).toMatchObject({ spoke: 'dc3', released: 3 });
     const metrics = await api(hub, 'GET', '/metrics');

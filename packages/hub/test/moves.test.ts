@@ -2,7 +2,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAxleError, type MessageOf } from '@axle/shared';
 import type { Hub } from '@axle/hub';
 import { waitFor } from '../../../test/support/wait.js';
-import { Bag, api, checkin, enroll, envoy, hubKey, inProcessSpoke, joinToken, locate, startHub, type TestEnvoy } from './support.js';
+import {
+  Bag,
+  api,
+  checkin,
+  enroll,
+  envoy,
+  hubKey,
+  inProcessSpoke,
+  joinToken,
+  locate,
+  startHub,
+  type TestEnvoy,
+} from './support.js';
 
 const bag = new Bag();
 let hub: Hub;
@@ -14,8 +26,14 @@ beforeAll(async () => {
   const key = hubKey(bag);
   const [dc1, dc2, dc3] = await Promise.all(['dc1', 'dc2', 'dc3'].map((id) => inProcessSpoke(bag, id, key)));
   hub = await startHub(bag, key, {
-    spokes: [{ ...dc1!, patterns: ['*.dc1.*'] }, { ...dc2!, patterns: ['*.dc2.*'] }, { ...dc3!, patterns: ['*.dc3.*'] }],
-    spanner: { auto_failover: { enabled: false, interval: '200ms', drain_batch: 2, drain_parallel: 2, drain_jitter: '10ms' } },
+    spokes: [
+      { ...dc1!, patterns: ['*.dc1.*'] },
+      { ...dc2!, patterns: ['*.dc2.*'] },
+      { ...dc3!, patterns: ['*.dc3.*'] },
+    ],
+    spanner: {
+      auto_failover: { enabled: false, interval: '200ms', drain_batch: 2, drain_parallel: 2, drain_jitter: '10ms' },
+    },
   });
   token = await joinToken(hub);
   for (const h of ['web1.dc1.x', 'web2.dc1.x', 'web3.dc1.x', 'db1.dc1.x', 'db2.dc1.x', 'web1.dc2.x']) {
@@ -30,7 +48,10 @@ const spokeOf = (h: string) => hub.internals!.state.envoys.get(h)!.spokeId;
 
 describe('manual moves', () => {
   it('reassign by host glob moves only the matches, is idempotent, and the old spoke redirects', async () => {
-    const r = await api(hub, 'POST', '/api/v1/reassign', { ...admin(), body: { hostname: 'web[12].dc1.*', to: 'dc3', wait: true } });
+    const r = await api(hub, 'POST', '/api/v1/reassign', {
+      ...admin(),
+      body: { hostname: 'web[12].dc1.*', to: 'dc3', wait: true },
+    });
     expect(r.status).toBe(200);
     expect(r.body.move).toMatchObject({ kind: 'reassign', state: 'done', total: 2, moved: 2, already: 0, failed: 0 });
     expect(spokeOf('web1.dc1.x')).toBe('dc3');
@@ -48,7 +69,10 @@ describe('manual moves', () => {
     expect(old.type).toBe('redirect');
     if (old.type === 'redirect') expect(old.to?.spokeId).toBe('dc3');
 
-    const again = await api(hub, 'POST', '/api/v1/reassign', { ...admin(), body: { hostname: 'web[12].dc1.*', to: 'dc3', wait: true } });
+    const again = await api(hub, 'POST', '/api/v1/reassign', {
+      ...admin(),
+      body: { hostname: 'web[12].dc1.*', to: 'dc3', wait: true },
+    });
     expect(again.body.move).toMatchObject({ state: 'done', total: 2, moved: 0, already: 2 });
 
     const ev = await api(hub, 'GET', '/api/v1/events?type=envoy.reassigned', admin());
@@ -60,10 +84,13 @@ describe('manual moves', () => {
     const start = await api(hub, 'POST', '/api/v1/drain', { ...admin(), body: { spoke: 'dc1', to: 'dc2' } });
     expect(start.status).toBe(200);
     const id = start.body.move.id as string;
-    const done = await waitFor(async () => {
-      const m = await api(hub, 'GET', `/api/v1/moves/${id}`, admin());
-      return m.body.state === 'done' ? m.body : undefined;
-    }, { what: 'drain done' });
+    const done = await waitFor(
+      async () => {
+        const m = await api(hub, 'GET', `/api/v1/moves/${id}`, admin());
+        return m.body.state === 'done' ? m.body : undefined;
+      },
+      { what: 'drain done' },
+    );
     expect(done).toMatchObject({ kind: 'drain', from: 'dc1', to: 'dc2', total: 3, moved: 3, failed: 0, skipped: 0 });
     for (const h of ['web3.dc1.x', 'db1.dc1.x', 'db2.dc1.x']) expect(spokeOf(h)).toBe('dc2');
     const s = await api(hub, 'GET', '/api/v1/spokes/dc1', admin());
@@ -78,26 +105,47 @@ describe('manual moves', () => {
       expect((e as Error).message).toMatch(/dc1 \(drained\)/);
     }
 
-    const again = await api(hub, 'POST', '/api/v1/drain', { ...admin(), body: { spoke: 'dc1', to: 'dc2', wait: true } });
+    const again = await api(hub, 'POST', '/api/v1/drain', {
+      ...admin(),
+      body: { spoke: 'dc1', to: 'dc2', wait: true },
+    });
     expect(again.body.move).toMatchObject({ state: 'done', total: 0, moved: 0 });
 
     const resumed = await api(hub, 'POST', '/api/v1/spokes/dc1/resume', admin());
     expect(resumed.body.state).toBe('online');
     expect((await enroll(hub.addr, envoy('web9.dc1.x'), token)).target!.spokeId).toBe('dc1');
     const ev = await api(hub, 'GET', '/api/v1/events?type=spoke.draining,spoke.drained,spoke.resumed', admin());
-    expect(ev.body.events.map((x: { type: string }) => x.type)).toEqual(['spoke.draining', 'spoke.drained', 'spoke.draining', 'spoke.drained', 'spoke.resumed']);
+    expect(ev.body.events.map((x: { type: string }) => x.type)).toEqual([
+      'spoke.draining',
+      'spoke.drained',
+      'spoke.draining',
+      'spoke.drained',
+      'spoke.resumed',
+    ]);
   });
 
   it('refuses bad moves clearly and changes nothing', async () => {
     const before = JSON.stringify([...hub.internals!.state.envoys.values()]);
-    expect((await api(hub, 'POST', '/api/v1/drain', { ...admin(), body: { spoke: 'dc1', to: 'dc1' } })).body.error.message).toMatch(/into itself/);
+    expect(
+      (await api(hub, 'POST', '/api/v1/drain', { ...admin(), body: { spoke: 'dc1', to: 'dc1' } })).body.error.message,
+    ).toMatch(/into itself/);
     const unknown = await api(hub, 'POST', '/api/v1/drain', { ...admin(), body: { spoke: 'dc9', to: 'dc1' } });
     expect(unknown.status).toBe(404);
     expect(unknown.body.error.message).toMatch(/no spoke "dc9"/);
-    const bad = await api(hub, 'POST', '/api/v1/reassign', { ...admin(), body: { hostname: 'x', to: 'dc2', extra: 1 } });
+    const bad = await api(hub, 'POST', '/api/v1/reassign', {
+      ...admin(),
+      body: { hostname: 'x', to: 'dc2', extra: 1 },
+    });
     expect(bad.status).toBe(400);
     expect(bad.body.error.message).toMatch(/extra: unknown key/);
-    expect((await api(hub, 'POST', '/api/v1/reassign', { ...admin(), body: { hostname: '{a,b}{c,d}{e,f}{g,h}{i,j}{k,l}{m,n}', to: 'dc2' } })).body.error.message).toMatch(/more than 64 alternatives/);
+    expect(
+      (
+        await api(hub, 'POST', '/api/v1/reassign', {
+          ...admin(),
+          body: { hostname: '{a,b}{c,d}{e,f}{g,h}{i,j}{k,l}{m,n}', to: 'dc2' },
+        })
+      ).body.error.message,
+    ).toMatch(/more than 64 alternatives/);
     expect(JSON.stringify([...hub.internals!.state.envoys.values()])).toBe(before);
   });
 });

@@ -21,7 +21,8 @@ spanner:
   spokes:
 ${spokes}
 `;
-const spoke = (id: string) => `    - { id: ${id}, addr: "127.0.0.1:9", patterns: ["*.${id}.*"], pubkey: "${toBase64(generateKeyPair().publicKey)}" }`;
+const spoke = (id: string) =>
+  `    - { id: ${id}, addr: "127.0.0.1:9", patterns: ["*.${id}.*"], pubkey: "${toBase64(generateKeyPair().publicKey)}" }`;
 
 describe('axle-hub bin', () => {
   it('keygen prints the public key, creating the key file', async () => {
@@ -36,8 +37,14 @@ describe('axle-hub bin', () => {
 
   it('refuses a bad config with file, line and key, and exits 1', async () => {
     const file = join(t.dir, 'bad.yaml');
-    writeFileSync(file, 'server_id: hub-a\nlisten: "127.0.0.1:0"\ndata_dir: /tmp/x\nspanner:\n  role: spoke\n  treshold: 3\n');
-    const err = await run(process.execPath, [HUB, '--config', file]).then(() => undefined, (e: { code: number; stderr: string }) => e);
+    writeFileSync(
+      file,
+      'server_id: hub-a\nlisten: "127.0.0.1:0"\ndata_dir: /tmp/x\nspanner:\n  role: spoke\n  treshold: 3\n',
+    );
+    const err = await run(process.execPath, [HUB, '--config', file]).then(
+      () => undefined,
+      (e: { code: number; stderr: string }) => e,
+    );
     expect(err?.code).toBe(1);
     expect(err?.stderr).toMatch(/bad\.yaml:5: spanner\.role: is "spoke", but this is the hub daemon/);
     expect(err?.stderr).toMatch(/bad\.yaml:6: spanner\.treshold: unknown key/);

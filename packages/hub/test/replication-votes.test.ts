@@ -4,15 +4,38 @@ import { decideVote, leaseUntil } from '../src/replication/votes.js';
 import { safeMinAcks } from '../src/replication/settings.js';
 import { waitFor } from '../../../test/support/wait.js';
 import { api, Bag } from './support.js';
-import { adminToken, asHub, hubInProcess, makeCluster, primaryOf, spokeInProcess, view, type Node } from './replication/support.js';
+import {
+  adminToken,
+  asHub,
+  hubInProcess,
+  makeCluster,
+  primaryOf,
+  spokeInProcess,
+  view,
+  type Node,
+} from './replication/support.js';
 
 const bag = new Bag();
 afterEach(() => bag.run());
 
 const req = (o: Partial<MessageOf<'vote_request'>> = {}): MessageOf<'vote_request'> => ({
-  type: 'vote_request', term: 5, candidate: 'hb', lastSeq: 10, lastTerm: 4, holdMs: 1000, ...o,
+  type: 'vote_request',
+  term: 5,
+  candidate: 'hb',
+  lastSeq: 10,
+  lastTerm: 4,
+  holdMs: 1000,
+  ...o,
 });
-const voter = { now: 10_000, term: 4, votedFor: undefined, heardPrimaryAt: 0, leading: false, lastSeq: 10, lastTerm: 4 };
+const voter = {
+  now: 10_000,
+  term: 4,
+  votedFor: undefined,
+  heardPrimaryAt: 0,
+  leading: false,
+  lastSeq: 10,
+  lastTerm: 4,
+};
 
 describe('the voting rule', () => {
   it('grants a higher term to an up-to-date candidate when no primary was heard within the hold', () => {
@@ -20,9 +43,15 @@ describe('the voting rule', () => {
   });
   it('refuses a lower term, a second candidate in one term, a live primary, and a candidate behind', () => {
     expect(decideVote({ ...voter, term: 6 }, req()).granted).toBe(false);
-    expect(decideVote({ ...voter, term: 5, votedFor: 'hc' }, req())).toMatchObject({ granted: false, reason: expect.stringMatching(/already voted for hc/) });
+    expect(decideVote({ ...voter, term: 5, votedFor: 'hc' }, req())).toMatchObject({
+      granted: false,
+      reason: expect.stringMatching(/already voted for hc/),
+    });
     expect(decideVote({ ...voter, term: 5, votedFor: 'hb' }, req()).granted).toBe(true);
-    expect(decideVote({ ...voter, heardPrimaryAt: 9500 }, req())).toMatchObject({ granted: false, reason: expect.stringMatching(/heard from a primary 500 ms ago/) });
+    expect(decideVote({ ...voter, heardPrimaryAt: 9500 }, req())).toMatchObject({
+      granted: false,
+      reason: expect.stringMatching(/heard from a primary 500 ms ago/),
+    });
     expect(decideVote({ ...voter, leading: true }, req()).granted).toBe(false);
     expect(decideVote({ ...voter, lastSeq: 11 }, req()).granted).toBe(false);
     expect(decideVote({ ...voter, lastTerm: 5, lastSeq: 3 }, req()).granted).toBe(false);
@@ -51,19 +80,37 @@ describe('peer links and witnesses', () => {
     await spokeInProcess(bag, c.spoke('dc1'));
     const ha = await hubInProcess(bag, c.hub('ha'));
     const before = ha.internals!.state.lastSeq;
-    const wrongKey = await connectPeer(c.hub('ha').addr, { id: 'hb', role: 'hub', keyPair: generateKeyPair(), keepaliveMs: 0 }).catch((e: unknown) => e);
+    const wrongKey = await connectPeer(c.hub('ha').addr, {
+      id: 'hb',
+      role: 'hub',
+      keyPair: generateKeyPair(),
+      keepaliveMs: 0,
+    }).catch((e: unknown) => e);
     expect((wrongKey as AxleError).code).toBe(ErrorCode.UNKNOWN_KEY);
     // The real peer key, but an append that does not follow the standby's log: refused, nothing stored.
     const hb = c.hub('hb');
     const conn = await connectPeer(c.hub('ha').addr, { id: 'hb', role: 'hub', keyPair: hb.keyPair, keepaliveMs: 0 });
     try {
-      const ack = await conn.request({
-        type: 'repl_append', term: 99, primary: 'hb', primaryAddr: hb.addr, prevSeq: 12345, prevTerm: 98, holdMs: 0, primarySeq: 12346,
-        entries: [{ seq: 12346, at: 1, term: 99, change: { kind: 'token.put', token: { id: 'x' } } }],
-      }, 5000, 'repl_ack');
+      const ack = await conn.request(
+        {
+          type: 'repl_append',
+          term: 99,
+          primary: 'hb',
+          primaryAddr: hb.addr,
+          prevSeq: 12345,
+          prevTerm: 98,
+          holdMs: 0,
+          primarySeq: 12346,
+          entries: [{ seq: 12346, at: 1, term: 99, change: { kind: 'token.put', token: { id: 'x' } } }],
+        },
+        5000,
+        'repl_ack',
+      );
       expect(ack.ok).toBe(false);
       expect(ack.reason).toMatch(/not at 12345/);
-      const bad = await conn.request({ type: 'repl_append', term: 99, entries: 'nope' } as never, 5000).catch((e: unknown) => e);
+      const bad = await conn
+        .request({ type: 'repl_append', term: 99, entries: 'nope' } as never, 5000)
+        .catch((e: unknown) => e);
       expect((bad as AxleError).code).toBe(ErrorCode.BAD_MESSAGE);
     } finally {
       conn.close();
@@ -81,7 +128,8 @@ describe('peer links and witnesses', () => {
     const b = await asHub(hb, dc1);
     try {
       // holdMs is the candidate's election timeout: a long one makes the witness wait, a 1 ms one lets it vote.
-      const vote = (conn: typeof a, o: Partial<MessageOf<'vote_request'>>) => conn.request({ ...req({ holdMs: 1 }), ...o }, 5000, 'vote_reply');
+      const vote = (conn: typeof a, o: Partial<MessageOf<'vote_request'>>) =>
+        conn.request({ ...req({ holdMs: 1 }), ...o }, 5000, 'vote_reply');
       // Just started: it waits a hold before voting at all.
       expect((await vote(a, { candidate: 'ha', term: 7, holdMs: 600_000 })).reason).toMatch(/started .* ago/);
       expect((await vote(a, { candidate: 'ha', term: 7, prevote: true })).granted).toBe(true);
@@ -90,10 +138,16 @@ describe('peer links and witnesses', () => {
       expect(spoke.term).toBe(7);
       expect((await vote(b, { candidate: 'hb', term: 7, handover: true })).granted).toBe(false);
       // ha, now primary, renews its lease: hb cannot be elected in term 8 meanwhile.
-      await a.request({ type: 'lease_ping', term: 7, primary: 'ha', holdMs: 600_000, lastSeq: 10, lastTerm: 4 }, 5000, 'lease_ok');
+      await a.request(
+        { type: 'lease_ping', term: 7, primary: 'ha', holdMs: 600_000, lastSeq: 10, lastTerm: 4 },
+        5000,
+        'lease_ok',
+      );
       expect((await vote(b, { candidate: 'hb', term: 8, holdMs: 600_000 })).reason).toMatch(/renewed its lease/);
       // A stale lease ping is refused with E_STALE_TERM: how a stale primary learns.
-      const stale = await b.request({ type: 'lease_ping', term: 6, primary: 'hb', holdMs: 200, lastSeq: 0, lastTerm: 0 }, 5000).catch((e: unknown) => e);
+      const stale = await b
+        .request({ type: 'lease_ping', term: 6, primary: 'hb', holdMs: 200, lastSeq: 0, lastTerm: 0 }, 5000)
+        .catch((e: unknown) => e);
       expect((stale as AxleError).code).toBe(ErrorCode.STALE_TERM);
     } finally {
       a.close();

@@ -3,7 +3,16 @@ import { ErrorCode, generateKeyPair, toBase64 } from '@axle/shared';
 import { hubConfigFrom, type Hub } from '@axle/hub';
 import { waitFor } from '../../../test/support/wait.js';
 import { api, Bag, enroll, envoy } from './support.js';
-import { adminToken, hubInProcess, makeCluster, primaryOf, spokeInProcess, view, type Cluster, type Node } from './replication/support.js';
+import {
+  adminToken,
+  hubInProcess,
+  makeCluster,
+  primaryOf,
+  spokeInProcess,
+  view,
+  type Cluster,
+  type Node,
+} from './replication/support.js';
 
 const bag = new Bag();
 afterEach(() => bag.run());
@@ -51,7 +60,9 @@ describe('replicated hubs (in process)', () => {
     await waitFor(async () => (await api(p, 'GET', '/api/v1/hub', { token: adminToken(standbys[0]!) })).status === 200);
 
     const e = envoy('web1.dc1.example.com');
-    const err = await enroll(standbys[1]!.addr, e, 'axj_x').catch((x: unknown) => x as { code: string; message: string });
+    const err = await enroll(standbys[1]!.addr, e, 'axj_x').catch(
+      (x: unknown) => x as { code: string; message: string },
+    );
     expect((err as { code: string }).code).toBe(ErrorCode.NOT_PRIMARY);
     expect((err as { message: string }).message).toContain(p.addr);
 
@@ -79,7 +90,11 @@ describe('replicated hubs (in process)', () => {
 
     // The third hub starts with nothing and catches up from a snapshot and the tail.
     hubs.hc = await hubInProcess(bag, c.hub('hc'));
-    await waitFor(() => hubs.hc!.internals!.state.lastSeq === hubs[p.id]!.internals!.state.lastSeq && hubs.hc!.internals!.state.envoys.has(e1.hostname));
+    await waitFor(
+      () =>
+        hubs.hc!.internals!.state.lastSeq === hubs[p.id]!.internals!.state.lastSeq &&
+        hubs.hc!.internals!.state.envoys.has(e1.hostname),
+    );
 
     await hubs[p.id]!.stop();
     const rest = c.hubs.filter((n) => n !== p);
@@ -96,18 +111,24 @@ describe('replicated hubs (in process)', () => {
 
 describe('replication config', () => {
   const base = (extra: Record<string, unknown>) => ({
-    server_id: 'ha', listen: '127.0.0.1:0', data_dir: '/tmp/x',
+    server_id: 'ha',
+    listen: '127.0.0.1:0',
+    data_dir: '/tmp/x',
     spanner: { role: 'hub', peers: [{ id: 'hb', addr: '127.0.0.1:1', pubkey: toBase64(generateKeyPair().publicKey) }] },
     ...extra,
   });
 
   it('refuses an election timeout not longer than the lease, and min_acks above the peers', () => {
-    expect(() => hubConfigFrom(base({ replication: { lease: '2s', election_timeout: '1s' } }))).toThrow(/replication\.election_timeout: must be longer than replication\.lease/);
-    expect(() => hubConfigFrom(base({ replication: { min_acks: 2 } }))).toThrow(/replication\.min_acks: is 2, but only 1 peer/);
+    expect(() => hubConfigFrom(base({ replication: { lease: '2s', election_timeout: '1s' } }))).toThrow(
+      /replication\.election_timeout: must be longer than replication\.lease/,
+    );
+    expect(() => hubConfigFrom(base({ replication: { min_acks: 2 } }))).toThrow(
+      /replication\.min_acks: is 2, but only 1 peer/,
+    );
     expect(() => hubConfigFrom(base({ replication: { lease: 'soon' } }))).toThrow(/replication\.lease/);
   });
 
-  it('refuses a peer with this hub\'s own id', () => {
+  it("refuses a peer with this hub's own id", () => {
     const c = base({});
     (c.spanner as { peers: { id: string }[] }).peers[0]!.id = 'ha';
     expect(() => hubConfigFrom(c)).toThrow(/spanner\.peers\[0\]\.id: "ha" is this hub's server_id/);

@@ -5,8 +5,20 @@ import { isAxleError } from '@axle/shared';
 import type { Hub } from '@axle/hub';
 import { waitFor } from '../../../test/support/wait.js';
 import {
-  Bag, api, checkin, enroll, envoy, hubConfigObject, hubKey, inProcessSpoke, joinToken, locate, startHub,
-  type HubKey, type HubOptions, type SpokeRef,
+  Bag,
+  api,
+  checkin,
+  enroll,
+  envoy,
+  hubConfigObject,
+  hubKey,
+  inProcessSpoke,
+  joinToken,
+  locate,
+  startHub,
+  type HubKey,
+  type HubOptions,
+  type SpokeRef,
 } from './support.js';
 
 const bag = new Bag();
@@ -30,7 +42,13 @@ beforeAll(async () => {
   writeFileSync(configFile(), JSON.stringify(hubConfigObject(key, opts)));
   hub = await startHub(bag, key, opts, configFile());
   token = await joinToken(hub);
-  await waitFor(async () => (await api(hub, 'GET', '/api/v1/spokes', { token: hub.adminToken })).body.spokes.every((s: { state: string }) => s.state === 'online'), { what: 'spokes online' });
+  await waitFor(
+    async () =>
+      (await api(hub, 'GET', '/api/v1/spokes', { token: hub.adminToken })).body.spokes.every(
+        (s: { state: string }) => s.state === 'online',
+      ),
+    { what: 'spokes online' },
+  );
 });
 afterAll(() => bag.run());
 
@@ -48,7 +66,13 @@ describe('enrollment routing', () => {
   it('routes by the first matching pattern in config order, spills over a full spoke, and refuses clearly', async () => {
     const placed: Record<string, string> = {};
     const epochs: number[] = [];
-    for (const h of ['web1.dc1.example.com', 'web2.dc1.example.com', 'web3.dc1.example.com', 'db1.dc2.example.com', 'APP1.DC3.example.com']) {
+    for (const h of [
+      'web1.dc1.example.com',
+      'web2.dc1.example.com',
+      'web3.dc1.example.com',
+      'db1.dc2.example.com',
+      'APP1.DC3.example.com',
+    ]) {
       const a = await enroll(hub.addr, envoy(h), token);
       expect(a.status).toBe('assigned');
       placed[h] = a.target!.spokeId;
@@ -102,7 +126,12 @@ describe('enrollment routing', () => {
     expect(hub.internals!.links.get('dc2')).toBe(linkBefore);
     expect(linkBefore.connected).toBe(true);
 
-    writeFileSync(configFile(), JSON.stringify(hubConfigObject(key, { ...opts, spokes: opts.spokes.filter((s) => s.id !== 'dc3'), default_spoke: 'dc2' })));
+    writeFileSync(
+      configFile(),
+      JSON.stringify(
+        hubConfigObject(key, { ...opts, spokes: opts.spokes.filter((s) => s.id !== 'dc3'), default_spoke: 'dc2' }),
+      ),
+    );
     await hub.reload();
     const r = await api(hub, 'GET', '/api/v1/spokes', { token: hub.adminToken });
     expect(r.body.spokes.map((s: { id: string }) => s.id)).toEqual(['dc1', 'dc2']);

@@ -1,7 +1,14 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  connectPeer, generateKeyPair, saveKeyPair, silentLogger, toBase64, type Connection, type KeyPair, type MessageOf,
+  connectPeer,
+  generateKeyPair,
+  saveKeyPair,
+  silentLogger,
+  toBase64,
+  type Connection,
+  type KeyPair,
+  type MessageOf,
 } from '@axle/shared';
 import { Spoke, spokeConfigFrom } from '@axle/spoke';
 import { Hub, hubConfigFrom } from '@axle/hub';
@@ -9,7 +16,7 @@ import { tempDir } from '../../../test/support/tmp.js';
 import { bin, startDaemon, type Daemon } from '../../../test/support/proc.js';
 
 export { Bag, freePort } from '../../../test/support/resources.js';
-import { Bag, freePort } from '../../../test/support/resources.js';
+import { type Bag, freePort } from '../../../test/support/resources.js';
 
 export interface HubKey {
   dir: string;
@@ -32,7 +39,13 @@ export interface SpokeRef {
   pubkey: string;
 }
 
-function spokeConfigObject(id: string, dir: string, port: number, hub: HubKey, hubAddr?: string): Record<string, unknown> {
+function spokeConfigObject(
+  id: string,
+  dir: string,
+  port: number,
+  hub: HubKey,
+  hubAddr?: string,
+): Record<string, unknown> {
   return {
     server_id: id,
     listen: `127.0.0.1:${port}`,
@@ -43,9 +56,16 @@ function spokeConfigObject(id: string, dir: string, port: number, hub: HubKey, h
 }
 
 /** A real Spoke in this process on a port of its own. */
-export async function inProcessSpoke(bag: Bag, id: string, hub: HubKey, o: { hubAddr?: string; port?: number } = {}): Promise<SpokeRef & { spoke: Spoke }> {
+export async function inProcessSpoke(
+  bag: Bag,
+  id: string,
+  hub: HubKey,
+  o: { hubAddr?: string; port?: number } = {},
+): Promise<SpokeRef & { spoke: Spoke }> {
   const t = tempDir(`axle-spoke-${id}-`);
-  const spoke = new Spoke(spokeConfigFrom(spokeConfigObject(id, t.dir, o.port ?? 0, hub, o.hubAddr), id), { logger: silentLogger() });
+  const spoke = new Spoke(spokeConfigFrom(spokeConfigObject(id, t.dir, o.port ?? 0, hub, o.hubAddr), id), {
+    logger: silentLogger(),
+  });
   await spoke.start();
   bag.add(() => spoke.stop());
   bag.add(t.cleanup);
@@ -68,7 +88,10 @@ export async function procSpoke(bag: Bag, id: string, hub: HubKey, o: { hubAddr?
   const configFile = join(t.dir, 'spoke.yaml');
   writeFileSync(configFile, JSON.stringify(spokeConfigObject(id, t.dir, port, hub, o.hubAddr)));
   const ref: ProcSpoke = {
-    id, addr: `127.0.0.1:${port}`, pubkey: toBase64(key.publicKey), configFile,
+    id,
+    addr: `127.0.0.1:${port}`,
+    pubkey: toBase64(key.publicKey),
+    configFile,
     daemon: undefined as unknown as Daemon,
     async start() {
       ref.daemon = await startDaemon(bin('spoke', 'axle-spoke'), ['--config', configFile]);
@@ -96,7 +119,13 @@ export function hubConfigObject(key: HubKey, o: HubOptions): Record<string, unkn
     data_dir: key.dir,
     spanner: {
       role: 'hub',
-      spokes: o.spokes.map((s) => ({ id: s.id, addr: s.addr, pubkey: s.pubkey, patterns: s.patterns, ...(s.max_envoys !== undefined ? { max_envoys: s.max_envoys } : {}) })),
+      spokes: o.spokes.map((s) => ({
+        id: s.id,
+        addr: s.addr,
+        pubkey: s.pubkey,
+        patterns: s.patterns,
+        ...(s.max_envoys !== undefined ? { max_envoys: s.max_envoys } : {}),
+      })),
       ...(o.default_spoke ? { default_spoke: o.default_spoke } : {}),
       ...o.spanner,
     },
@@ -108,7 +137,10 @@ export function hubConfigObject(key: HubKey, o: HubOptions): Record<string, unkn
 }
 
 export async function startHub(bag: Bag, key: HubKey, o: HubOptions, configFile?: string): Promise<Hub> {
-  const hub = new Hub(hubConfigFrom(hubConfigObject(key, o), 'test hub'), { logger: silentLogger(), ...(configFile ? { configFile } : {}) });
+  const hub = new Hub(hubConfigFrom(hubConfigObject(key, o), 'test hub'), {
+    logger: silentLogger(),
+    ...(configFile ? { configFile } : {}),
+  });
   await hub.start();
   bag.add(() => hub.stop());
   return hub;
@@ -147,9 +179,19 @@ export async function locate(hubAddr: string, e: TestEnvoy): Promise<MessageOf<'
 }
 
 /** A check-in at the spoke an assignment names, as the envoy would send it. */
-export async function checkin(a: MessageOf<'assignment'>, e: TestEnvoy, epoch = a.epoch): Promise<MessageOf<'checkin_ok'> | MessageOf<'redirect'>> {
+export async function checkin(
+  a: MessageOf<'assignment'>,
+  e: TestEnvoy,
+  epoch = a.epoch,
+): Promise<MessageOf<'checkin_ok'> | MessageOf<'redirect'>> {
   const t = a.target!;
-  const c = await connectPeer(t.addr, { id: e.hostname, role: 'envoy', keyPair: e.key, expectServerKey: t.pubkey, keepaliveMs: 0 });
+  const c = await connectPeer(t.addr, {
+    id: e.hostname,
+    role: 'envoy',
+    keyPair: e.key,
+    expectServerKey: t.pubkey,
+    keepaliveMs: 0,
+  });
   try {
     const r = await c.request({ type: 'checkin', hostname: e.hostname, epoch, term: a.term, configVersion: 0 }, 10_000);
     if (r.type !== 'checkin_ok' && r.type !== 'redirect') throw new Error(`unexpected ${r.type}`);
@@ -159,7 +201,12 @@ export async function checkin(a: MessageOf<'assignment'>, e: TestEnvoy, epoch = 
   }
 }
 
-export async function api(hub: { addr: string }, method: string, path: string, o: { token?: string; body?: unknown; raw?: string } = {}): Promise<{ status: number; body: any; headers: Headers }> {
+export async function api(
+  hub: { addr: string },
+  method: string,
+  path: string,
+  o: { token?: string; body?: unknown; raw?: string } = {},
+): Promise<{ status: number; body: any; headers: Headers }> {
   const res = await fetch(`http://${hub.addr}${path}`, {
     method,
     headers: {

@@ -2,7 +2,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAxleError } from '@axle/shared';
 import type { Hub } from '@axle/hub';
 import { waitFor } from '../../../test/support/wait.js';
-import { Bag, api, enroll, envoy, hubKey, inProcessSpoke, joinToken, locate, startHub, type SpokeRef } from './support.js';
+import {
+  Bag,
+  api,
+  enroll,
+  envoy,
+  hubKey,
+  inProcessSpoke,
+  joinToken,
+  locate,
+  startHub,
+  type SpokeRef,
+} from './support.js';
 
 const bag = new Bag();
 let hub: Hub;
@@ -46,7 +57,9 @@ describe('join tokens', () => {
 
   it('enforce the hostname pattern scope', async () => {
     const t = await joinToken(hub, { pattern: '*.dc1.*' });
-    expect(await code(enroll(hub.addr, envoy('db1.dc2.x'), t))).toMatch(/^E_BAD_TOKEN: .*may only enroll hosts matching "\*\.dc1\.\*", not "db1\.dc2\.x"/);
+    expect(await code(enroll(hub.addr, envoy('db1.dc2.x'), t))).toMatch(
+      /^E_BAD_TOKEN: .*may only enroll hosts matching "\*\.dc1\.\*", not "db1\.dc2\.x"/,
+    );
     expect(hub.internals!.state.envoys.has('db1.dc2.x')).toBe(false);
     const a = await enroll(hub.addr, envoy('db1.dc1.x'), t);
     expect(a.target!.spokeId).toBe('dc1');
@@ -59,14 +72,20 @@ describe('join tokens', () => {
 
     // Concurrent enrollments cannot overrun max_uses.
     const two = await joinToken(hub, { max_uses: 2 });
-    const results = await Promise.all(['c1', 'c2', 'c3', 'c4'].map((h) => code(enroll(hub.addr, envoy(`${h}.dc2.x`), two))));
+    const results = await Promise.all(
+      ['c1', 'c2', 'c3', 'c4'].map((h) => code(enroll(hub.addr, envoy(`${h}.dc2.x`), two))),
+    );
     expect(results.filter((r) => r === 'ok')).toHaveLength(2);
     const id = [...hub.internals!.state.tokens.values()].find((t) => t.maxUses === 2)!.id;
     expect(hub.internals!.state.tokens.get(id)!.uses).toBe(2);
 
     const short = await joinToken(hub, { ttl: '1s' });
     let n = 0;
-    await waitFor(async () => (await code(enroll(hub.addr, envoy(`late${++n}.dc1.x`), short))).includes('expired'), { timeoutMs: 5000, intervalMs: 100, what: 'token expiry' });
+    await waitFor(async () => (await code(enroll(hub.addr, envoy(`late${++n}.dc1.x`), short))).includes('expired'), {
+      timeoutMs: 5000,
+      intervalMs: 100,
+      what: 'token expiry',
+    });
     expect(hub.internals!.state.envoys.has(`late${n}.dc1.x`)).toBe(false);
 
     const rev = await api(hub, 'POST', '/api/v1/tokens', { token: hub.adminToken, body: {} });
@@ -74,7 +93,9 @@ describe('join tokens', () => {
     expect(del.body.token.state).toBe('revoked');
     expect(await code(enroll(hub.addr, envoy('r1.dc1.x'), rev.body.secret))).toMatch(/^E_BAD_TOKEN: .*revoked/);
 
-    expect(await code(enroll(hub.addr, envoy('u1.dc1.x'), 'axj_not-a-token'))).toMatch(/^E_BAD_TOKEN: the join token is not known/);
+    expect(await code(enroll(hub.addr, envoy('u1.dc1.x'), 'axj_not-a-token'))).toMatch(
+      /^E_BAD_TOKEN: the join token is not known/,
+    );
   });
 
   it('bind host name to key: same key re-enrolls idempotently, another key is refused until an admin allows a re-key', async () => {
@@ -85,11 +106,18 @@ describe('join tokens', () => {
     expect(again.epoch).toBe(a.epoch);
 
     const rebuilt = { hostname: e.hostname, key: envoy('y').key };
-    expect(await code(enroll(hub.addr, rebuilt, t))).toMatch(/^E_CONFLICT: "web1.dc3.x" is already enrolled with key .*POST \/api\/v1\/envoys\/web1.dc3.x\/rekey/);
+    expect(await code(enroll(hub.addr, rebuilt, t))).toMatch(
+      /^E_CONFLICT: "web1.dc3.x" is already enrolled with key .*POST \/api\/v1\/envoys\/web1.dc3.x\/rekey/,
+    );
     expect(hub.internals!.state.envoys.get(e.hostname)!.epoch).toBe(a.epoch);
 
-    const viewer = await api(hub, 'POST', '/api/v1/api-tokens', { token: hub.adminToken, body: { role: 'viewer', name: 'v' } });
-    expect((await api(hub, 'POST', `/api/v1/envoys/${e.hostname}/rekey`, { token: viewer.body.secret })).status).toBe(403);
+    const viewer = await api(hub, 'POST', '/api/v1/api-tokens', {
+      token: hub.adminToken,
+      body: { role: 'viewer', name: 'v' },
+    });
+    expect((await api(hub, 'POST', `/api/v1/envoys/${e.hostname}/rekey`, { token: viewer.body.secret })).status).toBe(
+      403,
+    );
     expect((await api(hub, 'POST', `/api/v1/envoys/${e.hostname}/rekey`, { token: hub.adminToken })).status).toBe(200);
     const b = await enroll(hub.addr, rebuilt, t);
     expect(b.epoch).toBeGreaterThan(a.epoch);
@@ -105,7 +133,10 @@ describe('manual approval', () => {
     try {
       const key = hubKey(bag2);
       const s = await inProcessSpoke(bag2, 'm1', key);
-      const h = await startHub(bag2, key, { spokes: [{ ...s, patterns: ['*'] }], extra: { enrollment: { approval: 'manual' } } });
+      const h = await startHub(bag2, key, {
+        spokes: [{ ...s, patterns: ['*'] }],
+        extra: { enrollment: { approval: 'manual' } },
+      });
       const t = await joinToken(h);
       const e = envoy('new1.lab');
       const p = await enroll(h.addr, e, t);
@@ -126,8 +157,15 @@ describe('manual approval', () => {
       expect((await api(h, 'POST', '/api/v1/enrollments/new2.lab/reject', { token: h.adminToken })).status).toBe(200);
       expect(await code(locate(h.addr, bad))).toMatch(/^E_UNKNOWN_ENVOY/);
       expect((await api(h, 'POST', '/api/v1/enrollments/nobody/approve', { token: h.adminToken })).status).toBe(404);
-      const ev = await api(h, 'GET', '/api/v1/events?type=envoy.pending,envoy.enrolled,envoy.rejected', { token: h.adminToken });
-      expect(ev.body.events.map((x: { type: string }) => x.type)).toEqual(['envoy.pending', 'envoy.enrolled', 'envoy.pending', 'envoy.rejected']);
+      const ev = await api(h, 'GET', '/api/v1/events?type=envoy.pending,envoy.enrolled,envoy.rejected', {
+        token: h.adminToken,
+      });
+      expect(ev.body.events.map((x: { type: string }) => x.type)).toEqual([
+        'envoy.pending',
+        'envoy.enrolled',
+        'envoy.pending',
+        'envoy.rejected',
+      ]);
     } finally {
       await bag2.run();
     }

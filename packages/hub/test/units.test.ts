@@ -3,7 +3,16 @@ import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { AxleError, ErrorCode, generateKeyPair, toBase64 } from '@axle/shared';
 import {
-  HostRouter, RateLimiter, compilePattern, decodeCursor, encodeCursor, fanOut, hubConfigFrom, kWayMerge, signWebhook, verifyWebhook,
+  HostRouter,
+  RateLimiter,
+  compilePattern,
+  decodeCursor,
+  encodeCursor,
+  fanOut,
+  hubConfigFrom,
+  kWayMerge,
+  signWebhook,
+  verifyWebhook,
 } from '@axle/hub';
 import { StateStore } from '../src/state.js';
 import { Tokens } from '../src/tokens.js';
@@ -30,52 +39,75 @@ describe('host name patterns', () => {
     expect(() => compilePattern('a'.repeat(300))).toThrow(/limit is 256/);
     expect(() => compilePattern('a/b')).toThrow(/contains "\/"/);
     expect(() => compilePattern('{a,b}{c,d}{e,f}{g,h}{i,j}{k,l}{m,n}')).toThrow(/more than 64 alternatives/);
-    expect(() => hubConfigFrom({ server_id: 'h', listen: '127.0.0.1:0', data_dir: '/tmp/x', spanner: { role: 'hub', spokes: [{ id: 'a', addr: 'a:1', pubkey: pub, patterns: ['x/y'] }] } }))
-      .toThrow(/spanner.spokes\[0\].patterns\[0\]: pattern "x\/y" contains "\/"/);
+    expect(() =>
+      hubConfigFrom({
+        server_id: 'h',
+        listen: '127.0.0.1:0',
+        data_dir: '/tmp/x',
+        spanner: { role: 'hub', spokes: [{ id: 'a', addr: 'a:1', pubkey: pub, patterns: ['x/y'] }] },
+      }),
+    ).toThrow(/spanner.spokes\[0\].patterns\[0\]: pattern "x\/y" contains "\/"/);
   });
 
   it('route to the first match in config order, then the default, naming why others were skipped', () => {
-    const r = new HostRouter([
-      { id: 'dc1', patterns: ['*.dc1.*'] },
-      { id: 'dc2', patterns: ['*.dc2.*', '*.dc1.*'] },
-      { id: 'dc3', patterns: ['*.dc3.*'] },
-    ], 'dc3');
+    const r = new HostRouter(
+      [
+        { id: 'dc1', patterns: ['*.dc1.*'] },
+        { id: 'dc2', patterns: ['*.dc2.*', '*.dc1.*'] },
+        { id: 'dc3', patterns: ['*.dc3.*'] },
+      ],
+      'dc3',
+    );
     expect(r.first('a.dc1.x')).toBe('dc1');
     expect(r.first('a.dc2.x')).toBe('dc2');
     expect(r.first('a.nowhere')).toBe('dc3');
     expect(r.candidates('a.dc1.x', () => undefined).map((c) => c.spokeId)).toEqual(['dc1', 'dc2', 'dc3']);
-    expect(r.candidates('a.dc1.x', (id) => (id === 'dc1' ? 'offline' : undefined)).map((c) => `${c.spokeId}:${c.via}`)).toEqual(['dc2:pattern', 'dc3:default']);
-    expect(() => r.candidates('a.dc1.x', () => 'offline')).toThrow(/dc1 \(offline\), dc2 \(offline\), default spoke dc3 \(offline\)/);
+    expect(
+      r.candidates('a.dc1.x', (id) => (id === 'dc1' ? 'offline' : undefined)).map((c) => `${c.spokeId}:${c.via}`),
+    ).toEqual(['dc2:pattern', 'dc3:default']);
+    expect(() => r.candidates('a.dc1.x', () => 'offline')).toThrow(
+      /dc1 \(offline\), dc2 \(offline\), default spoke dc3 \(offline\)/,
+    );
     const noDefault = new HostRouter([{ id: 'dc1', patterns: ['*.dc1.*'] }]);
-    expect(() => noDefault.candidates('x.y', () => undefined)).toThrow(/no spoke pattern matches "x.y" and no default_spoke is configured/);
+    expect(() => noDefault.candidates('x.y', () => undefined)).toThrow(
+      /no spoke pattern matches "x.y" and no default_spoke is configured/,
+    );
   });
 });
 
 describe('k-way merge and cursors', () => {
   it('merges sorted pages in order and pages through everything exactly once', () => {
-    fc.assert(fc.property(
-      fc.array(fc.uniqueArray(fc.stringMatching(/^[a-z]{1,6}$/), { maxLength: 30 }), { minLength: 1, maxLength: 5 }),
-      fc.integer({ min: 1, max: 7 }),
-      (lists, limit) => {
-        // Host names are unique across spokes.
-        const seenAll = new Set<string>();
-        const sources = lists.map((l, i) => l.filter((h) => !seenAll.has(h) && seenAll.add(h)).sort().map((h) => ({ h, i })));
-        const out: string[] = [];
-        let cursor: Record<string, string> = {};
-        for (let round = 0; round < 200; round++) {
-          const pages = sources.map((items, i) => {
-            const after = cursor[`s${i}`];
-            const rest = items.filter((x) => after === undefined || x.h > after);
-            return { source: `s${i}`, items: rest.slice(0, limit), more: rest.length > limit };
-          });
-          const m = kWayMerge(pages, (x) => x.h, limit);
-          out.push(...m.items.map((x) => x.h));
-          cursor = decodeCursor(encodeCursor({ ...cursor, ...m.taken }));
-          if (!m.more) break;
-        }
-        expect(out).toEqual([...seenAll].sort());
-      },
-    ), { numRuns: 200 });
+    fc.assert(
+      fc.property(
+        fc.array(fc.uniqueArray(fc.stringMatching(/^[a-z]{1,6}$/), { maxLength: 30 }), { minLength: 1, maxLength: 5 }),
+        fc.integer({ min: 1, max: 7 }),
+        (lists, limit) => {
+          // Host names are unique across spokes.
+          const seenAll = new Set<string>();
+          const sources = lists.map((l, i) =>
+            l
+              .filter((h) => !seenAll.has(h) && seenAll.add(h))
+              .sort()
+              .map((h) => ({ h, i })),
+          );
+          const out: string[] = [];
+          let cursor: Record<string, string> = {};
+          for (let round = 0; round < 200; round++) {
+            const pages = sources.map((items, i) => {
+              const after = cursor[`s${i}`];
+              const rest = items.filter((x) => after === undefined || x.h > after);
+              return { source: `s${i}`, items: rest.slice(0, limit), more: rest.length > limit };
+            });
+            const m = kWayMerge(pages, (x) => x.h, limit);
+            out.push(...m.items.map((x) => x.h));
+            cursor = decodeCursor(encodeCursor({ ...cursor, ...m.taken }));
+            if (!m.more) break;
+          }
+          expect(out).toEqual([...seenAll].sort());
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 
   it('refuses a cursor it did not hand out', () => {
@@ -118,13 +150,17 @@ describe('fan-out', () => {
   const o = { timeoutMs: 200, maxParallel: 0, retries: 2, backoffMs: 5 };
   it('names each outcome and never fails as a whole', async () => {
     let flaky = 0;
-    const answers = await fanOut(['ok', 'slow', 'down', 'bad', 'flaky'], async (id) => {
-      if (id === 'slow') return new Promise(() => undefined);
-      if (id === 'down') throw new AxleError(ErrorCode.UNREACHABLE, 'cannot reach');
-      if (id === 'bad') throw new AxleError(ErrorCode.STALE_TERM, 'term 1 is below 2');
-      if (id === 'flaky' && flaky++ < 2) throw new AxleError(ErrorCode.CLOSED, 'dropped');
-      return id;
-    }, o);
+    const answers = await fanOut(
+      ['ok', 'slow', 'down', 'bad', 'flaky'],
+      async (id) => {
+        if (id === 'slow') return new Promise(() => undefined);
+        if (id === 'down') throw new AxleError(ErrorCode.UNREACHABLE, 'cannot reach');
+        if (id === 'bad') throw new AxleError(ErrorCode.STALE_TERM, 'term 1 is below 2');
+        if (id === 'flaky' && flaky++ < 2) throw new AxleError(ErrorCode.CLOSED, 'dropped');
+        return id;
+      },
+      o,
+    );
     const by = Object.fromEntries(answers.map((a) => [a.spokeId, a]));
     expect(by.ok).toMatchObject({ outcome: 'ok', value: 'ok', attempts: 1 });
     expect(by.slow).toMatchObject({ outcome: 'timeout' });
@@ -137,12 +173,16 @@ describe('fan-out', () => {
     let inFlight = 0;
     let peak = 0;
     const ids = Array.from({ length: 12 }, (_, i) => `s${i}`);
-    const answers = await fanOut(ids, async () => {
-      peak = Math.max(peak, ++inFlight);
-      await new Promise((r) => setImmediate(r));
-      inFlight--;
-      return 1;
-    }, { ...o, maxParallel: 3 });
+    const answers = await fanOut(
+      ids,
+      async () => {
+        peak = Math.max(peak, ++inFlight);
+        await new Promise((r) => setImmediate(r));
+        inFlight--;
+        return 1;
+      },
+      { ...o, maxParallel: 3 },
+    );
     expect(peak).toBe(3);
     expect(answers.map((a) => a.spokeId)).toEqual(ids);
   });
@@ -151,9 +191,24 @@ describe('fan-out', () => {
 describe('hub config', () => {
   const base = { server_id: 'h', listen: '127.0.0.1:0', data_dir: '/tmp/x' };
   it('refuses a spoke config clearly and fills the documented defaults', () => {
-    expect(() => hubConfigFrom({ ...base, spanner: { role: 'spoke' } })).toThrow(/spanner.role: is "spoke", but this is the hub daemon: run axle-spoke/);
-    const c = hubConfigFrom({ ...base, spanner: { role: 'hub', spokes: [{ id: 'dc1', addr: 'spoke1.example.com:1530', patterns: ['*.dc1.*'], pubkey: pub }] } });
-    expect(c.spanner.auto_failover).toEqual({ enabled: false, threshold: 3, interval: 30_000, drain_batch: 100, drain_parallel: 4, drain_jitter: 1000 });
+    expect(() => hubConfigFrom({ ...base, spanner: { role: 'spoke' } })).toThrow(
+      /spanner.role: is "spoke", but this is the hub daemon: run axle-spoke/,
+    );
+    const c = hubConfigFrom({
+      ...base,
+      spanner: {
+        role: 'hub',
+        spokes: [{ id: 'dc1', addr: 'spoke1.example.com:1530', patterns: ['*.dc1.*'], pubkey: pub }],
+      },
+    });
+    expect(c.spanner.auto_failover).toEqual({
+      enabled: false,
+      threshold: 3,
+      interval: 30_000,
+      drain_batch: 100,
+      drain_parallel: 4,
+      drain_jitter: 1000,
+    });
     expect(c.fanout.timeout).toBe(5000);
     expect(c.enrollment.approval).toBe('auto');
     expect(c.spanner.peers).toEqual([]);
@@ -165,8 +220,13 @@ describe('hub config', () => {
       hubConfigFrom({
         ...base,
         spanner: {
-          role: 'hub', default_spoke: 'dc9', auto_failover: { treshold: 3 },
-          spokes: [{ id: 'dc1', addr: 'a:1', pubkey: pub }, { id: 'dc1', addr: 'b:1', pubkey: 'nope' }],
+          role: 'hub',
+          default_spoke: 'dc9',
+          auto_failover: { treshold: 3 },
+          spokes: [
+            { id: 'dc1', addr: 'a:1', pubkey: pub },
+            { id: 'dc1', addr: 'b:1', pubkey: 'nope' },
+          ],
         },
       });
     } catch (e) {
@@ -174,7 +234,18 @@ describe('hub config', () => {
     }
     expect(msg).toMatch(/spanner.spokes\[1\].pubkey/);
     expect(msg).toMatch(/spanner.auto_failover.treshold: unknown key/);
-    const dup = () => hubConfigFrom({ ...base, spanner: { role: 'hub', default_spoke: 'dc9', spokes: [{ id: 'dc1', addr: 'a:1', pubkey: pub }, { id: 'dc1', addr: 'b:1', pubkey: pub }] } });
+    const dup = () =>
+      hubConfigFrom({
+        ...base,
+        spanner: {
+          role: 'hub',
+          default_spoke: 'dc9',
+          spokes: [
+            { id: 'dc1', addr: 'a:1', pubkey: pub },
+            { id: 'dc1', addr: 'b:1', pubkey: pub },
+          ],
+        },
+      });
     expect(dup).toThrow(/duplicate spoke id "dc1".*default_spoke: names "dc9"/);
   });
 });
@@ -188,12 +259,26 @@ describe('state store', () => {
     const { token } = await tokens.createJoin({ maxUses: 5 }, 'test');
     const rs = Array.from({ length: 5 }, (_, i) => tokens.reserve(token, `h${i}`));
     expect(() => tokens.reserve(token, 'h6')).toThrow(/used 0 of 5/);
-    await Promise.all(rs.map(async (r, i) => {
-      await s.applyAll([{ kind: 'token.put', token: r.commit() }, { kind: 'envoy.assign', reason: 'enroll', envoy: { hostname: `h${i}`, pubkey: pub, spokeId: 'dc1', epoch: i + 1, enrolledAt: 1, assignedAt: 1 } }]);
-      r.settle();
-    }));
+    await Promise.all(
+      rs.map(async (r, i) => {
+        await s.applyAll([
+          { kind: 'token.put', token: r.commit() },
+          {
+            kind: 'envoy.assign',
+            reason: 'enroll',
+            envoy: { hostname: `h${i}`, pubkey: pub, spokeId: 'dc1', epoch: i + 1, enrolledAt: 1, assignedAt: 1 },
+          },
+        ]);
+        r.settle();
+      }),
+    );
     expect(s.tokens.get(token.id)!.uses).toBe(5);
-    await s.apply({ kind: 'envoy.assign', reason: 'reassign', from: 'dc1', envoy: { hostname: 'h0', pubkey: pub, spokeId: 'dc2', epoch: 9, enrolledAt: 1, assignedAt: 2 } });
+    await s.apply({
+      kind: 'envoy.assign',
+      reason: 'reassign',
+      from: 'dc1',
+      envoy: { hostname: 'h0', pubkey: pub, spokeId: 'dc2', epoch: 9, enrolledAt: 1, assignedAt: 2 },
+    });
     const seq = s.lastSeq;
     await s.close();
 

@@ -32,8 +32,20 @@ beforeAll(async () => {
     spokes: [{ ...s, patterns: ['*'] }],
     extra: {
       webhooks: [
-        { url: `http://127.0.0.1:${port}/hook`, secret: SECRET, events: ['envoy.enrolled'], max_attempts: 4, backoff: '50ms' },
-        { url: `http://127.0.0.1:${port}/dead`, secret: SECRET, events: ['envoy.enrolled'], max_attempts: 2, backoff: '20ms' },
+        {
+          url: `http://127.0.0.1:${port}/hook`,
+          secret: SECRET,
+          events: ['envoy.enrolled'],
+          max_attempts: 4,
+          backoff: '50ms',
+        },
+        {
+          url: `http://127.0.0.1:${port}/dead`,
+          secret: SECRET,
+          events: ['envoy.enrolled'],
+          max_attempts: 2,
+          backoff: '20ms',
+        },
       ],
     },
   });
@@ -43,11 +55,22 @@ afterAll(() => bag.run());
 describe('webhooks', () => {
   it('POST signed JSON, retry with backoff after a failure, and log every delivery', async () => {
     await enroll(hub.addr, envoy('web1.x'), await joinToken(hub));
-    const deliveries = await waitFor(async () => {
-      const r = await api(hub, 'GET', '/api/v1/webhooks/deliveries', { token: hub.adminToken });
-      const list = r.body.deliveries as { url: string; status: string; attempts: number; lastStatus?: number; type: string }[];
-      return list.length === 2 && list.every((d) => d.status === 'delivered' || d.status === 'failed') ? list : undefined;
-    }, { what: 'deliveries settled' });
+    const deliveries = await waitFor(
+      async () => {
+        const r = await api(hub, 'GET', '/api/v1/webhooks/deliveries', { token: hub.adminToken });
+        const list = r.body.deliveries as {
+          url: string;
+          status: string;
+          attempts: number;
+          lastStatus?: number;
+          type: string;
+        }[];
+        return list.length === 2 && list.every((d) => d.status === 'delivered' || d.status === 'failed')
+          ? list
+          : undefined;
+      },
+      { what: 'deliveries settled' },
+    );
     const ok = deliveries.find((d) => d.url.endsWith('/hook'))!;
     expect(ok).toMatchObject({ status: 'delivered', attempts: 2, lastStatus: 204, type: 'envoy.enrolled' });
     const dead = deliveries.find((d) => d.url.endsWith('/dead'))!;

@@ -45,24 +45,42 @@ function listTree(dir: string, limits: BundleLimits): string[] {
         walk(full);
       } else if (st.isFile()) {
         total += st.size;
-        if (st.size > limits.maxFileBytes) throw new AxleError(ErrorCode.INVALID, `${rel} is ${st.size} bytes, over the ${limits.maxFileBytes}-byte file limit`);
+        if (st.size > limits.maxFileBytes)
+          throw new AxleError(
+            ErrorCode.INVALID,
+            `${rel} is ${st.size} bytes, over the ${limits.maxFileBytes}-byte file limit`,
+          );
         out.push(rel);
       } else {
-        throw new AxleError(ErrorCode.INVALID, `${rel} is not a regular file or directory; bundles carry only files and directories (no links or devices)`);
+        throw new AxleError(
+          ErrorCode.INVALID,
+          `${rel} is not a regular file or directory; bundles carry only files and directories (no links or devices)`,
+        );
       }
-      if (out.length > limits.maxFiles) throw new AxleError(ErrorCode.INVALID, `config directory has more than ${limits.maxFiles} entries`);
+      if (out.length > limits.maxFiles)
+        throw new AxleError(ErrorCode.INVALID, `config directory has more than ${limits.maxFiles} entries`);
     }
   };
   walk(dir);
-  if (total > limits.maxTotalBytes) throw new AxleError(ErrorCode.INVALID, `config directory holds ${total} bytes, over the ${limits.maxTotalBytes}-byte limit`);
+  if (total > limits.maxTotalBytes)
+    throw new AxleError(
+      ErrorCode.INVALID,
+      `config directory holds ${total} bytes, over the ${limits.maxTotalBytes}-byte limit`,
+    );
   return out;
 }
 
 /** Same directory contents give the same bytes: sorted entries, fixed mtime, no owner names. */
-export async function buildBundle(dir: string, limits: BundleLimits = DEFAULT_BUNDLE_LIMITS): Promise<{ data: Buffer; hash: Uint8Array; files: string[] }> {
+export async function buildBundle(
+  dir: string,
+  limits: BundleLimits = DEFAULT_BUNDLE_LIMITS,
+): Promise<{ data: Buffer; hash: Uint8Array; files: string[] }> {
   const entries = listTree(dir, limits);
   const chunks: Buffer[] = [];
-  const stream = create({ gzip: { level: 9 }, portable: true, mtime: new Date(0), cwd: dir, noDirRecurse: true }, entries.length > 0 ? entries : []);
+  const stream = create(
+    { gzip: { level: 9 }, portable: true, mtime: new Date(0), cwd: dir, noDirRecurse: true },
+    entries.length > 0 ? entries : [],
+  );
   for await (const c of stream as AsyncIterable<Buffer>) chunks.push(c);
   const data = Buffer.concat(chunks);
   return { data, hash: sha256(data), files: entries.filter((e) => !e.endsWith('/')) };
@@ -83,8 +101,12 @@ export function signBundle(version: number, hash: Uint8Array, signer: Signer): U
 }
 
 /** Checks the hash of `data` and that one of `trusted` keys signed (version, hash); returns that key. */
-export function verifyBundle(b: { version: number; hash: Uint8Array; signature: Uint8Array; data: Uint8Array }, trusted: readonly Uint8Array[]): Uint8Array {
-  if (!Buffer.from(sha256(b.data)).equals(Buffer.from(b.hash))) throw refused(`content hash does not match (version ${b.version})`);
+export function verifyBundle(
+  b: { version: number; hash: Uint8Array; signature: Uint8Array; data: Uint8Array },
+  trusted: readonly Uint8Array[],
+): Uint8Array {
+  if (!Buffer.from(sha256(b.data)).equals(Buffer.from(b.hash)))
+    throw refused(`content hash does not match (version ${b.version})`);
   const msg = signedBytes(b.version, b.hash);
   const signer = trusted.find((k) => verifyDetached(msg, b.signature, k));
   if (!signer) throw refused(`signature on version ${b.version} is not from a trusted hub key`);
@@ -116,13 +138,15 @@ function scanEntries(tarBytes: Buffer, limits: BundleLimits): void {
       entry.resume();
       if (problem) return;
       const p = entry.path;
-      if (!ALLOWED_TYPES.has(entry.type)) problem = `entry "${p}" is a ${entry.type}; only files and directories are allowed`;
+      if (!ALLOWED_TYPES.has(entry.type))
+        problem = `entry "${p}" is a ${entry.type}; only files and directories are allowed`;
       else problem = checkPath(p);
       if (problem) return;
       if (entry.type !== 'Directory') {
         files++;
         total += entry.size ?? 0;
-        if ((entry.size ?? 0) > limits.maxFileBytes) problem = `"${p}" is ${entry.size} bytes, over the ${limits.maxFileBytes}-byte file limit`;
+        if ((entry.size ?? 0) > limits.maxFileBytes)
+          problem = `"${p}" is ${entry.size} bytes, over the ${limits.maxFileBytes}-byte file limit`;
         else if (files > limits.maxFiles) problem = `more than ${limits.maxFiles} files`;
         else if (total > limits.maxTotalBytes) problem = `more than ${limits.maxTotalBytes} bytes in all`;
       }
@@ -141,18 +165,25 @@ function scanEntries(tarBytes: Buffer, limits: BundleLimits): void {
  * written unless every entry passed `scanEntries`; the unpacker is strict and filtered too,
  * in case the two parsers ever disagree.
  */
-export async function extractBundle(data: Uint8Array, parent: string, limits: BundleLimits = DEFAULT_BUNDLE_LIMITS): Promise<string> {
+export async function extractBundle(
+  data: Uint8Array,
+  parent: string,
+  limits: BundleLimits = DEFAULT_BUNDLE_LIMITS,
+): Promise<string> {
   let tarBytes: Buffer;
   const maxTar = limits.maxTotalBytes + (limits.maxFiles + 2) * 1024;
   try {
     tarBytes = gunzipSync(data, { maxOutputLength: maxTar });
   } catch (e) {
     const msg = (e as Error).message;
-    if (e instanceof RangeError || /maxOutputLength|buffer/i.test(msg)) throw refused(`decompresses to more than ${maxTar} bytes (a gzip bomb?)`);
+    if (e instanceof RangeError || /maxOutputLength|buffer/i.test(msg))
+      throw refused(`decompresses to more than ${maxTar} bytes (a gzip bomb?)`);
     throw refused(`not gzip data (${msg})`);
   }
   if (tarBytes.length > 1024 * 1024 && tarBytes.length / Math.max(1, data.length) > limits.maxRatio) {
-    throw refused(`decompression ratio ${Math.round(tarBytes.length / data.length)}:1 is over ${limits.maxRatio}:1 (a gzip bomb?)`);
+    throw refused(
+      `decompression ratio ${Math.round(tarBytes.length / data.length)}:1 is over ${limits.maxRatio}:1 (a gzip bomb?)`,
+    );
   }
   scanEntries(tarBytes, limits);
   mkdirSync(parent, { recursive: true, mode: 0o700 });
@@ -214,7 +245,8 @@ export function activateBundle(root: string, staging: string, version: number, n
   renameSync(tmpLink, link);
   for (const entry of readdirSync(versions)) {
     const v = Number(entry);
-    if (Number.isInteger(v) && v !== version && v !== previous) rmSync(join(versions, entry), { recursive: true, force: true });
+    if (Number.isInteger(v) && v !== version && v !== previous)
+      rmSync(join(versions, entry), { recursive: true, force: true });
   }
   return link;
 }

@@ -4,7 +4,8 @@ import { AxleError, ErrorCode } from './errors.js';
 export const CHUNK_BYTES = 512 * 1024;
 
 export function* chunksOf(data: Uint8Array, size = CHUNK_BYTES): Generator<{ offset: number; data: Uint8Array }> {
-  for (let offset = 0; offset < data.length; offset += size) yield { offset, data: data.subarray(offset, offset + size) };
+  for (let offset = 0; offset < data.length; offset += size)
+    yield { offset, data: data.subarray(offset, offset + size) };
 }
 
 /**
@@ -15,8 +16,15 @@ export class Assembler {
   private readonly buf: Uint8Array;
   private received = 0;
 
-  constructor(readonly total: number, maxTotal: number) {
-    if (total > maxTotal) throw new AxleError(ErrorCode.BUNDLE_REFUSED, `config bundle refused: ${total} bytes is over the ${maxTotal}-byte limit`);
+  constructor(
+    readonly total: number,
+    maxTotal: number,
+  ) {
+    if (total > maxTotal)
+      throw new AxleError(
+        ErrorCode.BUNDLE_REFUSED,
+        `config bundle refused: ${total} bytes is over the ${maxTotal}-byte limit`,
+      );
     this.buf = new Uint8Array(total);
   }
 
@@ -26,8 +34,13 @@ export class Assembler {
 
   /** Adds the chunk at `offset` (which must be the next one); returns whether the whole is here. */
   add(offset: number, data: Uint8Array): boolean {
-    if (offset !== this.received) throw new AxleError(ErrorCode.INVALID, `chunk at ${offset} arrived, expected ${this.received}; start the transfer again`);
-    if (offset + data.length > this.total) throw new AxleError(ErrorCode.INVALID, `chunk runs past the announced ${this.total} bytes`);
+    if (offset !== this.received)
+      throw new AxleError(
+        ErrorCode.INVALID,
+        `chunk at ${offset} arrived, expected ${this.received}; start the transfer again`,
+      );
+    if (offset + data.length > this.total)
+      throw new AxleError(ErrorCode.INVALID, `chunk runs past the announced ${this.total} bytes`);
     this.buf.set(data, offset);
     this.received += data.length;
     return this.received === this.total;

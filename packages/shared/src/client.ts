@@ -42,7 +42,11 @@ function signerFor(kp: KeyPair): Signer {
 
 function netError(addr: string, e: Error & { code?: string }): AxleError {
   if (e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') {
-    return new AxleError(ErrorCode.UNRESOLVABLE, `cannot resolve the host of ${addr}; check the address in the config and DNS`, { cause: e });
+    return new AxleError(
+      ErrorCode.UNRESOLVABLE,
+      `cannot resolve the host of ${addr}; check the address in the config and DNS`,
+      { cause: e },
+    );
   }
   return new AxleError(ErrorCode.UNREACHABLE, `cannot reach ${addr}: ${e.message}`, { cause: e });
 }
@@ -72,9 +76,22 @@ export function connectPeer(addr: string, o: ConnectOptions): Promise<Connection
     };
     const onAbort = () => fail(new AxleError(ErrorCode.CLOSED, 'connect aborted'));
     o.signal?.addEventListener('abort', onAbort, { once: true });
-    const timer = setTimeout(() => fail(new AxleError(ErrorCode.HANDSHAKE_TIMEOUT, `handshake with ${addr} did not complete within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () =>
+        fail(
+          new AxleError(ErrorCode.HANDSHAKE_TIMEOUT, `handshake with ${addr} did not complete within ${timeoutMs} ms`),
+        ),
+      timeoutMs,
+    );
     ws.on('error', (e: Error & { code?: string }) => fail(netError(addr, e)));
-    ws.on('unexpected-response', (_req, res) => fail(new AxleError(ErrorCode.UNREACHABLE, `${addr} refused the connection: HTTP ${res.statusCode} ${res.statusMessage ?? ''}`.trim())));
+    ws.on('unexpected-response', (_req, res) =>
+      fail(
+        new AxleError(
+          ErrorCode.UNREACHABLE,
+          `${addr} refused the connection: HTTP ${res.statusCode} ${res.statusMessage ?? ''}`.trim(),
+        ),
+      ),
+    );
     ws.on('close', (code, reason) => {
       const why = reason.toString() || (CLOSE_REASONS as Record<number, string>)[code] || 'closed';
       fail(new AxleError(errorForClose(code), `${addr} closed the connection during the handshake (${code}): ${why}`));
@@ -90,10 +107,16 @@ export function connectPeer(addr: string, o: ConnectOptions): Promise<Connection
         if (step === 'hello') {
           hello = readHandshake(codec, buf, 'hello');
           const expect = o.expectServerKey;
-          const ok = expect === undefined
-            || (typeof expect === 'function' ? expect(hello.pubkey, hello.id) : Buffer.from(expect).equals(Buffer.from(hello.pubkey)));
+          const ok =
+            expect === undefined ||
+            (typeof expect === 'function'
+              ? expect(hello.pubkey, hello.id)
+              : Buffer.from(expect).equals(Buffer.from(hello.pubkey)));
           if (!ok) {
-            throw new AxleError(ErrorCode.UNTRUSTED, `${addr} (${hello.id}) presented key ${fingerprint(hello.pubkey)}, which this ${o.role} does not trust`);
+            throw new AxleError(
+              ErrorCode.UNTRUSTED,
+              `${addr} (${hello.id}) presented key ${fingerprint(hello.pubkey)}, which this ${o.role} does not trust`,
+            );
           }
           step = 'welcome';
           ws.send(codec.encode(makeAuth(hello, o.id, o.role, signer, nonce)));

@@ -51,7 +51,10 @@ export class Codec {
   encode(value: unknown): Uint8Array {
     const out = this.encoder.encode(value);
     if (out.length > this.limits.maxFrameBytes) {
-      throw new AxleError(ErrorCode.FRAME_TOO_LARGE, `encoded message is ${out.length} bytes, over the ${this.limits.maxFrameBytes}-byte frame limit`);
+      throw new AxleError(
+        ErrorCode.FRAME_TOO_LARGE,
+        `encoded message is ${out.length} bytes, over the ${this.limits.maxFrameBytes}-byte frame limit`,
+      );
     }
     return out;
   }
@@ -59,7 +62,10 @@ export class Codec {
   /** Decodes to `unknown`: callers narrow it with a validator, never a cast. */
   decode(bytes: Uint8Array): unknown {
     if (bytes.length > this.limits.maxFrameBytes) {
-      throw new AxleError(ErrorCode.FRAME_TOO_LARGE, `frame is ${bytes.length} bytes, over the ${this.limits.maxFrameBytes}-byte limit`);
+      throw new AxleError(
+        ErrorCode.FRAME_TOO_LARGE,
+        `frame is ${bytes.length} bytes, over the ${this.limits.maxFrameBytes}-byte limit`,
+      );
     }
     prescan(bytes, this.limits);
     try {
@@ -67,7 +73,8 @@ export class Codec {
     } catch (e) {
       if (e instanceof AxleError) throw e;
       const msg = e instanceof Error ? e.message : String(e);
-      if (msg.includes('__proto__')) throw new AxleError(ErrorCode.FORBIDDEN_KEY, 'mapping key "__proto__" is not allowed');
+      if (msg.includes('__proto__'))
+        throw new AxleError(ErrorCode.FORBIDDEN_KEY, 'mapping key "__proto__" is not allowed');
       throw new AxleError(ErrorCode.MALFORMED, `malformed msgpack: ${msg}`);
     }
   }
@@ -94,7 +101,8 @@ export function prescan(b: Uint8Array, limits: CodecLimits): void {
     // Every item takes at least one byte, so a count larger than what remains is a lie.
     if (items > n - pos) throw malformed(`container claims ${items} items but only ${n - pos} bytes remain`);
     if (items > 0) {
-      if (stack.length > limits.maxDepth) throw new AxleError(ErrorCode.TOO_DEEP, `nesting deeper than ${limits.maxDepth} levels`);
+      if (stack.length > limits.maxDepth)
+        throw new AxleError(ErrorCode.TOO_DEEP, `nesting deeper than ${limits.maxDepth} levels`);
       stack.push(items);
     }
   };
@@ -117,19 +125,65 @@ export function prescan(b: Uint8Array, limits: CodecLimits): void {
     else if (t >= 0xa0 && t <= 0xbf) skip(t & 0x1f);
     else {
       switch (t) {
-        case 0xc4: case 0xd9: need(1); skip(dv.getUint8(pos++)); break;
-        case 0xc5: case 0xda: need(2); pos += 2; skip(dv.getUint16(pos - 2)); break;
-        case 0xc6: case 0xdb: need(4); pos += 4; skip(dv.getUint32(pos - 4)); break;
-        case 0xcc: case 0xd0: skip(1); break;
-        case 0xcd: case 0xd1: skip(2); break;
-        case 0xca: case 0xce: case 0xd2: skip(4); break;
-        case 0xcb: case 0xcf: case 0xd3: skip(8); break;
-        case 0xdc: need(2); pos += 2; open(dv.getUint16(pos - 2)); break;
-        case 0xdd: need(4); pos += 4; open(dv.getUint32(pos - 4)); break;
-        case 0xde: need(2); pos += 2; open(dv.getUint16(pos - 2) * 2); break;
-        case 0xdf: need(4); pos += 4; open(dv.getUint32(pos - 4) * 2); break;
-        case 0xc1: throw malformed('reserved byte 0xc1');
-        default: throw malformed(`extension type 0x${t.toString(16)} is not used by Axle`);
+        case 0xc4:
+        case 0xd9:
+          need(1);
+          skip(dv.getUint8(pos++));
+          break;
+        case 0xc5:
+        case 0xda:
+          need(2);
+          pos += 2;
+          skip(dv.getUint16(pos - 2));
+          break;
+        case 0xc6:
+        case 0xdb:
+          need(4);
+          pos += 4;
+          skip(dv.getUint32(pos - 4));
+          break;
+        case 0xcc:
+        case 0xd0:
+          skip(1);
+          break;
+        case 0xcd:
+        case 0xd1:
+          skip(2);
+          break;
+        case 0xca:
+        case 0xce:
+        case 0xd2:
+          skip(4);
+          break;
+        case 0xcb:
+        case 0xcf:
+        case 0xd3:
+          skip(8);
+          break;
+        case 0xdc:
+          need(2);
+          pos += 2;
+          open(dv.getUint16(pos - 2));
+          break;
+        case 0xdd:
+          need(4);
+          pos += 4;
+          open(dv.getUint32(pos - 4));
+          break;
+        case 0xde:
+          need(2);
+          pos += 2;
+          open(dv.getUint16(pos - 2) * 2);
+          break;
+        case 0xdf:
+          need(4);
+          pos += 4;
+          open(dv.getUint32(pos - 4) * 2);
+          break;
+        case 0xc1:
+          throw malformed('reserved byte 0xc1');
+        default:
+          throw malformed(`extension type 0x${t.toString(16)} is not used by Axle`);
       }
     }
   }

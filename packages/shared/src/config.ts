@@ -19,7 +19,10 @@ export function loadConfig<T>(file: string, schema: Schema<T>): T {
   try {
     const buf = readFileSync(file);
     if (buf.length > MAX_CONFIG_BYTES) {
-      throw new AxleError(ErrorCode.BAD_CONFIG, `${file}: is ${buf.length} bytes, larger than the ${MAX_CONFIG_BYTES}-byte limit for a config file; check the path`);
+      throw new AxleError(
+        ErrorCode.BAD_CONFIG,
+        `${file}: is ${buf.length} bytes, larger than the ${MAX_CONFIG_BYTES}-byte limit for a config file; check the path`,
+      );
     }
     text = buf.toString('utf8');
   } catch (e) {
@@ -51,10 +54,16 @@ export function parseConfigText<T>(text: string, file: string, schema: Schema<T>
   // the string "x" is exactly the kind of surprise a config loader must not spring.
   const syntax = [...doc.errors, ...doc.warnings];
   if (syntax.length > 0) {
-    throw new AxleError(ErrorCode.BAD_CONFIG, `${file}: invalid YAML:\n${syntax.map((e) => yamlErrorLine(file, e)).join('\n')}`);
+    throw new AxleError(
+      ErrorCode.BAD_CONFIG,
+      `${file}: invalid YAML:\n${syntax.map((e) => yamlErrorLine(file, e)).join('\n')}`,
+    );
   }
   if (doc.contents === null) {
-    throw new AxleError(ErrorCode.BAD_CONFIG, `${file}: is empty; write the settings this daemon needs (see the example config)`);
+    throw new AxleError(
+      ErrorCode.BAD_CONFIG,
+      `${file}: is empty; write the settings this daemon needs (see the example config)`,
+    );
   }
 
   const lineOf = (n: Node): number | undefined => {
@@ -82,7 +91,10 @@ export function parseConfigText<T>(text: string, file: string, schema: Schema<T>
     throw new AxleError(ErrorCode.BAD_CONFIG, `${file}: cannot expand aliases: ${reason}`, { cause: e });
   }
   if (raw === null || raw === undefined) {
-    throw new AxleError(ErrorCode.BAD_CONFIG, `${file}: is empty; write the settings this daemon needs (see the example config)`);
+    throw new AxleError(
+      ErrorCode.BAD_CONFIG,
+      `${file}: is empty; write the settings this daemon needs (see the example config)`,
+    );
   }
 
   const issues: Issue[] = [];
@@ -120,7 +132,9 @@ function walk(node: Node, path: string, onKey: (key: Node, keyPath: string) => v
       walk(pair.value, p, onKey);
     }
   } else if (isSeq(node)) {
-    node.items.forEach((item, i) => walk(item, `${path}[${i}]`, onKey));
+    node.items.forEach((item, i) => {
+      walk(item, `${path}[${i}]`, onKey);
+    });
   } else if (isPair(node)) {
     walk(node.value, path, onKey);
   }
@@ -132,7 +146,8 @@ function walk(node: Node, path: string, onKey: (key: Node, keyPath: string) => v
  */
 function locate(doc: Document, path: string, lineOf: (n: Node) => number | undefined): number {
   const tokens: (string | number)[] = [];
-  for (const m of path.matchAll(/\[(\d+)\]|([^.[\]]+)/g)) tokens.push(m[1] !== undefined ? Number(m[1]) : (m[2] as string));
+  for (const m of path.matchAll(/\[(\d+)\]|([^.[\]]+)/g))
+    tokens.push(m[1] !== undefined ? Number(m[1]) : (m[2] as string));
   let node: Node = doc.contents;
   let line = lineOf(node) ?? 1;
   let i = 0;
@@ -178,7 +193,10 @@ const LABEL = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
 /** Splits "host:port" (IPv6 as "[::1]:port"); the host comes back without brackets. */
 export function parseHostPort(addr: string): { host: string; port: number } {
   const fail = (why: string): never => {
-    throw new AxleError(ErrorCode.INVALID, `"${addr}" is not a valid address: ${why}; write host:port, e.g. "hub.example.com:1530" or "[::1]:1530"`);
+    throw new AxleError(
+      ErrorCode.INVALID,
+      `"${addr}" is not a valid address: ${why}; write host:port, e.g. "hub.example.com:1530" or "[::1]:1530"`,
+    );
   };
   if (typeof addr !== 'string') return fail('expected a string');
   const colon = addr.lastIndexOf(':');
@@ -190,7 +208,8 @@ export function parseHostPort(addr: string): { host: string; port: number } {
   if (port > 65535) return fail(`port ${port} is above 65535`);
   if (host === '') return fail('the host is empty');
   if (host.startsWith('[') || host.endsWith(']')) {
-    if (!host.startsWith('[') || !host.endsWith(']') || !isIPv6(host.slice(1, -1))) return fail(`"${host}" is not a bracketed IPv6 address`);
+    if (!host.startsWith('[') || !host.endsWith(']') || !isIPv6(host.slice(1, -1)))
+      return fail(`"${host}" is not a bracketed IPv6 address`);
     host = host.slice(1, -1);
     return { host, port };
   }

@@ -5,7 +5,7 @@ import type { Codec } from './codec.js';
 import { OPEN, toBuffer, type FrameSocket } from './frame-socket.js';
 import { errorReplySchema, messageSchema, type Message, type MessageType, type MessageOf } from './messages.js';
 import { formatIssues, type Issue } from './schema.js';
-import { Signer, verifyDetached } from './sign.js';
+import { type Signer, verifyDetached } from './sign.js';
 
 /** Who is on the other end, as established by the handshake. */
 export interface PeerInfo {
@@ -123,14 +123,21 @@ export class Connection extends EventEmitter {
     };
     this.socket.on('pong', heard);
     this.socket.on('ping', heard);
-    this.socket.on('close', (code, reason) => this.finish({ code, reason: reason.toString() || (CLOSE_REASONS as Record<number, string>)[code] || '' }));
+    this.socket.on('close', (code, reason) =>
+      this.finish({ code, reason: reason.toString() || (CLOSE_REASONS as Record<number, string>)[code] || '' }),
+    );
     this.socket.on('error', (err) => {
       const e = err as Error & { code?: string };
-      const ax = e.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'
-        ? new AxleError(ErrorCode.FRAME_TOO_LARGE, `peer ${this.peer.id} sent a frame over the frame limit`)
-        : new AxleError(ErrorCode.CLOSED, `socket error with ${this.peer.id}: ${e.message}`);
+      const ax =
+        e.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'
+          ? new AxleError(ErrorCode.FRAME_TOO_LARGE, `peer ${this.peer.id} sent a frame over the frame limit`)
+          : new AxleError(ErrorCode.CLOSED, `socket error with ${this.peer.id}: ${e.message}`);
       this.emit('protocol_error', ax);
-      this.finish({ code: ax.code === ErrorCode.FRAME_TOO_LARGE ? CloseCode.FRAME_TOO_LARGE : 1006, reason: ax.message, error: ax });
+      this.finish({
+        code: ax.code === ErrorCode.FRAME_TOO_LARGE ? CloseCode.FRAME_TOO_LARGE : 1006,
+        reason: ax.message,
+        error: ax,
+      });
     });
     this.keepaliveMs = o.keepaliveMs ?? 3000;
     if (this.keepaliveMs > 0) {
@@ -153,7 +160,11 @@ export class Connection extends EventEmitter {
   }
 
   /** Sends a request and resolves with the reply; an error reply rejects with its code. */
-  request<T extends MessageType = MessageType>(msg: Message, timeoutMs = this.defaultTimeoutMs, expect?: T): Promise<MessageOf<T>> {
+  request<T extends MessageType = MessageType>(
+    msg: Message,
+    timeoutMs = this.defaultTimeoutMs,
+    expect?: T,
+  ): Promise<MessageOf<T>> {
     if (!this.isOpen) return Promise.reject(new AxleError(ErrorCode.CLOSED, `connection to ${this.peer.id} is closed`));
     const id = this.nextId++;
     return new Promise<MessageOf<T>>((resolve, reject) => {
@@ -164,7 +175,12 @@ export class Connection extends EventEmitter {
       this.pending.set(id, {
         resolve: (m) => {
           if (expect !== undefined && m.type !== expect) {
-            reject(new AxleError(ErrorCode.BAD_MESSAGE, `${this.peer.id} answered ${msg.type} with ${m.type}, expected ${expect}`));
+            reject(
+              new AxleError(
+                ErrorCode.BAD_MESSAGE,
+                `${this.peer.id} answered ${msg.type} with ${m.type}, expected ${expect}`,
+              ),
+            );
           } else resolve(m as MessageOf<T>);
         },
         reject,
@@ -212,7 +228,8 @@ export class Connection extends EventEmitter {
     this.lastHeard = Date.now();
     this.pingSentAt = 0;
     const data = toBuffer(raw);
-    if (!isBinary || data.length < 65) return this.fail(new AxleError(ErrorCode.MALFORMED, 'frame too short or not binary'));
+    if (!isBinary || data.length < 65)
+      return this.fail(new AxleError(ErrorCode.MALFORMED, 'frame too short or not binary'));
     if (!verifyFrame(data, this.context, this.dirIn, this.peer.pubkey)) {
       return this.fail(new AxleError(ErrorCode.BAD_SIGNATURE, `frame from ${this.peer.id} has a bad signature`));
     }
@@ -223,16 +240,28 @@ export class Connection extends EventEmitter {
     } catch (e) {
       return this.fail(e instanceof AxleError ? e : new AxleError(ErrorCode.MALFORMED, errorText(e)));
     }
-    if (!Array.isArray(env) || env.length !== 5) return this.fail(new AxleError(ErrorCode.MALFORMED, 'frame body is not an envelope'));
+    if (!Array.isArray(env) || env.length !== 5)
+      return this.fail(new AxleError(ErrorCode.MALFORMED, 'frame body is not an envelope'));
     const [seq, from, kind, id, payload] = env as [unknown, unknown, unknown, unknown, unknown];
     if (seq !== this.recvSeq) {
-      return this.fail(new AxleError(ErrorCode.BAD_SEQUENCE, `expected sequence ${this.recvSeq} from ${this.peer.id}, got ${String(seq)}`));
+      return this.fail(
+        new AxleError(
+          ErrorCode.BAD_SEQUENCE,
+          `expected sequence ${this.recvSeq} from ${this.peer.id}, got ${String(seq)}`,
+        ),
+      );
     }
     this.recvSeq++;
     if (from !== this.peer.id) {
-      return this.fail(new AxleError(ErrorCode.SENDER_MISMATCH, `frame claims sender ${String(from)} on a connection authenticated as ${this.peer.id}`));
+      return this.fail(
+        new AxleError(
+          ErrorCode.SENDER_MISMATCH,
+          `frame claims sender ${String(from)} on a connection authenticated as ${this.peer.id}`,
+        ),
+      );
     }
-    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) return this.fail(new AxleError(ErrorCode.MALFORMED, 'bad request id'));
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0)
+      return this.fail(new AxleError(ErrorCode.MALFORMED, 'bad request id'));
     switch (kind) {
       case Kind.EVENT:
       case Kind.REQUEST:
@@ -259,7 +288,8 @@ export class Connection extends EventEmitter {
       return;
     }
     const handler = this.onRequest;
-    if (!handler) return this.replyError(id, new AxleError(ErrorCode.INVALID, `${this.selfId} does not take requests here`));
+    if (!handler)
+      return this.replyError(id, new AxleError(ErrorCode.INVALID, `${this.selfId} does not take requests here`));
     let result: Promise<Message> | Message;
     try {
       result = handler(msg, this);
@@ -293,7 +323,9 @@ export class Connection extends EventEmitter {
     }
     const msg = messageSchema.parse(payload, '', issues);
     if (msg === undefined || issues.length > 0) {
-      return p.reject(new AxleError(ErrorCode.BAD_MESSAGE, `invalid reply from ${this.peer.id}: ${formatIssues(issues)}`));
+      return p.reject(
+        new AxleError(ErrorCode.BAD_MESSAGE, `invalid reply from ${this.peer.id}: ${formatIssues(issues)}`),
+      );
     }
     p.resolve(msg);
   }
@@ -307,7 +339,9 @@ export class Connection extends EventEmitter {
     if (now - this.lastHeard < this.keepaliveMs) return;
     if (this.pingSentAt !== 0) {
       if (now - this.pingSentAt >= this.keepaliveMs) {
-        this.terminate(new AxleError(ErrorCode.KEEPALIVE, `${this.peer.id} did not answer keepalive pings; link presumed dead`));
+        this.terminate(
+          new AxleError(ErrorCode.KEEPALIVE, `${this.peer.id} did not answer keepalive pings; link presumed dead`),
+        );
       }
       return;
     }
@@ -317,12 +351,18 @@ export class Connection extends EventEmitter {
 
   private finish(info: CloseInfo): void {
     if (this.closeInfo) return;
-    const withError: CloseInfo = info.error || info.code < 4000 ? info : { ...info, error: new AxleError(errorForClose(info.code), info.reason) };
+    const withError: CloseInfo =
+      info.error || info.code < 4000 ? info : { ...info, error: new AxleError(errorForClose(info.code), info.reason) };
     this.closeInfo = withError;
     if (this.keepalive) clearInterval(this.keepalive);
     for (const [, p] of this.pending) {
       clearTimeout(p.timer);
-      p.reject(new AxleError(ErrorCode.CLOSED, `connection to ${this.peer.id} closed before an answer (${info.code} ${info.reason})`));
+      p.reject(
+        new AxleError(
+          ErrorCode.CLOSED,
+          `connection to ${this.peer.id} closed before an answer (${info.code} ${info.reason})`,
+        ),
+      );
     }
     this.pending.clear();
     this.resolveClosed(withError);

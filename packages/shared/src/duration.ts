@@ -15,7 +15,10 @@ export function parseDuration(text: string): number {
   while (rest.length > 0) {
     const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)/.exec(rest);
     if (!m) {
-      throw new AxleError(ErrorCode.INVALID, `"${text}" is not a duration; write a number with a unit (ms, s, m, h, d), e.g. "30s"`);
+      throw new AxleError(
+        ErrorCode.INVALID,
+        `"${text}" is not a duration; write a number with a unit (ms, s, m, h, d), e.g. "30s"`,
+      );
     }
     total += Number(m[1]) * (UNITS[m[2] as string] as number);
     rest = rest.slice(m[0].length);

@@ -118,7 +118,12 @@ export class FailoverClient<C extends { closed: Promise<unknown> }> extends Even
       };
       const timer = setTimeout(() => {
         done();
-        reject(new AxleError(ErrorCode.TIMEOUT, `${this.name}: no connection to any of ${this.addrs.join(', ')} within ${timeoutMs}ms`));
+        reject(
+          new AxleError(
+            ErrorCode.TIMEOUT,
+            `${this.name}: no connection to any of ${this.addrs.join(', ')} within ${timeoutMs}ms`,
+          ),
+        );
       }, timeoutMs);
       this.on('connected', onConnected);
       this.stopCtl.signal.addEventListener('abort', onStop, { once: true });
@@ -170,7 +175,10 @@ export class FailoverClient<C extends { closed: Promise<unknown> }> extends Even
       const dropped = new Promise<{ reported: unknown }>((resolve) => (this.drop = (r) => resolve({ reported: r })));
       this.emit('connected', conn, addr);
       const ended = await Promise.race([
-        conn.closed.then((r: unknown) => ({ closed: r }), (e: unknown) => ({ closed: e })),
+        conn.closed.then(
+          (r: unknown) => ({ closed: r }),
+          (e: unknown) => ({ closed: e }),
+        ),
         dropped,
         this.stopping,
       ]);
@@ -178,7 +186,11 @@ export class FailoverClient<C extends { closed: Promise<unknown> }> extends Even
       if (this.current === conn) this.current = undefined;
       if (this.stopped) break;
       const reported = 'reported' in ended;
-      this.emit('disconnected', addr, 'reported' in ended ? ended.reported : 'closed' in ended ? ended.closed : undefined);
+      this.emit(
+        'disconnected',
+        addr,
+        'reported' in ended ? ended.reported : 'closed' in ended ? ended.closed : undefined,
+      );
       if (reported) this.maybeSwitch(addr);
       // A clean close of a long-lived connection retries promptly; short-lived ones back off.
       this.flaps = reported || Date.now() - since < this.opts.maxBackoffMs ? this.flaps + 1 : 0;
@@ -226,7 +238,10 @@ export class FailoverClient<C extends { closed: Promise<unknown> }> extends Even
     const onStop = (): void => ctl.abort(new AxleError(ErrorCode.CLOSED, `${this.name}: stopped`));
     this.stopCtl.signal.addEventListener('abort', onStop, { once: true });
     const timer = setTimeout(
-      () => ctl.abort(new AxleError(ErrorCode.TIMEOUT, `${addr}: connect did not complete within ${this.opts.connectTimeoutMs}ms`)),
+      () =>
+        ctl.abort(
+          new AxleError(ErrorCode.TIMEOUT, `${addr}: connect did not complete within ${this.opts.connectTimeoutMs}ms`),
+        ),
       this.opts.connectTimeoutMs,
     );
     let pending: Promise<C> | undefined;
@@ -239,7 +254,11 @@ export class FailoverClient<C extends { closed: Promise<unknown> }> extends Even
       return await Promise.race([pending, aborted]);
     } catch (e) {
       // Whatever the abandoned attempt still produces must not leak a socket or reject unhandled.
-      if (ctl.signal.aborted) pending?.then((late) => this.safeClose(late), () => undefined);
+      if (ctl.signal.aborted)
+        pending?.then(
+          (late) => this.safeClose(late),
+          () => undefined,
+        );
       throw e;
     } finally {
       clearTimeout(timer);
@@ -276,7 +295,11 @@ function classify(addr: string, e: unknown): AxleError {
   const reason = e instanceof Error ? e.message : String(e);
   if (isAxleError(e, ErrorCode.UNRESOLVABLE) || (typeof code === 'string' && UNRESOLVABLE_CODES.has(code))) {
     const host = parseHostPort(addr).host;
-    return new AxleError(ErrorCode.UNRESOLVABLE, `${addr}: cannot resolve host name "${host}" (${reason}); check the name and DNS`, { cause: e });
+    return new AxleError(
+      ErrorCode.UNRESOLVABLE,
+      `${addr}: cannot resolve host name "${host}" (${reason}); check the name and DNS`,
+      { cause: e },
+    );
   }
   if (e instanceof AxleError) return e;
   return new AxleError(ErrorCode.UNREACHABLE, `${addr}: ${reason}`, { cause: e });

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { AxleError, ErrorCode } from './errors.js';
 import type { Codec } from './codec.js';
 import { bytes, int, lit, obj, str, tagged, parse, type Infer } from './schema.js';
-import { Signer, verifyDetached } from './sign.js';
+import { type Signer, verifyDetached } from './sign.js';
 import type { KeyPair } from './keys.js';
 
 /**
@@ -19,7 +19,13 @@ const WELCOME_CONTEXT = Buffer.from('axle-welcome-v1');
 const peerId = () => str({ min: 1, max: 253, pattern: /^[A-Za-z0-9_.-]+$/, hint: 'must be a host name or id' });
 
 export const handshakeSchema = tagged('t', {
-  hello: obj({ t: lit('hello'), v: int({ min: 1 }), nonce: bytes({ len: 32 }), id: peerId(), pubkey: bytes({ len: 32 }) }),
+  hello: obj({
+    t: lit('hello'),
+    v: int({ min: 1 }),
+    nonce: bytes({ len: 32 }),
+    id: peerId(),
+    pubkey: bytes({ len: 32 }),
+  }),
   auth: obj({
     t: lit('auth'),
     nonce: bytes({ len: 32 }),

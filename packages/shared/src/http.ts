@@ -38,7 +38,11 @@ export function httpStatusFor(e: AxleError): number {
 
 /** An AxleError that also names the HTTP status to answer with. */
 export class HttpError extends AxleError {
-  constructor(readonly status: number, code: AxleError['code'], message: string) {
+  constructor(
+    readonly status: number,
+    code: AxleError['code'],
+    message: string,
+  ) {
     super(code, message);
   }
 }
@@ -69,7 +73,10 @@ export class Router {
     return this.on('DELETE', path, h);
   }
 
-  private match(method: string, pathname: string): { route: Route; params: Record<string, string> } | 'method' | undefined {
+  private match(
+    method: string,
+    pathname: string,
+  ): { route: Route; params: Record<string, string> } | 'method' | undefined {
     const parts = pathname.split('/').filter(Boolean);
     let methodMismatch = false;
     for (const route of this.routes) {
@@ -97,15 +104,22 @@ export class Router {
     const url = new URL(req.url ?? '/', 'http://x');
     const m = this.match(req.method ?? 'GET', url.pathname);
     if (m === undefined) return false;
-    const requestId = (req.headers['x-request-id'] as string | undefined)?.slice(0, 64) ?? `r${Date.now().toString(36)}${(requestCounter++).toString(36)}`;
+    const requestId =
+      (req.headers['x-request-id'] as string | undefined)?.slice(0, 64) ??
+      `r${Date.now().toString(36)}${(requestCounter++).toString(36)}`;
     const maxBody = this.o.maxBodyBytes ?? 1024 * 1024;
     const ctx: RouteContext = {
-      req, res, query: url.searchParams, requestId,
+      req,
+      res,
+      query: url.searchParams,
+      requestId,
       params: m === 'method' ? {} : m.params,
       body: () => readJson(req, maxBody),
     };
     if (m === 'method') {
-      sendJson(res, 405, { error: { code: ErrorCode.INVALID, message: `${req.method} is not allowed on ${url.pathname}` } });
+      sendJson(res, 405, {
+        error: { code: ErrorCode.INVALID, message: `${req.method} is not allowed on ${url.pathname}` },
+      });
       return true;
     }
     Promise.resolve()
@@ -125,7 +139,11 @@ export class Router {
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const data = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(data), 'cache-control': 'no-store' });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(data),
+    'cache-control': 'no-store',
+  });
   res.end(data);
 }
 
@@ -134,7 +152,13 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > maxBytes) {
       req.resume();
-      return reject(new HttpError(413, ErrorCode.FRAME_TOO_LARGE, `request body of ${declared} bytes is over the ${maxBytes}-byte limit`));
+      return reject(
+        new HttpError(
+          413,
+          ErrorCode.FRAME_TOO_LARGE,
+          `request body of ${declared} bytes is over the ${maxBytes}-byte limit`,
+        ),
+      );
     }
     const chunks: Buffer[] = [];
     let size = 0;

@@ -2,21 +2,61 @@
 export { AxleError, ErrorCode, errorText, isAxleError } from './errors.js';
 export { parseDuration, formatDuration } from './duration.js';
 export {
-  arr, bool, bytes, custom, def, duration, formatIssues, int, json, lit, num, obj, oneOf, opt, parse, record, str, tagged,
+  arr,
+  bool,
+  bytes,
+  custom,
+  def,
+  duration,
+  formatIssues,
+  int,
+  json,
+  lit,
+  num,
+  obj,
+  oneOf,
+  opt,
+  parse,
+  record,
+  str,
+  tagged,
 } from './schema.js';
 export type { Infer, Issue, Json, Schema } from './schema.js';
 export {
-  fingerprint, fromBase64, generateKeyPair, loadKeyPair, loadOrCreateKeyPair, saveKeyPair, toBase64,
+  fingerprint,
+  fromBase64,
+  generateKeyPair,
+  loadKeyPair,
+  loadOrCreateKeyPair,
+  saveKeyPair,
+  toBase64,
 } from './keys.js';
 export type { KeyPair } from './keys.js';
 export { Signer, signDetached, verifyDetached } from './sign.js';
 export { Codec, DEFAULT_LIMITS } from './codec.js';
 export type { CodecLimits } from './codec.js';
 export {
-  COMPLIANCE, RESULT_STATUS, envoyFilterSchema, messageSchema, runSchema, statsSchema, targetSchema, traitsSchema,
+  COMPLIANCE,
+  RESULT_STATUS,
+  envoyFilterSchema,
+  messageSchema,
+  runSchema,
+  statsSchema,
+  targetSchema,
+  traitsSchema,
 } from './messages.js';
 export type {
-  Compliance, EnvoyFilter, EnvoySummary, Message, MessageOf, MessageType, ResourceResult, ResultStatus, Run, SpokeStats, SpokeTarget,
+  Compliance,
+  EnvoyFilter,
+  EnvoySummary,
+  Message,
+  MessageOf,
+  MessageType,
+  ResourceResult,
+  ResultStatus,
+  Run,
+  SpokeStats,
+  SpokeTarget,
 } from './messages.js';
 export { CloseCode, CLOSE_REASONS } from './close-codes.js';
 export { PROTOCOL_VERSION } from './handshake.js';
@@ -38,7 +78,14 @@ export type { RouteContext, RouteHandler } from './http.js';
 export { runUntilSignalled, exitWithError } from './daemon.js';
 export type { Daemon } from './daemon.js';
 export {
-  DEFAULT_BUNDLE_LIMITS, activateBundle, buildBundle, extractBundle, liveVersion, sha256, signBundle, verifyBundle,
+  DEFAULT_BUNDLE_LIMITS,
+  activateBundle,
+  buildBundle,
+  extractBundle,
+  liveVersion,
+  sha256,
+  signBundle,
+  verifyBundle,
 } from './bundle.js';
 export type { BundleLimits } from './bundle.js';
 export { RESOURCE_KINDS, loadPolicies, policyMatches, policySchema } from './policy.js';

@@ -27,13 +27,19 @@ export function generateKeyPair(): KeyPair {
 }
 
 export function publicKeyObject(publicKey: Uint8Array): KeyObject {
-  if (publicKey.length !== 32) throw new AxleError(ErrorCode.BAD_KEY, `an Ed25519 public key is 32 bytes, got ${publicKey.length}`);
+  if (publicKey.length !== 32)
+    throw new AxleError(ErrorCode.BAD_KEY, `an Ed25519 public key is 32 bytes, got ${publicKey.length}`);
   return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
 }
 
 export function privateKeyObject(secretKey: Uint8Array): KeyObject {
-  if (secretKey.length !== 64) throw new AxleError(ErrorCode.BAD_KEY, `an Ed25519 secret key is 64 bytes, got ${secretKey.length}`);
-  return createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, secretKey.subarray(0, 32)]), format: 'der', type: 'pkcs8' });
+  if (secretKey.length !== 64)
+    throw new AxleError(ErrorCode.BAD_KEY, `an Ed25519 secret key is 64 bytes, got ${secretKey.length}`);
+  return createPrivateKey({
+    key: Buffer.concat([PKCS8_PREFIX, secretKey.subarray(0, 32)]),
+    format: 'der',
+    type: 'pkcs8',
+  });
 }
 
 export function toBase64(b: Uint8Array): string {
@@ -87,7 +93,10 @@ export function loadKeyPair(file: string): KeyPair {
   // The stored public half must match the seed, or the file is corrupt.
   const derived = publicKeyFromSeed(secretKey.subarray(0, 32));
   if (!Buffer.from(derived).equals(Buffer.from(publicKey))) {
-    throw new AxleError(ErrorCode.BAD_KEY, `key file ${file} is corrupt (public half does not match the seed); restore it or create a new key and re-enroll`);
+    throw new AxleError(
+      ErrorCode.BAD_KEY,
+      `key file ${file} is corrupt (public half does not match the seed); restore it or create a new key and re-enroll`,
+    );
   }
   return { publicKey, secretKey };
 }

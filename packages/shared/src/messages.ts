@@ -1,6 +1,20 @@
 import {
-  arr, bool, bytes, custom, int, json, lit, num, obj, oneOf, opt, record, str, tagged,
-  type Infer, type Schema,
+  arr,
+  bool,
+  bytes,
+  custom,
+  int,
+  json,
+  lit,
+  num,
+  obj,
+  oneOf,
+  opt,
+  record,
+  str,
+  tagged,
+  type Infer,
+  type Schema,
 } from './schema.js';
 
 /**
@@ -8,8 +22,10 @@ import {
  * validator. Decoded frames are `unknown` until `messageSchema` narrows them.
  */
 
-const hostname = () => str({ min: 1, max: 253, pattern: /^[A-Za-z0-9_.-]+$/, hint: 'must be a host name (letters, digits, ".", "-", "_")' });
-const id = () => str({ min: 1, max: 64, pattern: /^[A-Za-z0-9_.-]+$/, hint: 'must be an id (letters, digits, ".", "-", "_")' });
+const hostname = () =>
+  str({ min: 1, max: 253, pattern: /^[A-Za-z0-9_.-]+$/, hint: 'must be a host name (letters, digits, ".", "-", "_")' });
+const id = () =>
+  str({ min: 1, max: 64, pattern: /^[A-Za-z0-9_.-]+$/, hint: 'must be an id (letters, digits, ".", "-", "_")' });
 const pubkey = () => bytes({ len: 32 });
 const term = () => int({ min: 0 });
 const epoch = () => int({ min: 0 });
@@ -99,7 +115,8 @@ const plainData = custom('plain data', (v) => {
     if (typeof x === 'number') return Number.isFinite(x);
     if (depth >= 16) return false;
     if (Array.isArray(x)) return x.every((y) => ok(y, depth + 1));
-    if (typeof x === 'object' && Object.getPrototypeOf(x) === Object.prototype) return Object.values(x as object).every((y) => ok(y, depth + 1));
+    if (typeof x === 'object' && Object.getPrototypeOf(x) === Object.prototype)
+      return Object.values(x as object).every((y) => ok(y, depth + 1));
     return false;
   };
   if (!ok(v, 0)) throw new Error('expected plain data (strings, numbers, bytes, lists, mappings) at most 16 deep');
@@ -110,7 +127,10 @@ const replEntrySchema = obj({ seq: int({ min: 1 }), at: int({ min: 0 }), term: i
 /** What a job asks of one envoy: converge (run the policies now) or run one task of its applied bundle. */
 export const jobActionSchema = tagged('kind', {
   converge: obj({ kind: lit('converge') }),
-  task: obj({ kind: lit('task'), name: str({ min: 1, max: 100, pattern: /^[A-Za-z0-9_.-]+$/, hint: 'must be a task name' }) }),
+  task: obj({
+    kind: lit('task'),
+    name: str({ min: 1, max: 100, pattern: /^[A-Za-z0-9_.-]+$/, hint: 'must be a task name' }),
+  }),
 });
 export type JobAction = Infer<typeof jobActionSchema>;
 export const JOB_RESULT_STATUS = ['succeeded', 'failed', 'timed_out', 'refused'] as const;
@@ -164,7 +184,12 @@ export const messageSchema = tagged('type', {
   release: obj({ type: lit('release'), term: term(), envoys: arr(releaseItem, { max: 10_000 }) }),
   list_envoys: obj({ type: lit('list_envoys'), term: term(), filter: envoyFilterSchema }),
   get_envoy: obj({ type: lit('get_envoy'), term: term(), hostname: hostname(), runs: opt(int({ min: 0, max: 1000 })) }),
-  list_runs: obj({ type: lit('list_runs'), term: term(), hostname: opt(hostname()), limit: int({ min: 1, max: 1000 }) }),
+  list_runs: obj({
+    type: lit('list_runs'),
+    term: term(),
+    hostname: opt(hostname()),
+    limit: int({ min: 1, max: 1000 }),
+  }),
   stats: obj({ type: lit('stats'), term: term() }),
   probe: obj({ type: lit('probe'), term: term() }),
   config_offer: obj({
@@ -181,7 +206,12 @@ export const messageSchema = tagged('type', {
   // spoke -> hub
   adopted: obj({ type: lit('adopted'), count: int({ min: 0 }) }),
   released: obj({ type: lit('released'), count: int({ min: 0 }) }),
-  envoy_page: obj({ type: lit('envoy_page'), items: arr(envoySummarySchema, { max: 10_000 }), more: bool(), total: int({ min: 0 }) }),
+  envoy_page: obj({
+    type: lit('envoy_page'),
+    items: arr(envoySummarySchema, { max: 10_000 }),
+    more: bool(),
+    total: int({ min: 0 }),
+  }),
   envoy_detail: obj({
     type: lit('envoy_detail'),
     envoy: opt(envoySummarySchema),
@@ -190,7 +220,14 @@ export const messageSchema = tagged('type', {
   }),
   run_list: obj({ type: lit('run_list'), runs: arr(runSchema, { max: 1000 }) }),
   stats_result: obj({ type: lit('stats_result'), stats: statsSchema }),
-  probe_ok: obj({ type: lit('probe_ok'), spokeId: id(), term: term(), configVersion: int({ min: 0 }), envoys: int({ min: 0 }), uptimeS: num({ min: 0 }) }),
+  probe_ok: obj({
+    type: lit('probe_ok'),
+    spokeId: id(),
+    term: term(),
+    configVersion: int({ min: 0 }),
+    envoys: int({ min: 0 }),
+    uptimeS: num({ min: 0 }),
+  }),
   status: obj({ type: lit('status'), stats: statsSchema }),
   status_ok: obj({ type: lit('status_ok'), term: term() }),
   /** `version` is the spoke's live version; `received` is how much of an unfinished upload it holds. */
@@ -198,30 +235,69 @@ export const messageSchema = tagged('type', {
 
   // hub <-> hub replication; hub -> witness spoke leases and votes (see "Replicated hubs" in README.md)
   /** standby -> any peer: "I am here at this log position"; the primary answers repl_welcome and starts feeding. */
-  repl_hello: obj({ type: lit('repl_hello'), term: term(), id: id(), lastSeq: int({ min: 0 }), lastTerm: term(), adminHash: opt(str({ max: 128 })) }),
+  repl_hello: obj({
+    type: lit('repl_hello'),
+    term: term(),
+    id: id(),
+    lastSeq: int({ min: 0 }),
+    lastTerm: term(),
+    adminHash: opt(str({ max: 128 })),
+  }),
   repl_welcome: obj({ type: lit('repl_welcome'), term: term(), primary: id(), primaryAddr: str({ max: 300 }) }),
   /** primary -> standby: the next log entries after (prevSeq, prevTerm); empty entries are the heartbeat. */
   repl_append: obj({
-    type: lit('repl_append'), term: term(), primary: id(), primaryAddr: str({ max: 300 }),
-    prevSeq: int({ min: 0 }), prevTerm: term(), entries: arr(replEntrySchema, { max: 10_000 }), holdMs: int({ min: 0 }),
+    type: lit('repl_append'),
+    term: term(),
+    primary: id(),
+    primaryAddr: str({ max: 300 }),
+    prevSeq: int({ min: 0 }),
+    prevTerm: term(),
+    entries: arr(replEntrySchema, { max: 10_000 }),
+    holdMs: int({ min: 0 }),
     /** The primary's last log position, so a standby can report its lag. */
     primarySeq: int({ min: 0 }),
   }),
   /** primary -> standby: a chunk of the state tables; `done` closes the snapshot at (snapSeq, snapTerm). */
   repl_snapshot: obj({
-    type: lit('repl_snapshot'), term: term(), primary: id(), primaryAddr: str({ max: 300 }),
-    snapSeq: int({ min: 0 }), snapTerm: term(), chunk: int({ min: 0 }), done: bool(),
+    type: lit('repl_snapshot'),
+    term: term(),
+    primary: id(),
+    primaryAddr: str({ max: 300 }),
+    snapSeq: int({ min: 0 }),
+    snapTerm: term(),
+    chunk: int({ min: 0 }),
+    done: bool(),
     rows: arr(obj({ table: id(), key: plainData, value: plainData }), { max: 100_000 }),
   }),
-  repl_ack: obj({ type: lit('repl_ack'), term: term(), ok: bool(), lastSeq: int({ min: 0 }), lastTerm: term(), reason: opt(text(512)) }),
+  repl_ack: obj({
+    type: lit('repl_ack'),
+    term: term(),
+    ok: bool(),
+    lastSeq: int({ min: 0 }),
+    lastTerm: term(),
+    reason: opt(text(512)),
+  }),
   vote_request: obj({
-    type: lit('vote_request'), term: term(), candidate: id(), lastSeq: int({ min: 0 }), lastTerm: term(), holdMs: int({ min: 0 }), handover: opt(bool()),
+    type: lit('vote_request'),
+    term: term(),
+    candidate: id(),
+    lastSeq: int({ min: 0 }),
+    lastTerm: term(),
+    holdMs: int({ min: 0 }),
+    handover: opt(bool()),
     /** A pre-vote: would you vote? Nothing is recorded, so a cut-off hub cannot inflate terms. */
     prevote: opt(bool()),
   }),
   vote_reply: obj({ type: lit('vote_reply'), term: term(), granted: bool(), reason: text(512) }),
   /** primary -> witness: renews the primary's lease; the witness refuses other candidates for holdMs. */
-  lease_ping: obj({ type: lit('lease_ping'), term: term(), primary: id(), holdMs: int({ min: 0 }), lastSeq: int({ min: 0 }), lastTerm: term() }),
+  lease_ping: obj({
+    type: lit('lease_ping'),
+    term: term(),
+    primary: id(),
+    holdMs: int({ min: 0 }),
+    lastSeq: int({ min: 0 }),
+    lastTerm: term(),
+  }),
   lease_ok: obj({ type: lit('lease_ok'), term: term() }),
   /** candidate -> primary (manual promotion): stop acknowledging and leading so the candidate can take over. */
   step_down: obj({ type: lit('step_down'), term: term(), candidate: id() }),
@@ -229,14 +305,31 @@ export const messageSchema = tagged('type', {
 
   // jobs (see "Jobs" in README.md): hub -> spoke job_dispatch, spoke -> envoy job_run; both answered by job_result
   job_dispatch: obj({
-    type: lit('job_dispatch'), term: term(), jobId: id(), hostname: hostname(), action: jobActionSchema,
-    timeoutMs: int({ min: 1, max: 24 * 3_600_000 }), attempt: int({ min: 1, max: 1000 }),
+    type: lit('job_dispatch'),
+    term: term(),
+    jobId: id(),
+    hostname: hostname(),
+    action: jobActionSchema,
+    timeoutMs: int({ min: 1, max: 24 * 3_600_000 }),
+    attempt: int({ min: 1, max: 1000 }),
   }),
-  job_run: obj({ type: lit('job_run'), jobId: id(), action: jobActionSchema, timeoutMs: int({ min: 1, max: 24 * 3_600_000 }), attempt: int({ min: 1, max: 1000 }) }),
+  job_run: obj({
+    type: lit('job_run'),
+    jobId: id(),
+    action: jobActionSchema,
+    timeoutMs: int({ min: 1, max: 24 * 3_600_000 }),
+    attempt: int({ min: 1, max: 1000 }),
+  }),
   job_result: obj({
-    type: lit('job_result'), status: oneOf(JOB_RESULT_STATUS), message: text(4096), exitCode: opt(int()),
+    type: lit('job_result'),
+    status: oneOf(JOB_RESULT_STATUS),
+    message: text(4096),
+    exitCode: opt(int()),
     /** The tail of the output, bounded. */
-    output: text(16_384), startedAt: opt(ms()), finishedAt: opt(ms()), runId: opt(text(64)),
+    output: text(16_384),
+    startedAt: opt(ms()),
+    finishedAt: opt(ms()),
+    runId: opt(text(64)),
   }),
 
   ok: obj({ type: lit('ok') }),

@@ -6,16 +6,35 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
  */
 export class Metrics {
   readonly registry = new Registry();
-  constructor(readonly prefix: string, o: { defaults?: boolean } = {}) {
+  constructor(
+    readonly prefix: string,
+    o: { defaults?: boolean } = {},
+  ) {
     if (o.defaults ?? true) collectDefaultMetrics({ register: this.registry, prefix });
   }
   counter<L extends string = never>(name: string, help: string, labelNames: readonly L[] = []): Counter<L> {
     return new Counter({ name: this.prefix + name, help, labelNames, registers: [this.registry] });
   }
-  gauge<L extends string = never>(name: string, help: string, labelNames: readonly L[] = [], collect?: (this: Gauge<L>) => void): Gauge<L> {
-    return new Gauge({ name: this.prefix + name, help, labelNames, registers: [this.registry], ...(collect ? { collect } : {}) });
+  gauge<L extends string = never>(
+    name: string,
+    help: string,
+    labelNames: readonly L[] = [],
+    collect?: (this: Gauge<L>) => void,
+  ): Gauge<L> {
+    return new Gauge({
+      name: this.prefix + name,
+      help,
+      labelNames,
+      registers: [this.registry],
+      ...(collect ? { collect } : {}),
+    });
   }
-  histogram<L extends string = never>(name: string, help: string, buckets: number[], labelNames: readonly L[] = []): Histogram<L> {
+  histogram<L extends string = never>(
+    name: string,
+    help: string,
+    buckets: number[],
+    labelNames: readonly L[] = [],
+  ): Histogram<L> {
     return new Histogram({ name: this.prefix + name, help, buckets, labelNames, registers: [this.registry] });
   }
   async text(): Promise<string> {

@@ -44,9 +44,14 @@ export function str(o: { min?: number; max?: number; pattern?: RegExp; hint?: st
   const max = o.max ?? 4096;
   return make('string', (v, path, issues) => {
     if (typeof v !== 'string') return void issues.push({ path, message: `expected a string, got ${describe(v)}` });
-    if (v.length < (o.min ?? 0)) return void issues.push({ path, message: o.min === 1 ? 'must not be empty' : `must be at least ${o.min} characters` });
+    if (v.length < (o.min ?? 0))
+      return void issues.push({
+        path,
+        message: o.min === 1 ? 'must not be empty' : `must be at least ${o.min} characters`,
+      });
     if (v.length > max) return void issues.push({ path, message: `must be at most ${max} characters` });
-    if (o.pattern && !o.pattern.test(v)) return void issues.push({ path, message: o.hint ?? `does not match ${o.pattern}` });
+    if (o.pattern && !o.pattern.test(v))
+      return void issues.push({ path, message: o.hint ?? `does not match ${o.pattern}` });
     return v;
   });
 }
@@ -54,7 +59,10 @@ export function str(o: { min?: number; max?: number; pattern?: RegExp; hint?: st
 export function oneOf<const T extends readonly string[]>(values: T): Schema<T[number]> {
   return make('enum', (v, path, issues) => {
     if (typeof v === 'string' && (values as readonly string[]).includes(v)) return v as T[number];
-    issues.push({ path, message: `must be one of ${values.map((x) => JSON.stringify(x)).join(', ')}, got ${describe(v)}` });
+    issues.push({
+      path,
+      message: `must be one of ${values.map((x) => JSON.stringify(x)).join(', ')}, got ${describe(v)}`,
+    });
     return undefined;
   });
 }
@@ -71,7 +79,8 @@ export function int(o: { min?: number; max?: number } = {}): Schema<number> {
   const min = o.min ?? Number.MIN_SAFE_INTEGER;
   const max = o.max ?? Number.MAX_SAFE_INTEGER;
   return make('integer', (v, path, issues) => {
-    if (typeof v !== 'number' || !Number.isInteger(v)) return void issues.push({ path, message: `expected an integer, got ${describe(v)}` });
+    if (typeof v !== 'number' || !Number.isInteger(v))
+      return void issues.push({ path, message: `expected an integer, got ${describe(v)}` });
     if (v < min || v > max) return void issues.push({ path, message: `must be between ${min} and ${max}, got ${v}` });
     return v;
   });
@@ -79,7 +88,8 @@ export function int(o: { min?: number; max?: number } = {}): Schema<number> {
 
 export function num(o: { min?: number; max?: number } = {}): Schema<number> {
   return make('number', (v, path, issues) => {
-    if (typeof v !== 'number' || !Number.isFinite(v)) return void issues.push({ path, message: `expected a number, got ${describe(v)}` });
+    if (typeof v !== 'number' || !Number.isFinite(v))
+      return void issues.push({ path, message: `expected a number, got ${describe(v)}` });
     if ((o.min !== undefined && v < o.min) || (o.max !== undefined && v > o.max)) {
       return void issues.push({ path, message: `must be between ${o.min ?? '-inf'} and ${o.max ?? 'inf'}, got ${v}` });
     }
@@ -98,8 +108,10 @@ export function bool(): Schema<boolean> {
 export function bytes(o: { len?: number; max?: number } = {}): Schema<Uint8Array> {
   return make('bytes', (v, path, issues) => {
     if (!(v instanceof Uint8Array)) return void issues.push({ path, message: `expected bytes, got ${describe(v)}` });
-    if (o.len !== undefined && v.length !== o.len) return void issues.push({ path, message: `must be ${o.len} bytes, got ${v.length}` });
-    if (o.max !== undefined && v.length > o.max) return void issues.push({ path, message: `must be at most ${o.max} bytes` });
+    if (o.len !== undefined && v.length !== o.len)
+      return void issues.push({ path, message: `must be ${o.len} bytes, got ${v.length}` });
+    if (o.max !== undefined && v.length > o.max)
+      return void issues.push({ path, message: `must be at most ${o.max} bytes` });
     return v;
   });
 }
@@ -139,7 +151,10 @@ export function arr<T>(item: Schema<T>, o: { min?: number; max?: number } = {}):
   });
 }
 
-export function record<T>(value: Schema<T>, o: { maxKeys?: number; key?: Schema<string> } = {}): Schema<Record<string, T>> {
+export function record<T>(
+  value: Schema<T>,
+  o: { maxKeys?: number; key?: Schema<string> } = {},
+): Schema<Record<string, T>> {
   const maxKeys = o.maxKeys ?? 1000;
   return make('record', (v, path, issues) => {
     if (!isPlainObject(v)) return void issues.push({ path, message: `expected a mapping, got ${describe(v)}` });
@@ -181,7 +196,8 @@ export function obj<S extends Shape>(shape: S, o: { strict?: boolean } = {}): Sc
   const strict = o.strict ?? true;
   const keys = Object.keys(shape);
   return make('mapping', (v, path, issues) => {
-    if (!isPlainObject(v)) return void issues.push({ path: path || '(top)', message: `expected a mapping, got ${describe(v)}` });
+    if (!isPlainObject(v))
+      return void issues.push({ path: path || '(top)', message: `expected a mapping, got ${describe(v)}` });
     const before = issues.length;
     const out: Record<string, unknown> = {};
     for (const k of keys) {
@@ -198,7 +214,11 @@ export function obj<S extends Shape>(shape: S, o: { strict?: boolean } = {}): Sc
     }
     if (strict) {
       for (const k of Object.keys(v)) {
-        if (!(k in shape)) issues.push({ path: path ? `${path}.${k}` : k, message: `unknown key (expected one of: ${keys.join(', ')})` });
+        if (!(k in shape))
+          issues.push({
+            path: path ? `${path}.${k}` : k,
+            message: `unknown key (expected one of: ${keys.join(', ')})`,
+          });
       }
     }
     return issues.length === before ? (out as Simplify<InferShape<S>>) : undefined;
@@ -211,10 +231,12 @@ export function tagged<M extends Record<string, Schema<unknown>>>(
   variants: M,
 ): Schema<{ [K in keyof M]: Infer<M[K]> }[keyof M]> {
   return make('union', (v, path, issues) => {
-    if (!isPlainObject(v)) return void issues.push({ path: path || '(top)', message: `expected a mapping, got ${describe(v)}` });
+    if (!isPlainObject(v))
+      return void issues.push({ path: path || '(top)', message: `expected a mapping, got ${describe(v)}` });
     const t = v[tag];
-    const variant = typeof t === 'string' && Object.prototype.hasOwnProperty.call(variants, t) ? variants[t] : undefined;
-    if (!variant) return void issues.push({ path: path ? `${path}.${tag}` : tag, message: `unknown ${tag} ${describe(t)}` });
+    const variant = typeof t === 'string' && Object.hasOwn(variants, t) ? variants[t] : undefined;
+    if (!variant)
+      return void issues.push({ path: path ? `${path}.${tag}` : tag, message: `unknown ${tag} ${describe(t)}` });
     return variant.parse(v, path, issues) as { [K in keyof M]: Infer<M[K]> }[keyof M] | undefined;
   });
 }
@@ -255,7 +277,12 @@ export function formatIssues(issues: Issue[]): string {
 }
 
 /** Narrows `v` or throws an AxleError listing every problem. */
-export function parse<T>(schema: Schema<T>, v: unknown, what: string, code: AxleError['code'] = ErrorCode.BAD_MESSAGE): T {
+export function parse<T>(
+  schema: Schema<T>,
+  v: unknown,
+  what: string,
+  code: AxleError['code'] = ErrorCode.BAD_MESSAGE,
+): T {
   const issues: Issue[] = [];
   const r = schema.parse(v, '', issues);
   if (r === undefined || issues.length > 0) {

@@ -58,7 +58,13 @@ export class AxleServer {
   private readonly wss: WebSocketServer;
   private readonly signer: Signer;
   private readonly perIp = new Map<string, IpCount>();
-  private readonly o: Required<Pick<AxleServerOptions, 'maxConnectionsPerIp' | 'maxHandshakesPerIp' | 'handshakeTimeoutMs' | 'keepaliveMs' | 'wsPath'>> & AxleServerOptions;
+  private readonly o: Required<
+    Pick<
+      AxleServerOptions,
+      'maxConnectionsPerIp' | 'maxHandshakesPerIp' | 'handshakeTimeoutMs' | 'keepaliveMs' | 'wsPath'
+    >
+  > &
+    AxleServerOptions;
   private accepting = true;
 
   constructor(options: AxleServerOptions) {
@@ -73,7 +79,11 @@ export class AxleServer {
     this.codec = new Codec(options.limits);
     this.signer = new Signer(options.keyPair);
     // The signature adds 64 bytes to each body, so the socket limit is the frame limit plus that.
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: this.codec.limits.maxFrameBytes + 64, perMessageDeflate: false });
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: this.codec.limits.maxFrameBytes + 64,
+      perMessageDeflate: false,
+    });
     this.http = createServer((req, res) => {
       if (this.o.http) this.o.http(req, res);
       else {
@@ -154,7 +164,9 @@ export class AxleServer {
     }, this.o.handshakeTimeoutMs);
     try {
       const first = await new Promise<Buffer>((resolve, reject) => {
-        ws.once('message', (data, isBinary) => (isBinary ? resolve(toBuffer(data)) : reject(new AxleError(ErrorCode.MALFORMED, 'text frame'))));
+        ws.once('message', (data, isBinary) =>
+          isBinary ? resolve(toBuffer(data)) : reject(new AxleError(ErrorCode.MALFORMED, 'text frame')),
+        );
         ws.once('close', () => reject(new AxleError(ErrorCode.CLOSED, 'closed during handshake')));
         ws.send(this.codec.encode(hello));
       });
@@ -162,7 +174,12 @@ export class AxleServer {
       if (!verifyAuth(auth, nonce, this.o.keyPair.publicKey)) {
         throw new AxleError(ErrorCode.BAD_SIGNATURE, `handshake signature from ${auth.id} does not verify`);
       }
-      const decision = await this.o.authenticate({ id: auth.id, role: auth.role, pubkey: auth.pubkey, remoteAddress: ip });
+      const decision = await this.o.authenticate({
+        id: auth.id,
+        role: auth.role,
+        pubkey: auth.pubkey,
+        remoteAddress: ip,
+      });
       if (ws.readyState !== ws.OPEN) throw new AxleError(ErrorCode.CLOSED, 'closed during handshake');
       ws.send(this.codec.encode(makeWelcome(auth, nonce, this.signer)));
       clearTimeout(timer);

@@ -23,35 +23,50 @@ import { arr, custom, duration, obj, opt, record, str, type Infer, type Json } f
 
 export const TASK_NAME = /^[A-Za-z0-9_.-]{1,100}$/;
 
-const absPath = () => custom('path', (v) => {
-  if (typeof v !== 'string' || !isAbsolute(v) || v.includes('\0') || v.length > 4096) throw new Error(`expected an absolute path, got ${JSON.stringify(v)}`);
-  return normalize(v);
-});
+const absPath = () =>
+  custom('path', (v) => {
+    if (typeof v !== 'string' || !isAbsolute(v) || v.includes('\0') || v.length > 4096)
+      throw new Error(`expected an absolute path, got ${JSON.stringify(v)}`);
+    return normalize(v);
+  });
 
-const argv = () => custom('command', (v): string[] => {
-  if (Array.isArray(v) && v.length > 0 && v.length <= 1000 && v.every((x) => typeof x === 'string' || typeof x === 'number')) {
-    const out = v.map(String);
-    if (out.some((a) => a.includes('\0') || a.length > 65536)) throw new Error('arguments may not hold NUL bytes or exceed 64 KiB');
-    if (!isAbsolute(out[0] as string)) throw new Error(`the program must be an absolute path (no PATH lookup), got ${JSON.stringify(out[0])}`);
-    return out;
-  }
-  throw new Error('expected the command as a list of arguments, e.g. [/bin/systemctl, restart, nginx]');
-});
+const argv = () =>
+  custom('command', (v): string[] => {
+    if (
+      Array.isArray(v) &&
+      v.length > 0 &&
+      v.length <= 1000 &&
+      v.every((x) => typeof x === 'string' || typeof x === 'number')
+    ) {
+      const out = v.map(String);
+      if (out.some((a) => a.includes('\0') || a.length > 65536))
+        throw new Error('arguments may not hold NUL bytes or exceed 64 KiB');
+      if (!isAbsolute(out[0] as string))
+        throw new Error(`the program must be an absolute path (no PATH lookup), got ${JSON.stringify(out[0])}`);
+      return out;
+    }
+    throw new Error('expected the command as a list of arguments, e.g. [/bin/systemctl, restart, nginx]');
+  });
 
-const scalar = () => custom('scalar', (v) => {
-  if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return v;
-  throw new Error('expected a string, number or boolean');
-});
+const scalar = () =>
+  custom('scalar', (v) => {
+    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return v;
+    throw new Error('expected a string, number or boolean');
+  });
 
 export const taskSchema = obj({
-  name: opt(str({ min: 1, max: 100, pattern: TASK_NAME, hint: 'must be a task name (letters, digits, ".", "-", "_")' })),
+  name: opt(
+    str({ min: 1, max: 100, pattern: TASK_NAME, hint: 'must be a task name (letters, digits, ".", "-", "_")' }),
+  ),
   description: opt(str({ max: 2000 })),
   command: argv(),
   timeout: duration({ min: 10, max: 24 * 3_600_000 }),
-  allow: opt(obj({
-    hostnames: opt(arr(str({ min: 1, max: 253 }), { max: 1000 })),
-    traits: opt(record(scalar(), { maxKeys: 64 })),
-  })),
+  allow: opt(
+    obj({
+      hostnames: opt(arr(str({ min: 1, max: 253 }), { max: 1000 })),
+      traits: opt(record(scalar(), { maxKeys: 64 })),
+    }),
+  ),
   env: opt(record(str({ max: 4096 }), { maxKeys: 64 })),
   cwd: opt(absPath()),
 });
@@ -68,7 +83,9 @@ export function loadTasks(configDir: string): LoadedTasks {
   const dir = join(configDir, 'tasks');
   let names: string[];
   try {
-    names = readdirSync(dir).filter((n) => /\.ya?ml$/.test(n) && !n.startsWith('.')).sort();
+    names = readdirSync(dir)
+      .filter((n) => /\.ya?ml$/.test(n) && !n.startsWith('.'))
+      .sort();
   } catch (e) {
     if ((e as { code?: string }).code === 'ENOENT') return { tasks: [], errors: [] };
     return { tasks: [], errors: [{ file: dir, message: `${dir}: cannot read tasks: ${errorText(e)}` }] };
@@ -80,7 +97,10 @@ export function loadTasks(configDir: string): LoadedTasks {
     try {
       const t = parseConfigText(readFileSync(file, 'utf8'), file, taskSchema);
       const name = t.name ?? n.replace(/\.ya?ml$/, '');
-      if (!TASK_NAME.test(name)) throw new Error(`${file}: name: the file name gives the task name "${name}", which is not a usable name; set name:`);
+      if (!TASK_NAME.test(name))
+        throw new Error(
+          `${file}: name: the file name gives the task name "${name}", which is not a usable name; set name:`,
+        );
       const dup = seen.get(name);
       if (dup) throw new Error(`${file}: name: task "${name}" is already defined in ${dup}`);
       seen.set(name, file);
@@ -95,5 +115,9 @@ export function loadTasks(configDir: string): LoadedTasks {
 /** Whether this host may run the task: every given hostname glob / trait condition holds. */
 export function taskAllowed(t: Task, hostname: string, traits: Record<string, Json>): boolean {
   // Same matching rules as policies (hostname globs, trait equality with dotted paths).
-  return policyMatches({ match: t.allow ? { hostnames: t.allow.hostnames, traits: t.allow.traits } : undefined } as unknown as Policy, hostname, traits);
+  return policyMatches(
+    { match: t.allow ? { hostnames: t.allow.hostnames, traits: t.allow.traits } : undefined } as unknown as Policy,
+    hostname,
+    traits,
+  );
 }

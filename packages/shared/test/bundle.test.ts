@@ -3,7 +3,16 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  AxleError, Signer, activateBundle, buildBundle, extractBundle, generateKeyPair, liveVersion, sha256, signBundle, verifyBundle,
+  AxleError,
+  Signer,
+  activateBundle,
+  buildBundle,
+  extractBundle,
+  generateKeyPair,
+  liveVersion,
+  sha256,
+  signBundle,
+  verifyBundle,
 } from '../src/index.js';
 import { tempDir } from '../../../test/support/tmp.js';
 import { tarEntry, tarball, treeDigest } from '../../../test/support/tar.js';
@@ -34,7 +43,10 @@ async function liveRoot(): Promise<{ root: string; before: string }> {
 }
 
 async function refusedWith(data: Buffer, root: string, before: string): Promise<string> {
-  const err = await extractBundle(data, root).then(() => undefined, (e: unknown) => e);
+  const err = await extractBundle(data, root).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(AxleError);
   expect((err as AxleError).code).toBe('E_BUNDLE_REFUSED');
   // Nothing changed, and no staging directory was left behind.
@@ -79,8 +91,12 @@ describe('config bundles', () => {
     expect(() => verifyBundle({ version: 7, hash, signature, data }, [other.publicKey, hub.publicKey])).not.toThrow();
     const tampered = Buffer.from(data);
     tampered[tampered.length - 10] = (tampered[tampered.length - 10] as number) ^ 1;
-    expect(() => verifyBundle({ version: 7, hash, signature, data: tampered }, [hub.publicKey])).toThrow(/hash does not match/);
-    expect(() => verifyBundle({ version: 7, hash, signature, data }, [other.publicKey])).toThrow(/not from a trusted hub key/);
+    expect(() => verifyBundle({ version: 7, hash, signature, data: tampered }, [hub.publicKey])).toThrow(
+      /hash does not match/,
+    );
+    expect(() => verifyBundle({ version: 7, hash, signature, data }, [other.publicKey])).toThrow(
+      /not from a trusted hub key/,
+    );
     // A signature for version 7 does not carry over to version 8.
     expect(() => verifyBundle({ version: 8, hash, signature, data }, [hub.publicKey])).toThrow(/not from a trusted/);
   });
@@ -88,7 +104,9 @@ describe('config bundles', () => {
   it('refuses "../x" and leaves .live untouched', async () => {
     const { root, before } = await liveRoot();
     expect(await refusedWith(tarball(tarEntry('../x', '0', Buffer.from('evil'))), root, before)).toMatch(/\.\./);
-    expect(await refusedWith(tarball(tarEntry('policies/../../x', '0', Buffer.from('evil'))), root, before)).toMatch(/\.\./);
+    expect(await refusedWith(tarball(tarEntry('policies/../../x', '0', Buffer.from('evil'))), root, before)).toMatch(
+      /\.\./,
+    );
   });
 
   it('refuses an absolute path "/etc/x"', async () => {
@@ -98,10 +116,20 @@ describe('config bundles', () => {
 
   it('refuses symlinks and hardlinks out of the tree', async () => {
     const { root, before } = await liveRoot();
-    expect(await refusedWith(tarball(tarEntry('link', '2', undefined, '/etc/passwd')), root, before)).toMatch(/SymbolicLink/);
-    expect(await refusedWith(tarball(tarEntry('hard', '1', undefined, '../../etc/passwd')), root, before)).toMatch(/Link/);
+    expect(await refusedWith(tarball(tarEntry('link', '2', undefined, '/etc/passwd')), root, before)).toMatch(
+      /SymbolicLink/,
+    );
+    expect(await refusedWith(tarball(tarEntry('hard', '1', undefined, '../../etc/passwd')), root, before)).toMatch(
+      /Link/,
+    );
     // A link followed by a file written through it: the classic two-step escape.
-    expect(await refusedWith(tarball(tarEntry('d', '2', undefined, '/tmp'), tarEntry('d/x', '0', Buffer.from('evil'))), root, before)).toMatch(/SymbolicLink/);
+    expect(
+      await refusedWith(
+        tarball(tarEntry('d', '2', undefined, '/tmp'), tarEntry('d/x', '0', Buffer.from('evil'))),
+        root,
+        before,
+      ),
+    ).toMatch(/SymbolicLink/);
   });
 
   it('refuses device files and FIFOs', async () => {

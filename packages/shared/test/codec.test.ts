@@ -67,7 +67,9 @@ describe('codec', () => {
     expect(codeOf(() => codec.decode(codec.encode({ s: 'x'.repeat(2000) })))).toBe('ok');
   });
 
-  it('random bytes only ever produce the codec\'s own errors (a hang fails the test timeout)', { timeout: 60_000 }, () => {
+  it("random bytes only ever produce the codec's own errors (a hang fails the test timeout)", {
+    timeout: 60_000,
+  }, () => {
     fc.assert(
       fc.property(fc.uint8Array({ minLength: 0, maxLength: 4096 }), (bytes) => {
         try {
@@ -81,18 +83,25 @@ describe('codec', () => {
       { numRuns: 5000 },
     );
     // Mutations of valid frames reach deeper into the decoder than uniform noise does.
-    const seed = codec.encode({ type: 'report', run: { id: 'abc', results: [{ status: 'ok', message: 'x', durationMs: 1.5 }] }, b: new Uint8Array(8) });
+    const seed = codec.encode({
+      type: 'report',
+      run: { id: 'abc', results: [{ status: 'ok', message: 'x', durationMs: 1.5 }] },
+      b: new Uint8Array(8),
+    });
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.nat(seed.length - 1), fc.integer({ min: 0, max: 255 })), { maxLength: 8 }), (edits) => {
-        const m = Uint8Array.from(seed);
-        for (const [i, v] of edits) m[i] = v;
-        try {
-          codec.decode(m);
-        } catch (e) {
-          return e instanceof AxleError;
-        }
-        return true;
-      }),
+      fc.property(
+        fc.array(fc.tuple(fc.nat(seed.length - 1), fc.integer({ min: 0, max: 255 })), { maxLength: 8 }),
+        (edits) => {
+          const m = Uint8Array.from(seed);
+          for (const [i, v] of edits) m[i] = v;
+          try {
+            codec.decode(m);
+          } catch (e) {
+            return e instanceof AxleError;
+          }
+          return true;
+        },
+      ),
       { numRuns: 5000 },
     );
   });

@@ -97,9 +97,15 @@ spanner:
     expect(lines[0]).toContain(file);
     expect(lines).toContain(`${file}:5: spanner.treshold: unknown key (expected one of: role, spokes, auto_failover)`);
     expect(lines).toContain(`${file}:1: data_dir: is required`);
-    expect(lines.some((l) => l.startsWith(`${file}:8: spanner.spokes[0].addr: `) && l.includes('above 65535'))).toBe(true);
-    expect(lines.some((l) => l.startsWith(`${file}:10: spanner.auto_failover.threshold: expected an integer`))).toBe(true);
-    expect(lines.some((l) => l.startsWith(`${file}:11: spanner.auto_failover.interval: `) && l.includes('not a duration'))).toBe(true);
+    expect(lines.some((l) => l.startsWith(`${file}:8: spanner.spokes[0].addr: `) && l.includes('above 65535'))).toBe(
+      true,
+    );
+    expect(lines.some((l) => l.startsWith(`${file}:10: spanner.auto_failover.threshold: expected an integer`))).toBe(
+      true,
+    );
+    expect(
+      lines.some((l) => l.startsWith(`${file}:11: spanner.auto_failover.interval: `) && l.includes('not a duration')),
+    ).toBe(true);
     expect(lines).toHaveLength(6);
     const lineNos = lines.slice(1).map((l) => Number(l.slice(file.length + 1).split(':')[0]));
     expect(lineNos).toEqual([...lineNos].sort((x, y) => x - y));
@@ -119,14 +125,24 @@ spanner:
   });
 
   it('refuses duplicate keys, several documents and unknown tags', () => {
-    expect(badConfig(() => parseConfigText('a: 1\na: 2\n', 'd.yaml', hubSchema)).message).toContain('d.yaml:2:1: Map keys must be unique');
-    expect(badConfig(() => parseConfigText('a: 1\n---\nb: 2\n', 'm.yaml', hubSchema)).message).toContain('multiple documents');
-    expect(badConfig(() => parseConfigText('a: !!binary aGk=\n', 't.yaml', hubSchema)).message).toContain('t.yaml:1:4: Unresolved tag');
+    expect(badConfig(() => parseConfigText('a: 1\na: 2\n', 'd.yaml', hubSchema)).message).toContain(
+      'd.yaml:2:1: Map keys must be unique',
+    );
+    expect(badConfig(() => parseConfigText('a: 1\n---\nb: 2\n', 'm.yaml', hubSchema)).message).toContain(
+      'multiple documents',
+    );
+    expect(badConfig(() => parseConfigText('a: !!binary aGk=\n', 't.yaml', hubSchema)).message).toContain(
+      't.yaml:1:4: Unresolved tag',
+    );
   });
 
   it('refuses __proto__, constructor and prototype keys anywhere', () => {
     const err = badConfig(() =>
-      parseConfigText('server_id: a\nspanner:\n  spokes:\n    - __proto__: { polluted: true }\nconstructor: 1\n', 'p.yaml', hubSchema),
+      parseConfigText(
+        'server_id: a\nspanner:\n  spokes:\n    - __proto__: { polluted: true }\nconstructor: 1\n',
+        'p.yaml',
+        hubSchema,
+      ),
     );
     expect(err.message).toContain('p.yaml:4: spanner.spokes[0].__proto__: the key "__proto__" is not allowed');
     expect(err.message).toContain('p.yaml:5: constructor: the key "constructor" is not allowed');
@@ -135,7 +151,12 @@ spanner:
 
   it('refuses an alias bomb', () => {
     const rows = ['a: &a [x, x, x, x, x, x, x, x, x]'];
-    for (const [prev, name] of [['a', 'b'], ['b', 'c'], ['c', 'd'], ['d', 'e']]) {
+    for (const [prev, name] of [
+      ['a', 'b'],
+      ['b', 'c'],
+      ['c', 'd'],
+      ['d', 'e'],
+    ]) {
       rows.push(`${name}: &${name} [${Array(9).fill(`*${prev}`).join(', ')}]`);
     }
     const err = badConfig(() => parseConfigText(rows.join('\n') + '\n', 'bomb.yaml', hubSchema));
@@ -144,7 +165,10 @@ spanner:
 
   it('still allows a modest use of anchors and aliases', () => {
     const schema = obj({ a: arr(str()), b: arr(str()) });
-    expect(parseConfigText('a: &common [x, y]\nb: *common\n', 'ok.yaml', schema)).toEqual({ a: ['x', 'y'], b: ['x', 'y'] });
+    expect(parseConfigText('a: &common [x, y]\nb: *common\n', 'ok.yaml', schema)).toEqual({
+      a: ['x', 'y'],
+      b: ['x', 'y'],
+    });
   });
 
   it('says an empty file is empty', () => {
@@ -160,7 +184,9 @@ spanner:
   });
 
   it('reports a non-mapping document at the top', () => {
-    expect(badConfig(() => parseConfigText('- a\n- b\n', 'l.yaml', hubSchema)).message).toContain('l.yaml:1: (top): expected a mapping');
+    expect(badConfig(() => parseConfigText('- a\n- b\n', 'l.yaml', hubSchema)).message).toContain(
+      'l.yaml:1: (top): expected a mapping',
+    );
   });
 });
 
@@ -171,10 +197,15 @@ describe('hostPort', () => {
     return issues;
   };
 
-  it.each(['hub.example.com:1530', 'localhost:0', '127.0.0.1:65535', '[::1]:1530', '[fe80::1]:80', 'spoke_1.internal:1', 'hub.:1'])(
-    'accepts %s',
-    (addr) => expect(check(addr)).toEqual([]),
-  );
+  it.each([
+    'hub.example.com:1530',
+    'localhost:0',
+    '127.0.0.1:65535',
+    '[::1]:1530',
+    '[fe80::1]:80',
+    'spoke_1.internal:1',
+    'hub.:1',
+  ])('accepts %s', (addr) => expect(check(addr)).toEqual([]));
 
   it.each([
     ['hub.example.com', 'missing ":port"'],

@@ -79,8 +79,17 @@ type Event =
   | { e: 'failover'; from: string; to: string; failures: number }
   | { e: 'retry'; addr: string; attempt: number; delay: number };
 
-function client(opts: Partial<FailoverOptions<TcpConn>> & { addrs: string[] }): { c: FailoverClient<TcpConn>; log: Event[] } {
-  const c = new FailoverClient<TcpConn>({ connect: tcpConnect, initialBackoffMs: 5, maxBackoffMs: 40, connectTimeoutMs: 5_000, ...opts });
+function client(opts: Partial<FailoverOptions<TcpConn>> & { addrs: string[] }): {
+  c: FailoverClient<TcpConn>;
+  log: Event[];
+} {
+  const c = new FailoverClient<TcpConn>({
+    connect: tcpConnect,
+    initialBackoffMs: 5,
+    maxBackoffMs: 40,
+    connectTimeoutMs: 5_000,
+    ...opts,
+  });
   clients.push(c);
   const log: Event[] = [];
   c.on('connected', (_conn, addr) => log.push({ e: 'connected', addr }));
@@ -105,8 +114,12 @@ const timers = (): number => process.getActiveResourcesInfo().filter((r) => r ==
 
 describe('FailoverClient', () => {
   it('refuses an empty or malformed address list', () => {
-    expect(() => new FailoverClient<TcpConn>({ addrs: [], connect: tcpConnect })).toThrow(expect.objectContaining({ code: ErrorCode.INVALID }) as Error);
-    expect(() => new FailoverClient<TcpConn>({ addrs: ['no-port'], connect: tcpConnect })).toThrow(expect.objectContaining({ code: ErrorCode.INVALID }) as Error);
+    expect(() => new FailoverClient<TcpConn>({ addrs: [], connect: tcpConnect })).toThrow(
+      expect.objectContaining({ code: ErrorCode.INVALID }) as Error,
+    );
+    expect(() => new FailoverClient<TcpConn>({ addrs: ['no-port'], connect: tcpConnect })).toThrow(
+      expect.objectContaining({ code: ErrorCode.INVALID }) as Error,
+    );
   });
 
   it('moves to the next address only after exactly 3 consecutive failures', async () => {
@@ -117,7 +130,13 @@ describe('FailoverClient', () => {
     expect(conn.socket.remotePort).toBe(b.port);
     expect(c.current).toBe(conn);
     expect(c.currentAddr).toBe(b.addr);
-    expect(withoutRetries(log).map((x) => x.e)).toEqual(['connect_error', 'connect_error', 'connect_error', 'failover', 'connected']);
+    expect(withoutRetries(log).map((x) => x.e)).toEqual([
+      'connect_error',
+      'connect_error',
+      'connect_error',
+      'failover',
+      'connected',
+    ]);
     expect(log.find((x) => x.e === 'failover')).toEqual({ e: 'failover', from: a, to: b.addr, failures: 3 });
     for (const x of log) if (x.e === 'connect_error') expect([x.addr, x.err.code]).toEqual([a, ErrorCode.UNREACHABLE]);
   });
@@ -170,7 +189,10 @@ describe('FailoverClient', () => {
     const [a, b] = [await down(), await down()];
     const { c, log } = client({ addrs: [a, b], maxBackoffMs: 10 });
     c.start();
-    await until(() => log.some((x) => x.e === 'failover' && x.from === b && x.to === a), 'wrap back to the first address');
+    await until(
+      () => log.some((x) => x.e === 'failover' && x.from === b && x.to === a),
+      'wrap back to the first address',
+    );
     await up(parseHostPort(a).port);
     await c.waitConnected(5_000);
     expect(c.currentAddr).toBe(a);
@@ -292,7 +314,12 @@ describe('FailoverClient', () => {
     await conn.closed;
     expect(c.current).toBeUndefined();
 
-    const { c: slow, log } = client({ addrs: [await down()], initialBackoffMs: 60_000, maxBackoffMs: 60_000, random: () => 1 });
+    const { c: slow, log } = client({
+      addrs: [await down()],
+      initialBackoffMs: 60_000,
+      maxBackoffMs: 60_000,
+      random: () => 1,
+    });
     slow.start();
     await until(() => count(log, 'retry') === 1, 'the first backoff');
     await slow.stop();

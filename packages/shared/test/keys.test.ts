@@ -3,7 +3,15 @@ import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  AxleError, fingerprint, generateKeyPair, loadKeyPair, loadOrCreateKeyPair, saveKeyPair, signDetached, toBase64, verifyDetached,
+  type AxleError,
+  fingerprint,
+  generateKeyPair,
+  loadKeyPair,
+  loadOrCreateKeyPair,
+  saveKeyPair,
+  signDetached,
+  toBase64,
+  verifyDetached,
 } from '../src/index.js';
 import { tempDir } from '../../../test/support/tmp.js';
 

@@ -1,7 +1,16 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import {
-  AxleError, AxleServer, Codec, CloseCode, type Connection, type KeyPair, connectPeer, generateKeyPair, toBase64, Signer,
+  AxleError,
+  AxleServer,
+  Codec,
+  CloseCode,
+  type Connection,
+  type KeyPair,
+  connectPeer,
+  generateKeyPair,
+  toBase64,
+  Signer,
 } from '../src/index.js';
 import { signFrame } from '../src/connection.js';
 import { makeAuth, newNonce, readHandshake, sessionContext } from '../src/handshake.js';
@@ -36,7 +45,8 @@ async function startServer(extra: Partial<ConstructorParameters<typeof AxleServe
       serverConns.push(conn);
       conn.onRequest = (msg) => {
         if (msg.type === 'stats') return new Promise(() => undefined); // never answers
-        if (msg.type === 'probe') return { type: 'probe_ok', spokeId: 'dc1', term: msg.term, configVersion: 0, envoys: 1, uptimeS: 1 };
+        if (msg.type === 'probe')
+          return { type: 'probe_ok', spokeId: 'dc1', term: msg.term, configVersion: 0, envoys: 1, uptimeS: 1 };
         return { type: 'ok' };
       };
     },
@@ -56,7 +66,9 @@ async function rawSession(addr: string, kp: KeyPair = envoyKey, id = 'web1.dc1.e
     inbox.push(d);
     wake?.();
   });
-  const closed = new Promise<{ code: number; reason: string }>((r) => ws.on('close', (code, reason) => r({ code, reason: reason.toString() })));
+  const closed = new Promise<{ code: number; reason: string }>((r) =>
+    ws.on('close', (code, reason) => r({ code, reason: reason.toString() })),
+  );
   ws.on('error', () => undefined);
   const next = async () => {
     while (inbox.length === 0) await new Promise<void>((r) => (wake = r));
@@ -89,7 +101,12 @@ const probe = { type: 'probe', term: 1 } as const;
 
 describe('signed connection', () => {
   it('completes the handshake with the right keys and answers requests', async () => {
-    const conn = await connectPeer(fx.addr, { id: 'web1.dc1.example.com', role: 'envoy', keyPair: envoyKey, expectServerKey: serverKey.publicKey });
+    const conn = await connectPeer(fx.addr, {
+      id: 'web1.dc1.example.com',
+      role: 'envoy',
+      keyPair: envoyKey,
+      expectServerKey: serverKey.publicKey,
+    });
     expect(conn.peer.id).toBe('spoke-test');
     const reply = await conn.request(probe, 2000, 'probe_ok');
     expect(reply.spokeId).toBe('dc1');
@@ -99,14 +116,21 @@ describe('signed connection', () => {
 
   it('refuses an unknown key with E_UNKNOWN_KEY and close code 4002', async () => {
     const stranger = generateKeyPair();
-    const err = await connectPeer(fx.addr, { id: 'web1.dc1.example.com', role: 'envoy', keyPair: stranger }).catch((e: AxleError) => e);
+    const err = await connectPeer(fx.addr, { id: 'web1.dc1.example.com', role: 'envoy', keyPair: stranger }).catch(
+      (e: AxleError) => e,
+    );
     expect(err).toBeInstanceOf(AxleError);
     expect((err as AxleError).code).toBe('E_UNKNOWN_KEY');
     expect((err as AxleError).message).toContain('(4002)');
   });
 
   it('refuses a server whose key the client does not expect', async () => {
-    const err = await connectPeer(fx.addr, { id: 'web1.dc1.example.com', role: 'envoy', keyPair: envoyKey, expectServerKey: generateKeyPair().publicKey }).catch((e: AxleError) => e);
+    const err = await connectPeer(fx.addr, {
+      id: 'web1.dc1.example.com',
+      role: 'envoy',
+      keyPair: envoyKey,
+      expectServerKey: generateKeyPair().publicKey,
+    }).catch((e: AxleError) => e);
     expect((err as AxleError).code).toBe('E_UNTRUSTED');
   });
 
@@ -221,7 +245,12 @@ describe('signed connection', () => {
   it('notices a silently dead peer through keepalive pings', async () => {
     await fx.server.close(100);
     fx = await startServer({ keepaliveMs: 100 });
-    const conn = await connectPeer(fx.addr, { id: 'web1.dc1.example.com', role: 'envoy', keyPair: envoyKey, keepaliveMs: 0 });
+    const conn = await connectPeer(fx.addr, {
+      id: 'web1.dc1.example.com',
+      role: 'envoy',
+      keyPair: envoyKey,
+      keepaliveMs: 0,
+    });
     await waitFor(() => fx.serverConns.length === 1);
     // Stop reading: pings go unanswered as if the link were cut without a FIN.
     (conn as unknown as { socket: { _socket: { pause(): void } } }).socket._socket.pause();
@@ -257,7 +286,9 @@ describe('signed connection', () => {
   });
 
   it('reports an unresolvable name as E_UNRESOLVABLE', async () => {
-    const err = await connectPeer('no-such-host.invalid:1530', { id: 'x', role: 'envoy', keyPair: envoyKey }).catch((e: AxleError) => e);
+    const err = await connectPeer('no-such-host.invalid:1530', { id: 'x', role: 'envoy', keyPair: envoyKey }).catch(
+      (e: AxleError) => e,
+    );
     expect((err as AxleError).code).toBe('E_UNRESOLVABLE');
   });
 });

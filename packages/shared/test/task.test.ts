@@ -17,12 +17,16 @@ function bundle(name: string, files: Record<string, string>): string {
 describe('tasks/*.yaml', () => {
   it('loads tasks in file order with defaults: the name from the file, the timeout as ms', () => {
     const dir = bundle('ok', {
-      'restart-web.yaml': 'command: [/bin/systemctl, restart, nginx]\ntimeout: 2m\nallow:\n  hostnames: ["web*"]\n  traits: { os_id: debian }\n',
+      'restart-web.yaml':
+        'command: [/bin/systemctl, restart, nginx]\ntimeout: 2m\nallow:\n  hostnames: ["web*"]\n  traits: { os_id: debian }\n',
       'b.yml': 'name: uptime\ncommand: [/usr/bin/uptime]\ntimeout: 5s\nenv: { LANG: C }\ncwd: /tmp\n',
     });
     const r = loadTasks(dir);
     expect(r.errors).toEqual([]);
-    expect(r.tasks.map((x) => [x.name, x.timeout, x.command])).toEqual([['uptime', 5000, ['/usr/bin/uptime']], ['restart-web', 120_000, ['/bin/systemctl', 'restart', 'nginx']]]);
+    expect(r.tasks.map((x) => [x.name, x.timeout, x.command])).toEqual([
+      ['uptime', 5000, ['/usr/bin/uptime']],
+      ['restart-web', 120_000, ['/bin/systemctl', 'restart', 'nginx']],
+    ]);
     const web = r.tasks[1]!;
     expect(taskAllowed(web, 'web1.dc1', { os_id: 'debian' })).toBe(true);
     expect(taskAllowed(web, 'db1.dc1', { os_id: 'debian' })).toBe(false);

@@ -1,8 +1,30 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import {
-  AxleError, Assembler, CHUNK_BYTES, DEFAULT_BUNDLE_LIMITS, ErrorCode, activateBundle, extractBundle, fromBase64, liveVersion, toBase64, verifyBundle,
-  type BundleLimits, type Logger, type MessageOf,
+  AxleError,
+  Assembler,
+  CHUNK_BYTES,
+  DEFAULT_BUNDLE_LIMITS,
+  ErrorCode,
+  activateBundle,
+  extractBundle,
+  fromBase64,
+  liveVersion,
+  toBase64,
+  verifyBundle,
+  type BundleLimits,
+  type Logger,
+  type MessageOf,
 } from '@axle/shared';
 
 interface Upload {
@@ -32,7 +54,12 @@ export class ConfigSync {
   private bytes: Uint8Array | undefined;
   private upload: Upload | undefined;
 
-  constructor(dataDir: string, private readonly trusted: Uint8Array[], private readonly log: Logger, private readonly limits?: BundleLimits) {
+  constructor(
+    dataDir: string,
+    private readonly trusted: Uint8Array[],
+    private readonly log: Logger,
+    private readonly limits?: BundleLimits,
+  ) {
     this.dir = join(dataDir, 'config');
     mkdirSync(join(this.dir, 'bundles'), { recursive: true, mode: 0o700 });
     const live = liveVersion(this.dir);
@@ -60,27 +87,51 @@ export class ConfigSync {
 
   private async take(c: MessageOf<'config_offer'>): Promise<MessageOf<'config_ok'>> {
     if (c.version <= this.version) {
-      throw new AxleError(ErrorCode.BUNDLE_REFUSED, `config bundle refused: version ${c.version} is not newer than this spoke's ${this.version}`);
+      throw new AxleError(
+        ErrorCode.BUNDLE_REFUSED,
+        `config bundle refused: version ${c.version} is not newer than this spoke's ${this.version}`,
+      );
     }
     if (c.offset === 0) {
-      this.upload = { version: c.version, hash: c.hash, signature: c.signature, parts: new Assembler(c.total, (this.limits ?? DEFAULT_BUNDLE_LIMITS).maxTotalBytes) };
+      this.upload = {
+        version: c.version,
+        hash: c.hash,
+        signature: c.signature,
+        parts: new Assembler(c.total, (this.limits ?? DEFAULT_BUNDLE_LIMITS).maxTotalBytes),
+      };
     }
     const up = this.upload;
     if (!up || up.version !== c.version || up.parts.total !== c.total) {
-      throw new AxleError(ErrorCode.INVALID, `chunk of version ${c.version} at ${c.offset} does not continue an upload here; send from offset 0`);
+      throw new AxleError(
+        ErrorCode.INVALID,
+        `chunk of version ${c.version} at ${c.offset} does not continue an upload here; send from offset 0`,
+      );
     }
     if (!up.parts.add(c.offset, c.data)) return { type: 'config_ok', version: this.version, received: up.parts.size };
     this.upload = undefined;
-    return { type: 'config_ok', version: await this.install({ version: c.version, hash: up.hash, signature: up.signature, data: up.parts.bytes }) };
+    return {
+      type: 'config_ok',
+      version: await this.install({ version: c.version, hash: up.hash, signature: up.signature, data: up.parts.bytes }),
+    };
   }
 
-  private async install(o: { version: number; hash: Uint8Array; signature: Uint8Array; data: Uint8Array }): Promise<number> {
+  private async install(o: {
+    version: number;
+    hash: Uint8Array;
+    signature: Uint8Array;
+    data: Uint8Array;
+  }): Promise<number> {
     let hubKey: Uint8Array;
     try {
       hubKey = verifyBundle(o, this.trusted);
       const staging = await extractBundle(o.data, this.dir, this.limits);
       // Bytes first, then the switch: a crash in between leaves the old version live and served.
-      const meta: StoredMeta = { version: o.version, hash: Buffer.from(o.hash).toString('hex'), signature: toBase64(o.signature), hubKey: toBase64(hubKey) };
+      const meta: StoredMeta = {
+        version: o.version,
+        hash: Buffer.from(o.hash).toString('hex'),
+        signature: toBase64(o.signature),
+        hubKey: toBase64(hubKey),
+      };
       writeDurably(join(this.dir, 'bundles', `${o.version}.tar.gz`), o.data);
       writeDurably(join(this.dir, 'bundles', `${o.version}.json`), Buffer.from(JSON.stringify(meta)));
       activateBundle(this.dir, staging, o.version);
@@ -108,11 +159,20 @@ export class ConfigSync {
     const m = this.meta;
     if (!m) throw new AxleError(ErrorCode.NOT_FOUND, 'no config has been published to this spoke yet');
     this.bytes ??= new Uint8Array(readFileSync(join(this.dir, 'bundles', `${m.version}.tar.gz`)));
-    if (offset >= this.bytes.length) throw new AxleError(ErrorCode.INVALID, `offset ${offset} is past the end of version ${m.version} (${this.bytes.length} bytes)`);
+    if (offset >= this.bytes.length)
+      throw new AxleError(
+        ErrorCode.INVALID,
+        `offset ${offset} is past the end of version ${m.version} (${this.bytes.length} bytes)`,
+      );
     return {
-      type: 'config_bundle', version: m.version, hash: new Uint8Array(Buffer.from(m.hash, 'hex')),
-      signature: fromBase64(m.signature, 64), hubKey: fromBase64(m.hubKey, 32),
-      total: this.bytes.length, offset, data: this.bytes.subarray(offset, offset + CHUNK_BYTES),
+      type: 'config_bundle',
+      version: m.version,
+      hash: new Uint8Array(Buffer.from(m.hash, 'hex')),
+      signature: fromBase64(m.signature, 64),
+      hubKey: fromBase64(m.hubKey, 32),
+      total: this.bytes.length,
+      offset,
+      data: this.bytes.subarray(offset, offset + CHUNK_BYTES),
     };
   }
 }

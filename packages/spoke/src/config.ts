@@ -1,16 +1,33 @@
 import { join } from 'node:path';
 import {
-  AxleError, ErrorCode, arr, custom, def, duration, formatIssues, fromBase64, hostPort, int, loadConfig, obj, opt, str,
-  type Infer, type Issue, type Schema,
+  AxleError,
+  ErrorCode,
+  arr,
+  custom,
+  def,
+  duration,
+  formatIssues,
+  fromBase64,
+  hostPort,
+  int,
+  loadConfig,
+  obj,
+  opt,
+  str,
+  type Infer,
+  type Issue,
+  type Schema,
 } from '@axle/shared';
 
 /** The spoke's YAML config (snake_case keys as in ARCHITECTURE.md; these names are an interface). */
 
 const DAY = 24 * 3600 * 1000;
-const id = (what: string) => str({ min: 1, max: 64, pattern: /^[A-Za-z0-9_.-]+$/, hint: `must be ${what} (letters, digits, ".", "-", "_")` });
+const id = (what: string) =>
+  str({ min: 1, max: 64, pattern: /^[A-Za-z0-9_.-]+$/, hint: `must be ${what} (letters, digits, ".", "-", "_")` });
 
 const hubKey = custom('base64 public key', (v) => {
-  if (typeof v !== 'string') throw new Error('expected the base64 of a 32-byte Ed25519 public key (as printed by `axle-hub keygen`)');
+  if (typeof v !== 'string')
+    throw new Error('expected the base64 of a 32-byte Ed25519 public key (as printed by `axle-hub keygen`)');
   try {
     fromBase64(v, 32, 'hub public key');
   } catch (e) {
@@ -22,7 +39,9 @@ const hubKey = custom('base64 public key', (v) => {
 const role = custom('role', (v) => {
   if (v === 'spoke') return 'spoke' as const;
   if (v === 'hub') {
-    throw new Error('is "hub", but this is the spoke daemon: set spanner.role to "spoke" here, and run axle-hub with a hub config instead');
+    throw new Error(
+      'is "hub", but this is the spoke daemon: set spanner.role to "spoke" here, and run axle-hub with a hub config instead',
+    );
   }
   throw new Error(`must be "spoke" for axle-spoke, got ${JSON.stringify(v)}`);
 });
@@ -43,10 +62,11 @@ const spanner: Schema<Infer<typeof spannerShape>> = {
       const m = v as Record<string, unknown>;
       if (m.spoke_id === undefined || m.spoke_id === null) {
         // With role "hub" the role message says all there is to say.
-        if (m.role !== 'hub') issues.push({
-          path: `${path}.spoke_id`,
-          message: "is required: set it to this spoke's id, the same id the hub config lists under spanner.spokes",
-        });
+        if (m.role !== 'hub')
+          issues.push({
+            path: `${path}.spoke_id`,
+            message: "is required: set it to this spoke's id, the same id the hub config lists under spanner.spokes",
+          });
         const rest = { ...m, spoke_id: 'placeholder' };
         spannerShape.parse(rest, path, issues);
         return undefined;
@@ -93,7 +113,10 @@ export function spokeConfigFrom(v: unknown, source = '(config)'): SpokeConfig {
   const issues: Issue[] = [];
   const out = spokeConfigSchema.parse(v, '', issues);
   if (out === undefined || issues.length > 0) {
-    throw new AxleError(ErrorCode.BAD_CONFIG, `${source}: ${issues.length} problem${issues.length === 1 ? '' : 's'} in config: ${formatIssues(issues)}`);
+    throw new AxleError(
+      ErrorCode.BAD_CONFIG,
+      `${source}: ${issues.length} problem${issues.length === 1 ? '' : 's'} in config: ${formatIssues(issues)}`,
+    );
   }
   return out;
 }

@@ -1,5 +1,16 @@
 import {
-  AxleError, CloseCode, ErrorCode, errorText, fingerprint, type Connection, type Json, type Logger, type Message, type MessageOf, type PeerClaim, type Run,
+  AxleError,
+  CloseCode,
+  ErrorCode,
+  errorText,
+  fingerprint,
+  type Connection,
+  type Json,
+  type Logger,
+  type Message,
+  type MessageOf,
+  type PeerClaim,
+  type Run,
 } from '@axle/shared';
 import { createHash } from 'node:crypto';
 import type { Fleet } from './fleet.js';
@@ -37,7 +48,10 @@ export class EnvoyService {
     const r = this.d.fleet.get(claim.id);
     if (!r || !Buffer.from(r.pubkey).equals(Buffer.from(claim.pubkey))) {
       this.d.metrics.refusals.inc({ reason: 'unknown_key' });
-      this.d.log.warn({ envoy: claim.id, key: fingerprint(claim.pubkey), remote: claim.remoteAddress }, 'refused envoy with unknown key');
+      this.d.log.warn(
+        { envoy: claim.id, key: fingerprint(claim.pubkey), remote: claim.remoteAddress },
+        'refused envoy with unknown key',
+      );
       throw new AxleError(
         ErrorCode.UNKNOWN_KEY,
         `envoy ${claim.id} with key ${fingerprint(claim.pubkey)} is not adopted by this spoke; enroll it through the hub`,
@@ -62,7 +76,10 @@ export class EnvoyService {
       case 'config_fetch':
         return this.d.configBundle(msg.offset ?? 0);
       default:
-        throw new AxleError(ErrorCode.INVALID, `envoys may send checkin, report and config_fetch to a spoke, not ${msg.type}`);
+        throw new AxleError(
+          ErrorCode.INVALID,
+          `envoys may send checkin, report and config_fetch to a spoke, not ${msg.type}`,
+        );
     }
   }
 
@@ -77,7 +94,10 @@ export class EnvoyService {
     if (!r || !Buffer.from(r.pubkey).equals(Buffer.from(conn.peer.pubkey))) {
       // Re-adopted with a new key while this link was open: the old key speaks for nobody.
       setImmediate(() => conn.close(CloseCode.UNKNOWN_KEY));
-      throw new AxleError(ErrorCode.UNKNOWN_KEY, `the key of ${hostname} on this connection is no longer the adopted one; enroll again`);
+      throw new AxleError(
+        ErrorCode.UNKNOWN_KEY,
+        `the key of ${hostname} on this connection is no longer the adopted one; enroll again`,
+      );
     }
     conn.state = r.pubkey;
     return r;
@@ -91,7 +111,9 @@ export class EnvoyService {
         ...(r.to ? { to: r.to } : {}),
         epoch: r.epoch,
         term: this.d.term(),
-        reason: r.to ? `released by this spoke; ${r.hostname} now belongs to spoke ${r.to.spokeId}` : 'released by this spoke; ask the hub where to go',
+        reason: r.to
+          ? `released by this spoke; ${r.hostname} now belongs to spoke ${r.to.spokeId}`
+          : 'released by this spoke; ask the hub where to go',
       };
     }
     if (epoch < r.epoch) {
@@ -130,7 +152,9 @@ export class EnvoyService {
     if (this.d.store.lowOnSpace()) return;
     const next = { ...this.d.fleet.get(r.hostname)!, traitsHash: hash };
     this.d.fleet.set(next);
-    this.d.store.putTraits(r.hostname, traits).catch((e: unknown) => this.d.log.error({ envoy: r.hostname, err: String(e) }, 'cannot store traits'));
+    this.d.store
+      .putTraits(r.hostname, traits)
+      .catch((e: unknown) => this.d.log.error({ envoy: r.hostname, err: String(e) }, 'cannot store traits'));
     this.d.store.putEnvoy(next).catch(() => undefined);
   }
 
@@ -140,11 +164,17 @@ export class EnvoyService {
     const run = msg.run;
     if (run.hostname !== msg.hostname) {
       this.d.metrics.refusals.inc({ reason: 'bad_report' });
-      throw new AxleError(ErrorCode.INVALID, `report from ${msg.hostname} carries a run of ${run.hostname}; nothing stored`);
+      throw new AxleError(
+        ErrorCode.INVALID,
+        `report from ${msg.hostname} carries a run of ${run.hostname}; nothing stored`,
+      );
     }
     if (run.finishedAt < run.startedAt) {
       this.d.metrics.refusals.inc({ reason: 'bad_report' });
-      throw new AxleError(ErrorCode.INVALID, `run ${run.id} finished (${run.finishedAt}) before it started (${run.startedAt}); nothing stored`);
+      throw new AxleError(
+        ErrorCode.INVALID,
+        `run ${run.id} finished (${run.finishedAt}) before it started (${run.startedAt}); nothing stored`,
+      );
     }
     const redirect = this.redirectFor(r, msg.epoch);
     if (redirect) return redirect;
@@ -203,7 +233,10 @@ export class EnvoyService {
       const onDisk = this.d.store.getEnvoy(hostname);
       if (onDisk) this.d.fleet.set(onDisk);
       this.d.log.error({ envoy: hostname, run: run.id, err: errorText(e) }, 'cannot store run report');
-      throw new AxleError(ErrorCode.INTERNAL, `run ${run.id} could not be stored (${errorText(e)}); keep it and resend`);
+      throw new AxleError(
+        ErrorCode.INTERNAL,
+        `run ${run.id} could not be stored (${errorText(e)}); keep it and resend`,
+      );
     }
   }
 

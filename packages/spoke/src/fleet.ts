@@ -109,7 +109,10 @@ export class Fleet {
    * counts every match ignoring the cursor and limit. `seenBefore` is exclusive and
    * `seenAfter` inclusive, so adjacent windows neither overlap nor leave gaps.
    */
-  list(filter: EnvoyFilter, traitsOf: (hostname: string) => Record<string, Json> | undefined): { items: EnvoySummary[]; more: boolean; total: number } {
+  list(
+    filter: EnvoyFilter,
+    traitsOf: (hostname: string) => Record<string, Json> | undefined,
+  ): { items: EnvoySummary[]; more: boolean; total: number } {
     const limit = filter.limit ?? 1000;
     const glob = filter.match ? new Minimatch(filter.match, { nocase: true, dot: true }) : undefined;
     const traitWants = filter.traits ? Object.entries(filter.traits) : [];

@@ -1,6 +1,15 @@
 import {
-  AxleError, ErrorCode, fingerprint, fromBase64, toBase64,
-  type Connection, type Logger, type Message, type MessageOf, type PeerClaim, type SpokeStats,
+  AxleError,
+  ErrorCode,
+  fingerprint,
+  fromBase64,
+  toBase64,
+  type Connection,
+  type Logger,
+  type Message,
+  type MessageOf,
+  type PeerClaim,
+  type SpokeStats,
 } from '@axle/shared';
 import type { Fleet } from './fleet.js';
 import type { SpokeMetrics } from './metrics.js';
@@ -22,7 +31,10 @@ export class TermKeeper {
   /** Refuses a lower term with E_STALE_TERM; stores a higher one durably before returning. */
   async observe(term: number, from: string): Promise<void> {
     if (term < this.term) {
-      throw new AxleError(ErrorCode.STALE_TERM, `${from} speaks for term ${term}, but this spoke follows term ${this.term}; it changed nothing. Point it at the current primary hub`);
+      throw new AxleError(
+        ErrorCode.STALE_TERM,
+        `${from} speaks for term ${term}, but this spoke follows term ${this.term}; it changed nothing. Point it at the current primary hub`,
+      );
     }
     if (term > this.term) {
       this.term = term;
@@ -49,7 +61,17 @@ export interface HubApiDeps {
   runJob?: (msg: MessageOf<'job_dispatch'>) => Promise<Message>;
 }
 
-const HUB_TYPES = ['adopt', 'release', 'list_envoys', 'get_envoy', 'list_runs', 'stats', 'probe', 'config_offer', 'job_dispatch'] as const;
+const HUB_TYPES = [
+  'adopt',
+  'release',
+  'list_envoys',
+  'get_envoy',
+  'list_runs',
+  'stats',
+  'probe',
+  'config_offer',
+  'job_dispatch',
+] as const;
 type HubRequest = MessageOf<(typeof HUB_TYPES)[number]>;
 const isHubRequest = (m: Message): m is HubRequest => (HUB_TYPES as readonly string[]).includes(m.type);
 
@@ -64,7 +86,10 @@ export class HubApi {
   authenticate(claim: PeerClaim): { role: string } {
     if (!this.trusted.has(toBase64(claim.pubkey))) {
       this.d.metrics.refusals.inc({ reason: 'untrusted_hub' });
-      this.d.log.warn({ hub: claim.id, key: fingerprint(claim.pubkey), remote: claim.remoteAddress }, 'refused hub with untrusted key');
+      this.d.log.warn(
+        { hub: claim.id, key: fingerprint(claim.pubkey), remote: claim.remoteAddress },
+        'refused hub with untrusted key',
+      );
       throw new AxleError(
         ErrorCode.UNKNOWN_KEY,
         `hub ${claim.id} key ${fingerprint(claim.pubkey)} is not in this spoke's spanner.hub_pubkeys; add it there to obey this hub`,
@@ -82,14 +107,16 @@ export class HubApi {
       } catch (e) {
         const code = e instanceof AxleError ? e.code : ErrorCode.INTERNAL;
         this.d.metrics.hubRequests.inc({ type: msg.type, result: code });
-        if (code === ErrorCode.STALE_TERM) this.d.log.warn({ hub: conn.peer.id, type: msg.type }, 'refused order from a lower hub term');
+        if (code === ErrorCode.STALE_TERM)
+          this.d.log.warn({ hub: conn.peer.id, type: msg.type }, 'refused order from a lower hub term');
         throw e;
       }
     };
   }
 
   private async handle(msg: Message, hubId: string): Promise<Message> {
-    if (this.d.witness && (msg.type === 'vote_request' || msg.type === 'lease_ping')) return this.d.witness.handle(msg, hubId);
+    if (this.d.witness && (msg.type === 'vote_request' || msg.type === 'lease_ping'))
+      return this.d.witness.handle(msg, hubId);
     if (!isHubRequest(msg)) throw new AxleError(ErrorCode.INVALID, `a hub may not send ${msg.type} to a spoke`);
     await this.d.terms.observe(msg.term, `hub ${hubId}`);
     switch (msg.type) {
@@ -132,8 +159,16 @@ export class HubApi {
       const next: EnvoyRecord = prev
         ? { ...withoutTarget(prev), pubkey: new Uint8Array(e.pubkey), epoch: e.epoch, released: false }
         : {
-            hostname: e.hostname, pubkey: new Uint8Array(e.pubkey), epoch: e.epoch, enrolledAt: now, lastSeen: 0, released: false,
-            compliance: 'unknown', lastRunAt: 0, configVersion: 0, runCount: 0,
+            hostname: e.hostname,
+            pubkey: new Uint8Array(e.pubkey),
+            epoch: e.epoch,
+            enrolledAt: now,
+            lastSeen: 0,
+            released: false,
+            compliance: 'unknown',
+            lastRunAt: 0,
+            configVersion: 0,
+            runCount: 0,
           };
       this.d.fleet.set(next);
       writes.push(this.d.store.putEnvoy(next));
@@ -151,7 +186,12 @@ export class HubApi {
       const prev = this.d.fleet.get(e.hostname);
       if (!prev || e.epoch < prev.epoch) continue;
       count++;
-      const next: EnvoyRecord = { ...withoutTarget(prev), released: true, epoch: e.epoch, ...(e.to ? { to: e.to } : {}) };
+      const next: EnvoyRecord = {
+        ...withoutTarget(prev),
+        released: true,
+        epoch: e.epoch,
+        ...(e.to ? { to: e.to } : {}),
+      };
       this.d.fleet.set(next);
       writes.push(this.d.store.putEnvoy(next));
     }

@@ -21,7 +21,9 @@ export class SpokeJobs {
   running = 0;
 
   constructor(private readonly d: { fleet: Fleet; log: Logger; metrics: SpokeMetrics }) {
-    this.outcomes = d.metrics.m.counter('job_targets_total', 'Job orders relayed to envoys, by result status', ['status']);
+    this.outcomes = d.metrics.m.counter('job_targets_total', 'Job orders relayed to envoys, by result status', [
+      'status',
+    ]);
     const self = this;
     d.metrics.m.gauge('job_targets_running', 'Job orders waiting on an envoy now', [], function collect() {
       this.set(self.running);
@@ -40,19 +42,43 @@ export class SpokeJobs {
     const r = this.d.fleet.get(msg.hostname);
     if (!r || r.released) {
       // The hub looks the envoy up again and sends the order to its current spoke.
-      throw new AxleError(ErrorCode.UNKNOWN_ENVOY, `spoke ${this.d.fleet.spokeId} does not own ${msg.hostname}${r?.released ? ' (released)' : ''}`);
+      throw new AxleError(
+        ErrorCode.UNKNOWN_ENVOY,
+        `spoke ${this.d.fleet.spokeId} does not own ${msg.hostname}${r?.released ? ' (released)' : ''}`,
+      );
     }
     const conn = this.conns.get(msg.hostname);
-    if (!conn?.isOpen) return this.count(fail(`envoy ${msg.hostname} is not connected to spoke ${this.d.fleet.spokeId}${r.lastSeen ? ` (last seen ${new Date(r.lastSeen).toISOString()})` : ' (never connected)'}`));
+    if (!conn?.isOpen)
+      return this.count(
+        fail(
+          `envoy ${msg.hostname} is not connected to spoke ${this.d.fleet.spokeId}${r.lastSeen ? ` (last seen ${new Date(r.lastSeen).toISOString()})` : ' (never connected)'}`,
+        ),
+      );
     this.running++;
     try {
-      const reply = await conn.request({ type: 'job_run', jobId: msg.jobId, action: msg.action, timeoutMs: msg.timeoutMs, attempt: msg.attempt }, msg.timeoutMs + SPOKE_GRACE_MS, 'job_result');
+      const reply = await conn.request(
+        { type: 'job_run', jobId: msg.jobId, action: msg.action, timeoutMs: msg.timeoutMs, attempt: msg.attempt },
+        msg.timeoutMs + SPOKE_GRACE_MS,
+        'job_result',
+      );
       return this.count(reply);
     } catch (e) {
       const code = e instanceof AxleError ? e.code : undefined;
-      if (code === ErrorCode.TIMEOUT) return this.count({ type: 'job_result', status: 'timed_out', message: `envoy ${msg.hostname} gave no result within ${msg.timeoutMs} ms`, output: '' });
-      if (code === ErrorCode.CLOSED || code === ErrorCode.KEEPALIVE) return this.count(fail(`envoy ${msg.hostname} disconnected before it answered (${errorText(e)}); its outcome is unknown`));
-      this.d.log.warn({ envoy: msg.hostname, job: msg.jobId, err: errorText(e) }, 'envoy answered a job order with an error');
+      if (code === ErrorCode.TIMEOUT)
+        return this.count({
+          type: 'job_result',
+          status: 'timed_out',
+          message: `envoy ${msg.hostname} gave no result within ${msg.timeoutMs} ms`,
+          output: '',
+        });
+      if (code === ErrorCode.CLOSED || code === ErrorCode.KEEPALIVE)
+        return this.count(
+          fail(`envoy ${msg.hostname} disconnected before it answered (${errorText(e)}); its outcome is unknown`),
+        );
+      this.d.log.warn(
+        { envoy: msg.hostname, job: msg.jobId, err: errorText(e) },
+        'envoy answered a job order with an error',
+      );
       return this.count(fail(`envoy ${msg.hostname} could not take the order: ${errorText(e)}`));
     } finally {
       this.running--;

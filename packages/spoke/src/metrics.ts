@@ -39,14 +39,28 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 export class SpokeMetrics {
   readonly m = new Metrics('axle_spoke_');
   readonly checkins = this.m.counter('checkins_total', 'Envoy check-ins answered with checkin_ok.');
-  readonly reports = this.m.counter<'result'>('reports_total', 'Run reports by outcome (stored, duplicate).', ['result']);
-  readonly redirects = this.m.counter<'reason'>('redirects_total', 'Check-ins and reports answered with a redirect.', ['reason']);
+  readonly reports = this.m.counter<'result'>('reports_total', 'Run reports by outcome (stored, duplicate).', [
+    'result',
+  ]);
+  readonly redirects = this.m.counter<'reason'>('redirects_total', 'Check-ins and reports answered with a redirect.', [
+    'reason',
+  ]);
   readonly refusals = this.m.counter<'reason'>('refusals_total', 'Connections and requests refused.', ['reason']);
-  readonly hubRequests = this.m.counter<'type' | 'result'>('hub_requests_total', 'Requests from hubs by type and outcome.', ['type', 'result']);
-  readonly statusPushes = this.m.counter<'result'>('status_pushes_total', 'Status pushes to the hub by outcome.', ['result']);
+  readonly hubRequests = this.m.counter<'type' | 'result'>(
+    'hub_requests_total',
+    'Requests from hubs by type and outcome.',
+    ['type', 'result'],
+  );
+  readonly statusPushes = this.m.counter<'result'>('status_pushes_total', 'Status pushes to the hub by outcome.', [
+    'result',
+  ]);
   readonly runsExpired = this.m.counter('runs_expired_total', 'Runs removed by retention (count or age).');
   readonly checkinSeconds = this.m.histogram('checkin_duration_seconds', 'Time to answer a check-in.', LATENCY_BUCKETS);
-  readonly reportSeconds = this.m.histogram('report_ack_duration_seconds', 'Time from receiving a run report to acknowledging it durably.', LATENCY_BUCKETS);
+  readonly reportSeconds = this.m.histogram(
+    'report_ack_duration_seconds',
+    'Time from receiving a run report to acknowledging it durably.',
+    LATENCY_BUCKETS,
+  );
 
   constructor(fleet: Fleet, state: () => { term: number; configVersion: number; perMinute: number }) {
     this.m.gauge('envoys', 'Envoys this spoke owns.', [], function () {
@@ -55,9 +69,14 @@ export class SpokeMetrics {
     this.m.gauge('envoys_connected', 'Owned envoys with an open connection.', [], function () {
       this.set(fleet.connected);
     });
-    this.m.gauge<'state'>('envoys_by_compliance', 'Owned envoys by the compliance of their latest run.', ['state'], function () {
-      for (const [state, n] of Object.entries(fleet.counts)) this.set({ state }, n);
-    });
+    this.m.gauge<'state'>(
+      'envoys_by_compliance',
+      'Owned envoys by the compliance of their latest run.',
+      ['state'],
+      function () {
+        for (const [state, n] of Object.entries(fleet.counts)) this.set({ state }, n);
+      },
+    );
     this.m.gauge('term', 'Highest hub term this spoke has seen.', [], function () {
       this.set(state().term);
     });

@@ -16,7 +16,9 @@ export class Retention {
   private running: Promise<void> | undefined;
   private stopped = false;
 
-  constructor(private readonly d: { store: Store; fleet: Fleet; maxAgeMs: number; metrics: SpokeMetrics; log: Logger }) {}
+  constructor(
+    private readonly d: { store: Store; fleet: Fleet; maxAgeMs: number; metrics: SpokeMetrics; log: Logger },
+  ) {}
 
   start(): void {
     this.kick();

@@ -1,6 +1,22 @@
 import {
-  AxleError, AxleServer, CloseCode, ErrorCode, HANDLED, fromBase64, Router, errorText, loadOrCreateKeyPair, parseHostPort, sendJson, silentLogger,
-  type Daemon, type KeyPair, type Logger, type MessageOf, type PeerClaim, type SpokeStats,
+  AxleError,
+  AxleServer,
+  CloseCode,
+  ErrorCode,
+  HANDLED,
+  fromBase64,
+  Router,
+  errorText,
+  loadOrCreateKeyPair,
+  parseHostPort,
+  sendJson,
+  silentLogger,
+  type Daemon,
+  type KeyPair,
+  type Logger,
+  type MessageOf,
+  type PeerClaim,
+  type SpokeStats,
 } from '@axle/shared';
 import { hubAddrsOf, keyFileOf, type SpokeConfig } from './config.js';
 import { EnvoyService } from './envoys.js';
@@ -46,11 +62,18 @@ export class Spoke implements Daemon {
   private readonly sync: ConfigSync;
   private readonly jobs: SpokeJobs;
 
-  constructor(readonly config: SpokeConfig, o: { logger?: Logger } = {}) {
+  constructor(
+    readonly config: SpokeConfig,
+    o: { logger?: Logger } = {},
+  ) {
     this.log = o.logger ?? silentLogger();
     this.keyPair = loadOrCreateKeyPair(keyFileOf(config)).keyPair;
     this.fleet = new Fleet(config.spanner.spoke_id);
-    this.sync = new ConfigSync(config.data_dir, config.spanner.hub_pubkeys.map((k) => fromBase64(k, 32, 'hub public key')), this.log);
+    this.sync = new ConfigSync(
+      config.data_dir,
+      config.spanner.hub_pubkeys.map((k) => fromBase64(k, 32, 'hub public key')),
+      this.log,
+    );
     this.metrics = new SpokeMetrics(this.fleet, () => ({
       term: this.terms?.current ?? 0,
       configVersion: this.sync.version,
@@ -83,21 +106,41 @@ export class Spoke implements Daemon {
       this.fleet.load(store.loadEnvoys());
       const terms = (this.terms = new TermKeeper(store));
       const envoys = new EnvoyService({
-        fleet: this.fleet, store, metrics: this.metrics, activity: this.activity, log: this.log,
-        keepRuns: c.retention.max_runs_per_envoy, term: () => terms.current, configVersion: () => this.sync.version, configBundle: (offset) => this.sync.chunk(offset),
+        fleet: this.fleet,
+        store,
+        metrics: this.metrics,
+        activity: this.activity,
+        log: this.log,
+        keepRuns: c.retention.max_runs_per_envoy,
+        term: () => terms.current,
+        configVersion: () => this.sync.version,
+        configBundle: (offset) => this.sync.chunk(offset),
       });
       let server: AxleServer | undefined;
       const hub = new HubApi({
-        fleet: this.fleet, store, terms, metrics: this.metrics, log: this.log, hubPubkeys: c.spanner.hub_pubkeys,
-        stats: () => this.stats(), probe: () => this.probe(), witness: new Witness(store, terms, this.log), acceptConfig: (o) => this.sync.accept(o), runJob: (m) => this.jobs.dispatch(m),
+        fleet: this.fleet,
+        store,
+        terms,
+        metrics: this.metrics,
+        log: this.log,
+        hubPubkeys: c.spanner.hub_pubkeys,
+        stats: () => this.stats(),
+        probe: () => this.probe(),
+        witness: new Witness(store, terms, this.log),
+        acceptConfig: (o) => this.sync.accept(o),
+        runJob: (m) => this.jobs.dispatch(m),
         dropEnvoy: (h) => {
-          for (const conn of server?.connections ?? []) if (conn.peer.role === 'envoy' && conn.peer.id === h) conn.close(CloseCode.UNKNOWN_KEY);
+          for (const conn of server?.connections ?? [])
+            if (conn.peer.role === 'envoy' && conn.peer.id === h) conn.close(CloseCode.UNKNOWN_KEY);
         },
       });
       const { host, port } = parseHostPort(c.listen);
       const router = this.routes();
       server = new AxleServer({
-        host, port, id: c.server_id, keyPair: this.keyPair,
+        host,
+        port,
+        id: c.server_id,
+        keyPair: this.keyPair,
         limits: { maxFrameBytes: c.limits.frame_bytes },
         maxConnectionsPerIp: c.limits.max_connections_per_ip,
         maxHandshakesPerIp: c.limits.max_handshakes_per_ip,
@@ -107,7 +150,10 @@ export class Spoke implements Daemon {
           if (claim.role === 'envoy') return envoys.authenticate(claim);
           if (claim.role === 'hub') return hub.authenticate(claim);
           this.metrics.refusals.inc({ reason: 'role' });
-          throw new AxleError(ErrorCode.UNKNOWN_KEY, `a spoke takes connections from envoys and hubs, not role "${claim.role}"`);
+          throw new AxleError(
+            ErrorCode.UNKNOWN_KEY,
+            `a spoke takes connections from envoys and hubs, not role "${claim.role}"`,
+          );
         },
         onConnection: (conn) => {
           if (conn.peer.role === 'hub') return hub.attach(conn);
@@ -115,7 +161,8 @@ export class Spoke implements Daemon {
           this.jobs.track(conn);
         },
         http: (req, res) => {
-          if (!router.handle(req, res)) sendJson(res, 404, { error: { code: ErrorCode.NOT_FOUND, message: `no route ${req.url ?? ''}` } });
+          if (!router.handle(req, res))
+            sendJson(res, 404, { error: { code: ErrorCode.NOT_FOUND, message: `no route ${req.url ?? ''}` } });
         },
         onError: (e, ip) => this.log.debug({ remote: ip, err: errorText(e) }, 'connection error'),
       });
@@ -127,21 +174,42 @@ export class Spoke implements Daemon {
       let status: StatusPush | undefined;
       if (hubAddrs.length > 0) {
         status = new StatusPush({
-          addrs: hubAddrs, spokeId: this.spokeId, keyPair: this.keyPair, hubPubkeys: c.spanner.hub_pubkeys,
-          intervalMs: c.status_interval, stats: () => this.stats(), onTerm: (t) => terms.observe(t, 'hub status reply'),
-          metrics: this.metrics, log: this.log,
+          addrs: hubAddrs,
+          spokeId: this.spokeId,
+          keyPair: this.keyPair,
+          hubPubkeys: c.spanner.hub_pubkeys,
+          intervalMs: c.status_interval,
+          stats: () => this.stats(),
+          onTerm: (t) => terms.observe(t, 'hub status reply'),
+          metrics: this.metrics,
+          log: this.log,
           ...(c.status_interval < 1000 ? { initialBackoffMs: 20, maxBackoffMs: Math.max(100, c.status_interval) } : {}),
         });
         status.start();
       } else {
         this.log.info('no spanner.hub_addr configured; status push is off');
       }
-      const retention = new Retention({ store, fleet: this.fleet, maxAgeMs: c.retention.max_age, metrics: this.metrics, log: this.log });
+      const retention = new Retention({
+        store,
+        fleet: this.fleet,
+        maxAgeMs: c.retention.max_age,
+        metrics: this.metrics,
+        log: this.log,
+      });
       retention.start();
       const seenTimer = setInterval(() => void this.flushSeen(store), SEEN_FLUSH_MS);
       seenTimer.unref();
       this.running = { store, server, envoys, status, retention, seenTimer };
-      this.log.info({ port: addr.port, addr: `${addr.host}:${addr.port}`, spokeId: this.spokeId, envoys: this.fleet.size, term: terms.current }, 'listening');
+      this.log.info(
+        {
+          port: addr.port,
+          addr: `${addr.host}:${addr.port}`,
+          spokeId: this.spokeId,
+          envoys: this.fleet.size,
+          term: terms.current,
+        },
+        'listening',
+      );
     } catch (e) {
       await store.close().catch(() => undefined);
       throw e;
@@ -158,7 +226,9 @@ export class Spoke implements Daemon {
       if (r) writes.push(store.putEnvoy(r));
     }
     this.fleet.dirty.clear();
-    await store.durable(writes).catch((e: unknown) => this.log.error({ err: errorText(e) }, 'cannot write last-seen times'));
+    await store
+      .durable(writes)
+      .catch((e: unknown) => this.log.error({ err: errorText(e) }, 'cannot write last-seen times'));
   }
 
   stats(): SpokeStats {
@@ -179,8 +249,12 @@ export class Spoke implements Daemon {
 
   private probe(): MessageOf<'probe_ok'> {
     return {
-      type: 'probe_ok', spokeId: this.spokeId, term: this.term, configVersion: this.sync.version,
-      envoys: this.fleet.size, uptimeS: this.startedAt ? (Date.now() - this.startedAt) / 1000 : 0,
+      type: 'probe_ok',
+      spokeId: this.spokeId,
+      term: this.term,
+      configVersion: this.sync.version,
+      envoys: this.fleet.size,
+      uptimeS: this.startedAt ? (Date.now() - this.startedAt) / 1000 : 0,
     };
   }
 

@@ -1,6 +1,13 @@
 import {
-  FailoverClient, connectPeer, errorText, fromBase64, toBase64,
-  type Connection, type KeyPair, type Logger, type SpokeStats,
+  FailoverClient,
+  connectPeer,
+  errorText,
+  fromBase64,
+  toBase64,
+  type Connection,
+  type KeyPair,
+  type Logger,
+  type SpokeStats,
 } from '@axle/shared';
 import type { SpokeMetrics } from './metrics.js';
 
@@ -56,8 +63,12 @@ export class StatusPush {
       o.log.info({ hub: addr }, 'connected to hub for status push');
       void this.push();
     });
-    this.client.on('connect_error', (addr, e) => o.log.debug({ hub: addr, err: errorText(e) }, 'cannot reach hub for status push'));
-    this.client.on('failover', (from, to, failures) => o.log.warn({ from, to, failures }, 'status push moving to the next hub address'));
+    this.client.on('connect_error', (addr, e) =>
+      o.log.debug({ hub: addr, err: errorText(e) }, 'cannot reach hub for status push'),
+    );
+    this.client.on('failover', (from, to, failures) =>
+      o.log.warn({ from, to, failures }, 'status push moving to the next hub address'),
+    );
   }
 
   start(): void {
@@ -76,7 +87,9 @@ export class StatusPush {
       this.lastPushAt = Date.now();
       this.lastHubAddr = this.client.currentAddr;
       this.o.metrics.statusPushes.inc({ result: 'ok' });
-      await this.o.onTerm(reply.term).catch((e: unknown) => this.o.log.warn({ err: errorText(e) }, 'hub answered status with a lower term'));
+      await this.o
+        .onTerm(reply.term)
+        .catch((e: unknown) => this.o.log.warn({ err: errorText(e) }, 'hub answered status with a lower term'));
       return true;
     } catch (e) {
       this.o.metrics.statusPushes.inc({ result: 'error' });

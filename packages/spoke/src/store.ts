@@ -1,7 +1,16 @@
 import { mkdirSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { AxleError, ErrorCode, errorText, type Compliance, type Json, type ResourceResult, type Run, type SpokeTarget } from '@axle/shared';
+import {
+  AxleError,
+  ErrorCode,
+  errorText,
+  type Compliance,
+  type Json,
+  type ResourceResult,
+  type Run,
+  type SpokeTarget,
+} from '@axle/shared';
 
 /**
  * The spoke's LMDB environment. Writes are queued with lmdb-js's async `put`/`remove`,
@@ -59,7 +68,11 @@ export class Store {
       // Never noSync: an acknowledged report must survive a crash (see durable()).
       this.root = open({ path: join(dataDir, 'spoke.lmdb'), maxDbs: 16, mapSize: 2 * 1024 ** 3 });
     } catch (e) {
-      throw new AxleError(ErrorCode.INTERNAL, `cannot open the spoke database in ${dataDir}: ${errorText(e)}; check data_dir exists and is writable by this user`, { cause: e });
+      throw new AxleError(
+        ErrorCode.INTERNAL,
+        `cannot open the spoke database in ${dataDir}: ${errorText(e)}; check data_dir exists and is writable by this user`,
+        { cause: e },
+      );
     }
     this.envoys = this.root.openDB({ name: 'envoys' });
     this.traits = this.root.openDB({ name: 'traits' });
@@ -79,12 +92,18 @@ export class Store {
     }
     // Each write's own flush, not root.flushed: after a failed commit (a full disk) lmdb-js
     // never settles the root's flush promise, and a report waiting on it would hang forever.
-    const flushes = pending.map((p) => (p as { flushed?: PromiseLike<unknown> }).flushed).filter((f) => f !== undefined);
+    const flushes = pending
+      .map((p) => (p as { flushed?: PromiseLike<unknown> }).flushed)
+      .filter((f) => f !== undefined);
     let timer: NodeJS.Timeout | undefined;
     const bound = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), FLUSH_BOUND_MS)));
     try {
       const done = await Promise.race([flushes.length > 0 ? Promise.all(flushes) : this.root.flushed, bound]);
-      if (done === 'late') throw new AxleError(ErrorCode.INTERNAL, `the database did not confirm a write within ${FLUSH_BOUND_MS / 1000} s; it was not acknowledged (check the disk under ${this.dataDir})`);
+      if (done === 'late')
+        throw new AxleError(
+          ErrorCode.INTERNAL,
+          `the database did not confirm a write within ${FLUSH_BOUND_MS / 1000} s; it was not acknowledged (check the disk under ${this.dataDir})`,
+        );
     } finally {
       clearTimeout(timer);
     }
@@ -114,7 +133,13 @@ export class Store {
   private async explain(e: unknown): Promise<unknown> {
     const why = (e as { commitError?: Promise<unknown> } | undefined)?.commitError;
     if (!why) return e;
-    const cause = await Promise.race([why.then(() => undefined, (x: unknown) => x), new Promise((r) => setTimeout(r, 1000))]);
+    const cause = await Promise.race([
+      why.then(
+        () => undefined,
+        (x: unknown) => x,
+      ),
+      new Promise((r) => setTimeout(r, 1000)),
+    ]);
     const text = cause === undefined ? errorText(e) : errorText(cause);
     // A full disk shows up as ENOSPC or, from the page flush, as EIO: ask the file system.
     let free = Number.POSITIVE_INFINITY;
@@ -125,9 +150,13 @@ export class Store {
       // unknown; go by the message
     }
     const full = /No space left|ENOSPC/i.test(text) || free < 1024 * 1024;
-    return new AxleError(ErrorCode.INTERNAL, full
-      ? `the spoke's disk is full (${text}; ${Number.isFinite(free) ? `${free} bytes free` : 'free space unknown'}); nothing was stored: free space in ${this.dataDir}`
-      : `database write failed (${text}); nothing was stored`, { cause: e });
+    return new AxleError(
+      ErrorCode.INTERNAL,
+      full
+        ? `the spoke's disk is full (${text}; ${Number.isFinite(free) ? `${free} bytes free` : 'free space unknown'}); nothing was stored: free space in ${this.dataDir}`
+        : `database write failed (${text}); nothing was stored`,
+      { cause: e },
+    );
   }
 
   loadEnvoys(): EnvoyRecord[] {
@@ -192,7 +221,11 @@ export class Store {
     if (excess > 0) {
       // Only committed runs are visible here; a run still in flight is counted next time,
       // and one already queued for removal by an earlier report is not removed twice.
-      for (const k of this.runs.getKeys({ start: [run.hostname], end: [run.hostname, MAX_TS], limit: excess + this.removing.size })) {
+      for (const k of this.runs.getKeys({
+        start: [run.hostname],
+        end: [run.hostname, MAX_TS],
+        limit: excess + this.removing.size,
+      })) {
         if (removed >= excess) break;
         if (this.removing.has(keyText(k))) continue;
         writes.push(...this.removeRun(k));
@@ -210,7 +243,12 @@ export class Store {
     this.removing.add(text);
     const done = this.runs.remove(k);
     void done.finally(() => this.removing.delete(text)).catch(() => undefined);
-    return [done, this.results.remove(k), this.runIds.remove([hostname, runId]), this.byTime.remove([ts, hostname, runId])];
+    return [
+      done,
+      this.results.remove(k),
+      this.runIds.remove([hostname, runId]),
+      this.byTime.remove([ts, hostname, runId]),
+    ];
   }
 
   /** Keys of runs that finished before `cutoff`, oldest first (age retention). */

@@ -1,4 +1,4 @@
-import { type Logger, type MessageOf } from '@axle/shared';
+import type { Logger, MessageOf } from '@axle/shared';
 import type { TermKeeper } from './hub-api.js';
 import type { Store } from './store.js';
 
@@ -25,10 +25,18 @@ export class Witness {
   private votedFor: { term: number; id: string } | undefined;
   private chain: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly store: Store, private readonly terms: TermKeeper, private readonly log: Logger) {}
+  constructor(
+    private readonly store: Store,
+    private readonly terms: TermKeeper,
+    private readonly log: Logger,
+  ) {}
 
-  handle(msg: MessageOf<'vote_request'> | MessageOf<'lease_ping'>, hubId: string): Promise<MessageOf<'vote_reply'> | MessageOf<'lease_ok'>> {
-    const run = (): Promise<MessageOf<'vote_reply'> | MessageOf<'lease_ok'>> => (msg.type === 'lease_ping' ? this.ping(msg, hubId) : this.vote(msg));
+  handle(
+    msg: MessageOf<'vote_request'> | MessageOf<'lease_ping'>,
+    hubId: string,
+  ): Promise<MessageOf<'vote_reply'> | MessageOf<'lease_ok'>> {
+    const run = (): Promise<MessageOf<'vote_reply'> | MessageOf<'lease_ok'>> =>
+      msg.type === 'lease_ping' ? this.ping(msg, hubId) : this.vote(msg);
     const p = this.chain.then(run);
     this.chain = p.catch(() => undefined);
     return p;
@@ -37,7 +45,13 @@ export class Witness {
   private async ping(msg: MessageOf<'lease_ping'>, hubId: string): Promise<MessageOf<'lease_ok'>> {
     // A lower term is refused with E_STALE_TERM: that is how a stale primary learns it is stale.
     await this.terms.observe(msg.term, `hub ${hubId}`);
-    this.lease = { primary: msg.primary, at: Date.now(), holdMs: msg.holdMs, lastSeq: msg.lastSeq, lastTerm: msg.lastTerm };
+    this.lease = {
+      primary: msg.primary,
+      at: Date.now(),
+      holdMs: msg.holdMs,
+      lastSeq: msg.lastSeq,
+      lastTerm: msg.lastTerm,
+    };
     return { type: 'lease_ok', term: this.terms.current };
   }
 
@@ -47,18 +61,27 @@ export class Witness {
       return { type: 'vote_reply', term: this.terms.current, granted: false, reason };
     };
     const now = Date.now();
-    if (req.term < this.terms.current) return refuse(`term ${req.term} is behind this witness's term ${this.terms.current}`);
+    if (req.term < this.terms.current)
+      return refuse(`term ${req.term} is behind this witness's term ${this.terms.current}`);
     const l = this.lease;
     if (!req.handover) {
-      if (l && l.primary !== req.candidate && now - l.at < req.holdMs) return refuse(`primary ${l.primary} renewed its lease ${now - l.at} ms ago`);
-      if (now - this.startedAt < req.holdMs) return refuse(`this witness started ${now - this.startedAt} ms ago; it waits ${req.holdMs} ms before voting`);
+      if (l && l.primary !== req.candidate && now - l.at < req.holdMs)
+        return refuse(`primary ${l.primary} renewed its lease ${now - l.at} ms ago`);
+      if (now - this.startedAt < req.holdMs)
+        return refuse(`this witness started ${now - this.startedAt} ms ago; it waits ${req.holdMs} ms before voting`);
     }
     const voteTerm = this.store.getVoteTerm();
-    if (voteTerm > req.term || (voteTerm === req.term && this.votedFor?.term === req.term && this.votedFor.id !== req.candidate) || (voteTerm === req.term && this.votedFor?.term !== req.term)) {
+    if (
+      voteTerm > req.term ||
+      (voteTerm === req.term && this.votedFor?.term === req.term && this.votedFor.id !== req.candidate) ||
+      (voteTerm === req.term && this.votedFor?.term !== req.term)
+    ) {
       return refuse(`already voted in term ${voteTerm}`);
     }
     if (l && (req.lastTerm < l.lastTerm || (req.lastTerm === l.lastTerm && req.lastSeq < l.lastSeq))) {
-      return refuse(`candidate log (${req.lastSeq}@${req.lastTerm}) is behind the primary's last reported (${l.lastSeq}@${l.lastTerm})`);
+      return refuse(
+        `candidate log (${req.lastSeq}@${req.lastTerm}) is behind the primary's last reported (${l.lastSeq}@${l.lastTerm})`,
+      );
     }
     if (req.prevote) return { type: 'vote_reply', term: this.terms.current, granted: true, reason: 'would grant' };
     await this.store.putVoteTerm(req.term);

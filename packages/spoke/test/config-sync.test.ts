@@ -2,7 +2,19 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AxleError, CHUNK_BYTES, Signer, buildBundle, chunksOf, generateKeyPair, sha256, signBundle, type Connection, type KeyPair, type MessageOf } from '@axle/shared';
+import {
+  AxleError,
+  CHUNK_BYTES,
+  Signer,
+  buildBundle,
+  chunksOf,
+  generateKeyPair,
+  sha256,
+  signBundle,
+  type Connection,
+  type KeyPair,
+  type MessageOf,
+} from '@axle/shared';
 import { tempDir } from '../../../test/support/tmp.js';
 import { tarEntry, tarball, treeDigest } from '../../../test/support/tar.js';
 import { adopt, envoyConnect, hubConnect, hubKey, newEnvoy, startSpoke, type Fixture } from './helpers.js';
@@ -12,9 +24,22 @@ let hub: Connection;
 const signer = new Signer(hubKey);
 const src = tempDir('axle-src-');
 
-function offer(version: number, data: Uint8Array, o: { key?: KeyPair; hash?: Uint8Array } = {}): MessageOf<'config_offer'> {
+function offer(
+  version: number,
+  data: Uint8Array,
+  o: { key?: KeyPair; hash?: Uint8Array } = {},
+): MessageOf<'config_offer'> {
   const hash = o.hash ?? sha256(data);
-  return { type: 'config_offer', term: 1, version, hash, signature: signBundle(version, hash, o.key ? new Signer(o.key) : signer), total: data.length, offset: 0, data };
+  return {
+    type: 'config_offer',
+    term: 1,
+    version,
+    hash,
+    signature: signBundle(version, hash, o.key ? new Signer(o.key) : signer),
+    total: data.length,
+    offset: 0,
+    data,
+  };
 }
 
 async function refused(msg: MessageOf<'config_offer'>, pattern: RegExp): Promise<void> {
@@ -75,7 +100,10 @@ describe('spoke config sync', () => {
   it('refuses hostile archives: "../x", "/etc/x", links out of the tree, a gzip bomb', async () => {
     await refused(offer(2, tarball(tarEntry('../x', '0', Buffer.from('evil')))), /\.\./);
     await refused(offer(2, tarball(tarEntry('/etc/x', '0', Buffer.from('evil')))), /absolute/);
-    await refused(offer(2, tarball(tarEntry('l', '2', undefined, '/etc'), tarEntry('l/passwd', '0', Buffer.from('evil')))), /SymbolicLink/);
+    await refused(
+      offer(2, tarball(tarEntry('l', '2', undefined, '/etc'), tarEntry('l/passwd', '0', Buffer.from('evil')))),
+      /SymbolicLink/,
+    );
     await refused(offer(2, tarball(tarEntry('h', '1', undefined, '../../../etc/passwd'))), /Link/);
     const bomb = gzipSync(Buffer.concat([tarEntry('zeros', '0', Buffer.alloc(80 * 1024 * 1024)), Buffer.alloc(1024)]));
     await refused(offer(2, bomb), /gzip bomb/);
@@ -90,7 +118,9 @@ describe('spoke config sync', () => {
     const parts = [...chunksOf(data)];
     // Skipping the second chunk is refused and changes nothing.
     await hub.request({ ...whole, data: parts[0]!.data }, 10_000, 'config_ok');
-    const skip = await hub.request({ ...whole, offset: parts[2]!.offset, data: parts[2]!.data }, 10_000).catch((e: AxleError) => e);
+    const skip = await hub
+      .request({ ...whole, offset: parts[2]!.offset, data: parts[2]!.data }, 10_000)
+      .catch((e: AxleError) => e);
     expect((skip as AxleError).code).toBe('E_INVALID');
     let last: MessageOf<'config_ok'> | undefined;
     for (const p of parts) last = await hub.request({ ...whole, offset: p.offset, data: p.data }, 10_000, 'config_ok');

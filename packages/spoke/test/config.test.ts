@@ -8,14 +8,24 @@ import { tempDir } from '../../../test/support/tmp.js';
 const tmp = tempDir('axle-spoke-cfg-');
 afterAll(() => tmp.cleanup());
 
-const base = { server_id: 'dc1', listen: '127.0.0.1:1530', data_dir: '/var/lib/axle/spoke', spanner: { role: 'spoke', spoke_id: 'dc1' } };
+const base = {
+  server_id: 'dc1',
+  listen: '127.0.0.1:1530',
+  data_dir: '/var/lib/axle/spoke',
+  spanner: { role: 'spoke', spoke_id: 'dc1' },
+};
 
 describe('spoke config', () => {
   it('fills the documented defaults', () => {
     const c = spokeConfigFrom(base);
     expect(c.status_interval).toBe(30_000);
     expect(c.retention).toEqual({ max_runs_per_envoy: 100, max_age: 30 * 24 * 3600 * 1000 });
-    expect(c.limits).toEqual({ max_connections_per_ip: 512, max_handshakes_per_ip: 64, frame_bytes: 1024 * 1024, keepalive: 3000 });
+    expect(c.limits).toEqual({
+      max_connections_per_ip: 512,
+      max_handshakes_per_ip: 64,
+      frame_bytes: 1024 * 1024,
+      keepalive: 3000,
+    });
     expect(c.spanner).toEqual({ role: 'spoke', spoke_id: 'dc1', hub_fallback_addrs: [], hub_pubkeys: [] });
     expect(keyFileOf(c)).toBe('/var/lib/axle/spoke/spoke.key');
   });
@@ -23,7 +33,9 @@ describe('spoke config', () => {
   it('reads the YAML keys of the design brief', () => {
     const key = toBase64(generateKeyPair().publicKey);
     const file = join(tmp.dir, 'spoke.yaml');
-    writeFileSync(file, `server_id: dc1
+    writeFileSync(
+      file,
+      `server_id: dc1
 listen: "0.0.0.0:1530"
 data_dir: /var/lib/axle/spoke
 key_file: /etc/axle/spoke.key
@@ -35,19 +47,34 @@ spanner:
   hub_addr: "hub.example.com:1530"
   hub_fallback_addrs: ["hub-standby.example.com:1530"]
   hub_pubkeys: ["${key}"]
-`);
+`,
+    );
     const c = loadSpokeConfig(file);
     expect(c).toMatchObject({
-      key_file: '/etc/axle/spoke.key', status_interval: 10_000, retention: { max_runs_per_envoy: 20, max_age: 7 * 24 * 3600 * 1000 },
-      spanner: { hub_addr: 'hub.example.com:1530', hub_fallback_addrs: ['hub-standby.example.com:1530'], hub_pubkeys: [key] },
+      key_file: '/etc/axle/spoke.key',
+      status_interval: 10_000,
+      retention: { max_runs_per_envoy: 20, max_age: 7 * 24 * 3600 * 1000 },
+      spanner: {
+        hub_addr: 'hub.example.com:1530',
+        hub_fallback_addrs: ['hub-standby.example.com:1530'],
+        hub_pubkeys: [key],
+      },
     });
   });
 
   it('refuses role hub, a missing spoke_id, bad keys and addresses, unknown keys', () => {
-    expect(() => spokeConfigFrom({ ...base, spanner: { role: 'hub', spoke_id: 'dc1' } })).toThrow(/spanner\.role: is "hub", but this is the spoke daemon/);
-    expect(() => spokeConfigFrom({ ...base, spanner: { role: 'spoke' } })).toThrow(/spanner\.spoke_id: is required: set it to this spoke's id/);
-    expect(() => spokeConfigFrom({ ...base, spanner: { ...base.spanner, hub_pubkeys: ['bm90IGEga2V5'] } })).toThrow(/spanner\.hub_pubkeys\[0\]/);
-    expect(() => spokeConfigFrom({ ...base, spanner: { ...base.spanner, hub_addr: 'nohostport' } })).toThrow(/spanner\.hub_addr/);
+    expect(() => spokeConfigFrom({ ...base, spanner: { role: 'hub', spoke_id: 'dc1' } })).toThrow(
+      /spanner\.role: is "hub", but this is the spoke daemon/,
+    );
+    expect(() => spokeConfigFrom({ ...base, spanner: { role: 'spoke' } })).toThrow(
+      /spanner\.spoke_id: is required: set it to this spoke's id/,
+    );
+    expect(() => spokeConfigFrom({ ...base, spanner: { ...base.spanner, hub_pubkeys: ['bm90IGEga2V5'] } })).toThrow(
+      /spanner\.hub_pubkeys\[0\]/,
+    );
+    expect(() => spokeConfigFrom({ ...base, spanner: { ...base.spanner, hub_addr: 'nohostport' } })).toThrow(
+      /spanner\.hub_addr/,
+    );
     expect(() => spokeConfigFrom({ ...base, status_interval: 'soon' })).toThrow(/status_interval/);
     expect(() => spokeConfigFrom({ ...base, retension: {} })).toThrow(/retension: unknown key/);
     try {

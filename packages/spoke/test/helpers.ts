@@ -1,5 +1,15 @@
 import { createServer } from 'node:net';
-import { connectPeer, generateKeyPair, silentLogger, toBase64, type Connection, type KeyPair, type Message, type MessageOf, type Run } from '@axle/shared';
+import {
+  connectPeer,
+  generateKeyPair,
+  silentLogger,
+  toBase64,
+  type Connection,
+  type KeyPair,
+  type Message,
+  type MessageOf,
+  type Run,
+} from '@axle/shared';
 import { Spoke, spokeConfigFrom, type SpokeConfig } from '@axle/spoke';
 import { tempDir } from '../../../test/support/tmp.js';
 
@@ -14,15 +24,20 @@ export interface Fixture {
 }
 
 /** A spoke on 127.0.0.1 port 0 with a temp data dir, trusting `hubKey` (plus any extra keys). */
-export async function startSpoke(o: { spanner?: Record<string, unknown>; extra?: Record<string, unknown>; dir?: string } = {}): Promise<Fixture> {
+export async function startSpoke(
+  o: { spanner?: Record<string, unknown>; extra?: Record<string, unknown>; dir?: string } = {},
+): Promise<Fixture> {
   const tmp = o.dir ? { dir: o.dir, cleanup: () => undefined } : tempDir('axle-spoke-');
-  const config = spokeConfigFrom({
-    server_id: 'dc1',
-    listen: '127.0.0.1:0',
-    data_dir: tmp.dir,
-    ...o.extra,
-    spanner: { role: 'spoke', spoke_id: 'dc1', hub_pubkeys: [toBase64(hubKey.publicKey)], ...o.spanner },
-  }, 'test');
+  const config = spokeConfigFrom(
+    {
+      server_id: 'dc1',
+      listen: '127.0.0.1:0',
+      data_dir: tmp.dir,
+      ...o.extra,
+      spanner: { role: 'spoke', spoke_id: 'dc1', hub_pubkeys: [toBase64(hubKey.publicKey)], ...o.spanner },
+    },
+    'test',
+  );
   const f: Fixture = {
     spoke: new Spoke(config, { logger: silentLogger() }),
     dir: tmp.dir,
@@ -42,12 +57,26 @@ export async function startSpoke(o: { spanner?: Record<string, unknown>; extra?:
   return f;
 }
 
-export function hubConnect(spoke: { addr: string; publicKey: Uint8Array }, key: KeyPair = hubKey, id = 'hub-a'): Promise<Connection> {
+export function hubConnect(
+  spoke: { addr: string; publicKey: Uint8Array },
+  key: KeyPair = hubKey,
+  id = 'hub-a',
+): Promise<Connection> {
   return connectPeer(spoke.addr, { id, role: 'hub', keyPair: key, expectServerKey: spoke.publicKey, keepaliveMs: 0 });
 }
 
-export function envoyConnect(spoke: { addr: string; publicKey: Uint8Array }, hostname: string, key: KeyPair): Promise<Connection> {
-  return connectPeer(spoke.addr, { id: hostname, role: 'envoy', keyPair: key, expectServerKey: spoke.publicKey, keepaliveMs: 0 });
+export function envoyConnect(
+  spoke: { addr: string; publicKey: Uint8Array },
+  hostname: string,
+  key: KeyPair,
+): Promise<Connection> {
+  return connectPeer(spoke.addr, {
+    id: hostname,
+    role: 'envoy',
+    keyPair: key,
+    expectServerKey: spoke.publicKey,
+    keepaliveMs: 0,
+  });
 }
 
 export interface TestEnvoy {
@@ -58,7 +87,15 @@ export interface TestEnvoy {
 
 /** Adopts envoys through a hub-role connection, as the hub does at enrollment. */
 export async function adopt(hub: Connection, envoys: TestEnvoy[], term = 1): Promise<number> {
-  const r = await hub.request({ type: 'adopt', term, envoys: envoys.map((e) => ({ hostname: e.hostname, pubkey: e.key.publicKey, epoch: e.epoch })) }, 10_000, 'adopted');
+  const r = await hub.request(
+    {
+      type: 'adopt',
+      term,
+      envoys: envoys.map((e) => ({ hostname: e.hostname, pubkey: e.key.publicKey, epoch: e.epoch })),
+    },
+    10_000,
+    'adopted',
+  );
   return r.count;
 }
 
@@ -67,7 +104,10 @@ export function newEnvoy(hostname: string, epoch = 1): TestEnvoy {
 }
 
 let runSeq = 0;
-export function makeRun(hostname: string, o: { id?: string; compliant?: boolean; finishedAt?: number; results?: number } = {}): Run {
+export function makeRun(
+  hostname: string,
+  o: { id?: string; compliant?: boolean; finishedAt?: number; results?: number } = {},
+): Run {
   const finishedAt = o.finishedAt ?? Date.now();
   const n = o.results ?? 2;
   const compliant = o.compliant ?? true;
@@ -82,7 +122,11 @@ export function makeRun(hostname: string, o: { id?: string; compliant?: boolean;
     compliant,
     counts: { ok: compliant ? n : 0, changed: 0, failed: compliant ? 0 : n, drift: 0 },
     results: Array.from({ length: n }, (_, i) => ({
-      resource: `file:/etc/app/${i}.conf`, policy: 'base', status: compliant ? ('ok' as const) : ('failed' as const), message: '', durationMs: 1,
+      resource: `file:/etc/app/${i}.conf`,
+      policy: 'base',
+      status: compliant ? ('ok' as const) : ('failed' as const),
+      message: '',
+      durationMs: 1,
     })),
   };
 }
@@ -91,8 +135,22 @@ export async function report(conn: Connection, e: TestEnvoy, run: Run): Promise<
   return conn.request({ type: 'report', hostname: e.hostname, epoch: e.epoch, run }, 10_000);
 }
 
-export async function checkin(conn: Connection, e: TestEnvoy, extra: { traits?: Record<string, string | number>; epoch?: number } = {}): Promise<Message> {
-  return conn.request({ type: 'checkin', hostname: e.hostname, epoch: extra.epoch ?? e.epoch, term: 1, configVersion: 0, ...(extra.traits ? { traits: extra.traits } : {}) }, 10_000);
+export async function checkin(
+  conn: Connection,
+  e: TestEnvoy,
+  extra: { traits?: Record<string, string | number>; epoch?: number } = {},
+): Promise<Message> {
+  return conn.request(
+    {
+      type: 'checkin',
+      hostname: e.hostname,
+      epoch: extra.epoch ?? e.epoch,
+      term: 1,
+      configVersion: 0,
+      ...(extra.traits ? { traits: extra.traits } : {}),
+    },
+    10_000,
+  );
 }
 
 export async function getEnvoy(hub: Connection, hostname: string, term = 1): Promise<MessageOf<'envoy_detail'>> {

@@ -1,7 +1,17 @@
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyPair, type Connection } from '@axle/shared';
-import { adopt, checkin, envoyConnect, hubConnect, makeRun, newEnvoy, report, startSpoke, type Fixture } from './helpers.js';
+import {
+  adopt,
+  checkin,
+  envoyConnect,
+  hubConnect,
+  makeRun,
+  newEnvoy,
+  report,
+  startSpoke,
+  type Fixture,
+} from './helpers.js';
 
 let f: Fixture;
 const conns: Connection[] = [];
@@ -52,7 +62,10 @@ describe('spoke: HTTP endpoints', () => {
     expect(out.error).toBeUndefined();
     // promtool exits 3 for lint findings only, 1 for a malformed exposition.
     expect([0, 3]).toContain(out.status);
-    const findings = `${out.stdout}\n${out.stderr}`.split('\n').map((l) => l.trim()).filter(Boolean);
+    const findings = `${out.stdout}\n${out.stderr}`
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean);
     const ours = findings.filter((l) => !DEFAULT_METRIC.test(l));
     expect(ours).toEqual([]);
   });

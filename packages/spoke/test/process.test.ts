@@ -11,7 +11,8 @@ import { waitFor } from '../../../test/support/wait.js';
 const BIN = bin('spoke', 'axle-spoke');
 
 beforeAll(() => {
-  if (!existsSync(BIN)) throw new Error(`${BIN} is missing; run \`npm run build -w @axle/shared -w @axle/spoke\` first`);
+  if (!existsSync(BIN))
+    throw new Error(`${BIN} is missing; run \`npm run build -w @axle/shared -w @axle/spoke\` first`);
 });
 
 const cleanups: (() => unknown)[] = [];
@@ -21,7 +22,9 @@ afterEach(async () => {
 
 function writeConfig(dir: string, extra = ''): string {
   const file = join(dir, 'spoke.yaml');
-  writeFileSync(file, `server_id: dc1
+  writeFileSync(
+    file,
+    `server_id: dc1
 listen: "127.0.0.1:0"
 data_dir: ${join(dir, 'data')}
 retention:
@@ -30,7 +33,8 @@ spanner:
   role: spoke
   spoke_id: dc1
   hub_pubkeys: ["${toBase64(hubKey.publicKey)}"]
-${extra}`);
+${extra}`,
+  );
   return file;
 }
 
@@ -50,30 +54,44 @@ async function start(file: string, publicKey: Uint8Array): Promise<Daemon & { pu
  * Envoys sending reports back to back until their connection dies; every acknowledged run
  * id is recorded on the client side, as an envoy drops a report from its spool only then.
  */
-async function burst(spoke: { addr: string; publicKey: Uint8Array }, envoys: TestEnvoy[], acked: Map<string, string[]>, perEnvoy: number): Promise<void> {
-  await Promise.all(envoys.map(async (e) => {
-    const c = await envoyConnect(spoke, e.hostname, e.key);
-    const ids = acked.get(e.hostname) ?? [];
-    acked.set(e.hostname, ids);
-    try {
-      for (let i = 0; i < perEnvoy; i++) {
-        const run = makeRun(e.hostname, { results: 5 });
-        const r = await report(c, e, run);
-        if (r.type === 'ack' && r.runId === run.id) ids.push(run.id);
+async function burst(
+  spoke: { addr: string; publicKey: Uint8Array },
+  envoys: TestEnvoy[],
+  acked: Map<string, string[]>,
+  perEnvoy: number,
+): Promise<void> {
+  await Promise.all(
+    envoys.map(async (e) => {
+      const c = await envoyConnect(spoke, e.hostname, e.key);
+      const ids = acked.get(e.hostname) ?? [];
+      acked.set(e.hostname, ids);
+      try {
+        for (let i = 0; i < perEnvoy; i++) {
+          const run = makeRun(e.hostname, { results: 5 });
+          const r = await report(c, e, run);
+          if (r.type === 'ack' && r.runId === run.id) ids.push(run.id);
+        }
+      } catch {
+        // The spoke died under us: what was acknowledged is in `ids`.
+      } finally {
+        c.close();
       }
-    } catch {
-      // The spoke died under us: what was acknowledged is in `ids`.
-    } finally {
-      c.close();
-    }
-  }));
+    }),
+  );
 }
 
 async function storedRuns(hub: Connection, envoys: TestEnvoy[]): Promise<Map<string, string[]>> {
   const out = new Map<string, string[]>();
   for (const e of envoys) {
-    const d = await hub.request({ type: 'get_envoy', term: 1, hostname: e.hostname, runs: 1000 }, 10_000, 'envoy_detail');
-    out.set(e.hostname, d.runs.map((r) => r.id));
+    const d = await hub.request(
+      { type: 'get_envoy', term: 1, hostname: e.hostname, runs: 1000 },
+      10_000,
+      'envoy_detail',
+    );
+    out.set(
+      e.hostname,
+      d.runs.map((r) => r.id),
+    );
   }
   return out;
 }
@@ -132,7 +150,10 @@ describe('spoke process', () => {
     hub.close();
     const acked = new Map<string, string[]>();
     const sending = burst(d1, envoys, acked, 200);
-    await waitFor(() => [...acked.values()].reduce((n, ids) => n + ids.length, 0) >= 50, { timeoutMs: 20_000, what: 'acks' });
+    await waitFor(() => [...acked.values()].reduce((n, ids) => n + ids.length, 0) >= 50, {
+      timeoutMs: 20_000,
+      what: 'acks',
+    });
     expect(await d1.kill('SIGTERM')).toBe(0);
     await sending;
     expect(d1.logs.some((l) => l.msg === 'stopped')).toBe(true);
@@ -143,7 +164,13 @@ describe('spoke process', () => {
     await expect(hub2.request({ type: 'probe', term: 2 })).rejects.toMatchObject({ code: 'E_STALE_TERM' });
     const stored = await (async () => {
       const out = new Map<string, string[]>();
-      for (const e of envoys) out.set(e.hostname, (await hub2.request({ type: 'get_envoy', term: 3, hostname: e.hostname, runs: 1000 }, 10_000, 'envoy_detail')).runs.map((r) => r.id));
+      for (const e of envoys)
+        out.set(
+          e.hostname,
+          (
+            await hub2.request({ type: 'get_envoy', term: 3, hostname: e.hostname, runs: 1000 }, 10_000, 'envoy_detail')
+          ).runs.map((r) => r.id),
+        );
       return out;
     })();
     for (const e of envoys) {
@@ -156,7 +183,10 @@ describe('spoke process', () => {
     const tmp = tempDir('axle-spoke-bad-');
     cleanups.push(tmp.cleanup);
     const file = join(tmp.dir, 'bad.yaml');
-    writeFileSync(file, `server_id: dc1\nlisten: "127.0.0.1:0"\ndata_dir: ${tmp.dir}\nspanner:\n  role: hub\n  spoke_id: dc1\n`);
+    writeFileSync(
+      file,
+      `server_id: dc1\nlisten: "127.0.0.1:0"\ndata_dir: ${tmp.dir}\nspanner:\n  role: hub\n  spoke_id: dc1\n`,
+    );
     let out = spawnSync(process.execPath, [BIN, '--config', file], { encoding: 'utf8' });
     expect(out.status).toBe(1);
     expect(out.stderr).toContain(`${file}:5: spanner.role: is "hub", but this is the spoke daemon`);

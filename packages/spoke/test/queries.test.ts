@@ -1,6 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Connection, EnvoyFilter } from '@axle/shared';
-import { adopt, checkin, envoyConnect, hubConnect, makeRun, newEnvoy, report, startSpoke, type Fixture, type TestEnvoy } from './helpers.js';
+import {
+  adopt,
+  checkin,
+  envoyConnect,
+  hubConnect,
+  makeRun,
+  newEnvoy,
+  report,
+  startSpoke,
+  type Fixture,
+  type TestEnvoy,
+} from './helpers.js';
 
 let f: Fixture;
 let hub: Connection;
@@ -16,14 +27,17 @@ beforeAll(async () => {
   hub = await hubConnect(f.spoke);
   // 12 envoys in two sites; the web ones report compliant, db ones noncompliant, cache ones never run.
   for (const site of ['dc1', 'dc2']) {
-    for (const role of ['web', 'db', 'cache']) for (const n of [1, 2]) envoys.push(newEnvoy(`${role}${n}.${site}.example.com`));
+    for (const role of ['web', 'db', 'cache'])
+      for (const n of [1, 2]) envoys.push(newEnvoy(`${role}${n}.${site}.example.com`));
   }
   await adopt(hub, envoys);
   for (const [i, e] of envoys.entries()) {
     if (e.hostname.startsWith('cache')) continue;
     const c = await envoyConnect(f.spoke, e.hostname, e.key);
     conns.push(c);
-    await checkin(c, e, { traits: { role: e.hostname.slice(0, e.hostname.search(/\d/)), site: e.hostname.split('.')[1]!, n: i } });
+    await checkin(c, e, {
+      traits: { role: e.hostname.slice(0, e.hostname.search(/\d/)), site: e.hostname.split('.')[1]!, n: i },
+    });
     if (i === 3) midSeen = Date.now() + 1;
     await report(c, e, makeRun(e.hostname, { compliant: e.hostname.startsWith('web') }));
   }
@@ -42,15 +56,38 @@ describe('spoke: hub queries', () => {
     expect(page.more).toBe(false);
     const hosts = page.items.map((e) => e.hostname);
     expect(hosts).toEqual([...hosts].sort());
-    expect(page.items.find((e) => e.hostname === 'cache1.dc1.example.com')).toMatchObject({ compliance: 'unknown', lastSeen: 0, connected: false, spokeId: 'dc1' });
+    expect(page.items.find((e) => e.hostname === 'cache1.dc1.example.com')).toMatchObject({
+      compliance: 'unknown',
+      lastSeen: 0,
+      connected: false,
+      spokeId: 'dc1',
+    });
   });
 
   it('filters by hostname glob, compliance, trait and last seen', async () => {
-    expect(await names({ match: '*.dc2.*' })).toEqual(['cache1.dc2.example.com', 'cache2.dc2.example.com', 'db1.dc2.example.com', 'db2.dc2.example.com', 'web1.dc2.example.com', 'web2.dc2.example.com']);
+    expect(await names({ match: '*.dc2.*' })).toEqual([
+      'cache1.dc2.example.com',
+      'cache2.dc2.example.com',
+      'db1.dc2.example.com',
+      'db2.dc2.example.com',
+      'web1.dc2.example.com',
+      'web2.dc2.example.com',
+    ]);
     expect(await names({ match: 'web?.*' })).toHaveLength(4);
-    expect(await names({ compliance: 'noncompliant' })).toEqual(['db1.dc1.example.com', 'db1.dc2.example.com', 'db2.dc1.example.com', 'db2.dc2.example.com']);
-    expect(await names({ compliance: 'unknown', match: '*.dc1.*' })).toEqual(['cache1.dc1.example.com', 'cache2.dc1.example.com']);
-    expect(await names({ traits: { role: 'web', site: 'dc1' } })).toEqual(['web1.dc1.example.com', 'web2.dc1.example.com']);
+    expect(await names({ compliance: 'noncompliant' })).toEqual([
+      'db1.dc1.example.com',
+      'db1.dc2.example.com',
+      'db2.dc1.example.com',
+      'db2.dc2.example.com',
+    ]);
+    expect(await names({ compliance: 'unknown', match: '*.dc1.*' })).toEqual([
+      'cache1.dc1.example.com',
+      'cache2.dc1.example.com',
+    ]);
+    expect(await names({ traits: { role: 'web', site: 'dc1' } })).toEqual([
+      'web1.dc1.example.com',
+      'web2.dc1.example.com',
+    ]);
     expect(await names({ traits: { n: '7' } })).toEqual(['web2.dc2.example.com']);
     expect(await names({ traits: { role: 'nope' } })).toEqual([]);
     const never = await names({ seenBefore: 1 });
@@ -81,14 +118,26 @@ describe('spoke: hub queries', () => {
   });
 
   it('gets one envoy with traits and recent runs, and lists runs per envoy', async () => {
-    const d = await hub.request({ type: 'get_envoy', term: 1, hostname: 'db1.dc1.example.com', runs: 5 }, 10_000, 'envoy_detail');
+    const d = await hub.request(
+      { type: 'get_envoy', term: 1, hostname: 'db1.dc1.example.com', runs: 5 },
+      10_000,
+      'envoy_detail',
+    );
     expect(d.envoy).toMatchObject({ hostname: 'db1.dc1.example.com', compliance: 'noncompliant', connected: true });
     expect(d.traits).toMatchObject({ role: 'db', site: 'dc1' });
     expect(d.runs).toHaveLength(1);
     expect(d.runs[0]!.results).toHaveLength(2);
-    const missing = await hub.request({ type: 'get_envoy', term: 1, hostname: 'nobody.example.com' }, 10_000, 'envoy_detail');
+    const missing = await hub.request(
+      { type: 'get_envoy', term: 1, hostname: 'nobody.example.com' },
+      10_000,
+      'envoy_detail',
+    );
     expect(missing).toEqual({ type: 'envoy_detail', runs: [] });
-    const runs = await hub.request({ type: 'list_runs', term: 1, hostname: 'web1.dc2.example.com', limit: 10 }, 10_000, 'run_list');
+    const runs = await hub.request(
+      { type: 'list_runs', term: 1, hostname: 'web1.dc2.example.com', limit: 10 },
+      10_000,
+      'run_list',
+    );
     expect(runs.runs.map((r) => r.hostname)).toEqual(['web1.dc2.example.com']);
     const all = await hub.request({ type: 'list_runs', term: 1, limit: 3 }, 10_000, 'run_list');
     expect(all.runs).toHaveLength(3);

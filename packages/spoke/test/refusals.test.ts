@@ -1,6 +1,18 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { generateKeyPair, type Connection } from '@axle/shared';
-import { adopt, checkin, envoyConnect, getEnvoy, hubConnect, makeRun, newEnvoy, report, startSpoke, stats, type Fixture } from './helpers.js';
+import {
+  adopt,
+  checkin,
+  envoyConnect,
+  getEnvoy,
+  hubConnect,
+  makeRun,
+  newEnvoy,
+  report,
+  startSpoke,
+  stats,
+  type Fixture,
+} from './helpers.js';
 
 let f: Fixture | undefined;
 const open: Connection[] = [];
@@ -9,7 +21,10 @@ afterEach(async () => {
   await f?.cleanup();
   f = undefined;
 });
-const keep = <T extends Connection>(c: T): T => (open.push(c), c);
+const keep = <T extends Connection>(c: T): T => {
+  open.push(c);
+  return c;
+};
 
 const target = { spokeId: 'dc2', addr: '127.0.0.1:1531', pubkey: generateKeyPair().publicKey };
 
@@ -29,7 +44,9 @@ describe('spoke: refusals change nothing', () => {
     const a = newEnvoy('web1.dc1.example.com');
     await adopt(hub, [a]);
     const before = await snapshot(hub, [a.hostname]);
-    await expect(envoyConnect(f.spoke, 'stranger.example.com', generateKeyPair())).rejects.toMatchObject({ code: 'E_UNKNOWN_KEY' });
+    await expect(envoyConnect(f.spoke, 'stranger.example.com', generateKeyPair())).rejects.toMatchObject({
+      code: 'E_UNKNOWN_KEY',
+    });
     await expect(envoyConnect(f.spoke, a.hostname, generateKeyPair())).rejects.toMatchObject({ code: 'E_UNKNOWN_KEY' });
     expect(await snapshot(hub, [a.hostname])).toEqual(before);
     await expect(envoyConnect(f.spoke, a.hostname, a.key).then((c) => (c.close(), 'ok'))).resolves.toBe('ok');
@@ -59,13 +76,29 @@ describe('spoke: refusals change nothing', () => {
     await adopt(hub, [a, b]);
     const c = keep(await envoyConnect(f.spoke, a.hostname, a.key));
     await report(c, a, makeRun(a.hostname));
-    const rel = await hub.request({ type: 'release', term: 1, envoys: [{ hostname: a.hostname, epoch: 2, to: target }, { hostname: b.hostname, epoch: 2 }] }, 10_000, 'released');
+    const rel = await hub.request(
+      {
+        type: 'release',
+        term: 1,
+        envoys: [
+          { hostname: a.hostname, epoch: 2, to: target },
+          { hostname: b.hostname, epoch: 2 },
+        ],
+      },
+      10_000,
+      'released',
+    );
     expect(rel.count).toBe(2);
     const before = await snapshot(hub, [a.hostname, b.hostname]);
     expect(before.envoys).toBe(0);
     expect(before.details[0]!.envoy).toBeUndefined();
 
-    expect(await checkin(c, a)).toMatchObject({ type: 'redirect', to: { spokeId: 'dc2', addr: target.addr }, epoch: 2, term: 1 });
+    expect(await checkin(c, a)).toMatchObject({
+      type: 'redirect',
+      to: { spokeId: 'dc2', addr: target.addr },
+      epoch: 2,
+      term: 1,
+    });
     expect(await report(c, a, makeRun(a.hostname))).toMatchObject({ type: 'redirect', to: { spokeId: 'dc2' } });
     // A released envoy can still connect (to be told where to go); without `to` it asks the hub.
     const cb = keep(await envoyConnect(f.spoke, b.hostname, b.key));
@@ -95,10 +128,14 @@ describe('spoke: refusals change nothing', () => {
       { ...good, extra: 1 },
     ];
     for (const run of bad) {
-      await expect(c.request({ type: 'report', hostname: a.hostname, epoch: 1, run } as never)).rejects.toMatchObject({ code: 'E_BAD_MESSAGE' });
+      await expect(c.request({ type: 'report', hostname: a.hostname, epoch: 1, run } as never)).rejects.toMatchObject({
+        code: 'E_BAD_MESSAGE',
+      });
     }
     await expect(report(c, a, { ...good, hostname: b.hostname })).rejects.toMatchObject({ code: 'E_INVALID' });
-    await expect(report(c, a, { ...good, finishedAt: good.startedAt - 1 })).rejects.toMatchObject({ code: 'E_INVALID' });
+    await expect(report(c, a, { ...good, finishedAt: good.startedAt - 1 })).rejects.toMatchObject({
+      code: 'E_INVALID',
+    });
     // A message for another envoy on this envoy's connection.
     await expect(report(c, b, makeRun(b.hostname))).rejects.toMatchObject({ code: 'E_SENDER_MISMATCH' });
     await expect(checkin(c, b)).rejects.toMatchObject({ code: 'E_SENDER_MISMATCH' });
@@ -131,7 +168,11 @@ describe('spoke: refusals change nothing', () => {
     await adopt(hub, [a], 5);
     const before = await snapshot(hub, [a.hostname], 5);
     const stale = [
-      { type: 'adopt', term: 4, envoys: [{ hostname: 'new.example.com', pubkey: generateKeyPair().publicKey, epoch: 9 }] },
+      {
+        type: 'adopt',
+        term: 4,
+        envoys: [{ hostname: 'new.example.com', pubkey: generateKeyPair().publicKey, epoch: 9 }],
+      },
       { type: 'release', term: 4, envoys: [{ hostname: a.hostname, epoch: 9 }] },
       { type: 'list_envoys', term: 4, filter: {} },
       { type: 'get_envoy', term: 4, hostname: a.hostname },

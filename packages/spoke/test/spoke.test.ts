@@ -1,6 +1,18 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Connection } from '@axle/shared';
-import { adopt, checkin, envoyConnect, getEnvoy, hubConnect, makeRun, newEnvoy, report, startSpoke, stats, type Fixture } from './helpers.js';
+import {
+  adopt,
+  checkin,
+  envoyConnect,
+  getEnvoy,
+  hubConnect,
+  makeRun,
+  newEnvoy,
+  report,
+  startSpoke,
+  stats,
+  type Fixture,
+} from './helpers.js';
 import { waitFor } from '../../../test/support/wait.js';
 
 let f: Fixture | undefined;
@@ -21,11 +33,22 @@ describe('spoke: check-ins and reports', () => {
     expect(await adopt(hub, [a, b])).toBe(2);
 
     let s = await stats(hub);
-    expect(s).toMatchObject({ spokeId: 'dc1', envoys: 2, connected: 0, compliance: { compliant: 0, noncompliant: 0, unknown: 2 }, term: 1 });
+    expect(s).toMatchObject({
+      spokeId: 'dc1',
+      envoys: 2,
+      connected: 0,
+      compliance: { compliant: 0, noncompliant: 0, unknown: 2 },
+      term: 1,
+    });
 
     const ca = keep(await envoyConnect(f.spoke, a.hostname, a.key));
     const cb = keep(await envoyConnect(f.spoke, b.hostname, b.key));
-    expect(await checkin(ca, a, { traits: { os: 'debian', role: 'web' } })).toEqual({ type: 'checkin_ok', configVersion: 0, term: 1, runNow: false });
+    expect(await checkin(ca, a, { traits: { os: 'debian', role: 'web' } })).toEqual({
+      type: 'checkin_ok',
+      configVersion: 0,
+      term: 1,
+      runNow: false,
+    });
     expect(await checkin(cb, b)).toMatchObject({ type: 'checkin_ok' });
 
     const runA = makeRun(a.hostname, { compliant: true, results: 3 });
@@ -34,7 +57,14 @@ describe('spoke: check-ins and reports', () => {
     expect(await report(cb, b, runB)).toEqual({ type: 'ack', runId: runB.id, duplicate: false });
 
     const detail = await getEnvoy(hub, a.hostname);
-    expect(detail.envoy).toMatchObject({ hostname: a.hostname, spokeId: 'dc1', epoch: 1, connected: true, compliance: 'compliant', lastRunAt: runA.finishedAt });
+    expect(detail.envoy).toMatchObject({
+      hostname: a.hostname,
+      spokeId: 'dc1',
+      epoch: 1,
+      connected: true,
+      compliance: 'compliant',
+      lastRunAt: runA.finishedAt,
+    });
     expect(detail.traits).toEqual({ os: 'debian', role: 'web' });
     expect(detail.runs).toEqual([runA]);
 
@@ -119,13 +149,20 @@ describe('spoke: check-ins and reports', () => {
     const runs = Array.from({ length: 6 }, (_, i) => makeRun(a.hostname, { finishedAt: base + i }));
     for (const r of runs) await report(c, a, r);
     await waitFor(async () => (await getEnvoy(hub, a.hostname)).runs.length === 3, { what: 'count retention' });
-    expect((await getEnvoy(hub, a.hostname)).runs.map((r) => r.id)).toEqual(runs.slice(3).reverse().map((r) => r.id));
+    expect((await getEnvoy(hub, a.hostname)).runs.map((r) => r.id)).toEqual(
+      runs
+        .slice(3)
+        .reverse()
+        .map((r) => r.id),
+    );
 
     // A run that finished two hours ago is expired by the next age sweep (on restart).
     const old = makeRun(a.hostname, { finishedAt: Date.now() - 2 * 3600_000 });
     await report(c, a, old);
     const spoke = await f.restart();
     const hub2 = keep(await hubConnect(spoke));
-    await waitFor(async () => !(await getEnvoy(hub2, a.hostname)).runs.some((r) => r.id === old.id), { what: 'age retention' });
+    await waitFor(async () => !(await getEnvoy(hub2, a.hostname)).runs.some((r) => r.id === old.id), {
+      what: 'age retention',
+    });
   });
 });

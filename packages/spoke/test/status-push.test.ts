@@ -1,13 +1,37 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { AxleError, AxleServer, ErrorCode, generateKeyPair, toBase64, type Connection, type KeyPair, type MessageOf } from '@axle/shared';
-import { adopt, checkin, closedPort, envoyConnect, hubConnect, hubKey, makeRun, newEnvoy, report, startSpoke, type Fixture } from './helpers.js';
+import {
+  AxleError,
+  AxleServer,
+  ErrorCode,
+  generateKeyPair,
+  toBase64,
+  type Connection,
+  type KeyPair,
+  type MessageOf,
+} from '@axle/shared';
+import {
+  adopt,
+  checkin,
+  closedPort,
+  envoyConnect,
+  hubConnect,
+  hubKey,
+  makeRun,
+  newEnvoy,
+  report,
+  startSpoke,
+  type Fixture,
+} from './helpers.js';
 import { waitFor } from '../../../test/support/wait.js';
 
 /** A stand-in hub listener: accepts spoke dc1 and records the statuses it pushes. */
 async function hubListener(key: KeyPair, term: number) {
   const statuses: MessageOf<'status'>[] = [];
   const server = new AxleServer({
-    host: '127.0.0.1', port: 0, id: 'hub-c', keyPair: key,
+    host: '127.0.0.1',
+    port: 0,
+    id: 'hub-c',
+    keyPair: key,
     authenticate: (claim) => {
       if (claim.role !== 'spoke' || claim.id !== 'dc1') throw new AxleError(ErrorCode.UNKNOWN_KEY, 'not our spoke');
       return { role: 'spoke' };
@@ -52,7 +76,13 @@ describe('spoke: status push', () => {
 
     await waitFor(() => third.statuses.length >= 2, { timeoutMs: 20_000, what: 'status pushes at the third hub' });
     const last = third.statuses.at(-1)!.stats;
-    expect(last).toMatchObject({ spokeId: 'dc1', envoys: 1, compliance: { compliant: 0, noncompliant: 0, unknown: 1 }, configVersion: 0, version: '0.1.0' });
+    expect(last).toMatchObject({
+      spokeId: 'dc1',
+      envoys: 1,
+      compliance: { compliant: 0, noncompliant: 0, unknown: 1 },
+      configVersion: 0,
+      version: '0.1.0',
+    });
     expect(last.uptimeS).toBeGreaterThan(0);
     // status_ok carried term 9: the spoke now follows it and refuses the old term.
     await waitFor(() => f!.spoke.term === 9, { what: 'term learnt from status_ok' });
@@ -64,7 +94,10 @@ describe('spoke: status push', () => {
     cleanups.push(() => impostor.server.close(100));
     const good = await hubListener(hubKey, 1);
     cleanups.push(() => good.server.close(100));
-    f = await startSpoke({ extra: { status_interval: '100ms' }, spanner: { hub_addr: impostor.addr, hub_fallback_addrs: [good.addr] } });
+    f = await startSpoke({
+      extra: { status_interval: '100ms' },
+      spanner: { hub_addr: impostor.addr, hub_fallback_addrs: [good.addr] },
+    });
     await waitFor(() => good.statuses.length >= 1, { timeoutMs: 20_000, what: 'push reaching the trusted hub' });
     expect(impostor.statuses).toHaveLength(0);
     await waitFor(() => f!.spoke.term === 1, { what: 'term 1 from the trusted hub' });
@@ -72,7 +105,10 @@ describe('spoke: status push', () => {
 
   it('serves envoys as usual with no hub reachable at all', async () => {
     const ports = [await closedPort(), await closedPort()];
-    f = await startSpoke({ extra: { status_interval: '50ms' }, spanner: { hub_addr: `127.0.0.1:${ports[0]}`, hub_fallback_addrs: [`127.0.0.1:${ports[1]}`] } });
+    f = await startSpoke({
+      extra: { status_interval: '50ms' },
+      spanner: { hub_addr: `127.0.0.1:${ports[0]}`, hub_fallback_addrs: [`127.0.0.1:${ports[1]}`] },
+    });
     const hub: Connection = await hubConnect(f.spoke);
     cleanups.push(() => hub.close());
     const e = newEnvoy('lonely.dc1.example.com');
@@ -84,7 +120,11 @@ describe('spoke: status push', () => {
       expect(await report(c, e, makeRun(e.hostname))).toMatchObject({ type: 'ack', duplicate: false });
     }
     expect((await fetch(`http://${f.spoke.addr}/readyz`)).status).toBe(200);
-    const d = await hub.request({ type: 'get_envoy', term: 1, hostname: e.hostname, runs: 100 }, 10_000, 'envoy_detail');
+    const d = await hub.request(
+      { type: 'get_envoy', term: 1, hostname: e.hostname, runs: 100 },
+      10_000,
+      'envoy_detail',
+    );
     expect(d.runs).toHaveLength(20);
   });
 });

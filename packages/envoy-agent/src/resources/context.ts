@@ -31,13 +31,17 @@ export const drift = (message: string): Outcome => ({ status: 'drift', message }
 export class IdResolver {
   private users: Map<string, number> | undefined;
   private groups: Map<string, number> | undefined;
-  constructor(private readonly passwd = '/etc/passwd', private readonly group = '/etc/group') {}
+  constructor(
+    private readonly passwd = '/etc/passwd',
+    private readonly group = '/etc/group',
+  ) {}
 
   uid(u: string | number): number {
     if (typeof u === 'number') return u;
     this.users ??= readIds(this.passwd);
     const id = this.users.get(u);
-    if (id === undefined) throw new Error(`no such user "${u}" in ${this.passwd}; create the user first or use a numeric id`);
+    if (id === undefined)
+      throw new Error(`no such user "${u}" in ${this.passwd}; create the user first or use a numeric id`);
     return id;
   }
 
@@ -45,7 +49,8 @@ export class IdResolver {
     if (typeof g === 'number') return g;
     this.groups ??= readIds(this.group);
     const id = this.groups.get(g);
-    if (id === undefined) throw new Error(`no such group "${g}" in ${this.group}; create the group first or use a numeric id`);
+    if (id === undefined)
+      throw new Error(`no such group "${g}" in ${this.group}; create the group first or use a numeric id`);
     return id;
   }
 }

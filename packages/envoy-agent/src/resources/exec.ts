@@ -20,10 +20,16 @@ export async function applyExec(r: ResourceOf<'exec'>, ctx: ResourceContext): Pr
     ...(ctx.signal ? { signal: ctx.signal } : {}),
   };
   if (r.creates) {
-    const exists = await lstat(r.creates).then(() => true, () => false);
+    const exists = await lstat(r.creates).then(
+      () => true,
+      () => false,
+    );
     if (exists) return ok(`${r.creates} exists`);
   }
-  for (const [key, guard] of [['unless', r.unless], ['onlyif', r.onlyif]] as const) {
+  for (const [key, guard] of [
+    ['unless', r.unless],
+    ['onlyif', r.onlyif],
+  ] as const) {
     if (guard === undefined) continue;
     const argv = argvOf(guard);
     const g = await ctx.runner(argv, opts);

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { type Stats } from 'node:fs';
+import type { Stats } from 'node:fs';
 import { chmod, chown, lstat, mkdir, open, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import type { ResourceOf } from '../policy.js';
@@ -14,7 +14,8 @@ async function lstatOrNone(p: string): Promise<Stats | undefined> {
   }
 }
 
-const kindOf = (st: Stats) => (st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : st.isFile() ? 'file' : 'special file');
+const kindOf = (st: Stats) =>
+  st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : st.isFile() ? 'file' : 'special file';
 
 /** Differences in mode and ownership, as "mode 0600 -> 0644" phrases. */
 function metaDiffs(st: Stats, mode: number | undefined, uid: number | undefined, gid: number | undefined): string[] {
@@ -25,8 +26,15 @@ function metaDiffs(st: Stats, mode: number | undefined, uid: number | undefined,
   return d;
 }
 
-async function applyMeta(p: string, st: Stats, mode: number | undefined, uid: number | undefined, gid: number | undefined): Promise<void> {
-  if ((uid !== undefined && st.uid !== uid) || (gid !== undefined && st.gid !== gid)) await chown(p, uid ?? st.uid, gid ?? st.gid);
+async function applyMeta(
+  p: string,
+  st: Stats,
+  mode: number | undefined,
+  uid: number | undefined,
+  gid: number | undefined,
+): Promise<void> {
+  if ((uid !== undefined && st.uid !== uid) || (gid !== undefined && st.gid !== gid))
+    await chown(p, uid ?? st.uid, gid ?? st.gid);
   // chown can clear setuid bits, so the mode goes last.
   if (mode !== undefined && (st.mode & 0o7777) !== mode) await chmod(p, mode);
 }
@@ -38,7 +46,8 @@ async function desiredContent(r: ResourceOf<'file'>, ctx: ResourceContext): Prom
   const p = resolve(root, r.source);
   if (!p.startsWith(root + sep)) throw new Error(`source ${r.source} leaves the config bundle`);
   const st = await lstatOrNone(p);
-  if (!st) throw new Error(`source ${r.source} is not in the config bundle (${p}); add it to the bundle or fix the path`);
+  if (!st)
+    throw new Error(`source ${r.source} is not in the config bundle (${p}); add it to the bundle or fix the path`);
   if (!st.isFile()) throw new Error(`source ${r.source} is a ${kindOf(st)}, not a regular file`);
   return readFile(p);
 }
@@ -49,7 +58,10 @@ export async function applyFile(r: ResourceOf<'file'>, ctx: ResourceContext): Pr
   const uid = r.owner !== undefined ? ctx.ids.uid(r.owner) : undefined;
   const gid = r.group !== undefined ? ctx.ids.gid(r.group) : undefined;
   const st = await lstatOrNone(path);
-  if (st && !st.isFile()) return failed(`${path} is a ${kindOf(st)}; refusing to replace it with a file (remove it with an absent resource first)`);
+  if (st && !st.isFile())
+    return failed(
+      `${path} is a ${kindOf(st)}; refusing to replace it with a file (remove it with an absent resource first)`,
+    );
   const diffs: string[] = [];
   let rewrite = false;
   if (!st) {
@@ -66,8 +78,15 @@ export async function applyFile(r: ResourceOf<'file'>, ctx: ResourceContext): Pr
   if (ctx.mode === 'audit') return drift(diffs.join(', '));
   if (rewrite) {
     const parent = await lstatOrNone(dirname(path));
-    if (!parent?.isDirectory()) return failed(`parent directory ${dirname(path)} does not exist; add a directory resource before this file`);
-    await writeReplacing(path, want ?? Buffer.alloc(0), r.mode ?? (st ? st.mode & 0o7777 : 0o644), uid ?? st?.uid, gid ?? st?.gid);
+    if (!parent?.isDirectory())
+      return failed(`parent directory ${dirname(path)} does not exist; add a directory resource before this file`);
+    await writeReplacing(
+      path,
+      want ?? Buffer.alloc(0),
+      r.mode ?? (st ? st.mode & 0o7777 : 0o644),
+      uid ?? st?.uid,
+      gid ?? st?.gid,
+    );
   } else if (st) {
     await applyMeta(path, st, r.mode, uid, gid);
   }
@@ -75,7 +94,13 @@ export async function applyFile(r: ResourceOf<'file'>, ctx: ResourceContext): Pr
 }
 
 /** Temp file beside the target, fsync, then rename: a reader never sees half a file. */
-async function writeReplacing(path: string, data: Buffer, mode: number, uid: number | undefined, gid: number | undefined): Promise<void> {
+async function writeReplacing(
+  path: string,
+  data: Buffer,
+  mode: number,
+  uid: number | undefined,
+  gid: number | undefined,
+): Promise<void> {
   const tmp = join(dirname(path), `.${basename(path)}.axle-${process.pid}-${randomBytes(6).toString('hex')}`);
   const fh = await open(tmp, 'wx', 0o600);
   try {
@@ -115,7 +140,8 @@ export async function applyAbsent(r: ResourceOf<'absent'>, ctx: ResourceContext)
   const path = r.absent;
   const st = await lstatOrNone(path);
   if (!st) return ok('absent');
-  if (st.isDirectory() && !r.recursive) return failed(`${path} is a directory; set \`recursive: true\` to remove it with its contents`);
+  if (st.isDirectory() && !r.recursive)
+    return failed(`${path} is a directory; set \`recursive: true\` to remove it with its contents`);
   if (ctx.mode === 'audit') return drift(`${kindOf(st)} present`);
   await rm(path, { recursive: st.isDirectory(), force: true });
   return changed(`removed ${kindOf(st)}`);

@@ -14,6 +14,7 @@ export function detectPackageManager(path: string | undefined): PackageManager |
 /** The command lines a package manager uses, so tests can check them without installing anything. */
 export const packageCommands = {
   apt: {
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format syntax, not a template
     query: (p: string) => ['dpkg-query', '-W', '-f=${Status}', p],
     installed: (out: string, code: number | null) => code === 0 && /\binstall ok installed\b/.test(out),
     install: (ps: string[]) => ['apt-get', 'install', '-y', '-q', ...ps],
@@ -33,7 +34,11 @@ export async function applyPackage(r: ResourceOf<'package'>, ctx: ResourceContex
   const pm = detectPackageManager(ctx.env.PATH);
   if (!pm) return failed('no supported package manager found on PATH (need apt-get and dpkg-query, or dnf and rpm)');
   const cmds = packageCommands[pm];
-  const opts: CommandOptions = { timeoutMs: ctx.execTimeoutMs, env: { ...ctx.env, ...cmds.env }, ...(ctx.signal ? { signal: ctx.signal } : {}) };
+  const opts: CommandOptions = {
+    timeoutMs: ctx.execTimeoutMs,
+    env: { ...ctx.env, ...cmds.env },
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
+  };
   const wrong: string[] = [];
   for (const p of r.package) {
     const argv = cmds.query(p);
@@ -47,6 +52,7 @@ export async function applyPackage(r: ResourceOf<'package'>, ctx: ResourceContex
   if (ctx.mode === 'audit') return drift(what);
   const argv = r.state === 'installed' ? cmds.install(wrong) : cmds.remove(wrong);
   const res = await ctx.runner(argv, opts);
-  if (res.code === 0 && !res.timedOut && !res.spawnError) return changed(`${r.state === 'installed' ? 'installed' : 'removed'} ${wrong.join(' ')} (${pm})`);
+  if (res.code === 0 && !res.timedOut && !res.spawnError)
+    return changed(`${r.state === 'installed' ? 'installed' : 'removed'} ${wrong.join(' ')} (${pm})`);
   return failed(describeFailure(argv, res, opts.timeoutMs));
 }

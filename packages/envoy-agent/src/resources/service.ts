@@ -18,13 +18,21 @@ export const serviceCommands = {
 const DONE: Record<string, string> = { start: 'started', stop: 'stopped', enable: 'enabled', disable: 'disabled' };
 
 export async function applyService(r: ResourceOf<'service'>, ctx: ResourceContext): Promise<Outcome> {
-  if (!which('systemctl', ctx.env.PATH)) return failed('systemctl not found on PATH; the service resource needs systemd');
+  if (!which('systemctl', ctx.env.PATH))
+    return failed('systemctl not found on PATH; the service resource needs systemd');
   const unit = r.service;
-  const opts: CommandOptions = { timeoutMs: Math.min(ctx.execTimeoutMs, 120_000), env: ctx.env, ...(ctx.signal ? { signal: ctx.signal } : {}) };
+  const opts: CommandOptions = {
+    timeoutMs: Math.min(ctx.execTimeoutMs, 120_000),
+    env: ctx.env,
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
+  };
   const query = async (argv: string[]): Promise<CommandResult | Outcome> => {
     const q = await ctx.runner(argv, opts);
     if (q.spawnError || q.timedOut) return failed(describeFailure(argv, q, opts.timeoutMs));
-    if (NO_SYSTEMD.test(q.stderr) || NO_SYSTEMD.test(q.stdout)) return failed(`systemd is not running here (${(q.stderr || q.stdout).trim().split('\n')[0]}); cannot manage ${unit}`);
+    if (NO_SYSTEMD.test(q.stderr) || NO_SYSTEMD.test(q.stdout))
+      return failed(
+        `systemd is not running here (${(q.stderr || q.stdout).trim().split('\n')[0]}); cannot manage ${unit}`,
+      );
     return q;
   };
   const actions: { what: string; argv: string[] }[] = [];
@@ -33,7 +41,11 @@ export async function applyService(r: ResourceOf<'service'>, ctx: ResourceContex
     if ('status' in q) return q;
     const running = q.code === 0;
     if (running !== (r.state === 'running')) {
-      actions.push(r.state === 'running' ? { what: 'start', argv: serviceCommands.start(unit) } : { what: 'stop', argv: serviceCommands.stop(unit) });
+      actions.push(
+        r.state === 'running'
+          ? { what: 'start', argv: serviceCommands.start(unit) }
+          : { what: 'stop', argv: serviceCommands.stop(unit) },
+      );
     }
   }
   if (r.enabled !== undefined) {
@@ -43,10 +55,17 @@ export async function applyService(r: ResourceOf<'service'>, ctx: ResourceContex
     if (state === 'not-found' || /does not exist|No such file/i.test(q.stderr)) return failed(`unit ${unit} not found`);
     const enabled = q.code === 0 && state !== 'static' && state !== 'indirect';
     if (enabled !== r.enabled) {
-      actions.push(r.enabled ? { what: 'enable', argv: serviceCommands.enable(unit) } : { what: 'disable', argv: serviceCommands.disable(unit) });
+      actions.push(
+        r.enabled
+          ? { what: 'enable', argv: serviceCommands.enable(unit) }
+          : { what: 'disable', argv: serviceCommands.disable(unit) },
+      );
     }
   }
-  if (actions.length === 0) return ok([r.state, r.enabled === undefined ? undefined : r.enabled ? 'enabled' : 'disabled'].filter(Boolean).join(', '));
+  if (actions.length === 0)
+    return ok(
+      [r.state, r.enabled === undefined ? undefined : r.enabled ? 'enabled' : 'disabled'].filter(Boolean).join(', '),
+    );
   if (ctx.mode === 'audit') return drift(`needs ${actions.map((t) => t.what).join(' and ')}`);
   for (const t of actions) {
     const res = await ctx.runner(t.argv, opts);

@@ -11,7 +11,12 @@ export interface ApiErrorBody {
 
 /** A failed API call: the hub's code and message, and the HTTP status. */
 export class ApiCallError extends CliError {
-  constructor(readonly status: number, code: string, message: string, readonly body: ApiErrorBody) {
+  constructor(
+    readonly status: number,
+    code: string,
+    message: string,
+    readonly body: ApiErrorBody,
+  ) {
     super(message, EXIT.FAILED, code);
   }
 }
@@ -24,7 +29,11 @@ const HINTS: Record<number, string> = {
 
 /** The hub's JSON API over fetch. Writes refused by a standby are sent once more to the primary it names. */
 export class HubClient {
-  constructor(private readonly s: Settings, private readonly io: Io, private readonly timeoutMs = 60_000) {}
+  constructor(
+    private readonly s: Settings,
+    private readonly io: Io,
+    private readonly timeoutMs = 60_000,
+  ) {}
 
   get base(): string {
     return this.s.hub;
@@ -61,27 +70,44 @@ export class HubClient {
     try {
       res = await fetch(`${base}/api/v1${path}`, {
         method,
-        headers: { authorization: `Bearer ${this.s.token}`, accept: 'application/json', ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        headers: {
+          authorization: `Bearer ${this.s.token}`,
+          accept: 'application/json',
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
         signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (e) {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
       const why = cause?.code ?? cause?.message ?? (e as Error).message;
-      throw new CliError(`cannot reach the hub at ${base} (${why}); check --hub or AXLE_HUB (from ${this.s.from.hub || 'default'}) and that axle-hub is running`, EXIT.FAILED, 'E_UNREACHABLE');
+      throw new CliError(
+        `cannot reach the hub at ${base} (${why}); check --hub or AXLE_HUB (from ${this.s.from.hub || 'default'}) and that axle-hub is running`,
+        EXIT.FAILED,
+        'E_UNREACHABLE',
+      );
     }
     const text = await res.text();
     let data: unknown;
     try {
       data = text === '' ? {} : JSON.parse(text);
     } catch {
-      throw new CliError(`the hub at ${base} answered ${res.status} with something that is not JSON; is ${base} an Axle hub?`, EXIT.FAILED, 'E_MALFORMED');
+      throw new CliError(
+        `the hub at ${base} answered ${res.status} with something that is not JSON; is ${base} an Axle hub?`,
+        EXIT.FAILED,
+        'E_MALFORMED',
+      );
     }
     if (!res.ok) {
       const err = ((data as { error?: ApiErrorBody }).error ?? {}) as ApiErrorBody;
       const hint = HINTS[res.status];
       const msg = err.message ?? `the hub answered HTTP ${res.status}`;
-      throw new ApiCallError(res.status, err.code ?? `HTTP_${res.status}`, hint && !msg.includes(hint) ? `${msg} (${hint})` : msg, err);
+      throw new ApiCallError(
+        res.status,
+        err.code ?? `HTTP_${res.status}`,
+        hint && !msg.includes(hint) ? `${msg} (${hint})` : msg,
+        err,
+      );
     }
     return data as T;
   }

@@ -22,7 +22,10 @@ export class Ctx {
   private c: HubClient | undefined;
   private ready: Promise<void> | undefined;
 
-  constructor(readonly io: Io, private readonly cmd: Command) {}
+  constructor(
+    readonly io: Io,
+    private readonly cmd: Command,
+  ) {}
 
   get opts(): GlobalOpts {
     return this.cmd.optsWithGlobals() as GlobalOpts;
@@ -57,7 +60,9 @@ export class Ctx {
   partial(spokes: SpokeOutcome[] | undefined, what = 'results'): void {
     const missing = (spokes ?? []).filter((s) => s.outcome !== 'ok');
     for (const s of missing) {
-      this.warn(`spoke ${s.id} did not answer (${s.outcome}); these ${what} leave out its envoys. Check it with: axle spanner spoke ${s.id}`);
+      this.warn(
+        `spoke ${s.id} did not answer (${s.outcome}); these ${what} leave out its envoys. Check it with: axle spanner spoke ${s.id}`,
+      );
     }
     if (missing.length > 0) this.exitCode = EXIT.FAILED;
   }

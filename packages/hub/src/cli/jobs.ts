@@ -8,15 +8,47 @@ import { resolveSettings } from './settings.js';
 
 type Runner = <A extends unknown[]>(fn: (ctx: Ctx, ...a: A) => Promise<void>) => (...a: unknown[]) => Promise<void>;
 
-interface Counts { pending: number; running: number; succeeded: number; failed: number; timed_out: number; skipped: number }
+interface Counts {
+  pending: number;
+  running: number;
+  succeeded: number;
+  failed: number;
+  timed_out: number;
+  skipped: number;
+}
 interface JobView {
-  id: string; state: string; action: { kind: string; name?: string }; total: number; counts: Counts; waves: number; wave: number;
-  by: string; createdAt: number; startedAt: number; finishedAt?: number; reason?: string; maxRunning: number;
+  id: string;
+  state: string;
+  action: { kind: string; name?: string };
+  total: number;
+  counts: Counts;
+  waves: number;
+  wave: number;
+  by: string;
+  createdAt: number;
+  startedAt: number;
+  finishedAt?: number;
+  reason?: string;
+  maxRunning: number;
   options: { maxParallel: number; waveSize: number; wavePauseMs: number; retries: number; timeoutMs: number };
   unresolved: { spokeId: string; outcome: string }[];
 }
-interface Failure { hostname: string; spokeId: string; state: string; reason: string; attempts: number; exitCode?: number }
-interface Summary { job: JobView; total: number; succeeded: number; failed: number; counts: Counts; failures: Failure[] }
+interface Failure {
+  hostname: string;
+  spokeId: string;
+  state: string;
+  reason: string;
+  attempts: number;
+  exitCode?: number;
+}
+interface Summary {
+  job: JobView;
+  total: number;
+  succeeded: number;
+  failed: number;
+  counts: Counts;
+  failures: Failure[];
+}
 
 function durationArg(v: string): number {
   try {
@@ -29,7 +61,8 @@ function durationArg(v: string): number {
 function rateArg(v: string): number {
   const pct = v.endsWith('%');
   const n = Number(pct ? v.slice(0, -1) : v) / (pct ? 100 : 1);
-  if (!Number.isFinite(n) || n < 0 || n > 1) throw new InvalidArgumentError('must be a share from 0 to 1, or a percentage such as 10%');
+  if (!Number.isFinite(n) || n < 0 || n > 1)
+    throw new InvalidArgumentError('must be a share from 0 to 1, or a percentage such as 10%');
   return n;
 }
 
@@ -47,17 +80,24 @@ export function summaryText(s: Summary): string {
   let out = '';
   if (s.failures.length > 0) {
     out += `Failed hosts (${s.failures.length}):\n`;
-    out += table(['HOST', 'SPOKE', 'STATE', 'ATTEMPTS', 'REASON'], s.failures.map((f) => [f.hostname, f.spokeId, f.state, f.attempts, f.reason]));
+    out += table(
+      ['HOST', 'SPOKE', 'STATE', 'ATTEMPTS', 'REASON'],
+      s.failures.map((f) => [f.hostname, f.spokeId, f.state, f.attempts, f.reason]),
+    );
   }
   out += fields([
     ['Job', `${s.job.id} (${actionText(s.job.action)}) ${s.job.state}${s.job.reason ? `: ${s.job.reason}` : ''}`],
     ['Total', s.total],
     ['Succeeded', s.succeeded],
-    ['Failed', `${s.failed}${s.failed > 0 ? ` (${c.failed} failed, ${c.timed_out} timed out, ${c.skipped} skipped)` : ''}`],
+    [
+      'Failed',
+      `${s.failed}${s.failed > 0 ? ` (${c.failed} failed, ${c.timed_out} timed out, ${c.skipped} skipped)` : ''}`,
+    ],
     ['Duration', s.job.finishedAt ? `${((s.job.finishedAt - s.job.startedAt) / 1000).toFixed(1)}s` : 'running'],
     ['Max running', `${s.job.maxRunning} (max_parallel ${s.job.options.maxParallel})`],
   ]);
-  for (const u of s.job.unresolved ?? []) out += `note: spoke ${u.spokeId} did not answer when targets were chosen (${u.outcome}); its envoys were skipped\n`;
+  for (const u of s.job.unresolved ?? [])
+    out += `note: spoke ${u.spokeId} did not answer when targets were chosen (${u.outcome}); its envoys were skipped\n`;
   return out;
 }
 
@@ -123,13 +163,26 @@ async function follow(ctx: Ctx, id: string, onJob: (j: JobView) => void): Promis
 }
 
 interface RunOpts {
-  target?: string; trait?: Record<string, string>; spoke?: string; compliance?: string; maxParallel?: number; waveSize?: number; wavePause?: number;
-  retries?: number; backoff?: number; factor?: number; timeout?: number; stopOnFailureRate?: number; detach?: boolean;
+  target?: string;
+  trait?: Record<string, string>;
+  spoke?: string;
+  compliance?: string;
+  maxParallel?: number;
+  waveSize?: number;
+  wavePause?: number;
+  retries?: number;
+  backoff?: number;
+  factor?: number;
+  timeout?: number;
+  stopOnFailureRate?: number;
+  detach?: boolean;
 }
 
 export function runCommand(run: Runner): Command {
   return new Command('run')
-    .description('run converge or a published task on many envoys, with a live progress bar, then a summary (exit 1 if any target failed)')
+    .description(
+      'run converge or a published task on many envoys, with a live progress bar, then a summary (exit 1 if any target failed)',
+    )
     .argument('<action>', '"converge" (run the policies now) or "task"')
     .argument('[name]', 'the task name (tasks/*.yaml of the published config)')
     .option('--target <glob>', 'host name glob of the envoys to run on, e.g. "web*.dc1.*" ("*" for all)')
@@ -147,81 +200,149 @@ export function runCommand(run: Runner): Command {
       return n;
     })
     .option('--timeout <duration>', 'per target and attempt (default 5m)', durationArg)
-    .option('--stop-on-failure-rate <share>', 'stop starting targets once more than this share failed (0.1 or 10%)', rateArg)
+    .option(
+      '--stop-on-failure-rate <share>',
+      'stop starting targets once more than this share failed (0.1 or 10%)',
+      rateArg,
+    )
     .option('--detach', 'start the job and print its id without waiting')
-    .action(run(async (ctx, action: string, name: string | undefined, o: RunOpts) => {
-      if (action !== 'converge' && action !== 'task') throw usage(`the action is "converge" or "task NAME", not "${action}"`);
-      if (action === 'task' && !name) throw usage('name the task: axle run --target GLOB task NAME');
-      if (action === 'converge' && name) throw usage('converge takes no name');
-      if (!o.target && !o.trait && !o.spoke && !o.compliance) throw usage('choose the targets with --target GLOB (and/or --trait, --spoke, --compliance); --target "*" means every envoy');
-      const body = {
-        target: {
-          ...(o.target ? { match: o.target } : {}), ...(o.trait ? { traits: o.trait } : {}),
-          ...(o.spoke ? { spokes: o.spoke.split(',').map((x) => x.trim()).filter(Boolean) } : {}), ...(o.compliance ? { compliance: o.compliance } : {}),
-        },
-        action: action === 'task' ? { kind: 'task', name } : { kind: 'converge' },
-        ...(o.maxParallel !== undefined ? { max_parallel: o.maxParallel } : {}),
-        ...(o.waveSize !== undefined ? { wave_size: o.waveSize } : {}),
-        ...(o.wavePause !== undefined ? { wave_pause: o.wavePause } : {}),
-        ...(o.retries !== undefined ? { retries: o.retries } : {}),
-        ...(o.backoff !== undefined ? { backoff: o.backoff } : {}),
-        ...(o.factor !== undefined ? { factor: o.factor } : {}),
-        ...(o.timeout !== undefined ? { timeout: o.timeout } : {}),
-        ...(o.stopOnFailureRate !== undefined ? { stop_on_failure_rate: o.stopOnFailureRate } : {}),
-      };
-      const { job } = await ctx.client.post<{ job: JobView }>('/jobs', body);
-      if (o.detach) {
-        ctx.print(() => `${job.id}\n`, { job });
-        return;
-      }
-      if (!ctx.json) ctx.io.err(`job ${job.id}: ${actionText(job.action)} on ${job.total} envoys (max_parallel ${job.options.maxParallel}${job.waves > 1 ? `, ${job.waves} waves` : ''})\n`);
-      const bar = new JobProgress(ctx.io);
-      await follow(ctx, job.id, (j) => {
-        if (!ctx.json) bar.update(j);
-      });
-      const sum = await ctx.client.get<Summary>(`/jobs/${encodeURIComponent(job.id)}`);
-      if (!ctx.json) bar.update(sum.job, true);
-      ctx.print(() => summaryText(sum), sum);
-      if (sum.failed > 0 || sum.job.state !== 'succeeded') ctx.exitCode = EXIT.FAILED;
-    }));
+    .action(
+      run(async (ctx, action: string, name: string | undefined, o: RunOpts) => {
+        if (action !== 'converge' && action !== 'task')
+          throw usage(`the action is "converge" or "task NAME", not "${action}"`);
+        if (action === 'task' && !name) throw usage('name the task: axle run --target GLOB task NAME');
+        if (action === 'converge' && name) throw usage('converge takes no name');
+        if (!o.target && !o.trait && !o.spoke && !o.compliance)
+          throw usage(
+            'choose the targets with --target GLOB (and/or --trait, --spoke, --compliance); --target "*" means every envoy',
+          );
+        const body = {
+          target: {
+            ...(o.target ? { match: o.target } : {}),
+            ...(o.trait ? { traits: o.trait } : {}),
+            ...(o.spoke
+              ? {
+                  spokes: o.spoke
+                    .split(',')
+                    .map((x) => x.trim())
+                    .filter(Boolean),
+                }
+              : {}),
+            ...(o.compliance ? { compliance: o.compliance } : {}),
+          },
+          action: action === 'task' ? { kind: 'task', name } : { kind: 'converge' },
+          ...(o.maxParallel !== undefined ? { max_parallel: o.maxParallel } : {}),
+          ...(o.waveSize !== undefined ? { wave_size: o.waveSize } : {}),
+          ...(o.wavePause !== undefined ? { wave_pause: o.wavePause } : {}),
+          ...(o.retries !== undefined ? { retries: o.retries } : {}),
+          ...(o.backoff !== undefined ? { backoff: o.backoff } : {}),
+          ...(o.factor !== undefined ? { factor: o.factor } : {}),
+          ...(o.timeout !== undefined ? { timeout: o.timeout } : {}),
+          ...(o.stopOnFailureRate !== undefined ? { stop_on_failure_rate: o.stopOnFailureRate } : {}),
+        };
+        const { job } = await ctx.client.post<{ job: JobView }>('/jobs', body);
+        if (o.detach) {
+          ctx.print(() => `${job.id}\n`, { job });
+          return;
+        }
+        if (!ctx.json)
+          ctx.io.err(
+            `job ${job.id}: ${actionText(job.action)} on ${job.total} envoys (max_parallel ${job.options.maxParallel}${job.waves > 1 ? `, ${job.waves} waves` : ''})\n`,
+          );
+        const bar = new JobProgress(ctx.io);
+        await follow(ctx, job.id, (j) => {
+          if (!ctx.json) bar.update(j);
+        });
+        const sum = await ctx.client.get<Summary>(`/jobs/${encodeURIComponent(job.id)}`);
+        if (!ctx.json) bar.update(sum.job, true);
+        ctx.print(() => summaryText(sum), sum);
+        if (sum.failed > 0 || sum.job.state !== 'succeeded') ctx.exitCode = EXIT.FAILED;
+      }),
+    );
 }
 
 export function jobsCommand(run: Runner): Command {
   const jobs = new Command('jobs').description('list, show and cancel jobs');
 
-  jobs.command('list')
+  jobs
+    .command('list')
     .description('recent jobs, newest first')
     .option('--state <state>', 'running, succeeded, failed, stopped or cancelled')
     .option('--limit <n>', 'how many', intArg(1, 1000), 50)
-    .action(run(async (ctx, o: { state?: string; limit: number }) => {
-      const r = await ctx.client.get<{ jobs: JobView[] }>('/jobs', { state: o.state, limit: o.limit });
-      ctx.print(() => (r.jobs.length === 0 ? 'no jobs\n' : table(['ID', 'STATE', 'ACTION', 'TOTAL', 'OK', 'FAILED', 'RUNNING', 'STARTED', 'BY'],
-        r.jobs.map((j) => [j.id, j.state, actionText(j.action), j.total, j.counts.succeeded, j.counts.failed + j.counts.timed_out + j.counts.skipped, j.counts.running, ago(j.startedAt), j.by]))), r);
-    }));
+    .action(
+      run(async (ctx, o: { state?: string; limit: number }) => {
+        const r = await ctx.client.get<{ jobs: JobView[] }>('/jobs', { state: o.state, limit: o.limit });
+        ctx.print(
+          () =>
+            r.jobs.length === 0
+              ? 'no jobs\n'
+              : table(
+                  ['ID', 'STATE', 'ACTION', 'TOTAL', 'OK', 'FAILED', 'RUNNING', 'STARTED', 'BY'],
+                  r.jobs.map((j) => [
+                    j.id,
+                    j.state,
+                    actionText(j.action),
+                    j.total,
+                    j.counts.succeeded,
+                    j.counts.failed + j.counts.timed_out + j.counts.skipped,
+                    j.counts.running,
+                    ago(j.startedAt),
+                    j.by,
+                  ]),
+                ),
+          r,
+        );
+      }),
+    );
 
-  jobs.command('show')
+  jobs
+    .command('show')
     .description('one job: totals and every failed host with its reason')
     .argument('<id>', 'job id')
     .option('--targets', 'also list every target')
-    .action(run(async (ctx, id: string, o: { targets?: boolean }) => {
-      const s = await ctx.client.get<Summary>(`/jobs/${encodeURIComponent(id)}`);
-      const t = o.targets ? await ctx.client.get<{ targets: (Failure & { state: string; finishedAt?: number })[] }>(`/jobs/${encodeURIComponent(id)}/targets`, { limit: 100_000 }) : undefined;
-      ctx.print(() => {
-        let out = summaryText(s);
-        out += fields([['Started', time(s.job.startedAt)], ['By', s.job.by], ['Options', cell(s.job.options)]]);
-        if (t) out += table(['HOST', 'SPOKE', 'STATE', 'ATTEMPTS', 'FINISHED', 'REASON'], t.targets.map((x) => [x.hostname, x.spokeId, x.state, x.attempts, time(x.finishedAt), x.reason]));
-        return out;
-      }, t ? { ...s, targets: t.targets } : s);
-    }));
+    .action(
+      run(async (ctx, id: string, o: { targets?: boolean }) => {
+        const s = await ctx.client.get<Summary>(`/jobs/${encodeURIComponent(id)}`);
+        const t = o.targets
+          ? await ctx.client.get<{ targets: (Failure & { state: string; finishedAt?: number })[] }>(
+              `/jobs/${encodeURIComponent(id)}/targets`,
+              { limit: 100_000 },
+            )
+          : undefined;
+        ctx.print(
+          () => {
+            let out = summaryText(s);
+            out += fields([
+              ['Started', time(s.job.startedAt)],
+              ['By', s.job.by],
+              ['Options', cell(s.job.options)],
+            ]);
+            if (t)
+              out += table(
+                ['HOST', 'SPOKE', 'STATE', 'ATTEMPTS', 'FINISHED', 'REASON'],
+                t.targets.map((x) => [x.hostname, x.spokeId, x.state, x.attempts, time(x.finishedAt), x.reason]),
+              );
+            return out;
+          },
+          t ? { ...s, targets: t.targets } : s,
+        );
+      }),
+    );
 
-  jobs.command('cancel')
+  jobs
+    .command('cancel')
     .description('stop starting targets of a job (running ones finish; the rest are skipped)')
     .argument('<id>', 'job id')
-    .action(run(async (ctx, id: string) => {
-      const r = await ctx.client.post<{ job: JobView }>(`/jobs/${encodeURIComponent(id)}/cancel`, {});
-      ctx.print(() => `job ${r.job.id}: ${r.job.state === 'running' ? 'cancelling; running targets finish, the rest are skipped' : `already ${r.job.state}`}\n`, r);
-    }));
+    .action(
+      run(async (ctx, id: string) => {
+        const r = await ctx.client.post<{ job: JobView }>(`/jobs/${encodeURIComponent(id)}/cancel`, {});
+        ctx.print(
+          () =>
+            `job ${r.job.id}: ${r.job.state === 'running' ? 'cancelling; running targets finish, the rest are skipped' : `already ${r.job.state}`}\n`,
+          r,
+        );
+      }),
+    );
 
   return jobs;
 }
-

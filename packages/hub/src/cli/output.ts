@@ -22,7 +22,11 @@ export type Cell = string | number | boolean | null | undefined;
 export function table(head: string[], rows: Cell[][]): string {
   const text = rows.map((r) => r.map((c) => cell(c)));
   const widths = head.map((h, i) => Math.max(h.length, ...text.map((r) => (r[i] ?? '').length)));
-  const line = (cols: string[]) => cols.map((c, i) => (i === cols.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
+  const line = (cols: string[]) =>
+    cols
+      .map((c, i) => (i === cols.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
   return `${[line(head), ...text.map(line)].join('\n')}\n`;
 }
 
@@ -36,7 +40,10 @@ export function fields(pairs: [string, Cell][]): string {
 export function cell(v: Cell | unknown): string {
   if (v === null || v === undefined || v === '') return '-';
   const s = typeof v === 'string' ? v : typeof v === 'object' ? JSON.stringify(v) : String(v);
-  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => (c === '\n' ? '\\n' : c === '\t' ? '\\t' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what this escapes
+  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) =>
+    c === '\n' ? '\\n' : c === '\t' ? '\\t' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
 }
 
 export function json(v: unknown): string {

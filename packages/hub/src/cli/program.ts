@@ -13,29 +13,46 @@ import { spannerCommand } from './spanner.js';
  */
 export async function runCli(argv: string[], io: Io): Promise<number> {
   const state = { code: EXIT.OK as number };
-  const run = <A extends unknown[]>(fn: (ctx: Ctx, ...a: A) => Promise<void>) => async (...args: unknown[]): Promise<void> => {
-    const cmd = args[args.length - 1] as Command;
-    const ctx = new Ctx(io, cmd);
-    await ctx.connect();
-    await fn(ctx, ...(args.slice(0, -1) as A));
-    state.code = Math.max(state.code, ctx.exitCode);
-  };
+  const run =
+    <A extends unknown[]>(fn: (ctx: Ctx, ...a: A) => Promise<void>) =>
+    async (...args: unknown[]): Promise<void> => {
+      const cmd = args[args.length - 1] as Command;
+      const ctx = new Ctx(io, cmd);
+      await ctx.connect();
+      await fn(ctx, ...(args.slice(0, -1) as A));
+      state.code = Math.max(state.code, ctx.exitCode);
+    };
 
   const program = new Command('axle')
     .description('Operate an Axle fleet through its hub: envoys, spokes, moves, config, tokens, enrollments, events')
     .option('--hub <url>', 'hub address, host:port or http://host:port (env AXLE_HUB)')
     .option('--token <token>', 'API token (env AXLE_TOKEN)')
-    .option('--config <file>', 'CLI config file with hub: and token: (default ~/.config/axle/cli.yaml, env AXLE_CLI_CONFIG)')
+    .option(
+      '--config <file>',
+      'CLI config file with hub: and token: (default ~/.config/axle/cli.yaml, env AXLE_CLI_CONFIG)',
+    )
     .option('--json', 'machine-readable JSON on stdout')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
 
-  for (const make of [envoysCommand, spannerCommand, configCommand, tokensCommand, enrollmentsCommand, eventsCommand, hubCommand, runCommand, jobsCommand]) {
+  for (const make of [
+    envoysCommand,
+    spannerCommand,
+    configCommand,
+    tokensCommand,
+    enrollmentsCommand,
+    eventsCommand,
+    hubCommand,
+    runCommand,
+    jobsCommand,
+  ]) {
     const sub = make(run);
     // Settings made on the root are not inherited by commands built on their own; copy them down the tree.
     const inherit = (c: Command) => {
-      c.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) }).showHelpAfterError('(run with --help for usage)');
+      c.exitOverride()
+        .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
+        .showHelpAfterError('(run with --help for usage)');
       for (const x of c.commands) inherit(x);
     };
     inherit(sub);

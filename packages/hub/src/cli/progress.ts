@@ -1,8 +1,18 @@
 import type { Io } from './output.js';
 
 export interface MoveView {
-  id: string; kind: string; state: string; total: number; moved: number; already: number; skipped: number; failed: number;
-  errors?: unknown; from?: string; to?: string; match?: string;
+  id: string;
+  kind: string;
+  state: string;
+  total: number;
+  moved: number;
+  already: number;
+  skipped: number;
+  failed: number;
+  errors?: unknown;
+  from?: string;
+  to?: string;
+  match?: string;
 }
 
 const WIDTH = 30;
@@ -14,7 +24,10 @@ const WIDTH = 30;
 export class Progress {
   private last = '';
 
-  constructor(private readonly io: Io, private readonly label: string) {}
+  constructor(
+    private readonly io: Io,
+    private readonly label: string,
+  ) {}
 
   update(m: MoveView): void {
     const done = m.moved + m.already + m.skipped + m.failed;

@@ -25,7 +25,10 @@ export function configFile(env: NodeJS.ProcessEnv): string {
 
 /** host:port, http://host:port or https://host:port, with or without a trailing slash or /api/v1. */
 export function hubUrl(s: string): string {
-  let v = s.trim().replace(/\/+$/, '').replace(/\/api\/v1$/, '');
+  let v = s
+    .trim()
+    .replace(/\/+$/, '')
+    .replace(/\/api\/v1$/, '');
   if (!/^https?:\/\//i.test(v)) v = `http://${v}`;
   let u: URL;
   try {
@@ -33,7 +36,8 @@ export function hubUrl(s: string): string {
   } catch {
     throw usage(`"${s}" is not a hub address; give host:port or http://host:port`);
   }
-  if (u.pathname !== '/' && u.pathname !== '') throw usage(`"${s}" is not a hub address; give host:port or http://host:port (no path)`);
+  if (u.pathname !== '/' && u.pathname !== '')
+    throw usage(`"${s}" is not a hub address; give host:port or http://host:port (no path)`);
   return `${u.protocol}//${u.host}`;
 }
 
@@ -41,18 +45,29 @@ export function hubUrl(s: string): string {
  * Flags win over the environment (AXLE_HUB, AXLE_TOKEN), which wins over the config file
  * (~/.config/axle/cli.yaml, or AXLE_CLI_CONFIG) with `hub:` and `token:`.
  */
-export async function resolveSettings(flags: { hub?: string; token?: string; config?: string }, env: NodeJS.ProcessEnv): Promise<Settings> {
+export async function resolveSettings(
+  flags: { hub?: string; token?: string; config?: string },
+  env: NodeJS.ProcessEnv,
+): Promise<Settings> {
   const file = flags.config ?? configFile(env);
   let fromFile: { hub?: string | undefined; token?: string | undefined } = {};
   if (flags.config || existsSync(file)) {
     if (!existsSync(file)) throw usage(`config file ${file} does not exist`);
     fromFile = await readFile(file);
   }
-  const pick = (flag: string | undefined, name: string, envName: string, fileVal: string | undefined): [string | undefined, string] =>
+  const pick = (
+    flag: string | undefined,
+    name: string,
+    envName: string,
+    fileVal: string | undefined,
+  ): [string | undefined, string] =>
     flag ? [flag, `--${name}`] : env[envName] ? [env[envName], envName] : fileVal ? [fileVal, file] : [undefined, ''];
   const [hub, hubFrom] = pick(flags.hub, 'hub', 'AXLE_HUB', fromFile.hub);
   const [token, tokenFrom] = pick(flags.token, 'token', 'AXLE_TOKEN', fromFile.token);
   if (!hub) throw usage(`no hub address: pass --hub host:port, set AXLE_HUB, or put "hub: host:port" in ${file}`);
-  if (!token) throw usage(`no API token: pass --token, set AXLE_TOKEN, or put "token: ..." in ${file} (the admin token is in admin.token in the hub's data_dir)`);
+  if (!token)
+    throw usage(
+      `no API token: pass --token, set AXLE_TOKEN, or put "token: ..." in ${file} (the admin token is in admin.token in the hub's data_dir)`,
+    );
   return { hub: hubUrl(hub), token: token.trim(), from: { hub: hubFrom, token: tokenFrom } };
 }

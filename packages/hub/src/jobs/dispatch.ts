@@ -33,15 +33,25 @@ export interface DispatchDeps {
  * drops, the envoy is looked up again: if the directory moved it to another spoke, the order
  * goes there; otherwise the attempt fails with the reason.
  */
-export async function dispatch(d: DispatchDeps, o: { jobId: string; hostname: string; action: JobAction; timeoutMs: number; attempt: number }): Promise<Attempt> {
+export async function dispatch(
+  d: DispatchDeps,
+  o: { jobId: string; hostname: string; action: JobAction; timeoutMs: number; attempt: number },
+): Promise<Attempt> {
   let tried: string | undefined;
   for (let hop = 0; hop < MAX_HOPS; hop++) {
     const rec = d.state.envoys.get(o.hostname);
-    if (!rec) return { status: 'failed', reason: 'the envoy is no longer in the hub directory', spokeId: tried ?? '-', notSent: true };
+    if (!rec)
+      return {
+        status: 'failed',
+        reason: 'the envoy is no longer in the hub directory',
+        spokeId: tried ?? '-',
+        notSent: true,
+      };
     const spokeId = rec.spokeId;
     if (spokeId === tried) break;
     tried = spokeId;
-    if (!d.links.has(spokeId)) return { status: 'skipped', reason: `spoke ${spokeId} is not in the hub config`, spokeId, notSent: true };
+    if (!d.links.has(spokeId))
+      return { status: 'skipped', reason: `spoke ${spokeId} is not in the hub config`, spokeId, notSent: true };
     const link = d.links.get(spokeId);
     const h = d.fleet.health.get(spokeId);
     if (!link.connected) {
@@ -51,35 +61,77 @@ export async function dispatch(d: DispatchDeps, o: { jobId: string; hostname: st
       } catch (e) {
         if (moved(d, o.hostname, spokeId)) continue;
         const known = h.probed && !h.online && h.lastError ? `; last health error: ${h.lastError}` : '';
-        return { status: 'skipped', reason: `spoke ${spokeId} is unreachable: ${errorText(e)}${known}`, spokeId, notSent: true };
+        return {
+          status: 'skipped',
+          reason: `spoke ${spokeId} is unreachable: ${errorText(e)}${known}`,
+          spokeId,
+          notSent: true,
+        };
       }
     }
     let r: MessageOf<'job_result'>;
     try {
-      r = await link.request({
-        type: 'job_dispatch', term: d.state.term, jobId: o.jobId, hostname: o.hostname, action: o.action, timeoutMs: o.timeoutMs, attempt: o.attempt,
-      }, o.timeoutMs + HUB_GRACE_MS, 'job_result');
+      r = await link.request(
+        {
+          type: 'job_dispatch',
+          term: d.state.term,
+          jobId: o.jobId,
+          hostname: o.hostname,
+          action: o.action,
+          timeoutMs: o.timeoutMs,
+          attempt: o.attempt,
+        },
+        o.timeoutMs + HUB_GRACE_MS,
+        'job_result',
+      );
     } catch (e) {
       const code = e instanceof AxleError ? e.code : undefined;
       if (code === ErrorCode.TIMEOUT) {
-        return { status: 'timed_out', reason: `no result from spoke ${spokeId} within ${o.timeoutMs} ms (+${HUB_GRACE_MS} ms grace)`, spokeId, notSent: false };
+        return {
+          status: 'timed_out',
+          reason: `no result from spoke ${spokeId} within ${o.timeoutMs} ms (+${HUB_GRACE_MS} ms grace)`,
+          spokeId,
+          notSent: false,
+        };
       }
-      if (code === ErrorCode.UNKNOWN_ENVOY || code === ErrorCode.CLOSED || code === ErrorCode.KEEPALIVE || code === ErrorCode.UNREACHABLE) {
+      if (
+        code === ErrorCode.UNKNOWN_ENVOY ||
+        code === ErrorCode.CLOSED ||
+        code === ErrorCode.KEEPALIVE ||
+        code === ErrorCode.UNREACHABLE
+      ) {
         if (moved(d, o.hostname, spokeId)) continue;
-        const why = code === ErrorCode.UNKNOWN_ENVOY
-          ? `spoke ${spokeId} does not own the envoy (${errorText(e)})`
-          : `spoke ${spokeId} went away while the target ran (${errorText(e)}); its outcome is unknown`;
+        const why =
+          code === ErrorCode.UNKNOWN_ENVOY
+            ? `spoke ${spokeId} does not own the envoy (${errorText(e)})`
+            : `spoke ${spokeId} went away while the target ran (${errorText(e)}); its outcome is unknown`;
         return { status: 'failed', reason: why, spokeId, notSent: code === ErrorCode.UNKNOWN_ENVOY };
       }
-      return { status: 'failed', reason: `spoke ${spokeId} refused the order: ${errorText(e)}`, spokeId, notSent: true };
+      return {
+        status: 'failed',
+        reason: `spoke ${spokeId} refused the order: ${errorText(e)}`,
+        spokeId,
+        notSent: true,
+      };
     }
-    const base = { spokeId, notSent: false, ...(r.exitCode !== undefined ? { exitCode: r.exitCode } : {}), ...(r.output ? { output: r.output } : {}) };
+    const base = {
+      spokeId,
+      notSent: false,
+      ...(r.exitCode !== undefined ? { exitCode: r.exitCode } : {}),
+      ...(r.output ? { output: r.output } : {}),
+    };
     if (r.status === 'succeeded') return { status: 'succeeded', ...(r.message ? { reason: r.message } : {}), ...base };
-    if (r.status === 'timed_out') return { status: 'timed_out', reason: r.message || `timed out after ${o.timeoutMs} ms`, ...base };
+    if (r.status === 'timed_out')
+      return { status: 'timed_out', reason: r.message || `timed out after ${o.timeoutMs} ms`, ...base };
     if (r.status === 'refused') return { status: 'failed', reason: `refused by the envoy: ${r.message}`, ...base };
     return { status: 'failed', reason: r.message || 'failed', ...base };
   }
-  return { status: 'failed', reason: `the envoy kept moving between spokes (last tried ${tried ?? '-'}); try again`, spokeId: tried ?? '-', notSent: true };
+  return {
+    status: 'failed',
+    reason: `the envoy kept moving between spokes (last tried ${tried ?? '-'}); try again`,
+    spokeId: tried ?? '-',
+    notSent: true,
+  };
 }
 
 function moved(d: DispatchDeps, hostname: string, from: string): boolean {

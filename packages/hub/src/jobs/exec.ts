@@ -53,7 +53,11 @@ export class JobExec {
   readonly done: Promise<void>;
   private resolveDone!: () => void;
 
-  constructor(private readonly d: ExecDeps, job: Job, targets: JobTarget[]) {
+  constructor(
+    private readonly d: ExecDeps,
+    job: Job,
+    targets: JobTarget[],
+  ) {
     this.job = job;
     this.targets = new Map(targets.map((t) => [t.hostname, t]));
     this.waves = Array.from({ length: job.waves }, () => [] as string[]);
@@ -73,7 +77,9 @@ export class JobExec {
   }
 
   start(): void {
-    void this.run().catch((e: unknown) => this.d.log.error({ job: this.job.id, err: errorText(e) }, 'job runner failed'));
+    void this.run().catch((e: unknown) =>
+      this.d.log.error({ job: this.job.id, err: errorText(e) }, 'job runner failed'),
+    );
   }
 
   /** No new starts; pending targets are skipped with `reason`; running ones finish. */
@@ -107,7 +113,13 @@ export class JobExec {
       while (this.job.wave < this.waves.length && !this.halted) {
         const w = this.job.wave;
         // Timers may fire a millisecond early: pause until the wall clock says the pause is over.
-        while (w > 0 && this.job.waveEndedAt !== undefined && this.stopReason === undefined && !this.halted && Date.now() < this.job.waveEndedAt + o.wavePauseMs) {
+        while (
+          w > 0 &&
+          this.job.waveEndedAt !== undefined &&
+          this.stopReason === undefined &&
+          !this.halted &&
+          Date.now() < this.job.waveEndedAt + o.wavePauseMs
+        ) {
           await this.pause(this.job.waveEndedAt + o.wavePauseMs - Date.now());
         }
         if (this.halted) return;
@@ -190,7 +202,9 @@ export class JobExec {
     this.running++;
     if (this.running > this.job.maxRunning) this.job = { ...this.job, maxRunning: this.running };
     void this.attempt(h)
-      .catch((e: unknown) => this.d.log.error({ job: this.job.id, envoy: h, err: errorText(e) }, 'job target attempt failed unexpectedly'))
+      .catch((e: unknown) =>
+        this.d.log.error({ job: this.job.id, envoy: h, err: errorText(e) }, 'job target attempt failed unexpectedly'),
+      )
       .finally(() => {
         this.running--;
         this.inflight.delete(h);
@@ -212,7 +226,8 @@ export class JobExec {
     } catch (e) {
       // Not durable: do not send an order the hub could not account for after a restart.
       this.set({ ...this.targets.get(h)!, state: 'pending', attempts: prev.attempts, retryAt: Date.now() });
-      if (!this.halted) this.d.log.error({ job: jobId, envoy: h, err: errorText(e) }, 'cannot record a job target as running');
+      if (!this.halted)
+        this.d.log.error({ job: jobId, envoy: h, err: errorText(e) }, 'cannot record a job target as running');
       if (!this.halted) this.later(h, 1000);
       return;
     }
@@ -224,7 +239,13 @@ export class JobExec {
     const cur = this.targets.get(h)!;
     const history = [...cur.history, { attempt, spokeId: r.spokeId, startedAt, finishedAt, status: r.status }];
     const base: JobTarget = {
-      hostname: h, spokeId: r.spokeId === '-' ? cur.spokeId : r.spokeId, wave: cur.wave, attempts: attempt, startedAt, finishedAt, history,
+      hostname: h,
+      spokeId: r.spokeId === '-' ? cur.spokeId : r.spokeId,
+      wave: cur.wave,
+      attempts: attempt,
+      startedAt,
+      finishedAt,
+      history,
       state: 'running',
       ...(r.reason !== undefined ? { reason: r.reason } : {}),
       ...(r.exitCode !== undefined ? { exitCode: r.exitCode } : {}),
@@ -245,7 +266,9 @@ export class JobExec {
     const c = this.job.counts;
     const rate = o.stopOnFailureRate;
     if (rate !== undefined && this.job.total > 0 && (c.failed + c.timed_out) / this.job.total > rate) {
-      this.stop(`stopped: ${c.failed + c.timed_out} of ${this.job.total} targets failed, more than stop_on_failure_rate ${rate}`);
+      this.stop(
+        `stopped: ${c.failed + c.timed_out} of ${this.job.total} targets failed, more than stop_on_failure_rate ${rate}`,
+      );
     }
   }
 
@@ -306,11 +329,24 @@ export class JobExec {
     const now = Date.now();
     // Later waves never started: their targets are skipped with the reason.
     if (this.stopReason !== undefined) {
-      for (const t of [...this.targets.values()]) if (t.state === 'pending') this.terminal({ ...t, state: 'skipped', reason: this.stopReason, finishedAt: now });
+      for (const t of [...this.targets.values()])
+        if (t.state === 'pending') this.terminal({ ...t, state: 'skipped', reason: this.stopReason, finishedAt: now });
     }
     const c = this.job.counts;
-    const state: Job['state'] = this.cancelled ? 'cancelled' : this.stopReason !== undefined ? 'stopped' : c.succeeded === this.job.total ? 'succeeded' : 'failed';
-    this.job = { ...this.job, state, finishedAt: now, wave: this.waves.length, ...(this.stopReason !== undefined ? { reason: this.stopReason } : {}) };
+    const state: Job['state'] = this.cancelled
+      ? 'cancelled'
+      : this.stopReason !== undefined
+        ? 'stopped'
+        : c.succeeded === this.job.total
+          ? 'succeeded'
+          : 'failed';
+    this.job = {
+      ...this.job,
+      state,
+      finishedAt: now,
+      wave: this.waves.length,
+      ...(this.stopReason !== undefined ? { reason: this.stopReason } : {}),
+    };
     await this.flush();
     if (this.progressTimer) clearTimeout(this.progressTimer);
     this.d.metrics.duration.observe({ action: this.job.action.kind, state }, (now - this.job.startedAt) / 1000);

@@ -21,17 +21,34 @@ export class JobMetrics {
   readonly retries: Counter;
 
   constructor(m: HubMetrics, state: StateStore, g: JobGauges) {
-    this.duration = m.m.histogram('job_duration_seconds', 'Time from a job\'s start to its end, by action and final state',
-      [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200], ['action', 'state']);
-    this.targets = m.m.counter('job_targets_total', 'Job targets finished, by outcome (succeeded, failed, timed_out, skipped)', ['outcome']);
-    this.spokeTargets = m.m.counter('job_spoke_targets_total', 'Job target attempts answered through each spoke, by outcome', ['spoke', 'outcome']);
+    this.duration = m.m.histogram(
+      'job_duration_seconds',
+      "Time from a job's start to its end, by action and final state",
+      [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200],
+      ['action', 'state'],
+    );
+    this.targets = m.m.counter(
+      'job_targets_total',
+      'Job targets finished, by outcome (succeeded, failed, timed_out, skipped)',
+      ['outcome'],
+    );
+    this.spokeTargets = m.m.counter(
+      'job_spoke_targets_total',
+      'Job target attempts answered through each spoke, by outcome',
+      ['spoke', 'outcome'],
+    );
     this.retries = m.m.counter('job_retries_total', 'Job target attempts that were retried after a failure');
     m.m.gauge('job_targets_running', 'Job targets running now, over every job', [], function collect() {
       this.set(g.running());
     });
-    m.m.gauge('job_targets_overdue', 'Job targets running past their timeout (plus grace): stuck', [], function collect() {
-      this.set(g.overdue());
-    });
+    m.m.gauge(
+      'job_targets_overdue',
+      'Job targets running past their timeout (plus grace): stuck',
+      [],
+      function collect() {
+        this.set(g.overdue());
+      },
+    );
     m.m.gauge('jobs', 'Jobs kept on the hub, by state', ['state'], function collect() {
       this.reset();
       const counts: Record<string, number> = { running: 0, succeeded: 0, failed: 0, stopped: 0, cancelled: 0 };

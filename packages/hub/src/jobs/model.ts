@@ -32,7 +32,14 @@ export interface JobOptions {
 
 export type JobState = 'running' | 'succeeded' | 'failed' | 'stopped' | 'cancelled';
 export type TargetState = 'pending' | 'running' | 'succeeded' | 'failed' | 'timed_out' | 'skipped';
-export const TARGET_STATES: readonly TargetState[] = ['pending', 'running', 'succeeded', 'failed', 'timed_out', 'skipped'];
+export const TARGET_STATES: readonly TargetState[] = [
+  'pending',
+  'running',
+  'succeeded',
+  'failed',
+  'timed_out',
+  'skipped',
+];
 export const TERMINAL: ReadonlySet<TargetState> = new Set(['succeeded', 'failed', 'timed_out', 'skipped']);
 
 export type TargetCounts = Record<TargetState, number>;

@@ -33,7 +33,11 @@ export async function resolveTargets(q: Queries, state: StateStore, sel: JobSele
   const spokesAsked = new Set<string>();
   let cursor: string | null | undefined;
   for (let i = 0; i < MAX_PAGES; i++) {
-    const page = await q.listEnvoys(filter, { limit: PAGE, ...(cursor ? { cursor } : {}), ...(sel.spokes?.length ? { spokes: sel.spokes } : {}) });
+    const page = await q.listEnvoys(filter, {
+      limit: PAGE,
+      ...(cursor ? { cursor } : {}),
+      ...(sel.spokes?.length ? { spokes: sel.spokes } : {}),
+    });
     for (const s of page.spokes) {
       spokesAsked.add(s.id);
       if (s.outcome !== 'ok' && !failed.has(s.id)) failed.set(s.id, s.outcome);
@@ -50,10 +54,20 @@ export async function resolveTargets(q: Queries, state: StateStore, sel: JobSele
       if (why === undefined || seen.has(rec.hostname)) continue;
       if (glob && !glob.match(rec.hostname)) continue;
       const extra = sel.traits || sel.compliance ? '; its traits/compliance could not be checked' : '';
-      unreachable.push({ hostname: rec.hostname, spokeId: rec.spokeId, reason: `spoke ${rec.spokeId} did not answer when targets were chosen (${why})${extra}` });
+      unreachable.push({
+        hostname: rec.hostname,
+        spokeId: rec.spokeId,
+        reason: `spoke ${rec.spokeId} did not answer when targets were chosen (${why})${extra}`,
+      });
     }
   }
-  const targets = [...seen].map(([hostname, spokeId]) => ({ hostname, spokeId })).sort((a, b) => (a.hostname < b.hostname ? -1 : 1));
+  const targets = [...seen]
+    .map(([hostname, spokeId]) => ({ hostname, spokeId }))
+    .sort((a, b) => (a.hostname < b.hostname ? -1 : 1));
   unreachable.sort((a, b) => (a.hostname < b.hostname ? -1 : 1));
-  return { targets, unreachable, spokes: [...spokesAsked].map((id) => ({ spokeId: id, outcome: failed.get(id) ?? 'ok' })) };
+  return {
+    targets,
+    unreachable,
+    spokes: [...spokesAsked].map((id) => ({ spokeId: id, outcome: failed.get(id) ?? 'ok' })),
+  };
 }

@@ -38,7 +38,14 @@ export interface JobSummary {
   failed: number;
   counts: Job['counts'];
   /** Each target that did not succeed, with why. */
-  failures: { hostname: string; spokeId: string; state: TargetState; reason: string; attempts: number; exitCode?: number }[];
+  failures: {
+    hostname: string;
+    spokeId: string;
+    state: TargetState;
+    reason: string;
+    attempts: number;
+    exitCode?: number;
+  }[];
 }
 
 /** Finished jobs kept on the hub (with their targets); older ones are dropped when a job is created. */
@@ -71,27 +78,74 @@ export class JobRunner extends EventEmitter<{ event: [JobEvent] }> {
 
   /** Resolves the targets, stores the job and starts it; answers once the job is durable. */
   async create(spec: JobSpec, by: string): Promise<Job> {
-    if (!this.active) throw new AxleError(ErrorCode.NOT_PRIMARY, 'this hub is not running jobs (it is a standby or stopping); send the job to the primary hub');
+    if (!this.active)
+      throw new AxleError(
+        ErrorCode.NOT_PRIMARY,
+        'this hub is not running jobs (it is a standby or stopping); send the job to the primary hub',
+      );
     if (spec.action.kind === 'task') await this.checkTask(spec.action.name);
     const r = await resolveTargets(this.d.queries, this.d.state, spec.selector);
     const now = Date.now();
     const id = `j-${now.toString(36)}-${randomBytes(4).toString('hex')}`;
     const o = spec.options;
     const waveSize = o.waveSize > 0 ? o.waveSize : Math.max(1, r.targets.length);
-    const targets: JobTarget[] = r.targets.map((t, i) => ({ hostname: t.hostname, spokeId: t.spokeId, wave: Math.floor(i / waveSize), state: 'pending', attempts: 0, history: [] }));
-    for (const u of r.unreachable) targets.push({ hostname: u.hostname, spokeId: u.spokeId, wave: 0, state: 'skipped', attempts: 0, reason: u.reason, finishedAt: now, history: [] });
+    const targets: JobTarget[] = r.targets.map((t, i) => ({
+      hostname: t.hostname,
+      spokeId: t.spokeId,
+      wave: Math.floor(i / waveSize),
+      state: 'pending',
+      attempts: 0,
+      history: [],
+    }));
+    for (const u of r.unreachable)
+      targets.push({
+        hostname: u.hostname,
+        spokeId: u.spokeId,
+        wave: 0,
+        state: 'skipped',
+        attempts: 0,
+        reason: u.reason,
+        finishedAt: now,
+        history: [],
+      });
     const counts = emptyCounts();
     for (const t of targets) counts[t.state]++;
     const waves = r.targets.length === 0 ? 0 : Math.ceil(r.targets.length / waveSize);
     const job: Job = {
-      id, action: spec.action, selector: spec.selector, options: o, state: 'running', by, createdAt: now, startedAt: now,
-      total: targets.length, counts, waves, wave: 0, unresolved: r.spokes.filter((s) => s.outcome !== 'ok'), maxRunning: 0,
+      id,
+      action: spec.action,
+      selector: spec.selector,
+      options: o,
+      state: 'running',
+      by,
+      createdAt: now,
+      startedAt: now,
+      total: targets.length,
+      counts,
+      waves,
+      wave: 0,
+      unresolved: r.spokes.filter((s) => s.outcome !== 'ok'),
+      maxRunning: 0,
     };
     const exec = new JobExec(this.execDeps(), job, targets);
     for (const t of targets) if (t.state === 'skipped') this.metrics.targets.inc({ outcome: 'skipped' });
     await this.dropOld();
-    await this.d.state.applyAll([{ kind: 'job.put', job }, ...chunk(targets).map((ts) => ({ kind: 'job.targets' as const, jobId: id, targets: ts }))]);
-    this.d.log.info({ job: id, by, action: spec.action, targets: targets.length, unreachable: r.unreachable.length, waves, maxParallel: o.maxParallel }, 'job started');
+    await this.d.state.applyAll([
+      { kind: 'job.put', job },
+      ...chunk(targets).map((ts) => ({ kind: 'job.targets' as const, jobId: id, targets: ts })),
+    ]);
+    this.d.log.info(
+      {
+        job: id,
+        by,
+        action: spec.action,
+        targets: targets.length,
+        unreachable: r.unreachable.length,
+        waves,
+        maxParallel: o.maxParallel,
+      },
+      'job started',
+    );
     this.track(exec);
     return exec.job;
   }
@@ -107,7 +161,11 @@ export class JobRunner extends EventEmitter<{ event: [JobEvent] }> {
   /** The task must be in the current published bundle: a typo is refused here, not on 10,000 envoys. */
   private async checkTask(name: string): Promise<void> {
     const v = this.d.state.configVersion;
-    if (v === 0) throw new AxleError(ErrorCode.INVALID, `no config is published, so there is no task "${name}"; add tasks/${name}.yaml to config_dir and publish`);
+    if (v === 0)
+      throw new AxleError(
+        ErrorCode.INVALID,
+        `no config is published, so there is no task "${name}"; add tasks/${name}.yaml to config_dir and publish`,
+      );
     let names = this.tasksByVersion.get(v);
     if (!names) {
       const b = this.d.state.bundle(v);
@@ -124,19 +182,27 @@ export class JobRunner extends EventEmitter<{ event: [JobEvent] }> {
     }
     if (!names.has(name)) {
       const known = [...names].sort().join(', ') || 'none';
-      throw new AxleError(ErrorCode.INVALID, `task "${name}" is not in the published config (version ${v}; tasks: ${known}); add tasks/${name}.yaml to config_dir and publish`);
+      throw new AxleError(
+        ErrorCode.INVALID,
+        `task "${name}" is not in the published config (version ${v}; tasks: ${known}); add tasks/${name}.yaml to config_dir and publish`,
+      );
     }
   }
 
   private async dropOld(): Promise<void> {
-    const finished = [...this.d.state.jobs.values()].filter((j) => j.state !== 'running').sort((a, b) => b.createdAt - a.createdAt);
+    const finished = [...this.d.state.jobs.values()]
+      .filter((j) => j.state !== 'running')
+      .sort((a, b) => b.createdAt - a.createdAt);
     const drop = finished.slice(KEEP_FINISHED - 1);
     if (drop.length > 0) await this.d.state.applyAll(drop.map((j) => ({ kind: 'job.drop' as const, jobId: j.id })));
   }
 
   list(o: { limit?: number; state?: string } = {}): Job[] {
     const all = [...this.d.state.jobs.values()].map((j) => this.execs.get(j.id)?.job ?? j);
-    return all.filter((j) => !o.state || j.state === o.state).sort((a, b) => b.createdAt - a.createdAt).slice(0, o.limit ?? 50);
+    return all
+      .filter((j) => !o.state || j.state === o.state)
+      .sort((a, b) => b.createdAt - a.createdAt)
+      .slice(0, o.limit ?? 50);
   }
 
   job(id: string): Job {
@@ -160,9 +226,23 @@ export class JobRunner extends EventEmitter<{ event: [JobEvent] }> {
     const failures = all
       .filter((t) => t.state === 'failed' || t.state === 'timed_out' || t.state === 'skipped')
       .sort((a, b) => (a.hostname < b.hostname ? -1 : 1))
-      .map((t) => ({ hostname: t.hostname, spokeId: t.spokeId, state: t.state, reason: t.reason ?? t.state, attempts: t.attempts, ...(t.exitCode !== undefined ? { exitCode: t.exitCode } : {}) }));
+      .map((t) => ({
+        hostname: t.hostname,
+        spokeId: t.spokeId,
+        state: t.state,
+        reason: t.reason ?? t.state,
+        attempts: t.attempts,
+        ...(t.exitCode !== undefined ? { exitCode: t.exitCode } : {}),
+      }));
     const c = job.counts;
-    return { job, total: job.total, succeeded: c.succeeded, failed: c.failed + c.timed_out + c.skipped, counts: c, failures };
+    return {
+      job,
+      total: job.total,
+      succeeded: c.succeeded,
+      failed: c.failed + c.timed_out + c.skipped,
+      counts: c,
+      failures,
+    };
   }
 
   cancel(id: string, by: string): Job {
@@ -206,4 +286,3 @@ function chunk<T>(xs: T[], n = 500): T[][] {
   for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n));
   return out;
 }
-

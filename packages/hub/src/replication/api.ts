@@ -25,18 +25,27 @@ export function writeRefusal(d: ApiDeps, req: IncomingMessage, res: ServerRespon
 export function replicationRoutes(r: Router, d: ApiDeps): void {
   const repl = d.replication;
   if (!repl) return;
-  r.get('/api/v1/hub/replication', route(d, 'viewer', () => repl.status()));
-  r.post('/api/v1/hub/promote', route(d, 'admin', async () => {
-    const out = await repl.promote();
-    return { ...out, replication: repl.status() };
-  }));
+  r.get(
+    '/api/v1/hub/replication',
+    route(d, 'viewer', () => repl.status()),
+  );
+  r.post(
+    '/api/v1/hub/promote',
+    route(d, 'admin', async () => {
+      const out = await repl.promote();
+      return { ...out, replication: repl.status() };
+    }),
+  );
   // Test-only fault hook: cuts this hub's replication, vote and lease links (a partition).
   if (process.env.AXLE_TEST_FAULTS === '1') {
-    r.post('/api/v1/hub/test-fault', route(d, 'admin', async (ctx) => {
-      const b = await body(ctx, obj({ isolate: bool() }));
-      repl.setIsolated(b.isolate);
-      return { isolated: b.isolate };
-    }));
+    r.post(
+      '/api/v1/hub/test-fault',
+      route(d, 'admin', async (ctx) => {
+        const b = await body(ctx, obj({ isolate: bool() }));
+        repl.setIsolated(b.isolate);
+        return { isolated: b.isolate };
+      }),
+    );
   } else {
     r.post('/api/v1/hub/test-fault', () => {
       throw new AxleError(ErrorCode.NOT_FOUND, 'fault injection is off (set AXLE_TEST_FAULTS=1 in tests only)');

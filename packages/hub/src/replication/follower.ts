@@ -48,7 +48,12 @@ export class Follower {
   lastAckAt = 0;
   stopped = false;
 
-  constructor(readonly peerId: string, readonly conn: Connection, private readonly d: FollowerDeps, hint: { lastSeq: number; lastTerm: number }) {
+  constructor(
+    readonly peerId: string,
+    readonly conn: Connection,
+    private readonly d: FollowerDeps,
+    hint: { lastSeq: number; lastTerm: number },
+  ) {
     const s = d.state;
     const matches = hint.lastSeq > 0 && hint.lastSeq <= s.lastSeq && s.termAt(hint.lastSeq) === hint.lastTerm;
     this.needSnapshot = !matches;
@@ -97,8 +102,15 @@ export class Follower {
     }
     const sentAt = Date.now();
     const msg: MessageOf<'repl_append'> = {
-      type: 'repl_append', term: this.d.term, primary: this.d.self.id, primaryAddr: this.d.self.addr(),
-      prevSeq, prevTerm, entries: entries as unknown as MessageOf<'repl_append'>['entries'], holdMs: this.d.holdMs, primarySeq: state.lastSeq,
+      type: 'repl_append',
+      term: this.d.term,
+      primary: this.d.self.id,
+      primaryAddr: this.d.self.addr(),
+      prevSeq,
+      prevTerm,
+      entries: entries as unknown as MessageOf<'repl_append'>['entries'],
+      holdMs: this.d.holdMs,
+      primarySeq: state.lastSeq,
     };
     const ack = await this.conn.request(msg, this.d.requestTimeoutMs + Math.floor(bytes / 50_000), 'repl_ack');
     this.handleAck(ack, sentAt);
@@ -116,12 +128,19 @@ export class Follower {
     if (ack.ok) {
       this.matchSeq = ack.lastSeq;
       this.nextSeq = ack.lastSeq + 1;
-    } else if (ack.lastSeq <= state.lastSeq && state.termAt(ack.lastSeq) === ack.lastTerm && ack.lastSeq >= state.firstLogSeq() - 1) {
+    } else if (
+      ack.lastSeq <= state.lastSeq &&
+      state.termAt(ack.lastSeq) === ack.lastTerm &&
+      ack.lastSeq >= state.firstLogSeq() - 1
+    ) {
       // The standby holds a prefix of our log: go on from its end.
       this.nextSeq = ack.lastSeq + 1;
       this.matchSeq = Math.min(this.matchSeq, ack.lastSeq);
     } else {
-      this.d.log.info({ peer: this.peerId, theirSeq: ack.lastSeq, theirTerm: ack.lastTerm, reason: ack.reason }, 'standby log does not match; sending a snapshot');
+      this.d.log.info(
+        { peer: this.peerId, theirSeq: ack.lastSeq, theirTerm: ack.lastTerm, reason: ack.reason },
+        'standby log does not match; sending a snapshot',
+      );
       this.needSnapshot = true;
     }
     this.d.onAck(this.peerId, sentAt, this.matchSeq);
@@ -150,17 +169,31 @@ export class Follower {
       if (!this.active()) return false;
       const rows = chunks[i]!;
       sentAt = Date.now();
-      const ack = await this.conn.request({
-        type: 'repl_snapshot', term: this.d.term, primary: this.d.self.id, primaryAddr: this.d.self.addr(),
-        snapSeq: snap.seq, snapTerm: snap.term, chunk: i, done: i === chunks.length - 1,
-        rows: rows as MessageOf<'repl_snapshot'>['rows'],
-      }, this.d.requestTimeoutMs + Math.floor(approxBytes(rows) / 50_000), 'repl_ack');
+      const ack = await this.conn.request(
+        {
+          type: 'repl_snapshot',
+          term: this.d.term,
+          primary: this.d.self.id,
+          primaryAddr: this.d.self.addr(),
+          snapSeq: snap.seq,
+          snapTerm: snap.term,
+          chunk: i,
+          done: i === chunks.length - 1,
+          rows: rows as MessageOf<'repl_snapshot'>['rows'],
+        },
+        this.d.requestTimeoutMs + Math.floor(approxBytes(rows) / 50_000),
+        'repl_ack',
+      );
       if (ack.term > this.d.term) {
         this.stopped = true;
         this.d.onHigherTerm(ack.term, this.peerId);
         return false;
       }
-      if (!ack.ok) throw new AxleError(ErrorCode.INTERNAL, `standby ${this.peerId} refused snapshot chunk ${i}: ${ack.reason ?? 'no reason given'}`);
+      if (!ack.ok)
+        throw new AxleError(
+          ErrorCode.INTERNAL,
+          `standby ${this.peerId} refused snapshot chunk ${i}: ${ack.reason ?? 'no reason given'}`,
+        );
       this.lastAckAt = Date.now();
       this.d.onAck(this.peerId, sentAt, this.matchSeq);
     }

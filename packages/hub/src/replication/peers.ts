@@ -1,5 +1,15 @@
 import {
-  AxleError, ErrorCode, connectPeer, errorText, fromBase64, type Connection, type KeyPair, type Logger, type Message, type MessageOf, type MessageType,
+  AxleError,
+  ErrorCode,
+  connectPeer,
+  errorText,
+  fromBase64,
+  type Connection,
+  type KeyPair,
+  type Logger,
+  type Message,
+  type MessageOf,
+  type MessageType,
 } from '@axle/shared';
 
 export interface PeerConfig {
@@ -55,12 +65,18 @@ export class PeerLink {
 
   connection(timeoutMs: number): Promise<Connection> {
     if (this.closed) return Promise.reject(new AxleError(ErrorCode.CLOSED, `link to hub ${this.id} is closed`));
-    if (this.o.blocked()) return Promise.reject(new AxleError(ErrorCode.UNREACHABLE, `link to hub ${this.id} is blocked (test fault)`));
+    if (this.o.blocked())
+      return Promise.reject(new AxleError(ErrorCode.UNREACHABLE, `link to hub ${this.id} is blocked (test fault)`));
     if (this.conn?.isOpen) return Promise.resolve(this.conn);
     if (!this.connecting) {
       this.connecting = connectPeer(this.cfg.addr, {
-        id: this.self.id, role: 'hub', keyPair: this.self.keyPair, expectServerKey: this.pubkey,
-        limits: { maxFrameBytes: REPL_FRAME_BYTES }, handshakeTimeoutMs: Math.max(100, timeoutMs), requestTimeoutMs: 30_000,
+        id: this.self.id,
+        role: 'hub',
+        keyPair: this.self.keyPair,
+        expectServerKey: this.pubkey,
+        limits: { maxFrameBytes: REPL_FRAME_BYTES },
+        handshakeTimeoutMs: Math.max(100, timeoutMs),
+        requestTimeoutMs: 30_000,
       }).then(
         (c) => {
           this.connecting = undefined;
@@ -73,7 +89,8 @@ export class PeerLink {
           c.onEvent = () => undefined;
           void c.closed.then((info) => {
             if (this.conn === c) this.conn = undefined;
-            if (!this.closed) this.o.log.debug({ peer: this.id, code: info.code, reason: info.reason }, 'peer hub link closed');
+            if (!this.closed)
+              this.o.log.debug({ peer: this.id, code: info.code, reason: info.reason }, 'peer hub link closed');
           });
           this.o.onOpen(c);
           return c;
@@ -93,7 +110,13 @@ export class PeerLink {
     const conn = await Promise.race([
       this.connection(timeoutMs),
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new AxleError(ErrorCode.TIMEOUT, `hub ${this.id} did not complete the handshake within ${timeoutMs} ms`)), timeoutMs);
+        timer = setTimeout(
+          () =>
+            reject(
+              new AxleError(ErrorCode.TIMEOUT, `hub ${this.id} did not complete the handshake within ${timeoutMs} ms`),
+            ),
+          timeoutMs,
+        );
       }),
     ]).finally(() => clearTimeout(timer));
     if (this.o.blocked()) throw new AxleError(ErrorCode.UNREACHABLE, `link to hub ${this.id} is blocked (test fault)`);
@@ -103,7 +126,9 @@ export class PeerLink {
   /** Keeps the link open: called on every heartbeat tick while the hub runs. */
   keepOpen(timeoutMs: number): void {
     if (this.closed || this.conn?.isOpen || this.connecting || this.o.blocked()) return;
-    this.connection(timeoutMs).catch((e: unknown) => this.o.log.debug({ peer: this.id, err: errorText(e) }, 'cannot reach peer hub'));
+    this.connection(timeoutMs).catch((e: unknown) =>
+      this.o.log.debug({ peer: this.id, err: errorText(e) }, 'cannot reach peer hub'),
+    );
   }
 
   drop(): void {

@@ -1,5 +1,15 @@
 import {
-  AxleError, ErrorCode, errorText, fingerprint, toBase64, type Connection, type KeyPair, type Logger, type Message, type MessageOf, type PeerClaim,
+  AxleError,
+  ErrorCode,
+  errorText,
+  fingerprint,
+  toBase64,
+  type Connection,
+  type KeyPair,
+  type Logger,
+  type Message,
+  type MessageOf,
+  type PeerClaim,
 } from '@axle/shared';
 import type { HubConfig, SpokeConfig } from '../config.js';
 import { SpokeLink } from '../spoke-links.js';
@@ -87,9 +97,15 @@ export class Replication {
     if (!this.settings.enabled) return;
     const self = { id: cfg.server_id, keyPair: d.keyPair };
     for (const p of cfg.spanner.peers) {
-      this.peers.set(p.id, new PeerLink(p, self, {
-        log: d.log, onRequest: (m, c) => this.onPeerRequest(m, p.id, c), onOpen: (c) => this.hello(p.id, c), blocked: () => this.isolated,
-      }));
+      this.peers.set(
+        p.id,
+        new PeerLink(p, self, {
+          log: d.log,
+          onRequest: (m, c) => this.onPeerRequest(m, p.id, c),
+          onOpen: (c) => this.hello(p.id, c),
+          blocked: () => this.isolated,
+        }),
+      );
     }
     for (const w of cfg.replication.witnesses) {
       this.witnesses.set(w.id, new SpokeLink({ ...w, patterns: [] } as SpokeConfig, self, d.log));
@@ -145,9 +161,12 @@ export class Replication {
 
   notPrimary(): AxleError {
     const addr = this.primaryAddr();
-    return new AxleError(ErrorCode.NOT_PRIMARY, addr
-      ? `this hub (${this.selfId}) is a standby; the primary is ${this.primaryId ?? '?'} at ${addr}: send writes there`
-      : `this hub (${this.selfId}) is not the primary and no primary is known right now (an election may be under way); retry shortly or at another hub`);
+    return new AxleError(
+      ErrorCode.NOT_PRIMARY,
+      addr
+        ? `this hub (${this.selfId}) is a standby; the primary is ${this.primaryId ?? '?'} at ${addr}: send writes there`
+        : `this hub (${this.selfId}) is not the primary and no primary is known right now (an election may be under way); retry shortly or at another hub`,
+    );
   }
 
   // ---- lease and commit (primary) ----
@@ -181,10 +200,17 @@ export class Replication {
     return new Promise<void>((resolve, reject) => {
       const ms = Math.max(10_000, this.settings.electionTimeoutMs * 2);
       const w: Waiter = {
-        seq, resolve, reject,
+        seq,
+        resolve,
+        reject,
         timer: setTimeout(() => {
           this.waiters = this.waiters.filter((x) => x !== w);
-          reject(new AxleError(ErrorCode.TIMEOUT, `the change is stored on this hub but ${this.settings.minAcks} standby(s) did not confirm it within ${ms} ms; it may be lost if this hub fails. Check the standbys (GET /api/v1/hub)`));
+          reject(
+            new AxleError(
+              ErrorCode.TIMEOUT,
+              `the change is stored on this hub but ${this.settings.minAcks} standby(s) did not confirm it within ${ms} ms; it may be lost if this hub fails. Check the standbys (GET /api/v1/hub)`,
+            ),
+          );
         }, ms),
       };
       this.waiters.push(w);
@@ -236,7 +262,10 @@ export class Replication {
     for (const p of this.peers.values()) p.keepOpen(s.electionTimeoutMs);
     if (this.role === 'primary') {
       if (!this.leaseValid() && Date.now() - this.primarySince > 0) {
-        this.d.log.warn({ term: this.term, majority: s.majority }, 'lost the lease: a majority of voters has not answered within the lease; stepping down');
+        this.d.log.warn(
+          { term: this.term, majority: s.majority },
+          'lost the lease: a majority of voters has not answered within the lease; stepping down',
+        );
         void this.stepDown('lease lost');
         return;
       }
@@ -244,7 +273,11 @@ export class Replication {
       this.releaseWaiters();
       return;
     }
-    if (!this.campaigning && Date.now() >= this.nextCampaignAt && Date.now() - this.heardPrimaryAt >= s.electionTimeoutMs) {
+    if (
+      !this.campaigning &&
+      Date.now() >= this.nextCampaignAt &&
+      Date.now() - this.heardPrimaryAt >= s.electionTimeoutMs
+    ) {
       void this.campaign(false);
     }
   }
@@ -263,7 +296,11 @@ export class Replication {
     for (const [id, w] of this.witnesses) {
       if (this.isolated) continue;
       const sentAt = Date.now();
-      w.request({ type: 'lease_ping', term, primary: this.selfId, holdMs: this.settings.electionTimeoutMs, ...pos }, this.settings.leaseMs, 'lease_ok').then(
+      w.request(
+        { type: 'lease_ping', term, primary: this.selfId, holdMs: this.settings.electionTimeoutMs, ...pos },
+        this.settings.leaseMs,
+        'lease_ok',
+      ).then(
         (r) => {
           if (r.term > term) return void this.learnTerm(r.term, `witness ${id}`);
           if (this.role === 'primary' && this.term === term) {
@@ -337,11 +374,18 @@ export class Replication {
     this.matchSeq.clear();
     this.d.log.warn({ term, lastSeq: this.d.state.lastSeq }, 'promoted to primary');
     for (const [id, i] of this.inbound) this.feed(id, i);
-    this.d.state.apply({ kind: 'term.set', term }).catch((e: unknown) => this.d.log.warn({ err: errorText(e) }, 'term change not confirmed by the standbys'));
+    this.d.state
+      .apply({ kind: 'term.set', term })
+      .catch((e: unknown) => this.d.log.warn({ err: errorText(e) }, 'term change not confirmed by the standbys'));
     const hash = this.d.adminHash();
     const adminId = `admin.${this.selfId}`;
     if (this.d.state.apiTokens.get(adminId)?.hash !== hash) {
-      this.d.state.apply({ kind: 'apitoken.put', token: { id: adminId, hash, role: 'admin', name: adminId, createdAt: Date.now() } }).catch(() => undefined);
+      this.d.state
+        .apply({
+          kind: 'apitoken.put',
+          token: { id: adminId, hash, role: 'admin', name: adminId, createdAt: Date.now() },
+        })
+        .catch(() => undefined);
     }
     await this.d.onPrimary(term);
   }
@@ -351,18 +395,33 @@ export class Replication {
     const adminId = `admin.${peerId}`;
     if (i.adminHash !== undefined && this.d.state.apiTokens.get(adminId)?.hash !== i.adminHash) {
       // The peer's own admin token, so the CLI can follow a 421 from it to here with the same token.
-      this.d.state.apply({ kind: 'apitoken.put', token: { id: adminId, hash: i.adminHash, role: 'admin', name: adminId, createdAt: Date.now() } }).catch(() => undefined);
+      this.d.state
+        .apply({
+          kind: 'apitoken.put',
+          token: { id: adminId, hash: i.adminHash, role: 'admin', name: adminId, createdAt: Date.now() },
+        })
+        .catch(() => undefined);
     }
     const s = this.settings;
     const term = this.term;
-    const f = new Follower(peerId, i.conn, {
-      state: this.d.state, log: this.d.log, self: { id: this.selfId, addr: this.d.selfAddr }, term,
-      heartbeatMs: s.heartbeatMs, holdMs: s.electionTimeoutMs, requestTimeoutMs: Math.max(s.leaseMs, 1000),
-      leading: () => this.role === 'primary' && this.term === term && !this.isolated,
-      onAck: (id, sentAt, seq) => this.onAck(id, sentAt, seq),
-      onHigherTerm: (t, from) => void this.learnTerm(t, `standby ${from}`),
-      nextAppend: (ms) => this.nextAppend(ms),
-    }, i.hint);
+    const f = new Follower(
+      peerId,
+      i.conn,
+      {
+        state: this.d.state,
+        log: this.d.log,
+        self: { id: this.selfId, addr: this.d.selfAddr },
+        term,
+        heartbeatMs: s.heartbeatMs,
+        holdMs: s.electionTimeoutMs,
+        requestTimeoutMs: Math.max(s.leaseMs, 1000),
+        leading: () => this.role === 'primary' && this.term === term && !this.isolated,
+        onAck: (id, sentAt, seq) => this.onAck(id, sentAt, seq),
+        onHigherTerm: (t, from) => void this.learnTerm(t, `standby ${from}`),
+        nextAppend: (ms) => this.nextAppend(ms),
+      },
+      i.hint,
+    );
     i.follower = f;
     void f.run().finally(() => {
       if (i.follower === f) i.follower = undefined;
@@ -391,7 +450,10 @@ export class Replication {
       }
       if (pre.granted.size + 1 < s.majority || this.role === 'primary' || this.stopped) {
         this.nextCampaignAt = Date.now() + this.electionDelay();
-        this.d.log.info({ term, votes: pre.granted.size + 1, majority: s.majority, refusals: pre.refusals }, 'pre-vote found no majority; not starting an election');
+        this.d.log.info(
+          { term, votes: pre.granted.size + 1, majority: s.majority, refusals: pre.refusals },
+          'pre-vote found no majority; not starting an election',
+        );
         return false;
       }
       await this.d.state.raiseTerm(term);
@@ -426,18 +488,40 @@ export class Replication {
   }
 
   /** Asks every other voter at once; answers within half the election timeout count. */
-  private async askVotes(term: number, handover: boolean, prevote: boolean): Promise<{ granted: Map<string, number>; higher: number; refusals: string[] }> {
+  private async askVotes(
+    term: number,
+    handover: boolean,
+    prevote: boolean,
+  ): Promise<{ granted: Map<string, number>; higher: number; refusals: string[] }> {
     const s = this.settings;
     const pos = this.applier.position();
     const req: MessageOf<'vote_request'> = {
-      type: 'vote_request', term, candidate: this.selfId, ...pos, holdMs: s.electionTimeoutMs, ...(handover ? { handover } : {}), ...(prevote ? { prevote } : {}),
+      type: 'vote_request',
+      term,
+      candidate: this.selfId,
+      ...pos,
+      holdMs: s.electionTimeoutMs,
+      ...(handover ? { handover } : {}),
+      ...(prevote ? { prevote } : {}),
     };
     const sentAt = Date.now();
     const timeout = Math.max(100, Math.floor(s.electionTimeoutMs / 2));
     const asks: Promise<{ id: string; reply?: MessageOf<'vote_reply'>; err?: string }>[] = [];
     if (!this.isolated) {
-      for (const [id, p] of this.peers) asks.push(p.request(req, timeout, 'vote_reply').then((reply) => ({ id, reply }), (e: unknown) => ({ id, err: errorText(e) })));
-      for (const [id, w] of this.witnesses) asks.push(w.request(req, timeout, 'vote_reply').then((reply) => ({ id: `witness:${id}`, reply }), (e: unknown) => ({ id: `witness:${id}`, err: errorText(e) })));
+      for (const [id, p] of this.peers)
+        asks.push(
+          p.request(req, timeout, 'vote_reply').then(
+            (reply) => ({ id, reply }),
+            (e: unknown) => ({ id, err: errorText(e) }),
+          ),
+        );
+      for (const [id, w] of this.witnesses)
+        asks.push(
+          w.request(req, timeout, 'vote_reply').then(
+            (reply) => ({ id: `witness:${id}`, reply }),
+            (e: unknown) => ({ id: `witness:${id}`, err: errorText(e) }),
+          ),
+        );
     }
     const answers = await Promise.all(asks);
     const granted = new Map<string, number>();
@@ -447,19 +531,31 @@ export class Replication {
       // A pre-vote refused for a term we have not reached yet says nothing about a higher term.
       if (a.reply && a.reply.term > term) higher = Math.max(higher, a.reply.term);
     }
-    return { granted, higher, refusals: answers.filter((a) => !a.reply?.granted).map((a) => `${a.id}: ${a.reply?.reason ?? a.err}`) };
+    return {
+      granted,
+      higher,
+      refusals: answers.filter((a) => !a.reply?.granted).map((a) => `${a.id}: ${a.reply?.reason ?? a.err}`),
+    };
   }
 
   private onVoteRequest(req: MessageOf<'vote_request'>): Promise<MessageOf<'vote_reply'>> {
     const p = this.voteChain.then(async (): Promise<MessageOf<'vote_reply'>> => {
       const state = this.d.state;
       const pos = this.applier.position();
-      const decision = decideVote({
-        now: Date.now(), term: this.term, votedFor: this.voteOf(req.term), heardPrimaryAt: this.heardPrimaryAt,
-        leading: this.role === 'primary' && this.leaseValid(), ...pos,
-      }, req);
+      const decision = decideVote(
+        {
+          now: Date.now(),
+          term: this.term,
+          votedFor: this.voteOf(req.term),
+          heardPrimaryAt: this.heardPrimaryAt,
+          leading: this.role === 'primary' && this.leaseValid(),
+          ...pos,
+        },
+        req,
+      );
       if (!decision.granted) {
-        if (!req.prevote) this.d.log.info({ candidate: req.candidate, term: req.term, reason: decision.reason }, 'vote refused');
+        if (!req.prevote)
+          this.d.log.info({ candidate: req.candidate, term: req.term, reason: decision.reason }, 'vote refused');
         return { type: 'vote_reply', term: this.term, granted: false, reason: decision.reason };
       }
       if (req.prevote) return { type: 'vote_reply', term: this.term, granted: true, reason: 'would grant' };
@@ -476,26 +572,38 @@ export class Replication {
 
   /** Manual promotion (`axle hub promote` on a standby): ask the primary to step down, then run the election. */
   async promote(): Promise<{ role: HubRole; term: number }> {
-    if (!this.settings.enabled) throw new AxleError(ErrorCode.INVALID, 'this hub has no spanner.peers; it is the only hub and always primary');
+    if (!this.settings.enabled)
+      throw new AxleError(ErrorCode.INVALID, 'this hub has no spanner.peers; it is the only hub and always primary');
     if (this.role === 'primary') return { role: this.role, term: this.term };
     let handover = false;
     const primary = this.primaryId !== undefined ? this.peers.get(this.primaryId) : undefined;
     if (primary) {
       try {
-        const r = await primary.request({ type: 'step_down', term: this.term, candidate: this.selfId }, this.settings.leaseMs, 'step_down_ok');
+        const r = await primary.request(
+          { type: 'step_down', term: this.term, candidate: this.selfId },
+          this.settings.leaseMs,
+          'step_down_ok',
+        );
         // Catch up with what it had before asking for votes, so nothing acknowledged is left behind.
         const deadline = Date.now() + this.settings.electionTimeoutMs * 2;
-        while (this.d.state.lastSeq < r.lastSeq && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
+        while (this.d.state.lastSeq < r.lastSeq && Date.now() < deadline)
+          await new Promise((res) => setTimeout(res, 20));
         handover = true;
       } catch (e) {
-        this.d.log.warn({ primary: this.primaryId, err: errorText(e) }, 'the primary did not step down; electing without a handover');
+        this.d.log.warn(
+          { primary: this.primaryId, err: errorText(e) },
+          'the primary did not step down; electing without a handover',
+        );
       }
     }
     const deadline = Date.now() + this.settings.electionTimeoutMs * 3 + 1000;
     for (;;) {
       if (await this.campaign(handover)) break;
       if (Date.now() > deadline) {
-        throw new AxleError(ErrorCode.CONFLICT, `no majority of the ${this.settings.voters} voters agreed to promote ${this.selfId} (see the hub log for each refusal); a primary may still hold its lease, or too many voters are down`);
+        throw new AxleError(
+          ErrorCode.CONFLICT,
+          `no majority of the ${this.settings.voters} voters agreed to promote ${this.selfId} (see the hub log for each refusal); a primary may still hold its lease, or too many voters are down`,
+        );
       }
       await new Promise((res) => setTimeout(res, Math.max(50, this.settings.heartbeatMs)));
     }
@@ -506,9 +614,16 @@ export class Replication {
 
   authenticate(claim: PeerClaim): { role: string } {
     const p = this.d.config().spanner.peers.find((x) => x.id === claim.id);
-    if (!p) throw new AxleError(ErrorCode.UNKNOWN_KEY, `hub "${claim.id}" is not in this hub's spanner.peers; add it (id, addr, pubkey) to replicate with it`);
+    if (!p)
+      throw new AxleError(
+        ErrorCode.UNKNOWN_KEY,
+        `hub "${claim.id}" is not in this hub's spanner.peers; add it (id, addr, pubkey) to replicate with it`,
+      );
     if (p.pubkey !== toBase64(claim.pubkey)) {
-      throw new AxleError(ErrorCode.UNKNOWN_KEY, `hub "${claim.id}" presented key ${fingerprint(claim.pubkey)}, not its pubkey in spanner.peers; run axle-hub keygen on it and update the config`);
+      throw new AxleError(
+        ErrorCode.UNKNOWN_KEY,
+        `hub "${claim.id}" presented key ${fingerprint(claim.pubkey)}, not its pubkey in spanner.peers; run axle-hub keygen on it and update the config`,
+      );
     }
     if (this.isolated) throw new AxleError(ErrorCode.UNREACHABLE, 'peer links are blocked (test fault)');
     return { role: 'hub' };
@@ -530,13 +645,19 @@ export class Replication {
 
   private hello(peerId: string, conn: Connection): void {
     const pos = this.applier.position();
-    conn.request({ type: 'repl_hello', term: this.term, id: this.selfId, ...pos, adminHash: this.d.adminHash() }, this.settings.leaseMs, 'repl_welcome').then(
-      (w) => {
-        if (w.term > this.term) void this.learnTerm(w.term, `primary ${w.primary}`);
-        this.d.log.info({ primary: w.primary, term: w.term }, 'following the primary');
-      },
-      (e: unknown) => this.d.log.debug({ peer: peerId, err: errorText(e) }, 'peer is not the primary'),
-    );
+    conn
+      .request(
+        { type: 'repl_hello', term: this.term, id: this.selfId, ...pos, adminHash: this.d.adminHash() },
+        this.settings.leaseMs,
+        'repl_welcome',
+      )
+      .then(
+        (w) => {
+          if (w.term > this.term) void this.learnTerm(w.term, `primary ${w.primary}`);
+          this.d.log.info({ primary: w.primary, term: w.term }, 'following the primary');
+        },
+        (e: unknown) => this.d.log.debug({ peer: peerId, err: errorText(e) }, 'peer is not the primary'),
+      );
   }
 
   private async onPeerRequest(msg: Message, peerId: string, conn: Connection): Promise<Message> {
@@ -555,12 +676,26 @@ export class Replication {
         return { type: 'repl_welcome', term: this.term, primary: this.selfId, primaryAddr: this.d.selfAddr() };
       }
       case 'repl_append': {
-        if (msg.term < this.term) return { type: 'repl_ack', term: this.term, ok: false, ...this.applier.position(), reason: `term ${msg.term} is behind ${this.term}` };
+        if (msg.term < this.term)
+          return {
+            type: 'repl_ack',
+            term: this.term,
+            ok: false,
+            ...this.applier.position(),
+            reason: `term ${msg.term} is behind ${this.term}`,
+          };
         await this.follow(msg.term, msg.primary, msg.primaryAddr);
         return this.applier.append(msg, () => this.term);
       }
       case 'repl_snapshot': {
-        if (msg.term < this.term) return { type: 'repl_ack', term: this.term, ok: false, ...this.applier.position(), reason: `term ${msg.term} is behind ${this.term}` };
+        if (msg.term < this.term)
+          return {
+            type: 'repl_ack',
+            term: this.term,
+            ok: false,
+            ...this.applier.position(),
+            reason: `term ${msg.term} is behind ${this.term}`,
+          };
         await this.follow(msg.term, msg.primary, msg.primaryAddr);
         return this.applier.snapshot(msg, () => this.term);
       }
@@ -597,22 +732,45 @@ export class Replication {
       const match = this.matchSeq.get(p.id);
       const isPrimary = this.primaryId === p.id;
       return {
-        id: p.id, addr: p.addr,
+        id: p.id,
+        addr: p.addr,
         role: isPrimary ? 'primary' : this.role === 'primary' ? (i?.follower ? 'standby' : 'unreachable') : 'unknown',
         linked: this.peers.get(p.id)?.connected ?? false,
         // A standby the primary feeds follows the primary's term.
         term: isPrimary ? this.term : this.role === 'primary' && i?.follower ? this.term : null,
-        ...(this.role === 'primary' ? { logPosition: match ?? null, lag: match === undefined ? null : Math.max(0, state.lastSeq - match), lastAckMsAgo: this.leaseAcks.has(p.id) ? now - this.leaseAcks.get(p.id)! : null } : {}),
+        ...(this.role === 'primary'
+          ? {
+              logPosition: match ?? null,
+              lag: match === undefined ? null : Math.max(0, state.lastSeq - match),
+              lastAckMsAgo: this.leaseAcks.has(p.id) ? now - this.leaseAcks.get(p.id)! : null,
+            }
+          : {}),
       };
     });
     return {
-      enabled: this.settings.enabled, role: this.role, term: this.term, logPosition: state.lastSeq,
+      enabled: this.settings.enabled,
+      role: this.role,
+      term: this.term,
+      logPosition: state.lastSeq,
       lag: this.role === 'primary' ? 0 : this.applier.lag,
-      primary: this.role === 'primary' ? { id: this.selfId, addr: this.d.selfAddr() } : this.primaryId !== undefined ? { id: this.primaryId, addr: this.primaryAddr() ?? null } : null,
-      leaseMs: this.settings.leaseMs, electionTimeoutMs: this.settings.electionTimeoutMs, minAcks: this.settings.minAcks,
-      voters: this.settings.voters, majority: this.settings.majority,
+      primary:
+        this.role === 'primary'
+          ? { id: this.selfId, addr: this.d.selfAddr() }
+          : this.primaryId !== undefined
+            ? { id: this.primaryId, addr: this.primaryAddr() ?? null }
+            : null,
+      leaseMs: this.settings.leaseMs,
+      electionTimeoutMs: this.settings.electionTimeoutMs,
+      minAcks: this.settings.minAcks,
+      voters: this.settings.voters,
+      majority: this.settings.majority,
       leaseValidForMs: this.role === 'primary' ? Math.max(0, Math.min(this.leaseValidUntil() - now, 1e12)) : 0,
-      hubs, witnesses: cfg.replication.witnesses.map((w) => ({ id: w.id, addr: w.addr, lastAckMsAgo: this.leaseAcks.has(`witness:${w.id}`) ? now - this.leaseAcks.get(`witness:${w.id}`)! : null })),
+      hubs,
+      witnesses: cfg.replication.witnesses.map((w) => ({
+        id: w.id,
+        addr: w.addr,
+        lastAckMsAgo: this.leaseAcks.has(`witness:${w.id}`) ? now - this.leaseAcks.get(`witness:${w.id}`)! : null,
+      })),
     };
   }
 
@@ -623,7 +781,10 @@ export class Replication {
   /** Replication lag per standby as the primary sees it (for metrics). */
   lags(): { peer: string; lag: number }[] {
     if (this.role !== 'primary') return [{ peer: this.selfId, lag: this.applier.lag }];
-    return this.d.config().spanner.peers.map((p) => ({ peer: p.id, lag: Math.max(0, this.d.state.lastSeq - (this.matchSeq.get(p.id) ?? 0)) }));
+    return this.d.config().spanner.peers.map((p) => ({
+      peer: p.id,
+      lag: Math.max(0, this.d.state.lastSeq - (this.matchSeq.get(p.id) ?? 0)),
+    }));
   }
 
   /** Test-only: cut (or restore) every replication, vote and lease link. */

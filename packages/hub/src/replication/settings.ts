@@ -51,20 +51,34 @@ export function replicationIssues(c: HubConfig): Issue[] {
   const peers = c.spanner.peers;
   const ids = new Set<string>([c.server_id]);
   peers.forEach((p, i) => {
-    if (ids.has(p.id)) out.push({ path: `spanner.peers[${i}].id`, message: `"${p.id}" is this hub's server_id or a duplicate peer; list each other hub once` });
+    if (ids.has(p.id))
+      out.push({
+        path: `spanner.peers[${i}].id`,
+        message: `"${p.id}" is this hub's server_id or a duplicate peer; list each other hub once`,
+      });
     ids.add(p.id);
   });
   r.witnesses.forEach((w, i) => {
-    if (ids.has(w.id)) out.push({ path: `replication.witnesses[${i}].id`, message: `"${w.id}" is also a hub id; witnesses are spokes` });
+    if (ids.has(w.id))
+      out.push({ path: `replication.witnesses[${i}].id`, message: `"${w.id}" is also a hub id; witnesses are spokes` });
   });
   if (r.min_acks !== undefined && r.min_acks > peers.length) {
-    out.push({ path: 'replication.min_acks', message: `is ${r.min_acks}, but only ${peers.length} peer hub(s) are configured; no write could ever be acknowledged` });
+    out.push({
+      path: 'replication.min_acks',
+      message: `is ${r.min_acks}, but only ${peers.length} peer hub(s) are configured; no write could ever be acknowledged`,
+    });
   }
   if (r.election_timeout !== undefined && r.election_timeout <= r.lease) {
-    out.push({ path: 'replication.election_timeout', message: `must be longer than replication.lease (${r.lease} ms), or a new primary could be elected while the old one still holds its lease` });
+    out.push({
+      path: 'replication.election_timeout',
+      message: `must be longer than replication.lease (${r.lease} ms), or a new primary could be elected while the old one still holds its lease`,
+    });
   }
   if (peers.length === 0 && r.witnesses.length > 0) {
-    out.push({ path: 'replication.witnesses', message: 'witnesses only matter with spanner.peers; add the other hubs or remove the witnesses' });
+    out.push({
+      path: 'replication.witnesses',
+      message: 'witnesses only matter with spanner.peers; add the other hubs or remove the witnesses',
+    });
   }
   return out;
 }

@@ -16,7 +16,10 @@ export class StandbyApplier {
   /** The primary's last position as it last told us (for the lag shown in status). */
   primarySeq = 0;
 
-  constructor(private readonly state: StateStore, private readonly log: Logger) {}
+  constructor(
+    private readonly state: StateStore,
+    private readonly log: Logger,
+  ) {}
 
   position(): { lastSeq: number; lastTerm: number } {
     const s = this.state;
@@ -38,10 +41,17 @@ export class StandbyApplier {
       this.primarySeq = Math.max(this.primarySeq, msg.primarySeq);
       const s = this.state;
       const ack = (ok: boolean, reason?: string): Ack => ({
-        type: 'repl_ack', term: term(), ok, ...this.position(), ...(reason !== undefined ? { reason } : {}),
+        type: 'repl_ack',
+        term: term(),
+        ok,
+        ...this.position(),
+        ...(reason !== undefined ? { reason } : {}),
       });
       if (s.lastSeq !== msg.prevSeq || s.termAt(msg.prevSeq) !== msg.prevTerm) {
-        return ack(false, `this standby is at ${s.lastSeq} (term ${s.termAt(s.lastSeq) ?? '?'}), not at ${msg.prevSeq} (term ${msg.prevTerm})`);
+        return ack(
+          false,
+          `this standby is at ${s.lastSeq} (term ${s.termAt(s.lastSeq) ?? '?'}), not at ${msg.prevSeq} (term ${msg.prevTerm})`,
+        );
       }
       const entries = msg.entries as unknown as LogEntry[];
       for (let i = 0; i < entries.length; i++) {
@@ -60,7 +70,11 @@ export class StandbyApplier {
   snapshot(msg: MessageOf<'repl_snapshot'>, term: () => number): Promise<Ack> {
     return this.serial(async () => {
       const ack = (ok: boolean, reason?: string): Ack => ({
-        type: 'repl_ack', term: term(), ok, ...this.position(), ...(reason !== undefined ? { reason } : {}),
+        type: 'repl_ack',
+        term: term(),
+        ok,
+        ...this.position(),
+        ...(reason !== undefined ? { reason } : {}),
       });
       if (msg.chunk === 0) this.snap = { seq: msg.snapSeq, term: msg.snapTerm, next: 0, rows: [] };
       const cur = this.snap;
@@ -73,7 +87,11 @@ export class StandbyApplier {
       if (!msg.done) return ack(true);
       this.snap = undefined;
       try {
-        await this.state.installSnapshot(cur.seq, cur.term, cur.rows as { table: string; key: unknown; value: unknown }[]);
+        await this.state.installSnapshot(
+          cur.seq,
+          cur.term,
+          cur.rows as { table: string; key: unknown; value: unknown }[],
+        );
       } catch (e) {
         this.log.error({ err: errorText(e), seq: cur.seq }, 'could not install the snapshot');
         return ack(false, `could not install the snapshot: ${errorText(e)}`);

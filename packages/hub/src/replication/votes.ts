@@ -31,13 +31,17 @@ export function decideVote(v: VoterView, req: MessageOf<'vote_request'>): VoteDe
   if (!req.handover) {
     if (v.leading) return { granted: false, reason: 'this hub is the primary and holds its lease' };
     const since = v.now - v.heardPrimaryAt;
-    if (since < req.holdMs) return { granted: false, reason: `heard from a primary ${since} ms ago (within ${req.holdMs} ms)` };
+    if (since < req.holdMs)
+      return { granted: false, reason: `heard from a primary ${since} ms ago (within ${req.holdMs} ms)` };
   }
   if (req.term === v.term && v.votedFor !== undefined && v.votedFor !== req.candidate) {
     return { granted: false, reason: `already voted for ${v.votedFor} in term ${req.term}` };
   }
   if (req.lastTerm < v.lastTerm || (req.lastTerm === v.lastTerm && req.lastSeq < v.lastSeq)) {
-    return { granted: false, reason: `candidate log (${req.lastSeq}@${req.lastTerm}) is behind this voter's (${v.lastSeq}@${v.lastTerm})` };
+    return {
+      granted: false,
+      reason: `candidate log (${req.lastSeq}@${req.lastTerm}) is behind this voter's (${v.lastSeq}@${v.lastTerm})`,
+    };
   }
   return { granted: true };
 }

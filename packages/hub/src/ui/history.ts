@@ -24,7 +24,11 @@ export class ComplianceHistory {
   private lastAt = 0;
   private lastKey = '';
 
-  constructor(private readonly fleet: Fleet, readonly intervalMs = 5_000, readonly capacity = 720) {
+  constructor(
+    private readonly fleet: Fleet,
+    readonly intervalMs = 5_000,
+    readonly capacity = 720,
+  ) {
     const h = fleet.health;
     const poke = () => this.maybeSample();
     h.on('ok', poke);
@@ -57,7 +61,15 @@ export class ComplianceHistory {
       unknown += c.unknown;
     }
     const judged = compliant + noncompliant;
-    return { at: now, compliant, noncompliant, unknown, ratio: judged === 0 ? null : compliant / judged, spokesOnline: online, spokesTotal: ids.length };
+    return {
+      at: now,
+      compliant,
+      noncompliant,
+      unknown,
+      ratio: judged === 0 ? null : compliant / judged,
+      spokesOnline: online,
+      spokesTotal: ids.length,
+    };
   }
 
   private push(s: ComplianceSample): void {
@@ -71,7 +83,10 @@ export class ComplianceHistory {
 
   /** Oldest first. */
   samples(since = 0): ComplianceSample[] {
-    const ordered = this.buf.length < this.capacity ? this.buf.slice() : [...this.buf.slice(this.next), ...this.buf.slice(0, this.next)];
+    const ordered =
+      this.buf.length < this.capacity
+        ? this.buf.slice()
+        : [...this.buf.slice(this.next), ...this.buf.slice(0, this.next)];
     return since > 0 ? ordered.filter((s) => s.at > since) : ordered;
   }
 }

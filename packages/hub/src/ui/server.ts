@@ -10,14 +10,27 @@ import { SESSION_COOKIE, Sessions, cookieValue, sameSecret, type Session } from 
 
 /** Paths the browser app draws itself; the server answers each with the same HTML shell. */
 const PAGES: RegExp[] = [
-  /^\/$/, /^\/login$/, /^\/spokes$/, /^\/spanner\/spokes\/[^/]+$/, /^\/envoys$/, /^\/envoys\/[^/]+$/, /^\/config$/, /^\/events$/, /^\/jobs$/, /^\/jobs\/[^/]+$/,
+  /^\/$/,
+  /^\/login$/,
+  /^\/spokes$/,
+  /^\/spanner\/spokes\/[^/]+$/,
+  /^\/envoys$/,
+  /^\/envoys\/[^/]+$/,
+  /^\/config$/,
+  /^\/events$/,
+  /^\/jobs$/,
+  /^\/jobs\/[^/]+$/,
 ];
-const ASSETS: Record<string, string> = { 'app.js': 'text/javascript; charset=utf-8', 'app.css': 'text/css; charset=utf-8' };
+const ASSETS: Record<string, string> = {
+  'app.js': 'text/javascript; charset=utf-8',
+  'app.css': 'text/css; charset=utf-8',
+};
 export const CSRF_HEADER = 'x-axle-csrf';
 
 // Defence in depth: the app escapes every value, and the page may run only its own bundle anyway.
 const SECURITY_HEADERS: Record<string, string> = {
-  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  'content-security-policy':
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
   'x-content-type-options': 'nosniff',
   'x-frame-options': 'DENY',
   'referrer-policy': 'no-referrer',
@@ -54,12 +67,15 @@ export class WebUi {
 
   /** Routes under /api/v1 that exist for the UI but serve any API client. */
   routes(r: Router): void {
-    r.get('/api/v1/compliance/history', route(this.d, 'viewer', (ctx) => ({
-      intervalMs: this.history.intervalMs,
-      capacity: this.history.capacity,
-      samples: this.history.samples(intParam(ctx.query, 'since', 0, 0, Number.MAX_SAFE_INTEGER)),
-      now: this.history.current(),
-    })));
+    r.get(
+      '/api/v1/compliance/history',
+      route(this.d, 'viewer', (ctx) => ({
+        intervalMs: this.history.intervalMs,
+        capacity: this.history.capacity,
+        samples: this.history.samples(intParam(ctx.query, 'since', 0, 0, Number.MAX_SAFE_INTEGER)),
+        now: this.history.current(),
+      })),
+    );
   }
 
   /** True when the UI answered the request itself; otherwise the API router takes it (maybe with the session's token attached). */
@@ -68,13 +84,14 @@ export class WebUi {
     const path = url.pathname;
     const method = req.method ?? 'GET';
     if (path.startsWith('/api/')) return this.fromSession(req, res, method);
-    if (path === '/ui/login' && method === 'POST') return void this.login(req, res), true;
-    if (path === '/ui/logout' && method === 'POST') return this.logout(req, res), true;
-    if (path === '/ui/session' && method === 'GET') return this.whoami(req, res), true;
+    const answer = (_handled: unknown): true => true;
+    if (path === '/ui/login' && method === 'POST') return answer(void this.login(req, res));
+    if (path === '/ui/logout' && method === 'POST') return answer(this.logout(req, res));
+    if (path === '/ui/session' && method === 'GET') return answer(this.whoami(req, res));
     if (method !== 'GET' && method !== 'HEAD') return false;
-    if (path === '/favicon.ico') return res.writeHead(204).end(), true;
-    if (path.startsWith('/ui/assets/')) return this.asset(res, path.slice('/ui/assets/'.length)), true;
-    if (PAGES.some((p) => p.test(path))) return this.asset(res, 'index.html'), true;
+    if (path === '/favicon.ico') return answer(res.writeHead(204).end());
+    if (path.startsWith('/ui/assets/')) return answer(this.asset(res, path.slice('/ui/assets/'.length)));
+    if (PAGES.some((p) => p.test(path))) return answer(this.asset(res, 'index.html'));
     return false;
   }
 
@@ -99,7 +116,12 @@ export class WebUi {
     if (method !== 'GET' && method !== 'HEAD') {
       const sent = req.headers[CSRF_HEADER];
       if (typeof sent !== 'string' || !sameSecret(sent, s.csrf) || !this.sameOrigin(req)) {
-        sendJson(res, 403, { error: { code: ErrorCode.FORBIDDEN, message: `a write from the web UI needs the session's ${CSRF_HEADER} header from the same origin; reload the page and try again` } });
+        sendJson(res, 403, {
+          error: {
+            code: ErrorCode.FORBIDDEN,
+            message: `a write from the web UI needs the session's ${CSRF_HEADER} header from the same origin; reload the page and try again`,
+          },
+        });
         return true;
       }
     }
@@ -109,21 +131,35 @@ export class WebUi {
 
   private async login(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
-      if (!this.sameOrigin(req)) throw new HttpFail(403, ErrorCode.FORBIDDEN, 'log in from the hub\'s own page');
+      if (!this.sameOrigin(req)) throw new HttpFail(403, ErrorCode.FORBIDDEN, "log in from the hub's own page");
       const ip = req.socket.remoteAddress ?? 'unknown';
       const wait = this.loginLimiter.take(ip);
-      if (wait > 0) throw new HttpFail(429, ErrorCode.RATE_LIMITED, `too many login attempts; wait ${Math.ceil(wait / 1000)} s`);
+      if (wait > 0)
+        throw new HttpFail(429, ErrorCode.RATE_LIMITED, `too many login attempts; wait ${Math.ceil(wait / 1000)} s`);
       const b = parse(loginBody, await readJson(req, 4096), 'login', ErrorCode.INVALID);
       const tok = this.d.tokens.api(b.token.trim());
-      if (!tok) throw new HttpFail(401, ErrorCode.NOT_AUTHENTICATED, `that API token is not valid (unknown or revoked); the admin token is in ${this.d.config().data_dir}/admin.token on the hub host`);
+      if (!tok)
+        throw new HttpFail(
+          401,
+          ErrorCode.NOT_AUTHENTICATED,
+          `that API token is not valid (unknown or revoked); the admin token is in ${this.d.config().data_dir}/admin.token on the hub host`,
+        );
       this.sessions.delete(cookieValue(req.headers.cookie, SESSION_COOKIE));
       const s = this.sessions.create(b.token.trim(), tok.name, tok.role);
       const secure = req.headers['x-forwarded-proto'] === 'https' ? '; Secure' : '';
-      res.setHeader('set-cookie', `${SESSION_COOKIE}=${s.id}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${this.sessions.maxAgeS}${secure}`);
+      res.setHeader(
+        'set-cookie',
+        `${SESSION_COOKIE}=${s.id}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${this.sessions.maxAgeS}${secure}`,
+      );
       this.d.log.info({ token: tok.id, name: tok.name, role: tok.role }, 'web UI login');
       sendJson(res, 200, { name: s.name, role: s.role, csrf: s.csrf });
     } catch (e) {
-      const status = e instanceof HttpFail ? e.status : e instanceof AxleError && e.code === ErrorCode.INVALID ? 400 : (e as { status?: number }).status ?? 500;
+      const status =
+        e instanceof HttpFail
+          ? e.status
+          : e instanceof AxleError && e.code === ErrorCode.INVALID
+            ? 400
+            : ((e as { status?: number }).status ?? 500);
       const err = e instanceof AxleError ? e : new AxleError(ErrorCode.INTERNAL, String(e));
       sendJson(res, status, { error: { code: err.code, message: err.message } });
     }
@@ -131,7 +167,8 @@ export class WebUi {
 
   private logout(req: IncomingMessage, res: ServerResponse): void {
     const s = this.session(req);
-    if (s && !this.sameOrigin(req)) return sendJson(res, 403, { error: { code: ErrorCode.FORBIDDEN, message: 'log out from the hub\'s own page' } });
+    if (s && !this.sameOrigin(req))
+      return sendJson(res, 403, { error: { code: ErrorCode.FORBIDDEN, message: "log out from the hub's own page" } });
     this.sessions.delete(s?.id);
     res.setHeader('set-cookie', `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0`);
     sendJson(res, 200, { ok: true });
@@ -141,14 +178,17 @@ export class WebUi {
     const s = this.session(req);
     if (!s || !this.d.tokens.api(s.secret)) {
       this.sessions.delete(s?.id);
-      return sendJson(res, 401, { error: { code: ErrorCode.NOT_AUTHENTICATED, message: 'not logged in; log in with an API token' } });
+      return sendJson(res, 401, {
+        error: { code: ErrorCode.NOT_AUTHENTICATED, message: 'not logged in; log in with an API token' },
+      });
     }
     sendJson(res, 200, { name: s.name, role: s.role, csrf: s.csrf, hub: this.d.config().server_id });
   }
 
   private asset(res: ServerResponse, name: string): void {
     const type = name === 'index.html' ? 'text/html; charset=utf-8' : ASSETS[name];
-    if (!type) return sendJson(res, 404, { error: { code: ErrorCode.NOT_FOUND, message: `no UI asset ${name.slice(0, 64)}` } });
+    if (!type)
+      return sendJson(res, 404, { error: { code: ErrorCode.NOT_FOUND, message: `no UI asset ${name.slice(0, 64)}` } });
     if (!this.assetDir) {
       res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8' });
       return void res.end('The web UI is not built; run `npm run build -w @axle/hub` and restart the hub.\n');
@@ -164,7 +204,11 @@ export class WebUi {
 }
 
 class HttpFail extends AxleError {
-  constructor(readonly status: number, code: ErrorCode, message: string) {
+  constructor(
+    readonly status: number,
+    code: ErrorCode,
+    message: string,
+  ) {
     super(code, message);
   }
 }

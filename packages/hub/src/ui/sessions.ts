@@ -26,7 +26,14 @@ export class Sessions {
       const oldest = this.byId.keys().next().value;
       if (oldest !== undefined) this.byId.delete(oldest);
     }
-    const s: Session = { id: randomBytes(32).toString('base64url'), secret, csrf: randomBytes(24).toString('base64url'), name, role, expiresAt: now + TTL_MS };
+    const s: Session = {
+      id: randomBytes(32).toString('base64url'),
+      secret,
+      csrf: randomBytes(24).toString('base64url'),
+      name,
+      role,
+      expiresAt: now + TTL_MS,
+    };
     this.byId.set(s.id, s);
     return s;
   }

@@ -21,14 +21,17 @@ const bag = new Bag();
 let hub: Hub;
 let root: string;
 let marks: string;
-let envoys: Envoy[] = [];
+const envoys: Envoy[] = [];
 
 function axle(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AXLE_')));
   return new Promise((resolve) => {
-    execFile(process.execPath, [bin('hub', 'axle'), '--hub', hub.addr, '--token', hub.adminToken, ...args],
+    execFile(
+      process.execPath,
+      [bin('hub', 'axle'), '--hub', hub.addr, '--token', hub.adminToken, ...args],
       { env: { ...clean, AXLE_CLI_CONFIG: '/nonexistent/axle-cli.yaml' }, timeout: 60_000 },
-      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
   });
 }
 
@@ -51,12 +54,21 @@ beforeAll(async () => {
     `case "$AXLE_HOSTNAME" in ${FAILING.join('|')}) echo "disk full on $AXLE_HOSTNAME" >&2; exit 3;; esac`,
     'echo ok',
   ].join('; ');
-  writeFileSync(join(bundle, 'tasks', 'check.yaml'), `description: fails on five hosts\ncommand: [/bin/sh, -c, ${JSON.stringify(script)}]\ntimeout: 20s\n`);
-  writeFileSync(join(bundle, 'tasks', 'web-only.yaml'), 'command: [/bin/true]\ntimeout: 5s\nallow:\n  hostnames: ["web*"]\n');
+  writeFileSync(
+    join(bundle, 'tasks', 'check.yaml'),
+    `description: fails on five hosts\ncommand: [/bin/sh, -c, ${JSON.stringify(script)}]\ntimeout: 20s\n`,
+  );
+  writeFileSync(
+    join(bundle, 'tasks', 'web-only.yaml'),
+    'command: [/bin/true]\ntimeout: 5s\nallow:\n  hostnames: ["web*"]\n',
+  );
 
   const key = hubKey(bag);
   const spokes = [await inProcessSpoke(bag, 'dc0', key), await inProcessSpoke(bag, 'dc1', key)];
-  hub = await startHub(bag, key, { spokes: spokes.map((s) => ({ ...s, patterns: [`*.${s.id}.*`] })), extra: { config_dir: bundle } });
+  hub = await startHub(bag, key, {
+    spokes: spokes.map((s) => ({ ...s, patterns: [`*.${s.id}.*`] })),
+    extra: { config_dir: bundle },
+  });
   const pub = await api(hub, 'POST', '/api/v1/config/publish', { token: hub.adminToken, body: {} });
   expect(pub.status, JSON.stringify(pub.body)).toBe(200);
   const token = await joinToken(hub, { max_uses: N + 5 });
@@ -64,23 +76,43 @@ beforeAll(async () => {
     const hostname = `h${String(i).padStart(3, '0')}.dc${i % 2}.test`;
     const dir = join(root, 'envoys', hostname);
     mkdirSync(dir, { recursive: true });
-    return envoyConfigFrom({
-      hub_addrs: [hub.addr], state_dir: dir, hostname, run_on_start: false,
-      checkin_interval: '500ms', backoff_initial: '50ms', backoff_max: '400ms', request_timeout: '5s', keepalive: '2s',
-    }, hostname);
+    return envoyConfigFrom(
+      {
+        hub_addrs: [hub.addr],
+        state_dir: dir,
+        hostname,
+        run_on_start: false,
+        checkin_interval: '500ms',
+        backoff_initial: '50ms',
+        backoff_max: '400ms',
+        request_timeout: '5s',
+        keepalive: '2s',
+      },
+      hostname,
+    );
   });
   for (let i = 0; i < cfgs.length; i += 13) {
-    envoys.push(...await Promise.all(cfgs.slice(i, i + 13).map(async (c) => {
-      await enroll(c, token);
-      const e = new Envoy(c);
-      await e.start();
-      bag.add(() => e.stop());
-      return e;
-    })));
+    envoys.push(
+      ...(await Promise.all(
+        cfgs.slice(i, i + 13).map(async (c) => {
+          await enroll(c, token);
+          const e = new Envoy(c);
+          await e.start();
+          bag.add(() => e.stop());
+          return e;
+        }),
+      )),
+    );
   }
-  await waitFor(() => envoys.every((e) => e.state.connected !== undefined), { timeoutMs: 30_000, what: 'every envoy connected' });
+  await waitFor(() => envoys.every((e) => e.state.connected !== undefined), {
+    timeoutMs: 30_000,
+    what: 'every envoy connected',
+  });
   // Each envoy fetches the published bundle from its spoke and applies it: its tasks come from there.
-  await waitFor(() => envoys.every((e) => e.state.configVersion === 1), { timeoutMs: 30_000, what: 'every envoy on config version 1' });
+  await waitFor(() => envoys.every((e) => e.state.configVersion === 1), {
+    timeoutMs: 30_000,
+    what: 'every envoy on config version 1',
+  });
 }, 90_000);
 afterAll(() => bag.run());
 
@@ -90,7 +122,11 @@ describe('jobs on 104 real envoys', () => {
     if (r.code !== 1 || !r.stdout.includes('Failed hosts (5)')) console.log(r.stdout, r.stderr);
     expect(r.code, r.stderr).toBe(1);
     const failedBlock = r.stdout.slice(r.stdout.indexOf('Failed hosts (5):'), r.stdout.indexOf('Job:'));
-    const rows = failedBlock.trim().split('\n').slice(2).map((l) => l.split(/\s{2,}/));
+    const rows = failedBlock
+      .trim()
+      .split('\n')
+      .slice(2)
+      .map((l) => l.split(/\s{2,}/));
     expect(rows.map((x) => x[0]).sort()).toEqual([...FAILING].sort());
     for (const row of rows) {
       expect(row[2]).toBe('failed');
@@ -102,12 +138,25 @@ describe('jobs on 104 real envoys', () => {
     // Progress went to stderr as plain lines (no TTY here).
     expect(r.stderr).toMatch(/j-[a-z0-9-]+: 104\/104 \(99 ok, 5 failed, 0 skipped, 0 running\) failed/);
     // How many ran at once, from the tasks' own start/end marks.
-    const spans = readdirSync(marks).filter((f) => f.endsWith('.start')).map((f) => {
-      const h = f.slice(0, -'.start'.length);
-      return [BigInt(readFileSync(join(marks, `${h}.start`), 'utf8').trim()), BigInt(readFileSync(join(marks, `${h}.end`), 'utf8').trim())] as const;
-    });
+    const spans = readdirSync(marks)
+      .filter((f) => f.endsWith('.start'))
+      .map((f) => {
+        const h = f.slice(0, -'.start'.length);
+        return [
+          BigInt(readFileSync(join(marks, `${h}.start`), 'utf8').trim()),
+          BigInt(readFileSync(join(marks, `${h}.end`), 'utf8').trim()),
+        ] as const;
+      });
     expect(spans).toHaveLength(104);
-    const edges = spans.flatMap(([s, e]) => [[s, 1], [e, -1]] as const).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] - b[1]));
+    const edges = spans
+      .flatMap(
+        ([s, e]) =>
+          [
+            [s, 1],
+            [e, -1],
+          ] as const,
+      )
+      .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] - b[1]));
     let now = 0;
     let max = 0;
     for (const [, d] of edges) max = Math.max(max, (now += d));
@@ -122,10 +171,15 @@ describe('jobs on 104 real envoys', () => {
     expect(s).toMatchObject({ total: N, succeeded: N, failed: 0 });
     expect(s.job.state).toBe('succeeded');
     // Each converge is an ordinary run (trigger "job"), reported to and stored by the envoy's spoke.
-    await waitFor(async () => {
-      const d = await api(hub, 'GET', '/api/v1/envoys/h042.dc0.test?runs=5', { token: hub.adminToken });
-      return d.body.detail?.runs?.some((r: { trigger: string; compliant: boolean }) => r.trigger === 'job' && r.compliant);
-    }, { what: 'the job run stored on dc0' });
+    await waitFor(
+      async () => {
+        const d = await api(hub, 'GET', '/api/v1/envoys/h042.dc0.test?runs=5', { token: hub.adminToken });
+        return d.body.detail?.runs?.some(
+          (r: { trigger: string; compliant: boolean }) => r.trigger === 'job' && r.compliant,
+        );
+      },
+      { what: 'the job run stored on dc0' },
+    );
   });
 
   it('publish refuses a bundle with a bad task file and keeps the current version', async () => {
@@ -134,20 +188,37 @@ describe('jobs on 104 real envoys', () => {
     writeFileSync(join(dir, 'tasks', 'oops.yaml'), 'command: "rm -rf /"\ntimeout: 1s\n');
     const r = await api(hub, 'POST', '/api/v1/config/publish', { token: hub.adminToken, body: { dir } });
     expect(r.status).toBe(400);
-    expect(r.body.error.message).toMatch(/fix these policy\/task files first:\n[^]*oops\.yaml:1: command: expected the command as a list of arguments/);
+    expect(r.body.error.message).toMatch(
+      /fix these policy\/task files first:\n[\s\S]*oops\.yaml:1: command: expected the command as a list of arguments/,
+    );
     const v = await api(hub, 'GET', '/api/v1/config/versions', { token: hub.adminToken });
     expect(v.body.current).toBe(1);
   });
 
   it('an envoy refuses a task that is not in its applied bundle, and one whose allow rules exclude it', async () => {
     const link = hub.internals!.links.get('dc0');
-    const r = await link.request({
-      type: 'job_dispatch', term: hub.internals!.state.term, jobId: 'j-test', hostname: 'h000.dc0.test', action: { kind: 'task', name: 'rm-rf' }, timeoutMs: 5000, attempt: 1,
-    }, 10_000, 'job_result');
+    const r = await link.request(
+      {
+        type: 'job_dispatch',
+        term: hub.internals!.state.term,
+        jobId: 'j-test',
+        hostname: 'h000.dc0.test',
+        action: { kind: 'task', name: 'rm-rf' },
+        timeoutMs: 5000,
+        attempt: 1,
+      },
+      10_000,
+      'job_result',
+    );
     expect(r.status).toBe('refused');
-    expect(r.message).toMatch(/task "rm-rf" is not defined in this envoy's applied config .*its tasks: check, web-only/);
+    expect(r.message).toMatch(
+      /task "rm-rf" is not defined in this envoy's applied config .*its tasks: check, web-only/,
+    );
     // The hub refuses the name up front too.
-    const bad = await api(hub, 'POST', '/api/v1/jobs', { token: hub.adminToken, body: { target: { match: '*' }, action: { kind: 'task', name: 'rm-rf' } } });
+    const bad = await api(hub, 'POST', '/api/v1/jobs', {
+      token: hub.adminToken,
+      body: { target: { match: '*' }, action: { kind: 'task', name: 'rm-rf' } },
+    });
     expect(bad.status).toBe(400);
     expect(bad.body.error.message).toMatch(/task "rm-rf" is not in the published config/);
     // web-only allows hosts named web*: every h* envoy refuses it.
@@ -155,6 +226,10 @@ describe('jobs on 104 real envoys', () => {
     const s = await jobDone(hub, id);
     expect(s.failed).toBe(10);
     const ts = await targets(hub, id);
-    expect(ts.every((t: { reason: string }) => /refused by the envoy: task "web-only" does not allow h00\d\.dc\d\.test/.test(t.reason))).toBe(true);
+    expect(
+      ts.every((t: { reason: string }) =>
+        /refused by the envoy: task "web-only" does not allow h00\d\.dc\d\.test/.test(t.reason),
+      ),
+    ).toBe(true);
   });
 });

@@ -1,7 +1,21 @@
 import { connectPeer, type Connection, type Message, type MessageOf } from '@axle/shared';
 import type { Hub } from '@axle/hub';
 import type { Spoke } from '@axle/spoke';
-import { Bag, api, enroll, envoy, hubKey, inProcessSpoke, joinToken, locate, procSpoke, startHub, type HubKey, type ProcSpoke, type SpokeRef } from '../support.js';
+import {
+  type Bag,
+  api,
+  enroll,
+  envoy,
+  hubKey,
+  inProcessSpoke,
+  joinToken,
+  locate,
+  procSpoke,
+  startHub,
+  type HubKey,
+  type ProcSpoke,
+  type SpokeRef,
+} from '../support.js';
 import { waitFor } from '../../../../test/support/wait.js';
 
 export type JobRun = MessageOf<'job_run'>;
@@ -28,7 +42,13 @@ export interface FleetOptions {
   follow?: boolean;
 }
 
-export async function protoFleet(bag: Bag, n: number, spokeCount: number, behaviour: Behaviour, o: FleetOptions = {}): Promise<ProtoFleet> {
+export async function protoFleet(
+  bag: Bag,
+  n: number,
+  spokeCount: number,
+  behaviour: Behaviour,
+  o: FleetOptions = {},
+): Promise<ProtoFleet> {
   const key = hubKey(bag);
   const spokes: ProtoFleet['spokes'] = [];
   for (let i = 0; i < spokeCount; i++) {
@@ -50,37 +70,51 @@ export async function protoFleet(bag: Bag, n: number, spokeCount: number, behavi
   const conns = new Map<string, Connection>();
   const all = Array.from({ length: n }, (_, i) => envoy(`h${String(i).padStart(3, '0')}.dc${i % spokeCount}.test`));
   for (let i = 0; i < all.length; i += 25) {
-    await Promise.all(all.slice(i, i + 25).map(async (e) => {
-      const attach = async (a: MessageOf<'assignment'>): Promise<void> => {
-        const t = a.target!;
-        const c = await connectPeer(t.addr, { id: e.hostname, role: 'envoy', keyPair: e.key, expectServerKey: t.pubkey, keepaliveMs: 0 });
-        c.onRequest = async (m: Message) => {
-          if (m.type !== 'job_run') throw new Error(`unexpected ${m.type}`);
-          return behaviour(e.hostname, m);
-        };
-        const r = await c.request({ type: 'checkin', hostname: e.hostname, epoch: a.epoch, term: a.term, configVersion: 0 });
-        if (r.type !== 'checkin_ok') {
-          c.close();
-          throw new Error(`check-in answered ${r.type}`);
-        }
-        bag.add(() => c.close());
-        conns.set(e.hostname, c);
-        if (o.follow) {
-          void c.closed.then(async () => {
-            for (let i = 0; i < 200 && !stopped; i++) {
-              await delay(100);
-              try {
-                return await attach(await locate(hub.addr, e));
-              } catch {
-                // not moved yet: ask again
-              }
-            }
+    await Promise.all(
+      all.slice(i, i + 25).map(async (e) => {
+        const attach = async (a: MessageOf<'assignment'>): Promise<void> => {
+          const t = a.target!;
+          const c = await connectPeer(t.addr, {
+            id: e.hostname,
+            role: 'envoy',
+            keyPair: e.key,
+            expectServerKey: t.pubkey,
+            keepaliveMs: 0,
           });
-        }
-      };
-      await attach(await enroll(hub.addr, e, token));
-      hosts.push(e.hostname);
-    }));
+          c.onRequest = async (m: Message) => {
+            if (m.type !== 'job_run') throw new Error(`unexpected ${m.type}`);
+            return behaviour(e.hostname, m);
+          };
+          const r = await c.request({
+            type: 'checkin',
+            hostname: e.hostname,
+            epoch: a.epoch,
+            term: a.term,
+            configVersion: 0,
+          });
+          if (r.type !== 'checkin_ok') {
+            c.close();
+            throw new Error(`check-in answered ${r.type}`);
+          }
+          bag.add(() => c.close());
+          conns.set(e.hostname, c);
+          if (o.follow) {
+            void c.closed.then(async () => {
+              for (let i = 0; i < 200 && !stopped; i++) {
+                await delay(100);
+                try {
+                  return await attach(await locate(hub.addr, e));
+                } catch {
+                  // not moved yet: ask again
+                }
+              }
+            });
+          }
+        };
+        await attach(await enroll(hub.addr, e, token));
+        hosts.push(e.hostname);
+      }),
+    );
   }
   hosts.sort();
   return { hub, key, spokes, hosts, conns };
@@ -93,10 +127,13 @@ export async function startJob(hub: Hub, body: Record<string, unknown>): Promise
 }
 
 export async function jobDone(hub: Hub, id: string, timeoutMs = 30_000): Promise<any> {
-  return waitFor(async () => {
-    const r = await api(hub, 'GET', `/api/v1/jobs/${id}`, { token: hub.adminToken });
-    return r.body.job?.state !== 'running' ? r.body : undefined;
-  }, { timeoutMs, intervalMs: 50, what: `job ${id} to finish` });
+  return waitFor(
+    async () => {
+      const r = await api(hub, 'GET', `/api/v1/jobs/${id}`, { token: hub.adminToken });
+      return r.body.job?.state !== 'running' ? r.body : undefined;
+    },
+    { timeoutMs, intervalMs: 50, what: `job ${id} to finish` },
+  );
 }
 
 export async function targets(hub: Hub, id: string): Promise<any[]> {
@@ -104,6 +141,17 @@ export async function targets(hub: Hub, id: string): Promise<any[]> {
   return r.body.targets;
 }
 
-export const ok = (message = 'done'): MessageOf<'job_result'> => ({ type: 'job_result', status: 'succeeded', message, output: '' });
-export const bad = (message: string, exitCode = 1): MessageOf<'job_result'> => ({ type: 'job_result', status: 'failed', message, exitCode, output: '' });
+export const ok = (message = 'done'): MessageOf<'job_result'> => ({
+  type: 'job_result',
+  status: 'succeeded',
+  message,
+  output: '',
+});
+export const bad = (message: string, exitCode = 1): MessageOf<'job_result'> => ({
+  type: 'job_result',
+  status: 'failed',
+  message,
+  exitCode,
+  output: '',
+});
 export const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));

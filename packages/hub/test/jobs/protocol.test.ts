@@ -40,9 +40,12 @@ afterAll(() => bag.run());
 function axle(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AXLE_')));
   return new Promise((resolve) => {
-    execFile(process.execPath, [bin('hub', 'axle'), '--hub', f.hub.addr, '--token', f.hub.adminToken, ...args],
+    execFile(
+      process.execPath,
+      [bin('hub', 'axle'), '--hub', f.hub.addr, '--token', f.hub.adminToken, ...args],
       { env: { ...clean, AXLE_CLI_CONFIG: '/nonexistent/axle-cli.yaml' }, timeout: 60_000 },
-      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
   });
 }
 
@@ -56,12 +59,32 @@ function reset(b: Behaviour): void {
 describe('jobs: scheduling over 120 envoys on 3 spokes', () => {
   it('axle run (the built CLI): summary with exactly the 5 failed hosts and their reasons, exit 1; --json; jobs list/show', async () => {
     const failing = ['h005.dc2.test', 'h031.dc1.test', 'h064.dc1.test', 'h090.dc0.test', 'h118.dc1.test'];
-    reset(async (h) => (await delay(2), failing.includes(h) ? bad(`converge failed on ${h}`, 2) : ok()));
-    const r = await axle(['run', '--target', '*', '--max-parallel', '20', '--retries', '1', '--backoff', '10ms', 'converge']);
+    reset(async (h) => {
+      await delay(2);
+      return failing.includes(h) ? bad(`converge failed on ${h}`, 2) : ok();
+    });
+    const r = await axle([
+      'run',
+      '--target',
+      '*',
+      '--max-parallel',
+      '20',
+      '--retries',
+      '1',
+      '--backoff',
+      '10ms',
+      'converge',
+    ]);
     expect(r.code, r.stderr).toBe(1);
     const block = r.stdout.slice(r.stdout.indexOf('Failed hosts (5):'), r.stdout.indexOf('Job:'));
-    const rows = block.trim().split('\n').slice(2).map((l) => l.split(/\s{2,}/));
-    expect(rows.map((x) => [x[0], x[2], x[3], x[4]])).toEqual(failing.map((h) => [h, 'failed', '2', `converge failed on ${h}`]));
+    const rows = block
+      .trim()
+      .split('\n')
+      .slice(2)
+      .map((l) => l.split(/\s{2,}/));
+    expect(rows.map((x) => [x[0], x[2], x[3], x[4]])).toEqual(
+      failing.map((h) => [h, 'failed', '2', `converge failed on ${h}`]),
+    );
     expect(r.stdout).toMatch(/^Total:\s+120$/m);
     expect(r.stdout).toMatch(/^Succeeded:\s+115$/m);
     expect(r.stdout).toMatch(/^Failed:\s+5 \(5 failed, 0 timed out, 0 skipped\)$/m);
@@ -86,7 +109,10 @@ describe('jobs: scheduling over 120 envoys on 3 spokes', () => {
   });
 
   it('never runs more than max_parallel targets at once, fleet-wide', async () => {
-    reset(async () => (await delay(3 + Math.random() * 12), ok()));
+    reset(async () => {
+      await delay(3 + Math.random() * 12);
+      return ok();
+    });
     const id = await startJob(f.hub, { target: { match: '*' }, action: { kind: 'converge' }, max_parallel: 9 });
     const s = await jobDone(f.hub, id);
     expect(s).toMatchObject({ total: 120, succeeded: 120, failed: 0 });
@@ -100,9 +126,18 @@ describe('jobs: scheduling over 120 envoys on 3 spokes', () => {
   });
 
   it('starts each wave no earlier than wave_pause after the previous wave ended', async () => {
-    reset(async () => (await delay(2 + Math.random() * 5), ok()));
+    reset(async () => {
+      await delay(2 + Math.random() * 5);
+      return ok();
+    });
     const pause = 300;
-    const id = await startJob(f.hub, { target: { match: '*.dc1.*' }, action: { kind: 'converge' }, max_parallel: 10, wave_size: 15, wave_pause: `${pause}ms` });
+    const id = await startJob(f.hub, {
+      target: { match: '*.dc1.*' },
+      action: { kind: 'converge' },
+      max_parallel: 10,
+      wave_size: 15,
+      wave_pause: `${pause}ms`,
+    });
     const s = await jobDone(f.hub, id);
     expect(s.total).toBe(40);
     expect(s.job.waves).toBe(3);
@@ -111,7 +146,9 @@ describe('jobs: scheduling over 120 envoys on 3 spokes', () => {
     expect(byWave.map((w) => w.length)).toEqual([15, 15, 10]);
     for (let w = 1; w < 3; w++) {
       const prevEnd = Math.max(...byWave[w - 1]!.map((t: { finishedAt: number }) => t.finishedAt));
-      const nextStart = Math.min(...byWave[w]!.map((t: { history: { startedAt: number }[] }) => t.history[0]!.startedAt));
+      const nextStart = Math.min(
+        ...byWave[w]!.map((t: { history: { startedAt: number }[] }) => t.history[0]!.startedAt),
+      );
       expect(nextStart - prevEnd).toBeGreaterThanOrEqual(pause);
       // And as the envoys saw it: nothing of wave w ran before the previous wave's envoys had answered.
       const envoyPrevEnd = Math.max(...byWave[w - 1]!.map((t: { hostname: string }) => seen.get(t.hostname)![0]![1]));
@@ -132,17 +169,26 @@ describe('jobs: scheduling over 120 envoys on 3 spokes', () => {
       return ok();
     });
     const id = await startJob(f.hub, {
-      target: { match: 'h00*.dc1.*' }, action: { kind: 'converge' }, max_parallel: 5, retries: 3, backoff: '100ms', factor: 2,
+      target: { match: 'h00*.dc1.*' },
+      action: { kind: 'converge' },
+      max_parallel: 5,
+      retries: 3,
+      backoff: '100ms',
+      factor: 2,
     });
     const s = await jobDone(f.hub, id);
     expect(s.total).toBe(3);
     expect(s.succeeded).toBe(2);
-    expect(s.failures).toEqual([expect.objectContaining({ hostname: broken, state: 'failed', reason: 'always broken', attempts: 4, exitCode: 3 })]);
+    expect(s.failures).toEqual([
+      expect.objectContaining({ hostname: broken, state: 'failed', reason: 'always broken', attempts: 4, exitCode: 3 }),
+    ]);
     const ts = await targets(f.hub, id);
     const fl = ts.find((t: { hostname: string }) => t.hostname === flaky);
     expect(fl).toMatchObject({ state: 'succeeded', attempts: 3 });
     const br = ts.find((t: { hostname: string }) => t.hostname === broken);
-    const gaps = (br.history as { startedAt: number; finishedAt: number }[]).slice(1).map((h, i) => h.startedAt - br.history[i].finishedAt);
+    const gaps = (br.history as { startedAt: number; finishedAt: number }[])
+      .slice(1)
+      .map((h, i) => h.startedAt - br.history[i].finishedAt);
     expect(gaps).toHaveLength(3);
     [100, 200, 400].forEach((min, i) => expect(gaps[i]).toBeGreaterThanOrEqual(min));
     expect(gaps[1]!).toBeGreaterThan(gaps[0]!);
@@ -155,7 +201,12 @@ describe('jobs: scheduling over 120 envoys on 3 spokes', () => {
       await delay(5);
       return Number(h.slice(1, 4)) % 3 === 0 ? bad('a third of the fleet fails') : ok();
     });
-    const id = await startJob(f.hub, { target: { match: '*' }, action: { kind: 'converge' }, max_parallel: 4, stop_on_failure_rate: 0.1 });
+    const id = await startJob(f.hub, {
+      target: { match: '*' },
+      action: { kind: 'converge' },
+      max_parallel: 4,
+      stop_on_failure_rate: 0.1,
+    });
     const s = await jobDone(f.hub, id);
     expect(s.job.state).toBe('stopped');
     expect(s.job.reason).toMatch(/stop_on_failure_rate 0.1/);
@@ -171,7 +222,11 @@ describe('jobs: scheduling over 120 envoys on 3 spokes', () => {
 
   it('times out a target whose envoy does not answer within the timeout', async () => {
     reset(async (h) => (h === 'h001.dc1.test' ? (await delay(3000), ok()) : ok()));
-    const id = await startJob(f.hub, { target: { match: 'h00[0-3].*' }, action: { kind: 'converge' }, timeout: '300ms' });
+    const id = await startJob(f.hub, {
+      target: { match: 'h00[0-3].*' },
+      action: { kind: 'converge' },
+      timeout: '300ms',
+    });
     const s = await jobDone(f.hub, id);
     expect(s.failures).toEqual([expect.objectContaining({ hostname: 'h001.dc1.test', state: 'timed_out' })]);
     expect(s.failures[0].reason).toMatch(/no result within 300 ms/);
@@ -179,9 +234,14 @@ describe('jobs: scheduling over 120 envoys on 3 spokes', () => {
   });
 
   it('streams progress as JSON lines, and cancel skips what has not started', async () => {
-    reset(async () => (await delay(60), ok()));
+    reset(async () => {
+      await delay(60);
+      return ok();
+    });
     const id = await startJob(f.hub, { target: { match: '*' }, action: { kind: 'converge' }, max_parallel: 2 });
-    const res = await fetch(`http://${f.hub.addr}/api/v1/jobs/${id}/events`, { headers: { authorization: `Bearer ${f.hub.adminToken}` } });
+    const res = await fetch(`http://${f.hub.addr}/api/v1/jobs/${id}/events`, {
+      headers: { authorization: `Bearer ${f.hub.adminToken}` },
+    });
     expect(res.headers.get('content-type')).toBe('application/x-ndjson');
     const lines: { type: string; job?: { state: string } }[] = [];
     const reading = (async () => {
@@ -213,7 +273,10 @@ describe('jobs: scheduling over 120 envoys on 3 spokes', () => {
       [{ target: { match: '*' }, action: { kind: 'reboot' } }, /action.kind: unknown kind string "reboot"/],
       [{ target: { match: '*' }, action: { kind: 'converge' }, max_parallel: 0 }, /max_parallel/],
       [{ target: { match: '*' }, action: { kind: 'converge' }, shell: 'rm -rf /' }, /shell/],
-      [{ target: { match: '*' }, action: { kind: 'task', name: 'nope' } }, /no config is published, so there is no task "nope"/],
+      [
+        { target: { match: '*' }, action: { kind: 'task', name: 'nope' } },
+        /no config is published, so there is no task "nope"/,
+      ],
       [{ target: { spokes: ['dc9'] }, action: { kind: 'converge' } }, /no spoke "dc9"/],
       [{ target: { match: '*' }, action: { kind: 'converge' }, stop_on_failure_rate: 2 }, /stop_on_failure_rate/],
     ];
@@ -231,18 +294,33 @@ describe('jobs: scheduling over 120 envoys on 3 spokes', () => {
   it('a target whose envoy is not connected fails with when it was last seen; the others are unaffected', async () => {
     reset(() => ok());
     f.conns.get('h119.dc2.test')!.close();
-    await waitFor(async () => !(await api(f.hub, 'GET', '/api/v1/envoys?match=h119.*', { token: f.hub.adminToken })).body.items[0]?.connected, { what: 'envoy disconnected' });
+    await waitFor(
+      async () =>
+        !(await api(f.hub, 'GET', '/api/v1/envoys?match=h119.*', { token: f.hub.adminToken })).body.items[0]?.connected,
+      { what: 'envoy disconnected' },
+    );
     const id = await startJob(f.hub, { target: { match: 'h11*' }, action: { kind: 'converge' } });
     const s = await jobDone(f.hub, id);
     expect(s.total).toBe(10);
     expect(s.succeeded).toBe(9);
-    expect(s.failures).toEqual([expect.objectContaining({ hostname: 'h119.dc2.test', state: 'failed', spokeId: 'dc2' })]);
+    expect(s.failures).toEqual([
+      expect.objectContaining({ hostname: 'h119.dc2.test', state: 'failed', spokeId: 'dc2' }),
+    ]);
     expect(s.failures[0].reason).toMatch(/envoy h119.dc2.test is not connected to spoke dc2 \(last seen /);
   });
 
   it('a job survives a hub restart: interrupted attempts are retried, the rest carry on', async () => {
-    reset(async () => (await delay(40), ok()));
-    const id = await startJob(f.hub, { target: { match: '*.dc1.*' }, action: { kind: 'converge' }, max_parallel: 3, retries: 1, backoff: '10ms' });
+    reset(async () => {
+      await delay(40);
+      return ok();
+    });
+    const id = await startJob(f.hub, {
+      target: { match: '*.dc1.*' },
+      action: { kind: 'converge' },
+      max_parallel: 3,
+      retries: 1,
+      backoff: '10ms',
+    });
     const dc2 = () => [...seen.keys()].filter((h) => h.includes('.dc1.')).length;
     await waitFor(() => dc2() >= 6, { what: 'some targets done' });
     const cfg = hubConfigObject(f.key, { spokes: f.spokes.map((s) => ({ ...s, patterns: [`*.${s.id}.*`] })) });

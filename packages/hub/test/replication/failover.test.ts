@@ -3,7 +3,16 @@ import { AxleError, ErrorCode, type MessageOf } from '@axle/shared';
 import { waitFor } from '../../../../test/support/wait.js';
 import { api, Bag, envoy, toHub, type TestEnvoy } from '../support.js';
 import {
-  adminToken, asHub, hubProcess, makeCluster, primaryOf, sampleRoles, splitBrain, spokeProcess, view, type Node,
+  adminToken,
+  asHub,
+  hubProcess,
+  makeCluster,
+  primaryOf,
+  sampleRoles,
+  splitBrain,
+  spokeProcess,
+  view,
+  type Node,
 } from './support.js';
 
 /**
@@ -14,7 +23,12 @@ const bag = new Bag();
 afterAll(() => bag.run());
 
 /** Enrolls through whichever hub takes it: a dead hub or a standby (E_NOT_PRIMARY) sends the envoy to the next. */
-async function enrollAnywhere(addrs: string[], e: TestEnvoy, token: string, deadline: number): Promise<MessageOf<'assignment'>> {
+async function enrollAnywhere(
+  addrs: string[],
+  e: TestEnvoy,
+  token: string,
+  deadline: number,
+): Promise<MessageOf<'assignment'>> {
   let last: unknown;
   for (let i = 0; Date.now() < deadline; i++) {
     const addr = addrs[i % addrs.length]!;
@@ -27,7 +41,14 @@ async function enrollAnywhere(addrs: string[], e: TestEnvoy, token: string, dead
       }
     } catch (err) {
       last = err;
-      if (err instanceof AxleError && err.code !== ErrorCode.NOT_PRIMARY && err.code !== ErrorCode.TIMEOUT && err.code !== ErrorCode.UNREACHABLE && err.code !== ErrorCode.CLOSED) throw err;
+      if (
+        err instanceof AxleError &&
+        err.code !== ErrorCode.NOT_PRIMARY &&
+        err.code !== ErrorCode.TIMEOUT &&
+        err.code !== ErrorCode.UNREACHABLE &&
+        err.code !== ErrorCode.CLOSED
+      )
+        throw err;
       if (i % addrs.length === addrs.length - 1) await new Promise((r) => setTimeout(r, 50));
     }
   }
@@ -44,7 +65,10 @@ describe('replicated hubs as processes', () => {
     const tokens = new Map(c.hubs.slice(0, 2).map((h) => [h.id, adminToken(h)]));
     const sampler = sampleRoles(c.hubs, tokens);
     let p: Node | undefined;
-    await waitFor(async () => (p = await primaryOf(c.hubs.slice(0, 2))), { timeoutMs: 15_000, what: 'a first primary' });
+    await waitFor(async () => (p = await primaryOf(c.hubs.slice(0, 2))), {
+      timeoutMs: 15_000,
+      what: 'a first primary',
+    });
     const P = p!;
     const firstTerm = (await view(P))!.term;
     const join = await api(P, 'POST', '/api/v1/tokens', { token: adminToken(P), body: { note: 'stream' } });
@@ -55,7 +79,10 @@ describe('replicated hubs as processes', () => {
     const hc = c.hub('hc');
     procs.set('hc', await hubProcess(bag, hc));
     tokens.set('hc', adminToken(hc));
-    await waitFor(async () => (await view(hc))?.logSeq === (await view(P))?.logSeq, { timeoutMs: 10_000, what: 'hc to catch up' });
+    await waitFor(async () => (await view(hc))?.logSeq === (await view(P))?.logSeq, {
+      timeoutMs: 10_000,
+      what: 'hc to catch up',
+    });
     expect((await view(hc))!.role).toBe('standby');
 
     // A stream of enrollments and reassigns; the primary is killed in the middle of it.
@@ -74,7 +101,10 @@ describe('replicated hubs as processes', () => {
           const host = `h${i - 1}.${i % 2 === 0 ? 'dc2' : 'dc1'}.example.com`;
           const to = acked.get(host) === 'dc1' ? 'dc2' : 'dc1';
           for (const h of c.hubs) {
-            const r = await api(h, 'POST', '/api/v1/reassign', { token: tokens.get(h.id) ?? '', body: { hostname: host, to, wait: true } }).catch(() => undefined);
+            const r = await api(h, 'POST', '/api/v1/reassign', {
+              token: tokens.get(h.id) ?? '',
+              body: { hostname: host, to, wait: true },
+            }).catch(() => undefined);
             if (r?.status === 200 && r.body.move.state === 'done' && r.body.move.moved === 1) {
               acked.set(host, to);
               break;
@@ -99,14 +129,21 @@ describe('replicated hubs as processes', () => {
 
     // Every acknowledged enrollment and reassign is in the new primary's directory.
     const dir = await api(Q, 'GET', '/api/v1/directory?limit=10000', { token: tokens.get(Q.id)! });
-    const where = new Map((dir.body.items as { hostname: string; spokeId: string }[]).map((x) => [x.hostname, x.spokeId]));
+    const where = new Map(
+      (dir.body.items as { hostname: string; spokeId: string }[]).map((x) => [x.hostname, x.spokeId]),
+    );
     for (const [host, spoke] of acked) expect(where.get(host), host).toBe(spoke);
 
     // Both spokes push their status to the new primary.
-    await waitFor(async () => {
-      const r = await api(Q, 'GET', '/api/v1/spokes', { token: tokens.get(Q.id)! });
-      return (r.body.spokes as { health: { lastPushAt: number | null } }[]).every((s) => (s.health.lastPushAt ?? 0) > killedAt);
-    }, { timeoutMs: 15_000, what: 'both spokes to push to the new primary' });
+    await waitFor(
+      async () => {
+        const r = await api(Q, 'GET', '/api/v1/spokes', { token: tokens.get(Q.id)! });
+        return (r.body.spokes as { health: { lastPushAt: number | null } }[]).every(
+          (s) => (s.health.lastPushAt ?? 0) > killedAt,
+        );
+      },
+      { timeoutMs: 15_000, what: 'both spokes to push to the new primary' },
+    );
 
     // Enrollment works through it, in the new term.
     const late = envoy('late.dc1.example.com');
@@ -116,11 +153,14 @@ describe('replicated hubs as processes', () => {
 
     // The old primary restarts: it rejoins as a standby in the new term and catches up.
     procs.set(P.id, await hubProcess(bag, P));
-    await waitFor(async () => {
-      const v = await view(P);
-      const qv = await view(Q);
-      return v?.role === 'standby' && v.term === qv?.term && v.logSeq === qv.logSeq;
-    }, { timeoutMs: 15_000, what: 'the old primary to rejoin as a standby' });
+    await waitFor(
+      async () => {
+        const v = await view(P);
+        const qv = await view(Q);
+        return v?.role === 'standby' && v.term === qv?.term && v.logSeq === qv.logSeq;
+      },
+      { timeoutMs: 15_000, what: 'the old primary to rejoin as a standby' },
+    );
     // Its key still speaks for the old term, which the spokes now refuse.
     const conn = await asHub(P, c.spoke('dc1'));
     try {

@@ -1,7 +1,17 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../../../test/support/wait.js';
 import { api, Bag } from '../support.js';
-import { adminToken, hubProcess, makeCluster, primaryOf, sampleRoles, splitBrain, spokeProcess, view, type Node } from './support.js';
+import {
+  adminToken,
+  hubProcess,
+  makeCluster,
+  primaryOf,
+  sampleRoles,
+  splitBrain,
+  spokeProcess,
+  view,
+  type Node,
+} from './support.js';
 
 /**
  * Multi-process: two hubs and one spoke that is also a witness (three voters). The primary
@@ -31,12 +41,18 @@ describe('a primary cut off from the majority', () => {
     const during = await api(A, 'POST', '/api/v1/tokens', { token: tokens.get(A.id)!, body: { note: 'during' } });
     expect(during.status).not.toBe(200);
     expect(['E_NOT_PRIMARY', 'E_TIMEOUT']).toContain(during.body.error.code);
-    await waitFor(async () => (await view(A))?.role === 'standby', { timeoutMs: 10_000, what: 'the cut-off primary to step down' });
+    await waitFor(async () => (await view(A))?.role === 'standby', {
+      timeoutMs: 10_000,
+      what: 'the cut-off primary to step down',
+    });
     const refused = await api(A, 'POST', '/api/v1/tokens', { token: tokens.get(A.id)!, body: { note: 'after' } });
     expect(refused.status).toBe(421);
 
     // The other hub and the witness are a majority: it is elected in a higher term.
-    await waitFor(async () => (await view(B))?.role === 'primary', { timeoutMs: 10_000, what: 'the other hub to be elected' });
+    await waitFor(async () => (await view(B))?.role === 'primary', {
+      timeoutMs: 10_000,
+      what: 'the other hub to be elected',
+    });
     const bTerm = (await view(B))!.term;
     expect(bTerm).toBeGreaterThan(term0);
     // The cut-off hub never runs ahead of the majority (pre-votes find none); it may learn the new term from a spoke's status push.
@@ -46,11 +62,14 @@ describe('a primary cut off from the majority', () => {
     await api(A, 'POST', '/api/v1/hub/test-fault', { token: tokens.get(A.id)!, body: { isolate: false } });
     const w = await api(B, 'POST', '/api/v1/tokens', { token: tokens.get(B.id)!, body: { note: 'healed' } });
     expect(w.status).toBe(200);
-    await waitFor(async () => {
-      const a = await view(A);
-      const b = await view(B);
-      return a?.role === 'standby' && a.term === b?.term && a.logSeq === b.logSeq;
-    }, { timeoutMs: 10_000, what: 'the old primary to follow' });
+    await waitFor(
+      async () => {
+        const a = await view(A);
+        const b = await view(B);
+        return a?.role === 'standby' && a.term === b?.term && a.logSeq === b.logSeq;
+      },
+      { timeoutMs: 10_000, what: 'the old primary to follow' },
+    );
     const list = await api(A, 'GET', '/api/v1/tokens', { token: tokens.get(A.id)! });
     const notes = (list.body.tokens as { note?: string }[]).map((t) => t.note).sort();
     expect(notes).toEqual(['before', 'healed']);

@@ -1,6 +1,14 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connectPeer, generateKeyPair, saveKeyPair, silentLogger, toBase64, type Connection, type KeyPair } from '@axle/shared';
+import {
+  connectPeer,
+  generateKeyPair,
+  saveKeyPair,
+  silentLogger,
+  toBase64,
+  type Connection,
+  type KeyPair,
+} from '@axle/shared';
 import { Hub, hubConfigFrom } from '@axle/hub';
 import { Spoke, spokeConfigFrom } from '@axle/spoke';
 import { bin, startDaemon, type Daemon } from '../../../../test/support/proc.js';
@@ -43,7 +51,15 @@ async function node(bag: Bag, id: string, keyName: string): Promise<Node> {
   const keyPair = generateKeyPair();
   saveKeyPair(join(t.dir, keyName), keyPair);
   const port = await freePort();
-  return { id, port, addr: `127.0.0.1:${port}`, dir: t.dir, keyPair, pub: toBase64(keyPair.publicKey), configFile: join(t.dir, 'config.json') };
+  return {
+    id,
+    port,
+    addr: `127.0.0.1:${port}`,
+    dir: t.dir,
+    keyPair,
+    pub: toBase64(keyPair.publicKey),
+    configFile: join(t.dir, 'config.json'),
+  };
 }
 
 /** Keys, ports and config files for hubs that list each other as peers and spokes that trust every hub. */
@@ -66,7 +82,9 @@ export async function makeCluster(bag: Bag, spec: ClusterSpec): Promise<Cluster>
         lease: `${lease}ms`,
         ...(spec.electionTimeoutMs !== undefined ? { election_timeout: `${spec.electionTimeoutMs}ms` } : {}),
         ...(spec.minAcks !== undefined ? { min_acks: spec.minAcks } : {}),
-        witnesses: spokes.filter((s) => spec.witnesses?.includes(s.id)).map((s) => ({ id: s.id, addr: s.addr, pubkey: s.pub })),
+        witnesses: spokes
+          .filter((s) => spec.witnesses?.includes(s.id))
+          .map((s) => ({ id: s.id, addr: s.addr, pubkey: s.pub })),
       },
       fanout: { timeout: '1000ms', retries: 1, backoff: '50ms' },
       enrollment: { rate_limit: { requests: 100_000, per: '1s', burst: 100_000 } },
@@ -80,7 +98,11 @@ export async function makeCluster(bag: Bag, spec: ClusterSpec): Promise<Cluster>
       data_dir: s.dir,
       status_interval: spec.statusInterval ?? '200ms',
       spanner: {
-        role: 'spoke', spoke_id: s.id, hub_addr: hubs[0]!.addr, hub_fallback_addrs: hubs.slice(1).map((h) => h.addr), hub_pubkeys: hubs.map((h) => h.pub),
+        role: 'spoke',
+        spoke_id: s.id,
+        hub_addr: hubs[0]!.addr,
+        hub_fallback_addrs: hubs.slice(1).map((h) => h.addr),
+        hub_pubkeys: hubs.map((h) => h.pub),
       },
     };
     writeFileSync(s.configFile, JSON.stringify(cfg, null, 2));
@@ -102,7 +124,9 @@ export async function hubInProcess(bag: Bag, n: Node): Promise<Hub> {
 }
 
 export async function spokeInProcess(bag: Bag, n: Node): Promise<Spoke> {
-  const spoke = new Spoke(spokeConfigFrom(JSON.parse(readFileSync(n.configFile, 'utf8')), n.id), { logger: silentLogger() });
+  const spoke = new Spoke(spokeConfigFrom(JSON.parse(readFileSync(n.configFile, 'utf8')), n.id), {
+    logger: silentLogger(),
+  });
   await spoke.start();
   bag.add(() => spoke.stop());
   return spoke;
@@ -138,7 +162,13 @@ export async function view(n: Node, token?: string): Promise<HubView | undefined
     const r = await api(n, 'GET', '/api/v1/hub', { token: token ?? adminToken(n) });
     if (r.status !== 200) return undefined;
     const rep = r.body.replication as { role: string; term: number; logPosition: number; leaseValidForMs: number };
-    return { id: r.body.id as string, role: rep.role, term: rep.term, logSeq: rep.logPosition, leaseValidForMs: rep.leaseValidForMs };
+    return {
+      id: r.body.id as string,
+      role: rep.role,
+      term: rep.term,
+      logSeq: rep.logPosition,
+      leaseValidForMs: rep.leaseValidForMs,
+    };
   } catch {
     return undefined;
   }
@@ -153,7 +183,13 @@ export async function primaryOf(nodes: Node[]): Promise<Node | undefined> {
 
 /** Connects to a spoke as hub `n` would (same key), to show what the spoke does with its orders. */
 export async function asHub(n: Node, spoke: Node): Promise<Connection> {
-  return connectPeer(spoke.addr, { id: n.id, role: 'hub', keyPair: n.keyPair, expectServerKey: spoke.keyPair.publicKey, keepaliveMs: 0 });
+  return connectPeer(spoke.addr, {
+    id: n.id,
+    role: 'hub',
+    keyPair: n.keyPair,
+    expectServerKey: spoke.keyPair.publicKey,
+    keepaliveMs: 0,
+  });
 }
 
 export interface Sample {
@@ -196,7 +232,8 @@ export function splitBrain(samples: Sample[]): string[] {
       primaryOfTerm.set(v.term, v.id);
     }
     const live = leading.filter((v) => v.leaseValidForMs > 0);
-    if (live.length > 1) out.push(`at ${s.at} two primaries held a lease: ${live.map((v) => `${v.id}@${v.term}`).join(', ')}`);
+    if (live.length > 1)
+      out.push(`at ${s.at} two primaries held a lease: ${live.map((v) => `${v.id}@${v.term}`).join(', ')}`);
   }
   return out;
 }

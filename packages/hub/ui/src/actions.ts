@@ -4,11 +4,19 @@ import { h } from './dom.js';
 import type { Move, SpokeView } from './types.js';
 
 function spokeSelect(spokes: SpokeView[], exclude: string | undefined, allowPatterns: boolean): HTMLElement {
-  return h('label', { class: 'field' }, 'Move envoys to ',
-    h('select', { name: 'to', testid: 'dialog-to' },
+  return h(
+    'label',
+    { class: 'field' },
+    'Move envoys to ',
+    h(
+      'select',
+      { name: 'to', testid: 'dialog-to' },
       allowPatterns ? h('option', { value: '' }, 'the spokes whose patterns match each host') : null,
-      spokes.filter((s) => s.id !== exclude).map((s) => h('option', { value: s.id }, `${s.id} (${s.state}, ${s.envoys} envoys)`)),
-    ));
+      spokes
+        .filter((s) => s.id !== exclude)
+        .map((s) => h('option', { value: s.id }, `${s.id} (${s.state}, ${s.envoys} envoys)`)),
+    ),
+  );
 }
 
 /** Polls a move until it finishes, showing progress in a toast. */
@@ -38,7 +46,11 @@ export async function drainSpoke(id: string, spokes: SpokeView[], after: () => v
   const s = spokes.find((x) => x.id === id);
   const fd = await confirmDialog({
     title: `Drain spoke ${id}?`,
-    body: h('p', null, `Every envoy on ${id} (${s?.envoys ?? '?'} in the directory) is moved away, and ${id} takes no new envoys until it is resumed.`),
+    body: h(
+      'p',
+      null,
+      `Every envoy on ${id} (${s?.envoys ?? '?'} in the directory) is moved away, and ${id} takes no new envoys until it is resumed.`,
+    ),
     fields: [spokeSelect(spokes, id, true)],
     confirm: `Drain ${id}`,
     danger: true,
@@ -59,7 +71,13 @@ export async function reassign(glob: string, spokes: SpokeView[], after: () => v
   if (!needAdmin()) return;
   const fd = await confirmDialog({
     title: 'Reassign envoys?',
-    body: h('p', null, 'Every envoy whose host name matches ', h('code', { testid: 'dialog-glob' }, glob), ' is moved to the spoke you choose; envoys already there are left alone.'),
+    body: h(
+      'p',
+      null,
+      'Every envoy whose host name matches ',
+      h('code', { testid: 'dialog-glob' }, glob),
+      ' is moved to the spoke you choose; envoys already there are left alone.',
+    ),
     fields: [spokeSelect(spokes, undefined, false)],
     confirm: 'Reassign',
   });

@@ -9,7 +9,12 @@ const PAD = { l: 44, r: 12, t: 12, b: 26 };
 export function complianceChart(all: Sample[]): Element {
   // A sample taken before any envoy was judged has no ratio to draw.
   const samples = all.filter((s) => s.ratio !== null) as (Sample & { ratio: number })[];
-  if (samples.length === 0) return h('p', { class: 'empty', testid: 'chart-empty' }, 'No compliance samples yet; the hub records one every few seconds while it watches its spokes.');
+  if (samples.length === 0)
+    return h(
+      'p',
+      { class: 'empty', testid: 'chart-empty' },
+      'No compliance samples yet; the hub records one every few seconds while it watches its spokes.',
+    );
   const t0 = samples[0]!.at;
   const t1 = Math.max(samples[samples.length - 1]!.at, t0 + 1);
   const x = (t: number) => PAD.l + ((t - t0) / (t1 - t0)) * (W - PAD.l - PAD.r);
@@ -20,9 +25,19 @@ export function complianceChart(all: Sample[]): Element {
     svg('line', { x1: PAD.l, x2: W - PAD.r, y1: y(r), y2: y(r), class: 'grid' }),
     svg('text', { x: PAD.l - 6, y: y(r) + 4, 'text-anchor': 'end', class: 'axis' }, `${r * 100}%`),
   ]);
-  const fmt = (t: number) => new Date(t).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  const fmt = (t: number) =>
+    new Date(t).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
   const last = samples[samples.length - 1]!;
-  return svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': `fleet compliance over time, now ${(last.ratio * 100).toFixed(1)}%`, 'data-testid': 'compliance-chart', 'data-points': samples.length },
+  return svg(
+    'svg',
+    {
+      viewBox: `0 0 ${W} ${H}`,
+      class: 'chart',
+      role: 'img',
+      'aria-label': `fleet compliance over time, now ${(last.ratio * 100).toFixed(1)}%`,
+      'data-testid': 'compliance-chart',
+      'data-points': samples.length,
+    },
     grid,
     svg('path', { d: area, class: 'area' }),
     svg('polyline', { points: pts.join(' '), class: 'line' }),

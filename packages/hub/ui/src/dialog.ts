@@ -1,14 +1,28 @@
 import { h, type Child } from './dom.js';
 
 /** A modal confirmation; resolves with the form's values on confirm, undefined on cancel. */
-export function confirmDialog(o: { title: string; body: Child; confirm: string; danger?: boolean; fields?: HTMLElement[] }): Promise<FormData | undefined> {
+export function confirmDialog(o: {
+  title: string;
+  body: Child;
+  confirm: string;
+  danger?: boolean;
+  fields?: HTMLElement[];
+}): Promise<FormData | undefined> {
   return new Promise((resolve) => {
-    const form = h('form', { class: 'dialog-form' },
+    const form = h(
+      'form',
+      { class: 'dialog-form' },
       h('h2', null, o.title),
       h('div', { class: 'dialog-body' }, o.body),
       o.fields ?? null,
-      h('div', { class: 'dialog-actions' },
-        h('button', { type: 'button', class: 'secondary', testid: 'dialog-cancel', onclick: () => done(undefined) }, 'Cancel'),
+      h(
+        'div',
+        { class: 'dialog-actions' },
+        h(
+          'button',
+          { type: 'button', class: 'secondary', testid: 'dialog-cancel', onclick: () => done(undefined) },
+          'Cancel',
+        ),
         h('button', { type: 'submit', class: o.danger ? 'danger' : 'primary', testid: 'dialog-confirm' }, o.confirm),
       ),
     );

@@ -38,7 +38,11 @@ export function append(el: Node, c: Child): void {
   el.appendChild(c instanceof Node ? c : document.createTextNode(String(c)));
 }
 
-export function h<K extends keyof HTMLElementTagNameMap>(tag: K, props: Props | null = null, ...children: Child[]): HTMLElementTagNameMap[K] {
+export function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  props: Props | null = null,
+  ...children: Child[]
+): HTMLElementTagNameMap[K] {
   const el = document.createElement(tag);
   if (props) {
     for (const [k, v] of Object.entries(props)) {
@@ -50,7 +54,10 @@ export function h<K extends keyof HTMLElementTagNameMap>(tag: K, props: Props | 
         if (s.startsWith('/') && !s.startsWith('//')) el.setAttribute('href', s);
       } else if (k === 'testid') {
         el.setAttribute('data-testid', String(v));
-      } else if (k === 'value' && (el instanceof HTMLInputElement || el instanceof HTMLSelectElement || el instanceof HTMLOptionElement)) {
+      } else if (
+        k === 'value' &&
+        (el instanceof HTMLInputElement || el instanceof HTMLSelectElement || el instanceof HTMLOptionElement)
+      ) {
         el.value = String(v);
         el.setAttribute('value', String(v));
       } else if (v === true) {

@@ -31,9 +31,23 @@ export function ratioOf(c: { compliant: number; noncompliant: number } | null | 
 }
 
 const STATE_CLASS: Record<string, string> = {
-  online: 'ok', compliant: 'ok', ok: 'ok', done: 'ok', active: 'ok', delivered: 'ok',
-  offline: 'bad', noncompliant: 'bad', failed: 'bad', drift: 'bad', revoked: 'bad',
-  draining: 'warn', drained: 'warn', unknown: 'muted', running: 'warn', changed: 'warn', interrupted: 'warn',
+  online: 'ok',
+  compliant: 'ok',
+  ok: 'ok',
+  done: 'ok',
+  active: 'ok',
+  delivered: 'ok',
+  offline: 'bad',
+  noncompliant: 'bad',
+  failed: 'bad',
+  drift: 'bad',
+  revoked: 'bad',
+  draining: 'warn',
+  drained: 'warn',
+  unknown: 'muted',
+  running: 'warn',
+  changed: 'warn',
+  interrupted: 'warn',
 };
 
 export function badge(text: string, testid?: string): HTMLElement {
@@ -41,14 +55,23 @@ export function badge(text: string, testid?: string): HTMLElement {
 }
 
 /** A three-part bar: compliant, noncompliant, unknown; widths through CSSOM (CSP forbids inline style attributes). */
-export function complianceBar(c: { compliant: number; noncompliant: number; unknown: number } | null | undefined): HTMLElement {
-  const bar = h('div', { class: 'cbar', title: c ? `${c.compliant} compliant, ${c.noncompliant} noncompliant, ${c.unknown} unknown` : 'no data yet' });
+export function complianceBar(
+  c: { compliant: number; noncompliant: number; unknown: number } | null | undefined,
+): HTMLElement {
+  const bar = h('div', {
+    class: 'cbar',
+    title: c ? `${c.compliant} compliant, ${c.noncompliant} noncompliant, ${c.unknown} unknown` : 'no data yet',
+  });
   const total = c ? c.compliant + c.noncompliant + c.unknown : 0;
   if (!c || total === 0) {
     bar.classList.add('empty');
     return bar;
   }
-  for (const [k, n] of [['compliant', c.compliant], ['noncompliant', c.noncompliant], ['unknown', c.unknown]] as const) {
+  for (const [k, n] of [
+    ['compliant', c.compliant],
+    ['noncompliant', c.noncompliant],
+    ['unknown', c.unknown],
+  ] as const) {
     if (n === 0) continue;
     const part = h('span', { class: `cbar-${k}` });
     part.style.width = `${(n / total) * 100}%`;
@@ -57,16 +80,50 @@ export function complianceBar(c: { compliant: number; noncompliant: number; unkn
   return bar;
 }
 
-export function table(head: string[], rows: (Node | string | number | null | undefined)[][], o: { testid?: string; empty?: string } = {}): HTMLElement {
-  if (rows.length === 0) return h('p', { class: 'empty', ...(o.testid ? { testid: `${o.testid}-empty` } : {}) }, o.empty ?? 'Nothing here yet.');
-  return h('table', o.testid ? { testid: o.testid } : null,
-    h('thead', null, h('tr', null, head.map((x) => h('th', null, x)))),
-    h('tbody', null, rows.map((r) => h('tr', null, r.map((c) => h('td', null, c ?? '—'))))),
+export function table(
+  head: string[],
+  rows: (Node | string | number | null | undefined)[][],
+  o: { testid?: string; empty?: string } = {},
+): HTMLElement {
+  if (rows.length === 0)
+    return h(
+      'p',
+      { class: 'empty', ...(o.testid ? { testid: `${o.testid}-empty` } : {}) },
+      o.empty ?? 'Nothing here yet.',
+    );
+  return h(
+    'table',
+    o.testid ? { testid: o.testid } : null,
+    h(
+      'thead',
+      null,
+      h(
+        'tr',
+        null,
+        head.map((x) => h('th', null, x)),
+      ),
+    ),
+    h(
+      'tbody',
+      null,
+      rows.map((r) =>
+        h(
+          'tr',
+          null,
+          r.map((c) => h('td', null, c ?? '—')),
+        ),
+      ),
+    ),
   );
 }
 
 export function card(label: string, value: string | number, testid: string, cls = ''): HTMLElement {
-  return h('div', { class: `card ${cls}` }, h('div', { class: 'card-label' }, label), h('div', { class: 'card-value', testid }, String(value)));
+  return h(
+    'div',
+    { class: `card ${cls}` },
+    h('div', { class: 'card-label' }, label),
+    h('div', { class: 'card-value', testid }, String(value)),
+  );
 }
 
 /** A trait value of any JSON shape as text (objects as JSON). */

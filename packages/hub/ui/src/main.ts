@@ -17,7 +17,14 @@ let current: { page: Page; path: string } | undefined;
 let timer: ReturnType<typeof setTimeout> | undefined;
 let refreshing = false;
 
-const NAV: [string, string][] = [['/', 'Overview'], ['/spokes', 'Spokes'], ['/envoys', 'Envoys'], ['/jobs', 'Jobs'], ['/config', 'Config'], ['/events', 'Events']];
+const NAV: [string, string][] = [
+  ['/', 'Overview'],
+  ['/spokes', 'Spokes'],
+  ['/envoys', 'Envoys'],
+  ['/jobs', 'Jobs'],
+  ['/config', 'Config'],
+  ['/events', 'Events'],
+];
 
 function pageFor(path: string, search: URLSearchParams): Page | undefined {
   const seg = (s: string | undefined) => decodeURIComponent(s ?? '');
@@ -38,14 +45,37 @@ function shell(path: string): { main: HTMLElement; status: HTMLElement } {
   const me = session();
   const status = h('span', { class: 'status', testid: 'refresh-status' });
   const main = h('main', { id: 'main' });
-  const active = (p: string) => (p === '/' ? path === '/' : path.startsWith(p) || (p === '/spokes' && path.startsWith('/spanner/')));
-  replace(app,
-    h('header', null,
+  const active = (p: string) =>
+    p === '/' ? path === '/' : path.startsWith(p) || (p === '/spokes' && path.startsWith('/spanner/'));
+  replace(
+    app,
+    h(
+      'header',
+      null,
       h('a', { href: '/', class: 'brand' }, 'Axle'),
-      h('nav', null, NAV.map(([p, label]) => h('a', { href: p, class: active(p) ? 'active' : undefined, testid: `nav-${label.toLowerCase()}` }, label))),
-      h('div', { class: 'who' }, status, ' ', me ? `${me.hub} · ${me.name} (${me.role})` : '', ' ',
-        h('button', { class: 'secondary small', testid: 'logout', onclick: () => void logout().then(() => render()) }, 'Log out'))),
-    main);
+      h(
+        'nav',
+        null,
+        NAV.map(([p, label]) =>
+          h('a', { href: p, class: active(p) ? 'active' : undefined, testid: `nav-${label.toLowerCase()}` }, label),
+        ),
+      ),
+      h(
+        'div',
+        { class: 'who' },
+        status,
+        ' ',
+        me ? `${me.hub} · ${me.name} (${me.role})` : '',
+        ' ',
+        h(
+          'button',
+          { class: 'secondary small', testid: 'logout', onclick: () => void logout().then(() => render()) },
+          'Log out',
+        ),
+      ),
+    ),
+    main,
+  );
   return { main, status };
 }
 
@@ -88,7 +118,11 @@ async function render(): Promise<void> {
   const { main, status } = shell(path);
   const page = pageFor(path, new URLSearchParams(location.search));
   if (!page) {
-    replace(main, h('h1', null, 'Not found'), h('p', null, 'No such page. ', h('a', { href: '/' }, 'Back to the overview')));
+    replace(
+      main,
+      h('h1', null, 'Not found'),
+      h('p', null, 'No such page. ', h('a', { href: '/' }, 'Back to the overview')),
+    );
     return;
   }
   document.title = `${page.title} · Axle`;
@@ -111,7 +145,7 @@ document.addEventListener('click', (e) => {
   if (e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
   const a = (e.target as Element).closest('a');
   const href = a?.getAttribute('href');
-  if (!a || !href || !href.startsWith('/') || href.startsWith('//')) return;
+  if (!href?.startsWith('/') || href.startsWith('//')) return;
   e.preventDefault();
   navigate(href);
 });

@@ -12,6 +12,9 @@ import type { SpokeReport } from './types.js';
 export function partialNote(spokes: SpokeReport[] | undefined): HTMLElement | null {
   const missing = (spokes ?? []).filter((s) => s.outcome !== 'ok');
   if (missing.length === 0) return null;
-  return h('div', { class: 'warning', testid: 'partial-warning' },
-    `Partial answer: ${missing.map((s) => `${s.id} (${s.outcome})`).join(', ')} did not answer; numbers below leave them out.`);
+  return h(
+    'div',
+    { class: 'warning', testid: 'partial-warning' },
+    `Partial answer: ${missing.map((s) => `${s.id} (${s.outcome})`).join(', ')} did not answer; numbers below leave them out.`,
+  );
 }

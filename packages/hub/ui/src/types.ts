@@ -1,53 +1,154 @@
 /** The API answers this app reads (see "HTTP API" in README.md). */
-export interface Compliance { compliant: number; noncompliant: number; unknown: number }
+export interface Compliance {
+  compliant: number;
+  noncompliant: number;
+  unknown: number;
+}
 
 export interface SpokeStats {
-  spokeId: string; envoys: number; connected: number; compliance: Compliance; checkinsPerMinute: number;
-  latencyMs: { p50: number; p99: number }; configVersion: number; term: number; uptimeS: number; version: string;
+  spokeId: string;
+  envoys: number;
+  connected: number;
+  compliance: Compliance;
+  checkinsPerMinute: number;
+  latencyMs: { p50: number; p99: number };
+  configVersion: number;
+  term: number;
+  uptimeS: number;
+  version: string;
 }
 
 export interface SpokeView {
-  id: string; addr: string; patterns: string[]; maxEnvoys: number | null; state: string; envoys: number; pendingReleases: number;
+  id: string;
+  addr: string;
+  patterns: string[];
+  maxEnvoys: number | null;
+  state: string;
+  envoys: number;
+  pendingReleases: number;
   health: {
-    online: boolean; probed: boolean; consecutiveFailures: number; latencyMs: number | null; latencyP50Ms: number; latencyP99Ms: number;
-    lastProbeAt: number | null; lastOkAt: number | null; lastPushAt: number | null; lastError: string | null;
+    online: boolean;
+    probed: boolean;
+    consecutiveFailures: number;
+    latencyMs: number | null;
+    latencyP50Ms: number;
+    latencyP99Ms: number;
+    lastProbeAt: number | null;
+    lastOkAt: number | null;
+    lastPushAt: number | null;
+    lastError: string | null;
   };
-  stats: SpokeStats | null; statsAt: number | null; compliance: Compliance | null;
+  stats: SpokeStats | null;
+  statsAt: number | null;
+  compliance: Compliance | null;
 }
 
-export interface SpokeReport { id: string; outcome: string; ms: number; attempts: number }
+export interface SpokeReport {
+  id: string;
+  outcome: string;
+  ms: number;
+  attempts: number;
+}
 
 export interface EnvoySummary {
-  hostname: string; spokeId: string; epoch: number; enrolledAt: number; lastSeen: number; connected: boolean;
-  compliance: 'compliant' | 'noncompliant' | 'unknown'; lastRunAt: number; configVersion: number;
+  hostname: string;
+  spokeId: string;
+  epoch: number;
+  enrolledAt: number;
+  lastSeen: number;
+  connected: boolean;
+  compliance: 'compliant' | 'noncompliant' | 'unknown';
+  lastRunAt: number;
+  configVersion: number;
 }
 
-export interface EnvoyPage { items: EnvoySummary[]; cursor: string | null; spokes: SpokeReport[]; partial: boolean; coverage: { answered: number; total: number; ratio: number } }
+export interface EnvoyPage {
+  items: EnvoySummary[];
+  cursor: string | null;
+  spokes: SpokeReport[];
+  partial: boolean;
+  coverage: { answered: number; total: number; ratio: number };
+}
 
-export interface ResourceResult { resource: string; policy: string; status: string; message: string; durationMs: number }
+export interface ResourceResult {
+  resource: string;
+  policy: string;
+  status: string;
+  message: string;
+  durationMs: number;
+}
 
 export interface Run {
-  id: string; hostname: string; startedAt: number; finishedAt: number; configVersion: number; mode: string; trigger: string; compliant: boolean;
-  counts: { ok: number; changed: number; failed: number; drift: number }; results: ResourceResult[]; error?: string;
+  id: string;
+  hostname: string;
+  startedAt: number;
+  finishedAt: number;
+  configVersion: number;
+  mode: string;
+  trigger: string;
+  compliant: boolean;
+  counts: { ok: number; changed: number; failed: number; drift: number };
+  results: ResourceResult[];
+  error?: string;
 }
 
-export interface SpokeDetail extends Omit<SpokeView, 'envoys'> { recentRuns: Run[]; envoys: EnvoyPage; outcome: string }
+export interface SpokeDetail extends Omit<SpokeView, 'envoys'> {
+  recentRuns: Run[];
+  envoys: EnvoyPage;
+  outcome: string;
+}
 
 export interface FleetStats {
-  envoys: number; connected: number; compliance: Compliance; complianceRatio: number; checkinsPerMinute: number;
-  perSpoke: (SpokeStats & { state: string })[]; spokes: SpokeReport[]; partial: boolean;
+  envoys: number;
+  connected: number;
+  compliance: Compliance;
+  complianceRatio: number;
+  checkinsPerMinute: number;
+  perSpoke: (SpokeStats & { state: string })[];
+  spokes: SpokeReport[];
+  partial: boolean;
 }
 
-export interface Sample { at: number; compliant: number; noncompliant: number; unknown: number; ratio: number | null; spokesOnline: number; spokesTotal: number }
+export interface Sample {
+  at: number;
+  compliant: number;
+  noncompliant: number;
+  unknown: number;
+  ratio: number | null;
+  spokesOnline: number;
+  spokesTotal: number;
+}
 
 export interface EnvoyDetail {
-  directory: { hostname: string; spokeId: string; epoch: number; enrolledAt: number; pubkey?: string; state: string } & Record<string, unknown>;
+  directory: {
+    hostname: string;
+    spokeId: string;
+    epoch: number;
+    enrolledAt: number;
+    pubkey?: string;
+    state: string;
+  } & Record<string, unknown>;
   detail?: { envoy?: EnvoySummary; traits?: Record<string, unknown>; runs: Run[] };
   spoke: SpokeReport;
 }
 
 export interface Move {
-  id: string; kind: string; state: string; total: number; moved: number; already: number; skipped: number; failed: number; errors?: unknown; from?: string; to?: string;
+  id: string;
+  kind: string;
+  state: string;
+  total: number;
+  moved: number;
+  already: number;
+  skipped: number;
+  failed: number;
+  errors?: unknown;
+  from?: string;
+  to?: string;
 }
 
-export interface HubEvent { seq: number; type: string; at: number; data: Record<string, unknown> }
+export interface HubEvent {
+  seq: number;
+  type: string;
+  at: number;
+  data: Record<string, unknown>;
+}

@@ -18,7 +18,10 @@ const program = new Command('axle-spoke')
       process.on('unhandledRejection', (e) => {
         const msg = e instanceof Error ? e.message : String(e);
         if (!/^Commit failed|No space left on device|Input\/output error/.test(msg)) throw e;
-        log.error({ err: msg }, 'database commit failed (disk full?); the writes in it were refused and not acknowledged');
+        log.error(
+          { err: msg },
+          'database commit failed (disk full?); the writes in it were refused and not acknowledged',
+        );
       });
       spoke = new Spoke(config, { logger: log });
       await spoke.start();

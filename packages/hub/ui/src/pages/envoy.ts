@@ -10,7 +10,8 @@ import { RUN_HEAD, runRows } from './shared.js';
 function flatten(obj: Record<string, unknown>, prefix = '', out: [string, string][] = []): [string, string][] {
   for (const [k, v] of Object.entries(obj)) {
     const key = prefix ? `${prefix}.${k}` : k;
-    if (v !== null && typeof v === 'object' && !Array.isArray(v) && out.length < 2000) flatten(v as Record<string, unknown>, key, out);
+    if (v !== null && typeof v === 'object' && !Array.isArray(v) && out.length < 2000)
+      flatten(v as Record<string, unknown>, key, out);
     else out.push([key, traitText(v)]);
   }
   return out;
@@ -18,12 +19,27 @@ function flatten(obj: Record<string, unknown>, prefix = '', out: [string, string
 
 function results(run: Run | undefined): HTMLElement {
   if (!run) return h('p', { class: 'empty' }, 'No runs reported yet.');
-  return h('div', null,
-    h('p', { class: 'muted' }, `Run ${run.id} finished ${when(run.finishedAt)} (${run.mode}, ${run.trigger}, config v${run.configVersion})`),
+  return h(
+    'div',
+    null,
+    h(
+      'p',
+      { class: 'muted' },
+      `Run ${run.id} finished ${when(run.finishedAt)} (${run.mode}, ${run.trigger}, config v${run.configVersion})`,
+    ),
     run.error ? h('div', { class: 'warning' }, `Run error: ${run.error}`) : null,
-    table(['Resource', 'Policy', 'Status', 'Message', 'Took'], run.results.map((r) => [
-      h('code', null, r.resource), r.policy, badge(r.status), h('span', { class: 'msg' }, r.message), `${Math.round(r.durationMs)} ms`,
-    ]), { testid: 'results-table', empty: 'The run had no resources.' }));
+    table(
+      ['Resource', 'Policy', 'Status', 'Message', 'Took'],
+      run.results.map((r) => [
+        h('code', null, r.resource),
+        r.policy,
+        badge(r.status),
+        h('span', { class: 'msg' }, r.message),
+        `${Math.round(r.durationMs)} ms`,
+      ]),
+      { testid: 'results-table', empty: 'The run had no resources.' },
+    ),
+  );
 }
 
 export function envoyPage(hostname: string): Page {
@@ -41,9 +57,25 @@ export function envoyPage(hostname: string): Page {
     ]);
     spokes = sv.spokes;
     const e = d.detail?.envoy;
-    replace(head, h('h1', null, h('span', { class: 'host', testid: 'envoy-hostname' }, d.directory.hostname), ' ', badge(e?.compliance ?? 'unknown', 'envoy-compliance')),
-      session()?.role === 'admin' ? h('button', { testid: 'move-envoy', onclick: () => void reassign(hostname, spokes, () => void refresh()) }, 'Move to spoke…') : null);
-    replace(cards,
+    replace(
+      head,
+      h(
+        'h1',
+        null,
+        h('span', { class: 'host', testid: 'envoy-hostname' }, d.directory.hostname),
+        ' ',
+        badge(e?.compliance ?? 'unknown', 'envoy-compliance'),
+      ),
+      session()?.role === 'admin'
+        ? h(
+            'button',
+            { testid: 'move-envoy', onclick: () => void reassign(hostname, spokes, () => void refresh()) },
+            'Move to spoke…',
+          )
+        : null,
+    );
+    replace(
+      cards,
       card('Spoke', d.directory.spokeId, 'envoy-spoke'),
       card('Connected', e ? (e.connected ? 'yes' : 'no') : '—', 'envoy-connected'),
       card('Last seen', ago(e?.lastSeen), 'envoy-last-seen', 'text'),
@@ -51,20 +83,53 @@ export function envoyPage(hostname: string): Page {
       card('Epoch', d.directory.epoch, 'envoy-epoch'),
       card('Config', e ? `v${e.configVersion}` : '—', 'envoy-config'),
     );
-    if (d.spoke.outcome !== 'ok') cards.append(h('div', { class: 'warning', testid: 'partial-warning' }, `Spoke ${d.spoke.id} did not answer (${d.spoke.outcome}); traits and runs are unavailable.`));
+    if (d.spoke.outcome !== 'ok')
+      cards.append(
+        h(
+          'div',
+          { class: 'warning', testid: 'partial-warning' },
+          `Spoke ${d.spoke.id} did not answer (${d.spoke.outcome}); traits and runs are unavailable.`,
+        ),
+      );
     const t = flatten(d.detail?.traits ?? {});
-    replace(traits, table(['Trait', 'Value'], t.map(([k, v]) => [h('code', null, k), h('span', { class: 'trait-value' }, v)]), { testid: 'traits-table', empty: 'No traits reported yet.' }));
+    replace(
+      traits,
+      table(
+        ['Trait', 'Value'],
+        t.map(([k, v]) => [h('code', null, k), h('span', { class: 'trait-value' }, v)]),
+        { testid: 'traits-table', empty: 'No traits reported yet.' },
+      ),
+    );
     const list = d.detail?.runs ?? [];
     const rows = runRows(list);
-    rows.forEach((r, i) => r.push(h('button', { class: 'secondary small', onclick: () => { selected = list[i]!.id; replace(res, results(list[i])); } }, 'Results')));
+    rows.forEach((r, i) => {
+      r.push(
+        h(
+          'button',
+          {
+            class: 'secondary small',
+            onclick: () => {
+              selected = list[i]!.id;
+              replace(res, results(list[i]));
+            },
+          },
+          'Results',
+        ),
+      );
+    });
     replace(runs, table([...RUN_HEAD, ''], rows, { testid: 'envoy-runs-table', empty: 'No runs reported yet.' }));
     replace(res, results(list.find((r) => r.id === selected) ?? list[0]));
   };
   return {
     title: hostname,
     mount(root) {
-      root.append(head, cards, h('section', null, h('h2', null, 'Traits'), traits), h('section', null, h('h2', null, 'Runs'), runs),
-        h('section', null, h('h2', null, 'Resource results'), res));
+      root.append(
+        head,
+        cards,
+        h('section', null, h('h2', null, 'Traits'), traits),
+        h('section', null, h('h2', null, 'Runs'), runs),
+        h('section', null, h('h2', null, 'Resource results'), res),
+      );
     },
     refresh,
   };

@@ -23,10 +23,25 @@ export function eventsPage(): Page {
         if (r.next !== null) after = r.next;
         if (r.events.length < 1000) break;
       }
-      replace(body, table(['#', 'When', 'Type', 'Details'], [...events].reverse().map((e) => [
-        String(e.seq), when(e.at), h('code', null, e.type),
-        h('span', { class: 'msg' }, Object.entries(e.data ?? {}).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join('  ')),
-      ]), { testid: 'events-table', empty: 'No events yet.' }));
+      replace(
+        body,
+        table(
+          ['#', 'When', 'Type', 'Details'],
+          [...events].reverse().map((e) => [
+            String(e.seq),
+            when(e.at),
+            h('code', null, e.type),
+            h(
+              'span',
+              { class: 'msg' },
+              Object.entries(e.data ?? {})
+                .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+                .join('  '),
+            ),
+          ]),
+          { testid: 'events-table', empty: 'No events yet.' },
+        ),
+      );
     },
   };
 }

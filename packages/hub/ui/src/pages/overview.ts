@@ -14,9 +14,13 @@ export function overviewPage(): Page {
   return {
     title: 'Fleet overview',
     mount(root) {
-      root.append(h('h1', null, 'Fleet overview'), note, cards,
+      root.append(
+        h('h1', null, 'Fleet overview'),
+        note,
+        cards,
         h('section', null, h('h2', null, 'Fleet compliance over time'), chart),
-        h('section', null, h('h2', null, 'Spokes'), spokes));
+        h('section', null, h('h2', null, 'Spokes'), spokes),
+      );
     },
     async refresh() {
       const [sv, stats, hist] = await Promise.all([
@@ -29,7 +33,8 @@ export function overviewPage(): Page {
       const envoys = list.reduce((n, s) => n + s.envoys, 0);
       const c = stats?.compliance;
       replace(note, partialNote(stats?.spokes));
-      replace(cards,
+      replace(
+        cards,
         card('Spokes online', `${online} / ${list.length}`, 'spokes-online', online === list.length ? 'ok' : 'bad'),
         card('Spokes offline', list.length - online, 'spokes-offline', online === list.length ? '' : 'bad'),
         card('Envoys', envoys, 'envoy-count'),
@@ -38,21 +43,24 @@ export function overviewPage(): Page {
         card('Noncompliant', c ? c.noncompliant : '—', 'noncompliant-count', c && c.noncompliant > 0 ? 'bad' : ''),
       );
       replace(chart, complianceChart(hist.samples));
-      replace(spokes, table(
-        ['Spoke', 'State', 'Envoys', 'Compliance', '', 'Probe latency', 'p50 / p99', 'Config', 'Last seen'],
-        list.map((s) => [
-          h('a', { href: `/spanner/spokes/${encodeURIComponent(s.id)}`, testid: `spoke-link-${s.id}` }, s.id),
-          badge(s.state, `spoke-state-${s.id}`),
-          h('span', { testid: `spoke-envoys-${s.id}` }, String(s.envoys)),
-          complianceBar(s.compliance),
-          pct(ratioOf(s.compliance)),
-          ms(s.health.latencyMs),
-          `${ms(s.health.latencyP50Ms)} / ${ms(s.health.latencyP99Ms)}`,
-          s.stats ? `v${s.stats.configVersion}` : '—',
-          ago(s.health.lastOkAt),
-        ]),
-        { testid: 'spokes-table', empty: 'No spokes are configured (spanner.spokes in the hub config).' },
-      ));
+      replace(
+        spokes,
+        table(
+          ['Spoke', 'State', 'Envoys', 'Compliance', '', 'Probe latency', 'p50 / p99', 'Config', 'Last seen'],
+          list.map((s) => [
+            h('a', { href: `/spanner/spokes/${encodeURIComponent(s.id)}`, testid: `spoke-link-${s.id}` }, s.id),
+            badge(s.state, `spoke-state-${s.id}`),
+            h('span', { testid: `spoke-envoys-${s.id}` }, String(s.envoys)),
+            complianceBar(s.compliance),
+            pct(ratioOf(s.compliance)),
+            ms(s.health.latencyMs),
+            `${ms(s.health.latencyP50Ms)} / ${ms(s.health.latencyP99Ms)}`,
+            s.stats ? `v${s.stats.configVersion}` : '—',
+            ago(s.health.lastOkAt),
+          ]),
+          { testid: 'spokes-table', empty: 'No spokes are configured (spanner.spokes in the hub config).' },
+        ),
+      );
     },
   };
 }

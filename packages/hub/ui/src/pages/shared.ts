@@ -22,7 +22,9 @@ export function runRows(runs: Run[]): (Node | string)[][] {
   return runs.map((r) => [
     when(r.finishedAt),
     h('a', { href: `/envoys/${encodeURIComponent(r.hostname)}`, class: 'host' }, r.hostname),
-    r.error ? h('span', { class: 'badge bad', title: r.error }, 'error') : badge(r.compliant ? 'compliant' : 'noncompliant'),
+    r.error
+      ? h('span', { class: 'badge bad', title: r.error }, 'error')
+      : badge(r.compliant ? 'compliant' : 'noncompliant'),
     `${r.counts.ok} / ${r.counts.changed} / ${r.counts.failed} / ${r.counts.drift}`,
     r.mode,
     r.trigger,

@@ -21,11 +21,19 @@ export function spokePage(id: string): Page {
     ]);
     all = sv.spokes;
     const c = d.stats?.compliance ?? d.compliance;
-    replace(head, h('h1', null, 'Spoke ', h('span', { testid: 'spoke-id' }, d.id), ' ', badge(d.state, 'spoke-state')),
+    replace(
+      head,
+      h('h1', null, 'Spoke ', h('span', { testid: 'spoke-id' }, d.id), ' ', badge(d.state, 'spoke-state')),
       session()?.role === 'admin' && d.state !== 'drained'
-        ? h('button', { class: 'danger', testid: 'drain-button', onclick: () => void drainSpoke(id, all, () => void refresh()) }, 'Drain…')
-        : null);
-    replace(cards,
+        ? h(
+            'button',
+            { class: 'danger', testid: 'drain-button', onclick: () => void drainSpoke(id, all, () => void refresh()) },
+            'Drain…',
+          )
+        : null,
+    );
+    replace(
+      cards,
       card('Address', d.addr, 'spoke-addr', 'text'),
       card('Envoys', d.envoys.coverage.total, 'spoke-envoy-count'),
       card('Connected', d.stats ? d.stats.connected : '—', 'spoke-connected'),
@@ -33,27 +41,57 @@ export function spokePage(id: string): Page {
       card('Config version', d.stats ? `v${d.stats.configVersion}` : '—', 'spoke-config'),
       card('Last seen', ago(d.health.lastOkAt), 'spoke-last-seen', 'text'),
     );
-    replace(breakdown,
+    replace(
+      breakdown,
       complianceBar(c),
-      c ? h('ul', { class: 'legend', testid: 'compliance-breakdown' },
-        h('li', { class: 'l-compliant' }, `${c.compliant} compliant`),
-        h('li', { class: 'l-noncompliant' }, `${c.noncompliant} noncompliant`),
-        h('li', { class: 'l-unknown' }, `${c.unknown} unknown`),
-        h('li', null, `${pct(ratioOf(c))} of judged envoys compliant`)) : h('p', { class: 'empty' }, 'No compliance figures yet.'),
-      d.outcome !== 'ok' ? h('div', { class: 'warning', testid: 'partial-warning' }, `The spoke did not answer (${d.outcome}); showing what the hub last knew. Last error: ${d.health.lastError ?? 'none'}`) : null,
-      h('p', { class: 'muted' }, `Patterns: ${d.patterns.join(', ')} · last probe ${when(d.health.lastProbeAt)} · ${d.health.consecutiveFailures} consecutive failures`),
+      c
+        ? h(
+            'ul',
+            { class: 'legend', testid: 'compliance-breakdown' },
+            h('li', { class: 'l-compliant' }, `${c.compliant} compliant`),
+            h('li', { class: 'l-noncompliant' }, `${c.noncompliant} noncompliant`),
+            h('li', { class: 'l-unknown' }, `${c.unknown} unknown`),
+            h('li', null, `${pct(ratioOf(c))} of judged envoys compliant`),
+          )
+        : h('p', { class: 'empty' }, 'No compliance figures yet.'),
+      d.outcome !== 'ok'
+        ? h(
+            'div',
+            { class: 'warning', testid: 'partial-warning' },
+            `The spoke did not answer (${d.outcome}); showing what the hub last knew. Last error: ${d.health.lastError ?? 'none'}`,
+          )
+        : null,
+      h(
+        'p',
+        { class: 'muted' },
+        `Patterns: ${d.patterns.join(', ')} · last probe ${when(d.health.lastProbeAt)} · ${d.health.consecutiveFailures} consecutive failures`,
+      ),
     );
     const down = d.outcome !== 'ok';
     const gone = `Unavailable: spoke ${d.id} did not answer (${d.outcome}).`;
-    replace(runs, table(RUN_HEAD, runRows(d.recentRuns), { testid: 'runs-table', empty: down ? gone : 'No runs reported yet.' }));
-    replace(envoys, table(ENVOY_HEAD, envoyRows(d.envoys.items), { testid: 'spoke-envoys-table', empty: down ? gone : 'No envoys on this spoke.' }),
-      d.envoys.cursor ? h('p', { class: 'muted' }, 'Showing the first 200; search all on the Envoys page.') : null);
+    replace(
+      runs,
+      table(RUN_HEAD, runRows(d.recentRuns), { testid: 'runs-table', empty: down ? gone : 'No runs reported yet.' }),
+    );
+    replace(
+      envoys,
+      table(ENVOY_HEAD, envoyRows(d.envoys.items), {
+        testid: 'spoke-envoys-table',
+        empty: down ? gone : 'No envoys on this spoke.',
+      }),
+      d.envoys.cursor ? h('p', { class: 'muted' }, 'Showing the first 200; search all on the Envoys page.') : null,
+    );
   };
   return {
     title: `Spoke ${id}`,
     mount(root) {
-      root.append(head, cards, h('section', null, h('h2', null, 'Compliance'), breakdown),
-        h('section', null, h('h2', null, 'Recent runs'), runs), h('section', null, h('h2', null, 'Envoys'), envoys));
+      root.append(
+        head,
+        cards,
+        h('section', null, h('h2', null, 'Compliance'), breakdown),
+        h('section', null, h('h2', null, 'Recent runs'), runs),
+        h('section', null, h('h2', null, 'Envoys'), envoys),
+      );
     },
     refresh,
   };

@@ -12,29 +12,57 @@ export function spokesPage(): Page {
   const refresh = async () => {
     spokes = (await get<{ spokes: SpokeView[] }>('/api/v1/spokes')).spokes;
     const admin = session()?.role === 'admin';
-    replace(body, table(
-      ['Spoke', 'Address', 'Patterns', 'State', 'Envoys', 'Compliance', '', 'Latency', 'Failures', 'Last error', 'Last seen', ''],
-      spokes.map((s) => [
-        h('a', { href: `/spanner/spokes/${encodeURIComponent(s.id)}` }, s.id),
-        s.addr,
-        s.patterns.join(', '),
-        badge(s.state, `spoke-state-${s.id}`),
-        String(s.envoys),
-        complianceBar(s.compliance),
-        pct(ratioOf(s.compliance)),
-        ms(s.health.latencyMs),
-        String(s.health.consecutiveFailures),
-        s.health.lastError ?? '',
-        ago(s.health.lastOkAt),
-        admin ? actions(s) : null,
-      ]),
-      { testid: 'spokes-table' },
-    ));
+    replace(
+      body,
+      table(
+        [
+          'Spoke',
+          'Address',
+          'Patterns',
+          'State',
+          'Envoys',
+          'Compliance',
+          '',
+          'Latency',
+          'Failures',
+          'Last error',
+          'Last seen',
+          '',
+        ],
+        spokes.map((s) => [
+          h('a', { href: `/spanner/spokes/${encodeURIComponent(s.id)}` }, s.id),
+          s.addr,
+          s.patterns.join(', '),
+          badge(s.state, `spoke-state-${s.id}`),
+          String(s.envoys),
+          complianceBar(s.compliance),
+          pct(ratioOf(s.compliance)),
+          ms(s.health.latencyMs),
+          String(s.health.consecutiveFailures),
+          s.health.lastError ?? '',
+          ago(s.health.lastOkAt),
+          admin ? actions(s) : null,
+        ]),
+        { testid: 'spokes-table' },
+      ),
+    );
   };
-  const actions = (s: SpokeView) => h('div', { class: 'row-actions' },
-    s.state === 'drained'
-      ? h('button', { class: 'secondary small', onclick: () => void resume(s.id) }, 'Resume')
-      : h('button', { class: 'danger small', testid: `drain-${s.id}`, onclick: () => void drainSpoke(s.id, spokes, () => void refresh()) }, 'Drain…'));
+  const actions = (s: SpokeView) =>
+    h(
+      'div',
+      { class: 'row-actions' },
+      s.state === 'drained'
+        ? h('button', { class: 'secondary small', onclick: () => void resume(s.id) }, 'Resume')
+        : h(
+            'button',
+            {
+              class: 'danger small',
+              testid: `drain-${s.id}`,
+              onclick: () => void drainSpoke(s.id, spokes, () => void refresh()),
+            },
+            'Drain…',
+          ),
+    );
   const resume = async (id: string) => {
     try {
       await post(`/api/v1/spokes/${encodeURIComponent(id)}/resume`);
