@@ -41,6 +41,9 @@ export interface FleetSpec {
   statusInterval?: string;
   drainBatch?: number;
   drainJitter?: string;
+  /** Config keys merged over the generated ones (one level deep: `limits: {...}` adds to limits). */
+  hubConfig?: Record<string, unknown>;
+  spokeConfig?: Record<string, unknown>;
 }
 
 export interface HubNode {
@@ -376,60 +379,76 @@ export class Fleet {
     }
     const witnesses = this.hubs.length > 1 ? this.spokes.filter((x) => s.witnesses?.includes(x.id)) : [];
     for (const h of this.hubs) {
-      write(h.configFile, {
-        server_id: h.id,
-        listen: h.addr,
-        data_dir: h.dir,
-        spanner: {
-          role: 'hub',
-          spokes: this.spokes.map((x) => ({
-            id: x.id,
-            addr: x.addr,
-            patterns: s.spokes.find((y) => y.id === x.id)!.patterns,
-            pubkey: x.pub,
-          })),
-          auto_failover: {
-            enabled: true,
-            threshold: s.failoverThreshold ?? 3,
-            interval: s.probeInterval ?? '1s',
-            drain_batch: s.drainBatch ?? 25,
-            drain_parallel: 2,
-            drain_jitter: s.drainJitter ?? '200ms',
-          },
-          peers: this.hubs.filter((p) => p !== h).map((p) => ({ id: p.id, addr: p.addr, pubkey: p.pub })),
-        },
-        ...(this.hubs.length > 1
-          ? {
-              replication: {
-                lease: s.lease ?? '2s',
-                witnesses: witnesses.map((w) => ({ id: w.id, addr: w.addr, pubkey: w.pub })),
+      write(
+        h.configFile,
+        merge(
+          {
+            server_id: h.id,
+            listen: h.addr,
+            data_dir: h.dir,
+            spanner: {
+              role: 'hub',
+              spokes: this.spokes.map((x) => ({
+                id: x.id,
+                addr: x.addr,
+                patterns: s.spokes.find((y) => y.id === x.id)!.patterns,
+                pubkey: x.pub,
+              })),
+              auto_failover: {
+                enabled: true,
+                threshold: s.failoverThreshold ?? 3,
+                interval: s.probeInterval ?? '1s',
+                drain_batch: s.drainBatch ?? 25,
+                drain_parallel: 2,
+                drain_jitter: s.drainJitter ?? '200ms',
               },
-            }
-          : {}),
-        enrollment: { rate_limit: { requests: 1_000_000, per: '1s', burst: 1_000_000 } },
-        api: { rate_limit: { requests: 100_000, per: '1s', burst: 100_000 }, max_body_bytes: 16 * 1024 * 1024 },
-        limits: { max_connections_per_ip: 20_000, max_handshakes_per_ip: 2_000 },
-        fanout: { timeout: '3s', retries: 1, backoff: '100ms' },
-      });
+              peers: this.hubs.filter((p) => p !== h).map((p) => ({ id: p.id, addr: p.addr, pubkey: p.pub })),
+            },
+            ...(this.hubs.length > 1
+              ? {
+                  replication: {
+                    lease: s.lease ?? '2s',
+                    witnesses: witnesses.map((w) => ({ id: w.id, addr: w.addr, pubkey: w.pub })),
+                  },
+                }
+              : {}),
+            enrollment: { rate_limit: { requests: 1_000_000, per: '1s', burst: 1_000_000 } },
+            api: {
+              rate_limit: { requests: 100_000, per: '1s', burst: 100_000 },
+              max_body_bytes: 16 * 1024 * 1024,
+              max_concurrent_queries: 256,
+            },
+            limits: { max_connections_per_ip: 20_000, max_handshakes_per_ip: 2_000 },
+            fanout: { timeout: '3s', retries: 1, backoff: '100ms' },
+          },
+          s.hubConfig,
+        ),
+      );
     }
     for (const x of this.spokes) {
       const hubAddrs = x.uplinks.length > 0 ? x.uplinks.map((u) => u.addr) : this.hubs.map((h) => h.addr);
-      write(x.configFile, {
-        server_id: x.id,
-        listen: x.listen,
-        data_dir: join(x.dir, 'data'),
-        key_file: join(x.dir, 'spoke.key'),
-        status_interval: s.statusInterval ?? '1s',
-        retention: { max_runs_per_envoy: 100_000 },
-        limits: { max_connections_per_ip: 20_000, max_handshakes_per_ip: 512, keepalive: '2s' },
-        spanner: {
-          role: 'spoke',
-          spoke_id: x.id,
-          hub_addr: hubAddrs[0],
-          hub_fallback_addrs: hubAddrs.slice(1),
-          hub_pubkeys: this.hubs.map((h) => h.pub),
-        },
-      });
+      write(
+        x.configFile,
+        merge(
+          {
+            server_id: x.id,
+            listen: x.listen,
+            data_dir: join(x.dir, 'data'),
+            key_file: join(x.dir, 'spoke.key'),
+            status_interval: s.statusInterval ?? '1s',
+            retention: { max_runs_per_envoy: 100_000 },
+            limits: { max_connections_per_ip: 20_000, max_handshakes_per_ip: 512, keepalive: '2s' },
+            spanner: {
+              role: 'spoke',
+              spoke_id: x.id,
+              hub_addr: hubAddrs[0],
+              hub_fallback_addrs: hubAddrs.slice(1),
+              hub_pubkeys: this.hubs.map((h) => h.pub),
+            },
+          },
+          s.spokeConfig,
+        ),
+      );
     }
   }
 
@@ -618,6 +637,19 @@ export class Fleet {
       rmSync(this.spec.dir, { recursive: true, force: true });
     }
   }
+}
+
+/** `extra` over `base`, one level deep, so a test can add a key to `limits` without restating the rest. */
+function merge(base: Record<string, unknown>, extra: Record<string, unknown> | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(extra ?? {})) {
+    const b = out[k];
+    out[k] =
+      b && v && typeof b === 'object' && typeof v === 'object' && !Array.isArray(v)
+        ? { ...(b as object), ...(v as object) }
+        : v;
+  }
+  return out;
 }
 
 function write(file: string, cfg: unknown): void {

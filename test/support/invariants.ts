@@ -210,16 +210,26 @@ export async function checkRuns(
   const spooled = new Map(hosts.map((h) => [h, spooledRuns(envoyDir(h))]));
   const stored = new Map<string, { spoke: string; ids: string[] }>();
   await pool(hosts, 8, async (h) => {
-    const r = await api.get<{
-      directory: { spokeId: string };
-      detail?: { runs: { id: string }[] };
-      spoke: { outcome: string };
-    }>(`/envoys/${encodeURIComponent(h)}?runs=1000`);
-    if (r.spoke.outcome !== 'ok' || !r.detail) {
-      problems.push(`${h}: its spoke ${r.directory.spokeId} did not answer (${r.spoke.outcome})`);
-      return;
+    // Pages of runs fit the frame limit: follow the cursor until every stored run is seen.
+    const ids: string[] = [];
+    let cursor: string | null = null;
+    for (;;) {
+      const r: {
+        directory: { spokeId: string };
+        detail?: { runs: { id: string }[]; runsCursor: string | null };
+        spoke: { outcome: string };
+      } = await api.get(`/envoys/${encodeURIComponent(h)}?runs=1000${cursor ? `&runs_cursor=${cursor}` : ''}`);
+      if (r.spoke.outcome !== 'ok' || !r.detail) {
+        problems.push(`${h}: its spoke ${r.directory.spokeId} did not answer (${r.spoke.outcome})`);
+        return;
+      }
+      ids.push(...r.detail.runs.map((x) => x.id));
+      cursor = r.detail.runsCursor;
+      if (!cursor) {
+        stored.set(h, { spoke: r.directory.spokeId, ids });
+        return;
+      }
     }
-    stored.set(h, { spoke: r.directory.spokeId, ids: r.detail.runs.map((x) => x.id) });
   });
   // Recent runs of every spoke, for reports acknowledged by a spoke that has since lost the envoy.
   const windows = new Map<string, { ids: Set<string>; oldest: number }>();
@@ -228,12 +238,22 @@ export async function checkRuns(
   );
   if (needWindow) {
     for (const id of spokeIds) {
-      const d = await api
-        .get<{ recentRuns?: { id: string; hostname: string; finishedAt: number }[] }>(
-          `/spokes/${encodeURIComponent(id)}?runs=1000&limit=1`,
-        )
-        .catch(() => undefined);
-      const runs = d?.recentRuns ?? [];
+      const runs: { id: string; hostname: string; finishedAt: number }[] = [];
+      let cursor: string | null = null;
+      do {
+        const d:
+          | { recentRuns?: { id: string; hostname: string; finishedAt: number }[]; recentRunsCursor?: string | null }
+          | undefined = await api
+          .get<{
+            recentRuns?: { id: string; hostname: string; finishedAt: number }[];
+            recentRunsCursor?: string | null;
+          }>(
+            `/spokes/${encodeURIComponent(id)}?runs=${1000 - runs.length}&limit=1${cursor ? `&runs_cursor=${cursor}` : ''}`,
+          )
+          .catch(() => undefined);
+        runs.push(...(d?.recentRuns ?? []));
+        cursor = d?.recentRunsCursor ?? null;
+      } while (cursor && runs.length < 1000);
       windows.set(id, {
         ids: new Set(runs.map((r) => `${r.hostname}\u0000${r.id}`)),
         oldest: runs.length >= 1000 ? Math.min(...runs.map((r) => r.finishedAt)) : 0,

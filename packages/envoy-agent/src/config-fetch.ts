@@ -5,36 +5,30 @@ import {
   DEFAULT_BUNDLE_LIMITS,
   ErrorCode,
   activateBundle,
-  connectPeer,
-  errorText,
   extractBundle,
   fingerprint,
-  fromBase64,
   verifyBundle,
   type Connection,
-  type KeyPair,
   type Logger,
 } from '@axle/shared';
 
 export interface BundleFetchOptions {
-  hostname: string;
-  keyPair: KeyPair;
-  hubAddrs: readonly string[];
-  /** Pinned hub keys from the config; when set, only these may sign bundles. */
-  hubPubkeys?: readonly string[];
+  /** The hub keys that may sign bundles (pinned in the config, or listed by a hub's answer). */
+  trustedKeys: () => Uint8Array[];
+  /** The version applied now: an older or equal one is refused. */
+  appliedVersion: () => number;
   configDir: string;
   timeoutMs: number;
   log: Logger;
 }
 
 /**
- * Fetches the spoke's live config bundle, checks that a hub signed it, and makes it the
- * envoy's config dir by one atomic rename. The spoke is trusted to carry the bundle, not to
- * write it: a spoke that serves something no hub signed changes nothing here.
+ * Fetches the spoke's live config bundle, checks that a trusted hub signed it and that it is
+ * newer than the one applied, and makes it the envoy's config dir by one atomic rename. The
+ * spoke is trusted to carry the bundle, not to write it: a spoke that serves something no hub
+ * signed, or an older signed version, changes nothing here.
  */
 export class BundleFetcher {
-  /** Keys of hubs seen at the configured hub addresses (trust on first use), unless pinned. */
-  private learned: Uint8Array[] = [];
   private inflight: Promise<number> | undefined;
 
   constructor(private readonly o: BundleFetchOptions) {}
@@ -66,37 +60,25 @@ export class BundleFetcher {
       if ((parts as Assembler).add(b.offset, b.data)) break;
     }
     const bundle = { ...(first as NonNullable<typeof first>), data: (parts as Assembler).bytes };
-    verifyBundle(bundle, await this.trusted(bundle.hubKey));
+    const applied = o.appliedVersion();
+    if (bundle.version <= applied) {
+      // A spoke may carry bundles, never roll a host back: versions only rise.
+      throw new AxleError(
+        ErrorCode.BUNDLE_REFUSED,
+        `config bundle refused: version ${bundle.version} is not newer than the applied ${applied}`,
+      );
+    }
+    const trusted = o.trustedKeys();
+    if (trusted.length === 0) {
+      throw new AxleError(
+        ErrorCode.UNTRUSTED,
+        'no hub key is known to check the bundle with; the envoy asks a hub first',
+      );
+    }
+    verifyBundle(bundle, trusted);
     const staging = await extractBundle(bundle.data, dirname(o.configDir));
     activateBundle(dirname(o.configDir), staging, bundle.version, basename(o.configDir));
     o.log.info({ version: bundle.version, signer: fingerprint(bundle.hubKey) }, 'applied config bundle');
     return bundle.version;
-  }
-
-  /** The keys that may sign: the pinned ones, else hubs met at the configured addresses. */
-  private async trusted(signer: Uint8Array): Promise<Uint8Array[]> {
-    const { o } = this;
-    if (o.hubPubkeys && o.hubPubkeys.length > 0) return o.hubPubkeys.map((k) => fromBase64(k, 32, 'hub public key'));
-    const known = () => this.learned.some((k) => Buffer.from(k).equals(Buffer.from(signer)));
-    if (!known()) {
-      // A new primary after a failover signs with its own key: meet the hubs again.
-      for (const addr of o.hubAddrs) {
-        try {
-          const c = await connectPeer(addr, {
-            id: o.hostname,
-            role: 'envoy',
-            keyPair: o.keyPair,
-            handshakeTimeoutMs: Math.min(o.timeoutMs, 10_000),
-            keepaliveMs: 0,
-          });
-          if (!this.learned.some((k) => Buffer.from(k).equals(Buffer.from(c.peer.pubkey))))
-            this.learned.push(c.peer.pubkey);
-          c.close();
-        } catch (e) {
-          o.log.debug({ hub: addr, err: errorText(e) }, 'could not reach a hub to learn its key');
-        }
-      }
-    }
-    return this.learned;
   }
 }

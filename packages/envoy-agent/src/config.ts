@@ -3,6 +3,8 @@ import { join, resolve } from 'node:path';
 import { validate as validateCron } from 'node-cron';
 import {
   AxleError,
+  DEFAULT_MAX_REPORT_BYTES,
+  canonicalHostname,
   ErrorCode,
   arr,
   bool,
@@ -20,8 +22,6 @@ import {
   type Infer,
   type Issue,
 } from '@axle/shared';
-
-const HOSTNAME = /^[A-Za-z0-9_.-]+$/;
 
 const cron = () =>
   custom('cron', (v) => {
@@ -50,8 +50,16 @@ export const envoyConfigSchema = obj({
   /** Optional pinning of the hubs' keys; without it any hub that completes the handshake is trusted for enroll/locate. */
   hub_pubkeys: opt(arr(pubkeyText(), { max: 16 })),
   state_dir: str({ min: 1, max: 1024 }),
+  /** Written in any case, with or without a trailing dot; the envoy uses its canonical form (lowercase, no dot). */
   hostname: opt(
-    str({ min: 1, max: 253, pattern: HOSTNAME, hint: 'must be a host name (letters, digits, ".", "-", "_")' }),
+    custom(
+      'hostname',
+      (v) => {
+        if (typeof v !== 'string') throw new Error('expected a host name');
+        return canonicalHostname(v);
+      },
+      ['web1.dc1.example.com'],
+    ),
   ),
   schedule: def(cron(), '*/30 * * * *'),
   splay: def(duration({ max: 24 * 3_600_000 }), 5 * 60_000),
@@ -64,6 +72,8 @@ export const envoyConfigSchema = obj({
   /** Where the applied config bundle lives (the spoke's `.live/` as fetched); policies are `<config_dir>/policies/*.yaml`. */
   config_dir: opt(str({ min: 1, max: 1024 })),
   spool_max: def(int({ min: 1, max: 1_000_000 }), 1000),
+  /** Reports are cut to fit this (messages shortened, then passing results dropped) before they are spooled. */
+  max_report_bytes: def(int({ min: 4096, max: 16 * 1024 * 1024 }), DEFAULT_MAX_REPORT_BYTES),
   exec_timeout: def(duration({ min: 100, max: 24 * 3_600_000 }), 5 * 60_000),
   checkin_interval: def(duration({ min: 50, max: 24 * 3_600_000 }), 60_000),
   /** Failed attempts to reach the assigned spoke before asking the hub where to go. */
@@ -85,12 +95,16 @@ export type EnvoyConfig = Readonly<Omit<Parsed, 'hostname' | 'config_dir'> & { h
 /** Fills the defaults that depend on the machine or on other keys, and checks cross-key rules. */
 function finish(p: Parsed, source: string): EnvoyConfig {
   const stateDir = resolve(p.state_dir);
-  const host = p.hostname ?? osHostname();
-  if (!HOSTNAME.test(host)) {
-    throw new AxleError(
-      ErrorCode.BAD_CONFIG,
-      `${source}: hostname: the machine's name "${host}" is not a valid host name; set \`hostname\` in the config`,
-    );
+  let host = p.hostname;
+  if (host === undefined) {
+    try {
+      host = canonicalHostname(osHostname());
+    } catch (e) {
+      throw new AxleError(
+        ErrorCode.BAD_CONFIG,
+        `${source}: hostname: the machine's name is not usable (${(e as Error).message}); set \`hostname\` in the config`,
+      );
+    }
   }
   if (p.backoff_max < p.backoff_initial) {
     throw new AxleError(

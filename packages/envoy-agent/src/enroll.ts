@@ -1,6 +1,6 @@
 import { fingerprint, silentLogger, type Logger } from '@axle/shared';
 import type { EnvoyConfig } from './config.js';
-import { askHubs } from './hub.js';
+import { askHubs, assignmentFrom } from './hub.js';
 import { StateStore, type Assignment } from './state.js';
 
 /**
@@ -22,19 +22,12 @@ export async function enroll(config: EnvoyConfig, token: string, o: { logger?: L
       hubAddrs: config.hub_addrs,
       timeoutMs: config.request_timeout,
       log,
-      ...(config.hub_pubkeys ? { hubPubkeys: config.hub_pubkeys } : {}),
+      trustedKeys: store.trustedHubKeys(config.hub_pubkeys),
     },
     { type: 'enroll', hostname: config.hostname, token },
     prev?.term ?? 0,
   );
-  const a: Assignment = {
-    status: reply.status,
-    ...(reply.target ? { target: reply.target } : {}),
-    epoch: reply.epoch,
-    term: Math.max(reply.term, prev?.term ?? 0),
-    hubAddrs: reply.hubAddrs?.length ? reply.hubAddrs : [...config.hub_addrs],
-    updatedAt: Date.now(),
-  };
+  const a = assignmentFrom(reply, prev, config.hub_addrs);
   await store.saveAssignment(a);
   log.info(
     { status: a.status, spoke: a.target?.spokeId, addr: a.target?.addr, epoch: a.epoch, term: a.term },

@@ -4,7 +4,9 @@ import {
   AxleError,
   ErrorCode,
   errorText,
+  Codec,
   fingerprint,
+  fitRun,
   silentLogger,
   type Connection,
   type Logger,
@@ -21,6 +23,9 @@ import { Spool } from './spool.js';
 import { StateStore, type Assignment } from './state.js';
 import { collectTraits, traitsDigest, type Traits } from './traits.js';
 import type { CommandRunner } from './command.js';
+
+/** Measures runs for fitting to the report limit. */
+const sizer = new Codec();
 
 export type Trigger = Run['trigger'];
 
@@ -115,10 +120,8 @@ export class Envoy {
     this.started = true;
     const cfg = this.cfg;
     this.bundles = new BundleFetcher({
-      hostname: cfg.hostname,
-      keyPair,
-      hubAddrs: cfg.hub_addrs,
-      ...(cfg.hub_pubkeys ? { hubPubkeys: cfg.hub_pubkeys } : {}),
+      trustedKeys: () => this.store.trustedHubKeys(this.cfg.hub_pubkeys),
+      appliedVersion: () => this.store.configVersion,
       configDir: cfg.config_dir,
       timeoutMs: cfg.request_timeout,
       log: this.log,
@@ -253,7 +256,7 @@ export class Envoy {
         'run finished',
       );
       try {
-        await this.spool.put(run);
+        await this.spool.put(fitRun(run, this.cfg.max_report_bytes, sizer));
       } catch (e) {
         this.log.error({ run: run.id, err: errorText(e) }, 'cannot spool the report; it will not be sent');
       }
@@ -331,7 +334,8 @@ export class Envoy {
 
   /** The spoke serves another config version: fetch it, check a hub signed it, apply it, run. */
   private onConfigVersion(version: number, conn: Connection): void {
-    if (version === 0 || version === this.store.configVersion || this.stopping) return;
+    // Versions only rise: a spoke serving an older one (even hub-signed) is not followed back.
+    if (version <= this.store.configVersion || this.stopping) return;
     this.bundles
       .fetch(conn)
       .then(

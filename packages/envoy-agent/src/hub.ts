@@ -3,18 +3,19 @@ import {
   ErrorCode,
   connectPeer,
   errorText,
-  fromBase64,
   type Connection,
   type KeyPair,
   type Logger,
   type MessageOf,
 } from '@axle/shared';
+import type { Assignment } from './state.js';
 
 export interface HubDialOptions {
   hostname: string;
   keyPair: KeyPair;
   hubAddrs: readonly string[];
-  hubPubkeys?: readonly string[];
+  /** Hub keys to accept; empty means the first hub that proves its key is trusted (first enrollment). */
+  trustedKeys: readonly Uint8Array[];
   timeoutMs: number;
   log: Logger;
   signal?: AbortSignal;
@@ -45,7 +46,7 @@ export async function askHubs(
   msg: MessageOf<'enroll'> | MessageOf<'locate'>,
   minTerm = 0,
 ): Promise<AssignmentMsg> {
-  const pinned = o.hubPubkeys?.map((k) => fromBase64(k, 32, 'hub public key'));
+  const pinned = o.trustedKeys.length > 0 ? o.trustedKeys : undefined;
   const reasons: string[] = [];
   let definitive: AxleError | undefined;
   for (const addr of o.hubAddrs) {
@@ -90,4 +91,24 @@ export async function askHubs(
   }
   if (definitive) throw new AxleError(definitive.code, `${msg.type} refused: ${definitive.message}`);
   throw new AxleError(ErrorCode.UNREACHABLE, `no hub answered ${msg.type}: ${reasons.join('; ')}`);
+}
+
+/**
+ * The assignment a hub's answer gives: where to go, at which epoch and term, and every hub's
+ * address and key, keeping what the answer leaves out from `prev`.
+ */
+export function assignmentFrom(
+  reply: AssignmentMsg,
+  prev: Assignment | undefined,
+  configAddrs: readonly string[],
+): Assignment {
+  return {
+    status: reply.status,
+    ...(reply.target ? { target: reply.target } : {}),
+    epoch: reply.epoch,
+    term: Math.max(reply.term, prev?.term ?? 0),
+    hubAddrs: reply.hubAddrs?.length ? reply.hubAddrs : (prev?.hubAddrs ?? [...configAddrs]),
+    ...(reply.hubKeys?.length ? { hubKeys: reply.hubKeys } : prev?.hubKeys ? { hubKeys: prev.hubKeys } : {}),
+    updatedAt: Date.now(),
+  };
 }

@@ -11,9 +11,13 @@ import {
   type Message,
   type MessageOf,
   type SpokeTarget,
+  type TermProof,
+  Codec,
+  fitRun,
+  verifyTermProof,
 } from '@axle/shared';
 import type { EnvoyConfig } from './config.js';
-import { askHubs } from './hub.js';
+import { askHubs, assignmentFrom } from './hub.js';
 import type { Spool } from './spool.js';
 import type { StateStore } from './state.js';
 import type { Traits } from './traits.js';
@@ -61,6 +65,9 @@ export function backoffDelay(
   return random() * Math.min(maxMs, initialMs * 2 ** Math.min(Math.max(0, attempt), 30));
 }
 
+/** Measures reports for fitting; sizes do not depend on limits, so one serves every link. */
+const sizer = new Codec();
+
 /** Errors that mean "this spoke does not (or no longer) own you": ask the hub rather than retry. */
 const NOT_OWNER = new Set<string>([
   ErrorCode.UNKNOWN_KEY,
@@ -91,6 +98,10 @@ export class SpokeLink extends EventEmitter<LinkEvents> {
   private flushing = false;
   private flushAgain = false;
   private wake: (() => void) | undefined;
+  /** The largest report the current spoke stores (its check-in answer says); reports are fitted to it. */
+  private spokeReportLimit: number | undefined;
+  /** A locate has answered since start, so whatever hub keys exist are known. */
+  private keysAsked = false;
   /** Set when the last locate found the envoy unknown to the hub (needs re-enrolling). */
   lastError: string | undefined;
 
@@ -173,7 +184,9 @@ export class SpokeLink extends EventEmitter<LinkEvents> {
       if (this.stopped) break;
       delay = 0;
       const a = this.host.store.assignment;
-      if (this.needLocate || !a?.target || a.status !== 'assigned') {
+      // Without a hub key to check terms and bundles against, ask a hub first: its answer lists them.
+      const keyless = !this.keysAsked && !this.host.config().hub_pubkeys?.length && !a?.hubKeys?.length;
+      if (this.needLocate || keyless || !a?.target || a.status !== 'assigned') {
         if (await this.locate()) {
           this.needLocate = false;
           failures = 0;
@@ -250,19 +263,13 @@ export class SpokeLink extends EventEmitter<LinkEvents> {
           timeoutMs: c.request_timeout,
           log: this.host.log,
           signal: this.stopCtl.signal,
-          ...(c.hub_pubkeys ? { hubPubkeys: c.hub_pubkeys } : {}),
+          trustedKeys: this.host.store.trustedHubKeys(c.hub_pubkeys),
         },
         { type: 'locate', hostname: c.hostname },
         a?.term ?? 0,
       );
-      await this.host.store.saveAssignment({
-        status: reply.status,
-        ...(reply.target ? { target: reply.target } : {}),
-        epoch: reply.epoch,
-        term: Math.max(reply.term, a?.term ?? 0),
-        hubAddrs: reply.hubAddrs?.length ? reply.hubAddrs : (a?.hubAddrs ?? [...c.hub_addrs]),
-        updatedAt: Date.now(),
-      });
+      await this.host.store.saveAssignment(assignmentFrom(reply, a, c.hub_addrs));
+      this.keysAsked = true;
       this.lastError = undefined;
       this.emit('located', reply.target, reply.status);
       this.host.log.info(
@@ -366,10 +373,21 @@ export class SpokeLink extends EventEmitter<LinkEvents> {
     }
     if (reply.type !== 'checkin_ok') return { kind: 'failed', reason: `spoke answered a check-in with ${reply.type}` };
     if (sendTraits) this.sentDigest = t.digest;
-    if (reply.term > a.term) await this.host.store.raiseTerm(reply.term);
+    if (reply.maxReportBytes !== undefined) this.spokeReportLimit = reply.maxReportBytes;
+    const proven = this.provenTerm(reply.termProof);
+    if (proven > a.term) await this.host.store.raiseTerm(proven);
     if (reply.runNow) this.host.onRunNow('spoke asked at check-in');
     if (reply.configVersion !== this.host.configVersion()) this.host.onConfigVersion?.(reply.configVersion, conn);
     return undefined;
+  }
+
+  /** The term a hub-signed proof from a trusted key vouches for; 0 when there is none or it does not verify. */
+  private provenTerm(p: TermProof | undefined): number {
+    if (!p) return 0;
+    const trusted = this.host.store.trustedHubKeys(this.host.config().hub_pubkeys);
+    if (verifyTermProof(p, trusted)) return p.term;
+    this.host.log.warn({ term: p.term }, 'ignoring a term proof not signed by a trusted hub key');
+    return 0;
   }
 
   private requestFailed(e: unknown, what: string): End {
@@ -387,8 +405,10 @@ export class SpokeLink extends EventEmitter<LinkEvents> {
       return { kind: 'failed', reason: `redirect from stale term ${r.term}` };
     }
     this.emit('redirected', r.to, r.reason);
+    // The spoke's own word on the term counts for nothing: only a hub's signature raises it.
+    const proven = this.provenTerm(r.termProof);
     if (!r.to || (a && r.epoch < a.epoch)) {
-      await this.host.store.raiseTerm(r.term);
+      await this.host.store.raiseTerm(proven);
       log.info({ reason: r.reason }, 'spoke redirected this envoy to the hub');
       return { kind: 'locate', reason: r.reason };
     }
@@ -396,8 +416,9 @@ export class SpokeLink extends EventEmitter<LinkEvents> {
       status: 'assigned',
       target: r.to,
       epoch: r.epoch,
-      term: Math.max(term, r.term),
+      term: Math.max(term, proven),
       hubAddrs: a?.hubAddrs ?? [...this.host.config().hub_addrs],
+      ...(a?.hubKeys ? { hubKeys: a.hubKeys } : {}),
       updatedAt: Date.now(),
     });
     log.info({ to: r.to.spokeId, addr: r.to.addr, epoch: r.epoch, reason: r.reason }, 'redirected to another spoke');
@@ -428,7 +449,8 @@ export class SpokeLink extends EventEmitter<LinkEvents> {
                 type: 'report',
                 hostname: this.host.config().hostname,
                 epoch: a.epoch,
-                run,
+                // Fitted to what this spoke stores; the spool keeps the run as it was.
+                run: this.spokeReportLimit ? fitRun(run, this.spokeReportLimit, sizer) : run,
               });
             } catch (e) {
               if (isAxleError(e) && INVALID_REPORT.has(e.code)) {

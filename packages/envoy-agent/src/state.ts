@@ -26,6 +26,8 @@ export interface Assignment {
   /** The highest hub term this envoy has seen; orders from a lower term are refused. */
   term: number;
   hubAddrs: string[];
+  /** Every hub's key, as a hub's own enrollment or locate answer listed them (never a spoke). */
+  hubKeys?: Uint8Array[];
   updatedAt: number;
 }
 
@@ -35,6 +37,7 @@ const assignmentFile = obj({
   epoch: int({ min: 0 }),
   term: int({ min: 0 }),
   hubAddrs: arr(str({ min: 1 })),
+  hubKeys: opt(arr(str({ min: 1 }), { max: 17 })),
   updatedAt: int({ min: 0 }),
 });
 
@@ -84,6 +87,7 @@ export class StateStore {
       epoch: a.epoch,
       term: a.term,
       hubAddrs: a.hubAddrs,
+      ...(a.hubKeys ? { hubKeys: a.hubKeys.map((k) => fromBase64(k, 32, 'hub public key')) } : {}),
       updatedAt: a.updatedAt,
       ...(a.target
         ? {
@@ -101,6 +105,16 @@ export class StateStore {
   async saveAssignment(a: Assignment): Promise<void> {
     await writeFileAtomic(this.assignmentPath, serialise(a));
     this.current = a;
+  }
+
+  /**
+   * The hub keys this envoy trusts for terms and bundles: the ones pinned in its config when it
+   * has any (then only those), else those a hub's own answer listed. A key is never learned from
+   * a spoke or from merely connecting to an address.
+   */
+  trustedHubKeys(pinned: readonly string[] | undefined): Uint8Array[] {
+    if (pinned && pinned.length > 0) return pinned.map((k) => fromBase64(k, 32, 'hub public key'));
+    return [...(this.assignment?.hubKeys ?? [])];
   }
 
   /** Raises the remembered term without changing where the envoy goes. */
@@ -134,6 +148,7 @@ function serialise(a: Assignment): string {
       epoch: a.epoch,
       term: a.term,
       hubAddrs: a.hubAddrs,
+      ...(a.hubKeys ? { hubKeys: a.hubKeys.map((k) => toBase64(k)) } : {}),
       updatedAt: a.updatedAt,
     },
     null,

@@ -1,4 +1,4 @@
-import { duration, int, obj, oneOf, opt, str, type Router } from '@axle/shared';
+import { arr, canonicalHostname, duration, globField, int, obj, oneOf, opt, str, type Router } from '@axle/shared';
 import { EVENT_TYPES } from './config.js';
 import { body, intParam, route, type ApiDeps } from './api.js';
 import { apiTokenView, joinTokenView } from './tokens.js';
@@ -7,7 +7,9 @@ import { AxleError, ErrorCode } from '@axle/shared';
 const joinTokenBody = obj({
   ttl: opt(duration({ min: 1000, max: 365 * 24 * 3600 * 1000 })),
   max_uses: opt(int({ min: 1, max: 1_000_000 })),
-  pattern: opt(str({ min: 1, max: 256 })),
+  pattern: opt(globField()),
+  /** Spokes the token may enroll into; an enrollment routed elsewhere is refused. */
+  spokes: opt(arr(str({ min: 1, max: 64 }), { min: 1, max: 64 })),
   note: opt(str({ max: 256 })),
 });
 const apiTokenBody = obj({ role: oneOf(['admin', 'viewer'] as const), name: str({ min: 1, max: 64 }) });
@@ -26,16 +28,23 @@ export function adminRoutes(r: Router, d: ApiDeps): void {
     '/api/v1/tokens',
     route(d, 'admin', async (ctx, tok) => {
       const b = await body(ctx, joinTokenBody);
+      for (const s of b.spokes ?? []) d.fleet.config(s);
       const { token, secret } = await d.tokens.createJoin(
         {
           ...(b.ttl !== undefined ? { ttlMs: b.ttl } : {}),
           ...(b.max_uses !== undefined ? { maxUses: b.max_uses } : {}),
+          ...(b.spokes !== undefined ? { spokes: b.spokes } : {}),
           ...(b.pattern !== undefined ? { pattern: b.pattern } : {}),
           ...(b.note !== undefined ? { note: b.note } : {}),
         },
         tok.name,
       );
-      await d.events.record('token.created', { token: token.id, by: tok.name, pattern: token.pattern ?? null });
+      await d.events.record('token.created', {
+        token: token.id,
+        by: tok.name,
+        pattern: token.pattern ?? null,
+        spokes: token.spokes ?? null,
+      });
       // The secret is shown only here; the hub keeps its hash.
       return { token: joinTokenView(token), secret };
     }),
@@ -84,14 +93,15 @@ export function adminRoutes(r: Router, d: ApiDeps): void {
   r.post(
     '/api/v1/enrollments/:hostname/approve',
     route(d, 'admin', async (ctx, tok) => ({
-      envoy: await d.enrollment.approve(ctx.params.hostname as string, tok.name),
+      envoy: await d.enrollment.approve(canonicalHostname(ctx.params.hostname as string), tok.name),
     })),
   );
   r.post(
     '/api/v1/enrollments/:hostname/reject',
     route(d, 'admin', async (ctx, tok) => {
-      await d.enrollment.reject(ctx.params.hostname as string, tok.name);
-      return { rejected: ctx.params.hostname };
+      const host = canonicalHostname(ctx.params.hostname as string);
+      await d.enrollment.reject(host, tok.name);
+      return { rejected: host };
     }),
   );
 

@@ -2,11 +2,17 @@ import {
   AxleError,
   COMPLIANCE,
   ErrorCode,
+  Glob,
   arr,
   bool,
+  canonicalHostname,
+  custom,
   def,
+  envoyFilterSchema,
+  globField,
   obj,
   opt,
+  parse,
   str,
   type Compliance,
   type EnvoyFilter,
@@ -14,12 +20,23 @@ import {
 } from '@axle/shared';
 import { body, intParam, route, type ApiDeps } from './api.js';
 import { importEnvoys } from './import.js';
+import { decodeRunCursor } from './merge.js';
 import type { Move } from './model.js';
+import { QueryLimit } from './query-limit.js';
 
-const hostname = () => str({ min: 1, max: 253, pattern: /^[A-Za-z0-9_.-]+$/, hint: 'must be a host name' });
+/** Host names from operators are taken in any case and with a trailing dot, and stored canonical. */
+const hostname = () =>
+  custom(
+    'hostname',
+    (v) => {
+      if (typeof v !== 'string') throw new Error('expected a host name');
+      return canonicalHostname(v);
+    },
+    ['web1.dc1.example.com'],
+  );
 const spokeId = () => str({ min: 1, max: 64, pattern: /^[A-Za-z0-9_.-]+$/, hint: 'must be a spoke id' });
 
-const reassignBody = obj({ hostname: str({ min: 1, max: 256 }), to: spokeId(), wait: def(bool(), false) });
+const reassignBody = obj({ hostname: globField(), to: spokeId(), wait: def(bool(), false) });
 const drainBody = obj({ spoke: spokeId(), to: opt(spokeId()), wait: def(bool(), false) });
 const importBody = obj({
   envoys: arr(obj({ hostname: hostname(), pubkey: str({ min: 1, max: 64 }) }), { min: 1, max: 50_000 }),
@@ -30,7 +47,8 @@ function filterFrom(q: URLSearchParams): Omit<EnvoyFilter, 'after' | 'limit'> {
   const f: Omit<EnvoyFilter, 'after' | 'limit'> = {};
   const match = q.get('match');
   if (match) {
-    if (match.length > 256) throw new AxleError(ErrorCode.INVALID, 'match is at most 256 characters');
+    // Compiled here once so a bad or too costly glob is a 400 before any spoke is asked.
+    Glob.compile(match);
     f.match = match;
   }
   const c = q.get('compliance') ?? (q.get('noncompliant') !== null ? 'noncompliant' : null);
@@ -50,6 +68,8 @@ function filterFrom(q: URLSearchParams): Omit<EnvoyFilter, 'after' | 'limit'> {
       f.traits[t.slice(0, i)] = t.slice(i + 1);
     }
   }
+  // The filter travels to every spoke: anything they would refuse is refused here, as a 400.
+  parse(envoyFilterSchema, f, 'envoy filter', ErrorCode.INVALID);
   const after = q.get('seen_after');
   if (after) f.seenAfter = intParam(q, 'seen_after', 0, 0, Number.MAX_SAFE_INTEGER);
   const before = q.get('seen_before');
@@ -72,6 +92,7 @@ async function finish(m: { move: Move; done: Promise<Move>; existing: boolean },
 }
 
 export function fleetRoutes(r: Router, d: ApiDeps): void {
+  const limit = new QueryLimit(() => d.config().api.max_concurrent_queries);
   const spokeView = (id: string) => {
     const h = d.fleet.health.get(id);
     const cfg = d.fleet.config(id);
@@ -105,29 +126,35 @@ export function fleetRoutes(r: Router, d: ApiDeps): void {
 
   r.get(
     '/api/v1/envoys',
-    route(d, 'viewer', (ctx) =>
-      d.queries.listEnvoys(filterFrom(ctx.query), {
+    route(d, 'viewer', (ctx, tok) => {
+      const filter = filterFrom(ctx.query);
+      const o = {
         limit: intParam(ctx.query, 'limit', 100, 1, 1000),
         cursor: ctx.query.get('cursor'),
         spokes: spokesParam(ctx.query),
-      }),
-    ),
+      };
+      return limit.run(tok.id, () => d.queries.listEnvoys(filter, o));
+    }),
   );
   r.get(
     '/api/v1/envoys/:hostname',
-    route(d, 'viewer', (ctx) =>
-      d.queries.envoy(ctx.params.hostname as string, intParam(ctx.query, 'runs', 10, 0, 1000)),
-    ),
+    route(d, 'viewer', (ctx, tok) => {
+      const host = canonicalHostname(ctx.params.hostname as string);
+      const runs = intParam(ctx.query, 'runs', 10, 0, 1000);
+      const before = decodeRunCursor(ctx.query.get('runs_cursor'));
+      return limit.run(tok.id, () => d.queries.envoy(host, runs, before));
+    }),
   );
   r.post(
     '/api/v1/envoys/:hostname/rekey',
     route(d, 'admin', async (ctx, tok) => {
+      const host = canonicalHostname(ctx.params.hostname as string);
       const until = await d.enrollment.allowRekey(
-        ctx.params.hostname as string,
+        host,
         tok.name,
         intParam(ctx.query, 'ttl_s', 86_400, 60, 30 * 86_400) * 1000,
       );
-      return { hostname: ctx.params.hostname, allowedUntil: new Date(until).toISOString() };
+      return { hostname: host, allowedUntil: new Date(until).toISOString() };
     }),
   );
   r.post(
@@ -159,22 +186,25 @@ export function fleetRoutes(r: Router, d: ApiDeps): void {
   );
   r.get(
     '/api/v1/spokes/:id',
-    route(d, 'viewer', async (ctx) => {
+    route(d, 'viewer', async (ctx, tok) => {
       const id = ctx.params.id as string;
       const view = spokeView(id);
-      const [runs, page, stats] = await Promise.all([
-        d.queries.recentRuns(id, intParam(ctx.query, 'runs', 20, 1, 1000)),
-        d.queries.listEnvoys(filterFrom(ctx.query), {
-          limit: intParam(ctx.query, 'limit', 100, 1, 1000),
-          cursor: ctx.query.get('cursor'),
-          spokes: [id],
-        }),
-        d.queries.stats([id]),
-      ]);
+      const filter = filterFrom(ctx.query);
+      const runsLimit = intParam(ctx.query, 'runs', 20, 1, 1000);
+      const before = decodeRunCursor(ctx.query.get('runs_cursor'));
+      const pageLimit = intParam(ctx.query, 'limit', 100, 1, 1000);
+      const [runs, page, stats] = await limit.run(tok.id, () =>
+        Promise.all([
+          d.queries.recentRuns(id, runsLimit, before),
+          d.queries.listEnvoys(filter, { limit: pageLimit, cursor: ctx.query.get('cursor'), spokes: [id] }),
+          d.queries.stats([id]),
+        ]),
+      );
       return {
         ...view,
         stats: stats.perSpoke[0] ?? view.stats,
         recentRuns: runs.runs,
+        recentRunsCursor: runs.cursor,
         envoys: page,
         outcome: page.spokes[0]?.outcome ?? 'unreachable',
       };
@@ -240,6 +270,9 @@ export function fleetRoutes(r: Router, d: ApiDeps): void {
   );
   r.get(
     '/api/v1/stats',
-    route(d, 'viewer', (ctx) => d.queries.stats(spokesParam(ctx.query))),
+    route(d, 'viewer', (ctx, tok) => {
+      const spokes = spokesParam(ctx.query);
+      return limit.run(tok.id, () => d.queries.stats(spokes));
+    }),
   );
 }

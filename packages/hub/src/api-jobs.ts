@@ -12,6 +12,7 @@ import {
   obj,
   oneOf,
   opt,
+  globField,
   record,
   str,
   type Router,
@@ -26,7 +27,7 @@ const HOUR = 3_600_000;
 export const jobBody = obj({
   /** Which envoys: all given conditions must hold (an empty target means every envoy). */
   target: obj({
-    match: opt(str({ min: 1, max: 256 })),
+    match: opt(globField()),
     traits: opt(record(str({ max: 256 }), { maxKeys: 16 })),
     spokes: opt(arr(str({ min: 1, max: 64 }), { max: 1000 })),
     compliance: opt(oneOf(COMPLIANCE)),

@@ -3,13 +3,15 @@ import {
   AxleError,
   ErrorCode,
   HANDLED,
-  HttpError,
   Router,
   errorText,
+  isRequestFault,
   parse,
+  requestTarget,
   sendJson,
   type Logger,
   type RouteContext,
+  type RouteInfo,
   type Schema,
 } from '@axle/shared';
 import type { ApiAuth } from './auth.js';
@@ -96,22 +98,17 @@ export function intParam(q: URLSearchParams, name: string, def: number, min: num
   return n;
 }
 
-const STATUS_FOR: Partial<Record<string, number>> = {
-  [ErrorCode.FORBIDDEN]: 403,
-  [ErrorCode.RATE_LIMITED]: 429,
-  [ErrorCode.CONFLICT]: 409,
-  [ErrorCode.NO_ROUTE]: 503,
-  [ErrorCode.BAD_TOKEN]: 400,
-  [ErrorCode.BAD_KEY]: 400,
-  [ErrorCode.STALE_TERM]: 409,
-  [ErrorCode.NOT_PRIMARY]: 421,
-};
-
 /**
  * The hub's HTTP surface: /healthz, /readyz, /metrics and the JSON API under /api/v1.
  * Returns the request handler the AxleServer calls for plain HTTP.
  */
-export function buildHttp(d: ApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
+export interface HubHttp {
+  handler: (req: IncomingMessage, res: ServerResponse) => void;
+  /** Every route the hub serves, from the router's own table. */
+  routes: () => RouteInfo[];
+}
+
+export function buildHttp(d: ApiDeps): HubHttp {
   const ui = new WebUi(d);
   let router = make();
   let maxBody = d.config().api.max_body_bytes;
@@ -120,8 +117,11 @@ export function buildHttp(d: ApiDeps): (req: IncomingMessage, res: ServerRespons
     const r = new Router({
       maxBodyBytes: d.config().api.max_body_bytes,
       onError: (e, ctx) => {
-        if (!(e instanceof AxleError) || (e instanceof HttpError && e.status >= 500) || e.code === ErrorCode.INTERNAL) {
-          d.log.warn({ requestId: ctx.requestId, path: ctx.req.url, err: errorText(e) }, 'API request failed');
+        if (!isRequestFault(e)) {
+          d.log.warn(
+            { requestId: ctx.requestId, path: requestTarget(ctx.req).pathname.slice(0, 200), err: errorText(e) },
+            'API request failed',
+          );
         }
       },
     });
@@ -151,7 +151,7 @@ export function buildHttp(d: ApiDeps): (req: IncomingMessage, res: ServerRespons
     return r;
   }
 
-  return (req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const limit = d.config().api.max_body_bytes;
     if (limit !== maxBody) {
       maxBody = limit;
@@ -159,35 +159,18 @@ export function buildHttp(d: ApiDeps): (req: IncomingMessage, res: ServerRespons
     }
     res.on('finish', () => d.metrics.api.inc({ status: `${Math.floor(res.statusCode / 100)}xx` }));
     if (writeRefusal(d, req, res)) return;
-    if (ui.handle(req, res)) return;
+    if (ui.attachSession(req, res)) return;
     if (!router.handle(req, res)) {
       sendJson(res, 404, {
         error: {
           code: ErrorCode.NOT_FOUND,
-          message: `no route ${req.method} ${(req.url ?? '/').split('?')[0]}; the API is under /api/v1 (see "HTTP API" in README.md)`,
+          message: `no route ${req.method} ${requestTarget(req).pathname.slice(0, 200)}; the API is under /api/v1 (see "HTTP API" in README.md)`,
         },
       });
     }
   };
+  return { handler, routes: () => router.table() };
 }
 
-/** Turns our error codes into HttpErrors with the right status (the shared router knows only its own). */
-export function httpError(e: unknown): unknown {
-  if (e instanceof AxleError && !(e instanceof HttpError)) {
-    const s = STATUS_FOR[e.code];
-    if (s !== undefined) return new HttpError(s, e.code, e.message);
-  }
-  return e;
-}
-
-/** Like guard(), also mapping thrown AxleErrors to their HTTP status. */
-export function route(d: ApiDeps, role: ApiRole, h: Guarded): (ctx: RouteContext) => Promise<unknown> {
-  const g = guard(d, role, h);
-  return async (ctx) => {
-    try {
-      return await g(ctx);
-    } catch (e) {
-      throw httpError(e);
-    }
-  };
-}
+/** A guarded API route; errors answer with the status shared's table gives their code. */
+export const route = guard;

@@ -5,6 +5,7 @@ import {
   Signer,
   buildBundle,
   chunksOf,
+  inspectBundle,
   errorText,
   loadPolicies,
   loadTasks,
@@ -84,8 +85,13 @@ export class Publisher {
     let built: Awaited<ReturnType<typeof buildBundle>>;
     try {
       built = await buildBundle(abs);
+      // Exactly the checks spokes and envoys make before extracting: what they would refuse is never signed.
+      inspectBundle(built.data);
     } catch (e) {
-      throw new AxleError(ErrorCode.INVALID, `cannot bundle ${abs}: ${errorText(e)}`, { cause: e });
+      await this.d.events.record('config.refused', { by: o.by, dir: abs, errors: [errorText(e)] });
+      throw new AxleError(ErrorCode.INVALID, `nothing was published; cannot bundle ${abs}: ${errorText(e)}`, {
+        cause: e,
+      });
     }
     const current = this.current();
     if (current && Buffer.from(current.hash).equals(Buffer.from(built.hash))) {
@@ -124,7 +130,10 @@ export class Publisher {
 
   private async store(b: Omit<ConfigBundle, 'version' | 'signature' | 'publishedAt'>): Promise<PublishResult> {
     const { state, events, config } = this.d;
-    const version = state.configVersion + 1;
+    // Spokes and envoys only move to higher versions, so a hub whose store was rebuilt must
+    // number past what the spokes already hold, or nothing it publishes would ever be taken.
+    const held = Math.max(0, ...this.d.fleet.ids().map((id) => this.d.fleet.health.get(id).stats?.configVersion ?? 0));
+    const version = Math.max(state.configVersion, held) + 1;
     const bundle: ConfigBundle = {
       ...b,
       version,

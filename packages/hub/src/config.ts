@@ -2,6 +2,9 @@ import { join } from 'node:path';
 import {
   AxleError,
   ErrorCode,
+  Glob,
+  HTTP_LIMIT_DEFAULTS,
+  httpLimitFields,
   arr,
   bool,
   custom,
@@ -19,7 +22,6 @@ import {
   type Infer,
   type Issue,
 } from '@axle/shared';
-import { compilePattern, MAX_PATTERN_LENGTH } from './router.js';
 import { replicationIssues } from './replication/settings.js';
 
 /** Every event the hub records and can send to webhooks. */
@@ -34,6 +36,8 @@ export const EVENT_TYPES = [
   'envoy.rejected',
   'envoy.reassigned',
   'envoy.rekey_allowed',
+  'envoy.renamed',
+  'envoy.removed',
   'move.started',
   'move.finished',
   'token.created',
@@ -54,13 +58,16 @@ const pubkey = () =>
   });
 
 const pattern = () =>
-  custom('pattern', (v) => {
-    if (typeof v !== 'string' || v.length === 0)
-      throw new Error('expected a non-empty hostname glob such as "*.dc1.*"');
-    if (v.length > MAX_PATTERN_LENGTH) throw new Error(`patterns are at most ${MAX_PATTERN_LENGTH} characters`);
-    compilePattern(v);
-    return v;
-  });
+  custom(
+    'pattern',
+    (v) => {
+      if (typeof v !== 'string' || v.length === 0)
+        throw new Error('expected a non-empty hostname glob such as "*.dc1.*"');
+      Glob.compile(v);
+      return v;
+    },
+    ['*.dc1.*'],
+  );
 
 /** "hub" only: a spoke config handed to the hub is the commonest slip, so say so plainly. */
 const role = () =>
@@ -161,8 +168,14 @@ export const hubConfigSchema = obj({
     obj({
       rate_limit: rateLimit(50, 1000, 100),
       max_body_bytes: def(int({ min: 256, max: 64 * 1024 * 1024 }), 1024 * 1024),
+      /** Fan-out queries one token may have running at once; more answer 429. */
+      max_concurrent_queries: def(int({ min: 1, max: 1000 }), 8),
     }),
-    () => ({ rate_limit: { requests: 50, per: 1000, burst: 100 }, max_body_bytes: 1024 * 1024 }),
+    () => ({
+      rate_limit: { requests: 50, per: 1000, burst: 100 },
+      max_body_bytes: 1024 * 1024,
+      max_concurrent_queries: 8,
+    }),
   ),
   webhooks: def(arr(webhookSchema, { max: 32 }), []),
   /** Replicated hubs (with spanner.peers): see "Replicated hubs" in README.md. Omitted values are derived in replication/settings.ts. */
@@ -184,8 +197,9 @@ export const hubConfigSchema = obj({
     obj({
       max_connections_per_ip: def(int({ min: 1 }), 1024),
       max_handshakes_per_ip: def(int({ min: 1 }), 128),
+      ...httpLimitFields(),
     }),
-    () => ({ max_connections_per_ip: 1024, max_handshakes_per_ip: 128 }),
+    () => ({ max_connections_per_ip: 1024, max_handshakes_per_ip: 128, ...HTTP_LIMIT_DEFAULTS }),
   ),
   fanout: def(
     obj({

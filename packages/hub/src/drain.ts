@@ -1,11 +1,11 @@
-import { AxleError, ErrorCode, errorText, fromBase64, type Logger } from '@axle/shared';
+import { AxleError, ErrorCode, Glob, errorText, fromBase64, type Logger } from '@axle/shared';
 import type { HubConfig } from './config.js';
 import type { Epochs } from './epochs.js';
 import type { Events } from './events.js';
 import type { Fleet } from './fleet.js';
 import { sleep } from './lock.js';
 import type { AssignReason, Change, EnvoyRecord, Move, MoveKind } from './model.js';
-import { compilePattern, type Router } from './router.js';
+import type { Router } from './router.js';
 import type { SpokeLinks } from './spoke-links.js';
 import type { StateStore } from './state.js';
 import { newId } from './tokens.js';
@@ -66,12 +66,8 @@ export class Mover {
     }
     let matcher: ((h: string) => boolean) | undefined;
     if (spec.match !== undefined) {
-      try {
-        const p = compilePattern(spec.match);
-        matcher = (h) => p.test(h.toLowerCase());
-      } catch (e) {
-        throw new AxleError(ErrorCode.INVALID, `hostname glob: ${(e as Error).message}`);
-      }
+      const p = Glob.compile(spec.match);
+      matcher = (h) => p.test(h);
     }
     for (const r of this.running.values()) {
       const m = r.move;

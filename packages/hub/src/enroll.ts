@@ -14,7 +14,7 @@ import type { Epochs } from './epochs.js';
 import type { Events } from './events.js';
 import type { Fleet } from './fleet.js';
 import { KeyedLock } from './lock.js';
-import type { AssignReason, Change, EnvoyRecord } from './model.js';
+import type { AssignReason, Change, EnvoyRecord, JoinToken } from './model.js';
 import { RateLimiter } from './ratelimit.js';
 import type { Router } from './router.js';
 import type { SpokeLinks } from './spoke-links.js';
@@ -34,11 +34,21 @@ export interface EnrollDeps {
   config: () => HubConfig;
   router: () => Router;
   hubAddrs: () => string[];
+  /** This hub's key and its peers': the keys an envoy trusts for terms and bundles. */
+  hubKeys: () => Uint8Array[];
 }
 
 type Assignment = MessageOf<'assignment'>;
 
 const REKEY_DEFAULT_MS = 24 * 3600 * 1000;
+
+/** How a refused enrollment is counted in axle_enrollments_total{outcome}. */
+const REFUSAL_OUTCOME: Partial<Record<string, string>> = {
+  [ErrorCode.BAD_TOKEN]: 'bad_token',
+  [ErrorCode.FORBIDDEN]: 'token_scope',
+  [ErrorCode.CONFLICT]: 'rekey_refused',
+  [ErrorCode.NO_ROUTE]: 'no_route',
+};
 
 /**
  * Enrollment and location. An enrollment checks the join token, binds host name to key,
@@ -69,11 +79,19 @@ export class Enrollment {
       epoch: rec.epoch,
       term: this.d.state.term,
       hubAddrs: this.d.hubAddrs(),
+      hubKeys: this.d.hubKeys(),
     };
   }
 
   private pendingAssignment(): Assignment {
-    return { type: 'assignment', status: 'pending', epoch: 0, term: this.d.state.term, hubAddrs: this.d.hubAddrs() };
+    return {
+      type: 'assignment',
+      status: 'pending',
+      epoch: 0,
+      term: this.d.state.term,
+      hubAddrs: this.d.hubAddrs(),
+      hubKeys: this.d.hubKeys(),
+    };
   }
 
   private outcome(o: string): void {
@@ -104,15 +122,7 @@ export class Enrollment {
       return a;
     } catch (e) {
       const code = e instanceof AxleError ? e.code : 'E_INTERNAL';
-      this.outcome(
-        code === ErrorCode.BAD_TOKEN
-          ? 'bad_token'
-          : code === ErrorCode.CONFLICT
-            ? 'rekey_refused'
-            : code === ErrorCode.NO_ROUTE
-              ? 'no_route'
-              : 'error',
-      );
+      this.outcome(REFUSAL_OUTCOME[code] ?? 'error');
       this.d.log.info({ envoy: host, source: conn.peer.remoteAddress, err: errorText(e) }, 'enrollment refused');
       throw e;
     }
@@ -169,6 +179,7 @@ export class Enrollment {
         existing?.spokeId,
         () => [{ kind: 'token.put', token: use.commit() }],
         { source, token: token.id },
+        token,
       );
       use.settle();
       return this.assignmentFor(rec);
@@ -189,9 +200,24 @@ export class Enrollment {
     from: string | undefined,
     extra: () => Change[],
     info: Record<string, unknown> = {},
+    token?: JoinToken,
   ): Promise<EnvoyRecord> {
     const { fleet, links, state, epochs } = this.d;
-    const candidates = this.d.router().candidates(host, (id) => fleet.refusal(id));
+    const router = this.d.router();
+    const scope = token?.spokes;
+    if (scope) {
+      // The token binds the partition: its route must land on a spoke it names, not merely match its pattern.
+      const first = router.first(host);
+      if (first === undefined || !scope.includes(first)) {
+        throw new AxleError(
+          ErrorCode.FORBIDDEN,
+          `join token ${token.id} may enroll only into spoke${scope.length > 1 ? 's' : ''} ${scope.join(', ')}; "${host}" would go to ${first === undefined ? 'no spoke' : `spoke ${first}`}`,
+        );
+      }
+    }
+    const candidates = router
+      .candidates(host, (id) => fleet.refusal(id))
+      .filter((c) => scope === undefined || scope.includes(c.spokeId));
     const failures: string[] = [];
     for (const c of candidates) {
       const release = fleet.hold(c.spokeId);
@@ -267,7 +293,15 @@ export class Enrollment {
         );
       const prev = this.d.state.envoys.get(host);
       this.d.metrics.enrollments.inc({ outcome: 'approved' });
-      return this.place(host, p.pubkey, 'enroll', prev?.spokeId, () => [], { approvedBy: by, token: p.tokenId });
+      return this.place(
+        host,
+        p.pubkey,
+        'enroll',
+        prev?.spokeId,
+        () => [],
+        { approvedBy: by, token: p.tokenId },
+        this.d.state.tokens.get(p.tokenId),
+      );
     });
   }
 

@@ -11,6 +11,8 @@ export interface SpokeAnswer<T> {
   ms: number;
   attempts: number;
   value?: T;
+  /** The error code a spoke answered with, when it answered with one. */
+  code?: string;
 }
 
 export interface FanOutOptions {
@@ -67,7 +69,13 @@ export async function fanOut<T>(
           await sleep(wait);
           continue;
         }
-        return { spokeId, outcome: outcomeOf(e), ms: Date.now() - start, attempts };
+        return {
+          spokeId,
+          outcome: outcomeOf(e),
+          ms: Date.now() - start,
+          attempts,
+          ...(e instanceof AxleError ? { code: e.code } : {}),
+        };
       }
     }
   };

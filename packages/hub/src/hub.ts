@@ -6,6 +6,10 @@ import {
   ErrorCode,
   errorText,
   fingerprint,
+  fromBase64,
+  httpLimitsOf,
+  slotMetrics,
+  requireCanonicalEnvoyId,
   loadOrCreateKeyPair,
   parseHostPort,
   silentLogger,
@@ -15,6 +19,8 @@ import {
   type Logger,
   type Message,
   type PeerClaim,
+  type RouteInfo,
+  type SlotTotals,
 } from '@axle/shared';
 import { ApiAuth } from './auth.js';
 import { buildHttp } from './api.js';
@@ -34,6 +40,8 @@ import { Replication } from './replication/replication.js';
 import { SpokeLinks } from './spoke-links.js';
 import { StateStore } from './state.js';
 import { Supervisor } from './supervisor.js';
+import { TermProofs } from './term-proof.js';
+import { canonicalizeDirectory } from './names.js';
 import { Tokens, hashSecret, newSecret } from './tokens.js';
 import { Webhooks } from './webhooks.js';
 import type { ImportDeps } from './import.js';
@@ -43,6 +51,7 @@ const ADMIN_TOKEN_ID = 'admin';
 interface Parts {
   state: StateStore;
   keyPair: KeyPair;
+  termProofs: TermProofs;
   tokens: Tokens;
   fleet: Fleet;
   links: SpokeLinks;
@@ -73,6 +82,7 @@ export class Hub {
   private listenAddr = '';
   private adminSecret = '';
   private stopping = false;
+  private httpRoutes: (() => RouteInfo[]) | undefined;
 
   constructor(
     config: HubConfig,
@@ -123,8 +133,10 @@ export class Hub {
       events.on('event', (ev) => webhooks.onEvent(ev));
       const metrics = new HubMetrics(fleet, state);
       const epochs = new Epochs(state);
+      const termProofs = new TermProofs(keyPair, state);
       let supervisorRef: Supervisor | undefined;
       let moverRef: Mover | undefined;
+      let canonicalizeRef: (() => void) | undefined;
       let jobsRef: JobRunner | undefined;
       const replication = new Replication({
         state,
@@ -141,6 +153,7 @@ export class Hub {
           );
           supervisorRef?.start();
           jobsRef?.resume();
+          canonicalizeRef?.();
         },
         onStandby: async () => {
           jobsRef?.halt();
@@ -162,6 +175,7 @@ export class Hub {
         config,
         router,
         hubAddrs,
+        hubKeys: () => [keyPair.publicKey, ...this.cfg.spanner.peers.map((x) => fromBase64(x.pubkey, 32))],
       });
       let supervisor: Supervisor | undefined;
       const mover = new Mover({
@@ -178,7 +192,17 @@ export class Hub {
           if (fleet.has(id) && fleet.health.get(id).online) void supervisor?.flushReleases(id).catch(() => undefined);
         },
       });
-      supervisor = new Supervisor({ state, fleet, links, mover, events, metrics, log, config });
+      supervisor = new Supervisor({
+        state,
+        fleet,
+        links,
+        mover,
+        events,
+        metrics,
+        log,
+        config,
+        termProof: () => termProofs.current(),
+      });
       supervisorRef = supervisor;
       moverRef = mover;
       const queries = new Queries({ state, fleet, links, metrics, config });
@@ -189,6 +213,10 @@ export class Hub {
       await this.ensureAdminToken(tokens, state, replication.enabled);
       if (!replication.enabled) await this.markInterruptedMoves(state);
       const importDeps: ImportDeps = { state, fleet, links, epochs, events, log, config, router };
+      canonicalizeRef = () =>
+        void canonicalizeDirectory(importDeps).catch((e: unknown) =>
+          log.warn({ err: errorText(e) }, 'could not re-register non-canonical host names; will try at the next start'),
+        );
       const { host, port } = parseHostPort(cfg.listen);
       const partsForHttp = {
         state,
@@ -207,6 +235,15 @@ export class Hub {
         log,
         config,
       };
+      const http = buildHttp({
+        ...partsForHttp,
+        info: () => this.info(),
+        ready: () => this.readiness(),
+        replication,
+        hubAddrs,
+        listenAddr: () => this.listenAddr,
+      });
+      this.httpRoutes = http.routes;
       const server = new AxleServer({
         host,
         port,
@@ -214,21 +251,17 @@ export class Hub {
         keyPair,
         maxConnectionsPerIp: cfg.limits.max_connections_per_ip,
         maxHandshakesPerIp: cfg.limits.max_handshakes_per_ip,
+        httpLimits: httpLimitsOf(cfg.limits),
+        log,
         authenticate: (claim) => this.authenticate(claim),
         onConnection: (conn) => this.onConnection(conn),
-        http: buildHttp({
-          ...partsForHttp,
-          info: () => this.info(),
-          ready: () => this.readiness(),
-          replication,
-          hubAddrs,
-          listenAddr: () => this.listenAddr,
-        }),
+        http: http.handler,
         onError: (e, ip) => log.debug({ source: ip, err: errorText(e) }, 'connection refused'),
       });
       this.p = {
         state,
         keyPair,
+        termProofs,
         tokens,
         fleet,
         links,
@@ -246,10 +279,14 @@ export class Hub {
         jobs,
       };
       replicationMetrics(metrics, replication);
+      slotMetrics(metrics.m, () => server.slotTotals());
       const a = await server.listen();
       this.listenAddr = `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
-      if (replication.isPrimary) supervisor.start();
-      if (replication.isPrimary) jobs.resume();
+      if (replication.isPrimary) {
+        supervisor.start();
+        jobs.resume();
+        if (!replication.enabled) canonicalizeRef();
+      }
       replication.start();
       log.info(
         {
@@ -325,7 +362,10 @@ export class Hub {
   }
 
   private authenticate(claim: PeerClaim): { role: string } {
-    if (claim.role === 'envoy') return { role: 'envoy' };
+    if (claim.role === 'envoy') {
+      requireCanonicalEnvoyId(claim.id);
+      return { role: 'envoy' };
+    }
     if (claim.role === 'hub' && this.p) return this.p.replication.authenticate(claim);
     if (claim.role === 'spoke') {
       const s = this.cfg.spanner.spokes.find((x) => x.id === claim.id);
@@ -388,7 +428,7 @@ export class Hub {
         }
         if (!p.replication.isPrimary) throw p.replication.notPrimary();
         p.supervisor.onStatus(id, msg.stats);
-        return { type: 'status_ok', term: p.state.term };
+        return { type: 'status_ok', term: p.state.term, termProof: p.termProofs.current() };
       };
       conn.onEvent = () => undefined;
       return;
@@ -468,6 +508,16 @@ export class Hub {
     await p.state.close();
     this.p = undefined;
     this.stopping = false;
+  }
+
+  /** Every HTTP route the hub serves (method and path pattern), from its router's table. */
+  routes(): RouteInfo[] {
+    return this.httpRoutes?.() ?? [];
+  }
+
+  /** Per-address connection slots now held on the hub's port. */
+  slotTotals(): SlotTotals | undefined {
+    return this.p?.server.slotTotals();
   }
 
   /** For tests and benchmarks in this package: the live parts. */

@@ -2,7 +2,7 @@
 export { Hub } from './hub.js';
 export { hubConfigSchema, loadHubConfig, hubConfigFrom, keyFileOf, EVENT_TYPES } from './config.js';
 export type { HubConfig, EventType } from './config.js';
-export { Router as HostRouter, compilePattern, MAX_PATTERN_LENGTH, MAX_BRACE_EXPANSION } from './router.js';
+export { Router as HostRouter } from './router.js';
 export { kWayMerge, encodeCursor, decodeCursor } from './merge.js';
 export { RateLimiter } from './ratelimit.js';
 export { signWebhook, verifyWebhook, SIGNATURE_HEADER, TIMESTAMP_HEADER } from './webhooks.js';

@@ -1,4 +1,4 @@
-import { AxleError, ErrorCode } from '@axle/shared';
+import { AxleError, ErrorCode, parse, runCursorSchema, type RunCursor } from '@axle/shared';
 
 /**
  * Paging across spokes. Each spoke returns its page sorted by host name; the hub merges the
@@ -37,6 +37,26 @@ export function decodeCursor(s: string | null | undefined): Cursor {
     out[k] = h;
   }
   return out;
+}
+
+/** Where a page of runs ended, handed out opaque (base64url JSON) like the envoy cursor. */
+export function encodeRunCursor(c: RunCursor): string {
+  return Buffer.from(JSON.stringify(c), 'utf8').toString('base64url');
+}
+
+export function decodeRunCursor(s: string | null | undefined): RunCursor | undefined {
+  if (!s) return undefined;
+  let v: unknown;
+  try {
+    if (s.length > 1024 || !/^[A-Za-z0-9_-]+$/.test(s)) throw new Error('not base64url');
+    v = JSON.parse(Buffer.from(s, 'base64url').toString('utf8'));
+  } catch {
+    throw new AxleError(
+      ErrorCode.INVALID,
+      'runs cursor is not one this hub handed out; pass back "runsCursor" unchanged',
+    );
+  }
+  return parse(runCursorSchema, v, 'runs cursor', ErrorCode.INVALID);
 }
 
 export interface SourcePage<T> {
@@ -105,6 +125,9 @@ export function kWayMerge<T>(pages: readonly SourcePage<T>[], key: (t: T) => str
     taken[page.source] = h.k;
     const next = page.items[h.idx + 1];
     if (next !== undefined) push({ page: h.page, idx: h.idx + 1, k: key(next) });
+    // A source that stopped short (its page filled by bytes) may hold keys below the other
+    // sources' next ones: the merged page must end where that source's page ended.
+    else if (page.more) break;
   }
   const more = heads.length > 0 || pages.some((p) => p.more);
   return { items, taken, more };

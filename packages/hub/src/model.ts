@@ -27,6 +27,8 @@ export interface JoinToken {
   uses: number;
   /** Host name glob the token may enroll, e.g. "*.dc1.*". */
   pattern?: string;
+  /** Spokes the token may enroll into: an enrollment routed anywhere else is refused. */
+  spokes?: string[];
   note?: string;
   revokedAt?: number;
 }

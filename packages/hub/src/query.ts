@@ -1,9 +1,17 @@
-import { AxleError, ErrorCode, type EnvoyFilter, type EnvoySummary, type Run, type SpokeStats } from '@axle/shared';
+import {
+  AxleError,
+  ErrorCode,
+  type EnvoyFilter,
+  type EnvoySummary,
+  type Run,
+  type RunCursor,
+  type SpokeStats,
+} from '@axle/shared';
 import type { HubConfig } from './config.js';
 import { fanOut, type Outcome, type SpokeAnswer } from './fanout.js';
 import type { Fleet } from './fleet.js';
 import type { HubMetrics } from './metrics.js';
-import { decodeCursor, encodeCursor, kWayMerge } from './merge.js';
+import { decodeCursor, encodeCursor, encodeRunCursor, kWayMerge } from './merge.js';
 import type { SpokeLinks } from './spoke-links.js';
 import type { StateStore } from './state.js';
 
@@ -114,6 +122,7 @@ export class Queries {
       },
       this.opts(),
     );
+    refuseRequestFaults(answers);
     const pages = answers
       .filter((a) => a.value)
       .map((a) => ({ source: a.spokeId, items: a.value!.items, more: a.value!.more }));
@@ -126,9 +135,16 @@ export class Queries {
   async envoy(
     hostname: string,
     runs: number,
+    runsBefore?: RunCursor,
   ): Promise<{
     directory: unknown;
-    detail?: { envoy?: EnvoySummary; traits?: unknown; runs: Run[] };
+    detail?: {
+      envoy?: EnvoySummary;
+      traits?: unknown;
+      traitsTruncated?: boolean;
+      runs: Run[];
+      runsCursor: string | null;
+    };
     spoke: SpokeReport;
   }> {
     const rec = this.d.state.envoys.get(hostname);
@@ -140,18 +156,27 @@ export class Queries {
     const [a] = await fanOut(
       [rec.spokeId],
       (id, t) =>
-        this.d.links.get(id).request({ type: 'get_envoy', term: this.d.state.term, hostname, runs }, t, 'envoy_detail'),
+        this.d.links
+          .get(id)
+          .request(
+            { type: 'get_envoy', term: this.d.state.term, hostname, runs, ...(runsBefore ? { runsBefore } : {}) },
+            t,
+            'envoy_detail',
+          ),
       this.opts(),
     );
     const ans = a!;
+    const v = ans.value;
     return {
       directory: { ...rec, state: this.d.fleet.has(rec.spokeId) ? this.d.fleet.state(rec.spokeId) : 'unknown' },
-      ...(ans.value
+      ...(v
         ? {
             detail: {
-              ...(ans.value.envoy ? { envoy: ans.value.envoy } : {}),
-              ...(ans.value.traits ? { traits: ans.value.traits } : {}),
-              runs: ans.value.runs,
+              ...(v.envoy ? { envoy: v.envoy } : {}),
+              ...(v.traits ? { traits: v.traits } : {}),
+              ...(v.traitsTruncated ? { traitsTruncated: true } : {}),
+              runs: v.runs,
+              runsCursor: v.runsNext ? encodeRunCursor(v.runsNext) : null,
             },
           }
         : {}),
@@ -197,12 +222,38 @@ export class Queries {
     };
   }
 
-  async recentRuns(spokeId: string, limit: number): Promise<{ runs: Run[]; outcome: Outcome }> {
+  async recentRuns(
+    spokeId: string,
+    limit: number,
+    before?: RunCursor,
+  ): Promise<{ runs: Run[]; cursor: string | null; outcome: Outcome }> {
     const [a] = await fanOut(
       [spokeId],
-      (id, t) => this.d.links.get(id).request({ type: 'list_runs', term: this.d.state.term, limit }, t, 'run_list'),
+      (id, t) =>
+        this.d.links
+          .get(id)
+          .request({ type: 'list_runs', term: this.d.state.term, limit, ...(before ? { before } : {}) }, t, 'run_list'),
       this.opts(),
     );
-    return { runs: a?.value?.runs ?? [], outcome: a?.outcome ?? 'unreachable' };
+    const next = a?.value?.next;
+    return {
+      runs: a?.value?.runs ?? [],
+      cursor: next ? encodeRunCursor(next) : null,
+      outcome: a?.outcome ?? 'unreachable',
+    };
+  }
+}
+
+/**
+ * A spoke that refused the query itself (too costly, a filter it will not take) refused it
+ * for every spoke: answer that as the request's error, not as a partial page.
+ */
+function refuseRequestFaults(answers: SpokeAnswer<unknown>[]): void {
+  const fault = answers.find((a) => a.code === ErrorCode.QUERY_TOO_COSTLY || a.code === ErrorCode.INVALID);
+  if (fault) {
+    throw new AxleError(
+      fault.code as ErrorCode,
+      `spoke ${fault.spokeId} refused the query: ${fault.outcome.replace(/^error: (E_[A-Z_]+: )?/, '')}`,
+    );
   }
 }

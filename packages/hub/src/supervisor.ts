@@ -1,4 +1,4 @@
-import { AxleError, ErrorCode, errorText, type Logger, type SpokeStats } from '@axle/shared';
+import { AxleError, ErrorCode, errorText, type Logger, type SpokeStats, type TermProof } from '@axle/shared';
 import type { HubConfig } from './config.js';
 import type { Mover } from './drain.js';
 import type { Events } from './events.js';
@@ -16,6 +16,8 @@ export interface SupervisorDeps {
   metrics: HubMetrics;
   log: Logger;
   config: () => HubConfig;
+  /** This hub's signed term, carried by every probe so spokes can pass it on to envoys. */
+  termProof: () => TermProof;
 }
 
 const RELEASE_CHUNK = 1000;
@@ -78,7 +80,7 @@ export class Supervisor {
     const start = performance.now();
     try {
       const link = links.get(id);
-      await link.request({ type: 'probe', term: state.term }, timeout, 'probe_ok');
+      await link.request({ type: 'probe', term: state.term, termProof: this.d.termProof() }, timeout, 'probe_ok');
       const ms = performance.now() - start;
       metrics.probeLatency.observe({ spoke: id }, ms / 1000);
       let stats: SpokeStats | undefined;

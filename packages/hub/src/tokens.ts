@@ -1,6 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { AxleError, ErrorCode } from '@axle/shared';
-import { compilePattern } from './router.js';
+import { AxleError, ErrorCode, Glob } from '@axle/shared';
 import type { ApiRole, ApiToken, JoinToken } from './model.js';
 import type { StateStore } from './state.js';
 
@@ -32,6 +31,7 @@ export interface JoinTokenSpec {
   ttlMs?: number;
   maxUses?: number;
   pattern?: string;
+  spokes?: string[];
   note?: string;
 }
 
@@ -42,7 +42,7 @@ export function joinTokenProblem(t: JoinToken, hostname: string, now: number, re
     return `join token ${t.id} expired at ${new Date(t.expiresAt).toISOString()}; ask an admin for a new one`;
   if (t.maxUses !== undefined && t.uses + reserved >= t.maxUses)
     return `join token ${t.id} has been used ${t.uses} of ${t.maxUses} times; ask an admin for a new one`;
-  if (t.pattern !== undefined && !compilePattern(t.pattern).test(hostname.toLowerCase())) {
+  if (t.pattern !== undefined && !Glob.compile(t.pattern).test(hostname)) {
     return `join token ${t.id} may only enroll hosts matching "${t.pattern}", not "${hostname}"`;
   }
   return undefined;
@@ -60,13 +60,7 @@ export class Tokens {
   }
 
   async createJoin(spec: JoinTokenSpec, by: string): Promise<{ token: JoinToken; secret: string }> {
-    if (spec.pattern !== undefined) {
-      try {
-        compilePattern(spec.pattern);
-      } catch (e) {
-        throw new AxleError(ErrorCode.INVALID, `token pattern: ${(e as Error).message}`);
-      }
-    }
+    if (spec.pattern !== undefined) Glob.compile(spec.pattern);
     const secret = newSecret('axj');
     const now = Date.now();
     const token: JoinToken = {
@@ -78,6 +72,7 @@ export class Tokens {
       ...(spec.ttlMs !== undefined ? { expiresAt: now + spec.ttlMs } : {}),
       ...(spec.maxUses !== undefined ? { maxUses: spec.maxUses } : {}),
       ...(spec.pattern !== undefined ? { pattern: spec.pattern } : {}),
+      ...(spec.spokes !== undefined ? { spokes: [...new Set(spec.spokes)] } : {}),
       ...(spec.note !== undefined ? { note: spec.note } : {}),
     };
     await this.state.apply({ kind: 'token.put', token });

@@ -71,7 +71,7 @@ describe('enrollment routing', () => {
       'web2.dc1.example.com',
       'web3.dc1.example.com',
       'db1.dc2.example.com',
-      'APP1.DC3.example.com',
+      'app1.dc3.example.com',
     ]) {
       const a = await enroll(hub.addr, envoy(h), token);
       expect(a.status).toBe('assigned');
@@ -84,7 +84,7 @@ describe('enrollment routing', () => {
       // dc1 holds max_envoys 2: the next matching spoke in order takes it.
       'web3.dc1.example.com': 'dc2',
       'db1.dc2.example.com': 'dc2',
-      'APP1.DC3.example.com': 'dc3',
+      'app1.dc3.example.com': 'dc3',
     });
     expect([...epochs].sort((a, b) => a - b)).toEqual(epochs);
     expect(new Set(epochs).size).toBe(epochs.length);

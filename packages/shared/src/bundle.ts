@@ -170,22 +170,7 @@ export async function extractBundle(
   parent: string,
   limits: BundleLimits = DEFAULT_BUNDLE_LIMITS,
 ): Promise<string> {
-  let tarBytes: Buffer;
-  const maxTar = limits.maxTotalBytes + (limits.maxFiles + 2) * 1024;
-  try {
-    tarBytes = gunzipSync(data, { maxOutputLength: maxTar });
-  } catch (e) {
-    const msg = (e as Error).message;
-    if (e instanceof RangeError || /maxOutputLength|buffer/i.test(msg))
-      throw refused(`decompresses to more than ${maxTar} bytes (a gzip bomb?)`);
-    throw refused(`not gzip data (${msg})`);
-  }
-  if (tarBytes.length > 1024 * 1024 && tarBytes.length / Math.max(1, data.length) > limits.maxRatio) {
-    throw refused(
-      `decompression ratio ${Math.round(tarBytes.length / data.length)}:1 is over ${limits.maxRatio}:1 (a gzip bomb?)`,
-    );
-  }
-  scanEntries(tarBytes, limits);
+  const tarBytes = inspectBundle(data, limits);
   mkdirSync(parent, { recursive: true, mode: 0o700 });
   const staging = mkdtempSync(join(parent, '.staging-'));
   try {
@@ -208,6 +193,31 @@ export async function extractBundle(
     throw e instanceof AxleError ? e : refused(`extraction failed (${(e as Error).message})`);
   }
   return staging;
+}
+
+/**
+ * Every check extraction makes, without touching the disk: gzip size and ratio, entry types,
+ * paths, sizes and counts. Returns the tar bytes. The hub runs it on what it is about to sign,
+ * so it never signs what spokes and envoys would refuse (and refuses it with their message).
+ */
+export function inspectBundle(data: Uint8Array, limits: BundleLimits = DEFAULT_BUNDLE_LIMITS): Buffer {
+  let tarBytes: Buffer;
+  const maxTar = limits.maxTotalBytes + (limits.maxFiles + 2) * 1024;
+  try {
+    tarBytes = gunzipSync(data, { maxOutputLength: maxTar });
+  } catch (e) {
+    const msg = (e as Error).message;
+    if (e instanceof RangeError || /maxOutputLength|buffer/i.test(msg))
+      throw refused(`decompresses to more than ${maxTar} bytes (a gzip bomb?)`);
+    throw refused(`not gzip data (${msg})`);
+  }
+  if (tarBytes.length > 1024 * 1024 && tarBytes.length / Math.max(1, data.length) > limits.maxRatio) {
+    throw refused(
+      `decompression ratio ${Math.round(tarBytes.length / data.length)}:1 is over ${limits.maxRatio}:1 (a gzip bomb?)`,
+    );
+  }
+  scanEntries(tarBytes, limits);
+  return tarBytes;
 }
 
 function assertPlainTree(dir: string): void {

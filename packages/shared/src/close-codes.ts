@@ -66,3 +66,17 @@ export function errorForClose(code: number): ErrorCode {
   if (code === CloseCode.HANDSHAKE_FAILED) return ErrorCode.UNTRUSTED;
   return BY_CLOSE[code] ?? ErrorCode.CLOSED;
 }
+
+/** A WebSocket close reason may be at most 123 bytes of UTF-8; longer throws inside `ws`. */
+export function closeReason(text: string): string {
+  if (Buffer.byteLength(text) <= 123) return text;
+  let out = '';
+  let bytes = 0;
+  for (const ch of text) {
+    const n = Buffer.byteLength(ch);
+    if (bytes + n > 120) break;
+    out += ch;
+    bytes += n;
+  }
+  return `${out}...`;
+}

@@ -22,7 +22,8 @@ export const DEFAULT_LIMITS: CodecLimits = Object.freeze({
   maxMapLength: 10_000,
 });
 
-const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+/** Mapping keys no frame may carry: they reach Object.prototype in whoever consumes the value. */
+export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
 
 function forbidKeys(key: unknown): string {
   if (typeof key !== 'string') throw new AxleError(ErrorCode.MALFORMED, 'mapping keys must be strings');
@@ -57,6 +58,11 @@ export class Codec {
       );
     }
     return out;
+  }
+
+  /** Encoded size of `value`, without the frame limit: for fitting replies and reports to a budget. */
+  size(value: unknown): number {
+    return this.encoder.encode(value).length;
   }
 
   /** Decodes to `unknown`: callers narrow it with a validator, never a cast. */

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { AxleError, ErrorCode, errorText } from './errors.js';
-import { CLOSE_REASONS, CloseCode, closeCodeFor, errorForClose } from './close-codes.js';
+import { CLOSE_REASONS, CloseCode, closeCodeFor, closeReason, errorForClose } from './close-codes.js';
 import type { Codec } from './codec.js';
 import { OPEN, toBuffer, type FrameSocket } from './frame-socket.js';
 import { errorReplySchema, messageSchema, type Message, type MessageType, type MessageOf } from './messages.js';
@@ -82,6 +82,8 @@ export class Connection extends EventEmitter {
   onEvent: EventHandler | undefined;
   /** Free slot for the daemon to hang per-connection state on. */
   state: unknown;
+  /** Size of the frame whose message is being handled now: handlers read it to enforce size limits. */
+  frameBytes = 0;
 
   private readonly socket: FrameSocket;
   private readonly codec: Codec;
@@ -115,7 +117,15 @@ export class Connection extends EventEmitter {
     this.dirIn = o.isClient ? 1 : 0;
     this.defaultTimeoutMs = o.defaultTimeoutMs ?? 10_000;
     this.closed = new Promise((r) => (this.resolveClosed = r));
-    this.socket.on('message', (data, isBinary) => this.onFrame(data, isBinary));
+    this.socket.on('message', (data, isBinary) => {
+      // The frame boundary: nothing a peer sends may throw out of the socket's event handler.
+      try {
+        this.onFrame(data, isBinary);
+      } catch (e) {
+        this.emit('handler_error', e);
+        this.fail(new AxleError(ErrorCode.INTERNAL, `could not handle a frame from ${this.peer.id}`));
+      }
+    });
     // Any sign of life counts, so a busy link (or a peer that pings us) costs no pings at all.
     const heard = () => {
       this.lastHeard = Date.now();
@@ -198,7 +208,7 @@ export class Connection extends EventEmitter {
 
   close(code: number = CloseCode.NORMAL, reason?: string): void {
     const r = reason ?? (CLOSE_REASONS as Record<number, string>)[code] ?? '';
-    if (this.socket.readyState === OPEN) this.socket.close(code, r.slice(0, 120));
+    if (this.socket.readyState === OPEN) this.socket.close(code, closeReason(r));
     this.finish({ code, reason: r });
   }
 
@@ -219,7 +229,7 @@ export class Connection extends EventEmitter {
   private fail(e: AxleError): void {
     this.emit('protocol_error', e);
     const code = closeCodeFor(e.code);
-    if (this.socket.readyState === OPEN) this.socket.close(code, e.message.slice(0, 120));
+    if (this.socket.readyState === OPEN) this.socket.close(code, closeReason(e.message));
     this.finish({ code, reason: e.message, error: e });
   }
 
@@ -228,6 +238,7 @@ export class Connection extends EventEmitter {
     this.lastHeard = Date.now();
     this.pingSentAt = 0;
     const data = toBuffer(raw);
+    this.frameBytes = data.length;
     if (!isBinary || data.length < 65)
       return this.fail(new AxleError(ErrorCode.MALFORMED, 'frame too short or not binary'));
     if (!verifyFrame(data, this.context, this.dirIn, this.peer.pubkey)) {
@@ -284,7 +295,11 @@ export class Connection extends EventEmitter {
       return;
     }
     if (kind === Kind.EVENT) {
-      this.onEvent?.(msg, this);
+      try {
+        this.onEvent?.(msg, this);
+      } catch (e) {
+        this.emit('handler_error', e, msg.type);
+      }
       return;
     }
     const handler = this.onRequest;
@@ -294,20 +309,47 @@ export class Connection extends EventEmitter {
     try {
       result = handler(msg, this);
     } catch (e) {
-      return this.replyError(id, e);
+      return this.replyError(id, e, msg.type);
     }
     Promise.resolve(result).then(
-      (reply) => {
-        if (this.isOpen) this.write(Kind.REPLY, id, reply);
-      },
-      (e: unknown) => this.replyError(id, e),
+      (reply) => this.reply(id, reply, msg.type),
+      (e: unknown) => this.replyError(id, e, msg.type),
     );
   }
 
-  private replyError(id: number, e: unknown): void {
-    const err = e instanceof AxleError ? e : new AxleError(ErrorCode.INTERNAL, errorText(e));
-    if (!(e instanceof AxleError)) this.emit('handler_error', e);
-    if (this.isOpen) this.write(Kind.ERROR, id, { code: err.code, message: err.message });
+  /** A reply that cannot be encoded (over the frame limit) fails that request, not the connection. */
+  private reply(id: number, reply: Message, asked: string): void {
+    if (!this.isOpen) return;
+    try {
+      this.write(Kind.REPLY, id, reply);
+    } catch (e) {
+      if (e instanceof AxleError && e.code === ErrorCode.FRAME_TOO_LARGE) {
+        this.emit('handler_error', e, asked);
+        return this.replyError(
+          id,
+          new AxleError(
+            ErrorCode.FRAME_TOO_LARGE,
+            `the ${reply.type} answering ${asked} is too large to send (${e.message}); ask for less`,
+          ),
+        );
+      }
+      this.replyError(id, e, asked);
+    }
+  }
+
+  private replyError(id: number, e: unknown, asked?: string): void {
+    // Internals stay in the log; the peer learns only that it failed.
+    const err =
+      e instanceof AxleError
+        ? e
+        : new AxleError(ErrorCode.INTERNAL, `${asked ?? 'request'} failed on ${this.selfId}; see its log`);
+    if (!(e instanceof AxleError)) this.emit('handler_error', e, asked);
+    if (!this.isOpen) return;
+    try {
+      this.write(Kind.ERROR, id, { code: err.code, message: err.message.slice(0, 4000) });
+    } catch (w) {
+      this.emit('handler_error', w, asked);
+    }
   }
 
   private settle(kind: Kind, id: number, payload: unknown): void {

@@ -37,6 +37,8 @@ export const ErrorCode = {
   FORBIDDEN: 'E_FORBIDDEN',
   CONFLICT: 'E_CONFLICT',
   NOT_PRIMARY: 'E_NOT_PRIMARY',
+  QUERY_TOO_COSTLY: 'E_QUERY_TOO_COSTLY',
+  TOO_BUSY: 'E_TOO_BUSY',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -20,16 +20,28 @@ export type RouteHandler = (ctx: RouteContext) => unknown;
 /** Tells the router the handler wrote the response itself (streams, HTML, metrics). */
 export const HANDLED = Symbol('handled');
 
+/** The HTTP status each error code answers with; one table for every daemon's routes. */
 const STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCode.INVALID]: 400,
   [ErrorCode.BAD_MESSAGE]: 400,
   [ErrorCode.MALFORMED]: 400,
+  [ErrorCode.BAD_TOKEN]: 400,
+  [ErrorCode.BAD_KEY]: 400,
   [ErrorCode.NOT_AUTHENTICATED]: 401,
   [ErrorCode.UNTRUSTED]: 403,
+  [ErrorCode.FORBIDDEN]: 403,
   [ErrorCode.NOT_FOUND]: 404,
+  [ErrorCode.CONFLICT]: 409,
+  [ErrorCode.STALE_TERM]: 409,
   [ErrorCode.FRAME_TOO_LARGE]: 413,
-  [ErrorCode.TIMEOUT]: 504,
+  [ErrorCode.NOT_PRIMARY]: 421,
+  [ErrorCode.QUERY_TOO_COSTLY]: 422,
+  [ErrorCode.RATE_LIMITED]: 429,
+  [ErrorCode.TOO_BUSY]: 429,
+  [ErrorCode.TOO_MANY_CONNECTIONS]: 429,
   [ErrorCode.UNREACHABLE]: 502,
+  [ErrorCode.NO_ROUTE]: 503,
+  [ErrorCode.TIMEOUT]: 504,
 };
 
 export function httpStatusFor(e: AxleError): number {
@@ -47,6 +59,63 @@ export class HttpError extends AxleError {
   }
 }
 
+/** The path and query of a request, parsed once; a target that is not a path is a 400, never a throw later. */
+export interface RequestTarget {
+  pathname: string;
+  query: URLSearchParams;
+}
+
+const targets = new WeakMap<IncomingMessage, RequestTarget>();
+const MAX_TARGET_CHARS = 8192;
+
+/**
+ * Parses `req.url` without `new URL()`, which throws on "//[" and reads "//x:99999/" as a
+ * host and port. Origin-form ("/a/b?c") and absolute-form ("http://h/a") are accepted;
+ * anything else is HttpError 400.
+ */
+export function requestTarget(req: IncomingMessage): RequestTarget {
+  const cached = targets.get(req);
+  if (cached) return cached;
+  let raw = req.url ?? '/';
+  if (raw.length > MAX_TARGET_CHARS) {
+    throw new HttpError(
+      414,
+      ErrorCode.INVALID,
+      `request target is ${raw.length} characters; the limit is ${MAX_TARGET_CHARS}`,
+    );
+  }
+  if (/^https?:\/\//i.test(raw)) {
+    const abs = /^https?:\/\/(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?(?=[/?#]|$)/i.exec(raw);
+    if (!abs) throw new HttpError(400, ErrorCode.INVALID, 'request target has a malformed authority');
+    raw = raw.slice(abs[0].length) || '/';
+  }
+  if (!raw.startsWith('/')) {
+    throw new HttpError(400, ErrorCode.INVALID, 'request target must be a path starting with "/"');
+  }
+  const q = raw.indexOf('?');
+  const pathname = (q === -1 ? raw : raw.slice(0, q)).split('#')[0] as string;
+  // URLSearchParams decodes leniently (bad escapes stay as text), so it never throws.
+  const query = new URLSearchParams(q === -1 ? '' : raw.slice(q + 1).split('#')[0]);
+  const t = { pathname, query };
+  targets.set(req, t);
+  return t;
+}
+
+/** Decodes one path segment; a broken escape such as "%E0%A4%A" is a 400 naming it. */
+export function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new HttpError(400, ErrorCode.INVALID, `path segment "${segment.slice(0, 80)}" is not valid percent-encoding`);
+  }
+}
+
+/** Is `e` the fault of the request rather than of the daemon? Those answer 4xx and are not logged as failures. */
+export function isRequestFault(e: unknown): boolean {
+  if (e instanceof AxleError) return httpStatusFor(e) < 500;
+  return e instanceof URIError || (e as { code?: string } | null)?.code === 'ERR_INVALID_URL';
+}
+
 interface Route {
   method: string;
   parts: string[];
@@ -54,6 +123,19 @@ interface Route {
 }
 
 let requestCounter = 0;
+
+/** A client's X-Request-Id when it is a sane token, else one of ours: it goes into every log line. */
+export function requestIdOf(req: IncomingMessage): string {
+  const given = req.headers['x-request-id'];
+  if (typeof given === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(given)) return given;
+  return `r${Date.now().toString(36)}${(requestCounter++).toString(36)}`;
+}
+
+/** One route as the table lists it, for documentation and for the fuzz suite. */
+export interface RouteInfo {
+  method: string;
+  path: string;
+}
 
 export class Router {
   private readonly routes: Route[] = [];
@@ -73,6 +155,11 @@ export class Router {
     return this.on('DELETE', path, h);
   }
 
+  /** Every route, in the order they are tried. */
+  table(): RouteInfo[] {
+    return this.routes.map((r) => ({ method: r.method, path: `/${r.parts.join('/')}` }));
+  }
+
   private match(
     method: string,
     pathname: string,
@@ -86,7 +173,7 @@ export class Router {
       for (let i = 0; i < parts.length && ok; i++) {
         const want = route.parts[i] as string;
         const got = parts[i] as string;
-        if (want.startsWith(':')) params[want.slice(1)] = decodeURIComponent(got);
+        if (want.startsWith(':')) params[want.slice(1)] = decodeSegment(got);
         else ok = want === got;
       }
       if (!ok) continue;
@@ -99,26 +186,27 @@ export class Router {
     return methodMismatch ? 'method' : undefined;
   }
 
-  /** Returns false when no route matched, so the caller can try something else. */
+  /**
+   * Returns false when no route matched, so the caller can try something else. A malformed
+   * request target throws HttpError 400 for the server's request boundary to answer.
+   */
   handle(req: IncomingMessage, res: ServerResponse): boolean {
-    const url = new URL(req.url ?? '/', 'http://x');
-    const m = this.match(req.method ?? 'GET', url.pathname);
+    const { pathname, query } = requestTarget(req);
+    const m = this.match(req.method ?? 'GET', pathname);
     if (m === undefined) return false;
-    const requestId =
-      (req.headers['x-request-id'] as string | undefined)?.slice(0, 64) ??
-      `r${Date.now().toString(36)}${(requestCounter++).toString(36)}`;
+    const requestId = requestIdOf(req);
     const maxBody = this.o.maxBodyBytes ?? 1024 * 1024;
     const ctx: RouteContext = {
       req,
       res,
-      query: url.searchParams,
+      query,
       requestId,
       params: m === 'method' ? {} : m.params,
       body: () => readJson(req, maxBody),
     };
     if (m === 'method') {
       sendJson(res, 405, {
-        error: { code: ErrorCode.INVALID, message: `${req.method} is not allowed on ${url.pathname}` },
+        error: { code: ErrorCode.INVALID, message: `${req.method} is not allowed on ${pathname}` },
       });
       return true;
     }
@@ -129,21 +217,43 @@ export class Router {
       })
       .catch((e: unknown) => {
         this.o.onError?.(e, ctx);
-        if (res.headersSent) return res.destroy();
-        const err = e instanceof AxleError ? e : new AxleError(ErrorCode.INTERNAL, errorText(e));
-        sendJson(res, httpStatusFor(err), { error: { code: err.code, message: err.message }, requestId });
+        sendError(res, e, requestId);
       });
     return true;
   }
 }
 
+/** Answers with the error's status and code; an error after the headers went out can only cut the response. */
+export function sendError(res: ServerResponse, e: unknown, requestId?: string): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const err =
+    e instanceof AxleError
+      ? e
+      : isRequestFault(e)
+        ? new HttpError(400, ErrorCode.INVALID, errorText(e))
+        : new AxleError(
+            ErrorCode.INTERNAL,
+            `internal error${requestId ? ` (request ${requestId})` : ''}; see the daemon log`,
+          );
+  sendJson(res, httpStatusFor(err), {
+    error: { code: err.code, message: err.message },
+    ...(requestId ? { requestId } : {}),
+  });
+}
+
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const data = JSON.stringify(body);
-  res.writeHead(status, {
+  const headers: Record<string, string | number> = {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(data),
     'cache-control': 'no-store',
-  });
+  };
+  // A request whose body was not read to the end (too large, refused early) ends the connection.
+  if (res.req && !res.req.complete) headers.connection = 'close';
+  res.writeHead(status, headers);
   res.end(data);
 }
 
@@ -165,7 +275,9 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer
     req.on('data', (c: Buffer) => {
       size += c.length;
       if (size > maxBytes) {
-        req.destroy();
+        // Stop buffering; the 413 goes out with "connection: close" (sendJson) and ends the socket.
+        req.removeAllListeners('data');
+        req.pause();
         reject(new HttpError(413, ErrorCode.FRAME_TOO_LARGE, `request body is over the ${maxBytes}-byte limit`));
       } else chunks.push(c);
     });

@@ -21,7 +21,18 @@ export {
   str,
   tagged,
 } from './schema.js';
-export type { Infer, Issue, Json, Schema } from './schema.js';
+export type { Infer, Issue, Json, Schema, SchemaSpec } from './schema.js';
+export {
+  MAX_HOSTNAME_LENGTH,
+  canonicalHostname,
+  hostnameField,
+  isCanonicalHostname,
+  requireCanonicalEnvoyId,
+} from './hostname.js';
+export { CostBudget, DEFAULT_QUERY_STEPS, GLOB_LIMITS, Glob, globField } from './glob.js';
+export type { GlobAlternative, GlobLimits } from './glob.js';
+export { signTerm, termProofSchema, verifyTermProof } from './term.js';
+export type { TermProof } from './term.js';
 export {
   fingerprint,
   fromBase64,
@@ -40,6 +51,7 @@ export {
   RESULT_STATUS,
   envoyFilterSchema,
   messageSchema,
+  runCursorSchema,
   runSchema,
   statsSchema,
   targetSchema,
@@ -55,16 +67,21 @@ export type {
   ResourceResult,
   ResultStatus,
   Run,
+  RunCursor,
   SpokeStats,
   SpokeTarget,
 } from './messages.js';
-export { CloseCode, CLOSE_REASONS } from './close-codes.js';
+export { CloseCode, CLOSE_REASONS, closeReason } from './close-codes.js';
 export { PROTOCOL_VERSION } from './handshake.js';
 export { Connection } from './connection.js';
 export type { CloseInfo, PeerInfo, RequestHandler, EventHandler } from './connection.js';
 export type { FrameSocket } from './frame-socket.js';
-export { AxleServer } from './server.js';
-export type { AxleServerOptions, PeerClaim } from './server.js';
+export { AxleServer, DEFAULT_HTTP_LIMITS } from './server.js';
+export type { AxleServerOptions, HttpLimits, PeerClaim } from './server.js';
+export type { SlotTotals } from './slots.js';
+export { HTTP_LIMIT_DEFAULTS, httpLimitFields, httpLimitsOf } from './limits.js';
+export { replyBudget, takeWithin } from './paging.js';
+export { DEFAULT_MAX_REPORT_BYTES, fitRun } from './report.js';
 export { connectPeer } from './client.js';
 export type { ConnectOptions } from './client.js';
 export { FailoverClient } from './failover.js';
@@ -72,9 +89,22 @@ export type { FailoverOptions } from './failover.js';
 export { loadConfig, parseConfigText, hostPort, parseHostPort } from './config.js';
 export { createLogger, silentLogger } from './log.js';
 export type { Logger, LoggerOptions } from './log.js';
-export { Metrics, LatencyWindow } from './metrics.js';
-export { HANDLED, HttpError, Router, readBody, readJson, sendJson } from './http.js';
-export type { RouteContext, RouteHandler } from './http.js';
+export { Metrics, LatencyWindow, slotMetrics } from './metrics.js';
+export {
+  HANDLED,
+  HttpError,
+  Router,
+  decodeSegment,
+  httpStatusFor,
+  isRequestFault,
+  readBody,
+  readJson,
+  requestIdOf,
+  requestTarget,
+  sendError,
+  sendJson,
+} from './http.js';
+export type { RequestTarget, RouteContext, RouteHandler, RouteInfo } from './http.js';
 export { runUntilSignalled, exitWithError } from './daemon.js';
 export type { Daemon } from './daemon.js';
 export {
@@ -82,6 +112,7 @@ export {
   activateBundle,
   buildBundle,
   extractBundle,
+  inspectBundle,
   liveVersion,
   sha256,
   signBundle,

@@ -16,14 +16,16 @@ import {
   type Infer,
   type Schema,
 } from './schema.js';
+import { globField } from './glob.js';
+import { hostnameField } from './hostname.js';
+import { termProofSchema } from './term.js';
 
 /**
  * Every message the daemons exchange, as one discriminated union on `type`, each with its
  * validator. Decoded frames are `unknown` until `messageSchema` narrows them.
  */
 
-const hostname = () =>
-  str({ min: 1, max: 253, pattern: /^[A-Za-z0-9_.-]+$/, hint: 'must be a host name (letters, digits, ".", "-", "_")' });
+const hostname = hostnameField;
 const id = () =>
   str({ min: 1, max: 64, pattern: /^[A-Za-z0-9_.-]+$/, hint: 'must be an id (letters, digits, ".", "-", "_")' });
 const pubkey = () => bytes({ len: 32 });
@@ -48,8 +50,11 @@ export const resourceResultSchema = obj({
 });
 export type ResourceResult = Infer<typeof resourceResultSchema>;
 
+const runId = () =>
+  str({ min: 8, max: 64, pattern: /^[A-Za-z0-9-]+$/, hint: 'must be a run id (letters, digits, "-")' });
+
 export const runSchema = obj({
-  id: str({ min: 8, max: 64, pattern: /^[A-Za-z0-9-]+$/, hint: 'must be a run id (letters, digits, "-")' }),
+  id: runId(),
   hostname: hostname(),
   startedAt: ms(),
   finishedAt: ms(),
@@ -60,8 +65,14 @@ export const runSchema = obj({
   counts: obj({ ok: int({ min: 0 }), changed: int({ min: 0 }), failed: int({ min: 0 }), drift: int({ min: 0 }) }),
   results: arr(resourceResultSchema, { max: 5000 }),
   error: opt(text(8192)),
+  /** Set when results or messages were cut to fit the report size limit; `counts` still cover every resource. */
+  truncated: opt(bool()),
 });
 export type Run = Infer<typeof runSchema>;
+
+/** Where a page of runs ended (newest first): the next page asks for runs before it. */
+export const runCursorSchema = obj({ finishedAt: ms(), id: runId(), hostname: opt(hostname()) });
+export type RunCursor = Infer<typeof runCursorSchema>;
 
 /** Where an envoy should go: a spoke's id, address and key, with the assignment epoch. */
 export const targetSchema = obj({ spokeId: id(), addr: str({ min: 1, max: 300 }), pubkey: pubkey() });
@@ -80,10 +91,19 @@ export const envoySummarySchema = obj({
 });
 export type EnvoySummary = Infer<typeof envoySummarySchema>;
 
+/** A trait name in a filter ("os_family", or a dotted path into a custom trait, "app.role"). */
+const traitKey = () =>
+  str({
+    min: 1,
+    max: 128,
+    pattern: /^(?!(?:__proto__|constructor|prototype)$)[A-Za-z0-9_.-]+$/,
+    hint: 'must be a trait name (letters, digits, "_", ".", "-")',
+  });
+
 export const envoyFilterSchema = obj({
-  match: opt(str({ max: 256 })),
+  match: opt(globField()),
   compliance: opt(oneOf(COMPLIANCE)),
-  traits: opt(record(str({ max: 256 }), { maxKeys: 16 })),
+  traits: opt(record(str({ max: 256 }), { maxKeys: 16, key: traitKey() })),
   seenBefore: opt(ms()),
   seenAfter: opt(ms()),
   after: opt(hostname()),
@@ -148,6 +168,8 @@ export const messageSchema = tagged('type', {
     epoch: epoch(),
     term: term(),
     hubAddrs: opt(arr(str({ max: 300 }), { max: 16 })),
+    /** Every hub's public key (this hub and its peers): the keys whose term proofs and bundles the envoy trusts. */
+    hubKeys: opt(arr(pubkey(), { max: 17 })),
   }),
 
   // envoy -> spoke
@@ -159,11 +181,27 @@ export const messageSchema = tagged('type', {
     configVersion: int({ min: 0 }),
     traits: opt(traitsSchema),
   }),
-  checkin_ok: obj({ type: lit('checkin_ok'), configVersion: int({ min: 0 }), term: term(), runNow: bool() }),
+  checkin_ok: obj({
+    type: lit('checkin_ok'),
+    configVersion: int({ min: 0 }),
+    term: term(),
+    runNow: bool(),
+    /** The hub-signed proof of the highest term the spoke has seen; envoys raise their term only on this. */
+    termProof: opt(termProofSchema),
+    /** The largest report this spoke stores, so the envoy can fit its reports to it. */
+    maxReportBytes: opt(int({ min: 1024 })),
+  }),
   report: obj({ type: lit('report'), hostname: hostname(), epoch: epoch(), run: runSchema }),
   ack: obj({ type: lit('ack'), runId: text(64), duplicate: bool() }),
   /** The spoke no longer owns this envoy: go to `to`, or ask the hub when absent. */
-  redirect: obj({ type: lit('redirect'), to: opt(targetSchema), epoch: epoch(), term: term(), reason: text(512) }),
+  redirect: obj({
+    type: lit('redirect'),
+    to: opt(targetSchema),
+    epoch: epoch(),
+    term: term(),
+    reason: text(512),
+    termProof: opt(termProofSchema),
+  }),
   /** Bundles travel in chunks of at most CHUNK_BYTES so they fit the frame limit; `offset` asks for the next one. */
   config_fetch: obj({ type: lit('config_fetch'), version: int({ min: 0 }), offset: opt(int({ min: 0 })) }),
   config_bundle: obj({
@@ -183,15 +221,23 @@ export const messageSchema = tagged('type', {
   adopt: obj({ type: lit('adopt'), term: term(), envoys: arr(adoptItem, { max: 10_000 }) }),
   release: obj({ type: lit('release'), term: term(), envoys: arr(releaseItem, { max: 10_000 }) }),
   list_envoys: obj({ type: lit('list_envoys'), term: term(), filter: envoyFilterSchema }),
-  get_envoy: obj({ type: lit('get_envoy'), term: term(), hostname: hostname(), runs: opt(int({ min: 0, max: 1000 })) }),
+  /** Replies are paged to fit the frame limit: `runsBefore` continues where the last page's `runsNext` ended. */
+  get_envoy: obj({
+    type: lit('get_envoy'),
+    term: term(),
+    hostname: hostname(),
+    runs: opt(int({ min: 0, max: 1000 })),
+    runsBefore: opt(runCursorSchema),
+  }),
   list_runs: obj({
     type: lit('list_runs'),
     term: term(),
     hostname: opt(hostname()),
     limit: int({ min: 1, max: 1000 }),
+    before: opt(runCursorSchema),
   }),
   stats: obj({ type: lit('stats'), term: term() }),
-  probe: obj({ type: lit('probe'), term: term() }),
+  probe: obj({ type: lit('probe'), term: term(), termProof: opt(termProofSchema) }),
   config_offer: obj({
     type: lit('config_offer'),
     term: term(),
@@ -217,8 +263,12 @@ export const messageSchema = tagged('type', {
     envoy: opt(envoySummarySchema),
     traits: opt(traitsSchema),
     runs: arr(runSchema, { max: 1000 }),
+    /** Set when the traits were too large for one reply and only some of their keys are here. */
+    traitsTruncated: opt(bool()),
+    /** Present when more runs were asked for than fit: pass it back as `runsBefore`. */
+    runsNext: opt(runCursorSchema),
   }),
-  run_list: obj({ type: lit('run_list'), runs: arr(runSchema, { max: 1000 }) }),
+  run_list: obj({ type: lit('run_list'), runs: arr(runSchema, { max: 1000 }), next: opt(runCursorSchema) }),
   stats_result: obj({ type: lit('stats_result'), stats: statsSchema }),
   probe_ok: obj({
     type: lit('probe_ok'),
@@ -229,7 +279,7 @@ export const messageSchema = tagged('type', {
     uptimeS: num({ min: 0 }),
   }),
   status: obj({ type: lit('status'), stats: statsSchema }),
-  status_ok: obj({ type: lit('status_ok'), term: term() }),
+  status_ok: obj({ type: lit('status_ok'), term: term(), termProof: opt(termProofSchema) }),
   /** `version` is the spoke's live version; `received` is how much of an unfinished upload it holds. */
   config_ok: obj({ type: lit('config_ok'), version: int({ min: 0 }), received: opt(int({ min: 0 })) }),
 

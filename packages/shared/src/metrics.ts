@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { SlotTotals } from './slots.js';
 
 /**
  * One Prometheus registry per daemon. Names get the daemon's prefix (`axle_hub_`,
@@ -63,4 +64,16 @@ export class LatencyWindow {
     const sorted = Array.from(this.buf.subarray(0, this.n)).sort((a, b) => a - b);
     return sorted[Math.min(this.n - 1, Math.floor((p / 100) * this.n))] as number;
   }
+}
+
+/**
+ * `<prefix>connection_slots{state}`: sockets held on the daemon's port, by state (pending,
+ * http, handshakes, conns), summed over addresses. Shows a leak, or an address at its caps.
+ */
+export function slotMetrics(m: Metrics, totals: () => SlotTotals | undefined): void {
+  m.gauge('connection_slots', 'Sockets held on the listening port, by state', ['state'], function collect() {
+    const t = totals();
+    if (!t) return;
+    for (const state of ['pending', 'http', 'handshakes', 'conns'] as const) this.set({ state }, t[state]);
+  });
 }

@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, normalize } from 'node:path';
-import { minimatch } from 'minimatch';
+import { Glob } from './glob.js';
 import { errorText } from './errors.js';
 import { parseConfigText } from './config.js';
 import {
@@ -139,6 +139,7 @@ export type ResourceOf<K extends ResourceKind> = Extract<Resource, { kind: K }>;
 
 const resourceSchema: Schema<Resource> = {
   kind: 'resource',
+  spec: { kind: 'custom', name: 'resource', examples: [] },
   parse(v, path, issues) {
     if (v === null || typeof v !== 'object' || Array.isArray(v))
       return void issues.push({ path, message: 'expected a mapping naming one resource kind' });
@@ -232,7 +233,7 @@ export function loadPolicies(configDir: string): LoadedPolicies {
 export function policyMatches(p: Policy, hostname: string, traits: Record<string, Json>): boolean {
   const m = p.match;
   if (!m) return true;
-  if (m.hostnames && !m.hostnames.some((g) => minimatch(hostname, g, { nocase: true, dot: true }))) return false;
+  if (m.hostnames && !m.hostnames.some((g) => Glob.compile(g).test(hostname))) return false;
   for (const [k, want] of Object.entries(m.traits ?? {})) {
     const have = traitValue(traits, k);
     if (have === undefined || have === null || typeof have === 'object' || String(have) !== String(want)) return false;

@@ -1,3 +1,4 @@
+import { FORBIDDEN_KEYS } from './codec.js';
 import { AxleError, ErrorCode } from './errors.js';
 import { parseDuration } from './duration.js';
 
@@ -11,8 +12,29 @@ export interface Issue {
   message: string;
 }
 
+/**
+ * What a schema accepts, as data: lets tools derive values from the same tables the
+ * validators use (the fuzz suite generates every wire message from `messageSchema` this way).
+ */
+export type SchemaSpec =
+  | { kind: 'string'; min: number; max: number; pattern?: RegExp | undefined }
+  | { kind: 'enum'; values: readonly string[] }
+  | { kind: 'literal'; value: string | number | boolean }
+  | { kind: 'integer'; min: number; max: number }
+  | { kind: 'number'; min?: number | undefined; max?: number | undefined }
+  | { kind: 'boolean' }
+  | { kind: 'bytes'; len?: number | undefined; max?: number | undefined }
+  | { kind: 'duration'; min?: number | undefined; max?: number | undefined }
+  | { kind: 'list'; item: Schema<unknown>; min: number; max: number }
+  | { kind: 'record'; value: Schema<unknown>; maxKeys: number }
+  | { kind: 'mapping'; shape: Record<string, Schema<unknown>> }
+  | { kind: 'union'; tag: string; variants: Record<string, Schema<unknown>> }
+  | { kind: 'json'; maxDepth: number }
+  | { kind: 'custom'; name: string; examples: readonly unknown[] };
+
 export interface Schema<T> {
   readonly kind: string;
+  readonly spec: SchemaSpec;
   /** Returns the narrowed value, or `undefined` after pushing at least one issue. */
   parse(v: unknown, path: string, issues: Issue[]): T | undefined;
   readonly optional?: boolean;
@@ -36,13 +58,13 @@ const describe = (v: unknown): string => {
   return typeof v === 'object' ? 'a mapping' : `${typeof v} ${JSON.stringify(v)?.slice(0, 40) ?? ''}`.trim();
 };
 
-function make<T>(kind: string, parse: Schema<T>['parse']): Schema<T> {
-  return { kind, parse };
+function make<T>(spec: SchemaSpec, parse: Schema<T>['parse']): Schema<T> {
+  return { kind: spec.kind === 'custom' ? spec.name : spec.kind, spec, parse };
 }
 
 export function str(o: { min?: number; max?: number; pattern?: RegExp; hint?: string } = {}): Schema<string> {
   const max = o.max ?? 4096;
-  return make('string', (v, path, issues) => {
+  return make({ kind: 'string', min: o.min ?? 0, max, pattern: o.pattern }, (v, path, issues) => {
     if (typeof v !== 'string') return void issues.push({ path, message: `expected a string, got ${describe(v)}` });
     if (v.length < (o.min ?? 0))
       return void issues.push({
@@ -57,7 +79,7 @@ export function str(o: { min?: number; max?: number; pattern?: RegExp; hint?: st
 }
 
 export function oneOf<const T extends readonly string[]>(values: T): Schema<T[number]> {
-  return make('enum', (v, path, issues) => {
+  return make({ kind: 'enum', values }, (v, path, issues) => {
     if (typeof v === 'string' && (values as readonly string[]).includes(v)) return v as T[number];
     issues.push({
       path,
@@ -68,7 +90,7 @@ export function oneOf<const T extends readonly string[]>(values: T): Schema<T[nu
 }
 
 export function lit<const T extends string | number | boolean>(value: T): Schema<T> {
-  return make('literal', (v, path, issues) => {
+  return make({ kind: 'literal', value }, (v, path, issues) => {
     if (v === value) return value;
     issues.push({ path, message: `must be ${JSON.stringify(value)}, got ${describe(v)}` });
     return undefined;
@@ -78,7 +100,7 @@ export function lit<const T extends string | number | boolean>(value: T): Schema
 export function int(o: { min?: number; max?: number } = {}): Schema<number> {
   const min = o.min ?? Number.MIN_SAFE_INTEGER;
   const max = o.max ?? Number.MAX_SAFE_INTEGER;
-  return make('integer', (v, path, issues) => {
+  return make({ kind: 'integer', min, max }, (v, path, issues) => {
     if (typeof v !== 'number' || !Number.isInteger(v))
       return void issues.push({ path, message: `expected an integer, got ${describe(v)}` });
     if (v < min || v > max) return void issues.push({ path, message: `must be between ${min} and ${max}, got ${v}` });
@@ -87,7 +109,7 @@ export function int(o: { min?: number; max?: number } = {}): Schema<number> {
 }
 
 export function num(o: { min?: number; max?: number } = {}): Schema<number> {
-  return make('number', (v, path, issues) => {
+  return make({ kind: 'number', min: o.min, max: o.max }, (v, path, issues) => {
     if (typeof v !== 'number' || !Number.isFinite(v))
       return void issues.push({ path, message: `expected a number, got ${describe(v)}` });
     if ((o.min !== undefined && v < o.min) || (o.max !== undefined && v > o.max)) {
@@ -98,7 +120,7 @@ export function num(o: { min?: number; max?: number } = {}): Schema<number> {
 }
 
 export function bool(): Schema<boolean> {
-  return make('boolean', (v, path, issues) => {
+  return make({ kind: 'boolean' }, (v, path, issues) => {
     if (typeof v === 'boolean') return v;
     issues.push({ path, message: `expected true or false, got ${describe(v)}` });
     return undefined;
@@ -106,7 +128,7 @@ export function bool(): Schema<boolean> {
 }
 
 export function bytes(o: { len?: number; max?: number } = {}): Schema<Uint8Array> {
-  return make('bytes', (v, path, issues) => {
+  return make({ kind: 'bytes', len: o.len, max: o.max }, (v, path, issues) => {
     if (!(v instanceof Uint8Array)) return void issues.push({ path, message: `expected bytes, got ${describe(v)}` });
     if (o.len !== undefined && v.length !== o.len)
       return void issues.push({ path, message: `must be ${o.len} bytes, got ${v.length}` });
@@ -118,7 +140,7 @@ export function bytes(o: { len?: number; max?: number } = {}): Schema<Uint8Array
 
 /** A duration written "30s"/"5m" (or a number of milliseconds from the wire) as milliseconds. */
 export function duration(o: { min?: number; max?: number } = {}): Schema<number> {
-  return make('duration', (v, path, issues) => {
+  return make({ kind: 'duration', min: o.min, max: o.max }, (v, path, issues) => {
     let ms: number;
     if (typeof v === 'number' && Number.isFinite(v) && v >= 0) ms = v;
     else if (typeof v === 'string') {
@@ -137,7 +159,7 @@ export function duration(o: { min?: number; max?: number } = {}): Schema<number>
 
 export function arr<T>(item: Schema<T>, o: { min?: number; max?: number } = {}): Schema<T[]> {
   const max = o.max ?? 10_000;
-  return make('list', (v, path, issues) => {
+  return make({ kind: 'list', item: item as Schema<unknown>, min: o.min ?? 0, max }, (v, path, issues) => {
     if (!Array.isArray(v)) return void issues.push({ path, message: `expected a list, got ${describe(v)}` });
     if (v.length < (o.min ?? 0)) return void issues.push({ path, message: `must have at least ${o.min} item(s)` });
     if (v.length > max) return void issues.push({ path, message: `must have at most ${max} items` });
@@ -156,13 +178,17 @@ export function record<T>(
   o: { maxKeys?: number; key?: Schema<string> } = {},
 ): Schema<Record<string, T>> {
   const maxKeys = o.maxKeys ?? 1000;
-  return make('record', (v, path, issues) => {
+  return make({ kind: 'record', value: value as Schema<unknown>, maxKeys }, (v, path, issues) => {
     if (!isPlainObject(v)) return void issues.push({ path, message: `expected a mapping, got ${describe(v)}` });
     const keys = Object.keys(v);
     if (keys.length > maxKeys) return void issues.push({ path, message: `must have at most ${maxKeys} keys` });
     const out: Record<string, T> = {};
     const before = issues.length;
     for (const k of keys) {
+      if (FORBIDDEN_KEYS.has(k)) {
+        issues.push({ path: `${path}.${k}`, message: 'this key is not allowed' });
+        continue;
+      }
       if (o.key) o.key.parse(k, `${path}.${k}`, issues);
       const r = value.parse(v[k], `${path}.${k}`, issues);
       if (r !== undefined) out[k] = r;
@@ -173,13 +199,13 @@ export function record<T>(
 
 /** Marks a field as optional: absent (or null) is allowed and stays absent. */
 export function opt<T>(s: Schema<T>): Schema<T> & { optional: true } {
-  return { kind: s.kind, parse: s.parse, optional: true };
+  return { kind: s.kind, spec: s.spec, parse: s.parse, optional: true };
 }
 
 /** A field that takes `value` when absent. */
 export function def<T>(s: Schema<T>, value: T | (() => T)): Schema<T> {
   const fallback = typeof value === 'function' ? (value as () => T) : () => value;
-  return { kind: s.kind, parse: s.parse, fallback };
+  return { kind: s.kind, spec: s.spec, parse: s.parse, fallback };
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -195,7 +221,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 export function obj<S extends Shape>(shape: S, o: { strict?: boolean } = {}): Schema<Simplify<InferShape<S>>> {
   const strict = o.strict ?? true;
   const keys = Object.keys(shape);
-  return make('mapping', (v, path, issues) => {
+  return make({ kind: 'mapping', shape }, (v, path, issues) => {
     if (!isPlainObject(v))
       return void issues.push({ path: path || '(top)', message: `expected a mapping, got ${describe(v)}` });
     const before = issues.length;
@@ -230,7 +256,7 @@ export function tagged<M extends Record<string, Schema<unknown>>>(
   tag: string,
   variants: M,
 ): Schema<{ [K in keyof M]: Infer<M[K]> }[keyof M]> {
-  return make('union', (v, path, issues) => {
+  return make({ kind: 'union', tag, variants }, (v, path, issues) => {
     if (!isPlainObject(v))
       return void issues.push({ path: path || '(top)', message: `expected a mapping, got ${describe(v)}` });
     const t = v[tag];
@@ -251,19 +277,25 @@ export function json(o: { maxDepth?: number } = {}): Schema<Json> {
     if (typeof v === 'number') return Number.isFinite(v);
     if (depth >= maxDepth) return false;
     if (Array.isArray(v)) return v.every((x) => check(x, depth + 1));
-    if (isPlainObject(v)) return Object.values(v).every((x) => check(x, depth + 1));
+    if (isPlainObject(v)) return Object.keys(v).every((k) => !FORBIDDEN_KEYS.has(k) && check(v[k], depth + 1));
     return false;
   };
-  return make('json', (v, path, issues) => {
+  return make({ kind: 'json', maxDepth }, (v, path, issues) => {
     if (check(v, 0)) return v as Json;
-    issues.push({ path, message: `expected plain data (strings, numbers, lists, mappings) at most ${maxDepth} deep` });
+    issues.push({
+      path,
+      message: `expected plain data (strings, numbers, lists, mappings) at most ${maxDepth} deep, without the keys __proto__, constructor or prototype`,
+    });
     return undefined;
   });
 }
 
-/** A validator written as a function that returns the value or throws an Error saying why not. */
-export function custom<T>(kind: string, fn: (v: unknown) => T): Schema<T> {
-  return make(kind, (v, path, issues) => {
+/**
+ * A validator written as a function that returns the value or throws an Error saying why not.
+ * `examples` are values it accepts, for tools that generate input from schemas.
+ */
+export function custom<T>(kind: string, fn: (v: unknown) => T, examples: readonly unknown[] = []): Schema<T> {
+  return make({ kind: 'custom', name: kind, examples }, (v, path, issues) => {
     try {
       return fn(v);
     } catch (e) {
@@ -272,8 +304,11 @@ export function custom<T>(kind: string, fn: (v: unknown) => T): Schema<T> {
   });
 }
 
+/** Every problem with its path; past 20 the rest are counted, so a hostile input cannot make the message huge. */
 export function formatIssues(issues: Issue[]): string {
-  return issues.map((i) => `${i.path || '(top)'}: ${i.message}`).join('; ');
+  const shown = issues.slice(0, 20).map((i) => `${i.path.slice(0, 200) || '(top)'}: ${i.message}`);
+  if (issues.length > 20) shown.push(`and ${issues.length - 20} more`);
+  return shown.join('; ');
 }
 
 /** Narrows `v` or throws an AxleError listing every problem. */

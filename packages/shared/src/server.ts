@@ -1,14 +1,18 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { AxleError, ErrorCode, errorText } from './errors.js';
-import { CloseCode, closeCodeFor } from './close-codes.js';
+import { CloseCode, closeCodeFor, closeReason } from './close-codes.js';
 import { Codec, type CodecLimits } from './codec.js';
 import { Connection, type PeerInfo } from './connection.js';
 import { toBuffer } from './frame-socket.js';
 import { makeHello, makeWelcome, newNonce, readHandshake, sessionContext, verifyAuth } from './handshake.js';
+import { isRequestFault, requestIdOf, requestTarget, sendError } from './http.js';
 import type { KeyPair } from './keys.js';
+import type { Logger } from './log.js';
 import { Signer } from './sign.js';
+import { AddressSlots, type Slot, type SlotTotals } from './slots.js';
 
 export interface PeerClaim {
   id: string;
@@ -16,6 +20,28 @@ export interface PeerClaim {
   pubkey: Uint8Array;
   remoteAddress: string;
 }
+
+/** Limits on plain HTTP, per source address and in time (the config's `limits.http_*`). */
+export interface HttpLimits {
+  /** Open HTTP sockets per address, keep-alive ones included. */
+  maxConnectionsPerIp: number;
+  /** A request's headers must arrive within this. */
+  headersTimeoutMs: number;
+  /** A whole request (headers and body) must arrive within this. */
+  requestTimeoutMs: number;
+  /** An idle keep-alive socket is closed after this. */
+  keepAliveTimeoutMs: number;
+  /** Total size of a request's headers. */
+  maxHeaderBytes: number;
+}
+
+export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = Object.freeze({
+  maxConnectionsPerIp: 64,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 60_000,
+  keepAliveTimeoutMs: 5_000,
+  maxHeaderBytes: 16 * 1024,
+});
 
 export interface AxleServerOptions {
   host: string;
@@ -30,26 +56,26 @@ export interface AxleServerOptions {
   authenticate: (claim: PeerClaim) => Promise<{ role: string }> | { role: string };
   onConnection: (conn: Connection) => void;
   /** Plain HTTP routes on the same port (API, /metrics, /healthz, bootstrap). */
-  http?: (req: IncomingMessage, res: ServerResponse) => void;
+  http?: (req: IncomingMessage, res: ServerResponse) => unknown;
   /** Path that WebSocket upgrades must use (default "/ws"). */
   wsPath?: string;
   maxConnectionsPerIp?: number;
   maxHandshakesPerIp?: number;
+  httpLimits?: Partial<HttpLimits>;
   handshakeTimeoutMs?: number;
   keepaliveMs?: number;
   requestTimeoutMs?: number;
+  /** Request failures that are the daemon's fault, and handler errors on connections, are logged here. */
+  log?: Logger;
   onError?: (e: AxleError, remoteAddress: string) => void;
-}
-
-interface IpCount {
-  conns: number;
-  handshakes: number;
 }
 
 /**
  * One http.Server per daemon: HTTP routes and signed WebSocket connections on one port.
- * Connection and handshake caps per source address keep one host from exhausting the
- * daemon's file descriptors.
+ * Everything a peer can send passes one boundary here: a request or frame that throws costs
+ * that request (400 for a bad request, 500 and a log line otherwise) or that connection (a
+ * close code), never the process. Per-address slots (slots.ts) cap HTTP sockets, handshakes and
+ * connections, and the HTTP server's timeouts bound how long a socket may sit on its request.
  */
 export class AxleServer {
   readonly http: Server;
@@ -57,25 +83,26 @@ export class AxleServer {
   readonly connections = new Set<Connection>();
   private readonly wss: WebSocketServer;
   private readonly signer: Signer;
-  private readonly perIp = new Map<string, IpCount>();
-  private readonly o: Required<
-    Pick<
-      AxleServerOptions,
-      'maxConnectionsPerIp' | 'maxHandshakesPerIp' | 'handshakeTimeoutMs' | 'keepaliveMs' | 'wsPath'
-    >
-  > &
-    AxleServerOptions;
+  private readonly slots: AddressSlots;
+  /** Each TCP socket's slot: pending until its first request says HTTP or WebSocket. */
+  private readonly socketSlots = new WeakMap<Duplex, Slot>();
+  private readonly o: AxleServerOptions & {
+    wsPath: string;
+    handshakeTimeoutMs: number;
+    keepaliveMs: number;
+  };
   private accepting = true;
+  private readonly headersTimeoutMs: number;
 
   constructor(options: AxleServerOptions) {
-    this.o = {
-      maxConnectionsPerIp: 512,
-      maxHandshakesPerIp: 64,
-      handshakeTimeoutMs: 5000,
-      keepaliveMs: 3000,
-      wsPath: '/ws',
-      ...options,
-    };
+    this.o = { handshakeTimeoutMs: 5000, keepaliveMs: 3000, wsPath: '/ws', ...options };
+    const httpLimits = { ...DEFAULT_HTTP_LIMITS, ...options.httpLimits };
+    this.headersTimeoutMs = httpLimits.headersTimeoutMs;
+    this.slots = new AddressSlots({
+      http: httpLimits.maxConnectionsPerIp,
+      handshakes: options.maxHandshakesPerIp ?? 64,
+      conns: options.maxConnectionsPerIp ?? 512,
+    });
     this.codec = new Codec(options.limits);
     this.signer = new Signer(options.keyPair);
     // The signature adds 64 bytes to each body, so the socket limit is the frame limit plus that.
@@ -84,15 +111,31 @@ export class AxleServer {
       maxPayload: this.codec.limits.maxFrameBytes + 64,
       perMessageDeflate: false,
     });
-    this.http = createServer((req, res) => {
-      if (this.o.http) this.o.http(req, res);
-      else {
-        res.writeHead(404, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ error: { code: ErrorCode.NOT_FOUND, message: 'no such route' } }));
-      }
-    });
+    this.http = createServer(
+      {
+        maxHeaderSize: httpLimits.maxHeaderBytes,
+        // Node checks the headers and request timeouts only this often (30 s by default).
+        connectionsCheckingInterval: Math.max(250, Math.min(5000, Math.floor(httpLimits.headersTimeoutMs / 2))),
+      },
+      (req, res) => this.serve(req, res),
+    );
+    this.http.headersTimeout = httpLimits.headersTimeoutMs;
+    this.http.requestTimeout = httpLimits.requestTimeoutMs;
+    this.http.keepAliveTimeout = httpLimits.keepAliveTimeoutMs;
+    this.http.maxHeadersCount = 100;
+    this.http.on('connection', (socket: Socket) => this.admit(socket));
     this.http.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
-    this.http.on('clientError', (_e, socket) => socket.destroy());
+    this.http.on('clientError', (e: Error & { code?: string }, socket: Duplex) => {
+      // Unparseable HTTP: answer if the socket can still take it, then drop it.
+      const status = e.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+      if (socket.writable && e.code !== 'ECONNRESET') socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
+      socket.destroy();
+    });
+  }
+
+  /** Per-address slot totals now, for tests and metrics. */
+  slotTotals(): SlotTotals {
+    return this.slots.totals();
   }
 
   async listen(): Promise<{ host: string; port: number }> {
@@ -103,6 +146,8 @@ export class AxleServer {
         resolve();
       });
     });
+    // After listening, an accept failure (EMFILE) must cost that connection, not the process.
+    this.http.on('error', (e) => this.o.log?.error({ err: errorText(e) }, 'listener error'));
     return this.address();
   }
 
@@ -112,32 +157,86 @@ export class AxleServer {
     return { host: a.address, port: a.port };
   }
 
-  private count(ip: string): IpCount {
-    let c = this.perIp.get(ip);
-    if (!c) this.perIp.set(ip, (c = { conns: 0, handshakes: 0 }));
-    return c;
+  private admit(socket: Socket): void {
+    const ip = socket.remoteAddress ?? 'unknown';
+    const slot = this.slots.open(ip);
+    if (!slot) {
+      this.o.onError?.(new AxleError(ErrorCode.TOO_MANY_CONNECTIONS, 'too many open sockets from this address'), ip);
+      socket.destroy();
+      return;
+    }
+    this.socketSlots.set(socket, slot);
+    socket.once('close', () => slot.release());
+    // Node's headers timeout only starts with a request: a socket that never sends one is ours to drop.
+    socket.setTimeout(this.headersTimeoutMs, () => {
+      if (slot.kind === 'pending') socket.destroy();
+    });
   }
 
-  private release(ip: string): void {
-    const c = this.perIp.get(ip);
-    if (c && c.conns <= 0 && c.handshakes <= 0) this.perIp.delete(ip);
+  /** The request boundary: whatever the handler throws, now or later, answers this request only. */
+  private serve(req: IncomingMessage, res: ServerResponse): void {
+    const slot = this.socketSlots.get(req.socket);
+    if (slot?.kind === 'pending') req.socket.setTimeout(0);
+    if (slot && !slot.toHttp()) {
+      res.shouldKeepAlive = false;
+      sendError(
+        res,
+        new AxleError(
+          ErrorCode.TOO_MANY_CONNECTIONS,
+          'too many HTTP connections from your address; close idle ones (limits.max_http_connections_per_ip)',
+        ),
+      );
+      return;
+    }
+    const fail = (e: unknown) => {
+      const id = requestIdOf(req);
+      if (!isRequestFault(e)) {
+        let path = '(unparseable)';
+        try {
+          path = requestTarget(req).pathname.slice(0, 200);
+        } catch {
+          // the target itself was the fault
+        }
+        this.o.log?.error({ requestId: id, method: req.method, path, err: errorText(e) }, 'request failed');
+      }
+      sendError(res, e, id);
+    };
+    try {
+      if (!this.o.http) {
+        sendError(res, new AxleError(ErrorCode.NOT_FOUND, 'no such route'));
+        return;
+      }
+      const out = this.o.http(req, res);
+      if (out instanceof Promise) out.catch(fail);
+    } catch (e) {
+      fail(e);
+    }
   }
 
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const ip = req.socket.remoteAddress ?? 'unknown';
-    const path = (req.url ?? '/').split('?')[0];
+    socket.on('error', () => socket.destroy());
     const refuse = (status: number, why: string) => {
-      socket.end(`HTTP/1.1 ${status} ${why}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      socket.end(`HTTP/1.1 ${status} ${why}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () => socket.destroy());
     };
     if (!this.accepting) return refuse(503, 'Shutting Down');
+    let path: string;
+    try {
+      path = requestTarget(req).pathname;
+    } catch {
+      return refuse(400, 'Bad Request');
+    }
     if (path !== this.o.wsPath) return refuse(404, 'Not Found');
-    const c = this.count(ip);
-    if (c.conns + c.handshakes >= this.o.maxConnectionsPerIp) return refuse(429, 'Too Many Connections');
-    if (c.handshakes >= this.o.maxHandshakesPerIp) return refuse(429, 'Too Many Handshakes');
-    c.handshakes++;
-    socket.on('error', () => socket.destroy());
+    // From here the socket is a WebSocket's: it counts as a handshake, then a connection. ws
+    // answers a bad upgrade (wrong key, version, method) itself and never calls back; the socket
+    // closing is what gives the slot back then.
+    const slot = this.socketSlots.get(socket);
+    if (!slot) return refuse(503, 'Not Admitted');
+    (socket as Socket).setTimeout(0);
+    const refused = slot.toHandshake();
+    if (refused) return refuse(429, refused);
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      this.handshake(ws, ip).then(
+      this.handshake(ws, ip, slot).then(
         () => undefined,
         () => undefined,
       );
@@ -145,15 +244,7 @@ export class AxleServer {
   }
 
   /** Runs the server side of the challenge; no other message is accepted before it ends. */
-  private async handshake(ws: WebSocket, ip: string): Promise<void> {
-    const c = this.count(ip);
-    let handshaking = true;
-    const done = () => {
-      if (handshaking) {
-        handshaking = false;
-        c.handshakes--;
-      }
-    };
+  private async handshake(ws: WebSocket, ip: string, slot: Slot): Promise<void> {
     ws.on('error', () => undefined);
     const nonce = newNonce();
     const hello = makeHello(this.o.id, this.o.keyPair, nonce);
@@ -183,7 +274,7 @@ export class AxleServer {
       if (ws.readyState !== ws.OPEN) throw new AxleError(ErrorCode.CLOSED, 'closed during handshake');
       ws.send(this.codec.encode(makeWelcome(auth, nonce, this.signer)));
       clearTimeout(timer);
-      done();
+      slot.promote();
       const peer: PeerInfo = { id: auth.id, role: decision.role, pubkey: auth.pubkey, remoteAddress: ip };
       const conn = new Connection({
         socket: ws,
@@ -196,25 +287,25 @@ export class AxleServer {
         keepaliveMs: this.o.keepaliveMs,
         ...(this.o.requestTimeoutMs ? { defaultTimeoutMs: this.o.requestTimeoutMs } : {}),
       });
-      c.conns++;
       this.connections.add(conn);
       conn.on('protocol_error', (e: AxleError) => this.o.onError?.(e, ip));
+      conn.on('handler_error', (e: unknown, type?: string) =>
+        this.o.log?.error({ peer: peer.id, role: peer.role, type, err: errorText(e) }, 'message handler failed'),
+      );
       void conn.closed.then(() => {
         this.connections.delete(conn);
-        c.conns--;
-        this.release(ip);
+        slot.release();
       });
       this.o.onConnection(conn);
     } catch (e) {
       clearTimeout(timer);
-      done();
+      slot.release();
       const err = e instanceof AxleError ? e : new AxleError(ErrorCode.INTERNAL, errorText(e));
       this.o.onError?.(err, ip);
       if (ws.readyState === ws.OPEN) {
         const code = err.code === ErrorCode.BAD_SIGNATURE ? CloseCode.HANDSHAKE_FAILED : closeCodeFor(err.code);
-        ws.close(code, err.message.slice(0, 120));
+        ws.close(code, closeReason(err.message));
       }
-      this.release(ip);
     }
   }
 

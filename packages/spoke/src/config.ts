@@ -1,6 +1,10 @@
 import { join } from 'node:path';
 import {
   AxleError,
+  DEFAULT_MAX_REPORT_BYTES,
+  DEFAULT_QUERY_STEPS,
+  HTTP_LIMIT_DEFAULTS,
+  httpLimitFields,
   ErrorCode,
   arr,
   custom,
@@ -57,6 +61,7 @@ const spannerShape = obj({
 /** `spoke_id` missing gets a message that says where the value comes from, not just "is required". */
 const spanner: Schema<Infer<typeof spannerShape>> = {
   kind: 'mapping',
+  spec: spannerShape.spec,
   parse(v, path, issues) {
     if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
       const m = v as Record<string, unknown>;
@@ -95,8 +100,24 @@ export const spokeConfigSchema = obj({
       max_handshakes_per_ip: def(int({ min: 1, max: 1_000_000 }), 64),
       frame_bytes: def(int({ min: 4096, max: 256 * 1024 * 1024 }), 1024 * 1024),
       keepalive: def(duration({ min: 0, max: 3600_000 }), 3000),
+      /** The largest run report stored; larger ones are refused where they arrive (envoys fit theirs to it). */
+      max_report_bytes: def(int({ min: 4096, max: 16 * 1024 * 1024 }), DEFAULT_MAX_REPORT_BYTES),
+      /** Hub queries (envoy lists, details, runs) served at once; the rest wait their turn. */
+      max_concurrent_queries: def(int({ min: 1, max: 64 }), 2),
+      /** Matching steps one query may spend before it stops with E_QUERY_TOO_COSTLY. */
+      query_steps: def(int({ min: 1000, max: 10_000_000_000 }), DEFAULT_QUERY_STEPS),
+      ...httpLimitFields(),
     }),
-    () => ({ max_connections_per_ip: 512, max_handshakes_per_ip: 64, frame_bytes: 1024 * 1024, keepalive: 3000 }),
+    () => ({
+      max_connections_per_ip: 512,
+      max_handshakes_per_ip: 64,
+      frame_bytes: 1024 * 1024,
+      keepalive: 3000,
+      max_report_bytes: DEFAULT_MAX_REPORT_BYTES,
+      max_concurrent_queries: 2,
+      query_steps: DEFAULT_QUERY_STEPS,
+      ...HTTP_LIMIT_DEFAULTS,
+    }),
   ),
   spanner,
 });

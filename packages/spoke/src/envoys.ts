@@ -4,6 +4,7 @@ import {
   ErrorCode,
   errorText,
   fingerprint,
+  requireCanonicalEnvoyId,
   type Connection,
   type Json,
   type Logger,
@@ -11,11 +12,13 @@ import {
   type MessageOf,
   type PeerClaim,
   type Run,
+  type TermProof,
 } from '@axle/shared';
 import { createHash } from 'node:crypto';
 import type { Fleet } from './fleet.js';
 import type { Activity, SpokeMetrics } from './metrics.js';
 import type { EnvoyRecord, Store } from './store.js';
+import type { TermKeeper } from './terms.js';
 
 export interface EnvoyServiceDeps {
   fleet: Fleet;
@@ -24,7 +27,9 @@ export interface EnvoyServiceDeps {
   activity: Activity;
   log: Logger;
   keepRuns: number;
-  term: () => number;
+  /** Reports larger than this (as framed on the wire) are refused where they arrive. */
+  maxReportBytes: number;
+  terms: TermKeeper;
   configVersion: () => number;
   configBundle: (offset: number) => MessageOf<'config_bundle'>;
 }
@@ -45,6 +50,7 @@ export class EnvoyService {
 
   /** Handshake check: the key must be the one the hub told us to adopt for that hostname. */
   authenticate(claim: PeerClaim): { role: string } {
+    requireCanonicalEnvoyId(claim.id);
     const r = this.d.fleet.get(claim.id);
     if (!r || !Buffer.from(r.pubkey).equals(Buffer.from(claim.pubkey))) {
       this.d.metrics.refusals.inc({ reason: 'unknown_key' });
@@ -103,6 +109,12 @@ export class EnvoyService {
     return r;
   }
 
+  /** The hub's own proof of the term, so envoys need not take the spoke's word for it. */
+  private proof(): { termProof?: TermProof } {
+    const p = this.d.terms.proof;
+    return p ? { termProof: p } : {};
+  }
+
   private redirectFor(r: EnvoyRecord, epoch: number): Redirect | undefined {
     if (r.released) {
       this.d.metrics.redirects.inc({ reason: 'released' });
@@ -110,7 +122,8 @@ export class EnvoyService {
         type: 'redirect',
         ...(r.to ? { to: r.to } : {}),
         epoch: r.epoch,
-        term: this.d.term(),
+        term: this.d.terms.current,
+        ...this.proof(),
         reason: r.to
           ? `released by this spoke; ${r.hostname} now belongs to spoke ${r.to.spokeId}`
           : 'released by this spoke; ask the hub where to go',
@@ -121,7 +134,8 @@ export class EnvoyService {
       return {
         type: 'redirect',
         epoch: r.epoch,
-        term: this.d.term(),
+        term: this.d.terms.current,
+        ...this.proof(),
         reason: `assignment epoch ${epoch} is older than this spoke's ${r.epoch}; ask the hub for the current assignment`,
       };
     }
@@ -141,7 +155,14 @@ export class EnvoyService {
     this.d.activity.checkin(ms, now);
     this.d.metrics.checkins.inc();
     this.d.metrics.checkinSeconds.observe(ms / 1000);
-    return { type: 'checkin_ok', configVersion: this.d.configVersion(), term: this.d.term(), runNow: false };
+    return {
+      type: 'checkin_ok',
+      configVersion: this.d.configVersion(),
+      term: this.d.terms.current,
+      runNow: false,
+      ...this.proof(),
+      maxReportBytes: this.d.maxReportBytes,
+    };
   }
 
   /** Traits are written only when they change; an unchanged set costs one hash. */
@@ -162,6 +183,14 @@ export class EnvoyService {
     const t0 = performance.now();
     const r = this.owner(msg.hostname, conn);
     const run = msg.run;
+    // Measured as it arrived: the frame is the report plus a small envelope.
+    if (conn.frameBytes > this.d.maxReportBytes + 1024) {
+      this.d.metrics.refusals.inc({ reason: 'report_too_large' });
+      throw new AxleError(
+        ErrorCode.INVALID,
+        `run ${run.id} is ${conn.frameBytes} bytes, over this spoke's report limit of ${this.d.maxReportBytes} (limits.max_report_bytes); nothing stored: fit it to the limit the spoke announces at check-in`,
+      );
+    }
     if (run.hostname !== msg.hostname) {
       this.d.metrics.refusals.inc({ reason: 'bad_report' });
       throw new AxleError(

@@ -1,6 +1,8 @@
-import { Minimatch } from 'minimatch';
-import type { Compliance, EnvoyFilter, EnvoySummary, Json } from '@axle/shared';
+import { type CostBudget, Glob, type Compliance, type EnvoyFilter, type EnvoySummary, type Json } from '@axle/shared';
 import type { EnvoyRecord } from './store.js';
+
+/** How long a query runs before it lets check-ins in. */
+const SLICE_MS = 4;
 
 /**
  * The hot, in-memory view of the envoys this spoke knows: authentication looks keys up
@@ -108,28 +110,56 @@ export class Fleet {
    * One page of active envoys sorted by hostname, after the cursor `filter.after`. `total`
    * counts every match ignoring the cursor and limit. `seenBefore` is exclusive and
    * `seenAfter` inclusive, so adjacent windows neither overlap nor leave gaps.
+   *
+   * The scan charges its glob work to `budget` (E_QUERY_TOO_COSTLY past it) and yields to the
+   * event loop every few milliseconds, so check-ins are served between slices of a long query
+   * instead of waiting behind it. The page stops early, with `more`, where the reply would
+   * outgrow `maxBytes`.
    */
-  list(
+  async list(
     filter: EnvoyFilter,
-    traitsOf: (hostname: string) => Record<string, Json> | undefined,
-  ): { items: EnvoySummary[]; more: boolean; total: number } {
+    o: {
+      traitsOf: (hostname: string) => Record<string, Json> | undefined;
+      budget: CostBudget;
+      /** Encoded bytes the page's items may take, and how to measure one. */
+      maxBytes: number;
+      sizeOf: (item: EnvoySummary) => number;
+    },
+  ): Promise<{ items: EnvoySummary[]; more: boolean; total: number }> {
     const limit = filter.limit ?? 1000;
-    const glob = filter.match ? new Minimatch(filter.match, { nocase: true, dot: true }) : undefined;
+    const glob = filter.match ? Glob.compile(filter.match) : undefined;
     const traitWants = filter.traits ? Object.entries(filter.traits) : [];
     const items: EnvoySummary[] = [];
     let total = 0;
     let more = false;
-    for (const h of this.sorted()) {
-      const r = this.byHost.get(h) as EnvoyRecord;
+    let bytes = 0;
+    let slice = performance.now();
+    const hosts = this.sorted();
+    for (let i = 0; i < hosts.length; i++) {
+      if ((i & 63) === 63 && performance.now() - slice > SLICE_MS) {
+        await new Promise((r) => setImmediate(r));
+        slice = performance.now();
+      }
+      const h = hosts[i] as string;
+      const r = this.byHost.get(h);
+      if (!r || r.released) continue;
       if (filter.compliance && r.compliance !== filter.compliance) continue;
       if (filter.seenBefore !== undefined && !(r.lastSeen < filter.seenBefore)) continue;
       if (filter.seenAfter !== undefined && !(r.lastSeen >= filter.seenAfter)) continue;
-      if (glob && !glob.match(h)) continue;
-      if (traitWants.length > 0 && !traitsMatch(traitsOf(h), traitWants)) continue;
+      if (glob && !glob.test(h, o.budget)) continue;
+      if (traitWants.length > 0) {
+        o.budget.charge(traitWants.length * 16);
+        if (!traitsMatch(o.traitsOf(h), traitWants)) continue;
+      }
       total++;
       if (filter.after !== undefined && !(h > filter.after)) continue;
-      if (items.length < limit) items.push(this.summary(r));
-      else more = true;
+      if (more) continue;
+      const s = items.length < limit ? this.summary(r) : undefined;
+      const n = s ? o.sizeOf(s) : 0;
+      if (s && (items.length === 0 || bytes + n <= o.maxBytes)) {
+        items.push(s);
+        bytes += n;
+      } else more = true;
     }
     return { items, more, total };
   }

@@ -14,39 +14,15 @@ import {
 import type { Fleet } from './fleet.js';
 import type { SpokeMetrics } from './metrics.js';
 import type { EnvoyRecord, Store } from './store.js';
+import type { SpokeQueries } from './queries.js';
+import type { TermKeeper } from './terms.js';
 import type { Witness } from './witness.js';
-
-/**
- * The highest hub term this spoke has seen, persisted before it is acted on, so a stale
- * primary that comes back (or a spoke restart) cannot let a lower term give orders.
- */
-export class TermKeeper {
-  private term: number;
-  constructor(private readonly store: Store) {
-    this.term = store.getTerm();
-  }
-  get current(): number {
-    return this.term;
-  }
-  /** Refuses a lower term with E_STALE_TERM; stores a higher one durably before returning. */
-  async observe(term: number, from: string): Promise<void> {
-    if (term < this.term) {
-      throw new AxleError(
-        ErrorCode.STALE_TERM,
-        `${from} speaks for term ${term}, but this spoke follows term ${this.term}; it changed nothing. Point it at the current primary hub`,
-      );
-    }
-    if (term > this.term) {
-      this.term = term;
-      await this.store.durable([this.store.putTerm(term)]);
-    }
-  }
-}
 
 export interface HubApiDeps {
   fleet: Fleet;
   store: Store;
   terms: TermKeeper;
+  queries: SpokeQueries;
   metrics: SpokeMetrics;
   log: Logger;
   hubPubkeys: string[];
@@ -125,17 +101,15 @@ export class HubApi {
       case 'release':
         return { type: 'released', count: await this.release(msg) };
       case 'list_envoys':
-        return { type: 'envoy_page', ...this.d.fleet.list(msg.filter, (h) => this.d.store.getTraits(h)) };
+        return this.d.queries.list(msg);
       case 'get_envoy':
-        return this.getEnvoy(msg);
+        return this.d.queries.envoy(msg);
       case 'list_runs':
-        return {
-          type: 'run_list',
-          runs: msg.hostname ? this.d.store.recentRuns(msg.hostname, msg.limit) : this.d.store.recentRunsAll(msg.limit),
-        };
+        return this.d.queries.runs(msg);
       case 'stats':
         return { type: 'stats_result', stats: this.d.stats() };
       case 'probe':
+        await this.d.terms.observeProof(msg.termProof);
         return this.d.probe();
       case 'config_offer':
         return this.d.acceptConfig(msg);
@@ -198,18 +172,6 @@ export class HubApi {
     await this.d.store.durable(writes);
     this.d.log.info({ count, term: msg.term }, 'released envoys');
     return count;
-  }
-
-  private getEnvoy(msg: MessageOf<'get_envoy'>): Message {
-    const r = this.d.fleet.get(msg.hostname);
-    if (!r || r.released) return { type: 'envoy_detail', runs: [] };
-    const traits = this.d.store.getTraits(r.hostname);
-    return {
-      type: 'envoy_detail',
-      envoy: this.d.fleet.summary(r),
-      ...(traits ? { traits } : {}),
-      runs: this.d.store.recentRuns(r.hostname, msg.runs ?? 10),
-    };
   }
 }
 

@@ -2,6 +2,12 @@ import {
   AxleError,
   AxleServer,
   CloseCode,
+  Codec,
+  httpLimitsOf,
+  slotMetrics,
+  isCanonicalHostname,
+  requestTarget,
+  type RouteInfo,
   ErrorCode,
   HANDLED,
   fromBase64,
@@ -21,7 +27,9 @@ import {
 import { hubAddrsOf, keyFileOf, type SpokeConfig } from './config.js';
 import { EnvoyService } from './envoys.js';
 import { Fleet } from './fleet.js';
-import { HubApi, TermKeeper } from './hub-api.js';
+import { HubApi } from './hub-api.js';
+import { SpokeQueries } from './queries.js';
+import { TermKeeper } from './terms.js';
 import { Witness } from './witness.js';
 import { Activity, SpokeMetrics } from './metrics.js';
 import { Retention } from './retention.js';
@@ -61,6 +69,7 @@ export class Spoke implements Daemon {
   private stopping = false;
   private readonly sync: ConfigSync;
   private readonly jobs: SpokeJobs;
+  private readonly router = this.buildRouter();
 
   constructor(
     readonly config: SpokeConfig,
@@ -80,6 +89,7 @@ export class Spoke implements Daemon {
       perMinute: this.activity.perMinute(),
     }));
     this.jobs = new SpokeJobs({ fleet: this.fleet, log: this.log, metrics: this.metrics });
+    slotMetrics(this.metrics.m, () => this.running?.server.slotTotals());
   }
 
   get addr(): string {
@@ -103,8 +113,10 @@ export class Spoke implements Daemon {
     const c = this.config;
     const store = new Store(c.data_dir);
     try {
-      this.fleet.load(store.loadEnvoys());
-      const terms = (this.terms = new TermKeeper(store));
+      this.loadFleet(store);
+      const hubKeys = c.spanner.hub_pubkeys.map((k) => fromBase64(k, 32, 'hub public key'));
+      const terms = (this.terms = new TermKeeper(store, hubKeys));
+      const codec = new Codec({ maxFrameBytes: c.limits.frame_bytes });
       const envoys = new EnvoyService({
         fleet: this.fleet,
         store,
@@ -112,7 +124,8 @@ export class Spoke implements Daemon {
         activity: this.activity,
         log: this.log,
         keepRuns: c.retention.max_runs_per_envoy,
-        term: () => terms.current,
+        maxReportBytes: c.limits.max_report_bytes,
+        terms,
         configVersion: () => this.sync.version,
         configBundle: (offset) => this.sync.chunk(offset),
       });
@@ -121,6 +134,11 @@ export class Spoke implements Daemon {
         fleet: this.fleet,
         store,
         terms,
+        queries: new SpokeQueries(this.fleet, store, codec, {
+          frameBytes: c.limits.frame_bytes,
+          maxConcurrent: c.limits.max_concurrent_queries,
+          steps: c.limits.query_steps,
+        }),
         metrics: this.metrics,
         log: this.log,
         hubPubkeys: c.spanner.hub_pubkeys,
@@ -135,7 +153,7 @@ export class Spoke implements Daemon {
         },
       });
       const { host, port } = parseHostPort(c.listen);
-      const router = this.routes();
+      const router = this.router;
       server = new AxleServer({
         host,
         port,
@@ -145,6 +163,8 @@ export class Spoke implements Daemon {
         maxConnectionsPerIp: c.limits.max_connections_per_ip,
         maxHandshakesPerIp: c.limits.max_handshakes_per_ip,
         keepaliveMs: c.limits.keepalive,
+        httpLimits: httpLimitsOf(c.limits),
+        log: this.log,
         authenticate: (claim: PeerClaim) => {
           if (this.stopping) throw new AxleError(ErrorCode.CLOSED, 'spoke is shutting down; retry shortly');
           if (claim.role === 'envoy') return envoys.authenticate(claim);
@@ -161,8 +181,10 @@ export class Spoke implements Daemon {
           this.jobs.track(conn);
         },
         http: (req, res) => {
-          if (!router.handle(req, res))
-            sendJson(res, 404, { error: { code: ErrorCode.NOT_FOUND, message: `no route ${req.url ?? ''}` } });
+          if (!router.handle(req, res)) {
+            const path = requestTarget(req).pathname.slice(0, 200);
+            sendJson(res, 404, { error: { code: ErrorCode.NOT_FOUND, message: `no route ${path}` } });
+          }
         },
         onError: (e, ip) => this.log.debug({ remote: ip, err: errorText(e) }, 'connection error'),
       });
@@ -180,7 +202,10 @@ export class Spoke implements Daemon {
           hubPubkeys: c.spanner.hub_pubkeys,
           intervalMs: c.status_interval,
           stats: () => this.stats(),
-          onTerm: (t) => terms.observe(t, 'hub status reply'),
+          onTerm: async (t, proof) => {
+            await terms.observe(t, 'hub status reply');
+            await terms.observeProof(proof);
+          },
           metrics: this.metrics,
           log: this.log,
           ...(c.status_interval < 1000 ? { initialBackoffMs: 20, maxBackoffMs: Math.max(100, c.status_interval) } : {}),
@@ -258,7 +283,34 @@ export class Spoke implements Daemon {
     };
   }
 
-  private routes(): Router {
+  /**
+   * Names stored before host names were canonical (lowercase, no trailing dot) are kept on
+   * disk but not served: the wire refuses them, and the hub re-registers such hosts under
+   * their canonical names (see "Host names" in README.md).
+   */
+  private loadFleet(store: Store): void {
+    const legacy: string[] = [];
+    this.fleet.load(
+      store.loadEnvoys().filter((r) => {
+        if (isCanonicalHostname(r.hostname)) return true;
+        legacy.push(r.hostname);
+        return false;
+      }),
+    );
+    if (legacy.length > 0) {
+      this.log.warn(
+        { count: legacy.length, hostnames: legacy.slice(0, 20) },
+        'stored host names that are not canonical are not served; the hub re-registers those hosts under their canonical names',
+      );
+    }
+  }
+
+  /** Every HTTP route the spoke serves (method and path pattern). */
+  routes(): RouteInfo[] {
+    return this.router.table();
+  }
+
+  private buildRouter(): Router {
     const r = new Router();
     r.get('/metrics', async (ctx) => {
       const text = await this.metrics.m.text();

@@ -8,6 +8,7 @@ import {
   type KeyPair,
   type Logger,
   type SpokeStats,
+  type TermProof,
 } from '@axle/shared';
 import type { SpokeMetrics } from './metrics.js';
 
@@ -18,8 +19,8 @@ export interface StatusPushOptions {
   hubPubkeys: string[];
   intervalMs: number;
   stats: () => SpokeStats;
-  /** The hub answered with its term; the spoke keeps the highest. */
-  onTerm: (term: number) => Promise<void>;
+  /** The hub answered with its term (and the proof of it); the spoke keeps the highest. */
+  onTerm: (term: number, proof: TermProof | undefined) => Promise<void>;
   metrics: SpokeMetrics;
   log: Logger;
   /** Overrides for tests (backoff); production uses the FailoverClient defaults. */
@@ -88,7 +89,7 @@ export class StatusPush {
       this.lastHubAddr = this.client.currentAddr;
       this.o.metrics.statusPushes.inc({ result: 'ok' });
       await this.o
-        .onTerm(reply.term)
+        .onTerm(reply.term, reply.termProof)
         .catch((e: unknown) => this.o.log.warn({ err: errorText(e) }, 'hub answered status with a lower term'));
       return true;
     } catch (e) {

@@ -8,7 +8,11 @@ import {
   type Compliance,
   type Json,
   type ResourceResult,
+  type Issue,
   type Run,
+  type RunCursor,
+  type TermProof,
+  termProofSchema,
   type SpokeTarget,
 } from '@axle/shared';
 
@@ -39,6 +43,8 @@ export interface EnvoyRecord {
 export type RunKey = [hostname: string, finishedAt: number, runId: string];
 type StoredRun = Omit<Run, 'results'>;
 const MAX_TS = Number.MAX_SAFE_INTEGER;
+/** Sorts after every host name, so a time-ordered page can start just past a cursor. */
+const MAX_HOST = '\uffff';
 /** How long a write may wait for its flush before it is reported failed (never acknowledged). */
 const FLUSH_BOUND_MS = 30_000;
 /** Free bytes below which the spoke refuses writes (see lowOnSpace). */
@@ -58,6 +64,8 @@ export class Store {
   /** [finishedAt, hostname, runId] -> 1: recent runs across envoys, and age retention without a scan. */
   private readonly byTime: Database<number, [number, string, string]>;
   private readonly meta: Database<number, string>;
+  /** Small records that are not numbers (the latest hub term proof); validated when read. */
+  private readonly records: Database<unknown, string>;
   private closed = false;
   /** Runs queued for removal but not yet committed (still visible to reads until then). */
   private readonly removing = new Set<string>();
@@ -81,6 +89,7 @@ export class Store {
     this.runIds = this.root.openDB({ name: 'run_ids' });
     this.byTime = this.root.openDB({ name: 'runs_by_time' });
     this.meta = this.root.openDB({ name: 'meta' });
+    this.records = this.root.openDB({ name: 'records' });
   }
 
   /** Resolves once everything queued so far is committed and flushed to disk. */
@@ -181,6 +190,17 @@ export class Store {
     return this.meta.put('term', term);
   }
 
+  /** The hub-signed proof of the highest term seen, if one was ever received (a bad record reads as none). */
+  getTermProof(): TermProof | undefined {
+    const issues: Issue[] = [];
+    const p = termProofSchema.parse(this.records.get('termProof'), '', issues);
+    return p && issues.length === 0 ? p : undefined;
+  }
+
+  putTermProof(p: TermProof): Promise<boolean> {
+    return this.records.put('termProof', p);
+  }
+
   /** The highest hub term in which this spoke, as a replication witness, granted a vote. */
   getVoteTerm(): number {
     return this.meta.get('voteTerm') ?? 0;
@@ -272,23 +292,33 @@ export class Store {
 
   /** The envoy's newest runs first. */
   recentRuns(hostname: string, limit: number, withResults = true): Run[] {
-    const out: Run[] = [];
-    if (limit <= 0) return out;
-    for (const k of this.runs.getKeys({ start: [hostname, MAX_TS], end: [hostname], reverse: true, limit })) {
-      const r = this.readRun(k, withResults);
-      if (r) out.push(r);
-    }
-    return out;
+    return [...this.runsNewestFirst(hostname, undefined, withResults)].slice(0, Math.max(0, limit));
   }
 
-  /** The newest runs of all envoys, newest first. */
-  recentRunsAll(limit: number, withResults = true): Run[] {
-    const out: Run[] = [];
-    for (const k of this.byTime.getKeys({ start: [MAX_TS], end: [0], reverse: true, limit })) {
-      const r = this.readRun([k[1], k[0], k[2]], withResults);
-      if (r) out.push(r);
+  /**
+   * Runs newest first, read lazily (a caller paging by bytes stops early), strictly before
+   * `before` when given; without `hostname`, every envoy's runs by finish time.
+   */
+  *runsNewestFirst(hostname: string | undefined, before?: RunCursor, withResults = true): Generator<Run> {
+    const keys =
+      hostname === undefined
+        ? this.byTime.getKeys({
+            start: before ? [before.finishedAt, before.hostname ?? MAX_HOST, before.id] : [MAX_TS],
+            end: [0],
+            reverse: true,
+          })
+        : this.runs.getKeys({
+            start: [hostname, before?.finishedAt ?? MAX_TS, before?.id ?? ''],
+            end: [hostname],
+            reverse: true,
+          });
+    for (const k of keys) {
+      const key: RunKey = hostname === undefined ? [k[1] as string, k[0] as number, k[2] as string] : (k as RunKey);
+      // The start key is inclusive: the cursor's own run was on the previous page.
+      if (before && key[1] === before.finishedAt && key[2] === before.id) continue;
+      const r = this.readRun(key, withResults);
+      if (r) yield r;
     }
-    return out;
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,5 @@
 import type { Logger, MessageOf } from '@axle/shared';
-import type { TermKeeper } from './hub-api.js';
+import type { TermKeeper } from './terms.js';
 import type { Store } from './store.js';
 
 interface Lease {

@@ -25,6 +25,14 @@ describe('spoke config', () => {
       max_handshakes_per_ip: 64,
       frame_bytes: 1024 * 1024,
       keepalive: 3000,
+      max_report_bytes: 256 * 1024,
+      max_concurrent_queries: 2,
+      query_steps: 50_000_000,
+      max_http_connections_per_ip: 64,
+      http_headers_timeout: 10_000,
+      http_request_timeout: 60_000,
+      http_keepalive_timeout: 5_000,
+      max_header_bytes: 16 * 1024,
     });
     expect(c.spanner).toEqual({ role: 'spoke', spoke_id: 'dc1', hub_fallback_addrs: [], hub_pubkeys: [] });
     expect(keyFileOf(c)).toBe('/var/lib/axle/spoke/spoke.key');

@@ -48,6 +48,7 @@ describe('spoke: check-ins and reports', () => {
       configVersion: 0,
       term: 1,
       runNow: false,
+      maxReportBytes: 256 * 1024,
     });
     expect(await checkin(cb, b)).toMatchObject({ type: 'checkin_ok' });
 

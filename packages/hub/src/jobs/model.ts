@@ -7,7 +7,7 @@ import type { Compliance, JobAction } from '@axle/shared';
  */
 
 export interface JobSelector {
-  /** Host name glob (minimatch), e.g. "web*.dc1.*". */
+  /** Host name glob (the Glob grammar in shared), e.g. "web*.dc1.*". */
   match?: string;
   traits?: Record<string, string>;
   spokes?: string[];

@@ -1,5 +1,4 @@
-import { Minimatch } from 'minimatch';
-import type { EnvoyFilter } from '@axle/shared';
+import { Glob, type EnvoyFilter } from '@axle/shared';
 import type { Queries } from '../query.js';
 import type { StateStore } from '../state.js';
 import type { JobSelector } from './model.js';
@@ -48,11 +47,11 @@ export async function resolveTargets(q: Queries, state: StateStore, sel: JobSele
   }
   const unreachable: Resolved['unreachable'] = [];
   if (failed.size > 0) {
-    const glob = sel.match ? new Minimatch(sel.match, { nocase: true, dot: true }) : undefined;
+    const glob = sel.match ? Glob.compile(sel.match) : undefined;
     for (const rec of state.envoys.values()) {
       const why = failed.get(rec.spokeId);
       if (why === undefined || seen.has(rec.hostname)) continue;
-      if (glob && !glob.match(rec.hostname)) continue;
+      if (glob && !glob.test(rec.hostname)) continue;
       const extra = sel.traits || sel.compliance ? '; its traits/compliance could not be checked' : '';
       unreachable.push({
         hostname: rec.hostname,

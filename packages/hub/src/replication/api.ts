@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { AxleError, ErrorCode, bool, obj, sendJson, type Router } from '@axle/shared';
+import { AxleError, ErrorCode, bool, obj, requestTarget, sendJson, type Router } from '@axle/shared';
 import { body, route, type ApiDeps } from '../api.js';
 
 /** Routes a standby still serves itself even though they are not reads. */
@@ -15,7 +15,7 @@ export function writeRefusal(d: ApiDeps, req: IncomingMessage, res: ServerRespon
   if (!r || r.isPrimary) return false;
   const method = req.method ?? 'GET';
   if (method === 'GET' || method === 'HEAD' || method === 'OPTIONS') return false;
-  const path = (req.url ?? '/').split('?')[0] ?? '/';
+  const path = requestTarget(req).pathname;
   if (!path.startsWith('/api/v1/') || STANDBY_WRITES.has(path)) return false;
   const e = r.notPrimary();
   sendJson(res, 421, { error: { code: e.code, message: e.message, primary: r.primaryAddr() ?? null } });

@@ -2,24 +2,36 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ErrorCode, readJson, sendJson, str, obj, parse, AxleError, type Router } from '@axle/shared';
+import {
+  ErrorCode,
+  HANDLED,
+  HttpError,
+  readJson,
+  requestTarget,
+  sendError,
+  sendJson,
+  str,
+  obj,
+  parse,
+  type Router,
+} from '@axle/shared';
 import { intParam, route, type ApiDeps } from '../api.js';
 import { RateLimiter } from '../ratelimit.js';
 import { ComplianceHistory } from './history.js';
 import { SESSION_COOKIE, Sessions, cookieValue, sameSecret, type Session } from './sessions.js';
 
 /** Paths the browser app draws itself; the server answers each with the same HTML shell. */
-const PAGES: RegExp[] = [
-  /^\/$/,
-  /^\/login$/,
-  /^\/spokes$/,
-  /^\/spanner\/spokes\/[^/]+$/,
-  /^\/envoys$/,
-  /^\/envoys\/[^/]+$/,
-  /^\/config$/,
-  /^\/events$/,
-  /^\/jobs$/,
-  /^\/jobs\/[^/]+$/,
+const PAGES = [
+  '/',
+  '/login',
+  '/spokes',
+  '/spanner/spokes/:id',
+  '/envoys',
+  '/envoys/:hostname',
+  '/config',
+  '/events',
+  '/jobs',
+  '/jobs/:id',
 ];
 const ASSETS: Record<string, string> = {
   'app.js': 'text/javascript; charset=utf-8',
@@ -65,7 +77,7 @@ export class WebUi {
     this.history = new ComplianceHistory(d.fleet);
   }
 
-  /** Routes under /api/v1 that exist for the UI but serve any API client. */
+  /** The UI's own routes (login, session, assets, the app's pages) and the API routes it adds. */
   routes(r: Router): void {
     r.get(
       '/api/v1/compliance/history',
@@ -76,23 +88,41 @@ export class WebUi {
         now: this.history.current(),
       })),
     );
+    r.post('/ui/login', async (ctx) => {
+      await this.login(ctx.req, ctx.res);
+      return HANDLED;
+    });
+    r.post('/ui/logout', (ctx) => {
+      this.logout(ctx.req, ctx.res);
+      return HANDLED;
+    });
+    r.get('/ui/session', (ctx) => {
+      this.whoami(ctx.req, ctx.res);
+      return HANDLED;
+    });
+    r.get('/favicon.ico', (ctx) => {
+      ctx.res.writeHead(204).end();
+      return HANDLED;
+    });
+    r.get('/ui/assets/:name', (ctx) => {
+      this.asset(ctx.res, ctx.params.name as string);
+      return HANDLED;
+    });
+    for (const page of PAGES) {
+      r.get(page, (ctx) => {
+        this.asset(ctx.res, 'index.html');
+        return HANDLED;
+      });
+    }
   }
 
-  /** True when the UI answered the request itself; otherwise the API router takes it (maybe with the session's token attached). */
-  handle(req: IncomingMessage, res: ServerResponse): boolean {
-    const url = new URL(req.url ?? '/', 'http://x');
-    const path = url.pathname;
-    const method = req.method ?? 'GET';
-    if (path.startsWith('/api/')) return this.fromSession(req, res, method);
-    const answer = (_handled: unknown): true => true;
-    if (path === '/ui/login' && method === 'POST') return answer(void this.login(req, res));
-    if (path === '/ui/logout' && method === 'POST') return answer(this.logout(req, res));
-    if (path === '/ui/session' && method === 'GET') return answer(this.whoami(req, res));
-    if (method !== 'GET' && method !== 'HEAD') return false;
-    if (path === '/favicon.ico') return answer(res.writeHead(204).end());
-    if (path.startsWith('/ui/assets/')) return answer(this.asset(res, path.slice('/ui/assets/'.length)));
-    if (PAGES.some((p) => p.test(path))) return answer(this.asset(res, 'index.html'));
-    return false;
+  /**
+   * Lets an /api/ request ride on the browser's session cookie (its token is attached as a
+   * bearer). True when the request was refused here (a cookie-borne write without CSRF).
+   */
+  attachSession(req: IncomingMessage, res: ServerResponse): boolean {
+    if (!requestTarget(req).pathname.startsWith('/api/')) return false;
+    return this.fromSession(req, res, req.method ?? 'GET');
   }
 
   private session(req: IncomingMessage): Session | undefined {
@@ -131,15 +161,15 @@ export class WebUi {
 
   private async login(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
-      if (!this.sameOrigin(req)) throw new HttpFail(403, ErrorCode.FORBIDDEN, "log in from the hub's own page");
+      if (!this.sameOrigin(req)) throw new HttpError(403, ErrorCode.FORBIDDEN, "log in from the hub's own page");
       const ip = req.socket.remoteAddress ?? 'unknown';
       const wait = this.loginLimiter.take(ip);
       if (wait > 0)
-        throw new HttpFail(429, ErrorCode.RATE_LIMITED, `too many login attempts; wait ${Math.ceil(wait / 1000)} s`);
+        throw new HttpError(429, ErrorCode.RATE_LIMITED, `too many login attempts; wait ${Math.ceil(wait / 1000)} s`);
       const b = parse(loginBody, await readJson(req, 4096), 'login', ErrorCode.INVALID);
       const tok = this.d.tokens.api(b.token.trim());
       if (!tok)
-        throw new HttpFail(
+        throw new HttpError(
           401,
           ErrorCode.NOT_AUTHENTICATED,
           `that API token is not valid (unknown or revoked); the admin token is in ${this.d.config().data_dir}/admin.token on the hub host`,
@@ -154,14 +184,7 @@ export class WebUi {
       this.d.log.info({ token: tok.id, name: tok.name, role: tok.role }, 'web UI login');
       sendJson(res, 200, { name: s.name, role: s.role, csrf: s.csrf });
     } catch (e) {
-      const status =
-        e instanceof HttpFail
-          ? e.status
-          : e instanceof AxleError && e.code === ErrorCode.INVALID
-            ? 400
-            : ((e as { status?: number }).status ?? 500);
-      const err = e instanceof AxleError ? e : new AxleError(ErrorCode.INTERNAL, String(e));
-      sendJson(res, status, { error: { code: err.code, message: err.message } });
+      sendError(res, e);
     }
   }
 
@@ -200,15 +223,5 @@ export class WebUi {
     }
     res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': type, 'content-length': data.length });
     res.end(data);
-  }
-}
-
-class HttpFail extends AxleError {
-  constructor(
-    readonly status: number,
-    code: ErrorCode,
-    message: string,
-  ) {
-    super(code, message);
   }
 }
