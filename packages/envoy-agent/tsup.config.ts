@@ -56,7 +56,6 @@ export default defineConfig([
     noExternal: ['@axle/shared'],
     external: [
       '@msgpack/msgpack',
-      'minimatch',
       'pino',
       'prom-client',
       'tweetnacl',

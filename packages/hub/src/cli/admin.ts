@@ -115,6 +115,7 @@ interface JoinToken {
   id: string;
   state: string;
   pattern?: string;
+  spokes?: string[];
   note?: string;
   uses: number;
   maxUses?: number;
@@ -142,6 +143,11 @@ export function tokensCommand(run: Run): Command {
     .option('--ttl <duration>', 'join token lifetime, e.g. 24h')
     .option('--max-uses <n>', 'join token uses', intArg(1, 1_000_000))
     .option('--pattern <glob>', 'only host names matching this glob may enroll with it')
+    .option(
+      '--spoke <id>',
+      'only into this spoke (repeat for several): an enrollment routed elsewhere is refused',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
     .option('--note <text>', 'a note for the token list')
     .action(
       run(
@@ -154,6 +160,7 @@ export function tokensCommand(run: Run): Command {
             ttl?: string;
             maxUses?: number;
             pattern?: string;
+            spoke?: string[];
             note?: string;
           },
         ) => {
@@ -179,6 +186,7 @@ export function tokensCommand(run: Run): Command {
             ...(o.ttl ? { ttl: o.ttl } : {}),
             ...(o.maxUses ? { max_uses: o.maxUses } : {}),
             ...(o.pattern ? { pattern: o.pattern } : {}),
+            ...(o.spoke?.length ? { spokes: o.spoke } : {}),
             ...(o.note ? { note: o.note } : {}),
           });
           ctx.print(
@@ -186,6 +194,7 @@ export function tokensCommand(run: Run): Command {
               `${fields([
                 ['id', r.token.id],
                 ['pattern', r.token.pattern],
+                ['spokes', r.token.spokes?.join(', ')],
                 ['max uses', r.token.maxUses],
                 ['expires', time(r.token.expiresAt)],
               ])}secret: ${r.secret}\n(shown only now; give it to the envoy bootstrap)\n`,
@@ -216,11 +225,12 @@ export function tokensCommand(run: Run): Command {
             r.tokens.length === 0
               ? 'no join tokens; make one with: axle tokens create\n'
               : table(
-                  ['ID', 'STATE', 'PATTERN', 'USES', 'EXPIRES', 'NOTE'],
+                  ['ID', 'STATE', 'PATTERN', 'SPOKES', 'USES', 'EXPIRES', 'NOTE'],
                   r.tokens.map((x) => [
                     x.id,
                     x.state,
                     x.pattern,
+                    x.spokes?.join(','),
                     `${x.uses}${x.maxUses ? `/${x.maxUses}` : ''}`,
                     time(x.expiresAt),
                     x.note,
