@@ -54,17 +54,7 @@ export default defineConfig([
     entry: Object.fromEntries(bins.map((b) => [b.replace(/^src\//, '').replace(/\.ts$/, ''), b])),
     splitting: true,
     noExternal: ['@axle/shared'],
-    external: [
-      '@msgpack/msgpack',
-      'pino',
-      'prom-client',
-      'tweetnacl',
-      'ws',
-      'yaml',
-      'tar',
-      'node-cron',
-      'commander',
-    ],
+    external: ['@msgpack/msgpack', 'pino', 'prom-client', 'tweetnacl', 'ws', 'yaml', 'tar', 'node-cron', 'commander'],
     esbuildPlugins: [sharedFromSource],
   },
 ]);

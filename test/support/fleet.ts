@@ -44,6 +44,8 @@ export interface FleetSpec {
   /** Config keys merged over the generated ones (one level deep: `limits: {...}` adds to limits). */
   hubConfig?: Record<string, unknown>;
   spokeConfig?: Record<string, unknown>;
+  /** More hub keys every spoke obeys (a test acting as a hub). */
+  extraHubKeys?: string[];
 }
 
 export interface HubNode {
@@ -443,7 +445,7 @@ export class Fleet {
               spoke_id: x.id,
               hub_addr: hubAddrs[0],
               hub_fallback_addrs: hubAddrs.slice(1),
-              hub_pubkeys: this.hubs.map((h) => h.pub),
+              hub_pubkeys: [...this.hubs.map((h) => h.pub), ...(s.extraHubKeys ?? [])],
             },
           },
           s.spokeConfig,

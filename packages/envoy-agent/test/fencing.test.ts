@@ -133,7 +133,13 @@ describe('terms and versions come only from hubs', () => {
     // A forged proof that names the real hub's key does not verify either.
     rogue.answer = () => {
       checkins++;
-      return { type: 'checkin_ok', configVersion: 0, term: 5000, runNow: false, termProof: { ...forged, hub: hubKey.publicKey } };
+      return {
+        type: 'checkin_ok',
+        configVersion: 0,
+        term: 5000,
+        runNow: false,
+        termProof: { ...forged, hub: hubKey.publicKey },
+      };
     };
     const seen2 = checkins;
     await waitFor(() => checkins >= seen2 + 3, { what: "check-ins with a forged proof naming the hub's key" });

@@ -134,6 +134,10 @@ export function buildHttp(d: ApiDeps): HubHttp {
       }
       return { ready: true };
     });
+    r.get(
+      '/api/v1/routes',
+      route(d, 'viewer', () => ({ routes: r.table() })),
+    );
     r.get('/metrics', async (ctx) => {
       const text = await d.metrics.m.text();
       ctx.res.writeHead(200, { 'content-type': d.metrics.m.contentType });

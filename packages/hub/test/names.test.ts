@@ -42,10 +42,13 @@ describe('host names stored before they were canonical', () => {
 
     const events = await api(hub, 'GET', '/api/v1/events?type=envoy.renamed,envoy.removed', { token: hub.adminToken });
     const byType = (t: string) => events.body.events.filter((e: { type: string }) => e.type === t);
-    expect(byType('envoy.renamed')[0].data.renamed).toEqual([{ from: 'WEB1.DC1.example.com', to: 'web1.dc1.example.com' }]);
-    expect(byType('envoy.removed').map((e: { data: { hostname: string } }) => e.data.hostname).sort()).toEqual([
-      'DB1.dc1.example.com.',
-      'bad_name.dc1.example.com',
+    expect(byType('envoy.renamed')[0].data.renamed).toEqual([
+      { from: 'WEB1.DC1.example.com', to: 'web1.dc1.example.com' },
     ]);
+    expect(
+      byType('envoy.removed')
+        .map((e: { data: { hostname: string } }) => e.data.hostname)
+        .sort(),
+    ).toEqual(['DB1.dc1.example.com.', 'bad_name.dc1.example.com']);
   });
 });

@@ -1,12 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  AxleServer,
-  type Connection,
-  type Message,
-  connectPeer,
-  createLogger,
-  generateKeyPair,
-} from '../src/index.js';
+import { AxleServer, type Connection, type Message, connectPeer, createLogger, generateKeyPair } from '../src/index.js';
 import { rawRequest } from '../../../test/support/raw-http.js';
 
 /**
@@ -43,7 +36,10 @@ async function start(): Promise<{ addr: string; logs: Record<string, unknown>[] 
         if (msg.type === 'list_runs') {
           // A reply over the frame limit: encoding fails, so the request fails, not the connection.
           const run = { hostname: 'a.example.com', results: [], counts: { ok: 0, changed: 0, failed: 0, drift: 0 } };
-          return { type: 'run_list', runs: Array.from({ length: 1000 }, (_, i) => ({ ...run, id: `r${i}${'x'.repeat(2000)}` })) } as never;
+          return {
+            type: 'run_list',
+            runs: Array.from({ length: 1000 }, (_, i) => ({ ...run, id: `r${i}${'x'.repeat(2000)}` })),
+          } as never;
         }
         return { type: 'ok' };
       };

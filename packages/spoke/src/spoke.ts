@@ -324,6 +324,7 @@ export class Spoke implements Daemon {
       sendJson(ctx.res, ready ? 200 : 503, { ready, spokeId: this.spokeId, envoys: this.fleet.size });
       return HANDLED;
     });
+    r.get('/routes', () => ({ routes: r.table() }));
     return r;
   }
 
