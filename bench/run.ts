@@ -9,6 +9,7 @@ import { fmt, machine, printFigures, type Figure } from './lib.js';
 const BENCHES: Record<string, () => Promise<{ run: () => Promise<Figure[]> }>> = {
   protocol: () => import('./protocol.js'),
   'spoke-checkin': () => import('./spoke-checkin.js'),
+  'query-flood': () => import('./query-flood.js'),
   envoy: () => import('./envoy.js'),
   'hub-query': () => import('./hub-query.js'),
   'hub-routing': () => import('./hub-routing.js'),

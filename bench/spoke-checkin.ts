@@ -39,7 +39,11 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-async function startSpoke(dir: string): Promise<{ proc: ChildProcess; addr: string; pub: string; hubSecret: string }> {
+/** The built spoke bin on port 0 with a fresh hub key it obeys; `limits` adds YAML lines under limits:. */
+export async function startSpoke(
+  dir: string,
+  limits = '',
+): Promise<{ proc: ChildProcess; addr: string; pub: string; hubSecret: string }> {
   const hub = generateKeyPair();
   const file = join(dir, 'spoke.yaml');
   writeFileSync(
@@ -51,7 +55,7 @@ limits:
   max_connections_per_ip: 20000
   max_handshakes_per_ip: 1000
   keepalive: "${KEEPALIVE}"
-spanner:
+${limits}spanner:
   role: spoke
   spoke_id: bench
   hub_pubkeys: ["${toBase64(hub.publicKey)}"]
