@@ -102,7 +102,7 @@ describe('package resource', () => {
   });
 
   it('issues dnf install/remove command lines for what is out of state', async () => {
-    stubTool('rpm', '[ "$2" = present ]');
+    stubTool('rpm', '[ "$4" = present ] && printf 1.0-1');
     stubTool('dnf', 'exit 0');
     writePolicy(
       bundle,
@@ -127,7 +127,7 @@ describe('package resource', () => {
     expect(r.results[0]?.status).toBe('changed');
     expect(seen.map((s) => s.argv.join(' '))).toEqual([
       // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's format syntax
-      'dpkg-query -W -f=${Status} nginx',
+      'dpkg-query -W -f=${Status}\t${Version} nginx',
       'apt-get install -y -q nginx',
     ]);
     expect(seen[1]?.frontend).toBe('noninteractive');

@@ -45,8 +45,18 @@ export const resourceResultSchema = obj({
   status: oneOf(RESULT_STATUS),
   message: text(8192),
   durationMs: num({ min: 0 }),
+  /** Unified diff of a changed or drifting file, line or block (capped; never for `sensitive` content). */
+  diff: opt(text(16 * 1024)),
 });
 export type ResourceResult = Infer<typeof resourceResultSchema>;
+
+/** Whether a policy of the bundle applied to this host, and if not, why (hosts/when/require). */
+export const policyOutcomeSchema = obj({
+  name: text(200),
+  status: oneOf(['applied', 'skipped'] as const),
+  reason: opt(text(1000)),
+});
+export type PolicyOutcome = Infer<typeof policyOutcomeSchema>;
 
 export const runSchema = obj({
   id: str({ min: 8, max: 64, pattern: /^[A-Za-z0-9-]+$/, hint: 'must be a run id (letters, digits, "-")' }),
@@ -60,6 +70,7 @@ export const runSchema = obj({
   counts: obj({ ok: int({ min: 0 }), changed: int({ min: 0 }), failed: int({ min: 0 }), drift: int({ min: 0 }) }),
   results: arr(resourceResultSchema, { max: 5000 }),
   error: opt(text(8192)),
+  policies: opt(arr(policyOutcomeSchema, { max: 1000 })),
 });
 export type Run = Infer<typeof runSchema>;
 
