@@ -65,6 +65,8 @@ export default defineConfig([
       'tar',
       'node-cron',
       'commander',
+      'liquidjs',
+      'diff',
     ],
     esbuildPlugins: [sharedFromSource],
   },

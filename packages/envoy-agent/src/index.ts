@@ -5,6 +5,7 @@ export { enroll } from './enroll.js';
 export { envoyConfigSchema, envoyConfigFrom, loadEnvoyConfig } from './config.js';
 export type { EnvoyConfig } from './config.js';
 export { runPolicies } from './engine.js';
+export { applyBundle, exitCode, formatRun } from './apply.js';
 export type { RunOptions } from './engine.js';
 export { loadPolicies, policySchema, RESOURCE_KINDS, resourceLabel } from './policy.js';
 export type { LoadedPolicies, Policy, Resource, ResourceKind } from './policy.js';
