@@ -22,7 +22,11 @@ const run = (cmd: string, args: string[], env?: NodeJS.ProcessEnv) =>
 function gpgKey(home: string, uid: string): string {
   mkdirSync(home, { recursive: true, mode: 0o700 });
   const env = { GNUPGHOME: home };
-  run('gpg', ['--batch', '--pinentry-mode', 'loopback', '--passphrase', '', '--quick-gen-key', uid, 'ed25519', 'sign', 'never'], env);
+  run(
+    'gpg',
+    ['--batch', '--pinentry-mode', 'loopback', '--passphrase', '', '--quick-gen-key', uid, 'ed25519', 'sign', 'never'],
+    env,
+  );
   return run('gpg', ['--batch', '--armor', '--export', uid], env);
 }
 
@@ -58,7 +62,9 @@ export function makeAptRepo(dir: string, packages: Record<string, string[]>): Ap
       writeFileSync(file, readFileSync(deb));
       const data = readFileSync(file);
       const control = run('dpkg-deb', ['-f', file]).trimEnd();
-      stanzas.push(`${control}\nFilename: pool/${file.split('/').at(-1)}\nSize: ${data.length}\nSHA256: ${sha256(data)}\n`);
+      stanzas.push(
+        `${control}\nFilename: pool/${file.split('/').at(-1)}\nSize: ${data.length}\nSHA256: ${sha256(data)}\n`,
+      );
     }
   const packagesText = Buffer.from(stanzas.join('\n'));
   writeFileSync(join(bin, 'Packages'), packagesText);
@@ -81,7 +87,19 @@ export function makeAptRepo(dir: string, packages: Record<string, string[]>): Ap
   const otherKey = gpgKey(otherHome, 'Someone Else <else@axle.invalid>');
   run(
     'gpg',
-    ['--batch', '--pinentry-mode', 'loopback', '--passphrase', '', '--digest-algo', 'SHA256', '--clearsign', '-o', join(repo, 'dists/stable/InRelease'), join(repo, 'dists/stable/Release')],
+    [
+      '--batch',
+      '--pinentry-mode',
+      'loopback',
+      '--passphrase',
+      '',
+      '--digest-algo',
+      'SHA256',
+      '--clearsign',
+      '-o',
+      join(repo, 'dists/stable/InRelease'),
+      join(repo, 'dists/stable/Release'),
+    ],
     { GNUPGHOME: home },
   );
   for (const h of [home, otherHome]) run('gpgconf', ['--kill', 'all'], { GNUPGHOME: h });

@@ -18,7 +18,10 @@ export const ENVOY_BIN = fileURLToPath(new URL('../dist/bin/axle-envoy.js', impo
 export interface Sandbox {
   dir: string;
   /** Runs argv inside the sandbox; `set -e` in the mount script means nothing runs unsandboxed. */
-  run(argv: string[], o?: { env?: NodeJS.ProcessEnv }): Promise<{ code: number | null; stdout: string; stderr: string }>;
+  run(
+    argv: string[],
+    o?: { env?: NodeJS.ProcessEnv },
+  ): Promise<{ code: number | null; stdout: string; stderr: string }>;
   /** `axle-envoy apply DIR ...args --json` inside the sandbox, parsed. */
   apply(bundle: string, ...args: string[]): Promise<{ code: number | null; run: ApplyRun; stderr: string }>;
   cleanup(): void;
@@ -47,11 +50,16 @@ export function sandboxUnavailable(): string {
   if (probed !== undefined) return probed;
   if (process.getuid?.() !== 0) return (probed = 'needs root (mount namespaces and overlayfs)');
   const s = makeDirs();
-  const r = spawnSync('unshare', ['-m', '--propagation', 'private', '--', '/bin/sh', '-c', MOUNT_SCRIPT(s.dir), 'sh', 'true'], {
-    encoding: 'utf8',
-  });
+  const r = spawnSync(
+    'unshare',
+    ['-m', '--propagation', 'private', '--', '/bin/sh', '-c', MOUNT_SCRIPT(s.dir), 'sh', 'true'],
+    {
+      encoding: 'utf8',
+    },
+  );
   s.cleanup();
-  probed = r.status === 0 ? '' : `unshare -m with overlay mounts failed: ${(r.stderr || r.error?.message || '').trim()}`;
+  probed =
+    r.status === 0 ? '' : `unshare -m with overlay mounts failed: ${(r.stderr || r.error?.message || '').trim()}`;
   return probed;
 }
 
@@ -68,10 +76,14 @@ export function sandbox(): Sandbox {
   const t = makeDirs();
   const run: Sandbox['run'] = (argv, o = {}) =>
     new Promise((resolve, reject) => {
-      const child = spawn('unshare', ['-m', '--propagation', 'private', '--', '/bin/sh', '-c', MOUNT_SCRIPT(t.dir), 'sh', ...argv], {
-        env: { ...process.env, ...o.env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const child = spawn(
+        'unshare',
+        ['-m', '--propagation', 'private', '--', '/bin/sh', '-c', MOUNT_SCRIPT(t.dir), 'sh', ...argv],
+        {
+          env: { ...process.env, ...o.env },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d: Buffer) => {
@@ -92,7 +104,9 @@ export function sandbox(): Sandbox {
       try {
         parsed = JSON.parse(r.stdout) as ApplyRun;
       } catch {
-        throw new Error(`axle-envoy apply printed no JSON (exit ${r.code}): ${r.stdout.slice(0, 500)} ${r.stderr.slice(0, 2000)}`);
+        throw new Error(
+          `axle-envoy apply printed no JSON (exit ${r.code}): ${r.stdout.slice(0, 500)} ${r.stderr.slice(0, 2000)}`,
+        );
       }
       return { code: r.code, run: parsed, stderr: r.stderr };
     },

@@ -34,7 +34,7 @@ export class TemplateError extends Error {
 }
 
 /** The only files a template may include: regular files (no links) inside `root`. */
-function bundleFs(root: string): NonNullable<LiquidOptions['fs']> {
+function bundleFs(root: string, read: Map<string, string>): NonNullable<LiquidOptions['fs']> {
   const inside = (file: string): string => {
     const abs = resolve(root, file);
     if (!(abs === root || abs.startsWith(root + sep)) || abs.includes('\0'))
@@ -66,12 +66,16 @@ function bundleFs(root: string): NonNullable<LiquidOptions['fs']> {
       const st = await lstat(abs);
       if (!st.isFile() || st.size > TEMPLATE_LIMITS.fileBytes)
         throw new Error(`${relative(root, abs)} is not a regular file within the size limit`);
-      return readFile(abs, 'utf8');
+      const text = await readFile(abs, 'utf8');
+      read.set(text, relative(root, abs));
+      return text;
     },
     readFileSync: (f) => {
       const abs = inside(f);
       checkSync(abs);
-      return readFileSync(abs, 'utf8');
+      const text = readFileSync(abs, 'utf8');
+      read.set(text, relative(root, abs));
+      return text;
     },
     // Includes resolve against the bundle root (or the including file with "./"), never "/".
     resolve: (dir, file, ext) => {
@@ -94,6 +98,8 @@ let liquidModule: Promise<typeof import('liquidjs')> | undefined;
 export class Templates {
   private readonly root: string;
   private engine: Liquid | undefined;
+  /** Template text -> its bundle path: LiquidJS's errors carry the text of the file, not always its name. */
+  private readonly read = new Map<string, string>();
 
   constructor(bundleDir: string) {
     // The bundle is extracted by the envoy into its own state dir; realpath once so the
@@ -110,7 +116,7 @@ export class Templates {
       root: [this.root],
       partials: [this.root],
       layouts: [this.root],
-      fs: bundleFs(this.root),
+      fs: bundleFs(this.root, this.read),
       relativeReference: true,
       ownPropertyOnly: true,
       strictFilters: true,
@@ -153,10 +159,17 @@ export class Templates {
 
   /** LiquidJS says "..., file:/abs/x, line:3, col:5"; operators want "templates/x.liquid:3: ...". */
   private locate(e: unknown, file: string): TemplateError {
-    const err = e as { message?: string; token?: { file?: string; getPosition?: () => [number, number] } };
+    const err = e as {
+      message?: string;
+      token?: { file?: string; input?: string; getPosition?: () => [number, number] };
+    };
     const raw = String(err.message ?? e);
-    const where = err.token?.file ? relative(this.root, err.token.file) : file;
-    const line = err.token?.getPosition?.()[0];
+    // The innermost file named in the message wins: an error inside an include points there.
+    const inner = /file:(\/[^,\n]*), line:(\d+)/.exec(raw);
+    const where = inner?.[1]
+      ? relative(this.root, inner[1])
+      : ((err.token?.input !== undefined ? this.read.get(err.token.input) : undefined) ?? file);
+    const line = inner?.[2] ?? err.token?.getPosition?.()[0];
     const reason = raw
       .replace(/, (file:[^,]*, )?line:\d+, col:\d+$/s, '')
       .replace(/^ENOENT: /, '')
