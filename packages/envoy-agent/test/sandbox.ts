@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +22,8 @@ export interface Sandbox {
     argv: string[],
     o?: { env?: NodeJS.ProcessEnv },
   ): Promise<{ code: number | null; stdout: string; stderr: string }>;
+  /** Starts argv inside the sandbox and returns at once (for daemons). */
+  spawn(argv: string[], o?: { env?: NodeJS.ProcessEnv }): ChildProcess;
   /** `axle-envoy apply DIR ...args --json` inside the sandbox, parsed. */
   apply(bundle: string, ...args: string[]): Promise<{ code: number | null; run: ApplyRun; stderr: string }>;
   cleanup(): void;
@@ -74,22 +76,20 @@ function makeDirs() {
 
 export function sandbox(): Sandbox {
   const t = makeDirs();
+  const start: Sandbox['spawn'] = (argv, o = {}) =>
+    spawn('unshare', ['-m', '--propagation', 'private', '--', '/bin/sh', '-c', MOUNT_SCRIPT(t.dir), 'sh', ...argv], {
+      env: { ...process.env, ...o.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
   const run: Sandbox['run'] = (argv, o = {}) =>
     new Promise((resolve, reject) => {
-      const child = spawn(
-        'unshare',
-        ['-m', '--propagation', 'private', '--', '/bin/sh', '-c', MOUNT_SCRIPT(t.dir), 'sh', ...argv],
-        {
-          env: { ...process.env, ...o.env },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        },
-      );
+      const child = start(argv, o);
       let stdout = '';
       let stderr = '';
-      child.stdout.on('data', (d: Buffer) => {
+      child.stdout?.on('data', (d: Buffer) => {
         stdout += d.toString();
       });
-      child.stderr.on('data', (d: Buffer) => {
+      child.stderr?.on('data', (d: Buffer) => {
         stderr += d.toString();
       });
       child.on('error', reject);
@@ -98,6 +98,7 @@ export function sandbox(): Sandbox {
   return {
     dir: t.dir,
     run,
+    spawn: start,
     async apply(bundle, ...args) {
       const r = await run([process.execPath, ENVOY_BIN, 'apply', bundle, '--json', ...args]);
       let parsed: ApplyRun;

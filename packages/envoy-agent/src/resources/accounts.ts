@@ -95,10 +95,12 @@ export async function applyUser(r: ResourceOf<'user'>, ctx: ResourceContext): Pr
     return run(['userdel', r.user], ctx, `removed user ${r.user} (home directory kept)`);
   }
   const gidOf = (g: string | number): number | undefined => (typeof g === 'number' ? g : groups.get(g)?.gid);
-  if (r.group !== undefined && gidOf(r.group) === undefined)
+  // In audit mode a group resource has not created them yet: that is part of the drift.
+  const audit = ctx.mode === 'audit';
+  if (r.group !== undefined && gidOf(r.group) === undefined && !audit)
     return failed(`primary group ${r.group} does not exist; add a group resource and require it`);
   const missing = (r.groups ?? []).filter((g) => !groups.has(g));
-  if (missing.length > 0)
+  if (missing.length > 0 && !audit)
     return failed(
       `group${missing.length > 1 ? 's' : ''} ${missing.join(', ')} do${missing.length > 1 ? '' : 'es'} not exist; add group resources and require them`,
     );
