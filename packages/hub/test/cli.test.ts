@@ -107,6 +107,13 @@ describe('axle CLI against a real hub and spokes', () => {
     expect(r.stdout).toMatch(/^compliance:\s+noncompliant$/m);
     expect(r.stdout).toMatch(/^os\.family\s+rhel$/m);
     expect(r.stdout).toMatch(/file\[\/etc\/motd\]\s+web\s+failed\s+permission denied/);
+    // Which policies applied and why the others did not, then the diffs.
+    expect(r.stdout).toMatch(
+      /^POLICIES IN \S+\nPOLICY\s+STATUS\s+WHY\nweb\s+applied\s+-\nrhel-only\s+skipped\s+when: os_id is "debian", not "rhel"$/m,
+    );
+    expect(r.stdout).toContain(
+      'DIFFS\nfile[/etc/app.conf] (changed)\n  --- /etc/app.conf\n  +++ /etc/app.conf\n  @@ -1 +1 @@\n  -workers=2\n  +workers=4\n',
+    );
     const j = await json('envoys', 'show', 'web1.dc2.example.com');
     expect(j.directory.spokeId).toBe('dc2');
     expect(j.detail.traits.role).toBe('web');
