@@ -148,10 +148,10 @@ describe('the web UI in Chromium', () => {
     expect(rowsText).toEqual(['webapplied', 'rhel-onlyskippedwhen: os_id is "debian", not "rhel"']);
     const diff = page.locator('[data-testid="diffs"] pre');
     expect(await diff.textContent()).toBe(
-      '--- /etc/app.conf\n+++ /etc/app.conf\n@@ -1 +1 @@\n-workers=2\n+workers=4\n\n',
+      '--- /etc/app.conf\n+++ /etc/app.conf\n@@ -1 +1 @@\n-workers=2\n+workers=4\n',
     );
-    expect(await diff.locator('span.add').allTextContents()).toEqual(['+++ /etc/app.conf\n', '+workers=4\n']);
-    expect(await diff.locator('span.del').allTextContents()).toEqual(['--- /etc/app.conf\n', '-workers=2\n']);
+    expect(await diff.locator('span.add').allTextContents()).toEqual(['+workers=4\n']);
+    expect(await diff.locator('span.del').allTextContents()).toEqual(['-workers=2\n']);
     await shot('envoy-policies');
   });
 

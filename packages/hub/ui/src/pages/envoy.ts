@@ -33,7 +33,7 @@ function policies(run: Run): HTMLElement | null {
 }
 
 const diffClass = (line: string) =>
-  line.startsWith('@@') ? 'hunk' : line.startsWith('+') ? 'add' : line.startsWith('-') ? 'del' : undefined;
+  /^(@@|\+\+\+ |--- )/.test(line) ? 'hunk' : line.startsWith('+') ? 'add' : line.startsWith('-') ? 'del' : undefined;
 
 /** Unified diffs of changed or drifting files, one block per resource, as text. */
 function diffs(run: Run): HTMLElement | null {
@@ -51,7 +51,10 @@ function diffs(run: Run): HTMLElement | null {
         h(
           'pre',
           { class: 'diff-text' },
-          (r.diff ?? '').split('\n').map((line) => h('span', { class: diffClass(line) }, `${line}\n`)),
+          (r.diff ?? '')
+            .trimEnd()
+            .split('\n')
+            .map((line) => h('span', { class: diffClass(line) }, `${line}\n`)),
         ),
       ),
     ),
