@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { createTwoFilesPatch } from 'diff';
 
 /**
  * Unified diffs for results: what a changed (or drifting) file, line or block looked like
@@ -27,19 +26,24 @@ export interface ContentChange {
   diff?: string;
 }
 
+let diffModule: Promise<typeof import('diff')> | undefined;
+
 /** Describes how `after` differs from `before` (undefined: the file does not exist yet). */
-export function describeChange(
+export async function describeChange(
   path: string,
   before: Uint8Array | undefined,
   after: Uint8Array,
   sensitive: boolean,
-): ContentChange {
+): Promise<ContentChange> {
   const hashes = `sha256 ${before ? shortHash(before) : 'none'} -> ${shortHash(after)}`;
   if (sensitive) return { summary: `content differs (sensitive; ${hashes})` };
   const old = before ?? new Uint8Array(0);
   if (old.length > DIFF_LIMITS.inputBytes || after.length > DIFF_LIMITS.inputBytes)
     return { summary: `content differs (too large to diff; ${hashes})` };
   if (!isText(old) || !isText(after)) return { summary: `binary content differs (${hashes})` };
+  // Loaded on the first change: an idle agent whose hosts are in sync never holds it.
+  diffModule ??= import('diff');
+  const { createTwoFilesPatch } = await diffModule;
   const diff = createTwoFilesPatch(
     before ? path : '/dev/null',
     path,

@@ -94,13 +94,13 @@ export async function syncFile(
   if (!st) {
     diffs.push('missing');
     rewrite = true;
-    if (want) diff = describeChange(path, undefined, want, spec.sensitive).diff;
+    if (want) diff = (await describeChange(path, undefined, want, spec.sensitive)).diff;
   } else {
     if (want && st.size !== want.length) rewrite = true;
     const have = want ? await readFile(path) : undefined;
     if (want && have && !have.equals(want)) rewrite = true;
     if (rewrite && want) {
-      const c = describeChange(path, have, want, spec.sensitive);
+      const c = await describeChange(path, have, want, spec.sensitive);
       diffs.push(c.summary);
       diff = c.diff;
     }
