@@ -9,11 +9,30 @@ import { kindOf, lstatOrNone, syncFile } from './files.js';
  * that should be created whole is a `file` resource. The file keeps its mode and owner.
  */
 
-async function current(path: string): Promise<{ text: string } | Outcome | undefined> {
+/**
+ * Reads `path`, lets `edit` compute the new text (or refuse with an outcome), and writes it
+ * back keeping mode and owner; `inPlace` is the message when nothing had to change.
+ */
+async function editFile(
+  path: string,
+  state: 'present' | 'absent',
+  sensitive: boolean,
+  ctx: ResourceContext,
+  edit: (text: string) => string | Outcome,
+  inPlace: string,
+): Promise<Outcome> {
   const st = await lstatOrNone(path);
-  if (!st) return undefined;
+  if (!st)
+    return state === 'absent'
+      ? ok('file absent')
+      : failed(`${path} does not exist; create it with a file resource (or the package that owns it) first`);
   if (!st.isFile()) return failed(`${path} is a ${kindOf(st)}, not a regular file`);
-  return { text: await readFile(path, 'utf8') };
+  const text = await readFile(path, 'utf8');
+  const next = edit(text);
+  if (typeof next !== 'string') return next;
+  if (next === text) return ok(inPlace);
+  const keep = { mode: undefined, uid: undefined, gid: undefined, sensitive };
+  return syncFile(path, Buffer.from(next), keep, ctx);
 }
 
 const splitLines = (text: string) => {
@@ -38,21 +57,8 @@ export function editLine(text: string, r: Pick<ResourceOf<'line'>, 'content' | '
   return joinLines(lines.flatMap((l, i) => (i === first ? [r.content] : i > first && hit(l) ? [] : [l])));
 }
 
-export async function applyLine(r: ResourceOf<'line'>, ctx: ResourceContext): Promise<Outcome> {
-  const cur = await current(r.line);
-  if (cur === undefined)
-    return r.state === 'absent'
-      ? ok('file absent')
-      : failed(`${r.line} does not exist; create it with a file resource (or the package that owns it) first`);
-  if ('status' in cur) return cur;
-  const next = editLine(cur.text, r);
-  if (next === cur.text) return ok(r.state === 'present' ? 'line present' : 'line absent');
-  return syncFile(
-    r.line,
-    Buffer.from(next),
-    { mode: undefined, uid: undefined, gid: undefined, sensitive: r.sensitive },
-    ctx,
-  );
+export function applyLine(r: ResourceOf<'line'>, ctx: ResourceContext): Promise<Outcome> {
+  return editFile(r.line, r.state, r.sensitive, ctx, (text) => editLine(text, r), `line ${r.state}`);
 }
 
 /** The marker lines of a block: "# BEGIN AXLE MANAGED BLOCK app" by default. */
@@ -72,24 +78,14 @@ export function editBlock(text: string, r: Pick<ResourceOf<'block'>, 'content' |
   return joinLines([...lines.slice(0, b), ...body, ...lines.slice(e + 1)]);
 }
 
-export async function applyBlock(r: ResourceOf<'block'>, ctx: ResourceContext): Promise<Outcome> {
-  const cur = await current(r.block);
-  if (cur === undefined)
-    return r.state === 'absent'
-      ? ok('file absent')
-      : failed(`${r.block} does not exist; create it with a file resource (or the package that owns it) first`);
-  if ('status' in cur) return cur;
+export function applyBlock(r: ResourceOf<'block'>, ctx: ResourceContext): Promise<Outcome> {
   const [begin, end] = blockMarkers(r);
-  const lines = splitLines(cur.text);
-  const b = lines.indexOf(begin);
-  if (b !== -1 && lines.indexOf(end, b + 1) === -1)
-    return failed(`${r.block} has the line "${begin}" but no "${end}" after it; fix the file by hand`);
-  const next = editBlock(cur.text, r);
-  if (next === cur.text) return ok(r.state === 'present' ? 'block in place' : 'block absent');
-  return syncFile(
-    r.block,
-    Buffer.from(next),
-    { mode: undefined, uid: undefined, gid: undefined, sensitive: r.sensitive },
-    ctx,
-  );
+  const check = (text: string) => {
+    const lines = splitLines(text);
+    const b = lines.indexOf(begin);
+    if (b !== -1 && lines.indexOf(end, b + 1) === -1)
+      return failed(`${r.block} has the line "${begin}" but no "${end}" after it; fix the file by hand`);
+    return editBlock(text, r);
+  };
+  return editFile(r.block, r.state, r.sensitive, ctx, check, r.state === 'present' ? 'block in place' : 'block absent');
 }
