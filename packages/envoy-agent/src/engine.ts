@@ -4,7 +4,7 @@ import {
   applyOrder,
   buildGraph,
   errorText,
-  policySkipReason,
+  targetMismatch,
   silentLogger,
   type Json,
   type Logger,
@@ -47,7 +47,7 @@ function target(
 ): { applied: Policy[]; outcomes: PolicyOutcome[]; unmet: Map<string, string> } {
   const skipped = new Map<string, string>();
   for (const p of policies) {
-    const why = policySkipReason(p, o.hostname, o.traits);
+    const why = targetMismatch(p, o.hostname, o.traits);
     if (why) skipped.set(p.name, why);
   }
   // A policy that requires a skipped one cannot be applied in its intended order: it is skipped

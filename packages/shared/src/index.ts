@@ -94,7 +94,6 @@ export {
   checkPolicySet,
   loadPolicies,
   policySchema,
-  policySkipReason,
   resourceLabel,
   validatePolicyBundle,
 } from './policy.js';

@@ -5,8 +5,8 @@ import { parseConfigLocated } from './config.js';
 import { errorText } from './errors.js';
 import { buildGraph, findCycle } from './policy-graph.js';
 import { resourceSchema } from './policy-resources.js';
-import { targetMismatch, targetShape } from './policy-target.js';
-import { arr, custom, def, json, obj, oneOf, opt, record, str, type Infer, type Json } from './schema.js';
+import { targetShape } from './policy-target.js';
+import { arr, custom, def, json, obj, oneOf, opt, record, str, type Infer } from './schema.js';
 import { Templates } from './template.js';
 
 export { RESOURCE_KINDS, resourceLabel, resourceSchema } from './policy-resources.js';
@@ -183,9 +183,4 @@ export async function validatePolicyBundle(configDir: string): Promise<LoadedPol
     }
   }
   return loaded;
-}
-
-/** Why a policy does not apply to this host (`hosts:`/`when:`), or undefined when it does. */
-export function policySkipReason(p: Policy, hostname: string, traits: Record<string, Json>): string | undefined {
-  return targetMismatch(p, hostname, traits);
 }
