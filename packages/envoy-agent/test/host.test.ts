@@ -107,6 +107,9 @@ describe.skipIf(why !== '')(`host resources in a sandbox${why ? ` (skipped: ${wh
       'acc.yaml',
       'resources:\n  - cron: axtest-backup\n    schedule: "15 3 * * *"\n    command: /usr/local/bin/backup --quiet\n    env: { MAILTO: ops@example.com }\n',
     );
+    const audit = await s.apply(bundle, '--audit');
+    expect([audit.code, audit.run.results[0]?.status, audit.run.results[0]?.message]).toEqual([2, 'drift', 'missing']);
+    expect(await inSandbox('ls /etc/cron.d/axtest-backup 2>&1 || true')).toMatch(/No such file/);
     const r1 = await s.apply(bundle);
     expect(r1.run.results[0]?.diff).toContain('+15 3 * * * root /usr/local/bin/backup --quiet\n');
     expect(await inSandbox('stat -c "%a %U" /etc/cron.d/axtest-backup; cat /etc/cron.d/axtest-backup')).toBe(
@@ -136,6 +139,10 @@ ${indent(key, 6)}
 ${extra}`,
       );
     repoPolicy(repo.otherKey);
+    const audit = await s.apply(bundle, '--audit');
+    expect([audit.code, audit.run.results[0]?.status]).toEqual([2, 'drift']);
+    expect(audit.run.results[0]?.message).toMatch(/axtest\.asc: missing; .*axtest\.sources: missing$/);
+    expect(await inSandbox('ls /etc/apt/keyrings/axtest.asc 2>&1 || true')).toMatch(/No such file/);
     const wrong = await s.apply(bundle);
     expect(wrong.code).toBe(4);
     expect(wrong.run.results[0]?.message).toMatch(
