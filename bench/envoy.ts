@@ -177,9 +177,16 @@ async function run200(): Promise<Figure[]> {
   const bundle = join(t.dir, 'live');
   mkdirSync(join(bundle, 'policies'), { recursive: true });
   mkdirSync(join(bundle, 'files'));
-  // 200 resources in 4 policies: 40 directories, 140 files (half from the bundle), 10 absent, 10 guarded execs.
+  // 200 resources in 4 policies: 40 directories, 140 files (40 from 20 templates, 50 from the
+  // bundle, 50 inline), 10 absent, 10 guarded execs.
   const paths: string[] = [];
   const policies: string[][] = [[], [], [], []];
+  mkdirSync(join(bundle, 'templates'));
+  for (let i = 0; i < 20; i++)
+    writeFileSync(
+      join(bundle, 'templates', `t${i}.liquid`),
+      `# {{ hostname }} ({{ traits.os_id }}, {{ traits.cpus }} cpus)\nworkers={{ vars.workers | times: ${i + 1} }}\n{% for u in vars.upstreams %}server {{ u }};\n{% endfor %}`,
+    );
   for (let d = 0; d < 40; d++) {
     policies[d % 4]!.push(`  - directory: ${host}/d${d}\n    mode: "0755"`);
     paths.push(`${host}/d${d}`);
@@ -187,7 +194,9 @@ async function run200(): Promise<Figure[]> {
   for (let f = 0; f < 140; f++) {
     const path = `${host}/d${f % 40}/f${f}.conf`;
     paths.push(path);
-    if (f % 2) {
+    if (f % 7 < 2) {
+      policies[f % 4]!.push(`  - file: ${path}\n    template: templates/t${f % 20}.liquid\n    mode: "0644"`);
+    } else if (f % 2) {
       writeFileSync(join(bundle, 'files', `f${f}.conf`), `key${f}=${'v'.repeat(200)}\n`);
       policies[f % 4]!.push(`  - file: ${path}\n    source: files/f${f}.conf\n    mode: "0644"`);
     } else {
@@ -197,12 +206,17 @@ async function run200(): Promise<Figure[]> {
   for (let a = 0; a < 10; a++) policies[a % 4]!.push(`  - absent: ${host}/gone${a}`);
   for (let x = 0; x < 10; x++)
     policies[x % 4]!.push(`  - exec: [/usr/bin/touch, ${host}/d${x}/marker]\n    creates: ${host}/d${x}/marker`);
-  policies.forEach((p, i) => writeFileSync(join(bundle, 'policies', `p${i}.yaml`), `resources:\n${p.join('\n')}\n`));
+  policies.forEach((p, i) =>
+    writeFileSync(
+      join(bundle, 'policies', `p${i}.yaml`),
+      `vars: { workers: 4, upstreams: [10.0.0.1, 10.0.0.2] }\nresources:\n${p.join('\n')}\n`,
+    ),
+  );
   mkdirSync(host);
   const opts = {
     configDir: bundle,
     hostname: 'bench1.dc1.example.com',
-    traits: {},
+    traits: { os_id: 'debian', cpus: 2 },
     mode: 'enforce' as const,
     configVersion: 1,
     trigger: 'demand' as const,
@@ -231,7 +245,7 @@ async function run200(): Promise<Figure[]> {
   return [
     {
       bench: 'envoy',
-      name: '200-resource run, nothing to change (median of 7, lite mode)',
+      name: '200-resource run with 40 templated files, nothing to change (median of 7, lite mode)',
       value: median,
       unit: 'ms',
       target: '< 1000 ms',

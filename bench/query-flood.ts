@@ -56,7 +56,10 @@ export async function run(): Promise<Figure[]> {
   const dir = mkdtempSync(join(tmpdir(), 'axle-bench-flood-'));
   const spoke = await startSpoke(dir);
   const spokePub = fromBase64(spoke.pub, 32);
-  const hubKey: KeyPair = { publicKey: fromBase64(spoke.hubSecret, 64).slice(32), secretKey: fromBase64(spoke.hubSecret, 64) };
+  const hubKey: KeyPair = {
+    publicKey: fromBase64(spoke.hubSecret, 64).slice(32),
+    secretKey: fromBase64(spoke.hubSecret, 64),
+  };
   const hub = await connectPeer(spoke.addr, {
     id: 'bench-hub',
     role: 'hub',
@@ -102,12 +105,10 @@ export async function run(): Promise<Figure[]> {
     const flooding = Promise.all(
       floods.map(async (c) => {
         while (Date.now() < until) {
-          await c
-            .request({ type: 'list_envoys', term: 1, filter: { match: WORST, limit: 100 } }, 120_000)
-            .then(
-              () => queries++,
-              () => refused++,
-            );
+          await c.request({ type: 'list_envoys', term: 1, filter: { match: WORST, limit: 100 } }, 120_000).then(
+            () => queries++,
+            () => refused++,
+          );
         }
       }),
     );
@@ -138,7 +139,14 @@ export async function run(): Promise<Figure[]> {
     const p99Alone = pct(alone, 99);
     const p99Flood = pct(flooded, 99);
     return [
-      { bench, name: `check-in p99, ${CHECKERS} envoys, no queries`, value: p99Alone, unit: 'ms', target: '', reference: `p50 ${pct(alone, 50).toFixed(2)} ms, ${Math.round(alone.length / SECONDS)}/s` },
+      {
+        bench,
+        name: `check-in p99, ${CHECKERS} envoys, no queries`,
+        value: p99Alone,
+        unit: 'ms',
+        target: '',
+        reference: `p50 ${pct(alone, 50).toFixed(2)} ms, ${Math.round(alone.length / SECONDS)}/s`,
+      },
       {
         bench,
         name: `check-in p99 under ${LOOPS} costly query loops`,

@@ -16,6 +16,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<Figure[]> }>> =
   jobs: () => import('./jobs.js'),
   'hub-failover': () => import('./hub-failover.js'),
   'config-publish': () => import('./config-publish.js'),
+  policies: () => import('./policies.js'),
 };
 
 const only = process.argv.slice(2).filter((a) => !a.startsWith('-'));

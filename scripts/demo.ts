@@ -21,7 +21,7 @@ import {
   startSpoke,
   type FleetPlan,
 } from './demo/fleet.js';
-import { writeDemoPolicies } from './demo/policies.js';
+import { DEMO_POLICIES, writeDemoPolicies } from './demo/policies.js';
 
 const SPOKES = [
   { id: 'dc1', patterns: ['*.dc1.*'] },
@@ -186,7 +186,7 @@ async function main(): Promise<void> {
   const hostRoot = join(dir, 'host-root');
   writeDemoPolicies(configDir, hostRoot);
   const pub = await api.post<{ version: number }>('/config/publish', { dir: configDir });
-  say(`published policy set v${pub.version} (motd, app directory, init exec) from ${configDir}`);
+  say(`published policy set v${pub.version} (${DEMO_POLICIES}) from ${configDir}`);
 
   const join_ = await api.post<{ secret: string }>('/tokens', { ttl: '24h', note: 'demo fleet' });
   const hosts = hostnames(N);
@@ -264,9 +264,7 @@ async function main(): Promise<void> {
   say(`Admin token:  ${primary.token}`);
   say(`Hubs:         ${primary.id} at ${primary.addr} (primary); standby ${primary.standby.join(', ')}`);
   say(`Spokes:       ${plan.spokes.map((s) => `${s.id} at ${s.addr}`).join(', ')}`);
-  say(
-    `Policies:     v${pub.version} applied by ${applied}/${N} envoys (motd, app dir, init exec; paths under ${hostRoot})`,
-  );
+  say(`Policies:     v${pub.version} applied by ${applied}/${N} envoys (${DEMO_POLICIES}; paths under ${hostRoot})`);
   say(`Logs:         ${logs}`);
   say('');
   say('Try:');

@@ -125,6 +125,9 @@ describe('npm run demo', () => {
     const dir = /state and logs in (\S+)/.exec(out.join('\n'))![1]!;
     expect(readFileSync(`${dir}/host-root/etc/motd`, 'utf8')).toMatch(/managed by Axle/);
     expect(existsSync(`${dir}/host-root/var/lib/demo-app/initialized`)).toBe(true);
+    // Templates, notify and targeting: app.conf rendered from vars, its change reloaded the app.
+    expect(readFileSync(`${dir}/host-root/etc/demo-app/app.conf`, 'utf8')).toMatch(/^workers = 4$/m);
+    expect(readFileSync(`${dir}/host-root/var/log/demo-app.log`, 'utf8')).toMatch(/^reloaded /);
 
     process.kill(-pgid, 'SIGINT');
     expect(await exited).toBe(0);

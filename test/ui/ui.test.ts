@@ -141,6 +141,20 @@ describe('the web UI in Chromium', () => {
     await shot('envoys');
   });
 
+  it("shows an envoy's policies (applied, skipped and why) and the diffs of its last run", async () => {
+    await page.goto(`${base}/envoys/web1.dc1.example.com`);
+    await until('envoy-hostname', 'web1.dc1.example.com');
+    const rowsText = await tableRows('policies-table').allTextContents();
+    expect(rowsText).toEqual(['webapplied', 'rhel-onlyskippedwhen: os_id is "debian", not "rhel"']);
+    const diff = page.locator('[data-testid="diffs"] pre');
+    expect(await diff.textContent()).toBe(
+      '--- /etc/app.conf\n+++ /etc/app.conf\n@@ -1 +1 @@\n-workers=2\n+workers=4\n',
+    );
+    expect(await diff.locator('span.add').allTextContents()).toEqual(['+workers=4\n']);
+    expect(await diff.locator('span.del').allTextContents()).toEqual(['-workers=2\n']);
+    await shot('envoy-policies');
+  });
+
   it('renders hostile envoy data as text and runs none of it', async () => {
     await page.goto(`${base}/envoys/evil.dc1.example.com`);
     await until('envoy-hostname', 'evil.dc1.example.com');
@@ -153,6 +167,10 @@ describe('the web UI in Chromium', () => {
     const results = await page.locator('[data-testid="results-table"]').textContent();
     expect(results).toContain(HOSTILE.script);
     expect(results).toContain(HOSTILE.img);
+    // Policy names, skip reasons and diffs come from the envoy too: text, never markup.
+    expect(await page.locator('[data-testid="policies-table"]').textContent()).toContain(HOSTILE.img);
+    expect(await page.locator('[data-testid="policies-table"]').textContent()).toContain(HOSTILE.script);
+    expect(await page.locator('[data-testid="diffs"]').textContent()).toContain(`+workers=${HOSTILE.script}`);
     // Nothing became markup: no script or img element anywhere in the app, no handler ran.
     expect(await page.locator('#app script, #app img, #app [onerror]').count()).toBe(0);
     expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).__pwned)).toBeUndefined();

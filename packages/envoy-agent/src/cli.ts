@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { createLogger, exitWithError, runUntilSignalled, toBase64, fingerprint } from '@axle/shared';
 import { Envoy, enroll, loadEnvoyConfig } from './index.js';
 import { StateStore } from './state.js';
+import { applyBundle, formatRun } from './apply.js';
 
 const program = new Command('axle-envoy')
   .description('Axle envoy agent: enrolls through the hub, keeps its spoke, runs policies, reports')
@@ -69,5 +70,36 @@ program
       exitWithError(e, 'axle-envoy keygen');
     }
   });
+
+program
+  .command('apply')
+  .description(
+    'apply a policy bundle directory here and now, without hub or spoke; exits 0 (no changes), 2 (changes), 4 (failures), 6 (both), 1 (bad bundle)',
+  )
+  .argument('<dir>', 'bundle directory (policies/, files/, templates/)')
+  .option('--audit', 'report drift, change nothing')
+  .option('--json', 'print the run as JSON')
+  .option('-v, --verbose', 'also list resources that were already right')
+  .option('--hostname <name>', "host name for hosts: and templates (default: the config's, else the machine's)")
+  .option('-c, --config <file>', 'envoy config for hostname, traits_dir and exec_timeout (optional)')
+  .action(
+    async (
+      dir: string,
+      o: { audit?: boolean; json?: boolean; verbose?: boolean; hostname?: string; config?: string },
+    ) => {
+      try {
+        const { run, exitCode } = await applyBundle({
+          dir,
+          audit: o.audit ?? false,
+          ...(o.hostname ? { hostname: o.hostname } : {}),
+          ...(o.config ? { config: loadEnvoyConfig(o.config) } : {}),
+        });
+        process.stdout.write(o.json ? `${JSON.stringify(run, null, 2)}\n` : formatRun(run, o.verbose));
+        process.exitCode = exitCode;
+      } catch (e) {
+        exitWithError(e, 'axle-envoy apply');
+      }
+    },
+  );
 
 await program.parseAsync(process.argv);

@@ -5,14 +5,25 @@ export { enroll } from './enroll.js';
 export { envoyConfigSchema, envoyConfigFrom, loadEnvoyConfig } from './config.js';
 export type { EnvoyConfig } from './config.js';
 export { runPolicies } from './engine.js';
+export { applyBundle, exitCode, formatRun } from './apply.js';
 export type { RunOptions } from './engine.js';
-export { loadPolicies, policyMatches, policySchema, RESOURCE_KINDS } from './policy.js';
+export { loadPolicies, policySchema, RESOURCE_KINDS, resourceLabel } from './policy.js';
 export type { LoadedPolicies, Policy, Resource, ResourceKind } from './policy.js';
 export { collectTraits, traitsDigest } from './traits.js';
 export type { Traits } from './traits.js';
 export { runCommand, which } from './command.js';
 export type { CommandOptions, CommandResult, CommandRunner } from './command.js';
-export { detectPackageManager, packageCommands, serviceCommands } from './resources/index.js';
+export {
+  aptUpdateOne,
+  cronFile,
+  detectPackageManager,
+  editBlock,
+  editLine,
+  packageCommands,
+  repositoryFile,
+  serviceCommands,
+} from './resources/index.js';
+export { DIFF_LIMITS, describeChange } from './diff.js';
 export { Spool } from './spool.js';
 export { backoffDelay } from './link.js';
 export { StateStore } from './state.js';

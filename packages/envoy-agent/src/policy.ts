@@ -1,3 +1,3 @@
 /** The policy format lives in @axle/shared, where the hub validates it before publishing. */
-export { RESOURCE_KINDS, loadPolicies, policyMatches, policySchema } from '@axle/shared';
+export { RESOURCE_KINDS, loadPolicies, policySchema, resourceLabel } from '@axle/shared';
 export type { LoadedPolicies, Policy, Resource, ResourceKind, ResourceOf } from '@axle/shared';

@@ -246,29 +246,23 @@ describe('policies', () => {
     expect(r.results[0]?.message).toMatch(/:6: resources\[3\]: a resource names exactly one of/);
   });
 
-  it('match picks policies by hostname glob and trait equality', async () => {
-    writePolicy(
-      bundle,
-      'dc1.yaml',
-      `match: { hostnames: ["*.dc1.*"] }\nresources:\n  - file: ${root}/dc1\n    content: x\n`,
-    );
-    writePolicy(
-      bundle,
-      'dc2.yaml',
-      `match: { hostnames: ["*.dc2.*"] }\nresources:\n  - file: ${root}/dc2\n    content: x\n`,
-    );
-    writePolicy(
-      bundle,
-      'rhel.yaml',
-      `match: { traits: { os_id: rhel } }\nresources:\n  - file: ${root}/rhel\n    content: x\n`,
-    );
+  it('hosts: and when: pick policies by hostname glob and trait equality', async () => {
+    writePolicy(bundle, 'dc1.yaml', `hosts: ["*.dc1.*"]\nresources:\n  - file: ${root}/dc1\n    content: x\n`);
+    writePolicy(bundle, 'dc2.yaml', `hosts: ["*.dc2.*"]\nresources:\n  - file: ${root}/dc2\n    content: x\n`);
+    writePolicy(bundle, 'rhel.yaml', `when: { os_id: rhel }\nresources:\n  - file: ${root}/rhel\n    content: x\n`);
     writePolicy(
       bundle,
       'deb.yaml',
-      `match: { hostnames: ["web*"], traits: { os_id: debian, cpus: 4 } }\nresources:\n  - file: ${root}/deb\n    content: x\n`,
+      `hosts: ["web*"]\nwhen: { os_id: debian, cpus: 4 }\nresources:\n  - file: ${root}/deb\n    content: x\n`,
     );
     const r = await runPolicies({ ...baseRun(bundle), traits: { os_id: 'debian', cpus: 4 } });
     expect(r.results.map((x) => x.policy).sort()).toEqual(['dc1', 'deb']);
+    expect(r.policies).toEqual([
+      { name: 'dc1', status: 'applied' },
+      { name: 'dc2', status: 'skipped', reason: 'hosts: web1.dc1.example.com matches none of *.dc2.*' },
+      { name: 'deb', status: 'applied' },
+      { name: 'rhel', status: 'skipped', reason: 'when: os_id is "debian", not "rhel"' },
+    ]);
   });
 
   it('no policies directory is an empty, compliant run', async () => {

@@ -1,7 +1,15 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { detectPackageManager, runCommand, runPolicies, which, type CommandRunner } from '@axle/envoy-agent';
+import {
+  aptUpdateOne,
+  detectPackageManager,
+  repositoryFile,
+  runCommand,
+  runPolicies,
+  which,
+  type CommandRunner,
+} from '@axle/envoy-agent';
 import { tempDir } from '../../../test/support/tmp.js';
 import { baseRun, writePolicy } from './helpers.js';
 
@@ -90,6 +98,97 @@ esac`,
   });
 });
 
+describe('service refresh through notify', () => {
+  const systemctl = () =>
+    stubTool(
+      'systemctl',
+      `
+u=$2; f=${t.dir}/$u.active
+case "$1" in
+  is-active) [ -f $f ] && { echo active; exit 0; }; echo inactive; exit 3 ;;
+  start|restart) /usr/bin/touch $f ;;
+  stop) /bin/rm -f $f ;;
+  reload) [ -f $f ] || exit 1 ;;
+esac`,
+    );
+  const policy = (extra: string) =>
+    writePolicy(
+      bundle,
+      's.yaml',
+      `resources:\n  - file: ${t.dir}/app.conf\n    content: "v=1\\n"\n    notify: [service:app]\n  - service: app\n${extra}`,
+    );
+  const actions = () => calls().filter((c) => !c.includes('is-active'));
+
+  it('restarts a running service once when its config changed; reloads with on_notify: reload; nothing when nothing changed', async () => {
+    systemctl();
+    writeFileSync(join(t.dir, 'app.active'), '');
+    policy('    state: running\n');
+    const r = await runPolicies({ ...baseRun(bundle), env: envWith(bin) });
+    expect(r.results[1]).toMatchObject({
+      status: 'changed',
+      message: `restarted (notified by file:${t.dir}/app.conf)`,
+    });
+    expect((await runPolicies({ ...baseRun(bundle), env: envWith(bin) })).results[1]).toMatchObject({ status: 'ok' });
+    writeFileSync(join(t.dir, 'app.conf'), 'v=0\n');
+    policy('    state: running\n    on_notify: reload\n');
+    const audit = await runPolicies({ ...baseRun(bundle), mode: 'audit', env: envWith(bin) });
+    expect(audit.results[1]).toMatchObject({
+      status: 'drift',
+      message: `needs reload (notified by file:${t.dir}/app.conf)`,
+    });
+    const reloaded = await runPolicies({ ...baseRun(bundle), env: envWith(bin) });
+    expect(reloaded.results[1]?.message).toBe(`reloaded (notified by file:${t.dir}/app.conf)`);
+    expect(actions()).toEqual(['systemctl restart app', 'systemctl reload app']);
+  });
+
+  it('a service started in this run, meant to be stopped, or not running (no state given) is not refreshed', async () => {
+    systemctl();
+    policy('    state: running\n');
+    const r = await runPolicies({ ...baseRun(bundle), env: envWith(bin) });
+    expect(r.results[1]).toMatchObject({ status: 'changed', message: 'started' });
+    writeFileSync(join(t.dir, 'app.conf'), 'v=0\n');
+    policy('    state: stopped\n');
+    expect((await runPolicies({ ...baseRun(bundle), env: envWith(bin) })).results[1]?.message).toBe('stopped');
+    writeFileSync(join(t.dir, 'app.conf'), 'v=0\n');
+    policy('    enabled: true\n');
+    stubTool('systemctl', `case "$1" in is-active) echo inactive; exit 3;; is-enabled) echo enabled; exit 0;; esac`);
+    expect((await runPolicies({ ...baseRun(bundle), env: envWith(bin) })).results[1]).toMatchObject({
+      status: 'ok',
+      message: 'enabled',
+    });
+    expect(actions()).toEqual(['systemctl start app', 'systemctl stop app', 'systemctl is-enabled app']);
+  });
+});
+
+describe('repository files', () => {
+  const repo = (o: Record<string, unknown>) =>
+    ({
+      kind: 'repository',
+      repository: 'nginx',
+      state: 'present',
+      url: 'https://nginx.org/packages/debian',
+      ...o,
+    }) as never;
+  it('apt: a deb822 source signed by its own key; a flat repository has no components', () => {
+    expect(
+      repositoryFile(repo({ suites: ['bookworm'], components: ['nginx'] }), 'apt', '/etc/apt/keyrings/nginx.asc'),
+    ).toBe(
+      '# Managed by Axle (repository:nginx); local changes are overwritten\nTypes: deb\nURIs: https://nginx.org/packages/debian\nSuites: bookworm\nComponents: nginx\nSigned-By: /etc/apt/keyrings/nginx.asc\n',
+    );
+    expect(repositoryFile(repo({ suites: ['./'] }), 'apt', '/k.asc')).not.toContain('Components');
+  });
+  it('dnf: a .repo with gpgcheck on and the key as a file', () => {
+    expect(repositoryFile(repo({ description: 'nginx stable' }), 'dnf', '/etc/pki/rpm-gpg/nginx.asc')).toBe(
+      '# Managed by Axle (repository:nginx); local changes are overwritten\n[nginx]\nname=nginx stable\nbaseurl=https://nginx.org/packages/debian\nenabled=1\ngpgcheck=1\ngpgkey=file:///etc/pki/rpm-gpg/nginx.asc\n',
+    );
+  });
+  it('apt-get update touches only this source', () => {
+    expect(aptUpdateOne('/etc/apt/sources.list.d/nginx.sources').join(' ')).toBe(
+      'apt-get update -q -o Dir::Etc::SourceList=/etc/apt/sources.list.d/nginx.sources -o Dir::Etc::SourceParts=- -o APT::Get::List-Cleanup=0',
+    );
+  });
+});
+
 describe('package resource', () => {
   it('detects apt or dnf from PATH', () => {
     expect(detectPackageManager(bin)).toBeUndefined();
@@ -102,7 +201,7 @@ describe('package resource', () => {
   });
 
   it('issues dnf install/remove command lines for what is out of state', async () => {
-    stubTool('rpm', '[ "$2" = present ]');
+    stubTool('rpm', '[ "$4" = present ] && printf 1.0-1');
     stubTool('dnf', 'exit 0');
     writePolicy(
       bundle,
@@ -127,7 +226,7 @@ describe('package resource', () => {
     expect(r.results[0]?.status).toBe('changed');
     expect(seen.map((s) => s.argv.join(' '))).toEqual([
       // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's format syntax
-      'dpkg-query -W -f=${Status} nginx',
+      'dpkg-query -W -f=${Status}\t${Version} nginx',
       'apt-get install -y -q nginx',
     ]);
     expect(seen[1]?.frontend).toBe('noninteractive');

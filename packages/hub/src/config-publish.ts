@@ -7,12 +7,12 @@ import {
   chunksOf,
   inspectBundle,
   errorText,
-  loadPolicies,
   loadTasks,
   signBundle,
   toBase64,
   type KeyPair,
   type Logger,
+  validatePolicyBundle,
 } from '@axle/shared';
 import type { HubConfig } from './config.js';
 import type { Events } from './events.js';
@@ -73,8 +73,9 @@ export class Publisher {
         'no config directory: set config_dir in the hub config, or publish with --dir DIR',
       );
     const abs = resolve(dir);
-    // Tasks are validated like policies: a job may only run what a valid bundle defines.
-    const errors = [...loadPolicies(abs).errors, ...loadTasks(abs).errors];
+    // Policies as a set (references, cycles, the templates and files they name) and tasks: a
+    // bundle an envoy would refuse is never signed.
+    const errors = [...(await validatePolicyBundle(abs)).errors, ...loadTasks(abs).errors];
     if (errors.length > 0) {
       await this.d.events.record('config.refused', { by: o.by, dir: abs, errors: errors.map((e) => e.message) });
       throw new AxleError(

@@ -27,7 +27,7 @@ export function makeRun(hostname: string, compliant: boolean, o: { policy?: stri
     mode: 'enforce',
     trigger: 'schedule',
     compliant,
-    counts: { ok: compliant ? 2 : 1, changed: 0, failed: compliant ? 0 : 1, drift: 0 },
+    counts: { ok: compliant ? 2 : 1, changed: 1, failed: compliant ? 0 : 1, drift: 0 },
     results: [
       { resource: 'package[nginx]', policy: o.policy ?? 'web', status: 'ok', message: 'installed', durationMs: 12 },
       {
@@ -37,6 +37,18 @@ export function makeRun(hostname: string, compliant: boolean, o: { policy?: stri
         message: o.message ?? (compliant ? 'in place' : 'permission denied'),
         durationMs: 3,
       },
+      {
+        resource: 'file[/etc/app.conf]',
+        policy: o.policy ?? 'web',
+        status: 'changed',
+        message: 'content differs',
+        durationMs: 2,
+        diff: `--- /etc/app.conf\n+++ /etc/app.conf\n@@ -1 +1 @@\n-workers=2\n+workers=${o.message ?? '4'}\n`,
+      },
+    ],
+    policies: [
+      { name: o.policy ?? 'web', status: 'applied' },
+      { name: 'rhel-only', status: 'skipped', reason: `when: os_id is "debian", not "${o.message ?? 'rhel'}"` },
     ],
   };
 }

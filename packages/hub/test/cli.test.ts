@@ -107,6 +107,13 @@ describe('axle CLI against a real hub and spokes', () => {
     expect(r.stdout).toMatch(/^compliance:\s+noncompliant$/m);
     expect(r.stdout).toMatch(/^os\.family\s+rhel$/m);
     expect(r.stdout).toMatch(/file\[\/etc\/motd\]\s+web\s+failed\s+permission denied/);
+    // Which policies applied and why the others did not, then the diffs.
+    expect(r.stdout).toMatch(
+      /^POLICIES IN \S+\nPOLICY\s+STATUS\s+WHY\nweb\s+applied\s+-\nrhel-only\s+skipped\s+when: os_id is "debian", not "rhel"$/m,
+    );
+    expect(r.stdout).toContain(
+      'DIFFS\nfile[/etc/app.conf] (changed)\n  --- /etc/app.conf\n  +++ /etc/app.conf\n  @@ -1 +1 @@\n  -workers=2\n  +workers=4\n',
+    );
     const j = await json('envoys', 'show', 'web1.dc2.example.com');
     expect(j.directory.spokeId).toBe('dc2');
     expect(j.detail.traits.role).toBe('web');
@@ -144,13 +151,25 @@ describe('axle CLI against a real hub and spokes', () => {
   });
 
   it('tokens create|list|revoke, for join tokens and --api tokens', async () => {
-    const c = await json('tokens', 'create', '--pattern', '*.dc1.*', '--max-uses', '3', '--note', 'rack 4');
+    const c = await json(
+      'tokens',
+      'create',
+      '--pattern',
+      '*.dc1.*',
+      '--spoke',
+      'dc1',
+      '--max-uses',
+      '3',
+      '--note',
+      'rack 4',
+    );
+    expect(c.token.spokes).toEqual(['dc1']);
     expect(c.secret).toBeTruthy();
     const human = await cli('tokens', 'create', '--ttl', '1h');
     expect(human.stdout).toMatch(/^secret: \S+$/m);
     const l = await cli('tokens', 'list');
-    expect(l.stdout.split('\n')[0]).toMatch(/^ID\s+STATE\s+PATTERN\s+USES/);
-    expect(l.stdout).toMatch(new RegExp(`${c.token.id}\\s+active\\s+\\*\\.dc1\\.\\*\\s+0/3`));
+    expect(l.stdout.split('\n')[0]).toMatch(/^ID\s+STATE\s+PATTERN\s+SPOKES\s+USES/);
+    expect(l.stdout).toMatch(new RegExp(`${c.token.id}\\s+active\\s+\\*\\.dc1\\.\\*\\s+dc1\\s+0/3`));
     const rv = await cli('tokens', 'revoke', c.token.id);
     expect(rv.stdout).toBe(`revoked ${c.token.id}\n`);
     expect((await json('tokens', 'list')).tokens.find((t: { id: string }) => t.id === c.token.id).state).toBe(

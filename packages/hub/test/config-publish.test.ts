@@ -87,6 +87,42 @@ describe('config publish', () => {
     rmSync(join(configDir, 'policies', 'broken.yaml'));
   });
 
+  it('a cycle, a dangling reference or a broken template blocks the publish before anything is signed', async () => {
+    const { rmSync } = await import('node:fs');
+    const cyc = join(configDir, 'policies', 'cycle.yaml');
+    writeFileSync(
+      cyc,
+      'resources:\n  - exec: [/bin/true]\n    name: a\n    require: [exec:b]\n  - exec: [/bin/true]\n    name: b\n    require: [exec:a]\n',
+    );
+    const events = async () => (await api(hub, 'GET', '/api/v1/events', { token: hub.adminToken })).body;
+    const r = await api(hub, 'POST', '/api/v1/config/publish', { token: hub.adminToken, body: {} });
+    expect(r.status).toBe(400);
+    expect(r.body.error.message).toContain(
+      `${cyc}:7: resources[1].require[0]: ordering cycle: exec:a -> exec:b -> exec:a`,
+    );
+    rmSync(cyc);
+    mkdirSync(join(configDir, 'templates'), { recursive: true });
+    writeFileSync(join(configDir, 'templates', 'app.liquid'), 'port={{ vars.port }}\n{% if vars.tls %}\n');
+    const tpl = join(configDir, 'policies', 'tpl.yaml');
+    writeFileSync(
+      tpl,
+      'resources:\n  - file: /etc/app.conf\n    template: templates/app.liquid\n    notify: [service:app]\n',
+    );
+    const r2 = await api(hub, 'POST', '/api/v1/config/publish', { token: hub.adminToken, body: {} });
+    expect(r2.body.error.message).toContain(
+      `${tpl}:4: resources[0].notify[0]: no resource "service:app" in any policy`,
+    );
+    writeFileSync(tpl, 'resources:\n  - file: /etc/app.conf\n    template: templates/app.liquid\n');
+    const r3 = await api(hub, 'POST', '/api/v1/config/publish', { token: hub.adminToken, body: {} });
+    expect(r3.body.error.message).toContain(
+      `${tpl}:3: resources[0].template: templates/app.liquid:2: tag {% if vars.tls %} not closed`,
+    );
+    expect((await versionsOf()).current).toBe(1);
+    expect(JSON.stringify(await events())).toContain('config.refused');
+    rmSync(tpl);
+    rmSync(join(configDir, 'templates'), { recursive: true });
+  });
+
   it('a spoke stopped during a publish catches up when it starts again', async () => {
     await dc3.daemon.kill('SIGKILL');
     writeTree(configDir, 'v2\n');

@@ -39,6 +39,18 @@ export function loadConfig<T>(file: string, schema: Schema<T>): T {
 
 /** Parses config text as if read from `file` (the name only appears in messages). */
 export function parseConfigText<T>(text: string, file: string, schema: Schema<T>): T {
+  return parseConfigLocated(text, file, schema).value;
+}
+
+/**
+ * Like parseConfigText, and also returns `line(path)`: the line of an issue path such as
+ * `resources[2].require[0]`, for problems found after the schema (references, cycles).
+ */
+export function parseConfigLocated<T>(
+  text: string,
+  file: string,
+  schema: Schema<T>,
+): { value: T; line: (path: string) => number } {
   const lc = new LineCounter();
   const doc = parseDocument(text, {
     lineCounter: lc,
@@ -107,7 +119,7 @@ export function parseConfigText<T>(text: string, file: string, schema: Schema<T>
     const lines = located.map(({ line, i }) => `${file}:${line}: ${i.path || '(top)'}: ${i.message}`);
     throw new AxleError(ErrorCode.BAD_CONFIG, problemsMessage(file, lines));
   }
-  return deepFreeze(value);
+  return { value: deepFreeze(value), line: (path) => locate(doc, path, lineOf) };
 }
 
 function problemsMessage(file: string, lines: string[]): string {

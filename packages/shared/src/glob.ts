@@ -293,13 +293,16 @@ export class Glob {
     this.alternatives = alternatives;
   }
 
-  /** Compiles `source`; throws E_INVALID naming what is wrong with it. */
-  static compile(source: string, limits: GlobLimits = GLOB_LIMITS): Glob {
+  /**
+   * Compiles `source`; throws E_INVALID naming what is wrong with it. `values: true` is for
+   * globs over trait values rather than host names, where "/" is ordinary text.
+   */
+  static compile(source: string, limits: GlobLimits = GLOB_LIMITS, o: { values?: boolean } = {}): Glob {
     if (source.length === 0) throw invalid(source, 'is empty');
     if (source.length > limits.maxLength) {
       throw invalid(source, `is ${source.length} characters; the limit is ${limits.maxLength}`);
     }
-    if (source.includes('/')) {
+    if (!o.values && source.includes('/')) {
       throw invalid(source, 'contains "/"; host name patterns match names such as "web3.dc1.example.com"');
     }
     const lower = source.replace(/[A-Z]/g, (c) => c.toLowerCase());
@@ -323,7 +326,7 @@ export class Glob {
     return new Glob(source, alternatives);
   }
 
-  /** Does `name` (canonical, so lowercase) match? Charges `budget` for the work, if given. */
+  /** Does `name` (canonical, so lowercase; fold other text first) match? Charges `budget` for the work, if given. */
   test(name: string, budget?: CostBudget): boolean {
     let steps = 0;
     try {

@@ -64,6 +64,7 @@ export type {
   Message,
   MessageOf,
   MessageType,
+  PolicyOutcome,
   ResourceResult,
   ResultStatus,
   Run,
@@ -86,7 +87,7 @@ export { connectPeer } from './client.js';
 export type { ConnectOptions } from './client.js';
 export { FailoverClient } from './failover.js';
 export type { FailoverOptions } from './failover.js';
-export { loadConfig, parseConfigText, hostPort, parseHostPort } from './config.js';
+export { loadConfig, parseConfigLocated, parseConfigText, hostPort, parseHostPort } from './config.js';
 export { createLogger, silentLogger } from './log.js';
 export type { Logger, LoggerOptions } from './log.js';
 export { Metrics, LatencyWindow, slotMetrics } from './metrics.js';
@@ -119,8 +120,21 @@ export {
   verifyBundle,
 } from './bundle.js';
 export type { BundleLimits } from './bundle.js';
-export { RESOURCE_KINDS, loadPolicies, policyMatches, policySchema } from './policy.js';
-export type { LoadedPolicies, Policy, Resource, ResourceKind, ResourceOf } from './policy.js';
+export {
+  RESOURCE_KINDS,
+  checkPolicySet,
+  loadPolicies,
+  policySchema,
+  resourceLabel,
+  validatePolicyBundle,
+} from './policy.js';
+export type { LoadedPolicies, Policy, PolicyError, Resource, ResourceKind, ResourceOf } from './policy.js';
+export { applyOrder, buildGraph, findCycle } from './policy-graph.js';
+export type { Graph, GraphNode, GraphProblem } from './policy-graph.js';
+export { targetMismatch, traitValue } from './policy-target.js';
+export type { Condition, Target } from './policy-target.js';
+export { TEMPLATE_LIMITS, TemplateError, Templates } from './template.js';
+export type { TemplateScope } from './template.js';
 export { Assembler, CHUNK_BYTES, chunksOf } from './chunks.js';
 export { TASK_NAME, loadTasks, taskAllowed, taskSchema } from './task.js';
 export type { LoadedTasks, Task } from './task.js';

@@ -47,11 +47,21 @@ export const resourceResultSchema = obj({
   status: oneOf(RESULT_STATUS),
   message: text(8192),
   durationMs: num({ min: 0 }),
+  /** Unified diff of a changed or drifting file, line or block (capped; never for `sensitive` content). */
+  diff: opt(text(16 * 1024)),
 });
 export type ResourceResult = Infer<typeof resourceResultSchema>;
 
 const runId = () =>
   str({ min: 8, max: 64, pattern: /^[A-Za-z0-9-]+$/, hint: 'must be a run id (letters, digits, "-")' });
+
+/** Whether a policy of the bundle applied to this host, and if not, why (hosts/when/require). */
+export const policyOutcomeSchema = obj({
+  name: text(200),
+  status: oneOf(['applied', 'skipped'] as const),
+  reason: opt(text(1000)),
+});
+export type PolicyOutcome = Infer<typeof policyOutcomeSchema>;
 
 export const runSchema = obj({
   id: runId(),
@@ -67,6 +77,7 @@ export const runSchema = obj({
   error: opt(text(8192)),
   /** Set when results or messages were cut to fit the report size limit; `counts` still cover every resource. */
   truncated: opt(bool()),
+  policies: opt(arr(policyOutcomeSchema, { max: 1000 })),
 });
 export type Run = Infer<typeof runSchema>;
 

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, normalize } from 'node:path';
 import { errorText } from './errors.js';
 import { parseConfigText } from './config.js';
-import { policyMatches, type Policy } from './policy.js';
+import { targetMismatch } from './policy-target.js';
 import { arr, custom, duration, obj, opt, record, str, type Infer, type Json } from './schema.js';
 
 /**
@@ -114,10 +114,6 @@ export function loadTasks(configDir: string): LoadedTasks {
 
 /** Whether this host may run the task: every given hostname glob / trait condition holds. */
 export function taskAllowed(t: Task, hostname: string, traits: Record<string, Json>): boolean {
-  // Same matching rules as policies (hostname globs, trait equality with dotted paths).
-  return policyMatches(
-    { match: t.allow ? { hostnames: t.allow.hostnames, traits: t.allow.traits } : undefined } as unknown as Policy,
-    hostname,
-    traits,
-  );
+  // Same matching as a policy's hosts: and when: (trait equality, dotted paths).
+  return targetMismatch({ hosts: t.allow?.hostnames, when: t.allow?.traits }, hostname, traits) === undefined;
 }

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { ResultStatus } from '@axle/shared';
+import type { ResultStatus, TemplateScope, Templates } from '@axle/shared';
 import type { CommandRunner } from '../command.js';
 
 /** What a resource handler gets: the mode in force, the bundle, a command runner and limits. */
@@ -12,17 +12,23 @@ export interface ResourceContext {
   env: NodeJS.ProcessEnv;
   signal?: AbortSignal;
   ids: IdResolver;
+  /** The bundle's templates (made on first use) and what they see for this policy. */
+  templates: () => Templates;
+  scope: TemplateScope;
+  /** Labels of the changed (or, in audit mode, drifting) resources that notify this one; empty if none did. */
+  notifiedBy: readonly string[];
 }
 
 export interface Outcome {
   status: ResultStatus;
   message: string;
+  diff?: string | undefined;
 }
 
 export const ok = (message: string): Outcome => ({ status: 'ok', message });
-export const changed = (message: string): Outcome => ({ status: 'changed', message });
+export const changed = (message: string, diff?: string): Outcome => ({ status: 'changed', message, diff });
 export const failed = (message: string): Outcome => ({ status: 'failed', message });
-export const drift = (message: string): Outcome => ({ status: 'drift', message });
+export const drift = (message: string, diff?: string): Outcome => ({ status: 'drift', message, diff });
 
 /**
  * User and group names to ids, read from /etc/passwd and /etc/group once per run (Node has
@@ -43,6 +49,12 @@ export class IdResolver {
     if (id === undefined)
       throw new Error(`no such user "${u}" in ${this.passwd}; create the user first or use a numeric id`);
     return id;
+  }
+
+  /** Forgets what was read: a user or group resource just changed the files. */
+  reset(): void {
+    this.users = undefined;
+    this.groups = undefined;
   }
 
   gid(g: string | number): number {

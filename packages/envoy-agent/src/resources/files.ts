@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { chmod, chown, lstat, mkdir, open, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, open, readFile, readlink, rename, rm, symlink, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
+import { describeChange } from '../diff.js';
 import type { ResourceOf } from '../policy.js';
 import { changed, drift, failed, octal, ok, type Outcome, type ResourceContext } from './context.js';
 
-async function lstatOrNone(p: string): Promise<Stats | undefined> {
+export async function lstatOrNone(p: string): Promise<Stats | undefined> {
   try {
     return await lstat(p);
   } catch (e) {
@@ -14,7 +15,7 @@ async function lstatOrNone(p: string): Promise<Stats | undefined> {
   }
 }
 
-const kindOf = (st: Stats) =>
+export const kindOf = (st: Stats) =>
   st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : st.isFile() ? 'file' : 'special file';
 
 /** Differences in mode and ownership, as "mode 0600 -> 0644" phrases. */
@@ -41,22 +42,47 @@ async function applyMeta(
 
 async function desiredContent(r: ResourceOf<'file'>, ctx: ResourceContext): Promise<Buffer | undefined> {
   if (r.content !== undefined) return Buffer.from(r.content, 'utf8');
+  if (r.template !== undefined) return Buffer.from(await ctx.templates().render(r.template, ctx.scope), 'utf8');
   if (r.source === undefined) return undefined;
-  const root = resolve(ctx.configDir);
-  const p = resolve(root, r.source);
-  if (!p.startsWith(root + sep)) throw new Error(`source ${r.source} leaves the config bundle`);
+  return readBundleFile(ctx.configDir, r.source, 'source');
+}
+
+/** A regular file of the bundle, by its bundle-relative path. */
+export async function readBundleFile(configDir: string, rel: string, key: string): Promise<Buffer> {
+  const root = resolve(configDir);
+  const p = resolve(root, rel);
+  if (!p.startsWith(root + sep)) throw new Error(`${key} ${rel} leaves the config bundle`);
   const st = await lstatOrNone(p);
-  if (!st)
-    throw new Error(`source ${r.source} is not in the config bundle (${p}); add it to the bundle or fix the path`);
-  if (!st.isFile()) throw new Error(`source ${r.source} is a ${kindOf(st)}, not a regular file`);
+  if (!st) throw new Error(`${key} ${rel} is not in the config bundle (${p}); add it to the bundle or fix the path`);
+  if (!st.isFile()) throw new Error(`${key} ${rel} is a ${kindOf(st)}, not a regular file`);
   return readFile(p);
 }
 
 export async function applyFile(r: ResourceOf<'file'>, ctx: ResourceContext): Promise<Outcome> {
-  const path = r.file;
   const want = await desiredContent(r, ctx);
   const uid = r.owner !== undefined ? ctx.ids.uid(r.owner) : undefined;
   const gid = r.group !== undefined ? ctx.ids.gid(r.group) : undefined;
+  return syncFile(r.file, want, { mode: r.mode, uid, gid, sensitive: r.sensitive }, ctx);
+}
+
+export interface FileSpec {
+  mode: number | undefined;
+  uid: number | undefined;
+  gid: number | undefined;
+  sensitive: boolean;
+}
+
+/**
+ * Brings one regular file to the wanted content (undefined: leave content alone) and metadata;
+ * the one place file, line, block, cron and repository resources write files.
+ */
+export async function syncFile(
+  path: string,
+  want: Buffer | undefined,
+  spec: FileSpec,
+  ctx: ResourceContext,
+): Promise<Outcome> {
+  const { mode, uid, gid } = spec;
   const st = await lstatOrNone(path);
   if (st && !st.isFile())
     return failed(
@@ -64,18 +90,24 @@ export async function applyFile(r: ResourceOf<'file'>, ctx: ResourceContext): Pr
     );
   const diffs: string[] = [];
   let rewrite = false;
+  let diff: string | undefined;
   if (!st) {
     diffs.push('missing');
     rewrite = true;
+    if (want) diff = (await describeChange(path, undefined, want, spec.sensitive)).diff;
   } else {
-    if (want && !(st.size === want.length && (await readFile(path)).equals(want))) {
-      diffs.push('content differs');
-      rewrite = true;
+    if (want && st.size !== want.length) rewrite = true;
+    const have = want ? await readFile(path) : undefined;
+    if (want && have && !have.equals(want)) rewrite = true;
+    if (rewrite && want) {
+      const c = await describeChange(path, have, want, spec.sensitive);
+      diffs.push(c.summary);
+      diff = c.diff;
     }
-    diffs.push(...metaDiffs(st, r.mode, uid, gid));
+    diffs.push(...metaDiffs(st, mode, uid, gid));
   }
   if (diffs.length === 0) return ok('in sync');
-  if (ctx.mode === 'audit') return drift(diffs.join(', '));
+  if (ctx.mode === 'audit') return drift(diffs.join(', '), diff);
   if (rewrite) {
     const parent = await lstatOrNone(dirname(path));
     if (!parent?.isDirectory())
@@ -83,14 +115,14 @@ export async function applyFile(r: ResourceOf<'file'>, ctx: ResourceContext): Pr
     await writeReplacing(
       path,
       want ?? Buffer.alloc(0),
-      r.mode ?? (st ? st.mode & 0o7777 : 0o644),
+      mode ?? (st ? st.mode & 0o7777 : 0o644),
       uid ?? st?.uid,
       gid ?? st?.gid,
     );
   } else if (st) {
-    await applyMeta(path, st, r.mode, uid, gid);
+    await applyMeta(path, st, mode, uid, gid);
   }
-  return changed(st ? diffs.join(', ') : `created${r.mode !== undefined ? ` with mode ${octal(r.mode)}` : ''}`);
+  return changed(st ? diffs.join(', ') : `created${mode !== undefined ? ` with mode ${octal(mode)}` : ''}`, diff);
 }
 
 /** Temp file beside the target, fsync, then rename: a reader never sees half a file. */
@@ -145,4 +177,38 @@ export async function applyAbsent(r: ResourceOf<'absent'>, ctx: ResourceContext)
   if (ctx.mode === 'audit') return drift(`${kindOf(st)} present`);
   await rm(path, { recursive: st.isDirectory(), force: true });
   return changed(`removed ${kindOf(st)}`);
+}
+
+/**
+ * A symbolic link to `target` (relative targets are kept as written). An existing link is
+ * re-pointed; a regular file is replaced only with `force: true`; a directory never is.
+ */
+export async function applySymlink(r: ResourceOf<'symlink'>, ctx: ResourceContext): Promise<Outcome> {
+  const path = r.symlink;
+  const st = await lstatOrNone(path);
+  let what: string;
+  if (!st) what = `missing (-> ${r.target})`;
+  else if (st.isSymbolicLink()) {
+    const now = await readlink(path);
+    if (now === r.target) return ok(`-> ${r.target}`);
+    what = `points to ${now}, not ${r.target}`;
+  } else if (st.isFile() && r.force) what = `is a regular file; replacing it with a link to ${r.target}`;
+  else
+    return failed(
+      `${path} is a ${kindOf(st)}; refusing to replace it with a link${st.isFile() ? ' (set `force: true` to replace a file)' : ''}`,
+    );
+  if (ctx.mode === 'audit') return drift(what);
+  const parent = await lstatOrNone(dirname(path));
+  if (!parent?.isDirectory())
+    return failed(`parent directory ${dirname(path)} does not exist; add a directory resource before this link`);
+  // A new link under a temporary name, then rename over the old one: never a moment without it.
+  const tmp = join(dirname(path), `.${basename(path)}.axle-${process.pid}-${randomBytes(6).toString('hex')}`);
+  await symlink(r.target, tmp);
+  try {
+    await rename(tmp, path);
+  } catch (e) {
+    await unlink(tmp).catch(() => undefined);
+    throw e;
+  }
+  return changed(what);
 }

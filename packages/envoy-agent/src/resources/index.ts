@@ -1,14 +1,21 @@
 import type { Resource } from '../policy.js';
+import { applyGroup, applyUser } from './accounts.js';
 import type { Outcome, ResourceContext } from './context.js';
-import { applyAbsent, applyDirectory, applyFile } from './files.js';
+import { applyCron } from './cron.js';
 import { applyExec } from './exec.js';
+import { applyAbsent, applyDirectory, applyFile, applySymlink } from './files.js';
+import { applyBlock, applyLine } from './lines.js';
 import { applyPackage } from './package.js';
+import { applyRepository } from './repository.js';
 import { applyService } from './service.js';
 
 export { IdResolver } from './context.js';
 export type { Outcome, ResourceContext } from './context.js';
 export { detectPackageManager, packageCommands } from './package.js';
 export { serviceCommands } from './service.js';
+export { aptUpdateOne, repositoryFile } from './repository.js';
+export { cronFile } from './cron.js';
+export { editBlock, editLine } from './lines.js';
 
 export function applyResource(r: Resource, ctx: ResourceContext): Promise<Outcome> {
   switch (r.kind) {
@@ -18,30 +25,25 @@ export function applyResource(r: Resource, ctx: ResourceContext): Promise<Outcom
       return applyDirectory(r, ctx);
     case 'absent':
       return applyAbsent(r, ctx);
+    case 'symlink':
+      return applySymlink(r, ctx);
+    case 'line':
+      return applyLine(r, ctx);
+    case 'block':
+      return applyBlock(r, ctx);
     case 'exec':
       return applyExec(r, ctx);
     case 'package':
       return applyPackage(r, ctx);
     case 'service':
       return applyService(r, ctx);
-  }
-}
-
-/** "file:/etc/motd", "exec:reload-nginx": how a resource is named in results. */
-export function resourceLabel(r: Resource): string {
-  if (r.name) return `${r.kind}:${r.name}`;
-  switch (r.kind) {
-    case 'file':
-      return `file:${r.file}`;
-    case 'directory':
-      return `directory:${r.directory}`;
-    case 'absent':
-      return `absent:${r.absent}`;
-    case 'exec':
-      return `exec:${(typeof r.exec === 'string' ? r.exec : r.exec.join(' ')).slice(0, 200)}`;
-    case 'package':
-      return `package:${r.package.join(',')}`;
-    case 'service':
-      return `service:${r.service}`;
+    case 'user':
+      return applyUser(r, ctx);
+    case 'group':
+      return applyGroup(r, ctx);
+    case 'cron':
+      return applyCron(r, ctx);
+    case 'repository':
+      return applyRepository(r, ctx);
   }
 }

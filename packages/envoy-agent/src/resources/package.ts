@@ -15,20 +15,38 @@ export function detectPackageManager(path: string | undefined): PackageManager |
 export const packageCommands = {
   apt: {
     // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format syntax, not a template
-    query: (p: string) => ['dpkg-query', '-W', '-f=${Status}', p],
-    installed: (out: string, code: number | null) => code === 0 && /\binstall ok installed\b/.test(out),
-    install: (ps: string[]) => ['apt-get', 'install', '-y', '-q', ...ps],
+    query: (p: string) => ['dpkg-query', '-W', '-f=${Status}\t${Version}', p],
+    /** The installed version, or undefined when the package is not installed. */
+    installed: (out: string, code: number | null) => {
+      const [status, version] = out.split('\t');
+      return code === 0 && /\binstall ok installed\b/.test(status ?? '') ? (version ?? '').trim() : undefined;
+    },
+    spec: (p: string, version?: string) => (version ? `${p}=${version}` : p),
+    install: (ps: string[], pinned: boolean) => [
+      'apt-get',
+      'install',
+      '-y',
+      '-q',
+      ...(pinned ? ['--allow-downgrades'] : []),
+      ...ps,
+    ],
     remove: (ps: string[]) => ['apt-get', 'remove', '-y', '-q', ...ps],
     env: { DEBIAN_FRONTEND: 'noninteractive' },
   },
   dnf: {
-    query: (p: string) => ['rpm', '-q', p],
-    installed: (_out: string, code: number | null) => code === 0,
-    install: (ps: string[]) => ['dnf', 'install', '-y', ...ps],
+    query: (p: string) => ['rpm', '-q', '--qf', '%{VERSION}-%{RELEASE}', p],
+    installed: (out: string, code: number | null) => (code === 0 ? out.trim() : undefined),
+    spec: (p: string, version?: string) => (version ? `${p}-${version}` : p),
+    // dnf install of an older version than the one installed downgrades it.
+    install: (ps: string[], _pinned: boolean) => ['dnf', 'install', '-y', ...ps],
     remove: (ps: string[]) => ['dnf', 'remove', '-y', ...ps],
     env: {},
   },
 } as const;
+
+/** Whether the installed version satisfies the pin (dnf pins may leave out the release). */
+const versionMatches = (pm: PackageManager, have: string, want: string) =>
+  have === want || (pm === 'dnf' && have.startsWith(`${want}-`));
 
 export async function applyPackage(r: ResourceOf<'package'>, ctx: ResourceContext): Promise<Outcome> {
   const pm = detectPackageManager(ctx.env.PATH);
@@ -40,19 +58,28 @@ export async function applyPackage(r: ResourceOf<'package'>, ctx: ResourceContex
     ...(ctx.signal ? { signal: ctx.signal } : {}),
   };
   const wrong: string[] = [];
+  /** With a version pin (one package): the version installed now, when it is another. */
+  let other: string | undefined;
   for (const p of r.package) {
     const argv = cmds.query(p);
     const q = await ctx.runner(argv, { ...opts, timeoutMs: Math.min(ctx.execTimeoutMs, 60_000) });
     if (q.spawnError || q.timedOut) return failed(describeFailure(argv, q, opts.timeoutMs));
-    const installed = cmds.installed(q.stdout, q.code);
-    if (installed !== (r.state === 'installed')) wrong.push(p);
+    const have = cmds.installed(q.stdout, q.code);
+    if ((have !== undefined) !== (r.state === 'installed')) wrong.push(p);
+    else if (have !== undefined && r.version !== undefined && !versionMatches(pm, have, r.version)) other = have;
   }
-  if (wrong.length === 0) return ok(`${r.state} (${pm})`);
-  const what = `${r.state === 'installed' ? 'not installed' : 'installed'}: ${wrong.join(' ')}`;
+  const pin = r.version !== undefined ? ` ${r.version}` : '';
+  if (wrong.length === 0 && other === undefined) return ok(`${r.state}${pin} (${pm})`);
+  const what =
+    other !== undefined
+      ? `${r.package[0]} ${other} installed, not${pin}`
+      : `${r.state === 'installed' ? 'not installed' : 'installed'}: ${wrong.join(' ')}`;
   if (ctx.mode === 'audit') return drift(what);
-  const argv = r.state === 'installed' ? cmds.install(wrong) : cmds.remove(wrong);
+  const targets = other !== undefined ? [...r.package] : wrong;
+  const specs = targets.map((p) => cmds.spec(p, r.version));
+  const argv = r.state === 'installed' ? cmds.install(specs, r.version !== undefined) : cmds.remove(targets);
   const res = await ctx.runner(argv, opts);
   if (res.code === 0 && !res.timedOut && !res.spawnError)
-    return changed(`${r.state === 'installed' ? 'installed' : 'removed'} ${wrong.join(' ')} (${pm})`);
+    return changed(`${r.state === 'installed' ? 'installed' : 'removed'} ${specs.join(' ')} (${pm})`);
   return failed(describeFailure(argv, res, opts.timeoutMs));
 }

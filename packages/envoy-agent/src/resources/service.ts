@@ -13,9 +13,18 @@ export const serviceCommands = {
   stop: (u: string) => ['systemctl', 'stop', u],
   enable: (u: string) => ['systemctl', 'enable', u],
   disable: (u: string) => ['systemctl', 'disable', u],
+  restart: (u: string) => ['systemctl', 'restart', u],
+  reload: (u: string) => ['systemctl', 'reload', u],
 };
 
-const DONE: Record<string, string> = { start: 'started', stop: 'stopped', enable: 'enabled', disable: 'disabled' };
+const DONE: Record<string, string> = {
+  start: 'started',
+  stop: 'stopped',
+  enable: 'enabled',
+  disable: 'disabled',
+  restart: 'restarted',
+  reload: 'reloaded',
+};
 
 export async function applyService(r: ResourceOf<'service'>, ctx: ResourceContext): Promise<Outcome> {
   if (!which('systemctl', ctx.env.PATH))
@@ -36,11 +45,13 @@ export async function applyService(r: ResourceOf<'service'>, ctx: ResourceContex
     return q;
   };
   const actions: { what: string; argv: string[] }[] = [];
-  if (r.state !== undefined) {
+  const notified = ctx.notifiedBy.length > 0;
+  let running: boolean | undefined;
+  if (r.state !== undefined || notified) {
     const q = await query(serviceCommands.isActive(unit));
     if ('status' in q) return q;
-    const running = q.code === 0;
-    if (running !== (r.state === 'running')) {
+    running = q.code === 0;
+    if (r.state !== undefined && running !== (r.state === 'running')) {
       actions.push(
         r.state === 'running'
           ? { what: 'start', argv: serviceCommands.start(unit) }
@@ -62,14 +73,20 @@ export async function applyService(r: ResourceOf<'service'>, ctx: ResourceContex
       );
     }
   }
+  // A notification restarts (or reloads) a service that runs and keeps running; one that is
+  // being started now reads its new config anyway, and a stopped one has nothing to refresh.
+  const by = ` (notified by ${ctx.notifiedBy.slice(0, 5).join(', ')}${ctx.notifiedBy.length > 5 ? ', ...' : ''})`;
+  if (notified && running && r.state !== 'stopped')
+    actions.push({ what: r.on_notify, argv: serviceCommands[r.on_notify](unit) });
   if (actions.length === 0)
     return ok(
       [r.state, r.enabled === undefined ? undefined : r.enabled ? 'enabled' : 'disabled'].filter(Boolean).join(', '),
     );
-  if (ctx.mode === 'audit') return drift(`needs ${actions.map((t) => t.what).join(' and ')}`);
+  const refresh = notified && actions.some((t) => t.what === r.on_notify) ? by : '';
+  if (ctx.mode === 'audit') return drift(`needs ${actions.map((t) => t.what).join(' and ')}${refresh}`);
   for (const t of actions) {
     const res = await ctx.runner(t.argv, opts);
     if (res.code !== 0 || res.timedOut || res.spawnError) return failed(describeFailure(t.argv, res, opts.timeoutMs));
   }
-  return changed(actions.map((t) => DONE[t.what]).join(', '));
+  return changed(`${actions.map((t) => DONE[t.what]).join(', ')}${refresh}`);
 }

@@ -29,7 +29,8 @@ interface Run {
   compliant: boolean;
   counts: { ok: number; changed: number; failed: number; drift: number };
   error?: string;
-  results: { resource: string; policy: string; status: string; message: string; durationMs: number }[];
+  results: { resource: string; policy: string; status: string; message: string; durationMs: number; diff?: string }[];
+  policies?: { name: string; status: string; reason?: string }[];
 }
 interface EnvoyDetail {
   directory: Record<string, unknown> & {
@@ -97,6 +98,37 @@ function flatten(obj: Record<string, unknown>, prefix = '', out: [string, unknow
     else out.push([key, v]);
   }
   return out;
+}
+
+/** The last run: which policies applied and why others did not, each result, and the diffs. */
+export function lastRun(run: Run): string {
+  let s = '';
+  if (run.policies)
+    s += `\nPOLICIES IN ${run.id}\n${
+      run.policies.length > 0
+        ? table(
+            ['POLICY', 'STATUS', 'WHY'],
+            run.policies.map((p) => [p.name, p.status, p.reason ?? '']),
+          )
+        : 'none in the bundle\n'
+    }`;
+  s += `\nRESULTS OF ${run.id}\n${run.error ? `run error: ${cell(run.error)}\n` : ''}`;
+  s += table(
+    ['RESOURCE', 'POLICY', 'STATUS', 'MESSAGE', 'MS'],
+    run.results.map((r) => [r.resource, r.policy, r.status, r.message, Math.round(r.durationMs)]),
+  );
+  const diffs = run.results.filter((r) => r.diff);
+  if (diffs.length > 0) {
+    s += '\nDIFFS\n';
+    // Diff text comes from the host: cell() escapes control characters, line by line.
+    for (const r of diffs)
+      s += `${r.resource} (${r.status})\n${(r.diff ?? '')
+        .trimEnd()
+        .split('\n')
+        .map((l) => `  ${l === '' ? '' : cell(l)}`)
+        .join('\n')}\n`;
+  }
+  return s;
 }
 
 export function envoysCommand(
@@ -179,13 +211,7 @@ export function envoysCommand(
           const runs = d.detail?.runs ?? [];
           s += `\nRUNS\n${runs.length > 0 ? runTable(runs) : 'none reported\n'}`;
           const last = runs[0];
-          if (last) {
-            s += `\nRESULTS OF ${last.id}\n${last.error ? `run error: ${cell(last.error)}\n` : ''}`;
-            s += table(
-              ['RESOURCE', 'POLICY', 'STATUS', 'MESSAGE', 'MS'],
-              last.results.map((r) => [r.resource, r.policy, r.status, r.message, Math.round(r.durationMs)]),
-            );
-          }
+          if (last) s += lastRun(last);
           return s;
         }, d);
         ctx.partial([d.spoke], 'details');

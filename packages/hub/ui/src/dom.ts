@@ -19,6 +19,7 @@ export interface Props {
   disabled?: boolean;
   selected?: boolean;
   required?: boolean;
+  open?: boolean;
   autocomplete?: string;
   testid?: string;
   onclick?: (e: MouseEvent) => void;

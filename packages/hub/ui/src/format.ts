@@ -41,6 +41,8 @@ const STATE_CLASS: Record<string, string> = {
   noncompliant: 'bad',
   failed: 'bad',
   drift: 'bad',
+  applied: 'ok',
+  skipped: 'muted',
   revoked: 'bad',
   draining: 'warn',
   drained: 'warn',

@@ -76,6 +76,13 @@ export interface ResourceResult {
   status: string;
   message: string;
   durationMs: number;
+  diff?: string;
+}
+
+export interface PolicyOutcome {
+  name: string;
+  status: string;
+  reason?: string;
 }
 
 export interface Run {
@@ -90,6 +97,7 @@ export interface Run {
   counts: { ok: number; changed: number; failed: number; drift: number };
   results: ResourceResult[];
   error?: string;
+  policies?: PolicyOutcome[];
 }
 
 export interface SpokeDetail extends Omit<SpokeView, 'envoys'> {

@@ -17,11 +17,56 @@ function flatten(obj: Record<string, unknown>, prefix = '', out: [string, string
   return out;
 }
 
+/** Which policies of the bundle applied to this host in the run, and why the others did not. */
+function policies(run: Run): HTMLElement | null {
+  if (!run.policies) return null;
+  return h(
+    'div',
+    null,
+    h('h3', null, 'Policies'),
+    table(
+      ['Policy', 'Status', 'Why'],
+      run.policies.map((p) => [h('code', null, p.name), badge(p.status), h('span', { class: 'msg' }, p.reason ?? '')]),
+      { testid: 'policies-table', empty: 'The bundle has no policies.' },
+    ),
+  );
+}
+
+const diffClass = (line: string) =>
+  /^(@@|\+\+\+ |--- )/.test(line) ? 'hunk' : line.startsWith('+') ? 'add' : line.startsWith('-') ? 'del' : undefined;
+
+/** Unified diffs of changed or drifting files, one block per resource, as text. */
+function diffs(run: Run): HTMLElement | null {
+  const withDiff = run.results.filter((r) => r.diff);
+  if (withDiff.length === 0) return null;
+  return h(
+    'div',
+    { testid: 'diffs' },
+    h('h3', null, 'Changes'),
+    withDiff.map((r) =>
+      h(
+        'details',
+        { class: 'diff', open: true },
+        h('summary', null, h('code', null, r.resource), ' ', badge(r.status)),
+        h(
+          'pre',
+          { class: 'diff-text' },
+          (r.diff ?? '')
+            .trimEnd()
+            .split('\n')
+            .map((line) => h('span', { class: diffClass(line) }, `${line}\n`)),
+        ),
+      ),
+    ),
+  );
+}
+
 function results(run: Run | undefined): HTMLElement {
   if (!run) return h('p', { class: 'empty' }, 'No runs reported yet.');
   return h(
     'div',
     null,
+    policies(run),
     h(
       'p',
       { class: 'muted' },
@@ -39,6 +84,7 @@ function results(run: Run | undefined): HTMLElement {
       ]),
       { testid: 'results-table', empty: 'The run had no resources.' },
     ),
+    diffs(run),
   );
 }
 
