@@ -15,6 +15,7 @@ import {
 import { body, intParam, route, type ApiDeps } from './api.js';
 import { importEnvoys } from './import.js';
 import type { Move } from './model.js';
+import { liveFigures, strandedView } from './spoke-view.js';
 
 const hostname = () => str({ min: 1, max: 253, pattern: /^[A-Za-z0-9_.-]+$/, hint: 'must be a host name' });
 const spokeId = () => str({ min: 1, max: 64, pattern: /^[A-Za-z0-9_.-]+$/, hint: 'must be a spoke id' });
@@ -81,8 +82,10 @@ export function fleetRoutes(r: Router, d: ApiDeps): void {
       addr: cfg.addr,
       patterns: cfg.patterns,
       maxEnvoys: cfg.max_envoys ?? null,
+      failoverTo: cfg.failover_to,
       state: d.fleet.state(id),
       envoys: d.state.countOn(id),
+      stranded: strandedView(d.fleet.stranded(id), admin),
       pendingReleases: d.state.releases.get(id)?.size ?? 0,
       health: {
         online: h.online,
@@ -97,8 +100,7 @@ export function fleetRoutes(r: Router, d: ApiDeps): void {
         lastError: h.lastError ?? null,
       },
       admin: admin ?? null,
-      stats: h.stats ?? null,
-      statsAt: h.statsAt ?? null,
+      ...liveFigures(h),
       compliance: h.stats ? h.stats.compliance : null,
     };
   };

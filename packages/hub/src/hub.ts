@@ -33,6 +33,7 @@ import { replicationMetrics } from './replication/metrics.js';
 import { Replication } from './replication/replication.js';
 import { SpokeLinks } from './spoke-links.js';
 import { StateStore } from './state.js';
+import { StrandedPlacer } from './stranded.js';
 import { Supervisor } from './supervisor.js';
 import { Tokens, hashSecret, newSecret } from './tokens.js';
 import { Webhooks } from './webhooks.js';
@@ -178,7 +179,8 @@ export class Hub {
           if (fleet.has(id) && fleet.health.get(id).online) void supervisor?.flushReleases(id).catch(() => undefined);
         },
       });
-      supervisor = new Supervisor({ state, fleet, links, mover, events, metrics, log, config });
+      const stranded = new StrandedPlacer({ state, fleet, mover, log, config, router });
+      supervisor = new Supervisor({ state, fleet, links, mover, events, metrics, log, config, stranded });
       supervisorRef = supervisor;
       moverRef = mover;
       const queries = new Queries({ state, fleet, links, metrics, config });
@@ -451,6 +453,8 @@ export class Hub {
     p.webhooks.configure(merged.webhooks);
     this.log.info({ ...diff, spokes: p.fleet.ids() }, 'config reloaded');
     for (const id of [...diff.added, ...diff.changed]) void p.supervisor.probe(id);
+    // A spoke added (or a pattern, failover_to or default_spoke) may give stranded envoys a home.
+    p.supervisor.placeStranded('the hub config was reloaded', true);
   }
 
   async stop(): Promise<void> {
