@@ -79,7 +79,7 @@ export interface StrandedDeps {
   router: () => Router;
 }
 
-/** After a retry that placed nothing, wait this many probe intervals (doubling) before the next. */
+/** After a retry that placed nothing the next waits interval x 2^misses, at most this long (unless something changed). */
 const MAX_BACKOFF_MS = 10 * 60_000;
 
 /**

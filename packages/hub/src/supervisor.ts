@@ -72,7 +72,12 @@ export class Supervisor {
 
   /** Places stranded envoys that a spoke can take now (primary only: a no-op while stopped). */
   placeStranded(trigger: string, changed = false): void {
-    if (!this.stopped) this.d.stranded.check(trigger, changed);
+    if (this.stopped) return;
+    try {
+      this.d.stranded.check(trigger, changed);
+    } catch (e) {
+      this.d.log.error({ err: errorText(e) }, 'could not look for a home for stranded envoys; will look again');
+    }
   }
 
   async probeAll(): Promise<void> {

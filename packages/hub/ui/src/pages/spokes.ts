@@ -39,7 +39,7 @@ export function spokesPage(): Page {
           String(s.stranded.count),
           complianceBar(s.compliance),
           pct(ratioOf(s.compliance)),
-          ms(s.health.latencyMs),
+          s.live ? ms(s.health.latencyMs) : 'no answer',
           String(s.health.consecutiveFailures),
           s.health.lastError ?? '',
           ago(s.health.lastOkAt),
