@@ -1,10 +1,10 @@
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { fmt, machine, printFigures, type Figure } from './lib.js';
 
 /**
  * `npm run bench`: runs every benchmark in turn and writes bench/results.md with each
  * figure, its target and the reference measured in the same run. `npm run bench -- NAME`
- * runs only the named ones.
+ * runs only the named ones and replaces just their rows in bench/results.md (noting when).
  */
 const BENCHES: Record<string, () => Promise<{ run: () => Promise<Figure[]> }>> = {
   protocol: () => import('./protocol.js'),
@@ -17,6 +17,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<Figure[]> }>> =
   'hub-failover': () => import('./hub-failover.js'),
   'config-publish': () => import('./config-publish.js'),
   policies: () => import('./policies.js'),
+  demo: () => import('./demo.js'),
 };
 
 const only = process.argv.slice(2).filter((a) => !a.startsWith('-'));
@@ -34,18 +35,41 @@ for (const name of names) {
   all.push(...figs);
 }
 
-const rows = all.map(
-  (f) =>
-    `| ${f.bench} | ${f.name} | ${fmt(f.value)} ${f.unit} | ${f.target || ''} | ${f.reference ?? ''} | ${f.pass === undefined ? '' : f.pass ? 'pass' : '**miss**'} |`,
-);
-const md = `# Benchmark results
+const row = (f: Figure) =>
+  `| ${f.bench} | ${f.name} | ${fmt(f.value)} ${f.unit} | ${f.target || ''} | ${f.reference ?? ''} | ${f.pass === undefined ? '' : f.pass ? 'pass' : '**miss**'} |`;
+const day = new Date().toISOString().slice(0, 10);
+const file = new URL('./results.md', import.meta.url);
+if (only.length === 0) {
+  writeFileSync(
+    file,
+    `# Benchmark results
 
-Machine: ${machine()}. Written by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}.
+Machine: ${machine()}. Written by \`npm run bench\` on ${day}.
 
 | bench | figure | value | target | reference (same run) | verdict |
 | --- | --- | --- | --- | --- | --- |
-${rows.join('\n')}
-`;
-if (only.length === 0) writeFileSync(new URL('./results.md', import.meta.url), md);
+${all.map(row).join('\n')}
+`,
+  );
+} else if (existsSync(file)) {
+  // One bench re-run alone: its rows replace the old ones in place (or go last), and a note says when.
+  const lines = readFileSync(file, 'utf8').trimEnd().split('\n');
+  const benchOf = (l: string) => /^\| ([^|]+?) \|/.exec(l)?.[1];
+  const out: string[] = [];
+  let placed = false;
+  for (const l of lines) {
+    const b = benchOf(l);
+    if (b !== undefined && names.includes(b)) {
+      if (!placed) out.push(...all.map(row));
+      placed = true;
+    } else if (!l.startsWith('Re-run alone:') || !names.every((n) => l.includes(`\`${n}\``))) out.push(l);
+  }
+  if (!placed) {
+    const last = out.findLastIndex((l) => l.startsWith('|'));
+    out.splice(last + 1, 0, ...all.map(row));
+  }
+  out.push('', `Re-run alone: ${names.map((n) => `\`${n}\``).join(', ')} on ${day} (${machine()}).`);
+  writeFileSync(file, `${out.join('\n').replace(/\n{3,}/g, '\n\n')}\n`);
+}
 const missed = all.filter((f) => f.pass === false);
 if (missed.length > 0) console.log(`\n${missed.length} figure(s) missed their target`);

@@ -1,9 +1,12 @@
 /**
  * `npm run demo [-- --envoys N] [-- --dir DIR]`: a whole Axle fleet on 127.0.0.1.
- * Two hubs (primary and standby), three spokes (dc1, dc2, dc3) and N real envoy agents
- * (default 30) with their own keys and state dirs, a published sample policy set, and a
- * ready line with the web UI, the admin token and CLI commands to try. Ctrl-C stops
- * everything and removes the temp dir (kept with --dir or --keep).
+ * Two hubs (primary and standby), three spokes (dc1, dc2, dc3, each the failover_to of the
+ * one before, so a killed spoke's envoys move) and N real envoy agents (default 30, up to
+ * 5,000) with their own keys and state dirs, a published sample policy set, a progress line
+ * while the envoys enroll and make their first runs, and a ready line with the web UI, the
+ * admin token and things to try. Start-up gives up only when nothing progresses for
+ * STALL_MS, never on a fixed clock. Ctrl-C stops everything and removes the temp dir (kept
+ * with --dir or --keep).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,14 +26,21 @@ import {
 } from './demo/fleet.js';
 import { DEMO_POLICIES, writeDemoPolicies } from './demo/policies.js';
 
+/** Each spoke backs up the next (failover_to): no pattern overlaps, yet a dead spoke's envoys have somewhere to go. */
 const SPOKES = [
-  { id: 'dc1', patterns: ['*.dc1.*'] },
-  { id: 'dc2', patterns: ['*.dc2.*'] },
-  { id: 'dc3', patterns: ['*.dc3.*'] },
+  { id: 'dc1', patterns: ['*.dc1.*'], failoverTo: ['dc2'] },
+  { id: 'dc2', patterns: ['*.dc2.*'], failoverTo: ['dc3'] },
+  { id: 'dc3', patterns: ['*.dc3.*'], failoverTo: ['dc1'] },
 ];
 const ROLES = ['web', 'api', 'db', 'cache', 'worker'];
 /** Envoys per pool process: a few hundred agents share one Node process comfortably. */
-const PER_POOL = 250;
+const PER_POOL = 500;
+/** Enrollments in flight across all pools: enough to keep the hubs busy, few enough that none times out. */
+const ENROLLING_AT_ONCE = 48;
+/** How long start-up may go without any progress (an envoy enrolled, started, run, applied) before giving up. */
+const STALL_MS = 120_000;
+const PROBE_INTERVAL_S = 5;
+const FAILOVER_THRESHOLD = 3;
 
 const say = (s: string) => {
   if (process.stdout.writable) process.stdout.write(`${s}\n`);
@@ -98,15 +108,19 @@ function hostnames(n: number): string[] {
   });
 }
 
+/**
+ * Polls `check` until it returns a value. Gives up after `stallMs` without progress: while
+ * `progress` (a count) keeps rising, it waits on.
+ */
 async function waitUntil<T>(
   what: string,
-  timeoutMs: number,
+  stallMs: number,
   check: () => Promise<T | undefined>,
-  progress?: () => string,
+  progress?: () => number,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
+  let deadline = Date.now() + stallMs;
   let last: unknown;
-  let shown = Date.now();
+  let seen = progress?.() ?? 0;
   while (!stopping) {
     try {
       const v = await check();
@@ -114,28 +128,73 @@ async function waitUntil<T>(
     } catch (e) {
       last = e;
     }
+    const now = progress?.() ?? 0;
+    if (now > seen) {
+      seen = now;
+      deadline = Date.now() + stallMs;
+    }
     if (Date.now() > deadline)
       throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`,
+        `no progress for ${Math.round(stallMs / 1000)} s waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`,
       );
-    if (progress && Date.now() - shown > 3000) {
-      shown = Date.now();
-      say(`  ... ${progress()}`);
-    }
-    await new Promise((r) => setTimeout(r, 250));
+    await new Promise((r) => setTimeout(r, 500));
   }
   return new Promise<T>(() => undefined);
 }
 
+/** The pools' latest counts, summed: what the progress line shows and when each stage was reached. */
+class StartProgress {
+  private readonly pools = new Map<string, Record<string, number>>();
+  readonly reached: Record<string, number> = {};
+  private shown = '';
+
+  constructor(
+    private readonly total: number,
+    private readonly version: number,
+    private readonly t0: number,
+  ) {}
+
+  onLine(pool: string, l: Record<string, unknown>): void {
+    if (l.msg !== 'pool progress' && l.msg !== 'pool ready') return;
+    const c: Record<string, number> = {};
+    for (const k of ['enrolled', 'started', 'connected', 'ran', 'applied'])
+      if (typeof l[k] === 'number') c[k] = l[k] as number;
+    this.pools.set(pool, c);
+    for (const k of ['enrolled', 'ran', 'applied'])
+      if (this.reached[k] === undefined && this.sum(k) >= this.total) this.reached[k] = Date.now() - this.t0;
+  }
+
+  sum(k: string): number {
+    let n = 0;
+    for (const c of this.pools.values()) n += c[k] ?? 0;
+    return n;
+  }
+
+  /** Grows whenever any envoy gets further: the stall deadline follows it. */
+  get steps(): number {
+    return ['enrolled', 'started', 'connected', 'ran', 'applied'].reduce((n, k) => n + this.sum(k), 0);
+  }
+
+  /** One line, printed when it changed. */
+  show(): void {
+    const s = (k: string) => this.sum(k);
+    const line = `  enrolled ${s('enrolled')}/${this.total} · started ${s('started')} · connected ${s('connected')} · first run ${s('ran')} · applied v${this.version} ${s('applied')}`;
+    if (line === this.shown) return;
+    this.shown = line;
+    say(`${line}  (${Math.round((Date.now() - this.t0) / 1000)} s)`);
+  }
+}
+
 /** Waits for every start before reporting a failure (shutdown then stops whatever did start: Proc.live). */
-async function startAll(starting: Promise<Proc>[]): Promise<void> {
+async function startAll(starting: Promise<Proc>[]): Promise<Proc[]> {
   const settled = await Promise.allSettled(starting);
   const bad = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (bad) throw bad.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<Proc>).value);
 }
 
 async function findPrimary(plan: FleetPlan): Promise<{ addr: string; token: string; id: string; standby: string[] }> {
-  return waitUntil('a primary hub (replication election)', 60_000, async () => {
+  return waitUntil('a primary hub (replication election)', STALL_MS, async () => {
     const roles = await Promise.all(
       plan.hubs.map(async (h) => {
         const info = await new HubApi(h.addr, adminToken(h))
@@ -156,6 +215,7 @@ async function findPrimary(plan: FleetPlan): Promise<{ addr: string; token: stri
 }
 
 async function main(): Promise<void> {
+  const started = Date.now();
   if (!args['no-build']) buildIfStale(say);
   dir = args.dir ? resolve(args.dir) : mkdtempSync(join(tmpdir(), 'axle-demo-'));
   mkdirSync(dir, { recursive: true });
@@ -169,14 +229,14 @@ async function main(): Promise<void> {
     witnesses: ['dc1'],
     maxConnectionsPerIp: Math.max(4096, N * 2 + 256),
     statusInterval: '2s',
-    probeInterval: '5s',
+    probeInterval: `${PROBE_INTERVAL_S}s`,
   });
   // Spokes first: hubs probe them as soon as they start; spokes retry hubs on their own.
-  await startAll(plan.spokes.map((s) => startSpoke(s, logs)));
+  const spokes = await startAll(plan.spokes.map((s) => startSpoke(s, logs)));
   await startAll(plan.hubs.map((h) => startHub(h, logs)));
   const primary = await findPrimary(plan);
   const api = new HubApi(primary.addr, primary.token);
-  await waitUntil('every spoke online at the primary hub', 60_000, async () => {
+  await waitUntil('every spoke online at the primary hub', STALL_MS, async () => {
     const r = await api.get<{ spokes: { id: string; state: string }[] }>('/spokes');
     return r.spokes.length === SPOKES.length && r.spokes.every((s) => s.state === 'online') ? true : undefined;
   });
@@ -195,10 +255,18 @@ async function main(): Promise<void> {
     schedule: '*/10 * * * *',
     splay: '1m',
     checkin_interval: '15s',
+    // A dead spoke's envoys look for their new one within seconds, not the default minute.
+    backoff_max: '10s',
+    // The hubs' keys are known here: pin them, as the README advises for production.
+    hub_pubkeys: plan.hubs.map((h) => h.pub),
     run_on_start: true,
     mode: 'enforce',
     log_level: 'info',
   };
+  const t0 = Date.now();
+  const prog = new StartProgress(N, pub.version, t0);
+  const ticker = setInterval(() => prog.show(), 5000);
+  const nPools = Math.ceil(hosts.length / PER_POOL);
   const pools: Promise<Proc>[] = [];
   for (let i = 0; i < hosts.length; i += PER_POOL) {
     const name = `envoys-${i / PER_POOL + 1}`;
@@ -213,6 +281,8 @@ async function main(): Promise<void> {
           token: join_.secret,
           config: envoyConfig,
           envoys: chunk.map((h) => ({ hostname: h, stateDir: join(dir, 'envoys', h) })),
+          concurrency: Math.max(2, Math.ceil(ENROLLING_AT_ONCE / nPools)),
+          version: pub.version,
         },
         null,
         2,
@@ -223,59 +293,73 @@ async function main(): Promise<void> {
       Proc.start(name, ['--import', 'tsx', join(ROOT, 'scripts/demo/envoy-pool.ts'), specFile], {
         logFile: join(logs, `${name}.log`),
         ready: (l) => l.msg === 'pool ready',
-        timeoutMs: 60_000 + chunk.length * 200,
+        // A pool may take as long as it needs while it gets anywhere (one progress line a second).
+        progress: (l) => l.msg === 'pool progress',
+        timeoutMs: STALL_MS,
+        onLine: (l) => prog.onLine(name, l),
         env: { AXLE_LOG_LEVEL: 'info' },
       }),
     );
   }
-  await startAll(pools);
-
-  let reported = 0;
+  try {
+    await startAll(pools);
+    // The pools' own counts say when every envoy has run the policy set; the hub confirms it
+    // below. Each envoy's first run (at start) may come before it fetched the policy set: its
+    // spoke then hands it the bundle and it runs again.
+    await waitUntil(
+      `all ${N} envoys to apply policy set v${pub.version}`,
+      STALL_MS,
+      async () => (prog.sum('applied') >= N ? true : undefined),
+      () => prog.steps,
+    );
+  } finally {
+    clearInterval(ticker);
+  }
+  prog.show();
   let applied = 0;
   await waitUntil(
-    `all ${N} envoys to report a run`,
-    60_000 + N * 200,
-    async () => {
-      const all = await api.allEnvoys();
-      reported = all.filter((e) => e.lastRunAt > 0).length;
-      applied = all.filter((e) => e.lastRunAt > 0 && e.configVersion >= pub.version).length;
-      return all.length >= N && reported >= N ? true : undefined;
-    },
-    () => `${reported}/${N} envoys reported a run`,
-  );
-  // Each envoy's first run (at start) may come before it fetched the policy set; its spoke
-  // then hands it the bundle and it runs again. Wait for that too, but never fail on it.
-  await waitUntil(
-    `all ${N} envoys to apply policy set v${pub.version}`,
-    30_000 + N * 100,
+    `the hub to list all ${N} envoys with policy set v${pub.version} applied`,
+    STALL_MS,
     async () => {
       const all = await api.allEnvoys();
       applied = all.filter((e) => e.lastRunAt > 0 && e.configVersion >= pub.version).length;
       return applied >= N ? true : undefined;
     },
-    () => `${applied}/${N} envoys applied policy set v${pub.version}`,
-  ).catch((e: unknown) => say(`  (${(e as Error).message}; continuing)`));
+    () => applied,
+  );
+  const secs = (ms: number | undefined) => (ms === undefined ? '?' : `${Math.round(ms / 1000)} s`);
+  const r = prog.reached;
 
   const env = `AXLE_HUB=${primary.addr} AXLE_TOKEN=${primary.token}`;
   const axle = `node ${binFile('hub', 'axle')}`;
   const first = hosts[0]!;
+  const victim = spokes.find((p) => p.name === 'spoke dc2')!;
+  const onVictim = hosts.filter((h) => h.split('.')[1] === 'dc2').length;
   say('');
   say(`Web UI:       http://${primary.addr}/   (sign in with the admin token)`);
   say(`Admin token:  ${primary.token}`);
   say(`Hubs:         ${primary.id} at ${primary.addr} (primary); standby ${primary.standby.join(', ')}`);
-  say(`Spokes:       ${plan.spokes.map((s) => `${s.id} at ${s.addr}`).join(', ')}`);
+  say(
+    `Spokes:       ${plan.spokes.map((s) => `${s.id} at ${s.addr}`).join(', ')}; failover_to ${SPOKES.map((s) => `${s.id}->${s.failoverTo.join(',')}`).join(' ')}`,
+  );
   say(`Policies:     v${pub.version} applied by ${applied}/${N} envoys (${DEMO_POLICIES}; paths under ${hostRoot})`);
+  say(
+    `Start-up:     ${N} envoys enrolled in ${secs(r.enrolled)}, each made its first run within ${secs(r.ran)} and applied v${pub.version} within ${secs(r.applied)} of the first enrollment; ready ${secs(Date.now() - started)} after the demo started`,
+  );
   say(`Logs:         ${logs}`);
   say('');
   say('Try:');
   say(`  ${env} ${axle} envoys list`);
   say(`  ${env} ${axle} envoys show ${first}`);
   say(`  ${env} ${axle} spanner spokes`);
-  say(`  ${env} ${axle} spanner drain --spoke dc2 --to dc3`);
+  say(
+    `  kill -9 ${victim.pid}   # spoke dc2 dies; after ${FAILOVER_THRESHOLD} failed probes (~${FAILOVER_THRESHOLD * PROBE_INTERVAL_S} s) the hub moves its ${onVictim} envoys to dc3, its failover_to`,
+  );
+  say(`  ${env} ${axle} envoys list --match '*.dc2.*'   # run again: they move to dc3 and report from there`);
   say(`  ${env} ${axle} config versions`);
   say('');
   say(
-    `Axle demo ready: ${N} envoys reported through hub ${primary.addr} (web UI http://${primary.addr}/). Press Ctrl-C to stop.`,
+    `Axle demo ready: ${N} envoys reported through hub ${primary.addr} (web UI http://${primary.addr}/) in ${secs(Date.now() - started)}. Press Ctrl-C to stop.`,
   );
 }
 

@@ -43,6 +43,8 @@ export interface NodePlan {
 export interface SpokeSpec {
   id: string;
   patterns: string[];
+  /** Spokes that take this one's envoys when it is drained and no other pattern matches them. */
+  failoverTo?: string[];
 }
 
 export interface FleetSpec {
@@ -93,12 +95,16 @@ export async function planFleet(dir: string, spec: FleetSpec): Promise<FleetPlan
       data_dir: h.dir,
       spanner: {
         role: 'hub',
-        spokes: spokes.map((s) => ({
-          id: s.id,
-          addr: s.addr,
-          patterns: spec.spokes.find((x) => x.id === s.id)!.patterns,
-          pubkey: s.pub,
-        })),
+        spokes: spokes.map((s) => {
+          const sp = spec.spokes.find((x) => x.id === s.id)!;
+          return {
+            id: s.id,
+            addr: s.addr,
+            patterns: sp.patterns,
+            pubkey: s.pub,
+            ...(sp.failoverTo ? { failover_to: sp.failoverTo } : {}),
+          };
+        }),
         auto_failover: { enabled: true, threshold: 3, interval: spec.probeInterval ?? '5s' },
         peers: hubs.filter((p) => p !== h).map((p) => ({ id: p.id, addr: p.addr, pubkey: p.pub })),
       },
@@ -144,8 +150,15 @@ export class Proc {
   static readonly live = new Set<Proc>();
   readonly exited: Promise<number | null>;
   private readonly lines: LogLine[] = [];
-  private readonly waiters = new Set<{ pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }>();
+  private readonly waiters = new Set<{
+    pred: (l: LogLine) => boolean;
+    resolve: (l: LogLine) => void;
+    progress?: ((l: LogLine) => boolean) | undefined;
+    bump: () => void;
+  }>();
   private readonly out: WriteStream | undefined;
+  /** Called with every log line (the demo's progress display reads the pools' progress lines). */
+  onLine: ((l: LogLine) => void) | undefined;
 
   private constructor(
     readonly name: string,
@@ -170,21 +183,33 @@ export class Proc {
       }
       if (this.lines.length >= 500) this.lines.shift();
       this.lines.push(l);
-      for (const w of [...this.waiters])
+      this.onLine?.(l);
+      for (const w of [...this.waiters]) {
         if (w.pred(l)) {
           this.waiters.delete(w);
           w.resolve(l);
-        }
+        } else if (w.progress?.(l)) w.bump();
+      }
     };
     createInterface({ input: child.stdout! }).on('line', onLine);
     createInterface({ input: child.stderr! }).on('line', onLine);
   }
 
-  /** Spawns `node ARGS...` and resolves once a log line satisfies `ready`. */
+  /**
+   * Spawns `node ARGS...` and resolves once a log line satisfies `ready`. With `progress`,
+   * `timeoutMs` is how long it may go without a progress line, not how long it may take.
+   */
   static async start(
     name: string,
     args: string[],
-    o: { logFile?: string; env?: NodeJS.ProcessEnv; ready?: (l: LogLine) => boolean; timeoutMs?: number } = {},
+    o: {
+      logFile?: string;
+      env?: NodeJS.ProcessEnv;
+      ready?: (l: LogLine) => boolean;
+      timeoutMs?: number;
+      progress?: (l: LogLine) => boolean;
+      onLine?: (l: LogLine) => void;
+    } = {},
   ): Promise<Proc> {
     const child = spawn(process.execPath, args, {
       cwd: ROOT,
@@ -192,8 +217,13 @@ export class Proc {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const p = new Proc(name, child, o.logFile);
+    p.onLine = o.onLine;
     try {
-      await p.waitFor(o.ready ?? ((l) => l.msg === 'listening' && typeof l.port === 'number'), o.timeoutMs ?? 30_000);
+      await p.waitFor(
+        o.ready ?? ((l) => l.msg === 'listening' && typeof l.port === 'number'),
+        o.timeoutMs ?? 30_000,
+        o.progress,
+      );
     } catch (e) {
       await p.stop();
       throw e;
@@ -213,7 +243,8 @@ export class Proc {
     return [...this.lines];
   }
 
-  waitFor(pred: (l: LogLine) => boolean, timeoutMs = 30_000): Promise<LogLine> {
+  /** Waits for a line satisfying `pred`: within `timeoutMs`, or, with `progress`, within `timeoutMs` of the last progress line. */
+  waitFor(pred: (l: LogLine) => boolean, timeoutMs = 30_000, progress?: (l: LogLine) => boolean): Promise<LogLine> {
     const seen = this.lines.find(pred);
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
@@ -222,17 +253,27 @@ export class Proc {
           .slice(-10)
           .map((x) => JSON.stringify(x))
           .join('\n');
+      const expire = () => {
+        this.waiters.delete(w);
+        reject(
+          new Error(
+            `${this.name}: expected log line not seen ${progress ? `after ${timeoutMs} ms without progress` : `within ${timeoutMs} ms`}; last lines:\n${tail()}`,
+          ),
+        );
+      };
+      let t = setTimeout(expire, timeoutMs);
       const w = {
         pred,
+        progress,
         resolve: (l: LogLine) => {
           clearTimeout(t);
           resolve(l);
         },
+        bump: () => {
+          clearTimeout(t);
+          t = setTimeout(expire, timeoutMs);
+        },
       };
-      const t = setTimeout(() => {
-        this.waiters.delete(w);
-        reject(new Error(`${this.name}: expected log line not seen within ${timeoutMs} ms; last lines:\n${tail()}`));
-      }, timeoutMs);
       this.waiters.add(w);
       void this.exited.then((code) => {
         if (!this.waiters.has(w)) return;

@@ -29,7 +29,10 @@ export function writeDemoPolicies(configDir: string, hostRoot: string): void {
     '10-motd.yaml': {
       name: 'motd',
       vars: { fleet: 'demo' },
-      resources: [{ file: join(etc, 'motd'), template: 'templates/motd.liquid', mode: '0644' }],
+      resources: [
+        { directory: etc, mode: '0755' },
+        { file: join(etc, 'motd'), template: 'templates/motd.liquid', mode: '0644' },
+      ],
     },
     '20-app.yaml': {
       name: 'app',

@@ -63,7 +63,7 @@ afterAll(() => {
 });
 
 describe('npm run demo', () => {
-  it('starts 2 hubs, 3 spokes and 30 envoys, prints the ready line, and stops cleanly on Ctrl-C', async () => {
+  it("starts 2 hubs, 3 spokes and 30 envoys, prints the ready line, moves a killed spoke's envoys, and stops cleanly on Ctrl-C", async () => {
     const out: string[] = [];
     // --no-build: a rebuild here would empty dist/ under the test files running beside this one.
     child = spawn('npm', ['run', 'demo', '--silent', '--', '--no-build'], {
@@ -94,13 +94,24 @@ describe('npm run demo', () => {
     const token = /AXLE_TOKEN=(\S+)/.exec(line)![1]!;
     expect(out.some((l) => l.startsWith('Web UI:') && l.includes(`http://${hub}/`))).toBe(true);
     expect(out.filter((l) => l.includes(`AXLE_HUB=${hub} AXLE_TOKEN=${token} node `)).length).toBe(5);
-    const cli = spawnSync(process.execPath, [bin('hub', 'axle'), 'envoys', 'list', '--json', '--limit', '1000'], {
-      encoding: 'utf8',
-      env: { ...process.env, AXLE_HUB: hub, AXLE_TOKEN: token },
-      timeout: 30_000,
-    });
-    expect(cli.status, cli.stderr).toBe(0);
-    const list = JSON.parse(cli.stdout) as {
+    expect(out.find((l) => l.startsWith('Start-up:'))).toMatch(
+      /^Start-up: +30 envoys enrolled in \d+ s, each made its first run within \d+ s and applied v1 within \d+ s/,
+    );
+    const axle = (...args: string[]) => {
+      const r = spawnSync(process.execPath, [bin('hub', 'axle'), ...args, '--json'], {
+        encoding: 'utf8',
+        env: { ...process.env, AXLE_HUB: hub, AXLE_TOKEN: token },
+        timeout: 30_000,
+      });
+      return {
+        code: r.status,
+        stderr: r.stderr,
+        json: r.status === 0 || r.status === 1 ? JSON.parse(r.stdout) : undefined,
+      };
+    };
+    const cli = axle('envoys', 'list', '--limit', '1000');
+    expect(cli.code, cli.stderr).toBe(0);
+    const list = cli.json as {
       items: { hostname: string; spokeId: string; lastRunAt: number; configVersion: number }[];
       partial: boolean;
     };
@@ -129,13 +140,36 @@ describe('npm run demo', () => {
     expect(readFileSync(`${dir}/host-root/etc/demo-app/app.conf`, 'utf8')).toMatch(/^workers = 4$/m);
     expect(readFileSync(`${dir}/host-root/var/log/demo-app.log`, 'utf8')).toMatch(/^reloaded /);
 
+    // The "Try:" line that kills a spoke: it names spoke dc2's process, and its envoys move to dc3.
+    const kill = out.find((l) => /^ {2}kill -9 \d+ /.test(l))!;
+    expect(kill).toMatch(/spoke dc2 dies; .* moves its 10 envoys to dc3, its failover_to/);
+    const pid = Number(/kill -9 (\d+)/.exec(kill)![1]);
+    expect(daemons.find((p) => p.pid === pid)?.cmd).toMatch(/axle-spoke\.js --config \S+\/spokes\/dc2\/spoke\.yaml/);
+    const killedAt = Date.now();
+    process.kill(pid, 'SIGKILL');
+    type Row = { hostname: string; spokeId: string; connected: boolean; lastRunAt: number };
+    const moved = await waitFor(
+      () => {
+        const r = axle('envoys', 'list', '--match', '*.dc2.*');
+        const items = (r.json as { items: Row[] } | undefined)?.items ?? [];
+        return items.length === 10 && items.every((e) => e.spokeId === 'dc3' && e.connected) ? items : undefined;
+      },
+      { timeoutMs: 150_000, intervalMs: 1000, what: "spoke dc2's envoys connected at dc3" },
+    );
+    expect(moved.map((e) => e.hostname).every((h) => h.includes('.dc2.'))).toBe(true);
+    const spokes = (
+      axle('spanner', 'spokes').json as { spokes: { id: string; state: string; stranded: { count: number } }[] }
+    ).spokes;
+    expect(spokes.find((s) => s.id === 'dc2')).toMatchObject({ state: 'drained', stranded: { count: 0 } });
+    process.stderr.write(`demo: spoke dc2 killed; its 10 envoys connected at dc3 after ${Date.now() - killedAt} ms\n`);
+
     process.kill(-pgid, 'SIGINT');
     expect(await exited).toBe(0);
     await closed;
     expect(out).toContain('Axle demo stopped.');
     const alive = () => {
       const now = new Map(processes().map((p) => [p.pid, p]));
-      return [...tree, { pid: pgid, ppid: 0, pgid, cmd: 'npm' }].filter(
+      return [...tree.filter((p) => p.pid !== pid), { pid: pgid, ppid: 0, pgid, cmd: 'npm' }].filter(
         (p) => now.get(p.pid)?.cmd === p.cmd || now.get(p.pid)?.pgid === pgid,
       );
     };
@@ -149,5 +183,5 @@ describe('npm run demo', () => {
         .map((p) => `${p.pid} ${p.cmd}`),
     ).toEqual([]);
     expect(existsSync(dir), 'the temp dir is removed').toBe(false);
-  }, 200_000);
+  }, 360_000);
 });

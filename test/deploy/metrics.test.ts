@@ -143,6 +143,7 @@ describe('metrics used by the dashboard and the alerts', () => {
       'axle_spoke_checkin_duration_seconds_bucket',
       'axle_hub_fanout_duration_seconds_bucket',
       'axle_hub_drains_total',
+      'axle_hub_stranded_envoys',
       'axle_hub_replication_lag',
       'axle_hub_jobs',
     ]) {

@@ -23,6 +23,8 @@ export type LogLine = Record<string, unknown>;
 export interface SpokeSpec {
   id: string;
   patterns: string[];
+  /** The hub's spanner.spokes[].failover_to for this spoke. */
+  failoverTo?: string[];
   /** Reach it (and let it reach the hubs) only through relays the test can cut. */
   proxied?: boolean;
   /** Put its data_dir on a tmpfs of this many MiB (root only). */
@@ -343,42 +345,52 @@ export class Fleet {
         configFile: join(dir, 'hub.yaml'),
       });
     }
-    for (const sp of s.spokes) {
-      const dir = join(s.dir, 'spokes', sp.id);
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-      const data = join(dir, 'data');
-      mkdirSync(data, { recursive: true, mode: 0o700 });
-      let tmpfs = false;
-      if (sp.tmpfsMiB) {
-        execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sp.tmpfsMiB}m,mode=0700`, 'tmpfs', data]);
-        this.mounts.push(data);
-        tmpfs = true;
-      }
-      // The key lives outside data_dir: filling the disk must not be confused with losing the key.
-      const kp = generateKeyPair();
-      saveKeyPair(join(dir, 'spoke.key'), kp);
-      const listen = `127.0.0.1:${await freePort()}`;
-      const node: SpokeNode = {
-        id: sp.id,
-        listen,
-        addr: listen,
-        dir,
-        pub: toBase64(kp.publicKey),
-        configFile: join(dir, 'spoke.yaml'),
-        uplinks: [],
-        tmpfs,
-      };
-      if (sp.proxied) {
-        node.inbound = new ChaosProxy(listen, `${sp.id} inbound`);
-        node.addr = await node.inbound.listen();
-        for (const h of this.hubs) {
-          const up = new ChaosProxy(h.addr, `${sp.id} -> ${h.id}`);
-          await up.listen();
-          node.uplinks.push(up);
-        }
-      }
-      this.spokes.push(node);
+    for (const sp of s.spokes) this.spokes.push(await this.planSpoke(sp));
+    this.writeHubConfigs();
+    for (const x of this.spokes) this.writeSpokeConfig(x);
+  }
+
+  /** Keys, port, relays and (as root) a tmpfs for one spoke; its config is written separately. */
+  private async planSpoke(sp: SpokeSpec): Promise<SpokeNode> {
+    const dir = join(this.spec.dir, 'spokes', sp.id);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const data = join(dir, 'data');
+    mkdirSync(data, { recursive: true, mode: 0o700 });
+    let tmpfs = false;
+    if (sp.tmpfsMiB) {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sp.tmpfsMiB}m,mode=0700`, 'tmpfs', data]);
+      this.mounts.push(data);
+      tmpfs = true;
     }
+    // The key lives outside data_dir: filling the disk must not be confused with losing the key.
+    const kp = generateKeyPair();
+    saveKeyPair(join(dir, 'spoke.key'), kp);
+    const listen = `127.0.0.1:${await freePort()}`;
+    const node: SpokeNode = {
+      id: sp.id,
+      listen,
+      addr: listen,
+      dir,
+      pub: toBase64(kp.publicKey),
+      configFile: join(dir, 'spoke.yaml'),
+      uplinks: [],
+      tmpfs,
+    };
+    if (sp.proxied) {
+      node.inbound = new ChaosProxy(listen, `${sp.id} inbound`);
+      node.addr = await node.inbound.listen();
+      for (const h of this.hubs) {
+        const up = new ChaosProxy(h.addr, `${sp.id} -> ${h.id}`);
+        await up.listen();
+        node.uplinks.push(up);
+      }
+    }
+    return node;
+  }
+
+  /** Every hub's config, naming every spoke planned so far (a running hub reads it again on SIGHUP). */
+  private writeHubConfigs(): void {
+    const s = this.spec;
     const witnesses = this.hubs.length > 1 ? this.spokes.filter((x) => s.witnesses?.includes(x.id)) : [];
     for (const h of this.hubs) {
       write(
@@ -390,12 +402,16 @@ export class Fleet {
             data_dir: h.dir,
             spanner: {
               role: 'hub',
-              spokes: this.spokes.map((x) => ({
-                id: x.id,
-                addr: x.addr,
-                patterns: s.spokes.find((y) => y.id === x.id)!.patterns,
-                pubkey: x.pub,
-              })),
+              spokes: this.spokes.map((x) => {
+                const sp = s.spokes.find((y) => y.id === x.id)!;
+                return {
+                  id: x.id,
+                  addr: x.addr,
+                  patterns: sp.patterns,
+                  pubkey: x.pub,
+                  ...(sp.failoverTo ? { failover_to: sp.failoverTo } : {}),
+                };
+              }),
               auto_failover: {
                 enabled: true,
                 threshold: s.failoverThreshold ?? 3,
@@ -427,31 +443,54 @@ export class Fleet {
         ),
       );
     }
-    for (const x of this.spokes) {
-      const hubAddrs = x.uplinks.length > 0 ? x.uplinks.map((u) => u.addr) : this.hubs.map((h) => h.addr);
-      write(
-        x.configFile,
-        merge(
-          {
-            server_id: x.id,
-            listen: x.listen,
-            data_dir: join(x.dir, 'data'),
-            key_file: join(x.dir, 'spoke.key'),
-            status_interval: s.statusInterval ?? '1s',
-            retention: { max_runs_per_envoy: 100_000 },
-            limits: { max_connections_per_ip: 20_000, max_handshakes_per_ip: 512, keepalive: '2s' },
-            spanner: {
-              role: 'spoke',
-              spoke_id: x.id,
-              hub_addr: hubAddrs[0],
-              hub_fallback_addrs: hubAddrs.slice(1),
-              hub_pubkeys: [...this.hubs.map((h) => h.pub), ...(s.extraHubKeys ?? [])],
-            },
+  }
+
+  private writeSpokeConfig(x: SpokeNode): void {
+    const hubAddrs = x.uplinks.length > 0 ? x.uplinks.map((u) => u.addr) : this.hubs.map((h) => h.addr);
+    write(
+      x.configFile,
+      merge(
+        {
+          server_id: x.id,
+          listen: x.listen,
+          data_dir: join(x.dir, 'data'),
+          key_file: join(x.dir, 'spoke.key'),
+          status_interval: this.spec.statusInterval ?? '1s',
+          retention: { max_runs_per_envoy: 100_000 },
+          limits: { max_connections_per_ip: 20_000, max_handshakes_per_ip: 512, keepalive: '2s' },
+          spanner: {
+            role: 'spoke',
+            spoke_id: x.id,
+            hub_addr: hubAddrs[0],
+            hub_fallback_addrs: hubAddrs.slice(1),
+            hub_pubkeys: [...this.hubs.map((h) => h.pub), ...(this.spec.extraHubKeys ?? [])],
           },
-          s.spokeConfig,
-        ),
-      );
-    }
+        },
+        this.spec.spokeConfig,
+      ),
+    );
+  }
+
+  /**
+   * Adds a spoke the way an operator does: start it, add it to every hub's config, send each
+   * running hub SIGHUP, and wait until each has reloaded.
+   */
+  async addSpoke(sp: SpokeSpec): Promise<SpokeNode> {
+    const node = await this.planSpoke(sp);
+    this.spec.spokes.push(sp);
+    this.spokes.push(node);
+    this.writeSpokeConfig(node);
+    await this.startSpoke(sp.id);
+    this.writeHubConfigs();
+    await Promise.all(
+      this.liveHubs().map((h) => {
+        const d = h.daemon!;
+        const seen = d.logs.length;
+        d.proc.kill('SIGHUP');
+        return d.waitForLog((l) => l.msg === 'reloaded' && d.logs.indexOf(l) >= seen, 30_000);
+      }),
+    );
+    return node;
   }
 
   hub(id: string): HubNode {

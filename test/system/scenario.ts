@@ -9,9 +9,10 @@
  *
  * Spoke roles: dc2 sits behind relays the test can cut; the last spoke is the failover
  * target of every other spoke's envoys and keeps its data_dir on a small tmpfs (as root).
+ * A file may bring its own layout (spokes, envoys, witnesses) instead; a test may add spokes.
  */
 import { afterAll, beforeAll, expect } from 'vitest';
-import { FULL, Fleet, hostnamesFor, type HubApi } from '../support/fleet.js';
+import { FULL, Fleet, hostnamesFor, type HubApi, type SpokeSpec } from '../support/fleet.js';
 import {
   RunLedger,
   checkRuns,
@@ -45,18 +46,27 @@ export interface SystemContext {
   restoreLayout(label: string): Promise<void>;
 }
 
+/** Another layout than the default one: its spokes (envoys are spread over them by name) and witnesses. */
+export interface Layout {
+  spokes: SpokeSpec[];
+  envoys: number;
+  witnesses: string[];
+}
+
 /** Starts the fleet before the file's tests and stops it (leaving nothing behind) after them. */
-export function useSystemFleet(name: string, o: { tmpfs?: boolean } = {}): SystemContext {
+export function useSystemFleet(name: string, o: { tmpfs?: boolean; layout?: Layout } = {}): SystemContext {
   const tmp = tempDir(`axle-system-${name}-`);
   const ledger = new RunLedger();
-  const hosts = hostnamesFor(SPOKE_IDS, ENVOYS);
+  const hosts = hostnamesFor(o.layout?.spokes.map((x) => x.id) ?? SPOKE_IDS, o.layout?.envoys ?? ENVOYS);
   let fleet: Fleet | undefined;
   const log = (s: string) => process.stderr.write(`[system ${name}] ${s}\n`);
   const api = () => fleet!.api();
+  /** Every spoke the fleet has now (a test may add some). */
+  const spokeIds = () => fleet!.spokes.map((x) => x.id);
 
   const settle = async (label: string, healedAt: number, o: { hosts?: string[] } = {}): Promise<void> => {
     const t0 = Date.now();
-    await eventually(`${label}: ownership`, SETTLE_MS, async () => ownershipProblems(await api(), SPOKE_IDS, hosts));
+    await eventually(`${label}: ownership`, SETTLE_MS, async () => ownershipProblems(await api(), spokeIds(), hosts));
     await eventually(`${label}: every envoy reports again`, SETTLE_MS, async () =>
       (await notReportedSince(await api(), o.hosts ?? hosts, healedAt)).map(
         (h) => `${h} has not reported a run since the fault healed`,
@@ -67,7 +77,7 @@ export function useSystemFleet(name: string, o: { tmpfs?: boolean } = {}): Syste
       `${label}: reports`,
       SETTLE_MS,
       async () => {
-        last = await checkRuns(await api(), ledger, hosts, (h) => fleet!.envoyDir(h), SPOKE_IDS);
+        last = await checkRuns(await api(), ledger, hosts, (h) => fleet!.envoyDir(h), spokeIds());
         return last.problems;
       },
       2000,
@@ -87,13 +97,13 @@ export function useSystemFleet(name: string, o: { tmpfs?: boolean } = {}): Syste
   const restoreLayout = async (label: string): Promise<void> => {
     const a = await api();
     const spokes = (await a.get<{ spokes: { id: string; state: string }[] }>('/spokes')).spokes;
-    for (const s of spokes.filter((x) => x.state === 'drained')) {
+    for (const s of spokes.filter((x) => x.state === 'drained' || x.state === 'partial')) {
       const r = await fleet!.cli(['spanner', 'resume', s.id]);
       expect(r.code, r.stderr).toBe(0);
     }
     const dir = await directory(a);
     let moved = false;
-    for (const id of SPOKE_IDS) {
+    for (const id of spokeIds()) {
       if (!dir.some((d) => d.hostname.split('.')[1] === id && d.spokeId !== id)) continue;
       moved = true;
       const r = await fleet!.cli(['spanner', 'reassign', '--hostname', `*.${id}.*`, '--to', id]);
@@ -113,13 +123,15 @@ export function useSystemFleet(name: string, o: { tmpfs?: boolean } = {}): Syste
     fleet = await Fleet.start({
       dir: tmp.dir,
       hubs: HUBS,
-      spokes: SPOKE_IDS.map((id) => ({
-        id,
-        patterns: id === LAST ? SPOKE_IDS.map((x) => `*.${x}.*`) : [`*.${id}.*`],
-        proxied: id === 'dc2',
-        ...(id === LAST && ROOT_USER && o.tmpfs ? { tmpfsMiB: FULL ? 512 : 64 } : {}),
-      })),
-      witnesses: HUBS.length === 2 ? ['dc1'] : [],
+      spokes:
+        o.layout?.spokes ??
+        SPOKE_IDS.map((id) => ({
+          id,
+          patterns: id === LAST ? SPOKE_IDS.map((x) => `*.${x}.*`) : [`*.${id}.*`],
+          proxied: id === 'dc2',
+          ...(id === LAST && ROOT_USER && o.tmpfs ? { tmpfsMiB: FULL ? 512 : 64 } : {}),
+        })),
+      witnesses: HUBS.length === 2 ? (o.layout?.witnesses ?? ['dc1']) : [],
       drainBatch: 10,
       drainJitter: '300ms',
     });

@@ -268,7 +268,35 @@ describe('the web UI in Chromium', () => {
     await until('spoke-state', 'offline');
     await tid('partial-warning').waitFor();
     expect(await text('runs-table-empty')).toMatch(/^Unavailable: spoke dc2 did not answer/);
+    // Its live figures are not passed off as live: unknown, with the last known value and its age.
+    await until('spoke-connected', /^unknown \(last \d+, \d+s ago\)$/);
+    expect(await text('spoke-config')).toMatch(/^unknown/);
     await shot('spoke-down-detail');
+  });
+
+  it('shows envoys a drain could not place as stranded, on the overview and the spoke page', async () => {
+    const r = await fetch(`${base}/api/v1/drain`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${f.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ spoke: 'dc2', wait: true }),
+    });
+    expect(((await r.json()) as { move: { state: string } }).move.state).toBe('partial');
+    await page.goto(`${base}/`);
+    await until('spoke-state-dc2', 'partial');
+    expect(await text('stranded-count')).toBe('2');
+    expect(await text('spoke-stranded-dc2')).toBe('2');
+    expect(await text('spoke-stranded-dc1')).toBe('0');
+    expect(await text('stranded-warning')).toMatch(
+      /2 envoys are stranded.*Spoke dc2: 2 stranded2: no spoke other than dc2 matches their names/,
+    );
+    await shot('overview-stranded');
+    await tid('spoke-link-dc2').click();
+    await until('spoke-stranded', '2');
+    expect(await text('stranded-reasons')).toBe(
+      '2: no spoke other than dc2 matches their names and dc2 has no failover_to and there is no default_spoke (e.g. web1.dc2.example.com, web2.dc2.example.com)',
+    );
+    expect(await tid('drain-button').count()).toBe(0);
+    await shot('spoke-stranded');
   });
 
   it('logs out: the cookie is cleared and the old session is dead', async () => {

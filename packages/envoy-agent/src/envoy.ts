@@ -46,7 +46,7 @@ export interface EnvoyState {
   dropped: number;
   configVersion: number;
   running: boolean;
-  lastRun: { id: string; trigger: Trigger; compliant: boolean; finishedAt: number } | undefined;
+  lastRun: { id: string; trigger: Trigger; compliant: boolean; finishedAt: number; configVersion: number } | undefined;
   lastError: string | undefined;
 }
 
@@ -243,7 +243,13 @@ export class Envoy {
         log: this.log,
         ...(this.opts.runner ? { runner: this.opts.runner } : {}),
       });
-      this.last = { id: run.id, trigger, compliant: run.compliant, finishedAt: run.finishedAt };
+      this.last = {
+        id: run.id,
+        trigger,
+        compliant: run.compliant,
+        finishedAt: run.finishedAt,
+        configVersion: run.configVersion,
+      };
       this.log.info(
         {
           run: run.id,

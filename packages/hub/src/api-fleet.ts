@@ -23,6 +23,7 @@ import { importEnvoys } from './import.js';
 import { decodeRunCursor } from './merge.js';
 import type { Move } from './model.js';
 import { QueryLimit } from './query-limit.js';
+import { liveFigures, strandedView } from './spoke-view.js';
 
 /** Host names from operators are taken in any case and with a trailing dot, and stored canonical. */
 const hostname = () =>
@@ -102,8 +103,10 @@ export function fleetRoutes(r: Router, d: ApiDeps): void {
       addr: cfg.addr,
       patterns: cfg.patterns,
       maxEnvoys: cfg.max_envoys ?? null,
+      failoverTo: cfg.failover_to,
       state: d.fleet.state(id),
       envoys: d.state.countOn(id),
+      stranded: strandedView(d.fleet.stranded(id), admin),
       pendingReleases: d.state.releases.get(id)?.size ?? 0,
       health: {
         online: h.online,
@@ -118,8 +121,7 @@ export function fleetRoutes(r: Router, d: ApiDeps): void {
         lastError: h.lastError ?? null,
       },
       admin: admin ?? null,
-      stats: h.stats ?? null,
-      statsAt: h.statsAt ?? null,
+      ...liveFigures(h),
       compliance: h.stats ? h.stats.compliance : null,
     };
   };

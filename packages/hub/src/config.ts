@@ -30,6 +30,7 @@ export const EVENT_TYPES = [
   'spoke.up',
   'spoke.draining',
   'spoke.drained',
+  'spoke.partial',
   'spoke.resumed',
   'envoy.enrolled',
   'envoy.pending',
@@ -99,6 +100,8 @@ const spokeSchema = obj({
   patterns: def(arr(pattern(), { max: 64 }), []),
   pubkey: pubkey(),
   max_envoys: opt(int({ min: 0 })),
+  /** Spokes that take this spoke's envoys when it is drained and no other spoke's patterns match them (placement.ts). */
+  failover_to: def(arr(id(), { max: 64 }), []),
 });
 
 const autoFailoverSchema = obj({
@@ -216,13 +219,21 @@ export type HubConfig = Infer<typeof hubConfigSchema>;
 export type SpokeConfig = HubConfig['spanner']['spokes'][number];
 export type WebhookConfig = HubConfig['webhooks'][number];
 
-/** Checks that need the whole config: unique ids, a default spoke that exists. */
+/** Checks that need the whole config: unique ids, failover_to and a default spoke that exist. */
 function crossCheck(c: HubConfig): Issue[] {
   const issues: Issue[] = [];
   const seen = new Set<string>();
   c.spanner.spokes.forEach((s, i) => {
     if (seen.has(s.id)) issues.push({ path: `spanner.spokes[${i}].id`, message: `duplicate spoke id "${s.id}"` });
     seen.add(s.id);
+  });
+  c.spanner.spokes.forEach((s, i) => {
+    s.failover_to.forEach((to, j) => {
+      const path = `spanner.spokes[${i}].failover_to[${j}]`;
+      if (to === s.id) issues.push({ path, message: `names spoke "${to}" itself; list the spokes that back it up` });
+      else if (!seen.has(to)) issues.push({ path, message: `names "${to}", which is not in spanner.spokes` });
+      else if (s.failover_to.indexOf(to) !== j) issues.push({ path, message: `lists "${to}" twice` });
+    });
   });
   if (c.spanner.default_spoke !== undefined && !seen.has(c.spanner.default_spoke)) {
     issues.push({

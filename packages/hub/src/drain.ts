@@ -4,7 +4,9 @@ import type { Epochs } from './epochs.js';
 import type { Events } from './events.js';
 import type { Fleet } from './fleet.js';
 import { sleep } from './lock.js';
-import type { AssignReason, Change, EnvoyRecord, Move, MoveKind } from './model.js';
+import type { AssignReason, Change, EnvoyRecord, Move, MoveKind, MoveState } from './model.js';
+import { UnplacedTally, place } from './placement.js';
+import { recordMoveEnd } from './stranded.js';
 import type { Router } from './router.js';
 import type { SpokeLinks } from './spoke-links.js';
 import type { StateStore } from './state.js';
@@ -31,12 +33,15 @@ export interface MoveSpec {
   to?: string;
   match?: string;
   by: string;
+  /** Set when the hub re-places stranded envoys by itself: what made it try now. */
+  trigger?: string;
 }
 
 interface Running {
   move: Move;
   ctl: AbortController;
   done: Promise<Move>;
+  unplaced: UnplacedTally;
 }
 
 /** Keep the move record small: the first few distinct errors say enough. */
@@ -104,16 +109,19 @@ export class Mover {
       ...(spec.from !== undefined ? { from: spec.from } : {}),
       ...(spec.to !== undefined ? { to: spec.to } : {}),
       ...(spec.match !== undefined ? { match: spec.match } : {}),
+      ...(spec.trigger !== undefined ? { trigger: spec.trigger } : {}),
     };
     const ctl = new AbortController();
-    const done = this.run(move, hosts, ctl.signal);
-    this.running.set(move.id, { move, ctl, done });
+    const unplaced = new UnplacedTally();
+    const done = this.run(move, hosts, ctl.signal, unplaced);
+    this.running.set(move.id, { move, ctl, done, unplaced });
     void done.finally(() => this.running.delete(move.id));
     return { move, done, existing: false };
   }
 
   get(id: string): Move | undefined {
-    return this.running.get(id)?.move ?? this.d.state.moves.get(id);
+    const r = this.running.get(id);
+    return r ? { ...r.move, unplaced: r.unplaced.reasons } : this.d.state.moves.get(id);
   }
 
   /** The running drain or failover of `spokeId`, if any. */
@@ -139,7 +147,7 @@ export class Mover {
     await Promise.allSettled(all.map((r) => r.done));
   }
 
-  private async run(move: Move, hosts: string[], signal: AbortSignal): Promise<Move> {
+  private async run(move: Move, hosts: string[], signal: AbortSignal, unplaced: UnplacedTally): Promise<Move> {
     const { state, events, config } = this.d;
     const af = config().spanner.auto_failover;
     const from = move.from;
@@ -151,9 +159,15 @@ export class Mover {
           id: from,
           state: 'draining',
           auto: move.kind === 'failover',
-          reason: move.kind === 'failover' ? 'auto-failover' : `drain by ${move.by}`,
+          reason:
+            move.trigger !== undefined
+              ? `placing stranded envoys: ${move.trigger}`
+              : move.kind === 'failover'
+                ? 'auto-failover'
+                : `drain by ${move.by}`,
           since: Date.now(),
           moveId: move.id,
+          ...(move.to !== undefined ? { to: move.to } : {}),
         },
       });
     }
@@ -166,6 +180,7 @@ export class Mover {
         to: move.to,
         match: move.match,
         envoys: hosts.length,
+        ...(move.trigger !== undefined ? { trigger: move.trigger } : {}),
       },
       startChanges,
     );
@@ -178,54 +193,32 @@ export class Mover {
         const batch = batches[next++] as string[];
         await sleep(Math.floor(Math.random() * af.drain_jitter), signal);
         if (signal.aborted) break;
-        await this.batch(move, batch);
+        await this.batch(move, batch, unplaced);
         await state.apply({ kind: 'move.put', move: { ...move } }).catch(() => undefined);
       }
     };
+    let end: MoveState;
     try {
       await Promise.all(Array.from({ length: Math.min(af.drain_parallel, Math.max(1, batches.length)) }, worker));
-      move.state = signal.aborted ? 'cancelled' : 'done';
+      end = signal.aborted ? 'cancelled' : move.skipped + move.failed > 0 ? 'partial' : 'done';
     } catch (e) {
-      move.state = 'failed';
+      end = 'failed';
       pushError(move, errorText(e));
     }
-    move.finishedAt = Date.now();
-    const endChanges: Change[] = [{ kind: 'move.put', move: { ...move } }];
-    const admin = from !== undefined ? state.spokeAdmin.get(from) : undefined;
-    const summary = {
-      move: move.id,
-      kind: move.kind,
-      from,
-      to: move.to,
-      match: move.match,
-      state: move.state,
-      moved: move.moved,
-      already: move.already,
-      skipped: move.skipped,
-      failed: move.failed,
-    };
-    if (
-      from !== undefined &&
-      move.kind !== 'reassign' &&
-      admin?.moveId === move.id &&
-      admin.state === 'draining' &&
-      move.state !== 'cancelled'
-    ) {
-      endChanges.push({ kind: 'spoke.admin', admin: { ...admin, state: 'drained', since: Date.now() } });
-      await events.record('spoke.drained', summary, endChanges).catch(() => undefined);
-    } else {
-      await events.record('move.finished', summary, endChanges).catch(() => undefined);
-    }
-    this.d.log.info(summary, 'move finished');
+    // The live record reads `running` until its end (and the spoke's state) is recorded.
+    const final: Move = { ...move, state: end, finishedAt: Date.now(), unplaced: unplaced.reasons };
+    await recordMoveEnd(this.d, final);
+    Object.assign(move, final);
     if (from !== undefined) this.d.onMoved(from);
     return move;
   }
 
-  /** Picks a target for each host, has each target adopt its share, then records the moves. */
-  private async batch(move: Move, hosts: string[]): Promise<void> {
+  /** Picks a target for each host (placement order), has each target adopt its share, then records the moves. */
+  private async batch(move: Move, hosts: string[], unplaced: UnplacedTally): Promise<void> {
     const { state, fleet, router } = this.d;
     const groups = new Map<string, EnvoyRecord[]>();
     const holds: (() => void)[] = [];
+    const routes = router();
     for (const h of hosts) {
       const rec = state.envoys.get(h);
       if (!rec || (move.from !== undefined && rec.spokeId !== move.from)) {
@@ -236,33 +229,34 @@ export class Mover {
         move.already++;
         continue;
       }
-      let target: string | undefined;
-      if (move.to !== undefined) {
-        target = fleet.refusal(move.to) === undefined ? move.to : undefined;
-      } else {
-        try {
-          target = router().candidates(h, (id) => fleet.refusal(id), rec.spokeId)[0]?.spokeId;
-        } catch {
-          target = undefined;
-        }
-      }
-      if (target === undefined) {
+      const p = place(
+        {
+          router: routes,
+          from: rec.spokeId,
+          failoverTo: fleet.has(rec.spokeId) ? fleet.config(rec.spokeId).failover_to : [],
+          to: move.to,
+          refusal: (id) => fleet.refusal(id),
+        },
+        h,
+      );
+      if (!p.ok) {
         move.skipped++;
+        unplaced.add(p.code, p.reason, [h]);
         continue;
       }
-      holds.push(fleet.hold(target));
-      let g = groups.get(target);
-      if (!g) groups.set(target, (g = []));
+      holds.push(fleet.hold(p.spokeId));
+      let g = groups.get(p.spokeId);
+      if (!g) groups.set(p.spokeId, (g = []));
       g.push(rec);
     }
     try {
-      await Promise.all([...groups].map(([target, recs]) => this.adoptGroup(move, target, recs)));
+      await Promise.all([...groups].map(([target, recs]) => this.adoptGroup(move, target, recs, unplaced)));
     } finally {
       for (const r of holds) r();
     }
   }
 
-  private async adoptGroup(move: Move, target: string, recs: EnvoyRecord[]): Promise<void> {
+  private async adoptGroup(move: Move, target: string, recs: EnvoyRecord[], unplaced: UnplacedTally): Promise<void> {
     const { state, epochs, links, events, config } = this.d;
     const reason: AssignReason = move.kind;
     try {
@@ -313,6 +307,11 @@ export class Mover {
     } catch (e) {
       move.failed += recs.length;
       pushError(move, `${target}: ${errorText(e)}`);
+      unplaced.add(
+        'failed',
+        `${target} did not adopt them: ${errorText(e)}`,
+        recs.map((r) => r.hostname),
+      );
       this.d.log.warn(
         { move: move.id, spoke: target, count: recs.length, err: errorText(e) },
         'could not move a batch',

@@ -58,12 +58,18 @@ export class Fleet {
     return this.store.countOn(id) + (this.inflight.get(id) ?? 0);
   }
 
+  /** Envoys a finished drain of `id` could not place: still recorded on it, though it takes none. */
+  stranded(id: string): number {
+    const s = this.store.spokeAdmin.get(id)?.state;
+    return s === 'partial' || s === 'drained' ? this.store.countOn(id) : 0;
+  }
+
   /** Why `id` cannot take `n` more envoys now, or undefined when it can. */
   refusal(id: string, n = 1): string | undefined {
     const cfg = this.byId.get(id);
     if (!cfg) return 'not configured';
     const admin = this.store.spokeAdmin.get(id);
-    if (admin?.state === 'draining' || admin?.state === 'drained') return admin.state;
+    if (admin !== undefined && admin.state !== 'active') return admin.state;
     const h = this.health.get(id);
     // Not yet probed (just started): worth trying; the adopt itself will tell.
     if (h.probed && !h.online) return 'offline';

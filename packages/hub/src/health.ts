@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { LatencyWindow, errorText, type SpokeStats } from '@axle/shared';
 import type { SpokeAdmin } from './model.js';
 
-export type SpokeState = 'online' | 'offline' | 'draining' | 'drained';
+export type SpokeState = 'online' | 'offline' | 'draining' | 'drained' | 'partial';
 
 /** What the hub knows about a spoke's health right now (not durable: re-learnt by probing). */
 export interface SpokeHealth {
@@ -98,6 +98,7 @@ export class HealthBook extends EventEmitter<HealthEvents> {
   static state(h: SpokeHealth, admin: SpokeAdmin | undefined): SpokeState {
     if (admin?.state === 'draining') return 'draining';
     if (admin?.state === 'drained') return 'drained';
+    if (admin?.state === 'partial') return 'partial';
     return h.online ? 'online' : 'offline';
   }
 }

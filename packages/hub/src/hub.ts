@@ -39,6 +39,7 @@ import { replicationMetrics } from './replication/metrics.js';
 import { Replication } from './replication/replication.js';
 import { SpokeLinks } from './spoke-links.js';
 import { StateStore } from './state.js';
+import { StrandedPlacer } from './stranded.js';
 import { Supervisor } from './supervisor.js';
 import { TermProofs } from './term-proof.js';
 import { canonicalizeDirectory } from './names.js';
@@ -192,6 +193,7 @@ export class Hub {
           if (fleet.has(id) && fleet.health.get(id).online) void supervisor?.flushReleases(id).catch(() => undefined);
         },
       });
+      const stranded = new StrandedPlacer({ state, fleet, mover, log, config, router });
       supervisor = new Supervisor({
         state,
         fleet,
@@ -201,6 +203,7 @@ export class Hub {
         metrics,
         log,
         config,
+        stranded,
         termProof: () => termProofs.current(),
       });
       supervisorRef = supervisor;
@@ -491,6 +494,8 @@ export class Hub {
     p.webhooks.configure(merged.webhooks);
     this.log.info({ ...diff, spokes: p.fleet.ids() }, 'config reloaded');
     for (const id of [...diff.added, ...diff.changed]) void p.supervisor.probe(id);
+    // A spoke added (or a pattern, failover_to or default_spoke) may give stranded envoys a home.
+    p.supervisor.placeStranded('the hub config was reloaded', true);
   }
 
   async stop(): Promise<void> {

@@ -2,7 +2,7 @@ import { Metrics } from '@axle/shared';
 import type { Fleet } from './fleet.js';
 import type { StateStore } from './state.js';
 
-const STATES = ['online', 'offline', 'draining', 'drained'] as const;
+const STATES = ['online', 'offline', 'draining', 'drained', 'partial'] as const;
 
 /** The hub's Prometheus metrics, all prefixed `axle_hub_`. Gauges are read at scrape time. */
 export class HubMetrics {
@@ -48,6 +48,15 @@ export class HubMetrics {
       this.reset();
       for (const id of fleet.ids()) this.set({ spoke: id }, state.countOn(id));
     });
+    this.m.gauge(
+      'stranded_envoys',
+      'Envoys a finished drain of the spoke could not place anywhere (spoke state partial)',
+      ['spoke'],
+      function collect() {
+        this.reset();
+        for (const id of fleet.ids()) this.set({ spoke: id }, fleet.stranded(id));
+      },
+    );
     this.m.gauge(
       'compliance_ratio',
       'Compliant / (compliant + noncompliant) per spoke, from its last stats',

@@ -58,7 +58,8 @@ export interface RekeyAllowance {
   until: number;
 }
 
-export type SpokeAdminState = 'active' | 'draining' | 'drained';
+/** `partial`: a drain ended but could not place every envoy; those left are stranded on the spoke. */
+export type SpokeAdminState = 'active' | 'draining' | 'drained' | 'partial';
 
 export interface SpokeAdmin {
   id: string;
@@ -68,10 +69,25 @@ export interface SpokeAdmin {
   reason: string;
   since: number;
   moveId?: string;
+  /** The target an operator named (`drain --to`): re-placing stranded envoys keeps to it. */
+  to?: string;
+  /** Why the last drain left envoys behind (state `partial`); the live count is the directory's. */
+  stranded?: { count: number; reasons: UnplacedReason[]; at: number };
+}
+
+/** Envoys a move could not place, grouped by why (the reason names spokes, never hosts). */
+export interface UnplacedReason {
+  /** no_match: no spoke may take them; unavailable: those that may are down or full; failed: the adopt failed. */
+  code: 'no_match' | 'unavailable' | 'failed';
+  reason: string;
+  count: number;
+  /** A few of the host names, for the operator to look at. */
+  examples: string[];
 }
 
 export type MoveKind = 'drain' | 'reassign' | 'failover';
-export type MoveState = 'running' | 'done' | 'cancelled' | 'interrupted' | 'failed';
+/** `partial`: finished, but some envoys could not be placed (`skipped` + `failed`, reasons in `unplaced`). */
+export type MoveState = 'running' | 'done' | 'partial' | 'cancelled' | 'interrupted' | 'failed';
 
 export interface Move {
   id: string;
@@ -91,6 +107,9 @@ export interface Move {
   finishedAt?: number;
   by: string;
   errors: string[];
+  /** What started an automatic re-placement of stranded envoys (a spoke added, back, or with room). */
+  trigger?: string;
+  unplaced?: UnplacedReason[];
 }
 
 export interface HubEvent {

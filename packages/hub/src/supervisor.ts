@@ -6,6 +6,7 @@ import type { Fleet } from './fleet.js';
 import type { HubMetrics } from './metrics.js';
 import type { SpokeLinks } from './spoke-links.js';
 import type { StateStore } from './state.js';
+import type { StrandedPlacer } from './stranded.js';
 
 export interface SupervisorDeps {
   state: StateStore;
@@ -18,6 +19,7 @@ export interface SupervisorDeps {
   config: () => HubConfig;
   /** This hub's signed term, carried by every probe so spokes can pass it on to envoys. */
   termProof: () => TermProof;
+  stranded: StrandedPlacer;
 }
 
 const RELEASE_CHUNK = 1000;
@@ -27,7 +29,8 @@ const RELEASE_CHUNK = 1000;
  * success too), drains a spoke after `threshold` consecutive failures when auto-failover
  * is on, and when a spoke comes back tells it to release what was moved away (so an envoy
  * that still reaches it is redirected) before it takes new envoys again. Moved envoys stay
- * where they went: a flapping spoke is never drained back and forth.
+ * where they went: a flapping spoke is never drained back and forth. Envoys a drain could not
+ * place are placed as soon as a spoke can take them (stranded.ts), checked every round.
  */
 export class Supervisor {
   private timer: NodeJS.Timeout | undefined;
@@ -53,9 +56,11 @@ export class Supervisor {
     this.stopped = false;
     const tick = () => {
       if (this.stopped) return;
-      this.round = this.probeAll().finally(() => {
-        if (!this.stopped) this.timer = setTimeout(tick, this.d.config().spanner.auto_failover.interval);
-      });
+      this.round = this.probeAll()
+        .then(() => this.placeStranded('a spoke has room or is back'))
+        .finally(() => {
+          if (!this.stopped) this.timer = setTimeout(tick, this.d.config().spanner.auto_failover.interval);
+        });
     };
     tick();
   }
@@ -65,6 +70,16 @@ export class Supervisor {
     if (this.timer) clearTimeout(this.timer);
     await this.round?.catch(() => undefined);
     await Promise.allSettled([...this.flushing.values()]);
+  }
+
+  /** Places stranded envoys that a spoke can take now (primary only: a no-op while stopped). */
+  placeStranded(trigger: string, changed = false): void {
+    if (this.stopped) return;
+    try {
+      this.d.stranded.check(trigger, changed);
+    } catch (e) {
+      this.d.log.error({ err: errorText(e) }, 'could not look for a home for stranded envoys; will look again');
+    }
   }
 
   async probeAll(): Promise<void> {
@@ -148,6 +163,7 @@ export class Supervisor {
     } catch (e) {
       log.warn({ spoke: id, err: errorText(e) }, 'spoke is back but releasing moved envoys failed; will retry');
     }
+    this.placeStranded(`spoke ${id} is back online`, true);
   }
 
   /** Tells `id` to release every envoy that was moved off it, with where each went. */

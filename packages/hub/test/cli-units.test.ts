@@ -25,14 +25,14 @@ describe('axle CLI pieces', () => {
     p.update(move(1));
     p.update(move(4, 'done'));
     expect(t.text).toContain('\r\x1b[2Kdrain dc1 [########......................] 1/4');
-    expect(t.text).toMatch(/\[#{30}\] 4\/4 \(4 moved, 0 already there, 0 failed\) done\n$/);
+    expect(t.text).toMatch(/\[#{30}\] 4\/4 \(4 moved, 0 already there, 0 not placed, 0 failed\) done\n$/);
     const plain = io(false);
     const q = new Progress(plain, 'drain dc1');
     q.update(move(1));
     q.update(move(1));
     q.update(move(4, 'done'));
     expect(plain.text).toBe(
-      'drain dc1: 1/4 (1 moved, 0 already there, 0 failed) running\ndrain dc1: 4/4 (4 moved, 0 already there, 0 failed) done\n',
+      'drain dc1: 1/4 (1 moved, 0 already there, 0 not placed, 0 failed) running\ndrain dc1: 4/4 (4 moved, 0 already there, 0 not placed, 0 failed) done\n',
     );
   });
 

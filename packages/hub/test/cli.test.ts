@@ -127,9 +127,9 @@ describe('axle CLI against a real hub and spokes', () => {
     const r = await cli('spanner', 'spokes');
     expect(r.code).toBe(0);
     const t = rows(r.stdout);
-    expect(t.map((x) => [x[0], x[1], x[3], x[5]])).toEqual([
-      ['dc1', 'online', '3', '2/1/0'],
-      ['dc2', 'online', '2', '2/0/0'],
+    expect(t.map((x) => [x[0], x[1], x[3], x[4], x[5], x[7]])).toEqual([
+      ['dc1', 'online', '3', '0', '0', '2/1/0'],
+      ['dc2', 'online', '2', '0', '0', '2/0/0'],
     ]);
     const j = await json('spanner', 'spokes');
     expect(j.spokes.map((s: { id: string; envoys: number }) => [s.id, s.envoys])).toEqual([
@@ -357,6 +357,8 @@ describe('axle CLI against a real hub and spokes', () => {
   });
 
   it('a fan-out that misses a spoke warns naming it and exits 1, still printing the rest', async () => {
+    // Earlier tests moved dc2's envoys away: bring them home, so the drain below has some to strand.
+    expect((await cli('spanner', 'reassign', '--hostname', '*.dc2.*', '--to', 'dc2')).code).toBe(0);
     await f.dc2.daemon.kill('SIGKILL');
     const r = await cli('envoys', 'list');
     expect(r.code).toBe(1);
@@ -371,5 +373,31 @@ describe('axle CLI against a real hub and spokes', () => {
     const s = await cli('spanner', 'spokes');
     expect(s.stderr).toMatch(/warning: spoke dc2 is offline/);
     expect(rows(s.stdout).find((x) => x[0] === 'dc2')?.[1]).toBe('offline');
+    // A dead spoke's live figures are shown as unknown, with the last known value and its age
+    // (the count is whatever was connected when it last answered).
+    expect(rows(s.stdout).find((x) => x[0] === 'dc2')?.[5]).toMatch(/^unknown \(last \d+, \d+s ago\)$/);
+    const d = await cli('spanner', 'spoke', 'dc2');
+    expect(d.stdout).toMatch(/^connected:\s+unknown \(last \d+, \d+s ago\)$/m);
+    expect(JSON.parse((await cli('--json', 'spanner', 'spoke', 'dc2')).stdout).stats).toBeNull();
+
+    // Nothing else matches *.dc2.*: the drain ends partial, exits 1 and says why.
+    const drain = await cli('spanner', 'drain', '--spoke', 'dc2');
+    expect(drain.code, drain.stdout + drain.stderr).toBe(1);
+    expect(drain.stdout).toMatch(/^state:\s+partial$/m);
+    expect(drain.stdout).toMatch(/^not placed:\s+2$/m);
+    expect(drain.stdout).toMatch(
+      /^ {2}2: no spoke other than dc2 matches their names and dc2 has no failover_to and there is no default_spoke \(e\.g\. web1\.dc2\.example\.com, web2\.dc2\.example\.com\)$/m,
+    );
+    expect(drain.stderr).toMatch(/could not place 2 envoy\(s\)/);
+    const after = await cli('spanner', 'spokes');
+    expect(
+      rows(after.stdout)
+        .find((x) => x[0] === 'dc2')
+        ?.slice(0, 5),
+    ).toEqual(['dc2', 'partial', expect.any(String), '2', '2']);
+    expect(after.stderr).toMatch(
+      /warning: spoke dc2: 2 envoy\(s\) stranded, a drain could not place them:\n {2}2: no spoke other than dc2/,
+    );
+    expect((await cli('spanner', 'spoke', 'dc2')).stdout).toMatch(/^stranded:\s+2$/m);
   });
 });

@@ -105,7 +105,7 @@ export async function procSpoke(bag: Bag, id: string, hub: HubKey, o: { hubAddr?
 }
 
 export interface HubOptions {
-  spokes: (SpokeRef & { patterns: string[]; max_envoys?: number })[];
+  spokes: (SpokeRef & { patterns: string[]; max_envoys?: number; failover_to?: string[] })[];
   default_spoke?: string;
   extra?: Record<string, unknown>;
   spanner?: Record<string, unknown>;
@@ -125,6 +125,7 @@ export function hubConfigObject(key: HubKey, o: HubOptions): Record<string, unkn
         pubkey: s.pubkey,
         patterns: s.patterns,
         ...(s.max_envoys !== undefined ? { max_envoys: s.max_envoys } : {}),
+        ...(s.failover_to !== undefined ? { failover_to: s.failover_to } : {}),
       })),
       ...(o.default_spoke ? { default_spoke: o.default_spoke } : {}),
       ...o.spanner,

@@ -10,6 +10,7 @@ export interface MoveView {
   skipped: number;
   failed: number;
   errors?: unknown;
+  unplaced?: { code: string; reason: string; count: number; examples: string[] }[];
   from?: string;
   to?: string;
   match?: string;
@@ -31,7 +32,7 @@ export class Progress {
 
   update(m: MoveView): void {
     const done = m.moved + m.already + m.skipped + m.failed;
-    const nums = `${done}/${m.total} (${m.moved} moved, ${m.already} already there, ${m.failed} failed)`;
+    const nums = `${done}/${m.total} (${m.moved} moved, ${m.already} already there, ${m.skipped} not placed, ${m.failed} failed)`;
     if (this.io.tty) {
       const frac = m.total === 0 ? 1 : Math.min(1, done / m.total);
       const n = Math.round(frac * WIDTH);

@@ -10,13 +10,27 @@ interface Compliance {
   noncompliant: number;
   unknown: number;
 }
+interface Stats {
+  configVersion: number;
+  connected: number;
+  envoys: number;
+  checkinsPerMinute: number;
+}
+interface Unplaced {
+  code: string;
+  reason: string;
+  count: number;
+  examples: string[];
+}
 interface SpokeView {
   id: string;
   addr: string;
   patterns: string[];
+  failoverTo?: string[];
   maxEnvoys: number | null;
   state: string;
   envoys: number;
+  stranded?: { count: number; reasons: Unplaced[]; since: number | null };
   pendingReleases: number;
   health: {
     online: boolean;
@@ -29,8 +43,28 @@ interface SpokeView {
     lastPushAt: number | null;
     lastError: string | null;
   };
-  stats: { configVersion: number; connected: number; envoys: number; checkinsPerMinute: number } | null;
+  /** Current figures; null while the spoke does not answer (then lastStats, with its age). */
+  stats: Stats | null;
+  lastStats?: Stats | null;
+  lastStatsAt?: number | null;
   compliance: Compliance | null;
+}
+
+/** A live figure, or the last known one and its age when the spoke does not answer: never passed off as live. */
+function figure(
+  s: Pick<SpokeView, 'stats' | 'lastStats' | 'lastStatsAt'>,
+  pick: (st: Stats) => string | number,
+): string {
+  if (s.stats) return String(pick(s.stats));
+  if (s.lastStats) return `unknown (last ${pick(s.lastStats)}, ${ago(s.lastStatsAt)})`;
+  return 'unknown';
+}
+
+/** Why envoys were not placed, one line each: count, reason, a few hosts. */
+function unplacedLines(rs: Unplaced[] | undefined, indent = '  '): string {
+  return (rs ?? [])
+    .map((r) => `${indent}${r.count}: ${r.reason}${r.examples.length > 0 ? ` (e.g. ${r.examples.join(', ')})` : ''}\n`)
+    .join('');
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -57,13 +91,21 @@ async function follow(ctx: Ctx, start: { move: MoveView; existing: boolean }, la
         ['total', m.total],
         ['moved', m.moved],
         ['already there', m.already],
-        ['skipped', m.skipped],
+        ['not placed', m.skipped],
         ['failed', m.failed],
-      ]) + (m.failed > 0 && m.errors ? `errors: ${JSON.stringify(m.errors)}\n` : ''),
+      ]) +
+      (m.failed > 0 && m.errors ? `errors: ${JSON.stringify(m.errors)}\n` : '') +
+      (m.unplaced && m.unplaced.length > 0 ? `not placed, by reason:\n${unplacedLines(m.unplaced)}` : ''),
     m,
   );
   if (m.state === 'running') ctx.warn(`move ${m.id} is still running; check it later with GET /api/v1/moves/${m.id}`);
-  if (m.state !== 'done' || m.failed > 0) {
+  if (m.state === 'partial') {
+    ctx.warn(
+      `move ${m.id} could not place ${m.skipped + m.failed} envoy(s) (reasons above); they stay where they are. ` +
+        'Give them a spoke (a pattern, failover_to or default_spoke, then reload the hub) or bring one back: the hub places them by itself',
+    );
+    ctx.exitCode = EXIT.FAILED;
+  } else if (m.state !== 'done' || m.failed > 0) {
     ctx.warn(
       `move ${m.id} ended ${m.state} with ${m.failed} failed; run the same command again to retry what is left (moves are idempotent)`,
     );
@@ -89,6 +131,8 @@ export function spannerCommand(
                 'STATE',
                 'ADDR',
                 'ENVOYS',
+                'STRANDED',
+                'CONNECTED',
                 'COMPLIANCE',
                 'C/NC/U',
                 'LATENCY',
@@ -102,12 +146,14 @@ export function spannerCommand(
                 s.state,
                 s.addr,
                 s.envoys,
+                s.stranded?.count ?? 0,
+                figure(s, (st) => st.connected),
                 pct(ratio(s.compliance)),
                 s.compliance ? `${s.compliance.compliant}/${s.compliance.noncompliant}/${s.compliance.unknown}` : '-',
-                msText(s.health.latencyMs),
+                s.health.online ? msText(s.health.latencyMs) : '-',
                 msText(s.health.latencyP99Ms),
                 s.health.consecutiveFailures,
-                s.stats ? `v${s.stats.configVersion}` : '-',
+                figure(s, (st) => `v${st.configVersion}`),
                 ago(s.health.lastOkAt),
               ]),
             ),
@@ -117,6 +163,11 @@ export function spannerCommand(
         for (const s of off)
           ctx.warn(
             `spoke ${s.id} is offline (${s.health.lastError ?? 'no answer'}); check that axle-spoke runs at ${s.addr}`,
+          );
+        for (const s of r.spokes.filter((x) => (x.stranded?.count ?? 0) > 0))
+          ctx.warn(
+            `spoke ${s.id}: ${s.stranded!.count} envoy(s) stranded, a drain could not place them:\n${unplacedLines(s.stranded!.reasons)}` +
+              `give them a spoke (a pattern, failover_to or default_spoke, then reload the hub) or bring one back; the hub places them by itself. Details: axle spanner spoke ${s.id}`,
           );
       }),
     );
@@ -141,8 +192,10 @@ export function spannerCommand(
             ['state', d.state],
             ['addr', d.addr],
             ['patterns', d.patterns.join(', ')],
+            ['failover to', d.failoverTo?.join(', ')],
             ['envoys', d.envoys.coverage.total],
-            ['connected', d.stats?.connected],
+            ['stranded', d.stranded?.count ?? 0],
+            ['connected', figure(d, (st) => st.connected)],
             [
               'compliance',
               c
@@ -157,9 +210,11 @@ export function spannerCommand(
             ['last probe', time(d.health.lastProbeAt)],
             ['last seen', ago(d.health.lastOkAt)],
             ['last error', d.health.lastError],
-            ['config', d.stats ? `v${d.stats.configVersion}` : undefined],
+            ['config', figure(d, (st) => `v${st.configVersion}`)],
             ['pending releases', d.pendingReleases],
           ]);
+          if ((d.stranded?.count ?? 0) > 0)
+            s += `\nSTRANDED (a drain could not place them; the hub places them once a spoke can take them)\n${unplacedLines(d.stranded?.reasons)}`;
           s += `\nRECENT RUNS\n${d.recentRuns.length > 0 ? runTable(d.recentRuns) : 'none\n'}`;
           s += `\nENVOYS\n${d.envoys.items.length > 0 ? envoyTable(d.envoys.items) : 'none\n'}`;
           if (d.envoys.cursor)

@@ -11,7 +11,7 @@ import {
   type MessageOf,
   type PeerClaim,
 } from '@axle/shared';
-import type { HubConfig, SpokeConfig } from '../config.js';
+import type { HubConfig } from '../config.js';
 import { SpokeLink } from '../spoke-links.js';
 import type { StateStore } from '../state.js';
 import { Follower } from './follower.js';
@@ -108,7 +108,7 @@ export class Replication {
       );
     }
     for (const w of cfg.replication.witnesses) {
-      this.witnesses.set(w.id, new SpokeLink({ ...w, patterns: [] } as SpokeConfig, self, d.log));
+      this.witnesses.set(w.id, new SpokeLink({ ...w, patterns: [], failover_to: [] }, self, d.log));
     }
     d.state.guard = () => {
       if (this.role !== 'primary') throw this.notPrimary();

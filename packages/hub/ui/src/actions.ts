@@ -25,7 +25,8 @@ async function follow(move: Move, what: string): Promise<void> {
   for (let i = 0; i < 600; i++) {
     const m = await get<Move>(`/api/v1/moves/${encodeURIComponent(move.id)}`).catch(() => undefined);
     if (m) {
-      t.textContent = `${what}: ${m.moved + m.already} of ${m.total} moved${m.failed ? `, ${m.failed} failed` : ''} (${m.state})`;
+      const left = m.skipped + m.failed;
+      t.textContent = `${what}: ${m.moved + m.already} of ${m.total} moved${left ? `, ${left} could not be placed` : ''} (${m.state})`;
       if (m.state !== 'running') {
         t.className = `toast ${m.state === 'done' && !m.failed ? 'ok' : 'bad'}`;
         return;

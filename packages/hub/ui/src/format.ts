@@ -1,4 +1,5 @@
 import { h } from './dom.js';
+import type { SpokeStats, Unplaced } from './types.js';
 
 export function ago(ms: number | null | undefined): string {
   if (!ms) return 'never';
@@ -24,6 +25,27 @@ export function ms(v: number | null | undefined): string {
   return v < 10 ? `${v.toFixed(1)} ms` : `${Math.round(v)} ms`;
 }
 
+/** A live figure of a spoke, or its last known value and age while the spoke does not answer. */
+export function figure(
+  s: { stats: SpokeStats | null; lastStats: SpokeStats | null; lastStatsAt: number | null },
+  pick: (st: SpokeStats) => string | number,
+): string {
+  if (s.stats) return String(pick(s.stats));
+  if (s.lastStats) return `unknown (last ${pick(s.lastStats)}, ${ago(s.lastStatsAt)})`;
+  return 'unknown';
+}
+
+/** Why envoys were not placed: one line each, with a few of the hosts. */
+export function unplacedList(reasons: Unplaced[], testid?: string): HTMLElement {
+  return h(
+    'ul',
+    { class: 'reasons', ...(testid ? { testid } : {}) },
+    reasons.map((r) =>
+      h('li', null, `${r.count}: ${r.reason}${r.examples.length > 0 ? ` (e.g. ${r.examples.join(', ')})` : ''}`),
+    ),
+  );
+}
+
 export function ratioOf(c: { compliant: number; noncompliant: number } | null | undefined): number | null {
   if (!c) return null;
   const j = c.compliant + c.noncompliant;
@@ -46,6 +68,7 @@ const STATE_CLASS: Record<string, string> = {
   revoked: 'bad',
   draining: 'warn',
   drained: 'warn',
+  partial: 'bad',
   unknown: 'muted',
   running: 'warn',
   changed: 'warn',

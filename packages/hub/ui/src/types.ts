@@ -18,13 +18,24 @@ export interface SpokeStats {
   version: string;
 }
 
+/** Envoys a move could not place, grouped by why. */
+export interface Unplaced {
+  code: string;
+  reason: string;
+  count: number;
+  examples: string[];
+}
+
 export interface SpokeView {
   id: string;
   addr: string;
   patterns: string[];
+  failoverTo: string[];
   maxEnvoys: number | null;
   state: string;
   envoys: number;
+  /** Envoys a finished drain could not place (state partial), and why. */
+  stranded: { count: number; reasons: Unplaced[]; since: number | null };
   pendingReleases: number;
   health: {
     online: boolean;
@@ -38,8 +49,12 @@ export interface SpokeView {
     lastPushAt: number | null;
     lastError: string | null;
   };
+  /** True while the spoke answers: `stats` are current (null otherwise; see lastStats). */
+  live: boolean;
   stats: SpokeStats | null;
   statsAt: number | null;
+  lastStats: SpokeStats | null;
+  lastStatsAt: number | null;
   compliance: Compliance | null;
 }
 
@@ -150,6 +165,7 @@ export interface Move {
   skipped: number;
   failed: number;
   errors?: unknown;
+  unplaced?: Unplaced[];
   from?: string;
   to?: string;
 }

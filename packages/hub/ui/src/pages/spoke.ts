@@ -1,7 +1,7 @@
 import { drainSpoke } from '../actions.js';
 import { get, session } from '../api.js';
 import { h, replace } from '../dom.js';
-import { ago, badge, card, complianceBar, ms, pct, ratioOf, table, when } from '../format.js';
+import { ago, badge, card, complianceBar, figure, ms, pct, ratioOf, table, unplacedList, when } from '../format.js';
 import type { Page } from '../page.js';
 import type { SpokeDetail, SpokeView } from '../types.js';
 import { envoyRows, ENVOY_HEAD, runRows, RUN_HEAD } from './shared.js';
@@ -10,6 +10,7 @@ import { envoyRows, ENVOY_HEAD, runRows, RUN_HEAD } from './shared.js';
 export function spokePage(id: string): Page {
   const head = h('div', { class: 'page-head' });
   const cards = h('div', { class: 'cards' });
+  const stranded = h('div');
   const breakdown = h('div', { class: 'panel' });
   const runs = h('div', { class: 'panel' });
   const envoys = h('div', { class: 'panel' });
@@ -24,7 +25,7 @@ export function spokePage(id: string): Page {
     replace(
       head,
       h('h1', null, 'Spoke ', h('span', { testid: 'spoke-id' }, d.id), ' ', badge(d.state, 'spoke-state')),
-      session()?.role === 'admin' && d.state !== 'drained'
+      session()?.role === 'admin' && d.state !== 'drained' && d.state !== 'partial'
         ? h(
             'button',
             { class: 'danger', testid: 'drain-button', onclick: () => void drainSpoke(id, all, () => void refresh()) },
@@ -36,10 +37,37 @@ export function spokePage(id: string): Page {
       cards,
       card('Address', d.addr, 'spoke-addr', 'text'),
       card('Envoys', d.envoys.coverage.total, 'spoke-envoy-count'),
-      card('Connected', d.stats ? d.stats.connected : '—', 'spoke-connected'),
-      card('Probe latency', ms(d.health.latencyMs), 'spoke-latency'),
-      card('Config version', d.stats ? `v${d.stats.configVersion}` : '—', 'spoke-config'),
+      card('Stranded', d.stranded.count, 'spoke-stranded', d.stranded.count > 0 ? 'bad' : ''),
+      card(
+        'Connected',
+        figure(d, (st) => st.connected),
+        'spoke-connected',
+        d.live ? '' : 'text',
+      ),
+      card('Probe latency', d.live ? ms(d.health.latencyMs) : 'no answer', 'spoke-latency', d.live ? '' : 'text'),
+      card(
+        'Config version',
+        figure(d, (st) => `v${st.configVersion}`),
+        'spoke-config',
+        d.live ? '' : 'text',
+      ),
       card('Last seen', ago(d.health.lastOkAt), 'spoke-last-seen', 'text'),
+    );
+    replace(
+      stranded,
+      d.stranded.count > 0
+        ? h(
+            'div',
+            { class: 'warning', testid: 'stranded-warning' },
+            h(
+              'p',
+              null,
+              `${d.stranded.count} envoys on ${d.id} are stranded: its drain could not place them. ` +
+                'Give them a spoke (a pattern, failover_to or default_spoke, then reload the hub) or bring one back; the hub places them by itself.',
+            ),
+            unplacedList(d.stranded.reasons, 'stranded-reasons'),
+          )
+        : null,
     );
     replace(
       breakdown,
@@ -64,7 +92,7 @@ export function spokePage(id: string): Page {
       h(
         'p',
         { class: 'muted' },
-        `Patterns: ${d.patterns.join(', ')} · last probe ${when(d.health.lastProbeAt)} · ${d.health.consecutiveFailures} consecutive failures`,
+        `Patterns: ${d.patterns.join(', ')}${d.failoverTo.length > 0 ? ` · failover to ${d.failoverTo.join(', ')}` : ''} · last probe ${when(d.health.lastProbeAt)} · ${d.health.consecutiveFailures} consecutive failures`,
       ),
     );
     const down = d.outcome !== 'ok';
@@ -87,6 +115,7 @@ export function spokePage(id: string): Page {
     mount(root) {
       root.append(
         head,
+        stranded,
         cards,
         h('section', null, h('h2', null, 'Compliance'), breakdown),
         h('section', null, h('h2', null, 'Recent runs'), runs),

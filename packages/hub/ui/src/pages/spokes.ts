@@ -21,6 +21,7 @@ export function spokesPage(): Page {
           'Patterns',
           'State',
           'Envoys',
+          'Stranded',
           'Compliance',
           '',
           'Latency',
@@ -35,9 +36,10 @@ export function spokesPage(): Page {
           s.patterns.join(', '),
           badge(s.state, `spoke-state-${s.id}`),
           String(s.envoys),
+          String(s.stranded.count),
           complianceBar(s.compliance),
           pct(ratioOf(s.compliance)),
-          ms(s.health.latencyMs),
+          s.live ? ms(s.health.latencyMs) : 'no answer',
           String(s.health.consecutiveFailures),
           s.health.lastError ?? '',
           ago(s.health.lastOkAt),
@@ -51,7 +53,7 @@ export function spokesPage(): Page {
     h(
       'div',
       { class: 'row-actions' },
-      s.state === 'drained'
+      s.state === 'drained' || s.state === 'partial'
         ? h('button', { class: 'secondary small', onclick: () => void resume(s.id) }, 'Resume')
         : h(
             'button',
