@@ -508,6 +508,11 @@ export class Fleet {
   /** Every daemon process started, in order, for the log dump (AXLE_KEEP_FLEET). */
   private readonly started: { name: string; d: Daemon }[] = [];
 
+  /** Every line every hub and spoke process logged so far, by process (for scans of what leaked into logs). */
+  daemonLogs(): { name: string; lines: string[] }[] {
+    return this.started.map(({ name, d }) => ({ name, lines: d.logs.map((l) => JSON.stringify(l)) }));
+  }
+
   async startHub(id: string): Promise<Daemon> {
     const h = this.hub(id);
     h.daemon = await startDaemon(bin('hub', 'axle-hub'), ['--config', h.configFile], { timeoutMs: 60_000 });

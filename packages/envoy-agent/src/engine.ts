@@ -17,6 +17,7 @@ import { runCommand, type CommandRunner } from './command.js';
 import { DIFF_LIMITS } from './diff.js';
 import { loadPolicies } from './policy.js';
 import { IdResolver, applyResource, type Outcome } from './resources/index.js';
+import type { RunSecrets } from './resources/context.js';
 
 export interface RunOptions {
   /** The applied bundle; policies are read from `<configDir>/policies/*.yaml`. */
@@ -33,6 +34,42 @@ export interface RunOptions {
   signal?: AbortSignal;
   log?: Logger;
   id?: string;
+  /**
+   * Fetches the secrets the applied policies use (through the spoke, sealed to this envoy).
+   * Absent (axle-envoy apply): resources that use a secret fail, saying why.
+   */
+  secrets?: SecretSource;
+}
+
+/** Values by name for the secrets this host may read, and the reason for each it may not. */
+export type SecretSource = (names: string[]) => Promise<RunSecrets>;
+
+/** The secret names the applied policies use, from file contents and the templates they render. */
+function secretNamesOf(policies: readonly Policy[], templates: () => Templates): string[] {
+  const names = new Set<string>();
+  for (const p of policies)
+    for (const r of p.resources) {
+      if (r.kind !== 'file') continue;
+      if (r.content !== undefined && typeof r.content !== 'string') names.add(r.content.secret);
+      if (r.template !== undefined) for (const n of templates().secretNames(r.template)) names.add(n);
+    }
+  return [...names].sort();
+}
+
+async function fetchSecrets(names: string[], o: RunOptions): Promise<RunSecrets> {
+  if (names.length === 0) return { values: new Map(), refused: new Map() };
+  if (!o.secrets) {
+    const why = 'secrets come from the hub through the envoy daemon; axle-envoy apply has none';
+    return { values: new Map(), refused: new Map(names.map((n) => [n, `secret "${n}": ${why}`])) };
+  }
+  try {
+    return await o.secrets(names);
+  } catch (e) {
+    return {
+      values: new Map(),
+      refused: new Map(names.map((n) => [n, `secret "${n}" could not be fetched: ${errorText(e)}`])),
+    };
+  }
 }
 
 const MAX_MESSAGE = 8000;
@@ -131,6 +168,12 @@ export async function runPolicies(o: RunOptions): Promise<Run> {
     const runner = o.runner ?? runCommand;
     const env = o.env ?? process.env;
     let templates: Templates | undefined;
+    const templatesOnce = () => {
+      templates ??= new Templates(o.configDir);
+      return templates;
+    };
+    const secrets = await fetchSecrets(secretNamesOf(t.applied, templatesOnce), o);
+    const secretText = Object.fromEntries([...secrets.values].map(([k, v]) => [k, v.toString('utf8')]));
     for (const id of applyOrder(g)) {
       const node = g.nodes[id];
       if (!node) continue;
@@ -169,12 +212,10 @@ export async function runPolicies(o: RunOptions): Promise<Run> {
             execTimeoutMs: o.execTimeoutMs ?? 300_000,
             env,
             ids,
-            templates: () => {
-              templates ??= new Templates(o.configDir);
-              return templates;
-            },
-            scope: { hostname: o.hostname, traits: o.traits, vars: p.vars ?? {} },
+            templates: templatesOnce,
+            scope: { hostname: o.hostname, traits: o.traits, vars: p.vars ?? {}, secret: secretText },
             notifiedBy,
+            secrets,
             ...(o.signal ? { signal: o.signal } : {}),
           });
         } catch (e) {

@@ -7,11 +7,13 @@ import {
   Codec,
   fingerprint,
   fitRun,
+  openSealed,
   silentLogger,
   type Connection,
   type Logger,
   type Message,
   type MessageOf,
+  type KeyPair,
   type Run,
 } from '@axle/shared';
 import { loadEnvoyConfig, type EnvoyConfig } from './config.js';
@@ -23,6 +25,7 @@ import { Spool } from './spool.js';
 import { StateStore, type Assignment } from './state.js';
 import { collectTraits, traitsDigest, type Traits } from './traits.js';
 import type { CommandRunner } from './command.js';
+import type { RunSecrets } from './resources/context.js';
 
 /** Measures runs for fitting to the report limit. */
 const sizer = new Codec();
@@ -63,6 +66,8 @@ export class Envoy {
   private readonly spool: Spool;
   private readonly opts: EnvoyOptions;
   private link: SpokeLink | undefined;
+  /** This envoy's key, loaded at start: it opens the secrets the hub seals to it. */
+  private keyPair: KeyPair | undefined;
   private bundles!: BundleFetcher;
   private traits: { traits: Traits; digest: string } | undefined;
   private task: ScheduledTask | undefined;
@@ -110,6 +115,7 @@ export class Envoy {
   async start(): Promise<void> {
     if (this.started) return;
     const { keyPair, created } = this.store.loadKey();
+    this.keyPair = keyPair;
     const a = this.store.assignment;
     if (!a || created) {
       throw new AxleError(
@@ -241,6 +247,7 @@ export class Envoy {
         execTimeoutMs: this.cfg.exec_timeout,
         signal: ctl.signal,
         log: this.log,
+        secrets: (names) => this.fetchSecrets(names),
         ...(this.opts.runner ? { runner: this.opts.runner } : {}),
       });
       this.last = {
@@ -316,6 +323,29 @@ export class Envoy {
     const t = this.task;
     this.task = undefined;
     if (t) void Promise.resolve(t.destroy()).catch(() => undefined);
+  }
+
+  /**
+   * Asks the hub, through the spoke, for the secrets the run needs. Each arrives sealed to this
+   * envoy's key; they are opened in memory for the run and never written anywhere but into the
+   * files the policies name.
+   */
+  private async fetchSecrets(names: string[]): Promise<RunSecrets> {
+    const link = this.link;
+    const keyPair = this.keyPair;
+    if (!link || !keyPair) throw new AxleError(ErrorCode.CLOSED, 'the envoy is not running');
+    const reply = await link.request({ type: 'secret_fetch', names }, this.cfg.request_timeout);
+    if (reply.type !== 'secret_values') throw new AxleError(ErrorCode.BAD_MESSAGE, `the spoke answered ${reply.type}`);
+    const values = new Map<string, Buffer>();
+    const refused = new Map(reply.refused.map((r) => [r.name, r.reason]));
+    for (const item of reply.items) {
+      try {
+        values.set(item.name, Buffer.from(openSealed(item.sealed, keyPair)));
+      } catch (e) {
+        refused.set(item.name, `secret "${item.name}" did not open with this envoy's key: ${errorText(e)}`);
+      }
+    }
+    return { values, refused };
   }
 
   /** A job order from the spoke: converge now (a run reported as usual), or one task of the applied bundle. */

@@ -129,6 +129,21 @@ export class SpokeLink extends EventEmitter<LinkEvents> {
     await this.loopDone;
   }
 
+  /**
+   * A request to the spoke this envoy is connected to (secret fetches), waiting up to
+   * `timeoutMs` for a connection when there is none yet (a run right after start).
+   */
+  async request(msg: Message, timeoutMs: number): Promise<Message> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.conn?.isOpen) {
+      if (this.stopped || Date.now() >= deadline) {
+        throw new AxleError(ErrorCode.UNREACHABLE, 'not connected to a spoke now; the next run tries again');
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return this.conn.request(msg, Math.max(1000, deadline - Date.now()));
+  }
+
   /** New reports are in the spool: send them now if connected. */
   kick(): void {
     const c = this.conn;

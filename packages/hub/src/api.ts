@@ -35,6 +35,8 @@ import { WebUi } from './ui/server.js';
 import { configRoutes } from './api-config.js';
 import type { Publisher } from './config-publish.js';
 import { jobRoutes } from './api-jobs.js';
+import { secretRoutes } from './api-secrets.js';
+import type { Secrets } from './secrets.js';
 import type { JobRunner } from './jobs/runner.js';
 import { bootstrapRoutes } from './bootstrap.js';
 
@@ -57,6 +59,8 @@ export interface ApiDeps {
   ready: () => { ready: boolean; why?: string };
   /** Replicated hubs: standbys refuse writes (421) with the primary's address; /hub/promote. */
   replication?: Replication;
+  /** Secrets (secrets.ts, api-secrets.ts). */
+  secrets: Secrets;
   /** Jobs (jobs/, api-jobs.ts). */
   jobs?: JobRunner;
   /** For GET /bootstrap.sh: every hub address envoys should know, and this hub's listen address. */
@@ -150,6 +154,7 @@ export function buildHttp(d: ApiDeps): HubHttp {
     ui.routes(r);
     configRoutes(r, d);
     jobRoutes(r, d);
+    secretRoutes(r, d);
     if (d.hubAddrs && d.listenAddr)
       bootstrapRoutes(r, { config: d.config, hubAddrs: d.hubAddrs, listenAddr: d.listenAddr });
     return r;

@@ -39,6 +39,8 @@ export const EVENT_TYPES = [
   'envoy.rekey_allowed',
   'envoy.renamed',
   'envoy.removed',
+  'secret.set',
+  'secret.removed',
   'move.started',
   'move.finished',
   'token.created',

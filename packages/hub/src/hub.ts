@@ -43,6 +43,7 @@ import { StrandedPlacer } from './stranded.js';
 import { Supervisor } from './supervisor.js';
 import { TermProofs } from './term-proof.js';
 import { canonicalizeDirectory } from './names.js';
+import { Secrets } from './secrets.js';
 import { Tokens, hashSecret, newSecret } from './tokens.js';
 import { Webhooks } from './webhooks.js';
 import type { ImportDeps } from './import.js';
@@ -50,6 +51,7 @@ import type { ImportDeps } from './import.js';
 const ADMIN_TOKEN_ID = 'admin';
 
 interface Parts {
+  secrets: Secrets;
   state: StateStore;
   keyPair: KeyPair;
   termProofs: TermProofs;
@@ -137,6 +139,7 @@ export class Hub {
       const termProofs = new TermProofs(keyPair, state);
       let supervisorRef: Supervisor | undefined;
       let moverRef: Mover | undefined;
+      let secretsRef: Secrets | undefined;
       let canonicalizeRef: (() => void) | undefined;
       let jobsRef: JobRunner | undefined;
       const replication = new Replication({
@@ -155,6 +158,9 @@ export class Hub {
           supervisorRef?.start();
           jobsRef?.resume();
           canonicalizeRef?.();
+          void secretsRef
+            ?.sealForPeers()
+            .catch((e: unknown) => log.warn({ err: errorText(e) }, 'could not seal secrets for every peer hub'));
         },
         onStandby: async () => {
           jobsRef?.halt();
@@ -212,6 +218,8 @@ export class Hub {
       const jobs = new JobRunner({ state, fleet, links, queries, metrics, log, config });
       jobsRef = jobs;
       const publisher = new Publisher({ state, fleet, links, events, keyPair, log, config });
+      const secrets = new Secrets({ state, events, keyPair, log, config });
+      secretsRef = secrets;
       const auth = new ApiAuth(tokens, cfg.api.rate_limit, this.adminTokenFile);
       await this.ensureAdminToken(tokens, state, replication.enabled);
       if (!replication.enabled) await this.markInterruptedMoves(state);
@@ -235,6 +243,7 @@ export class Hub {
         importDeps,
         publisher,
         jobs,
+        secrets,
         log,
         config,
       };
@@ -262,6 +271,7 @@ export class Hub {
         onError: (e, ip) => log.debug({ source: ip, err: errorText(e) }, 'connection refused'),
       });
       this.p = {
+        secrets,
         state,
         keyPair,
         termProofs,
@@ -413,8 +423,17 @@ export class Hub {
     if (conn.peer.role === 'spoke') {
       const id = conn.peer.id;
       conn.onRequest = (msg: Message): Message => {
+        if (msg.type === 'secret_relay') {
+          if (!p.fleet.has(id))
+            throw new AxleError(ErrorCode.UNKNOWN_KEY, `spoke ${id} is no longer in the hub config`);
+          if (!p.replication.isPrimary) throw p.replication.notPrimary();
+          return p.secrets.deliver(id, msg);
+        }
         if (msg.type !== 'status')
-          throw new AxleError(ErrorCode.INVALID, `the hub takes only status pushes from spokes, not ${msg.type}`);
+          throw new AxleError(
+            ErrorCode.INVALID,
+            `the hub takes only status pushes and secret requests from spokes, not ${msg.type}`,
+          );
         if (msg.stats.spokeId !== id)
           throw new AxleError(
             ErrorCode.INVALID,
@@ -507,6 +526,7 @@ export class Hub {
     await p.supervisor.stop();
     await p.mover.stop();
     await p.publisher.stop();
+    await p.secrets.stop();
     p.webhooks.stop();
     await p.server.close(500);
     p.links.closeAll();

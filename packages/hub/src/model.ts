@@ -112,6 +112,27 @@ export interface Move {
   unplaced?: UnplacedReason[];
 }
 
+/**
+ * A secret as the hub stores it: the value encrypted (AES-256-GCM) with a data key of its own,
+ * and that data key sealed to each hub's key (this hub and its peers), so every hub can open
+ * it with its own private key and nothing else in the store can. Never the value in clear.
+ */
+export interface SecretRecord {
+  name: string;
+  version: number;
+  /** Host name globs allowed to receive it. */
+  hosts: string[];
+  /** HMAC-SHA256 of the value under its data key, hex: tells versions apart, reveals nothing. */
+  mac: string;
+  iv: Uint8Array;
+  tag: Uint8Array;
+  data: Uint8Array;
+  /** base64 hub public key -> the data key sealed to that hub. */
+  keys: Record<string, Uint8Array>;
+  setAt: number;
+  setBy: string;
+}
+
 export interface HubEvent {
   seq: number;
   at: number;
@@ -174,7 +195,11 @@ export type Change =
   /** Jobs (jobs/): the job record, a batch of its targets' records, or the job and its targets dropped. */
   | { kind: 'job.put'; job: Job }
   | { kind: 'job.targets'; jobId: string; targets: JobTarget[] }
-  | { kind: 'job.drop'; jobId: string };
+  | { kind: 'job.drop'; jobId: string }
+  | { kind: 'secret.put'; secret: SecretRecord }
+  | { kind: 'secret.drop'; name: string }
+  /** Which version of a secret each host was last sealed (for "secrets list": who lags). */
+  | { kind: 'secret.held'; name: string; held: { hostname: string; version: number }[] };
 
 export type ChangeKind = Change['kind'];
 

@@ -15,6 +15,7 @@ import type {
   Move,
   PendingEnrollment,
   RekeyAllowance,
+  SecretRecord,
   SpokeAdmin,
 } from './model.js';
 import type { Job, JobTarget } from './jobs/model.js';
@@ -51,6 +52,7 @@ export class StateStore {
   readonly bundles = new Map<number, ConfigBundleMeta>();
   /** Jobs without their targets (read those with `jobTargets()`). */
   readonly jobs = new Map<string, Job>();
+  readonly secrets = new Map<string, SecretRecord>();
   private chain: Promise<unknown> = Promise.resolve();
   private closed = false;
   /**
@@ -79,7 +81,9 @@ export class StateStore {
       | 'deliveries'
       | 'bundles'
       | 'jobs'
-      | 'jobtargets',
+      | 'jobtargets'
+      | 'secrets'
+      | 'secretheld',
       Database<unknown, Key>
     >,
   ) {}
@@ -113,6 +117,8 @@ export class StateStore {
       bundles: sub('bundles'),
       jobs: sub('jobs'),
       jobtargets: sub('jobtargets'),
+      secrets: sub('secrets'),
+      secretheld: sub('secretheld'),
     });
     s.load();
     if (s.db.meta.get('term') === undefined) await s.apply({ kind: 'term.set', term: 1 });
@@ -140,6 +146,16 @@ export class StateStore {
     for (const { value } of d.moves.getRange()) this.moves.set((value as Move).id, value as Move);
     for (const { value } of d.bundles.getRange()) this.indexBundle(value as ConfigBundle);
     for (const { value } of d.jobs.getRange()) this.jobs.set((value as Job).id, value as Job);
+    for (const { value } of d.secrets.getRange()) this.secrets.set((value as SecretRecord).name, value as SecretRecord);
+  }
+
+  /** The version of secret `name` each host was last sealed, read from the store (not kept in memory). */
+  secretHolders(name: string): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const { key, value } of this.db.secretheld.getRange({ start: [name], end: [name, '\uffff'] })) {
+      out.set((key as [string, string])[1], value as number);
+    }
+    return out;
   }
 
   /** Applies one change durably; resolves with its log sequence number once it is on disk. */
@@ -320,6 +336,7 @@ export class StateStore {
       this.moves,
       this.bundles,
       this.jobs,
+      this.secrets,
     ])
       m.clear();
     this.load();
@@ -378,6 +395,15 @@ export class StateStore {
       case 'job.drop':
         d.jobs.remove(c.jobId);
         for (const k of d.jobtargets.getKeys({ start: [c.jobId], end: [c.jobId, '\uffff'] })) d.jobtargets.remove(k);
+        return;
+      case 'secret.put':
+        return void d.secrets.put(c.secret.name, c.secret);
+      case 'secret.drop':
+        d.secrets.remove(c.name);
+        for (const k of d.secretheld.getKeys({ start: [c.name], end: [c.name, '\uffff'] })) d.secretheld.remove(k);
+        return;
+      case 'secret.held':
+        for (const h of c.held) d.secretheld.put([c.name, h.hostname], h.version);
         return;
     }
   }
@@ -452,6 +478,14 @@ export class StateStore {
         return;
       case 'job.drop':
         this.jobs.delete(c.jobId);
+        return;
+      case 'secret.put':
+        this.secrets.set(c.secret.name, c.secret);
+        return;
+      case 'secret.drop':
+        this.secrets.delete(c.name);
+        return;
+      case 'secret.held':
         return;
     }
   }

@@ -32,6 +32,7 @@ export {
 export { CostBudget, DEFAULT_QUERY_STEPS, GLOB_LIMITS, Glob, globField } from './glob.js';
 export type { GlobAlternative, GlobLimits } from './glob.js';
 export { signTerm, termProofSchema, verifyTermProof } from './term.js';
+export { openSealed, seal, x25519PrivateOf, x25519PublicOf } from './seal.js';
 export type { TermProof } from './term.js';
 export {
   fingerprint,
@@ -51,8 +52,10 @@ export {
   RESULT_STATUS,
   envoyFilterSchema,
   messageSchema,
+  MAX_SECRET_BYTES,
   runCursorSchema,
   runSchema,
+  secretNameSchema,
   statsSchema,
   targetSchema,
   traitsSchema,

@@ -85,6 +85,16 @@ export type Run = Infer<typeof runSchema>;
 export const runCursorSchema = obj({ finishedAt: ms(), id: runId(), hostname: opt(hostname()) });
 export type RunCursor = Infer<typeof runCursorSchema>;
 
+/** A secret's name, as policies and templates refer to it (`{{ secret.db_password }}`). */
+export const secretNameSchema = str({
+  min: 1,
+  max: 64,
+  pattern: /^[A-Za-z_][A-Za-z0-9_]*$/,
+  hint: 'must be a secret name (letters, digits and "_", not starting with a digit)',
+});
+/** The largest secret value, in bytes. */
+export const MAX_SECRET_BYTES = 64 * 1024;
+
 /** Where an envoy should go: a spoke's id, address and key, with the assignment epoch. */
 export const targetSchema = obj({ spokeId: id(), addr: str({ min: 1, max: 300 }), pubkey: pubkey() });
 export type SpokeTarget = Infer<typeof targetSchema>;
@@ -231,6 +241,26 @@ export const messageSchema = tagged('type', {
   }),
   // spoke -> envoy
   run_now: obj({ type: lit('run_now'), reason: text(256) }),
+
+  /** envoy -> spoke: the secrets its policies use; the spoke relays it to the hub as secret_relay. */
+  secret_fetch: obj({ type: lit('secret_fetch'), names: arr(secretNameSchema, { min: 1, max: 64 }) }),
+  /** spoke -> hub, for an envoy it owns; answered with secret_values sealed to that envoy's key. */
+  secret_relay: obj({
+    type: lit('secret_relay'),
+    hostname: hostname(),
+    names: arr(secretNameSchema, { min: 1, max: 64 }),
+  }),
+  /** Each value sealed to the asking envoy's key (seal.ts): the spoke that relays it cannot read it. */
+  secret_values: obj({
+    type: lit('secret_values'),
+    items: arr(
+      obj({ name: secretNameSchema, version: int({ min: 1 }), sealed: bytes({ max: MAX_SECRET_BYTES + 64 }) }),
+      {
+        max: 64,
+      },
+    ),
+    refused: arr(obj({ name: secretNameSchema, reason: text(512) }), { max: 64 }),
+  }),
 
   // hub -> spoke (every order carries the hub's term; spokes refuse a lower one)
   adopt: obj({ type: lit('adopt'), term: term(), envoys: arr(adoptItem, { max: 10_000 }) }),

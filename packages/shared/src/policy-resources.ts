@@ -125,11 +125,31 @@ const cronSchedule = () =>
     return f.join(' ');
   });
 
+/** A file's content: text, or `{ secret: NAME }` for a secret's value fetched at run time. */
+const fileContent = () =>
+  custom(
+    'content',
+    (v): string | { secret: string } => {
+      if (typeof v === 'string') {
+        if (v.length > 4 * 1024 * 1024) throw new Error('must be at most 4 MiB; use source: for larger files');
+        return v;
+      }
+      if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+        const keys = Object.keys(v);
+        const name = (v as { secret?: unknown }).secret;
+        if (keys.length === 1 && typeof name === 'string' && /^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(name))
+          return { secret: name };
+      }
+      throw new Error('expected text, or { secret: NAME } naming a secret set on the hub');
+    },
+    ['hello\n', { secret: 'db_password' }],
+  );
+
 const shapes = {
   file: obj({
     file: absPath(),
     ...common,
-    content: opt(str({ max: 4 * 1024 * 1024 })),
+    content: opt(fileContent()),
     source: opt(bundlePath()),
     template: opt(bundlePath()),
     mode: opt(fileMode()),

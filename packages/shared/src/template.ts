@@ -16,7 +16,12 @@ export interface TemplateScope {
   hostname: string;
   traits: Record<string, Json>;
   vars: Record<string, Json>;
+  /** The secrets this host may read, fetched for the run (`{{ secret.db_password }}`). */
+  secret?: Record<string, string>;
 }
+
+const SECRET_REF = /\bsecret\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]\s*\])/g;
+const INCLUDE = /\{%-?\s*(?:include|render|layout)\s+['"]([^'"]+)['"]/g;
 
 export const TEMPLATE_LIMITS = Object.freeze({
   /** Characters of template text parsed per render (the template and what it includes). */
@@ -146,7 +151,14 @@ export class Templates {
     let out: string;
     try {
       const tpl = await liquid.parseFile(file);
-      out = String(await liquid.render(tpl, { hostname: scope.hostname, traits: scope.traits, vars: scope.vars }));
+      out = String(
+        await liquid.render(tpl, {
+          hostname: scope.hostname,
+          traits: scope.traits,
+          vars: scope.vars,
+          secret: scope.secret ?? {},
+        }),
+      );
     } catch (e) {
       throw this.locate(e, file);
     }
@@ -155,6 +167,31 @@ export class Templates {
         `${file}: renders to more than ${TEMPLATE_LIMITS.outputBytes} bytes; refusing to write it`,
       );
     return out;
+  }
+
+  /**
+   * The secrets `file` refers to (`secret.name` or `secret["name"]`), following includes named
+   * literally: what the envoy asks the hub for before it renders. A secret reached only through
+   * a variable name (`secret[key]`) is not seen, and fails as an undefined variable.
+   */
+  secretNames(file: string): string[] {
+    const fs = bundleFs(this.root, this.read);
+    const names = new Set<string>();
+    const seen = new Set<string>();
+    const walk = (rel: string, depth: number) => {
+      if (depth > 10 || seen.has(rel)) return;
+      seen.add(rel);
+      let text: string;
+      try {
+        text = fs.readFileSync(fs.resolve(this.root, rel, '.liquid'));
+      } catch {
+        return;
+      }
+      for (const m of text.matchAll(SECRET_REF)) names.add((m[1] ?? m[2]) as string);
+      for (const m of text.matchAll(INCLUDE)) walk(m[1] as string, depth + 1);
+    };
+    walk(file, 0);
+    return [...names].sort();
   }
 
   /** LiquidJS says "..., file:/abs/x, line:3, col:5"; operators want "templates/x.liquid:3: ...". */

@@ -32,6 +32,8 @@ export interface EnvoyServiceDeps {
   terms: TermKeeper;
   configVersion: () => number;
   configBundle: (offset: number) => MessageOf<'config_bundle'>;
+  /** Asks the hub for an envoy's secrets; the answer is sealed to the envoy and passed on untouched. */
+  relaySecrets: (hostname: string, names: string[]) => Promise<Message>;
 }
 
 type Redirect = MessageOf<'redirect'>;
@@ -81,10 +83,13 @@ export class EnvoyService {
         return this.report(msg, conn);
       case 'config_fetch':
         return this.d.configBundle(msg.offset ?? 0);
+      case 'secret_fetch':
+        this.owner(conn.peer.id, conn);
+        return this.d.relaySecrets(conn.peer.id, msg.names);
       default:
         throw new AxleError(
           ErrorCode.INVALID,
-          `envoys may send checkin, report and config_fetch to a spoke, not ${msg.type}`,
+          `envoys may send checkin, report, config_fetch and secret_fetch to a spoke, not ${msg.type}`,
         );
     }
   }

@@ -128,7 +128,16 @@ export class Spoke implements Daemon {
         terms,
         configVersion: () => this.sync.version,
         configBundle: (offset) => this.sync.chunk(offset),
+        relaySecrets: async (hostname, names) => {
+          if (!status)
+            throw new AxleError(ErrorCode.UNREACHABLE, 'this spoke has no hub address; secrets are unavailable');
+          const reply = await status.request({ type: 'secret_relay', hostname, names });
+          if (reply.type !== 'secret_values')
+            throw new AxleError(ErrorCode.BAD_MESSAGE, `the hub answered ${reply.type}`);
+          return reply;
+        },
       });
+      let status: StatusPush | undefined;
       let server: AxleServer | undefined;
       const hub = new HubApi({
         fleet: this.fleet,
@@ -193,7 +202,6 @@ export class Spoke implements Daemon {
       this.startedAt = Date.now();
 
       const hubAddrs = hubAddrsOf(c);
-      let status: StatusPush | undefined;
       if (hubAddrs.length > 0) {
         status = new StatusPush({
           addrs: hubAddrs,

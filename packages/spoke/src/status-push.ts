@@ -1,4 +1,6 @@
 import {
+  AxleError,
+  ErrorCode,
   FailoverClient,
   connectPeer,
   errorText,
@@ -6,6 +8,7 @@ import {
   toBase64,
   type Connection,
   type KeyPair,
+  type Message,
   type Logger,
   type SpokeStats,
   type TermProof,
@@ -100,6 +103,17 @@ export class StatusPush {
     } finally {
       this.busy = false;
     }
+  }
+
+  /**
+   * A request to the hub on the status connection (secret relays). Fails at once with
+   * E_UNREACHABLE when no hub is connected: the envoy's run reports it and tries next time.
+   */
+  async request(msg: Message, timeoutMs = 10_000): Promise<Message> {
+    const conn = this.client.current;
+    if (!conn?.isOpen)
+      throw new AxleError(ErrorCode.UNREACHABLE, 'this spoke has no hub connection now; try again later');
+    return conn.request(msg, timeoutMs);
   }
 
   async stop(): Promise<void> {

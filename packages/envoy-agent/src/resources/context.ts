@@ -17,6 +17,21 @@ export interface ResourceContext {
   scope: TemplateScope;
   /** Labels of the changed (or, in audit mode, drifting) resources that notify this one; empty if none did. */
   notifiedBy: readonly string[];
+  /** The secrets fetched for this run. */
+  secrets: RunSecrets;
+}
+
+/** Secrets the run asked the hub for: the values this host may read, and why others could not be had. */
+export interface RunSecrets {
+  values: Map<string, Buffer>;
+  refused: Map<string, string>;
+}
+
+/** A secret's value for a resource, or an Error saying why this host cannot have it. */
+export function secretValue(s: RunSecrets, name: string): Buffer {
+  const v = s.values.get(name);
+  if (v) return v;
+  throw new Error(s.refused.get(name) ?? `secret "${name}" was not fetched for this run`);
 }
 
 export interface Outcome {

@@ -4,7 +4,7 @@ import { chmod, chown, lstat, mkdir, open, readFile, readlink, rename, rm, symli
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { describeChange } from '../diff.js';
 import type { ResourceOf } from '../policy.js';
-import { changed, drift, failed, octal, ok, type Outcome, type ResourceContext } from './context.js';
+import { changed, drift, failed, octal, ok, secretValue, type Outcome, type ResourceContext } from './context.js';
 
 export async function lstatOrNone(p: string): Promise<Stats | undefined> {
   try {
@@ -41,8 +41,13 @@ async function applyMeta(
 }
 
 async function desiredContent(r: ResourceOf<'file'>, ctx: ResourceContext): Promise<Buffer | undefined> {
-  if (r.content !== undefined) return Buffer.from(r.content, 'utf8');
-  if (r.template !== undefined) return Buffer.from(await ctx.templates().render(r.template, ctx.scope), 'utf8');
+  if (typeof r.content === 'string') return Buffer.from(r.content, 'utf8');
+  if (r.content !== undefined) return secretValue(ctx.secrets, r.content.secret);
+  if (r.template !== undefined) {
+    // A secret this host may not read fails the resource here, with the hub's reason.
+    for (const name of ctx.templates().secretNames(r.template)) secretValue(ctx.secrets, name);
+    return Buffer.from(await ctx.templates().render(r.template, ctx.scope), 'utf8');
+  }
   if (r.source === undefined) return undefined;
   return readBundleFile(ctx.configDir, r.source, 'source');
 }
@@ -62,7 +67,11 @@ export async function applyFile(r: ResourceOf<'file'>, ctx: ResourceContext): Pr
   const want = await desiredContent(r, ctx);
   const uid = r.owner !== undefined ? ctx.ids.uid(r.owner) : undefined;
   const gid = r.group !== undefined ? ctx.ids.gid(r.group) : undefined;
-  return syncFile(r.file, want, { mode: r.mode, uid, gid, sensitive: r.sensitive }, ctx);
+  // Whatever holds a secret is sensitive whether or not the policy says so: hashes, never diffs.
+  const usesSecret =
+    (r.content !== undefined && typeof r.content !== 'string') ||
+    (r.template !== undefined && ctx.templates().secretNames(r.template).length > 0);
+  return syncFile(r.file, want, { mode: r.mode, uid, gid, sensitive: r.sensitive || usesSecret }, ctx);
 }
 
 export interface FileSpec {

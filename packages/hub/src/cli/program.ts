@@ -5,6 +5,7 @@ import { envoysCommand } from './envoys.js';
 import { jobsCommand, runCommand } from './jobs.js';
 import { CliError, EXIT } from './errors.js';
 import type { Io } from './output.js';
+import { secretsCommand } from './secrets.js';
 import { spannerCommand } from './spanner.js';
 
 /**
@@ -41,6 +42,7 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
     spannerCommand,
     configCommand,
     tokensCommand,
+    secretsCommand,
     enrollmentsCommand,
     eventsCommand,
     hubCommand,
