@@ -180,13 +180,20 @@ export class Proc {
     createInterface({ input: child.stderr! }).on('line', onLine);
   }
 
-  /** Spawns `node ARGS...` and resolves once a log line satisfies `ready`. */
+  /** Spawns `node ARGS...` (or `exec ARGS...`) and resolves once a log line satisfies `ready`. */
   static async start(
     name: string,
     args: string[],
-    o: { logFile?: string; env?: NodeJS.ProcessEnv; ready?: (l: LogLine) => boolean; timeoutMs?: number } = {},
+    o: {
+      logFile?: string;
+      env?: NodeJS.ProcessEnv;
+      ready?: (l: LogLine) => boolean;
+      timeoutMs?: number;
+      /** A program to run instead of node, e.g. the agent's single executable. */
+      exec?: string;
+    } = {},
   ): Promise<Proc> {
-    const child = spawn(process.execPath, args, {
+    const child = spawn(o.exec ?? process.execPath, args, {
       cwd: ROOT,
       env: { ...process.env, ...o.env },
       stdio: ['ignore', 'pipe', 'pipe'],
