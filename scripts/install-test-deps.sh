@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite uses (Debian): Chromium for the web UI tests,
 # promtool (package prometheus) for the alert rules, systemd-analyze for the unit files,
-# iproute2 for network-namespace fault tests. Skips what is already there.
+# iproute2 for network-namespace fault tests; for the packaging (npm run package) and its
+# tests: dpkg-dev (dpkg-shlibdeps, and strip from binutils), lintian, man-db (systemd-analyze
+# checks the units' man pages with it), and adduser and curl, which the packages' life cycle
+# test runs in its sandbox. Skips what is already there.
 set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v dpkg-shlibdeps >/dev/null 2>&1 || need+=(dpkg-dev)
+command -v strip >/dev/null 2>&1 || need+=(binutils)
+command -v lintian >/dev/null 2>&1 || need+=(lintian)
+command -v man >/dev/null 2>&1 || need+=(man-db)
+command -v adduser >/dev/null 2>&1 || need+=(adduser)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "install-test-deps: missing ${need[*]}; run this script as root (it uses apt-get)" >&2
@@ -17,4 +26,4 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-echo "install-test-deps: chromium, promtool, systemd-analyze and ip are present"
+echo "install-test-deps: chromium, promtool, systemd-analyze, ip, dpkg-shlibdeps, strip, lintian, man, adduser and curl are present"

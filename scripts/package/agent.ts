@@ -12,40 +12,33 @@ import { chmodSync, copyFileSync, readFileSync, renameSync, writeFileSync } from
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { build } from 'esbuild';
-import { bundledPackages, noNativeAddons, ROOT, runtimeLoads, sharedFromSource, stubModules } from './esbuild.js';
+import { type PackageInfo, packageInfo } from './copyright.js';
+import {
+  BUNDLE_STUBS,
+  bundledPackages,
+  describeLoad,
+  noNativeAddons,
+  ROOT,
+  runtimeLoads,
+  sharedFromSource,
+  stubModules,
+} from './esbuild.js';
 import { sha256File, sha256Of, stamped, type Step } from './steps.js';
 
 /** The fuse Node looks for to know a blob was injected (Node's documented value). */
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 const POSTJECT = createRequire(import.meta.url).resolve('postject/dist/cli.js');
 
-/**
- * Dependencies that would load files from disk at run time, which a single executable has
- * not got. Each stub fails the way the real module's caller already handles, or with a
- * message that says why.
- */
-const SEA_STUBS: Record<string, string> = {
-  // ws tries these optional native speed-ups inside try/catch and falls back to JavaScript.
-  bufferutil:
-    "throw Object.assign(new Error('bufferutil: not in the axle-envoy executable'), { code: 'MODULE_NOT_FOUND' });",
-  'utf-8-validate':
-    "throw Object.assign(new Error('utf-8-validate: not in the axle-envoy executable'), { code: 'MODULE_NOT_FOUND' });",
-  // pino runs transports in worker threads loaded from files; the agent logs to stderr with
-  // pino.destination and never asks for one, and this keeps thread-stream out of the binary.
-  'pino/lib/transport.js':
-    "module.exports = function transport() { throw new Error('pino transports load worker files from disk, which the axle-envoy executable has not got; it logs JSON lines to stderr'); };",
-};
-
 export interface AgentOutputs {
   exe: string;
   sha256: string;
   bootstrap: string;
   /** Third-party packages inside the executable, for the copyright file. */
-  packages: string[];
+  packages: PackageInfo[];
 }
 
 /** Bundles the agent to <work>/agent/main.cjs and refuses a bundle that would load anything from disk. */
-async function bundleAgent(work: string): Promise<{ file: string; packages: string[] }> {
+async function bundleAgent(work: string): Promise<{ file: string; packages: PackageInfo[] }> {
   const file = join(work, 'agent-main.cjs');
   const result = await build({
     entryPoints: [join(ROOT, 'packages/envoy-agent/src/bin/axle-envoy.ts')],
@@ -61,12 +54,14 @@ async function bundleAgent(work: string): Promise<{ file: string; packages: stri
     legalComments: 'none',
     logLevel: 'warning',
     metafile: true,
-    plugins: [sharedFromSource, noNativeAddons, stubModules(SEA_STUBS)],
+    plugins: [sharedFromSource, noNativeAddons, stubModules(BUNDLE_STUBS)],
   });
-  const problems = runtimeLoads(readFileSync(file, 'utf8'));
-  if (problems.length > 0)
-    throw new Error(`the agent bundle would load code from disk at run time:\n  ${problems.join('\n  ')}`);
-  return { file, packages: bundledPackages(result.metafile, file) };
+  const loads = runtimeLoads(readFileSync(file, 'utf8'));
+  if (loads.length > 0)
+    throw new Error(
+      `the agent bundle would load code from disk at run time:\n  ${loads.map(describeLoad).join('\n  ')}`,
+    );
+  return { file, packages: bundledPackages(result.metafile, file).map(packageInfo) };
 }
 
 /**

@@ -36,6 +36,21 @@ export const noNativeAddons: Plugin = {
 };
 
 /**
+ * Dependencies that would load files from disk at run time, which the single executable has
+ * not got and the daemons' bundles do not carry. Each stub fails the way the real module's
+ * caller already handles, or with a message that says why.
+ */
+export const BUNDLE_STUBS: Record<string, string> = {
+  // ws tries these optional native speed-ups inside try/catch and falls back to JavaScript.
+  bufferutil: "throw Object.assign(new Error('bufferutil is not bundled'), { code: 'MODULE_NOT_FOUND' });",
+  'utf-8-validate': "throw Object.assign(new Error('utf-8-validate is not bundled'), { code: 'MODULE_NOT_FOUND' });",
+  // pino runs transports in worker threads loaded from files; Axle logs to stderr with
+  // pino.destination and never asks for one, and this keeps thread-stream out of the bundle.
+  'pino/lib/transport.js':
+    "module.exports = function transport() { throw new Error('pino transports load worker files from disk, which Axle bundles do not carry; Axle logs JSON lines to stderr'); };",
+};
+
+/**
  * Replaces modules by stubs whose source is given: `{ 'bufferutil': 'throw ...' }` replaces
  * the package, `{ 'pino/lib/transport.js': ... }` one file of a package (matched on the
  * resolved path).
@@ -64,39 +79,40 @@ export function stubModules(stubs: Record<string, string>): Plugin {
 
 const BUILTINS = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
 
+/** A module a bundle loads at run time: `spec` is undefined when the name is computed. */
+export interface RuntimeLoad {
+  kind: 'require' | 'import';
+  spec: string | undefined;
+}
+
+export const describeLoad = (l: RuntimeLoad) =>
+  `${l.kind === 'require' ? 'require' : 'dynamic import'} of ${l.spec === undefined ? 'a computed name' : `"${l.spec}"`}`;
+
 /**
- * What a bundle that must run without node_modules (the single executable, whose require()
- * loads only Node's builtins) still loads at run time: every `require("x")` whose x is not a
- * builtin, every require of a computed name, and every dynamic import() (Node 20's single
- * executable has no loader for it). Returns one line per problem.
+ * What a bundle still loads at run time besides Node's builtins: every `require("x")`,
+ * every require of a computed name, and every dynamic import(). The single executable may
+ * have none (its require() loads only builtins, and Node 20 gives it no loader for import()).
  */
-export function runtimeLoads(code: string): string[] {
-  const problems: string[] = [];
-  for (const m of code.matchAll(/\brequire\(\s*([^)]{0,80})\)/g)) {
-    const arg = m[1]!.trim();
-    const lit = /^(["'`])([^"'`]+)\1$/.exec(arg);
-    if (lit) {
-      if (!BUILTINS.has(lit[2]!)) problems.push(`require of the non-builtin module "${lit[2]}"`);
-    } else if (!/^[a-zA-Z_$][\w$]*$/.test(arg) || !isRequireShim(code, arg)) {
-      problems.push(`require of a computed name: require(${arg})`);
-    }
+export function runtimeLoads(code: string): RuntimeLoad[] {
+  const loads: RuntimeLoad[] = [];
+  const literal = (arg: string) => /^(["'`])([^"'`]+)\1$/.exec(arg.trim())?.[2];
+  // require(x), and __require(x), esbuild's stand-in for it in ES module output.
+  for (const m of code.matchAll(/(?<![\w$.]|function\s)(?:__)?require\(\s*([^)]{0,80})\)/g)) {
+    const spec = literal(m[1]!);
+    if (spec === undefined || !BUILTINS.has(spec)) loads.push({ kind: 'require', spec });
   }
-  for (const m of code.matchAll(/\bimport\(\s*([^)]{0,80})\)/g)) problems.push(`dynamic import(${m[1]!.trim()})`);
-  return problems;
+  for (const m of code.matchAll(/(?<![\w$.])import\(\s*([^)]{0,80})\)/g))
+    loads.push({ kind: 'import', spec: literal(m[1]!) });
+  return loads;
 }
 
-/** esbuild's own `__require(x)` wrapper forwards to require(x): calls through it are checked at their call site. */
-function isRequireShim(code: string, arg: string): boolean {
-  return arg === 'x' && code.includes('var __require = ');
-}
-
-/** The third-party packages (name@version) whose code made it into the output file. */
+/** The directories of the third-party packages whose code made it into the output file. */
 export function bundledPackages(meta: Metafile, outfile: string): string[] {
-  const out = Object.entries(meta.outputs).find(([f]) => resolve(f) === resolve(outfile))?.[1];
-  const names = new Set<string>();
+  const out = Object.entries(meta.outputs).find(([f]) => resolve(ROOT, f) === resolve(outfile))?.[1];
+  const dirs = new Set<string>();
   for (const f of Object.keys(out?.inputs ?? {})) {
-    const m = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(f);
-    if (m) names.add(m[1]!);
+    const m = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(f);
+    if (m) dirs.add(resolve(ROOT, m[1]!));
   }
-  return [...names].sort();
+  return [...dirs].sort();
 }

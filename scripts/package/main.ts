@@ -1,7 +1,10 @@
 /** `npm run package`: builds the agent executable and the Debian packages into dist/ (see build.ts). */
+import { statSync } from 'node:fs';
 import { relative } from 'node:path';
-import { ensureAgent } from './build.js';
+import { ensurePackages } from './build.js';
 import { ROOT } from './esbuild.js';
 
-const agent = await ensureAgent();
-process.stdout.write(`${relative(ROOT, agent.exe)}  sha256 ${agent.sha256}\n`);
+const out = await ensurePackages();
+const mib = (f: string) => `${(statSync(f).size / 2 ** 20).toFixed(1)} MiB`;
+process.stdout.write(`${relative(ROOT, out.agent.exe)}  ${mib(out.agent.exe)}  sha256 ${out.agent.sha256}\n`);
+for (const deb of Object.values(out.debs)) process.stdout.write(`${relative(ROOT, deb)}  ${mib(deb)}\n`);
