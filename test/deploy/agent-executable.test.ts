@@ -6,6 +6,7 @@ import { AGENT_VERSION } from '@axle/envoy-agent';
 import { HubApi, Proc, adminToken, planFleet, startHub, startSpoke, type FleetPlan } from '../../scripts/demo/fleet.js';
 import { writeDemoPolicies } from '../../scripts/demo/policies.js';
 import { ensureAgent } from '../../scripts/package/build.js';
+import { runtimeLoads } from '../../scripts/package/esbuild.js';
 import { tempDir } from '../support/tmp.js';
 import { waitFor } from '../support/wait.js';
 
@@ -134,5 +135,25 @@ describe('axle-envoy, the single executable', () => {
     const r = run(['--config', cfg]);
     expect(r.code).toBe(1);
     expect(r.err).toContain(`${cfg}:3: schedule: expected a cron expression`);
+  });
+});
+
+describe('the check that keeps the executable free of loads from disk', () => {
+  it('flags non-builtin and computed requires and dynamic imports, not builtins', () => {
+    const code = [
+      'var a = require("node:fs"), b = require("zlib");',
+      'var c = require("lmdb");',
+      'var d = __require("bufferutil");',
+      'var e = require(name);',
+      'import("./chunk.mjs");',
+      'function __require() { return x; }',
+      'obj.require("ignored"); module.require("ignored");',
+    ].join('\n');
+    expect(runtimeLoads(code)).toEqual([
+      { kind: 'require', spec: 'lmdb' },
+      { kind: 'require', spec: 'bufferutil' },
+      { kind: 'require', spec: undefined },
+      { kind: 'import', spec: './chunk.mjs' },
+    ]);
   });
 });

@@ -6,6 +6,7 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
+  renameSync,
   statSync,
   symlinkSync,
   writeFileSync,
@@ -14,7 +15,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Hub, hubConfigFrom } from '@axle/hub';
 import { silentLogger } from '@axle/shared';
-import { renderBootstrap } from '../../packages/hub/src/bootstrap.js';
+import { AgentExecutable, renderBootstrap } from '../../packages/hub/src/bootstrap.js';
 import {
   HubApi,
   Proc,
@@ -344,5 +345,35 @@ describe('bootstrap without an agent bundle', () => {
     expect(() => renderBootstrap(tpl, { hubUrl: 'http://h:1', hubAddrs: ['h:1 ;id'], sha256: 'ab' })).toThrow(
       /refusing/,
     );
+  });
+});
+
+describe('AgentExecutable', () => {
+  const d = tempDir('axle-agent-exe-cache-');
+  afterAll(() => d.cleanup());
+  const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+  it('hashes the executable once, and again only when a new build replaces it', async () => {
+    writeFileSync(join(d.dir, 'bootstrap.sh'), "A='@HUB_URL@' B='@HUB_ADDRS@' C='@AGENT_SHA256@'\n");
+    const v1 = Buffer.alloc(3 * 2 ** 20, 1);
+    writeFileSync(join(d.dir, 'axle-envoy'), v1);
+    const agent = new AgentExecutable(() => d.dir);
+    const [a, b] = await Promise.all([agent.load(), agent.load()]);
+    expect(a).toBe(b); // one read for both
+    expect(a).toMatchObject({ size: v1.length, sha256: sha(v1) });
+    expect(await agent.load()).toBe(a);
+    // A new build lands by rename, as npm run package and dpkg do.
+    const v2 = Buffer.alloc(2 ** 20, 2);
+    writeFileSync(join(d.dir, 'axle-envoy.new'), v2);
+    renameSync(join(d.dir, 'axle-envoy.new'), join(d.dir, 'axle-envoy'));
+    expect(await agent.load()).toMatchObject({ size: v2.length, sha256: sha(v2) });
+  });
+
+  it('refuses an empty executable and a template without its placeholders, with what to do', async () => {
+    writeFileSync(join(d.dir, 'axle-envoy'), '');
+    await expect(new AgentExecutable(() => d.dir).load()).rejects.toThrow(/is empty; rebuild the agent/);
+    writeFileSync(join(d.dir, 'axle-envoy'), 'x');
+    writeFileSync(join(d.dir, 'bootstrap.sh'), '#!/bin/sh\n');
+    await expect(new AgentExecutable(() => d.dir).load()).rejects.toThrow(/is not a bootstrap template/);
   });
 });

@@ -110,6 +110,8 @@ export class AgentExecutable {
       h.update(chunk as Buffer);
       size += (chunk as Buffer).length;
     }
+    if (size === 0)
+      throw new HttpError(404, ErrorCode.NOT_FOUND, `${file} is empty; rebuild the agent (npm run package)`);
     return { key, file, size, template, sha256: h.digest('hex') };
   }
 }
@@ -189,15 +191,13 @@ export function bootstrapRoutes(r: Router, d: BootstrapDeps): void {
   });
 
   r.get('/agent/axle-envoy', async (ctx) => {
-    let b = await agent.load();
-    // Serve the very file that was hashed: open it, and hash again if it was replaced meanwhile.
-    let fh = await open(b.file, 'r');
+    const b = await agent.load();
+    const fh = await open(b.file, 'r');
     try {
-      if (statKey(await fh.stat(), statSync(join(dirname(b.file), TEMPLATE_FILE))) !== b.key) {
-        await fh.close();
-        b = await agent.load();
-        fh = await open(b.file, 'r');
-      }
+      // What is sent must be the file that was hashed: one replaced since (a new build) is
+      // refused, and the retry gets the new one, hashed.
+      if (statKey(await fh.stat(), statSync(join(dirname(b.file), TEMPLATE_FILE))) !== b.key)
+        throw new HttpError(503, ErrorCode.CONFLICT, 'the agent executable was replaced while being served; try again');
     } catch (e) {
       await fh.close();
       throw e;
@@ -213,7 +213,7 @@ export function bootstrapRoutes(r: Router, d: BootstrapDeps): void {
       ctx.res.end();
       return HANDLED;
     }
-    const body = fh.createReadStream({ start: 0, end: Math.max(0, b.size - 1), autoClose: true });
+    const body = fh.createReadStream({ start: 0, end: b.size - 1 });
     body.on('error', () => ctx.res.destroy());
     ctx.res.on('close', () => body.destroy());
     body.pipe(ctx.res);
