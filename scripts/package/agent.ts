@@ -37,7 +37,7 @@ export interface AgentOutputs {
   packages: PackageInfo[];
 }
 
-/** Bundles the agent to <work>/agent/main.cjs and refuses a bundle that would load anything from disk. */
+/** Bundles the agent to <work>/agent-main.cjs and refuses a bundle that would load anything from disk. */
 async function bundleAgent(work: string): Promise<{ file: string; packages: PackageInfo[] }> {
   const file = join(work, 'agent-main.cjs');
   const result = await build({
@@ -47,8 +47,10 @@ async function bundleAgent(work: string): Promise<{ file: string; packages: Pack
     format: 'cjs',
     platform: 'node',
     target: 'node20',
-    // Modules written as ESM (node-cron) read import.meta.url at load; in the executable
-    // they all live at the executable's own path.
+    // Modules written as ESM (node-cron) read import.meta.url at load (empty in CommonJS,
+    // which would throw); in the executable they all live at the executable's own path.
+    // node-cron uses it for background tasks, which fork a file beside the module: the agent
+    // schedules functions, never files, so nothing forks.
     define: { 'import.meta.url': '__axleImportMetaUrl' },
     banner: { js: "var __axleImportMetaUrl = require('node:url').pathToFileURL(process.execPath).href;" },
     legalComments: 'none',
@@ -110,7 +112,7 @@ export async function buildAgent(o: { work: string; out: string; node: Step }): 
  * deploy/bootstrap/bootstrap.sh with the agent's unit inlined, so the script installs the unit
  * that matches the executable it downloads, and only the executable is downloaded.
  */
-export function bootstrapTemplate(): string {
+function bootstrapTemplate(): string {
   const script = readFileSync(join(ROOT, 'deploy/bootstrap/bootstrap.sh'), 'utf8');
   const unit = readFileSync(join(ROOT, 'deploy/systemd/axle-envoy.service'), 'utf8');
   if (unit.includes('AXLE_UNIT_END')) throw new Error('axle-envoy.service holds the heredoc terminator AXLE_UNIT_END');

@@ -15,7 +15,7 @@ import { ROOT } from './esbuild.js';
 import { buildDaemonApp, walk } from './runtime.js';
 import { sha256Of, type Step, strippedNode } from './steps.js';
 
-export const DIST = join(ROOT, 'dist');
+const DIST = join(ROOT, 'dist');
 const WORK = join(DIST, '.work');
 
 /**
@@ -23,7 +23,7 @@ const WORK = join(DIST, '.work');
  * compresses the four copies of Node.js the packages carry (about 350 MiB) in about a third
  * of the CPU time of xz -1 (about 20 s on this machine rather than 60), for some 25 % more bytes.
  */
-export const COMPRESSION: Compression = { type: 'gzip', level: 6 };
+const COMPRESSION: Compression = { type: 'gzip', level: 6 };
 
 export interface Outputs {
   agent: AgentOutputs;

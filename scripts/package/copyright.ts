@@ -23,7 +23,7 @@ export function packageInfo(dir: string): PackageInfo {
 }
 
 /** The LICENSE of the Node.js running this build, which every package carries with its binary. */
-export function nodeLicense(): string {
+function nodeLicense(): string {
   const prefix = dirname(dirname(process.execPath));
   const candidates = ['LICENSE', 'share/doc/node/LICENSE', 'share/doc/nodejs/LICENSE'].map((c) => join(prefix, c));
   const found = candidates.find((c) => existsSync(c));

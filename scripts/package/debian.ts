@@ -20,7 +20,7 @@ import { ROOT } from './esbuild.js';
 import { walk } from './runtime.js';
 
 /** The project has no mailing address yet: example.org (RFC 2606) until it has one. */
-export const MAINTAINER = 'Axle developers <axle@example.org>';
+const MAINTAINER = 'Axle developers <axle@example.org>';
 const DEBIAN = join(ROOT, 'deploy/debian');
 
 export interface PackageInputs {
@@ -41,7 +41,7 @@ type Daemon = 'hub' | 'spoke' | 'envoy';
  * deploy/systemd/axle-<daemon>.service for the package: the executable under /usr/bin and the
  * man page as documentation. Refuses a unit that no longer reads as expected.
  */
-export function packagedUnit(daemon: Daemon): string {
+function packagedUnit(daemon: Daemon): string {
   const unit = readFileSync(join(ROOT, 'deploy/systemd', `axle-${daemon}.service`), 'utf8');
   const swaps: [string, string][] = [
     [`ExecStart=/opt/axle/bin/axle-${daemon} `, `ExecStart=/usr/bin/axle-${daemon} `],
