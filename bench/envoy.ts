@@ -1,4 +1,4 @@
-import { fork, spawn } from 'node:child_process';
+import { fork, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { lstat, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -9,13 +9,16 @@ import { generateKeyPair, saveKeyPair, silentLogger, toBase64 } from '@axle/shar
 import { Spoke, spokeConfigFrom } from '@axle/spoke';
 import { Hub, hubConfigFrom } from '@axle/hub';
 import { enroll, envoyConfigFrom, runPolicies } from '@axle/envoy-agent';
+import { ensureAgent } from '../scripts/package/build.js';
 import { tempDir } from '../test/support/tmp.js';
 import { printFigures, type Figure } from './lib.js';
 
 /**
- * The envoy agent's footprint: RSS and CPU of a real `axle-envoy` daemon (child process)
- * connected to a real spoke and hub and otherwise idle, beside a bare `node` process
- * measured over the same window; and the time of a 200-resource run with nothing to change,
+ * The envoy agent's footprint: RSS and CPU of real `axle-envoy` daemons (child processes)
+ * connected to a real spoke and hub and otherwise idle, today's (node running the built bin)
+ * and the single executable of npm run package side by side, beside a bare `node` process
+ * measured over the same window; both agents' start times (--version, and start until
+ * connected to the spoke); and the time of a 200-resource run with nothing to change,
  * beside the raw fs calls the same checks make. BENCH_ENVOY_IDLE_S shortens the idle window.
  * The run is timed in a child process with V8 in lite mode, as the axle-envoy bin runs it.
  */
@@ -35,9 +38,15 @@ async function freePort(): Promise<number> {
   });
 }
 
-function rssBytes(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m?.[1] ?? 0) * 1024;
+/**
+ * Resident memory, and its anonymous part: the rest are clean pages of the executable and
+ * libraries, shared and dropped under pressure, whose count follows the page cache (a file
+ * just written is all cached, and the kernel maps cached pages around each fault).
+ */
+function memBytes(pid: number): { rss: number; anon: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
+  return { rss: kb('VmRSS'), anon: kb('RssAnon') };
 }
 
 function cpuTicks(pid: number): number {
@@ -50,25 +59,107 @@ function cpuTicks(pid: number): number {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Samples RSS each second for `seconds` and the CPU used over the window, for each pid. */
-async function sample(pids: number[], seconds: number): Promise<{ meanRss: number; maxRss: number; cpuPct: number }[]> {
+async function sample(
+  pids: number[],
+  seconds: number,
+): Promise<{ meanRss: number; maxRss: number; meanAnon: number; cpuPct: number }[]> {
   const t0 = pids.map(cpuTicks);
   const start = process.hrtime.bigint();
-  const rss: number[][] = pids.map(() => []);
+  const mem: { rss: number; anon: number }[][] = pids.map(() => []);
   for (let i = 0; i < seconds; i++) {
     await sleep(1000);
     pids.forEach((p, j) => {
-      rss[j]!.push(rssBytes(p));
+      mem[j]!.push(memBytes(p));
     });
   }
   const secs = Number(process.hrtime.bigint() - start) / 1e9;
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   return pids.map((p, j) => ({
-    meanRss: rss[j]!.reduce((a, b) => a + b, 0) / rss[j]!.length,
-    maxRss: Math.max(...rss[j]!),
+    meanRss: mean(mem[j]!.map((m) => m.rss)),
+    maxRss: Math.max(...mem[j]!.map((m) => m.rss)),
+    meanAnon: mean(mem[j]!.map((m) => m.anon)),
     cpuPct: ((cpuTicks(p) - t0[j]!) / CLK_TCK / secs) * 100,
   }));
 }
 
+/** Today's agent (node and the built bin) and the single executable, as commands for a config file. */
+interface Agent {
+  name: string;
+  command: (cfg: string) => [string, string[]];
+}
+
+function agents(exe: string): Agent[] {
+  return [
+    { name: 'node + bundle', command: (cfg) => [process.execPath, [...NODE_FLAGS, ENVOY_BIN, '--config', cfg]] },
+    { name: 'single executable', command: (cfg) => [exe, ['--config', cfg]] },
+  ];
+}
+
+/** Spawns an agent and resolves with the ms until it logs `msg`. */
+async function timeTo(agent: Agent, cfg: string, msg: string): Promise<number> {
+  const [cmd, args] = agent.command(cfg);
+  const t0 = performance.now();
+  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
+    return await new Promise<number>((resolve, reject) => {
+      let buf = '';
+      child.stderr!.on('data', (d: Buffer) => {
+        buf += d.toString();
+        if (buf.includes(`"msg":"${msg}"`)) resolve(performance.now() - t0);
+      });
+      child.once('exit', (code) => reject(new Error(`${agent.name} exited (${code}) before "${msg}": ${buf}`)));
+    });
+  } finally {
+    child.kill('SIGKILL');
+    await new Promise((r) => (child.exitCode === null ? child.once('exit', r) : r(undefined)));
+  }
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** `--version` and start-to-connected, each agent in turn so both see the same machine. */
+async function startFigures(list: Agent[], cfgs: string[]): Promise<Figure[]> {
+  const version: number[][] = list.map(() => []);
+  const connected: number[][] = list.map(() => []);
+  for (let i = 0; i < 15; i++) {
+    list.forEach((a, j) => {
+      const [cmd, args] = a.command(cfgs[j]!);
+      const t0 = performance.now();
+      const r = spawnSync(cmd, [...args.slice(0, -2), '--version']);
+      if (r.status !== 0) throw new Error(`${a.name} --version failed: ${r.stderr}`);
+      version[j]!.push(performance.now() - t0);
+    });
+  }
+  for (let i = 0; i < 5; i++) {
+    for (const [j, a] of list.entries()) connected[j]!.push(await timeTo(a, cfgs[j]!, 'connected to spoke'));
+  }
+  const [nodeV, exeV] = version.map(median) as [number, number];
+  const [nodeC, exeC] = connected.map(median) as [number, number];
+  return [
+    {
+      bench: 'envoy',
+      name: 'start: --version, single executable (median of 15)',
+      value: exeV,
+      unit: 'ms',
+      target: '<= node + bundle',
+      pass: exeV <= nodeV * 1.1,
+      reference: `node + bundle: ${nodeV.toFixed(0)} ms`,
+    },
+    {
+      bench: 'envoy',
+      name: 'start: to connected, single executable (median of 5)',
+      value: exeC,
+      unit: 'ms',
+      target: '<= node + bundle',
+      pass: exeC <= nodeC * 1.1,
+      reference: `node + bundle: ${nodeC.toFixed(0)} ms`,
+    },
+  ];
+}
+
 async function idleFigures(): Promise<Figure[]> {
+  const exe = (await ensureAgent()).exe;
+  const list = agents(exe);
   const t = tempDir('axle-bench-envoy-');
   const hubDir = join(t.dir, 'hub');
   mkdirSync(hubDir);
@@ -104,29 +195,31 @@ async function idleFigures(): Promise<Figure[]> {
     body: '{}',
   }).then((r) => r.json() as Promise<{ secret: string }>);
 
-  // Defaults as a fleet host would run them (60 s check-ins, schedule every 30 min).
-  const stateDir = join(t.dir, 'envoy');
-  const cfgFile = join(t.dir, 'envoy.yaml');
-  writeFileSync(
-    cfgFile,
-    `hub_addrs: ["${hub.addr}"]\nstate_dir: ${stateDir}\nhostname: bench1.dc1.example.com\nlog_level: warn\n`,
-  );
-  await enroll(
-    envoyConfigFrom({ hub_addrs: [hub.addr], state_dir: stateDir, hostname: 'bench1.dc1.example.com' }),
-    tok.secret,
-  );
-  const envoy = spawn(process.execPath, [...NODE_FLAGS, ENVOY_BIN, '--config', cfgFile], {
-    stdio: ['ignore', 'ignore', 'inherit'],
+  // Defaults as a fleet host would run them (60 s check-ins, schedule every 30 min); one
+  // host name and state directory for each agent.
+  const cfgs: string[] = [];
+  for (let i = 0; i < list.length; i++) {
+    const host = `bench${i + 1}.dc1.example.com`;
+    const stateDir = join(t.dir, `envoy${i + 1}`);
+    const cfgFile = join(t.dir, `envoy${i + 1}.yaml`);
+    writeFileSync(cfgFile, `hub_addrs: ["${hub.addr}"]\nstate_dir: ${stateDir}\nhostname: ${host}\nlog_level: info\n`);
+    await enroll(envoyConfigFrom({ hub_addrs: [hub.addr], state_dir: stateDir, hostname: host }), tok.secret);
+    cfgs.push(cfgFile);
+  }
+  const starts = await startFigures(list, cfgs);
+  const daemons = list.map((a, i) => {
+    const [cmd, args] = a.command(cfgs[i]!);
+    return spawn(cmd, args, { stdio: ['ignore', 'ignore', 'ignore'] });
   });
   const bare = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
   try {
     const deadline = Date.now() + 20_000;
-    while (spoke.stats().connected < 1) {
-      if (Date.now() > deadline) throw new Error('the envoy did not connect to the spoke within 20 s');
+    while (spoke.stats().connected < list.length) {
+      if (Date.now() > deadline) throw new Error('the envoys did not connect to the spoke within 20 s');
       await sleep(50);
     }
-    await sleep(3000); // the start-up run and its report settle first
-    const [e, b] = await sample([envoy.pid!, bare.pid!], IDLE_S);
+    await sleep(3000); // the start-up runs and their reports settle first
+    const [e, x, b] = await sample([...daemons.map((d) => d.pid!), bare.pid!], IDLE_S);
     const mib = (n: number) => n / 2 ** 20;
     return [
       {
@@ -140,17 +233,35 @@ async function idleFigures(): Promise<Figure[]> {
       },
       {
         bench: 'envoy',
+        name: `idle RSS, single executable (mean of ${IDLE_S} s)`,
+        value: mib(x!.meanRss),
+        unit: 'MiB',
+        target: '',
+        reference: `node + bundle: ${mib(e!.meanRss).toFixed(1)} MiB; the difference is clean pages of the executable, which follow the page cache`,
+      },
+      {
+        bench: 'envoy',
+        name: `idle anonymous memory, single executable (mean of ${IDLE_S} s)`,
+        value: mib(x!.meanAnon),
+        unit: 'MiB',
+        target: '<= node + bundle',
+        pass: x!.meanAnon <= e!.meanAnon * 1.05,
+        reference: `node + bundle: ${mib(e!.meanAnon).toFixed(1)} MiB, same run`,
+      },
+      {
+        bench: 'envoy',
         name: `idle CPU over ${IDLE_S} s`,
         value: e!.cpuPct,
         unit: '% of a core',
         target: '',
-        reference: `bare node: ${b!.cpuPct.toFixed(2)} %`,
+        reference: `single executable: ${x!.cpuPct.toFixed(2)} %; bare node: ${b!.cpuPct.toFixed(2)} %`,
       },
+      ...starts,
     ];
   } finally {
-    envoy.kill('SIGTERM');
+    for (const d of daemons) d.kill('SIGTERM');
     bare.kill('SIGKILL');
-    await new Promise((r) => envoy.once('exit', r));
+    await Promise.all(daemons.map((d) => new Promise((r) => (d.exitCode === null ? d.once('exit', r) : r(undefined)))));
     await hub.stop();
     await spoke.stop();
     t.cleanup();

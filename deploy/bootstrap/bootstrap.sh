@@ -1,9 +1,10 @@
 #!/bin/sh
 # Axle agent bootstrap, served by the hub at /bootstrap.sh:
 #   curl -fsSL http://HUB:1530/bootstrap.sh | sudo sh -s -- --token TOKEN
-# Installs the envoy agent in /opt/axle/envoy, writes /etc/axle/envoy.yaml naming every hub,
-# enrolls with the join token, and installs and starts axle-envoy.service. Running it again
-# changes nothing. Options:
+# Installs the envoy agent, one executable that carries its own Node runtime, in
+# /opt/axle/envoy (checking its sha256), writes /etc/axle/envoy.yaml naming every hub, enrolls
+# with the join token, and installs and starts axle-envoy.service. The host needs nothing
+# preinstalled but sh, coreutils and curl or wget. Running it again changes nothing. Options:
 #   --token TOKEN      join token (required unless already enrolled)
 #   --hostname NAME    enroll under this name instead of the machine's
 #   --root DIR         install under DIR instead of / (for tests and image builds)
@@ -17,6 +18,8 @@ export LC_ALL
 HUB_URL='@HUB_URL@'
 HUB_ADDRS='@HUB_ADDRS@'
 AGENT_SHA256='@AGENT_SHA256@'
+# Filled in when the agent is built: the machine (uname -m) its executable runs on.
+AGENT_MACHINE='@AGENT_MACHINE@'
 
 die() { printf 'axle-bootstrap: %s\n' "$*" >&2; exit 1; }
 say() { printf 'axle-bootstrap: %s\n' "$*"; }
@@ -53,17 +56,13 @@ if [ -n "$ROOT" ]; then
   case "$ROOT" in /*) ;; *) die "--root must be an absolute path" ;; esac
 fi
 
-command -v node >/dev/null 2>&1 || die "Node.js 20 or newer is required: install it (e.g. apt-get install nodejs) and run this again"
-NODE_MAJOR=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
-[ "$NODE_MAJOR" -ge 20 ] 2>/dev/null || die "Node.js 20 or newer is required, found $(node -v 2>/dev/null || echo none)"
+MACHINE="$(uname -s) $(uname -m)"
+[ "$MACHINE" = "Linux $AGENT_MACHINE" ] || die "this hub serves the agent for Linux $AGENT_MACHINE; this host is $MACHINE"
 
-NODE_BIN=$(command -v node)
-case "$NODE_BIN" in /*) ;; *) die "node is not at an absolute path ($NODE_BIN); install Node.js system-wide" ;; esac
-only "$NODE_BIN" 'A-Za-z0-9._/+-' || die "the node path $NODE_BIN holds characters a systemd unit cannot take; install Node.js system-wide"
-
-sha256() { # sha256 FILE -> hex digest (sha256sum where it exists, else Node)
+sha256() { # sha256 FILE -> hex digest
   if command -v sha256sum >/dev/null 2>&1; then sha256sum "$1" | cut -d' ' -f1
-  else node -e 'process.stdout.write(require("crypto").createHash("sha256").update(require("fs").readFileSync(process.argv[1])).digest("hex"))' "$1" </dev/null; fi
+  elif command -v shasum >/dev/null 2>&1; then shasum -a 256 "$1" | cut -d' ' -f1
+  else die "neither sha256sum nor shasum is installed: the agent download cannot be checked"; fi
 }
 
 fetch() { # fetch URL FILE
@@ -83,23 +82,25 @@ trap 'rm -rf "$TMP"' EXIT
 CHANGED=0
 
 # 1. The agent, installed only when the hub serves a different build than the one here.
-if [ -f "$OPT/agent.sha256" ] && [ "$(cat "$OPT/agent.sha256")" = "$AGENT_SHA256" ]; then
+if [ -f "$OPT/agent.sha256" ] && [ "$(cat "$OPT/agent.sha256")" = "$AGENT_SHA256" ] && [ -x "$OPT/axle-envoy" ]; then
   say "agent already installed at $OPT"
 else
-  fetch "$HUB_URL/agent.tar.gz" "$TMP/agent.tar.gz" || die "cannot download the agent from $HUB_URL/agent.tar.gz"
-  GOT=$(sha256 "$TMP/agent.tar.gz")
+  fetch "$HUB_URL/agent/axle-envoy" "$TMP/axle-envoy" || die "cannot download the agent from $HUB_URL/agent/axle-envoy"
+  GOT=$(sha256 "$TMP/axle-envoy")
   [ "$GOT" = "$AGENT_SHA256" ] || die "agent download is corrupt or was tampered with (sha256 $GOT, expected $AGENT_SHA256)"
+  chmod 755 "$TMP/axle-envoy"
+  # It carries its own Node runtime; what it still needs from the host (glibc) shows here.
+  VERSION=$("$TMP/axle-envoy" --version </dev/null 2>&1) || die "the agent does not run on this host: $VERSION"
   rm -rf "$OPT.new"
   mkdir -p "$OPT.new"
-  tar -xzf "$TMP/agent.tar.gz" -C "$OPT.new" --no-same-owner
-  [ -f "$OPT.new/axle-envoy.mjs" ] && [ -f "$OPT.new/axle-envoy.service" ] || die "the agent bundle from $HUB_URL lacks axle-envoy.mjs or axle-envoy.service; rebuild it on the hub"
+  mv "$TMP/axle-envoy" "$OPT.new/axle-envoy"
   printf '%s\n' "$AGENT_SHA256" > "$OPT.new/agent.sha256"
   rm -rf "$OPT.old"
   [ -d "$OPT" ] && mv "$OPT" "$OPT.old"
   mv "$OPT.new" "$OPT"
   rm -rf "$OPT.old"
   CHANGED=1
-  say "agent installed at $OPT"
+  say "agent $VERSION installed at $OPT"
 fi
 
 # 2. The config, written only when it would change.
@@ -126,13 +127,16 @@ if [ -f "$STATE/assignment.json" ]; then
   say "already enrolled (assignment in $STATE)"
 else
   [ -n "$TOKEN" ] || die "not enrolled yet: pass --token TOKEN (create one with: axle tokens create)"
-  node "$OPT/axle-envoy.mjs" enroll --config "$ETC/envoy.yaml" --token "$TOKEN" </dev/null || die "enrollment failed (see the message above)"
+  "$OPT/axle-envoy" enroll --config "$ETC/envoy.yaml" --token "$TOKEN" </dev/null || die "enrollment failed (see the message above)"
 fi
 
-# 4. The service.
+# 4. The service: deploy/systemd/axle-envoy.service, put in here when the agent was built.
 mkdir -p "$UNIT_DIR"
-sed -e "s#/opt/axle/bin/axle-envoy#$NODE_BIN $OPT/axle-envoy.mjs#" -e "s#/etc/axle/envoy.yaml#$ETC/envoy.yaml#" \
-  "$OPT/axle-envoy.service" > "$TMP/axle-envoy.service"
+cat > "$TMP/unit.in" <<'AXLE_UNIT_END'
+@AXLE_ENVOY_UNIT@
+AXLE_UNIT_END
+sed -e "s#/opt/axle/bin/axle-envoy#$OPT/axle-envoy#" -e "s#/etc/axle/envoy.yaml#$ETC/envoy.yaml#" \
+  "$TMP/unit.in" > "$TMP/axle-envoy.service"
 if [ -f "$UNIT_DIR/axle-envoy.service" ] && cmp -s "$TMP/axle-envoy.service" "$UNIT_DIR/axle-envoy.service"; then
   say "unit $UNIT_DIR/axle-envoy.service unchanged"
 else
@@ -143,7 +147,7 @@ fi
 [ "$START" -eq 1 ] || { say "not starting the service (--no-start)"; exit 0; }
 if ! command -v systemctl >/dev/null 2>&1; then
   printf 'axle-bootstrap: %s\n' "systemctl not found: the agent is installed and enrolled, but nothing started it." \
-    "start it with your init system: $NODE_BIN $OPT/axle-envoy.mjs --config $ETC/envoy.yaml" >&2
+    "start it with your init system: $OPT/axle-envoy --config $ETC/envoy.yaml" >&2
   exit 3
 fi
 if [ "$CHANGED" -eq 1 ]; then

@@ -1,25 +1,6 @@
 import { defineConfig } from 'tsup';
 import { readdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { Plugin } from 'esbuild';
-
-const sharedSrc = fileURLToPath(new URL('../shared/src/', import.meta.url));
-
-/**
- * Resolves @axle/shared to its TypeScript sources and tells esbuild those modules have no
- * side effects on import, so modules the agent never uses are dropped whole.
- */
-const sharedFromSource: Plugin = {
-  name: 'axle-shared-from-source',
-  setup(build) {
-    build.onResolve({ filter: /^@axle\/shared$/ }, () => ({ path: `${sharedSrc}index.ts`, sideEffects: false }));
-    build.onResolve({ filter: /^\.\.?\// }, (a) => {
-      if (!a.importer.startsWith(sharedSrc)) return undefined;
-      return { path: resolve(dirname(a.importer), a.path.replace(/\.js$/, '.ts')), sideEffects: false };
-    });
-  },
-};
+import { sharedFromSource } from '../../scripts/package/esbuild.js';
 
 // Every file in src/bin becomes an executable entry beside the library entry.
 const bins = (() => {

@@ -18,15 +18,8 @@ const PACKAGES: { dir: string; outputs: string[]; inputs: string[] }[] = [
   },
   {
     dir: 'packages/envoy-agent',
-    outputs: ['dist/index.js', 'dist/bin/axle-envoy.js', 'dist/agent/agent.tar.gz'],
-    inputs: [
-      'src',
-      'package.json',
-      'tsup.config.ts',
-      '../../scripts/build-agent-bundle.mjs',
-      '../../deploy/bootstrap/bootstrap.sh',
-      '../../deploy/systemd/axle-envoy.service',
-    ],
+    outputs: ['dist/index.js', 'dist/bin/axle-envoy.js'],
+    inputs: ['src', 'package.json', 'tsup.config.ts'],
   },
 ];
 

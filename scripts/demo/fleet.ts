@@ -196,8 +196,9 @@ export class Proc {
   }
 
   /**
-   * Spawns `node ARGS...` and resolves once a log line satisfies `ready`. With `progress`,
-   * `timeoutMs` is how long it may go without a progress line, not how long it may take.
+   * Spawns `node ARGS...` (or `exec ARGS...`) and resolves once a log line satisfies `ready`.
+   * With `progress`, `timeoutMs` is how long it may go without a progress line, not how long it
+   * may take.
    */
   static async start(
     name: string,
@@ -209,9 +210,11 @@ export class Proc {
       timeoutMs?: number;
       progress?: (l: LogLine) => boolean;
       onLine?: (l: LogLine) => void;
+      /** A program to run instead of node, e.g. the agent's single executable. */
+      exec?: string;
     } = {},
   ): Promise<Proc> {
-    const child = spawn(process.execPath, args, {
+    const child = spawn(o.exec ?? process.execPath, args, {
       cwd: ROOT,
       env: { ...process.env, ...o.env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,18 +1,40 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Hub, hubConfigFrom } from '@axle/hub';
 import { silentLogger } from '@axle/shared';
-import { renderBootstrap } from '../../packages/hub/src/bootstrap.js';
-import { HubApi, Proc, adminToken, planFleet, startHub, startSpoke, type FleetPlan } from '../../scripts/demo/fleet.js';
+import { AgentExecutable, renderBootstrap } from '../../packages/hub/src/bootstrap.js';
+import {
+  HubApi,
+  Proc,
+  ROOT,
+  adminToken,
+  planFleet,
+  startHub,
+  startSpoke,
+  type FleetPlan,
+} from '../../scripts/demo/fleet.js';
+import { ensureAgent } from '../../scripts/package/build.js';
 import { tempDir } from '../support/tmp.js';
 import { waitFor } from '../support/wait.js';
 
 /**
  * The served bootstrap script, run with `sh` as an operator would (curl | sh), against a real
- * hub and real spokes, into a temporary root, with a PATH that has no systemctl.
+ * hub and real spokes, into a temporary root, with a PATH that has no systemctl and no node:
+ * the agent it installs is the single executable (npm run package), which the hub finds in
+ * dist/agent/ of this checkout.
  */
 const t = tempDir('axle-bootstrap-');
 const procs: Proc[] = [];
@@ -22,7 +44,7 @@ let hubAddr: string;
 let token: string;
 let binDir: string;
 
-/** The tools the script uses, and nothing else: in particular no systemctl. */
+/** The tools the script uses, and nothing else: in particular no systemctl and no node. */
 const TOOLS = [
   'sh',
   'curl',
@@ -40,7 +62,7 @@ const TOOLS = [
   'cp',
   'sed',
   'wc',
-  'node',
+  'uname',
 ];
 
 function which(tool: string): string {
@@ -51,6 +73,7 @@ function which(tool: string): string {
 }
 
 beforeAll(async () => {
+  await ensureAgent();
   binDir = join(t.dir, 'bin');
   mkdirSync(binDir);
   for (const tool of TOOLS) symlinkSync(which(tool), join(binDir, tool));
@@ -68,17 +91,17 @@ beforeAll(async () => {
   hubAddr = plan.hubs[0]!.addr;
   api = new HubApi(hubAddr, adminToken(plan.hubs[0]!));
   token = (await api.post<{ secret: string }>('/tokens', { ttl: '1h', note: 'bootstrap test' })).secret;
-}, 60_000);
+}, 300_000);
 
 afterAll(async () => {
   await Promise.all(procs.map((p) => p.stop()));
   t.cleanup();
 });
 
-function sh(args: string[], o: { input?: string } = {}) {
+function sh(args: string[], o: { input?: string; path?: string } = {}) {
   const r = spawnSync(join(binDir, 'sh'), args, {
     encoding: 'utf8',
-    env: { PATH: binDir, HOME: t.dir, TMPDIR: t.dir },
+    env: { PATH: o.path ?? binDir, HOME: t.dir, TMPDIR: t.dir },
     timeout: 60_000,
     ...(o.input !== undefined ? { input: o.input } : {}),
   });
@@ -106,17 +129,25 @@ function snapshot(root: string): Record<string, string> {
   return out;
 }
 
-describe('GET /bootstrap.sh and /agent.tar.gz', () => {
-  it('serve the script filled in with this hub and the sha256 of the tarball it serves', async () => {
+describe('GET /bootstrap.sh and /agent/axle-envoy', () => {
+  it('serve the script filled in with this hub and the sha256 of the executable it serves', async () => {
     const script = await (await fetch(`http://${hubAddr}/bootstrap.sh`)).text();
-    const tar = Buffer.from(await (await fetch(`http://${hubAddr}/agent.tar.gz`)).arrayBuffer());
-    const sha = createHash('sha256').update(tar).digest('hex');
+    const res = await fetch(`http://${hubAddr}/agent/axle-envoy`);
+    expect(res.headers.get('content-type')).toBe('application/octet-stream');
+    const exe = Buffer.from(await res.arrayBuffer());
+    const sha = createHash('sha256').update(exe).digest('hex');
+    expect(res.headers.get('x-axle-sha256')).toBe(sha);
+    expect(Number(res.headers.get('content-length'))).toBe(exe.length);
+    expect(exe.subarray(0, 4).toString('latin1')).toBe('\x7fELF');
     expect(script).toContain(`HUB_URL='http://${hubAddr}'`);
     expect(script).toContain(`HUB_ADDRS='${hubAddr}'`);
     expect(script).toContain(`AGENT_SHA256='${sha}'`);
     expect(script).not.toMatch(/@[A-Z_0-9]+@/);
-    const list = spawnSync('tar', ['-tzf', '-'], { input: tar, encoding: 'utf8' });
-    expect(list.stdout.split('\n').filter(Boolean).sort()).toEqual(['axle-envoy.mjs', 'axle-envoy.service']);
+    // The unit travels inside the script, exactly as deploy/systemd has it.
+    const unit = readFileSync(join(ROOT, 'deploy/systemd/axle-envoy.service'), 'utf8');
+    expect(script).toContain(`<<'AXLE_UNIT_END'\n${unit}AXLE_UNIT_END\n`);
+    const head = await fetch(`http://${hubAddr}/agent/axle-envoy`, { method: 'HEAD' });
+    expect(head.headers.get('x-axle-sha256')).toBe(sha);
   });
 
   it('installs, enrolls and reports a missing systemctl with exit 3; a second run changes nothing', async () => {
@@ -134,20 +165,18 @@ describe('GET /bootstrap.sh and /agent.tar.gz', () => {
     ]);
     expect(first.err).toMatch(/systemctl not found/);
     expect(first.code, `${first.out}\n${first.err}`).toBe(3);
-    expect(first.out).toMatch(/agent installed at/);
+    expect(first.out).toMatch(/agent \d+\.\d+\.\d+ installed at/);
     expect(first.out).toMatch(/enrolled web1\.dc1\.example\.com: spoke dc1/);
 
-    expect(existsSync(join(root, 'opt/axle/envoy/axle-envoy.mjs'))).toBe(true);
+    expect(statSync(join(root, 'opt/axle/envoy/axle-envoy')).mode & 0o777).toBe(0o755);
     const cfg = readFileSync(join(root, 'etc/axle/envoy.yaml'), 'utf8');
     expect(cfg).toContain(`- "${hubAddr}"`);
     expect(cfg).toContain(`hostname: "${host}"`);
     const unit = readFileSync(join(root, 'etc/systemd/system/axle-envoy.service'), 'utf8');
-    expect(unit).toMatch(
-      new RegExp(
-        `^ExecStart=/\\S+/node ${root}/opt/axle/envoy/axle-envoy\\.mjs --config ${root}/etc/axle/envoy\\.yaml$`,
-        'm',
-      ),
-    );
+    expect(unit.split('\n').filter((l) => l.startsWith('ExecStart='))).toEqual([
+      `ExecStart=${root}/opt/axle/envoy/axle-envoy --config ${root}/etc/axle/envoy.yaml`,
+    ]);
+    expect(unit).toContain('Restart=on-failure');
     const assignment = JSON.parse(readFileSync(join(root, 'var/lib/axle/envoy/assignment.json'), 'utf8')) as {
       status: string;
       target: { spokeId: string };
@@ -177,15 +206,13 @@ describe('GET /bootstrap.sh and /agent.tar.gz', () => {
     expect(again.directory.epoch).toBe(rec.directory.epoch);
   });
 
-  it('the installed single-file agent runs from the written config and reports to its spoke', async () => {
+  it('the installed agent runs from the written config, with no node on its PATH, and reports to its spoke', async () => {
     const root = join(t.dir, 'root1');
-    const agent = await Proc.start(
-      'installed envoy',
-      [join(root, 'opt/axle/envoy/axle-envoy.mjs'), '--config', join(root, 'etc/axle/envoy.yaml')],
-      {
-        ready: (l) => l.msg === 'envoy started',
-      },
-    );
+    const agent = await Proc.start('installed envoy', ['--config', join(root, 'etc/axle/envoy.yaml')], {
+      exec: join(root, 'opt/axle/envoy/axle-envoy'),
+      env: { PATH: binDir },
+      ready: (l) => l.msg === 'envoy started',
+    });
     try {
       await waitFor(
         async () => {
@@ -242,6 +269,21 @@ describe('GET /bootstrap.sh and /agent.tar.gz', () => {
     expect(readdirSync(root)).toEqual([]);
   });
 
+  it('refuses a host of another machine type before downloading anything', async () => {
+    const file = join(t.dir, 'other-machine.sh');
+    writeFileSync(file, await (await fetch(`http://${hubAddr}/bootstrap.sh`)).text());
+    const armBin = join(t.dir, 'bin-aarch64');
+    mkdirSync(armBin);
+    for (const tool of TOOLS.filter((x) => x !== 'uname')) symlinkSync(which(tool), join(armBin, tool));
+    writeFileSync(join(armBin, 'uname'), '#!/bin/sh\n[ "$1" = -m ] && echo aarch64 || echo Linux\n', { mode: 0o755 });
+    const root = join(t.dir, 'aarch64');
+    mkdirSync(root);
+    const r = sh([file, '--token', token, '--hostname', 'arm1.dc1.example.com', '--root', root], { path: armBin });
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/serves the agent for Linux x86_64; this host is Linux aarch64/);
+    expect(readdirSync(root)).toEqual([]);
+  });
+
   it("refuses a wrong join token with the hub's message, leaving the host unenrolled", () => {
     const root = join(t.dir, 'badtoken');
     mkdirSync(root);
@@ -269,7 +311,7 @@ describe('bootstrap without an agent bundle', () => {
         server_id: 'hub-x',
         listen: '127.0.0.1:0',
         data_dir: d.dir,
-        agent_bundle: join(d.dir, 'missing/agent.tar.gz'),
+        agent_dir: join(d.dir, 'missing'),
         spanner: { role: 'hub' },
       }),
       { logger: silentLogger() },
@@ -285,13 +327,13 @@ describe('bootstrap without an agent bundle', () => {
     const res = await fetch(`http://${hub.addr}/bootstrap.sh`);
     expect(res.status).toBe(404);
     const body = await res.text();
-    expect(body).toMatch(/agent bundle is missing/);
+    expect(body).toMatch(/agent executable is missing/);
     const r = spawnSync('sh', [], { input: body, encoding: 'utf8' });
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/axle-bootstrap: the agent bundle is missing .* set agent_bundle/);
-    const tar = await fetch(`http://${hub.addr}/agent.tar.gz`);
-    expect(tar.status).toBe(404);
-    expect(((await tar.json()) as { error: { code: string } }).error.code).toBe('E_NOT_FOUND');
+    expect(r.stderr).toMatch(/axle-bootstrap: the agent executable is missing .* set agent_dir/);
+    const exe = await fetch(`http://${hub.addr}/agent/axle-envoy`);
+    expect(exe.status).toBe(404);
+    expect(((await exe.json()) as { error: { code: string } }).error.code).toBe('E_NOT_FOUND');
   });
 
   it('never puts a value that could break out of its quotes into the script', () => {
@@ -303,5 +345,35 @@ describe('bootstrap without an agent bundle', () => {
     expect(() => renderBootstrap(tpl, { hubUrl: 'http://h:1', hubAddrs: ['h:1 ;id'], sha256: 'ab' })).toThrow(
       /refusing/,
     );
+  });
+});
+
+describe('AgentExecutable', () => {
+  const d = tempDir('axle-agent-exe-cache-');
+  afterAll(() => d.cleanup());
+  const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+  it('hashes the executable once, and again only when a new build replaces it', async () => {
+    writeFileSync(join(d.dir, 'bootstrap.sh'), "A='@HUB_URL@' B='@HUB_ADDRS@' C='@AGENT_SHA256@'\n");
+    const v1 = Buffer.alloc(3 * 2 ** 20, 1);
+    writeFileSync(join(d.dir, 'axle-envoy'), v1);
+    const agent = new AgentExecutable(() => d.dir);
+    const [a, b] = await Promise.all([agent.load(), agent.load()]);
+    expect(a).toBe(b); // one read for both
+    expect(a).toMatchObject({ size: v1.length, sha256: sha(v1) });
+    expect(await agent.load()).toBe(a);
+    // A new build lands by rename, as npm run package and dpkg do.
+    const v2 = Buffer.alloc(2 ** 20, 2);
+    writeFileSync(join(d.dir, 'axle-envoy.new'), v2);
+    renameSync(join(d.dir, 'axle-envoy.new'), join(d.dir, 'axle-envoy'));
+    expect(await agent.load()).toMatchObject({ size: v2.length, sha256: sha(v2) });
+  });
+
+  it('refuses an empty executable and a template without its placeholders, with what to do', async () => {
+    writeFileSync(join(d.dir, 'axle-envoy'), '');
+    await expect(new AgentExecutable(() => d.dir).load()).rejects.toThrow(/is empty; rebuild the agent/);
+    writeFileSync(join(d.dir, 'axle-envoy'), 'x');
+    writeFileSync(join(d.dir, 'bootstrap.sh'), '#!/bin/sh\n');
+    await expect(new AgentExecutable(() => d.dir).load()).rejects.toThrow(/is not a bootstrap template/);
   });
 });

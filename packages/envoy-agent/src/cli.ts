@@ -1,12 +1,18 @@
-/** The axle-envoy command line; loaded by bin/axle-envoy.ts once V8 is set up. */
+/**
+ * The axle-envoy command line; loaded by bin/axle-envoy.ts once V8 is set up. It exports
+ * main() rather than running at import, with no top-level await, so the same code runs as
+ * an ES module and bundled to CommonJS inside the single executable.
+ */
 import { Command } from 'commander';
 import { createLogger, exitWithError, runUntilSignalled, toBase64, fingerprint } from '@axle/shared';
 import { Envoy, enroll, loadEnvoyConfig } from './index.js';
 import { StateStore } from './state.js';
 import { applyBundle, formatRun } from './apply.js';
+import { AGENT_VERSION } from './version.js';
 
 const program = new Command('axle-envoy')
   .description('Axle envoy agent: enrolls through the hub, keeps its spoke, runs policies, reports')
+  .version(AGENT_VERSION, '-V, --version', 'print the agent version')
   .enablePositionalOptions()
   .option('-c, --config <file>', 'envoy config file', '/etc/axle/envoy.yaml')
   .action(async (o: { config: string }) => {
@@ -102,4 +108,6 @@ program
     },
   );
 
-await program.parseAsync(process.argv);
+export async function main(argv: string[]): Promise<void> {
+  await program.parseAsync(argv);
+}

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync, statSync, type Stats } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -7,26 +8,28 @@ import { AxleError, ErrorCode, HANDLED, HttpError, parseHostPort, type Router } 
 import type { HubConfig } from './config.js';
 
 /**
- * GET /bootstrap.sh and GET /agent.tar.gz: the one-line agent install
+ * GET /bootstrap.sh and GET /agent/axle-envoy: the one-line agent install
  * (`curl -fsSL http://HUB:1530/bootstrap.sh | sudo sh -s -- --token TOKEN`).
  *
- * The agent tarball and the script template are built together into envoy-agent's
- * dist/agent/ (scripts/build-agent-bundle.mjs) and served from `agent_bundle`, so the script
- * a hub serves always names the sha256 of the tarball it serves.
+ * `npm run package` builds the agent executable and the script template together into
+ * dist/agent/ (the axle-hub Debian package carries them in /usr/lib/axle/hub/agent/), and the
+ * hub serves both from `agent_dir`, so the script it serves always names the sha256 of the
+ * executable it serves.
  */
 
-const BUNDLE_REL = ['envoy-agent', 'dist', 'agent', 'agent.tar.gz'];
+const AGENT_FILE = 'axle-envoy';
+const TEMPLATE_FILE = 'bootstrap.sh';
 
 /**
- * The bundle of the envoy-agent package installed beside this hub: walks up from this
- * module (src/ in development, dist/ or dist/bin/ when built) looking for the workspace
- * sibling or node_modules/@axle/envoy-agent.
+ * The agent directory of the build or install this hub runs from: `agent/` or `dist/agent/`
+ * in the directory of this module or one above it (dist/agent/ at the top of a checkout,
+ * /usr/lib/axle/hub/agent/ beside the packaged hub).
  */
-export function defaultAgentBundle(from = fileURLToPath(import.meta.url)): string | undefined {
+export function defaultAgentDir(from = fileURLToPath(import.meta.url)): string | undefined {
   let dir = dirname(from);
   for (let i = 0; i < 8; i++) {
-    for (const c of [join(dir, ...BUNDLE_REL), join(dir, 'node_modules', '@axle', ...BUNDLE_REL)]) {
-      if (existsSync(c)) return c;
+    for (const c of [join(dir, 'agent'), join(dir, 'dist', 'agent')]) {
+      if (existsSync(join(c, AGENT_FILE)) && existsSync(join(c, TEMPLATE_FILE))) return c;
     }
     const up = dirname(dir);
     if (up === dir) break;
@@ -37,55 +40,79 @@ export function defaultAgentBundle(from = fileURLToPath(import.meta.url)): strin
 
 interface Loaded {
   key: string;
-  data: Buffer;
+  file: string;
+  size: number;
   sha256: string;
   template: string;
 }
 
-/** The tarball and template, read once and again only when either file changes on disk. */
-export class AgentBundle {
+const statKey = (a: Stats, b: Stats) => `${a.ino}:${a.mtimeMs}:${a.size}:${b.ino}:${b.mtimeMs}:${b.size}`;
+
+/**
+ * The executable's size and sha256 and the script template, read again only when either file
+ * changes on disk. The executable (about 90 MiB) is hashed as a stream and never held in memory.
+ */
+export class AgentExecutable {
   private cache: Loaded | undefined;
+  private pending: { key: string; done: Promise<Loaded> } | undefined;
 
-  constructor(private readonly file: () => string | undefined) {}
+  constructor(private readonly dir: () => string | undefined) {}
 
-  get path(): string | undefined {
-    return this.file();
-  }
-
-  load(): Loaded {
-    const file = this.file();
-    if (!file) {
+  async load(): Promise<Loaded> {
+    const dir = this.dir();
+    if (!dir) {
       throw new HttpError(
         404,
         ErrorCode.NOT_FOUND,
-        'no agent bundle: build it (npm run build builds packages/envoy-agent/dist/agent/agent.tar.gz) or set agent_bundle in the hub config',
+        'no agent executable: build it (npm run package writes dist/agent/) or set agent_dir in the hub config',
       );
     }
-    const tpl = join(dirname(file), 'bootstrap.sh');
+    const file = join(dir, AGENT_FILE);
+    const tpl = join(dir, TEMPLATE_FILE);
     let key: string;
     try {
-      const a = statSync(file);
-      const b = statSync(tpl);
-      key = `${a.mtimeMs}:${a.size}:${b.mtimeMs}:${b.size}`;
+      key = statKey(statSync(file), statSync(tpl));
     } catch (e) {
       throw new HttpError(
         404,
         ErrorCode.NOT_FOUND,
-        `the agent bundle is missing (${(e as Error).message}); run npm run build, or set agent_bundle in the hub config to an agent.tar.gz with bootstrap.sh beside it`,
+        `the agent executable is missing (${(e as Error).message}); run npm run package, or set agent_dir in the hub config to a directory holding axle-envoy and bootstrap.sh`,
       );
     }
     if (this.cache?.key === key) return this.cache;
-    const data = readFileSync(file);
+    if (this.pending?.key !== key) {
+      const done = this.read(key, file, tpl);
+      this.pending = { key, done };
+      // Handled here too, so a failed read is never an unhandled rejection; callers get it from `done`.
+      const settle = () => {
+        if (this.pending?.done === done) this.pending = undefined;
+      };
+      done.then((l) => {
+        this.cache = l;
+        settle();
+      }, settle);
+    }
+    return this.pending.done;
+  }
+
+  private async read(key: string, file: string, tpl: string): Promise<Loaded> {
     const template = readFileSync(tpl, 'utf8');
     for (const p of ['@HUB_URL@', '@HUB_ADDRS@', '@AGENT_SHA256@']) {
       if (!template.includes(p))
         throw new AxleError(
           ErrorCode.INTERNAL,
-          `${tpl} is not a bootstrap template (no ${p}); rebuild the agent bundle`,
+          `${tpl} is not a bootstrap template (no ${p}); rebuild the agent (npm run package)`,
         );
     }
-    this.cache = { key, data, template, sha256: createHash('sha256').update(data).digest('hex') };
-    return this.cache;
+    const h = createHash('sha256');
+    let size = 0;
+    for await (const chunk of createReadStream(file)) {
+      h.update(chunk as Buffer);
+      size += (chunk as Buffer).length;
+    }
+    if (size === 0)
+      throw new HttpError(404, ErrorCode.NOT_FOUND, `${file} is empty; rebuild the agent (npm run package)`);
+    return { key, file, size, template, sha256: h.digest('hex') };
   }
 }
 
@@ -142,15 +169,15 @@ function shellError(res: ServerResponse, status: number, message: string): typeo
 }
 
 export function bootstrapRoutes(r: Router, d: BootstrapDeps): void {
-  const bundle = new AgentBundle(() => {
-    const configured = d.config().agent_bundle;
-    return configured !== undefined ? resolve(configured) : defaultAgentBundle();
+  const agent = new AgentExecutable(() => {
+    const configured = d.config().agent_dir;
+    return configured !== undefined ? resolve(configured) : defaultAgentDir();
   });
 
-  r.get('/bootstrap.sh', (ctx) => {
+  r.get('/bootstrap.sh', async (ctx) => {
     let b: Loaded;
     try {
-      b = bundle.load();
+      b = await agent.load();
     } catch (e) {
       return shellError(ctx.res, e instanceof HttpError ? e.status : 500, (e as Error).message);
     }
@@ -163,15 +190,33 @@ export function bootstrapRoutes(r: Router, d: BootstrapDeps): void {
     return HANDLED;
   });
 
-  r.get('/agent.tar.gz', (ctx) => {
-    const b = bundle.load();
+  r.get('/agent/axle-envoy', async (ctx) => {
+    const b = await agent.load();
+    const fh = await open(b.file, 'r');
+    try {
+      // What is sent must be the file that was hashed: one replaced since (a new build) is
+      // refused, and the retry gets the new one, hashed.
+      if (statKey(await fh.stat(), statSync(join(dirname(b.file), TEMPLATE_FILE))) !== b.key)
+        throw new HttpError(503, ErrorCode.CONFLICT, 'the agent executable was replaced while being served; try again');
+    } catch (e) {
+      await fh.close();
+      throw e;
+    }
     ctx.res.writeHead(200, {
-      'content-type': 'application/gzip',
-      'content-length': String(b.data.length),
+      'content-type': 'application/octet-stream',
+      'content-length': String(b.size),
       'x-axle-sha256': b.sha256,
       'cache-control': 'no-store',
     });
-    ctx.res.end(ctx.req.method === 'HEAD' ? undefined : b.data);
+    if (ctx.req.method === 'HEAD') {
+      await fh.close();
+      ctx.res.end();
+      return HANDLED;
+    }
+    const body = fh.createReadStream({ start: 0, end: b.size - 1 });
+    body.on('error', () => ctx.res.destroy());
+    ctx.res.on('close', () => body.destroy());
+    body.pipe(ctx.res);
     return HANDLED;
   });
 }

@@ -137,8 +137,8 @@ export const hubConfigSchema = obj({
   config_dir: opt(str({ min: 1, max: 1024 })),
   /** The address envoys and the bootstrap script use for this hub when `listen` is a wildcard (0.0.0.0) or behind NAT. */
   public_addr: opt(hostPort()),
-  /** The agent tarball GET /agent.tar.gz serves (default: @axle/envoy-agent's dist/agent/agent.tar.gz); bootstrap.sh beside it is the script template. */
-  agent_bundle: opt(str({ min: 1, max: 1024 })),
+  /** The directory holding the agent executable GET /agent/axle-envoy serves and bootstrap.sh, the script template (default: dist/agent/ of the build this hub runs from). */
+  agent_dir: opt(str({ min: 1, max: 1024 })),
   /** Config publishing: how many versions to keep, and the secret of the publish webhook. */
   config_publish: def(
     obj({
