@@ -106,15 +106,19 @@ describe('axle-envoy, the single executable', () => {
     const hostRoot = join(t.dir, 'host-root');
     mkdirSync(join(hostRoot, 'etc'), { recursive: true });
     writeDemoPolicies(join(t.dir, 'config'), hostRoot);
+    const publishedAt = Date.now();
     const pub = await api.post<{ version: number }>('/config/publish', { dir: join(t.dir, 'config') });
     await agent.waitFor((l) => l.msg === 'applied config bundle' && l.version === pub.version, 30_000);
     const item = await waitFor(
       async () => {
-        const r = await api.get<{ items: { configVersion: number; compliance: string; connected: boolean }[] }>(
-          `/envoys?match=${HOST}`,
-        );
+        const r = await api.get<{
+          items: { configVersion: number; compliance: string; connected: boolean; lastRunAt: number }[];
+        }>(`/envoys?match=${HOST}`);
         const e = r.items[0];
-        return e && e.configVersion === pub.version && e.compliance === 'compliant' ? e : undefined;
+        // A run that finished after the publish: the start run (no policies yet) may also be compliant.
+        return e && e.configVersion === pub.version && e.compliance === 'compliant' && e.lastRunAt >= publishedAt
+          ? e
+          : undefined;
       },
       { timeoutMs: 30_000, what: 'a compliant run at the published version, stored by the spoke' },
     );
