@@ -41,6 +41,8 @@ export interface Coverage {
 export interface EnvoyPage {
   items: EnvoySummary[];
   cursor: string | null;
+  /** Envoys matching the filter on the spokes that answered; an estimate where a spoke said so. */
+  matched: { count: number; exact: boolean };
   spokes: SpokeReport[];
   coverage: Coverage;
   partial: boolean;
@@ -129,7 +131,17 @@ export class Queries {
     const merged = kWayMerge(pages, (e) => e.hostname, o.limit);
     const next = { ...cursor, ...merged.taken };
     stop();
-    return { items: merged.items, cursor: merged.more ? encodeCursor(next) : null, ...this.report(answers, 'list') };
+    const answered = answers.filter((a) => a.value);
+    const matched = {
+      count: answered.reduce((n, a) => n + (a.value?.total ?? 0), 0),
+      exact: answered.length === answers.length && answered.every((a) => a.value?.totalExact !== false),
+    };
+    return {
+      items: merged.items,
+      cursor: merged.more ? encodeCursor(next) : null,
+      matched,
+      ...this.report(answers, 'list'),
+    };
   }
 
   async envoy(

@@ -301,7 +301,9 @@ export const messageSchema = tagged('type', {
     type: lit('envoy_page'),
     items: arr(envoySummarySchema, { max: 10_000 }),
     more: bool(),
+    /** Every match of the filter on this spoke, exact unless `totalExact` is false (an estimate). */
     total: int({ min: 0 }),
+    totalExact: opt(bool()),
   }),
   envoy_detail: obj({
     type: lit('envoy_detail'),

@@ -1,6 +1,7 @@
 import {
   type Codec,
   CostBudget,
+  Glob,
   type Json,
   type Message,
   type MessageOf,
@@ -10,6 +11,7 @@ import {
   replyBudget,
 } from '@axle/shared';
 import type { Fleet } from './fleet.js';
+import { listPage } from './list-plan.js';
 import { QueryGate } from './query-gate.js';
 import type { Store } from './store.js';
 
@@ -40,9 +42,14 @@ export class SpokeQueries {
   }
 
   list(msg: MessageOf<'list_envoys'>): Promise<Message> {
+    const glob = msg.filter.match ? Glob.compile(msg.filter.match) : undefined;
     return this.gate.run(async () => ({
       type: 'envoy_page',
-      ...(await this.fleet.list(msg.filter, {
+      ...(await listPage(msg.filter, glob, {
+        index: this.fleet.index,
+        traits: this.store.traitIndex,
+        record: (h) => this.fleet.get(h),
+        summary: (r) => this.fleet.summary(r),
         traitsOf: (h) => this.store.getTraits(h),
         budget: new CostBudget(this.limits.steps),
         maxBytes: this.budget,

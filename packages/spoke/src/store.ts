@@ -1,6 +1,7 @@
 import { mkdirSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
+import { TraitIndex } from './trait-index.js';
 import {
   AxleError,
   ErrorCode,
@@ -66,6 +67,8 @@ export class Store {
   private readonly meta: Database<number, string>;
   /** Small records that are not numbers (the latest hub term proof); validated when read. */
   private readonly records: Database<unknown, string>;
+  /** Trait equality, for list filters without a scan. */
+  readonly traitIndex: TraitIndex;
   private closed = false;
   /** Runs queued for removal but not yet committed (still visible to reads until then). */
   private readonly removing = new Set<string>();
@@ -90,6 +93,7 @@ export class Store {
     this.byTime = this.root.openDB({ name: 'runs_by_time' });
     this.meta = this.root.openDB({ name: 'meta' });
     this.records = this.root.openDB({ name: 'records' });
+    this.traitIndex = new TraitIndex(this.root, this.traits, this.meta);
   }
 
   /** Resolves once everything queued so far is committed and flushed to disk. */
@@ -214,8 +218,10 @@ export class Store {
     return this.traits.get(hostname);
   }
 
-  putTraits(hostname: string, traits: Record<string, Json>): Promise<boolean> {
-    return this.traits.put(hostname, traits);
+  /** Stores a host's traits and brings the trait index in step, in the same batch. */
+  putTraits(hostname: string, traits: Record<string, Json>): Promise<unknown> {
+    const index = this.traitIndex.update(hostname, this.traits.get(hostname), traits);
+    return Promise.all([this.traits.put(hostname, traits), ...index]);
   }
 
   hasRun(hostname: string, runId: string): boolean {
