@@ -1,37 +1,34 @@
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  connectPeer,
-  generateKeyPair,
-  saveKeyPair,
-  silentLogger,
-  toBase64,
-  type KeyPair,
-  type Run,
-} from '@axle/shared';
-import { Hub, hubConfigFrom } from '@axle/hub';
+import { connectPeer, generateKeyPair, saveKeyPair, toBase64, type KeyPair, type Run } from '@axle/shared';
 import { bin, startDaemon, type Daemon } from '../test/support/proc.js';
 import { tempDir } from '../test/support/tmp.js';
 import type { Figure } from './lib.js';
 
 /**
- * Fan-out query latency at fleet scale: 4 spokes (child processes, the built bin) holding
- * 25,000 envoys each, a hub in this process. Envoys are registered through the hub's
- * import path (route, adopt on the spoke, record), and a share of them check in and report
- * a run through real protocol connections so compliance filters have data. Then: p50/p99 of
- * a paged, filtered 100-row envoy list and of fleet stats through the HTTP API, beside the
- * latency of the same list asked of one spoke directly.
+ * Fan-out queries at fleet scale: SPOKES spokes and a hub, all child processes (the built
+ * bins), filled through the hub's import path (route, adopt on the spoke, record) to each size
+ * in BENCH_HUB_SCALES in turn (default 100,000 then 1,000,000, so growth shows in one run). A
+ * few hundred envoys per spoke check in with traits and report a run, so trait and compliance
+ * filters have data; the rest are imported, not connected. At each size: p50/p99 of a 100-row
+ * page for a selective glob, a trait filter, a broad glob and a compliance filter, fleet stats,
+ * and the hub's RSS. Reference: the same hub's round trip for its route table, which asks no
+ * spoke, so a page's figure reads as the floor plus what fan-out and the indexes cost.
  */
-const PER_SPOKE = Number(process.env.BENCH_ENVOYS_PER_SPOKE ?? 25_000);
-const REPORTERS_PER_SPOKE = Number(process.env.BENCH_REPORTERS_PER_SPOKE ?? 250);
-const QUERIES = Number(process.env.BENCH_QUERIES ?? 200);
-const SPOKES = ['dc1', 'dc2', 'dc3', 'dc4'];
+const SCALES = (process.env.BENCH_HUB_SCALES ?? '100000,1000000').split(',').map(Number);
+const SPOKES = Array.from({ length: Number(process.env.BENCH_HUB_SPOKES ?? 10) }, (_, i) => `dc${i + 1}`);
+const REPORTERS_PER_SPOKE = Number(process.env.BENCH_REPORTERS_PER_SPOKE ?? 200);
+const QUERIES = Number(process.env.BENCH_QUERIES ?? 100);
+const MiB = 2 ** 20;
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? 0;
 }
+
+const rss = (pid: number) =>
+  Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
 
 async function parallel<T>(items: T[], n: number, fn: (t: T) => Promise<void>): Promise<void> {
   let i = 0;
@@ -60,13 +57,18 @@ function makeRun(hostname: string, compliant: boolean): Run {
   };
 }
 
+/** `web000123.dc4.example.com`: even numbers web, odd db; the index spread over the spokes. */
+const hostOf = (i: number) =>
+  `${i % 2 === 0 ? 'web' : 'db'}${String(Math.floor(i / SPOKES.length)).padStart(7, '0')}.${SPOKES[i % SPOKES.length]}.example.com`;
+
 export async function run(): Promise<Figure[]> {
   const t = tempDir('axle-bench-hubq-');
   const daemons: Daemon[] = [];
-  let hub: Hub | undefined;
+  const bench = 'hub-query';
   try {
     const hubKp = generateKeyPair();
-    saveKeyPair(join(t.dir, 'hub', 'hub.key'), hubKp);
+    const hubDir = join(t.dir, 'hub');
+    saveKeyPair(join(hubDir, 'hub.key'), hubKp);
     const spokes = await Promise.all(
       SPOKES.map(async (id) => {
         const dir = join(t.dir, id);
@@ -79,192 +81,157 @@ export async function run(): Promise<Figure[]> {
             server_id: id,
             listen: '127.0.0.1:0',
             data_dir: dir,
+            status_interval: '1h',
             limits: { max_connections_per_ip: 4096, max_handshakes_per_ip: 1024 },
             spanner: { role: 'spoke', spoke_id: id, hub_pubkeys: [toBase64(hubKp.publicKey)] },
           }),
         );
-        const d = await startDaemon(bin('spoke', 'axle-spoke'), ['--config', file], {
-          env: { AXLE_LOG_LEVEL: 'info' },
-        });
+        const d = await startDaemon(bin('spoke', 'axle-spoke'), ['--config', file]);
         daemons.push(d);
         return { id, addr: d.addr, pubkey: toBase64(kp.publicKey), kp };
       }),
     );
-    hub = new Hub(
-      hubConfigFrom({
+    const hubFile = join(t.dir, 'hub.yaml');
+    writeFileSync(
+      hubFile,
+      JSON.stringify({
         server_id: 'hub-bench',
         listen: '127.0.0.1:0',
-        data_dir: join(t.dir, 'hub'),
+        data_dir: hubDir,
         spanner: {
           role: 'hub',
           spokes: spokes.map((s) => ({ id: s.id, addr: s.addr, pubkey: s.pubkey, patterns: [`*.${s.id}.*`] })),
         },
-        api: { max_body_bytes: 16 * 1024 * 1024, rate_limit: { requests: 100_000, per: '1s', burst: 100_000 } },
-        fanout: { timeout: '10s' },
+        api: {
+          max_body_bytes: 64 * 1024 * 1024,
+          rate_limit: { requests: 100_000, per: '1s', burst: 100_000 },
+          max_concurrent_queries: 64,
+        },
+        fanout: { timeout: '30s' },
       }),
-      { logger: silentLogger() },
     );
-    await hub.start();
-    const base = `http://${hub.addr}/api/v1`;
-    const headers = { authorization: `Bearer ${hub.adminToken}`, 'content-type': 'application/json' };
-
-    // Seed: import everyone (real keys only for the reporters, random 32 bytes for the rest).
-    const seedStart = Date.now();
-    const reporters: { hostname: string; kp: KeyPair; spoke: string }[] = [];
-    for (const s of SPOKES) {
-      for (let off = 0; off < PER_SPOKE; off += 5000) {
-        const envoys = [];
-        for (let i = off; i < Math.min(PER_SPOKE, off + 5000); i++) {
-          const hostname = `${i % 2 === 0 ? 'web' : 'db'}${String(i).padStart(6, '0')}.${s}.example.com`;
-          if (i < REPORTERS_PER_SPOKE) {
-            const kp = generateKeyPair();
-            reporters.push({ hostname, kp, spoke: s });
-            envoys.push({ hostname, pubkey: toBase64(kp.publicKey) });
-          } else envoys.push({ hostname, pubkey: randomBytes(32).toString('base64') });
-        }
-        const r = await fetch(`${base}/envoys/import`, { method: 'POST', headers, body: JSON.stringify({ envoys }) });
-        const body = (await r.json()) as { imported: number; failed: number; errors: string[] };
-        if (r.status !== 200 || body.failed > 0)
-          throw new Error(`import failed: ${JSON.stringify(body).slice(0, 500)}`);
-      }
-    }
-    const importS = (Date.now() - seedStart) / 1000;
-    const reportStart = Date.now();
-    const byId = new Map(spokes.map((s) => [s.id, s]));
-    await parallel(reporters, 32, async (r) => {
-      const s = byId.get(r.spoke)!;
-      const c = await connectPeer(s.addr, {
-        id: r.hostname,
-        role: 'envoy',
-        keyPair: r.kp,
-        expectServerKey: s.kp.publicKey,
-        keepaliveMs: 0,
-      });
-      try {
-        const epoch = hub!.internals!.state.envoys.get(r.hostname)!.epoch;
-        await c.request(
-          {
-            type: 'checkin',
-            hostname: r.hostname,
-            epoch,
-            term: 1,
-            configVersion: 0,
-            traits: { role: r.hostname.startsWith('web') ? 'web' : 'db' },
-          },
-          10_000,
-          'checkin_ok',
-        );
-        await c.request(
-          { type: 'report', hostname: r.hostname, epoch, run: makeRun(r.hostname, Math.random() < 0.8) },
-          10_000,
-          'ack',
-        );
-      } finally {
-        c.close();
-      }
-    });
-    const reportS = (Date.now() - reportStart) / 1000;
-    console.log(
-      `seeded ${PER_SPOKE * SPOKES.length} envoys by import in ${importS.toFixed(1)} s; ${reporters.length} check-ins + reports in ${reportS.toFixed(1)} s`,
-    );
-
-    const get = async (path: string) => {
+    const hubD = await startDaemon(bin('hub', 'axle-hub'), ['--config', hubFile]);
+    daemons.push(hubD);
+    const base = `http://${hubD.addr}/api/v1`;
+    const headers = {
+      authorization: `Bearer ${readFileSync(join(hubDir, 'admin.token'), 'utf8').trim()}`,
+      'content-type': 'application/json',
+    };
+    const get = async <T>(path: string): Promise<{ ms: number; body: T }> => {
       const t0 = performance.now();
       const r = await fetch(`${base}${path}`, { headers });
-      const body = (await r.json()) as {
-        cursor?: string | null;
-        items?: unknown[];
-        partial?: boolean;
-        envoys?: number;
-      };
+      const body = (await r.json()) as T & { partial?: boolean };
       if (r.status !== 200 || body.partial)
         throw new Error(`query ${path} failed: ${JSON.stringify(body).slice(0, 300)}`);
       return { ms: performance.now() - t0, body };
     };
-    // Warm up (JIT, connections).
-    for (let i = 0; i < 10; i++) await get('/envoys?limit=100&match=web*');
-    const list: number[] = [];
-    let cursor: string | null | undefined = null;
-    for (let i = 0; i < QUERIES; i++) {
-      const filter = i % 2 === 0 ? 'match=web*' : 'match=db*.dc*.example.com';
-      const r = await get(`/envoys?limit=100&${filter}${cursor && i % 2 === 0 ? `&cursor=${cursor}` : ''}`);
-      if (i % 2 === 0) cursor = (r.body.cursor as string | null) ?? null;
-      if ((r.body.items?.length ?? 0) !== 100) throw new Error('short page');
-      list.push(r.ms);
-    }
-    const stats: number[] = [];
-    let total = 0;
-    for (let i = 0; i < QUERIES; i++) {
-      const r = await get('/stats');
-      total = r.body.envoys ?? 0;
-      stats.push(r.ms);
-    }
-    if (total !== PER_SPOKE * SPOKES.length) throw new Error(`stats counted ${total} envoys`);
 
-    // Reference: the same filtered pages asked of the 4 spokes directly and in parallel, no
-    // hub: the floor the hub's fan-out, merge and JSON sit on.
-    const direct = await Promise.all(
-      spokes.map((s) =>
-        connectPeer(s.addr, {
-          id: 'hub-bench',
-          role: 'hub',
-          keyPair: hubKp,
+    // The reporters: a few per spoke with real keys, which check in with traits and report.
+    const reporters = new Map<number, KeyPair>();
+    for (let i = 0; i < REPORTERS_PER_SPOKE * SPOKES.length; i++) reporters.set(i * 7, generateKeyPair());
+    const figs: Figure[] = [];
+    let have = 0;
+    for (const size of SCALES) {
+      const t0 = Date.now();
+      for (let off = have; off < size; off += 20_000) {
+        const envoys = [];
+        for (let i = off; i < Math.min(size, off + 20_000); i++) {
+          const kp = reporters.get(i);
+          envoys.push({
+            hostname: hostOf(i),
+            pubkey: kp ? toBase64(kp.publicKey) : randomBytes(32).toString('base64'),
+          });
+        }
+        const r = await fetch(`${base}/envoys/import`, { method: 'POST', headers, body: JSON.stringify({ envoys }) });
+        const body = (await r.json()) as { imported: number; failed: number };
+        if (r.status !== 200 || body.failed > 0)
+          throw new Error(`import failed: ${JSON.stringify(body).slice(0, 500)}`);
+      }
+      const importS = (Date.now() - t0) / 1000;
+      const imported = size - have;
+      const fresh = [...reporters].filter(([i]) => i >= have && i < size);
+      have = size;
+      const byId = new Map(spokes.map((s) => [s.id, s]));
+      await parallel(fresh, 32, async ([i, kp]) => {
+        const hostname = hostOf(i);
+        const s = byId.get(SPOKES[i % SPOKES.length] as string)!;
+        const epoch = (await get<{ directory: { epoch: number } }>(`/envoys/${hostname}?runs=0`)).body.directory.epoch;
+        const c = await connectPeer(s.addr, {
+          id: hostname,
+          role: 'envoy',
+          keyPair: kp,
           expectServerKey: s.kp.publicKey,
           keepaliveMs: 0,
-        }),
-      ),
-    );
-    const one: number[] = [];
-    for (let i = 0; i < QUERIES; i++) {
-      const t0 = performance.now();
-      const match = i % 2 === 0 ? 'web*' : 'db*.dc*.example.com';
-      await Promise.all(
-        direct.map((c) =>
-          c.request({ type: 'list_envoys', term: 1, filter: { match, limit: 100 } }, 10_000, 'envoy_page'),
-        ),
-      );
-      one.push(performance.now() - t0);
-    }
-    for (const c of direct) c.close();
-    const ref = `4 spokes asked directly in parallel: p50 ${pct(one, 50).toFixed(1)} ms, p99 ${pct(one, 99).toFixed(1)} ms`;
-    const n = PER_SPOKE * SPOKES.length;
-    return [
-      {
-        bench: 'hub-query',
-        name: `envoy list, 100-row filtered page, ${n} envoys: p50`,
-        value: pct(list, 50),
-        unit: 'ms',
-        target: '',
-        reference: ref,
-      },
-      {
-        bench: 'hub-query',
-        name: 'envoy list, 100-row filtered page: p99',
-        value: pct(list, 99),
-        unit: 'ms',
-        target: '< 100 ms',
-        pass: pct(list, 99) < 100,
-        reference: ref,
-      },
-      { bench: 'hub-query', name: `fleet stats over 4 spokes: p50`, value: pct(stats, 50), unit: 'ms', target: '' },
-      {
-        bench: 'hub-query',
-        name: 'fleet stats over 4 spokes: p99',
+        });
+        try {
+          const role = hostname.startsWith('web') ? 'web' : 'db';
+          await c.request(
+            { type: 'checkin', hostname, epoch, term: 1, configVersion: 0, traits: { role, rack: `r${i % 40}` } },
+            30_000,
+            'checkin_ok',
+          );
+          await c.request({ type: 'report', hostname, epoch, run: makeRun(hostname, i % 5 !== 0) }, 30_000, 'ack');
+        } finally {
+          c.close();
+        }
+      });
+      const importRate = Math.round(imported / Math.max(0.001, importS));
+      console.log(`${size.toLocaleString('en-US')} envoys: imported in ${importS.toFixed(0)} s (${importRate}/s)`);
+      const floor: number[] = [];
+      for (let i = 0; i < QUERIES; i++) floor.push((await get('/routes')).ms);
+      const floorNote = `hub floor (route table, no fan-out) p50 ${pct(floor, 50).toFixed(1)} ms`;
+
+      const queries: [string, string, string][] = [
+        ['selective glob', 'match=web00001*', 'web00001* (a prefix: the index range)'],
+        ['trait filter', 'trait=rack=r7', 'rack=r7 (the trait index)'],
+        ['broad glob', 'match=*.dc3.*', '*.dc3.* (no literal prefix or suffix: walked, total estimated)'],
+        ['compliance filter', 'compliance=noncompliant', 'noncompliant (the compliance index)'],
+      ];
+      const sizeName = size >= 1_000_000 ? `${size / 1_000_000}M` : `${size / 1000}k`;
+      for (const [name, q, what] of queries) {
+        for (let i = 0; i < 5; i++) await get(`/envoys?limit=100&${q}`);
+        const ms: number[] = [];
+        let matched = { count: 0, exact: true };
+        for (let i = 0; i < QUERIES; i++) {
+          const r = await get<{ matched: { count: number; exact: boolean } }>(`/envoys?limit=100&${q}`);
+          matched = r.body.matched;
+          ms.push(r.ms);
+        }
+        const selective = name !== 'broad glob';
+        figs.push({
+          bench,
+          name: `100-row page, ${name}, ${sizeName} envoys: p50 / p99`,
+          value: pct(ms, 99),
+          unit: 'ms p99',
+          target: selective ? '< 100 ms' : '',
+          ...(selective ? { pass: pct(ms, 99) < 100 } : {}),
+          reference: `p50 ${pct(ms, 50).toFixed(1)} ms, ${(pct(ms, 50) / pct(floor, 50)).toFixed(1)}x ${floorNote}; ${what}; matched ${matched.count}${matched.exact ? '' : ' (estimate)'}`,
+        });
+      }
+      const stats: number[] = [];
+      for (let i = 0; i < QUERIES; i++) stats.push((await get('/stats')).ms);
+      figs.push({
+        bench,
+        name: `fleet stats over ${SPOKES.length} spokes, ${sizeName} envoys: p99`,
         value: pct(stats, 99),
         unit: 'ms',
         target: '< 50 ms',
         pass: pct(stats, 99) < 50,
-      },
-      {
-        bench: 'hub-query',
-        name: 'seed: import (route, adopt, record)',
-        value: n / importS,
-        unit: 'envoys/s',
-        target: '',
-      },
-    ];
+        reference: `p50 ${pct(stats, 50).toFixed(1)} ms, ${(pct(stats, 50) / pct(floor, 50)).toFixed(1)}x ${floorNote}`,
+      });
+      const hubRss = rss(hubD.proc.pid!);
+      figs.push({
+        bench,
+        name: `hub RSS with ${sizeName} envoys in its directory`,
+        value: hubRss / MiB,
+        unit: 'MiB',
+        target: size >= 1_000_000 ? '< 2048 MiB' : '',
+        ...(size >= 1_000_000 ? { pass: hubRss < 2 * 1024 * MiB } : {}),
+        reference: `import ${importRate} envoys/s in batches of 20,000; spoke RSS max ${Math.round(Math.max(...daemons.slice(0, SPOKES.length).map((d) => rss(d.proc.pid!))) / MiB)} MiB`,
+      });
+    }
+    return figs;
   } finally {
-    await hub?.stop().catch(() => undefined);
     await Promise.all(daemons.map((d) => d.kill('SIGTERM')));
     t.cleanup();
   }
