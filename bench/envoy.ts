@@ -8,7 +8,7 @@ import { setFlagsFromString } from 'node:v8';
 import { generateKeyPair, saveKeyPair, silentLogger, toBase64 } from '@axle/shared';
 import { Spoke, spokeConfigFrom } from '@axle/spoke';
 import { Hub, hubConfigFrom } from '@axle/hub';
-import { enroll, envoyConfigFrom, runPolicies } from '@axle/envoy-agent';
+import { enroll, loadEnvoyConfig, runPolicies } from '@axle/envoy-agent';
 import { tempDir } from '../test/support/tmp.js';
 import { printFigures, type Figure } from './lib.js';
 
@@ -78,6 +78,7 @@ async function idleFigures(): Promise<Figure[]> {
   const spoke = new Spoke(
     spokeConfigFrom({
       server_id: 'dc1',
+      insecure_transport: true,
       listen: '127.0.0.1:0',
       data_dir: join(t.dir, 'spoke'),
       spanner: { role: 'spoke', spoke_id: 'dc1', hub_addr: hubAddr, hub_pubkeys: [toBase64(hubKey.publicKey)] },
@@ -88,6 +89,7 @@ async function idleFigures(): Promise<Figure[]> {
   const hub = new Hub(
     hubConfigFrom({
       server_id: 'hub-a',
+      insecure_transport: true,
       listen: hubAddr,
       data_dir: hubDir,
       spanner: {
@@ -109,12 +111,9 @@ async function idleFigures(): Promise<Figure[]> {
   const cfgFile = join(t.dir, 'envoy.yaml');
   writeFileSync(
     cfgFile,
-    `hub_addrs: ["${hub.addr}"]\nstate_dir: ${stateDir}\nhostname: bench1.dc1.example.com\nlog_level: warn\n`,
+    `hub_addrs: ["${hub.addr}"]\nhub_pubkeys: ["${toBase64(hubKey.publicKey)}"]\ninsecure_transport: true\nstate_dir: ${stateDir}\nhostname: bench1.dc1.example.com\nlog_level: warn\n`,
   );
-  await enroll(
-    envoyConfigFrom({ hub_addrs: [hub.addr], state_dir: stateDir, hostname: 'bench1.dc1.example.com' }),
-    tok.secret,
-  );
+  await enroll(loadEnvoyConfig(cfgFile), tok.secret);
   const envoy = spawn(process.execPath, [...NODE_FLAGS, ENVOY_BIN, '--config', cfgFile], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });

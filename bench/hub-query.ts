@@ -77,6 +77,7 @@ export async function run(): Promise<Figure[]> {
           file,
           JSON.stringify({
             server_id: id,
+            insecure_transport: true,
             listen: '127.0.0.1:0',
             data_dir: dir,
             limits: { max_connections_per_ip: 4096, max_handshakes_per_ip: 1024 },
@@ -93,6 +94,7 @@ export async function run(): Promise<Figure[]> {
     hub = new Hub(
       hubConfigFrom({
         server_id: 'hub-bench',
+        insecure_transport: true,
         listen: '127.0.0.1:0',
         data_dir: join(t.dir, 'hub'),
         spanner: {

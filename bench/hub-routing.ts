@@ -57,6 +57,7 @@ export async function run(): Promise<Figure[]> {
           file,
           JSON.stringify({
             server_id: id,
+            insecure_transport: true,
             listen: '127.0.0.1:0',
             data_dir: dir,
             spanner: { role: 'spoke', spoke_id: id, hub_pubkeys: [toBase64(hubKp.publicKey)] },
@@ -70,6 +71,7 @@ export async function run(): Promise<Figure[]> {
     hub = new Hub(
       hubConfigFrom({
         server_id: 'hub-bench',
+        insecure_transport: true,
         listen: '127.0.0.1:0',
         data_dir: join(t.dir, 'hub'),
         spanner: { role: 'hub', spokes: real },

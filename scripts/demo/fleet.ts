@@ -89,6 +89,7 @@ export async function planFleet(dir: string, spec: FleetSpec): Promise<FleetPlan
   for (const h of hubs) {
     write(h.configFile, `Axle hub ${h.id}`, {
       server_id: h.id,
+      insecure_transport: true,
       listen: h.addr,
       data_dir: h.dir,
       spanner: {
@@ -113,6 +114,7 @@ export async function planFleet(dir: string, spec: FleetSpec): Promise<FleetPlan
   for (const s of spokes) {
     write(s.configFile, `Axle spoke ${s.id}`, {
       server_id: s.id,
+      insecure_transport: true,
       listen: s.addr,
       data_dir: s.dir,
       status_interval: spec.statusInterval ?? '2s',

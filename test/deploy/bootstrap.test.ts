@@ -267,6 +267,7 @@ describe('bootstrap without an agent bundle', () => {
     hub = new Hub(
       hubConfigFrom({
         server_id: 'hub-x',
+        insecure_transport: true,
         listen: '127.0.0.1:0',
         data_dir: d.dir,
         agent_bundle: join(d.dir, 'missing/agent.tar.gz'),

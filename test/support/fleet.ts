@@ -386,6 +386,7 @@ export class Fleet {
         merge(
           {
             server_id: h.id,
+            insecure_transport: true,
             listen: h.addr,
             data_dir: h.dir,
             spanner: {
@@ -434,6 +435,7 @@ export class Fleet {
         merge(
           {
             server_id: x.id,
+            insecure_transport: true,
             listen: x.listen,
             data_dir: join(x.dir, 'data'),
             key_file: join(x.dir, 'spoke.key'),
@@ -581,7 +583,12 @@ export class Fleet {
           name,
           hubAddrs,
           token: this.joinToken,
-          config: { ...FAST_ENVOY, ...o.config },
+          config: {
+            ...FAST_ENVOY,
+            hub_pubkeys: this.hubs.map((h) => h.pub),
+            insecure_transport: true,
+            ...o.config,
+          },
           envoys: chunk.map((h) => ({ hostname: h, stateDir: this.envoyDir(h) })),
         }),
         { mode: 0o600 },

@@ -10,6 +10,7 @@ import {
   requestTarget,
   sendJson,
   type Logger,
+  type TlsMaterial,
   type RouteContext,
   type RouteInfo,
   type Schema,
@@ -37,6 +38,7 @@ import type { Publisher } from './config-publish.js';
 import { jobRoutes } from './api-jobs.js';
 import type { JobRunner } from './jobs/runner.js';
 import { bootstrapRoutes } from './bootstrap.js';
+import { caRoute } from './install.js';
 
 export interface ApiDeps {
   state: StateStore;
@@ -62,6 +64,10 @@ export interface ApiDeps {
   /** For GET /bootstrap.sh: every hub address envoys should know, and this hub's listen address. */
   hubAddrs?: () => string[];
   listenAddr?: () => string;
+  /** The TLS files this hub serves (GET /ca.pem, the pinned install command); undefined with insecure_transport. */
+  tls?: () => TlsMaterial | undefined;
+  /** This hub's and its peers' Ed25519 keys, which bootstrapped envoys pin. */
+  hubKeys?: () => Uint8Array[];
 }
 
 export type Guarded = (ctx: RouteContext, token: ApiToken) => unknown;
@@ -150,8 +156,11 @@ export function buildHttp(d: ApiDeps): HubHttp {
     ui.routes(r);
     configRoutes(r, d);
     jobRoutes(r, d);
-    if (d.hubAddrs && d.listenAddr)
-      bootstrapRoutes(r, { config: d.config, hubAddrs: d.hubAddrs, listenAddr: d.listenAddr });
+    if (d.hubAddrs && d.listenAddr && d.tls && d.hubKeys) {
+      const b = { config: d.config, hubAddrs: d.hubAddrs, listenAddr: d.listenAddr, tls: d.tls, hubKeys: d.hubKeys };
+      bootstrapRoutes(r, b);
+      caRoute(r, b);
+    }
     return r;
   }
 

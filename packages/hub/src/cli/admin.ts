@@ -182,7 +182,7 @@ export function tokensCommand(run: Run): Command {
               r,
             );
           }
-          const r = await ctx.client.post<{ token: JoinToken; secret: string }>('/tokens', {
+          const r = await ctx.client.post<{ token: JoinToken; secret: string; install?: InstallCommand }>('/tokens', {
             ...(o.ttl ? { ttl: o.ttl } : {}),
             ...(o.maxUses ? { max_uses: o.maxUses } : {}),
             ...(o.pattern ? { pattern: o.pattern } : {}),
@@ -197,7 +197,7 @@ export function tokensCommand(run: Run): Command {
                 ['spokes', r.token.spokes?.join(', ')],
                 ['max uses', r.token.maxUses],
                 ['expires', time(r.token.expiresAt)],
-              ])}secret: ${r.secret}\n(shown only now; give it to the envoy bootstrap)\n`,
+              ])}secret: ${r.secret}\n(shown only now; give it to the envoy bootstrap)\n${installText(r.install)}`,
             r,
           );
         },
@@ -402,4 +402,20 @@ export function hubCommand(run: Run): Command {
       }),
     );
   return h;
+}
+
+interface InstallCommand {
+  command: string;
+  caPin?: string;
+  warning?: string;
+}
+
+/** The install command as an operator copies it: alone on its line, after a blank one. */
+function installText(i: InstallCommand | undefined): string {
+  if (!i) return '';
+  const pin = i.caPin
+    ? `(pins this hub's TLS key and the fleet CA ${i.caPin}: a host that reaches anything else installs nothing)\n`
+    : '';
+  const warn = i.warning ? `warning: ${i.warning}\n` : '';
+  return `\ninstall an envoy on a host (as root):\n\n  ${i.command}\n\n${pin}${warn}`;
 }
