@@ -138,7 +138,7 @@ async function findPrimary(plan: FleetPlan): Promise<{ addr: string; token: stri
   return waitUntil('a primary hub (replication election)', 60_000, async () => {
     const roles = await Promise.all(
       plan.hubs.map(async (h) => {
-        const info = await new HubApi(h.addr, adminToken(h))
+        const info = await new HubApi(h.addr, adminToken(h), plan.ca.pem)
           .get<{ role?: string }>('/hub')
           .catch(() => ({ role: 'unreachable' }));
         return { h, role: info.role };
@@ -175,7 +175,7 @@ async function main(): Promise<void> {
   await startAll(plan.spokes.map((s) => startSpoke(s, logs)));
   await startAll(plan.hubs.map((h) => startHub(h, logs)));
   const primary = await findPrimary(plan);
-  const api = new HubApi(primary.addr, primary.token);
+  const api = new HubApi(primary.addr, primary.token, plan.ca.pem);
   await waitUntil('every spoke online at the primary hub', 60_000, async () => {
     const r = await api.get<{ spokes: { id: string; state: string }[] }>('/spokes');
     return r.spokes.length === SPOKES.length && r.spokes.every((s) => s.state === 'online') ? true : undefined;
@@ -198,6 +198,9 @@ async function main(): Promise<void> {
     run_on_start: true,
     mode: 'enforce',
     log_level: 'info',
+    // What the bootstrap writes: the fleet CA and every hub's key, the only ones trusted.
+    ca_file: plan.ca.file,
+    hub_pubkeys: plan.hubs.map((h) => h.pub),
   };
   const pools: Promise<Proc>[] = [];
   for (let i = 0; i < hosts.length; i += PER_POOL) {
@@ -256,11 +259,12 @@ async function main(): Promise<void> {
     () => `${applied}/${N} envoys applied policy set v${pub.version}`,
   ).catch((e: unknown) => say(`  (${(e as Error).message}; continuing)`));
 
-  const env = `AXLE_HUB=${primary.addr} AXLE_TOKEN=${primary.token}`;
+  const env = `AXLE_HUB=https://${primary.addr} AXLE_CA_FILE=${plan.ca.file} AXLE_TOKEN=${primary.token}`;
   const axle = `node ${binFile('hub', 'axle')}`;
   const first = hosts[0]!;
   say('');
-  say(`Web UI:       http://${primary.addr}/   (sign in with the admin token)`);
+  say(`Web UI:       https://${primary.addr}/   (sign in with the admin token)`);
+  say(`Fleet CA:     ${plan.ca.file} (${plan.ca.pin}); import it in the browser, or accept its warning once`);
   say(`Admin token:  ${primary.token}`);
   say(`Hubs:         ${primary.id} at ${primary.addr} (primary); standby ${primary.standby.join(', ')}`);
   say(`Spokes:       ${plan.spokes.map((s) => `${s.id} at ${s.addr}`).join(', ')}`);
@@ -275,7 +279,7 @@ async function main(): Promise<void> {
   say(`  ${env} ${axle} config versions`);
   say('');
   say(
-    `Axle demo ready: ${N} envoys reported through hub ${primary.addr} (web UI http://${primary.addr}/). Press Ctrl-C to stop.`,
+    `Axle demo ready: ${N} envoys reported through hub ${primary.addr} (web UI https://${primary.addr}/). Press Ctrl-C to stop.`,
   );
 }
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { generateKeyPair, saveKeyPair, toBase64 } from '@axle/shared';
+import { fetchTls, generateKeyPair, saveKeyPair, toBase64, type TlsFiles } from '@axle/shared';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -60,6 +60,22 @@ export interface FleetPlan {
   dir: string;
   hubs: NodePlan[];
   spokes: NodePlan[];
+  /** The fleet CA every daemon's certificate is signed by (in the first hub's data_dir, as `axle-hub ca init` makes it). */
+  ca: { file: string; pem: Buffer; pin: string };
+}
+
+/** The fleet CA in the first hub's data dir and a certificate for 127.0.0.1 per daemon, as `axle-hub ca` makes them. */
+async function fleetTls(nodes: NodePlan[]): Promise<{ ca: FleetPlan['ca']; tls: Map<NodePlan, TlsFiles> }> {
+  const { fleetCa } = await import('@axle/hub');
+  const { initCa, issueCert } = await fleetCa();
+  const caHome = (nodes[0] as NodePlan).dir;
+  const ca = await initCa(caHome);
+  const tls = new Map<NodePlan, TlsFiles>();
+  for (const n of nodes) {
+    const c = await issueCert(caHome, { name: `${n.kind}-${n.id}`, hosts: ['127.0.0.1', 'localhost'], outDir: n.dir });
+    tls.set(n, { cert_file: c.certFile, key_file: c.keyFile, ca_file: ca.certFile });
+  }
+  return { ca: { file: ca.certFile, pem: readFileSync(ca.certFile), pin: ca.pin }, tls };
 }
 
 /**
@@ -86,10 +102,11 @@ export async function planFleet(dir: string, spec: FleetSpec): Promise<FleetPlan
   const hubs = await Promise.all(spec.hubs.map((id) => node(id, 'hub')));
   const spokes = await Promise.all(spec.spokes.map((s) => node(s.id, 'spoke')));
   const witnesses = hubs.length > 1 ? spokes.filter((s) => spec.witnesses?.includes(s.id)) : [];
+  const { ca, tls } = await fleetTls([...hubs, ...spokes]);
   for (const h of hubs) {
     write(h.configFile, `Axle hub ${h.id}`, {
       server_id: h.id,
-      insecure_transport: true,
+      tls: tls.get(h),
       listen: h.addr,
       data_dir: h.dir,
       spanner: {
@@ -114,7 +131,7 @@ export async function planFleet(dir: string, spec: FleetSpec): Promise<FleetPlan
   for (const s of spokes) {
     write(s.configFile, `Axle spoke ${s.id}`, {
       server_id: s.id,
-      insecure_transport: true,
+      tls: tls.get(s),
       listen: s.addr,
       data_dir: s.dir,
       status_interval: spec.statusInterval ?? '2s',
@@ -128,7 +145,7 @@ export async function planFleet(dir: string, spec: FleetSpec): Promise<FleetPlan
       },
     });
   }
-  return { dir, hubs, spokes };
+  return { dir, hubs, spokes, ca };
 }
 
 function write(file: string, title: string, cfg: unknown): void {
@@ -279,15 +296,17 @@ export function adminToken(h: NodePlan): string {
   return readFileSync(join(h.dir, 'admin.token'), 'utf8').trim();
 }
 
-/** A small client for the hub's HTTP API (JSON, bearer token); errors carry the hub's message. */
+/** A small client for the hub's HTTP API (JSON, bearer token) over HTTPS with the fleet CA; errors carry the hub's message. */
 export class HubApi {
   constructor(
     readonly addr: string,
     readonly token: string,
+    readonly ca: Buffer,
   ) {}
 
   async call<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await fetch(`http://${this.addr}/api/v1${path}`, {
+    const res = await fetchTls(`https://${this.addr}/api/v1${path}`, {
+      ca: this.ca,
       method,
       headers: {
         authorization: `Bearer ${this.token}`,

@@ -52,6 +52,7 @@ describe('alert rules', () => {
       'AxleSpokeJobFailureRateHigh',
       'AxleJobTargetsStuck',
       'AxleFleetComplianceDropping',
+      'AxleTlsCertificateExpiring',
     ]) {
       expect(rules).toContain(a);
       expect(tested).toContain(`alertname: ${a}`);

@@ -4,15 +4,17 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSyn
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Hub, hubConfigFrom } from '@axle/hub';
-import { silentLogger } from '@axle/shared';
+import { fetchTls, silentLogger } from '@axle/shared';
 import { renderBootstrap } from '../../packages/hub/src/bootstrap.js';
 import { HubApi, Proc, adminToken, planFleet, startHub, startSpoke, type FleetPlan } from '../../scripts/demo/fleet.js';
 import { tempDir } from '../support/tmp.js';
 import { waitFor } from '../support/wait.js';
 
 /**
- * The served bootstrap script, run with `sh` as an operator would (curl | sh), against a real
- * hub and real spokes, into a temporary root, with a PATH that has no systemctl.
+ * The served bootstrap script, run with `sh` as an operator would, by the very command
+ * `axle tokens create` prints (curl pinned to the hub's TLS key, piped to sh with the CA's
+ * fingerprint), against a real hub and real spokes speaking TLS with their own CA, into a
+ * temporary root, with a PATH that has no systemctl.
  */
 const t = tempDir('axle-bootstrap-');
 const procs: Proc[] = [];
@@ -20,6 +22,8 @@ let plan: FleetPlan;
 let api: HubApi;
 let hubAddr: string;
 let token: string;
+/** The install command the hub gave with the token (what `axle tokens create` prints). */
+let install: string;
 let binDir: string;
 
 /** The tools the script uses, and nothing else: in particular no systemctl. */
@@ -40,6 +44,8 @@ const TOOLS = [
   'cp',
   'sed',
   'wc',
+  'tr',
+  'base64',
   'node',
 ];
 
@@ -66,14 +72,26 @@ beforeAll(async () => {
   procs.push(...(await Promise.all(plan.spokes.map((s) => startSpoke(s)))));
   procs.push(await startHub(plan.hubs[0]!));
   hubAddr = plan.hubs[0]!.addr;
-  api = new HubApi(hubAddr, adminToken(plan.hubs[0]!));
-  token = (await api.post<{ secret: string }>('/tokens', { ttl: '1h', note: 'bootstrap test' })).secret;
+  api = new HubApi(hubAddr, adminToken(plan.hubs[0]!), plan.ca.pem);
+  const created = await api.post<{ secret: string; install: { command: string } }>('/tokens', {
+    ttl: '1h',
+    note: 'bootstrap test',
+  });
+  token = created.secret;
+  install = created.install.command;
 }, 60_000);
 
 afterAll(async () => {
   await Promise.all(procs.map((p) => p.stop()));
   t.cleanup();
 });
+
+const get = (path: string) => fetchTls(`https://${hubAddr}${path}`, { ca: plan.ca.pem });
+
+/** The printed install command, run as is (sh instead of sudo sh: the test runs as root), for one host and root. */
+function runInstall(command: string, host: string, root: string) {
+  return sh(['-c', `${command.replace('| sudo sh -s --', '| sh -s --')} --hostname "$0" --root "$1"`, host, root]);
+}
 
 function sh(args: string[], o: { input?: string } = {}) {
   const r = spawnSync(join(binDir, 'sh'), args, {
@@ -108,11 +126,19 @@ function snapshot(root: string): Record<string, string> {
 
 describe('GET /bootstrap.sh and /agent.tar.gz', () => {
   it('serve the script filled in with this hub and the sha256 of the tarball it serves', async () => {
-    const script = await (await fetch(`http://${hubAddr}/bootstrap.sh`)).text();
-    const tar = Buffer.from(await (await fetch(`http://${hubAddr}/agent.tar.gz`)).arrayBuffer());
+    const script = await (await get('/bootstrap.sh')).text();
+    const tar = Buffer.from(await (await get('/agent.tar.gz')).arrayBuffer());
     const sha = createHash('sha256').update(tar).digest('hex');
-    expect(script).toContain(`HUB_URL='http://${hubAddr}'`);
+    expect(script).toContain(`HUB_URL='https://${hubAddr}'`);
     expect(script).toContain(`HUB_ADDRS='${hubAddr}'`);
+    expect(script).toContain(`HUB_PUBKEYS='${plan.hubs[0]!.pub}'`);
+    expect(script).toMatch(/HUB_PIN='sha256\/\/[A-Za-z0-9+/]{43}='/);
+    expect(await (await get('/ca.pem')).text()).toBe(plan.ca.pem.toString());
+    expect(install).toMatch(
+      new RegExp(
+        `^curl -fsSL --pinnedpubkey 'sha256//[A-Za-z0-9+/]{43}=' -k https://${hubAddr.replace(/\./g, '\\.')}/bootstrap\\.sh \\| sudo sh -s -- --token ${token} --ca-pin ${plan.ca.pin}$`,
+      ),
+    );
     expect(script).toContain(`AGENT_SHA256='${sha}'`);
     expect(script).not.toMatch(/@[A-Z_0-9]+@/);
     const list = spawnSync('tar', ['-tzf', '-'], { input: tar, encoding: 'utf8' });
@@ -123,17 +149,11 @@ describe('GET /bootstrap.sh and /agent.tar.gz', () => {
     const root = join(t.dir, 'root1');
     mkdirSync(root);
     const host = 'web1.dc1.example.com';
-    // As documented: curl -fsSL http://HUB/bootstrap.sh | sh -s -- --token TOKEN
-    const first = sh([
-      '-c',
-      'curl -fsSL "$0" | sh -s -- --token "$1" --hostname "$2" --root "$3"',
-      `http://${hubAddr}/bootstrap.sh`,
-      token,
-      host,
-      root,
-    ]);
+    // The command the hub printed with the token, run as is.
+    const first = runInstall(install, host, root);
     expect(first.err).toMatch(/systemctl not found/);
     expect(first.code, `${first.out}\n${first.err}`).toBe(3);
+    expect(first.out).toMatch(/fleet CA sha256:[0-9a-f]{64} checked/);
     expect(first.out).toMatch(/agent installed at/);
     expect(first.out).toMatch(/enrolled web1\.dc1\.example\.com: spoke dc1/);
 
@@ -141,6 +161,11 @@ describe('GET /bootstrap.sh and /agent.tar.gz', () => {
     const cfg = readFileSync(join(root, 'etc/axle/envoy.yaml'), 'utf8');
     expect(cfg).toContain(`- "${hubAddr}"`);
     expect(cfg).toContain(`hostname: "${host}"`);
+    // The envoy trusts the CA it checked and the hub keys the pinned channel gave it, nothing else.
+    expect(cfg).toContain(`ca_file: "${root}/etc/axle/ca.pem"`);
+    expect(cfg).toContain(`hub_pubkeys:\n  - "${plan.hubs[0]!.pub}"`);
+    expect(cfg).not.toContain('insecure_transport');
+    expect(readFileSync(join(root, 'etc/axle/ca.pem'), 'utf8')).toBe(plan.ca.pem.toString());
     const unit = readFileSync(join(root, 'etc/systemd/system/axle-envoy.service'), 'utf8');
     expect(unit).toMatch(
       new RegExp(
@@ -159,14 +184,7 @@ describe('GET /bootstrap.sh and /agent.tar.gz', () => {
     expect(rec.directory).toMatchObject({ hostname: host, spokeId: 'dc1' });
 
     const before = snapshot(root);
-    const second = sh([
-      '-c',
-      'curl -fsSL "$0" | sh -s -- --token "$1" --hostname "$2" --root "$3"',
-      `http://${hubAddr}/bootstrap.sh`,
-      token,
-      host,
-      root,
-    ]);
+    const second = runInstall(install, host, root);
     expect(second.code, `${second.out}\n${second.err}`).toBe(3);
     expect(second.out).toMatch(/agent already installed/);
     expect(second.out).toMatch(/config .* unchanged/);
@@ -202,7 +220,7 @@ describe('GET /bootstrap.sh and /agent.tar.gz', () => {
   });
 
   it('refuses a token holding $(...), backquotes, quotes or a newline, and runs nothing', async () => {
-    const script = await (await fetch(`http://${hubAddr}/bootstrap.sh`)).text();
+    const script = await (await get('/bootstrap.sh')).text();
     const file = join(t.dir, 'bootstrap.sh');
     writeFileSync(file, script);
     const marker = join(t.dir, 'pwned');
@@ -228,7 +246,7 @@ describe('GET /bootstrap.sh and /agent.tar.gz', () => {
   });
 
   it('refuses an agent download whose sha256 is not the one the script names, installing nothing', async () => {
-    const script = (await (await fetch(`http://${hubAddr}/bootstrap.sh`)).text()).replace(
+    const script = (await (await get('/bootstrap.sh')).text()).replace(
       /AGENT_SHA256='[0-9a-f]{64}'/,
       `AGENT_SHA256='${'0'.repeat(64)}'`,
     );
@@ -236,23 +254,56 @@ describe('GET /bootstrap.sh and /agent.tar.gz', () => {
     writeFileSync(file, script);
     const root = join(t.dir, 'tampered');
     mkdirSync(root);
-    const r = sh([file, '--token', token, '--hostname', 'web7.dc1.example.com', '--root', root]);
+    const r = sh([
+      file,
+      '--token',
+      token,
+      '--hostname',
+      'web7.dc1.example.com',
+      '--root',
+      root,
+      '--ca-pin',
+      plan.ca.pin,
+    ]);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/agent download is corrupt or was tampered with/);
+    expect(readdirSync(root)).toEqual([]);
+  });
+
+  it('a wrong --ca-pin installs nothing and says why; so does a missing one', async () => {
+    const root = join(t.dir, 'wrongpin');
+    mkdirSync(root);
+    const wrong = `sha256:${'ab'.repeat(32)}`;
+    const r = runInstall(install.replace(plan.ca.pin, wrong), 'web5.dc1.example.com', root);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(
+      `the CA served by https://${hubAddr} is ${plan.ca.pin}, not the ${wrong} you gave with --ca-pin: nothing installed`,
+    );
+    expect(readdirSync(root)).toEqual([]);
+    const none = runInstall(install.replace(` --ca-pin ${plan.ca.pin}`, ''), 'web5.dc1.example.com', root);
+    expect(none.code).toBe(1);
+    expect(none.err).toMatch(/pass --ca-pin sha256:HEX/);
+    expect(readdirSync(root)).toEqual([]);
+    const dir = await api.get<{ items: { hostname: string }[] }>('/directory');
+    expect(dir.items.map((e) => e.hostname)).not.toContain('web5.dc1.example.com');
+  });
+
+  it('a hub whose TLS key is not the pinned one gets nothing past curl', () => {
+    const root = join(t.dir, 'wrongkey');
+    mkdirSync(root);
+    const r = runInstall(
+      install.replace(/sha256\/\/[A-Za-z0-9+/]{43}=/, `sha256//${Buffer.alloc(32, 7).toString('base64')}`),
+      'web6.dc1.example.com',
+      root,
+    );
+    expect(r.err).toMatch(/public key does not match pinned public key/);
     expect(readdirSync(root)).toEqual([]);
   });
 
   it("refuses a wrong join token with the hub's message, leaving the host unenrolled", () => {
     const root = join(t.dir, 'badtoken');
     mkdirSync(root);
-    const r = sh([
-      '-c',
-      'curl -fsSL "$0" | sh -s -- --token "$1" --hostname "$2" --root "$3"',
-      `http://${hubAddr}/bootstrap.sh`,
-      'axj_not-a-real-token',
-      'web9.dc1.example.com',
-      root,
-    ]);
+    const r = runInstall(install.replace(token, 'axj_not-a-real-token'), 'web9.dc1.example.com', root);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/enrollment failed/);
     expect(r.err).toMatch(/E_BAD_TOKEN|token/i);
@@ -296,13 +347,17 @@ describe('bootstrap without an agent bundle', () => {
   });
 
   it('never puts a value that could break out of its quotes into the script', () => {
-    const tpl = "A='@HUB_URL@' B='@HUB_ADDRS@' C='@AGENT_SHA256@'";
-    expect(renderBootstrap(tpl, { hubUrl: 'http://h:1', hubAddrs: ['h:1', 'g:2'], sha256: 'ab' })).toBe(
-      "A='http://h:1' B='h:1 g:2' C='ab'",
-    );
-    expect(() => renderBootstrap(tpl, { hubUrl: "http://h:1'$(id)'", hubAddrs: [], sha256: 'ab' })).toThrow(/refusing/);
-    expect(() => renderBootstrap(tpl, { hubUrl: 'http://h:1', hubAddrs: ['h:1 ;id'], sha256: 'ab' })).toThrow(
-      /refusing/,
-    );
+    const tpl = "A='@HUB_URL@' B='@HUB_ADDRS@' C='@AGENT_SHA256@' D='@HUB_PUBKEYS@' E='@HUB_PIN@'";
+    const v = {
+      hubUrl: 'https://h:1',
+      hubAddrs: ['h:1', 'g:2'],
+      sha256: 'ab',
+      hubKeys: ['K+/='],
+      hubPin: 'sha256//P+/=',
+    };
+    expect(renderBootstrap(tpl, v)).toBe("A='https://h:1' B='h:1 g:2' C='ab' D='K+/=' E='sha256//P+/='");
+    expect(() => renderBootstrap(tpl, { ...v, hubUrl: "http://h:1'$(id)'" })).toThrow(/refusing/);
+    expect(() => renderBootstrap(tpl, { ...v, hubAddrs: ['h:1 ;id'] })).toThrow(/refusing/);
+    expect(() => renderBootstrap(tpl, { ...v, hubKeys: ["k';id;'"] })).toThrow(/refusing/);
   });
 });

@@ -117,10 +117,13 @@ function finish(p: Parsed, source: string): EnvoyConfig {
       );
     }
   }
-  const transport = transportIssues(p, {
-    key: 'ca_file',
-    fix: 'set ca_file to the fleet CA (the bootstrap writes /etc/axle/ca.pem)',
-  });
+  const transport = transportIssues(
+    { secure: p.ca_file !== undefined, insecure_transport: p.insecure_transport },
+    {
+      key: 'ca_file',
+      fix: 'set ca_file to the fleet CA (the bootstrap writes /etc/axle/ca.pem)',
+    },
+  );
   if (transport.length > 0) throw new AxleError(ErrorCode.BAD_CONFIG, `${source}: ${formatIssues(transport)}`);
   if (p.ca_file) readCa(resolve(p.ca_file), source);
   if (p.backoff_max < p.backoff_initial) {

@@ -28,24 +28,25 @@ export interface TlsFiles {
 }
 
 /**
- * Secure by default: a config must either name its TLS files or say `insecure_transport: true`,
- * and not both. `what` names the missing setting the way this daemon's config spells it.
+ * Secure by default: a config must either name its TLS files (`secure`) or say
+ * `insecure_transport: true`, and not both. `what` names the setting the way this daemon's
+ * config spells it.
  */
 export function transportIssues(
-  c: { tls?: TlsFiles | undefined; insecure_transport: boolean },
+  c: { secure: boolean; insecure_transport: boolean },
   what: { key: string; fix: string } = {
     key: 'tls',
     fix: 'set tls: {cert_file, key_file, ca_file} (axle-hub ca init, then axle-hub ca issue)',
   },
 ): Issue[] {
-  if (c.tls !== undefined && c.insecure_transport)
+  if (c.secure && c.insecure_transport)
     return [
       {
         path: 'insecure_transport',
         message: `is true while ${what.key} is set: the port would speak TLS anyway; remove one of them`,
       },
     ];
-  if (c.tls === undefined && !c.insecure_transport)
+  if (!c.secure && !c.insecure_transport)
     return [
       {
         path: what.key,
@@ -217,7 +218,7 @@ export function startTransport(
   source: string,
   log: Logger,
 ): TlsMaterial | undefined {
-  const issues = transportIssues(c);
+  const issues = transportIssues({ secure: c.tls !== undefined, insecure_transport: c.insecure_transport });
   if (issues.length > 0)
     throw new AxleError(ErrorCode.BAD_CONFIG, `${source}: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
   if (!c.tls) {

@@ -379,7 +379,7 @@ export function hubCommand(run: Run): Command {
             fields(
               Object.entries(all).map(([k, v]) => [
                 k,
-                typeof v === 'object' && v !== null ? JSON.stringify(v) : (v as string),
+                k === 'tls' ? tlsText(v) : typeof v === 'object' && v !== null ? JSON.stringify(v) : (v as string),
               ]),
             ),
           all,
@@ -418,4 +418,27 @@ function installText(i: InstallCommand | undefined): string {
     : '';
   const warn = i.warning ? `warning: ${i.warning}\n` : '';
   return `\ninstall an envoy on a host (as root):\n\n  ${i.command}\n\n${pin}${warn}`;
+}
+
+const RENEW_WITHIN_S = 30 * 24 * 3600;
+
+/** The hub's TLS certificate in one line, with a warning inside 30 days of its expiry (or the CA's). */
+export function tlsText(v: unknown): string {
+  const t = v as {
+    insecure?: boolean;
+    notAfter?: string;
+    expiresInSeconds?: number;
+    caPin?: string;
+    caNotAfter?: string;
+  };
+  if (t?.insecure) return 'off (insecure_transport: everything crosses the network in clear)';
+  const days = Math.floor((t.expiresInSeconds ?? 0) / 86400);
+  const caLeft = t.caNotAfter ? (Date.parse(t.caNotAfter) - Date.now()) / 1000 : Number.POSITIVE_INFINITY;
+  const warn =
+    (t.expiresInSeconds ?? 0) < RENEW_WITHIN_S
+      ? ' EXPIRES SOON: axle-hub ca issue, then SIGHUP'
+      : caLeft < RENEW_WITHIN_S
+        ? ` THE CA EXPIRES ${t.caNotAfter}`
+        : '';
+  return `certificate valid until ${t.notAfter} (${days} days), CA ${t.caPin}${warn}`;
 }
