@@ -101,6 +101,12 @@ export class HubClient {
     try {
       data = text === '' ? {} : JSON.parse(text);
     } catch {
+      if (text.startsWith('this port speaks TLS only'))
+        throw new CliError(
+          `${base} speaks TLS only: use https:// in --hub or AXLE_HUB, with the fleet CA in --ca-file or AXLE_CA_FILE`,
+          EXIT.FAILED,
+          'E_TLS',
+        );
       throw new CliError(
         `the hub at ${base} answered ${res.status} with something that is not JSON; is ${base} an Axle hub?`,
         EXIT.FAILED,
