@@ -351,6 +351,17 @@ describe('an on-path observer', () => {
       expect(plain.err).toMatch(/speaks TLS only: use https:\/\/ in --hub or AXLE_HUB, with the fleet CA in --ca-file/);
     });
 
+    it('the web UI over TLS sets its session cookie Secure', async () => {
+      const res = await fetchTls(`https://${f.hub.addr}/ui/login`, {
+        method: 'POST',
+        ca: pki.caPem,
+        headers: { 'content-type': 'application/json', origin: `https://${f.hub.addr}` },
+        body: JSON.stringify({ token: f.hub.adminToken }),
+      });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('set-cookie')).toMatch(/; Secure$/);
+    });
+
     it('an envoy sent to a rogue hub (another CA, then a fleet certificate but not a pinned key) follows nowhere', async () => {
       const marker = join(f.dir, 'rogue-applied');
       const other = await makePki(join(t.dir, 'rogue-pki'));

@@ -159,10 +159,6 @@ export class AxleServer {
     });
   }
 
-  get secure(): boolean {
-    return this.o.tls !== undefined;
-  }
-
   /** Serves a new certificate and key to new connections; open ones keep the session they have. */
   setTls(tls: ServerTls): void {
     if (!this.o.tls) throw new AxleError(ErrorCode.INTERNAL, 'this listener was started without TLS');
