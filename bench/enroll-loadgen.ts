@@ -8,6 +8,8 @@ import { connectPeer, fromBase64, generateKeyPair } from '@axle/shared';
 export interface EnrollJob {
   addr: string;
   hubPub: string;
+  /** The fleet CA (PEM): the envoys speak TLS as they do by default. */
+  ca: string;
   token: string;
   count: number;
   concurrency: number;
@@ -51,6 +53,7 @@ async function enrollAll(job: EnrollJob): Promise<EnrollResult> {
             role: 'envoy',
             keyPair: keys[n]!,
             expectServerKey: hubPub,
+            ca: job.ca,
             keepaliveMs: 0,
           });
           try {

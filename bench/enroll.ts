@@ -1,35 +1,35 @@
 import { fork } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Signer, generateKeyPair, saveKeyPair, toBase64, verifyDetached } from '@axle/shared';
-import { bin, startDaemon, type Daemon } from '../test/support/proc.js';
-import { freePort } from '../test/support/resources.js';
+import { Signer, generateKeyPair, verifyDetached } from '@axle/shared';
+import {
+  HubApi,
+  type NodePlan,
+  type Proc,
+  adminToken,
+  planFleet,
+  startHub,
+  startSpoke,
+} from '../scripts/demo/fleet.js';
 import { tempDir } from '../test/support/tmp.js';
 import type { EnrollJob, EnrollResult } from './enroll-loadgen.js';
 import { rate, type Figure } from './lib.js';
 
 /**
- * The full enrollment path, every part its own process: SPOKES spokes, the hub (alone, then
- * three replicated hubs where the primary answers only once a standby has the assignment
- * too), and a load generator whose envoys each connect with their own key, enroll with a
- * join token and wait for the assignment; the spoke has adopted it durably and the hub
- * recorded it durably before that answer. Reference, measured in the same run: the
- * Ed25519 work an enrollment cannot avoid (the handshake and the signed enroll and
- * assignment frames: 4 signs and 4 verifies across envoy and hub) spread over this
- * machine's cores.
+ * The full enrollment path, every part its own process and every link TLS with the fleet CA
+ * (the default): SPOKES spokes, the hub (alone, then three replicated hubs where the primary
+ * answers only once a standby has the assignment too), and a load generator whose envoys each
+ * connect with their own key, enroll with a join token and wait for the assignment; the spoke
+ * has adopted it durably and the hub recorded it durably before that answer. Reference,
+ * measured in the same run: the Ed25519 work an enrollment cannot avoid (the handshake and
+ * the signed enroll and assignment frames: 4 signs and 4 verifies across envoy and hub)
+ * spread over this machine's cores; TLS's own handshake comes on top.
  */
 const ENROLLS = Number(process.env.BENCH_ENROLLS ?? 4000);
 const CONCURRENCY = Number(process.env.BENCH_ENROLL_CONCURRENCY ?? 64);
-const SPOKES = 4;
-
-interface Node {
-  id: string;
-  addr: string;
-  dir: string;
-  pub: string;
-  file: string;
-}
+const SPOKES = Array.from({ length: 4 }, (_, i) => ({ id: `dc${i + 1}`, patterns: [`*.dc${i + 1}.*`] }));
 
 /** utime + stime of a process, in seconds. */
 function cpuSeconds(pid: number): number {
@@ -49,58 +49,18 @@ function enrollWith(job: EnrollJob): Promise<EnrollResult> {
   });
 }
 
-async function api(addr: string, token: string, method: string, path: string, body?: unknown) {
-  const r = await fetch(`http://${addr}/api/v1${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  return { status: r.status, body: (await r.json().catch(() => undefined)) as Record<string, unknown> | undefined };
-}
-
 export async function run(): Promise<Figure[]> {
   const t = tempDir('axle-bench-enroll-');
-  const daemons: Daemon[] = [];
   const bench = 'enroll';
+  const procs: Proc[] = [];
   try {
-    const node = async (id: string, keyName: string): Promise<Node> => {
-      const kp = generateKeyPair();
-      const dir = join(t.dir, id);
-      saveKeyPair(join(dir, keyName), kp);
-      return { id, addr: `127.0.0.1:${await freePort()}`, dir, pub: toBase64(kp.publicKey), file: join(dir, 'c.json') };
+    const fleet = async (name: string, hubs: string[]) => {
+      const plan = await planFleet(join(t.dir, name), { hubs, spokes: SPOKES, maxConnectionsPerIp: 10_000 });
+      const spokes = await Promise.all(plan.spokes.map((s) => startSpoke(s)));
+      const hubProcs = await Promise.all(plan.hubs.map((h) => startHub(h)));
+      procs.push(...spokes, ...hubProcs);
+      return { plan, spokePids: spokes.map((p) => p.child.pid!), hubPids: hubProcs.map((p) => p.child.pid!) };
     };
-    const hubs = [await node('ha', 'hub.key'), await node('hb', 'hub.key'), await node('hc', 'hub.key')];
-    const spokes = await Promise.all(Array.from({ length: SPOKES }, (_, i) => node(`dc${i + 1}`, 'spoke.key')));
-    const hubConfig = (h: Node, peers: Node[]) =>
-      writeFileSync(
-        h.file,
-        JSON.stringify({
-          server_id: h.id,
-          listen: h.addr,
-          data_dir: h.dir,
-          spanner: {
-            role: 'hub',
-            spokes: spokes.map((s) => ({ id: s.id, addr: s.addr, pubkey: s.pub, patterns: [`*.${s.id}.*`] })),
-            ...(peers.length > 0 ? { peers: peers.map((p) => ({ id: p.id, addr: p.addr, pubkey: p.pub })) } : {}),
-          },
-          enrollment: { rate_limit: { requests: 1_000_000, per: '1s', burst: 1_000_000 } },
-          limits: { max_connections_per_ip: 10_000, max_handshakes_per_ip: 1000 },
-        }),
-      );
-    for (const s of spokes) {
-      writeFileSync(
-        s.file,
-        JSON.stringify({
-          server_id: s.id,
-          listen: s.addr,
-          data_dir: s.dir,
-          spanner: { role: 'spoke', spoke_id: s.id, hub_pubkeys: hubs.map((h) => h.pub) },
-        }),
-      );
-      daemons.push(await startDaemon(bin('spoke', 'axle-spoke'), ['--config', s.file]));
-    }
-    const spokePids = daemons.map((d) => d.proc.pid!);
-    const adminOf = (h: Node) => readFileSync(join(h.dir, 'admin.token'), 'utf8').trim();
 
     // The reference: the signature work of one enrollment at this machine's speed.
     const key = generateKeyPair();
@@ -110,23 +70,30 @@ export async function run(): Promise<Figure[]> {
     const signs = rate(() => signer.sign(body), 700);
     const verifies = rate(() => verifyDetached(body, sig, key.publicKey), 700);
     const sigMs = 4 * (1000 / signs) + 4 * (1000 / verifies);
-    const cores = 2;
+    const cores = availableParallelism();
     const ceiling = (cores * 1000) / sigMs;
 
     const figs: Figure[] = [];
-    const phase = async (name: string, primary: Node, hubPids: number[], prefix: string, note: string) => {
-      const admin = adminOf(primary);
-      const tok = await api(primary.addr, admin, 'POST', '/tokens', { note: 'bench' });
-      if (tok.status !== 200) throw new Error(`token create failed: ${tok.status} ${JSON.stringify(tok.body)}`);
+    const phase = async (
+      name: string,
+      f: Awaited<ReturnType<typeof fleet>>,
+      primary: NodePlan,
+      prefix: string,
+      note: string,
+    ) => {
+      const { hubPids, spokePids } = f;
+      const api = new HubApi(primary.addr, adminToken(primary), f.plan.ca.pem);
+      const tok = await api.post<{ secret: string }>('/tokens', { note: 'bench' });
       const cpu0 = [...hubPids, ...spokePids].map(cpuSeconds);
       const r = await enrollWith({
         addr: primary.addr,
         hubPub: primary.pub,
-        token: tok.body!.secret as string,
+        ca: f.plan.ca.pem.toString(),
+        token: tok.secret,
         count: ENROLLS,
         concurrency: CONCURRENCY,
         prefix,
-        spokes: SPOKES,
+        spokes: SPOKES.length,
       });
       const cpu = [...hubPids, ...spokePids].map((p, i) => cpuSeconds(p) - (cpu0[i] as number));
       const hubCpu = cpu.slice(0, hubPids.length).reduce((a, b) => a + b, 0);
@@ -154,31 +121,22 @@ export async function run(): Promise<Figure[]> {
       );
     };
 
-    const [ha, hb, hc] = hubs as [Node, Node, Node];
-    hubConfig(ha, []);
-    const single = await startDaemon(bin('hub', 'axle-hub'), ['--config', ha.file]);
-    await phase('one hub', ha, [single.proc.pid!], 'a', 'spoke adopt and hub record each on disk before the answer');
-    await single.kill('SIGTERM');
+    const one = await fleet('one', ['ha']);
+    await phase('one hub', one, one.plan.hubs[0]!, 'a', 'spoke adopt and hub record each on disk before the answer');
+    await Promise.all(procs.splice(0).map((p) => p.stop()));
 
-    // Replicated: the same hub restarted with two peers (its state carries over), the other two from empty.
-    for (const h of hubs)
-      hubConfig(
-        h,
-        hubs.filter((p) => p !== h),
-      );
-    const reps = [];
-    for (const h of hubs) reps.push(await startDaemon(bin('hub', 'axle-hub'), ['--config', h.file]));
-    daemons.push(...reps);
-    let primary: Node | undefined;
+    const three = await fleet('three', ['ha', 'hb', 'hc']);
+    let primary: NodePlan | undefined;
     let minAcks = 0;
     const deadline = Date.now() + 30_000;
     while (!primary && Date.now() < deadline) {
-      for (const h of [ha, hb, hc]) {
-        const r = await api(h.addr, adminOf(h), 'GET', '/hub').catch(() => undefined);
-        const rep = r?.body?.replication as { role?: string; minAcks?: number } | undefined;
-        if (rep?.role === 'primary') {
+      for (const h of three.plan.hubs) {
+        const r = await new HubApi(h.addr, adminToken(h), three.plan.ca.pem)
+          .get<{ replication?: { role?: string; minAcks?: number } }>('/hub')
+          .catch(() => undefined);
+        if (r?.replication?.role === 'primary') {
           primary = h;
-          minAcks = rep.minAcks ?? 0;
+          minAcks = r.replication.minAcks ?? 0;
         }
       }
       if (!primary) await new Promise((r) => setTimeout(r, 100));
@@ -186,14 +144,14 @@ export async function run(): Promise<Figure[]> {
     if (!primary) throw new Error('no primary among the replicated hubs within 30 s');
     await phase(
       'three replicated hubs',
+      three,
       primary,
-      reps.map((d) => d.proc.pid!),
       'b',
       `each answer waits for min_acks ${minAcks} standby to store the assignment`,
     );
     return figs;
   } finally {
-    await Promise.all(daemons.map((d) => d.kill('SIGTERM')));
+    await Promise.all(procs.map((p) => p.stop()));
     t.cleanup();
   }
 }

@@ -169,6 +169,7 @@ async function idleFigures(): Promise<Figure[]> {
   const spoke = new Spoke(
     spokeConfigFrom({
       server_id: 'dc1',
+      insecure_transport: true,
       listen: '127.0.0.1:0',
       data_dir: join(t.dir, 'spoke'),
       spanner: { role: 'spoke', spoke_id: 'dc1', hub_addr: hubAddr, hub_pubkeys: [toBase64(hubKey.publicKey)] },
@@ -179,6 +180,7 @@ async function idleFigures(): Promise<Figure[]> {
   const hub = new Hub(
     hubConfigFrom({
       server_id: 'hub-a',
+      insecure_transport: true,
       listen: hubAddr,
       data_dir: hubDir,
       spanner: {
@@ -198,12 +200,25 @@ async function idleFigures(): Promise<Figure[]> {
   // Defaults as a fleet host would run them (60 s check-ins, schedule every 30 min); one
   // host name and state directory for each agent.
   const cfgs: string[] = [];
+  const hubPub = toBase64(hubKey.publicKey);
   for (let i = 0; i < list.length; i++) {
     const host = `bench${i + 1}.dc1.example.com`;
     const stateDir = join(t.dir, `envoy${i + 1}`);
     const cfgFile = join(t.dir, `envoy${i + 1}.yaml`);
-    writeFileSync(cfgFile, `hub_addrs: ["${hub.addr}"]\nstate_dir: ${stateDir}\nhostname: ${host}\nlog_level: info\n`);
-    await enroll(envoyConfigFrom({ hub_addrs: [hub.addr], state_dir: stateDir, hostname: host }), tok.secret);
+    writeFileSync(
+      cfgFile,
+      `hub_addrs: ["${hub.addr}"]\nhub_pubkeys: ["${hubPub}"]\ninsecure_transport: true\nstate_dir: ${stateDir}\nhostname: ${host}\nlog_level: info\n`,
+    );
+    await enroll(
+      envoyConfigFrom({
+        hub_addrs: [hub.addr],
+        hub_pubkeys: [hubPub],
+        insecure_transport: true,
+        state_dir: stateDir,
+        hostname: host,
+      }),
+      tok.secret,
+    );
     cfgs.push(cfgFile);
   }
   const starts = await startFigures(list, cfgs);

@@ -78,6 +78,7 @@ export async function run(): Promise<Figure[]> {
         h.file,
         JSON.stringify({
           server_id: h.id,
+          insecure_transport: true,
           listen: h.addr,
           data_dir: h.dir,
           spanner: {
@@ -95,6 +96,7 @@ export async function run(): Promise<Figure[]> {
         s.file,
         JSON.stringify({
           server_id: s.id,
+          insecure_transport: true,
           listen: s.addr,
           data_dir: s.dir,
           status_interval: '200ms',

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { generateKeyPair, parseDuration, signDetached, toBase64, verifyDetached } from '@axle/shared';
+import { fleetCa } from '@axle/hub';
+import { generateKeyPair, parseDuration, signDetached, toBase64, verifyDetached, type TlsFiles } from '@axle/shared';
 import { printFigures, rate, type Figure } from './lib.js';
 import type { LoadgenJob, LoadgenResult, Phase } from './spoke-loadgen.js';
 
@@ -13,7 +14,10 @@ import type { LoadgenJob, LoadgenResult, Phase } from './spoke-loadgen.js';
  * generator process holding SPOKE_BENCH_CONNECTIONS envoy connections (default 15,000)
  * and running signed check-in + run-report cycles, each report acknowledged only once
  * durable. Prints cycles/s, latency, the spoke's RSS and CPU, and the raw verify rate
- * measured in the same run.
+ * measured in the same run; all of it twice, with TLS (the fleet CA, ECDSA P-256) and
+ * without (insecure_transport), and the rate at which the spoke takes new connections (TLS
+ * handshakes plus the signed handshake): what a reconnect storm after a restart asks of it.
+ * SPOKE_BENCH_TRANSPORTS=tls (or plain) runs one of the two.
  */
 const CONNECTIONS = Number(process.env.SPOKE_BENCH_CONNECTIONS ?? 15_000);
 const IN_FLIGHT = Number(process.env.SPOKE_BENCH_IN_FLIGHT ?? 256);
@@ -24,6 +28,9 @@ const REPORT_EVERY = (process.env.SPOKE_BENCH_REPORT_EVERY ?? '1,10')
   .map(Number)
   .filter((x) => x >= 1);
 const DURATION_MS = Number(process.env.SPOKE_BENCH_SECONDS ?? 20) * 1000;
+const TRANSPORTS = (process.env.SPOKE_BENCH_TRANSPORTS ?? 'plain,tls')
+  .split(',')
+  .filter((x): x is 'plain' | 'tls' => x === 'plain' || x === 'tls');
 const BIN = fileURLToPath(new URL('../packages/spoke/dist/bin/axle-spoke.js', import.meta.url));
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
@@ -39,17 +46,25 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-/** The built spoke bin on port 0 with a fresh hub key it obeys; `limits` adds YAML lines under limits:. */
+/**
+ * The built spoke bin on port 0 with a fresh hub key it obeys; `limits` adds YAML lines under
+ * limits:. With `tls`, it serves those files; without, it runs with insecure_transport.
+ */
 export async function startSpoke(
   dir: string,
   limits = '',
+  tls?: TlsFiles,
 ): Promise<{ proc: ChildProcess; addr: string; pub: string; hubSecret: string }> {
   const hub = generateKeyPair();
   const file = join(dir, 'spoke.yaml');
+  const transport = tls
+    ? `tls: { cert_file: "${tls.cert_file}", key_file: "${tls.key_file}", ca_file: "${tls.ca_file}" }`
+    : 'insecure_transport: true';
   writeFileSync(
     file,
     `server_id: bench
 listen: "127.0.0.1:0"
+${transport}
 data_dir: ${join(dir, 'data')}
 limits:
   max_connections_per_ip: 20000
@@ -89,9 +104,30 @@ export async function run(): Promise<Figure[]> {
   const kp = generateKeyPair();
   const sig = signDetached(msg, kp.secretKey);
   const rawVerify = rate(() => verifyDetached(msg, sig, kp.publicKey), 1500);
+  const figs: Figure[] = [];
+  for (const t of TRANSPORTS) figs.push(...(await measure(t)));
+  figs.push({
+    bench: 'spoke-checkin',
+    name: 'raw node:crypto verify (200 B)',
+    value: rawVerify,
+    unit: 'verify/s',
+    target: 'reference',
+    reference: `each check-in costs the spoke 1 verify + 1 sign, each report another pair`,
+  });
+  return figs;
+}
 
+/** One spoke and one load generator over `transport`: every figure of the bench, labelled with it. */
+async function measure(transport: 'plain' | 'tls'): Promise<Figure[]> {
   const dir = mkdtempSync(join(tmpdir(), 'axle-bench-spoke-'));
-  const spoke = await startSpoke(dir);
+  let tls: TlsFiles | undefined;
+  if (transport === 'tls') {
+    const { initCa, issueCert } = await fleetCa();
+    const ca = await initCa(dir);
+    const c = await issueCert(dir, { name: 'spoke', hosts: ['127.0.0.1'], outDir: join(dir, 'tls') });
+    tls = { cert_file: c.certFile, key_file: c.keyFile, ca_file: ca.certFile };
+  }
+  const spoke = await startSpoke(dir, '', tls);
   const pid = spoke.proc.pid!;
   const rssIdle = rssBytes(pid);
   const gen = fork(fileURLToPath(new URL('./spoke-loadgen.ts', import.meta.url)), [], {
@@ -114,6 +150,7 @@ export async function run(): Promise<Figure[]> {
       exited,
     ]);
   const bench = 'spoke-checkin';
+  const label = transport === 'tls' ? 'TLS' : 'plain';
   try {
     gen.send({
       addr: spoke.addr,
@@ -122,6 +159,7 @@ export async function run(): Promise<Figure[]> {
       connections: CONNECTIONS,
       inFlight: IN_FLIGHT,
       keepaliveMs: parseDuration(KEEPALIVE),
+      ...(tls ? { ca: readFileSync(tls.ca_file, 'utf8') } : {}),
     } satisfies LoadgenJob);
     const connected = await next();
     if (connected.phase !== 'connected')
@@ -146,7 +184,7 @@ export async function run(): Promise<Figure[]> {
       openAfter = r.openAfter;
       const cps = r.cycles / r.seconds;
       const rps = r.reports / r.seconds;
-      const mix = reportEvery === 1 ? 'each with a durable report' : `1 durable report per ${reportEvery}`;
+      const mix = `${reportEvery === 1 ? 'each with a durable report' : `1 durable report per ${reportEvery}`}, ${label}`;
       figs.push(
         {
           bench,
@@ -176,10 +214,19 @@ export async function run(): Promise<Figure[]> {
       );
     }
     gen.send('stop');
+    const connectS = connected.connectSeconds ?? 0;
     return [
       {
         bench,
-        name: 'envoy connections held (open after load)',
+        name: `new connections/s (handshakes), ${label}`,
+        value: n / Math.max(connectS, 1e-9),
+        unit: 'conns/s',
+        target: '',
+        reference: `${n} envoys connecting 200 at a time in ${connectS.toFixed(1)} s${transport === 'tls' ? ': TLS 1.3 with ECDSA P-256 and X25519, then the Ed25519 challenge' : ': the Ed25519 challenge alone'}; the load generator shares the 2 cores`,
+      },
+      {
+        bench,
+        name: `envoy connections held (open after load), ${label}`,
         value: openAfter,
         unit: 'conns',
         target: `>= ${CONNECTIONS.toLocaleString('en-US')}`,
@@ -188,7 +235,7 @@ export async function run(): Promise<Figure[]> {
       },
       {
         bench,
-        name: `spoke RSS, ${n} conns (peak of idle / load)`,
+        name: `spoke RSS, ${n} conns (peak of idle / load), ${label}`,
         value: rssPeak / MiB,
         unit: 'MiB',
         target: '< 1.2 GiB',
@@ -197,7 +244,7 @@ export async function run(): Promise<Figure[]> {
       },
       {
         bench,
-        name: 'spoke RSS per 1,000 connections',
+        name: `spoke RSS per 1,000 connections, ${label}`,
         value: ((rssConnected - rssIdle) / MiB) * (1000 / Math.max(1, n)),
         unit: 'MiB',
         target: '',
@@ -205,21 +252,13 @@ export async function run(): Promise<Figure[]> {
       },
       {
         bench,
-        name: `spoke CPU holding ${n} idle conns`,
+        name: `spoke CPU holding ${n} idle conns, ${label}`,
         value: idleCpuPct,
         unit: '% core',
         target: '',
         reference: `limits.keepalive ${KEEPALIVE}`,
       },
       ...figs,
-      {
-        bench,
-        name: 'raw node:crypto verify (200 B)',
-        value: rawVerify,
-        unit: 'verify/s',
-        target: 'reference',
-        reference: `each check-in costs the spoke 1 verify + 1 sign, each report another pair`,
-      },
     ];
   } finally {
     gen.kill('SIGKILL');

@@ -14,6 +14,8 @@ export interface LoadgenJob {
   inFlight: number;
   /** Envoy-side keepalive ping interval (0 = off). */
   keepaliveMs: number;
+  /** The fleet CA (PEM) when the spoke serves TLS; absent for a plain spoke. */
+  ca?: string;
 }
 
 export interface Phase {
@@ -90,6 +92,7 @@ async function main(job: LoadgenJob): Promise<void> {
     role: 'hub',
     keyPair: hubKey,
     expectServerKey: spokePub,
+    ca: job.ca,
     requestTimeoutMs: 60_000,
   });
   for (let i = 0; i < envoys.length; i += 5000) {
@@ -117,6 +120,7 @@ async function main(job: LoadgenJob): Promise<void> {
           role: 'envoy',
           keyPair: e.key,
           expectServerKey: spokePub,
+          ca: job.ca,
           requestTimeoutMs: 60_000,
           handshakeTimeoutMs: 60_000,
           keepaliveMs: job.keepaliveMs,

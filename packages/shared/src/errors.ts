@@ -39,6 +39,8 @@ export const ErrorCode = {
   NOT_PRIMARY: 'E_NOT_PRIMARY',
   QUERY_TOO_COSTLY: 'E_QUERY_TOO_COSTLY',
   TOO_BUSY: 'E_TOO_BUSY',
+  /** A TLS handshake failed: certificate not signed by the CA, expired, for another name, or no TLS at all. */
+  TLS: 'E_TLS',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
