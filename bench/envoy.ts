@@ -1,7 +1,6 @@
 import { fork, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { lstat, readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
@@ -10,6 +9,7 @@ import { Spoke, spokeConfigFrom } from '@axle/spoke';
 import { Hub, hubConfigFrom } from '@axle/hub';
 import { enroll, envoyConfigFrom, runPolicies } from '@axle/envoy-agent';
 import { ensureAgent } from '../scripts/package/build.js';
+import { freePort } from '../scripts/demo/fleet.js';
 import { tempDir } from '../test/support/tmp.js';
 import { printFigures, type Figure } from './lib.js';
 
@@ -27,16 +27,6 @@ const IDLE_S = Number(process.env.BENCH_ENVOY_IDLE_S ?? 60);
 const NODE_FLAGS = (process.env.BENCH_ENVOY_NODE_FLAGS ?? '').split(' ').filter(Boolean);
 const ENVOY_BIN = fileURLToPath(new URL('../packages/envoy-agent/dist/bin/axle-envoy.js', import.meta.url));
 const CLK_TCK = 100;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
 
 /**
  * Resident memory, and its anonymous part: the rest are clean pages of the executable and
