@@ -8,8 +8,8 @@ import { connectPeer, fromBase64, generateKeyPair } from '@axle/shared';
 export interface EnrollJob {
   addr: string;
   hubPub: string;
-  /** The fleet CA (PEM): the envoys speak TLS as they do by default. */
-  ca: string;
+  /** The fleet CA (PEM): the envoys speak TLS as they do by default; omitted, in clear. */
+  ca?: string;
   token: string;
   count: number;
   concurrency: number;
@@ -53,7 +53,7 @@ async function enrollAll(job: EnrollJob): Promise<EnrollResult> {
             role: 'envoy',
             keyPair: keys[n]!,
             expectServerKey: hubPub,
-            ca: job.ca,
+            ...(job.ca !== undefined ? { ca: job.ca } : {}),
             keepaliveMs: 0,
           });
           try {

@@ -54,12 +54,22 @@ export async function run(): Promise<Figure[]> {
   const bench = 'enroll';
   const procs: Proc[] = [];
   try {
-    const fleet = async (name: string, hubs: string[]) => {
-      const plan = await planFleet(join(t.dir, name), { hubs, spokes: SPOKES, maxConnectionsPerIp: 10_000 });
+    const fleet = async (name: string, hubs: string[], insecureTransport = false) => {
+      const plan = await planFleet(join(t.dir, name), {
+        hubs,
+        spokes: SPOKES,
+        maxConnectionsPerIp: 10_000,
+        insecureTransport,
+      });
       const spokes = await Promise.all(plan.spokes.map((s) => startSpoke(s)));
       const hubProcs = await Promise.all(plan.hubs.map((h) => startHub(h)));
       procs.push(...spokes, ...hubProcs);
-      return { plan, spokePids: spokes.map((p) => p.child.pid!), hubPids: hubProcs.map((p) => p.child.pid!) };
+      return {
+        plan,
+        insecureTransport,
+        spokePids: spokes.map((p) => p.child.pid!),
+        hubPids: hubProcs.map((p) => p.child.pid!),
+      };
     };
 
     // The reference: the signature work of one enrollment at this machine's speed.
@@ -82,13 +92,13 @@ export async function run(): Promise<Figure[]> {
       note: string,
     ) => {
       const { hubPids, spokePids } = f;
-      const api = new HubApi(primary.addr, adminToken(primary), f.plan.ca.pem);
+      const api = new HubApi(primary.addr, adminToken(primary), f.insecureTransport ? undefined : f.plan.ca.pem);
       const tok = await api.post<{ secret: string }>('/tokens', { note: 'bench' });
       const cpu0 = [...hubPids, ...spokePids].map(cpuSeconds);
       const r = await enrollWith({
         addr: primary.addr,
         hubPub: primary.pub,
-        ca: f.plan.ca.pem.toString(),
+        ...(f.insecureTransport ? {} : { ca: f.plan.ca.pem.toString() }),
         token: tok.secret,
         count: ENROLLS,
         concurrency: CONCURRENCY,
@@ -123,6 +133,15 @@ export async function run(): Promise<Figure[]> {
 
     const one = await fleet('one', ['ha']);
     await phase('one hub', one, one.plan.hubs[0]!, 'a', 'spoke adopt and hub record each on disk before the answer');
+    await Promise.all(procs.splice(0).map((p) => p.stop()));
+    const plain = await fleet('plain', ['ha'], true);
+    await phase(
+      'one hub, insecure_transport',
+      plain,
+      plain.plan.hubs[0]!,
+      'c',
+      'the same without TLS: what the handshakes of TLS cost',
+    );
     await Promise.all(procs.splice(0).map((p) => p.stop()));
 
     const three = await fleet('three', ['ha', 'hb', 'hc']);

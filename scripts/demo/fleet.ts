@@ -71,6 +71,8 @@ export interface FleetSpec {
   probeInterval?: string;
   /** Spokes that vote in hub elections (only with two or more hubs). */
   witnesses?: string[];
+  /** Everything in clear (`insecure_transport: true`): only to measure what TLS costs. */
+  insecureTransport?: boolean;
   /** Extra settings over every hub's (or spoke's) config, merged one level deep (`mergeConfig`). */
   hubConfig?: Record<string, unknown>;
   spokeConfig?: Record<string, unknown>;
@@ -123,6 +125,7 @@ export async function planFleet(dir: string, spec: FleetSpec): Promise<FleetPlan
   const spokes = await Promise.all(spec.spokes.map((s) => node(s.id, 'spoke')));
   const witnesses = hubs.length > 1 ? spokes.filter((s) => spec.witnesses?.includes(s.id)) : [];
   const { ca, tls } = await fleetTls([...hubs, ...spokes]);
+  const transport = (n: NodePlan) => (spec.insecureTransport ? { insecure_transport: true } : { tls: tls.get(n) });
   for (const h of hubs) {
     write(
       h.configFile,
@@ -130,7 +133,7 @@ export async function planFleet(dir: string, spec: FleetSpec): Promise<FleetPlan
       mergeConfig(
         {
           server_id: h.id,
-          tls: tls.get(h),
+          ...transport(h),
           listen: h.addr,
           data_dir: h.dir,
           spanner: {
@@ -166,7 +169,7 @@ export async function planFleet(dir: string, spec: FleetSpec): Promise<FleetPlan
       mergeConfig(
         {
           server_id: s.id,
-          tls: tls.get(s),
+          ...transport(s),
           listen: s.addr,
           data_dir: s.dir,
           status_interval: spec.statusInterval ?? '2s',
@@ -393,11 +396,12 @@ export class HubApi {
   constructor(
     readonly addr: string,
     readonly token: string,
-    readonly ca: Buffer,
+    /** The fleet CA; undefined only for a fleet planned with `insecureTransport` (plain HTTP). */
+    readonly ca: Buffer | undefined,
   ) {}
 
   async call<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await fetchTls(`https://${this.addr}/api/v1${path}`, {
+    const res = await fetchTls(`${this.ca ? 'https' : 'http'}://${this.addr}/api/v1${path}`, {
       ca: this.ca,
       method,
       headers: {
