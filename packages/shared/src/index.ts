@@ -1,5 +1,14 @@
 /** @axle/shared: the protocol, keys, codec, config, logging and metrics every daemon uses. */
-export { AxleError, ErrorCode, errorText, isAxleError } from './errors.js';
+export {
+  AxleError,
+  ERRORS,
+  ErrorCode,
+  errorText,
+  isAxleError,
+  retryOf,
+  type ErrorEntry,
+  type Retry,
+} from './errors.js';
 export { parseDuration, formatDuration } from './duration.js';
 export {
   arr,
