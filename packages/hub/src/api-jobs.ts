@@ -60,6 +60,11 @@ export function jobRoutes(r: Router, d: ApiDeps & { jobs?: JobRunner }): void {
     '/api/v1/jobs',
     route(d, 'admin', async (ctx, tok) => {
       const b = await body(ctx, jobBody);
+      if (b.action.kind === 'config')
+        throw new AxleError(
+          ErrorCode.INVALID,
+          'config orders come from rollouts only: start one with POST /api/v1/config/rollouts (axle config publish --rollout)',
+        );
       for (const s of b.target.spokes ?? []) d.fleet.config(s);
       const job = await jobs().create(
         {

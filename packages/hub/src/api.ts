@@ -38,6 +38,9 @@ import { jobRoutes } from './api-jobs.js';
 import { secretRoutes } from './api-secrets.js';
 import type { Secrets } from './secrets.js';
 import type { JobRunner } from './jobs/runner.js';
+import type { ComplianceHistory } from './history/sampler.js';
+import type { RolloutRunner } from './rollouts/runner.js';
+import { rolloutRoutes } from './rollouts/api.js';
 import { bootstrapRoutes } from './bootstrap.js';
 
 export interface ApiDeps {
@@ -63,6 +66,10 @@ export interface ApiDeps {
   secrets: Secrets;
   /** Jobs (jobs/, api-jobs.ts). */
   jobs?: JobRunner;
+  /** Config rollouts (rollouts/). */
+  rollouts?: RolloutRunner;
+  /** Compliance over time (history/). */
+  history: ComplianceHistory;
   /** For GET /bootstrap.sh: every hub address envoys should know, and this hub's listen address. */
   hubAddrs?: () => string[];
   listenAddr?: () => string;
@@ -154,6 +161,7 @@ export function buildHttp(d: ApiDeps): HubHttp {
     ui.routes(r);
     configRoutes(r, d);
     jobRoutes(r, d);
+    rolloutRoutes(r, d);
     secretRoutes(r, d);
     if (d.hubAddrs && d.listenAddr)
       bootstrapRoutes(r, { config: d.config, hubAddrs: d.hubAddrs, listenAddr: d.listenAddr });
