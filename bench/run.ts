@@ -14,6 +14,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<Figure[]> }>> =
   'hub-query': () => import('./hub-query.js'),
   'hub-routing': () => import('./hub-routing.js'),
   jobs: () => import('./jobs.js'),
+  rollout: () => import('./rollout.js'),
   'hub-failover': () => import('./hub-failover.js'),
   'config-publish': () => import('./config-publish.js'),
   policies: () => import('./policies.js'),
