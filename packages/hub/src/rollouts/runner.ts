@@ -341,7 +341,8 @@ export class RolloutRunner {
           [{ kind: 'rollout.put', rollout: halted }],
         );
         this.metrics.halts.inc();
-        if (job?.paused) this.metrics.haltSeconds.observe(Math.max(0, now - job.paused.at) / 1000);
+        // From the result that spent the budget (the job's pause) to the halt being durable.
+        if (job?.paused) this.metrics.haltSeconds.observe(Math.max(0, Date.now() - job.paused.at) / 1000);
         this.d.log.warn({ rollout: r.id, version: r.version, reason: step.reason }, 'rollout halted');
         return;
       }
