@@ -15,6 +15,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<Figure[]> }>> =
   'hub-routing': () => import('./hub-routing.js'),
   enroll: () => import('./enroll.js'),
   jobs: () => import('./jobs.js'),
+  rollout: () => import('./rollout.js'),
   'hub-failover': () => import('./hub-failover.js'),
   'config-publish': () => import('./config-publish.js'),
   policies: () => import('./policies.js'),

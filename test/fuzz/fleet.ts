@@ -99,6 +99,7 @@ export class FuzzFleet {
         'bundles',
         'jobs',
         'jobtargets',
+        'rollouts',
       ]),
       spoke: digest(join(this.fleet.spokes[0]!.dir, 'data', 'spoke.lmdb'), [
         'envoys',

@@ -81,7 +81,15 @@ export function httpProperty(f: FuzzFleet, target: 'hub' | 'spoke', stats: FuzzS
 
 /** Requests whose answer (not an error) means the receiver may have stored something. */
 const WRITES_AS_ENVOY = new Set(['checkin', 'report', 'enroll']);
-const WRITES_AS_HUB = new Set(['adopt', 'release', 'probe', 'vote_request', 'lease_ping', 'config_offer']);
+const WRITES_AS_HUB = new Set([
+  'adopt',
+  'release',
+  'probe',
+  'vote_request',
+  'lease_ping',
+  'config_offer',
+  'config_unstage',
+]);
 
 /**
  * Every message type, valid and mutated, as requests and events after the handshake (and

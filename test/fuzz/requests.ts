@@ -38,6 +38,7 @@ const QUERY_NAMES = [
   'ttl_s',
   'wait',
   'token',
+  'range',
 ];
 /** Keys the API's bodies use, so generated bodies get past "unknown key" now and then. */
 const BODY_KEYS = [
@@ -63,6 +64,12 @@ const BODY_KEYS = [
   'kind',
   'max_parallel',
   'isolate',
+  'canary',
+  'wave_size',
+  'wave_pause',
+  'max_failure_rate',
+  'auto_rollback',
+  'rollback',
 ];
 const WEIRD_TARGETS = [
   '//[',

@@ -10,7 +10,8 @@ export interface RawResponse {
 /**
  * Sends bytes exactly as given over a fresh TCP connection and reads the status line and
  * body: for requests no HTTP client would send (`GET //[ HTTP/1.1`, bad escapes, broken
- * upgrades). Resolves when the server closes or answers in full, or after `timeoutMs`.
+ * upgrades). Resolves when the server closes or answers in full (a progress stream: once it
+ * has started), or after `timeoutMs`.
  */
 export function rawRequest(addr: string, data: string | Buffer, timeoutMs = 5000): Promise<RawResponse> {
   const [host, port] = splitAddr(addr);
@@ -39,6 +40,9 @@ export function rawRequest(addr: string, data: string | Buffer, timeoutMs = 5000
       const r = parse(Buffer.concat(chunks).toString('latin1'));
       const len = /\r\ncontent-length:\s*(\d+)/i.exec(r.head)?.[1];
       if (r.status !== 0 && len !== undefined && Buffer.byteLength(r.body, 'latin1') >= Number(len)) finish();
+      // A progress stream never ends by itself: its status line and headers are the answer.
+      else if (r.status !== 0 && /\r\ncontent-type:\s*(text\/event-stream|application\/x-ndjson)/i.test(r.head))
+        finish();
     });
     s.on('close', finish);
     s.write(data);

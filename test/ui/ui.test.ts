@@ -1,10 +1,12 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { connectPeer, type Message, type MessageOf } from '@axle/shared';
 import { HOSTILE, startFleet, type Fleet } from '../../packages/hub/test/cli-fleet.js';
-import { Bag } from '../../packages/hub/test/support.js';
+import { Bag, enroll, envoy, joinToken } from '../../packages/hub/test/support.js';
 import { ROOT } from '../support/proc.js';
+import { tempDir } from '../support/tmp.js';
 
 const ARTIFACTS = join(ROOT, 'test', 'artifacts');
 const bag = new Bag();
@@ -40,10 +42,57 @@ const until = (id: string, want: string | RegExp, timeout = 15_000) =>
     { timeout },
   );
 const tableRows = (id: string) => page.locator(`[data-testid="${id}"] tbody tr`);
+const work = tempDir('axle-ui-');
+bag.add(work.cleanup);
+const hubConfigFile = join(work.dir, 'hub.json');
+
+/** A config tree to publish from the UI (its one policy differs by name). */
+function bundle(name: string): string {
+  const dir = join(work.dir, name);
+  mkdirSync(join(dir, 'policies'), { recursive: true });
+  writeFileSync(join(dir, 'policies', 'base.yaml'), `description: ${name}\nresources:\n  - exec: [/bin/true]\n`);
+  return dir;
+}
+
+/**
+ * Envoys that stay connected to their spoke and answer orders as told: a rollout's config
+ * order fails (unless it is the hub's revert order), converge succeeds after `delayMs`.
+ */
+async function connectedEnvoys(hosts: string[], delayMs: number): Promise<void> {
+  const token = await joinToken(f.hub, { max_uses: hosts.length });
+  for (const hostname of hosts) {
+    const e = envoy(hostname);
+    const a = await enroll(f.hub.addr, e, token);
+    const c = await connectPeer(a.target!.addr, {
+      id: hostname,
+      role: 'envoy',
+      keyPair: e.key,
+      expectServerKey: a.target!.pubkey,
+      keepaliveMs: 0,
+    });
+    bag.add(() => c.close());
+    c.onRequest = async (m: Message): Promise<MessageOf<'job_result'>> => {
+      if (m.type !== 'job_run') throw new Error(`unexpected ${m.type}`);
+      await new Promise((r) => setTimeout(r, delayMs));
+      const bad = m.action.kind === 'config' && !m.action.revert;
+      return {
+        type: 'job_result',
+        status: bad ? 'failed' : 'succeeded',
+        message: bad ? 'run failed: exec /bin/false' : 'ok',
+        output: '',
+      };
+    };
+    await c.request(
+      { type: 'checkin', hostname, epoch: a.epoch, term: a.term, configVersion: 0 },
+      10_000,
+      'checkin_ok',
+    );
+  }
+}
 
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
-  f = await startFleet(bag, { hostile: true });
+  f = await startFleet(bag, { hostile: true, configFile: hubConfigFile });
   base = `http://${f.hub.addr}`;
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
@@ -102,6 +151,9 @@ describe('the web UI in Chromium', () => {
     expect(hist.samples.at(-1)).toMatchObject({ ratio: 4 / 6, spokesOnline: 2 });
     expect((await fetch(`${base}/api/v1/compliance/history`)).status).toBe(401);
     expect(await page.locator('[data-testid="spokes-table"] thead').textContent()).toMatch(/Probe latency.*Config/);
+    // The chart reads the hub's stored history over the range chosen.
+    await tid('range-24h').click();
+    await page.locator('[data-testid="compliance-chart"][data-range="24h"]').waitFor();
     await shot('overview');
   });
 
@@ -245,10 +297,127 @@ describe('the web UI in Chromium', () => {
     expect(status).toBe(403);
   });
 
-  it('shows config versions and events', async () => {
+  it('publishes from the Config page, rolls a version out, and rolls a halted rollout back from its page', async () => {
+    await connectedEnvoys(['ui1.dc1.example.com', 'ui2.dc1.example.com'], 50);
     await page.goto(`${base}/config`);
     await tid('versions-table-empty').waitFor();
+    await tid('publish-button').click();
+    await tid('publish-dir').fill(bundle('v1'));
+    await tid('publish-mode').selectOption('now');
+    await shot('publish-dialog');
+    await tid('dialog-confirm').click();
+    await until('publish-result', 'Published version 1');
+    await until('versions-table', /v1live/);
+    // Version 2 as a rollout whose canary (the two connected hosts) fails: it halts on a 0 % budget.
+    await tid('publish-button').click();
+    await tid('publish-dir').fill(bundle('v2'));
+    await tid('publish-canary').fill('ui*');
+    await tid('publish-budget').fill('0');
+    await tid('dialog-confirm').click();
+    await page.waitForURL(/\/rollouts\/r-/);
+    await until('rollout-state', 'halted', 30_000);
+    expect(await text('rollout-reason')).toMatch(/hosts that ran failed .* over the failure budget of 0%/);
+    expect(await text('rollout-failures')).toMatch(/ui\d\.dc1\.example\.com.*run failed: exec \/bin\/false/);
+    expect(await text('rollout-version')).toBe('v1 → v2');
+    await shot('rollout-halted');
+    await tid('rollout-abort').click();
+    await tid('abort-rollback').check();
+    await tid('dialog-confirm').click();
+    await until('rollout-state', 'rolled_back', 30_000);
+    expect(await text('rollback-line')).toMatch(/^Rollback to v1: [12] hosts back, 0 not/);
+    await shot('rollout-rolled-back');
+    await page.goto(`${base}/config`);
+    await until('versions-table', /v2withdrawn/);
+    expect(await text('config-rollouts')).toMatch(/r-.*v1 → v2rolled_back/);
     await shot('config');
+  });
+
+  it('follows the jobs stream instead of polling', async () => {
+    const asked: string[] = [];
+    const watch = (r: { url(): string }) => {
+      const u = new URL(r.url());
+      if (u.pathname.startsWith('/api/v1/jobs')) asked.push(u.pathname + u.search);
+    };
+    page.on('request', watch);
+    await page.goto(`${base}/jobs`);
+    await tid('jobs-table').waitFor();
+    const r = await fetch(`${base}/api/v1/jobs`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${f.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ target: { match: 'ui*' }, action: { kind: 'converge' }, max_parallel: 1 }),
+    });
+    const { job } = (await r.json()) as { job: { id: string } };
+    await until(`job-state-${job.id}`, 'succeeded');
+    expect(await text(`job-ok-${job.id}`)).toBe('2');
+    // Past the page poll interval (3 s): still the one list request and the one stream.
+    await new Promise((res) => setTimeout(res, 3500));
+    page.off('request', watch);
+    expect(asked.filter((a) => a.startsWith('/api/v1/jobs?'))).toHaveLength(1);
+    expect(asked.filter((a) => a === '/api/v1/jobs/events')).toHaveLength(1);
+    expect(await text('refresh-status')).toBe('live');
+    await shot('jobs-live');
+  });
+
+  it('creates and revokes join and API tokens, each after confirmation', async () => {
+    await page.goto(`${base}/tokens`);
+    await tid('join-tokens-table').waitFor();
+    await tid('new-join-token').click();
+    await tid('token-pattern').fill('*.dc1.*');
+    await tid('token-uses').fill('2');
+    await tid('dialog-confirm').click();
+    await until('new-secret', /^axj_/);
+    const joinId = [...f.hub.internals!.state.tokens.values()].find(
+      (t) => t.pattern === '*.dc1.*' && t.maxUses === 2,
+    )!.id;
+    await until(`join-state-${joinId}`, 'active');
+    await tid(`revoke-${joinId}`).click();
+    await tid('dialog-cancel').click();
+    expect(f.hub.internals!.state.tokens.get(joinId)?.revokedAt).toBeUndefined();
+    await tid(`revoke-${joinId}`).click();
+    await tid('dialog-confirm').click();
+    await until(`join-state-${joinId}`, 'revoked');
+    await tid('new-api-token').click();
+    await tid('api-token-name').fill('ui-viewer');
+    await tid('dialog-confirm').click();
+    await until('new-secret', /^axa_/);
+    const secret = await text('new-secret');
+    const viewer = () => fetch(`${base}/api/v1/spokes`, { headers: { authorization: `Bearer ${secret}` } });
+    expect((await viewer()).status).toBe(200);
+    const apiId = [...f.hub.internals!.state.apiTokens.values()].find((t) => t.name === 'ui-viewer')!.id;
+    await shot('tokens');
+    await tid(`revoke-${apiId}`).click();
+    await tid('dialog-confirm').click();
+    await until(`api-state-${apiId}`, 'revoked');
+    expect((await viewer()).status).toBe(401);
+  });
+
+  it('approves and rejects pending enrollments, each after confirmation', async () => {
+    const cfg = JSON.parse(readFileSync(hubConfigFile, 'utf8')) as Record<string, Record<string, unknown>>;
+    writeFileSync(hubConfigFile, JSON.stringify({ ...cfg, enrollment: { ...cfg.enrollment, approval: 'manual' } }));
+    await f.hub.reload();
+    const token = await joinToken(f.hub, { max_uses: 2 });
+    const [a, b] = [envoy('new1.dc1.example.com'), envoy('new2.dc1.example.com')];
+    expect((await enroll(f.hub.addr, a, token)).status).toBe('pending');
+    expect((await enroll(f.hub.addr, b, token)).status).toBe('pending');
+    await page.goto(`${base}/enrollments`);
+    await tid('pending-table').waitFor();
+    expect(await tableRows('pending-table').count()).toBe(2);
+    await shot('enrollments');
+    await tid('approve-new1.dc1.example.com').click();
+    await tid('dialog-confirm').click();
+    await until('enrollment-result', 'new1.dc1.example.com: approved');
+    await tid('reject-new2.dc1.example.com').click();
+    await tid('dialog-confirm').click();
+    // The approval's toast may still be up: wait for this one by its text.
+    await page.getByText('new2.dc1.example.com: rejected').waitFor();
+    await tid('pending-table-empty').waitFor();
+    expect(f.hub.internals!.state.envoys.get('new1.dc1.example.com')?.spokeId).toBe('dc1');
+    expect(f.hub.internals!.state.envoys.has('new2.dc1.example.com')).toBe(false);
+    writeFileSync(hubConfigFile, JSON.stringify(cfg));
+    await f.hub.reload();
+  });
+
+  it('shows events', async () => {
     await page.goto(`${base}/events`);
     await tid('events-table').waitFor();
     expect(await page.locator('[data-testid="events-table"]').textContent()).toMatch(/envoy\.enrolled.*/);

@@ -15,6 +15,7 @@ import {
   type Message,
   type MessageOf,
   type KeyPair,
+  type RevertOrder,
   type Run,
 } from '@axle/shared';
 import { loadEnvoyConfig, type EnvoyConfig } from './config.js';
@@ -130,6 +131,7 @@ export class Envoy {
     this.bundles = new BundleFetcher({
       trustedKeys: () => this.store.trustedHubKeys(this.cfg.hub_pubkeys),
       appliedVersion: () => this.store.configVersion,
+      setApplied: (v) => this.store.setConfigVersion(v),
       configDir: cfg.config_dir,
       timeoutMs: cfg.request_timeout,
       log: this.log,
@@ -147,7 +149,7 @@ export class Envoy {
         this.log.info({ reason }, 'run requested');
         this.runNow('demand').catch((e: unknown) => this.log.error({ err: errorText(e) }, 'demanded run failed'));
       },
-      onConfigVersion: (v, conn) => this.onConfigVersion(v, conn),
+      onConfigVersion: (v, conn, revert) => this.onConfigVersion(v, conn, revert),
       onJobRun: (m) => this.runJob(m),
       ...(this.opts.random ? { random: this.opts.random } : {}),
     });
@@ -365,21 +367,34 @@ export class Envoy {
       configVersion: this.store.configVersion,
       traits: () => this.traits?.traits ?? {},
       converge: () => this.runNow('job'),
+      config: {
+        applied: () => this.store.configVersion,
+        apply: (want) => {
+          const link = this.link;
+          if (!link) throw new AxleError(ErrorCode.CLOSED, 'the envoy is not running');
+          return this.bundles.fetch((msg, t) => link.request(msg, t), want);
+        },
+        lastCompliant: () => this.last?.compliant,
+      },
       log: this.log,
       ...(this.opts.runner ? { runner: this.opts.runner } : {}),
     });
   }
 
-  /** The spoke serves another config version: fetch it, check a hub signed it, apply it, run. */
-  private onConfigVersion(version: number, conn: Connection): void {
-    // Versions only rise: a spoke serving an older one (even hub-signed) is not followed back.
-    if (version <= this.store.configVersion || this.stopping) return;
+  /**
+   * The spoke serves another config version: fetch it, check a hub signed it, apply it, run.
+   * Versions only rise: a spoke serving an older one (even hub-signed) is not followed back,
+   * unless it hands over the hub's signed order moving this host down to exactly that version.
+   */
+  private onConfigVersion(version: number, conn: Connection, revert?: RevertOrder): void {
+    const was = this.store.configVersion;
+    if (version === was || this.stopping) return;
+    if (version < was && revert?.to !== version) return;
     this.bundles
-      .fetch(conn)
+      .fetch((m, t) => conn.request(m, t), version < was ? { version, ...(revert ? { revert } : {}) } : undefined)
       .then(
         (applied) => {
-          this.store.setConfigVersion(applied);
-          if (!this.stopping) return this.runNow('demand').then(() => undefined);
+          if (applied !== was && !this.stopping) return this.runNow('demand').then(() => undefined);
           return undefined;
         },
         (e: unknown) =>

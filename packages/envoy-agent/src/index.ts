@@ -30,4 +30,6 @@ export { StateStore } from './state.js';
 export type { Assignment } from './state.js';
 export { AGENT_VERSION } from './version.js';
 export { runJob } from './tasks.js';
+export { BundleFetcher } from './config-fetch.js';
+export type { Ask, BundleFetchOptions, Want } from './config-fetch.js';
 export type { JobRunDeps } from './tasks.js';

@@ -10,6 +10,7 @@ import {
   type Logger,
   type Message,
   type MessageOf,
+  type RevertOrder,
   type SpokeTarget,
   type TermProof,
   Codec,
@@ -33,8 +34,8 @@ export interface LinkHost {
   traits(): { traits: Traits; digest: string } | undefined;
   configVersion(): number;
   onRunNow(reason: string): void;
-  /** The spoke serves a config version other than the applied one (fetching bundles: issue 6). */
-  onConfigVersion?(version: number, conn: Connection): void;
+  /** The spoke serves a config version other than the applied one; `revert` is the hub's order to move down to it. */
+  onConfigVersion?(version: number, conn: Connection, revert?: RevertOrder): void;
   random?: () => number;
   /** A job order from the spoke (tasks.ts): answered with the job's result. */
   onJobRun?(m: MessageOf<'job_run'>): Promise<Message>;
@@ -394,7 +395,8 @@ export class SpokeLink extends EventEmitter<LinkEvents> {
     const proven = this.provenTerm(reply.termProof);
     if (proven > a.term) await this.host.store.raiseTerm(proven);
     if (reply.runNow) this.host.onRunNow('spoke asked at check-in');
-    if (reply.configVersion !== this.host.configVersion()) this.host.onConfigVersion?.(reply.configVersion, conn);
+    if (reply.configVersion !== this.host.configVersion())
+      this.host.onConfigVersion?.(reply.configVersion, conn, reply.revert);
     return undefined;
   }
 

@@ -1,8 +1,9 @@
 import { errorText, loadTasks, taskAllowed, type Json, type Logger, type MessageOf, type Run } from '@axle/shared';
 import { runCommand, type CommandRunner } from './command.js';
+import { configJob, type ConfigJobDeps } from './config-job.js';
 
-type JobRun = MessageOf<'job_run'>;
-type JobResult = MessageOf<'job_result'>;
+export type JobRun = MessageOf<'job_run'>;
+export type JobResult = MessageOf<'job_result'>;
 
 export interface JobRunDeps {
   /** The applied bundle: tasks are read from `<configDir>/tasks/*.yaml`, nowhere else. */
@@ -12,6 +13,8 @@ export interface JobRunDeps {
   traits: () => Record<string, Json>;
   /** Runs the policies now (the envoy's own run, reported to the spoke as usual). */
   converge: () => Promise<Run>;
+  /** For a rollout's order (`config`): moving to a version and what the last run said. */
+  config?: ConfigJobDeps;
   runner?: CommandRunner;
   log: Logger;
 }
@@ -19,7 +22,7 @@ export interface JobRunDeps {
 const OUTPUT_MAX = 16_000;
 const MESSAGE_MAX = 4000;
 
-const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 3)}...` : s);
+export const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 3)}...` : s);
 const tail = (s: string, n: number) => (s.length > n ? s.slice(-n) : s);
 
 /**
@@ -31,9 +34,11 @@ const tail = (s: string, n: number) => (s.length > n ? s.slice(-n) : s);
 export async function runJob(m: JobRun, d: JobRunDeps): Promise<JobResult> {
   const startedAt = Date.now();
   try {
-    return m.action.kind === 'converge'
-      ? await converge(m, d, startedAt)
-      : await runTask(m.action.name, m, d, startedAt);
+    const a = m.action;
+    if (a.kind === 'converge') return await converge(m, d, startedAt);
+    if (a.kind === 'task') return await runTask(a.name, m, d, startedAt);
+    if (!d.config) return refused(m, d, startedAt, 'this envoy does not take config orders');
+    return await configJob(a, d.config, startedAt, (judge) => converge(m, d, startedAt, judge));
   } catch (e) {
     return {
       type: 'job_result',
@@ -46,7 +51,16 @@ export async function runJob(m: JobRun, d: JobRunDeps): Promise<JobResult> {
   }
 }
 
-async function converge(m: JobRun, d: JobRunDeps, startedAt: number): Promise<JobResult> {
+/**
+ * Runs the policies now and answers with the run: failed when a resource failed or the run
+ * could not start, or when `judge` (a rollout's check) names a reason.
+ */
+async function converge(
+  m: JobRun,
+  d: JobRunDeps,
+  startedAt: number,
+  judge?: (run: Run) => string | undefined,
+): Promise<JobResult> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), m.timeoutMs)));
   try {
@@ -64,10 +78,11 @@ async function converge(m: JobRun, d: JobRunDeps, startedAt: number): Promise<Jo
     }
     const c = run.counts;
     const failedResources = run.results.filter((r) => r.status === 'failed');
-    const bad = run.error !== undefined || c.failed > 0;
+    const verdict = judge?.(run);
+    const bad = run.error !== undefined || c.failed > 0 || verdict !== undefined;
     const message =
       run.error ??
-      `${c.ok} ok, ${c.changed} changed, ${c.failed} failed, ${c.drift} drift${failedResources[0] ? `; first failure: ${failedResources[0].resource}: ${failedResources[0].message}` : ''}`;
+      `${verdict ? `${verdict}; ` : ''}${c.ok} ok, ${c.changed} changed, ${c.failed} failed, ${c.drift} drift${failedResources[0] ? `; first failure: ${failedResources[0].resource}: ${failedResources[0].message}` : ''}`;
     const output = failedResources
       .slice(0, 20)
       .map((r) => `${r.policy} ${r.resource}: ${r.message}`)
@@ -86,18 +101,20 @@ async function converge(m: JobRun, d: JobRunDeps, startedAt: number): Promise<Jo
   }
 }
 
-async function runTask(name: string, m: JobRun, d: JobRunDeps, startedAt: number): Promise<JobResult> {
-  const refused = (message: string): JobResult => {
-    d.log.warn({ job: m.jobId, task: name, reason: message }, 'refused a job order');
-    return {
-      type: 'job_result',
-      status: 'refused',
-      message: clip(message, MESSAGE_MAX),
-      output: '',
-      startedAt,
-      finishedAt: Date.now(),
-    };
+function refused(m: JobRun, d: JobRunDeps, startedAt: number, message: string): JobResult {
+  d.log.warn({ job: m.jobId, action: m.action.kind, reason: message }, 'refused a job order');
+  return {
+    type: 'job_result',
+    status: 'refused',
+    message: clip(message, MESSAGE_MAX),
+    output: '',
+    startedAt,
+    finishedAt: Date.now(),
   };
+}
+
+async function runTask(name: string, m: JobRun, d: JobRunDeps, startedAt: number): Promise<JobResult> {
+  const refuse = (message: string) => refused(m, d, startedAt, message);
   const loaded = loadTasks(d.configDir);
   const task = loaded.tasks.find((t) => t.name === name);
   if (!task) {
@@ -106,12 +123,12 @@ async function runTask(name: string, m: JobRun, d: JobRunDeps, startedAt: number
         .map((t) => t.name)
         .sort()
         .join(', ') || 'none';
-    return refused(
+    return refuse(
       `task "${name}" is not defined in this envoy's applied config (version ${d.configVersion}; its tasks: ${names}); only tasks of the published bundle can run`,
     );
   }
   if (!taskAllowed(task, d.hostname, d.traits()))
-    return refused(`task "${name}" does not allow ${d.hostname} (see allow: in ${task.name})`);
+    return refuse(`task "${name}" does not allow ${d.hostname} (see allow: in ${task.name})`);
   const timeoutMs = Math.min(task.timeout, m.timeoutMs);
   d.log.info({ job: m.jobId, task: name, attempt: m.attempt, timeoutMs }, 'running task');
   const r = await (d.runner ?? runCommand)(task.command, {

@@ -15,11 +15,12 @@ import {
   globField,
   record,
   str,
+  type RouteContext,
   type Router,
 } from '@axle/shared';
 import { body, intParam, route, type ApiDeps } from './api.js';
 import type { JobEvent } from './jobs/exec.js';
-import { TARGET_STATES, type Job, type JobTarget } from './jobs/model.js';
+import { TARGET_STATES, type JobTarget } from './jobs/model.js';
 import type { JobRunner } from './jobs/runner.js';
 
 const HOUR = 3_600_000;
@@ -60,6 +61,11 @@ export function jobRoutes(r: Router, d: ApiDeps & { jobs?: JobRunner }): void {
     '/api/v1/jobs',
     route(d, 'admin', async (ctx, tok) => {
       const b = await body(ctx, jobBody);
+      if (b.action.kind === 'config')
+        throw new AxleError(
+          ErrorCode.INVALID,
+          'config orders come from rollouts only: start one with POST /api/v1/config/rollouts (axle config publish --rollout)',
+        );
       for (const s of b.target.spokes ?? []) d.fleet.config(s);
       const job = await jobs().create(
         {
@@ -84,6 +90,21 @@ export function jobRoutes(r: Router, d: ApiDeps & { jobs?: JobRunner }): void {
         tok.name,
       );
       return { job };
+    }),
+  );
+
+  // Before /jobs/:id: every job's progress, for the web UI's jobs page (never ends; a heartbeat keeps it open).
+  r.get(
+    '/api/v1/jobs/events',
+    route(d, 'viewer', (ctx) => {
+      const runner = jobs();
+      const out = openStream(ctx);
+      const onEvent = (ev: JobEvent) => {
+        if (ev.type !== 'target') out.write(ev);
+      };
+      runner.on('event', onEvent);
+      out.onClose(() => runner.off('event', onEvent));
+      return HANDLED;
     }),
   );
 
@@ -129,44 +150,30 @@ export function jobRoutes(r: Router, d: ApiDeps & { jobs?: JobRunner }): void {
       const runner = jobs();
       const id = ctx.params.id as string;
       const first = runner.job(id);
-      const sse = (ctx.req.headers.accept ?? '').includes('text/event-stream');
-      const res = ctx.res;
-      res.writeHead(200, {
-        'content-type': sse ? 'text/event-stream' : 'application/x-ndjson',
-        'cache-control': 'no-cache',
-        'x-accel-buffering': 'no',
-      });
-      const write = (v: unknown) => res.write(sse ? `data: ${JSON.stringify(v)}\n\n` : `${JSON.stringify(v)}\n`);
-      const view = (j: Job) => ({ type: 'progress', job: j });
-      write(view(first));
+      const out = openStream(ctx);
+      out.write({ type: 'progress', job: first });
       if (first.state !== 'running') {
-        write({ type: 'done', job: first });
-        res.end();
+        out.write({ type: 'done', job: first });
+        out.end();
         return HANDLED;
       }
       const targetsToo = ctx.query.get('targets') !== '0';
       const onEvent = (ev: JobEvent) => {
         if (ev.type === 'target') {
-          if (ev.jobId === id && targetsToo) write({ type: 'target', target: targetView(ev.target) });
+          if (ev.jobId === id && targetsToo) out.write({ type: 'target', target: targetView(ev.target) });
           return;
         }
         if (ev.job.id !== id) return;
-        write(ev);
-        if (ev.type === 'done') close();
-      };
-      const beat = setInterval(() => res.write(sse ? ': keepalive\n\n' : '\n'), STREAM_HEARTBEAT_MS);
-      const close = () => {
-        clearInterval(beat);
-        runner.off('event', onEvent);
-        res.end();
+        out.write(ev);
+        if (ev.type === 'done') out.end();
       };
       runner.on('event', onEvent);
-      ctx.req.on('close', close);
+      out.onClose(() => runner.off('event', onEvent));
       // The job may have ended between the first read and subscribing.
       const now = runner.job(id);
       if (now.state !== 'running') {
-        write({ type: 'done', job: now });
-        close();
+        out.write({ type: 'done', job: now });
+        out.end();
       }
       return HANDLED;
     }),
@@ -176,4 +183,42 @@ export function jobRoutes(r: Router, d: ApiDeps & { jobs?: JobRunner }): void {
 function targetView(t: JobTarget): Omit<JobTarget, 'history' | 'output'> {
   const { history: _h, output: _o, ...rest } = t;
   return rest;
+}
+
+/**
+ * A progress stream on this response: JSON lines (`application/x-ndjson`), or server-sent
+ * events when the client accepts `text/event-stream` (the web UI's EventSource). A heartbeat
+ * keeps proxies from closing an idle stream; `end` and the client leaving both close it once.
+ */
+function openStream(ctx: RouteContext): {
+  write: (v: unknown) => void;
+  end: () => void;
+  onClose: (fn: () => void) => void;
+} {
+  const sse = (ctx.req.headers.accept ?? '').includes('text/event-stream');
+  const res = ctx.res;
+  res.writeHead(200, {
+    'content-type': sse ? 'text/event-stream' : 'application/x-ndjson',
+    'cache-control': 'no-cache',
+    'x-accel-buffering': 'no',
+  });
+  res.flushHeaders();
+  const closers: (() => void)[] = [];
+  let ended = false;
+  const beat = setInterval(() => res.write(sse ? ': keepalive\n\n' : '\n'), STREAM_HEARTBEAT_MS);
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    clearInterval(beat);
+    for (const fn of closers) fn();
+    res.end();
+  };
+  ctx.req.on('close', end);
+  return {
+    write: (v) => {
+      if (!ended) res.write(sse ? `data: ${JSON.stringify(v)}\n\n` : `${JSON.stringify(v)}\n`);
+    },
+    end,
+    onClose: (fn) => closers.push(fn),
+  };
 }

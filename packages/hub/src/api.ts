@@ -39,6 +39,9 @@ import { jobRoutes } from './api-jobs.js';
 import { secretRoutes } from './api-secrets.js';
 import type { Secrets } from './secrets.js';
 import type { JobRunner } from './jobs/runner.js';
+import type { ComplianceHistory } from './history/sampler.js';
+import type { RolloutRunner } from './rollouts/runner.js';
+import { rolloutRoutes } from './rollouts/api.js';
 import { bootstrapRoutes } from './bootstrap.js';
 import { caRoute } from './install.js';
 
@@ -65,6 +68,10 @@ export interface ApiDeps {
   secrets: Secrets;
   /** Jobs (jobs/, api-jobs.ts). */
   jobs?: JobRunner;
+  /** Config rollouts (rollouts/). */
+  rollouts?: RolloutRunner;
+  /** Compliance over time (history/). */
+  history: ComplianceHistory;
   /** For GET /bootstrap.sh: every hub address envoys should know, and this hub's listen address. */
   hubAddrs?: () => string[];
   listenAddr?: () => string;
@@ -160,6 +167,7 @@ export function buildHttp(d: ApiDeps): HubHttp {
     ui.routes(r);
     configRoutes(r, d);
     jobRoutes(r, d);
+    rolloutRoutes(r, d);
     secretRoutes(r, d);
     if (d.hubAddrs && d.listenAddr && d.tls && d.hubKeys) {
       const b = { config: d.config, hubAddrs: d.hubAddrs, listenAddr: d.listenAddr, tls: d.tls, hubKeys: d.hubKeys };

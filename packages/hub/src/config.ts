@@ -48,6 +48,14 @@ export const EVENT_TYPES = [
   'token.revoked',
   'config.published',
   'config.refused',
+  'rollout.started',
+  'rollout.wave_done',
+  'rollout.halted',
+  'rollout.paused',
+  'rollout.resumed',
+  'rollout.finished',
+  'rollout.rolled_back',
+  'rollout.aborted',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -151,6 +159,10 @@ export const hubConfigSchema = obj({
     }),
     () => ({ keep: 10, push_timeout: 30_000, webhook_secret: undefined as string | undefined }),
   ),
+  /** Fleet compliance over time (history/): a sample is stored this often (and when a spoke goes up or down). */
+  compliance_history: def(obj({ interval: def(duration({ min: 1000, max: 3_600_000 }), 60_000) }), () => ({
+    interval: 60_000,
+  })),
   spanner: obj({
     role: role(),
     spokes: def(arr(spokeSchema, { max: 1000 }), []),

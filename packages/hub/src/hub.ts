@@ -39,6 +39,8 @@ import { HubMetrics } from './metrics.js';
 import { Queries } from './query.js';
 import { Publisher } from './config-publish.js';
 import { JobRunner } from './jobs/runner.js';
+import { ComplianceHistory } from './history/sampler.js';
+import { RolloutRunner } from './rollouts/runner.js';
 import { Router } from './router.js';
 import { replicationMetrics } from './replication/metrics.js';
 import { Replication } from './replication/replication.js';
@@ -75,6 +77,8 @@ interface Parts {
   publisher: Publisher;
   replication: Replication;
   jobs: JobRunner;
+  rollouts: RolloutRunner;
+  history: ComplianceHistory;
 }
 
 /**
@@ -159,6 +163,7 @@ export class Hub {
       let secretsRef: Secrets | undefined;
       let canonicalizeRef: (() => void) | undefined;
       let jobsRef: JobRunner | undefined;
+      let rolloutsRef: RolloutRunner | undefined;
       const replication = new Replication({
         state,
         keyPair,
@@ -175,12 +180,14 @@ export class Hub {
           );
           supervisorRef?.start();
           jobsRef?.resume();
+          rolloutsRef?.resumeAll();
           canonicalizeRef?.();
           void secretsRef
             ?.sealForPeers()
             .catch((e: unknown) => log.warn({ err: errorText(e) }, 'could not seal secrets for every peer hub'));
         },
         onStandby: async () => {
+          rolloutsRef?.halt();
           jobsRef?.halt();
           await supervisorRef?.stop();
           await moverRef?.stop();
@@ -237,6 +244,9 @@ export class Hub {
       const jobs = new JobRunner({ state, fleet, links, queries, metrics, log, config });
       jobsRef = jobs;
       const publisher = new Publisher({ state, fleet, links, events, keyPair, log, config });
+      const rollouts = new RolloutRunner({ state, jobs, publisher, events, keyPair, metrics, log });
+      rolloutsRef = rollouts;
+      const history = new ComplianceHistory({ state, fleet, log, config, canWrite: () => replication.isPrimary });
       const secrets = new Secrets({ state, events, keyPair, log, config });
       secretsRef = secrets;
       const auth = new ApiAuth(tokens, cfg.api.rate_limit, this.adminTokenFile);
@@ -262,6 +272,8 @@ export class Hub {
         importDeps,
         publisher,
         jobs,
+        rollouts,
+        history,
         secrets,
         log,
         config,
@@ -312,6 +324,8 @@ export class Hub {
         publisher,
         replication,
         jobs,
+        rollouts,
+        history,
       };
       replicationMetrics(metrics, replication);
       slotMetrics(metrics.m, () => server.slotTotals());
@@ -321,6 +335,7 @@ export class Hub {
       if (replication.isPrimary) {
         supervisor.start();
         jobs.resume();
+        rollouts.resumeAll();
         if (!replication.enabled) canonicalizeRef();
       }
       replication.start();
@@ -548,6 +563,7 @@ export class Hub {
     const p = this.p;
     if (!p || this.stopping) return;
     this.stopping = true;
+    p.rollouts.halt();
     p.jobs.halt();
     await p.replication.stop();
     await p.supervisor.stop();

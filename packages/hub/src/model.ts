@@ -1,5 +1,8 @@
+import type { RevertOrder } from '@axle/shared';
 import type { EventType } from './config.js';
+import type { HistoryBucket, HistorySample } from './history/model.js';
 import type { Job, JobTarget } from './jobs/model.js';
+import type { Rollout } from './rollouts/model.js';
 
 /**
  * The hub's durable records and the one `Change` union through which every one of them is
@@ -165,9 +168,18 @@ export interface ConfigBundle {
   files: string[];
   publishedAt: number;
   by: string;
-  source: 'publish' | 'rollback' | 'webhook';
+  source: 'publish' | 'rollback' | 'webhook' | 'rollout';
   /** For a rollback: the version whose content this one republishes. */
   from?: number;
+  /**
+   * Absent: live (served to every envoy). `staged`: held by spokes for a rollout, given only to
+   * the hosts it moves. `withdrawn`: its rollout stopped; never served again.
+   */
+  stage?: 'staged' | 'withdrawn';
+  /** The rollout that staged it. */
+  rollout?: string;
+  /** For a version withdrawn by a rollback: the hub's signed order moving its hosts back. */
+  revert?: RevertOrder;
 }
 
 export type ConfigBundleMeta = Omit<ConfigBundle, 'data'> & { bytes: number };
@@ -192,6 +204,14 @@ export type Change =
   | { kind: 'delivery.put'; delivery: Delivery }
   | { kind: 'bundle.put'; bundle: ConfigBundle }
   | { kind: 'bundle.drop'; version: number }
+  /** A staged version made live, or withdrawn (with the order that moves its hosts back). */
+  | { kind: 'bundle.stage'; version: number; stage: 'live' | 'withdrawn'; revert?: RevertOrder }
+  /** Rollouts (rollouts/): the whole record each time. */
+  | { kind: 'rollout.put'; rollout: Rollout }
+  | { kind: 'rollout.drop'; id: string }
+  /** Compliance over time (history/): a sample, and an hour of samples folded into one bucket. */
+  | { kind: 'history.add'; sample: HistorySample }
+  | { kind: 'history.rollup'; bucket?: HistoryBucket; rawBefore: number; hourlyBefore: number }
   /** Jobs (jobs/): the job record, a batch of its targets' records, or the job and its targets dropped. */
   | { kind: 'job.put'; job: Job }
   | { kind: 'job.targets'; jobId: string; targets: JobTarget[] }

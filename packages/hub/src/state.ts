@@ -19,6 +19,8 @@ import type {
   SpokeAdmin,
 } from './model.js';
 import type { Job, JobTarget } from './jobs/model.js';
+import type { HistoryBucket, HistorySample } from './history/model.js';
+import type { Rollout } from './rollouts/model.js';
 
 /** Old events and deliveries are trimmed so the store does not grow without bound. */
 const KEEP_EVENTS = 50_000;
@@ -53,6 +55,9 @@ export class StateStore {
   /** Jobs without their targets (read those with `jobTargets()`). */
   readonly jobs = new Map<string, Job>();
   readonly secrets = new Map<string, SecretRecord>();
+  readonly rollouts = new Map<string, Rollout>();
+  /** Compliance samples of the last day, oldest first, and hourly buckets before that (history/). */
+  readonly history: { raw: HistorySample[]; hourly: HistoryBucket[] } = { raw: [], hourly: [] };
   private chain: Promise<unknown> = Promise.resolve();
   private closed = false;
   /**
@@ -83,7 +88,10 @@ export class StateStore {
       | 'jobs'
       | 'jobtargets'
       | 'secrets'
-      | 'secretheld',
+      | 'secretheld'
+      | 'rollouts'
+      | 'history'
+      | 'historyh',
       Database<unknown, Key>
     >,
   ) {}
@@ -119,6 +127,9 @@ export class StateStore {
       jobtargets: sub('jobtargets'),
       secrets: sub('secrets'),
       secretheld: sub('secretheld'),
+      rollouts: sub('rollouts'),
+      history: sub('history'),
+      historyh: sub('historyh'),
     });
     s.load();
     if (s.db.meta.get('term') === undefined) await s.apply({ kind: 'term.set', term: 1 });
@@ -147,6 +158,9 @@ export class StateStore {
     for (const { value } of d.bundles.getRange()) this.indexBundle(value as ConfigBundle);
     for (const { value } of d.jobs.getRange()) this.jobs.set((value as Job).id, value as Job);
     for (const { value } of d.secrets.getRange()) this.secrets.set((value as SecretRecord).name, value as SecretRecord);
+    for (const { value } of d.rollouts.getRange()) this.rollouts.set((value as Rollout).id, value as Rollout);
+    for (const { value } of d.history.getRange()) this.history.raw.push(value as HistorySample);
+    for (const { value } of d.historyh.getRange()) this.history.hourly.push(value as HistoryBucket);
   }
 
   /** The version of secret `name` each host was last sealed, read from the store (not kept in memory). */
@@ -337,8 +351,11 @@ export class StateStore {
       this.bundles,
       this.jobs,
       this.secrets,
+      this.rollouts,
     ])
       m.clear();
+    this.history.raw.length = 0;
+    this.history.hourly.length = 0;
     this.load();
   }
 
@@ -387,6 +404,22 @@ export class StateStore {
         return void d.bundles.put(c.bundle.version, c.bundle);
       case 'bundle.drop':
         return void d.bundles.remove(c.version);
+      case 'bundle.stage': {
+        const b = d.bundles.get(c.version) as ConfigBundle | undefined;
+        if (b) d.bundles.put(c.version, staged(b, c));
+        return;
+      }
+      case 'rollout.put':
+        return void d.rollouts.put(c.rollout.id, c.rollout);
+      case 'rollout.drop':
+        return void d.rollouts.remove(c.id);
+      case 'history.add':
+        return void d.history.put(c.sample.at, c.sample);
+      case 'history.rollup':
+        if (c.bucket) d.historyh.put(c.bucket.at, c.bucket);
+        for (const k of d.history.getKeys({ end: c.rawBefore })) d.history.remove(k);
+        for (const k of d.historyh.getKeys({ end: c.hourlyBefore })) d.historyh.remove(k);
+        return;
       case 'job.put':
         return void d.jobs.put(c.job.id, c.job);
       case 'job.targets':
@@ -471,6 +504,32 @@ export class StateStore {
       case 'bundle.drop':
         this.bundles.delete(c.version);
         return;
+      case 'bundle.stage': {
+        const b = this.bundles.get(c.version);
+        if (b) this.bundles.set(c.version, staged(b, c));
+        return;
+      }
+      case 'rollout.put':
+        this.rollouts.set(c.rollout.id, c.rollout);
+        return;
+      case 'rollout.drop':
+        this.rollouts.delete(c.id);
+        return;
+      case 'history.add': {
+        const raw = this.history.raw;
+        if (raw.length === 0 || raw[raw.length - 1]!.at < c.sample.at) raw.push(c.sample);
+        return;
+      }
+      case 'history.rollup': {
+        // Samples arrive in time order, so both lists stay sorted and are cut at their front.
+        const h = this.history;
+        const cut = h.raw.findIndex((s) => s.at >= c.rawBefore);
+        h.raw.splice(0, cut === -1 ? h.raw.length : cut);
+        if (c.bucket) h.hourly.push(c.bucket);
+        const first = h.hourly.findIndex((b) => b.at >= c.hourlyBefore);
+        h.hourly.splice(0, first === -1 ? h.hourly.length : first);
+        return;
+      }
       case 'job.put':
         this.jobs.set(c.job.id, c.job);
         return;
@@ -495,8 +554,15 @@ export class StateStore {
     this.bundles.set(b.version, { ...meta, bytes: data.length });
   }
 
-  /** The current config version: the highest published, 0 before the first publish. */
+  /** The current (live) config version: the highest published that is not staged or withdrawn, 0 before the first. */
   get configVersion(): number {
+    let v = 0;
+    for (const [k, b] of this.bundles) if (k > v && b.stage === undefined) v = k;
+    return v;
+  }
+
+  /** The highest version ever numbered here (staged and withdrawn included): the next one goes past it. */
+  get latestVersion(): number {
     let v = 0;
     for (const k of this.bundles.keys()) if (k > v) v = k;
     return v;
@@ -571,4 +637,13 @@ export class StateStore {
     await this.chain;
     await this.root.close();
   }
+}
+
+/** A bundle record after a `bundle.stage` change: live (no stage), or withdrawn with its revert order. */
+function staged<T extends { stage?: 'staged' | 'withdrawn'; revert?: unknown }>(
+  b: T,
+  c: Extract<Change, { kind: 'bundle.stage' }>,
+): T {
+  const { stage: _s, revert: _r, ...rest } = b;
+  return (c.stage === 'live' ? rest : { ...rest, stage: 'withdrawn', ...(c.revert ? { revert: c.revert } : {}) }) as T;
 }

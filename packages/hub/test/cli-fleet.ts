@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { connectPeer, type Json, type MessageOf, type Run } from '@axle/shared';
 import type { Hub } from '@axle/hub';
 import { waitFor } from '../../../test/support/wait.js';
@@ -7,10 +8,12 @@ import {
   enroll,
   envoy,
   freePort,
+  hubConfigObject,
   hubKey,
   joinToken,
   procSpoke,
   startHub,
+  type HubOptions,
   type ProcSpoke,
   type TestEnvoy,
 } from './support.js';
@@ -98,7 +101,10 @@ export const HOSTILE = {
  * envoys: dc1 has three (one noncompliant), dc2 has two. With `hostile`, one more dc1 envoy
  * carries <script> and onerror markup in its traits and run results.
  */
-export async function startFleet(bag: Bag, o: { hostile?: boolean; probeInterval?: string } = {}): Promise<Fleet> {
+export async function startFleet(
+  bag: Bag,
+  o: { hostile?: boolean; probeInterval?: string; configFile?: string } = {},
+): Promise<Fleet> {
   const key = hubKey(bag);
   const port = await freePort();
   const hubAddr = `127.0.0.1:${port}`;
@@ -106,14 +112,18 @@ export async function startFleet(bag: Bag, o: { hostile?: boolean; probeInterval
     procSpoke(bag, 'dc1', key, { hubAddr }),
     procSpoke(bag, 'dc2', key, { hubAddr }),
   ]);
-  const hub = await startHub(bag, key, {
+  const opts: HubOptions = {
     port,
     spokes: [
       { ...dc1, patterns: ['*.dc1.*'] },
       { ...dc2, patterns: ['*.dc2.*'] },
     ],
     spanner: { auto_failover: { enabled: false, threshold: 3, interval: o.probeInterval ?? '300ms' } },
-  });
+    extra: { compliance_history: { interval: '1s' } },
+  };
+  // With a config file the test can change the hub's config and reload it (SIGHUP's path).
+  if (o.configFile) writeFileSync(o.configFile, JSON.stringify(hubConfigObject(key, opts)));
+  const hub = await startHub(bag, key, opts, o.configFile);
   const join = await joinToken(hub);
   const plan: [string, boolean, Record<string, Json>][] = [
     ['web1.dc1.example.com', true, { role: 'web', os: { family: 'debian', release: '12' } }],

@@ -41,6 +41,8 @@ export {
 export { CostBudget, DEFAULT_QUERY_STEPS, GLOB_LIMITS, Glob, globField } from './glob.js';
 export type { GlobAlternative, GlobLimits } from './glob.js';
 export { signTerm, termProofSchema, verifyTermProof } from './term.js';
+export { revertOrderSchema, signRevert, verifyRevert } from './revert.js';
+export type { RevertOrder } from './revert.js';
 export { openSealed, seal, x25519PrivateOf, x25519PublicOf } from './seal.js';
 export type { TermProof } from './term.js';
 export {

@@ -18,6 +18,7 @@ import {
 } from './schema.js';
 import { globField } from './glob.js';
 import { hostnameField } from './hostname.js';
+import { revertOrderSchema } from './revert.js';
 import { termProofSchema } from './term.js';
 
 /**
@@ -140,6 +141,8 @@ export const statsSchema = obj({
   checkinsPerMinute: num({ min: 0 }),
   latencyMs: obj({ p50: num({ min: 0 }), p99: num({ min: 0 }) }),
   configVersion: int({ min: 0 }),
+  /** A version the spoke holds for a rollout without serving it (0 or absent: none). */
+  staged: opt(int({ min: 0 })),
   term: term(),
   uptimeS: num({ min: 0 }),
   version: text(64),
@@ -169,13 +172,18 @@ const plainData = custom(
 );
 const replEntrySchema = obj({ seq: int({ min: 1 }), at: int({ min: 0 }), term: int({ min: 0 }), change: plainData });
 
-/** What a job asks of one envoy: converge (run the policies now) or run one task of its applied bundle. */
+/**
+ * What a job asks of one envoy: converge (run the policies now), run one task of its applied
+ * bundle, or (a rollout's wave) move to config `version` and run it; a move down needs the
+ * hub-signed `revert` order.
+ */
 export const jobActionSchema = tagged('kind', {
   converge: obj({ kind: lit('converge') }),
   task: obj({
     kind: lit('task'),
     name: str({ min: 1, max: 100, pattern: /^[A-Za-z0-9_.-]+$/, hint: 'must be a task name' }),
   }),
+  config: obj({ kind: lit('config'), version: int({ min: 1 }), rollout: id(), revert: opt(revertOrderSchema) }),
 });
 export type JobAction = Infer<typeof jobActionSchema>;
 export const JOB_RESULT_STATUS = ['succeeded', 'failed', 'timed_out', 'refused'] as const;
@@ -215,6 +223,8 @@ export const messageSchema = tagged('type', {
     termProof: opt(termProofSchema),
     /** The largest report this spoke stores, so the envoy can fit its reports to it. */
     maxReportBytes: opt(int({ min: 1024 })),
+    /** The hub's order to move this envoy down to `configVersion` (a rolled-back rollout). */
+    revert: opt(revertOrderSchema),
   }),
   report: obj({ type: lit('report'), hostname: hostname(), epoch: epoch(), run: runSchema }),
   ack: obj({ type: lit('ack'), runId: text(64), duplicate: bool() }),
@@ -292,6 +302,15 @@ export const messageSchema = tagged('type', {
     total: int({ min: 1, max: 256 * 1024 * 1024 }),
     offset: int({ min: 0 }),
     data: bytes({ max: 1024 * 1024 }),
+    /** Hold this version for a rollout without serving it at check-ins. */
+    stage: opt(bool()),
+  }),
+  /** Drop staged `version` (a rollout stopped); with `revert`, move hosts that took it back at check-in. */
+  config_unstage: obj({
+    type: lit('config_unstage'),
+    term: term(),
+    version: int({ min: 1 }),
+    revert: opt(revertOrderSchema),
   }),
 
   // spoke -> hub
@@ -328,7 +347,12 @@ export const messageSchema = tagged('type', {
   status: obj({ type: lit('status'), stats: statsSchema }),
   status_ok: obj({ type: lit('status_ok'), term: term(), termProof: opt(termProofSchema) }),
   /** `version` is the spoke's live version; `received` is how much of an unfinished upload it holds. */
-  config_ok: obj({ type: lit('config_ok'), version: int({ min: 0 }), received: opt(int({ min: 0 })) }),
+  config_ok: obj({
+    type: lit('config_ok'),
+    version: int({ min: 0 }),
+    received: opt(int({ min: 0 })),
+    staged: opt(int({ min: 0 })),
+  }),
 
   // hub <-> hub replication; hub -> witness spoke leases and votes (see "Replicated hubs" in README.md)
   /** standby -> any peer: "I am here at this log position"; the primary answers repl_welcome and starts feeding. */
@@ -427,6 +451,8 @@ export const messageSchema = tagged('type', {
     startedAt: opt(ms()),
     finishedAt: opt(ms()),
     runId: opt(text(64)),
+    /** Set by a spoke when the order never reached the envoy (`not_run`) or its result was lost (`unknown`). */
+    outcome: opt(oneOf(['not_run', 'unknown'] as const)),
   }),
 
   ok: obj({ type: lit('ok') }),

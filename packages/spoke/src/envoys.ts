@@ -11,6 +11,7 @@ import {
   type Message,
   type MessageOf,
   type PeerClaim,
+  type RevertOrder,
   type Run,
   type TermProof,
 } from '@axle/shared';
@@ -31,7 +32,10 @@ export interface EnvoyServiceDeps {
   maxReportBytes: number;
   terms: TermKeeper;
   configVersion: () => number;
-  configBundle: (offset: number) => MessageOf<'config_bundle'>;
+  /** A chunk of config `version` (0: the live one). */
+  configBundle: (version: number, offset: number) => MessageOf<'config_bundle'>;
+  /** The hub's order moving an envoy on `applied` (a withdrawn version) back to the live one. */
+  revertFor: (applied: number) => RevertOrder | undefined;
   /** Asks the hub for an envoy's secrets; the answer is sealed to the envoy and passed on untouched. */
   relaySecrets: (hostname: string, names: string[]) => Promise<Message>;
 }
@@ -82,7 +86,7 @@ export class EnvoyService {
       case 'report':
         return this.report(msg, conn);
       case 'config_fetch':
-        return this.d.configBundle(msg.offset ?? 0);
+        return this.d.configBundle(msg.version, msg.offset ?? 0);
       case 'secret_fetch':
         this.owner(conn.peer.id, conn);
         return this.d.relaySecrets(conn.peer.id, msg.names);
@@ -160,13 +164,16 @@ export class EnvoyService {
     this.d.activity.checkin(ms, now);
     this.d.metrics.checkins.inc();
     this.d.metrics.checkinSeconds.observe(ms / 1000);
+    const live = this.d.configVersion();
+    const revert = msg.configVersion > live ? this.d.revertFor(msg.configVersion) : undefined;
     return {
       type: 'checkin_ok',
-      configVersion: this.d.configVersion(),
+      configVersion: live,
       term: this.d.terms.current,
       runNow: false,
       ...this.proof(),
       maxReportBytes: this.d.maxReportBytes,
+      ...(revert ? { revert } : {}),
     };
   }
 

@@ -29,6 +29,8 @@ export interface HubApiDeps {
   stats: () => SpokeStats;
   probe: () => MessageOf<'probe_ok'>;
   acceptConfig: (offer: MessageOf<'config_offer'>) => Promise<MessageOf<'config_ok'>>;
+  /** A rollout stopped: drop its staged version, keep its revert order. */
+  unstageConfig: (m: MessageOf<'config_unstage'>) => Promise<MessageOf<'config_ok'>>;
   /** An envoy's key changed or it was released: drop its open connections. */
   dropEnvoy: (hostname: string) => void;
   /** Votes and leases for replicated hubs that list this spoke as a witness. */
@@ -46,6 +48,7 @@ const HUB_TYPES = [
   'stats',
   'probe',
   'config_offer',
+  'config_unstage',
   'job_dispatch',
 ] as const;
 type HubRequest = MessageOf<(typeof HUB_TYPES)[number]>;
@@ -113,6 +116,8 @@ export class HubApi {
         return this.d.probe();
       case 'config_offer':
         return this.d.acceptConfig(msg);
+      case 'config_unstage':
+        return this.d.unstageConfig(msg);
       case 'job_dispatch':
         if (!this.d.runJob) throw new AxleError(ErrorCode.INVALID, 'this spoke does not run jobs');
         return this.d.runJob(msg);

@@ -52,6 +52,7 @@ export class SpokeJobs {
       return this.count(
         fail(
           `envoy ${msg.hostname} is not connected to spoke ${this.d.fleet.spokeId}${r.lastSeen ? ` (last seen ${new Date(r.lastSeen).toISOString()})` : ' (never connected)'}`,
+          'not_run',
         ),
       );
     this.running++;
@@ -73,7 +74,10 @@ export class SpokeJobs {
         });
       if (code === ErrorCode.CLOSED || code === ErrorCode.KEEPALIVE)
         return this.count(
-          fail(`envoy ${msg.hostname} disconnected before it answered (${errorText(e)}); its outcome is unknown`),
+          fail(
+            `envoy ${msg.hostname} disconnected before it answered (${errorText(e)}); its outcome is unknown`,
+            'unknown',
+          ),
         );
       this.d.log.warn(
         { envoy: msg.hostname, job: msg.jobId, err: errorText(e) },
@@ -91,6 +95,12 @@ export class SpokeJobs {
   }
 }
 
-function fail(message: string): Result {
-  return { type: 'job_result', status: 'failed', message: message.slice(0, 4096), output: '' };
+function fail(message: string, outcome?: Result['outcome']): Result {
+  return {
+    type: 'job_result',
+    status: 'failed',
+    message: message.slice(0, 4096),
+    output: '',
+    ...(outcome ? { outcome } : {}),
+  };
 }

@@ -139,7 +139,8 @@ export class Spoke implements Daemon {
         maxReportBytes: c.limits.max_report_bytes,
         terms,
         configVersion: () => this.sync.version,
-        configBundle: (offset) => this.sync.chunk(offset),
+        configBundle: (version, offset) => this.sync.chunk(version, offset),
+        revertFor: (applied) => this.sync.revertFor(applied),
         relaySecrets: async (hostname, names) => {
           if (!status)
             throw new AxleError(ErrorCode.UNREACHABLE, 'this spoke has no hub address; secrets are unavailable');
@@ -167,6 +168,7 @@ export class Spoke implements Daemon {
         probe: () => this.probe(),
         witness: new Witness(store, terms, this.log),
         acceptConfig: (o) => this.sync.accept(o),
+        unstageConfig: (o) => this.sync.unstage(o),
         runJob: (m) => this.jobs.dispatch(m),
         dropEnvoy: (h) => {
           for (const conn of server?.connections ?? [])
@@ -288,6 +290,7 @@ export class Spoke implements Daemon {
       checkinsPerMinute: this.activity.perMinute(),
       latencyMs: { p50: lat.percentile(50), p99: lat.percentile(99) },
       configVersion: this.sync.version,
+      ...(this.sync.stagedVersion ? { staged: this.sync.stagedVersion } : {}),
       term: this.term,
       uptimeS: this.startedAt ? (Date.now() - this.startedAt) / 1000 : 0,
       version: VERSION,

@@ -11,6 +11,7 @@ import {
   generateKeyPair,
   sha256,
   signBundle,
+  signRevert,
   type Connection,
   type KeyPair,
   type MessageOf,
@@ -131,7 +132,7 @@ describe('spoke config sync', () => {
     const conn = await envoyConnect(f.spoke, e.hostname, e.key);
     const got: Uint8Array[] = [];
     for (let off = 0; ; ) {
-      const b = await conn.request({ type: 'config_fetch', version: 1, offset: off }, 10_000, 'config_bundle');
+      const b = await conn.request({ type: 'config_fetch', version: 0, offset: off }, 10_000, 'config_bundle');
       got.push(b.data);
       off += b.data.length;
       if (off >= b.total) break;
@@ -147,5 +148,47 @@ describe('spoke config sync', () => {
     const { data } = await buildBundle(src.dir);
     expect((await hub.request(offer(3, data), 10_000, 'config_ok')).version).toBe(3);
     expect(readFileSync(join(f.dir, 'config', '.live', 'files', 'motd'), 'utf8')).toBe('version 2\n');
+  });
+
+  it('holds a staged version unserved, gives it to an envoy that names it, and keeps revert orders across a restart', async () => {
+    writeFileSync(join(src.dir, 'files', 'motd'), 'version 4, staged\n');
+    const { data } = await buildBundle(src.dir);
+    expect(await hub.request({ ...offer(4, data), stage: true }, 10_000, 'config_ok')).toEqual({
+      type: 'config_ok',
+      version: 3,
+      staged: 4,
+    });
+    expect(readFileSync(join(f.dir, 'config', '.live', 'files', 'motd'), 'utf8')).toBe('version 2\n');
+    expect((await hub.request({ type: 'stats', term: 1 }, 5000, 'stats_result')).stats.staged).toBe(4);
+    const e = newEnvoy('web3.dc1.example.com');
+    await adopt(hub, [e]);
+    let conn = await envoyConnect(f.spoke, e.hostname, e.key);
+    const checkin = (v: number) =>
+      conn.request({ type: 'checkin', hostname: e.hostname, epoch: 1, term: 1, configVersion: v }, 5000, 'checkin_ok');
+    // Check-ins still name the live version; only an envoy that asks for 4 gets it.
+    expect((await checkin(3)).configVersion).toBe(3);
+    expect((await conn.request({ type: 'config_fetch', version: 0 }, 5000, 'config_bundle')).version).toBe(3);
+    expect((await conn.request({ type: 'config_fetch', version: 4 }, 5000, 'config_bundle')).version).toBe(4);
+    const missing = await conn.request({ type: 'config_fetch', version: 99 }, 5000).catch((x: AxleError) => x);
+    expect((missing as AxleError).code).toBe('E_NOT_FOUND');
+    // A staged version must be newer than the live one too.
+    const old = await hub.request({ ...offer(3, data), stage: true }, 5000).catch((x: AxleError) => x);
+    expect((old as AxleError).message).toMatch(/not newer/);
+    // Withdrawn with its revert order: gone from the spoke, and the order goes to envoys that took it.
+    const order = signRevert({ rollout: 'r-test', from: 4, to: 3 }, signer);
+    expect(
+      await hub.request({ type: 'config_unstage', term: 1, version: 4, revert: order }, 5000, 'config_ok'),
+    ).toEqual({ type: 'config_ok', version: 3 });
+    const gone = await conn.request({ type: 'config_fetch', version: 4 }, 5000).catch((x: AxleError) => x);
+    expect((gone as AxleError).code).toBe('E_NOT_FOUND');
+    expect((await checkin(4)).revert).toEqual(order);
+    expect((await checkin(3)).revert).toBeUndefined();
+    conn.close();
+    hub.close();
+    await f.restart();
+    hub = await hubConnect(f.spoke);
+    conn = await envoyConnect(f.spoke, e.hostname, e.key);
+    expect((await checkin(4)).revert).toEqual(order);
+    conn.close();
   });
 });

@@ -1,9 +1,10 @@
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import type { Ctx } from './context.js';
-import { EXIT } from './errors.js';
+import { EXIT, usage } from './errors.js';
 import { intArg } from './envoys.js';
 import { cell, fields, table, time } from './output.js';
+import { publishRollout, rolloutCommand, withRolloutOptions, type RolloutOpts } from './rollouts.js';
 
 type Run = <A extends unknown[]>(fn: (ctx: Ctx, ...a: A) => Promise<void>) => (...a: unknown[]) => Promise<void>;
 
@@ -46,19 +47,29 @@ function published(ctx: Ctx, r: PublishResult, verb: string): void {
 }
 
 export function configCommand(run: Run): Command {
-  const c = new Command('config').description('publish config bundles to every spoke, list and roll back versions');
-  c.command('publish')
-    .description("validate, bundle, sign and push the hub's config_dir (or --dir) to every spoke")
-    .option('--dir <dir>', 'config directory on the hub host (default: config_dir from the hub config)')
-    .action(
-      run(async (ctx, o: { dir?: string }) => {
-        published(
-          ctx,
-          await ctx.client.post<PublishResult>('/config/publish', o.dir ? { dir: resolve(o.dir) } : {}),
-          'published',
-        );
-      }),
-    );
+  const c = new Command('config').description(
+    'publish config bundles to every spoke (at once, or as a rollout in waves), list and roll back versions',
+  );
+  withRolloutOptions(
+    c
+      .command('publish')
+      .description(
+        "validate, bundle, sign and push the hub's config_dir (or --dir) to every spoke; with --rollout, stage it and move hosts onto it in waves",
+      )
+      .option('--dir <dir>', 'config directory on the hub host (default: config_dir from the hub config)'),
+  ).action(
+    run(async (ctx, o: RolloutOpts & { dir?: string }) => {
+      const { dir: _d, ...rest } = o;
+      if (!o.rollout && Object.keys(rest).length > 0)
+        throw usage(`--${Object.keys(rest)[0]!.replace(/[A-Z]/g, (x) => `-${x.toLowerCase()}`)} needs --rollout`);
+      if (o.rollout) return publishRollout(ctx, o);
+      published(
+        ctx,
+        await ctx.client.post<PublishResult>('/config/publish', o.dir ? { dir: resolve(o.dir) } : {}),
+        'published',
+      );
+    }),
+  );
   c.command('versions')
     .description("kept config versions and each spoke's version")
     .action(
@@ -108,6 +119,7 @@ export function configCommand(run: Run): Command {
         );
       }),
     );
+  c.addCommand(rolloutCommand(run));
   return c;
 }
 

@@ -50,7 +50,7 @@ interface Summary {
   failures: Failure[];
 }
 
-function durationArg(v: string): number {
+export function durationArg(v: string): number {
   try {
     return parseDuration(v);
   } catch (e) {
@@ -58,7 +58,7 @@ function durationArg(v: string): number {
   }
 }
 
-function rateArg(v: string): number {
+export function rateArg(v: string): number {
   const pct = v.endsWith('%');
   const n = Number(pct ? v.slice(0, -1) : v) / (pct ? 100 : 1);
   if (!Number.isFinite(n) || n < 0 || n > 1)

@@ -16,8 +16,10 @@ export interface Attempt {
   exitCode?: number;
   output?: string;
   spokeId: string;
-  /** True when the spoke never got the order (unreachable): nothing ran. */
+  /** True when nothing ran: the spoke or the envoy never got the order, or the envoy refused it. */
   notSent: boolean;
+  /** True when the order may have run but its result was lost (a spoke or envoy link dropped). */
+  unknown?: boolean;
 }
 
 export interface DispatchDeps {
@@ -101,11 +103,20 @@ export async function dispatch(
         code === ErrorCode.UNREACHABLE
       ) {
         if (moved(d, o.hostname, spokeId)) continue;
-        const why =
-          code === ErrorCode.UNKNOWN_ENVOY
-            ? `spoke ${spokeId} does not own the envoy (${errorText(e)})`
-            : `spoke ${spokeId} went away while the target ran (${errorText(e)}); its outcome is unknown`;
-        return { status: 'failed', reason: why, spokeId, notSent: code === ErrorCode.UNKNOWN_ENVOY };
+        if (code === ErrorCode.UNKNOWN_ENVOY)
+          return {
+            status: 'failed',
+            reason: `spoke ${spokeId} does not own the envoy (${errorText(e)})`,
+            spokeId,
+            notSent: true,
+          };
+        return {
+          status: 'failed',
+          reason: `spoke ${spokeId} went away while the target ran (${errorText(e)}); its outcome is unknown`,
+          spokeId,
+          notSent: false,
+          unknown: true,
+        };
       }
       return {
         status: 'failed',
@@ -116,7 +127,8 @@ export async function dispatch(
     }
     const base = {
       spokeId,
-      notSent: false,
+      notSent: r.outcome === 'not_run' || r.status === 'refused',
+      ...(r.outcome === 'unknown' ? { unknown: true } : {}),
       ...(r.exitCode !== undefined ? { exitCode: r.exitCode } : {}),
       ...(r.output ? { output: r.output } : {}),
     };

@@ -3,7 +3,7 @@ import type { Change } from '../model.js';
 import type { StateStore } from '../state.js';
 import { HUB_GRACE_MS, dispatch, type DispatchDeps } from './dispatch.js';
 import type { JobMetrics } from './metrics.js';
-import { TERMINAL, type Job, type JobTarget, type TargetState } from './model.js';
+import { TERMINAL, type Job, type JobPause, type JobTarget, type TargetState } from './model.js';
 
 export type JobEvent =
   | { type: 'target'; jobId: string; target: JobTarget }
@@ -25,7 +25,12 @@ const PROGRESS_EVERY_MS = 100;
  * Runs one job: waves one after another (the next starts no earlier than `wave_pause` after
  * the previous one's last target finished), inside a wave at most `max_parallel` targets at
  * once across all spokes, failed attempts retried after backoff x factor^(attempt-1), and no
- * new starts once the failure share passes `stop_on_failure_rate` or the job is cancelled.
+ * new starts once the failure share passes `stop_on_failure_rate` or the job is cancelled,
+ * nor while it is paused (by a person, or by `maxFailureRate`, a rollout's failure budget).
+ *
+ * A `config` order (a rollout's wave) is idempotent and judged on the envoy's run: a run that
+ * failed is final (no retry), while an order that never ran or whose result was lost is sent
+ * again (up to `retries`), then counts as skipped or failed.
  * Every state change of the job and its targets is written through the StateStore; a
  * target is durably `running` before its order leaves the hub.
  *
@@ -65,13 +70,21 @@ export class JobExec {
     this.done = new Promise((r) => (this.resolveDone = r));
   }
 
+  /** Config orders may be sent twice: the envoy is already on the version, and simply runs again. */
+  private get idempotent(): boolean {
+    return this.job.action.kind === 'config';
+  }
+
   /** A job read back after a hub restart: attempts that were running have an unknown outcome. */
   recover(): void {
     const now = Date.now();
     for (const t of [...this.targets.values()]) {
       if (t.state !== 'running') continue;
       const reason = 'the hub stopped while this attempt ran; its outcome is unknown';
-      if (t.attempts <= this.job.options.retries) this.set({ ...t, state: 'pending', reason, retryAt: now });
+      // Sending an idempotent order again costs nothing, so it does not use up a retry.
+      if (this.idempotent)
+        this.set({ ...t, state: 'pending', attempts: Math.max(0, t.attempts - 1), reason, retryAt: now });
+      else if (t.attempts <= this.job.options.retries) this.set({ ...t, state: 'pending', reason, retryAt: now });
       else this.terminal({ ...t, state: 'failed', reason, finishedAt: now });
     }
   }
@@ -82,6 +95,10 @@ export class JobExec {
     );
   }
 
+  get stopping(): boolean {
+    return this.stopReason !== undefined;
+  }
+
   /** No new starts; pending targets are skipped with `reason`; running ones finish. */
   stop(reason: string, cancelled = false): void {
     if (this.stopReason !== undefined || TERMINAL_JOB.has(this.job.state)) return;
@@ -90,6 +107,29 @@ export class JobExec {
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
     this.wake();
+  }
+
+  /** No new starts until resume(); targets running now finish. The job stays `running`. */
+  pause(p: Omit<JobPause, 'at'>): Promise<void> {
+    if (this.job.paused || this.stopReason !== undefined || TERMINAL_JOB.has(this.job.state)) return Promise.resolve();
+    this.job = { ...this.job, paused: { ...p, at: Date.now() } };
+    this.d.log.warn({ job: this.job.id, by: p.by, reason: p.reason }, 'job paused');
+    this.progress(true);
+    return this.flush();
+  }
+
+  /** Starts targets again (optionally with a new failure budget). */
+  resume(o: { maxFailureRate?: number } = {}): Promise<void> {
+    if (!this.job.paused) return Promise.resolve();
+    const { paused: _p, ...rest } = this.job;
+    this.job = {
+      ...rest,
+      options: { ...rest.options, ...(o.maxFailureRate !== undefined ? { maxFailureRate: o.maxFailureRate } : {}) },
+    };
+    this.d.log.info({ job: this.job.id }, 'job resumed');
+    this.progress(true);
+    this.wake();
+    return this.flush();
   }
 
   /** The hub is stopping or became a standby: stop here without changing the job's state. */
@@ -112,15 +152,13 @@ export class JobExec {
       const o = this.job.options;
       while (this.job.wave < this.waves.length && !this.halted) {
         const w = this.job.wave;
-        // Timers may fire a millisecond early: pause until the wall clock says the pause is over.
-        while (
-          w > 0 &&
-          this.job.waveEndedAt !== undefined &&
-          this.stopReason === undefined &&
-          !this.halted &&
-          Date.now() < this.job.waveEndedAt + o.wavePauseMs
-        ) {
-          await this.pause(this.job.waveEndedAt + o.wavePauseMs - Date.now());
+        // Timers may fire a millisecond early: wait until the wall clock says the pause is over.
+        for (;;) {
+          if (this.stopReason !== undefined || this.halted) break;
+          if (this.job.paused) await new Promise<void>((r) => (this.wakeFn = r));
+          else if (w > 0 && this.job.waveEndedAt !== undefined && Date.now() < this.job.waveEndedAt + o.wavePauseMs)
+            await this.sleep(this.job.waveEndedAt + o.wavePauseMs - Date.now());
+          else break;
         }
         if (this.halted) return;
         await this.runWave(w);
@@ -135,7 +173,7 @@ export class JobExec {
     }
   }
 
-  private pause(ms: number): Promise<void> {
+  private sleep(ms: number): Promise<void> {
     if (ms <= 0) return Promise.resolve();
     return new Promise((resolve) => {
       const t = setTimeout(() => {
@@ -165,7 +203,12 @@ export class JobExec {
     for (;;) {
       if (this.halted) return;
       if (this.stopReason !== undefined && this.skippedWave !== w) this.skipPending(w);
-      while (this.stopReason === undefined && this.running < max && this.readyHead < this.ready.length) {
+      while (
+        this.stopReason === undefined &&
+        !this.job.paused &&
+        this.running < max &&
+        this.readyHead < this.ready.length
+      ) {
         this.launch(this.ready[this.readyHead++] as string);
       }
       if (this.readyHead > 4096 && this.readyHead * 2 > this.ready.length) {
@@ -237,7 +280,9 @@ export class JobExec {
     const finishedAt = Date.now();
     if (r.spokeId !== '-') this.d.metrics.spokeTargets.inc({ spoke: r.spokeId, outcome: r.status });
     const cur = this.targets.get(h)!;
-    const history = [...cur.history, { attempt, spokeId: r.spokeId, startedAt, finishedAt, status: r.status }];
+    const idem = this.idempotent;
+    const status = idem && r.notSent ? 'skipped' : r.status;
+    const history = [...cur.history, { attempt, spokeId: r.spokeId, startedAt, finishedAt, status }];
     const base: JobTarget = {
       hostname: h,
       spokeId: r.spokeId === '-' ? cur.spokeId : r.spokeId,
@@ -252,9 +297,14 @@ export class JobExec {
       ...(r.output !== undefined ? { output: r.output } : {}),
     };
     if (r.status === 'succeeded') return this.terminal({ ...base, state: 'succeeded' });
-    if (r.status === 'skipped' && attempt === 1) return this.terminal({ ...base, state: 'skipped', attempts: 0 });
+    // Idempotent orders retry only what never ran or was lost; a run that failed is the answer.
+    const lost = r.notSent || r.status === 'skipped' || r.unknown === true;
+    if (idem && lost && (attempt > o.retries || this.stopReason !== undefined) && !r.unknown)
+      return this.terminal({ ...base, state: 'skipped', attempts: attempt });
+    if (r.status === 'skipped' && attempt === 1 && !idem)
+      return this.terminal({ ...base, state: 'skipped', attempts: 0 });
     const state: TargetState = r.status === 'timed_out' ? 'timed_out' : 'failed';
-    if (attempt <= o.retries && this.stopReason === undefined) {
+    if (attempt <= o.retries && this.stopReason === undefined && (!idem || lost)) {
       const delay = Math.round(o.backoffMs * o.factor ** (attempt - 1));
       this.d.metrics.retries.inc();
       this.set({ ...base, state: 'pending', retryAt: finishedAt + delay });
@@ -270,6 +320,25 @@ export class JobExec {
         `stopped: ${c.failed + c.timed_out} of ${this.job.total} targets failed, more than stop_on_failure_rate ${rate}`,
       );
     }
+    this.checkBudget();
+  }
+
+  /** Pauses the job once the failures among the targets that ran so far pass `maxFailureRate`. */
+  private checkBudget(): void {
+    const rate = this.job.options.maxFailureRate;
+    if (rate === undefined || this.job.paused || this.stopReason !== undefined) return;
+    const c = this.job.counts;
+    const failed = c.failed + c.timed_out;
+    const ran = failed + c.succeeded;
+    if (ran === 0 || failed / ran <= rate) return;
+    const pct = (x: number) => `${Math.round(x * 1000) / 10}%`;
+    void this.pause({
+      budget: true,
+      by: 'failure budget',
+      reason: `${failed} of ${ran} hosts that ran failed (${pct(failed / ran)}), over the failure budget of ${pct(rate)}`,
+    }).catch((e: unknown) => {
+      if (!this.halted) this.d.log.warn({ job: this.job.id, err: errorText(e) }, 'cannot record the pause');
+    });
   }
 
   /** Replaces a target's record, keeping the job's counts in step, and marks it for the next write. */
@@ -340,8 +409,9 @@ export class JobExec {
         : c.succeeded === this.job.total
           ? 'succeeded'
           : 'failed';
+    const { paused: _p, ...job } = this.job;
     this.job = {
-      ...this.job,
+      ...job,
       state,
       finishedAt: now,
       wave: this.waves.length,

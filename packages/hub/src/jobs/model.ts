@@ -28,6 +28,20 @@ export interface JobOptions {
   timeoutMs: number;
   /** Stop starting targets once more than this share of all targets has failed (0..1); undefined = never. */
   stopOnFailureRate?: number;
+  /**
+   * Pause (not stop) once more than this share of the targets that ran so far failed (0..1): a
+   * rollout's failure budget. Targets that never ran (skipped) do not count.
+   */
+  maxFailureRate?: number;
+}
+
+/** Why a job is paused: new starts wait until it is resumed; targets already running finish. */
+export interface JobPause {
+  reason: string;
+  by: string;
+  at: number;
+  /** True when the failure budget (maxFailureRate) paused it, not a person. */
+  budget: boolean;
 }
 
 export type JobState = 'running' | 'succeeded' | 'failed' | 'stopped' | 'cancelled';
@@ -63,6 +77,8 @@ export interface Job {
   waveEndedAt?: number;
   /** Why the job stopped early (failure rate, cancel). */
   reason?: string;
+  /** Set while the job is paused (its state stays `running`). */
+  paused?: JobPause;
   /** Spokes that did not answer while targets were resolved (their envoys are skipped). */
   unresolved: { spokeId: string; outcome: string }[];
   /** Highest number of targets running at once (bounded by maxParallel). */

@@ -30,6 +30,15 @@ export interface JobSpec {
   options: JobOptions;
 }
 
+/** How a caller (a rollout) shapes a job beyond its spec. */
+export interface JobPlan {
+  id?: string;
+  /** These hosts, from the hub's directory, instead of resolving the selector through the spokes. */
+  hosts?: string[];
+  /** The wave of each target, given in host name order (instead of `waveSize`). */
+  waves?: (hostnames: string[]) => number[];
+}
+
 export interface JobSummary {
   job: Job;
   total: number;
@@ -76,23 +85,30 @@ export class JobRunner extends EventEmitter<{ event: [JobEvent] }> {
     return { state, fleet, links, log, metrics: this.metrics, emit: (ev: JobEvent) => this.emit('event', ev) };
   }
 
+  get running(): boolean {
+    return this.active;
+  }
+
   /** Resolves the targets, stores the job and starts it; answers once the job is durable. */
-  async create(spec: JobSpec, by: string): Promise<Job> {
+  async create(spec: JobSpec, by: string, plan: JobPlan = {}): Promise<Job> {
     if (!this.active)
       throw new AxleError(
         ErrorCode.NOT_PRIMARY,
         'this hub is not running jobs (it is a standby or stopping); send the job to the primary hub',
       );
     if (spec.action.kind === 'task') await this.checkTask(spec.action.name);
-    const r = await resolveTargets(this.d.queries, this.d.state, spec.selector);
+    const r = plan.hosts
+      ? this.fromDirectory(plan.hosts)
+      : await resolveTargets(this.d.queries, this.d.state, spec.selector);
     const now = Date.now();
-    const id = `j-${now.toString(36)}-${randomBytes(4).toString('hex')}`;
+    const id = plan.id ?? newJobId(now);
     const o = spec.options;
     const waveSize = o.waveSize > 0 ? o.waveSize : Math.max(1, r.targets.length);
+    const waveOf = plan.waves?.(r.targets.map((t) => t.hostname)) ?? r.targets.map((_, i) => Math.floor(i / waveSize));
     const targets: JobTarget[] = r.targets.map((t, i) => ({
       hostname: t.hostname,
       spokeId: t.spokeId,
-      wave: Math.floor(i / waveSize),
+      wave: waveOf[i] ?? 0,
       state: 'pending',
       attempts: 0,
       history: [],
@@ -110,7 +126,7 @@ export class JobRunner extends EventEmitter<{ event: [JobEvent] }> {
       });
     const counts = emptyCounts();
     for (const t of targets) counts[t.state]++;
-    const waves = r.targets.length === 0 ? 0 : Math.ceil(r.targets.length / waveSize);
+    const waves = r.targets.length === 0 ? 0 : Math.max(...waveOf) + 1;
     const job: Job = {
       id,
       action: spec.action,
@@ -148,6 +164,17 @@ export class JobRunner extends EventEmitter<{ event: [JobEvent] }> {
     );
     this.track(exec);
     return exec.job;
+  }
+
+  /** Explicit hosts, each on the spoke the directory names; hosts no longer in it are left out. */
+  private fromDirectory(hosts: string[]): Awaited<ReturnType<typeof resolveTargets>> {
+    const targets = hosts
+      .flatMap((h) => {
+        const rec = this.d.state.envoys.get(h);
+        return rec ? [{ hostname: h, spokeId: rec.spokeId }] : [];
+      })
+      .sort((a, b) => (a.hostname < b.hostname ? -1 : 1));
+    return { targets, unreachable: [], spokes: [] };
   }
 
   private track(exec: JobExec): void {
@@ -205,6 +232,16 @@ export class JobRunner extends EventEmitter<{ event: [JobEvent] }> {
       .slice(0, o.limit ?? 50);
   }
 
+  /** The job as it stands, or undefined when there is no such job (any more). */
+  peek(id: string): Job | undefined {
+    return this.execs.get(id)?.job ?? this.d.state.jobs.get(id);
+  }
+
+  /** True once a running job was told to stop (cancel, stop rate) and is letting its running targets finish. */
+  stopping(id: string): boolean {
+    return this.execs.get(id)?.stopping ?? false;
+  }
+
   job(id: string): Job {
     const live = this.execs.get(id)?.job ?? this.d.state.jobs.get(id);
     if (!live) throw new AxleError(ErrorCode.NOT_FOUND, `no job "${id}"; list jobs with GET /api/v1/jobs`);
@@ -245,6 +282,24 @@ export class JobRunner extends EventEmitter<{ event: [JobEvent] }> {
     };
   }
 
+  /** Pauses a running job: no new starts until it is resumed. Answers once the pause is durable. */
+  async pause(id: string, by: string, reason = `paused by ${by}`): Promise<Job> {
+    const job = this.job(id);
+    const e = this.execs.get(id);
+    if (!e || job.state !== 'running') return job;
+    await e.pause({ reason, by, budget: false });
+    return e.job;
+  }
+
+  /** Resumes a paused job, optionally with a new failure budget. */
+  async resumeJob(id: string, o: { maxFailureRate?: number } = {}): Promise<Job> {
+    const job = this.job(id);
+    const e = this.execs.get(id);
+    if (!e || job.state !== 'running') return job;
+    await e.resume(o);
+    return e.job;
+  }
+
   cancel(id: string, by: string): Job {
     const job = this.job(id);
     const e = this.execs.get(id);
@@ -279,6 +334,10 @@ export class JobRunner extends EventEmitter<{ event: [JobEvent] }> {
     if (e) await Promise.race([e.done, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
     return this.job(id);
   }
+}
+
+function newJobId(now: number): string {
+  return `j-${now.toString(36)}-${randomBytes(4).toString('hex')}`;
 }
 
 function chunk<T>(xs: T[], n = 500): T[][] {

@@ -3,9 +3,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  AxleError,
   ErrorCode,
   HANDLED,
   HttpError,
+  parseDuration,
   readJson,
   requestTarget,
   sendError,
@@ -16,8 +18,8 @@ import {
   type Router,
 } from '@axle/shared';
 import { intParam, route, type ApiDeps } from '../api.js';
+import { HOURLY_FOR_MS } from '../history/model.js';
 import { RateLimiter } from '../ratelimit.js';
-import { ComplianceHistory } from './history.js';
 import { SESSION_COOKIE, Sessions, cookieValue, sameSecret, type Session } from './sessions.js';
 
 /** Paths the browser app draws itself; the server answers each with the same HTML shell. */
@@ -32,6 +34,10 @@ const PAGES = [
   '/events',
   '/jobs',
   '/jobs/:id',
+  '/rollouts',
+  '/rollouts/:id',
+  '/tokens',
+  '/enrollments',
 ];
 const ASSETS: Record<string, string> = {
   'app.js': 'text/javascript; charset=utf-8',
@@ -68,25 +74,25 @@ function findAssets(): string | undefined {
  */
 export class WebUi {
   readonly sessions = new Sessions();
-  readonly history: ComplianceHistory;
   private readonly loginLimiter = new RateLimiter({ requests: 10, per: 60_000, burst: 20 }, 10_000);
   private readonly assetDir = findAssets();
   private readonly cache = new Map<string, Buffer>();
 
-  constructor(private readonly d: ApiDeps) {
-    this.history = new ComplianceHistory(d.fleet);
-  }
+  constructor(private readonly d: ApiDeps) {}
 
   /** The UI's own routes (login, session, assets, the app's pages) and the API routes it adds. */
   routes(r: Router): void {
     r.get(
       '/api/v1/compliance/history',
-      route(this.d, 'viewer', (ctx) => ({
-        intervalMs: this.history.intervalMs,
-        capacity: this.history.capacity,
-        samples: this.history.samples(intParam(ctx.query, 'since', 0, 0, Number.MAX_SAFE_INTEGER)),
-        now: this.history.current(),
-      })),
+      route(this.d, 'viewer', (ctx) => {
+        const spoke = ctx.query.get('spoke') ?? undefined;
+        if (spoke !== undefined) this.d.fleet.config(spoke);
+        return this.d.history.view({
+          rangeMs: rangeParam(ctx.query.get('range')),
+          since: intParam(ctx.query, 'since', 0, 0, Number.MAX_SAFE_INTEGER),
+          ...(spoke !== undefined ? { spoke } : {}),
+        });
+      }),
     );
     r.post('/ui/login', async (ctx) => {
       await this.login(ctx.req, ctx.res);
@@ -226,4 +232,18 @@ export class WebUi {
     res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': type, 'content-length': data.length });
     res.end(data);
   }
+}
+
+/** `range` of the compliance chart: a duration from a minute to 30 days (default an hour). */
+function rangeParam(v: string | null): number {
+  if (v === null || v === '') return 3_600_000;
+  let ms: number;
+  try {
+    ms = parseDuration(v.slice(0, 32));
+  } catch (e) {
+    throw new AxleError(ErrorCode.INVALID, `range must be a duration such as 6h or 7d: ${(e as Error).message}`);
+  }
+  if (ms < 60_000 || ms > HOURLY_FOR_MS)
+    throw new AxleError(ErrorCode.INVALID, `range must be from 1m to 30d, got "${v.slice(0, 32)}"`);
+  return ms;
 }

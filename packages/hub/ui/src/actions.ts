@@ -36,7 +36,7 @@ async function follow(move: Move, what: string): Promise<void> {
   }
 }
 
-function needAdmin(): boolean {
+export function needAdmin(): boolean {
   if (session()?.role === 'admin') return true;
   toast('This needs an admin token; you are logged in as a viewer.', 'bad');
   return false;

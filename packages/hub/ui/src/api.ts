@@ -62,6 +62,27 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
 
 export const get = <T>(path: string): Promise<T> => call<T>('GET', path);
 export const post = <T>(path: string, body: unknown = {}): Promise<T> => call<T>('POST', path, body);
+export const del = <T>(path: string): Promise<T> => call<T>('DELETE', path);
+
+/**
+ * Follows a server-sent event stream of JSON messages (the session cookie rides along). The
+ * browser reconnects by itself after a drop, and `onOpen` lets the page catch up on what it
+ * missed. Returns the function that closes it.
+ */
+export function stream<T>(path: string, onMessage: (m: T) => void, onOpen?: () => void): () => void {
+  const es = new EventSource(path);
+  es.onmessage = (e: MessageEvent<string>) => {
+    let m: T;
+    try {
+      m = JSON.parse(e.data) as T;
+    } catch {
+      return;
+    }
+    onMessage(m);
+  };
+  if (onOpen) es.onopen = onOpen;
+  return () => es.close();
+}
 
 export async function loadSession(): Promise<Me | undefined> {
   try {

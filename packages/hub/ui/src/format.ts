@@ -73,6 +73,18 @@ const STATE_CLASS: Record<string, string> = {
   running: 'warn',
   changed: 'warn',
   interrupted: 'warn',
+  succeeded: 'ok',
+  halted: 'bad',
+  paused: 'warn',
+  rolling_back: 'warn',
+  rolled_back: 'bad',
+  aborted: 'bad',
+  live: 'ok',
+  staged: 'warn',
+  withdrawn: 'muted',
+  pending: 'warn',
+  expired: 'muted',
+  'used up': 'muted',
 };
 
 export function badge(text: string, testid?: string): HTMLElement {
@@ -99,6 +111,31 @@ export function complianceBar(
   ] as const) {
     if (n === 0) continue;
     const part = h('span', { class: `cbar-${k}` });
+    part.style.width = `${(n / total) * 100}%`;
+    bar.appendChild(part);
+  }
+  return bar;
+}
+
+/**
+ * Done / failed / other (skipped, running) out of `total` as one bar, e.g. a job's targets or
+ * a rollout wave's hosts (widths through CSSOM: the CSP forbids inline styles).
+ */
+export function outcomeBar(
+  c: { ok: number; failed: number; other: number },
+  total: number,
+  o: { wide?: boolean; title?: string } = {},
+): HTMLElement {
+  const bar = h('div', { class: 'cbar', title: o.title });
+  if (o.wide) bar.classList.add('wide');
+  if (total === 0) bar.classList.add('empty');
+  for (const [cls, n] of [
+    ['compliant', c.ok],
+    ['noncompliant', c.failed],
+    ['unknown', c.other],
+  ] as const) {
+    if (n === 0 || total === 0) continue;
+    const part = h('span', { class: `cbar-${cls}` });
     part.style.width = `${(n / total) * 100}%`;
     bar.appendChild(part);
   }

@@ -4,12 +4,15 @@ import type { Page } from './page.js';
 import { configPage } from './pages/config.js';
 import { envoyPage } from './pages/envoy.js';
 import { envoysPage } from './pages/envoys.js';
+import { enrollmentsPage } from './pages/enrollments.js';
 import { eventsPage } from './pages/events.js';
 import { jobPage, jobsPage } from './pages/jobs.js';
 import { loginView } from './pages/login.js';
 import { overviewPage } from './pages/overview.js';
+import { rolloutPage, rolloutsPage } from './pages/rollouts.js';
 import { spokePage } from './pages/spoke.js';
 import { spokesPage } from './pages/spokes.js';
+import { tokensPage } from './pages/tokens.js';
 
 const POLL_MS = 3000;
 const app = document.getElementById('app')!;
@@ -23,6 +26,9 @@ const NAV: [string, string][] = [
   ['/envoys', 'Envoys'],
   ['/jobs', 'Jobs'],
   ['/config', 'Config'],
+  ['/rollouts', 'Rollouts'],
+  ['/tokens', 'Tokens'],
+  ['/enrollments', 'Enrollments'],
   ['/events', 'Events'],
 ];
 
@@ -34,7 +40,11 @@ function pageFor(path: string, search: URLSearchParams): Page | undefined {
   if ((m = /^\/spanner\/spokes\/([^/]+)$/.exec(path))) return spokePage(seg(m[1]));
   if (path === '/envoys') return envoysPage(search, navigate);
   if ((m = /^\/envoys\/([^/]+)$/.exec(path))) return envoyPage(seg(m[1]));
-  if (path === '/config') return configPage();
+  if (path === '/config') return configPage(navigate);
+  if (path === '/rollouts') return rolloutsPage();
+  if ((m = /^\/rollouts\/([^/]+)$/.exec(path))) return rolloutPage(seg(m[1]));
+  if (path === '/tokens') return tokensPage();
+  if (path === '/enrollments') return enrollmentsPage();
   if (path === '/events') return eventsPage();
   if (path === '/jobs') return jobsPage();
   if ((m = /^\/jobs\/([^/]+)$/.exec(path))) return jobPage(seg(m[1]));
@@ -106,6 +116,7 @@ function schedule(status: HTMLElement): void {
 
 async function render(): Promise<void> {
   if (timer) clearTimeout(timer);
+  current?.page.unmount?.();
   current = undefined;
   if (!session() && !(await loadSession())) {
     loginView(app, () => {
@@ -129,6 +140,10 @@ async function render(): Promise<void> {
   page.mount(main);
   current = { page, path };
   await refresh(status);
+  if (page.live) {
+    status.textContent = 'live';
+    return;
+  }
   schedule(status);
 }
 

@@ -1,8 +1,14 @@
-/** A page builds its static frame once in mount() and redraws its data in refresh(), which the app calls every few seconds. */
+/**
+ * A page builds its static frame once in mount() and redraws its data in refresh(), which the
+ * app calls every few seconds, unless the page is `live`: then it follows the hub's event
+ * stream itself after the first refresh, and unmount() closes the stream when it is left.
+ */
 export interface Page {
   title: string;
   mount(root: HTMLElement): void;
   refresh(): Promise<void>;
+  live?: boolean;
+  unmount?(): void;
 }
 
 /** Shows a fan-out answer's missing spokes, if any. */

@@ -1,16 +1,16 @@
 import { get } from '../api.js';
-import { complianceChart } from '../chart.js';
+import { complianceHistory } from '../chart.js';
 import { h, replace } from '../dom.js';
 import { ago, badge, card, complianceBar, figure, ms, pct, ratioOf, table, unplacedList } from '../format.js';
 import { partialNote, type Page } from '../page.js';
-import type { FleetStats, Sample, SpokeView } from '../types.js';
+import type { FleetStats, SpokeView } from '../types.js';
 
 /** Fleet overview: spokes online/offline, per-spoke compliance, probe latency, envoy counts, config versions, compliance over time. */
 export function overviewPage(): Page {
   const cards = h('div', { class: 'cards' });
   const note = h('div');
   const stranded = h('div');
-  const chart = h('div', { class: 'panel' });
+  const chart = complianceHistory();
   const spokes = h('div', { class: 'panel' });
   return {
     title: 'Fleet overview',
@@ -20,15 +20,15 @@ export function overviewPage(): Page {
         note,
         stranded,
         cards,
-        h('section', null, h('h2', null, 'Fleet compliance over time'), chart),
+        h('section', null, h('h2', null, 'Fleet compliance over time'), chart.el),
         h('section', null, h('h2', null, 'Spokes'), spokes),
       );
     },
     async refresh() {
-      const [sv, stats, hist] = await Promise.all([
+      const [sv, stats] = await Promise.all([
         get<{ spokes: SpokeView[] }>('/api/v1/spokes'),
         get<FleetStats>('/api/v1/stats').catch(() => undefined),
-        get<{ samples: Sample[] }>('/api/v1/compliance/history').catch(() => ({ samples: [] as Sample[] })),
+        chart.refresh(),
       ]);
       const list = sv.spokes;
       const online = list.filter((s) => s.state === 'online').length;
@@ -71,7 +71,6 @@ export function overviewPage(): Page {
         card('Compliance', stats ? pct(stats.complianceRatio) : '—', 'fleet-compliance'),
         card('Noncompliant', c ? c.noncompliant : '—', 'noncompliant-count', c && c.noncompliant > 0 ? 'bad' : ''),
       );
-      replace(chart, complianceChart(hist.samples));
       replace(
         spokes,
         table(

@@ -1,5 +1,6 @@
 import { drainSpoke } from '../actions.js';
 import { get, session } from '../api.js';
+import { complianceHistory } from '../chart.js';
 import { h, replace } from '../dom.js';
 import { ago, badge, card, complianceBar, figure, ms, pct, ratioOf, table, unplacedList, when } from '../format.js';
 import type { Page } from '../page.js';
@@ -12,6 +13,7 @@ export function spokePage(id: string): Page {
   const cards = h('div', { class: 'cards' });
   const stranded = h('div');
   const breakdown = h('div', { class: 'panel' });
+  const chart = complianceHistory({ spoke: id, testid: 'spoke-history' });
   const runs = h('div', { class: 'panel' });
   const envoys = h('div', { class: 'panel' });
   let all: SpokeView[] = [];
@@ -19,6 +21,7 @@ export function spokePage(id: string): Page {
     const [d, sv] = await Promise.all([
       get<SpokeDetail>(`/api/v1/spokes/${encodeURIComponent(id)}?runs=20&limit=200`),
       get<{ spokes: SpokeView[] }>('/api/v1/spokes'),
+      chart.refresh(),
     ]);
     all = sv.spokes;
     const c = d.stats?.compliance ?? d.compliance;
@@ -118,6 +121,7 @@ export function spokePage(id: string): Page {
         stranded,
         cards,
         h('section', null, h('h2', null, 'Compliance'), breakdown),
+        h('section', null, h('h2', null, 'Compliance over time'), chart.el),
         h('section', null, h('h2', null, 'Recent runs'), runs),
         h('section', null, h('h2', null, 'Envoys'), envoys),
       );
