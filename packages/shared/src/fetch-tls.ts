@@ -21,6 +21,10 @@ const NO_BODY = new Set([101, 204, 205, 304]);
 export function fetchTls(url: string, init: FetchTlsInit = {}): Promise<Response> {
   const { ca, ...rest } = init;
   if (!ca || !url.startsWith('https:')) return fetch(url, rest);
+  return requestOnce(url, init, ca, true);
+}
+
+function requestOnce(url: string, init: FetchTlsInit, ca: Buffer | string, mayRetry: boolean): Promise<Response> {
   return new Promise<Response>((resolve, reject) => {
     const fail = (e: unknown) => reject(new TypeError('fetch failed', { cause: e }));
     const req = request(
@@ -47,7 +51,13 @@ export function fetchTls(url: string, init: FetchTlsInit = {}): Promise<Response
         resolve(new Response(body, { status, statusText: res.statusMessage ?? '', headers }));
       },
     );
-    req.on('error', fail);
+    req.on('error', (e: NodeJS.ErrnoException) => {
+      // A kept-alive socket the server closed as idle at the moment we reused it: the request
+      // never reached the server, so sending it once more on a fresh socket is safe.
+      if (mayRetry && req.reusedSocket && e.code === 'ECONNRESET') {
+        requestOnce(url, init, ca, false).then(resolve, reject);
+      } else fail(e);
+    });
     req.end(init.body);
   });
 }

@@ -28,14 +28,20 @@ export interface Adopted {
 }
 
 /**
- * Room a spoke gets for writing each envoy of an adopt, over the fan-out timeout: a batch of
- * 1,000 (an import chunk, a drain batch) gets 20 s more than a single enrollment.
+ * Room a spoke gets for writing each envoy of an adopt, over the base: a batch of 1,000 (an
+ * import chunk, a drain batch) gets 20 s more than a single enrollment.
  */
 const PER_ENVOY_MS = 20;
+/**
+ * An adopt waits for an fsync on a spoke that may be busy with its envoys' reports: a fan-out
+ * timeout tuned for reads (tests use 1.5 s) would refuse enrollments a loaded spoke was about
+ * to accept.
+ */
+const MIN_BASE_MS = 5_000;
 
 /** The one timeout of an adopt request, whoever sends it. */
 export function adoptTimeout(config: HubConfig, count: number): number {
-  return config.fanout.timeout + count * PER_ENVOY_MS;
+  return Math.max(config.fanout.timeout, MIN_BASE_MS) + count * PER_ENVOY_MS;
 }
 
 /** Has `spokeId` adopt `envoys` durably under consecutive fresh epochs; throws what the spoke answered. */

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '@axle/hub';
 import { Envoy, enroll, envoyConfigFrom } from '@axle/envoy-agent';
+import { toBase64 } from '@axle/shared';
 import { bin } from '../../../../test/support/proc.js';
 import { tempDir } from '../../../../test/support/tmp.js';
 import { waitFor } from '../../../../test/support/wait.js';
@@ -96,6 +97,8 @@ beforeAll(async () => {
       const c = envoyConfigFrom(
         {
           hub_addrs: [hub.addr],
+          hub_pubkeys: [toBase64(hub.publicKey)],
+          insecure_transport: true,
           state_dir: dir,
           hostname,
           checkin_interval: '300ms',
