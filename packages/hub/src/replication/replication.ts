@@ -291,9 +291,12 @@ export class Replication {
     if (now - this.witnessPingAt < this.settings.heartbeatMs) return;
     this.witnessPingAt = now;
     const term = this.term;
-    // The position min_acks standbys hold (everything acknowledged so far), not our last entry:
-    // a witness refuses candidates behind it, and a standby must still be able to win.
-    const seq = this.commitSeq();
+    // A witness refuses candidates behind the position it is given. With min_acks >= 1 that is
+    // what min_acks standbys hold (everything acknowledged so far), so a standby can still win.
+    // With min_acks 0 an acknowledged write is on this disk alone: only a standby holding our
+    // last position (as of this ping) may replace us, never one still catching up, which
+    // would make us install its older state when we come back.
+    const seq = this.settings.minAcks === 0 ? this.d.state.lastSeq : this.commitSeq();
     const pos = { lastSeq: seq, lastTerm: this.d.state.termAt(seq) ?? 0 };
     for (const [id, w] of this.witnesses) {
       if (this.isolated) continue;

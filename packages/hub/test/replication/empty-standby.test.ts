@@ -1,0 +1,75 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../../../../test/support/wait.js';
+import { api, Bag } from '../support.js';
+import { adminToken, hubProcess, makeCluster, spokeProcess, view } from './support.js';
+
+/**
+ * min_acks 0 promises that an acknowledged write is lost only with the primary's disk. A hub
+ * that joins empty must therefore never win an election while the primary is merely slow
+ * (here: stopped with SIGSTOP, as a long GC pause or a stalled disk would): the witness votes
+ * only for a candidate holding the primary's last reported position. Found by the hub-query
+ * benchmark, where an empty standby catching up on 1,000,000 envoys was elected while the
+ * primary built its snapshot, and the old primary then installed the new one's empty state.
+ */
+const bag = new Bag();
+afterAll(() => bag.run());
+
+describe('an empty hub joining a cluster with min_acks 0', () => {
+  it('is not elected while the primary is stopped, and catches up once it runs again', async () => {
+    const c = await makeCluster(bag, {
+      hubs: ['ha', 'hb'],
+      spokes: ['dc1'],
+      witnesses: ['dc1'],
+      minAcks: 0,
+      leaseMs: 300,
+      electionTimeoutMs: 1000,
+    });
+    await spokeProcess(bag, c.spoke('dc1'));
+    const ha = await hubProcess(bag, c.hub('ha'));
+    const haToken = adminToken(c.hub('ha'));
+    await waitFor(async () => (await view(c.hub('ha'), haToken))?.role === 'primary', {
+      timeoutMs: 20_000,
+      what: 'ha to become primary with the witness',
+    });
+    const envoys = Array.from({ length: 50 }, (_, i) => ({
+      hostname: `web${i}.dc1.example.com`,
+      pubkey: randomBytes(32).toString('base64'),
+    }));
+    // The lease is short (300 ms): on a loaded machine ha may lose it and win it again first.
+    await waitFor(
+      async () => {
+        const r = await api(c.hub('ha'), 'POST', '/api/v1/envoys/import', { token: haToken, body: { envoys } });
+        return r.status === 200 && (r.body.imported as number) + (r.body.already as number) === envoys.length;
+      },
+      { timeoutMs: 20_000, what: 'ha to import every envoy' },
+    );
+
+    ha.proc.kill('SIGSTOP');
+    try {
+      const hb = await hubProcess(bag, c.hub('hb'));
+      // hb campaigns once no primary was heard for its election timeout; once ha's lease at the
+      // witness has run out too, the witness's refusal is about hb's log alone.
+      await hb.waitForLog(
+        (l) =>
+          l.msg === 'pre-vote found no majority; not starting an election' &&
+          /is behind the primary's last reported/.test(JSON.stringify(l.refusals)),
+        20_000,
+      );
+      expect((await view(c.hub('hb'), adminToken(c.hub('hb'))))?.role).not.toBe('primary');
+    } finally {
+      ha.proc.kill('SIGCONT');
+    }
+    await waitFor(
+      async () => {
+        const [a, b] = await Promise.all([view(c.hub('ha'), haToken), view(c.hub('hb'), haToken)]);
+        return a?.role === 'primary' && b?.role === 'standby' && a.logSeq === b.logSeq;
+      },
+      { timeoutMs: 30_000, what: 'ha primary again and hb caught up as its standby' },
+    );
+    for (const h of ['ha', 'hb']) {
+      const dir = await api(c.hub(h), 'GET', '/api/v1/directory?limit=1000', { token: haToken });
+      expect((dir.body.items as unknown[]).length, h).toBe(envoys.length);
+    }
+  }, 90_000);
+});
