@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connectPeer, fromBase64, generateKeyPair, toBase64, type KeyPair, type Run } from '@axle/shared';
 import { HubApi, type Proc, adminToken, planFleet, startHub, startSpoke } from '../scripts/demo/fleet.js';
 import { tempDir } from '../test/support/tmp.js';
-import type { Figure } from './lib.js';
+import { type Figure, procMem as mem } from './lib.js';
 
 /**
  * Fan-out queries at fleet scale: SPOKES spokes and a hub, all child processes (the built
@@ -30,10 +29,6 @@ function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? 0;
 }
-
-/** VmRSS (now) or VmHWM (peak) of a process, in bytes. */
-const mem = (pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS') =>
-  Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
 
 async function parallel<T>(items: T[], n: number, fn: (t: T) => Promise<void>): Promise<void> {
   let i = 0;

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 
 /** One figure a benchmark prints: its value, the target, and the reference measured beside it. */
@@ -43,4 +44,10 @@ export function rate(fn: () => void, ms = 1000): number {
     now = process.hrtime.bigint();
   }
   return n / (Number(now - start) / 1e9);
+}
+
+/** A process's memory from /proc: VmRSS (now), VmHWM (peak) or RssAnon, in bytes. */
+export function procMem(pid: number, field: 'VmRSS' | 'VmHWM' | 'RssAnon' = 'VmRSS'): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m?.[1] ?? 0) * 1024;
 }

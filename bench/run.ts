@@ -12,6 +12,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<Figure[]> }>> =
   'query-flood': () => import('./query-flood.js'),
   envoy: () => import('./envoy.js'),
   'hub-query': () => import('./hub-query.js'),
+  'spoke-memory': () => import('./spoke-memory.js'),
   'hub-routing': () => import('./hub-routing.js'),
   enroll: () => import('./enroll.js'),
   jobs: () => import('./jobs.js'),
