@@ -6,8 +6,8 @@ import {
   series,
   type HistoryBucket,
   type HistorySample,
-} from '../src/history/model.js';
-import { StateStore } from '../src/state.js';
+} from '../src/store/history/model.js';
+import { StateStore } from '../src/store/state.js';
 import { tempDir } from '../../../test/support/tmp.js';
 
 const sample = (at: number, compliant: number, noncompliant: number): HistorySample => ({

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { generateKeyPair, toBase64 } from '@axle/shared';
-import { StateStore } from '../src/state.js';
+import { StateStore } from '../src/store/state.js';
 import { waitFor } from '../../../test/support/wait.js';
 import { Bag, api, hubKey, inProcessSpoke, locate, startHub } from './support.js';
 

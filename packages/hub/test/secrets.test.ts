@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { generateKeyPair, openSealed, silentLogger, toBase64, type KeyPair } from '@axle/shared';
-import { hubConfigFrom, type HubConfig } from '../src/config.js';
-import { Events } from '../src/events.js';
-import { Secrets } from '../src/secrets.js';
-import { StateStore } from '../src/state.js';
+import { hubConfigFrom, type HubConfig } from '../src/daemon/config.js';
+import { Events } from '../src/store/events.js';
+import { Secrets } from '../src/store/secrets.js';
+import { StateStore } from '../src/store/state.js';
 import { tempDir } from '../../../test/support/tmp.js';
 
 const cleanups: (() => unknown)[] = [];

@@ -13,8 +13,8 @@ import {
   signWebhook,
   verifyWebhook,
 } from '@axle/hub';
-import { StateStore } from '../src/state.js';
-import { Tokens } from '../src/tokens.js';
+import { StateStore } from '../src/store/state.js';
+import { Tokens } from '../src/store/tokens.js';
 import { tempDir } from '../../../test/support/tmp.js';
 
 const pub = toBase64(generateKeyPair().publicKey);

@@ -1,6 +1,6 @@
 import { errorText, type Logger } from '@axle/shared';
-import type { Change } from '../model.js';
-import type { StateStore } from '../state.js';
+import type { Change } from '../store/model.js';
+import type { StateStore } from '../store/state.js';
 import { HUB_GRACE_MS, dispatch, type DispatchDeps } from './dispatch.js';
 import type { JobMetrics } from './metrics.js';
 import { TERMINAL, type Job, type JobPause, type JobTarget, type TargetState } from './model.js';

@@ -1,6 +1,6 @@
 import type { Counter, Histogram } from 'prom-client';
-import type { HubMetrics } from '../metrics.js';
-import type { StateStore } from '../state.js';
+import type { HubMetrics } from '../daemon/metrics.js';
+import type { StateStore } from '../store/state.js';
 
 export interface JobGauges {
   /** Targets running now, over every job. */

@@ -1,6 +1,6 @@
 import { Glob, type EnvoyFilter } from '@axle/shared';
-import type { Queries } from '../query.js';
-import type { StateStore } from '../state.js';
+import type { Queries } from '../spokes/query.js';
+import type { StateStore } from '../store/state.js';
 import type { JobSelector } from './model.js';
 
 export interface Resolved {

@@ -1,10 +1,10 @@
 import { fromBase64 } from '@axle/shared';
-import type { HubConfig } from '../config.js';
-import type { Epochs } from '../epochs.js';
-import type { Events } from '../events.js';
-import type { Change } from '../model.js';
-import type { SpokeLinks } from '../spoke-links.js';
-import type { StateStore } from '../state.js';
+import type { HubConfig } from '../daemon/config.js';
+import type { Epochs } from './epochs.js';
+import type { Events } from '../store/events.js';
+import type { Change } from '../store/model.js';
+import type { SpokeLinks } from '../spokes/spoke-links.js';
+import type { StateStore } from '../store/state.js';
 
 /**
  * The two steps every placement takes, whether an enrollment, an import, a drain or a

@@ -1,0 +1,40 @@
+import { EventEmitter } from 'node:events';
+import type { Logger } from '@axle/shared';
+import type { EventType } from '../daemon/config.js';
+import type { Change, HubEvent } from './model.js';
+import type { StateStore } from './state.js';
+
+/**
+ * The hub's event log: each event is a durable change (so replication carries it and the
+ * API can page through it), then goes to listeners such as the webhook sender.
+ */
+export class Events extends EventEmitter<{ event: [HubEvent] }> {
+  constructor(
+    private readonly state: StateStore,
+    private readonly log: Logger,
+  ) {
+    super();
+  }
+
+  /** A change that records an event, to apply together with the change it describes. */
+  change(type: EventType, data: Record<string, unknown>): Change & { kind: 'event.add' } {
+    return { kind: 'event.add', event: { seq: 0, at: Date.now(), type, data } };
+  }
+
+  /** Applies `changes` and the event in one transaction, then tells listeners. */
+  async record(type: EventType, data: Record<string, unknown>, changes: Change[] = []): Promise<HubEvent> {
+    const ev = this.change(type, data);
+    await this.state.applyAll([...changes, ev]);
+    this.published([ev]);
+    return ev.event;
+  }
+
+  /** Call after applying changes that included events made with `change`. */
+  published(changes: Change[]): void {
+    for (const c of changes) {
+      if (c.kind !== 'event.add') continue;
+      this.log.info({ event: c.event.type, seq: c.event.seq, ...c.event.data }, `event ${c.event.type}`);
+      this.emit('event', c.event);
+    }
+  }
+}
