@@ -233,7 +233,7 @@ export const hubConfigSchema = obj({
 });
 
 export type HubConfig = Infer<typeof hubConfigSchema>;
-export type SpokeConfig = HubConfig['spanner']['spokes'][number];
+export type ConfiguredSpoke = HubConfig['spanner']['spokes'][number];
 export type WebhookConfig = HubConfig['webhooks'][number];
 
 /** Checks that need the whole config: unique ids, failover_to and a default spoke that exist. */

@@ -36,22 +36,22 @@ import {
 import { ApiAuth } from '../http/auth.js';
 import { buildHttp } from '../http/api.js';
 import { keyFileOf, loadHubConfig, type HubConfig } from './config.js';
-import { Mover } from '../placement/drain.js';
+import { EnvoyMover } from '../placement/mover.js';
 import { Enrollment } from '../placement/enroll.js';
 import { Epochs } from '../placement/epochs.js';
 import { Events } from '../store/events.js';
-import { Fleet } from '../spokes/fleet.js';
+import { SpokeRegistry } from '../spokes/registry.js';
 import { HubMetrics } from './metrics.js';
 import { Queries } from '../spokes/query.js';
 import { Publisher } from '../jobs/config-publish.js';
 import { JobRunner } from '../jobs/runner.js';
 import { ComplianceHistory } from '../store/history/sampler.js';
 import { RolloutRunner } from '../jobs/rollouts/runner.js';
-import { Router } from '../placement/router.js';
+import { HostRouter } from '../placement/router.js';
 import { replicationMetrics } from '../store/replication/metrics.js';
 import { Replication } from '../store/replication/replication.js';
 import { SpokeLinks } from '../spokes/spoke-links.js';
-import { StateStore } from '../store/state.js';
+import { HubStore } from '../store/state.js';
 import { StrandedPlacer } from '../placement/stranded.js';
 import { Supervisor } from '../spokes/supervisor.js';
 import { TermProofs } from '../store/replication/term-proof.js';
@@ -65,17 +65,17 @@ const ADMIN_TOKEN_ID = 'admin';
 
 interface Parts {
   secrets: Secrets;
-  state: StateStore;
+  state: HubStore;
   keyPair: KeyPair;
   termProofs: TermProofs;
   tokens: Tokens;
-  fleet: Fleet;
+  fleet: SpokeRegistry;
   links: SpokeLinks;
   events: Events;
   webhooks: Webhooks;
   metrics: HubMetrics;
   enrollment: Enrollment;
-  mover: Mover;
+  mover: EnvoyMover;
   supervisor: Supervisor;
   queries: Queries;
   auth: ApiAuth;
@@ -90,11 +90,11 @@ interface Parts {
 /**
  * The hub daemon: enrollment routing, the envoy directory, fan-out queries, spoke health,
  * auto-failover and manual moves, the HTTP API and webhooks. All durable state goes through
- * one StateStore (see state.ts).
+ * one HubStore (see state.ts).
  */
 export class Hub {
   private cfg: HubConfig;
-  private router: Router;
+  private router: HostRouter;
   private readonly log: Logger;
   private p: Parts | undefined;
   private listenAddr = '';
@@ -110,7 +110,7 @@ export class Hub {
   ) {
     this.cfg = config;
     this.log = o.logger ?? silentLogger();
-    this.router = new Router(config.spanner.spokes, config.spanner.default_spoke);
+    this.router = new HostRouter(config.spanner.spokes, config.spanner.default_spoke);
   }
 
   get addr(): string {
@@ -149,12 +149,12 @@ export class Hub {
     const ca = () => this.tls?.ca;
     const { keyPair, created } = loadOrCreateKeyPair(keyFileOf(cfg));
     if (created) log.info({ keyFile: keyFileOf(cfg) }, 'created hub key');
-    const state = await StateStore.open(cfg.data_dir);
+    const state = await HubStore.open(cfg.data_dir);
     try {
       const config = () => this.cfg;
       const router = () => this.router;
       const tokens = new Tokens(state);
-      const fleet = new Fleet(state, cfg);
+      const fleet = new SpokeRegistry(state, cfg);
       const links = new SpokeLinks({ id: cfg.server_id, keyPair, ca }, log);
       links.sync(cfg.spanner.spokes);
       const events = new Events(state, log);
@@ -165,7 +165,7 @@ export class Hub {
       const epochs = new Epochs(state);
       const termProofs = new TermProofs(keyPair, state);
       let supervisorRef: Supervisor | undefined;
-      let moverRef: Mover | undefined;
+      let moverRef: EnvoyMover | undefined;
       let secretsRef: Secrets | undefined;
       let canonicalizeRef: (() => void) | undefined;
       let jobsRef: JobRunner | undefined;
@@ -217,7 +217,7 @@ export class Hub {
         hubKeys,
       });
       let supervisor: Supervisor | undefined;
-      const mover = new Mover({
+      const mover = new EnvoyMover({
         state,
         fleet,
         links,
@@ -365,7 +365,7 @@ export class Hub {
   }
 
   /** Writes a random admin token to <data_dir>/admin.token (0600) on first start; keeps the store in step with the file. */
-  private async ensureAdminToken(tokens: Tokens, state: StateStore, replicated = false): Promise<void> {
+  private async ensureAdminToken(tokens: Tokens, state: HubStore, replicated = false): Promise<void> {
     const file = this.adminTokenFile;
     let secret: string;
     if (existsSync(file)) {
@@ -402,7 +402,7 @@ export class Hub {
   }
 
   /** A move that was running when the hub stopped did not finish; say so rather than leave it "running". */
-  private async markInterruptedMoves(state: StateStore): Promise<void> {
+  private async markInterruptedMoves(state: HubStore): Promise<void> {
     for (const m of state.moves.values()) {
       if (m.state === 'running')
         await state.apply({ kind: 'move.put', move: { ...m, state: 'interrupted', finishedAt: Date.now() } });
@@ -542,7 +542,7 @@ export class Hub {
       data_dir: this.cfg.data_dir,
       ...(this.cfg.key_file !== undefined ? { key_file: this.cfg.key_file } : {}),
     };
-    const router = new Router(merged.spanner.spokes, merged.spanner.default_spoke);
+    const router = new HostRouter(merged.spanner.spokes, merged.spanner.default_spoke);
     const server = this.p?.server;
     // Checked before anything changes: bad TLS files fail the whole reload.
     this.tls = reloadTransport(this.tls, merged, file, (t) => server?.setTls(t), this.log);

@@ -1,6 +1,6 @@
 import { Metrics } from '@axle/shared';
-import type { Fleet } from '../spokes/fleet.js';
-import type { StateStore } from '../store/state.js';
+import type { SpokeRegistry } from '../spokes/registry.js';
+import type { HubStore } from '../store/state.js';
 
 const STATES = ['online', 'offline', 'draining', 'drained', 'partial'] as const;
 
@@ -29,7 +29,7 @@ export class HubMetrics {
   readonly spokeDown = this.m.counter('spoke_down_total', 'Times a spoke went from online to offline', ['spoke']);
   readonly api = this.m.counter('api_requests_total', 'HTTP API requests by status class', ['status']);
 
-  constructor(fleet: Fleet, state: StateStore) {
+  constructor(fleet: SpokeRegistry, state: HubStore) {
     this.m.gauge('spokes', 'Spokes by state', ['state'], function collect() {
       this.reset();
       const counts = Object.fromEntries(STATES.map((s) => [s, 0])) as Record<string, number>;

@@ -23,15 +23,15 @@ import {
 } from '@axle/shared';
 import type { ApiAuth } from './auth.js';
 import type { HubConfig } from '../daemon/config.js';
-import type { Mover } from '../placement/drain.js';
+import type { EnvoyMover } from '../placement/mover.js';
 import type { Enrollment } from '../placement/enroll.js';
 import type { Events } from '../store/events.js';
-import type { Fleet } from '../spokes/fleet.js';
+import type { SpokeRegistry } from '../spokes/registry.js';
 import type { ImportDeps } from '../placement/import.js';
 import type { HubMetrics } from '../daemon/metrics.js';
 import type { ApiRole, ApiToken } from '../store/model.js';
 import type { Queries } from '../spokes/query.js';
-import type { StateStore } from '../store/state.js';
+import type { HubStore } from '../store/state.js';
 import type { Supervisor } from '../spokes/supervisor.js';
 import type { Tokens } from '../store/tokens.js';
 import { fleetRoutes } from './api-fleet.js';
@@ -52,11 +52,11 @@ import { bootstrapRoutes } from './bootstrap.js';
 import { caRoute } from './install.js';
 
 export interface ApiDeps {
-  state: StateStore;
+  state: HubStore;
   tokens: Tokens;
-  fleet: Fleet;
+  fleet: SpokeRegistry;
   enrollment: Enrollment;
-  mover: Mover;
+  mover: EnvoyMover;
   queries: Queries;
   supervisor: Supervisor;
   auth: ApiAuth;

@@ -17,14 +17,14 @@ import {
 } from '@axle/shared';
 import type { HubConfig } from '../daemon/config.js';
 import type { Events } from '../store/events.js';
-import type { Fleet } from '../spokes/fleet.js';
+import type { SpokeRegistry } from '../spokes/registry.js';
 import type { ConfigBundle, ConfigBundleMeta } from '../store/model.js';
 import type { SpokeLinks } from '../spokes/spoke-links.js';
-import type { StateStore } from '../store/state.js';
+import type { HubStore } from '../store/state.js';
 
 export interface PublisherDeps {
-  state: StateStore;
-  fleet: Fleet;
+  state: HubStore;
+  fleet: SpokeRegistry;
   links: SpokeLinks;
   events: Events;
   keyPair: KeyPair;

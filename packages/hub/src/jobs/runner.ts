@@ -9,19 +9,19 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { AxleError, ErrorCode, extractBundle, loadTasks, type JobAction, type Logger } from '@axle/shared';
 import type { HubConfig } from '../daemon/config.js';
-import type { Fleet } from '../spokes/fleet.js';
+import type { SpokeRegistry } from '../spokes/registry.js';
 import type { HubMetrics } from '../daemon/metrics.js';
 import type { Queries } from '../spokes/query.js';
 import type { SpokeLinks } from '../spokes/spoke-links.js';
-import type { StateStore } from '../store/state.js';
+import type { HubStore } from '../store/state.js';
 import { JobExec, type JobEvent } from './exec.js';
 import { JobMetrics } from './metrics.js';
 import { emptyCounts, type Job, type JobOptions, type JobSelector, type JobTarget, type TargetState } from './model.js';
 import { resolveTargets } from './resolve.js';
 
 export interface JobRunnerDeps {
-  state: StateStore;
-  fleet: Fleet;
+  state: HubStore;
+  fleet: SpokeRegistry;
   links: SpokeLinks;
   queries: Queries;
   metrics: HubMetrics;

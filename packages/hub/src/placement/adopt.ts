@@ -4,7 +4,7 @@ import type { Epochs } from './epochs.js';
 import type { Events } from '../store/events.js';
 import type { Change } from '../store/model.js';
 import type { SpokeLinks } from '../spokes/spoke-links.js';
-import type { StateStore } from '../store/state.js';
+import type { HubStore } from '../store/state.js';
 
 /**
  * The two steps every placement takes, whether an enrollment, an import, a drain or a
@@ -13,7 +13,7 @@ import type { StateStore } from '../store/state.js';
  * matters: an envoy the hub names as assigned is always one its spoke will accept.
  */
 export interface AdoptDeps {
-  state: StateStore;
+  state: HubStore;
   epochs: Epochs;
   links: SpokeLinks;
   events: Events;

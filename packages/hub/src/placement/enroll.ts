@@ -19,28 +19,28 @@ import {
 import type { HubConfig } from '../daemon/config.js';
 import type { Epochs } from './epochs.js';
 import type { Events } from '../store/events.js';
-import type { Fleet } from '../spokes/fleet.js';
+import type { SpokeRegistry } from '../spokes/registry.js';
 import { KeyedLock } from '../store/lock.js';
 import { AdoptQueue, RecordFailed } from './adopt-queue.js';
-import type { AssignReason, Change, EnvoyRecord, JoinToken } from '../store/model.js';
+import type { AssignReason, Change, DirectoryEntry, JoinToken } from '../store/model.js';
 import { RateLimiter } from '../http/ratelimit.js';
-import type { Router } from './router.js';
+import type { HostRouter } from './router.js';
 import type { SpokeLinks } from '../spokes/spoke-links.js';
-import type { StateStore } from '../store/state.js';
+import type { HubStore } from '../store/state.js';
 import type { Tokens } from '../store/tokens.js';
 import type { HubMetrics } from '../daemon/metrics.js';
 
 export interface EnrollDeps {
-  state: StateStore;
+  state: HubStore;
   tokens: Tokens;
-  fleet: Fleet;
+  fleet: SpokeRegistry;
   links: SpokeLinks;
   epochs: Epochs;
   events: Events;
   metrics: HubMetrics;
   log: Logger;
   config: () => HubConfig;
-  router: () => Router;
+  router: () => HostRouter;
   hubAddrs: () => string[];
   /** This hub's key and its peers': the keys an envoy trusts for terms and bundles. */
   hubKeys: () => Uint8Array[];
@@ -82,7 +82,7 @@ export class Enrollment {
       this.limiter = new RateLimiter(spec);
   }
 
-  assignmentFor(rec: EnvoyRecord): Assignment {
+  assignmentFor(rec: DirectoryEntry): Assignment {
     return {
       type: 'assignment',
       status: 'assigned',
@@ -212,7 +212,7 @@ export class Enrollment {
     extra: () => Change[],
     info: Record<string, unknown> = {},
     token?: JoinToken,
-  ): Promise<EnvoyRecord> {
+  ): Promise<DirectoryEntry> {
     const { fleet, state } = this.d;
     const router = this.d.router();
     const scope = token?.spokes;
@@ -243,7 +243,7 @@ export class Enrollment {
           pubkey,
           record: (epoch, now) => {
             const prev = state.envoys.get(host);
-            const rec: EnvoyRecord = {
+            const rec: DirectoryEntry = {
               hostname: host,
               pubkey,
               spokeId: c.spokeId,
@@ -288,7 +288,7 @@ export class Enrollment {
     );
   }
 
-  async approve(host: string, by: string): Promise<EnvoyRecord> {
+  async approve(host: string, by: string): Promise<DirectoryEntry> {
     return this.lock.run(host, async () => {
       const p = this.d.state.pending.get(host);
       if (!p)

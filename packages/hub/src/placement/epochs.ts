@@ -1,4 +1,4 @@
-import type { StateStore } from '../store/state.js';
+import type { HubStore } from '../store/state.js';
 
 const BLOCK = 10_000;
 
@@ -11,7 +11,7 @@ export class Epochs {
   private next: number;
   private reserving: Promise<void> | undefined;
 
-  constructor(private readonly state: StateStore) {
+  constructor(private readonly state: HubStore) {
     this.next = state.epochCeiling + 1;
   }
 

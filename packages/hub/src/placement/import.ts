@@ -1,13 +1,13 @@
 import { AxleError, ErrorCode, errorText, fromBase64, type Logger } from '@axle/shared';
-import type { Fleet } from '../spokes/fleet.js';
+import type { SpokeRegistry } from '../spokes/registry.js';
 import type { Change } from '../store/model.js';
 import { type AdoptDeps, adoptOn, recordChanges } from './adopt.js';
-import type { Router } from './router.js';
+import type { HostRouter } from './router.js';
 
 export interface ImportDeps extends AdoptDeps {
-  fleet: Fleet;
+  fleet: SpokeRegistry;
   log: Logger;
-  router: () => Router;
+  router: () => HostRouter;
 }
 
 export interface ImportResult {

@@ -17,7 +17,7 @@ export interface RouteChoice {
  * First matching spoke in config order wins. Patterns (shared's Glob grammar) are compiled
  * when the router is built (start and each reload), never per enrollment.
  */
-export class Router {
+export class HostRouter {
   private readonly spokes: { id: string; patterns: Glob[] }[];
 
   constructor(

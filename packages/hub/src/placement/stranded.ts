@@ -1,12 +1,12 @@
 import { errorText, type Logger } from '@axle/shared';
 import type { HubConfig } from '../daemon/config.js';
-import type { Mover } from './drain.js';
+import type { EnvoyMover } from './mover.js';
 import type { Events } from '../store/events.js';
-import type { Fleet } from '../spokes/fleet.js';
+import type { SpokeRegistry } from '../spokes/registry.js';
 import type { Change, Move } from '../store/model.js';
 import { place } from './order.js';
-import type { Router } from './router.js';
-import type { StateStore } from '../store/state.js';
+import type { HostRouter } from './router.js';
+import type { HubStore } from '../store/state.js';
 
 /**
  * Stranded envoys: those a drain could not place anywhere (no other spoke matches them, or
@@ -19,7 +19,7 @@ import type { StateStore } from '../store/state.js';
  * Records the end of a move. A drain that leaves envoys on its spoke ends `partial`, never
  * `drained`: the event, the log and the spoke's state say how many are stranded and why.
  */
-export async function recordMoveEnd(d: { state: StateStore; events: Events; log: Logger }, move: Move): Promise<void> {
+export async function recordMoveEnd(d: { state: HubStore; events: Events; log: Logger }, move: Move): Promise<void> {
   const { state, events, log } = d;
   const from = move.from;
   const endChanges: Change[] = [{ kind: 'move.put', move: { ...move } }];
@@ -71,12 +71,12 @@ export async function recordMoveEnd(d: { state: StateStore; events: Events; log:
 }
 
 export interface StrandedDeps {
-  state: StateStore;
-  fleet: Fleet;
-  mover: Mover;
+  state: HubStore;
+  fleet: SpokeRegistry;
+  mover: EnvoyMover;
   log: Logger;
   config: () => HubConfig;
-  router: () => Router;
+  router: () => HostRouter;
 }
 
 /** After a retry that placed nothing the next waits interval x 2^misses, at most this long (unless something changed). */

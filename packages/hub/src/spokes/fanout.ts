@@ -3,11 +3,11 @@ import { isTransient } from './spoke-links.js';
 import { sleep } from '../store/lock.js';
 
 /** How one spoke fared in a fan-out: every answer lists one per spoke asked. */
-export type Outcome = 'ok' | 'timeout' | 'unreachable' | `error: ${string}`;
+export type FanOutOutcome = 'ok' | 'timeout' | 'unreachable' | `error: ${string}`;
 
 export interface SpokeAnswer<T> {
   spokeId: string;
-  outcome: Outcome;
+  outcome: FanOutOutcome;
   ms: number;
   attempts: number;
   value?: T;
@@ -25,7 +25,7 @@ export interface FanOutOptions {
   random?: () => number;
 }
 
-export function outcomeOf(e: unknown): Outcome {
+export function outcomeOf(e: unknown): FanOutOutcome {
   if (e instanceof AxleError) {
     if (e.code === ErrorCode.TIMEOUT) return 'timeout';
     if (

@@ -33,7 +33,7 @@ export interface HealthEvents {
  * on the first success after being offline, and `failed` with the running count so
  * auto-failover can act on its threshold.
  */
-export class HealthBook extends EventEmitter<HealthEvents> {
+export class SpokeHealthTracker extends EventEmitter<HealthEvents> {
   private readonly book = new Map<string, SpokeHealth>();
 
   get(id: string): SpokeHealth {

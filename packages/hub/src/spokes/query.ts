@@ -8,16 +8,16 @@ import {
   type SpokeStats,
 } from '@axle/shared';
 import type { HubConfig } from '../daemon/config.js';
-import { fanOut, type Outcome, type SpokeAnswer } from './fanout.js';
-import type { Fleet } from './fleet.js';
+import { fanOut, type FanOutOutcome, type SpokeAnswer } from './fanout.js';
+import type { SpokeRegistry } from './registry.js';
 import type { HubMetrics } from '../daemon/metrics.js';
 import { decodeCursor, encodeCursor, encodeRunCursor, kWayMerge } from './merge.js';
 import type { SpokeLinks } from './spoke-links.js';
-import type { StateStore } from '../store/state.js';
+import type { HubStore } from '../store/state.js';
 
 export interface QueryDeps {
-  state: StateStore;
-  fleet: Fleet;
+  state: HubStore;
+  fleet: SpokeRegistry;
   links: SpokeLinks;
   metrics: HubMetrics;
   config: () => HubConfig;
@@ -25,7 +25,7 @@ export interface QueryDeps {
 
 export interface SpokeReport {
   id: string;
-  outcome: Outcome;
+  outcome: FanOutOutcome;
   ms: number;
   attempts: number;
 }
@@ -238,7 +238,7 @@ export class Queries {
     spokeId: string,
     limit: number,
     before?: RunCursor,
-  ): Promise<{ runs: Run[]; cursor: string | null; outcome: Outcome }> {
+  ): Promise<{ runs: Run[]; cursor: string | null; outcome: FanOutOutcome }> {
     const [a] = await fanOut(
       [spokeId],
       (id, t) =>

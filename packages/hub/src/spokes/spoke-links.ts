@@ -11,7 +11,7 @@ import {
   type MessageOf,
   type MessageType,
 } from '@axle/shared';
-import type { SpokeConfig } from '../daemon/config.js';
+import type { ConfiguredSpoke } from '../daemon/config.js';
 
 /** Who this hub is on its outbound links, and the CA their servers must prove themselves to (none: insecure_transport). */
 export interface LinkSelf {
@@ -25,14 +25,14 @@ export interface LinkSelf {
  * it drops. Orders and queries use it; the spoke's own status pushes arrive separately on
  * the hub's listener.
  */
-export class SpokeLink {
+export class HubToSpokeLink {
   private conn: Connection | undefined;
   private connecting: Promise<Connection> | undefined;
   private closed = false;
   readonly pubkey: Uint8Array;
 
   constructor(
-    public cfg: SpokeConfig,
+    public cfg: ConfiguredSpoke,
     private readonly self: LinkSelf,
     private readonly log: Logger,
     private readonly hooks: { onStaleTerm?: ((spokeId: string) => void) | undefined } = {},
@@ -133,7 +133,7 @@ function withTimeout<T>(p: Promise<T>, ms: number, err: () => Error): Promise<T>
 
 /** All links, kept in step with the config across reloads. */
 export class SpokeLinks {
-  private readonly links = new Map<string, SpokeLink>();
+  private readonly links = new Map<string, HubToSpokeLink>();
   /** Set by replication: a spoke answered E_STALE_TERM. */
   onStaleTerm: ((spokeId: string) => void) | undefined;
 
@@ -143,7 +143,7 @@ export class SpokeLinks {
   ) {}
 
   /** Adds, replaces (address or key changed) and drops links; leaves unchanged ones open. */
-  sync(spokes: readonly SpokeConfig[]): { added: string[]; removed: string[]; changed: string[] } {
+  sync(spokes: readonly ConfiguredSpoke[]): { added: string[]; removed: string[]; changed: string[] } {
     const out = { added: [] as string[], removed: [] as string[], changed: [] as string[] };
     const want = new Map(spokes.map((s) => [s.id, s]));
     for (const [id, link] of this.links) {
@@ -154,7 +154,7 @@ export class SpokeLinks {
         out.removed.push(id);
       } else if (cfg.addr !== link.cfg.addr || cfg.pubkey !== link.cfg.pubkey) {
         link.close();
-        this.links.set(id, new SpokeLink(cfg, this.self, this.log, this));
+        this.links.set(id, new HubToSpokeLink(cfg, this.self, this.log, this));
         out.changed.push(id);
       } else if (cfg !== link.cfg) {
         // Same endpoint, other settings (patterns, quota) changed: keep the open connection.
@@ -163,14 +163,14 @@ export class SpokeLinks {
     }
     for (const [id, cfg] of want) {
       if (!this.links.has(id)) {
-        this.links.set(id, new SpokeLink(cfg, this.self, this.log, this));
+        this.links.set(id, new HubToSpokeLink(cfg, this.self, this.log, this));
         out.added.push(id);
       }
     }
     return out;
   }
 
-  get(id: string): SpokeLink {
+  get(id: string): HubToSpokeLink {
     const l = this.links.get(id);
     if (!l)
       throw new AxleError(ErrorCode.NOT_FOUND, `no spoke "${id}" in the hub config; list them with GET /api/v1/spokes`);

@@ -1,18 +1,18 @@
 import { AxleError, ErrorCode, errorText, type Logger, type SpokeStats, type TermProof } from '@axle/shared';
 import type { HubConfig } from '../daemon/config.js';
-import type { Mover } from '../placement/drain.js';
+import type { EnvoyMover } from '../placement/mover.js';
 import type { Events } from '../store/events.js';
-import type { Fleet } from './fleet.js';
+import type { SpokeRegistry } from './registry.js';
 import type { HubMetrics } from '../daemon/metrics.js';
 import type { SpokeLinks } from './spoke-links.js';
-import type { StateStore } from '../store/state.js';
+import type { HubStore } from '../store/state.js';
 import type { StrandedPlacer } from '../placement/stranded.js';
 
 export interface SupervisorDeps {
-  state: StateStore;
-  fleet: Fleet;
+  state: HubStore;
+  fleet: SpokeRegistry;
   links: SpokeLinks;
-  mover: Mover;
+  mover: EnvoyMover;
   events: Events;
   metrics: HubMetrics;
   log: Logger;

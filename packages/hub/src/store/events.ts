@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from '@axle/shared';
 import type { EventType } from '../daemon/config.js';
 import type { Change, HubEvent } from './model.js';
-import type { StateStore } from './state.js';
+import type { HubStore } from './state.js';
 
 /**
  * The hub's event log: each event is a durable change (so replication carries it and the
@@ -10,7 +10,7 @@ import type { StateStore } from './state.js';
  */
 export class Events extends EventEmitter<{ event: [HubEvent] }> {
   constructor(
-    private readonly state: StateStore,
+    private readonly state: HubStore,
     private readonly log: Logger,
   ) {
     super();

@@ -9,7 +9,7 @@ import type { Rollout } from '../jobs/rollouts/model.js';
  * written. Replication (a later issue) ships the ordered log of these changes.
  */
 
-export interface EnvoyRecord {
+export interface DirectoryEntry {
   hostname: string;
   /** base64 of the 32-byte Ed25519 key the envoy enrolled with. */
   pubkey: string;
@@ -189,7 +189,7 @@ export type AssignReason = 'enroll' | 'import' | 'reassign' | 'drain' | 'failove
 export type Change =
   | { kind: 'term.set'; term: number }
   | { kind: 'epoch.reserve'; upTo: number }
-  | { kind: 'envoy.assign'; envoy: EnvoyRecord; reason: AssignReason; from?: string }
+  | { kind: 'envoy.assign'; envoy: DirectoryEntry; reason: AssignReason; from?: string }
   | { kind: 'envoy.remove'; hostname: string }
   | { kind: 'envoy.rekey_allow'; allowance: RekeyAllowance }
   | { kind: 'release.done'; spokeId: string; hostnames: string[] }

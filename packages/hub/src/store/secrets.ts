@@ -15,10 +15,10 @@ import {
 import type { HubConfig } from '../daemon/config.js';
 import type { Events } from './events.js';
 import type { Change, SecretRecord } from './model.js';
-import type { StateStore } from './state.js';
+import type { HubStore } from './state.js';
 
 export interface SecretsDeps {
-  state: StateStore;
+  state: HubStore;
   events: Events;
   keyPair: KeyPair;
   log: Logger;

@@ -15,7 +15,7 @@ import type {
   ConfigBundle,
   ConfigBundleMeta,
   Delivery,
-  EnvoyRecord,
+  DirectoryEntry,
   HubEvent,
   JoinToken,
   LogEntry,
@@ -42,12 +42,12 @@ type Key = string | number | (string | number)[];
  * that transaction is on disk does the in-memory view change and the caller hear back.
  * Replication ships `logSince()`; a standby replays it with the same `reduce`.
  */
-export class StateStore {
+export class HubStore {
   term = 1;
   epochCeiling = 0;
   lastSeq = 0;
   lastEventSeq = 0;
-  readonly envoys = new Map<string, EnvoyRecord>();
+  readonly envoys = new Map<string, DirectoryEntry>();
   readonly perSpoke = new Map<string, number>();
   readonly tokens = new Map<string, JoinToken>();
   readonly apiTokens = new Map<string, ApiToken>();
@@ -103,7 +103,7 @@ export class StateStore {
     >,
   ) {}
 
-  static async open(dir: string): Promise<StateStore> {
+  static async open(dir: string): Promise<HubStore> {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     let root: RootDatabase;
     try {
@@ -116,7 +116,7 @@ export class StateStore {
       );
     }
     const sub = (name: string) => root.openDB<unknown, Key>({ name });
-    const s = new StateStore(root, {
+    const s = new HubStore(root, {
       meta: sub('meta'),
       log: sub('log'),
       envoys: sub('envoys'),
@@ -149,7 +149,7 @@ export class StateStore {
     this.epochCeiling = (d.meta.get('epochCeiling') as number | undefined) ?? 0;
     this.lastSeq = (d.meta.get('lastSeq') as number | undefined) ?? 0;
     this.lastEventSeq = (d.meta.get('lastEventSeq') as number | undefined) ?? 0;
-    for (const { value } of d.envoys.getRange()) this.indexEnvoy(value as EnvoyRecord);
+    for (const { value } of d.envoys.getRange()) this.indexEnvoy(value as DirectoryEntry);
     for (const { value } of d.tokens.getRange()) this.tokens.set((value as JoinToken).id, value as JoinToken);
     for (const { value } of d.apitokens.getRange()) this.apiTokens.set((value as ApiToken).id, value as ApiToken);
     for (const { value } of d.pending.getRange())
@@ -583,7 +583,7 @@ export class StateStore {
       : undefined;
   }
 
-  private indexEnvoy(e: EnvoyRecord): void {
+  private indexEnvoy(e: DirectoryEntry): void {
     this.envoys.set(e.hostname, e);
     this.bump(e.spokeId, 1);
   }

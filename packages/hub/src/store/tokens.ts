@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { AxleError, ErrorCode, Glob } from '@axle/shared';
 import type { ApiRole, ApiToken, JoinToken } from './model.js';
-import type { StateStore } from './state.js';
+import type { HubStore } from './state.js';
 
 /**
  * Join tokens (enrollment) and API tokens (HTTP). Only a SHA-256 of each secret is stored:
@@ -54,7 +54,7 @@ export class Tokens {
   /** Uses granted but not yet durable, so a one-use token cannot be spent twice at once. */
   private readonly reserved = new Map<string, number>();
 
-  constructor(private readonly state: StateStore) {
+  constructor(private readonly state: HubStore) {
     for (const t of state.tokens.values()) this.byHash.set(t.hash, t.id);
     for (const t of state.apiTokens.values()) this.apiByHash.set(t.hash, t.id);
   }

@@ -2,7 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { errorText, type Logger } from '@axle/shared';
 import type { WebhookConfig } from '../daemon/config.js';
 import type { Delivery, HubEvent } from './model.js';
-import type { StateStore } from './state.js';
+import type { HubStore } from './state.js';
 
 export const SIGNATURE_HEADER = 'x-axle-signature';
 export const TIMESTAMP_HEADER = 'x-axle-timestamp';
@@ -34,7 +34,7 @@ export class Webhooks {
   private stopped = false;
 
   constructor(
-    private readonly state: StateStore,
+    private readonly state: HubStore,
     private readonly log: Logger,
   ) {}
 

@@ -1,7 +1,7 @@
 import type { Counter, Histogram } from 'prom-client';
 import type { Job } from '../model.js';
 import type { HubMetrics } from '../../daemon/metrics.js';
-import type { StateStore } from '../../store/state.js';
+import type { HubStore } from '../../store/state.js';
 import { ROLLOUT_STATES, isActive, type Rollout } from './model.js';
 
 /**
@@ -15,7 +15,7 @@ export class RolloutMetrics {
   readonly haltSeconds: Histogram;
   readonly outcomes: Counter<'outcome'>;
 
-  constructor(m: HubMetrics, state: StateStore, jobOf: (r: Rollout) => Job | undefined) {
+  constructor(m: HubMetrics, state: HubStore, jobOf: (r: Rollout) => Job | undefined) {
     const latest = (): Rollout | undefined => {
       let best: Rollout | undefined;
       for (const r of state.rollouts.values()) if (!best || r.createdAt > best.createdAt) best = r;

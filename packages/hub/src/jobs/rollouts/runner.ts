@@ -5,13 +5,13 @@ import type { Events } from '../../store/events.js';
 import type { Job, JobOptions, JobTarget } from '../model.js';
 import type { JobRunner } from '../runner.js';
 import type { HubMetrics } from '../../daemon/metrics.js';
-import type { StateStore } from '../../store/state.js';
+import type { HubStore } from '../../store/state.js';
 import { RolloutMetrics } from './metrics.js';
 import { isActive, type Rollout, type RolloutOptions, type RolloutResult } from './model.js';
 import { decide, planWaves, type Facts, type Step } from './plan.js';
 
 export interface RolloutDeps {
-  state: StateStore;
+  state: HubStore;
   jobs: JobRunner;
   publisher: Publisher;
   events: Events;

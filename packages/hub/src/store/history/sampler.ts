@@ -1,8 +1,8 @@
 import { errorText, type Logger } from '@axle/shared';
 import type { HubConfig } from '../../daemon/config.js';
-import type { Fleet } from '../../spokes/fleet.js';
+import type { SpokeRegistry } from '../../spokes/registry.js';
 import type { Change } from '../model.js';
-import type { StateStore } from '../state.js';
+import type { HubStore } from '../state.js';
 import { dueRollup, ratioOf, series, type HistoryPoint, type HistorySample, type SpokeCounts } from './model.js';
 
 /** A change in spokes online is recorded at once, but not more often than this. */
@@ -11,8 +11,8 @@ const STEP_MIN_MS = 5_000;
 const ROLLUPS_PER_SAMPLE = 4;
 
 export interface HistoryDeps {
-  state: StateStore;
-  fleet: Fleet;
+  state: HubStore;
+  fleet: SpokeRegistry;
   log: Logger;
   config: () => HubConfig;
   /** Only the primary writes; a standby's history arrives through replication. */

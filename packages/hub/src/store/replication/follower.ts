@@ -1,13 +1,13 @@
 import { AxleError, ErrorCode, errorText, type Connection, type Logger, type MessageOf } from '@axle/shared';
 import type { LogEntry } from '../model.js';
-import type { StateStore } from '../state.js';
+import type { HubStore } from '../state.js';
 
 const BATCH_ENTRIES = 1000;
 const BATCH_BYTES = 4 * 1024 * 1024;
 const SNAPSHOT_ROWS = 5000;
 
 export interface FollowerDeps {
-  state: StateStore;
+  state: HubStore;
   log: Logger;
   self: { id: string; addr: () => string };
   term: number;

@@ -18,8 +18,8 @@ import {
   type PeerClaim,
 } from '@axle/shared';
 import type { HubConfig } from '../../daemon/config.js';
-import { SpokeLink } from '../../spokes/spoke-links.js';
-import type { StateStore } from '../state.js';
+import { HubToSpokeLink } from '../../spokes/spoke-links.js';
+import type { HubStore } from '../state.js';
 import { Follower } from './follower.js';
 import { PeerLink, type PeerConfig } from './peers.js';
 import { replicationSettings, type ReplicationSettings } from './settings.js';
@@ -29,7 +29,7 @@ import { decideVote, leaseUntil } from './votes.js';
 export type HubRole = 'primary' | 'standby' | 'candidate';
 
 export interface ReplicationDeps {
-  state: StateStore;
+  state: HubStore;
   keyPair: KeyPair;
   /** The CA peer hubs and witnesses must prove themselves to; undefined with insecure_transport. */
   ca: () => Buffer | undefined;
@@ -63,7 +63,7 @@ const VOTE_KEY = 'replication.vote';
 
 /**
  * Replicated hubs: one primary, the others standbys, terms raised by every promotion.
- * - The primary ships every change (StateStore log) to each standby over the link the
+ * - The primary ships every change (HubStore log) to each standby over the link the
  *   standby opened, and holds each caller's answer until `min_acks` standbys stored it.
  * - A primary leads only while a majority of voters (hubs and witness spokes) acknowledged
  *   it within its lease; otherwise it steps down and refuses writes.
@@ -80,7 +80,7 @@ export class Replication {
   private nextCampaignAt: number;
   private campaigning = false;
   private readonly peers = new Map<string, PeerLink>();
-  private readonly witnesses = new Map<string, SpokeLink>();
+  private readonly witnesses = new Map<string, HubToSpokeLink>();
   private readonly inbound = new Map<string, Inbound>();
   private readonly leaseAcks = new Map<string, number>();
   private readonly matchSeq = new Map<string, number>();
@@ -116,7 +116,7 @@ export class Replication {
       );
     }
     for (const w of cfg.replication.witnesses) {
-      this.witnesses.set(w.id, new SpokeLink({ ...w, patterns: [], failover_to: [] }, self, d.log));
+      this.witnesses.set(w.id, new HubToSpokeLink({ ...w, patterns: [], failover_to: [] }, self, d.log));
     }
     d.state.guard = () => {
       if (this.role !== 'primary') throw this.notPrimary();

@@ -1,6 +1,6 @@
 import { errorText, type Logger, type MessageOf } from '@axle/shared';
 import type { LogEntry } from '../model.js';
-import type { StateStore } from '../state.js';
+import type { HubStore } from '../state.js';
 
 type Ack = MessageOf<'repl_ack'>;
 type Row = MessageOf<'repl_snapshot'>['rows'][number];
@@ -17,7 +17,7 @@ export class StandbyApplier {
   primarySeq = 0;
 
   constructor(
-    private readonly state: StateStore,
+    private readonly state: HubStore,
     private readonly log: Logger,
   ) {}
 

@@ -1,5 +1,5 @@
 import { Signer, type KeyPair, type TermProof, signTerm } from '@axle/shared';
-import type { StateStore } from '../state.js';
+import type { HubStore } from '../state.js';
 
 /**
  * This hub's signed statement of its current term, signed once per term. It travels to spokes
@@ -11,7 +11,7 @@ export class TermProofs {
 
   constructor(
     keyPair: KeyPair,
-    private readonly state: StateStore,
+    private readonly state: HubStore,
   ) {
     this.signer = new Signer(keyPair);
   }

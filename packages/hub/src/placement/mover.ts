@@ -1,19 +1,19 @@
 import { AxleError, ErrorCode, Glob, errorText, type Logger } from '@axle/shared';
-import type { Fleet } from '../spokes/fleet.js';
+import type { SpokeRegistry } from '../spokes/registry.js';
 import { sleep } from '../store/lock.js';
-import type { AssignReason, Change, EnvoyRecord, Move, MoveKind, MoveState } from '../store/model.js';
+import type { AssignReason, Change, DirectoryEntry, Move, MoveKind, MoveState } from '../store/model.js';
 import { type AdoptDeps, type Adopted, adoptOn, recordChanges } from './adopt.js';
 import { UnplacedTally, place } from './order.js';
 import { recordMoveEnd } from './stranded.js';
-import type { Router } from './router.js';
+import type { HostRouter } from './router.js';
 import { newId } from '../store/tokens.js';
 import type { HubMetrics } from '../daemon/metrics.js';
 
-export interface MoverDeps extends AdoptDeps {
-  fleet: Fleet;
+export interface EnvoyMoverDeps extends AdoptDeps {
+  fleet: SpokeRegistry;
   metrics: HubMetrics;
   log: Logger;
-  router: () => Router;
+  router: () => HostRouter;
   /** Called after envoys left `spokeId`, so it can be told to release them. */
   onMoved: (spokeId: string) => void;
 }
@@ -45,10 +45,10 @@ const MAX_ERRORS = 10;
  * after a random jitter so thousands of envoys are not told to reconnect in the same
  * instant. Every envoy is adopted on its target (new epoch) before the hub records the move.
  */
-export class Mover {
+export class EnvoyMover {
   private readonly running = new Map<string, Running>();
 
-  constructor(private readonly d: MoverDeps) {}
+  constructor(private readonly d: EnvoyMoverDeps) {}
 
   /** Starts a move, or returns the identical one already running (moves are idempotent). */
   start(spec: MoveSpec): { move: Move; done: Promise<Move>; existing: boolean } {
@@ -207,7 +207,7 @@ export class Mover {
   /** Picks a target for each host (placement order), has each target adopt its share, then records the moves. */
   private async batch(move: Move, hosts: string[], unplaced: UnplacedTally): Promise<void> {
     const { state, fleet, router } = this.d;
-    const groups = new Map<string, EnvoyRecord[]>();
+    const groups = new Map<string, DirectoryEntry[]>();
     const holds: (() => void)[] = [];
     const routes = router();
     for (const h of hosts) {
@@ -247,7 +247,7 @@ export class Mover {
     }
   }
 
-  private async adoptGroup(move: Move, target: string, recs: EnvoyRecord[], unplaced: UnplacedTally): Promise<void> {
+  private async adoptGroup(move: Move, target: string, recs: DirectoryEntry[], unplaced: UnplacedTally): Promise<void> {
     const { state, events } = this.d;
     const reason: AssignReason = move.kind;
     try {

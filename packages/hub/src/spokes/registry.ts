@@ -6,23 +6,23 @@
  * (spoke-view.ts).
  */
 import { AxleError, ErrorCode, fromBase64, type SpokeTarget } from '@axle/shared';
-import type { HubConfig, SpokeConfig } from '../daemon/config.js';
-import { HealthBook, type SpokeState } from './health.js';
-import type { StateStore } from '../store/state.js';
+import type { HubConfig, ConfiguredSpoke } from '../daemon/config.js';
+import { SpokeHealthTracker, type SpokeState } from './health.js';
+import type { HubStore } from '../store/state.js';
 
 /**
  * The spokes as the rest of the hub sees them: config, health, admin state and quota in
  * one place, so routing, drains and the API agree on what "online" and "full" mean.
  */
-export class Fleet {
-  readonly health = new HealthBook();
+export class SpokeRegistry {
+  readonly health = new SpokeHealthTracker();
   /** Assignments in flight per spoke, counted against max_envoys before they are recorded. */
   private readonly inflight = new Map<string, number>();
-  private byId = new Map<string, SpokeConfig>();
+  private byId = new Map<string, ConfiguredSpoke>();
   private targets = new Map<string, SpokeTarget>();
 
   constructor(
-    private readonly store: StateStore,
+    private readonly store: HubStore,
     config: HubConfig,
   ) {
     this.configure(config);
@@ -44,7 +44,7 @@ export class Fleet {
     return this.byId.has(id);
   }
 
-  config(id: string): SpokeConfig {
+  config(id: string): ConfiguredSpoke {
     const c = this.byId.get(id);
     if (!c)
       throw new AxleError(ErrorCode.NOT_FOUND, `no spoke "${id}" in the hub config; list them with GET /api/v1/spokes`);
@@ -58,7 +58,7 @@ export class Fleet {
   }
 
   state(id: string): SpokeState {
-    return HealthBook.state(this.health.get(id), this.store.spokeAdmin.get(id));
+    return SpokeHealthTracker.state(this.health.get(id), this.store.spokeAdmin.get(id));
   }
 
   count(id: string): number {
