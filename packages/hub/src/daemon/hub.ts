@@ -50,6 +50,8 @@ import { RolloutRunner } from '../jobs/rollouts/runner.js';
 import { HostRouter } from '../placement/router.js';
 import { replicationMetrics } from '../store/replication/metrics.js';
 import { Replication } from '../store/replication/replication.js';
+import { CommitTracker } from '../store/replication/commit.js';
+import { replicationSettings } from '../store/replication/settings.js';
 import { SpokeLinks } from '../spokes/spoke-links.js';
 import { HubStore } from '../store/state.js';
 import { StrandedPlacer } from '../placement/stranded.js';
@@ -149,7 +151,9 @@ export class Hub {
     const ca = () => this.tls?.ca;
     const { keyPair, created } = loadOrCreateKeyPair(keyFileOf(cfg));
     if (created) log.info({ keyFile: keyFileOf(cfg) }, 'created hub key');
-    const state = await HubStore.open(cfg.data_dir);
+    // Replication's say over writes is given to the store as it opens (none on a single hub).
+    const commits = new CommitTracker(replicationSettings(cfg));
+    const state = await HubStore.open(cfg.data_dir, replicationSettings(cfg).enabled ? commits : undefined);
     try {
       const config = () => this.cfg;
       const router = () => this.router;
@@ -172,6 +176,7 @@ export class Hub {
       let rolloutsRef: RolloutRunner | undefined;
       const replication = new Replication({
         state,
+        commits,
         keyPair,
         ca,
         log,

@@ -37,6 +37,17 @@ const KEEP_LOG = 1_000_000;
 type Key = string | number | (string | number)[];
 
 /**
+ * Replication's say over writes, given when the store is opened: `guard` refuses to start a
+ * write on a hub that may not write (a standby); `gate` holds the caller's answer until enough
+ * standbys stored it; `appended` is told when entries are durable (the log shippers wake on it).
+ */
+export interface StoreHooks {
+  guard(): void;
+  gate(seq: number): Promise<void>;
+  appended(lastSeq: number): void;
+}
+
+/**
  * The hub's durable state. Every write goes through `apply`/`applyAll`: the change is
  * numbered, written to the log and to its table in one LMDB transaction, and only after
  * that transaction is on disk does the in-memory view change and the caller hear back.
@@ -67,16 +78,9 @@ export class HubStore {
   readonly history: { raw: HistorySample[]; hourly: HistoryBucket[] } = { raw: [], hourly: [] };
   private chain: Promise<unknown> = Promise.resolve();
   private closed = false;
-  /**
-   * Replication hooks (see replication/): `guard` refuses to start a write on a hub that may
-   * not write (a standby); `gate` holds the caller's answer until enough standbys stored it.
-   */
-  guard: (() => void) | undefined;
-  gate: ((seq: number) => Promise<void>) | undefined;
-  /** Called after entries are durable in the log (the primary's log shipper wakes up on it). */
-  onAppend: ((lastSeq: number) => void) | undefined;
 
   private constructor(
+    private readonly hooks: StoreHooks | undefined,
     private readonly root: RootDatabase,
     private readonly db: Record<
       | 'meta'
@@ -103,7 +107,8 @@ export class HubStore {
     >,
   ) {}
 
-  static async open(dir: string): Promise<HubStore> {
+  /** `hooks`: replication's say over writes (replication/commit.ts); none on a single hub. */
+  static async open(dir: string, hooks?: StoreHooks): Promise<HubStore> {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     let root: RootDatabase;
     try {
@@ -116,7 +121,7 @@ export class HubStore {
       );
     }
     const sub = (name: string) => root.openDB<unknown, Key>({ name });
-    const s = new HubStore(root, {
+    const s = new HubStore(hooks, root, {
       meta: sub('meta'),
       log: sub('log'),
       envoys: sub('envoys'),
@@ -189,7 +194,7 @@ export class HubStore {
     if (this.closed) return Promise.reject(new AxleError(ErrorCode.CLOSED, 'the hub store is closed'));
     if (changes.length === 0) return Promise.resolve(this.lastSeq);
     try {
-      this.guard?.();
+      this.hooks?.guard();
     } catch (e) {
       return Promise.reject(e);
     }
@@ -216,14 +221,14 @@ export class HubStore {
       .then(async () => {
         await this.root.flushed;
         for (const e of entries) this.reduce(e.change);
-        this.onAppend?.(last);
+        this.hooks?.appended(last);
         return last;
       });
     this.chain = done.catch(() => undefined);
-    const gate = this.gate;
-    return gate
+    const hooks = this.hooks;
+    return hooks
       ? done.then(async (seq) => {
-          await gate(seq);
+          await hooks.gate(seq);
           return seq;
         })
       : done;

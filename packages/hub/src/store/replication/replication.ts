@@ -21,15 +21,28 @@ import type { HubConfig } from '../../daemon/config.js';
 import { HubToSpokeLink } from '../../spokes/spoke-links.js';
 import type { HubStore } from '../state.js';
 import { Follower } from './follower.js';
-import { PeerLink, type PeerConfig } from './peers.js';
+import type { CommitTracker } from './commit.js';
+import { Ballot, askVotes, type VoterLink } from './elections.js';
+import { PeerLink } from './peers.js';
 import { replicationSettings, type ReplicationSettings } from './settings.js';
 import { StandbyApplier } from './standby.js';
-import { decideVote, leaseUntil } from './votes.js';
+import { replicationStatus } from './status.js';
 
 export type HubRole = 'primary' | 'standby' | 'candidate';
 
+/** A primary this hub knows of: its id, and the address it announced (when not in spanner.peers). */
+interface KnownPrimary {
+  id: string;
+  addrHint?: string | undefined;
+}
+
+/** The hub's role with what belongs to it: since when it leads, or which primary it follows. */
+type Role = { role: 'primary'; since: number } | { role: 'standby' | 'candidate'; primary: KnownPrimary | undefined };
+
 export interface ReplicationDeps {
   state: HubStore;
+  /** The store's write hooks (given to HubStore.open): lease, commit and append waiters. */
+  commits: CommitTracker;
   keyPair: KeyPair;
   /** The CA peer hubs and witnesses must prove themselves to; undefined with insecure_transport. */
   ca: () => Buffer | undefined;
@@ -45,21 +58,12 @@ export interface ReplicationDeps {
   onStandby: () => Promise<void>;
 }
 
-interface Waiter {
-  seq: number;
-  resolve: () => void;
-  reject: (e: Error) => void;
-  timer: NodeJS.Timeout;
-}
-
 interface Inbound {
   conn: Connection;
   hint: { lastSeq: number; lastTerm: number };
   adminHash?: string | undefined;
   follower?: Follower;
 }
-
-const VOTE_KEY = 'replication.vote';
 
 /**
  * Replicated hubs: one primary, the others standbys, terms raised by every promotion.
@@ -72,9 +76,7 @@ const VOTE_KEY = 'replication.vote';
  */
 export class Replication {
   readonly settings: ReplicationSettings;
-  role: HubRole;
-  primaryId: string | undefined;
-  private primaryAddrHint: string | undefined;
+  private r: Role;
   private heardPrimaryAt: number;
   private readonly startedAt = Date.now();
   private nextCampaignAt: number;
@@ -82,27 +84,29 @@ export class Replication {
   private readonly peers = new Map<string, PeerLink>();
   private readonly witnesses = new Map<string, HubToSpokeLink>();
   private readonly inbound = new Map<string, Inbound>();
-  private readonly leaseAcks = new Map<string, number>();
-  private readonly matchSeq = new Map<string, number>();
-  private waiters: Waiter[] = [];
-  private appendWaiters: (() => void)[] = [];
+  private readonly commits: CommitTracker;
+  private readonly ballot: Ballot;
   private readonly applier: StandbyApplier;
   private timer: NodeJS.Timeout | undefined;
-  private voteChain: Promise<unknown> = Promise.resolve();
   private transition: Promise<void> = Promise.resolve();
   private stopped = false;
   /** Test-only fault: drop every replication, vote and lease link (a partition). */
   isolated = false;
-  primarySince = 0;
 
   constructor(private readonly d: ReplicationDeps) {
     const cfg = d.config();
     this.settings = replicationSettings(cfg);
-    this.role = this.settings.enabled ? 'standby' : 'primary';
+    this.commits = d.commits;
+    this.r = this.settings.enabled ? { role: 'standby', primary: undefined } : { role: 'primary', since: 0 };
     this.heardPrimaryAt = this.startedAt;
     this.nextCampaignAt = this.startedAt + this.electionDelay();
     this.applier = new StandbyApplier(d.state, d.log);
-    if (!this.settings.enabled) return;
+    this.ballot = new Ballot(d.state, d.log);
+    if (!this.settings.enabled) {
+      this.commits.lead(new Map());
+      return;
+    }
+    this.commits.follow(() => this.notPrimary());
     const self = { id: cfg.server_id, keyPair: d.keyPair, ca: d.ca };
     for (const p of cfg.spanner.peers) {
       this.peers.set(
@@ -118,15 +122,15 @@ export class Replication {
     for (const w of cfg.replication.witnesses) {
       this.witnesses.set(w.id, new HubToSpokeLink({ ...w, patterns: [], failover_to: [] }, self, d.log));
     }
-    d.state.guard = () => {
-      if (this.role !== 'primary') throw this.notPrimary();
-    };
-    d.state.gate = (seq) => this.committed(seq);
-    d.state.onAppend = () => {
-      const w = this.appendWaiters;
-      this.appendWaiters = [];
-      for (const f of w) f();
-    };
+  }
+
+  get role(): HubRole {
+    return this.r.role;
+  }
+
+  /** The primary's id as this hub knows it (its own when it leads). */
+  get primaryId(): string | undefined {
+    return this.r.role === 'primary' ? this.selfId : this.r.primary?.id;
   }
 
   get enabled(): boolean {
@@ -162,9 +166,10 @@ export class Replication {
 
   /** The primary's address as this hub knows it (for redirects), or undefined. */
   primaryAddr(): string | undefined {
-    if (this.role === 'primary') return this.d.selfAddr();
-    if (this.primaryId === undefined) return undefined;
-    return this.d.config().spanner.peers.find((p) => p.id === this.primaryId)?.addr ?? this.primaryAddrHint;
+    if (this.r.role === 'primary') return this.d.selfAddr();
+    const known = this.r.primary;
+    if (known === undefined) return undefined;
+    return this.d.config().spanner.peers.find((p) => p.id === known.id)?.addr ?? known.addrHint;
   }
 
   notPrimary(): AxleError {
@@ -177,90 +182,8 @@ export class Replication {
     );
   }
 
-  // ---- lease and commit (primary) ----
-
   leaseValidUntil(): number {
-    if (this.role !== 'primary') return 0;
-    return leaseUntil(this.leaseAcks.values(), this.settings.majority, this.settings.leaseMs);
-  }
-
-  private leaseValid(): boolean {
-    return Date.now() < this.leaseValidUntil();
-  }
-
-  private acksFor(seq: number): number {
-    let n = 0;
-    for (const m of this.matchSeq.values()) if (m >= seq) n++;
-    return n;
-  }
-
-  /** The highest position stored by at least min_acks standbys. */
-  private commitSeq(): number {
-    // With min_acks 0 the operator chose availability: the best standby's position.
-    const n = Math.max(1, this.settings.minAcks);
-    const sorted = [...this.matchSeq.values()].sort((a, b) => b - a);
-    return sorted.length >= n ? Math.min(sorted[n - 1]!, this.d.state.lastSeq) : 0;
-  }
-
-  private committed(seq: number): Promise<void> {
-    if (this.role !== 'primary') return Promise.reject(this.notPrimary());
-    if (this.acksFor(seq) >= this.settings.minAcks && this.leaseValid()) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      const ms = Math.max(10_000, this.settings.electionTimeoutMs * 2);
-      const w: Waiter = {
-        seq,
-        resolve,
-        reject,
-        timer: setTimeout(() => {
-          this.waiters = this.waiters.filter((x) => x !== w);
-          reject(
-            new AxleError(
-              ErrorCode.TIMEOUT,
-              `the change is stored on this hub but ${this.settings.minAcks} standby(s) did not confirm it within ${ms} ms; it may be lost if this hub fails. Check the standbys (GET /api/v1/hub)`,
-            ),
-          );
-        }, ms),
-      };
-      this.waiters.push(w);
-    });
-  }
-
-  private releaseWaiters(): void {
-    if (this.waiters.length === 0 || !this.leaseValid()) return;
-    const keep: Waiter[] = [];
-    for (const w of this.waiters) {
-      if (this.acksFor(w.seq) >= this.settings.minAcks) {
-        clearTimeout(w.timer);
-        w.resolve();
-      } else keep.push(w);
-    }
-    this.waiters = keep;
-  }
-
-  private rejectWaiters(): void {
-    const all = this.waiters;
-    this.waiters = [];
-    for (const w of all) {
-      clearTimeout(w.timer);
-      w.reject(this.notPrimary());
-    }
-  }
-
-  private onAck(peerId: string, sentAt: number, matchSeq: number): void {
-    this.leaseAcks.set(peerId, Math.max(this.leaseAcks.get(peerId) ?? 0, sentAt));
-    this.matchSeq.set(peerId, matchSeq);
-    this.releaseWaiters();
-  }
-
-  private nextAppend(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(done, ms);
-      function done(): void {
-        clearTimeout(t);
-        resolve();
-      }
-      this.appendWaiters.push(done);
-    });
+    return this.commits.leaseValidUntil();
   }
 
   // ---- the timer: heartbeats, lease checks, elections ----
@@ -268,8 +191,8 @@ export class Replication {
   private tick(): void {
     const s = this.settings;
     for (const p of this.peers.values()) p.keepOpen(s.electionTimeoutMs);
-    if (this.role === 'primary') {
-      if (!this.leaseValid() && Date.now() - this.primarySince > 0) {
+    if (this.r.role === 'primary') {
+      if (!this.commits.leaseValid() && Date.now() - this.r.since > 0) {
         this.d.log.warn(
           { term: this.term, majority: s.majority },
           'lost the lease: a majority of voters has not answered within the lease; stepping down',
@@ -278,7 +201,7 @@ export class Replication {
         return;
       }
       this.pingWitnesses();
-      this.releaseWaiters();
+      this.commits.release();
       return;
     }
     if (
@@ -299,7 +222,7 @@ export class Replication {
     const term = this.term;
     // The position min_acks standbys hold (everything acknowledged so far), not our last entry:
     // a witness refuses candidates behind it, and a standby must still be able to win.
-    const seq = this.commitSeq();
+    const seq = this.commits.commitSeq(this.d.state.lastSeq);
     const pos = { lastSeq: seq, lastTerm: this.d.state.termAt(seq) ?? 0 };
     for (const [id, w] of this.witnesses) {
       if (this.isolated) continue;
@@ -311,10 +234,7 @@ export class Replication {
       ).then(
         (r) => {
           if (r.term > term) return void this.learnTerm(r.term, `witness ${id}`);
-          if (this.role === 'primary' && this.term === term) {
-            this.leaseAcks.set(`witness:${id}`, Math.max(this.leaseAcks.get(`witness:${id}`) ?? 0, sentAt));
-            this.releaseWaiters();
-          }
+          if (this.role === 'primary' && this.term === term) this.commits.onWitnessAck(id, sentAt);
         },
         (e: unknown) => {
           if (e instanceof AxleError && e.code === ErrorCode.STALE_TERM) void this.learnTerm(term + 1, `witness ${id}`);
@@ -358,14 +278,12 @@ export class Replication {
   }
 
   private async demote(reason: string): Promise<void> {
-    const was = this.role;
-    this.role = 'standby';
-    if (was === 'primary') {
-      this.primaryId = undefined;
+    const was = this.r;
+    this.r = { role: 'standby', primary: was.role === 'primary' ? undefined : was.primary };
+    if (was.role === 'primary') {
       // Nothing to protect any more: this hub's own lease is void.
       this.heardPrimaryAt = 0;
-      this.leaseAcks.clear();
-      this.rejectWaiters();
+      this.commits.follow(() => this.notPrimary());
       for (const i of this.inbound.values()) if (i.follower) i.follower.stopped = true;
       this.d.log.warn({ term: this.term, reason }, 'now a standby');
       await this.d.onStandby();
@@ -374,12 +292,8 @@ export class Replication {
   }
 
   private async becomePrimary(term: number, acks: Map<string, number>): Promise<void> {
-    this.role = 'primary';
-    this.primaryId = this.selfId;
-    this.primarySince = Date.now();
-    this.leaseAcks.clear();
-    for (const [k, v] of acks) this.leaseAcks.set(k, v);
-    this.matchSeq.clear();
+    this.r = { role: 'primary', since: Date.now() };
+    this.commits.lead(acks);
     this.d.log.warn({ term, lastSeq: this.d.state.lastSeq }, 'promoted to primary');
     for (const [id, i] of this.inbound) this.feed(id, i);
     this.d.state
@@ -424,9 +338,9 @@ export class Replication {
         holdMs: s.electionTimeoutMs,
         requestTimeoutMs: Math.max(s.leaseMs, 1000),
         leading: () => this.role === 'primary' && this.term === term && !this.isolated,
-        onAck: (id, sentAt, seq) => this.onAck(id, sentAt, seq),
+        onAck: (id, sentAt, seq) => this.commits.onAck(id, sentAt, seq),
         onHigherTerm: (t, from) => void this.learnTerm(t, `standby ${from}`),
-        nextAppend: (ms) => this.nextAppend(ms),
+        nextAppend: (ms) => this.commits.nextAppend(ms),
       },
       i.hint,
     );
@@ -438,11 +352,6 @@ export class Replication {
 
   // ---- elections ----
 
-  private voteOf(term: number): string | undefined {
-    const v = this.d.state.getMeta<{ term: number; id: string }>(VOTE_KEY);
-    return v && v.term === term ? v.id : undefined;
-  }
-
   /** Runs one election for term+1; `handover` when the primary stepped down for us. */
   async campaign(handover: boolean): Promise<boolean> {
     if (this.campaigning || this.stopped) return false;
@@ -451,7 +360,7 @@ export class Replication {
       const s = this.settings;
       const term = this.term + 1;
       // Pre-vote first: a hub that cannot win (cut off, or behind) does not raise its term.
-      const pre = await this.askVotes(term, handover, true);
+      const pre = await this.requestVotes(term, handover, true);
       if (pre.higher > 0) {
         await this.learnTerm(pre.higher, 'a voter');
         return false;
@@ -464,11 +373,10 @@ export class Replication {
         );
         return false;
       }
-      await this.d.state.raiseTerm(term);
-      await this.d.state.putMeta(VOTE_KEY, { term, id: this.selfId });
-      this.role = 'candidate';
+      await this.ballot.cast(term, this.selfId);
+      this.r = { role: 'candidate', primary: this.r.role === 'primary' ? undefined : this.r.primary };
       this.nextCampaignAt = Date.now() + this.electionDelay();
-      const { granted, higher, refusals } = await this.askVotes(term, handover, false);
+      const { granted, higher, refusals } = await this.requestVotes(term, handover, false);
       const votes = granted.size + 1;
       this.d.log.info({ term, votes, majority: s.majority, refusals }, 'election finished');
       if (higher > 0) {
@@ -481,14 +389,14 @@ export class Replication {
         if (votes >= s.majority) {
           won = true;
           await this.becomePrimary(term, granted);
-        } else {
-          this.role = 'standby';
+        } else if (this.r.role === 'candidate') {
+          this.r = { role: 'standby', primary: this.r.primary };
         }
       });
       return won;
     } catch (e) {
       this.d.log.warn({ err: errorText(e) }, 'election failed');
-      if (this.role === 'candidate') this.role = 'standby';
+      if (this.r.role === 'candidate') this.r = { role: 'standby', primary: this.r.primary };
       return false;
     } finally {
       this.campaigning = false;
@@ -496,86 +404,37 @@ export class Replication {
   }
 
   /** Asks every other voter at once; answers within half the election timeout count. */
-  private async askVotes(
-    term: number,
-    handover: boolean,
-    prevote: boolean,
-  ): Promise<{ granted: Map<string, number>; higher: number; refusals: string[] }> {
+  private requestVotes(term: number, handover: boolean, prevote: boolean) {
     const s = this.settings;
-    const pos = this.applier.position();
     const req: MessageOf<'vote_request'> = {
       type: 'vote_request',
       term,
       candidate: this.selfId,
-      ...pos,
+      ...this.applier.position(),
       holdMs: s.electionTimeoutMs,
       ...(handover ? { handover } : {}),
       ...(prevote ? { prevote } : {}),
     };
-    const sentAt = Date.now();
-    const timeout = Math.max(100, Math.floor(s.electionTimeoutMs / 2));
-    const asks: Promise<{ id: string; reply?: MessageOf<'vote_reply'>; err?: string }>[] = [];
-    if (!this.isolated) {
-      for (const [id, p] of this.peers)
-        asks.push(
-          p.request(req, timeout, 'vote_reply').then(
-            (reply) => ({ id, reply }),
-            (e: unknown) => ({ id, err: errorText(e) }),
-          ),
-        );
-      for (const [id, w] of this.witnesses)
-        asks.push(
-          w.request(req, timeout, 'vote_reply').then(
-            (reply) => ({ id: `witness:${id}`, reply }),
-            (e: unknown) => ({ id: `witness:${id}`, err: errorText(e) }),
-          ),
-        );
-    }
-    const answers = await Promise.all(asks);
-    const granted = new Map<string, number>();
-    let higher = 0;
-    for (const a of answers) {
-      if (a.reply?.granted) granted.set(a.id, sentAt);
-      // A pre-vote refused for a term we have not reached yet says nothing about a higher term.
-      if (a.reply && a.reply.term > term) higher = Math.max(higher, a.reply.term);
-    }
-    return {
-      granted,
-      higher,
-      refusals: answers.filter((a) => !a.reply?.granted).map((a) => `${a.id}: ${a.reply?.reason ?? a.err}`),
-    };
+    const voters: [string, VoterLink][] = this.isolated
+      ? []
+      : [...this.peers, ...[...this.witnesses].map(([id, w]): [string, VoterLink] => [`witness:${id}`, w])];
+    return askVotes(voters, req, Math.max(100, Math.floor(s.electionTimeoutMs / 2)));
   }
 
   private onVoteRequest(req: MessageOf<'vote_request'>): Promise<MessageOf<'vote_reply'>> {
-    const p = this.voteChain.then(async (): Promise<MessageOf<'vote_reply'>> => {
-      const state = this.d.state;
-      const pos = this.applier.position();
-      const decision = decideVote(
-        {
-          now: Date.now(),
-          term: this.term,
-          votedFor: this.voteOf(req.term),
-          heardPrimaryAt: this.heardPrimaryAt,
-          leading: this.role === 'primary' && this.leaseValid(),
-          ...pos,
-        },
-        req,
-      );
-      if (!decision.granted) {
-        if (!req.prevote)
-          this.d.log.info({ candidate: req.candidate, term: req.term, reason: decision.reason }, 'vote refused');
-        return { type: 'vote_reply', term: this.term, granted: false, reason: decision.reason };
-      }
-      if (req.prevote) return { type: 'vote_reply', term: this.term, granted: true, reason: 'would grant' };
-      if (req.term > this.term) await state.raiseTerm(req.term);
-      await state.putMeta(VOTE_KEY, { term: req.term, id: req.candidate });
-      this.heardPrimaryAt = Date.now();
-      if (this.role !== 'standby') await this.stepDown(`voted for ${req.candidate} in term ${req.term}`);
-      this.d.log.info({ candidate: req.candidate, term: req.term }, 'vote granted');
-      return { type: 'vote_reply', term: this.term, granted: true, reason: 'granted' };
-    });
-    this.voteChain = p.catch(() => undefined);
-    return p;
+    return this.ballot.serve(
+      req,
+      () => ({
+        term: this.term,
+        heardPrimaryAt: this.heardPrimaryAt,
+        leading: this.role === 'primary' && this.commits.leaseValid(),
+        ...this.applier.position(),
+      }),
+      async () => {
+        this.heardPrimaryAt = Date.now();
+        if (this.role !== 'standby') await this.stepDown(`voted for ${req.candidate} in term ${req.term}`);
+      },
+    );
   }
 
   /** Manual promotion (`axle hub promote` on a standby): ask the primary to step down, then run the election. */
@@ -724,62 +583,28 @@ export class Replication {
   /** A primary of `term` (>= ours) is feeding us: follow it. */
   private async follow(term: number, primary: string, addr: string): Promise<void> {
     if (term > this.term || this.role !== 'standby') await this.learnTerm(term, `primary ${primary}`);
-    this.primaryId = primary;
-    this.primaryAddrHint = addr;
+    // The only way a hub learns who leads is being fed: set even while a campaign of its own runs.
+    if (this.r.role !== 'primary') this.r = { role: this.r.role, primary: { id: primary, addrHint: addr } };
     this.heardPrimaryAt = Date.now();
   }
 
   // ---- status ----
 
   status(): Record<string, unknown> {
-    const state = this.d.state;
-    const now = Date.now();
-    const cfg = this.d.config();
-    const hubs = cfg.spanner.peers.map((p: PeerConfig) => {
-      const i = this.inbound.get(p.id);
-      const match = this.matchSeq.get(p.id);
-      const isPrimary = this.primaryId === p.id;
-      return {
-        id: p.id,
-        addr: p.addr,
-        role: isPrimary ? 'primary' : this.role === 'primary' ? (i?.follower ? 'standby' : 'unreachable') : 'unknown',
-        linked: this.peers.get(p.id)?.connected ?? false,
-        // A standby the primary feeds follows the primary's term.
-        term: isPrimary ? this.term : this.role === 'primary' && i?.follower ? this.term : null,
-        ...(this.role === 'primary'
-          ? {
-              logPosition: match ?? null,
-              lag: match === undefined ? null : Math.max(0, state.lastSeq - match),
-              lastAckMsAgo: this.leaseAcks.has(p.id) ? now - this.leaseAcks.get(p.id)! : null,
-            }
-          : {}),
-      };
-    });
-    return {
-      enabled: this.settings.enabled,
+    const id = this.primaryId;
+    return replicationStatus({
+      cfg: this.d.config(),
+      settings: this.settings,
       role: this.role,
       term: this.term,
-      logPosition: state.lastSeq,
-      lag: this.role === 'primary' ? 0 : this.applier.lag,
-      primary:
-        this.role === 'primary'
-          ? { id: this.selfId, addr: this.d.selfAddr() }
-          : this.primaryId !== undefined
-            ? { id: this.primaryId, addr: this.primaryAddr() ?? null }
-            : null,
-      leaseMs: this.settings.leaseMs,
-      electionTimeoutMs: this.settings.electionTimeoutMs,
-      minAcks: this.settings.minAcks,
-      voters: this.settings.voters,
-      majority: this.settings.majority,
-      leaseValidForMs: this.role === 'primary' ? Math.max(0, Math.min(this.leaseValidUntil() - now, 1e12)) : 0,
-      hubs,
-      witnesses: cfg.replication.witnesses.map((w) => ({
-        id: w.id,
-        addr: w.addr,
-        lastAckMsAgo: this.leaseAcks.has(`witness:${w.id}`) ? now - this.leaseAcks.get(`witness:${w.id}`)! : null,
-      })),
-    };
+      self: { id: this.selfId, addr: this.d.selfAddr() },
+      primary: id === undefined ? undefined : { id, addr: this.primaryAddr() },
+      lastSeq: this.d.state.lastSeq,
+      standbyLag: this.applier.lag,
+      commits: this.commits,
+      linked: (peerId) => this.peers.get(peerId)?.connected ?? false,
+      fed: (peerId) => this.inbound.get(peerId)?.follower !== undefined,
+    });
   }
 
   logPosition(): number {
@@ -791,7 +616,7 @@ export class Replication {
     if (this.role !== 'primary') return [{ peer: this.selfId, lag: this.applier.lag }];
     return this.d.config().spanner.peers.map((p) => ({
       peer: p.id,
-      lag: Math.max(0, this.d.state.lastSeq - (this.matchSeq.get(p.id) ?? 0)),
+      lag: Math.max(0, this.d.state.lastSeq - (this.commits.matchOf(p.id) ?? 0)),
     }));
   }
 
@@ -806,8 +631,7 @@ export class Replication {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    this.rejectWaiters();
-    for (const f of this.appendWaiters) f();
+    this.commits.stop(() => this.notPrimary());
     for (const i of this.inbound.values()) if (i.follower) i.follower.stopped = true;
     for (const p of this.peers.values()) p.close();
     for (const w of this.witnesses.values()) w.close();
