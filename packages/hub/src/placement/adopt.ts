@@ -58,9 +58,8 @@ export async function adoptOn(
   return adopted;
 }
 
-/** Writes `changes` in one transaction (on disk and on `min_acks` standbys), then announces their events. */
-export async function recordChanges(d: Pick<AdoptDeps, 'state' | 'events'>, changes: Change[]): Promise<void> {
+/** Writes `changes` in one transaction (on disk and on `min_acks` standbys); the store announces their events. */
+export async function recordChanges(d: Pick<AdoptDeps, 'state'>, changes: Change[]): Promise<void> {
   if (changes.length === 0) return;
   await d.state.applyAll(changes);
-  d.events.published(changes);
 }

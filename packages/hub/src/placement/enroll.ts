@@ -180,7 +180,6 @@ export class Enrollment {
         ];
         await state.applyAll(changes);
         use.settle();
-        this.d.events.published(changes);
         return this.pendingAssignment();
       }
       const rec = await this.place(

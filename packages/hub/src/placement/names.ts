@@ -53,7 +53,6 @@ export async function canonicalizeDirectory(d: ImportDeps): Promise<void> {
   for (const x of dropped) changes.push(d.events.change('envoy.removed', { hostname: x.hostname, reason: x.why }));
   if (changes.length > 0) {
     await d.state.applyAll(changes);
-    d.events.published(changes);
   }
   d.log.warn(
     { renamed: done.length, removed: dropped.length, left: renames.length - done.length, errors: res.errors },

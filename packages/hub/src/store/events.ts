@@ -6,7 +6,8 @@ import type { HubStore } from './state.js';
 
 /**
  * The hub's event log: each event is a durable change (so replication carries it and the
- * API can page through it), then goes to listeners such as the webhook sender.
+ * API can page through it). The store announces each one once its write commits; here it is
+ * logged and passed on to listeners such as the webhook sender.
  */
 export class Events extends EventEmitter<{ event: [HubEvent] }> {
   constructor(
@@ -14,6 +15,10 @@ export class Events extends EventEmitter<{ event: [HubEvent] }> {
     private readonly log: Logger,
   ) {
     super();
+    state.on('event', (ev) => {
+      this.log.info({ event: ev.type, seq: ev.seq, ...ev.data }, `event ${ev.type}`);
+      this.emit('event', ev);
+    });
   }
 
   /** A change that records an event, to apply together with the change it describes. */
@@ -21,20 +26,10 @@ export class Events extends EventEmitter<{ event: [HubEvent] }> {
     return { kind: 'event.add', event: { seq: 0, at: Date.now(), type, data } };
   }
 
-  /** Applies `changes` and the event in one transaction, then tells listeners. */
+  /** Applies `changes` and the event in one transaction; the store announces the event. */
   async record(type: EventType, data: Record<string, unknown>, changes: Change[] = []): Promise<HubEvent> {
     const ev = this.change(type, data);
     await this.state.applyAll([...changes, ev]);
-    this.published([ev]);
     return ev.event;
-  }
-
-  /** Call after applying changes that included events made with `change`. */
-  published(changes: Change[]): void {
-    for (const c of changes) {
-      if (c.kind !== 'event.add') continue;
-      this.log.info({ event: c.event.type, seq: c.event.seq, ...c.event.data }, `event ${c.event.type}`);
-      this.emit('event', c.event);
-    }
   }
 }

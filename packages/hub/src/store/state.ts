@@ -5,6 +5,7 @@
  * and the replication of the change log to standbys with the election of the one primary that
  * writes it (replication/).
  */
+import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
@@ -52,8 +53,12 @@ export interface StoreHooks {
  * numbered, written to the log and to its table in one LMDB transaction, and only after
  * that transaction is on disk does the in-memory view change and the caller hear back.
  * Replication ships `logSince()`; a standby replays it with the same `reduce`.
+ *
+ * It emits `event` for each event (an `event.add` change) once the write that carries it is
+ * committed, so no writer can forget to announce one (store/events.ts logs them and passes
+ * them on to webhooks). A standby replaying the primary's log announces nothing.
  */
-export class HubStore {
+export class HubStore extends EventEmitter<{ event: [HubEvent] }> {
   term = 1;
   epochCeiling = 0;
   lastSeq = 0;
@@ -105,7 +110,9 @@ export class HubStore {
       | 'historyh',
       Database<unknown, Key>
     >,
-  ) {}
+  ) {
+    super();
+  }
 
   /** `hooks`: replication's say over writes (replication/commit.ts); none on a single hub. */
   static async open(dir: string, hooks?: StoreHooks): Promise<HubStore> {
@@ -226,12 +233,16 @@ export class HubStore {
       });
     this.chain = done.catch(() => undefined);
     const hooks = this.hooks;
-    return hooks
+    const committed = hooks
       ? done.then(async (seq) => {
           await hooks.gate(seq);
           return seq;
         })
       : done;
+    return committed.then((seq) => {
+      for (const c of changes) if (c.kind === 'event.add') this.emit('event', c.event);
+      return seq;
+    });
   }
 
   /**

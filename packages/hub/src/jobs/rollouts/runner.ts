@@ -320,7 +320,6 @@ export class RolloutRunner {
           { kind: 'rollout.put' as const, rollout: { ...r, wavesDone: step.done, updatedAt: Date.now() } },
         ];
         await state.applyAll(all);
-        events.published(all);
         return;
       }
       case 'halt': {
