@@ -8,12 +8,9 @@ import {
   AxleError,
   ErrorCode,
   errorText,
-  fingerprint,
-  toBase64,
   type Connection,
   type KeyPair,
   type Logger,
-  type Message,
   type MessageOf,
   type PeerClaim,
 } from '@axle/shared';
@@ -23,6 +20,7 @@ import type { HubStore } from '../state.js';
 import { Follower } from './follower.js';
 import type { CommitTracker } from './commit.js';
 import { Ballot, askVotes, type VoterLink } from './elections.js';
+import { PeerEndpoint, type Inbound } from './endpoint.js';
 import { PeerLink } from './peers.js';
 import { replicationSettings, type ReplicationSettings } from './settings.js';
 import { StandbyApplier } from './standby.js';
@@ -58,13 +56,6 @@ export interface ReplicationDeps {
   onStandby: () => Promise<void>;
 }
 
-interface Inbound {
-  conn: Connection;
-  hint: { lastSeq: number; lastTerm: number };
-  adminHash?: string | undefined;
-  follower?: Follower;
-}
-
 /**
  * Replicated hubs: one primary, the others standbys, terms raised by every promotion.
  * - The primary ships every change (HubStore log) to each standby over the link the
@@ -83,7 +74,7 @@ export class Replication {
   private campaigning = false;
   private readonly peers = new Map<string, PeerLink>();
   private readonly witnesses = new Map<string, HubToSpokeLink>();
-  private readonly inbound = new Map<string, Inbound>();
+  private readonly endpoint: PeerEndpoint;
   private readonly commits: CommitTracker;
   private readonly ballot: Ballot;
   private readonly applier: StandbyApplier;
@@ -102,6 +93,24 @@ export class Replication {
     this.nextCampaignAt = this.startedAt + this.electionDelay();
     this.applier = new StandbyApplier(d.state, d.log);
     this.ballot = new Ballot(d.state, d.log);
+    this.endpoint = new PeerEndpoint({
+      log: d.log,
+      applier: this.applier,
+      selfId: () => this.selfId,
+      selfAddr: d.selfAddr,
+      adminHash: d.adminHash,
+      peers: () => d.config().spanner.peers,
+      term: () => this.term,
+      leading: () => this.role === 'primary',
+      isolated: () => this.isolated,
+      notPrimary: () => this.notPrimary(),
+      leaseMs: () => this.settings.leaseMs,
+      learnTerm: (term, from) => this.learnTerm(term, from),
+      stepDown: (reason) => this.stepDown(reason),
+      follow: (term, primary, addr) => this.follow(term, primary, addr),
+      vote: (req) => this.onVoteRequest(req),
+      feed: (peerId, i) => this.feed(peerId, i),
+    });
     if (!this.settings.enabled) {
       this.commits.lead(new Map());
       return;
@@ -113,8 +122,8 @@ export class Replication {
         p.id,
         new PeerLink(p, self, {
           log: d.log,
-          onRequest: (m, c) => this.onPeerRequest(m, p.id, c),
-          onOpen: (c) => this.hello(p.id, c),
+          onRequest: (m, c) => this.endpoint.serve(m, p.id, c),
+          onOpen: (c) => this.endpoint.hello(p.id, c),
           blocked: () => this.isolated,
         }),
       );
@@ -284,7 +293,7 @@ export class Replication {
       // Nothing to protect any more: this hub's own lease is void.
       this.heardPrimaryAt = 0;
       this.commits.follow(() => this.notPrimary());
-      for (const i of this.inbound.values()) if (i.follower) i.follower.stopped = true;
+      this.endpoint.stopFeeding();
       this.d.log.warn({ term: this.term, reason }, 'now a standby');
       await this.d.onStandby();
     }
@@ -295,7 +304,7 @@ export class Replication {
     this.r = { role: 'primary', since: Date.now() };
     this.commits.lead(acks);
     this.d.log.warn({ term, lastSeq: this.d.state.lastSeq }, 'promoted to primary');
-    for (const [id, i] of this.inbound) this.feed(id, i);
+    for (const [id, i] of this.endpoint.inbound) this.feed(id, i);
     this.d.state
       .apply({ kind: 'term.set', term })
       .catch((e: unknown) => this.d.log.warn({ err: errorText(e) }, 'term change not confirmed by the standbys'));
@@ -477,107 +486,14 @@ export class Replication {
     return { role: this.role, term: this.term };
   }
 
-  // ---- peer connections ----
+  // ---- peer connections (endpoint.ts) ----
 
   authenticate(claim: PeerClaim): { role: string } {
-    const p = this.d.config().spanner.peers.find((x) => x.id === claim.id);
-    if (!p)
-      throw new AxleError(
-        ErrorCode.UNKNOWN_KEY,
-        `hub "${claim.id}" is not in this hub's spanner.peers; add it (id, addr, pubkey) to replicate with it`,
-      );
-    if (p.pubkey !== toBase64(claim.pubkey)) {
-      throw new AxleError(
-        ErrorCode.UNKNOWN_KEY,
-        `hub "${claim.id}" presented key ${fingerprint(claim.pubkey)}, not its pubkey in spanner.peers; run axle-hub keygen on it and update the config`,
-      );
-    }
-    if (this.isolated) throw new AxleError(ErrorCode.UNREACHABLE, 'peer links are blocked (test fault)');
-    return { role: 'hub' };
+    return this.endpoint.authenticate(claim);
   }
 
-  /** A peer hub connected to us (its outbound link): it says hello, asks for votes, or asks us to step down. */
   attachInbound(conn: Connection): void {
-    const id = conn.peer.id;
-    conn.onRequest = (msg, c) => this.onPeerRequest(msg, id, c);
-    conn.onEvent = () => undefined;
-    void conn.closed.then(() => {
-      const i = this.inbound.get(id);
-      if (i?.conn === conn) {
-        if (i.follower) i.follower.stopped = true;
-        this.inbound.delete(id);
-      }
-    });
-  }
-
-  private hello(peerId: string, conn: Connection): void {
-    const pos = this.applier.position();
-    conn
-      .request(
-        { type: 'repl_hello', term: this.term, id: this.selfId, ...pos, adminHash: this.d.adminHash() },
-        this.settings.leaseMs,
-        'repl_welcome',
-      )
-      .then(
-        (w) => {
-          if (w.term > this.term) void this.learnTerm(w.term, `primary ${w.primary}`);
-          this.d.log.info({ primary: w.primary, term: w.term }, 'following the primary');
-        },
-        (e: unknown) => this.d.log.debug({ peer: peerId, err: errorText(e) }, 'peer is not the primary'),
-      );
-  }
-
-  private async onPeerRequest(msg: Message, peerId: string, conn: Connection): Promise<Message> {
-    if (this.isolated) throw new AxleError(ErrorCode.UNREACHABLE, 'peer links are blocked (test fault)');
-    switch (msg.type) {
-      case 'repl_hello': {
-        const i: Inbound = { conn, hint: { lastSeq: msg.lastSeq, lastTerm: msg.lastTerm }, adminHash: msg.adminHash };
-        const old = this.inbound.get(peerId);
-        if (old?.follower) old.follower.stopped = true;
-        this.inbound.set(peerId, i);
-        if (msg.term > this.term) {
-          await this.learnTerm(msg.term, `hub ${peerId}`);
-        }
-        if (this.role !== 'primary') throw this.notPrimary();
-        this.feed(peerId, i);
-        return { type: 'repl_welcome', term: this.term, primary: this.selfId, primaryAddr: this.d.selfAddr() };
-      }
-      case 'repl_append': {
-        if (msg.term < this.term)
-          return {
-            type: 'repl_ack',
-            term: this.term,
-            ok: false,
-            ...this.applier.position(),
-            reason: `term ${msg.term} is behind ${this.term}`,
-          };
-        await this.follow(msg.term, msg.primary, msg.primaryAddr);
-        return this.applier.append(msg, () => this.term);
-      }
-      case 'repl_snapshot': {
-        if (msg.term < this.term)
-          return {
-            type: 'repl_ack',
-            term: this.term,
-            ok: false,
-            ...this.applier.position(),
-            reason: `term ${msg.term} is behind ${this.term}`,
-          };
-        await this.follow(msg.term, msg.primary, msg.primaryAddr);
-        return this.applier.snapshot(msg, () => this.term);
-      }
-      case 'vote_request':
-        return this.onVoteRequest(msg);
-      case 'step_down': {
-        if (this.role === 'primary') {
-          this.d.log.warn({ candidate: msg.candidate }, 'stepping down for a manual promotion');
-          await this.stepDown(`manual promotion of ${msg.candidate}`);
-        }
-        return { type: 'step_down_ok', term: this.term, ...this.applier.position() };
-      }
-      default:
-        throw new AxleError(ErrorCode.INVALID, `a hub does not take ${msg.type} from a peer hub`);
-    }
+    this.endpoint.attach(conn);
   }
 
   /** A primary of `term` (>= ours) is feeding us: follow it. */
@@ -603,7 +519,7 @@ export class Replication {
       standbyLag: this.applier.lag,
       commits: this.commits,
       linked: (peerId) => this.peers.get(peerId)?.connected ?? false,
-      fed: (peerId) => this.inbound.get(peerId)?.follower !== undefined,
+      fed: (peerId) => this.endpoint.inbound.get(peerId)?.follower !== undefined,
     });
   }
 
@@ -625,14 +541,14 @@ export class Replication {
     this.isolated = on;
     if (!on) return;
     for (const p of this.peers.values()) p.drop();
-    for (const i of this.inbound.values()) i.conn.close();
+    for (const i of this.endpoint.inbound.values()) i.conn.close();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.commits.stop(() => this.notPrimary());
-    for (const i of this.inbound.values()) if (i.follower) i.follower.stopped = true;
+    this.endpoint.stopFeeding();
     for (const p of this.peers.values()) p.close();
     for (const w of this.witnesses.values()) w.close();
     await this.transition.catch(() => undefined);
