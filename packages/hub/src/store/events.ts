@@ -15,7 +15,7 @@ export class Events extends EventEmitter<{ event: [HubEvent] }> {
     private readonly log: Logger,
   ) {
     super();
-    state.on('event', (ev) => {
+    state.onEvent((ev) => {
       this.log.info({ event: ev.type, seq: ev.seq, ...ev.data }, `event ${ev.type}`);
       this.emit('event', ev);
     });

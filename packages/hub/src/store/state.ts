@@ -10,11 +10,12 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { AxleError, ErrorCode } from '@axle/shared';
+import { type Key, type Tables, writeChange } from './tables.js';
+import { HubView } from './view.js';
 import type {
   ApiToken,
   Change,
   ConfigBundle,
-  ConfigBundleMeta,
   Delivery,
   DirectoryEntry,
   HubEvent,
@@ -30,12 +31,9 @@ import type { Job, JobTarget } from '../jobs/model.js';
 import type { HistoryBucket, HistorySample } from './history/model.js';
 import type { Rollout } from '../jobs/rollouts/model.js';
 
-/** Old events and deliveries are trimmed so the store does not grow without bound. */
-const KEEP_EVENTS = 50_000;
+/** Old deliveries and log entries are trimmed so the store does not grow without bound. */
 const KEEP_DELIVERIES = 20_000;
 const KEEP_LOG = 1_000_000;
-
-type Key = string | number | (string | number)[];
 
 /**
  * Replication's say over writes, given when the store is opened: `guard` refuses to start a
@@ -54,62 +52,21 @@ export interface StoreHooks {
  * that transaction is on disk does the in-memory view change and the caller hear back.
  * Replication ships `logSince()`; a standby replays it with the same `reduce`.
  *
- * It emits `event` for each event (an `event.add` change) once the write that carries it is
- * committed, so no writer can forget to announce one (store/events.ts logs them and passes
+ * It announces each event (an `event.add` change) to `onEvent` listeners once the write that
+ * carries it is committed, so no writer can forget to announce one (store/events.ts logs them and passes
  * them on to webhooks). A standby replaying the primary's log announces nothing.
  */
-export class HubStore extends EventEmitter<{ event: [HubEvent] }> {
-  term = 1;
-  epochCeiling = 0;
+export class HubStore extends HubView {
+  private readonly announcer = new EventEmitter<{ event: [HubEvent] }>();
   lastSeq = 0;
   lastEventSeq = 0;
-  readonly envoys = new Map<string, DirectoryEntry>();
-  readonly perSpoke = new Map<string, number>();
-  readonly tokens = new Map<string, JoinToken>();
-  readonly apiTokens = new Map<string, ApiToken>();
-  readonly pending = new Map<string, PendingEnrollment>();
-  readonly rekey = new Map<string, RekeyAllowance>();
-  readonly spokeAdmin = new Map<string, SpokeAdmin>();
-  /** spokeId -> host names it must still be told to release. */
-  readonly releases = new Map<string, Set<string>>();
-  readonly moves = new Map<string, Move>();
-  /** Published config versions without their bytes (read those with `bundle()`), newest last. */
-  readonly bundles = new Map<number, ConfigBundleMeta>();
-  /** Jobs without their targets (read those with `jobTargets()`). */
-  readonly jobs = new Map<string, Job>();
-  readonly secrets = new Map<string, SecretRecord>();
-  readonly rollouts = new Map<string, Rollout>();
-  /** Compliance samples of the last day, oldest first, and hourly buckets before that (history/). */
-  readonly history: { raw: HistorySample[]; hourly: HistoryBucket[] } = { raw: [], hourly: [] };
   private chain: Promise<unknown> = Promise.resolve();
   private closed = false;
 
   private constructor(
     private readonly hooks: StoreHooks | undefined,
     private readonly root: RootDatabase,
-    private readonly db: Record<
-      | 'meta'
-      | 'log'
-      | 'envoys'
-      | 'tokens'
-      | 'apitokens'
-      | 'pending'
-      | 'rekey'
-      | 'spokes'
-      | 'releases'
-      | 'moves'
-      | 'events'
-      | 'deliveries'
-      | 'bundles'
-      | 'jobs'
-      | 'jobtargets'
-      | 'secrets'
-      | 'secretheld'
-      | 'rollouts'
-      | 'history'
-      | 'historyh',
-      Database<unknown, Key>
-    >,
+    private readonly db: Tables,
   ) {
     super();
   }
@@ -191,6 +148,11 @@ export class HubStore extends EventEmitter<{ event: [HubEvent] }> {
     return out;
   }
 
+  /** Calls `fn` with each event once the write carrying it is committed (never for a standby's replay). */
+  onEvent(fn: (ev: HubEvent) => void): void {
+    this.announcer.on('event', fn);
+  }
+
   /** Applies one change durably; resolves with its log sequence number once it is on disk. */
   apply(change: Change): Promise<number> {
     return this.applyAll([change]);
@@ -217,7 +179,7 @@ export class HubStore extends EventEmitter<{ event: [HubEvent] }> {
       for (const e of entries) {
         this.db.log.put(e.seq, e);
         if (e.seq > KEEP_LOG) this.db.log.remove(e.seq - KEEP_LOG);
-        this.write(e.change);
+        writeChange(this.db, e.change);
       }
       this.db.meta.put('lastSeq', last);
       this.db.meta.put('lastEventSeq', eventSeq);
@@ -240,7 +202,7 @@ export class HubStore extends EventEmitter<{ event: [HubEvent] }> {
         })
       : done;
     return committed.then((seq) => {
-      for (const c of changes) if (c.kind === 'event.add') this.emit('event', c.event);
+      for (const c of changes) if (c.kind === 'event.add') this.announcer.emit('event', c.event);
       return seq;
     });
   }
@@ -266,7 +228,7 @@ export class HubStore extends EventEmitter<{ event: [HubEvent] }> {
       for (const e of entries) {
         this.db.log.put(e.seq, e);
         if (e.seq > KEEP_LOG) this.db.log.remove(e.seq - KEEP_LOG);
-        this.write(e.change);
+        writeChange(this.db, e.change);
       }
       this.db.meta.put('lastSeq', last);
       this.db.meta.put('lastEventSeq', eventSeq);
@@ -361,234 +323,8 @@ export class HubStore extends EventEmitter<{ event: [HubEvent] }> {
       meta.put('term', keepTerm);
     });
     await this.root.flushed;
-    for (const m of [
-      this.envoys,
-      this.perSpoke,
-      this.tokens,
-      this.apiTokens,
-      this.pending,
-      this.rekey,
-      this.spokeAdmin,
-      this.releases,
-      this.moves,
-      this.bundles,
-      this.jobs,
-      this.secrets,
-      this.rollouts,
-    ])
-      m.clear();
-    this.history.raw.length = 0;
-    this.history.hourly.length = 0;
+    this.clearView();
     this.load();
-  }
-
-  /** The durable side of a change: the table rows it writes (inside the transaction). */
-  private write(c: Change): void {
-    const d = this.db;
-    switch (c.kind) {
-      case 'term.set':
-        return void d.meta.put('term', Math.max(c.term, (d.meta.get('term') as number | undefined) ?? 0));
-      case 'epoch.reserve':
-        return void d.meta.put('epochCeiling', c.upTo);
-      case 'envoy.assign': {
-        d.envoys.put(c.envoy.hostname, c.envoy);
-        d.releases.remove([c.envoy.spokeId, c.envoy.hostname]);
-        d.rekey.remove(c.envoy.hostname);
-        d.pending.remove(c.envoy.hostname);
-        if (c.from !== undefined && c.from !== c.envoy.spokeId) d.releases.put([c.from, c.envoy.hostname], 1);
-        return;
-      }
-      case 'envoy.remove':
-        return void d.envoys.remove(c.hostname);
-      case 'envoy.rekey_allow':
-        return void d.rekey.put(c.allowance.hostname, c.allowance);
-      case 'release.done':
-        for (const h of c.hostnames) d.releases.remove([c.spokeId, h]);
-        return;
-      case 'token.put':
-        return void d.tokens.put(c.token.id, c.token);
-      case 'apitoken.put':
-        return void d.apitokens.put(c.token.id, c.token);
-      case 'pending.add':
-        return void d.pending.put(c.enrollment.hostname, c.enrollment);
-      case 'pending.remove':
-        return void d.pending.remove(c.hostname);
-      case 'spoke.admin':
-        return void d.spokes.put(c.admin.id, c.admin);
-      case 'move.put':
-        return void d.moves.put(c.move.id, c.move);
-      case 'event.add':
-        d.events.put(c.event.seq, c.event);
-        if (c.event.seq > KEEP_EVENTS) d.events.remove(c.event.seq - KEEP_EVENTS);
-        return;
-      case 'delivery.put':
-        return void d.deliveries.put(c.delivery.id, c.delivery);
-      case 'bundle.put':
-        return void d.bundles.put(c.bundle.version, c.bundle);
-      case 'bundle.drop':
-        return void d.bundles.remove(c.version);
-      case 'bundle.stage': {
-        const b = d.bundles.get(c.version) as ConfigBundle | undefined;
-        if (b) d.bundles.put(c.version, staged(b, c));
-        return;
-      }
-      case 'rollout.put':
-        return void d.rollouts.put(c.rollout.id, c.rollout);
-      case 'rollout.drop':
-        return void d.rollouts.remove(c.id);
-      case 'history.add':
-        return void d.history.put(c.sample.at, c.sample);
-      case 'history.rollup':
-        if (c.bucket) d.historyh.put(c.bucket.at, c.bucket);
-        for (const k of d.history.getKeys({ end: c.rawBefore })) d.history.remove(k);
-        for (const k of d.historyh.getKeys({ end: c.hourlyBefore })) d.historyh.remove(k);
-        return;
-      case 'job.put':
-        return void d.jobs.put(c.job.id, c.job);
-      case 'job.targets':
-        for (const t of c.targets) d.jobtargets.put([c.jobId, t.hostname], t);
-        return;
-      case 'job.drop':
-        d.jobs.remove(c.jobId);
-        for (const k of d.jobtargets.getKeys({ start: [c.jobId], end: [c.jobId, '\uffff'] })) d.jobtargets.remove(k);
-        return;
-      case 'secret.put':
-        return void d.secrets.put(c.secret.name, c.secret);
-      case 'secret.drop':
-        d.secrets.remove(c.name);
-        for (const k of d.secretheld.getKeys({ start: [c.name], end: [c.name, '\uffff'] })) d.secretheld.remove(k);
-        return;
-      case 'secret.held':
-        for (const h of c.held) d.secretheld.put([c.name, h.hostname], h.version);
-        return;
-    }
-  }
-
-  /** The in-memory side of a change, applied after it is durable. */
-  private reduce(c: Change): void {
-    switch (c.kind) {
-      case 'term.set':
-        this.term = Math.max(this.term, c.term);
-        return;
-      case 'epoch.reserve':
-        this.epochCeiling = Math.max(this.epochCeiling, c.upTo);
-        return;
-      case 'envoy.assign': {
-        const prev = this.envoys.get(c.envoy.hostname);
-        if (prev) this.bump(prev.spokeId, -1);
-        this.indexEnvoy(c.envoy);
-        this.releases.get(c.envoy.spokeId)?.delete(c.envoy.hostname);
-        this.rekey.delete(c.envoy.hostname);
-        this.pending.delete(c.envoy.hostname);
-        if (c.from !== undefined && c.from !== c.envoy.spokeId) this.releaseSet(c.from).add(c.envoy.hostname);
-        return;
-      }
-      case 'envoy.remove': {
-        const prev = this.envoys.get(c.hostname);
-        if (prev) {
-          this.bump(prev.spokeId, -1);
-          this.envoys.delete(c.hostname);
-        }
-        return;
-      }
-      case 'envoy.rekey_allow':
-        this.rekey.set(c.allowance.hostname, c.allowance);
-        return;
-      case 'release.done': {
-        const set = this.releases.get(c.spokeId);
-        for (const h of c.hostnames) set?.delete(h);
-        return;
-      }
-      case 'token.put':
-        this.tokens.set(c.token.id, c.token);
-        return;
-      case 'apitoken.put':
-        this.apiTokens.set(c.token.id, c.token);
-        return;
-      case 'pending.add':
-        this.pending.set(c.enrollment.hostname, c.enrollment);
-        return;
-      case 'pending.remove':
-        this.pending.delete(c.hostname);
-        return;
-      case 'spoke.admin':
-        this.spokeAdmin.set(c.admin.id, c.admin);
-        return;
-      case 'move.put':
-        this.moves.set(c.move.id, c.move);
-        return;
-      case 'event.add':
-        return;
-      case 'delivery.put':
-        return;
-      case 'bundle.put':
-        this.indexBundle(c.bundle);
-        return;
-      case 'bundle.drop':
-        this.bundles.delete(c.version);
-        return;
-      case 'bundle.stage': {
-        const b = this.bundles.get(c.version);
-        if (b) this.bundles.set(c.version, staged(b, c));
-        return;
-      }
-      case 'rollout.put':
-        this.rollouts.set(c.rollout.id, c.rollout);
-        return;
-      case 'rollout.drop':
-        this.rollouts.delete(c.id);
-        return;
-      case 'history.add': {
-        const raw = this.history.raw;
-        if (raw.length === 0 || raw[raw.length - 1]!.at < c.sample.at) raw.push(c.sample);
-        return;
-      }
-      case 'history.rollup': {
-        // Samples arrive in time order, so both lists stay sorted and are cut at their front.
-        const h = this.history;
-        const cut = h.raw.findIndex((s) => s.at >= c.rawBefore);
-        h.raw.splice(0, cut === -1 ? h.raw.length : cut);
-        if (c.bucket) h.hourly.push(c.bucket);
-        const first = h.hourly.findIndex((b) => b.at >= c.hourlyBefore);
-        h.hourly.splice(0, first === -1 ? h.hourly.length : first);
-        return;
-      }
-      case 'job.put':
-        this.jobs.set(c.job.id, c.job);
-        return;
-      case 'job.targets':
-        return;
-      case 'job.drop':
-        this.jobs.delete(c.jobId);
-        return;
-      case 'secret.put':
-        this.secrets.set(c.secret.name, c.secret);
-        return;
-      case 'secret.drop':
-        this.secrets.delete(c.name);
-        return;
-      case 'secret.held':
-        return;
-    }
-  }
-
-  private indexBundle(b: ConfigBundle): void {
-    const { data, ...meta } = b;
-    this.bundles.set(b.version, { ...meta, bytes: data.length });
-  }
-
-  /** The current (live) config version: the highest published that is not staged or withdrawn, 0 before the first. */
-  get configVersion(): number {
-    let v = 0;
-    for (const [k, b] of this.bundles) if (k > v && b.stage === undefined) v = k;
-    return v;
-  }
-
-  /** The highest version ever numbered here (staged and withdrawn included): the next one goes past it. */
-  get latestVersion(): number {
-    let v = 0;
-    for (const k of this.bundles.keys()) if (k > v) v = k;
-    return v;
   }
 
   /** A published bundle with its bytes, read from the store. */
@@ -597,25 +333,6 @@ export class HubStore extends EventEmitter<{ event: [HubEvent] }> {
     return b
       ? { ...b, hash: new Uint8Array(b.hash), signature: new Uint8Array(b.signature), data: new Uint8Array(b.data) }
       : undefined;
-  }
-
-  private indexEnvoy(e: DirectoryEntry): void {
-    this.envoys.set(e.hostname, e);
-    this.bump(e.spokeId, 1);
-  }
-
-  private bump(spokeId: string, d: number): void {
-    this.perSpoke.set(spokeId, (this.perSpoke.get(spokeId) ?? 0) + d);
-  }
-
-  private releaseSet(spokeId: string): Set<string> {
-    let s = this.releases.get(spokeId);
-    if (!s) this.releases.set(spokeId, (s = new Set()));
-    return s;
-  }
-
-  countOn(spokeId: string): number {
-    return this.perSpoke.get(spokeId) ?? 0;
   }
 
   /** A job's targets as stored, in host name order. */
@@ -660,13 +377,4 @@ export class HubStore extends EventEmitter<{ event: [HubEvent] }> {
     await this.chain;
     await this.root.close();
   }
-}
-
-/** A bundle record after a `bundle.stage` change: live (no stage), or withdrawn with its revert order. */
-function staged<T extends { stage?: 'staged' | 'withdrawn'; revert?: unknown }>(
-  b: T,
-  c: Extract<Change, { kind: 'bundle.stage' }>,
-): T {
-  const { stage: _s, revert: _r, ...rest } = b;
-  return (c.stage === 'live' ? rest : { ...rest, stage: 'withdrawn', ...(c.revert ? { revert: c.revert } : {}) }) as T;
 }
