@@ -4,7 +4,7 @@
  * subsystem reports into (metrics.ts), the fleet CA behind `axle-hub ca` (ca.ts) and the
  * `axle-hub` executable (axle-hub.ts, built to dist/bin/axle-hub.js).
  */
-import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   AxleError,
@@ -15,7 +15,6 @@ import {
   fromBase64,
   httpLimitsOf,
   slotMetrics,
-  requireCanonicalEnvoyId,
   loadOrCreateKeyPair,
   parseHostPort,
   reloadTransport,
@@ -24,11 +23,8 @@ import {
   tlsMetrics,
   tlsSummary,
   toBase64,
-  type Connection,
   type KeyPair,
   type Logger,
-  type Message,
-  type PeerClaim,
   type RouteInfo,
   type SlotTotals,
   type TlsMaterial,
@@ -59,11 +55,11 @@ import { Supervisor } from '../spokes/supervisor.js';
 import { TermProofs } from '../store/replication/term-proof.js';
 import { canonicalizeDirectory } from '../placement/names.js';
 import { Secrets } from '../store/secrets.js';
-import { Tokens, hashSecret, newSecret } from '../store/tokens.js';
+import { Tokens, hashSecret } from '../store/tokens.js';
+import { ensureAdminToken } from './admin-token.js';
+import { attachPeer, authenticatePeer } from './listener.js';
 import { Webhooks } from '../store/webhooks.js';
 import type { ImportDeps } from '../placement/import.js';
-
-const ADMIN_TOKEN_ID = 'admin';
 
 interface Parts {
   secrets: Secrets;
@@ -261,7 +257,13 @@ export class Hub {
       const secrets = new Secrets({ state, events, keyPair, log, config });
       secretsRef = secrets;
       const auth = new ApiAuth(tokens, cfg.api.rate_limit, this.adminTokenFile);
-      await this.ensureAdminToken(tokens, state, replication.enabled);
+      this.adminSecret = await ensureAdminToken(this.adminTokenFile, {
+        tokens,
+        state,
+        serverId: cfg.server_id,
+        log,
+        replicated: replication.enabled,
+      });
       if (!replication.enabled) await this.markInterruptedMoves(state);
       const importDeps: ImportDeps = { state, fleet, links, epochs, events, log, config, router };
       canonicalizeRef = () =>
@@ -310,8 +312,8 @@ export class Hub {
         httpLimits: httpLimitsOf(cfg.limits),
         ...(this.tls ? { tls: { cert: this.tls.cert, key: this.tls.key } } : {}),
         log,
-        authenticate: (claim) => this.authenticate(claim),
-        onConnection: (conn) => this.onConnection(conn),
+        authenticate: (claim) => authenticatePeer(this.cfg, this.p?.replication, claim),
+        onConnection: (conn) => attachPeer(this.p, conn),
         http: http.handler,
         onError: (e, ip) => log.debug({ source: ip, err: errorText(e) }, 'connection refused'),
       });
@@ -369,43 +371,6 @@ export class Hub {
     }
   }
 
-  /** Writes a random admin token to <data_dir>/admin.token (0600) on first start; keeps the store in step with the file. */
-  private async ensureAdminToken(tokens: Tokens, state: HubStore, replicated = false): Promise<void> {
-    const file = this.adminTokenFile;
-    let secret: string;
-    if (existsSync(file)) {
-      secret = readFileSync(file, 'utf8').trim();
-      if (secret.length < 16)
-        throw new AxleError(
-          ErrorCode.BAD_CONFIG,
-          `${file} holds no usable token; delete it and restart the hub to make a new one`,
-        );
-    } else {
-      secret = newSecret('axa');
-      const tmp = `${file}.tmp-${process.pid}`;
-      writeFileSync(tmp, `${secret}\n`, { mode: 0o600 });
-      chmodSync(tmp, 0o600);
-      renameSync(tmp, file);
-      this.log.info({ file }, 'wrote the admin API token; use it with the axle CLI (--token or AXLE_TOKEN)');
-    }
-    this.adminSecret = secret;
-    if (replicated) {
-      // A standby cannot write: each hub accepts its own file, and the primary records it as admin.<id> for the others.
-      tokens.localAdmin = {
-        id: `admin.${this.cfg.server_id}`,
-        hash: hashSecret(secret),
-        role: 'admin',
-        name: `admin.${this.cfg.server_id}`,
-        createdAt: Date.now(),
-      };
-      return;
-    }
-    const cur = state.apiTokens.get(ADMIN_TOKEN_ID);
-    if (!cur || cur.hash !== hashSecret(secret) || cur.revokedAt !== undefined)
-      await tokens.createApi('admin', 'admin', secret, ADMIN_TOKEN_ID);
-    this.adminSecret = secret;
-  }
-
   /** A move that was running when the hub stopped did not finish; say so rather than leave it "running". */
   private async markInterruptedMoves(state: HubStore): Promise<void> {
     for (const m of state.moves.values()) {
@@ -421,90 +386,6 @@ export class Hub {
     else if (host !== '0.0.0.0' && host !== '::' && this.listenAddr) out.push(this.listenAddr);
     for (const p of this.cfg.spanner.peers) out.push(p.addr);
     return out;
-  }
-
-  private authenticate(claim: PeerClaim): { role: string } {
-    if (claim.role === 'envoy') {
-      requireCanonicalEnvoyId(claim.id);
-      return { role: 'envoy' };
-    }
-    if (claim.role === 'hub' && this.p) return this.p.replication.authenticate(claim);
-    if (claim.role === 'spoke') {
-      const s = this.cfg.spanner.spokes.find((x) => x.id === claim.id);
-      if (!s)
-        throw new AxleError(
-          ErrorCode.UNKNOWN_KEY,
-          `spoke "${claim.id}" is not in this hub's spanner.spokes; add it (id, addr, patterns, pubkey) and reload the hub`,
-        );
-      if (s.pubkey !== toBase64(claim.pubkey)) {
-        throw new AxleError(
-          ErrorCode.UNKNOWN_KEY,
-          `spoke "${claim.id}" presented key ${fingerprint(claim.pubkey)}, not the pubkey in the hub config; run axle-spoke keygen and update spanner.spokes`,
-        );
-      }
-      return { role: 'spoke' };
-    }
-    throw new AxleError(
-      ErrorCode.UNKNOWN_KEY,
-      `role "${claim.role}" is not served by the hub (envoys enroll and locate here; spokes push status)`,
-    );
-  }
-
-  private onConnection(conn: Connection): void {
-    const p = this.p;
-    if (!p) return conn.close();
-    if (conn.peer.role === 'envoy') {
-      conn.onRequest = async (msg: Message, c: Connection): Promise<Message> => {
-        // A standby tells the envoy where the primary is (the error names its address).
-        if ((msg.type === 'enroll' || msg.type === 'locate') && !p.replication.isPrimary)
-          throw p.replication.notPrimary();
-        if (msg.type === 'enroll') return p.enrollment.enroll(msg, c);
-        if (msg.type === 'locate') return p.enrollment.locate(msg, c);
-        throw new AxleError(
-          ErrorCode.INVALID,
-          `the hub serves envoys only enroll and locate, not ${msg.type}; send check-ins and reports to your spoke`,
-        );
-      };
-      conn.onEvent = () => undefined;
-      return;
-    }
-    if (conn.peer.role === 'hub') return p.replication.attachInbound(conn);
-    if (conn.peer.role === 'spoke') {
-      const id = conn.peer.id;
-      conn.onRequest = (msg: Message): Message => {
-        if (msg.type === 'secret_relay') {
-          if (!p.fleet.has(id))
-            throw new AxleError(ErrorCode.UNKNOWN_KEY, `spoke ${id} is no longer in the hub config`);
-          if (!p.replication.isPrimary) throw p.replication.notPrimary();
-          return p.secrets.deliver(id, msg);
-        }
-        if (msg.type !== 'status')
-          throw new AxleError(
-            ErrorCode.INVALID,
-            `the hub takes only status pushes and secret requests from spokes, not ${msg.type}`,
-          );
-        if (msg.stats.spokeId !== id)
-          throw new AxleError(
-            ErrorCode.INVALID,
-            `status for spoke ${msg.stats.spokeId} on a connection authenticated as ${id}`,
-          );
-        if (!p.fleet.has(id)) throw new AxleError(ErrorCode.UNKNOWN_KEY, `spoke ${id} is no longer in the hub config`);
-        if (msg.stats.term > p.state.term) {
-          // The spoke has followed a newer primary: this hub is stale.
-          void p.replication.learnTerm(msg.stats.term, `spoke ${id}`);
-          throw new AxleError(
-            ErrorCode.STALE_TERM,
-            `this hub is at term ${p.state.term} but spoke ${id} follows term ${msg.stats.term}; push to the current primary`,
-          );
-        }
-        if (!p.replication.isPrimary) throw p.replication.notPrimary();
-        p.supervisor.onStatus(id, msg.stats);
-        return { type: 'status_ok', term: p.state.term, termProof: p.termProofs.current() };
-      };
-      conn.onEvent = () => undefined;
-      return;
-    }
-    conn.close();
   }
 
   private info(): Record<string, unknown> {
