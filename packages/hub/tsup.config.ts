@@ -1,19 +1,14 @@
 import { defineConfig } from 'tsup';
-import { readdirSync } from 'node:fs';
 
-// Every file in src/bin becomes an executable entry beside the library entry.
-const bins = (() => {
-  try {
-    return readdirSync('src/bin')
-      .filter((f) => f.endsWith('.ts'))
-      .map((f) => `src/bin/${f}`);
-  } catch {
-    return [];
-  }
-})();
-
+// The library entry and the two executables. The executables keep their dist/bin/ names
+// (packaging, tests and the demo run dist/bin/axle-hub.js and dist/bin/axle.js) while their
+// sources live with the subsystem they start: the daemon in src/daemon, the CLI in src/cli.
 export default defineConfig({
-  entry: ['src/index.ts', ...bins],
+  entry: {
+    index: 'src/index.ts',
+    'bin/axle-hub': 'src/daemon/axle-hub.ts',
+    'bin/axle': 'src/cli/axle.ts',
+  },
   format: ['esm'],
   target: 'node20',
   platform: 'node',

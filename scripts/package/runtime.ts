@@ -33,13 +33,24 @@ export interface DaemonApp {
   packages: PackageInfo[];
 }
 
+/**
+ * The executables' sources. The hub keeps each beside the subsystem it starts (as its
+ * tsup.config.ts does); the spoke keeps its own in src/bin.
+ */
+function binSources(pkg: 'hub' | 'spoke'): string[] {
+  const dir = join(ROOT, 'packages', pkg);
+  if (pkg === 'hub') return ['src/daemon/axle-hub.ts', 'src/cli/axle.ts'].map((f) => join(dir, f));
+  return readdirSync(join(dir, 'src/bin'))
+    .filter((f) => f.endsWith('.ts'))
+    .map((f) => join(dir, 'src/bin', f));
+}
+
 /** Bundles the bins of packages/<pkg> into `app`, with the external packages copied into app/node_modules. */
 export async function buildDaemonApp(pkg: 'hub' | 'spoke', app: string): Promise<DaemonApp> {
   rmSync(app, { recursive: true, force: true });
   mkdirSync(app, { recursive: true });
-  const bins = readdirSync(join(ROOT, 'packages', pkg, 'src/bin')).filter((f) => f.endsWith('.ts'));
   const result = await build({
-    entryPoints: bins.map((b) => join(ROOT, 'packages', pkg, 'src/bin', b)),
+    entryPoints: binSources(pkg),
     outdir: app,
     outExtension: { '.js': '.mjs' },
     entryNames: '[name]',

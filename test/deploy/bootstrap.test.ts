@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Hub, hubConfigFrom } from '@axle/hub';
 import { fetchTls, silentLogger } from '@axle/shared';
-import { AgentExecutable, renderBootstrap } from '../../packages/hub/src/bootstrap.js';
+import { AgentExecutable, renderBootstrap } from '../../packages/hub/src/http/bootstrap.js';
 import {
   HubApi,
   Proc,

@@ -6,8 +6,8 @@ import {
   series,
   type HistoryBucket,
   type HistorySample,
-} from '../src/history/model.js';
-import { StateStore } from '../src/state.js';
+} from '../src/store/history/model.js';
+import { HubStore } from '../src/store/state.js';
 import { tempDir } from '../../../test/support/tmp.js';
 
 const sample = (at: number, compliant: number, noncompliant: number): HistorySample => ({
@@ -59,7 +59,7 @@ describe('compliance history', () => {
   });
 
   it('is durable: samples and buckets come back after a restart', async () => {
-    const s = await StateStore.open(t.dir);
+    const s = await HubStore.open(t.dir);
     const now = Date.now();
     await s.applyAll([
       { kind: 'history.add', sample: sample(now - RAW_FOR_MS - 2 * HOUR_MS, 1, 1) },
@@ -70,7 +70,7 @@ describe('compliance history', () => {
     expect(s.history.raw).toHaveLength(1);
     expect(s.history.hourly).toHaveLength(1);
     await s.close();
-    const again = await StateStore.open(t.dir);
+    const again = await HubStore.open(t.dir);
     expect(again.history.raw.map((x) => x.compliant)).toEqual([3]);
     expect(again.history.hourly.map((x) => x.n)).toEqual([1]);
     await again.close();

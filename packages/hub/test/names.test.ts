@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { generateKeyPair, toBase64 } from '@axle/shared';
-import { StateStore } from '../src/state.js';
+import { HubStore } from '../src/store/state.js';
 import { waitFor } from '../../../test/support/wait.js';
 import { Bag, api, hubKey, inProcessSpoke, locate, startHub } from './support.js';
 
@@ -14,7 +14,7 @@ describe('host names stored before they were canonical', () => {
     const webKey = generateKeyPair();
     const taken = generateKeyPair();
     // What a 0.1 hub could have stored: names as the envoys sent them.
-    const old = await StateStore.open(key.dir);
+    const old = await HubStore.open(key.dir);
     const rec = (hostname: string, pubkey: Uint8Array, epoch: number) => ({
       kind: 'envoy.assign' as const,
       envoy: { hostname, pubkey: toBase64(pubkey), spokeId: 'dc1', epoch, enrolledAt: 1, assignedAt: 1 },

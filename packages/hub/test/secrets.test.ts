@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { generateKeyPair, openSealed, silentLogger, toBase64, type KeyPair } from '@axle/shared';
-import { hubConfigFrom, type HubConfig } from '../src/config.js';
-import { Events } from '../src/events.js';
-import { Secrets } from '../src/secrets.js';
-import { StateStore } from '../src/state.js';
+import { hubConfigFrom, type HubConfig } from '../src/daemon/config.js';
+import { Events } from '../src/store/events.js';
+import { Secrets } from '../src/store/secrets.js';
+import { HubStore } from '../src/store/state.js';
 import { tempDir } from '../../../test/support/tmp.js';
 
 const cleanups: (() => unknown)[] = [];
@@ -26,7 +26,7 @@ function config(peers: KeyPair[]): HubConfig {
 describe('secrets on the hub', () => {
   it('are sealed to every hub, so a standby that becomes primary serves them; a hub added later gets them once sealed for it', async () => {
     const t = tempDir('axle-hub-secrets-');
-    const state = await StateStore.open(t.dir);
+    const state = await HubStore.open(t.dir);
     cleanups.push(t.cleanup, () => state.close());
     const a = generateKeyPair();
     const b = generateKeyPair();

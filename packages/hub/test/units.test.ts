@@ -13,8 +13,8 @@ import {
   signWebhook,
   verifyWebhook,
 } from '@axle/hub';
-import { StateStore } from '../src/state.js';
-import { Tokens } from '../src/tokens.js';
+import { HubStore } from '../src/store/state.js';
+import { Tokens } from '../src/store/tokens.js';
 import { tempDir } from '../../../test/support/tmp.js';
 
 const pub = toBase64(generateKeyPair().publicKey);
@@ -239,7 +239,7 @@ describe('state store', () => {
   it('keeps every applied change across a reopen, in log order, and counts token uses exactly', async () => {
     const t = tempDir('axle-hub-state-');
     cleanups.push(t.cleanup);
-    const s = await StateStore.open(t.dir);
+    const s = await HubStore.open(t.dir);
     const tokens = new Tokens(s);
     const { token } = await tokens.createJoin({ maxUses: 5 }, 'test');
     const rs = Array.from({ length: 5 }, (_, i) => tokens.reserve(token, `h${i}`));
@@ -267,7 +267,7 @@ describe('state store', () => {
     const seq = s.lastSeq;
     await s.close();
 
-    const again = await StateStore.open(t.dir);
+    const again = await HubStore.open(t.dir);
     expect(again.tokens.get(token.id)!.uses).toBe(5);
     expect(again.envoys.size).toBe(5);
     expect(again.countOn('dc1')).toBe(4);

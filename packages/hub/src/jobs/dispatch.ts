@@ -1,7 +1,7 @@
 import { AxleError, ErrorCode, errorText, type JobAction, type MessageOf } from '@axle/shared';
-import type { Fleet } from '../fleet.js';
-import type { SpokeLinks } from '../spoke-links.js';
-import type { StateStore } from '../state.js';
+import type { SpokeRegistry } from '../spokes/registry.js';
+import type { SpokeLinks } from '../spokes/spoke-links.js';
+import type { HubStore } from '../store/state.js';
 
 /** The hub waits this much past the target's timeout for the spoke's answer (the spoke and envoy enforce the timeout first). */
 export const HUB_GRACE_MS = 3000;
@@ -23,8 +23,8 @@ export interface Attempt {
 }
 
 export interface DispatchDeps {
-  state: StateStore;
-  fleet: Fleet;
+  state: HubStore;
+  fleet: SpokeRegistry;
   links: SpokeLinks;
 }
 

@@ -1,6 +1,6 @@
 import { errorText, type Logger } from '@axle/shared';
-import type { Change } from '../model.js';
-import type { StateStore } from '../state.js';
+import type { Change } from '../store/model.js';
+import type { HubStore } from '../store/state.js';
 import { HUB_GRACE_MS, dispatch, type DispatchDeps } from './dispatch.js';
 import type { JobMetrics } from './metrics.js';
 import { TERMINAL, type Job, type JobPause, type JobTarget, type TargetState } from './model.js';
@@ -11,7 +11,7 @@ export type JobEvent =
   | { type: 'done'; job: Job };
 
 export interface ExecDeps extends DispatchDeps {
-  state: StateStore;
+  state: HubStore;
   log: Logger;
   metrics: JobMetrics;
   emit: (ev: JobEvent) => void;
@@ -31,7 +31,7 @@ const PROGRESS_EVERY_MS = 100;
  * A `config` order (a rollout's wave) is idempotent and judged on the envoy's run: a run that
  * failed is final (no retry), while an order that never ran or whose result was lost is sent
  * again (up to `retries`), then counts as skipped or failed.
- * Every state change of the job and its targets is written through the StateStore; a
+ * Every state change of the job and its targets is written through the HubStore; a
  * target is durably `running` before its order leaves the hub.
  *
  * Records are replaced, never mutated, so a change handed to the store is never altered later.

@@ -1,6 +1,6 @@
 import type { Counter, Histogram } from 'prom-client';
-import type { HubMetrics } from '../metrics.js';
-import type { StateStore } from '../state.js';
+import type { HubMetrics } from '../daemon/metrics.js';
+import type { HubStore } from '../store/state.js';
 
 export interface JobGauges {
   /** Targets running now, over every job. */
@@ -20,7 +20,7 @@ export class JobMetrics {
   readonly spokeTargets: Counter<'spoke' | 'outcome'>;
   readonly retries: Counter;
 
-  constructor(m: HubMetrics, state: StateStore, g: JobGauges) {
+  constructor(m: HubMetrics, state: HubStore, g: JobGauges) {
     this.duration = m.m.histogram(
       'job_duration_seconds',
       "Time from a job's start to its end, by action and final state",

@@ -1,6 +1,6 @@
 import { Glob, type EnvoyFilter } from '@axle/shared';
-import type { Queries } from '../query.js';
-import type { StateStore } from '../state.js';
+import type { Queries } from '../spokes/query.js';
+import type { HubStore } from '../store/state.js';
 import type { JobSelector } from './model.js';
 
 export interface Resolved {
@@ -21,7 +21,7 @@ const MAX_PAGES = 10_000;
  * of its envoys match traits or compliance, so its directory envoys matching the host name
  * glob are returned as unreachable (the job records them as skipped, with the reason).
  */
-export async function resolveTargets(q: Queries, state: StateStore, sel: JobSelector): Promise<Resolved> {
+export async function resolveTargets(q: Queries, state: HubStore, sel: JobSelector): Promise<Resolved> {
   const filter: Omit<EnvoyFilter, 'after' | 'limit'> = {
     ...(sel.match ? { match: sel.match } : {}),
     ...(sel.compliance ? { compliance: sel.compliance } : {}),

@@ -1,22 +1,27 @@
+/**
+ * Work pushed to envoys through their spokes (src/jobs): signed config sets (config-publish.ts),
+ * ad-hoc jobs with their targets, dispatch and results (runner.ts, dispatch.ts, exec.ts,
+ * resolve.ts) and staged rollouts that halt themselves (rollouts/).
+ */
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { AxleError, ErrorCode, extractBundle, loadTasks, type JobAction, type Logger } from '@axle/shared';
-import type { HubConfig } from '../config.js';
-import type { Fleet } from '../fleet.js';
-import type { HubMetrics } from '../metrics.js';
-import type { Queries } from '../query.js';
-import type { SpokeLinks } from '../spoke-links.js';
-import type { StateStore } from '../state.js';
+import type { HubConfig } from '../daemon/config.js';
+import type { SpokeRegistry } from '../spokes/registry.js';
+import type { HubMetrics } from '../daemon/metrics.js';
+import type { Queries } from '../spokes/query.js';
+import type { SpokeLinks } from '../spokes/spoke-links.js';
+import type { HubStore } from '../store/state.js';
 import { JobExec, type JobEvent } from './exec.js';
 import { JobMetrics } from './metrics.js';
 import { emptyCounts, type Job, type JobOptions, type JobSelector, type JobTarget, type TargetState } from './model.js';
 import { resolveTargets } from './resolve.js';
 
 export interface JobRunnerDeps {
-  state: StateStore;
-  fleet: Fleet;
+  state: HubStore;
+  fleet: SpokeRegistry;
   links: SpokeLinks;
   queries: Queries;
   metrics: HubMetrics;

@@ -1,5 +1,5 @@
 import { AxleError, ErrorCode, errorText } from '@axle/shared';
-import type { Change } from '../model.js';
+import type { Change } from '../store/model.js';
 import { type AdoptDeps, adoptOn, recordChanges } from './adopt.js';
 
 /** One envoy waiting for its spoke: what to write once the spoke has adopted it under `epoch`. */

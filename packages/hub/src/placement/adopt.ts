@@ -1,10 +1,10 @@
 import { fromBase64 } from '@axle/shared';
-import type { HubConfig } from '../config.js';
-import type { Epochs } from '../epochs.js';
-import type { Events } from '../events.js';
-import type { Change } from '../model.js';
-import type { SpokeLinks } from '../spoke-links.js';
-import type { StateStore } from '../state.js';
+import type { HubConfig } from '../daemon/config.js';
+import type { Epochs } from './epochs.js';
+import type { Events } from '../store/events.js';
+import type { Change } from '../store/model.js';
+import type { SpokeLinks } from '../spokes/spoke-links.js';
+import type { HubStore } from '../store/state.js';
 
 /**
  * The two steps every placement takes, whether an enrollment, an import, a drain or a
@@ -13,7 +13,7 @@ import type { StateStore } from '../state.js';
  * matters: an envoy the hub names as assigned is always one its spoke will accept.
  */
 export interface AdoptDeps {
-  state: StateStore;
+  state: HubStore;
   epochs: Epochs;
   links: SpokeLinks;
   events: Events;
@@ -64,9 +64,8 @@ export async function adoptOn(
   return adopted;
 }
 
-/** Writes `changes` in one transaction (on disk and on `min_acks` standbys), then announces their events. */
-export async function recordChanges(d: Pick<AdoptDeps, 'state' | 'events'>, changes: Change[]): Promise<void> {
+/** Writes `changes` in one transaction (on disk and on `min_acks` standbys); the store announces their events. */
+export async function recordChanges(d: Pick<AdoptDeps, 'state'>, changes: Change[]): Promise<void> {
   if (changes.length === 0) return;
   await d.state.applyAll(changes);
-  d.events.published(changes);
 }

@@ -1,5 +1,5 @@
-import type { UnplacedReason } from '../model.js';
-import type { Router } from '../router.js';
+import type { UnplacedReason } from '../store/model.js';
+import type { HostRouter } from './router.js';
 
 /**
  * Where a drain puts an envoy that must leave its spoke (README "Placement order"):
@@ -21,14 +21,14 @@ export type Placement =
   | { ok: false; code: UnplacedCode; reason: string };
 
 export interface PlacementInput {
-  router: Router;
+  router: HostRouter;
   /** The spoke the envoy leaves. */
   from: string;
   /** Its `failover_to` list. */
   failoverTo: readonly string[];
   /** The operator's explicit target, if any. */
   to?: string | undefined;
-  /** Why a spoke cannot take one more envoy now, or undefined when it can (Fleet.refusal). */
+  /** Why a spoke cannot take one more envoy now, or undefined when it can (SpokeRegistry.refusal). */
   refusal: (spokeId: string) => string | undefined;
 }
 

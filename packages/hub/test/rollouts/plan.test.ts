@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { emptyCounts, type Job } from '../../src/jobs/model.js';
-import type { Rollout } from '../../src/rollouts/model.js';
-import { decide, planWaves, type Facts } from '../../src/rollouts/plan.js';
+import type { Rollout } from '../../src/jobs/rollouts/model.js';
+import { decide, planWaves, type Facts } from '../../src/jobs/rollouts/plan.js';
 
 const hosts = Array.from(
   { length: 20 },

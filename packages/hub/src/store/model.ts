@@ -1,0 +1,232 @@
+import type { RevertOrder } from '@axle/shared';
+import type { EventType } from '../daemon/config.js';
+import type { HistoryBucket, HistorySample } from './history/model.js';
+import type { Job, JobTarget } from '../jobs/model.js';
+import type { Rollout } from '../jobs/rollouts/model.js';
+
+/**
+ * The hub's durable records and the one `Change` union through which every one of them is
+ * written. Replication (a later issue) ships the ordered log of these changes.
+ */
+
+export interface DirectoryEntry {
+  hostname: string;
+  /** base64 of the 32-byte Ed25519 key the envoy enrolled with. */
+  pubkey: string;
+  spokeId: string;
+  epoch: number;
+  enrolledAt: number;
+  assignedAt: number;
+}
+
+export interface JoinToken {
+  id: string;
+  /** sha256 hex of the secret; the secret itself is shown once, at creation. */
+  hash: string;
+  createdAt: number;
+  createdBy: string;
+  expiresAt?: number;
+  maxUses?: number;
+  uses: number;
+  /** Host name glob the token may enroll, e.g. "*.dc1.*". */
+  pattern?: string;
+  /** Spokes the token may enroll into: an enrollment routed anywhere else is refused. */
+  spokes?: string[];
+  note?: string;
+  revokedAt?: number;
+}
+
+export type ApiRole = 'admin' | 'viewer';
+
+export interface ApiToken {
+  id: string;
+  hash: string;
+  role: ApiRole;
+  name: string;
+  createdAt: number;
+  revokedAt?: number;
+}
+
+export interface PendingEnrollment {
+  hostname: string;
+  pubkey: string;
+  tokenId: string;
+  source: string;
+  requestedAt: number;
+}
+
+export interface RekeyAllowance {
+  hostname: string;
+  by: string;
+  until: number;
+}
+
+/** `partial`: a drain ended but could not place every envoy; those left are stranded on the spoke. */
+export type SpokeAdminState = 'active' | 'draining' | 'drained' | 'partial';
+
+export interface SpokeAdmin {
+  id: string;
+  state: SpokeAdminState;
+  /** True when auto-failover set the state: recovery undoes it by itself. */
+  auto: boolean;
+  reason: string;
+  since: number;
+  moveId?: string;
+  /** The target an operator named (`drain --to`): re-placing stranded envoys keeps to it. */
+  to?: string;
+  /** Why the last drain left envoys behind (state `partial`); the live count is the directory's. */
+  stranded?: { count: number; reasons: UnplacedReason[]; at: number };
+}
+
+/** Envoys a move could not place, grouped by why (the reason names spokes, never hosts). */
+export interface UnplacedReason {
+  /** no_match: no spoke may take them; unavailable: those that may are down or full; failed: the adopt failed. */
+  code: 'no_match' | 'unavailable' | 'failed';
+  reason: string;
+  count: number;
+  /** A few of the host names, for the operator to look at. */
+  examples: string[];
+}
+
+export type MoveKind = 'drain' | 'reassign' | 'failover';
+/** `partial`: finished, but some envoys could not be placed (`skipped` + `failed`, reasons in `unplaced`). */
+export type MoveState = 'running' | 'done' | 'partial' | 'cancelled' | 'interrupted' | 'failed';
+
+export interface Move {
+  id: string;
+  kind: MoveKind;
+  from?: string;
+  to?: string;
+  match?: string;
+  state: MoveState;
+  total: number;
+  moved: number;
+  /** Already where they were asked to go (a repeated move is a no-op). */
+  already: number;
+  /** No target could take them (over quota, none healthy). */
+  skipped: number;
+  failed: number;
+  startedAt: number;
+  finishedAt?: number;
+  by: string;
+  errors: string[];
+  /** What started an automatic re-placement of stranded envoys (a spoke added, back, or with room). */
+  trigger?: string;
+  unplaced?: UnplacedReason[];
+}
+
+/**
+ * A secret as the hub stores it: the value encrypted (AES-256-GCM) with a data key of its own,
+ * and that data key sealed to each hub's key (this hub and its peers), so every hub can open
+ * it with its own private key and nothing else in the store can. Never the value in clear.
+ */
+export interface SecretRecord {
+  name: string;
+  version: number;
+  /** Host name globs allowed to receive it. */
+  hosts: string[];
+  /** HMAC-SHA256 of the value under its data key, hex: tells versions apart, reveals nothing. */
+  mac: string;
+  iv: Uint8Array;
+  tag: Uint8Array;
+  data: Uint8Array;
+  /** base64 hub public key -> the data key sealed to that hub. */
+  keys: Record<string, Uint8Array>;
+  setAt: number;
+  setBy: string;
+}
+
+export interface HubEvent {
+  seq: number;
+  at: number;
+  type: EventType;
+  data: Record<string, unknown>;
+}
+
+export type DeliveryStatus = 'pending' | 'retrying' | 'delivered' | 'failed';
+
+export interface Delivery {
+  id: string;
+  eventSeq: number;
+  type: EventType;
+  url: string;
+  status: DeliveryStatus;
+  attempts: number;
+  lastStatus?: number;
+  lastError?: string;
+  createdAt: number;
+  updatedAt: number;
+  nextAttemptAt?: number;
+}
+
+/** A published config version: the signed tar.gz every spoke and envoy converges on. */
+export interface ConfigBundle {
+  version: number;
+  hash: Uint8Array;
+  signature: Uint8Array;
+  data: Uint8Array;
+  files: string[];
+  publishedAt: number;
+  by: string;
+  source: 'publish' | 'rollback' | 'webhook' | 'rollout';
+  /** For a rollback: the version whose content this one republishes. */
+  from?: number;
+  /**
+   * Absent: live (served to every envoy). `staged`: held by spokes for a rollout, given only to
+   * the hosts it moves. `withdrawn`: its rollout stopped; never served again.
+   */
+  stage?: 'staged' | 'withdrawn';
+  /** The rollout that staged it. */
+  rollout?: string;
+  /** For a version withdrawn by a rollback: the hub's signed order moving its hosts back. */
+  revert?: RevertOrder;
+}
+
+export type ConfigBundleMeta = Omit<ConfigBundle, 'data'> & { bytes: number };
+
+export type AssignReason = 'enroll' | 'import' | 'reassign' | 'drain' | 'failover';
+
+export type Change =
+  | { kind: 'term.set'; term: number }
+  | { kind: 'epoch.reserve'; upTo: number }
+  | { kind: 'envoy.assign'; envoy: DirectoryEntry; reason: AssignReason; from?: string }
+  | { kind: 'envoy.remove'; hostname: string }
+  | { kind: 'envoy.rekey_allow'; allowance: RekeyAllowance }
+  | { kind: 'release.done'; spokeId: string; hostnames: string[] }
+  /** Create, use and revoke alike write the whole record; writers of one token serialize themselves. */
+  | { kind: 'token.put'; token: JoinToken }
+  | { kind: 'apitoken.put'; token: ApiToken }
+  | { kind: 'pending.add'; enrollment: PendingEnrollment }
+  | { kind: 'pending.remove'; hostname: string }
+  | { kind: 'spoke.admin'; admin: SpokeAdmin }
+  | { kind: 'move.put'; move: Move }
+  | { kind: 'event.add'; event: HubEvent }
+  | { kind: 'delivery.put'; delivery: Delivery }
+  | { kind: 'bundle.put'; bundle: ConfigBundle }
+  | { kind: 'bundle.drop'; version: number }
+  /** A staged version made live, or withdrawn (with the order that moves its hosts back). */
+  | { kind: 'bundle.stage'; version: number; stage: 'live' | 'withdrawn'; revert?: RevertOrder }
+  /** Rollouts (rollouts/): the whole record each time. */
+  | { kind: 'rollout.put'; rollout: Rollout }
+  | { kind: 'rollout.drop'; id: string }
+  /** Compliance over time (history/): a sample, and an hour of samples folded into one bucket. */
+  | { kind: 'history.add'; sample: HistorySample }
+  | { kind: 'history.rollup'; bucket?: HistoryBucket; rawBefore: number; hourlyBefore: number }
+  /** Jobs (jobs/): the job record, a batch of its targets' records, or the job and its targets dropped. */
+  | { kind: 'job.put'; job: Job }
+  | { kind: 'job.targets'; jobId: string; targets: JobTarget[] }
+  | { kind: 'job.drop'; jobId: string }
+  | { kind: 'secret.put'; secret: SecretRecord }
+  | { kind: 'secret.drop'; name: string }
+  /** Which version of a secret each host was last sealed (for "secrets list": who lags). */
+  | { kind: 'secret.held'; name: string; held: { hostname: string; version: number }[] };
+
+export type ChangeKind = Change['kind'];
+
+export interface LogEntry {
+  seq: number;
+  at: number;
+  /** The term of the primary that wrote it (absent on entries written before replication: read as 1). */
+  term?: number;
+  change: Change;
+}

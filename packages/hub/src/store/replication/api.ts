@@ -1,0 +1,54 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { AxleError, ErrorCode, bool, obj, requestTarget, sendJson, type Router } from '@axle/shared';
+import { body, route, type ApiDeps } from '../../http/api.js';
+
+/** Routes a standby still serves itself even though they are not reads. */
+const STANDBY_WRITES = new Set(['/api/v1/hub/promote', '/api/v1/hub/test-fault']);
+
+/**
+ * A standby answers every API write with 421 and the primary's address, before auth (the
+ * address is no secret and the CLI follows it with the same token):
+ * `{error: {code: 'E_NOT_PRIMARY', message, primary: 'host:port' | null}}`.
+ */
+export function writeRefusal(d: ApiDeps, req: IncomingMessage, res: ServerResponse): boolean {
+  const r = d.replication;
+  if (!r || r.isPrimary) return false;
+  const method = req.method ?? 'GET';
+  if (method === 'GET' || method === 'HEAD' || method === 'OPTIONS') return false;
+  const path = requestTarget(req).pathname;
+  if (!path.startsWith('/api/v1/') || STANDBY_WRITES.has(path)) return false;
+  const e = r.notPrimary();
+  sendJson(res, 421, { error: { code: e.code, message: e.message, primary: r.primaryAddr() ?? null } });
+  return true;
+}
+
+export function replicationRoutes(r: Router, d: ApiDeps): void {
+  const repl = d.replication;
+  if (!repl) return;
+  r.get(
+    '/api/v1/hub/replication',
+    route(d, 'viewer', () => repl.status()),
+  );
+  r.post(
+    '/api/v1/hub/promote',
+    route(d, 'admin', async () => {
+      const out = await repl.promote();
+      return { ...out, replication: repl.status() };
+    }),
+  );
+  // Test-only fault hook: cuts this hub's replication, vote and lease links (a partition).
+  if (process.env.AXLE_TEST_FAULTS === '1') {
+    r.post(
+      '/api/v1/hub/test-fault',
+      route(d, 'admin', async (ctx) => {
+        const b = await body(ctx, obj({ isolate: bool() }));
+        repl.setIsolated(b.isolate);
+        return { isolated: b.isolate };
+      }),
+    );
+  } else {
+    r.post('/api/v1/hub/test-fault', () => {
+      throw new AxleError(ErrorCode.NOT_FOUND, 'fault injection is off (set AXLE_TEST_FAULTS=1 in tests only)');
+    });
+  }
+}

@@ -1,0 +1,380 @@
+/**
+ * The hub's durable state (src/store): one LMDB store written as a log of changes and reduced
+ * into records (state.ts, model.ts), the event log and its webhook delivery (events.ts,
+ * webhooks.ts), API tokens and secrets (tokens.ts, secrets.ts), compliance history (history/)
+ * and the replication of the change log to standbys with the election of the one primary that
+ * writes it (replication/).
+ */
+import { EventEmitter } from 'node:events';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { AxleError, ErrorCode } from '@axle/shared';
+import { type Key, type Tables, writeChange } from './tables.js';
+import { HubView } from './view.js';
+import type {
+  ApiToken,
+  Change,
+  ConfigBundle,
+  Delivery,
+  DirectoryEntry,
+  HubEvent,
+  JoinToken,
+  LogEntry,
+  Move,
+  PendingEnrollment,
+  RekeyAllowance,
+  SecretRecord,
+  SpokeAdmin,
+} from './model.js';
+import type { Job, JobTarget } from '../jobs/model.js';
+import type { HistoryBucket, HistorySample } from './history/model.js';
+import type { Rollout } from '../jobs/rollouts/model.js';
+
+/** Old deliveries and log entries are trimmed so the store does not grow without bound. */
+const KEEP_DELIVERIES = 20_000;
+const KEEP_LOG = 1_000_000;
+
+/**
+ * Replication's say over writes, given when the store is opened: `guard` refuses to start a
+ * write on a hub that may not write (a standby); `gate` holds the caller's answer until enough
+ * standbys stored it; `appended` is told when entries are durable (the log shippers wake on it).
+ */
+export interface StoreHooks {
+  guard(): void;
+  gate(seq: number): Promise<void>;
+  appended(lastSeq: number): void;
+}
+
+/**
+ * The hub's durable state. Every write goes through `apply`/`applyAll`: the change is
+ * numbered, written to the log and to its table in one LMDB transaction, and only after
+ * that transaction is on disk does the in-memory view change and the caller hear back.
+ * Replication ships `logSince()`; a standby replays it with the same `reduce`.
+ *
+ * It announces each event (an `event.add` change) to `onEvent` listeners once the write that
+ * carries it is committed, so no writer can forget to announce one (store/events.ts logs them and passes
+ * them on to webhooks). A standby replaying the primary's log announces nothing.
+ */
+export class HubStore extends HubView {
+  private readonly announcer = new EventEmitter<{ event: [HubEvent] }>();
+  lastSeq = 0;
+  lastEventSeq = 0;
+  private chain: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  private constructor(
+    private readonly hooks: StoreHooks | undefined,
+    private readonly root: RootDatabase,
+    private readonly db: Tables,
+  ) {
+    super();
+  }
+
+  /** `hooks`: replication's say over writes (replication/commit.ts); none on a single hub. */
+  static async open(dir: string, hooks?: StoreHooks): Promise<HubStore> {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    let root: RootDatabase;
+    try {
+      root = open({ path: join(dir, 'hub.lmdb'), maxDbs: 32, compression: false });
+    } catch (e) {
+      throw new AxleError(
+        ErrorCode.INTERNAL,
+        `cannot open the hub store in ${dir}: ${(e as Error).message}; check the directory and its permissions`,
+        { cause: e },
+      );
+    }
+    const sub = (name: string) => root.openDB<unknown, Key>({ name });
+    const s = new HubStore(hooks, root, {
+      meta: sub('meta'),
+      log: sub('log'),
+      envoys: sub('envoys'),
+      tokens: sub('tokens'),
+      apitokens: sub('apitokens'),
+      pending: sub('pending'),
+      rekey: sub('rekey'),
+      spokes: sub('spokes'),
+      releases: sub('releases'),
+      moves: sub('moves'),
+      events: sub('events'),
+      deliveries: sub('deliveries'),
+      bundles: sub('bundles'),
+      jobs: sub('jobs'),
+      jobtargets: sub('jobtargets'),
+      secrets: sub('secrets'),
+      secretheld: sub('secretheld'),
+      rollouts: sub('rollouts'),
+      history: sub('history'),
+      historyh: sub('historyh'),
+    });
+    s.load();
+    if (s.db.meta.get('term') === undefined) await s.apply({ kind: 'term.set', term: 1 });
+    return s;
+  }
+
+  private load(): void {
+    const d = this.db;
+    this.term = (d.meta.get('term') as number | undefined) ?? 1;
+    this.epochCeiling = (d.meta.get('epochCeiling') as number | undefined) ?? 0;
+    this.lastSeq = (d.meta.get('lastSeq') as number | undefined) ?? 0;
+    this.lastEventSeq = (d.meta.get('lastEventSeq') as number | undefined) ?? 0;
+    for (const { value } of d.envoys.getRange()) this.indexEnvoy(value as DirectoryEntry);
+    for (const { value } of d.tokens.getRange()) this.tokens.set((value as JoinToken).id, value as JoinToken);
+    for (const { value } of d.apitokens.getRange()) this.apiTokens.set((value as ApiToken).id, value as ApiToken);
+    for (const { value } of d.pending.getRange())
+      this.pending.set((value as PendingEnrollment).hostname, value as PendingEnrollment);
+    for (const { value } of d.rekey.getRange())
+      this.rekey.set((value as RekeyAllowance).hostname, value as RekeyAllowance);
+    for (const { value } of d.spokes.getRange()) this.spokeAdmin.set((value as SpokeAdmin).id, value as SpokeAdmin);
+    for (const { key } of d.releases.getRange()) {
+      const [spoke, host] = key as [string, string];
+      this.releaseSet(spoke).add(host);
+    }
+    for (const { value } of d.moves.getRange()) this.moves.set((value as Move).id, value as Move);
+    for (const { value } of d.bundles.getRange()) this.indexBundle(value as ConfigBundle);
+    for (const { value } of d.jobs.getRange()) this.jobs.set((value as Job).id, value as Job);
+    for (const { value } of d.secrets.getRange()) this.secrets.set((value as SecretRecord).name, value as SecretRecord);
+    for (const { value } of d.rollouts.getRange()) this.rollouts.set((value as Rollout).id, value as Rollout);
+    for (const { value } of d.history.getRange()) this.history.raw.push(value as HistorySample);
+    for (const { value } of d.historyh.getRange()) this.history.hourly.push(value as HistoryBucket);
+  }
+
+  /** The version of secret `name` each host was last sealed, read from the store (not kept in memory). */
+  secretHolders(name: string): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const { key, value } of this.db.secretheld.getRange({ start: [name], end: [name, '\uffff'] })) {
+      out.set((key as [string, string])[1], value as number);
+    }
+    return out;
+  }
+
+  /** Calls `fn` with each event once the write carrying it is committed (never for a standby's replay). */
+  onEvent(fn: (ev: HubEvent) => void): void {
+    this.announcer.on('event', fn);
+  }
+
+  /** Applies one change durably; resolves with its log sequence number once it is on disk. */
+  apply(change: Change): Promise<number> {
+    return this.applyAll([change]);
+  }
+
+  /** Applies several changes in one transaction: all of them are durable, or none. */
+  applyAll(changes: Change[]): Promise<number> {
+    if (this.closed) return Promise.reject(new AxleError(ErrorCode.CLOSED, 'the hub store is closed'));
+    if (changes.length === 0) return Promise.resolve(this.lastSeq);
+    try {
+      this.hooks?.guard();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const at = Date.now();
+    const term = this.term;
+    const entries: LogEntry[] = changes.map((change) => {
+      if (change.kind === 'event.add' && change.event.seq === 0) change.event.seq = ++this.lastEventSeq;
+      return { seq: ++this.lastSeq, at, term, change };
+    });
+    const last = this.lastSeq;
+    const eventSeq = this.lastEventSeq;
+    const run = this.root.transaction(() => {
+      for (const e of entries) {
+        this.db.log.put(e.seq, e);
+        if (e.seq > KEEP_LOG) this.db.log.remove(e.seq - KEEP_LOG);
+        writeChange(this.db, e.change);
+      }
+      this.db.meta.put('lastSeq', last);
+      this.db.meta.put('lastEventSeq', eventSeq);
+    });
+    // Chained so the in-memory view changes in log order, each step after its commit.
+    const done = this.chain
+      .then(() => run)
+      .then(async () => {
+        await this.root.flushed;
+        for (const e of entries) this.reduce(e.change);
+        this.hooks?.appended(last);
+        return last;
+      });
+    this.chain = done.catch(() => undefined);
+    const hooks = this.hooks;
+    const committed = hooks
+      ? done.then(async (seq) => {
+          await hooks.gate(seq);
+          return seq;
+        })
+      : done;
+    return committed.then((seq) => {
+      for (const c of changes) if (c.kind === 'event.add') this.announcer.emit('event', c.event);
+      return seq;
+    });
+  }
+
+  /**
+   * A standby's side of replication: appends entries numbered by the primary (they must
+   * follow `lastSeq`), durably, then updates the in-memory view. Resolves with the new lastSeq.
+   */
+  applyReplicated(entries: LogEntry[]): Promise<number> {
+    if (this.closed) return Promise.reject(new AxleError(ErrorCode.CLOSED, 'the hub store is closed'));
+    if (entries.length === 0) return Promise.resolve(this.lastSeq);
+    if (entries[0]!.seq !== this.lastSeq + 1) {
+      return Promise.reject(
+        new AxleError(ErrorCode.INTERNAL, `replicated entry ${entries[0]!.seq} does not follow ${this.lastSeq}`),
+      );
+    }
+    this.lastSeq = entries[entries.length - 1]!.seq;
+    for (const e of entries)
+      if (e.change.kind === 'event.add') this.lastEventSeq = Math.max(this.lastEventSeq, e.change.event.seq);
+    const last = this.lastSeq;
+    const eventSeq = this.lastEventSeq;
+    const run = this.root.transaction(() => {
+      for (const e of entries) {
+        this.db.log.put(e.seq, e);
+        if (e.seq > KEEP_LOG) this.db.log.remove(e.seq - KEEP_LOG);
+        writeChange(this.db, e.change);
+      }
+      this.db.meta.put('lastSeq', last);
+      this.db.meta.put('lastEventSeq', eventSeq);
+    });
+    const done = this.chain
+      .then(() => run)
+      .then(async () => {
+        await this.root.flushed;
+        for (const e of entries) this.reduce(e.change);
+        return last;
+      });
+    this.chain = done.catch(() => undefined);
+    return done;
+  }
+
+  /** The term of the log entry at `seq` (0 for seq 0 or an entry no longer kept). */
+  termAt(seq: number): number | undefined {
+    if (seq === 0) return 0;
+    const e = this.db.log.get(seq) as LogEntry | undefined;
+    return e ? (e.term ?? 1) : undefined;
+  }
+
+  /** The oldest log entry still kept (1 when nothing was trimmed). */
+  firstLogSeq(): number {
+    for (const { key } of this.db.log.getRange({ limit: 1 })) return key as number;
+    return this.lastSeq + 1;
+  }
+
+  /** A durable value outside the log (per-hub election state such as the vote of a term). */
+  getMeta<T>(key: string): T | undefined {
+    return this.db.meta.get(key) as T | undefined;
+  }
+
+  async putMeta(key: string, value: unknown): Promise<void> {
+    await this.db.meta.put(key, value);
+    await this.root.flushed;
+  }
+
+  /** Raises the term durably without a log entry (a vote or a higher term seen on the wire). */
+  async raiseTerm(term: number): Promise<void> {
+    if (term <= this.term) return;
+    this.term = term;
+    await this.putMeta('term', term);
+  }
+
+  /**
+   * Every row of every table and the log position they reflect, read in one transaction
+   * so the snapshot is consistent; a standby installs it with `installSnapshot`.
+   */
+  snapshotRows(): { seq: number; term: number; rows: { table: string; key: unknown; value: unknown }[] } {
+    return this.root.transactionSync(() => {
+      const seq = (this.db.meta.get('lastSeq') as number | undefined) ?? 0;
+      const rows: { table: string; key: unknown; value: unknown }[] = [];
+      for (const [table, db] of Object.entries(this.db)) {
+        if (table === 'meta' || table === 'log') continue;
+        for (const { key, value } of db.getRange()) rows.push({ table, key, value });
+      }
+      for (const k of ['epochCeiling', 'lastEventSeq']) {
+        const v = this.db.meta.get(k);
+        if (v !== undefined) rows.push({ table: 'meta', key: k, value: v });
+      }
+      return { seq, term: this.termAt(seq) ?? 1, rows };
+    });
+  }
+
+  /**
+   * Replaces the whole state with a snapshot taken at (seq, term) on the primary: tables
+   * are cleared, rows written, the log restarted at `seq`, in one transaction; then the
+   * in-memory view is rebuilt. The local term is kept when higher.
+   */
+  async installSnapshot(
+    seq: number,
+    term: number,
+    rows: { table: string; key: unknown; value: unknown }[],
+  ): Promise<void> {
+    const tables = this.db as Record<string, Database<unknown, Key>>;
+    for (const r of rows)
+      if (!tables[r.table] || r.table === 'log')
+        throw new AxleError(ErrorCode.INVALID, `snapshot names an unknown table "${r.table}"`);
+    const keepTerm = Math.max(this.term, term);
+    await this.chain;
+    await this.root.transaction(() => {
+      for (const [name, db] of Object.entries(tables))
+        if (name !== 'meta') for (const k of [...db.getKeys()]) db.remove(k);
+      const meta = this.db.meta;
+      for (const k of ['epochCeiling', 'lastEventSeq']) meta.remove(k);
+      for (const r of rows) tables[r.table]!.put(r.key as Key, r.value);
+      // The snapshot's last entry is kept so the next append can check (prevSeq, prevTerm).
+      if (seq > 0)
+        this.db.log.put(seq, { seq, at: Date.now(), term, change: { kind: 'term.set', term } } satisfies LogEntry);
+      meta.put('lastSeq', seq);
+      meta.put('term', keepTerm);
+    });
+    await this.root.flushed;
+    this.clearView();
+    this.load();
+  }
+
+  /** A published bundle with its bytes, read from the store. */
+  bundle(version: number): ConfigBundle | undefined {
+    const b = this.db.bundles.get(version) as ConfigBundle | undefined;
+    return b
+      ? { ...b, hash: new Uint8Array(b.hash), signature: new Uint8Array(b.signature), data: new Uint8Array(b.data) }
+      : undefined;
+  }
+
+  /** A job's targets as stored, in host name order. */
+  jobTargets(jobId: string): JobTarget[] {
+    const out: JobTarget[] = [];
+    for (const { value } of this.db.jobtargets.getRange({ start: [jobId], end: [jobId, '\uffff'] }))
+      out.push(value as JobTarget);
+    return out;
+  }
+
+  /** Events after `after`, oldest first, optionally of some types. */
+  events(o: { after?: number; limit?: number; types?: string[] } = {}): HubEvent[] {
+    const out: HubEvent[] = [];
+    const limit = o.limit ?? 100;
+    for (const { value } of this.db.events.getRange({ start: (o.after ?? 0) + 1 })) {
+      const ev = value as HubEvent;
+      if (o.types && !o.types.includes(ev.type)) continue;
+      out.push(ev);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  /** Most recent deliveries first. */
+  deliveries(limit = 100): Delivery[] {
+    const out: Delivery[] = [];
+    for (const { value } of this.db.deliveries.getRange({ reverse: true, limit: Math.min(limit, KEEP_DELIVERIES) }))
+      out.push(value as Delivery);
+    return out.sort((a, b) => b.createdAt - a.createdAt || b.id.localeCompare(a.id));
+  }
+
+  /** The ordered change log after `seq`, for replication and audits. */
+  logSince(seq: number, limit = 1000): LogEntry[] {
+    const out: LogEntry[] = [];
+    for (const { value } of this.db.log.getRange({ start: seq + 1, limit })) out.push(value as LogEntry);
+    return out;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.chain;
+    await this.root.close();
+  }
+}
