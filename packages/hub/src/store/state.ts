@@ -40,6 +40,13 @@ const KEEP_LOG = 1_000_000;
  * write on a hub that may not write (a standby); `gate` holds the caller's answer until enough
  * standbys stored it; `appended` is told when entries are durable (the log shippers wake on it).
  */
+/** One row of a snapshot: a table's key and value as stored. */
+export interface SnapshotRow {
+  table: string;
+  key: unknown;
+  value: unknown;
+}
+
 export interface StoreHooks {
   guard(): void;
   gate(seq: number): Promise<void>;
@@ -275,23 +282,28 @@ export class HubStore extends HubView {
   }
 
   /**
-   * Every row of every table and the log position they reflect, read in one transaction
-   * so the snapshot is consistent; a standby installs it with `installSnapshot`.
+   * Every row of every table and the log position they reflect, from one read transaction so
+   * the snapshot stays consistent however long it takes to send. Rows are read as `rows` is
+   * iterated: a primary sending a million to a standby reads a chunk between sends instead of
+   * blocking its event loop for all of them (long enough to lose its lease). `close()` ends
+   * the transaction; a standby installs the rows with `installSnapshot`.
    */
-  snapshotRows(): { seq: number; term: number; rows: { table: string; key: unknown; value: unknown }[] } {
-    return this.root.transactionSync(() => {
-      const seq = (this.db.meta.get('lastSeq') as number | undefined) ?? 0;
-      const rows: { table: string; key: unknown; value: unknown }[] = [];
-      for (const [table, db] of Object.entries(this.db)) {
+  openSnapshot(): { seq: number; term: number; rows: Iterator<SnapshotRow>; close: () => void } {
+    const transaction = this.root.useReadTransaction();
+    const db = this.db;
+    const seq = (db.meta.get('lastSeq', { transaction }) as number | undefined) ?? 0;
+    const term = seq === 0 ? 0 : ((db.log.get(seq, { transaction }) as LogEntry | undefined)?.term ?? 1);
+    function* rows(): Generator<SnapshotRow> {
+      for (const [table, d] of Object.entries(db)) {
         if (table === 'meta' || table === 'log') continue;
-        for (const { key, value } of db.getRange()) rows.push({ table, key, value });
+        for (const { key, value } of d.getRange({ transaction })) yield { table, key, value };
       }
       for (const k of ['epochCeiling', 'lastEventSeq']) {
-        const v = this.db.meta.get(k);
-        if (v !== undefined) rows.push({ table: 'meta', key: k, value: v });
+        const v = db.meta.get(k, { transaction });
+        if (v !== undefined) yield { table: 'meta', key: k, value: v };
       }
-      return { seq, term: this.termAt(seq) ?? 1, rows };
-    });
+    }
+    return { seq, term, rows: rows(), close: () => transaction.done() };
   }
 
   /**

@@ -1,6 +1,6 @@
 import { AxleError, ErrorCode, errorText, type Connection, type Logger, type MessageOf } from '@axle/shared';
 import type { LogEntry } from '../model.js';
-import type { HubStore } from '../state.js';
+import type { HubStore, SnapshotRow } from '../state.js';
 
 const BATCH_ENTRIES = 1000;
 const BATCH_BYTES = 4 * 1024 * 1024;
@@ -148,59 +148,65 @@ export class Follower {
 
   private async snapshot(): Promise<boolean> {
     const { state, log } = this.d;
-    const snap = state.snapshotRows();
-    log.info({ peer: this.peerId, seq: snap.seq, rows: snap.rows.length }, 'sending snapshot to standby');
-    const chunks: (typeof snap.rows)[] = [];
-    let cur: typeof snap.rows = [];
-    let bytes = 0;
-    for (const r of snap.rows) {
-      const n = approxBytes(r.key) + approxBytes(r.value);
-      if (cur.length > 0 && (cur.length >= SNAPSHOT_ROWS || bytes + n > BATCH_BYTES)) {
-        chunks.push(cur);
-        cur = [];
-        bytes = 0;
-      }
-      cur.push(r);
-      bytes += n;
-    }
-    chunks.push(cur);
-    let sentAt = Date.now();
-    for (let i = 0; i < chunks.length; i++) {
-      if (!this.active()) return false;
-      const rows = chunks[i]!;
-      sentAt = Date.now();
-      const ack = await this.conn.request(
-        {
-          type: 'repl_snapshot',
-          term: this.d.term,
-          primary: this.d.self.id,
-          primaryAddr: this.d.self.addr(),
-          snapSeq: snap.seq,
-          snapTerm: snap.term,
-          chunk: i,
-          done: i === chunks.length - 1,
-          rows: rows as MessageOf<'repl_snapshot'>['rows'],
-        },
-        this.d.requestTimeoutMs + Math.floor(approxBytes(rows) / 50_000),
-        'repl_ack',
-      );
-      if (ack.term > this.d.term) {
-        this.stopped = true;
-        this.d.onHigherTerm(ack.term, this.peerId);
-        return false;
-      }
-      if (!ack.ok)
-        throw new AxleError(
-          ErrorCode.INTERNAL,
-          `standby ${this.peerId} refused snapshot chunk ${i}: ${ack.reason ?? 'no reason given'}`,
+    const snap = state.openSnapshot();
+    try {
+      log.info({ peer: this.peerId, seq: snap.seq }, 'sending snapshot to standby');
+      // One row read ahead, so the chunk that takes the last row can say it is the last.
+      let ahead = snap.rows.next();
+      const nextChunk = (): SnapshotRow[] => {
+        const rows: SnapshotRow[] = [];
+        let bytes = 0;
+        while (!ahead.done) {
+          const n = approxBytes(ahead.value.key) + approxBytes(ahead.value.value);
+          if (rows.length > 0 && (rows.length >= SNAPSHOT_ROWS || bytes + n > BATCH_BYTES)) break;
+          rows.push(ahead.value);
+          bytes += n;
+          ahead = snap.rows.next();
+        }
+        return rows;
+      };
+      let sentAt = Date.now();
+      for (let i = 0; ; i++) {
+        if (!this.active()) return false;
+        const rows = nextChunk();
+        const done = ahead.done === true;
+        sentAt = Date.now();
+        const ack = await this.conn.request(
+          {
+            type: 'repl_snapshot',
+            term: this.d.term,
+            primary: this.d.self.id,
+            primaryAddr: this.d.self.addr(),
+            snapSeq: snap.seq,
+            snapTerm: snap.term,
+            chunk: i,
+            done,
+            rows: rows as MessageOf<'repl_snapshot'>['rows'],
+          },
+          this.d.requestTimeoutMs + Math.floor(approxBytes(rows) / 50_000),
+          'repl_ack',
         );
-      this.lastAckAt = Date.now();
+        if (ack.term > this.d.term) {
+          this.stopped = true;
+          this.d.onHigherTerm(ack.term, this.peerId);
+          return false;
+        }
+        if (!ack.ok)
+          throw new AxleError(
+            ErrorCode.INTERNAL,
+            `standby ${this.peerId} refused snapshot chunk ${i}: ${ack.reason ?? 'no reason given'}`,
+          );
+        this.lastAckAt = Date.now();
+        this.d.onAck(this.peerId, sentAt, this.matchSeq);
+        if (done) break;
+      }
+      this.needSnapshot = false;
+      this.matchSeq = snap.seq;
+      this.nextSeq = snap.seq + 1;
       this.d.onAck(this.peerId, sentAt, this.matchSeq);
+    } finally {
+      snap.close();
     }
-    this.needSnapshot = false;
-    this.matchSeq = snap.seq;
-    this.nextSeq = snap.seq + 1;
-    this.d.onAck(this.peerId, sentAt, this.matchSeq);
     log.info({ peer: this.peerId, seq: snap.seq }, 'standby installed the snapshot');
     return true;
   }
