@@ -3,8 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildBundle, generateKeyPair, saveKeyPair, silentLogger, toBase64 } from '@axle/shared';
 import { Hub, hubConfigFrom } from '@axle/hub';
-import { bin, startDaemon, type Daemon } from '../test/support/proc.js';
-import { tempDir } from '../test/support/tmp.js';
+import { bin, type Daemon, startDaemon, tempDir } from '@axle/testkit';
 import type { Figure } from './lib.js';
 
 /**

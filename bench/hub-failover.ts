@@ -1,9 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateKeyPair, saveKeyPair, toBase64 } from '@axle/shared';
-import { bin, startDaemon, type Daemon } from '../test/support/proc.js';
-import { freePort } from '../scripts/demo/fleet.js';
-import { tempDir } from '../test/support/tmp.js';
+import { bin, type Daemon, freePort, startDaemon, tempDir } from '@axle/testkit';
 import type { Figure } from './lib.js';
 
 /**

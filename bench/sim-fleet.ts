@@ -10,8 +10,7 @@ import {
   type Message,
   type MessageOf,
 } from '@axle/shared';
-import { bin, startDaemon, type Daemon } from '../test/support/proc.js';
-import { tempDir } from '../test/support/tmp.js';
+import { bin, type Daemon, startDaemon, tempDir } from '@axle/testkit';
 
 /** utime + stime of a process, in seconds. */
 export function cpuSeconds(pid: number): number {

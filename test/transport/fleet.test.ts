@@ -28,12 +28,8 @@ import {
   type KeyPair,
   type TlsFiles,
 } from '@axle/shared';
-import { ChaosProxy } from '../system/chaos-proxy.js';
+import { Bag, bin, ChaosProxy, type Daemon, freePort, startDaemon, tempDir, waitFor } from '@axle/testkit';
 import { makePki, type TestPki } from '../support/pki.js';
-import { bin, startDaemon, type Daemon } from '../support/proc.js';
-import { Bag, freePort } from '../support/resources.js';
-import { tempDir } from '../support/tmp.js';
-import { waitFor } from '../support/wait.js';
 
 const t = tempDir('axle-transport-');
 const bag = new Bag();

@@ -5,8 +5,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { connectPeer, type Message, type MessageOf } from '@axle/shared';
 import { HOSTILE, startFleet, type Fleet } from '../../packages/hub/test/cli-fleet.js';
 import { Bag, enroll, envoy, joinToken } from '../../packages/hub/test/support.js';
-import { ROOT } from '../support/proc.js';
-import { tempDir } from '../support/tmp.js';
+import { ROOT, tempDir } from '@axle/testkit';
 
 const ARTIFACTS = join(ROOT, 'test', 'artifacts');
 const bag = new Bag();

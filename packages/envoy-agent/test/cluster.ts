@@ -4,13 +4,11 @@ import { generateKeyPair, saveKeyPair, silentLogger, toBase64, type KeyPair } fr
 import { Spoke, spokeConfigFrom } from '@axle/spoke';
 import { Hub, hubConfigFrom } from '@axle/hub';
 import { Envoy, envoyConfigFrom, enroll, type EnvoyConfig } from '@axle/envoy-agent';
-import { tempDir } from '../../../test/support/tmp.js';
-import { bin, startDaemon, type Daemon } from '../../../test/support/proc.js';
+import { type Bag, bin, type Daemon, freePort, startDaemon, tempDir } from '@axle/testkit';
 
 /** Real hubs and spokes for the envoy's tests: in this process, or as child processes where one must die. */
 
-export { Bag, freePort } from '../../../test/support/resources.js';
-import { type Bag, freePort } from '../../../test/support/resources.js';
+export { Bag, freePort } from '@axle/testkit';
 
 export interface HubKey {
   dir: string;

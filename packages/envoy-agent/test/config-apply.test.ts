@@ -4,8 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger, generateKeyPair, toBase64 } from '@axle/shared';
 import type { Hub } from '@axle/hub';
 import { Envoy } from '@axle/envoy-agent';
-import { tempDir } from '../../../test/support/tmp.js';
-import { waitFor } from '../../../test/support/wait.js';
+import { tempDir, waitFor } from '@axle/testkit';
 import {
   Bag,
   api,

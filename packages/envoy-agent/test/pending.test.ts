@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Hub } from '@axle/hub';
 import { Envoy, enroll } from '@axle/envoy-agent';
-import { tempDir } from '../../../test/support/tmp.js';
-import { waitFor } from '../../../test/support/wait.js';
+import { tempDir, waitFor } from '@axle/testkit';
 import { Bag, api, hubKey, joinToken, localSpoke, startHub, storedRuns, testEnvoyConfig } from './cluster.js';
 
 /** With manual approval the envoy enrolls as pending, runs and spools meanwhile, and joins its spoke once approved. */

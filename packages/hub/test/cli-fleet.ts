@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { connectPeer, type Json, type MessageOf, type Run } from '@axle/shared';
 import type { Hub } from '@axle/hub';
-import { waitFor } from '../../../test/support/wait.js';
+import { waitFor } from '@axle/testkit';
 import {
   type Bag,
   enroll,

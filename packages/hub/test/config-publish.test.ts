@@ -3,8 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '@axle/hub';
 import { signWebhook } from '@axle/hub';
-import { tempDir } from '../../../test/support/tmp.js';
-import { waitFor } from '../../../test/support/wait.js';
+import { tempDir, waitFor } from '@axle/testkit';
 import { Bag, api, hubKey, inProcessSpoke, procSpoke, startHub, type ProcSpoke, type SpokeRef } from './support.js';
 
 const bag = new Bag();

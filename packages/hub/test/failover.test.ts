@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '@axle/hub';
-import { waitFor } from '../../../test/support/wait.js';
+import { waitFor } from '@axle/testkit';
 import {
   Bag,
   api,

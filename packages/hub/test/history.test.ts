@@ -8,7 +8,7 @@ import {
   type HistorySample,
 } from '../src/history/model.js';
 import { StateStore } from '../src/state.js';
-import { tempDir } from '../../../test/support/tmp.js';
+import { tempDir } from '@axle/testkit';
 
 const sample = (at: number, compliant: number, noncompliant: number): HistorySample => ({
   at,

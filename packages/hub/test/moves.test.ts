@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAxleError, type MessageOf } from '@axle/shared';
 import type { Hub } from '@axle/hub';
-import { waitFor } from '../../../test/support/wait.js';
+import { waitFor } from '@axle/testkit';
 import {
   Bag,
   api,

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { generateKeyPair, toBase64 } from '@axle/shared';
 import { StateStore } from '../src/state.js';
-import { waitFor } from '../../../test/support/wait.js';
+import { waitFor } from '@axle/testkit';
 import { Bag, api, hubKey, inProcessSpoke, locate, startHub } from './support.js';
 
 const bag = new Bag();

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode, generateKeyPair, toBase64 } from '@axle/shared';
 import { hubConfigFrom, type Hub } from '@axle/hub';
-import { waitFor } from '../../../test/support/wait.js';
+import { waitFor } from '@axle/testkit';
 import { api, Bag, enroll, envoy } from './support.js';
 import {
   adminToken,

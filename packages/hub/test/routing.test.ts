@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAxleError } from '@axle/shared';
 import type { Hub } from '@axle/hub';
-import { waitFor } from '../../../test/support/wait.js';
+import { waitFor } from '@axle/testkit';
 import {
   Bag,
   api,

@@ -4,7 +4,7 @@ import { hubConfigFrom, type HubConfig } from '../src/config.js';
 import { Events } from '../src/events.js';
 import { Secrets } from '../src/secrets.js';
 import { StateStore } from '../src/state.js';
-import { tempDir } from '../../../test/support/tmp.js';
+import { tempDir } from '@axle/testkit';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {

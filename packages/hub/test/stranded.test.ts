@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyPair, toBase64, type MessageOf } from '@axle/shared';
 import { HostRouter, hubConfigFrom, type Hub } from '@axle/hub';
 import { UnplacedTally, place, placementOrder } from '../src/placement/order.js';
-import { waitFor } from '../../../test/support/wait.js';
+import { waitFor } from '@axle/testkit';
 import {
   Bag,
   api,

@@ -12,11 +12,9 @@ import {
 } from '@axle/shared';
 import { Spoke, spokeConfigFrom } from '@axle/spoke';
 import { Hub, hubConfigFrom } from '@axle/hub';
-import { tempDir } from '../../../test/support/tmp.js';
-import { bin, startDaemon, type Daemon } from '../../../test/support/proc.js';
+import { type Bag, bin, type Daemon, freePort, startDaemon, tempDir } from '@axle/testkit';
 
-export { Bag, freePort } from '../../../test/support/resources.js';
-import { type Bag, freePort } from '../../../test/support/resources.js';
+export { Bag, freePort } from '@axle/testkit';
 
 export interface HubKey {
   dir: string;

@@ -15,7 +15,7 @@ import {
 } from '@axle/hub';
 import { StateStore } from '../src/state.js';
 import { Tokens } from '../src/tokens.js';
-import { tempDir } from '../../../test/support/tmp.js';
+import { tempDir } from '@axle/testkit';
 
 const pub = toBase64(generateKeyPair().publicKey);
 const cleanups: (() => void)[] = [];

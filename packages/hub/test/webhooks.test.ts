@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyWebhook, type Hub } from '@axle/hub';
-import { waitFor } from '../../../test/support/wait.js';
+import { waitFor } from '@axle/testkit';
 import { Bag, api, enroll, envoy, hubKey, inProcessSpoke, joinToken, startHub } from './support.js';
 
 const SECRET = 'a-webhook-secret-of-some-length';

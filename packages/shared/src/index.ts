@@ -5,7 +5,9 @@ export {
   ErrorCode,
   errorText,
   isAxleError,
+  primaryToFollow,
   retryOf,
+  type ApiErrorBody,
   type ErrorEntry,
   type Retry,
 } from './errors.js';

@@ -5,9 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '@axle/hub';
 import { toBase64 } from '@axle/shared';
 import { Envoy, enroll, envoyConfigFrom } from '@axle/envoy-agent';
-import { bin } from '../../../../test/support/proc.js';
-import { tempDir } from '../../../../test/support/tmp.js';
-import { waitFor } from '../../../../test/support/wait.js';
+import { bin, tempDir, waitFor } from '@axle/testkit';
 import { Bag, api, hubKey, inProcessSpoke, joinToken, startHub } from '../support.js';
 import { jobDone, startJob, targets } from './fleet.js';
 

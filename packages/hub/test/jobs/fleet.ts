@@ -16,7 +16,7 @@ import {
   type ProcSpoke,
   type SpokeRef,
 } from '../support.js';
-import { waitFor } from '../../../../test/support/wait.js';
+import { waitFor } from '@axle/testkit';
 
 export type JobRun = MessageOf<'job_run'>;
 export type Behaviour = (hostname: string, m: JobRun) => Promise<MessageOf<'job_result'>> | MessageOf<'job_result'>;

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../../../../test/support/wait.js';
+import { waitFor } from '@axle/testkit';
 import { Bag } from '../support.js';
 import { delay, jobDone, ok, protoFleet, startJob, targets, type ProtoFleet } from './fleet.js';
 

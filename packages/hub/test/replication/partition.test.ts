@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../../../../test/support/wait.js';
+import { waitFor } from '@axle/testkit';
 import { api, Bag } from '../support.js';
 import {
   adminToken,

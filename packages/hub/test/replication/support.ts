@@ -11,8 +11,7 @@ import {
 } from '@axle/shared';
 import { Hub, hubConfigFrom } from '@axle/hub';
 import { Spoke, spokeConfigFrom } from '@axle/spoke';
-import { bin, startDaemon, type Daemon } from '../../../../test/support/proc.js';
-import { tempDir } from '../../../../test/support/tmp.js';
+import { bin, type Daemon, startDaemon, tempDir } from '@axle/testkit';
 import { api, freePort, type Bag } from '../support.js';
 
 /** One member of a test cluster: its id, fixed address, key and data dir, decided before anything starts. */

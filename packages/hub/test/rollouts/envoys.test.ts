@@ -4,9 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '@axle/hub';
 import { Envoy, enroll, envoyConfigFrom } from '@axle/envoy-agent';
-import { bin } from '../../../../test/support/proc.js';
-import { tempDir } from '../../../../test/support/tmp.js';
-import { waitFor } from '../../../../test/support/wait.js';
+import { bin, tempDir, waitFor } from '@axle/testkit';
 import { Bag, api, hubKey, inProcessSpoke, joinToken, startHub } from '../support.js';
 import { targets } from '../jobs/fleet.js';
 
