@@ -28,7 +28,7 @@ import {
   type KeyPair,
   type TlsFiles,
 } from '@axle/shared';
-import { Bag, bin, ChaosProxy, type Daemon, freePort, startDaemon, tempDir, waitFor } from '@axle/testkit';
+import { Bag, bin, ChaosProxy, type Daemon, freePort, startDaemon, tempDir, waitFor, writeConfig } from '@axle/testkit';
 import { makePki, type TestPki } from '../support/pki.js';
 
 const t = tempDir('axle-transport-');
@@ -159,17 +159,14 @@ async function startFleet(name: string, secure: boolean): Promise<TestFleet> {
   bag.add(() => spokeLink.close());
   const spokeT = await transport('spoke');
   const spokeFile = join(spokeDir, 'spoke.yaml');
-  writeFileSync(
-    spokeFile,
-    JSON.stringify({
-      server_id: 'dc1',
-      listen: spokeListen,
-      data_dir: spokeDir,
-      status_interval: '300ms',
-      ...spokeT,
-      spanner: { role: 'spoke', spoke_id: 'dc1', hub_addr: hubAddr, hub_pubkeys: [toBase64(hubKey.publicKey)] },
-    }),
-  );
+  writeConfig(spokeFile, {
+    server_id: 'dc1',
+    listen: spokeListen,
+    data_dir: spokeDir,
+    status_interval: '300ms',
+    ...spokeT,
+    spanner: { role: 'spoke', spoke_id: 'dc1', hub_addr: hubAddr, hub_pubkeys: [toBase64(hubKey.publicKey)] },
+  });
   const spoke = await startDaemon(bin('spoke', 'axle-spoke'), ['--config', spokeFile]);
   bag.add(() => spoke.kill('SIGKILL'));
   const hubLink = new ChaosProxy(hubAddr, 'hub');

@@ -1,10 +1,10 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateKeyPair, saveKeyPair, silentLogger, toBase64, type KeyPair } from '@axle/shared';
 import { Spoke, spokeConfigFrom } from '@axle/spoke';
 import { Hub, hubConfigFrom } from '@axle/hub';
 import { Envoy, envoyConfigFrom, enroll, type EnvoyConfig } from '@axle/envoy-agent';
-import { type Bag, bin, type Daemon, freePort, startDaemon, tempDir } from '@axle/testkit';
+import { type Bag, bin, type Daemon, freePort, startDaemon, tempDir, writeConfig } from '@axle/testkit';
 
 /** Real hubs and spokes for the envoy's tests: in this process, or as child processes where one must die. */
 
@@ -96,7 +96,7 @@ export async function procSpoke(bag: Bag, id: string, hub: HubKey): Promise<Proc
   const key = generateKeyPair();
   saveKeyPair(join(t.dir, 'spoke.key'), key);
   const configFile = join(t.dir, 'spoke.yaml');
-  writeFileSync(configFile, JSON.stringify(spokeConfigObject(id, t.dir, port, hub)));
+  writeConfig(configFile, spokeConfigObject(id, t.dir, port, hub));
   const daemon = await startDaemon(bin('spoke', 'axle-spoke'), ['--config', configFile]);
   bag.add(() => daemon.kill('SIGKILL'));
   return { id, addr: `127.0.0.1:${port}`, pubkey: toBase64(key.publicKey), daemon };

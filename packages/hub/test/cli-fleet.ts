@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
 import { connectPeer, type Json, type MessageOf, type Run } from '@axle/shared';
 import type { Hub } from '@axle/hub';
-import { waitFor } from '@axle/testkit';
+import { waitFor, writeConfig } from '@axle/testkit';
 import {
   type Bag,
   enroll,
@@ -122,7 +121,7 @@ export async function startFleet(
     extra: { compliance_history: { interval: '1s' } },
   };
   // With a config file the test can change the hub's config and reload it (SIGHUP's path).
-  if (o.configFile) writeFileSync(o.configFile, JSON.stringify(hubConfigObject(key, opts)));
+  if (o.configFile) writeConfig(o.configFile, hubConfigObject(key, opts));
   const hub = await startHub(bag, key, opts, o.configFile);
   const join = await joinToken(hub);
   const plan: [string, boolean, Record<string, Json>][] = [

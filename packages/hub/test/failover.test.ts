@@ -1,8 +1,7 @@
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '@axle/hub';
-import { waitFor } from '@axle/testkit';
+import { waitFor, writeConfig } from '@axle/testkit';
 import {
   Bag,
   api,
@@ -38,7 +37,7 @@ const configFile = () => join(key.dir, 'hub.yaml');
 
 const FANOUT_TIMEOUT = 1500;
 
-function writeConfig(autoFailover: boolean): void {
+function rewriteHubConfig(autoFailover: boolean): void {
   const spanner = {
     auto_failover: {
       enabled: autoFailover,
@@ -49,7 +48,7 @@ function writeConfig(autoFailover: boolean): void {
       drain_jitter: '20ms',
     },
   };
-  writeFileSync(configFile(), JSON.stringify(hubConfigObject(key, { ...opts, spanner })));
+  writeConfig(configFile(), hubConfigObject(key, { ...opts, spanner }));
 }
 
 beforeAll(async () => {
@@ -77,7 +76,7 @@ beforeAll(async () => {
       },
     },
   };
-  writeConfig(false);
+  rewriteHubConfig(false);
   hub = await startHub(bag, key, opts, configFile());
   const token = await joinToken(hub);
   for (const dc of ['dc1', 'dc2', 'dc3']) {
@@ -154,7 +153,7 @@ describe('fan-out', () => {
   });
 
   it('auto-failover drains the dead spoke; its envoys locate and check in at their new spoke', async () => {
-    writeConfig(true);
+    rewriteHubConfig(true);
     await hub.reload();
     await waitFor(async () => (await api(hub, 'GET', '/api/v1/spokes/dc3', admin())).body.state === 'drained', {
       timeoutMs: 10_000,

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAxleError } from '@axle/shared';
 import type { Hub } from '@axle/hub';
-import { waitFor } from '@axle/testkit';
+import { waitFor, writeConfig } from '@axle/testkit';
 import {
   Bag,
   api,
@@ -39,7 +39,7 @@ beforeAll(async () => {
       { ...spokes[2]!, patterns: ['*.dc3.*'] },
     ],
   };
-  writeFileSync(configFile(), JSON.stringify(hubConfigObject(key, opts)));
+  writeConfig(configFile(), hubConfigObject(key, opts));
   hub = await startHub(bag, key, opts, configFile());
   token = await joinToken(hub);
   await waitFor(
@@ -119,7 +119,7 @@ describe('enrollment routing', () => {
 
   it('reload adds a default spoke without dropping links, and removes a spoke', async () => {
     const linkBefore = hub.internals!.links.get('dc2');
-    writeFileSync(configFile(), JSON.stringify(hubConfigObject(key, { ...opts, default_spoke: 'dc3' })));
+    writeConfig(configFile(), hubConfigObject(key, { ...opts, default_spoke: 'dc3' }));
     await hub.reload();
     const a = await enroll(hub.addr, envoy('lost2.example.org'), token);
     expect(a.target!.spokeId).toBe('dc3');

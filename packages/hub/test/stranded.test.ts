@@ -1,10 +1,9 @@
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyPair, toBase64, type MessageOf } from '@axle/shared';
 import { HostRouter, hubConfigFrom, type Hub } from '@axle/hub';
 import { UnplacedTally, place, placementOrder } from '../src/placement/order.js';
-import { waitFor } from '@axle/testkit';
+import { waitFor, writeConfig } from '@axle/testkit';
 import {
   Bag,
   api,
@@ -137,9 +136,9 @@ const events = async (types: string) =>
   }[];
 const metric = async (re: RegExp) => re.exec((await api(hub, 'GET', '/metrics')).body)?.[1];
 
-function writeConfig(withDc4: boolean): void {
+function rewriteHubConfig(withDc4: boolean): void {
   const spokes = [...opts.spokes, ...(withDc4 ? [{ ...dc4, patterns: ['*.dc2.*'] }] : [])];
-  writeFileSync(configFile(), JSON.stringify(hubConfigObject(key, { ...opts, spokes })));
+  writeConfig(configFile(), hubConfigObject(key, { ...opts, spokes }));
 }
 
 beforeAll(async () => {
@@ -163,7 +162,7 @@ beforeAll(async () => {
       auto_failover: { enabled: true, threshold: 3, interval: '150ms', drain_batch: 2, drain_jitter: '20ms' },
     },
   };
-  writeConfig(false);
+  rewriteHubConfig(false);
   hub = await startHub(bag, key, opts, configFile());
   token = await joinToken(hub);
   for (const dc of ['dc1', 'dc2', 'dc3']) {
@@ -217,7 +216,7 @@ describe('a drain that cannot place every envoy', () => {
   });
 
   it('places them without anyone acting once a reload adds a spoke that matches them', async () => {
-    writeConfig(true);
+    rewriteHubConfig(true);
     await hub.reload();
     await waitFor(async () => (await view('dc2')).state === 'drained', { timeoutMs: 15_000, what: 'dc2 drained' });
     expect((await view('dc2')).stranded).toEqual({ count: 0, reasons: [], since: null });

@@ -1,4 +1,3 @@
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   connectPeer,
@@ -12,7 +11,7 @@ import {
 } from '@axle/shared';
 import { Spoke, spokeConfigFrom } from '@axle/spoke';
 import { Hub, hubConfigFrom } from '@axle/hub';
-import { type Bag, bin, type Daemon, freePort, startDaemon, tempDir } from '@axle/testkit';
+import { type Bag, bin, type Daemon, freePort, startDaemon, tempDir, writeConfig } from '@axle/testkit';
 
 export { Bag, freePort } from '@axle/testkit';
 
@@ -85,7 +84,7 @@ export async function procSpoke(bag: Bag, id: string, hub: HubKey, o: { hubAddr?
   const key = generateKeyPair();
   saveKeyPair(join(t.dir, 'spoke.key'), key);
   const configFile = join(t.dir, 'spoke.yaml');
-  writeFileSync(configFile, JSON.stringify(spokeConfigObject(id, t.dir, port, hub, o.hubAddr)));
+  writeConfig(configFile, spokeConfigObject(id, t.dir, port, hub, o.hubAddr));
   const ref: ProcSpoke = {
     id,
     addr: `127.0.0.1:${port}`,

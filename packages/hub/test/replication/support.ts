@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   connectPeer,
@@ -11,7 +11,7 @@ import {
 } from '@axle/shared';
 import { Hub, hubConfigFrom } from '@axle/hub';
 import { Spoke, spokeConfigFrom } from '@axle/spoke';
-import { bin, type Daemon, startDaemon, tempDir } from '@axle/testkit';
+import { bin, type Daemon, startDaemon, tempDir, writeConfig } from '@axle/testkit';
 import { api, freePort, type Bag } from '../support.js';
 
 /** One member of a test cluster: its id, fixed address, key and data dir, decided before anything starts. */
@@ -89,7 +89,7 @@ export async function makeCluster(bag: Bag, spec: ClusterSpec): Promise<Cluster>
       fanout: { timeout: '1000ms', retries: 1, backoff: '50ms' },
       enrollment: { rate_limit: { requests: 100_000, per: '1s', burst: 100_000 } },
     };
-    writeFileSync(h.configFile, JSON.stringify(cfg, null, 2));
+    writeConfig(h.configFile, cfg);
   }
   for (const s of spokes) {
     const cfg = {
@@ -106,7 +106,7 @@ export async function makeCluster(bag: Bag, spec: ClusterSpec): Promise<Cluster>
         hub_pubkeys: hubs.map((h) => h.pub),
       },
     };
-    writeFileSync(s.configFile, JSON.stringify(cfg, null, 2));
+    writeConfig(s.configFile, cfg);
   }
   const find = (list: Node[], id: string) => {
     const n = list.find((x) => x.id === id);
