@@ -73,7 +73,7 @@ beforeAll(async () => {
 afterAll(() => bag.run());
 
 async function publish(): Promise<number> {
-  const r = await api(hub, 'POST', '/api/v1/config/publish', { dir: src });
+  const r = await api(hub, 'POST', '/api/v1/config/publish', { token: hub.adminToken, body: { dir: src } });
   expect(r.status, JSON.stringify(r.body)).toBe(200);
   expect(r.body.spokes).toEqual({ dc1: 'ok', dc2: 'ok', dc3: 'ok' });
   return r.body.version as number;

@@ -120,14 +120,14 @@ resources:
 }
 
 async function publish(): Promise<number> {
-  const r = await api(hub, 'POST', '/api/v1/config/publish', { dir: src });
+  const r = await api(hub, 'POST', '/api/v1/config/publish', { token: hub.adminToken, body: { dir: src } });
   if (r.status !== 200) throw new Error(`publish: ${r.status} ${JSON.stringify(r.body)}`);
   return r.body.version as number;
 }
 
 type StoredRun = ApplyRun & { id: string; configVersion: number; compliant: boolean; trigger: string };
 async function runs(): Promise<StoredRun[]> {
-  const r = await api(hub, 'GET', `/api/v1/envoys/${HOST}?runs=20`);
+  const r = await api(hub, 'GET', `/api/v1/envoys/${HOST}?runs=20`, { token: hub.adminToken });
   return (r.body?.detail?.runs ?? []) as StoredRun[];
 }
 /** The first stored run at `version` not seen before (the envoy may also run at an older version first). */

@@ -29,7 +29,7 @@ it('a pending envoy picks up its spoke once an admin approves it, and delivers w
   bag.add(() => e.stop());
   const early = await e.runNow('demand');
   expect(e.state.spooled).toBe(1);
-  const r = await api(hub, 'POST', '/api/v1/enrollments/new.dc1.example.com/approve');
+  const r = await api(hub, 'POST', '/api/v1/enrollments/new.dc1.example.com/approve', { token: hub.adminToken });
   expect(r.status).toBe(200);
   await waitFor(() => e.state.connected?.spokeId === 'dc1' && e.state.spooled === 0, {
     timeoutMs: 15_000,

@@ -3,14 +3,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAxleError } from '@axle/shared';
 import type { Hub } from '@axle/hub';
-import { Bag, api, enroll, envoy, hubKey, inProcessSpoke, joinToken, startHub, type HubKey } from './support.js';
+import { api, Bag, enroll, envoy, hubKey, type HubKey, inProcessSpoke, joinToken, startHub } from '@axle/testkit';
 
 const bag = new Bag();
 let key: HubKey;
 let hub: Hub;
 
 beforeAll(async () => {
-  key = hubKey(bag);
+  key = await hubKey(bag);
   const s = await inProcessSpoke(bag, 'dc1', key);
   hub = await startHub(bag, key, {
     spokes: [{ ...s, patterns: ['*'] }],

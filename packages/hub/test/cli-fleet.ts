@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { connectPeer, type Json, type MessageOf, type Run } from '@axle/shared';
 import type { Hub } from '@axle/hub';
-import { waitFor, writeConfig } from '@axle/testkit';
 import {
   type Bag,
   enroll,
@@ -9,13 +8,15 @@ import {
   freePort,
   hubConfigObject,
   hubKey,
+  type HubOptions,
   joinToken,
   procSpoke,
-  startHub,
-  type HubOptions,
   type ProcSpoke,
+  startHub,
   type TestEnvoy,
-} from './support.js';
+  waitFor,
+  writeConfig,
+} from '@axle/testkit';
 
 /** A run as an envoy reports it. */
 export function makeRun(hostname: string, compliant: boolean, o: { policy?: string; message?: string } = {}): Run {
@@ -104,7 +105,7 @@ export async function startFleet(
   bag: Bag,
   o: { hostile?: boolean; probeInterval?: string; configFile?: string } = {},
 ): Promise<Fleet> {
-  const key = hubKey(bag);
+  const key = await hubKey(bag);
   const port = await freePort();
   const hubAddr = `127.0.0.1:${port}`;
   const [dc1, dc2] = await Promise.all([

@@ -1,26 +1,27 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '@axle/hub';
-import { waitFor, writeConfig } from '@axle/testkit';
 import {
-  Bag,
   api,
+  Bag,
   checkin,
   enroll,
   envoy,
   freePort,
   hubConfigObject,
   hubKey,
+  type HubKey,
+  type HubOptions,
   inProcessSpoke,
   joinToken,
   locate,
   procSpoke,
-  startHub,
-  type HubKey,
-  type HubOptions,
   type ProcSpoke,
+  startHub,
   type TestEnvoy,
-} from './support.js';
+  waitFor,
+  writeConfig,
+} from '@axle/testkit';
 import type { MessageOf } from '@axle/shared';
 
 /**
@@ -52,7 +53,7 @@ function rewriteHubConfig(autoFailover: boolean): void {
 }
 
 beforeAll(async () => {
-  key = hubKey(bag);
+  key = await hubKey(bag);
   const port = await freePort();
   const hubAddr = `127.0.0.1:${port}`;
   const [dc1, dc2] = await Promise.all([inProcessSpoke(bag, 'dc1', key), inProcessSpoke(bag, 'dc2', key)]);

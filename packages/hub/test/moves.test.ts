@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAxleError, type MessageOf } from '@axle/shared';
 import type { Hub } from '@axle/hub';
-import { waitFor } from '@axle/testkit';
 import {
-  Bag,
   api,
+  Bag,
   checkin,
   enroll,
   envoy,
@@ -14,7 +13,8 @@ import {
   locate,
   startHub,
   type TestEnvoy,
-} from './support.js';
+  waitFor,
+} from '@axle/testkit';
 
 const bag = new Bag();
 let hub: Hub;
@@ -23,7 +23,7 @@ const hosts = new Map<string, { e: TestEnvoy; a: MessageOf<'assignment'> }>();
 const admin = () => ({ token: hub.adminToken });
 
 beforeAll(async () => {
-  const key = hubKey(bag);
+  const key = await hubKey(bag);
   const [dc1, dc2, dc3] = await Promise.all(['dc1', 'dc2', 'dc3'].map((id) => inProcessSpoke(bag, id, key)));
   hub = await startHub(bag, key, {
     spokes: [

@@ -2,8 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { connectPeer, ErrorCode, generateKeyPair, type AxleError, type MessageOf } from '@axle/shared';
 import { decideVote, leaseUntil } from '../src/replication/votes.js';
 import { safeMinAcks } from '../src/replication/settings.js';
-import { waitFor } from '@axle/testkit';
-import { api, Bag } from './support.js';
+import { api, Bag, waitFor } from '@axle/testkit';
 import {
   adminToken,
   asHub,

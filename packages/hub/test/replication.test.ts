@@ -1,8 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode, generateKeyPair, toBase64 } from '@axle/shared';
 import { hubConfigFrom, type Hub } from '@axle/hub';
-import { waitFor } from '@axle/testkit';
-import { api, Bag, enroll, envoy } from './support.js';
+import { api, Bag, enroll, envoy, waitFor } from '@axle/testkit';
 import {
   adminToken,
   hubInProcess,

@@ -3,23 +3,24 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAxleError } from '@axle/shared';
 import type { Hub } from '@axle/hub';
-import { waitFor, writeConfig } from '@axle/testkit';
 import {
-  Bag,
   api,
+  Bag,
   checkin,
   enroll,
   envoy,
   hubConfigObject,
   hubKey,
+  type HubKey,
+  type HubOptions,
   inProcessSpoke,
   joinToken,
   locate,
-  startHub,
-  type HubKey,
-  type HubOptions,
   type SpokeRef,
-} from './support.js';
+  startHub,
+  waitFor,
+  writeConfig,
+} from '@axle/testkit';
 
 const bag = new Bag();
 let key: HubKey;
@@ -30,7 +31,7 @@ let token: string;
 const configFile = () => join(key.dir, 'hub.yaml');
 
 beforeAll(async () => {
-  key = hubKey(bag);
+  key = await hubKey(bag);
   spokes = await Promise.all(['dc1', 'dc2', 'dc3'].map((id) => inProcessSpoke(bag, id, key)));
   opts = {
     spokes: [

@@ -3,27 +3,28 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyPair, toBase64, type MessageOf } from '@axle/shared';
 import { HostRouter, hubConfigFrom, type Hub } from '@axle/hub';
 import { UnplacedTally, place, placementOrder } from '../src/placement/order.js';
-import { waitFor, writeConfig } from '@axle/testkit';
 import {
-  Bag,
   api,
+  Bag,
   checkin,
   enroll,
   envoy,
   freePort,
   hubConfigObject,
   hubKey,
+  type HubKey,
+  type HubOptions,
   inProcessSpoke,
   joinToken,
   locate,
   procSpoke,
-  startHub,
-  type HubKey,
-  type HubOptions,
   type ProcSpoke,
   type SpokeRef,
+  startHub,
   type TestEnvoy,
-} from './support.js';
+  waitFor,
+  writeConfig,
+} from '@axle/testkit';
 
 describe('placement order', () => {
   const router = new HostRouter(
@@ -142,7 +143,7 @@ function rewriteHubConfig(withDc4: boolean): void {
 }
 
 beforeAll(async () => {
-  key = hubKey(bag);
+  key = await hubKey(bag);
   const port = await freePort();
   const hubAddr = `127.0.0.1:${port}`;
   dc1 = await inProcessSpoke(bag, 'dc1', key);

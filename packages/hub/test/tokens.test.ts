@@ -1,26 +1,26 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAxleError } from '@axle/shared';
 import type { Hub } from '@axle/hub';
-import { waitFor } from '@axle/testkit';
 import {
-  Bag,
   api,
+  Bag,
   enroll,
   envoy,
   hubKey,
   inProcessSpoke,
   joinToken,
   locate,
-  startHub,
   type SpokeRef,
-} from './support.js';
+  startHub,
+  waitFor,
+} from '@axle/testkit';
 
 const bag = new Bag();
 let hub: Hub;
 let spokes: SpokeRef[];
 
 beforeAll(async () => {
-  const key = hubKey(bag);
+  const key = await hubKey(bag);
   spokes = await Promise.all(['dc1', 'dc2', 'dc3'].map((id) => inProcessSpoke(bag, id, key)));
   hub = await startHub(bag, key, {
     spokes: [
@@ -131,7 +131,7 @@ describe('manual approval', () => {
   it('keeps enrollments pending until approved, and rejects', async () => {
     const bag2 = new Bag();
     try {
-      const key = hubKey(bag2);
+      const key = await hubKey(bag2);
       const s = await inProcessSpoke(bag2, 'm1', key);
       const h = await startHub(bag2, key, {
         spokes: [{ ...s, patterns: ['*'] }],

@@ -26,6 +26,44 @@ export interface EnvoyListItem {
   connected: boolean;
 }
 
+export interface ApiReply {
+  status: number;
+  /** The parsed JSON body, or the text when it is not JSON (metrics, refusals before JSON). */
+  body: any;
+  headers: Headers;
+}
+
+/**
+ * One request to a hub's HTTP surface as it is, status and all, for tests of the API itself
+ * (`path` is the whole path: /api/v1/..., /metrics, /healthz). HubApi builds on it.
+ */
+export async function api(
+  hub: { addr: string },
+  method: string,
+  path: string,
+  o: { token?: string; body?: unknown; raw?: string; ca?: Buffer; timeoutMs?: number } = {},
+): Promise<ApiReply> {
+  const res = await fetchTls(`${o.ca ? 'https' : 'http'}://${hub.addr}${path}`, {
+    ca: o.ca,
+    method,
+    headers: {
+      ...(o.token ? { authorization: `Bearer ${o.token}` } : {}),
+      ...(o.body !== undefined || o.raw !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
+    ...(o.body !== undefined ? { body: JSON.stringify(o.body) } : o.raw !== undefined ? { body: o.raw } : {}),
+    ...(o.timeoutMs !== undefined ? { signal: AbortSignal.timeout(o.timeoutMs) } : {}),
+  });
+  const text = await res.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // metrics and other text bodies stay text
+  }
+  return { status: res.status, body, headers: res.headers };
+}
+
+/** The API as a client uses it: JSON in and out, errors thrown as ApiError, a standby's refusal followed. */
 export class HubApi {
   constructor(
     readonly addr: string,
@@ -42,34 +80,20 @@ export class HubApi {
   ): Promise<T> {
     let addr = this.addr;
     for (let hop = 0; ; hop++) {
-      const res = await fetchTls(`${this.ca ? 'https' : 'http'}://${addr}/api/v1${path}`, {
-        ca: this.ca,
-        method,
-        headers: {
-          authorization: `Bearer ${this.token}`,
-          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-        },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-      const text = await res.text();
-      let json: unknown;
-      try {
-        json = JSON.parse(text);
-      } catch {
-        json = { raw: text };
-      }
+      const r = await api({ addr }, method, `/api/v1${path}`, { token: this.token, body, ca: this.ca, timeoutMs });
+      const json: unknown = typeof r.body === 'string' ? { raw: r.body } : r.body;
       const err = (json as { error?: ApiErrorBody }).error;
-      const primary = res.ok ? undefined : primaryToFollow(err);
+      const ok = r.status >= 200 && r.status < 300;
+      const primary = ok ? undefined : primaryToFollow(err);
       if (primary && hop < 3) {
         addr = primary;
         continue;
       }
-      if (!res.ok)
+      if (!ok)
         throw new ApiError(
-          res.status,
+          r.status,
           err?.code ?? '',
-          `${method} ${addr}${path}: HTTP ${res.status} ${err?.code ?? ''} ${err?.message ?? text.slice(0, 300)}`,
+          `${method} ${addr}${path}: HTTP ${r.status} ${err?.code ?? ''} ${err?.message ?? String(r.body).slice(0, 300)}`,
           json,
         );
       return json as T;

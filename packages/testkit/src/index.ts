@@ -4,7 +4,7 @@
  * client and CLI runner, temp dirs, polling and cleanup. Consumed as TypeScript source (vitest
  * and tsx), never built or shipped.
  */
-export { ApiError, HubApi, type EnvoyListItem } from './api.js';
+export { ApiError, HubApi, api, type ApiReply, type EnvoyListItem } from './api.js';
 export { ChaosProxy } from './chaos-proxy.js';
 export { Bag } from './cleanup.js';
 export { axle, type CliResult } from './cli.js';
@@ -20,6 +20,28 @@ export {
   type SpokeNode,
   type SpokeSpec,
 } from './fleet.js';
+export {
+  checkin,
+  enroll,
+  envoy,
+  hubConfigObject,
+  hubKey,
+  hubKeysAt,
+  inProcessSpoke,
+  joinToken,
+  localSpoke,
+  locate,
+  procSpoke,
+  startHub,
+  toHub,
+  type HubKey,
+  type HubOptions,
+  type LocalSpoke,
+  type ProcSpoke,
+  type SpokeOptions,
+  type SpokeRef,
+  type TestEnvoy,
+} from './local.js';
 export {
   adminToken,
   planFleet,

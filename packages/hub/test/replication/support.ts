@@ -11,8 +11,8 @@ import {
 } from '@axle/shared';
 import { Hub, hubConfigFrom } from '@axle/hub';
 import { Spoke, spokeConfigFrom } from '@axle/spoke';
-import { bin, type Daemon, startDaemon, tempDir, writeConfig } from '@axle/testkit';
-import { api, freePort, type Bag } from '../support.js';
+import { parse } from 'yaml';
+import { api, type Bag, bin, type Daemon, freePort, startDaemon, tempDir, writeConfig } from '@axle/testkit';
 
 /** One member of a test cluster: its id, fixed address, key and data dir, decided before anything starts. */
 export interface Node {
@@ -57,7 +57,7 @@ async function node(bag: Bag, id: string, keyName: string): Promise<Node> {
     dir: t.dir,
     keyPair,
     pub: toBase64(keyPair.publicKey),
-    configFile: join(t.dir, 'config.json'),
+    configFile: join(t.dir, 'config.yaml'),
   };
 }
 
@@ -118,14 +118,14 @@ export async function makeCluster(bag: Bag, spec: ClusterSpec): Promise<Cluster>
 
 /** The hub config of `n` as a validated object (for in-process hubs). */
 export async function hubInProcess(bag: Bag, n: Node): Promise<Hub> {
-  const hub = new Hub(hubConfigFrom(JSON.parse(readFileSync(n.configFile, 'utf8')), n.id), { logger: silentLogger() });
+  const hub = new Hub(hubConfigFrom(parse(readFileSync(n.configFile, 'utf8')), n.id), { logger: silentLogger() });
   await hub.start();
   bag.add(() => hub.stop());
   return hub;
 }
 
 export async function spokeInProcess(bag: Bag, n: Node): Promise<Spoke> {
-  const spoke = new Spoke(spokeConfigFrom(JSON.parse(readFileSync(n.configFile, 'utf8')), n.id), {
+  const spoke = new Spoke(spokeConfigFrom(parse(readFileSync(n.configFile, 'utf8')), n.id), {
     logger: silentLogger(),
   });
   await spoke.start();
