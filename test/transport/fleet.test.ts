@@ -8,7 +8,7 @@
  * has a certificate from another CA or one from the fleet CA itself.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,7 +28,18 @@ import {
   type KeyPair,
   type TlsFiles,
 } from '@axle/shared';
-import { Bag, bin, ChaosProxy, type Daemon, freePort, startDaemon, tempDir, waitFor, writeConfig } from '@axle/testkit';
+import {
+  Bag,
+  bin,
+  ChaosProxy,
+  type Daemon,
+  freePort,
+  startDaemon,
+  tempDir,
+  waitFor,
+  writeConfig,
+  directory,
+} from '@axle/testkit';
 import { makePki, type TestPki } from '../support/pki.js';
 
 const t = tempDir('axle-transport-');
@@ -374,7 +385,7 @@ describe('an on-path observer', () => {
           what: `the envoy refusing the rogue hub with ${r.expect}`,
         });
         // It was ready to place the envoy on its own spoke; nothing asked it to.
-        expect(rogue.hub.internals?.state.envoys.get(HOST)?.spokeId).toBe('evil');
+        expect((await directory(rogue.hub, { ca: readFileSync(r.files.ca_file) })).get(HOST)?.spokeId).toBe('evil');
       }
       const target = f.envoy.state.assignment?.target;
       expect({ ...target, pubkey: toBase64(target!.pubkey) }).toEqual({

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { connectPeer, type Message, type MessageOf } from '@axle/shared';
 import { HOSTILE, startFleet, type Fleet } from '../../packages/hub/test/cli-fleet.js';
-import { Bag, enroll, envoy, joinToken, ROOT, tempDir, writeConfig } from '@axle/testkit';
+import { Bag, enroll, envoy, joinToken, ROOT, tempDir, writeConfig, directory } from '@axle/testkit';
 
 const ARTIFACTS = join(ROOT, 'test', 'artifacts');
 const bag = new Bag();
@@ -410,8 +410,9 @@ describe('the web UI in Chromium', () => {
     // The approval's toast may still be up: wait for this one by its text.
     await page.getByText('new2.dc1.example.com: rejected').waitFor();
     await tid('pending-table-empty').waitFor();
-    expect(f.hub.internals!.state.envoys.get('new1.dc1.example.com')?.spokeId).toBe('dc1');
-    expect(f.hub.internals!.state.envoys.has('new2.dc1.example.com')).toBe(false);
+    const dir = await directory(f.hub);
+    expect(dir.get('new1.dc1.example.com')?.spokeId).toBe('dc1');
+    expect(dir.has('new2.dc1.example.com')).toBe(false);
     writeConfig(hubConfigFile, cfg);
     await f.hub.reload();
   });

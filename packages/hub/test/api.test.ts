@@ -3,7 +3,18 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAxleError } from '@axle/shared';
 import type { Hub } from '@axle/hub';
-import { api, Bag, enroll, envoy, hubKey, type HubKey, inProcessSpoke, joinToken, startHub } from '@axle/testkit';
+import {
+  api,
+  Bag,
+  enroll,
+  envoy,
+  hubKey,
+  type HubKey,
+  inProcessSpoke,
+  joinToken,
+  startHub,
+  directory,
+} from '@axle/testkit';
 
 const bag = new Bag();
 let key: HubKey;
@@ -126,7 +137,7 @@ describe('HTTP API auth, roles and limits', () => {
       }
     }
     expect(codes).toEqual(['ok', 'ok', 'ok', 'E_RATE_LIMITED', 'E_RATE_LIMITED']);
-    expect(hub.internals!.state.envoys.has('rl3.x')).toBe(false);
+    expect((await directory(hub)).has('rl3.x')).toBe(false);
     const m = await api(hub, 'GET', '/metrics');
     expect(m.body).toMatch(/axle_hub_enrollments_total\{outcome="rate_limited"\} 2/);
   });

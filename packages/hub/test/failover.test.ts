@@ -21,6 +21,7 @@ import {
   type TestEnvoy,
   waitFor,
   writeConfig,
+  directory,
 } from '@axle/testkit';
 import type { MessageOf } from '@axle/shared';
 
@@ -160,7 +161,7 @@ describe('fan-out', () => {
       timeoutMs: 10_000,
       what: 'dc3 drained',
     });
-    const dir = hub.internals!.state.envoys;
+    const dir = await directory(hub);
     for (const [h, { e, a }] of enrolled) {
       if (!h.includes('.dc3.')) continue;
       expect(dir.get(h)!.spokeId).toBe('dc2');
@@ -206,8 +207,8 @@ describe('fan-out', () => {
     const n = await enroll(hub.addr, envoy('new.dc3.example.com'), token);
     expect(n.target!.spokeId).toBe('dc3');
 
-    for (const h of ['a', 'b', 'c'])
-      expect(hub.internals!.state.envoys.get(`${h}.dc3.example.com`)!.spokeId).toBe('dc2');
+    const dir = await directory(hub);
+    for (const h of ['a', 'b', 'c']) expect(dir.get(`${h}.dc3.example.com`)!.spokeId).toBe('dc2');
     const ev = await api(hub, 'GET', '/api/v1/events?type=spoke.up', admin());
     expect(ev.body.events.at(-1).data).toMatchObject({ spoke: 'dc3', released: 3 });
     const metrics = await api(hub, 'GET', '/metrics');

@@ -13,6 +13,7 @@ import {
   type SpokeRef,
   startHub,
   waitFor,
+  directory,
 } from '@axle/testkit';
 
 const bag = new Bag();
@@ -60,7 +61,7 @@ describe('join tokens', () => {
     expect(await code(enroll(hub.addr, envoy('db1.dc2.x'), t))).toMatch(
       /^E_BAD_TOKEN: .*may only enroll hosts matching "\*\.dc1\.\*", not "db1\.dc2\.x"/,
     );
-    expect(hub.internals!.state.envoys.has('db1.dc2.x')).toBe(false);
+    expect((await directory(hub)).has('db1.dc2.x')).toBe(false);
     const a = await enroll(hub.addr, envoy('db1.dc1.x'), t);
     expect(a.target!.spokeId).toBe('dc1');
   });
@@ -86,7 +87,7 @@ describe('join tokens', () => {
       intervalMs: 100,
       what: 'token expiry',
     });
-    expect(hub.internals!.state.envoys.has(`late${n}.dc1.x`)).toBe(false);
+    expect((await directory(hub)).has(`late${n}.dc1.x`)).toBe(false);
 
     const rev = await api(hub, 'POST', '/api/v1/tokens', { token: hub.adminToken, body: {} });
     const del = await api(hub, 'DELETE', `/api/v1/tokens/${rev.body.token.id}`, { token: hub.adminToken });
@@ -109,7 +110,7 @@ describe('join tokens', () => {
     expect(await code(enroll(hub.addr, rebuilt, t))).toMatch(
       /^E_CONFLICT: "web1.dc3.x" is already enrolled with key .*POST \/api\/v1\/envoys\/web1.dc3.x\/rekey/,
     );
-    expect(hub.internals!.state.envoys.get(e.hostname)!.epoch).toBe(a.epoch);
+    expect((await directory(hub)).get(e.hostname)!.epoch).toBe(a.epoch);
 
     const viewer = await api(hub, 'POST', '/api/v1/api-tokens', {
       token: hub.adminToken,

@@ -22,6 +22,7 @@ export {
 } from './fleet.js';
 export {
   checkin,
+  directory,
   enroll,
   envoy,
   hubConfigObject,
@@ -34,6 +35,7 @@ export {
   procSpoke,
   startHub,
   toHub,
+  type DirectoryEntry,
   type HubKey,
   type HubOptions,
   type LocalSpoke,

@@ -263,6 +263,33 @@ export async function checkin(
   }
 }
 
+/** One host in the hub's own directory: where it is placed and under which epoch. */
+export interface DirectoryEntry {
+  hostname: string;
+  spokeId: string;
+  epoch: number;
+}
+
+/** The hub's own directory, every page of GET /api/v1/directory: what a test asserts instead of reading the hub's state. */
+export async function directory(
+  hub: { addr: string; adminToken: string },
+  o: { ca?: Buffer } = {},
+): Promise<Map<string, DirectoryEntry>> {
+  const out = new Map<string, DirectoryEntry>();
+  let after = '';
+  for (let i = 0; i < 1000; i++) {
+    const r = await api(hub, 'GET', `/api/v1/directory?limit=10000&after=${encodeURIComponent(after)}`, {
+      token: hub.adminToken,
+      ...(o.ca ? { ca: o.ca } : {}),
+    });
+    if (r.status !== 200) throw new Error(`GET /api/v1/directory: ${r.status} ${JSON.stringify(r.body)}`);
+    for (const e of r.body.items as DirectoryEntry[]) out.set(e.hostname, e);
+    if (!r.body.next) break;
+    after = r.body.next as string;
+  }
+  return out;
+}
+
 export async function joinToken(hub: Hub, o: Record<string, unknown> = {}): Promise<string> {
   const r = await api(hub, 'POST', '/api/v1/tokens', { token: hub.adminToken, body: o });
   if (r.status !== 200) throw new Error(`token create failed: ${JSON.stringify(r.body)}`);
