@@ -1,3 +1,4 @@
+import type { HubInfo } from '@axle/shared';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   AxleError,
@@ -60,7 +61,7 @@ export interface ApiDeps {
   publisher: Publisher;
   log: Logger;
   config: () => HubConfig;
-  info: () => Record<string, unknown>;
+  info: () => HubInfo;
   ready: () => { ready: boolean; why?: string };
   /** Replicated hubs: standbys refuse writes (421) with the primary's address; /hub/promote. */
   replication?: Replication;

@@ -1,9 +1,10 @@
+import type { Outcome } from '@axle/shared';
 import { AxleError, ErrorCode, errorText } from '@axle/shared';
 import { isTransient } from './spoke-links.js';
 import { sleep } from './lock.js';
 
 /** How one spoke fared in a fan-out: every answer lists one per spoke asked. */
-export type Outcome = 'ok' | 'timeout' | 'unreachable' | `error: ${string}`;
+export type { Outcome } from '@axle/shared';
 
 export interface SpokeAnswer<T> {
   spokeId: string;

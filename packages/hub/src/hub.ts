@@ -1,5 +1,6 @@
 import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { HubInfo } from '@axle/shared';
 import {
   AxleError,
   AxleServer,
@@ -496,7 +497,7 @@ export class Hub {
     conn.close();
   }
 
-  private info(): Record<string, unknown> {
+  private info(): HubInfo {
     const p = this.p!;
     return {
       id: this.cfg.server_id,

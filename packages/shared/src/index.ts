@@ -11,6 +11,7 @@ export {
   type ErrorEntry,
   type Retry,
 } from './errors.js';
+export type * from './api-types.js';
 export { parseDuration, formatDuration } from './duration.js';
 export {
   arr,

@@ -1,3 +1,4 @@
+import type { HubRole, ReplicationPeer, ReplicationStatus } from '@axle/shared';
 import {
   AxleError,
   ErrorCode,
@@ -20,7 +21,7 @@ import { replicationSettings, type ReplicationSettings } from './settings.js';
 import { StandbyApplier } from './standby.js';
 import { decideVote, leaseUntil } from './votes.js';
 
-export type HubRole = 'primary' | 'standby' | 'candidate';
+export type { HubRole } from '@axle/shared';
 
 export interface ReplicationDeps {
   state: StateStore;
@@ -725,11 +726,11 @@ export class Replication {
 
   // ---- status ----
 
-  status(): Record<string, unknown> {
+  status(): ReplicationStatus {
     const state = this.d.state;
     const now = Date.now();
     const cfg = this.d.config();
-    const hubs = cfg.spanner.peers.map((p: PeerConfig) => {
+    const hubs = cfg.spanner.peers.map((p: PeerConfig): ReplicationPeer => {
       const i = this.inbound.get(p.id);
       const match = this.matchSeq.get(p.id);
       const isPrimary = this.primaryId === p.id;
