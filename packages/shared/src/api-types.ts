@@ -129,15 +129,18 @@ export interface SpokeDetail extends Omit<SpokeView, 'envoys'> {
   outcome: Outcome;
 }
 
-/** One compliance sample (GET /api/v1/compliance/history). */
-export interface Sample {
+/** A point of the compliance chart (GET /api/v1/compliance/history). */
+export interface HistoryPoint {
   at: number;
   compliant: number;
   noncompliant: number;
   unknown: number;
+  /** compliant / (compliant + noncompliant); null while nothing has been judged. */
   ratio: number | null;
   spokesOnline: number;
   spokesTotal: number;
+  /** For an hourly point: the lowest ratio within the hour. */
+  minRatio?: number | null;
 }
 
 /** GET /api/v1/envoys/:hostname */

@@ -9,7 +9,7 @@ export type {
   PolicyOutcome,
   ResourceResult,
   Run,
-  Sample,
+  HistoryPoint as Sample,
   SpokeDetail,
   SpokeReport,
   SpokeStats,
