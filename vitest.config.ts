@@ -10,6 +10,7 @@ export default defineConfig({
       '@axle/spoke': src('spoke'),
       '@axle/hub': src('hub'),
       '@axle/envoy-agent': src('envoy-agent'),
+      '@axle/testkit': src('testkit'),
     },
   },
   test: {

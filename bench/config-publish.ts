@@ -3,8 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildBundle, generateKeyPair, saveKeyPair, silentLogger, toBase64 } from '@axle/shared';
 import { Hub, hubConfigFrom } from '@axle/hub';
-import { bin, startDaemon, type Daemon } from '../test/support/proc.js';
-import { tempDir } from '../test/support/tmp.js';
+import { bin, type Daemon, startDaemon, tempDir, writeConfig } from '@axle/testkit';
 import type { Figure } from './lib.js';
 
 /**
@@ -56,16 +55,13 @@ export async function run(): Promise<Figure[]> {
           const kp = generateKeyPair();
           saveKeyPair(join(dir, 'spoke.key'), kp);
           const file = join(dir, 'spoke.yaml');
-          writeFileSync(
-            file,
-            JSON.stringify({
-              server_id: id,
-              insecure_transport: true,
-              listen: '127.0.0.1:0',
-              data_dir: dir,
-              spanner: { role: 'spoke', spoke_id: id, hub_pubkeys: [toBase64(hubKp.publicKey)] },
-            }),
-          );
+          writeConfig(file, {
+            server_id: id,
+            insecure_transport: true,
+            listen: '127.0.0.1:0',
+            data_dir: dir,
+            spanner: { role: 'spoke', spoke_id: id, hub_pubkeys: [toBase64(hubKp.publicKey)] },
+          });
           const d = await startDaemon(bin('spoke', 'axle-spoke'), ['--config', file]);
           daemons.push(d);
           return { id, addr: d.addr, pubkey: toBase64(kp.publicKey), patterns: [`*.${id}.*`] };

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { HubApi, ROOT } from '../scripts/demo/fleet.js';
+import { HubApi, ROOT } from '@axle/testkit';
 import type { Figure } from './lib.js';
 
 /**

@@ -4,16 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Signer, generateKeyPair, verifyDetached } from '@axle/shared';
-import {
-  HubApi,
-  type NodePlan,
-  type Proc,
-  adminToken,
-  planFleet,
-  startHub,
-  startSpoke,
-} from '../scripts/demo/fleet.js';
-import { tempDir } from '../test/support/tmp.js';
+import { adminToken, HubApi, type NodePlan, planFleet, type Proc, startNode, tempDir } from '@axle/testkit';
 import type { EnrollJob, EnrollResult } from './enroll-loadgen.js';
 import { rate, type Figure } from './lib.js';
 
@@ -61,14 +52,14 @@ export async function run(): Promise<Figure[]> {
         maxConnectionsPerIp: 10_000,
         insecureTransport,
       });
-      const spokes = await Promise.all(plan.spokes.map((s) => startSpoke(s)));
-      const hubProcs = await Promise.all(plan.hubs.map((h) => startHub(h)));
+      const spokes = await Promise.all(plan.spokes.map((s) => startNode(s)));
+      const hubProcs = await Promise.all(plan.hubs.map((h) => startNode(h)));
       procs.push(...spokes, ...hubProcs);
       return {
         plan,
         insecureTransport,
-        spokePids: spokes.map((p) => p.child.pid!),
-        hubPids: hubProcs.map((p) => p.child.pid!),
+        spokePids: spokes.map((p) => p.proc.pid!),
+        hubPids: hubProcs.map((p) => p.proc.pid!),
       };
     };
 

@@ -9,8 +9,7 @@ import { Spoke, spokeConfigFrom } from '@axle/spoke';
 import { Hub, hubConfigFrom } from '@axle/hub';
 import { enroll, envoyConfigFrom, runPolicies } from '@axle/envoy-agent';
 import { ensureAgent } from '../scripts/package/build.js';
-import { freePort } from '../scripts/demo/fleet.js';
-import { tempDir } from '../test/support/tmp.js';
+import { freePort, tempDir } from '@axle/testkit';
 import { printFigures, type Figure } from './lib.js';
 
 /**

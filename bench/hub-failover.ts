@@ -1,9 +1,7 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateKeyPair, saveKeyPair, toBase64 } from '@axle/shared';
-import { bin, startDaemon, type Daemon } from '../test/support/proc.js';
-import { freePort } from '../scripts/demo/fleet.js';
-import { tempDir } from '../test/support/tmp.js';
+import { bin, type Daemon, freePort, startDaemon, tempDir, writeConfig } from '@axle/testkit';
 import type { Figure } from './lib.js';
 
 /**
@@ -57,47 +55,41 @@ export async function run(): Promise<Figure[]> {
         addr: `127.0.0.1:${await freePort()}`,
         dir,
         pub: toBase64(kp.publicKey),
-        file: join(dir, 'config.json'),
+        file: join(dir, 'config.yaml'),
       };
     };
     const hubs = [await mk('ha', 'hub.key'), await mk('hb', 'hub.key'), await mk('hc', 'hub.key')];
     const spokes = [await mk('dc1', 'spoke.key'), await mk('dc2', 'spoke.key')];
     for (const h of hubs) {
-      writeFileSync(
-        h.file,
-        JSON.stringify({
-          server_id: h.id,
-          insecure_transport: true,
-          listen: h.addr,
-          data_dir: h.dir,
-          spanner: {
-            role: 'hub',
-            spokes: spokes.map((s) => ({ id: s.id, addr: s.addr, pubkey: s.pub, patterns: [`*.${s.id}.*`] })),
-            peers: hubs.filter((p) => p !== h).map((p) => ({ id: p.id, addr: p.addr, pubkey: p.pub })),
-          },
-          replication: { lease: `${LEASE_MS}ms` },
-          api: { rate_limit: { requests: 100_000, per: '1s', burst: 100_000 } },
-        }),
-      );
+      writeConfig(h.file, {
+        server_id: h.id,
+        insecure_transport: true,
+        listen: h.addr,
+        data_dir: h.dir,
+        spanner: {
+          role: 'hub',
+          spokes: spokes.map((s) => ({ id: s.id, addr: s.addr, pubkey: s.pub, patterns: [`*.${s.id}.*`] })),
+          peers: hubs.filter((p) => p !== h).map((p) => ({ id: p.id, addr: p.addr, pubkey: p.pub })),
+        },
+        replication: { lease: `${LEASE_MS}ms` },
+        api: { rate_limit: { requests: 100_000, per: '1s', burst: 100_000 } },
+      });
     }
     for (const s of spokes) {
-      writeFileSync(
-        s.file,
-        JSON.stringify({
-          server_id: s.id,
-          insecure_transport: true,
-          listen: s.addr,
-          data_dir: s.dir,
-          status_interval: '200ms',
-          spanner: {
-            role: 'spoke',
-            spoke_id: s.id,
-            hub_addr: hubs[0]!.addr,
-            hub_fallback_addrs: hubs.slice(1).map((h) => h.addr),
-            hub_pubkeys: hubs.map((h) => h.pub),
-          },
-        }),
-      );
+      writeConfig(s.file, {
+        server_id: s.id,
+        insecure_transport: true,
+        listen: s.addr,
+        data_dir: s.dir,
+        status_interval: '200ms',
+        spanner: {
+          role: 'spoke',
+          spoke_id: s.id,
+          hub_addr: hubs[0]!.addr,
+          hub_fallback_addrs: hubs.slice(1).map((h) => h.addr),
+          hub_pubkeys: hubs.map((h) => h.pub),
+        },
+      });
     }
     for (const s of spokes) procs.set(s.id, await startDaemon(bin('spoke', 'axle-spoke'), ['--config', s.file]));
     for (const h of hubs) procs.set(h.id, await startDaemon(bin('hub', 'axle-hub'), ['--config', h.file]));

@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { connectPeer, fromBase64, generateKeyPair, toBase64, type KeyPair, type Run } from '@axle/shared';
-import { HubApi, type Proc, adminToken, planFleet, startHub, startSpoke } from '../scripts/demo/fleet.js';
-import { tempDir } from '../test/support/tmp.js';
+import { adminToken, HubApi, planFleet, type Proc, startNode, tempDir } from '@axle/testkit';
 import { type Figure, procMem as mem } from './lib.js';
 
 /**
@@ -80,10 +79,10 @@ export async function run(): Promise<Figure[]> {
         replication: { min_acks: 0 },
       },
     });
-    const spokeProcs = await Promise.all(plan.spokes.map((s) => startSpoke(s)));
+    const spokeProcs = await Promise.all(plan.spokes.map((s) => startNode(s)));
     procs.push(...spokeProcs);
     const [ha, hb] = plan.hubs as [(typeof plan.hubs)[0], (typeof plan.hubs)[0]];
-    const hubP = await startHub(ha);
+    const hubP = await startNode(ha);
     procs.push(hubP);
     const api = new HubApi(ha.addr, adminToken(ha), plan.ca.pem);
     for (const deadline = Date.now() + 60_000; ; ) {
@@ -192,7 +191,7 @@ export async function run(): Promise<Figure[]> {
         pass: pct(stats, 99) < 50,
         reference: `p50 ${pct(stats, 50).toFixed(1)} ms, ${(pct(stats, 50) / pct(floor, 50)).toFixed(1)}x ${floorNote}`,
       });
-      const hubRss = mem(hubP.child.pid!);
+      const hubRss = mem(hubP.proc.pid!);
       figs.push({
         bench,
         name: `hub RSS with ${sizeName} envoys in its directory`,
@@ -200,19 +199,19 @@ export async function run(): Promise<Figure[]> {
         unit: 'MiB',
         target: size >= 1_000_000 ? '< 2048 MiB' : '',
         ...(size >= 1_000_000 ? { pass: hubRss < 2 * 1024 * MiB } : {}),
-        reference: `import ${importRate} envoys/s in batches of 20,000; spoke RSS max ${Math.round(Math.max(...spokeProcs.map((p) => mem(p.child.pid!))) / MiB)} MiB; hub peak ${Math.round(mem(hubP.child.pid!, 'VmHWM') / MiB)} MiB`,
+        reference: `import ${importRate} envoys/s in batches of 20,000; spoke RSS max ${Math.round(Math.max(...spokeProcs.map((p) => mem(p.proc.pid!))) / MiB)} MiB; hub peak ${Math.round(mem(hubP.proc.pid!, 'VmHWM') / MiB)} MiB`,
       });
     }
 
     // A standby from empty: snapshot or log, whatever the primary sends it, until it is level.
     const primarySeq = (await api.get<{ replication: { logPosition: number } }>('/hub')).replication.logPosition;
     const t0 = Date.now();
-    const standby = await startHub(hb);
+    const standby = await startNode(hb);
     procs.push(standby);
     const sApi = new HubApi(hb.addr, adminToken(hb), plan.ca.pem);
     let peak = 0;
     for (const deadline = Date.now() + 30 * 60_000; ; ) {
-      peak = Math.max(peak, mem(standby.child.pid!));
+      peak = Math.max(peak, mem(standby.proc.pid!));
       const r = await sApi.get<{ replication?: { logPosition?: number } }>('/hub').catch(() => undefined);
       if ((r?.replication?.logPosition ?? 0) >= primarySeq) break;
       if (Date.now() > deadline) throw new Error(`standby hb not level with ${primarySeq} within 30 min`);
@@ -225,7 +224,7 @@ export async function run(): Promise<Figure[]> {
       value: catchUpS,
       unit: 's',
       target: '',
-      reference: `peak RSS ${Math.round(Math.max(peak, mem(standby.child.pid!, 'VmHWM')) / MiB)} MiB (sampled ${Math.round(peak / MiB)} MiB); log position ${primarySeq}; primary RSS ${Math.round(mem(hubP.child.pid!) / MiB)} MiB`,
+      reference: `peak RSS ${Math.round(Math.max(peak, mem(standby.proc.pid!, 'VmHWM')) / MiB)} MiB (sampled ${Math.round(peak / MiB)} MiB); log position ${primarySeq}; primary RSS ${Math.round(mem(hubP.proc.pid!) / MiB)} MiB`,
     });
     return figs;
   } finally {

@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { tempDir } from '../test/support/tmp.js';
+import { tempDir } from '@axle/testkit';
 import { printFigures, type Figure } from './lib.js';
 
 /**

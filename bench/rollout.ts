@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MessageOf } from '@axle/shared';
-import { tempDir } from '../test/support/tmp.js';
+import { tempDir } from '@axle/testkit';
 import type { Figure } from './lib.js';
 import { cpuSeconds, startSimFleet } from './sim-fleet.js';
 

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   connectPeer,
@@ -10,8 +10,7 @@ import {
   type Message,
   type MessageOf,
 } from '@axle/shared';
-import { bin, startDaemon, type Daemon } from '../test/support/proc.js';
-import { tempDir } from '../test/support/tmp.js';
+import { bin, type Daemon, startDaemon, tempDir, writeConfig } from '@axle/testkit';
 
 /** utime + stime of a process, in seconds. */
 export function cpuSeconds(pid: number): number {
@@ -76,18 +75,15 @@ export async function startSimFleet(o: {
         const kp = generateKeyPair();
         saveKeyPair(join(dir, 'spoke.key'), kp);
         const file = join(dir, 'spoke.yaml');
-        writeFileSync(
-          file,
-          JSON.stringify({
-            server_id: id,
-            // Job and rollout CPU is what these benches measure; bench/enroll.ts prices TLS.
-            insecure_transport: true,
-            listen: '127.0.0.1:0',
-            data_dir: dir,
-            limits: { max_connections_per_ip: 20_000, max_handshakes_per_ip: 2048 },
-            spanner: { role: 'spoke', spoke_id: id, hub_pubkeys: [toBase64(hubKp.publicKey)] },
-          }),
-        );
+        writeConfig(file, {
+          server_id: id,
+          // Job and rollout CPU is what these benches measure; bench/enroll.ts prices TLS.
+          insecure_transport: true,
+          listen: '127.0.0.1:0',
+          data_dir: dir,
+          limits: { max_connections_per_ip: 20_000, max_handshakes_per_ip: 2048 },
+          spanner: { role: 'spoke', spoke_id: id, hub_pubkeys: [toBase64(hubKp.publicKey)] },
+        });
         const d = await startDaemon(bin('spoke', 'axle-spoke'), ['--config', file], {
           env: { AXLE_LOG_LEVEL: 'info' },
         });
@@ -96,22 +92,19 @@ export async function startSimFleet(o: {
       }),
     );
     const hubFile = join(hubDir, 'hub.yaml');
-    writeFileSync(
-      hubFile,
-      JSON.stringify({
-        server_id: 'hub-bench',
-        insecure_transport: true,
-        listen: '127.0.0.1:0',
-        data_dir: hubDir,
-        spanner: {
-          role: 'hub',
-          spokes: spokes.map((s) => ({ id: s.id, addr: s.addr, pubkey: s.pubkey, patterns: [`*.${s.id}.*`] })),
-        },
-        api: { max_body_bytes: 16 * 1024 * 1024, rate_limit: { requests: 100_000, per: '1s', burst: 100_000 } },
-        fanout: { timeout: '20s' },
-        ...o.hubExtra,
-      }),
-    );
+    writeConfig(hubFile, {
+      server_id: 'hub-bench',
+      insecure_transport: true,
+      listen: '127.0.0.1:0',
+      data_dir: hubDir,
+      spanner: {
+        role: 'hub',
+        spokes: spokes.map((s) => ({ id: s.id, addr: s.addr, pubkey: s.pubkey, patterns: [`*.${s.id}.*`] })),
+      },
+      api: { max_body_bytes: 16 * 1024 * 1024, rate_limit: { requests: 100_000, per: '1s', burst: 100_000 } },
+      fanout: { timeout: '20s' },
+      ...o.hubExtra,
+    });
     const hub = await startDaemon(bin('hub', 'axle-hub'), ['--config', hubFile], { env: { AXLE_LOG_LEVEL: 'info' } });
     daemons.push(hub);
     const token = readFileSync(join(hubDir, 'admin.token'), 'utf8').trim();

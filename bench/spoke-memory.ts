@@ -3,8 +3,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Json, Run } from '@axle/shared';
 import { SpokeStore } from '@axle/spoke';
-import { HubApi, type Proc, adminToken, planFleet, startHub, startSpoke } from '../scripts/demo/fleet.js';
-import { tempDir } from '../test/support/tmp.js';
+import { adminToken, HubApi, planFleet, type Proc, startNode, tempDir } from '@axle/testkit';
 import { type Figure, procMem } from './lib.js';
 
 /**
@@ -115,9 +114,9 @@ export async function run(): Promise<Figure[]> {
       },
     });
     const s = plan.spokes[0]!;
-    let spoke = await startSpoke(s);
+    let spoke = await startNode(s);
     procs.push(spoke);
-    const hub = await startHub(plan.hubs[0]!);
+    const hub = await startNode(plan.hubs[0]!);
     procs.push(hub);
     const api = new HubApi(plan.hubs[0]!.addr, adminToken(plan.hubs[0]!), plan.ca.pem);
     for (const deadline = Date.now() + 60_000; ; ) {
@@ -137,17 +136,17 @@ export async function run(): Promise<Figure[]> {
       if (body.failed > 0) throw new Error(`import failed: ${JSON.stringify(body).slice(0, 500)}`);
     }
     await spoke.stop();
-    spoke = await startSpoke(s);
+    spoke = await startNode(s);
     procs.push(spoke);
     const hostsRss = procMem(spoke.pid);
     await spoke.stop();
 
     const f0 = Date.now();
-    await fill(s.dir);
+    await fill(s.dataDir);
     const fillS = (Date.now() - f0) / 1000;
-    const disk = dirBytes(s.dir);
+    const disk = dirBytes(s.dataDir);
     const r0 = Date.now();
-    spoke = await startSpoke(s);
+    spoke = await startNode(s);
     procs.push(spoke);
     const restartS = (Date.now() - r0) / 1000;
     const idleRss = procMem(spoke.pid);

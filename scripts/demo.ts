@@ -13,17 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildIfStale } from './demo/build.js';
-import {
-  HubApi,
-  Proc,
-  ROOT,
-  adminToken,
-  binFile,
-  planFleet,
-  startHub,
-  startSpoke,
-  type FleetPlan,
-} from './demo/fleet.js';
+import { adminToken, bin, ENVOY_POOL, type FleetPlan, HubApi, planFleet, Proc, startNode } from '@axle/testkit';
 import { DEMO_POLICIES, writeDemoPolicies } from './demo/policies.js';
 
 /** Each spoke backs up the next (failover_to): no pattern overlaps, yet a dead spoke's envoys have somewhere to go. */
@@ -232,8 +222,8 @@ async function main(): Promise<void> {
     probeInterval: `${PROBE_INTERVAL_S}s`,
   });
   // Spokes first: hubs probe them as soon as they start; spokes retry hubs on their own.
-  const spokes = await startAll(plan.spokes.map((s) => startSpoke(s, logs)));
-  await startAll(plan.hubs.map((h) => startHub(h, logs)));
+  const spokes = await startAll(plan.spokes.map((s) => startNode(s, { logDir: logs })));
+  await startAll(plan.hubs.map((h) => startNode(h, { logDir: logs })));
   const primary = await findPrimary(plan);
   const api = new HubApi(primary.addr, primary.token, plan.ca.pem);
   await waitUntil('every spoke online at the primary hub', STALL_MS, async () => {
@@ -291,7 +281,8 @@ async function main(): Promise<void> {
       { mode: 0o600 },
     );
     pools.push(
-      Proc.start(name, ['--import', 'tsx', join(ROOT, 'scripts/demo/envoy-pool.ts'), specFile], {
+      Proc.start(name, ['--import', 'tsx', ENVOY_POOL, specFile], {
+        keep: 500,
         logFile: join(logs, `${name}.log`),
         ready: (l) => l.msg === 'pool ready',
         // A pool may take as long as it needs while it gets anywhere (one progress line a second).
@@ -332,7 +323,7 @@ async function main(): Promise<void> {
   const r = prog.reached;
 
   const env = `AXLE_HUB=https://${primary.addr} AXLE_CA_FILE=${plan.ca.file} AXLE_TOKEN=${primary.token}`;
-  const axle = `node ${binFile('hub', 'axle')}`;
+  const axle = `node ${bin('hub', 'axle')}`;
   const first = hosts[0]!;
   const victim = spokes.find((p) => p.name === 'spoke dc2')!;
   const onVictim = hosts.filter((h) => h.split('.')[1] === 'dc2').length;

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT } from './fleet.js';
+import { ROOT } from '@axle/testkit';
 
 /** What each package's build must have produced, and what it is built from. */
 const PACKAGES: { dir: string; outputs: string[]; inputs: string[] }[] = [

@@ -3,12 +3,10 @@ import { existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSy
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_VERSION } from '@axle/envoy-agent';
-import { HubApi, Proc, adminToken, planFleet, startHub, startSpoke, type FleetPlan } from '../../scripts/demo/fleet.js';
+import { adminToken, type FleetPlan, HubApi, planFleet, Proc, startNode, tempDir, waitFor } from '@axle/testkit';
 import { writeDemoPolicies } from '../../scripts/demo/policies.js';
 import { ensureAgent } from '../../scripts/package/build.js';
 import { runtimeLoads } from '../../scripts/package/esbuild.js';
-import { tempDir } from '../support/tmp.js';
-import { waitFor } from '../support/wait.js';
 
 /**
  * The agent's single executable (npm run package) does the agent's whole job against a real
@@ -39,8 +37,8 @@ beforeAll(async () => {
     statusInterval: '200ms',
     probeInterval: '300ms',
   });
-  procs.push(await startSpoke(plan.spokes[0]!));
-  procs.push(await startHub(plan.hubs[0]!));
+  procs.push(await startNode(plan.spokes[0]!));
+  procs.push(await startNode(plan.hubs[0]!));
   api = new HubApi(plan.hubs[0]!.addr, adminToken(plan.hubs[0]!), plan.ca.pem);
 }, 300_000);
 
@@ -109,7 +107,7 @@ describe('axle-envoy, the single executable', () => {
     writeDemoPolicies(join(t.dir, 'config'), hostRoot);
     const publishedAt = Date.now();
     const pub = await api.post<{ version: number }>('/config/publish', { dir: join(t.dir, 'config') });
-    await agent.waitFor((l) => l.msg === 'applied config bundle' && l.version === pub.version, 30_000);
+    await agent.waitForLog((l) => l.msg === 'applied config bundle' && l.version === pub.version, 30_000);
     const item = await waitFor(
       async () => {
         const r = await api.get<{
@@ -129,8 +127,8 @@ describe('axle-envoy, the single executable', () => {
     expect(existsSync(join(hostRoot, 'var/lib/demo-app/initialized')), 'the exec resource ran').toBe(true);
 
     writeFileSync(cfg, `${readFileSync(cfg, 'utf8')}mode: audit\n`);
-    agent.child.kill('SIGHUP');
-    await agent.waitFor((l) => l.msg === 'config reloaded' && l.mode === 'audit');
+    agent.proc.kill('SIGHUP');
+    await agent.waitForLog((l) => l.msg === 'config reloaded' && l.mode === 'audit');
     expect(await agent.stop()).toBe(0);
   });
 

@@ -3,8 +3,7 @@ import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ROOT } from '../support/proc.js';
-import { tempDir } from '../support/tmp.js';
+import { ROOT, tempDir } from '@axle/testkit';
 
 /**
  * The alert rules (deploy/prometheus/alerts.yml) pass `promtool check rules`, and their unit

@@ -16,19 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Hub, hubConfigFrom } from '@axle/hub';
 import { fetchTls, silentLogger } from '@axle/shared';
 import { AgentExecutable, renderBootstrap } from '../../packages/hub/src/http/bootstrap.js';
-import {
-  HubApi,
-  Proc,
-  ROOT,
-  adminToken,
-  planFleet,
-  startHub,
-  startSpoke,
-  type FleetPlan,
-} from '../../scripts/demo/fleet.js';
+import { adminToken, type FleetPlan, HubApi, planFleet, Proc, ROOT, startNode, tempDir, waitFor } from '@axle/testkit';
 import { ensureAgent } from '../../scripts/package/build.js';
-import { tempDir } from '../support/tmp.js';
-import { waitFor } from '../support/wait.js';
 
 /**
  * The served bootstrap script, run with `sh` as an operator would, by the very command
@@ -91,8 +80,8 @@ beforeAll(async () => {
     statusInterval: '200ms',
     probeInterval: '300ms',
   });
-  procs.push(...(await Promise.all(plan.spokes.map((s) => startSpoke(s)))));
-  procs.push(await startHub(plan.hubs[0]!));
+  procs.push(...(await Promise.all(plan.spokes.map((s) => startNode(s)))));
+  procs.push(await startNode(plan.hubs[0]!));
   hubAddr = plan.hubs[0]!.addr;
   api = new HubApi(hubAddr, adminToken(plan.hubs[0]!), plan.ca.pem);
   const created = await api.post<{ secret: string; install: { command: string } }>('/tokens', {

@@ -12,7 +12,7 @@ import { ensurePackages, type Outputs } from '../../scripts/package/build.js';
 import { ROOT } from '../../scripts/package/esbuild.js';
 import { POLICY_LOG, RootSandbox } from '../support/sandbox.js';
 import { systemdVerify } from '../support/systemd.js';
-import { tempDir } from '../support/tmp.js';
+import { tempDir } from '@axle/testkit';
 
 /**
  * The Debian packages of `npm run package`: their contents, metadata and maintainer scripts

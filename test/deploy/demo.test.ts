@@ -2,8 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ROOT, bin } from '../support/proc.js';
-import { waitFor } from '../support/wait.js';
+import { bin, ROOT, waitFor } from '@axle/testkit';
 
 /**
  * `npm run demo` as a user runs it: in its own process group (a terminal's foreground job),

@@ -6,10 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Hub, loadHubConfig } from '@axle/hub';
 import { Spoke, loadSpokeConfig } from '@axle/spoke';
 import { fetchTls, silentLogger } from '@axle/shared';
-import { planFleet } from '../../scripts/demo/fleet.js';
-import { ROOT } from '../support/proc.js';
-import { tempDir } from '../support/tmp.js';
-import { waitFor } from '../support/wait.js';
+import { planFleet, ROOT, tempDir, waitFor } from '@axle/testkit';
 
 /**
  * The Grafana dashboard and the alert rules may only use metrics the daemons really export:

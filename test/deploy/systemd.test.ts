@@ -1,9 +1,8 @@
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ROOT } from '../support/proc.js';
+import { ROOT, tempDir } from '@axle/testkit';
 import { systemdVerify } from '../support/systemd.js';
-import { tempDir } from '../support/tmp.js';
 
 const UNITS = ['axle-hub.service', 'axle-spoke.service', 'axle-envoy.service'];
 const t = tempDir('axle-systemd-');

@@ -10,10 +10,7 @@ import {
   saveKeyPair,
   toBase64,
 } from '@axle/shared';
-import { Child } from '../support/fleet.js';
-import { bin } from '../support/proc.js';
-import { tempDir } from '../support/tmp.js';
-import { waitFor } from '../support/wait.js';
+import { bin, Proc, tempDir, waitFor } from '@axle/testkit';
 import type { FuzzStats } from './properties.js';
 import { messageArb } from './wire.js';
 
@@ -27,7 +24,7 @@ import { messageArb } from './wire.js';
 export class EnvoyTarget {
   private readonly key: KeyPair = generateKeyPair();
   private server!: AxleServer;
-  private child!: Child;
+  private child!: Proc;
   private addr = '';
   private stateDir = '';
   private readonly queue: unknown[] = [];
@@ -118,9 +115,9 @@ export class EnvoyTarget {
         log_level: 'warn',
       }),
     );
-    this.child = Child.spawn('fuzz-envoy', [bin('envoy-agent', 'axle-envoy'), '--config', config]);
+    this.child = Proc.spawn('fuzz-envoy', [bin('envoy-agent', 'axle-envoy'), '--config', config], { keep: 300 });
     await waitFor(() => this.conns.size > 0 || !this.child.alive, { timeoutMs: 20_000, what: 'the agent connecting' });
-    if (!this.child.alive) throw new Error(`the agent exited at start: ${JSON.stringify(this.child.recent.slice(-5))}`);
+    if (!this.child.alive) throw new Error(`the agent exited at start: ${JSON.stringify(this.child.logs.slice(-5))}`);
   }
 
   property(stats: FuzzStats) {
@@ -154,7 +151,7 @@ export class EnvoyTarget {
       );
       if (!this.child.alive) {
         throw new Error(
-          `the envoy agent exited: ${this.child.recent
+          `the envoy agent exited: ${this.child.logs
             .slice(-8)
             .map((l) => JSON.stringify(l))
             .join('\n')}`,

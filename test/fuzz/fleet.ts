@@ -2,9 +2,8 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { open } from 'lmdb';
 import { generateKeyPair, toBase64, type KeyPair, type RouteInfo } from '@axle/shared';
-import { Fleet, HubApi } from '../support/fleet.js';
+import { Fleet, HubApi, tempDir } from '@axle/testkit';
 import { healthz, rawRequest } from '../support/raw-http.js';
-import { tempDir } from '../support/tmp.js';
 
 /**
  * What the fuzzers attack: a hub and a spoke as child processes (the built bins), with a viewer

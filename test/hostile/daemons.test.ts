@@ -7,10 +7,8 @@ import { linkSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectPeer, generateKeyPair, isAxleError, type KeyPair, type MessageOf, type Run } from '@axle/shared';
-import { Fleet, HubApi, type ApiError } from '../support/fleet.js';
+import { type ApiError, Fleet, HubApi, tempDir, waitFor } from '@axle/testkit';
 import { healthz, idleSockets, rawRequest } from '../support/raw-http.js';
-import { tempDir } from '../support/tmp.js';
-import { waitFor } from '../support/wait.js';
 
 const t = tempDir('axle-hostile-');
 let f: Fleet;

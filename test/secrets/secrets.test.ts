@@ -10,9 +10,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSy
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Fleet, type HubApi } from '../support/fleet.js';
-import { tempDir } from '../support/tmp.js';
-import { waitFor } from '../support/wait.js';
+import { Fleet, type HubApi, tempDir, waitFor } from '@axle/testkit';
 
 const t = tempDir('axle-secrets-');
 const out = join(t.dir, 'out');

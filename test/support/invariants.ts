@@ -11,7 +11,7 @@
  */
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { HubApi, LogLine } from './fleet.js';
+import type { HubApi, LogLine } from '@axle/testkit';
 
 interface HostLedger {
   /** runId -> the time its `run finished` line was logged. */

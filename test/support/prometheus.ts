@@ -7,9 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { ROOT } from './proc.js';
-import { freePort } from './resources.js';
-import { waitFor } from './wait.js';
+import { freePort, ROOT, waitFor } from '@axle/testkit';
 
 export interface AlertState {
   labels: Record<string, string>;

@@ -8,9 +8,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import type { HubNode } from '../support/fleet.js';
+import { type HubNode, waitFor } from '@axle/testkit';
 import { directory, envoyList, eventually, notReportedSince } from '../support/invariants.js';
-import { waitFor } from '../support/wait.js';
 import { HUBS, LAST, SETTLE_MS, SPOKE_IDS, TEST_MS, useSystemFleet } from './scenario.js';
 
 const sys = useSystemFleet('admin');

@@ -11,10 +11,9 @@
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FULL } from '../support/fleet.js';
+import { FULL, waitFor } from '@axle/testkit';
 import { directory, envoyList, eventually } from '../support/invariants.js';
 import { Prometheus } from '../support/prometheus.js';
-import { waitFor } from '../support/wait.js';
 import { SETTLE_MS, TEST_MS, useSystemFleet } from './scenario.js';
 
 const sys = useSystemFleet('placement', {

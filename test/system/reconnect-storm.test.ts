@@ -12,11 +12,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyPair, toBase64 } from '@axle/shared';
-import { ROOT } from '../support/proc.js';
-import { FULL, Child, Fleet, type HubApi } from '../support/fleet.js';
+import { Fleet, FULL, type HubApi, Proc, ROOT, tempDir, waitFor } from '@axle/testkit';
 import { directory, envoyList } from '../support/invariants.js';
-import { tempDir } from '../support/tmp.js';
-import { waitFor } from '../support/wait.js';
 
 const N = FULL ? 5000 : 1000;
 /** Peak resident memory the spoke may reach while absorbing the storm. */
@@ -25,7 +22,7 @@ const BOUND_MS = FULL ? 300_000 : 150_000;
 
 const tmp = tempDir('axle-storm-');
 let fleet: Fleet;
-let storm: Child | undefined;
+let storm: Proc | undefined;
 const log = (s: string) => process.stderr.write(`[storm] ${s}\n`);
 
 interface StormStats {
@@ -102,7 +99,8 @@ describe(`${N} envoys reconnecting at once after an outage`, () => {
           })),
         }),
       );
-      storm = Child.spawn('storm', ['--import', 'tsx', join(ROOT, 'test/system/storm-envoys.ts'), specFile], {
+      storm = Proc.spawn('storm', ['--import', 'tsx', join(ROOT, 'test/system/storm-envoys.ts'), specFile], {
+        keep: 300,
         onLine: (l) => {
           if (l.msg === 'storm') last = l as unknown as StormStats;
         },

@@ -11,9 +11,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { HubApi } from '../support/fleet.js';
+import { HubApi, waitFor } from '@axle/testkit';
 import { directory, envoyList, eventually } from '../support/invariants.js';
-import { waitFor } from '../support/wait.js';
 import { SETTLE_MS, TEST_MS, useSystemFleet } from './scenario.js';
 
 const sys = useSystemFleet('rollouts', {

@@ -12,7 +12,7 @@
  * A file may bring its own layout (spokes, envoys, witnesses) instead; a test may add spokes.
  */
 import { afterAll, beforeAll, expect } from 'vitest';
-import { FULL, Fleet, hostnamesFor, type HubApi, type SpokeSpec } from '../support/fleet.js';
+import { Fleet, FULL, hostnamesFor, type HubApi, type SpokeSpec, tempDir } from '@axle/testkit';
 import {
   RunLedger,
   checkRuns,
@@ -21,7 +21,6 @@ import {
   notReportedSince,
   ownershipProblems,
 } from '../support/invariants.js';
-import { tempDir } from '../support/tmp.js';
 
 export const ROOT_USER = process.getuid?.() === 0;
 export const HUBS = FULL ? ['hub-a', 'hub-b', 'hub-c'] : ['hub-a', 'hub-b'];

@@ -8,7 +8,7 @@ import { closeSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { directory, eventually, notReportedSince, spooledRuns } from '../support/invariants.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '@axle/testkit';
 import { LAST, ROOT_USER, SETTLE_MS, TEST_MS, useSystemFleet } from './scenario.js';
 
 const sys = useSystemFleet('spokes', { tmpfs: true });

@@ -8,7 +8,7 @@
  * has a certificate from another CA or one from the fleet CA itself.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,12 +28,19 @@ import {
   type KeyPair,
   type TlsFiles,
 } from '@axle/shared';
-import { ChaosProxy } from '../system/chaos-proxy.js';
+import {
+  Bag,
+  bin,
+  ChaosProxy,
+  type Daemon,
+  freePort,
+  startDaemon,
+  tempDir,
+  waitFor,
+  writeConfig,
+  directory,
+} from '@axle/testkit';
 import { makePki, type TestPki } from '../support/pki.js';
-import { bin, startDaemon, type Daemon } from '../support/proc.js';
-import { Bag, freePort } from '../support/resources.js';
-import { tempDir } from '../support/tmp.js';
-import { waitFor } from '../support/wait.js';
 
 const t = tempDir('axle-transport-');
 const bag = new Bag();
@@ -163,17 +170,14 @@ async function startFleet(name: string, secure: boolean): Promise<TestFleet> {
   bag.add(() => spokeLink.close());
   const spokeT = await transport('spoke');
   const spokeFile = join(spokeDir, 'spoke.yaml');
-  writeFileSync(
-    spokeFile,
-    JSON.stringify({
-      server_id: 'dc1',
-      listen: spokeListen,
-      data_dir: spokeDir,
-      status_interval: '300ms',
-      ...spokeT,
-      spanner: { role: 'spoke', spoke_id: 'dc1', hub_addr: hubAddr, hub_pubkeys: [toBase64(hubKey.publicKey)] },
-    }),
-  );
+  writeConfig(spokeFile, {
+    server_id: 'dc1',
+    listen: spokeListen,
+    data_dir: spokeDir,
+    status_interval: '300ms',
+    ...spokeT,
+    spanner: { role: 'spoke', spoke_id: 'dc1', hub_addr: hubAddr, hub_pubkeys: [toBase64(hubKey.publicKey)] },
+  });
   const spoke = await startDaemon(bin('spoke', 'axle-spoke'), ['--config', spokeFile]);
   bag.add(() => spoke.kill('SIGKILL'));
   const hubLink = new ChaosProxy(hubAddr, 'hub');
@@ -381,7 +385,7 @@ describe('an on-path observer', () => {
           what: `the envoy refusing the rogue hub with ${r.expect}`,
         });
         // It was ready to place the envoy on its own spoke; nothing asked it to.
-        expect(rogue.hub.internals?.state.envoys.get(HOST)?.spokeId).toBe('evil');
+        expect((await directory(rogue.hub, { ca: readFileSync(r.files.ca_file) })).get(HOST)?.spokeId).toBe('evil');
       }
       const target = f.envoy.state.assignment?.target;
       expect({ ...target, pubkey: toBase64(target!.pubkey) }).toEqual({

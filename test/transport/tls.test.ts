@@ -21,8 +21,7 @@ import {
   type TlsFiles,
 } from '@axle/shared';
 import { makePki, type TestPki } from '../support/pki.js';
-import { tempDir } from '../support/tmp.js';
-import { waitFor } from '../support/wait.js';
+import { tempDir, waitFor } from '@axle/testkit';
 
 const t = tempDir('axle-tls-');
 const servers: AxleServer[] = [];

@@ -1,12 +1,11 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { connectPeer, type Message, type MessageOf } from '@axle/shared';
 import { HOSTILE, startFleet, type Fleet } from '../../packages/hub/test/cli-fleet.js';
-import { Bag, enroll, envoy, joinToken } from '../../packages/hub/test/support.js';
-import { ROOT } from '../support/proc.js';
-import { tempDir } from '../support/tmp.js';
+import { Bag, enroll, envoy, joinToken, ROOT, tempDir, writeConfig, directory } from '@axle/testkit';
 
 const ARTIFACTS = join(ROOT, 'test', 'artifacts');
 const bag = new Bag();
@@ -44,7 +43,7 @@ const until = (id: string, want: string | RegExp, timeout = 15_000) =>
 const tableRows = (id: string) => page.locator(`[data-testid="${id}"] tbody tr`);
 const work = tempDir('axle-ui-');
 bag.add(work.cleanup);
-const hubConfigFile = join(work.dir, 'hub.json');
+const hubConfigFile = join(work.dir, 'hub.yaml');
 
 /** A config tree to publish from the UI (its one policy differs by name). */
 function bundle(name: string): string {
@@ -392,8 +391,8 @@ describe('the web UI in Chromium', () => {
   });
 
   it('approves and rejects pending enrollments, each after confirmation', async () => {
-    const cfg = JSON.parse(readFileSync(hubConfigFile, 'utf8')) as Record<string, Record<string, unknown>>;
-    writeFileSync(hubConfigFile, JSON.stringify({ ...cfg, enrollment: { ...cfg.enrollment, approval: 'manual' } }));
+    const cfg = parse(readFileSync(hubConfigFile, 'utf8')) as Record<string, Record<string, unknown>>;
+    writeConfig(hubConfigFile, { ...cfg, enrollment: { ...cfg.enrollment, approval: 'manual' } });
     await f.hub.reload();
     const token = await joinToken(f.hub, { max_uses: 2 });
     const [a, b] = [envoy('new1.dc1.example.com'), envoy('new2.dc1.example.com')];
@@ -411,9 +410,10 @@ describe('the web UI in Chromium', () => {
     // The approval's toast may still be up: wait for this one by its text.
     await page.getByText('new2.dc1.example.com: rejected').waitFor();
     await tid('pending-table-empty').waitFor();
-    expect(f.hub.internals!.state.envoys.get('new1.dc1.example.com')?.spokeId).toBe('dc1');
-    expect(f.hub.internals!.state.envoys.has('new2.dc1.example.com')).toBe(false);
-    writeFileSync(hubConfigFile, JSON.stringify(cfg));
+    const dir = await directory(f.hub);
+    expect(dir.get('new1.dc1.example.com')?.spokeId).toBe('dc1');
+    expect(dir.has('new2.dc1.example.com')).toBe(false);
+    writeConfig(hubConfigFile, cfg);
     await f.hub.reload();
   });
 

@@ -5,9 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '@axle/hub';
-import { tempDir } from '../../../test/support/tmp.js';
-import { bin } from '../../../test/support/proc.js';
-import { waitFor } from '../../../test/support/wait.js';
+import { bin, tempDir, waitFor } from '@axle/testkit';
 import { Bag, hubKey, joinToken, localSpoke, startHub, storedRuns, type HubKey } from './cluster.js';
 import { writePolicy } from './helpers.js';
 

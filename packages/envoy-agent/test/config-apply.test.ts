@@ -4,8 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger, generateKeyPair, toBase64 } from '@axle/shared';
 import type { Hub } from '@axle/hub';
 import { Envoy } from '@axle/envoy-agent';
-import { tempDir } from '../../../test/support/tmp.js';
-import { waitFor } from '../../../test/support/wait.js';
+import { tempDir, waitFor } from '@axle/testkit';
 import {
   Bag,
   api,
@@ -74,7 +73,7 @@ beforeAll(async () => {
 afterAll(() => bag.run());
 
 async function publish(): Promise<number> {
-  const r = await api(hub, 'POST', '/api/v1/config/publish', { dir: src });
+  const r = await api(hub, 'POST', '/api/v1/config/publish', { token: hub.adminToken, body: { dir: src } });
   expect(r.status, JSON.stringify(r.body)).toBe(200);
   expect(r.body.spokes).toEqual({ dc1: 'ok', dc2: 'ok', dc3: 'ok' });
   return r.body.version as number;

@@ -3,8 +3,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isAxleError, type Run } from '@axle/shared';
 import { Envoy, StateStore, backoffDelay, envoyConfigFrom } from '@axle/envoy-agent';
-import { tempDir } from '../../../test/support/tmp.js';
-import { waitFor } from '../../../test/support/wait.js';
+import { tempDir, waitFor } from '@axle/testkit';
 import { writePolicy } from './helpers.js';
 
 let t: { dir: string; cleanup: () => void };

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '@axle/hub';
-import { tempDir } from '../../../test/support/tmp.js';
-import { waitFor } from '../../../test/support/wait.js';
+import { tempDir, waitFor } from '@axle/testkit';
 import {
   Bag,
   hubKey,

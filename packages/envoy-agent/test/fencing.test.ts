@@ -17,8 +17,7 @@ import {
   toBase64,
 } from '@axle/shared';
 import { Envoy, envoyConfigFrom } from '@axle/envoy-agent';
-import { tempDir } from '../../../test/support/tmp.js';
-import { waitFor } from '../../../test/support/wait.js';
+import { tempDir, waitFor } from '@axle/testkit';
 
 /**
  * A spoke (compromised, or an impostor the envoy was sent to) answers the envoy however it

@@ -6,9 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '@axle/hub';
 import { toBase64 } from '@axle/shared';
 import { enroll, loadEnvoyConfig } from '@axle/envoy-agent';
-import { bin } from '../../../test/support/proc.js';
-import { tempDir } from '../../../test/support/tmp.js';
-import { waitFor } from '../../../test/support/wait.js';
+import { bin, tempDir, waitFor } from '@axle/testkit';
 import { makeAptRepo, type AptRepo } from './apt-repo.js';
 import { Bag, api, hubKey, joinToken, localSpoke, startHub } from './cluster.js';
 import { ENVOY_BIN, sandbox, sandboxUnavailable, type ApplyRun, type Sandbox } from './sandbox.js';
@@ -122,14 +120,14 @@ resources:
 }
 
 async function publish(): Promise<number> {
-  const r = await api(hub, 'POST', '/api/v1/config/publish', { dir: src });
+  const r = await api(hub, 'POST', '/api/v1/config/publish', { token: hub.adminToken, body: { dir: src } });
   if (r.status !== 200) throw new Error(`publish: ${r.status} ${JSON.stringify(r.body)}`);
   return r.body.version as number;
 }
 
 type StoredRun = ApplyRun & { id: string; configVersion: number; compliant: boolean; trigger: string };
 async function runs(): Promise<StoredRun[]> {
-  const r = await api(hub, 'GET', `/api/v1/envoys/${HOST}?runs=20`);
+  const r = await api(hub, 'GET', `/api/v1/envoys/${HOST}?runs=20`, { token: hub.adminToken });
   return (r.body?.detail?.runs ?? []) as StoredRun[];
 }
 /** The first stored run at `version` not seen before (the envoy may also run at an older version first). */

@@ -4,8 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAxleError } from '@axle/shared';
 import type { Hub } from '@axle/hub';
 import { Envoy, StateStore, enroll, type Envoy as EnvoyT } from '@axle/envoy-agent';
-import { tempDir } from '../../../test/support/tmp.js';
-import { waitFor } from '../../../test/support/wait.js';
+import { tempDir, waitFor } from '@axle/testkit';
 import {
   Bag,
   api,
@@ -74,11 +73,11 @@ describe('enrollment', () => {
       timeoutMs: 20_000,
       what: 'all reports acknowledged',
     });
-    const page = await api(hub, 'GET', '/api/v1/envoys?match=web1*.dc1.*&limit=1000');
+    const page = await api(hub, 'GET', '/api/v1/envoys?match=web1*.dc1.*&limit=1000', { token: hub.adminToken });
     expect(page.status).toBe(200);
     const runs = await storedRuns(hub, 'web3.dc1.example.com');
     expect(runs).toHaveLength(1);
-    const dir = await api(hub, 'GET', '/api/v1/envoys/db3.dc2.example.com');
+    const dir = await api(hub, 'GET', '/api/v1/envoys/db3.dc2.example.com', { token: hub.adminToken });
     expect(dir.body.directory.spokeId).toBe('dc2');
     expect(dir.body.detail.traits).toMatchObject({
       hostname: 'db3.dc2.example.com',
@@ -138,7 +137,10 @@ describe('moves', () => {
     e.events?.on('located', (to) => trail.push(`located ${to?.spokeId}`));
     e.events?.on('disconnected', (id, why) => trail.push(`left ${id}: ${why}`));
     const before = e.state.assignment!;
-    const r = await api(hub, 'POST', '/api/v1/reassign', { hostname: 'mover.dc1.example.com', to: 'dc2', wait: true });
+    const r = await api(hub, 'POST', '/api/v1/reassign', {
+      token: hub.adminToken,
+      body: { hostname: 'mover.dc1.example.com', to: 'dc2', wait: true },
+    });
     expect(r.status).toBe(200);
     await waitFor(() => e.state.connected?.spokeId === 'dc2', { timeoutMs: 10_000, what: 'envoy moved to dc2' });
     expect(redirects, trail.join('\n')).toEqual(['dc2']);
@@ -148,7 +150,7 @@ describe('moves', () => {
     // Its next report is stored by dc2.
     const run = await e.runNow('demand');
     await waitFor(() => e.state.spooled === 0, { what: 'report acknowledged by dc2' });
-    const d = await api(hub, 'GET', '/api/v1/envoys/mover.dc1.example.com?runs=10');
+    const d = await api(hub, 'GET', '/api/v1/envoys/mover.dc1.example.com?runs=10', { token: hub.adminToken });
     expect(d.body.spoke.id).toBe('dc2');
     expect(d.body.detail.runs.map((x: { id: string }) => x.id)).toContain(run.id);
   });
@@ -208,9 +210,12 @@ describe('term fencing', () => {
     const fenced: number[] = [];
     e.events?.on('fenced', (t) => fenced.push(t));
     const r = await api(hub, 'POST', '/api/v1/reassign', {
-      hostname: 'fenced.dc1.example.com',
-      to: 'dc2',
-      wait: false,
+      token: hub.adminToken,
+      body: {
+        hostname: 'fenced.dc1.example.com',
+        to: 'dc2',
+        wait: false,
+      },
     });
     expect(r.status).toBeLessThan(500);
     await waitFor(() => fenced.length > 0 && e.state.lastError !== undefined, {

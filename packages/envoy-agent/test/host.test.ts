@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tempDir } from '../../../test/support/tmp.js';
+import { tempDir } from '@axle/testkit';
 import { makeAptRepo, type AptRepo } from './apt-repo.js';
 import { writePolicy } from './helpers.js';
 import { sandbox, sandboxUnavailable, type Sandbox } from './sandbox.js';

@@ -11,7 +11,7 @@ import {
   loadEnvoyConfig,
   traitsDigest,
 } from '@axle/envoy-agent';
-import { tempDir } from '../../../test/support/tmp.js';
+import { tempDir } from '@axle/testkit';
 
 let t: { dir: string; cleanup: () => void };
 beforeEach(() => (t = tempDir('axle-envoy-local-')));

@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Hub } from '@axle/hub';
 import { Envoy, enroll } from '@axle/envoy-agent';
-import { tempDir } from '../../../test/support/tmp.js';
-import { waitFor } from '../../../test/support/wait.js';
+import { tempDir, waitFor } from '@axle/testkit';
 import { Bag, api, hubKey, joinToken, localSpoke, startHub, storedRuns, testEnvoyConfig } from './cluster.js';
 
 /** With manual approval the envoy enrolls as pending, runs and spools meanwhile, and joins its spoke once approved. */
@@ -30,7 +29,7 @@ it('a pending envoy picks up its spoke once an admin approves it, and delivers w
   bag.add(() => e.stop());
   const early = await e.runNow('demand');
   expect(e.state.spooled).toBe(1);
-  const r = await api(hub, 'POST', '/api/v1/enrollments/new.dc1.example.com/approve');
+  const r = await api(hub, 'POST', '/api/v1/enrollments/new.dc1.example.com/approve', { token: hub.adminToken });
   expect(r.status).toBe(200);
   await waitFor(() => e.state.connected?.spokeId === 'dc1' && e.state.spooled === 0, {
     timeoutMs: 15_000,

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runSchema, parse } from '@axle/shared';
 import { runPolicies } from '@axle/envoy-agent';
-import { tempDir } from '../../../test/support/tmp.js';
+import { tempDir } from '@axle/testkit';
 import { baseRun, writePolicy } from './helpers.js';
 
 let t: { dir: string; cleanup: () => void };

@@ -13,7 +13,7 @@ import {
   type RevertOrder,
 } from '@axle/shared';
 import { BundleFetcher } from '@axle/envoy-agent';
-import { tempDir } from '../../../test/support/tmp.js';
+import { tempDir } from '@axle/testkit';
 
 /**
  * Versions only rise at an envoy unless the hub signed an order moving it down: a spoke that

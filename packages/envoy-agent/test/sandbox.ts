@@ -2,7 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { tempDir } from '../../../test/support/tmp.js';
+import { tempDir } from '@axle/testkit';
 
 /**
  * A throwaway copy of this machine's system directories for tests that run real useradd,

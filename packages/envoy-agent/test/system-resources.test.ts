@@ -10,7 +10,7 @@ import {
   which,
   type CommandRunner,
 } from '@axle/envoy-agent';
-import { tempDir } from '../../../test/support/tmp.js';
+import { tempDir } from '@axle/testkit';
 import { baseRun, writePolicy } from './helpers.js';
 
 let t: { dir: string; cleanup: () => void };

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { silentLogger, type MessageOf, type Run } from '@axle/shared';
 import { runJob, type JobRunDeps } from '@axle/envoy-agent';
-import { tempDir } from '../../../test/support/tmp.js';
+import { tempDir } from '@axle/testkit';
 
 const t = tempDir('axle-envoy-tasks-');
 afterAll(() => t.cleanup());

@@ -3,14 +3,25 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAxleError } from '@axle/shared';
 import type { Hub } from '@axle/hub';
-import { Bag, api, enroll, envoy, hubKey, inProcessSpoke, joinToken, startHub, type HubKey } from './support.js';
+import {
+  api,
+  Bag,
+  enroll,
+  envoy,
+  hubKey,
+  type HubKey,
+  inProcessSpoke,
+  joinToken,
+  startHub,
+  directory,
+} from '@axle/testkit';
 
 const bag = new Bag();
 let key: HubKey;
 let hub: Hub;
 
 beforeAll(async () => {
-  key = hubKey(bag);
+  key = await hubKey(bag);
   const s = await inProcessSpoke(bag, 'dc1', key);
   hub = await startHub(bag, key, {
     spokes: [{ ...s, patterns: ['*'] }],
@@ -126,7 +137,7 @@ describe('HTTP API auth, roles and limits', () => {
       }
     }
     expect(codes).toEqual(['ok', 'ok', 'ok', 'E_RATE_LIMITED', 'E_RATE_LIMITED']);
-    expect(hub.internals!.state.envoys.has('rl3.x')).toBe(false);
+    expect((await directory(hub)).has('rl3.x')).toBe(false);
     const m = await api(hub, 'GET', '/metrics');
     expect(m.body).toMatch(/axle_hub_enrollments_total\{outcome="rate_limited"\} 2/);
   });

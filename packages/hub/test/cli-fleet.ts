@@ -1,8 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
 import { connectPeer, type Json, type MessageOf, type Run } from '@axle/shared';
 import type { Hub } from '@axle/hub';
-import { waitFor } from '../../../test/support/wait.js';
 import {
   type Bag,
   enroll,
@@ -10,13 +8,15 @@ import {
   freePort,
   hubConfigObject,
   hubKey,
+  type HubOptions,
   joinToken,
   procSpoke,
-  startHub,
-  type HubOptions,
   type ProcSpoke,
+  startHub,
   type TestEnvoy,
-} from './support.js';
+  waitFor,
+  writeConfig,
+} from '@axle/testkit';
 
 /** A run as an envoy reports it. */
 export function makeRun(hostname: string, compliant: boolean, o: { policy?: string; message?: string } = {}): Run {
@@ -105,7 +105,7 @@ export async function startFleet(
   bag: Bag,
   o: { hostile?: boolean; probeInterval?: string; configFile?: string } = {},
 ): Promise<Fleet> {
-  const key = hubKey(bag);
+  const key = await hubKey(bag);
   const port = await freePort();
   const hubAddr = `127.0.0.1:${port}`;
   const [dc1, dc2] = await Promise.all([
@@ -122,7 +122,7 @@ export async function startFleet(
     extra: { compliance_history: { interval: '1s' } },
   };
   // With a config file the test can change the hub's config and reload it (SIGHUP's path).
-  if (o.configFile) writeFileSync(o.configFile, JSON.stringify(hubConfigObject(key, opts)));
+  if (o.configFile) writeConfig(o.configFile, hubConfigObject(key, opts));
   const hub = await startHub(bag, key, opts, o.configFile);
   const join = await joinToken(hub);
   const plan: [string, boolean, Record<string, Json>][] = [

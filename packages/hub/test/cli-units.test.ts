@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { Move } from '@axle/shared';
 import { Progress } from '../src/cli/progress.js';
 import { cell, table, type Io } from '../src/cli/output.js';
 import { hubUrl } from '../src/cli/settings.js';
@@ -7,10 +8,13 @@ function io(tty: boolean): Io & { text: string } {
   const o = { text: '', tty, env: {}, out: (s: string) => void (o.text += s), err: (s: string) => void (o.text += s) };
   return o;
 }
-const move = (moved: number, state = 'running') => ({
+const move = (moved: number, state: Move['state'] = 'running'): Move => ({
   id: 'mv_1',
   kind: 'drain',
   state,
+  startedAt: 0,
+  by: 'test',
+  errors: [],
   total: 4,
   moved,
   already: 0,

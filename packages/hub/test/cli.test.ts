@@ -3,11 +3,8 @@ import { createServer, type Server } from 'node:http';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bin } from '../../../test/support/proc.js';
-import { tempDir } from '../../../test/support/tmp.js';
-import { waitFor } from '../../../test/support/wait.js';
+import { Bag, bin, tempDir, waitFor } from '@axle/testkit';
 import { startFleet, type Fleet } from './cli-fleet.js';
-import { Bag } from './support.js';
 
 const AXLE = bin('hub', 'axle');
 const bag = new Bag();

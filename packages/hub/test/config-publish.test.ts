@@ -3,9 +3,18 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '@axle/hub';
 import { signWebhook } from '@axle/hub';
-import { tempDir } from '../../../test/support/tmp.js';
-import { waitFor } from '../../../test/support/wait.js';
-import { Bag, api, hubKey, inProcessSpoke, procSpoke, startHub, type ProcSpoke, type SpokeRef } from './support.js';
+import {
+  api,
+  Bag,
+  hubKey,
+  inProcessSpoke,
+  procSpoke,
+  type ProcSpoke,
+  type SpokeRef,
+  startHub,
+  tempDir,
+  waitFor,
+} from '@axle/testkit';
 
 const bag = new Bag();
 const SECRET = 'publish-webhook-secret-0123456789';
@@ -32,7 +41,7 @@ function liveMotd(dataDir: string): string {
 const versionsOf = async () => (await api(hub, 'GET', '/api/v1/config/versions', { token: hub.adminToken })).body;
 
 beforeAll(async () => {
-  const key = hubKey(bag);
+  const key = await hubKey(bag);
   const t = tempDir('axle-config-');
   bag.add(t.cleanup);
   configDir = join(t.dir, 'src');

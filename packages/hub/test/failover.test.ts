@@ -1,27 +1,28 @@
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '@axle/hub';
-import { waitFor } from '../../../test/support/wait.js';
 import {
-  Bag,
   api,
+  Bag,
   checkin,
   enroll,
   envoy,
   freePort,
   hubConfigObject,
   hubKey,
+  type HubKey,
+  type HubOptions,
   inProcessSpoke,
   joinToken,
   locate,
   procSpoke,
-  startHub,
-  type HubKey,
-  type HubOptions,
   type ProcSpoke,
+  startHub,
   type TestEnvoy,
-} from './support.js';
+  waitFor,
+  writeConfig,
+  directory,
+} from '@axle/testkit';
 import type { MessageOf } from '@axle/shared';
 
 /**
@@ -38,7 +39,7 @@ const configFile = () => join(key.dir, 'hub.yaml');
 
 const FANOUT_TIMEOUT = 1500;
 
-function writeConfig(autoFailover: boolean): void {
+function rewriteHubConfig(autoFailover: boolean): void {
   const spanner = {
     auto_failover: {
       enabled: autoFailover,
@@ -49,11 +50,11 @@ function writeConfig(autoFailover: boolean): void {
       drain_jitter: '20ms',
     },
   };
-  writeFileSync(configFile(), JSON.stringify(hubConfigObject(key, { ...opts, spanner })));
+  writeConfig(configFile(), hubConfigObject(key, { ...opts, spanner }));
 }
 
 beforeAll(async () => {
-  key = hubKey(bag);
+  key = await hubKey(bag);
   const port = await freePort();
   const hubAddr = `127.0.0.1:${port}`;
   const [dc1, dc2] = await Promise.all([inProcessSpoke(bag, 'dc1', key), inProcessSpoke(bag, 'dc2', key)]);
@@ -77,7 +78,7 @@ beforeAll(async () => {
       },
     },
   };
-  writeConfig(false);
+  rewriteHubConfig(false);
   hub = await startHub(bag, key, opts, configFile());
   const token = await joinToken(hub);
   for (const dc of ['dc1', 'dc2', 'dc3']) {
@@ -154,13 +155,13 @@ describe('fan-out', () => {
   });
 
   it('auto-failover drains the dead spoke; its envoys locate and check in at their new spoke', async () => {
-    writeConfig(true);
+    rewriteHubConfig(true);
     await hub.reload();
     await waitFor(async () => (await api(hub, 'GET', '/api/v1/spokes/dc3', admin())).body.state === 'drained', {
       timeoutMs: 10_000,
       what: 'dc3 drained',
     });
-    const dir = hub.internals!.state.envoys;
+    const dir = await directory(hub);
     for (const [h, { e, a }] of enrolled) {
       if (!h.includes('.dc3.')) continue;
       expect(dir.get(h)!.spokeId).toBe('dc2');
@@ -206,8 +207,8 @@ describe('fan-out', () => {
     const n = await enroll(hub.addr, envoy('new.dc3.example.com'), token);
     expect(n.target!.spokeId).toBe('dc3');
 
-    for (const h of ['a', 'b', 'c'])
-      expect(hub.internals!.state.envoys.get(`${h}.dc3.example.com`)!.spokeId).toBe('dc2');
+    const dir = await directory(hub);
+    for (const h of ['a', 'b', 'c']) expect(dir.get(`${h}.dc3.example.com`)!.spokeId).toBe('dc2');
     const ev = await api(hub, 'GET', '/api/v1/events?type=spoke.up', admin());
     expect(ev.body.events.at(-1).data).toMatchObject({ spoke: 'dc3', released: 3 });
     const metrics = await api(hub, 'GET', '/metrics');

@@ -8,7 +8,7 @@ import {
   type HistorySample,
 } from '../src/store/history/model.js';
 import { HubStore } from '../src/store/state.js';
-import { tempDir } from '../../../test/support/tmp.js';
+import { tempDir } from '@axle/testkit';
 
 const sample = (at: number, compliant: number, noncompliant: number): HistorySample => ({
   at,

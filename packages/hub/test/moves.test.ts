@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAxleError, type MessageOf } from '@axle/shared';
 import type { Hub } from '@axle/hub';
-import { waitFor } from '../../../test/support/wait.js';
 import {
-  Bag,
   api,
+  Bag,
   checkin,
   enroll,
   envoy,
@@ -14,7 +13,9 @@ import {
   locate,
   startHub,
   type TestEnvoy,
-} from './support.js';
+  waitFor,
+  directory,
+} from '@axle/testkit';
 
 const bag = new Bag();
 let hub: Hub;
@@ -23,7 +24,7 @@ const hosts = new Map<string, { e: TestEnvoy; a: MessageOf<'assignment'> }>();
 const admin = () => ({ token: hub.adminToken });
 
 beforeAll(async () => {
-  const key = hubKey(bag);
+  const key = await hubKey(bag);
   const [dc1, dc2, dc3] = await Promise.all(['dc1', 'dc2', 'dc3'].map((id) => inProcessSpoke(bag, id, key)));
   hub = await startHub(bag, key, {
     spokes: [
@@ -44,7 +45,7 @@ beforeAll(async () => {
 });
 afterAll(() => bag.run());
 
-const spokeOf = (h: string) => hub.internals!.state.envoys.get(h)!.spokeId;
+const spokeOf = async (h: string) => (await directory(hub)).get(h)!.spokeId;
 
 describe('manual moves', () => {
   it('reassign by host glob moves only the matches, is idempotent, and the old spoke redirects', async () => {
@@ -54,10 +55,10 @@ describe('manual moves', () => {
     });
     expect(r.status).toBe(200);
     expect(r.body.move).toMatchObject({ kind: 'reassign', state: 'done', total: 2, moved: 2, already: 0, failed: 0 });
-    expect(spokeOf('web1.dc1.x')).toBe('dc3');
-    expect(spokeOf('web2.dc1.x')).toBe('dc3');
-    expect(spokeOf('web3.dc1.x')).toBe('dc1');
-    expect(spokeOf('web1.dc2.x')).toBe('dc2');
+    expect(await spokeOf('web1.dc1.x')).toBe('dc3');
+    expect(await spokeOf('web2.dc1.x')).toBe('dc3');
+    expect(await spokeOf('web3.dc1.x')).toBe('dc1');
+    expect(await spokeOf('web1.dc2.x')).toBe('dc2');
 
     const { e, a } = hosts.get('web1.dc1.x')!;
     const now = await locate(hub.addr, e);
@@ -92,7 +93,7 @@ describe('manual moves', () => {
       { what: 'drain done' },
     );
     expect(done).toMatchObject({ kind: 'drain', from: 'dc1', to: 'dc2', total: 3, moved: 3, failed: 0, skipped: 0 });
-    for (const h of ['web3.dc1.x', 'db1.dc1.x', 'db2.dc1.x']) expect(spokeOf(h)).toBe('dc2');
+    for (const h of ['web3.dc1.x', 'db1.dc1.x', 'db2.dc1.x']) expect(await spokeOf(h)).toBe('dc2');
     const s = await api(hub, 'GET', '/api/v1/spokes/dc1', admin());
     expect(s.body.state).toBe('drained');
     expect(s.body.envoys.items).toEqual([]);
@@ -125,7 +126,7 @@ describe('manual moves', () => {
   });
 
   it('refuses bad moves clearly and changes nothing', async () => {
-    const before = JSON.stringify([...hub.internals!.state.envoys.values()]);
+    const before = JSON.stringify([...(await directory(hub)).values()]);
     expect(
       (await api(hub, 'POST', '/api/v1/drain', { ...admin(), body: { spoke: 'dc1', to: 'dc1' } })).body.error.message,
     ).toMatch(/into itself/);
@@ -146,6 +147,6 @@ describe('manual moves', () => {
         })
       ).body.error.message,
     ).toMatch(/more than 64 alternatives/);
-    expect(JSON.stringify([...hub.internals!.state.envoys.values()])).toBe(before);
+    expect(JSON.stringify([...(await directory(hub)).values()])).toBe(before);
   });
 });

@@ -1,15 +1,14 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { generateKeyPair, toBase64 } from '@axle/shared';
 import { HubStore } from '../src/store/state.js';
-import { waitFor } from '../../../test/support/wait.js';
-import { Bag, api, hubKey, inProcessSpoke, locate, startHub } from './support.js';
+import { api, Bag, hubKey, inProcessSpoke, locate, startHub, waitFor } from '@axle/testkit';
 
 const bag = new Bag();
 afterEach(() => bag.run());
 
 describe('host names stored before they were canonical', () => {
   it('are re-registered under their canonical name (same key), or removed when that name is taken', async () => {
-    const key = hubKey(bag);
+    const key = await hubKey(bag);
     const dc1 = await inProcessSpoke(bag, 'dc1', key);
     const webKey = generateKeyPair();
     const taken = generateKeyPair();

@@ -4,9 +4,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { generateKeyPair, toBase64 } from '@axle/shared';
-import { bin, startDaemon } from '../../../test/support/proc.js';
-import { tempDir } from '../../../test/support/tmp.js';
-import { waitFor } from '../../../test/support/wait.js';
+import { bin, startDaemon, tempDir, waitFor } from '@axle/testkit';
 
 const run = promisify(execFile);
 const HUB = bin('hub', 'axle-hub');

@@ -2,8 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { connectPeer, ErrorCode, generateKeyPair, type AxleError, type MessageOf } from '@axle/shared';
 import { decideVote, leaseUntil } from '../src/store/replication/votes.js';
 import { safeMinAcks } from '../src/store/replication/settings.js';
-import { waitFor } from '../../../test/support/wait.js';
-import { api, Bag } from './support.js';
+import { api, Bag, waitFor } from '@axle/testkit';
 import {
   adminToken,
   asHub,

@@ -1,8 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode, generateKeyPair, toBase64 } from '@axle/shared';
 import { hubConfigFrom, type Hub } from '@axle/hub';
-import { waitFor } from '../../../test/support/wait.js';
-import { api, Bag, enroll, envoy } from './support.js';
+import { api, Bag, enroll, envoy, waitFor, directory } from '@axle/testkit';
 import {
   adminToken,
   hubInProcess,
@@ -101,7 +100,7 @@ describe('replicated hubs (in process)', () => {
     const q = await waitPrimary(c, rest);
     const after = (await view(q))!;
     expect(after.term).toBeGreaterThan(first);
-    expect(hubs[q.id]!.internals!.state.envoys.get(e1.hostname)?.spokeId).toBe('dc1');
+    expect((await directory(hubs[q.id]!)).get(e1.hostname)?.spokeId).toBe('dc1');
     // A token made on the old primary enrolls through the new one.
     const a2 = await enroll(q.addr, envoy('a2.dc1.example.com'), secrets[1]!);
     expect(a2.status).toBe('assigned');

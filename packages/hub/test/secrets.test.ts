@@ -4,7 +4,7 @@ import { hubConfigFrom, type HubConfig } from '../src/daemon/config.js';
 import { Events } from '../src/store/events.js';
 import { Secrets } from '../src/store/secrets.js';
 import { HubStore } from '../src/store/state.js';
-import { tempDir } from '../../../test/support/tmp.js';
+import { tempDir } from '@axle/testkit';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {

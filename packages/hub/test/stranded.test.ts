@@ -1,30 +1,31 @@
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyPair, toBase64, type MessageOf } from '@axle/shared';
 import { HostRouter, hubConfigFrom, type Hub } from '@axle/hub';
 import { UnplacedTally, place, placementOrder } from '../src/placement/order.js';
-import { waitFor } from '../../../test/support/wait.js';
 import {
-  Bag,
   api,
+  Bag,
   checkin,
   enroll,
   envoy,
   freePort,
   hubConfigObject,
   hubKey,
+  type HubKey,
+  type HubOptions,
   inProcessSpoke,
   joinToken,
   locate,
   procSpoke,
-  startHub,
-  type HubKey,
-  type HubOptions,
   type ProcSpoke,
   type SpokeRef,
+  startHub,
   type TestEnvoy,
-} from './support.js';
+  waitFor,
+  writeConfig,
+  directory,
+} from '@axle/testkit';
 
 describe('placement order', () => {
   const router = new HostRouter(
@@ -127,7 +128,7 @@ let token: string;
 const enrolled = new Map<string, { e: TestEnvoy; a: MessageOf<'assignment'> }>();
 const configFile = () => join(key.dir, 'hub.yaml');
 const admin = () => ({ token: hub.adminToken });
-const spokeOf = (h: string) => hub.internals!.state.envoys.get(h)!.spokeId;
+const spokeOf = async (h: string) => (await directory(hub)).get(h)!.spokeId;
 const hostsOf = (dc: string) => [...enrolled.keys()].filter((h) => h.includes(`.${dc}.`));
 const view = async (id: string) => (await api(hub, 'GET', `/api/v1/spokes/${id}`, admin())).body;
 const events = async (types: string) =>
@@ -137,13 +138,13 @@ const events = async (types: string) =>
   }[];
 const metric = async (re: RegExp) => re.exec((await api(hub, 'GET', '/metrics')).body)?.[1];
 
-function writeConfig(withDc4: boolean): void {
+function rewriteHubConfig(withDc4: boolean): void {
   const spokes = [...opts.spokes, ...(withDc4 ? [{ ...dc4, patterns: ['*.dc2.*'] }] : [])];
-  writeFileSync(configFile(), JSON.stringify(hubConfigObject(key, { ...opts, spokes })));
+  writeConfig(configFile(), hubConfigObject(key, { ...opts, spokes }));
 }
 
 beforeAll(async () => {
-  key = hubKey(bag);
+  key = await hubKey(bag);
   const port = await freePort();
   const hubAddr = `127.0.0.1:${port}`;
   dc1 = await inProcessSpoke(bag, 'dc1', key);
@@ -163,7 +164,7 @@ beforeAll(async () => {
       auto_failover: { enabled: true, threshold: 3, interval: '150ms', drain_batch: 2, drain_jitter: '20ms' },
     },
   };
-  writeConfig(false);
+  rewriteHubConfig(false);
   hub = await startHub(bag, key, opts, configFile());
   token = await joinToken(hub);
   for (const dc of ['dc1', 'dc2', 'dc3']) {
@@ -197,7 +198,7 @@ describe('a drain that cannot place every envoy', () => {
     expect(v).toMatchObject({ live: false, stats: null });
     expect(v.lastStats.spokeId).toBe('dc2');
     expect(v.lastStatsAgeS).toBeGreaterThanOrEqual(0);
-    for (const h of hostsOf('dc2')) expect(spokeOf(h)).toBe('dc2');
+    for (const h of hostsOf('dc2')) expect(await spokeOf(h)).toBe('dc2');
 
     const moves = (await api(hub, 'GET', '/api/v1/moves', admin())).body.moves;
     expect(moves.find((m: { from?: string }) => m.from === 'dc2')).toMatchObject({
@@ -217,12 +218,12 @@ describe('a drain that cannot place every envoy', () => {
   });
 
   it('places them without anyone acting once a reload adds a spoke that matches them', async () => {
-    writeConfig(true);
+    rewriteHubConfig(true);
     await hub.reload();
     await waitFor(async () => (await view('dc2')).state === 'drained', { timeoutMs: 15_000, what: 'dc2 drained' });
     expect((await view('dc2')).stranded).toEqual({ count: 0, reasons: [], since: null });
     for (const h of hostsOf('dc2')) {
-      expect(spokeOf(h)).toBe('dc4');
+      expect(await spokeOf(h)).toBe('dc4');
       const { e, a } = enrolled.get(h)!;
       const now = await locate(hub.addr, e);
       expect(now.target!.spokeId).toBe('dc4');
@@ -252,7 +253,7 @@ describe('a drain that cannot place every envoy', () => {
     await dc2.start();
     await waitFor(async () => (await view('dc4')).state === 'drained', { timeoutMs: 15_000, what: 'dc4 drained' });
     expect((await view('dc2')).state).toBe('online');
-    for (const h of hostsOf('dc2')) expect(spokeOf(h)).toBe('dc2');
+    for (const h of hostsOf('dc2')) expect(await spokeOf(h)).toBe('dc2');
     const last = (await events('spoke.drained')).at(-1)!;
     expect(last.data).toMatchObject({ from: 'dc4', moved: 3 });
     expect(last.data.trigger).toMatch(/: dc2 can take them$/);
@@ -263,7 +264,7 @@ describe('a failover group (failover_to)', () => {
   it("takes a dead spoke's envoys when no other pattern matches; the spoke releases them when it is back", async () => {
     await dc3.daemon.kill('SIGKILL');
     await waitFor(async () => (await view('dc3')).state === 'drained', { timeoutMs: 15_000, what: 'dc3 drained' });
-    for (const h of hostsOf('dc3')) expect(spokeOf(h)).toBe('dc1');
+    for (const h of hostsOf('dc3')) expect(await spokeOf(h)).toBe('dc1');
     const m = (await api(hub, 'GET', '/api/v1/moves', admin())).body.moves.find(
       (x: { from?: string }) => x.from === 'dc3',
     );
@@ -276,7 +277,7 @@ describe('a failover group (failover_to)', () => {
     const r = await checkin(a, e);
     expect(r.type).toBe('redirect');
     if (r.type === 'redirect') expect(r.to?.spokeId).toBe('dc1');
-    for (const h of hostsOf('dc3')) expect(spokeOf(h)).toBe('dc1');
+    for (const h of hostsOf('dc3')) expect(await spokeOf(h)).toBe('dc1');
     expect((await events('spoke.up')).at(-1)!.data).toMatchObject({ spoke: 'dc3', released: 3 });
   });
 });

@@ -1,26 +1,27 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAxleError } from '@axle/shared';
 import type { Hub } from '@axle/hub';
-import { waitFor } from '../../../test/support/wait.js';
 import {
-  Bag,
   api,
+  Bag,
   enroll,
   envoy,
   hubKey,
   inProcessSpoke,
   joinToken,
   locate,
-  startHub,
   type SpokeRef,
-} from './support.js';
+  startHub,
+  waitFor,
+  directory,
+} from '@axle/testkit';
 
 const bag = new Bag();
 let hub: Hub;
 let spokes: SpokeRef[];
 
 beforeAll(async () => {
-  const key = hubKey(bag);
+  const key = await hubKey(bag);
   spokes = await Promise.all(['dc1', 'dc2', 'dc3'].map((id) => inProcessSpoke(bag, id, key)));
   hub = await startHub(bag, key, {
     spokes: [
@@ -60,7 +61,7 @@ describe('join tokens', () => {
     expect(await code(enroll(hub.addr, envoy('db1.dc2.x'), t))).toMatch(
       /^E_BAD_TOKEN: .*may only enroll hosts matching "\*\.dc1\.\*", not "db1\.dc2\.x"/,
     );
-    expect(hub.internals!.state.envoys.has('db1.dc2.x')).toBe(false);
+    expect((await directory(hub)).has('db1.dc2.x')).toBe(false);
     const a = await enroll(hub.addr, envoy('db1.dc1.x'), t);
     expect(a.target!.spokeId).toBe('dc1');
   });
@@ -86,7 +87,7 @@ describe('join tokens', () => {
       intervalMs: 100,
       what: 'token expiry',
     });
-    expect(hub.internals!.state.envoys.has(`late${n}.dc1.x`)).toBe(false);
+    expect((await directory(hub)).has(`late${n}.dc1.x`)).toBe(false);
 
     const rev = await api(hub, 'POST', '/api/v1/tokens', { token: hub.adminToken, body: {} });
     const del = await api(hub, 'DELETE', `/api/v1/tokens/${rev.body.token.id}`, { token: hub.adminToken });
@@ -109,7 +110,7 @@ describe('join tokens', () => {
     expect(await code(enroll(hub.addr, rebuilt, t))).toMatch(
       /^E_CONFLICT: "web1.dc3.x" is already enrolled with key .*POST \/api\/v1\/envoys\/web1.dc3.x\/rekey/,
     );
-    expect(hub.internals!.state.envoys.get(e.hostname)!.epoch).toBe(a.epoch);
+    expect((await directory(hub)).get(e.hostname)!.epoch).toBe(a.epoch);
 
     const viewer = await api(hub, 'POST', '/api/v1/api-tokens', {
       token: hub.adminToken,
@@ -131,7 +132,7 @@ describe('manual approval', () => {
   it('keeps enrollments pending until approved, and rejects', async () => {
     const bag2 = new Bag();
     try {
-      const key = hubKey(bag2);
+      const key = await hubKey(bag2);
       const s = await inProcessSpoke(bag2, 'm1', key);
       const h = await startHub(bag2, key, {
         spokes: [{ ...s, patterns: ['*'] }],

@@ -15,7 +15,7 @@ import {
 } from '@axle/hub';
 import { HubStore } from '../src/store/state.js';
 import { Tokens } from '../src/store/tokens.js';
-import { tempDir } from '../../../test/support/tmp.js';
+import { tempDir } from '@axle/testkit';
 
 const pub = toBase64(generateKeyPair().publicKey);
 const cleanups: (() => void)[] = [];

@@ -1,8 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyWebhook, type Hub } from '@axle/hub';
-import { waitFor } from '../../../test/support/wait.js';
-import { Bag, api, enroll, envoy, hubKey, inProcessSpoke, joinToken, startHub } from './support.js';
+import { api, Bag, enroll, envoy, hubKey, inProcessSpoke, joinToken, startHub, waitFor } from '@axle/testkit';
 
 const SECRET = 'a-webhook-secret-of-some-length';
 const bag = new Bag();
@@ -26,7 +25,7 @@ beforeAll(async () => {
   await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
   port = (receiver.address() as { port: number }).port;
   bag.add(() => new Promise<void>((r) => receiver.close(() => r())));
-  const key = hubKey(bag);
+  const key = await hubKey(bag);
   const s = await inProcessSpoke(bag, 'dc1', key);
   hub = await startHub(bag, key, {
     spokes: [{ ...s, patterns: ['*'] }],

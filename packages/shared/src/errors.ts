@@ -169,6 +169,22 @@ export function retryOf(e: unknown): Retry {
   return e instanceof AxleError ? ERRORS[e.code].retry : 'elsewhere';
 }
 
+/** The `error` object of an HTTP API reply (a standby's refusal also names the primary, host:port or null). */
+export interface ApiErrorBody {
+  code?: string;
+  message?: string;
+  primary?: string | null;
+}
+
+/**
+ * Where a client should send a refused API call again: the primary a standby names, when the
+ * catalogue says the code is worth retrying elsewhere (E_NOT_PRIMARY); otherwise undefined.
+ */
+export function primaryToFollow(err: ApiErrorBody | undefined): string | undefined {
+  if (!err?.primary || err.code === undefined || !Object.hasOwn(ERRORS, err.code)) return undefined;
+  return ERRORS[err.code as ErrorCode].retry === 'elsewhere' ? err.primary : undefined;
+}
+
 export class AxleError extends Error {
   override readonly name: string = 'AxleError';
   readonly code: ErrorCode;

@@ -5,10 +5,13 @@ export {
   ErrorCode,
   errorText,
   isAxleError,
+  primaryToFollow,
   retryOf,
+  type ApiErrorBody,
   type ErrorEntry,
   type Retry,
 } from './errors.js';
+export type * from './api-types.js';
 export { parseDuration, formatDuration } from './duration.js';
 export {
   arr,

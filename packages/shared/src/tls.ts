@@ -1,5 +1,6 @@
 import { createHash, createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
+import type { TlsSummary } from './api-types.js';
 import { Gauge } from 'prom-client';
 import { AxleError, ErrorCode } from './errors.js';
 import type { Logger } from './log.js';
@@ -175,7 +176,7 @@ export function loadTlsMaterial(files: TlsFiles, source: string): TlsMaterial {
 }
 
 /** The served certificate as `axle hub status` and the API show it. */
-export function tlsSummary(m: TlsMaterial, now = Date.now()): Record<string, unknown> {
+export function tlsSummary(m: TlsMaterial, now = Date.now()): TlsSummary {
   return {
     certFile: m.files.cert_file,
     subject: m.leaf.subject.replaceAll('\n', ', '),

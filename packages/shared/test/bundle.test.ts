@@ -14,7 +14,7 @@ import {
   signBundle,
   verifyBundle,
 } from '../src/index.js';
-import { tempDir } from '../../../test/support/tmp.js';
+import { tempDir } from '@axle/testkit';
 import { tarEntry, tarball, treeDigest } from '../../../test/support/tar.js';
 
 let cleanup: (() => void) | undefined;

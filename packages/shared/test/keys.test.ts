@@ -13,7 +13,7 @@ import {
   toBase64,
   verifyDetached,
 } from '../src/index.js';
-import { tempDir } from '../../../test/support/tmp.js';
+import { tempDir } from '@axle/testkit';
 
 let cleanup: (() => void) | undefined;
 afterEach(() => cleanup?.());

@@ -14,7 +14,7 @@ import {
 } from '../src/index.js';
 import { signFrame } from '../src/connection.js';
 import { makeAuth, newNonce, readHandshake, sessionContext } from '../src/handshake.js';
-import { waitFor } from '../../../test/support/wait.js';
+import { waitFor } from '@axle/testkit';
 
 const codec = new Codec();
 const serverKey = generateKeyPair();

@@ -16,7 +16,7 @@ import {
   type KeyPair,
   type MessageOf,
 } from '@axle/shared';
-import { tempDir } from '../../../test/support/tmp.js';
+import { tempDir } from '@axle/testkit';
 import { tarEntry, tarball, treeDigest } from '../../../test/support/tar.js';
 import { adopt, envoyConnect, hubConnect, hubKey, newEnvoy, startSpoke, type Fixture } from './helpers.js';
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { generateKeyPair, toBase64 } from '@axle/shared';
 import { keyFileOf, loadSpokeConfig, spokeConfigFrom } from '@axle/spoke';
-import { tempDir } from '../../../test/support/tmp.js';
+import { tempDir } from '@axle/testkit';
 
 const tmp = tempDir('axle-spoke-cfg-');
 afterAll(() => tmp.cleanup());

@@ -11,7 +11,7 @@ import {
   type Run,
 } from '@axle/shared';
 import { Spoke, spokeConfigFrom, type SpokeConfig } from '@axle/spoke';
-import { tempDir } from '../../../test/support/tmp.js';
+import { tempDir } from '@axle/testkit';
 
 export const hubKey = generateKeyPair();
 

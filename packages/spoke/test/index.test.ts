@@ -4,7 +4,7 @@ import { Codec, CostBudget, Glob, type Compliance, type EnvoyFilter, type Json }
 import { Fleet } from '../src/fleet.js';
 import { listPage, traitsMatch } from '../src/list-plan.js';
 import { Store, type EnvoyRecord } from '../src/store.js';
-import { tempDir } from '../../../test/support/tmp.js';
+import { tempDir } from '@axle/testkit';
 
 /**
  * The indexes (host-index.ts, trait-index.ts) and the query planner (list-plan.ts) must answer

@@ -4,9 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { fromBase64, toBase64, type Connection } from '@axle/shared';
 import { adopt, envoyConnect, hubConnect, hubKey, makeRun, newEnvoy, report, type TestEnvoy } from './helpers.js';
-import { bin, startDaemon, type Daemon } from '../../../test/support/proc.js';
-import { tempDir } from '../../../test/support/tmp.js';
-import { waitFor } from '../../../test/support/wait.js';
+import { bin, type Daemon, startDaemon, tempDir, waitFor } from '@axle/testkit';
 
 const BIN = bin('spoke', 'axle-spoke');
 

@@ -13,7 +13,7 @@ import {
   stats,
   type Fixture,
 } from './helpers.js';
-import { waitFor } from '../../../test/support/wait.js';
+import { waitFor } from '@axle/testkit';
 
 let f: Fixture | undefined;
 const open: Connection[] = [];

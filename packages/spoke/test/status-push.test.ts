@@ -22,7 +22,7 @@ import {
   startSpoke,
   type Fixture,
 } from './helpers.js';
-import { waitFor } from '../../../test/support/wait.js';
+import { waitFor } from '@axle/testkit';
 
 /** A stand-in hub listener: accepts spoke dc1 and records the statuses it pushes. */
 async function hubListener(key: KeyPair, term: number) {

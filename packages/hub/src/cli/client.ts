@@ -1,14 +1,7 @@
-import { fetchTls, tlsFailure } from '@axle/shared';
+import { fetchTls, primaryToFollow, tlsFailure, type ApiErrorBody } from '@axle/shared';
 import { CliError, EXIT } from './errors.js';
 import { hubUrl, type Settings } from './settings.js';
 import type { Io } from './output.js';
-
-export interface ApiErrorBody {
-  code?: string;
-  message?: string;
-  /** A standby hub names the primary (host:port) when it refuses a write. */
-  primary?: string;
-}
 
 /** A failed API call: the hub's code and message, and the HTTP status. */
 export class ApiCallError extends CliError {
@@ -57,7 +50,7 @@ export class HubClient {
     try {
       return await this.once<T>(this.s.hub, method, path, body);
     } catch (e) {
-      const primary = e instanceof ApiCallError ? e.body.primary : undefined;
+      const primary = e instanceof ApiCallError ? primaryToFollow(e.body) : undefined;
       if (method === 'GET' || !primary || !redirect) throw e;
       const to = hubUrl(primary, this.s.ca !== undefined);
       if (to === this.s.hub) throw e;

@@ -1,49 +1,7 @@
+import type { EnvoyDetail, EnvoyPage, EnvoySummary, Run } from '@axle/shared';
 import { Command, InvalidArgumentError } from 'commander';
 import type { Ctx } from './context.js';
 import { ago, cell, fields, table, time } from './output.js';
-
-interface EnvoySummary {
-  hostname: string;
-  spokeId: string;
-  epoch: number;
-  enrolledAt: number;
-  lastSeen: number;
-  connected: boolean;
-  compliance: string;
-  lastRunAt: number;
-  configVersion: number;
-}
-interface EnvoyPage {
-  items: EnvoySummary[];
-  cursor: string | null;
-  matched?: { count: number; exact: boolean };
-  spokes: { id: string; outcome: string }[];
-  coverage: { ratio: number };
-}
-interface Run {
-  id: string;
-  hostname: string;
-  finishedAt: number;
-  configVersion: number;
-  mode: string;
-  trigger: string;
-  compliant: boolean;
-  counts: { ok: number; changed: number; failed: number; drift: number };
-  error?: string;
-  results: { resource: string; policy: string; status: string; message: string; durationMs: number; diff?: string }[];
-  policies?: { name: string; status: string; reason?: string }[];
-}
-interface EnvoyDetail {
-  directory: Record<string, unknown> & {
-    hostname: string;
-    spokeId: string;
-    epoch: number;
-    enrolledAt: number;
-    state: string;
-  };
-  detail?: { envoy?: EnvoySummary; traits?: Record<string, unknown>; runs: Run[] };
-  spoke: { id: string; outcome: string };
-}
 
 export function intArg(min: number, max: number) {
   return (v: string): number => {

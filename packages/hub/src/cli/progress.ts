@@ -1,20 +1,8 @@
+import type { Move } from '@axle/shared';
 import type { Io } from './output.js';
 
-export interface MoveView {
-  id: string;
-  kind: string;
-  state: string;
-  total: number;
-  moved: number;
-  already: number;
-  skipped: number;
-  failed: number;
-  errors?: unknown;
-  unplaced?: { code: string; reason: string; count: number; examples: string[] }[];
-  from?: string;
-  to?: string;
-  match?: string;
-}
+/** A move as the API reports it (GET /api/v1/moves/:id). */
+export type MoveView = Move;
 
 const WIDTH = 30;
 

@@ -1,3 +1,4 @@
+import type { SpokeDetail, SpokeStats, SpokeView, UnplacedReason } from '@axle/shared';
 import { Command } from 'commander';
 import type { Ctx } from './context.js';
 import { CliError, EXIT } from './errors.js';
@@ -5,55 +6,10 @@ import { envoyTable, intArg, runTable } from './envoys.js';
 import { ago, fields, msText, pct, ratio, table, time } from './output.js';
 import { Progress, type MoveView } from './progress.js';
 
-interface Compliance {
-  compliant: number;
-  noncompliant: number;
-  unknown: number;
-}
-interface Stats {
-  configVersion: number;
-  connected: number;
-  envoys: number;
-  checkinsPerMinute: number;
-}
-interface Unplaced {
-  code: string;
-  reason: string;
-  count: number;
-  examples: string[];
-}
-interface SpokeView {
-  id: string;
-  addr: string;
-  patterns: string[];
-  failoverTo?: string[];
-  maxEnvoys: number | null;
-  state: string;
-  envoys: number;
-  stranded?: { count: number; reasons: Unplaced[]; since: number | null };
-  pendingReleases: number;
-  health: {
-    online: boolean;
-    consecutiveFailures: number;
-    latencyMs: number | null;
-    latencyP50Ms: number;
-    latencyP99Ms: number;
-    lastProbeAt: number | null;
-    lastOkAt: number | null;
-    lastPushAt: number | null;
-    lastError: string | null;
-  };
-  /** Current figures; null while the spoke does not answer (then lastStats, with its age). */
-  stats: Stats | null;
-  lastStats?: Stats | null;
-  lastStatsAt?: number | null;
-  compliance: Compliance | null;
-}
-
 /** A live figure, or the last known one and its age when the spoke does not answer: never passed off as live. */
 function figure(
   s: Pick<SpokeView, 'stats' | 'lastStats' | 'lastStatsAt'>,
-  pick: (st: Stats) => string | number,
+  pick: (st: SpokeStats) => string | number,
 ): string {
   if (s.stats) return String(pick(s.stats));
   if (s.lastStats) return `unknown (last ${pick(s.lastStats)}, ${ago(s.lastStatsAt)})`;
@@ -61,7 +17,7 @@ function figure(
 }
 
 /** Why envoys were not placed, one line each: count, reason, a few hosts. */
-function unplacedLines(rs: Unplaced[] | undefined, indent = '  '): string {
+function unplacedLines(rs: UnplacedReason[] | undefined, indent = '  '): string {
   return (rs ?? [])
     .map((r) => `${indent}${r.count}: ${r.reason}${r.examples.length > 0 ? ` (e.g. ${r.examples.join(', ')})` : ''}\n`)
     .join('');
@@ -179,12 +135,10 @@ export function spannerCommand(
     .option('--limit <n>', 'envoys to list', intArg(1, 1000), 50)
     .action(
       run(async (ctx, id: string, o: { runs: number; limit: number }) => {
-        type Detail = Omit<SpokeView, 'envoys'> & {
-          recentRuns: Parameters<typeof runTable>[0];
-          envoys: { items: Parameters<typeof envoyTable>[0]; cursor: string | null; coverage: { total: number } };
-          outcome: string;
-        };
-        const d = await ctx.client.get<Detail>(`/spokes/${encodeURIComponent(id)}`, { runs: o.runs, limit: o.limit });
+        const d = await ctx.client.get<SpokeDetail>(`/spokes/${encodeURIComponent(id)}`, {
+          runs: o.runs,
+          limit: o.limit,
+        });
         ctx.print(() => {
           const c = d.compliance;
           let s = fields([

@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { HubInfo } from '@axle/shared';
 import {
   AxleError,
   AxleServer,
@@ -388,7 +389,7 @@ export class Hub {
     return out;
   }
 
-  private info(): Record<string, unknown> {
+  private info(): HubInfo {
     const p = this.p!;
     return {
       id: this.cfg.server_id,

@@ -1,3 +1,4 @@
+import type { SpokeView } from '@axle/shared';
 import {
   AxleError,
   COMPLIANCE,
@@ -94,7 +95,7 @@ async function finish(m: { move: Move; done: Promise<Move>; existing: boolean },
 
 export function fleetRoutes(r: Router, d: ApiDeps): void {
   const limit = new QueryLimit(() => d.config().api.max_concurrent_queries);
-  const spokeView = (id: string) => {
+  const spokeView = (id: string): SpokeView => {
     const h = d.fleet.health.get(id);
     const cfg = d.fleet.config(id);
     const admin = d.state.spokeAdmin.get(id);

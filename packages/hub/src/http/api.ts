@@ -4,6 +4,7 @@
  * the web UI's server side (ui/). Handlers validate input and call into the other subsystems;
  * they hold no state of their own.
  */
+import type { HubInfo } from '@axle/shared';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   AxleError,
@@ -66,7 +67,7 @@ export interface ApiDeps {
   publisher: Publisher;
   log: Logger;
   config: () => HubConfig;
-  info: () => Record<string, unknown>;
+  info: () => HubInfo;
   ready: () => { ready: boolean; why?: string };
   /** Replicated hubs: standbys refuse writes (421) with the primary's address; /hub/promote. */
   replication?: Replication;

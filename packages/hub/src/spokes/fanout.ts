@@ -1,9 +1,10 @@
+import type { FanOutOutcome } from '@axle/shared';
 import { AxleError, ErrorCode, errorText } from '@axle/shared';
 import { isTransient } from './spoke-links.js';
 import { sleep } from '../store/lock.js';
 
 /** How one spoke fared in a fan-out: every answer lists one per spoke asked. */
-export type FanOutOutcome = 'ok' | 'timeout' | 'unreachable' | `error: ${string}`;
+export type { FanOutOutcome } from '@axle/shared';
 
 export interface SpokeAnswer<T> {
   spokeId: string;

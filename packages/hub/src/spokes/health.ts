@@ -1,8 +1,9 @@
+import type { SpokeState } from '@axle/shared';
 import { EventEmitter } from 'node:events';
 import { LatencyWindow, errorText, type SpokeStats } from '@axle/shared';
 import type { SpokeAdmin } from '../store/model.js';
 
-export type SpokeState = 'online' | 'offline' | 'draining' | 'drained' | 'partial';
+export type { SpokeState } from '@axle/shared';
 
 /** What the hub knows about a spoke's health right now (not durable: re-learnt by probing). */
 export interface SpokeHealth {

@@ -1,12 +1,5 @@
-import {
-  AxleError,
-  ErrorCode,
-  type EnvoyFilter,
-  type EnvoySummary,
-  type Run,
-  type RunCursor,
-  type SpokeStats,
-} from '@axle/shared';
+import type { Coverage, EnvoyPage, FleetStats, SpokeReport } from '@axle/shared';
+import { AxleError, ErrorCode, type EnvoyFilter, type EnvoySummary, type Run, type RunCursor } from '@axle/shared';
 import type { HubConfig } from '../daemon/config.js';
 import { fanOut, type FanOutOutcome, type SpokeAnswer } from './fanout.js';
 import type { SpokeRegistry } from './registry.js';
@@ -23,42 +16,7 @@ export interface QueryDeps {
   config: () => HubConfig;
 }
 
-export interface SpokeReport {
-  id: string;
-  outcome: FanOutOutcome;
-  ms: number;
-  attempts: number;
-}
-
-export interface Coverage {
-  /** Envoys in the directory on spokes that answered. */
-  answered: number;
-  /** Envoys in the directory on the spokes asked. */
-  total: number;
-  ratio: number;
-}
-
-export interface EnvoyPage {
-  items: EnvoySummary[];
-  cursor: string | null;
-  /** Envoys matching the filter on the spokes that answered; an estimate where a spoke said so. */
-  matched: { count: number; exact: boolean };
-  spokes: SpokeReport[];
-  coverage: Coverage;
-  partial: boolean;
-}
-
-export interface FleetStats {
-  envoys: number;
-  connected: number;
-  compliance: { compliant: number; noncompliant: number; unknown: number };
-  complianceRatio: number;
-  checkinsPerMinute: number;
-  perSpoke: (SpokeStats & { state: string })[];
-  spokes: SpokeReport[];
-  coverage: Coverage;
-  partial: boolean;
-}
+export type { Coverage, EnvoyPage, FleetStats, SpokeReport } from '@axle/shared';
 
 /**
  * Queries that fan out to spokes: the envoy list (k-way merged by host name, paged with a

@@ -1,3 +1,4 @@
+import type { Move, SpokeAdmin } from '@axle/shared';
 import type { RevertOrder } from '@axle/shared';
 import type { EventType } from '../daemon/config.js';
 import type { HistoryBucket, HistorySample } from './history/model.js';
@@ -61,59 +62,11 @@ export interface RekeyAllowance {
   until: number;
 }
 
-/** `partial`: a drain ended but could not place every envoy; those left are stranded on the spoke. */
-export type SpokeAdminState = 'active' | 'draining' | 'drained' | 'partial';
-
-export interface SpokeAdmin {
-  id: string;
-  state: SpokeAdminState;
-  /** True when auto-failover set the state: recovery undoes it by itself. */
-  auto: boolean;
-  reason: string;
-  since: number;
-  moveId?: string;
-  /** The target an operator named (`drain --to`): re-placing stranded envoys keeps to it. */
-  to?: string;
-  /** Why the last drain left envoys behind (state `partial`); the live count is the directory's. */
-  stranded?: { count: number; reasons: UnplacedReason[]; at: number };
-}
+export type { SpokeAdmin, SpokeAdminState } from '@axle/shared';
 
 /** Envoys a move could not place, grouped by why (the reason names spokes, never hosts). */
-export interface UnplacedReason {
-  /** no_match: no spoke may take them; unavailable: those that may are down or full; failed: the adopt failed. */
-  code: 'no_match' | 'unavailable' | 'failed';
-  reason: string;
-  count: number;
-  /** A few of the host names, for the operator to look at. */
-  examples: string[];
-}
 
-export type MoveKind = 'drain' | 'reassign' | 'failover';
-/** `partial`: finished, but some envoys could not be placed (`skipped` + `failed`, reasons in `unplaced`). */
-export type MoveState = 'running' | 'done' | 'partial' | 'cancelled' | 'interrupted' | 'failed';
-
-export interface Move {
-  id: string;
-  kind: MoveKind;
-  from?: string;
-  to?: string;
-  match?: string;
-  state: MoveState;
-  total: number;
-  moved: number;
-  /** Already where they were asked to go (a repeated move is a no-op). */
-  already: number;
-  /** No target could take them (over quota, none healthy). */
-  skipped: number;
-  failed: number;
-  startedAt: number;
-  finishedAt?: number;
-  by: string;
-  errors: string[];
-  /** What started an automatic re-placement of stranded envoys (a spoke added, back, or with room). */
-  trigger?: string;
-  unplaced?: UnplacedReason[];
-}
+export type { Move, MoveKind, MoveState, UnplacedReason } from '@axle/shared';
 
 /**
  * A secret as the hub stores it: the value encrypted (AES-256-GCM) with a data key of its own,

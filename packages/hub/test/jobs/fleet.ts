@@ -2,21 +2,21 @@ import { connectPeer, type Connection, type Message, type MessageOf } from '@axl
 import type { Hub } from '@axle/hub';
 import type { Spoke } from '@axle/spoke';
 import {
-  type Bag,
   api,
+  type Bag,
   enroll,
   envoy,
   hubKey,
+  type HubKey,
   inProcessSpoke,
   joinToken,
   locate,
   procSpoke,
-  startHub,
-  type HubKey,
   type ProcSpoke,
   type SpokeRef,
-} from '../support.js';
-import { waitFor } from '../../../../test/support/wait.js';
+  startHub,
+  waitFor,
+} from '@axle/testkit';
 
 export type JobRun = MessageOf<'job_run'>;
 export type Behaviour = (hostname: string, m: JobRun) => Promise<MessageOf<'job_result'>> | MessageOf<'job_result'>;
@@ -49,7 +49,7 @@ export async function protoFleet(
   behaviour: Behaviour,
   o: FleetOptions = {},
 ): Promise<ProtoFleet> {
-  const key = hubKey(bag);
+  const key = await hubKey(bag);
   const spokes: ProtoFleet['spokes'] = [];
   for (let i = 0; i < spokeCount; i++) {
     const id = `dc${i}`;

@@ -2,9 +2,7 @@ import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Hub, hubConfigFrom } from '@axle/hub';
 import { silentLogger } from '@axle/shared';
-import { bin } from '../../../../test/support/proc.js';
-import { waitFor } from '../../../../test/support/wait.js';
-import { Bag, api, hubConfigObject } from '../support.js';
+import { api, Bag, bin, hubConfigObject, waitFor } from '@axle/testkit';
 import { bad, delay, jobDone, ok, protoFleet, startJob, targets, type Behaviour, type ProtoFleet } from './fleet.js';
 
 /**

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../../../../test/support/wait.js';
-import { Bag } from '../support.js';
+import { Bag, waitFor } from '@axle/testkit';
 import { delay, jobDone, ok, protoFleet, startJob, targets, type ProtoFleet } from './fleet.js';
 
 /**

@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../../../../test/support/wait.js';
-import { api, Bag } from '../support.js';
+import { api, Bag, waitFor } from '@axle/testkit';
 import { adminToken, hubProcess, makeCluster, spokeProcess, view } from './support.js';
 
 /**

@@ -1,7 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { AxleError, ErrorCode, type MessageOf } from '@axle/shared';
-import { waitFor } from '../../../../test/support/wait.js';
-import { api, Bag, envoy, toHub, type TestEnvoy } from '../support.js';
+import { api, Bag, envoy, type TestEnvoy, toHub, waitFor } from '@axle/testkit';
 import {
   adminToken,
   asHub,

@@ -1,6 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../../../../test/support/wait.js';
-import { api, Bag } from '../support.js';
+import { api, Bag, waitFor } from '@axle/testkit';
 import {
   adminToken,
   hubProcess,

@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   connectPeer,
@@ -11,9 +11,8 @@ import {
 } from '@axle/shared';
 import { Hub, hubConfigFrom } from '@axle/hub';
 import { Spoke, spokeConfigFrom } from '@axle/spoke';
-import { bin, startDaemon, type Daemon } from '../../../../test/support/proc.js';
-import { tempDir } from '../../../../test/support/tmp.js';
-import { api, freePort, type Bag } from '../support.js';
+import { parse } from 'yaml';
+import { api, type Bag, bin, type Daemon, freePort, startDaemon, tempDir, writeConfig } from '@axle/testkit';
 
 /** One member of a test cluster: its id, fixed address, key and data dir, decided before anything starts. */
 export interface Node {
@@ -58,7 +57,7 @@ async function node(bag: Bag, id: string, keyName: string): Promise<Node> {
     dir: t.dir,
     keyPair,
     pub: toBase64(keyPair.publicKey),
-    configFile: join(t.dir, 'config.json'),
+    configFile: join(t.dir, 'config.yaml'),
   };
 }
 
@@ -90,7 +89,7 @@ export async function makeCluster(bag: Bag, spec: ClusterSpec): Promise<Cluster>
       fanout: { timeout: '1000ms', retries: 1, backoff: '50ms' },
       enrollment: { rate_limit: { requests: 100_000, per: '1s', burst: 100_000 } },
     };
-    writeFileSync(h.configFile, JSON.stringify(cfg, null, 2));
+    writeConfig(h.configFile, cfg);
   }
   for (const s of spokes) {
     const cfg = {
@@ -107,7 +106,7 @@ export async function makeCluster(bag: Bag, spec: ClusterSpec): Promise<Cluster>
         hub_pubkeys: hubs.map((h) => h.pub),
       },
     };
-    writeFileSync(s.configFile, JSON.stringify(cfg, null, 2));
+    writeConfig(s.configFile, cfg);
   }
   const find = (list: Node[], id: string) => {
     const n = list.find((x) => x.id === id);
@@ -119,14 +118,14 @@ export async function makeCluster(bag: Bag, spec: ClusterSpec): Promise<Cluster>
 
 /** The hub config of `n` as a validated object (for in-process hubs). */
 export async function hubInProcess(bag: Bag, n: Node): Promise<Hub> {
-  const hub = new Hub(hubConfigFrom(JSON.parse(readFileSync(n.configFile, 'utf8')), n.id), { logger: silentLogger() });
+  const hub = new Hub(hubConfigFrom(parse(readFileSync(n.configFile, 'utf8')), n.id), { logger: silentLogger() });
   await hub.start();
   bag.add(() => hub.stop());
   return hub;
 }
 
 export async function spokeInProcess(bag: Bag, n: Node): Promise<Spoke> {
-  const spoke = new Spoke(spokeConfigFrom(JSON.parse(readFileSync(n.configFile, 'utf8')), n.id), {
+  const spoke = new Spoke(spokeConfigFrom(parse(readFileSync(n.configFile, 'utf8')), n.id), {
     logger: silentLogger(),
   });
   await spoke.start();

@@ -5,10 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '@axle/hub';
 import { Envoy, enroll, envoyConfigFrom } from '@axle/envoy-agent';
 import { toBase64 } from '@axle/shared';
-import { bin } from '../../../../test/support/proc.js';
-import { tempDir } from '../../../../test/support/tmp.js';
-import { waitFor } from '../../../../test/support/wait.js';
-import { Bag, api, hubKey, inProcessSpoke, joinToken, startHub } from '../support.js';
+import { api, Bag, bin, hubKey, inProcessSpoke, joinToken, startHub, tempDir, waitFor } from '@axle/testkit';
 import { targets } from '../jobs/fleet.js';
 
 /**
@@ -81,7 +78,7 @@ beforeAll(async () => {
   const t = tempDir('axle-rollouts-');
   bag.add(t.cleanup);
   root = t.dir;
-  const key = hubKey(bag);
+  const key = await hubKey(bag);
   const spokes = [await inProcessSpoke(bag, 'dc0', key), await inProcessSpoke(bag, 'dc1', key)];
   hub = await startHub(bag, key, {
     spokes: spokes.map((s) => ({ ...s, patterns: [`*.${s.id}.*`] })),

@@ -25,19 +25,9 @@ export interface HistoryBucket extends HistorySample {
   minRatio: number | null;
 }
 
-/** A point of the chart (GET /compliance/history). */
-export interface HistoryPoint {
-  at: number;
-  compliant: number;
-  noncompliant: number;
-  unknown: number;
-  /** compliant / (compliant + noncompliant); null while nothing has been judged. */
-  ratio: number | null;
-  spokesOnline: number;
-  spokesTotal: number;
-  /** For an hourly point: the lowest ratio within the hour. */
-  minRatio?: number | null;
-}
+import type { HistoryPoint } from '@axle/shared';
+
+export type { HistoryPoint };
 
 export const HOUR_MS = 3_600_000;
 /** Samples are kept this long, then folded into hourly buckets. */

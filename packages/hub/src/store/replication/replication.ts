@@ -4,6 +4,7 @@
  * with spokes as witnesses) decide which hub is primary; term proofs let spokes and envoys tell
  * the current primary from an old one.
  */
+import type { HubRole, ReplicationStatus } from '@axle/shared';
 import {
   AxleError,
   ErrorCode,
@@ -26,7 +27,7 @@ import { replicationSettings, type ReplicationSettings } from './settings.js';
 import { StandbyApplier } from './standby.js';
 import { replicationStatus } from './status.js';
 
-export type HubRole = 'primary' | 'standby' | 'candidate';
+export type { HubRole } from '@axle/shared';
 
 /** A primary this hub knows of: its id, and the address it announced (when not in spanner.peers). */
 interface KnownPrimary {
@@ -509,7 +510,7 @@ export class Replication {
 
   // ---- status ----
 
-  status(): Record<string, unknown> {
+  status(): ReplicationStatus {
     const id = this.primaryId;
     return replicationStatus({
       cfg: this.d.config(),

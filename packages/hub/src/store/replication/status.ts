@@ -1,6 +1,6 @@
+import type { HubRole, ReplicationPeer, ReplicationStatus } from '@axle/shared';
 import type { HubConfig } from '../../daemon/config.js';
 import type { CommitTracker } from './commit.js';
-import type { HubRole } from './replication.js';
 import type { ReplicationSettings } from './settings.js';
 
 /** What GET /api/v1/hub shows of replication, read from the hub's replication at one moment. */
@@ -21,14 +21,14 @@ export interface StatusView {
   fed: (peerId: string) => boolean;
 }
 
-export function replicationStatus(v: StatusView): Record<string, unknown> {
+export function replicationStatus(v: StatusView): ReplicationStatus {
   const now = Date.now();
   const leading = v.role === 'primary';
   const ackAgo = (voter: string) => {
     const at = v.commits.lastAckAt(voter);
     return at === undefined ? null : now - at;
   };
-  const hubs = v.cfg.spanner.peers.map((p) => {
+  const hubs = v.cfg.spanner.peers.map((p): ReplicationPeer => {
     const fed = v.fed(p.id);
     const match = v.commits.matchOf(p.id);
     const isPrimary = v.primary?.id === p.id;

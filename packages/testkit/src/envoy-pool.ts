@@ -1,7 +1,7 @@
 /**
  * Runs many real envoy agents in one process (each its own hostname, key and state_dir):
  * a stand-in for a fleet of hosts on one machine.
- *   node --import tsx scripts/demo/envoy-pool.ts SPEC.json
+ *   node --import tsx packages/testkit/src/envoy-pool.ts SPEC.json
  * SPEC: {name, hubAddrs, token, config: {...envoy.yaml keys}, envoys: [{hostname, stateDir}],
  *        concurrency?: enrollments at once (default 16), version?: the config version to count as applied}.
  * Enrolls those not yet enrolled (retrying what a busy hub could not answer), starts each as

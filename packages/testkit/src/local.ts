@@ -1,4 +1,8 @@
-import { writeFileSync } from 'node:fs';
+/**
+ * Hubs and spokes for the package tests: in this process (the daemons' classes) or as child
+ * processes (the built bins) where one must die, plus the protocol and API calls those tests
+ * make. The hub's and the envoy agent's tests share them.
+ */
 import { join } from 'node:path';
 import {
   connectPeer,
@@ -12,25 +16,40 @@ import {
 } from '@axle/shared';
 import { Spoke, spokeConfigFrom } from '@axle/spoke';
 import { Hub, hubConfigFrom } from '@axle/hub';
-import { tempDir } from '../../../test/support/tmp.js';
-import { bin, startDaemon, type Daemon } from '../../../test/support/proc.js';
-
-export { Bag, freePort } from '../../../test/support/resources.js';
-import { type Bag, freePort } from '../../../test/support/resources.js';
+import type { Bag } from './cleanup.js';
+import { writeConfig } from './config.js';
+import { api } from './api.js';
+import { freePort } from './ports.js';
+import { bin, startDaemon, type Daemon } from './proc.js';
+import { tempDir } from './tmp.js';
 
 export interface HubKey {
   dir: string;
   keyPair: KeyPair;
   pub: string;
+  /** A port planned for the hub, for tests whose spokes and envoys must know it before it starts. */
+  port: number;
+  addr: string;
 }
 
-/** A hub data dir with its key made up front, so spokes can be told to trust it before the hub starts. */
-export function hubKey(bag: Bag): HubKey {
+/** Every test hub's key by planned address, so envoy configs can pin the keys of the hubs they are pointed at. */
+const hubKeysByAddr = new Map<string, string>();
+
+/** The hub keys planned at these addresses (by hubKey). */
+export function hubKeysAt(addrs: string[]): string[] {
+  return addrs.flatMap((a) => hubKeysByAddr.get(a) ?? []);
+}
+
+/** A hub data dir with its key and a port made up front, so spokes can be told to trust and find it before it starts. */
+export async function hubKey(bag: Bag): Promise<HubKey> {
   const t = tempDir('axle-hub-');
   bag.add(t.cleanup);
   const keyPair = generateKeyPair();
   saveKeyPair(join(t.dir, 'hub.key'), keyPair);
-  return { dir: t.dir, keyPair, pub: toBase64(keyPair.publicKey) };
+  const port = await freePort();
+  const addr = `127.0.0.1:${port}`;
+  hubKeysByAddr.set(addr, toBase64(keyPair.publicKey));
+  return { dir: t.dir, keyPair, pub: toBase64(keyPair.publicKey), port, addr };
 }
 
 export interface SpokeRef {
@@ -39,20 +58,26 @@ export interface SpokeRef {
   pubkey: string;
 }
 
+export interface SpokeOptions {
+  /** Where the spoke pushes status (none: it waits to be dialled). */
+  hubAddr?: string;
+  statusInterval?: string;
+}
+
 function spokeConfigObject(
   id: string,
   dir: string,
   port: number,
   hub: HubKey,
-  hubAddr?: string,
+  o: SpokeOptions,
 ): Record<string, unknown> {
   return {
     server_id: id,
     insecure_transport: true,
     listen: `127.0.0.1:${port}`,
     data_dir: dir,
-    status_interval: '200ms',
-    spanner: { role: 'spoke', spoke_id: id, hub_pubkeys: [hub.pub], ...(hubAddr ? { hub_addr: hubAddr } : {}) },
+    status_interval: o.statusInterval ?? '200ms',
+    spanner: { role: 'spoke', spoke_id: id, hub_pubkeys: [hub.pub], ...(o.hubAddr ? { hub_addr: o.hubAddr } : {}) },
   };
 }
 
@@ -61,16 +86,50 @@ export async function inProcessSpoke(
   bag: Bag,
   id: string,
   hub: HubKey,
-  o: { hubAddr?: string; port?: number } = {},
+  o: SpokeOptions & { port?: number } = {},
 ): Promise<SpokeRef & { spoke: Spoke }> {
   const t = tempDir(`axle-spoke-${id}-`);
-  const spoke = new Spoke(spokeConfigFrom(spokeConfigObject(id, t.dir, o.port ?? 0, hub, o.hubAddr), id), {
+  const spoke = new Spoke(spokeConfigFrom(spokeConfigObject(id, t.dir, o.port ?? 0, hub, o), id), {
     logger: silentLogger(),
   });
   await spoke.start();
   bag.add(() => spoke.stop());
   bag.add(t.cleanup);
   return { id, addr: spoke.addr, pubkey: toBase64(spoke.publicKey), spoke };
+}
+
+export interface LocalSpoke extends SpokeRef {
+  spoke: Spoke;
+  /** Stops the spoke (if running) and starts a new one on the same port and data dir. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** A real Spoke in this process on a fixed port, so it can be stopped and started at the same address. */
+export async function localSpoke(bag: Bag, id: string, hub: HubKey, o: SpokeOptions = {}): Promise<LocalSpoke> {
+  const t = tempDir(`axle-spoke-${id}-`);
+  bag.add(t.cleanup);
+  const port = await freePort();
+  const make = () =>
+    new Spoke(spokeConfigFrom(spokeConfigObject(id, t.dir, port, hub, o), id), { logger: silentLogger() });
+  const ref: LocalSpoke = {
+    id,
+    addr: `127.0.0.1:${port}`,
+    pubkey: '',
+    spoke: make(),
+    async stop() {
+      await ref.spoke.stop();
+    },
+    async restart() {
+      await ref.spoke.stop();
+      ref.spoke = make();
+      await ref.spoke.start();
+    },
+  };
+  await ref.spoke.start();
+  ref.pubkey = toBase64(ref.spoke.publicKey);
+  bag.add(() => ref.spoke.stop());
+  return ref;
 }
 
 export interface ProcSpoke extends SpokeRef {
@@ -80,14 +139,14 @@ export interface ProcSpoke extends SpokeRef {
 }
 
 /** A spoke as a child process (the built bin) on a fixed port, so it can be killed and restarted at the same address. */
-export async function procSpoke(bag: Bag, id: string, hub: HubKey, o: { hubAddr?: string } = {}): Promise<ProcSpoke> {
+export async function procSpoke(bag: Bag, id: string, hub: HubKey, o: SpokeOptions = {}): Promise<ProcSpoke> {
   const t = tempDir(`axle-spoke-${id}-`);
   bag.add(t.cleanup);
   const port = await freePort();
   const key = generateKeyPair();
   saveKeyPair(join(t.dir, 'spoke.key'), key);
   const configFile = join(t.dir, 'spoke.yaml');
-  writeFileSync(configFile, JSON.stringify(spokeConfigObject(id, t.dir, port, hub, o.hubAddr)));
+  writeConfig(configFile, spokeConfigObject(id, t.dir, port, hub, o));
   const ref: ProcSpoke = {
     id,
     addr: `127.0.0.1:${port}`,
@@ -204,28 +263,31 @@ export async function checkin(
   }
 }
 
-export async function api(
-  hub: { addr: string },
-  method: string,
-  path: string,
-  o: { token?: string; body?: unknown; raw?: string } = {},
-): Promise<{ status: number; body: any; headers: Headers }> {
-  const res = await fetch(`http://${hub.addr}${path}`, {
-    method,
-    headers: {
-      ...(o.token ? { authorization: `Bearer ${o.token}` } : {}),
-      ...(o.body !== undefined || o.raw !== undefined ? { 'content-type': 'application/json' } : {}),
-    },
-    ...(o.body !== undefined ? { body: JSON.stringify(o.body) } : o.raw !== undefined ? { body: o.raw } : {}),
-  });
-  const text = await res.text();
-  let body: unknown = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    // metrics and other text bodies stay text
+/** One host in the hub's own directory: where it is placed and under which epoch. */
+export interface DirectoryEntry {
+  hostname: string;
+  spokeId: string;
+  epoch: number;
+}
+
+/** The hub's own directory, every page of GET /api/v1/directory: what a test asserts instead of reading the hub's state. */
+export async function directory(
+  hub: { addr: string; adminToken: string },
+  o: { ca?: Buffer } = {},
+): Promise<Map<string, DirectoryEntry>> {
+  const out = new Map<string, DirectoryEntry>();
+  let after = '';
+  for (let i = 0; i < 1000; i++) {
+    const r = await api(hub, 'GET', `/api/v1/directory?limit=10000&after=${encodeURIComponent(after)}`, {
+      token: hub.adminToken,
+      ...(o.ca ? { ca: o.ca } : {}),
+    });
+    if (r.status !== 200) throw new Error(`GET /api/v1/directory: ${r.status} ${JSON.stringify(r.body)}`);
+    for (const e of r.body.items as DirectoryEntry[]) out.set(e.hostname, e);
+    if (!r.body.next) break;
+    after = r.body.next as string;
   }
-  return { status: res.status, body, headers: res.headers };
+  return out;
 }
 
 export async function joinToken(hub: Hub, o: Record<string, unknown> = {}): Promise<string> {

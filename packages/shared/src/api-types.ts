@@ -1,0 +1,259 @@
+/**
+ * The hub's HTTP API contract: the request and response bodies the hub serves, the CLI and
+ * the test kit send and the web UI reads, declared once. Types only and free of Node, so the
+ * browser app imports it too (`@axle/shared/api-types`, type-only).
+ */
+import type { EnvoySummary, PolicyOutcome, ResourceResult, Run, SpokeStats } from './messages.js';
+
+export type { EnvoySummary, PolicyOutcome, ResourceResult, Run, SpokeStats };
+
+/** Every reply that is not 2xx: `{error: ApiErrorBody}` (ApiErrorBody lives beside the error catalogue). */
+
+export interface Compliance {
+  compliant: number;
+  noncompliant: number;
+  unknown: number;
+}
+
+/** How one spoke fared in a fan-out. */
+export type FanOutOutcome = 'ok' | 'timeout' | 'unreachable' | `error: ${string}`;
+
+export interface SpokeReport {
+  id: string;
+  outcome: FanOutOutcome;
+  ms: number;
+  attempts: number;
+}
+
+export interface Coverage {
+  /** Envoys in the directory on spokes that answered. */
+  answered: number;
+  /** Envoys in the directory on the spokes asked. */
+  total: number;
+  ratio: number;
+}
+
+/** GET /api/v1/envoys */
+export interface EnvoyPage {
+  items: EnvoySummary[];
+  cursor: string | null;
+  /** Envoys matching the filter on the spokes that answered; an estimate where a spoke said so. */
+  matched: { count: number; exact: boolean };
+  spokes: SpokeReport[];
+  coverage: Coverage;
+  partial: boolean;
+}
+
+/** GET /api/v1/stats */
+export interface FleetStats {
+  envoys: number;
+  connected: number;
+  compliance: Compliance;
+  complianceRatio: number;
+  checkinsPerMinute: number;
+  perSpoke: (SpokeStats & { state: string })[];
+  spokes: SpokeReport[];
+  coverage: Coverage;
+  partial: boolean;
+}
+
+/** Envoys a move could not place, grouped by why. */
+export interface UnplacedReason {
+  /** no_match: no spoke's patterns take it; unavailable: every candidate is down, full or draining; failed: its adopt failed. */
+  code: 'no_match' | 'unavailable' | 'failed';
+  reason: string;
+  count: number;
+  /** A few of the host names, to start from. */
+  examples: string[];
+}
+
+/** `partial`: a drain ended but could not place every envoy; those left are stranded on the spoke. */
+export type SpokeAdminState = 'active' | 'draining' | 'drained' | 'partial';
+
+/** What an operator (or auto-failover) set on a spoke: drained, draining, and why. */
+export interface SpokeAdmin {
+  id: string;
+  state: SpokeAdminState;
+  /** True when auto-failover set the state: recovery undoes it by itself. */
+  auto: boolean;
+  reason: string;
+  since: number;
+  moveId?: string;
+  /** The target an operator named (`drain --to`): re-placing stranded envoys keeps to it. */
+  to?: string;
+  /** Why the last drain left envoys behind (state `partial`); the live count is the directory's. */
+  stranded?: { count: number; reasons: UnplacedReason[]; at: number };
+}
+
+export type SpokeState = 'online' | 'offline' | 'draining' | 'drained' | 'partial';
+
+/** One spoke in GET /api/v1/spokes. */
+export interface SpokeView {
+  id: string;
+  addr: string;
+  patterns: string[];
+  failoverTo: string[];
+  maxEnvoys: number | null;
+  state: SpokeState;
+  envoys: number;
+  /** Envoys a finished drain could not place (state partial), and why. */
+  stranded: { count: number; reasons: UnplacedReason[]; since: number | null };
+  pendingReleases: number;
+  admin: SpokeAdmin | null;
+  health: {
+    online: boolean;
+    probed: boolean;
+    consecutiveFailures: number;
+    latencyMs: number | null;
+    latencyP50Ms: number;
+    latencyP99Ms: number;
+    lastProbeAt: number | null;
+    lastOkAt: number | null;
+    lastPushAt: number | null;
+    lastError: string | null;
+  };
+  /** True while the spoke answers: `stats` are current (null otherwise; see lastStats). */
+  live: boolean;
+  stats: SpokeStats | null;
+  statsAt: number | null;
+  lastStats: SpokeStats | null;
+  lastStatsAt: number | null;
+  compliance: Compliance | null;
+}
+
+/** GET /api/v1/spokes/:id */
+export interface SpokeDetail extends Omit<SpokeView, 'envoys'> {
+  recentRuns: Run[];
+  recentRunsCursor: string | null;
+  envoys: EnvoyPage;
+  outcome: FanOutOutcome;
+}
+
+/** A point of the compliance chart (GET /api/v1/compliance/history). */
+export interface HistoryPoint {
+  at: number;
+  compliant: number;
+  noncompliant: number;
+  unknown: number;
+  /** compliant / (compliant + noncompliant); null while nothing has been judged. */
+  ratio: number | null;
+  spokesOnline: number;
+  spokesTotal: number;
+  /** For an hourly point: the lowest ratio within the hour. */
+  minRatio?: number | null;
+}
+
+/** GET /api/v1/envoys/:hostname */
+export interface EnvoyDetail {
+  directory: {
+    hostname: string;
+    spokeId: string;
+    epoch: number;
+    enrolledAt: number;
+    pubkey?: string;
+    state: string;
+  } & Record<string, unknown>;
+  detail?: { envoy?: EnvoySummary; traits?: Record<string, unknown>; runs: Run[] };
+  spoke: SpokeReport;
+}
+
+export type MoveKind = 'drain' | 'reassign' | 'failover';
+/** `partial`: finished, but some envoys could not be placed (`skipped` + `failed`, reasons in `unplaced`). */
+export type MoveState = 'running' | 'done' | 'partial' | 'cancelled' | 'interrupted' | 'failed';
+
+/** A drain, reassign or failover (POST /api/v1/spokes/:id/drain, /reassign; GET /api/v1/moves). */
+export interface Move {
+  id: string;
+  kind: MoveKind;
+  from?: string;
+  to?: string;
+  match?: string;
+  state: MoveState;
+  total: number;
+  moved: number;
+  /** Already on the target (nothing to do). */
+  already: number;
+  /** No spoke would take them. */
+  skipped: number;
+  failed: number;
+  startedAt: number;
+  finishedAt?: number;
+  by: string;
+  errors: string[];
+  /** What started an automatic move (failover). */
+  trigger?: string;
+  unplaced?: UnplacedReason[];
+}
+
+/** One entry of GET /api/v1/events (and the webhooks' payload). */
+export interface ApiEvent {
+  seq: number;
+  at: number;
+  type: string;
+  data: Record<string, unknown>;
+}
+
+/** A hub named in the replication status. */
+export interface ReplicationPeer {
+  id: string;
+  addr: string;
+  role: 'primary' | 'standby' | 'unreachable' | 'unknown';
+  linked: boolean;
+  term: number | null;
+  /** Only on the primary: how far the standby has acknowledged. */
+  logPosition?: number | null;
+  lag?: number | null;
+  lastAckMsAgo?: number | null;
+}
+
+export type HubRole = 'primary' | 'standby' | 'candidate';
+
+/** The `replication` part of GET /api/v1/hub. */
+export interface ReplicationStatus {
+  enabled: boolean;
+  role: HubRole;
+  term: number;
+  logPosition: number;
+  lag: number;
+  primary: { id: string; addr: string | null } | null;
+  leaseMs: number;
+  electionTimeoutMs: number;
+  minAcks: number;
+  voters: number;
+  majority: number;
+  leaseValidForMs: number;
+  hubs: ReplicationPeer[];
+  witnesses: { id: string; addr: string; lastAckMsAgo: number | null }[];
+}
+
+/** The served certificate, or `{insecure: true}` for a hub in clear. */
+export type TlsSummary =
+  | {
+      certFile: string;
+      subject: string;
+      names: string;
+      notAfter: string;
+      expiresInSeconds: number;
+      caFile: string | undefined;
+      caPin: string;
+      caNotAfter: string;
+    }
+  | { insecure: true };
+
+/** GET /api/v1/hub */
+export interface HubInfo {
+  id: string;
+  addr: string;
+  publicKey: string;
+  fingerprint: string;
+  term: number;
+  role: HubRole;
+  logSeq: number;
+  envoys: number;
+  replication: ReplicationStatus;
+  spokes: Record<string, SpokeState>;
+  pendingEnrollments: number;
+  approval: 'auto' | 'manual';
+  autoFailover: { enabled: boolean; threshold: number; interval: number } & Record<string, unknown>;
+  tls: TlsSummary;
+}

@@ -1,0 +1,28 @@
+import { createServer } from 'node:net';
+
+/**
+ * A port for a daemon that must be named before it starts (hubs and spokes name each other).
+ * Picked below Linux's ephemeral range (32768-60999), where port-0 listeners and outgoing
+ * connections take theirs, so the port cannot be handed to someone else between this check
+ * and the daemon's bind; only another caller of this function could collide, and the bind check
+ * plus a random start make that unlikely.
+ */
+const PLANNED_PORTS = { low: 20_000, high: 32_000 };
+let nextPlanned = PLANNED_PORTS.low + Math.floor(Math.random() * (PLANNED_PORTS.high - PLANNED_PORTS.low));
+
+export async function freePort(): Promise<number> {
+  for (let tries = 0; tries < 200; tries++) {
+    const port = nextPlanned;
+    nextPlanned = nextPlanned + 1 >= PLANNED_PORTS.high ? PLANNED_PORTS.low : nextPlanned + 1;
+    if (await bindable(port)) return port;
+  }
+  throw new Error(`no free port between ${PLANNED_PORTS.low} and ${PLANNED_PORTS.high} after 200 tries`);
+}
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
