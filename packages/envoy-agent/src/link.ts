@@ -14,6 +14,7 @@ import {
   type SpokeTarget,
   type TermProof,
   Codec,
+  backoffDelay,
   fitRun,
   verifyTermProof,
 } from '@axle/shared';
@@ -51,19 +52,6 @@ export interface LinkEvents {
   acked: [runId: string, duplicate: boolean];
   /** An order from a lower hub term than already seen was ignored. */
   fenced: [term: number, seen: number];
-}
-
-/**
- * Exponential backoff with full jitter: uniformly anywhere in [0, min(max, initial * 2^attempt)).
- * Spreads a dead spoke's envoys over the whole window instead of in synchronised waves.
- */
-export function backoffDelay(
-  attempt: number,
-  initialMs: number,
-  maxMs: number,
-  random: () => number = Math.random,
-): number {
-  return random() * Math.min(maxMs, initialMs * 2 ** Math.min(Math.max(0, attempt), 30));
 }
 
 /** Measures reports for fitting; sizes do not depend on limits, so one serves every link. */

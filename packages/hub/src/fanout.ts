@@ -1,4 +1,4 @@
-import { AxleError, ErrorCode, errorText } from '@axle/shared';
+import { AxleError, ErrorCode, backoffWindow, errorText, jitter } from '@axle/shared';
 import { isTransient } from './spoke-links.js';
 import { sleep } from './lock.js';
 
@@ -64,7 +64,7 @@ export async function fanOut<T>(
         const value = await raceDeadline(call(spokeId, left), left, o.timeoutMs);
         return { spokeId, outcome: 'ok', ms: Date.now() - start, attempts, value };
       } catch (e) {
-        const wait = Math.floor(random() * o.backoffMs * 2 ** (attempts - 1));
+        const wait = Math.floor(jitter(backoffWindow(attempts - 1, { initialMs: o.backoffMs }), random));
         if (isTransient(e) && attempts <= o.retries && Date.now() + wait < deadline) {
           await sleep(wait);
           continue;

@@ -10,6 +10,8 @@ export {
   type Retry,
 } from './errors.js';
 export { parseDuration, formatDuration } from './duration.js';
+export { Backoff, backoffDelay, backoffWindow, jitter } from './backoff.js';
+export type { BackoffOptions } from './backoff.js';
 export {
   arr,
   bool,

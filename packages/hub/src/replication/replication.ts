@@ -10,6 +10,7 @@ import {
   type Message,
   type MessageOf,
   type PeerClaim,
+  jitter,
 } from '@axle/shared';
 import type { HubConfig } from '../config.js';
 import { SpokeLink } from '../spoke-links.js';
@@ -141,7 +142,7 @@ export class Replication {
 
   private electionDelay(): number {
     const e = this.settings.electionTimeoutMs;
-    return e + Math.floor(Math.random() * Math.max(1, e / 10));
+    return e + Math.floor(jitter(Math.max(1, e / 10)));
   }
 
   start(): void {
