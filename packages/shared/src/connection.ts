@@ -27,6 +27,11 @@ type Kind = (typeof Kind)[keyof typeof Kind];
 
 export type RequestHandler = (msg: Message, conn: Connection) => Promise<Message> | Message;
 export type EventHandler = (msg: Message, conn: Connection) => void;
+/** What a daemon does with the peer's requests and events, given when the connection is made. */
+export interface ConnectionHandlers {
+  onRequest?: RequestHandler | undefined;
+  onEvent?: EventHandler | undefined;
+}
 
 export interface ConnectionOptions {
   socket: FrameSocket;
@@ -40,6 +45,7 @@ export interface ConnectionOptions {
   /** Interval between keepalive pings; a peer silent for two intervals is dropped. */
   keepaliveMs?: number;
   defaultTimeoutMs?: number;
+  handlers?: ConnectionHandlers;
 }
 
 interface Pending {
@@ -116,6 +122,8 @@ export class Connection extends EventEmitter {
     this.dirOut = o.isClient ? 0 : 1;
     this.dirIn = o.isClient ? 1 : 0;
     this.defaultTimeoutMs = o.defaultTimeoutMs ?? 10_000;
+    this.onRequest = o.handlers?.onRequest;
+    this.onEvent = o.handlers?.onEvent;
     this.closed = new Promise((r) => (this.resolveClosed = r));
     this.socket.on('message', (data, isBinary) => {
       // The frame boundary: nothing a peer sends may throw out of the socket's event handler.
