@@ -6,6 +6,7 @@ import {
   fromBase64,
   type CloseInfo,
   type KeyPair,
+  type LinkOptions,
   type Logger,
   type Message,
   type MessageOf,
@@ -18,6 +19,31 @@ export interface LinkSelf {
   id: string;
   keyPair: KeyPair;
   ca: () => Buffer | undefined;
+}
+
+/** A hub's link to one server it names in its config (a spoke, a peer hub), with that server's key pinned. */
+export function hubLink(
+  self: LinkSelf,
+  to: { name: string; addr: string; pubkey: Uint8Array },
+  log: Logger,
+  extra: Omit<LinkOptions, 'name' | 'addrs' | 'id' | 'role' | 'keyPair' | 'serverKey' | 'ca'>,
+): Link {
+  const link = new Link({
+    name: to.name,
+    addrs: [to.addr],
+    id: self.id,
+    role: 'hub',
+    keyPair: self.keyPair,
+    serverKey: to.pubkey,
+    ca: self.ca,
+    requestTimeoutMs: 30_000,
+    ...extra,
+  });
+  link.on('disconnected', (_addr, info) => {
+    const { code, reason } = info as CloseInfo;
+    log.debug({ to: to.name, code, reason }, 'link closed');
+  });
+  return link;
 }
 
 /**
@@ -36,15 +62,7 @@ export class SpokeLink {
     private readonly hooks: { onStaleTerm?: ((spokeId: string) => void) | undefined } = {},
   ) {
     this.pubkey = fromBase64(cfg.pubkey, 32, `public key of spoke ${cfg.id}`);
-    this.link = new Link({
-      name: `spoke ${cfg.id}`,
-      addrs: [cfg.addr],
-      id: self.id,
-      role: 'hub',
-      keyPair: self.keyPair,
-      serverKey: this.pubkey,
-      ca: self.ca,
-      requestTimeoutMs: 30_000,
+    this.link = hubLink(self, { name: `spoke ${cfg.id}`, addr: cfg.addr, pubkey: this.pubkey }, log, {
       handlers: {
         onRequest: () => {
           throw new AxleError(
@@ -53,10 +71,6 @@ export class SpokeLink {
           );
         },
       },
-    });
-    this.link.on('disconnected', (_addr, info) => {
-      const { code, reason } = info as CloseInfo;
-      log.debug({ spoke: this.id, code, reason }, 'spoke link closed');
     });
   }
 

@@ -120,6 +120,7 @@ export type { ConnectOptions } from './client.js';
 export { FailoverClient } from './failover.js';
 export type { FailoverOptions } from './failover.js';
 export { Link } from './link.js';
+export { withTimeout } from './timeout.js';
 export type { KeepOpenOptions, LinkOptions } from './link.js';
 export { loadConfig, parseConfigLocated, parseConfigText, hostPort, parseHostPort } from './config.js';
 export { createLogger, silentLogger } from './log.js';

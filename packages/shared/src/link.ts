@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { connectPeer, type ConnectOptions } from './client.js';
 import type { Connection, ConnectionHandlers } from './connection.js';
 import { AxleError, ErrorCode } from './errors.js';
+import { withTimeout } from './timeout.js';
 import { FailoverClient, type FailoverEvents } from './failover.js';
 import type { Message, MessageOf, MessageType } from './messages.js';
 
@@ -188,20 +189,4 @@ export class Link extends EventEmitter<FailoverEvents<Connection>> {
     this.connecting = pending;
     return pending;
   }
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, err: () => Error): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(err()), ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(t);
-        reject(e);
-      },
-    );
-  });
 }

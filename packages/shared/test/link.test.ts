@@ -148,12 +148,12 @@ describe('Link', () => {
     const again = await server(port);
     await waitFor(() => connects === 2 && l.connected, { what: 'a second connection' });
     expect(again.conns).toHaveLength(1);
-    // Connected, the connect-failure count started over: a second short-lived connection in a
-    // row waits by the count of such flaps (1), not by the six failures before.
+    // Connected, the connect-failure count started over: a drop waits by the count of short-lived
+    // connections in a row (0 or 1 here, by how long this one lived), never by the six failures before.
     const n = retries.length;
     await again.s.close(0);
     await waitFor(() => retries.length > n, { what: 'a retry after the second drop' });
-    expect(retries[n]?.attempt).toBe(1);
+    expect(retries[n]?.attempt).toBeLessThanOrEqual(1);
   });
 
   it('close() stops reconnecting and leaves nothing dialling', async () => {

@@ -1,15 +1,14 @@
 import {
-  Link,
+  type Link,
   errorText,
   fromBase64,
-  type CloseInfo,
   type Connection,
   type Logger,
   type Message,
   type MessageOf,
   type MessageType,
 } from '@axle/shared';
-import type { LinkSelf } from '../spoke-links.js';
+import { hubLink, type LinkSelf } from '../spoke-links.js';
 
 export interface PeerConfig {
   id: string;
@@ -46,24 +45,12 @@ export class PeerLink {
     },
   ) {
     this.pubkey = fromBase64(cfg.pubkey, 32, `public key of peer hub ${cfg.id}`);
-    this.link = new Link({
-      name: `hub ${cfg.id}`,
-      addrs: [cfg.addr],
-      id: self.id,
-      role: 'hub',
-      keyPair: self.keyPair,
-      serverKey: this.pubkey,
-      ca: self.ca,
+    this.link = hubLink(self, { name: `hub ${cfg.id}`, addr: cfg.addr, pubkey: this.pubkey }, o.log, {
       limits: { maxFrameBytes: REPL_FRAME_BYTES },
       minHandshakeMs: 100,
-      requestTimeoutMs: 30_000,
       handlers: { onRequest: (msg, conn) => o.onRequest(msg, conn), onEvent: () => undefined },
       onOpen: o.onOpen,
       blocked: o.blocked,
-    });
-    this.link.on('disconnected', (_addr, info) => {
-      const { code, reason } = info as CloseInfo;
-      o.log.debug({ peer: this.id, code, reason }, 'peer hub link closed');
     });
   }
 
