@@ -31,7 +31,7 @@ async function server(port = 0, key = serverKey) {
     authenticate: () => ({ role: 'hub' }),
     onConnection: (conn) => {
       conns.push(conn);
-      conn.onRequest = (m) => (m.type === 'stats' ? new Promise(() => undefined) : { type: 'ok' });
+      conn.attach({ onRequest: (m) => (m.type === 'stats' ? new Promise(() => undefined) : { type: 'ok' }) });
     },
   });
   const a = await s.listen();

@@ -11,6 +11,7 @@ import {
   type MessageOf,
   type PeerClaim,
   jitter,
+  type RequestHandler,
 } from '@axle/shared';
 import type { HubConfig } from '../config.js';
 import { SpokeLink } from '../spoke-links.js';
@@ -635,8 +636,8 @@ export class Replication {
   /** A peer hub connected to us (its outbound link): it says hello, asks for votes, or asks us to step down. */
   attachInbound(conn: Connection): void {
     const id = conn.peer.id;
-    conn.onRequest = (msg, c) => this.onPeerRequest(msg, id, c);
-    conn.onEvent = () => undefined;
+    const onRequest: RequestHandler = (msg, c) => this.onPeerRequest(msg, id, c);
+    conn.attach({ onRequest, onEvent: () => undefined });
     void conn.closed.then(() => {
       const i = this.inbound.get(id);
       if (i?.conn === conn) {
