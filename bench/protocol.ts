@@ -29,8 +29,7 @@ async function receiver(): Promise<void> {
     keyPair,
     authenticate: () => ({ role: 'bench' }),
     onConnection: (conn) => {
-      conn.onEvent = () => void count++;
-      conn.onRequest = () => ({ type: 'adopted', count });
+      conn.attach({ onEvent: () => void count++, onRequest: () => ({ type: 'adopted', count }) });
     },
   });
   const { port } = await server.listen();

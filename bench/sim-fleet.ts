@@ -158,10 +158,11 @@ export async function startSimFleet(o: {
         keepaliveMs: 0,
         requestTimeoutMs: 60_000,
       });
-      c.onRequest = async (m: Message): Promise<Message> => {
+      const onRequest = async (m: Message): Promise<Message> => {
         if (m.type !== 'job_run') throw new Error(`unexpected ${m.type}`);
         return fleet.onJobRun(e.hostname, m);
       };
+      c.attach({ onRequest });
       conns.push(c);
     });
     return fleet;

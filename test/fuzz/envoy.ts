@@ -71,10 +71,12 @@ export class EnvoyTarget {
       onConnection: (conn) => {
         this.conns.add(conn);
         void conn.closed.then(() => this.conns.delete(conn));
-        conn.onRequest = (m) => {
-          if (m.type === 'locate' || m.type === 'enroll') return this.assignment();
-          return this.next() as Message;
-        };
+        conn.attach({
+          onRequest: (m) => {
+            if (m.type === 'locate' || m.type === 'enroll') return this.assignment();
+            return this.next() as Message;
+          },
+        });
       },
     });
     const { port } = await this.server.listen();

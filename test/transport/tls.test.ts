@@ -49,13 +49,15 @@ async function serve(files: TlsFiles | undefined, o: { headersTimeoutMs?: number
     keyPair: serverKey,
     authenticate: () => ({ role: 'envoy' }),
     onConnection: (conn) => {
-      conn.onRequest = () => ({
-        type: 'probe_ok',
-        spokeId: 'srv',
-        term: 0,
-        configVersion: 0,
-        envoys: 0,
-        uptimeS: 0,
+      conn.attach({
+        onRequest: () => ({
+          type: 'probe_ok',
+          spokeId: 'srv',
+          term: 0,
+          configVersion: 0,
+          envoys: 0,
+          uptimeS: 0,
+        }),
       });
     },
     http: (_req, res) => {

@@ -70,7 +70,7 @@ async function connectedEnvoys(hosts: string[], delayMs: number): Promise<void> 
       keepaliveMs: 0,
     });
     bag.add(() => c.close());
-    c.onRequest = async (m: Message): Promise<MessageOf<'job_result'>> => {
+    const onRequest = async (m: Message): Promise<MessageOf<'job_result'>> => {
       if (m.type !== 'job_run') throw new Error(`unexpected ${m.type}`);
       await new Promise((r) => setTimeout(r, delayMs));
       const bad = m.action.kind === 'config' && !m.action.revert;
@@ -81,6 +81,7 @@ async function connectedEnvoys(hosts: string[], delayMs: number): Promise<void> 
         output: '',
       };
     };
+    c.attach({ onRequest });
     await c.request(
       { type: 'checkin', hostname, epoch: a.epoch, term: a.term, configVersion: 0 },
       10_000,

@@ -1,6 +1,6 @@
 import { fingerprint, silentLogger, type Logger } from '@axle/shared';
-import { caOf, type EnvoyConfig } from './config.js';
-import { askHubs, assignmentFrom } from './hub.js';
+import type { EnvoyConfig } from './config.js';
+import { assignFromHubs } from './hub.js';
 import { StateStore, type Assignment } from './state.js';
 
 /**
@@ -14,22 +14,10 @@ export async function enroll(config: EnvoyConfig, token: string, o: { logger?: L
   const store = new StateStore(config.state_dir);
   const { keyPair, created } = store.loadKey();
   if (created) log.info({ key: fingerprint(keyPair.publicKey), file: store.keyFile }, 'created envoy key');
-  const prev = store.assignment;
-  const reply = await askHubs(
-    {
-      hostname: config.hostname,
-      keyPair,
-      hubAddrs: config.hub_addrs,
-      timeoutMs: config.request_timeout,
-      log,
-      trustedKeys: store.trustedHubKeys(config.hub_pubkeys),
-      ca: caOf(config),
-    },
+  const { assignment: a } = await assignFromHubs(
+    { config, keyPair, store, log },
     { type: 'enroll', hostname: config.hostname, token },
-    prev?.term ?? 0,
   );
-  const a = assignmentFrom(reply, prev, config.hub_addrs);
-  await store.saveAssignment(a);
   log.info(
     { status: a.status, spoke: a.target?.spokeId, addr: a.target?.addr, epoch: a.epoch, term: a.term },
     'enrolled',

@@ -17,6 +17,7 @@ import {
   type KeyPair,
   type RevertOrder,
   type Run,
+  jitter,
 } from '@axle/shared';
 import { loadEnvoyConfig, type EnvoyConfig } from './config.js';
 import { runPolicies } from './engine.js';
@@ -309,7 +310,7 @@ export class Envoy {
       this.cfg.schedule,
       () => {
         if (this.stopping || this.splayTimer) return;
-        const delay = Math.floor((this.opts.random ?? Math.random)() * this.cfg.splay);
+        const delay = Math.floor(jitter(this.cfg.splay, this.opts.random));
         this.splayTimer = setTimeout(() => {
           this.splayTimer = undefined;
           if (this.stopping) return;

@@ -8,7 +8,8 @@ import {
   type Logger,
   type MessageOf,
 } from '@axle/shared';
-import type { Assignment } from './state.js';
+import { caOf, type EnvoyConfig } from './config.js';
+import type { Assignment, StateStore } from './state.js';
 
 export interface HubDialOptions {
   hostname: string;
@@ -99,12 +100,41 @@ export async function askHubs(
   throw new AxleError(ErrorCode.UNREACHABLE, `no hub answered ${msg.type}: ${reasons.join('; ')}`);
 }
 
+/** Sends an enroll or locate to the hubs and stores the assignment the answer gives. */
+export async function assignFromHubs(
+  o: { config: EnvoyConfig; keyPair: KeyPair; store: StateStore; log: Logger; signal?: AbortSignal },
+  msg: MessageOf<'enroll'> | MessageOf<'locate'>,
+): Promise<{ reply: AssignmentMsg; assignment: Assignment }> {
+  const c = o.config;
+  const prev = o.store.assignment;
+  const reply = await askHubs(
+    {
+      hostname: c.hostname,
+      keyPair: o.keyPair,
+      // A locate also tries the hubs the last answer named; enrolling knows only the config's.
+      hubAddrs: msg.type === 'locate' ? [...new Set([...c.hub_addrs, ...(prev?.hubAddrs ?? [])])] : c.hub_addrs,
+      timeoutMs: c.request_timeout,
+      log: o.log,
+      ...(o.signal ? { signal: o.signal } : {}),
+      trustedKeys: o.store.trustedHubKeys(c.hub_pubkeys),
+      ca: caOf(c),
+    },
+    msg,
+    prev?.term ?? 0,
+  );
+  const assignment = assignmentFrom(reply, prev, c.hub_addrs);
+  await o.store.saveAssignment(assignment);
+  return { reply, assignment };
+}
+
 /**
- * The assignment a hub's answer gives: where to go, at which epoch and term, and every hub's
- * address and key, keeping what the answer leaves out from `prev`.
+ * The one place an assignment is made from an answer: a hub's (enroll, locate) or a spoke's
+ * redirect (with only the term a hub's proof vouches for). Where to go, at which epoch and
+ * term, and every hub's address and key, keeping what the answer leaves out from `prev`.
  */
 export function assignmentFrom(
-  reply: AssignmentMsg,
+  reply: Pick<AssignmentMsg, 'status' | 'target' | 'epoch' | 'term'> &
+    Partial<Pick<AssignmentMsg, 'hubAddrs' | 'hubKeys'>>,
   prev: Assignment | undefined,
   configAddrs: readonly string[],
 ): Assignment {

@@ -25,7 +25,6 @@ export {
 } from './resources/index.js';
 export { DIFF_LIMITS, describeChange } from './diff.js';
 export { Spool } from './spool.js';
-export { backoffDelay } from './link.js';
 export { StateStore } from './state.js';
 export type { Assignment } from './state.js';
 export { AGENT_VERSION } from './version.js';

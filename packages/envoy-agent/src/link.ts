@@ -1,8 +1,9 @@
 import { EventEmitter } from 'node:events';
 import {
   AxleError,
+  Backoff,
   ErrorCode,
-  connectPeer,
+  Link,
   errorText,
   isAxleError,
   type Connection,
@@ -12,13 +13,10 @@ import {
   type MessageOf,
   type RevertOrder,
   type SpokeTarget,
-  type TermProof,
-  Codec,
-  fitRun,
-  verifyTermProof,
 } from '@axle/shared';
 import { caOf, type EnvoyConfig } from './config.js';
-import { askHubs, assignmentFrom } from './hub.js';
+import { assignFromHubs } from './hub.js';
+import { NOT_OWNER, SpokeSession } from './session.js';
 import type { Spool } from './spool.js';
 import type { StateStore } from './state.js';
 import type { Traits } from './traits.js';
@@ -41,8 +39,6 @@ export interface LinkHost {
   onJobRun?(m: MessageOf<'job_run'>): Promise<Message>;
 }
 
-type End = { kind: 'closed' | 'failed' | 'redirected' | 'locate' | 'stopped'; reason: string };
-
 export interface LinkEvents {
   connected: [spokeId: string, addr: string];
   disconnected: [spokeId: string, reason: string];
@@ -54,32 +50,6 @@ export interface LinkEvents {
 }
 
 /**
- * Exponential backoff with full jitter: uniformly anywhere in [0, min(max, initial * 2^attempt)).
- * Spreads a dead spoke's envoys over the whole window instead of in synchronised waves.
- */
-export function backoffDelay(
-  attempt: number,
-  initialMs: number,
-  maxMs: number,
-  random: () => number = Math.random,
-): number {
-  return random() * Math.min(maxMs, initialMs * 2 ** Math.min(Math.max(0, attempt), 30));
-}
-
-/** Measures reports for fitting; sizes do not depend on limits, so one serves every link. */
-const sizer = new Codec();
-
-/** Errors that mean "this spoke does not (or no longer) own you": ask the hub rather than retry. */
-const NOT_OWNER = new Set<string>([
-  ErrorCode.UNKNOWN_KEY,
-  ErrorCode.UNKNOWN_ENVOY,
-  ErrorCode.STALE_EPOCH,
-  ErrorCode.UNTRUSTED,
-]);
-/** A report the spoke will never accept as it stands. */
-const INVALID_REPORT = new Set<string>([ErrorCode.BAD_MESSAGE, ErrorCode.INVALID]);
-
-/**
  * Keeps this envoy attached to the spoke that owns it. Follows redirects at once, and after
  * `failures_before_locate` consecutive failures asks the hub (every hub address) where to
  * go, backing off exponentially with full jitter so a dead spoke's envoys do not stampede
@@ -89,18 +59,13 @@ export class SpokeLink extends EventEmitter<LinkEvents> {
   private stopped = false;
   private readonly stopCtl = new AbortController();
   private loopDone: Promise<void> | undefined;
-  private conn: Connection | undefined;
-  private connTarget: SpokeTarget | undefined;
-  private endSession: ((e: End) => void) | undefined;
-  /** Set once the current session's end is decided: later replies on it change nothing. */
-  private ending = false;
+  /** The shared link to the spoke assigned now; replaced when the assignment names another. */
+  private link: { key: string; link: Link } | undefined;
+  private session: SpokeSession | undefined;
   private needLocate = false;
-  private sentDigest: string | undefined;
-  private flushing = false;
-  private flushAgain = false;
   private wake: (() => void) | undefined;
   /** The largest report the current spoke stores (its check-in answer says); reports are fitted to it. */
-  private spokeReportLimit: number | undefined;
+  private readonly spokeLimits: { reportLimit?: number } = {};
   /** A locate has answered since start, so whatever hub keys exist are known. */
   private keysAsked = false;
   /** Set when the last locate found the envoy unknown to the hub (needs re-enrolling). */
@@ -111,9 +76,8 @@ export class SpokeLink extends EventEmitter<LinkEvents> {
   }
 
   get connected(): { spokeId: string; addr: string } | undefined {
-    return this.conn?.isOpen && this.connTarget
-      ? { spokeId: this.connTarget.spokeId, addr: this.connTarget.addr }
-      : undefined;
+    const t = this.session?.conn.isOpen ? this.session.target : undefined;
+    return t ? { spokeId: t.spokeId, addr: t.addr } : undefined;
   }
 
   start(): void {
@@ -125,9 +89,9 @@ export class SpokeLink extends EventEmitter<LinkEvents> {
   async stop(): Promise<void> {
     this.stopped = true;
     this.stopCtl.abort();
-    this.endSession?.({ kind: 'stopped', reason: 'stopping' });
+    this.session?.stop();
     this.wake?.();
-    await this.loopDone;
+    await Promise.all([this.loopDone, this.link?.link.close()]);
   }
 
   /**
@@ -136,43 +100,25 @@ export class SpokeLink extends EventEmitter<LinkEvents> {
    */
   async request(msg: Message, timeoutMs: number): Promise<Message> {
     const deadline = Date.now() + timeoutMs;
-    while (!this.conn?.isOpen) {
+    let conn: Connection | undefined;
+    while (!(conn = this.session?.conn)?.isOpen) {
       if (this.stopped || Date.now() >= deadline) {
         throw new AxleError(ErrorCode.UNREACHABLE, 'not connected to a spoke now; the next run tries again');
       }
       await new Promise((r) => setTimeout(r, 100));
     }
-    return this.conn.request(msg, Math.max(1000, deadline - Date.now()));
+    return conn.request(msg, Math.max(1000, deadline - Date.now()));
   }
 
   /** New reports are in the spool: send them now if connected. */
   kick(): void {
-    const c = this.conn;
-    if (c?.isOpen) void this.flush(c);
+    if (this.session?.conn.isOpen) void this.session.flush();
   }
 
   /** Check in now (e.g. after traits changed or a reload) instead of at the next interval. */
   checkinSoon(): void {
-    const c = this.conn;
-    if (c?.isOpen) void this.checkin(c).then((end) => this.finish(c, end));
+    if (this.session?.conn.isOpen) void this.session.checkinNow();
     else this.wake?.();
-  }
-
-  /** Replies that arrive on a connection that is no longer current (or already ending) are ignored. */
-  private live(conn: Connection): boolean {
-    return this.conn === conn && !this.ending;
-  }
-
-  /** Ends the session of `conn` (if still current). Stale replies never get this far: see live(). */
-  private finish(conn: Connection, end: End | undefined): void {
-    if (!end || this.conn !== conn) return;
-    this.ending = true;
-    this.endSession?.(end);
-  }
-
-  private backoff(attempt: number): number {
-    const c = this.host.config();
-    return backoffDelay(attempt, c.backoff_initial, c.backoff_max, this.host.random ?? Math.random);
   }
 
   private sleep(ms: number): Promise<void> {
@@ -190,9 +136,19 @@ export class SpokeLink extends EventEmitter<LinkEvents> {
   }
 
   private async loop(): Promise<void> {
-    const log = this.host.log;
+    const host = this.host;
+    const log = host.log;
     let failures = 0;
-    let attempt = 0;
+    // Read at each retry: a reload may change the window.
+    const backoff = new Backoff({
+      get initialMs() {
+        return host.config().backoff_initial;
+      },
+      get maxMs() {
+        return host.config().backoff_max;
+      },
+      random: host.random ?? Math.random,
+    });
     let redirects = 0;
     let delay = 0;
     while (!this.stopped) {
@@ -207,7 +163,7 @@ export class SpokeLink extends EventEmitter<LinkEvents> {
           this.needLocate = false;
           failures = 0;
         } else {
-          delay = this.backoff(attempt++);
+          delay = backoff.next();
         }
         continue;
       }
@@ -223,12 +179,14 @@ export class SpokeLink extends EventEmitter<LinkEvents> {
           this.needLocate = true;
           failures = 0;
         }
-        delay = this.backoff(attempt++);
+        delay = backoff.next();
         continue;
       }
-      const { end, established } = await this.session(conn, a.target);
+      this.session = new SpokeSession(conn, a.target, this.host, this, this.spokeLimits);
+      const { end, established } = await this.session.run();
+      this.session = undefined;
       if (established) {
-        attempt = 0;
+        backoff.reset();
         failures = 0;
       }
       if (end.kind === 'stopped') break;
@@ -236,7 +194,7 @@ export class SpokeLink extends EventEmitter<LinkEvents> {
         // Followed at once; only a redirect loop (spokes sending the envoy back and forth) slows down.
         redirects = established ? 1 : redirects + 1;
         if (end.kind === 'locate') this.needLocate = true;
-        if (redirects > 3) delay = this.backoff(attempt++);
+        if (redirects > 3) delay = backoff.next();
         continue;
       }
       redirects = 0;
@@ -247,46 +205,55 @@ export class SpokeLink extends EventEmitter<LinkEvents> {
           failures = 0;
         }
       }
-      delay = this.backoff(established ? 0 : attempt++);
+      delay = established ? backoff.at(0) : backoff.next();
     }
   }
 
+  /** Dials `target` over the shared link, made anew when the assignment (or a reload) changes what to dial. */
   private connect(target: SpokeTarget): Promise<Connection> {
     const c = this.host.config();
-    return connectPeer(target.addr, {
-      id: c.hostname,
-      role: 'envoy',
-      keyPair: this.host.keyPair,
-      expectServerKey: target.pubkey,
-      ca: caOf(c),
-      requestTimeoutMs: c.request_timeout,
-      handshakeTimeoutMs: Math.min(c.request_timeout, 10_000),
-      keepaliveMs: c.keepalive,
-      signal: this.stopCtl.signal,
-    });
+    const key = `${target.addr} ${Buffer.from(target.pubkey).toString('base64')} ${c.request_timeout} ${c.keepalive}`;
+    let link = this.link?.key === key ? this.link.link : undefined;
+    if (!link) {
+      void this.link?.link.close();
+      link = new Link({
+        name: `spoke ${target.spokeId}`,
+        addrs: [target.addr],
+        id: c.hostname,
+        role: 'envoy',
+        keyPair: this.host.keyPair,
+        serverKey: target.pubkey,
+        ca: () => caOf(this.host.config()),
+        requestTimeoutMs: c.request_timeout,
+        keepaliveMs: c.keepalive,
+        handlers: {
+          onEvent: (m) => {
+            if (m.type === 'run_now') this.host.onRunNow(m.reason || 'spoke asked');
+          },
+          onRequest: (m) => {
+            if (m.type === 'job_run' && this.host.onJobRun) return this.host.onJobRun(m);
+            if (m.type === 'run_now') {
+              this.host.onRunNow(m.reason || 'spoke asked');
+              return { type: 'ok' };
+            }
+            throw new AxleError(ErrorCode.INVALID, `envoy does not take ${m.type} requests`);
+          },
+        },
+      });
+      this.link = { key, link };
+    }
+    return link.connection(Math.min(c.request_timeout, 10_000));
   }
 
   /** Asks the hubs where this envoy belongs; true once an assigned target is stored. */
   private async locate(): Promise<boolean> {
-    const c = this.host.config();
-    const a = this.host.store.assignment;
-    const addrs = [...new Set([...c.hub_addrs, ...(a?.hubAddrs ?? [])])];
+    const { host } = this;
+    const c = host.config();
     try {
-      const reply = await askHubs(
-        {
-          hostname: c.hostname,
-          keyPair: this.host.keyPair,
-          hubAddrs: addrs,
-          timeoutMs: c.request_timeout,
-          log: this.host.log,
-          signal: this.stopCtl.signal,
-          trustedKeys: this.host.store.trustedHubKeys(c.hub_pubkeys),
-          ca: caOf(c),
-        },
+      const { reply } = await assignFromHubs(
+        { config: c, keyPair: host.keyPair, store: host.store, log: host.log, signal: this.stopCtl.signal },
         { type: 'locate', hostname: c.hostname },
-        a?.term ?? 0,
       );
-      await this.host.store.saveAssignment(assignmentFrom(reply, a, c.hub_addrs));
       this.keysAsked = true;
       this.lastError = undefined;
       this.emit('located', reply.target, reply.status);
@@ -312,195 +279,6 @@ export class SpokeLink extends EventEmitter<LinkEvents> {
           : 'no hub could locate this envoy; will retry',
       );
       return false;
-    }
-  }
-
-  /** One connection's life: check in, send the spool, check in every interval, until it ends. */
-  private async session(conn: Connection, target: SpokeTarget): Promise<{ end: End; established: boolean }> {
-    const log = this.host.log;
-    this.conn = conn;
-    this.connTarget = target;
-    this.sentDigest = undefined;
-    this.ending = false;
-    conn.onEvent = (m) => {
-      if (m.type === 'run_now') this.host.onRunNow(m.reason || 'spoke asked');
-    };
-    conn.onRequest = (m) => {
-      if (m.type === 'job_run' && this.host.onJobRun) return this.host.onJobRun(m);
-      if (m.type === 'run_now') {
-        this.host.onRunNow(m.reason || 'spoke asked');
-        return { type: 'ok' };
-      }
-      throw new AxleError(ErrorCode.INVALID, `envoy does not take ${m.type} requests`);
-    };
-    let timer: NodeJS.Timeout | undefined;
-    const ended = new Promise<End>((resolve) => {
-      this.endSession = resolve;
-      void conn.closed.then((info) => resolve({ kind: 'closed', reason: `${info.code} ${info.reason}`.trim() }));
-    });
-    let established = false;
-    try {
-      const first = await Promise.race([this.checkin(conn), ended]);
-      if (first) return { end: first, established };
-      established = true;
-      this.emit('connected', target.spokeId, target.addr);
-      log.info({ spoke: target.spokeId, addr: target.addr }, 'connected to spoke');
-      void this.flush(conn);
-      timer = setInterval(() => {
-        void this.checkin(conn).then((end) => this.finish(conn, end));
-      }, this.host.config().checkin_interval);
-      const end = await ended;
-      if (end.kind !== 'stopped') log.info({ spoke: target.spokeId, why: end.kind, reason: end.reason }, 'left spoke');
-      return { end, established };
-    } finally {
-      if (timer) clearInterval(timer);
-      this.endSession = undefined;
-      this.conn = undefined;
-      conn.onEvent = undefined;
-      conn.onRequest = undefined;
-      conn.close();
-      if (established) this.emit('disconnected', target.spokeId, 'session ended');
-    }
-  }
-
-  /** Returns undefined when the spoke accepted the check-in, else why the session must end. */
-  private async checkin(conn: Connection): Promise<End | undefined> {
-    const c = this.host.config();
-    const a = this.host.store.assignment;
-    if (!a) return { kind: 'locate', reason: 'no assignment' };
-    const t = this.host.traits();
-    const sendTraits = t !== undefined && t.digest !== this.sentDigest;
-    let reply: Message;
-    try {
-      reply = await conn.request({
-        type: 'checkin',
-        hostname: c.hostname,
-        epoch: a.epoch,
-        term: a.term,
-        configVersion: this.host.configVersion(),
-        ...(sendTraits ? { traits: t.traits } : {}),
-      });
-    } catch (e) {
-      return this.live(conn) ? this.requestFailed(e, 'check-in') : undefined;
-    }
-    if (!this.live(conn)) return undefined;
-    if (reply.type === 'redirect') {
-      // Decided here, before any await, so a second redirect on this session is ignored.
-      this.ending = true;
-      return this.redirected(reply);
-    }
-    if (reply.type !== 'checkin_ok') return { kind: 'failed', reason: `spoke answered a check-in with ${reply.type}` };
-    if (sendTraits) this.sentDigest = t.digest;
-    if (reply.maxReportBytes !== undefined) this.spokeReportLimit = reply.maxReportBytes;
-    const proven = this.provenTerm(reply.termProof);
-    if (proven > a.term) await this.host.store.raiseTerm(proven);
-    if (reply.runNow) this.host.onRunNow('spoke asked at check-in');
-    if (reply.configVersion !== this.host.configVersion())
-      this.host.onConfigVersion?.(reply.configVersion, conn, reply.revert);
-    return undefined;
-  }
-
-  /** The term a hub-signed proof from a trusted key vouches for; 0 when there is none or it does not verify. */
-  private provenTerm(p: TermProof | undefined): number {
-    if (!p) return 0;
-    const trusted = this.host.store.trustedHubKeys(this.host.config().hub_pubkeys);
-    if (verifyTermProof(p, trusted)) return p.term;
-    this.host.log.warn({ term: p.term }, 'ignoring a term proof not signed by a trusted hub key');
-    return 0;
-  }
-
-  private requestFailed(e: unknown, what: string): End {
-    if (isAxleError(e) && NOT_OWNER.has(e.code)) return { kind: 'locate', reason: `${what}: ${errorText(e)}` };
-    return { kind: 'failed', reason: `${what}: ${errorText(e)}` };
-  }
-
-  private async redirected(r: MessageOf<'redirect'>): Promise<End> {
-    const log = this.host.log;
-    const a = this.host.store.assignment;
-    const term = a?.term ?? 0;
-    if (r.term < term) {
-      log.warn({ term: r.term, seen: term, reason: r.reason }, 'ignoring a redirect from a lower hub term');
-      this.emit('fenced', r.term, term);
-      return { kind: 'failed', reason: `redirect from stale term ${r.term}` };
-    }
-    this.emit('redirected', r.to, r.reason);
-    // The spoke's own word on the term counts for nothing: only a hub's signature raises it.
-    const proven = this.provenTerm(r.termProof);
-    if (!r.to || (a && r.epoch < a.epoch)) {
-      await this.host.store.raiseTerm(proven);
-      log.info({ reason: r.reason }, 'spoke redirected this envoy to the hub');
-      return { kind: 'locate', reason: r.reason };
-    }
-    await this.host.store.saveAssignment({
-      status: 'assigned',
-      target: r.to,
-      epoch: r.epoch,
-      term: Math.max(term, proven),
-      hubAddrs: a?.hubAddrs ?? [...this.host.config().hub_addrs],
-      ...(a?.hubKeys ? { hubKeys: a.hubKeys } : {}),
-      updatedAt: Date.now(),
-    });
-    log.info({ to: r.to.spokeId, addr: r.to.addr, epoch: r.epoch, reason: r.reason }, 'redirected to another spoke');
-    return { kind: 'redirected', reason: r.reason };
-  }
-
-  /** Sends spooled reports oldest first; each leaves the spool only on the spoke's ack. */
-  private async flush(conn: Connection): Promise<void> {
-    if (this.flushing) {
-      this.flushAgain = true;
-      return;
-    }
-    this.flushing = true;
-    const { spool, log } = this.host;
-    try {
-      do {
-        this.flushAgain = false;
-        for (;;) {
-          const batch = await spool.peek(32);
-          if (batch.length === 0) break;
-          for (const { name, run } of batch) {
-            if (this.conn !== conn || !conn.isOpen) return;
-            const a = this.host.store.assignment;
-            if (!a) return;
-            let reply: Message;
-            try {
-              reply = await conn.request({
-                type: 'report',
-                hostname: this.host.config().hostname,
-                epoch: a.epoch,
-                // Fitted to what this spoke stores; the spool keeps the run as it was.
-                run: this.spokeReportLimit ? fitRun(run, this.spokeReportLimit, sizer) : run,
-              });
-            } catch (e) {
-              if (isAxleError(e) && INVALID_REPORT.has(e.code)) {
-                await spool.reject(name, errorText(e));
-                continue;
-              }
-              this.finish(conn, this.requestFailed(e, 'report'));
-              return;
-            }
-            if (reply.type === 'ack' && reply.runId === run.id) {
-              // Acknowledged means stored, whatever happened to the session meanwhile.
-              await spool.remove(name);
-              log.debug({ run: run.id, duplicate: reply.duplicate }, 'report acknowledged');
-              this.emit('acked', run.id, reply.duplicate);
-              continue;
-            }
-            if (!this.live(conn)) return;
-            if (reply.type === 'redirect') {
-              this.ending = true;
-              this.finish(conn, await this.redirected(reply));
-              return;
-            }
-            this.finish(conn, { kind: 'failed', reason: `spoke answered a report with ${reply.type}` });
-            return;
-          }
-        }
-      } while (this.flushAgain);
-    } catch (e) {
-      log.error({ err: errorText(e) }, 'sending spooled reports failed');
-    } finally {
-      this.flushing = false;
     }
   }
 }

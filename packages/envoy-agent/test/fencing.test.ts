@@ -55,15 +55,17 @@ async function rogueSpoke(): Promise<Rogue> {
     keyPair: key,
     authenticate: () => ({ role: 'envoy' }),
     onConnection: (conn: Connection) => {
-      conn.onRequest = (m) => {
-        if (m.type === 'checkin') return rogue.answer(m);
-        if (m.type === 'config_fetch') {
-          rogue.fetches++;
-          if (rogue.bundle) return rogue.bundle;
-        }
-        if (m.type === 'report') return { type: 'ack', runId: m.run.id, duplicate: false };
-        throw new Error(`rogue has no answer for ${m.type}`);
-      };
+      conn.attach({
+        onRequest: (m) => {
+          if (m.type === 'checkin') return rogue.answer(m);
+          if (m.type === 'config_fetch') {
+            rogue.fetches++;
+            if (rogue.bundle) return rogue.bundle;
+          }
+          if (m.type === 'report') return { type: 'ack', runId: m.run.id, duplicate: false };
+          throw new Error(`rogue has no answer for ${m.type}`);
+        },
+      });
     },
   });
   const { port } = await server.listen();

@@ -3,7 +3,7 @@ import WebSocket from 'ws';
 import { AxleError, ErrorCode, errorText } from './errors.js';
 import { CLOSE_REASONS, errorForClose } from './close-codes.js';
 import { Codec, type CodecLimits } from './codec.js';
-import { Connection } from './connection.js';
+import { Connection, type ConnectionHandlers } from './connection.js';
 import { toBuffer } from './frame-socket.js';
 import { makeAuth, newNonce, readHandshake, sessionContext, verifyWelcome } from './handshake.js';
 import type { KeyPair } from './keys.js';
@@ -31,6 +31,8 @@ export interface ConnectOptions {
   keepaliveMs?: number;
   requestTimeoutMs?: number;
   signal?: AbortSignal;
+  /** Attached before the connection is handed over, so no frame arrives without them. */
+  handlers?: ConnectionHandlers;
 }
 
 /**
@@ -207,6 +209,7 @@ export function connectPeer(addr: string, o: ConnectOptions): Promise<Connection
           isClient: true,
           ...(o.keepaliveMs !== undefined ? { keepaliveMs: o.keepaliveMs } : {}),
           ...(o.requestTimeoutMs !== undefined ? { defaultTimeoutMs: o.requestTimeoutMs } : {}),
+          ...(o.handlers ? { handlers: o.handlers } : {}),
         });
         resolve(conn);
       } catch (e) {

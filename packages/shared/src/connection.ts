@@ -27,6 +27,11 @@ type Kind = (typeof Kind)[keyof typeof Kind];
 
 export type RequestHandler = (msg: Message, conn: Connection) => Promise<Message> | Message;
 export type EventHandler = (msg: Message, conn: Connection) => void;
+/** What a daemon does with the peer's requests and events, given when the connection is made. */
+export interface ConnectionHandlers {
+  onRequest?: RequestHandler | undefined;
+  onEvent?: EventHandler | undefined;
+}
 
 export interface ConnectionOptions {
   socket: FrameSocket;
@@ -40,6 +45,7 @@ export interface ConnectionOptions {
   /** Interval between keepalive pings; a peer silent for two intervals is dropped. */
   keepaliveMs?: number;
   defaultTimeoutMs?: number;
+  handlers?: ConnectionHandlers;
 }
 
 interface Pending {
@@ -78,8 +84,8 @@ function verifyFrame(frame: Buffer, context: Buffer, dir: number, pubkey: Uint8A
 export class Connection extends EventEmitter {
   readonly peer: PeerInfo;
   readonly closed: Promise<CloseInfo>;
-  onRequest: RequestHandler | undefined;
-  onEvent: EventHandler | undefined;
+  /** Set as a whole (constructor or attach()), never slot by slot, so no handler is left over from another owner. */
+  private handlers: ConnectionHandlers;
   /** Free slot for the daemon to hang per-connection state on. */
   state: unknown;
   /** Size of the frame whose message is being handled now: handlers read it to enforce size limits. */
@@ -116,6 +122,7 @@ export class Connection extends EventEmitter {
     this.dirOut = o.isClient ? 0 : 1;
     this.dirIn = o.isClient ? 1 : 0;
     this.defaultTimeoutMs = o.defaultTimeoutMs ?? 10_000;
+    this.handlers = o.handlers ?? {};
     this.closed = new Promise((r) => (this.resolveClosed = r));
     this.socket.on('message', (data, isBinary) => {
       // The frame boundary: nothing a peer sends may throw out of the socket's event handler.
@@ -163,6 +170,14 @@ export class Connection extends EventEmitter {
   /** Bytes queued in the socket, for callers that want to apply backpressure. */
   get bufferedAmount(): number {
     return this.socket.bufferedAmount;
+  }
+
+  /**
+   * Gives the connection its handlers, when the daemon takes it over (a server's new
+   * connection). Replaces any earlier set whole; requests with no handler get E_INVALID.
+   */
+  attach(handlers: ConnectionHandlers): void {
+    this.handlers = handlers;
   }
 
   send(msg: Message): void {
@@ -296,13 +311,13 @@ export class Connection extends EventEmitter {
     }
     if (kind === Kind.EVENT) {
       try {
-        this.onEvent?.(msg, this);
+        this.handlers.onEvent?.(msg, this);
       } catch (e) {
         this.emit('handler_error', e, msg.type);
       }
       return;
     }
-    const handler = this.onRequest;
+    const handler = this.handlers.onRequest;
     if (!handler)
       return this.replyError(id, new AxleError(ErrorCode.INVALID, `${this.selfId} does not take requests here`));
     let result: Promise<Message> | Message;

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { Backoff } from './backoff.js';
 import { parseHostPort } from './config.js';
 import { AxleError, ErrorCode, isAxleError } from './errors.js';
 
@@ -46,7 +47,7 @@ export class FailoverClient<C extends { closed: Promise<unknown> }> extends Even
   private connectFailures = 0;
   /** Kept apart from connect failures: a connection that opens but cannot serve is still failing. */
   private reportedFailures = 0;
-  private attempt = 0;
+  private readonly backoff: Backoff;
   /** Connections in a row that died young; keeps a server that accepts then drops from being hammered. */
   private flaps = 0;
   private started = false;
@@ -74,6 +75,11 @@ export class FailoverClient<C extends { closed: Promise<unknown> }> extends Even
       random: opts.random ?? Math.random,
     };
     this.closeFn = opts.close ?? defaultClose;
+    this.backoff = new Backoff({
+      initialMs: this.opts.initialBackoffMs,
+      maxMs: this.opts.maxBackoffMs,
+      random: this.opts.random,
+    });
   }
 
   get currentAddr(): string {
@@ -161,7 +167,7 @@ export class FailoverClient<C extends { closed: Promise<unknown> }> extends Even
         this.emit('connect_error', addr, classify(addr, e));
         this.connectFailures += 1;
         this.maybeSwitch(addr);
-        delay = this.backoff(this.attempt++);
+        delay = this.retryDelay();
         continue;
       }
       if (this.stopped) {
@@ -169,7 +175,7 @@ export class FailoverClient<C extends { closed: Promise<unknown> }> extends Even
         break;
       }
       this.connectFailures = 0;
-      this.attempt = 0;
+      this.backoff.reset();
       this.current = conn;
       const since = Date.now();
       const dropped = new Promise<{ reported: unknown }>((resolve) => (this.drop = (r) => resolve({ reported: r })));
@@ -194,7 +200,7 @@ export class FailoverClient<C extends { closed: Promise<unknown> }> extends Even
       if (reported) this.maybeSwitch(addr);
       // A clean close of a long-lived connection retries promptly; short-lived ones back off.
       this.flaps = reported || Date.now() - since < this.opts.maxBackoffMs ? this.flaps + 1 : 0;
-      delay = this.backoff(Math.max(0, this.flaps - 1));
+      delay = this.retryDelay(Math.max(0, this.flaps - 1));
     }
   }
 
@@ -208,11 +214,11 @@ export class FailoverClient<C extends { closed: Promise<unknown> }> extends Even
     this.emit('failover', addr, this.currentAddr, failures);
   }
 
-  /** Full jitter: uniformly anywhere in [0, cap), which spreads a herd better than +/- jitter. */
-  private backoff(attempt: number): number {
-    const cap = Math.min(this.opts.maxBackoffMs, this.opts.initialBackoffMs * 2 ** Math.min(attempt, 30));
-    const delay = this.opts.random() * cap;
-    this.emit('retry', this.currentAddr, attempt, delay);
+  /** The next connect-failure delay, or the one at `attempt` (flaps) without advancing the count. */
+  private retryDelay(attempt?: number): number {
+    const n = attempt ?? this.backoff.attempt;
+    const delay = attempt === undefined ? this.backoff.next() : this.backoff.at(attempt);
+    this.emit('retry', this.currentAddr, n, delay);
     return delay;
   }
 

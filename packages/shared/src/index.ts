@@ -13,6 +13,8 @@ export {
 } from './errors.js';
 export type * from './api-types.js';
 export { parseDuration, formatDuration } from './duration.js';
+export { Backoff, backoffDelay, backoffWindow, jitter } from './backoff.js';
+export type { BackoffOptions } from './backoff.js';
 export {
   arr,
   bool,
@@ -92,7 +94,7 @@ export type {
 export { CloseCode, CLOSE_REASONS, closeReason } from './close-codes.js';
 export { PROTOCOL_VERSION } from './handshake.js';
 export { Connection } from './connection.js';
-export type { CloseInfo, PeerInfo, RequestHandler, EventHandler } from './connection.js';
+export type { CloseInfo, ConnectionHandlers, PeerInfo, RequestHandler, EventHandler } from './connection.js';
 export type { FrameSocket } from './frame-socket.js';
 export { AxleServer, DEFAULT_HTTP_LIMITS } from './server.js';
 export type { AxleServerOptions, HttpLimits, PeerClaim, ServerTls } from './server.js';
@@ -120,6 +122,9 @@ export type { FetchTlsInit } from './fetch-tls.js';
 export type { ConnectOptions } from './client.js';
 export { FailoverClient } from './failover.js';
 export type { FailoverOptions } from './failover.js';
+export { Link } from './link.js';
+export { withTimeout } from './timeout.js';
+export type { KeepOpenOptions, LinkOptions } from './link.js';
 export { loadConfig, parseConfigLocated, parseConfigText, hostPort, parseHostPort } from './config.js';
 export { createLogger, silentLogger } from './log.js';
 export type { Logger, LoggerOptions } from './log.js';

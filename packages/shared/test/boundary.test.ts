@@ -30,7 +30,7 @@ async function start(): Promise<{ addr: string; logs: Record<string, unknown>[] 
     log,
     authenticate: () => ({ role: 'envoy' }),
     onConnection: (conn: Connection) => {
-      conn.onRequest = (msg: Message): Message | Promise<Message> => {
+      const onRequest = (msg: Message): Message | Promise<Message> => {
         if (msg.type === 'stats') throw new TypeError('handler bug');
         if (msg.type === 'probe') return Promise.reject(new RangeError('async handler bug'));
         if (msg.type === 'list_runs') {
@@ -43,9 +43,10 @@ async function start(): Promise<{ addr: string; logs: Record<string, unknown>[] 
         }
         return { type: 'ok' };
       };
-      conn.onEvent = () => {
+      const onEvent = () => {
         throw new Error('event handler bug');
       };
+      conn.attach({ onRequest, onEvent });
     },
     http: (req, res) => {
       if (req.url === '/sync') throw new TypeError('sync bug');

@@ -43,12 +43,14 @@ async function startServer(extra: Partial<ConstructorParameters<typeof AxleServe
     },
     onConnection: (conn) => {
       serverConns.push(conn);
-      conn.onRequest = (msg) => {
-        if (msg.type === 'stats') return new Promise(() => undefined); // never answers
-        if (msg.type === 'probe')
-          return { type: 'probe_ok', spokeId: 'dc1', term: msg.term, configVersion: 0, envoys: 1, uptimeS: 1 };
-        return { type: 'ok' };
-      };
+      conn.attach({
+        onRequest: (msg) => {
+          if (msg.type === 'stats') return new Promise(() => undefined); // never answers
+          if (msg.type === 'probe')
+            return { type: 'probe_ok', spokeId: 'dc1', term: msg.term, configVersion: 0, envoys: 1, uptimeS: 1 };
+          return { type: 'ok' };
+        },
+      });
     },
     onError: (e) => errors.push(e),
     ...extra,

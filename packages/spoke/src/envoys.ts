@@ -76,7 +76,7 @@ export class EnvoyService {
     const hostname = conn.peer.id;
     this.d.fleet.connect(hostname);
     void conn.closed.then(() => this.d.fleet.disconnect(hostname));
-    conn.onRequest = (msg, c) => this.handle(msg, c);
+    conn.attach({ onRequest: (msg, c) => this.handle(msg, c) });
   }
 
   private handle(msg: Message, conn: Connection): Promise<Message> | Message {

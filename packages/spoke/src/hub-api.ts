@@ -78,7 +78,7 @@ export class HubApi {
   }
 
   attach(conn: Connection): void {
-    conn.onRequest = async (msg) => {
+    const onRequest = async (msg: Message) => {
       try {
         const reply = await this.handle(msg, conn.peer.id);
         this.d.metrics.hubRequests.inc({ type: msg.type, result: 'ok' });
@@ -91,6 +91,7 @@ export class HubApi {
         throw e;
       }
     };
+    conn.attach({ onRequest });
   }
 
   private async handle(msg: Message, hubId: string): Promise<Message> {

@@ -37,11 +37,13 @@ async function hubListener(key: KeyPair, term: number) {
       return { role: 'spoke' };
     },
     onConnection: (conn) => {
-      conn.onRequest = (msg) => {
-        if (msg.type !== 'status') throw new AxleError(ErrorCode.INVALID, 'status only');
-        statuses.push(msg);
-        return { type: 'status_ok', term };
-      };
+      conn.attach({
+        onRequest: (msg) => {
+          if (msg.type !== 'status') throw new AxleError(ErrorCode.INVALID, 'status only');
+          statuses.push(msg);
+          return { type: 'status_ok', term };
+        },
+      });
     },
   });
   const { port } = await server.listen();

@@ -9,8 +9,8 @@
  * {"msg":"pool ready"} once all are started, and stops them all on SIGTERM/SIGINT.
  */
 import { readFileSync } from 'node:fs';
-import { createLogger, errorText, isAxleError, ErrorCode } from '@axle/shared';
-import { Envoy, StateStore, backoffDelay, enroll, envoyConfigFrom } from '@axle/envoy-agent';
+import { backoffDelay, createLogger, errorText, isAxleError, ErrorCode } from '@axle/shared';
+import { Envoy, StateStore, enroll, envoyConfigFrom } from '@axle/envoy-agent';
 import { destination } from 'pino';
 
 interface Spec {

@@ -71,7 +71,7 @@ export function authenticatePeer(
 export function attachPeer(p: ListenerParts | undefined, conn: Connection): void {
   if (!p) return conn.close();
   if (conn.peer.role === 'envoy') {
-    conn.onRequest = async (msg: Message, c: Connection): Promise<Message> => {
+    const onRequest = async (msg: Message, c: Connection): Promise<Message> => {
       // A standby tells the envoy where the primary is (the error names its address).
       if ((msg.type === 'enroll' || msg.type === 'locate') && !p.replication.isPrimary)
         throw p.replication.notPrimary();
@@ -82,13 +82,13 @@ export function attachPeer(p: ListenerParts | undefined, conn: Connection): void
         `the hub serves envoys only enroll and locate, not ${msg.type}; send check-ins and reports to your spoke`,
       );
     };
-    conn.onEvent = () => undefined;
+    conn.attach({ onRequest, onEvent: () => undefined });
     return;
   }
   if (conn.peer.role === 'hub') return p.replication.attachInbound(conn);
   if (conn.peer.role === 'spoke') {
     const id = conn.peer.id;
-    conn.onRequest = (msg: Message): Message => {
+    const onRequest = (msg: Message): Message => {
       if (msg.type === 'secret_relay') {
         if (!p.fleet.has(id)) throw new AxleError(ErrorCode.UNKNOWN_KEY, `spoke ${id} is no longer in the hub config`);
         if (!p.replication.isPrimary) throw p.replication.notPrimary();
@@ -117,7 +117,7 @@ export function attachPeer(p: ListenerParts | undefined, conn: Connection): void
       p.supervisor.onStatus(id, msg.stats);
       return { type: 'status_ok', term: p.state.term, termProof: p.termProofs.current() };
     };
-    conn.onEvent = () => undefined;
+    conn.attach({ onRequest, onEvent: () => undefined });
     return;
   }
   conn.close();

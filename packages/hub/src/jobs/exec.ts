@@ -1,4 +1,4 @@
-import { errorText, type Logger } from '@axle/shared';
+import { backoffWindow, errorText, type Logger } from '@axle/shared';
 import type { Change } from '../store/model.js';
 import type { HubStore } from '../store/state.js';
 import { HUB_GRACE_MS, dispatch, type DispatchDeps } from './dispatch.js';
@@ -305,7 +305,7 @@ export class JobExec {
       return this.terminal({ ...base, state: 'skipped', attempts: 0 });
     const state: TargetState = r.status === 'timed_out' ? 'timed_out' : 'failed';
     if (attempt <= o.retries && this.stopReason === undefined && (!idem || lost)) {
-      const delay = Math.round(o.backoffMs * o.factor ** (attempt - 1));
+      const delay = Math.round(backoffWindow(attempt - 1, { initialMs: o.backoffMs, factor: o.factor }));
       this.d.metrics.retries.inc();
       this.set({ ...base, state: 'pending', retryAt: finishedAt + delay });
       this.d.emit({ type: 'target', jobId, target: this.targets.get(h)! });

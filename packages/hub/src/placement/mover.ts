@@ -1,4 +1,4 @@
-import { AxleError, ErrorCode, Glob, errorText, type Logger } from '@axle/shared';
+import { AxleError, ErrorCode, Glob, errorText, jitter, type Logger } from '@axle/shared';
 import type { SpokeRegistry } from '../spokes/registry.js';
 import { sleep } from '../store/lock.js';
 import type { AssignReason, Change, DirectoryEntry, Move, MoveKind, MoveState } from '../store/model.js';
@@ -182,7 +182,7 @@ export class EnvoyMover {
     const worker = async () => {
       while (next < batches.length && !signal.aborted) {
         const batch = batches[next++] as string[];
-        await sleep(Math.floor(Math.random() * af.drain_jitter), signal);
+        await sleep(Math.floor(jitter(af.drain_jitter)), signal);
         if (signal.aborted) break;
         await this.batch(move, batch, unplaced);
         await state.apply({ kind: 'move.put', move: { ...move } }).catch(() => undefined);

@@ -1,4 +1,4 @@
-import { errorText, type Logger } from '@axle/shared';
+import { backoffWindow, errorText, type Logger } from '@axle/shared';
 import type { HubConfig } from '../daemon/config.js';
 import type { EnvoyMover } from './mover.js';
 import type { Events } from '../store/events.js';
@@ -140,7 +140,10 @@ export class StrandedPlacer {
       return;
     }
     const misses = (this.quiet.get(id)?.misses ?? 0) + 1;
-    const wait = Math.min(MAX_BACKOFF_MS, this.d.config().spanner.auto_failover.interval * 2 ** misses);
+    const wait = backoffWindow(misses, {
+      initialMs: this.d.config().spanner.auto_failover.interval,
+      maxMs: MAX_BACKOFF_MS,
+    });
     this.quiet.set(id, { until: Date.now() + wait, misses });
   }
 }

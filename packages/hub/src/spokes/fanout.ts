@@ -1,5 +1,5 @@
 import type { FanOutOutcome } from '@axle/shared';
-import { AxleError, ErrorCode, errorText } from '@axle/shared';
+import { AxleError, ErrorCode, backoffWindow, errorText, jitter, withTimeout } from '@axle/shared';
 import { isTransient } from './spoke-links.js';
 import { sleep } from '../store/lock.js';
 
@@ -62,10 +62,15 @@ export async function fanOut<T>(
       const left = deadline - Date.now();
       try {
         if (left <= 0) throw new AxleError(ErrorCode.TIMEOUT, `no answer within ${o.timeoutMs} ms`);
-        const value = await raceDeadline(call(spokeId, left), left, o.timeoutMs);
+        // Belt and braces: even a call that ignores its timeout cannot hold the answer past the deadline.
+        const value = await withTimeout(
+          call(spokeId, left),
+          left + 5,
+          () => new AxleError(ErrorCode.TIMEOUT, `no answer within ${o.timeoutMs} ms`),
+        );
         return { spokeId, outcome: 'ok', ms: Date.now() - start, attempts, value };
       } catch (e) {
-        const wait = Math.floor(random() * o.backoffMs * 2 ** (attempts - 1));
+        const wait = Math.floor(jitter(backoffWindow(attempts - 1, { initialMs: o.backoffMs }), random));
         if (isTransient(e) && attempts <= o.retries && Date.now() + wait < deadline) {
           await sleep(wait);
           continue;
@@ -91,21 +96,4 @@ export async function fanOut<T>(
   };
   await Promise.all(Array.from({ length: o.maxParallel }, worker));
   return out;
-}
-
-/** Belt and braces: even a call that ignores its timeout cannot hold the answer past the deadline. */
-function raceDeadline<T>(p: Promise<T>, ms: number, total: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new AxleError(ErrorCode.TIMEOUT, `no answer within ${total} ms`)), ms + 5);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(t);
-        reject(e);
-      },
-    );
-  });
 }

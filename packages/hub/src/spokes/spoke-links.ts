@@ -1,11 +1,12 @@
 import {
   AxleError,
   ErrorCode,
-  connectPeer,
+  Link,
   errorText,
   fromBase64,
-  type Connection,
+  type CloseInfo,
   type KeyPair,
+  type LinkOptions,
   type Logger,
   type Message,
   type MessageOf,
@@ -20,24 +21,57 @@ export interface LinkSelf {
   ca: () => Buffer | undefined;
 }
 
+/** A hub's link to one server it names in its config (a spoke, a peer hub), with that server's key pinned. */
+export function hubLink(
+  self: LinkSelf,
+  to: { name: string; addr: string; pubkey: Uint8Array },
+  log: Logger,
+  extra: Omit<LinkOptions, 'name' | 'addrs' | 'id' | 'role' | 'keyPair' | 'serverKey' | 'ca'>,
+): Link {
+  const link = new Link({
+    name: to.name,
+    addrs: [to.addr],
+    id: self.id,
+    role: 'hub',
+    keyPair: self.keyPair,
+    serverKey: to.pubkey,
+    ca: self.ca,
+    requestTimeoutMs: 30_000,
+    ...extra,
+  });
+  link.on('disconnected', (_addr, info) => {
+    const { code, reason } = info as CloseInfo;
+    log.debug({ to: to.name, code, reason }, 'link closed');
+  });
+  return link;
+}
+
 /**
  * The hub's outbound signed connection to one spoke, opened on demand and reopened after
  * it drops. Orders and queries use it; the spoke's own status pushes arrive separately on
  * the hub's listener.
  */
 export class HubToSpokeLink {
-  private conn: Connection | undefined;
-  private connecting: Promise<Connection> | undefined;
-  private closed = false;
+  private readonly link: Link;
   readonly pubkey: Uint8Array;
 
   constructor(
     public cfg: ConfiguredSpoke,
-    private readonly self: LinkSelf,
-    private readonly log: Logger,
+    self: LinkSelf,
+    log: Logger,
     private readonly hooks: { onStaleTerm?: ((spokeId: string) => void) | undefined } = {},
   ) {
     this.pubkey = fromBase64(cfg.pubkey, 32, `public key of spoke ${cfg.id}`);
+    this.link = hubLink(self, { name: `spoke ${cfg.id}`, addr: cfg.addr, pubkey: this.pubkey }, log, {
+      handlers: {
+        onRequest: () => {
+          throw new AxleError(
+            ErrorCode.INVALID,
+            'the hub takes no requests on its links to spokes; push status to the hub listener',
+          );
+        },
+      },
+    });
   }
 
   get id(): string {
@@ -45,62 +79,13 @@ export class HubToSpokeLink {
   }
 
   get connected(): boolean {
-    return this.conn?.isOpen ?? false;
-  }
-
-  private connection(timeoutMs: number): Promise<Connection> {
-    if (this.closed) return Promise.reject(new AxleError(ErrorCode.CLOSED, `link to spoke ${this.id} is closed`));
-    if (this.conn?.isOpen) return Promise.resolve(this.conn);
-    if (!this.connecting) {
-      this.connecting = connectPeer(this.cfg.addr, {
-        id: this.self.id,
-        role: 'hub',
-        keyPair: this.self.keyPair,
-        expectServerKey: this.pubkey,
-        ca: this.self.ca(),
-        handshakeTimeoutMs: Math.max(50, timeoutMs),
-        requestTimeoutMs: 30_000,
-      }).then(
-        (c) => {
-          this.connecting = undefined;
-          if (this.closed) {
-            c.close();
-            throw new AxleError(ErrorCode.CLOSED, `link to spoke ${this.id} is closed`);
-          }
-          this.conn = c;
-          c.onRequest = () => {
-            throw new AxleError(
-              ErrorCode.INVALID,
-              'the hub takes no requests on its links to spokes; push status to the hub listener',
-            );
-          };
-          void c.closed.then((info) => {
-            if (this.conn === c) this.conn = undefined;
-            if (!this.closed)
-              this.log.debug({ spoke: this.id, code: info.code, reason: info.reason }, 'spoke link closed');
-          });
-          return c;
-        },
-        (e: unknown) => {
-          this.connecting = undefined;
-          throw e;
-        },
-      );
-    }
-    return this.connecting;
+    return this.link.connected;
   }
 
   /** Sends one request, connecting first if needed, all within `timeoutMs`. */
   async request<T extends MessageType>(msg: Message, timeoutMs: number, expect: T): Promise<MessageOf<T>> {
-    const start = Date.now();
-    const conn = await withTimeout(
-      this.connection(timeoutMs),
-      timeoutMs,
-      () => new AxleError(ErrorCode.TIMEOUT, `spoke ${this.id} did not complete the handshake within ${timeoutMs} ms`),
-    );
-    const left = Math.max(1, timeoutMs - (Date.now() - start));
     try {
-      return await conn.request(msg, left, expect);
+      return await this.link.request(msg, timeoutMs, expect);
     } catch (e) {
       // The spoke follows a newer hub term: this hub is a stale primary (see replication/).
       if (e instanceof AxleError && e.code === ErrorCode.STALE_TERM) this.hooks.onStaleTerm?.(this.id);
@@ -109,26 +94,8 @@ export class HubToSpokeLink {
   }
 
   close(): void {
-    this.closed = true;
-    this.conn?.close();
-    this.conn = undefined;
+    void this.link.close();
   }
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, err: () => Error): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(err()), ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(t);
-        reject(e);
-      },
-    );
-  });
 }
 
 /** All links, kept in step with the config across reloads. */

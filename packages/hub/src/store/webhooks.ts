@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { errorText, type Logger } from '@axle/shared';
+import { backoffWindow, errorText, type Logger } from '@axle/shared';
 import type { WebhookConfig } from '../daemon/config.js';
 import type { Delivery, HubEvent } from './model.js';
 import type { HubStore } from './state.js';
@@ -123,7 +123,7 @@ export class Webhooks {
         'webhook delivery failed; giving up',
       );
     } else {
-      const wait = hook.backoff * 2 ** (d.attempts - 1);
+      const wait = backoffWindow(d.attempts - 1, { initialMs: hook.backoff });
       d.status = 'retrying';
       d.nextAttemptAt = Date.now() + wait;
       const t = setTimeout(() => {

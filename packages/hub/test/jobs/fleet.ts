@@ -81,10 +81,11 @@ export async function protoFleet(
             expectServerKey: t.pubkey,
             keepaliveMs: 0,
           });
-          c.onRequest = async (m: Message) => {
+          const onRequest = async (m: Message) => {
             if (m.type !== 'job_run') throw new Error(`unexpected ${m.type}`);
             return behaviour(e.hostname, m);
           };
+          c.attach({ onRequest });
           const r = await c.request({
             type: 'checkin',
             hostname: e.hostname,

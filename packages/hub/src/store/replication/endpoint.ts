@@ -9,6 +9,7 @@ import {
   type Message,
   type MessageOf,
   type PeerClaim,
+  type RequestHandler,
 } from '@axle/shared';
 import type { Follower } from './follower.js';
 import type { PeerConfig } from './peers.js';
@@ -74,8 +75,8 @@ export class PeerEndpoint {
   /** A peer hub connected to us (its outbound link): it says hello, asks for votes, or asks us to step down. */
   attach(conn: Connection): void {
     const id = conn.peer.id;
-    conn.onRequest = (msg, c) => this.serve(msg, id, c);
-    conn.onEvent = () => undefined;
+    const onRequest: RequestHandler = (msg, c) => this.serve(msg, id, c);
+    conn.attach({ onRequest, onEvent: () => undefined });
     void conn.closed.then(() => {
       const i = this.inbound.get(id);
       if (i?.conn === conn) {

@@ -9,6 +9,7 @@ import {
   AxleError,
   ErrorCode,
   errorText,
+  jitter,
   type Connection,
   type KeyPair,
   type Logger,
@@ -161,7 +162,7 @@ export class Replication {
 
   private electionDelay(): number {
     const e = this.settings.electionTimeoutMs;
-    return e + Math.floor(Math.random() * Math.max(1, e / 10));
+    return e + Math.floor(jitter(Math.max(1, e / 10)));
   }
 
   start(): void {
