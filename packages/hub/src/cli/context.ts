@@ -70,3 +70,6 @@ export class Ctx {
 }
 
 export type Action<A extends unknown[]> = (ctx: Ctx, ...args: A) => Promise<void>;
+
+/** Wraps a command's action for commander: gives it a Ctx connected to the hub and keeps the worst exit code. */
+export type ActionRunner = <A extends unknown[]>(fn: Action<A>) => (...a: unknown[]) => Promise<void>;

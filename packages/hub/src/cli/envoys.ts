@@ -1,6 +1,6 @@
 import type { EnvoyDetail, EnvoyPage, EnvoySummary, Run } from '@axle/shared';
 import { Command, InvalidArgumentError } from 'commander';
-import type { Ctx } from './context.js';
+import type { ActionRunner } from './context.js';
 import { ago, cell, fields, table, time } from './output.js';
 
 export function intArg(min: number, max: number) {
@@ -90,9 +90,7 @@ export function lastRun(run: Run): string {
   return s;
 }
 
-export function envoysCommand(
-  run: <A extends unknown[]>(fn: (ctx: Ctx, ...a: A) => Promise<void>) => (...a: unknown[]) => Promise<void>,
-): Command {
+export function envoysCommand(run: ActionRunner): Command {
   const envoys = new Command('envoys').description('list and inspect envoys (fans out to every spoke)');
 
   envoys

@@ -1,12 +1,10 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { fetchTls, parseDuration } from '@axle/shared';
-import type { Ctx } from './context.js';
+import type { ActionRunner, Ctx } from './context.js';
 import { intArg } from './envoys.js';
 import { EXIT, usage } from './errors.js';
 import { ago, cell, fields, table, time, type Io } from './output.js';
 import { resolveSettings } from './settings.js';
-
-type Runner = <A extends unknown[]>(fn: (ctx: Ctx, ...a: A) => Promise<void>) => (...a: unknown[]) => Promise<void>;
 
 interface Counts {
   pending: number;
@@ -179,7 +177,7 @@ interface RunOpts {
   detach?: boolean;
 }
 
-export function runCommand(run: Runner): Command {
+export function runCommand(run: ActionRunner): Command {
   return new Command('run')
     .description(
       'run converge or a published task on many envoys, with a live progress bar, then a summary (exit 1 if any target failed)',
@@ -262,7 +260,7 @@ export function runCommand(run: Runner): Command {
     );
 }
 
-export function jobsCommand(run: Runner): Command {
+export function jobsCommand(run: ActionRunner): Command {
   const jobs = new Command('jobs').description('list, show and cancel jobs');
 
   jobs

@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { configCommand, enrollmentsCommand, eventsCommand, hubCommand, tokensCommand } from './admin.js';
+import { configCommand, eventsCommand, hubCommand } from './admin.js';
 import { Ctx } from './context.js';
 import { envoysCommand } from './envoys.js';
 import { jobsCommand, runCommand } from './jobs.js';
@@ -7,6 +7,7 @@ import { CliError, EXIT } from './errors.js';
 import type { Io } from './output.js';
 import { secretsCommand } from './secrets.js';
 import { spannerCommand } from './spanner.js';
+import { enrollmentsCommand, tokensCommand } from './tokens.js';
 
 /**
  * The axle CLI: builds the command tree and runs argv, returning the exit code

@@ -1,12 +1,10 @@
 import { resolve } from 'node:path';
 import { Command } from 'commander';
-import type { Ctx } from './context.js';
+import type { ActionRunner, Ctx } from './context.js';
 import { intArg } from './envoys.js';
 import { EXIT, usage } from './errors.js';
 import { durationArg, rateArg } from './jobs.js';
 import { cell, fields, pct, table, time, type Io } from './output.js';
-
-type Runner = <A extends unknown[]>(fn: (ctx: Ctx, ...a: A) => Promise<void>) => (...a: unknown[]) => Promise<void>;
 
 interface Counts {
   pending: number;
@@ -262,7 +260,7 @@ async function which(ctx: Ctx, id: string | undefined): Promise<string> {
 }
 
 /** `axle config rollout list|status|pause|resume|abort`. */
-export function rolloutCommand(run: Runner): Command {
+export function rolloutCommand(run: ActionRunner): Command {
   const c = new Command('rollout').description(
     'follow and steer config rollouts (axle config publish --rollout starts one)',
   );

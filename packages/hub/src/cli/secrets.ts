@@ -1,9 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
-import type { Ctx } from './context.js';
+import type { ActionRunner } from './context.js';
 import { fields, table, time } from './output.js';
-
-type Run = <A extends unknown[]>(fn: (ctx: Ctx, ...a: A) => Promise<void>) => (...a: unknown[]) => Promise<void>;
 
 interface SecretView {
   name: string;
@@ -28,7 +26,7 @@ function held(s: SecretView): string {
 }
 
 /** `axle secrets`: values only their hosts can read (see "Secrets" in README.md). */
-export function secretsCommand(run: Run): Command {
+export function secretsCommand(run: ActionRunner): Command {
   const s = new Command('secrets').description('secrets sealed to the hosts allowed to read them (admin)');
   s.command('set')
     .description('set (or rotate) a secret; the value is read from a file and never printed')

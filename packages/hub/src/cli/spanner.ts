@@ -1,6 +1,6 @@
 import type { SpokeDetail, SpokeStats, SpokeView, UnplacedReason } from '@axle/shared';
 import { Command } from 'commander';
-import type { Ctx } from './context.js';
+import type { ActionRunner, Ctx } from './context.js';
 import { CliError, EXIT } from './errors.js';
 import { envoyTable, intArg, runTable } from './envoys.js';
 import { ago, fields, msText, pct, ratio, table, time } from './output.js';
@@ -69,9 +69,7 @@ async function follow(ctx: Ctx, start: { move: MoveView; existing: boolean }, la
   }
 }
 
-export function spannerCommand(
-  run: <A extends unknown[]>(fn: (ctx: Ctx, ...a: A) => Promise<void>) => (...a: unknown[]) => Promise<void>,
-): Command {
+export function spannerCommand(run: ActionRunner): Command {
   const sp = new Command('spanner').description('spokes: health, detail, reassign and drain');
 
   sp.command('spokes')

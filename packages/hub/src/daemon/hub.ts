@@ -1,6 +1,6 @@
 /**
- * The hub daemon as a whole (src/daemon): its config (config.ts), the Hub class that wires
- * the subsystems together and starts and stops them (hub.ts), the Prometheus registry every
+ * The hub daemon as a whole (src/daemon): its config (config.ts), the wiring of its
+ * subsystems (compose.ts), the Hub class that starts, reloads and stops them (hub.ts), the Prometheus registry every
  * subsystem reports into (metrics.ts), the fleet CA behind `axle-hub ca` (ca.ts) and the
  * `axle-hub` executable (axle-hub.ts, built to dist/bin/axle-hub.js).
  */
@@ -9,82 +9,26 @@ import { join } from 'node:path';
 import type { HubInfo } from '@axle/shared';
 import {
   AxleError,
-  AxleServer,
   ErrorCode,
-  errorText,
   fingerprint,
-  fromBase64,
-  httpLimitsOf,
-  slotMetrics,
   loadOrCreateKeyPair,
   parseHostPort,
   reloadTransport,
   silentLogger,
   startTransport,
-  tlsMetrics,
   tlsSummary,
   toBase64,
-  type KeyPair,
   type Logger,
   type RouteInfo,
   type SlotTotals,
   type TlsMaterial,
 } from '@axle/shared';
-import { ApiAuth } from '../http/auth.js';
-import { buildHttp } from '../http/api.js';
-import { keyFileOf, loadHubConfig, type HubConfig } from './config.js';
-import { EnvoyMover } from '../placement/mover.js';
-import { Enrollment } from '../placement/enroll.js';
-import { Epochs } from '../placement/epochs.js';
-import { Events } from '../store/events.js';
-import { SpokeRegistry } from '../spokes/registry.js';
-import { HubMetrics } from './metrics.js';
-import { Queries } from '../spokes/query.js';
-import { Publisher } from '../jobs/config-publish.js';
-import { JobRunner } from '../jobs/runner.js';
-import { ComplianceHistory } from '../store/history/sampler.js';
-import { RolloutRunner } from '../jobs/rollouts/runner.js';
 import { HostRouter } from '../placement/router.js';
-import { replicationMetrics } from '../store/replication/metrics.js';
-import { Replication } from '../store/replication/replication.js';
 import { CommitTracker } from '../store/replication/commit.js';
 import { replicationSettings } from '../store/replication/settings.js';
-import { SpokeLinks } from '../spokes/spoke-links.js';
 import { HubStore } from '../store/state.js';
-import { StrandedPlacer } from '../placement/stranded.js';
-import { Supervisor } from '../spokes/supervisor.js';
-import { TermProofs } from '../store/replication/term-proof.js';
-import { canonicalizeDirectory } from '../placement/names.js';
-import { Secrets } from '../store/secrets.js';
-import { Tokens, hashSecret } from '../store/tokens.js';
-import { ensureAdminToken } from './admin-token.js';
-import { attachPeer, authenticatePeer } from './listener.js';
-import { Webhooks } from '../store/webhooks.js';
-import type { ImportDeps } from '../placement/import.js';
-
-interface Parts {
-  secrets: Secrets;
-  state: HubStore;
-  keyPair: KeyPair;
-  termProofs: TermProofs;
-  tokens: Tokens;
-  fleet: SpokeRegistry;
-  links: SpokeLinks;
-  events: Events;
-  webhooks: Webhooks;
-  metrics: HubMetrics;
-  enrollment: Enrollment;
-  mover: EnvoyMover;
-  supervisor: Supervisor;
-  queries: Queries;
-  auth: ApiAuth;
-  server: AxleServer;
-  publisher: Publisher;
-  replication: Replication;
-  jobs: JobRunner;
-  rollouts: RolloutRunner;
-  history: ComplianceHistory;
-}
+import { composeHub, type HubParts } from './compose.js';
+import { keyFileOf, loadHubConfig, type HubConfig } from './config.js';
 
 /**
  * The hub daemon: enrollment routing, the envoy directory, fan-out queries, spoke health,
@@ -95,7 +39,7 @@ export class Hub {
   private cfg: HubConfig;
   private router: HostRouter;
   private readonly log: Logger;
-  private p: Parts | undefined;
+  private p: HubParts | undefined;
   private listenAddr = '';
   private adminSecret = '';
   private stopping = false;
@@ -145,212 +89,38 @@ export class Hub {
     const cfg = this.cfg;
     const log = this.log;
     this.tls = startTransport(cfg, this.source, log);
-    const ca = () => this.tls?.ca;
     const { keyPair, created } = loadOrCreateKeyPair(keyFileOf(cfg));
     if (created) log.info({ keyFile: keyFileOf(cfg) }, 'created hub key');
     // Replication's say over writes is given to the store as it opens (none on a single hub).
     const commits = new CommitTracker(replicationSettings(cfg));
     const state = await HubStore.open(cfg.data_dir, replicationSettings(cfg).enabled ? commits : undefined);
     try {
-      const config = () => this.cfg;
-      const router = () => this.router;
-      const tokens = new Tokens(state);
-      const fleet = new SpokeRegistry(state, cfg);
-      const links = new SpokeLinks({ id: cfg.server_id, keyPair, ca }, log);
-      links.sync(cfg.spanner.spokes);
-      const events = new Events(state, log);
-      const webhooks = new Webhooks(state, log);
-      webhooks.configure(cfg.webhooks);
-      events.on('event', (ev) => webhooks.onEvent(ev));
-      const metrics = new HubMetrics(fleet, state);
-      const epochs = new Epochs(state);
-      const termProofs = new TermProofs(keyPair, state);
-      let supervisorRef: Supervisor | undefined;
-      let moverRef: EnvoyMover | undefined;
-      let secretsRef: Secrets | undefined;
-      let canonicalizeRef: (() => void) | undefined;
-      let jobsRef: JobRunner | undefined;
-      let rolloutsRef: RolloutRunner | undefined;
-      const replication = new Replication({
-        state,
-        commits,
-        keyPair,
-        ca,
-        log,
-        config,
-        selfAddr: () => this.listenAddr,
-        adminHash: () => hashSecret(this.adminSecret),
-        // Scheduled work (probes, auto-failover, catch-up releases, moves) runs only on the primary.
-        onPrimary: async () => {
-          epochs.resync();
-          await this.markInterruptedMoves(state).catch((e: unknown) =>
-            log.warn({ err: errorText(e) }, 'could not mark interrupted moves'),
-          );
-          supervisorRef?.start();
-          jobsRef?.resume();
-          rolloutsRef?.resumeAll();
-          canonicalizeRef?.();
-          void secretsRef
-            ?.sealForPeers()
-            .catch((e: unknown) => log.warn({ err: errorText(e) }, 'could not seal secrets for every peer hub'));
+      const { parts, adminSecret, routes, canonicalize } = await composeHub(
+        {
+          log,
+          config: () => this.cfg,
+          router: () => this.router,
+          tls: () => this.tls,
+          listenAddr: () => this.listenAddr,
+          adminTokenFile: this.adminTokenFile,
+          hubAddrs: () => this.hubAddrs(),
+          info: () => this.info(),
+          ready: () => this.readiness(),
+          parts: () => this.p,
         },
-        onStandby: async () => {
-          rolloutsRef?.halt();
-          jobsRef?.halt();
-          await supervisorRef?.stop();
-          await moverRef?.stop();
-        },
-      });
-      links.onStaleTerm = (id) => replication.onStaleTerm(`spoke ${id}`);
-      const hubAddrs = () => this.hubAddrs();
-      const hubKeys = () => [keyPair.publicKey, ...this.cfg.spanner.peers.map((x) => fromBase64(x.pubkey, 32))];
-      const enrollment = new Enrollment({
-        state,
-        tokens,
-        fleet,
-        links,
-        epochs,
-        events,
-        metrics,
-        log,
-        config,
-        router,
-        hubAddrs,
-        hubKeys,
-      });
-      let supervisor: Supervisor | undefined;
-      const mover = new EnvoyMover({
-        state,
-        fleet,
-        links,
-        epochs,
-        events,
-        metrics,
-        log,
-        config,
-        router,
-        onMoved: (id) => {
-          if (fleet.has(id) && fleet.health.get(id).online) void supervisor?.flushReleases(id).catch(() => undefined);
-        },
-      });
-      const stranded = new StrandedPlacer({ state, fleet, mover, log, config, router });
-      supervisor = new Supervisor({
-        state,
-        fleet,
-        links,
-        mover,
-        events,
-        metrics,
-        log,
-        config,
-        stranded,
-        termProof: () => termProofs.current(),
-      });
-      supervisorRef = supervisor;
-      moverRef = mover;
-      const queries = new Queries({ state, fleet, links, metrics, config });
-      const jobs = new JobRunner({ state, fleet, links, queries, metrics, log, config });
-      jobsRef = jobs;
-      const publisher = new Publisher({ state, fleet, links, events, keyPair, log, config });
-      const rollouts = new RolloutRunner({ state, jobs, publisher, events, keyPair, metrics, log });
-      rolloutsRef = rollouts;
-      const history = new ComplianceHistory({ state, fleet, log, config, canWrite: () => replication.isPrimary });
-      const secrets = new Secrets({ state, events, keyPair, log, config });
-      secretsRef = secrets;
-      const auth = new ApiAuth(tokens, cfg.api.rate_limit, this.adminTokenFile);
-      this.adminSecret = await ensureAdminToken(this.adminTokenFile, {
-        tokens,
-        state,
-        serverId: cfg.server_id,
-        log,
-        replicated: replication.enabled,
-      });
-      if (!replication.enabled) await this.markInterruptedMoves(state);
-      const importDeps: ImportDeps = { state, fleet, links, epochs, events, log, config, router };
-      canonicalizeRef = () =>
-        void canonicalizeDirectory(importDeps).catch((e: unknown) =>
-          log.warn({ err: errorText(e) }, 'could not re-register non-canonical host names; will try at the next start'),
-        );
-      const { host, port } = parseHostPort(cfg.listen);
-      const partsForHttp = {
-        state,
-        tokens,
-        fleet,
-        enrollment,
-        mover,
-        queries,
-        supervisor,
-        auth,
-        metrics,
-        events,
-        importDeps,
-        publisher,
-        jobs,
-        rollouts,
-        history,
-        secrets,
-        log,
-        config,
-      };
-      const http = buildHttp({
-        ...partsForHttp,
-        info: () => this.info(),
-        ready: () => this.readiness(),
-        replication,
-        hubAddrs,
-        listenAddr: () => this.listenAddr,
-        tls: () => this.tls,
-        hubKeys,
-      });
-      this.httpRoutes = http.routes;
-      const server = new AxleServer({
-        host,
-        port,
-        id: cfg.server_id,
-        keyPair,
-        maxConnectionsPerIp: cfg.limits.max_connections_per_ip,
-        maxHandshakesPerIp: cfg.limits.max_handshakes_per_ip,
-        httpLimits: httpLimitsOf(cfg.limits),
-        ...(this.tls ? { tls: { cert: this.tls.cert, key: this.tls.key } } : {}),
-        log,
-        authenticate: (claim) => authenticatePeer(this.cfg, this.p?.replication, claim),
-        onConnection: (conn) => attachPeer(this.p, conn),
-        http: http.handler,
-        onError: (e, ip) => log.debug({ source: ip, err: errorText(e) }, 'connection refused'),
-      });
-      this.p = {
-        secrets,
-        state,
-        keyPair,
-        termProofs,
-        tokens,
-        fleet,
-        links,
-        events,
-        webhooks,
-        metrics,
-        enrollment,
-        mover,
-        supervisor,
-        queries,
-        auth,
-        server,
-        publisher,
-        replication,
-        jobs,
-        rollouts,
-        history,
-      };
-      replicationMetrics(metrics, replication);
-      slotMetrics(metrics.m, () => server.slotTotals());
-      tlsMetrics(metrics.m, () => this.tls);
+        { state, keyPair, commits },
+      );
+      this.adminSecret = adminSecret;
+      this.httpRoutes = routes;
+      this.p = parts;
+      const { server, replication, supervisor, jobs, rollouts, fleet } = parts;
       const a = await server.listen();
       this.listenAddr = `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
       if (replication.isPrimary) {
         supervisor.start();
         jobs.resume();
         rollouts.resumeAll();
-        if (!replication.enabled) canonicalizeRef();
+        if (!replication.enabled) canonicalize();
       }
       replication.start();
       log.info(
@@ -369,14 +139,6 @@ export class Hub {
       await state.close().catch(() => undefined);
       this.p = undefined;
       throw e;
-    }
-  }
-
-  /** A move that was running when the hub stopped did not finish; say so rather than leave it "running". */
-  private async markInterruptedMoves(state: HubStore): Promise<void> {
-    for (const m of state.moves.values()) {
-      if (m.state === 'running')
-        await state.apply({ kind: 'move.put', move: { ...m, state: 'interrupted', finishedAt: Date.now() } });
     }
   }
 
@@ -482,7 +244,7 @@ export class Hub {
   }
 
   /** For tests and benchmarks in this package: the live parts. */
-  get internals(): Parts | undefined {
+  get internals(): HubParts | undefined {
     return this.p;
   }
 }

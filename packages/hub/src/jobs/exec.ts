@@ -1,9 +1,10 @@
-import { backoffWindow, errorText, type Logger } from '@axle/shared';
+import { errorText, type Logger } from '@axle/shared';
 import type { Change } from '../store/model.js';
 import type { HubStore } from '../store/state.js';
 import { HUB_GRACE_MS, dispatch, type DispatchDeps } from './dispatch.js';
 import type { JobMetrics } from './metrics.js';
-import { TERMINAL, type Job, type JobPause, type JobTarget, type TargetState } from './model.js';
+import { TERMINAL, type Job, type JobPause, type JobTarget } from './model.js';
+import { judgeAttempt } from './outcome.js';
 
 export type JobEvent =
   | { type: 'target'; jobId: string; target: JobTarget }
@@ -277,42 +278,24 @@ export class JobExec {
     if (this.halted) return;
     const r = await dispatch(this.d, { jobId, hostname: h, action, timeoutMs: o.timeoutMs, attempt });
     if (this.halted) return;
-    const finishedAt = Date.now();
     if (r.spokeId !== '-') this.d.metrics.spokeTargets.inc({ spoke: r.spokeId, outcome: r.status });
-    const cur = this.targets.get(h)!;
-    const idem = this.idempotent;
-    const status = idem && r.notSent ? 'skipped' : r.status;
-    const history = [...cur.history, { attempt, spokeId: r.spokeId, startedAt, finishedAt, status }];
-    const base: JobTarget = {
-      hostname: h,
-      spokeId: r.spokeId === '-' ? cur.spokeId : r.spokeId,
-      wave: cur.wave,
-      attempts: attempt,
+    const v = judgeAttempt(r, this.targets.get(h)!, {
+      attempt,
       startedAt,
-      finishedAt,
-      history,
-      state: 'running',
-      ...(r.reason !== undefined ? { reason: r.reason } : {}),
-      ...(r.exitCode !== undefined ? { exitCode: r.exitCode } : {}),
-      ...(r.output !== undefined ? { output: r.output } : {}),
-    };
-    if (r.status === 'succeeded') return this.terminal({ ...base, state: 'succeeded' });
-    // Idempotent orders retry only what never ran or was lost; a run that failed is the answer.
-    const lost = r.notSent || r.status === 'skipped' || r.unknown === true;
-    if (idem && lost && (attempt > o.retries || this.stopReason !== undefined) && !r.unknown)
-      return this.terminal({ ...base, state: 'skipped', attempts: attempt });
-    if (r.status === 'skipped' && attempt === 1 && !idem)
-      return this.terminal({ ...base, state: 'skipped', attempts: 0 });
-    const state: TargetState = r.status === 'timed_out' ? 'timed_out' : 'failed';
-    if (attempt <= o.retries && this.stopReason === undefined && (!idem || lost)) {
-      const delay = Math.round(backoffWindow(attempt - 1, { initialMs: o.backoffMs, factor: o.factor }));
+      finishedAt: Date.now(),
+      options: o,
+      idempotent: this.idempotent,
+      stopping: this.stopReason !== undefined,
+    });
+    if (v.kind === 'retry') {
       this.d.metrics.retries.inc();
-      this.set({ ...base, state: 'pending', retryAt: finishedAt + delay });
+      this.set(v.target);
       this.d.emit({ type: 'target', jobId, target: this.targets.get(h)! });
-      this.later(h, delay);
+      this.later(h, v.delayMs);
       return;
     }
-    this.terminal({ ...base, state });
+    this.terminal(v.target);
+    if (v.target.state !== 'failed' && v.target.state !== 'timed_out') return;
     const c = this.job.counts;
     const rate = o.stopOnFailureRate;
     if (rate !== undefined && this.job.total > 0 && (c.failed + c.timed_out) / this.job.total > rate) {

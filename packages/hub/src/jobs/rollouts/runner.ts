@@ -1,14 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { AxleError, ErrorCode, Signer, errorText, signRevert, type KeyPair, type Logger } from '@axle/shared';
+import { AxleError, ErrorCode, errorText, type KeyPair, type Logger } from '@axle/shared';
 import type { PublishResult, Publisher } from '../config-publish.js';
 import type { Events } from '../../store/events.js';
-import type { Job, JobOptions, JobTarget } from '../model.js';
 import type { JobRunner } from '../runner.js';
 import type { HubMetrics } from '../../daemon/metrics.js';
 import type { HubStore } from '../../store/state.js';
 import { RolloutMetrics } from './metrics.js';
-import { isActive, type Rollout, type RolloutOptions, type RolloutResult } from './model.js';
-import { decide, planWaves, type Facts, type Step } from './plan.js';
+import { isActive, type Rollout, type RolloutOptions } from './model.js';
+import { decide, planWaves, type Facts } from './plan.js';
+import { RolloutSteps, jobOptions, resultOf } from './steps.js';
 
 export interface RolloutDeps {
   state: HubStore;
@@ -24,8 +24,6 @@ export interface RolloutDeps {
 const KEEP_FINISHED = 50;
 /** A safety net under the job events: active rollouts are looked at this often anyway. */
 const RECHECK_MS = 2000;
-/** Failed hosts named in a halt event. */
-const EVENT_HOSTS = 20;
 
 /**
  * Runs config rollouts on the primary hub: stages the version, moves hosts onto it with one
@@ -37,15 +35,15 @@ const EVENT_HOSTS = 20;
  * requests never act on the same rollout at once.
  */
 export class RolloutRunner {
-  private readonly signer: Signer;
+  private readonly steps: RolloutSteps;
   private chain: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
   private active = false;
   readonly metrics: RolloutMetrics;
 
   constructor(private readonly d: RolloutDeps) {
-    this.signer = new Signer(d.keyPair);
-    this.metrics = new RolloutMetrics(d.metrics, d.state, (r) => this.peek(r.jobId));
+    this.metrics = new RolloutMetrics(d.metrics, d.state, (r) => this.steps.peek(r.jobId));
+    this.steps = new RolloutSteps(d, this.metrics);
     d.jobs.on('event', (ev) => {
       if (ev.type === 'target' || ev.job.action.kind !== 'config') return;
       this.poke(ev.job.action.rollout);
@@ -62,10 +60,6 @@ export class RolloutRunner {
     const run = this.chain.then(fn);
     this.chain = run.catch(() => undefined);
     return run;
-  }
-
-  private peek(jobId: string | undefined): Job | undefined {
-    return jobId ? this.d.jobs.peek(jobId) : undefined;
   }
 
   /** The rollout that owns the staged version now, if any. */
@@ -128,7 +122,7 @@ export class RolloutRunner {
       try {
         // Recorded before its job exists: a hub that stops in between finds it and aborts it.
         await this.dropOld();
-        await this.put(r);
+        await this.steps.put(r);
         let canary = 0;
         const job = await jobs.create(
           {
@@ -211,10 +205,10 @@ export class RolloutRunner {
       const r = this.get(id);
       if (!isActive(r) || r.state === 'rolling_back') return r;
       const reason = `aborted by ${by}${o.rollback ? '; rolling back' : ''}`;
-      const job = this.peek(r.jobId);
+      const job = this.steps.peek(r.jobId);
       const now = Date.now();
       const next: Rollout = o.rollback
-        ? { ...r, state: 'rolling_back', reason, revert: this.revertOf(r), updatedAt: now }
+        ? { ...r, state: 'rolling_back', reason, revert: this.steps.revertOf(r), updatedAt: now }
         : {
             ...r,
             state: 'aborted',
@@ -269,8 +263,8 @@ export class RolloutRunner {
 
   private facts(r: Rollout): Facts {
     return {
-      job: this.peek(r.jobId),
-      rollbackJob: this.peek(r.rollbackJobId),
+      job: this.steps.peek(r.jobId),
+      rollbackJob: this.steps.peek(r.rollbackJobId),
       staged: this.d.state.bundles.get(r.version)?.stage === 'staged',
       stopping: this.d.jobs.stopping(r.jobId),
     };
@@ -288,161 +282,15 @@ export class RolloutRunner {
       if (!r) return;
       const step = decide(r, this.facts(r));
       if (step.kind === 'none') return;
-      await this.take(r, step);
-    }
-  }
-
-  private revertOf(r: Rollout) {
-    return r.revert ?? signRevert({ rollout: r.id, from: r.version, to: r.from }, this.signer);
-  }
-
-  private async take(r: Rollout, step: Step): Promise<void> {
-    const { events, state } = this.d;
-    switch (step.kind) {
-      case 'none':
-        return;
-      case 'waves': {
-        const job = this.peek(r.jobId);
-        const changes = [];
-        for (let w = r.wavesDone + 1; w <= step.done; w++)
-          changes.push(
-            events.change('rollout.wave_done', {
-              rollout: r.id,
-              version: r.version,
-              wave: w,
-              waves: r.waves,
-              canary: w === 1 && r.canaryHosts > 0,
-              ...(job ? countsView(job) : {}),
-            }),
-          );
-        const all = [
-          ...changes,
-          { kind: 'rollout.put' as const, rollout: { ...r, wavesDone: step.done, updatedAt: Date.now() } },
-        ];
-        await state.applyAll(all);
-        return;
-      }
-      case 'halt': {
-        const job = this.peek(r.jobId);
-        const now = Date.now();
-        const failed = this.failures(r.jobId, false).slice(0, EVENT_HOSTS);
-        const halted: Rollout = { ...r, state: 'halted', reason: step.reason, haltedAt: now, updatedAt: now };
-        await events.record(
-          'rollout.halted',
-          {
-            rollout: r.id,
-            version: r.version,
-            reason: step.reason,
-            autoRollback: r.options.autoRollback,
-            failedHosts: failed.map((t) => ({ hostname: t.hostname, reason: t.reason ?? t.state })),
-            ...(job ? countsView(job) : {}),
-          },
-          [{ kind: 'rollout.put', rollout: halted }],
-        );
-        this.metrics.halts.inc();
-        // From the result that spent the budget (the job's pause) to the halt being durable.
-        if (job?.paused) this.metrics.haltSeconds.observe(Math.max(0, Date.now() - job.paused.at) / 1000);
-        this.d.log.warn({ rollout: r.id, version: r.version, reason: step.reason }, 'rollout halted');
-        return;
-      }
-      case 'rollback':
-        await this.put({ ...r, state: 'rolling_back', revert: this.revertOf(r) });
-        return;
-      case 'stop_waves': {
-        const job = this.peek(r.jobId);
-        if (job?.state === 'running' && !this.d.jobs.stopping(r.jobId))
-          this.d.jobs.cancel(r.jobId, r.state === 'aborted' ? 'abort' : 'rollback');
-        if (this.d.state.bundles.get(r.version)?.stage === 'staged')
-          await this.d.publisher.withdraw(r.version, r.revert);
-        return;
-      }
-      case 'promote': {
-        await this.d.publisher.promote(r.version, r.by);
-        const job = this.peek(r.jobId);
-        const result = job ? resultOf(job) : { succeeded: 0, failed: 0, skipped: 0 };
-        const now = Date.now();
-        await events.record('rollout.finished', { rollout: r.id, version: r.version, ...result }, [
-          { kind: 'rollout.put', rollout: { ...r, state: 'succeeded', result, finishedAt: now, updatedAt: now } },
-        ]);
-        this.metrics.outcomes.inc({ outcome: 'succeeded' });
-        this.d.log.info({ rollout: r.id, version: r.version, ...result }, 'rollout finished; the version is live');
-        return;
-      }
-      case 'start_rollback': {
-        // Every host the order may have reached: anything but targets that never ran at all.
-        const hosts = this.peek(r.jobId)
-          ? this.d.jobs
-              .targets(r.jobId)
-              .filter((t) => t.history.some((h) => h.status !== 'skipped'))
-              .map((t) => t.hostname)
-          : [];
-        const job = await this.d.jobs.create(
-          {
-            action: { kind: 'config', version: r.from, rollout: r.id, ...(r.revert ? { revert: r.revert } : {}) },
-            selector: {},
-            options: { ...jobOptions(r.options), waveSize: 0, wavePauseMs: 0, maxFailureRate: undefined },
-          },
-          'rollback',
-          { id: `${r.id}.rollback`, hosts },
-        );
-        await state.apply({ kind: 'rollout.put', rollout: { ...r, rollbackJobId: job.id, updatedAt: Date.now() } });
-        this.d.log.warn(
-          { rollout: r.id, hosts: hosts.length, to: r.from },
-          'moving hosts back to the version the rollout started from',
-        );
-        return;
-      }
-      case 'rolled_back': {
-        const wave = this.peek(r.jobId);
-        const back = this.peek(r.rollbackJobId);
-        const result: RolloutResult = {
-          ...(wave ? resultOf(wave) : { succeeded: 0, failed: 0, skipped: 0 }),
-          rolledBack: back?.counts.succeeded ?? 0,
-          rollbackFailed: back ? back.counts.failed + back.counts.timed_out + back.counts.skipped : 0,
-        };
-        const stuck = this.failures(r.rollbackJobId, true).slice(0, EVENT_HOSTS);
-        const now = Date.now();
-        await events.record(
-          'rollout.rolled_back',
-          {
-            rollout: r.id,
-            version: r.version,
-            to: r.from,
-            ...result,
-            notBack: stuck.map((t) => ({ hostname: t.hostname, reason: t.reason ?? t.state })),
-          },
-          [{ kind: 'rollout.put', rollout: { ...r, state: 'rolled_back', result, finishedAt: now, updatedAt: now } }],
-        );
-        this.metrics.outcomes.inc({ outcome: 'rolled_back' });
-        return;
-      }
-      case 'lost': {
-        this.d.log.error({ rollout: r.id, reason: step.reason }, 'rollout cannot carry on');
-        const now = Date.now();
-        await this.d.events.record(
-          'rollout.aborted',
-          { rollout: r.id, version: r.version, by: 'hub', reason: step.reason },
-          [
-            {
-              kind: 'rollout.put',
-              rollout: { ...r, state: 'aborted', reason: `stopped: ${step.reason}`, finishedAt: now, updatedAt: now },
-            },
-          ],
-        );
-        this.metrics.outcomes.inc({ outcome: 'aborted' });
-        return;
-      }
+      await this.steps.take(r, step);
     }
   }
 
   /** A rollout that failed to start: withdraw its version, and end its record if it got one. */
   private async endWithoutHosts(r: Rollout, reason: string): Promise<void> {
-    if (this.d.state.rollouts.has(r.id)) await this.put({ ...r, state: 'aborted', reason, finishedAt: Date.now() });
+    if (this.d.state.rollouts.has(r.id))
+      await this.steps.put({ ...r, state: 'aborted', reason, finishedAt: Date.now() });
     await this.d.publisher.withdraw(r.version);
-  }
-
-  private put(r: Rollout): Promise<number> {
-    return this.d.state.apply({ kind: 'rollout.put', rollout: { ...r, updatedAt: Date.now() } });
   }
 
   private async dropOld(): Promise<void> {
@@ -452,38 +300,6 @@ export class RolloutRunner {
     const drop = done.slice(KEEP_FINISHED - 1);
     if (drop.length > 0) await this.d.state.applyAll(drop.map((r) => ({ kind: 'rollout.drop' as const, id: r.id })));
   }
-
-  /** Hosts of a job that failed (and, with `skipped`, those that never ran), with why, in host name order. */
-  failures(jobId: string | undefined, skipped: boolean): JobTarget[] {
-    if (!jobId || !this.peek(jobId)) return [];
-    return this.d.jobs
-      .targets(jobId)
-      .filter((t) => t.state === 'failed' || t.state === 'timed_out' || (skipped && t.state === 'skipped'));
-  }
-}
-
-/** The wave job's options: the budget is the job's own pause; a run that fails is never retried. */
-export function jobOptions(o: RolloutOptions): JobOptions {
-  return {
-    maxParallel: o.maxParallel,
-    waveSize: o.waveSize,
-    wavePauseMs: o.wavePauseMs,
-    retries: o.retries,
-    backoffMs: 2000,
-    factor: 2,
-    timeoutMs: o.timeoutMs,
-    maxFailureRate: o.maxFailureRate,
-  };
-}
-
-function resultOf(j: Job): RolloutResult {
-  const c = j.counts;
-  return { succeeded: c.succeeded, failed: c.failed + c.timed_out, skipped: c.skipped };
-}
-
-function countsView(j: Job): Record<string, number> {
-  const c = j.counts;
-  return { succeeded: c.succeeded, failed: c.failed + c.timed_out, skipped: c.skipped, pending: c.pending + c.running };
 }
 
 export function optionsView(o: RolloutOptions): Record<string, unknown> {

@@ -11,8 +11,9 @@ import {
   type PeerClaim,
   type RequestHandler,
 } from '@axle/shared';
+import type { LinkSelf } from '../../spokes/spoke-links.js';
 import type { Follower } from './follower.js';
-import type { PeerConfig } from './peers.js';
+import { PeerLink, type PeerConfig } from './peers.js';
 import type { StandbyApplier } from './standby.js';
 
 /** A peer hub's connection to us (its outbound link), and the follower feeding it while we lead. */
@@ -47,13 +48,42 @@ export interface EndpointHost {
 }
 
 /**
- * The hub's replication endpoint: who may connect as a peer hub, the hello a standby sends
- * a primary, and the requests peers send (log appends, snapshots, votes, step-down).
+ * The hub's replication endpoint: who may connect as a peer hub, this hub's own links to its
+ * peers, the hello a standby sends a primary, and the requests peers send (log appends,
+ * snapshots, votes, step-down).
  */
 export class PeerEndpoint {
   readonly inbound = new Map<string, Inbound>();
+  /** This hub's outbound link to each peer hub: a primary feeds us over it; votes and step-downs go out on it. */
+  readonly links = new Map<string, PeerLink>();
 
   constructor(private readonly h: EndpointHost) {}
+
+  /** Sets up a link to each peer (opened on demand, then kept open by `keepOpen`). */
+  link(peers: PeerConfig[], self: LinkSelf): void {
+    for (const p of peers) {
+      this.links.set(
+        p.id,
+        new PeerLink(p, self, {
+          log: this.h.log,
+          onRequest: (m, c) => this.serve(m, p.id, c),
+          onOpen: (c) => this.hello(p.id, c),
+          blocked: this.h.isolated,
+        }),
+      );
+    }
+  }
+
+  /** Test-only partition: drops every link to and from the peers. */
+  cut(): void {
+    for (const p of this.links.values()) p.drop();
+    for (const i of this.inbound.values()) i.conn.close();
+  }
+
+  close(): void {
+    this.stopFeeding();
+    for (const p of this.links.values()) p.close();
+  }
 
   authenticate(claim: PeerClaim): { role: string } {
     const p = this.h.peers().find((x) => x.id === claim.id);
@@ -102,6 +132,11 @@ export class PeerEndpoint {
         },
         (e: unknown) => h.log.debug({ peer: peerId, err: errorText(e) }, 'peer is not the primary'),
       );
+  }
+
+  /** Starts shipping the log to every standby connected to us (we just became primary). */
+  feedAll(): void {
+    for (const [id, i] of this.inbound) this.h.feed(id, i);
   }
 
   /** Stops shipping the log to every standby (we no longer lead, or we stop). */

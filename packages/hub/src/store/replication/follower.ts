@@ -1,6 +1,9 @@
 import { AxleError, ErrorCode, errorText, type Connection, type Logger, type MessageOf } from '@axle/shared';
 import type { LogEntry } from '../model.js';
 import type { HubStore, SnapshotRow } from '../state.js';
+import type { CommitTracker } from './commit.js';
+import type { Inbound } from './endpoint.js';
+import type { ReplicationSettings } from './settings.js';
 
 const BATCH_ENTRIES = 1000;
 const BATCH_BYTES = 4 * 1024 * 1024;
@@ -210,4 +213,59 @@ export class Follower {
     log.info({ peer: this.peerId, seq: snap.seq }, 'standby installed the snapshot');
     return true;
   }
+}
+
+/** What feeding standbys needs of the hub's replication (given by Replication at construction). */
+export interface FeedHost {
+  state: HubStore;
+  log: Logger;
+  settings: ReplicationSettings;
+  commits: CommitTracker;
+  selfId: () => string;
+  selfAddr: () => string;
+  /** Still the primary of `term`, and not cut off by the test-only partition? */
+  leading: (term: number) => boolean;
+  learnTerm: (term: number, from: string) => Promise<void>;
+}
+
+/**
+ * Records a hub's admin.token secret (its sha256) as API token `admin.<hubId>`, without
+ * waiting for the write, so the CLI can follow a 421 from one hub to another with the same token.
+ */
+export function recordHubAdmin(state: HubStore, hubId: string, hash: string): void {
+  const adminId = `admin.${hubId}`;
+  if (state.apiTokens.get(adminId)?.hash === hash) return;
+  state
+    .apply({ kind: 'apitoken.put', token: { id: adminId, hash, role: 'admin', name: adminId, createdAt: Date.now() } })
+    .catch(() => undefined);
+}
+
+/** Starts this primary's feed to the standby behind `i` in the current term, unless one runs already. */
+export function feedStandby(peerId: string, i: Inbound, h: FeedHost): void {
+  if (i.follower && !i.follower.stopped) return;
+  if (i.adminHash !== undefined) recordHubAdmin(h.state, peerId, i.adminHash);
+  const s = h.settings;
+  const term = h.state.term;
+  const f = new Follower(
+    peerId,
+    i.conn,
+    {
+      state: h.state,
+      log: h.log,
+      self: { id: h.selfId(), addr: h.selfAddr },
+      term,
+      heartbeatMs: s.heartbeatMs,
+      holdMs: s.electionTimeoutMs,
+      requestTimeoutMs: Math.max(s.leaseMs, 1000),
+      leading: () => h.leading(term),
+      onAck: (id, sentAt, seq) => h.commits.onAck(id, sentAt, seq),
+      onHigherTerm: (t, from) => void h.learnTerm(t, `standby ${from}`),
+      nextAppend: (ms) => h.commits.nextAppend(ms),
+    },
+    i.hint,
+  );
+  i.follower = f;
+  void f.run().finally(() => {
+    if (i.follower === f) i.follower = undefined;
+  });
 }

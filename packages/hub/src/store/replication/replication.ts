@@ -9,7 +9,6 @@ import {
   AxleError,
   ErrorCode,
   errorText,
-  jitter,
   type Connection,
   type KeyPair,
   type Logger,
@@ -17,16 +16,16 @@ import {
   type PeerClaim,
 } from '@axle/shared';
 import type { HubConfig } from '../../daemon/config.js';
-import { HubToSpokeLink } from '../../spokes/spoke-links.js';
 import type { HubStore } from '../state.js';
-import { Follower } from './follower.js';
+import { Candidate } from './campaign.js';
 import type { CommitTracker } from './commit.js';
-import { Ballot, askVotes, type VoterLink } from './elections.js';
-import { PeerEndpoint, type Inbound } from './endpoint.js';
-import { PeerLink } from './peers.js';
+import { Ballot } from './elections.js';
+import { PeerEndpoint } from './endpoint.js';
+import { feedStandby, recordHubAdmin } from './follower.js';
 import { replicationSettings, type ReplicationSettings } from './settings.js';
 import { StandbyApplier } from './standby.js';
 import { replicationStatus } from './status.js';
+import { Witnesses } from './witnesses.js';
 
 export type { HubRole } from '@axle/shared';
 
@@ -70,16 +69,13 @@ export interface ReplicationDeps {
 export class Replication {
   readonly settings: ReplicationSettings;
   private r: Role;
-  private heardPrimaryAt: number;
-  private readonly startedAt = Date.now();
-  private nextCampaignAt: number;
-  private campaigning = false;
-  private readonly peers = new Map<string, PeerLink>();
-  private readonly witnesses = new Map<string, HubToSpokeLink>();
+  private heardPrimaryAt = Date.now();
+  private readonly witnesses: Witnesses;
   private readonly endpoint: PeerEndpoint;
   private readonly commits: CommitTracker;
   private readonly ballot: Ballot;
   private readonly applier: StandbyApplier;
+  private readonly candidate: Candidate;
   private timer: NodeJS.Timeout | undefined;
   private transition: Promise<void> = Promise.resolve();
   private stopped = false;
@@ -91,10 +87,37 @@ export class Replication {
     this.settings = replicationSettings(cfg);
     this.commits = d.commits;
     this.r = this.settings.enabled ? { role: 'standby', primary: undefined } : { role: 'primary', since: 0 };
-    this.heardPrimaryAt = this.startedAt;
-    this.nextCampaignAt = this.startedAt + this.electionDelay();
     this.applier = new StandbyApplier(d.state, d.log);
     this.ballot = new Ballot(d.state, d.log);
+    // What the witnesses, the feeds to standbys and the candidate share of this hub.
+    const host = {
+      settings: this.settings,
+      state: d.state,
+      log: d.log,
+      commits: this.commits,
+      ballot: this.ballot,
+      applier: this.applier,
+      selfId: () => this.selfId,
+      selfAddr: d.selfAddr,
+      isolated: () => this.isolated,
+      leading: (term: number) => this.leads(term),
+      learnTerm: (term: number, from: string) => this.learnTerm(term, from),
+    };
+    this.candidate = new Candidate({
+      ...host,
+      role: () => this.role,
+      stopped: () => this.stopped,
+      voters: () => (this.isolated ? [] : [...this.endpoint.links, ...this.witnesses.voters()]),
+      primaryLink: () => (this.primaryId !== undefined ? this.endpoint.links.get(this.primaryId) : undefined),
+      stand: () => {
+        this.r = { role: 'candidate', primary: this.r.role === 'primary' ? undefined : this.r.primary };
+      },
+      withdraw: () => {
+        if (this.r.role === 'candidate') this.r = { role: 'standby', primary: this.r.primary };
+      },
+      conclude: (term, granted) => this.conclude(term, granted),
+    });
+    const feeds = { ...host, leading: (term: number) => this.leads(term) && !this.isolated };
     this.endpoint = new PeerEndpoint({
       log: d.log,
       applier: this.applier,
@@ -107,32 +130,20 @@ export class Replication {
       isolated: () => this.isolated,
       notPrimary: () => this.notPrimary(),
       leaseMs: () => this.settings.leaseMs,
-      learnTerm: (term, from) => this.learnTerm(term, from),
+      learnTerm: host.learnTerm,
       stepDown: (reason) => this.stepDown(reason),
       follow: (term, primary, addr) => this.follow(term, primary, addr),
       vote: (req) => this.onVoteRequest(req),
-      feed: (peerId, i) => this.feed(peerId, i),
+      feed: (peerId, i) => feedStandby(peerId, i, feeds),
     });
+    const self = { id: cfg.server_id, keyPair: d.keyPair, ca: d.ca };
+    this.witnesses = new Witnesses(cfg.replication.witnesses, self, host);
     if (!this.settings.enabled) {
       this.commits.lead(new Map());
       return;
     }
     this.commits.follow(() => this.notPrimary());
-    const self = { id: cfg.server_id, keyPair: d.keyPair, ca: d.ca };
-    for (const p of cfg.spanner.peers) {
-      this.peers.set(
-        p.id,
-        new PeerLink(p, self, {
-          log: d.log,
-          onRequest: (m, c) => this.endpoint.serve(m, p.id, c),
-          onOpen: (c) => this.endpoint.hello(p.id, c),
-          blocked: () => this.isolated,
-        }),
-      );
-    }
-    for (const w of cfg.replication.witnesses) {
-      this.witnesses.set(w.id, new HubToSpokeLink({ ...w, patterns: [], failover_to: [] }, self, d.log));
-    }
+    this.endpoint.link(cfg.spanner.peers, self);
   }
 
   get role(): HubRole {
@@ -160,9 +171,9 @@ export class Replication {
     return this.d.config().server_id;
   }
 
-  private electionDelay(): number {
-    const e = this.settings.electionTimeoutMs;
-    return e + Math.floor(jitter(Math.max(1, e / 10)));
+  /** Still the primary of `term`? */
+  private leads(term: number): boolean {
+    return this.role === 'primary' && this.term === term;
   }
 
   start(): void {
@@ -201,7 +212,7 @@ export class Replication {
 
   private tick(): void {
     const s = this.settings;
-    for (const p of this.peers.values()) p.keepOpen(s.electionTimeoutMs);
+    for (const p of this.endpoint.links.values()) p.keepOpen(s.electionTimeoutMs);
     if (this.r.role === 'primary') {
       if (!this.commits.leaseValid() && Date.now() - this.r.since > 0) {
         this.d.log.warn(
@@ -211,51 +222,11 @@ export class Replication {
         void this.stepDown('lease lost');
         return;
       }
-      this.pingWitnesses();
+      this.witnesses.ping();
       this.commits.release();
       return;
     }
-    if (
-      !this.campaigning &&
-      Date.now() >= this.nextCampaignAt &&
-      Date.now() - this.heardPrimaryAt >= s.electionTimeoutMs
-    ) {
-      void this.campaign(false);
-    }
-  }
-
-  private witnessPingAt = 0;
-
-  private pingWitnesses(): void {
-    const now = Date.now();
-    if (now - this.witnessPingAt < this.settings.heartbeatMs) return;
-    this.witnessPingAt = now;
-    const term = this.term;
-    // A witness refuses candidates behind the position it is given. With min_acks >= 1 that is
-    // what min_acks standbys hold (everything acknowledged so far), so a standby can still win.
-    // With min_acks 0 an acknowledged write is on this disk alone: only a standby holding our
-    // last position (as of this ping) may replace us, never one still catching up, which
-    // would make us install its older state when we come back.
-    const seq = this.settings.minAcks === 0 ? this.d.state.lastSeq : this.commits.commitSeq(this.d.state.lastSeq);
-    const pos = { lastSeq: seq, lastTerm: this.d.state.termAt(seq) ?? 0 };
-    for (const [id, w] of this.witnesses) {
-      if (this.isolated) continue;
-      const sentAt = Date.now();
-      w.request(
-        { type: 'lease_ping', term, primary: this.selfId, holdMs: this.settings.electionTimeoutMs, ...pos },
-        this.settings.leaseMs,
-        'lease_ok',
-      ).then(
-        (r) => {
-          if (r.term > term) return void this.learnTerm(r.term, `witness ${id}`);
-          if (this.role === 'primary' && this.term === term) this.commits.onWitnessAck(id, sentAt);
-        },
-        (e: unknown) => {
-          if (e instanceof AxleError && e.code === ErrorCode.STALE_TERM) void this.learnTerm(term + 1, `witness ${id}`);
-          else this.d.log.debug({ witness: id, err: errorText(e) }, 'lease ping failed');
-        },
-      );
-    }
+    if (this.candidate.due(this.heardPrimaryAt)) void this.candidate.campaign(false);
   }
 
   // ---- role changes ----
@@ -302,138 +273,37 @@ export class Replication {
       this.d.log.warn({ term: this.term, reason }, 'now a standby');
       await this.d.onStandby();
     }
-    this.nextCampaignAt = Date.now() + this.electionDelay();
+    this.candidate.postpone();
+  }
+
+  /** The votes for `term` are in: lead it with a majority, else go back to standby. */
+  private async conclude(term: number, granted: Map<string, number>): Promise<boolean> {
+    let won = false;
+    await this.serialTransition(async () => {
+      if (this.role !== 'candidate' || this.term !== term || this.stopped) return;
+      if (granted.size + 1 >= this.settings.majority) {
+        won = true;
+        await this.becomePrimary(term, granted);
+      } else if (this.r.role === 'candidate') {
+        this.r = { role: 'standby', primary: this.r.primary };
+      }
+    });
+    return won;
   }
 
   private async becomePrimary(term: number, acks: Map<string, number>): Promise<void> {
     this.r = { role: 'primary', since: Date.now() };
     this.commits.lead(acks);
     this.d.log.warn({ term, lastSeq: this.d.state.lastSeq }, 'promoted to primary');
-    for (const [id, i] of this.endpoint.inbound) this.feed(id, i);
+    this.endpoint.feedAll();
     this.d.state
       .apply({ kind: 'term.set', term })
       .catch((e: unknown) => this.d.log.warn({ err: errorText(e) }, 'term change not confirmed by the standbys'));
-    const hash = this.d.adminHash();
-    const adminId = `admin.${this.selfId}`;
-    if (this.d.state.apiTokens.get(adminId)?.hash !== hash) {
-      this.d.state
-        .apply({
-          kind: 'apitoken.put',
-          token: { id: adminId, hash, role: 'admin', name: adminId, createdAt: Date.now() },
-        })
-        .catch(() => undefined);
-    }
+    recordHubAdmin(this.d.state, this.selfId, this.d.adminHash());
     await this.d.onPrimary(term);
   }
 
-  private feed(peerId: string, i: Inbound): void {
-    if (i.follower && !i.follower.stopped) return;
-    const adminId = `admin.${peerId}`;
-    if (i.adminHash !== undefined && this.d.state.apiTokens.get(adminId)?.hash !== i.adminHash) {
-      // The peer's own admin token, so the CLI can follow a 421 from it to here with the same token.
-      this.d.state
-        .apply({
-          kind: 'apitoken.put',
-          token: { id: adminId, hash: i.adminHash, role: 'admin', name: adminId, createdAt: Date.now() },
-        })
-        .catch(() => undefined);
-    }
-    const s = this.settings;
-    const term = this.term;
-    const f = new Follower(
-      peerId,
-      i.conn,
-      {
-        state: this.d.state,
-        log: this.d.log,
-        self: { id: this.selfId, addr: this.d.selfAddr },
-        term,
-        heartbeatMs: s.heartbeatMs,
-        holdMs: s.electionTimeoutMs,
-        requestTimeoutMs: Math.max(s.leaseMs, 1000),
-        leading: () => this.role === 'primary' && this.term === term && !this.isolated,
-        onAck: (id, sentAt, seq) => this.commits.onAck(id, sentAt, seq),
-        onHigherTerm: (t, from) => void this.learnTerm(t, `standby ${from}`),
-        nextAppend: (ms) => this.commits.nextAppend(ms),
-      },
-      i.hint,
-    );
-    i.follower = f;
-    void f.run().finally(() => {
-      if (i.follower === f) i.follower = undefined;
-    });
-  }
-
   // ---- elections ----
-
-  /** Runs one election for term+1; `handover` when the primary stepped down for us. */
-  async campaign(handover: boolean): Promise<boolean> {
-    if (this.campaigning || this.stopped) return false;
-    this.campaigning = true;
-    try {
-      const s = this.settings;
-      const term = this.term + 1;
-      // Pre-vote first: a hub that cannot win (cut off, or behind) does not raise its term.
-      const pre = await this.requestVotes(term, handover, true);
-      if (pre.higher > 0) {
-        await this.learnTerm(pre.higher, 'a voter');
-        return false;
-      }
-      if (pre.granted.size + 1 < s.majority || this.role === 'primary' || this.stopped) {
-        this.nextCampaignAt = Date.now() + this.electionDelay();
-        this.d.log.info(
-          { term, votes: pre.granted.size + 1, majority: s.majority, refusals: pre.refusals },
-          'pre-vote found no majority; not starting an election',
-        );
-        return false;
-      }
-      await this.ballot.cast(term, this.selfId);
-      this.r = { role: 'candidate', primary: this.r.role === 'primary' ? undefined : this.r.primary };
-      this.nextCampaignAt = Date.now() + this.electionDelay();
-      const { granted, higher, refusals } = await this.requestVotes(term, handover, false);
-      const votes = granted.size + 1;
-      this.d.log.info({ term, votes, majority: s.majority, refusals }, 'election finished');
-      if (higher > 0) {
-        await this.learnTerm(higher, 'a voter');
-        return false;
-      }
-      let won = false;
-      await this.serialTransition(async () => {
-        if (this.role !== 'candidate' || this.term !== term || this.stopped) return;
-        if (votes >= s.majority) {
-          won = true;
-          await this.becomePrimary(term, granted);
-        } else if (this.r.role === 'candidate') {
-          this.r = { role: 'standby', primary: this.r.primary };
-        }
-      });
-      return won;
-    } catch (e) {
-      this.d.log.warn({ err: errorText(e) }, 'election failed');
-      if (this.r.role === 'candidate') this.r = { role: 'standby', primary: this.r.primary };
-      return false;
-    } finally {
-      this.campaigning = false;
-    }
-  }
-
-  /** Asks every other voter at once; answers within half the election timeout count. */
-  private requestVotes(term: number, handover: boolean, prevote: boolean) {
-    const s = this.settings;
-    const req: MessageOf<'vote_request'> = {
-      type: 'vote_request',
-      term,
-      candidate: this.selfId,
-      ...this.applier.position(),
-      holdMs: s.electionTimeoutMs,
-      ...(handover ? { handover } : {}),
-      ...(prevote ? { prevote } : {}),
-    };
-    const voters: [string, VoterLink][] = this.isolated
-      ? []
-      : [...this.peers, ...[...this.witnesses].map(([id, w]): [string, VoterLink] => [`witness:${id}`, w])];
-    return askVotes(voters, req, Math.max(100, Math.floor(s.electionTimeoutMs / 2)));
-  }
 
   private onVoteRequest(req: MessageOf<'vote_request'>): Promise<MessageOf<'vote_reply'>> {
     return this.ballot.serve(
@@ -452,43 +322,8 @@ export class Replication {
   }
 
   /** Manual promotion (`axle hub promote` on a standby): ask the primary to step down, then run the election. */
-  async promote(): Promise<{ role: HubRole; term: number }> {
-    if (!this.settings.enabled)
-      throw new AxleError(ErrorCode.INVALID, 'this hub has no spanner.peers; it is the only hub and always primary');
-    if (this.role === 'primary') return { role: this.role, term: this.term };
-    let handover = false;
-    const primary = this.primaryId !== undefined ? this.peers.get(this.primaryId) : undefined;
-    if (primary) {
-      try {
-        const r = await primary.request(
-          { type: 'step_down', term: this.term, candidate: this.selfId },
-          this.settings.leaseMs,
-          'step_down_ok',
-        );
-        // Catch up with what it had before asking for votes, so nothing acknowledged is left behind.
-        const deadline = Date.now() + this.settings.electionTimeoutMs * 2;
-        while (this.d.state.lastSeq < r.lastSeq && Date.now() < deadline)
-          await new Promise((res) => setTimeout(res, 20));
-        handover = true;
-      } catch (e) {
-        this.d.log.warn(
-          { primary: this.primaryId, err: errorText(e) },
-          'the primary did not step down; electing without a handover',
-        );
-      }
-    }
-    const deadline = Date.now() + this.settings.electionTimeoutMs * 3 + 1000;
-    for (;;) {
-      if (await this.campaign(handover)) break;
-      if (Date.now() > deadline) {
-        throw new AxleError(
-          ErrorCode.CONFLICT,
-          `no majority of the ${this.settings.voters} voters agreed to promote ${this.selfId} (see the hub log for each refusal); a primary may still hold its lease, or too many voters are down`,
-        );
-      }
-      await new Promise((res) => setTimeout(res, Math.max(50, this.settings.heartbeatMs)));
-    }
-    return { role: this.role, term: this.term };
+  promote(): Promise<{ role: HubRole; term: number }> {
+    return this.candidate.promote();
   }
 
   // ---- peer connections (endpoint.ts) ----
@@ -523,7 +358,7 @@ export class Replication {
       lastSeq: this.d.state.lastSeq,
       standbyLag: this.applier.lag,
       commits: this.commits,
-      linked: (peerId) => this.peers.get(peerId)?.connected ?? false,
+      linked: (peerId) => this.endpoint.links.get(peerId)?.connected ?? false,
       fed: (peerId) => this.endpoint.inbound.get(peerId)?.follower !== undefined,
     });
   }
@@ -545,17 +380,15 @@ export class Replication {
   setIsolated(on: boolean): void {
     this.isolated = on;
     if (!on) return;
-    for (const p of this.peers.values()) p.drop();
-    for (const i of this.endpoint.inbound.values()) i.conn.close();
+    this.endpoint.cut();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.commits.stop(() => this.notPrimary());
-    this.endpoint.stopFeeding();
-    for (const p of this.peers.values()) p.close();
-    for (const w of this.witnesses.values()) w.close();
+    this.endpoint.close();
+    this.witnesses.close();
     await this.transition.catch(() => undefined);
   }
 }

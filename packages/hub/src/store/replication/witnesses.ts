@@ -1,0 +1,84 @@
+import { AxleError, ErrorCode, errorText, type Logger } from '@axle/shared';
+import type { HubConfig } from '../../daemon/config.js';
+import { HubToSpokeLink, type LinkSelf } from '../../spokes/spoke-links.js';
+import type { HubStore } from '../state.js';
+import type { CommitTracker } from './commit.js';
+import type { VoterLink } from './elections.js';
+import type { ReplicationSettings } from './settings.js';
+
+/** What the witnesses need of the hub's replication (given by Replication at construction). */
+export interface WitnessHost {
+  settings: ReplicationSettings;
+  state: HubStore;
+  commits: CommitTracker;
+  log: Logger;
+  selfId: () => string;
+  /** Test-only fault switch: no lease pings go out, no witness is asked for a vote. */
+  isolated: () => boolean;
+  /** Still the primary of `term`? Only then does a witness's acknowledgement extend the lease. */
+  leading: (term: number) => boolean;
+  learnTerm: (term: number, from: string) => Promise<void>;
+}
+
+/**
+ * The witness spokes as this hub reaches them: a link to each, the primary's lease pings
+ * (every acknowledgement counts toward the lease, like a standby's), and the links as voters.
+ */
+export class Witnesses {
+  private readonly links = new Map<string, HubToSpokeLink>();
+  private pingAt = 0;
+
+  constructor(
+    configs: HubConfig['replication']['witnesses'],
+    self: LinkSelf,
+    private readonly h: WitnessHost,
+  ) {
+    for (const w of configs) {
+      this.links.set(w.id, new HubToSpokeLink({ ...w, patterns: [], failover_to: [] }, self, h.log));
+    }
+  }
+
+  /** The witnesses as voters, named `witness:<id>` apart from the peer hubs. */
+  voters(): [string, VoterLink][] {
+    return [...this.links].map(([id, w]): [string, VoterLink] => [`witness:${id}`, w]);
+  }
+
+  /** The primary's lease ping to every witness, at most once a heartbeat. */
+  ping(): void {
+    const { h } = this;
+    const s = h.settings;
+    const now = Date.now();
+    if (now - this.pingAt < s.heartbeatMs) return;
+    this.pingAt = now;
+    const term = h.state.term;
+    // A witness refuses candidates behind the position it is given. With min_acks >= 1 that is
+    // what min_acks standbys hold (everything acknowledged so far), so a standby can still win.
+    // With min_acks 0 an acknowledged write is on this disk alone: only a standby holding our
+    // last position (as of this ping) may replace us, never one still catching up, which
+    // would make us install its older state when we come back.
+    const seq = s.minAcks === 0 ? h.state.lastSeq : h.commits.commitSeq(h.state.lastSeq);
+    const pos = { lastSeq: seq, lastTerm: h.state.termAt(seq) ?? 0 };
+    for (const [id, w] of this.links) {
+      if (h.isolated()) continue;
+      const sentAt = Date.now();
+      w.request(
+        { type: 'lease_ping', term, primary: h.selfId(), holdMs: s.electionTimeoutMs, ...pos },
+        s.leaseMs,
+        'lease_ok',
+      ).then(
+        (r) => {
+          if (r.term > term) return void h.learnTerm(r.term, `witness ${id}`);
+          if (h.leading(term)) h.commits.onWitnessAck(id, sentAt);
+        },
+        (e: unknown) => {
+          if (e instanceof AxleError && e.code === ErrorCode.STALE_TERM) void h.learnTerm(term + 1, `witness ${id}`);
+          else h.log.debug({ witness: id, err: errorText(e) }, 'lease ping failed');
+        },
+      );
+    }
+  }
+
+  close(): void {
+    for (const w of this.links.values()) w.close();
+  }
+}
