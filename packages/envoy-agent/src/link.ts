@@ -96,6 +96,8 @@ export class SpokeLink extends EventEmitter<LinkEvents> {
   private needLocate = false;
   private sentDigest: string | undefined;
   private flushing = false;
+  /** The connection on which reports ride on check-ins (until its spoke refuses that form). */
+  private coalesce: Connection | undefined;
   private flushAgain = false;
   private wake: (() => void) | undefined;
   /** The largest report the current spoke stores (its check-in answer says); reports are fitted to it. */
@@ -318,6 +320,7 @@ export class SpokeLink extends EventEmitter<LinkEvents> {
     this.conn = conn;
     this.connTarget = target;
     this.sentDigest = undefined;
+    this.coalesce = conn;
     this.ending = false;
     conn.onEvent = (m) => {
       if (m.type === 'run_now') this.host.onRunNow(m.reason || 'spoke asked');
@@ -381,16 +384,22 @@ export class SpokeLink extends EventEmitter<LinkEvents> {
       return this.live(conn) ? this.requestFailed(e, 'check-in') : undefined;
     }
     if (!this.live(conn)) return undefined;
+    const end = await this.checkedIn(conn, reply);
+    if (!end && sendTraits) this.sentDigest = t.digest;
+    return end;
+  }
+
+  /** What a check-in's answer (with or without a report on it) tells this envoy; undefined when the session goes on. */
+  private async checkedIn(conn: Connection, reply: Message): Promise<End | undefined> {
     if (reply.type === 'redirect') {
       // Decided here, before any await, so a second redirect on this session is ignored.
       this.ending = true;
       return this.redirected(reply);
     }
     if (reply.type !== 'checkin_ok') return { kind: 'failed', reason: `spoke answered a check-in with ${reply.type}` };
-    if (sendTraits) this.sentDigest = t.digest;
     if (reply.maxReportBytes !== undefined) this.spokeReportLimit = reply.maxReportBytes;
     const proven = this.provenTerm(reply.termProof);
-    if (proven > a.term) await this.host.store.raiseTerm(proven);
+    if (proven > (this.host.store.assignment?.term ?? 0)) await this.host.store.raiseTerm(proven);
     if (reply.runNow) this.host.onRunNow('spoke asked at check-in');
     if (reply.configVersion !== this.host.configVersion()) this.host.onConfigVersion?.(reply.configVersion, conn);
     return undefined;
@@ -440,7 +449,11 @@ export class SpokeLink extends EventEmitter<LinkEvents> {
     return { kind: 'redirected', reason: r.reason };
   }
 
-  /** Sends spooled reports oldest first; each leaves the spool only on the spoke's ack. */
+  /**
+   * Sends spooled reports oldest first; each leaves the spool only on the spoke's ack. Each
+   * rides on a check-in (one frame and one signature each way); a spoke that refuses that form
+   * (older than it) gets them as `report` for the rest of the session.
+   */
   private async flush(conn: Connection): Promise<void> {
     if (this.flushing) {
       this.flushAgain = true;
@@ -454,20 +467,38 @@ export class SpokeLink extends EventEmitter<LinkEvents> {
         for (;;) {
           const batch = await spool.peek(32);
           if (batch.length === 0) break;
-          for (const { name, run } of batch) {
+          for (let i = 0; i < batch.length; i++) {
+            const { name, run } = batch[i]!;
             if (this.conn !== conn || !conn.isOpen) return;
             const a = this.host.store.assignment;
             if (!a) return;
+            const hostname = this.host.config().hostname;
+            // Fitted to what this spoke stores; the spool keeps the run as it was.
+            const fitted = this.spokeReportLimit ? fitRun(run, this.spokeReportLimit, sizer) : run;
+            const coalesced = this.coalesce === conn;
             let reply: Message;
             try {
-              reply = await conn.request({
-                type: 'report',
-                hostname: this.host.config().hostname,
-                epoch: a.epoch,
-                // Fitted to what this spoke stores; the spool keeps the run as it was.
-                run: this.spokeReportLimit ? fitRun(run, this.spokeReportLimit, sizer) : run,
-              });
+              reply = await conn.request(
+                coalesced
+                  ? {
+                      type: 'checkin',
+                      hostname,
+                      epoch: a.epoch,
+                      term: a.term,
+                      configVersion: this.host.configVersion(),
+                      run: fitted,
+                    }
+                  : { type: 'report', hostname, epoch: a.epoch, run: fitted },
+              );
             } catch (e) {
+              if (coalesced && isAxleError(e, ErrorCode.BAD_MESSAGE)) {
+                // Refused as a whole: an older spoke, or a run it would refuse anyway. Either way the
+                // plain report says which (and rejects a bad run below).
+                this.coalesce = undefined;
+                log.debug({ err: errorText(e) }, 'spoke refused a report on a check-in; sending reports alone');
+                i--;
+                continue;
+              }
               if (isAxleError(e) && INVALID_REPORT.has(e.code)) {
                 await spool.reject(name, errorText(e));
                 continue;
@@ -475,11 +506,13 @@ export class SpokeLink extends EventEmitter<LinkEvents> {
               this.finish(conn, this.requestFailed(e, 'report'));
               return;
             }
-            if (reply.type === 'ack' && reply.runId === run.id) {
+            const ack = reply.type === 'ack' ? reply : reply.type === 'checkin_ok' ? reply.ack : undefined;
+            if (ack && ack.runId === run.id) {
               // Acknowledged means stored, whatever happened to the session meanwhile.
               await spool.remove(name);
-              log.debug({ run: run.id, duplicate: reply.duplicate }, 'report acknowledged');
-              this.emit('acked', run.id, reply.duplicate);
+              log.debug({ run: run.id, duplicate: ack.duplicate }, 'report acknowledged');
+              this.emit('acked', run.id, ack.duplicate);
+              if (reply.type === 'checkin_ok' && this.live(conn)) this.finish(conn, await this.checkedIn(conn, reply));
               continue;
             }
             if (!this.live(conn)) return;

@@ -205,6 +205,12 @@ export const messageSchema = tagged('type', {
     term: term(),
     configVersion: int({ min: 0 }),
     traits: opt(traitsSchema),
+    /**
+     * A run report riding on the check-in: one frame and one signature each way instead of two.
+     * Answered by `ack` in checkin_ok; a spoke older than this refuses the key (E_BAD_MESSAGE)
+     * and the envoy sends its reports as `report` again.
+     */
+    run: opt(runSchema),
   }),
   checkin_ok: obj({
     type: lit('checkin_ok'),
@@ -215,6 +221,8 @@ export const messageSchema = tagged('type', {
     termProof: opt(termProofSchema),
     /** The largest report this spoke stores, so the envoy can fit its reports to it. */
     maxReportBytes: opt(int({ min: 1024 })),
+    /** Present when the check-in carried a run: that run is stored (durably) under this id. */
+    ack: opt(obj({ runId: text(64), duplicate: bool() })),
   }),
   report: obj({ type: lit('report'), hostname: hostname(), epoch: epoch(), run: runSchema }),
   ack: obj({ type: lit('ack'), runId: text(64), duplicate: bool() }),
