@@ -60,6 +60,7 @@ export async function run(): Promise<Figure[]> {
             file,
             JSON.stringify({
               server_id: id,
+              insecure_transport: true,
               listen: '127.0.0.1:0',
               data_dir: dir,
               spanner: { role: 'spoke', spoke_id: id, hub_pubkeys: [toBase64(hubKp.publicKey)] },
@@ -84,6 +85,7 @@ export async function run(): Promise<Figure[]> {
         hubConfigFrom(
           {
             server_id: name,
+            insecure_transport: true,
             listen: '127.0.0.1:0',
             data_dir: dir,
             config_dir: join(t.dir, 'src'),

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { HubApi, ROOT } from '../scripts/demo/fleet.js';
 import type { Figure } from './lib.js';
@@ -41,8 +42,9 @@ export async function run(): Promise<Figure[]> {
     const startup = lines.find((l) => l.startsWith('Start-up:')) ?? '';
     const hub = /AXLE_HUB=(\S+)/.exec(lines.find((l) => l.includes('AXLE_HUB=')) ?? '')?.[1] ?? '';
     const token = /AXLE_TOKEN=(\S+)/.exec(lines.find((l) => l.includes('AXLE_TOKEN=')) ?? '')?.[1] ?? '';
+    const caFile = /AXLE_CA_FILE=(\S+)/.exec(lines.find((l) => l.includes('AXLE_CA_FILE=')) ?? '')?.[1] ?? '';
     const pid = Number(/^ {2}kill -9 (\d+)/m.exec(lines.join('\n'))?.[1]);
-    const api = new HubApi(hub, token);
+    const api = new HubApi(hub.replace(/^https:\/\//, ''), token, readFileSync(caFile));
     const victims = (await api.allEnvoys()).filter((e) => e.hostname.includes('.dc2.')).length;
     const killedAt = Date.now();
     process.kill(pid, 'SIGKILL');

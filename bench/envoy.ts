@@ -1,7 +1,6 @@
 import { fork, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { lstat, readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
@@ -10,6 +9,7 @@ import { Spoke, spokeConfigFrom } from '@axle/spoke';
 import { Hub, hubConfigFrom } from '@axle/hub';
 import { enroll, envoyConfigFrom, runPolicies } from '@axle/envoy-agent';
 import { ensureAgent } from '../scripts/package/build.js';
+import { freePort } from '../scripts/demo/fleet.js';
 import { tempDir } from '../test/support/tmp.js';
 import { printFigures, type Figure } from './lib.js';
 
@@ -27,16 +27,6 @@ const IDLE_S = Number(process.env.BENCH_ENVOY_IDLE_S ?? 60);
 const NODE_FLAGS = (process.env.BENCH_ENVOY_NODE_FLAGS ?? '').split(' ').filter(Boolean);
 const ENVOY_BIN = fileURLToPath(new URL('../packages/envoy-agent/dist/bin/axle-envoy.js', import.meta.url));
 const CLK_TCK = 100;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
 
 /**
  * Resident memory, and its anonymous part: the rest are clean pages of the executable and
@@ -169,6 +159,7 @@ async function idleFigures(): Promise<Figure[]> {
   const spoke = new Spoke(
     spokeConfigFrom({
       server_id: 'dc1',
+      insecure_transport: true,
       listen: '127.0.0.1:0',
       data_dir: join(t.dir, 'spoke'),
       spanner: { role: 'spoke', spoke_id: 'dc1', hub_addr: hubAddr, hub_pubkeys: [toBase64(hubKey.publicKey)] },
@@ -179,6 +170,7 @@ async function idleFigures(): Promise<Figure[]> {
   const hub = new Hub(
     hubConfigFrom({
       server_id: 'hub-a',
+      insecure_transport: true,
       listen: hubAddr,
       data_dir: hubDir,
       spanner: {
@@ -198,12 +190,25 @@ async function idleFigures(): Promise<Figure[]> {
   // Defaults as a fleet host would run them (60 s check-ins, schedule every 30 min); one
   // host name and state directory for each agent.
   const cfgs: string[] = [];
+  const hubPub = toBase64(hubKey.publicKey);
   for (let i = 0; i < list.length; i++) {
     const host = `bench${i + 1}.dc1.example.com`;
     const stateDir = join(t.dir, `envoy${i + 1}`);
     const cfgFile = join(t.dir, `envoy${i + 1}.yaml`);
-    writeFileSync(cfgFile, `hub_addrs: ["${hub.addr}"]\nstate_dir: ${stateDir}\nhostname: ${host}\nlog_level: info\n`);
-    await enroll(envoyConfigFrom({ hub_addrs: [hub.addr], state_dir: stateDir, hostname: host }), tok.secret);
+    writeFileSync(
+      cfgFile,
+      `hub_addrs: ["${hub.addr}"]\nhub_pubkeys: ["${hubPub}"]\ninsecure_transport: true\nstate_dir: ${stateDir}\nhostname: ${host}\nlog_level: info\n`,
+    );
+    await enroll(
+      envoyConfigFrom({
+        hub_addrs: [hub.addr],
+        hub_pubkeys: [hubPub],
+        insecure_transport: true,
+        state_dir: stateDir,
+        hostname: host,
+      }),
+      tok.secret,
+    );
     cfgs.push(cfgFile);
   }
   const starts = await startFigures(list, cfgs);

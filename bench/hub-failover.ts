@@ -1,8 +1,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { generateKeyPair, saveKeyPair, toBase64 } from '@axle/shared';
 import { bin, startDaemon, type Daemon } from '../test/support/proc.js';
+import { freePort } from '../scripts/demo/fleet.js';
 import { tempDir } from '../test/support/tmp.js';
 import type { Figure } from './lib.js';
 
@@ -22,17 +22,6 @@ interface N {
   dir: string;
   pub: string;
   file: string;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
 }
 
 async function http(
@@ -78,6 +67,7 @@ export async function run(): Promise<Figure[]> {
         h.file,
         JSON.stringify({
           server_id: h.id,
+          insecure_transport: true,
           listen: h.addr,
           data_dir: h.dir,
           spanner: {
@@ -95,6 +85,7 @@ export async function run(): Promise<Figure[]> {
         s.file,
         JSON.stringify({
           server_id: s.id,
+          insecure_transport: true,
           listen: s.addr,
           data_dir: s.dir,
           status_interval: '200ms',

@@ -1,34 +1,39 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connectPeer, generateKeyPair, saveKeyPair, toBase64, type KeyPair, type Run } from '@axle/shared';
-import { bin, startDaemon, type Daemon } from '../test/support/proc.js';
+import { connectPeer, fromBase64, generateKeyPair, toBase64, type KeyPair, type Run } from '@axle/shared';
+import { HubApi, type Proc, adminToken, planFleet, startHub, startSpoke } from '../scripts/demo/fleet.js';
 import { tempDir } from '../test/support/tmp.js';
 import type { Figure } from './lib.js';
 
 /**
  * Fan-out queries at fleet scale: SPOKES spokes and a hub, all child processes (the built
- * bins), filled through the hub's import path (route, adopt on the spoke, record) to each size
- * in BENCH_HUB_SCALES in turn (default 100,000 then 1,000,000, so growth shows in one run). A
- * few hundred envoys per spoke check in with traits and report a run, so trait and compliance
- * filters have data; the rest are imported, not connected. At each size: p50/p99 of a 100-row
- * page for a selective glob, a trait filter, a broad glob and a compliance filter, fleet stats,
- * and the hub's RSS. Reference: the same hub's round trip for its route table, which asks no
- * spoke, so a page's figure reads as the floor plus what fan-out and the indexes cost.
+ * bins, TLS with the fleet CA), filled through the hub's import path (route, adopt on the
+ * spoke, record) to each size in BENCH_HUB_SCALES in turn (default 100,000 then 1,000,000, so
+ * growth shows in one run). A few hundred envoys per spoke check in with traits and report a
+ * run, so trait and compliance filters have data; the rest are imported, not connected. At
+ * each size: p50/p99 of a 100-row page for a selective glob, a trait filter, a broad glob and
+ * a compliance filter, fleet stats, and the hub's RSS. Reference: the same hub's round trip
+ * for its route table, which asks no spoke, so a page's figure reads as the floor plus what
+ * fan-out and the indexes cost. Last, a second hub (configured as a peer from the start, with
+ * spoke dc1 as election witness and min_acks 0 so the primary writes alone) starts empty and
+ * catches up: the time until its log position is the primary's, and its peak RSS.
  */
 const SCALES = (process.env.BENCH_HUB_SCALES ?? '100000,1000000').split(',').map(Number);
 const SPOKES = Array.from({ length: Number(process.env.BENCH_HUB_SPOKES ?? 10) }, (_, i) => `dc${i + 1}`);
 const REPORTERS_PER_SPOKE = Number(process.env.BENCH_REPORTERS_PER_SPOKE ?? 200);
 const QUERIES = Number(process.env.BENCH_QUERIES ?? 100);
 const MiB = 2 ** 20;
+const scaleName = (n: number) => (n >= 1_000_000 ? `${n / 1_000_000}M` : `${n / 1000}k`);
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? 0;
 }
 
-const rss = (pid: number) =>
-  Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+/** VmRSS (now) or VmHWM (peak) of a process, in bytes. */
+const mem = (pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS') =>
+  Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
 
 async function parallel<T>(items: T[], n: number, fn: (t: T) => Promise<void>): Promise<void> {
   let i = 0;
@@ -63,66 +68,39 @@ const hostOf = (i: number) =>
 
 export async function run(): Promise<Figure[]> {
   const t = tempDir('axle-bench-hubq-');
-  const daemons: Daemon[] = [];
+  const procs: Proc[] = [];
   const bench = 'hub-query';
   try {
-    const hubKp = generateKeyPair();
-    const hubDir = join(t.dir, 'hub');
-    saveKeyPair(join(hubDir, 'hub.key'), hubKp);
-    const spokes = await Promise.all(
-      SPOKES.map(async (id) => {
-        const dir = join(t.dir, id);
-        const kp = generateKeyPair();
-        saveKeyPair(join(dir, 'spoke.key'), kp);
-        const file = join(dir, 'spoke.yaml');
-        writeFileSync(
-          file,
-          JSON.stringify({
-            server_id: id,
-            listen: '127.0.0.1:0',
-            data_dir: dir,
-            status_interval: '1h',
-            limits: { max_connections_per_ip: 4096, max_handshakes_per_ip: 1024 },
-            spanner: { role: 'spoke', spoke_id: id, hub_pubkeys: [toBase64(hubKp.publicKey)] },
-          }),
-        );
-        const d = await startDaemon(bin('spoke', 'axle-spoke'), ['--config', file]);
-        daemons.push(d);
-        return { id, addr: d.addr, pubkey: toBase64(kp.publicKey), kp };
-      }),
-    );
-    const hubFile = join(t.dir, 'hub.yaml');
-    writeFileSync(
-      hubFile,
-      JSON.stringify({
-        server_id: 'hub-bench',
-        listen: '127.0.0.1:0',
-        data_dir: hubDir,
-        spanner: {
-          role: 'hub',
-          spokes: spokes.map((s) => ({ id: s.id, addr: s.addr, pubkey: s.pubkey, patterns: [`*.${s.id}.*`] })),
-        },
+    const plan = await planFleet(join(t.dir, 'fleet'), {
+      hubs: ['ha', 'hb'],
+      spokes: SPOKES.map((id) => ({ id, patterns: [`*.${id}.*`] })),
+      witnesses: ['dc1'],
+      hubConfig: {
         api: {
           max_body_bytes: 64 * 1024 * 1024,
           rate_limit: { requests: 100_000, per: '1s', burst: 100_000 },
           max_concurrent_queries: 64,
         },
         fanout: { timeout: '30s' },
-      }),
-    );
-    const hubD = await startDaemon(bin('hub', 'axle-hub'), ['--config', hubFile]);
-    daemons.push(hubD);
-    const base = `http://${hubD.addr}/api/v1`;
-    const headers = {
-      authorization: `Bearer ${readFileSync(join(hubDir, 'admin.token'), 'utf8').trim()}`,
-      'content-type': 'application/json',
-    };
+        replication: { min_acks: 0 },
+      },
+    });
+    const spokeProcs = await Promise.all(plan.spokes.map((s) => startSpoke(s)));
+    procs.push(...spokeProcs);
+    const [ha, hb] = plan.hubs as [(typeof plan.hubs)[0], (typeof plan.hubs)[0]];
+    const hubP = await startHub(ha);
+    procs.push(hubP);
+    const api = new HubApi(ha.addr, adminToken(ha), plan.ca.pem);
+    for (const deadline = Date.now() + 60_000; ; ) {
+      const r = await api.get<{ replication?: { role?: string } }>('/hub').catch(() => undefined);
+      if (r?.replication?.role === 'primary') break;
+      if (Date.now() > deadline) throw new Error('hub ha did not become primary (with witness dc1) within 60 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
     const get = async <T>(path: string): Promise<{ ms: number; body: T }> => {
       const t0 = performance.now();
-      const r = await fetch(`${base}${path}`, { headers });
-      const body = (await r.json()) as T & { partial?: boolean };
-      if (r.status !== 200 || body.partial)
-        throw new Error(`query ${path} failed: ${JSON.stringify(body).slice(0, 300)}`);
+      const body = await api.get<T & { partial?: boolean }>(path);
+      if (body.partial) throw new Error(`query ${path} was partial: ${JSON.stringify(body).slice(0, 300)}`);
       return { ms: performance.now() - t0, body };
     };
 
@@ -142,16 +120,15 @@ export async function run(): Promise<Figure[]> {
             pubkey: kp ? toBase64(kp.publicKey) : randomBytes(32).toString('base64'),
           });
         }
-        const r = await fetch(`${base}/envoys/import`, { method: 'POST', headers, body: JSON.stringify({ envoys }) });
-        const body = (await r.json()) as { imported: number; failed: number };
-        if (r.status !== 200 || body.failed > 0)
-          throw new Error(`import failed: ${JSON.stringify(body).slice(0, 500)}`);
+        const body = await api.post<{ imported: number; failed: number }>('/envoys/import', { envoys });
+        if (body.failed > 0) throw new Error(`import failed: ${JSON.stringify(body).slice(0, 500)}`);
       }
       const importS = (Date.now() - t0) / 1000;
       const imported = size - have;
       const fresh = [...reporters].filter(([i]) => i >= have && i < size);
       have = size;
-      const byId = new Map(spokes.map((s) => [s.id, s]));
+      const byId = new Map(plan.spokes.map((s) => [s.id, s]));
+      const term = (await api.get<{ replication?: { term?: number } }>('/hub')).replication?.term ?? 1;
       await parallel(fresh, 32, async ([i, kp]) => {
         const hostname = hostOf(i);
         const s = byId.get(SPOKES[i % SPOKES.length] as string)!;
@@ -160,13 +137,14 @@ export async function run(): Promise<Figure[]> {
           id: hostname,
           role: 'envoy',
           keyPair: kp,
-          expectServerKey: s.kp.publicKey,
+          expectServerKey: fromBase64(s.pub, 32),
+          ca: plan.ca.pem,
           keepaliveMs: 0,
         });
         try {
           const role = hostname.startsWith('web') ? 'web' : 'db';
           await c.request(
-            { type: 'checkin', hostname, epoch, term: 1, configVersion: 0, traits: { role, rack: `r${i % 40}` } },
+            { type: 'checkin', hostname, epoch, term, configVersion: 0, traits: { role, rack: `r${i % 40}` } },
             30_000,
             'checkin_ok',
           );
@@ -187,7 +165,7 @@ export async function run(): Promise<Figure[]> {
         ['broad glob', 'match=*.dc3.*', '*.dc3.* (no literal prefix or suffix: walked, total estimated)'],
         ['compliance filter', 'compliance=noncompliant', 'noncompliant (the compliance index)'],
       ];
-      const sizeName = size >= 1_000_000 ? `${size / 1_000_000}M` : `${size / 1000}k`;
+      const sizeName = scaleName(size);
       for (const [name, q, what] of queries) {
         for (let i = 0; i < 5; i++) await get(`/envoys?limit=100&${q}`);
         const ms: number[] = [];
@@ -219,7 +197,7 @@ export async function run(): Promise<Figure[]> {
         pass: pct(stats, 99) < 50,
         reference: `p50 ${pct(stats, 50).toFixed(1)} ms, ${(pct(stats, 50) / pct(floor, 50)).toFixed(1)}x ${floorNote}`,
       });
-      const hubRss = rss(hubD.proc.pid!);
+      const hubRss = mem(hubP.child.pid!);
       figs.push({
         bench,
         name: `hub RSS with ${sizeName} envoys in its directory`,
@@ -227,12 +205,36 @@ export async function run(): Promise<Figure[]> {
         unit: 'MiB',
         target: size >= 1_000_000 ? '< 2048 MiB' : '',
         ...(size >= 1_000_000 ? { pass: hubRss < 2 * 1024 * MiB } : {}),
-        reference: `import ${importRate} envoys/s in batches of 20,000; spoke RSS max ${Math.round(Math.max(...daemons.slice(0, SPOKES.length).map((d) => rss(d.proc.pid!))) / MiB)} MiB`,
+        reference: `import ${importRate} envoys/s in batches of 20,000; spoke RSS max ${Math.round(Math.max(...spokeProcs.map((p) => mem(p.child.pid!))) / MiB)} MiB; hub peak ${Math.round(mem(hubP.child.pid!, 'VmHWM') / MiB)} MiB`,
       });
     }
+
+    // A standby from empty: snapshot or log, whatever the primary sends it, until it is level.
+    const primarySeq = (await api.get<{ replication: { logPosition: number } }>('/hub')).replication.logPosition;
+    const t0 = Date.now();
+    const standby = await startHub(hb);
+    procs.push(standby);
+    const sApi = new HubApi(hb.addr, adminToken(hb), plan.ca.pem);
+    let peak = 0;
+    for (const deadline = Date.now() + 30 * 60_000; ; ) {
+      peak = Math.max(peak, mem(standby.child.pid!));
+      const r = await sApi.get<{ replication?: { logPosition?: number } }>('/hub').catch(() => undefined);
+      if ((r?.replication?.logPosition ?? 0) >= primarySeq) break;
+      if (Date.now() > deadline) throw new Error(`standby hb not level with ${primarySeq} within 30 min`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const catchUpS = (Date.now() - t0) / 1000;
+    figs.push({
+      bench,
+      name: `standby from empty to level, ${scaleName(have)} envoys`,
+      value: catchUpS,
+      unit: 's',
+      target: '',
+      reference: `peak RSS ${Math.round(Math.max(peak, mem(standby.child.pid!, 'VmHWM')) / MiB)} MiB (sampled ${Math.round(peak / MiB)} MiB); log position ${primarySeq}; primary RSS ${Math.round(mem(hubP.child.pid!) / MiB)} MiB`,
+    });
     return figs;
   } finally {
-    await Promise.all(daemons.map((d) => d.kill('SIGTERM')));
+    await Promise.all(procs.map((p) => p.stop()));
     t.cleanup();
   }
 }

@@ -60,6 +60,7 @@ export async function run(): Promise<Figure[]> {
           file,
           JSON.stringify({
             server_id: id,
+            insecure_transport: true,
             listen: '127.0.0.1:0',
             data_dir: dir,
             limits: { max_connections_per_ip: 20_000, max_handshakes_per_ip: 2048 },
@@ -78,6 +79,7 @@ export async function run(): Promise<Figure[]> {
       hubFile,
       JSON.stringify({
         server_id: 'hub-bench',
+        insecure_transport: true,
         listen: '127.0.0.1:0',
         data_dir: hubDir,
         spanner: {

@@ -13,6 +13,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<Figure[]> }>> =
   envoy: () => import('./envoy.js'),
   'hub-query': () => import('./hub-query.js'),
   'hub-routing': () => import('./hub-routing.js'),
+  enroll: () => import('./enroll.js'),
   jobs: () => import('./jobs.js'),
   'hub-failover': () => import('./hub-failover.js'),
   'config-publish': () => import('./config-publish.js'),

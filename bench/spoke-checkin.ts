@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { generateKeyPair, Signer, toBase64, verifyDetached } from '@axle/shared';
+import { generateKeyPair, Signer, toBase64, verifyDetached, type TlsFiles } from '@axle/shared';
 import { fmt, printFigures, type Figure } from './lib.js';
 import type { FromLoadgen, LoadgenResult, Phase, ToLoadgen } from './spoke-loadgen.js';
 
@@ -77,19 +77,24 @@ function start(argv: string[], o: Parameters<typeof spawn>[2]): ChildProcess {
 
 /**
  * The built spoke bin on port 0 with a fresh hub key it obeys; `limits` adds YAML lines under
- * limits:, `top` top-level lines; `cpus` pins it with taskset; `conns` sizes its file limit.
+ * limits:, `top` top-level lines; `cpus` pins it with taskset; `conns` sizes its file limit;
+ * with `tls` it serves those files, without it runs with insecure_transport.
  */
 export async function startSpoke(
   dir: string,
   limits = '',
-  o: { top?: string; cpus?: string; conns?: number } = {},
+  o: { top?: string; cpus?: string; conns?: number; tls?: TlsFiles } = {},
 ): Promise<{ proc: ChildProcess; addr: string; pub: string; hubSecret: string }> {
   const hub = generateKeyPair();
   const file = join(dir, 'spoke.yaml');
+  const transport = o.tls
+    ? `tls: { cert_file: "${o.tls.cert_file}", key_file: "${o.tls.key_file}", ca_file: "${o.tls.ca_file}" }`
+    : 'insecure_transport: true';
   writeFileSync(
     file,
     `server_id: bench
 listen: "127.0.0.1:0"
+${transport}
 data_dir: ${join(dir, 'data')}
 ${o.top ?? ''}limits:
   max_connections_per_ip: 20000

@@ -15,6 +15,7 @@ import {
   type Message,
   type Run,
 } from '@axle/shared';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import WebSocket from 'ws';
 
 /**
@@ -34,6 +35,8 @@ export interface LoadgenJob {
   spokePub: string;
   hubSecret: string;
   connections: number;
+  /** The fleet CA (PEM) when the spoke serves TLS; absent for a plain spoke (insecure_transport). */
+  ca?: string;
 }
 
 /**
@@ -162,10 +165,14 @@ function makeRun(hostname: string, n: number): Run {
   };
 }
 
-/** The envoy side of the handshake over a plain WebSocket, then a Connection over the recorder. */
-async function open(addr: string, spokePub: Uint8Array, e: Envoy): Promise<void> {
+/** The envoy side of the handshake over a WebSocket (wss with a CA), then a Connection over the recorder. */
+async function open(addr: string, spokePub: Uint8Array, e: Envoy, tls: SecureContext | undefined): Promise<void> {
   const signer = new Signer(e.key);
-  const ws = new WebSocket(`ws://${addr}/ws`, { perMessageDeflate: false, handshakeTimeout: 60_000 });
+  const ws = new WebSocket(`${tls ? 'wss' : 'ws'}://${addr}/ws`, {
+    perMessageDeflate: false,
+    handshakeTimeout: 60_000,
+    ...(tls ? { secureContext: tls } : {}),
+  });
   const nonce = newNonce();
   const frames: Buffer[] = [];
   let wake: (() => void) | undefined;
@@ -350,6 +357,7 @@ async function main(job: LoadgenJob): Promise<void> {
     role: 'hub',
     keyPair: hubKey,
     expectServerKey: spokePub,
+    ca: job.ca,
     requestTimeoutMs: 120_000,
   });
   for (let i = 0; i < envoys.length; i += 5000) {
@@ -367,10 +375,11 @@ async function main(job: LoadgenJob): Promise<void> {
 
   // Every connection, a bounded number of handshakes at a time.
   const t0 = performance.now();
+  const tls = job.ca ? createSecureContext({ ca: job.ca, minVersion: 'TLSv1.2' }) : undefined;
   let next = 0;
   await Promise.all(
     Array.from({ length: 200 }, async () => {
-      while (next < envoys.length) await open(job.addr, spokePub, envoys[next++]!);
+      while (next < envoys.length) await open(job.addr, spokePub, envoys[next++]!, tls);
     }),
   );
   // One check-in each with traits, unmeasured: later check-ins carry none, as a real envoy's do.

@@ -197,7 +197,7 @@ async function findPrimary(plan: FleetPlan): Promise<{ addr: string; token: stri
   return waitUntil('a primary hub (replication election)', STALL_MS, async () => {
     const roles = await Promise.all(
       plan.hubs.map(async (h) => {
-        const info = await new HubApi(h.addr, adminToken(h))
+        const info = await new HubApi(h.addr, adminToken(h), plan.ca.pem)
           .get<{ role?: string }>('/hub')
           .catch(() => ({ role: 'unreachable' }));
         return { h, role: info.role };
@@ -235,7 +235,7 @@ async function main(): Promise<void> {
   const spokes = await startAll(plan.spokes.map((s) => startSpoke(s, logs)));
   await startAll(plan.hubs.map((h) => startHub(h, logs)));
   const primary = await findPrimary(plan);
-  const api = new HubApi(primary.addr, primary.token);
+  const api = new HubApi(primary.addr, primary.token, plan.ca.pem);
   await waitUntil('every spoke online at the primary hub', STALL_MS, async () => {
     const r = await api.get<{ spokes: { id: string; state: string }[] }>('/spokes');
     return r.spokes.length === SPOKES.length && r.spokes.every((s) => s.state === 'online') ? true : undefined;
@@ -257,11 +257,12 @@ async function main(): Promise<void> {
     checkin_interval: '15s',
     // A dead spoke's envoys look for their new one within seconds, not the default minute.
     backoff_max: '10s',
-    // The hubs' keys are known here: pin them, as the README advises for production.
-    hub_pubkeys: plan.hubs.map((h) => h.pub),
     run_on_start: true,
     mode: 'enforce',
     log_level: 'info',
+    // What the bootstrap writes: the fleet CA and every hub's key, the only ones trusted.
+    ca_file: plan.ca.file,
+    hub_pubkeys: plan.hubs.map((h) => h.pub),
   };
   const t0 = Date.now();
   const prog = new StartProgress(N, pub.version, t0);
@@ -330,13 +331,14 @@ async function main(): Promise<void> {
   const secs = (ms: number | undefined) => (ms === undefined ? '?' : `${Math.round(ms / 1000)} s`);
   const r = prog.reached;
 
-  const env = `AXLE_HUB=${primary.addr} AXLE_TOKEN=${primary.token}`;
+  const env = `AXLE_HUB=https://${primary.addr} AXLE_CA_FILE=${plan.ca.file} AXLE_TOKEN=${primary.token}`;
   const axle = `node ${binFile('hub', 'axle')}`;
   const first = hosts[0]!;
   const victim = spokes.find((p) => p.name === 'spoke dc2')!;
   const onVictim = hosts.filter((h) => h.split('.')[1] === 'dc2').length;
   say('');
-  say(`Web UI:       http://${primary.addr}/   (sign in with the admin token)`);
+  say(`Web UI:       https://${primary.addr}/   (sign in with the admin token)`);
+  say(`Fleet CA:     ${plan.ca.file} (${plan.ca.pin}); import it in the browser, or accept its warning once`);
   say(`Admin token:  ${primary.token}`);
   say(`Hubs:         ${primary.id} at ${primary.addr} (primary); standby ${primary.standby.join(', ')}`);
   say(
@@ -359,7 +361,7 @@ async function main(): Promise<void> {
   say(`  ${env} ${axle} config versions`);
   say('');
   say(
-    `Axle demo ready: ${N} envoys reported through hub ${primary.addr} (web UI http://${primary.addr}/) in ${secs(Date.now() - started)}. Press Ctrl-C to stop.`,
+    `Axle demo ready: ${N} envoys reported through hub ${primary.addr} (web UI https://${primary.addr}/) in ${secs(Date.now() - started)}. Press Ctrl-C to stop.`,
   );
 }
 

@@ -1,14 +1,17 @@
 #!/bin/sh
-# Axle agent bootstrap, served by the hub at /bootstrap.sh:
-#   curl -fsSL http://HUB:1530/bootstrap.sh | sudo sh -s -- --token TOKEN
-# Installs the envoy agent, one executable that carries its own Node runtime, in
-# /opt/axle/envoy (checking its sha256), writes /etc/axle/envoy.yaml naming every hub, enrolls
-# with the join token, and installs and starts axle-envoy.service. The host needs nothing
-# preinstalled but sh, coreutils and curl or wget. Running it again changes nothing. Options:
+# Axle agent bootstrap, served by the hub at /bootstrap.sh. `axle tokens create` prints the
+# whole command, which pins the hub's TLS key so this script can only come from the hub:
+#   curl -fsSL --pinnedpubkey 'sha256//KEY' -k https://HUB:1530/bootstrap.sh | sudo sh -s -- --token TOKEN --ca-pin sha256:HEX
+# It fetches the fleet CA over that channel, checks it against --ca-pin before anything else,
+# and from then on trusts only that CA and the hub keys below (written into envoy.yaml).
+# Installs the envoy agent in /opt/axle/envoy, writes /etc/axle/envoy.yaml naming every hub,
+# enrolls with the join token, and installs and starts axle-envoy.service. Running it again
+# changes nothing. Options:
 #   --token TOKEN      join token (required unless already enrolled)
 #   --hostname NAME    enroll under this name instead of the machine's
 #   --root DIR         install under DIR instead of / (for tests and image builds)
 #   --no-start         install and enroll, but do not start the service
+#   --ca-pin sha256:HEX  the fleet CA's fingerprint (required when the hub speaks https)
 set -eu
 # Character ranges in the checks below mean ASCII only.
 LC_ALL=C
@@ -24,6 +27,12 @@ AGENT_MACHINE='@AGENT_MACHINE@'
 die() { printf 'axle-bootstrap: %s\n' "$*" >&2; exit 1; }
 say() { printf 'axle-bootstrap: %s\n' "$*"; }
 
+# Also filled in by the hub: the Ed25519 keys of every hub (the only ones the envoy will trust),
+# and curl's pin of the TLS key of the hub this script came from (empty on a plain-HTTP hub).
+HUB_PUBKEYS='@HUB_PUBKEYS@'
+HUB_PIN='@HUB_PIN@'
+CA_PIN=''
+
 TOKEN=''
 HOSTNAME_ARG=''
 ROOT=''
@@ -34,7 +43,8 @@ while [ $# -gt 0 ]; do
     --hostname) [ $# -ge 2 ] || die "--hostname needs a value"; HOSTNAME_ARG=$2; shift 2 ;;
     --root) [ $# -ge 2 ] || die "--root needs a value"; ROOT=$2; shift 2 ;;
     --no-start) START=0; shift ;;
-    *) die "unknown argument (use --token, --hostname, --root, --no-start)" ;;
+    --ca-pin) [ $# -ge 2 ] || die "--ca-pin needs a value"; CA_PIN=$2; shift 2 ;;
+    *) die "unknown argument (use --token, --hostname, --root, --no-start, --ca-pin)" ;;
   esac
 done
 
@@ -55,6 +65,19 @@ if [ -n "$ROOT" ]; then
   only "$ROOT" 'A-Za-z0-9._/-' || die "--root may only hold letters, digits, '.', '_', '-' and '/'"
   case "$ROOT" in /*) ;; *) die "--root must be an absolute path" ;; esac
 fi
+case "$HUB_URL" in
+  https://*)
+    [ -n "$HUB_PIN" ] || die "$HUB_URL is https only through a proxy: the hub itself has no TLS files to pin; set tls in the hub config"
+    [ -n "$CA_PIN" ] || die "pass --ca-pin sha256:HEX, the fleet CA's fingerprint: axle tokens create prints the whole command with it"
+    CA_PIN=$(printf '%s' "$CA_PIN" | tr 'A-F' 'a-f')
+    case "$CA_PIN" in sha256:*) ;; *) die "--ca-pin must look like sha256:HEX (64 hex digits), as axle tokens create prints it" ;; esac
+    { only "${CA_PIN#sha256:}" '0-9a-f' && [ "${#CA_PIN}" -eq 71 ]; } || die "--ca-pin must look like sha256:HEX (64 hex digits), as axle tokens create prints it"
+    TLS=1 ;;
+  *)
+    [ -z "$CA_PIN" ] || die "--ca-pin was given but $HUB_URL does not speak TLS: nothing can be checked against it, so nothing is installed"
+    say "warning: $HUB_URL is plain HTTP (insecure_transport): the token and everything the agent sends cross the network in clear"
+    TLS=0 ;;
+esac
 
 MACHINE="$(uname -s) $(uname -m)"
 [ "$MACHINE" = "Linux $AGENT_MACHINE" ] || die "this hub serves the agent for Linux $AGENT_MACHINE; this host is $MACHINE"
@@ -65,10 +88,26 @@ sha256() { # sha256 FILE -> hex digest
   else die "neither sha256sum nor shasum is installed: the agent download cannot be checked"; fi
 }
 
-fetch() { # fetch URL FILE
-  if command -v curl >/dev/null 2>&1; then curl -fsSL -o "$2" "$1"
-  elif command -v wget >/dev/null 2>&1; then wget -q -O "$2" "$1"
+fetch() { # fetch URL FILE: with TLS, only from a hub whose certificate chains to the checked CA (and, with curl, has the pinned key)
+  if [ "$TLS" -eq 0 ]; then
+    if command -v curl >/dev/null 2>&1; then curl -fsSL -o "$2" "$1"
+    elif command -v wget >/dev/null 2>&1; then wget -q -O "$2" "$1"
+    else die "neither curl nor wget is installed"; fi
+  elif command -v curl >/dev/null 2>&1; then curl -fsSL --cacert "$TMP/ca.pem" --pinnedpubkey "$HUB_PIN" -o "$2" "$1"
+  elif command -v wget >/dev/null 2>&1; then wget -q --ca-certificate="$TMP/ca.pem" -O "$2" "$1"
   else die "neither curl nor wget is installed"; fi
+}
+
+ca_fingerprint() { # ca_fingerprint PEM -> sha256 hex over the DER of its certificates, in order (as the hub computes it)
+  sed -n '/-----BEGIN CERTIFICATE-----/,/-----END CERTIFICATE-----/p' "$1" | tr -d '\r' | while IFS= read -r l; do
+    case "$l" in
+      -----BEGIN*) b='' ;;
+      -----END*) printf '%s' "$b" | base64 -d || exit 1 ;;
+      *) b="$b$l" ;;
+    esac
+  done > "$TMP/ca.der" || return 1
+  [ -s "$TMP/ca.der" ] || return 1
+  sha256 "$TMP/ca.der"
 }
 
 # The agent gets its own directory: a spoke or hub host keeps its daemons in /opt/axle too, and
@@ -80,6 +119,19 @@ UNIT_DIR="$ROOT/etc/systemd/system"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 CHANGED=0
+
+# 0. The fleet CA, checked against --ca-pin before anything else is fetched or trusted. The
+#    channel is already pinned to the hub's key (curl); the pin is what makes the CA ours.
+if [ "$TLS" -eq 1 ]; then
+  if command -v curl >/dev/null 2>&1; then
+    curl -fsSL -k --pinnedpubkey "$HUB_PIN" -o "$TMP/ca.pem" "$HUB_URL/ca.pem" || die "cannot fetch the CA from $HUB_URL/ca.pem over the pinned channel; nothing installed"
+  elif command -v wget >/dev/null 2>&1; then
+    wget -q --no-check-certificate -O "$TMP/ca.pem" "$HUB_URL/ca.pem" || die "cannot fetch the CA from $HUB_URL/ca.pem; nothing installed"
+  else die "neither curl nor wget is installed"; fi
+  GOT=$(ca_fingerprint "$TMP/ca.pem") || die "$HUB_URL/ca.pem is not a PEM certificate; nothing installed"
+  [ "sha256:$GOT" = "$CA_PIN" ] || die "the CA served by $HUB_URL is sha256:$GOT, not the $CA_PIN you gave with --ca-pin: nothing installed. Someone may be between this host and the hub; check the command (axle tokens create prints it) and the network"
+  say "fleet CA $CA_PIN checked"
+fi
 
 # 1. The agent, installed only when the hub serves a different build than the one here.
 if [ -f "$OPT/agent.sha256" ] && [ "$(cat "$OPT/agent.sha256")" = "$AGENT_SHA256" ] && [ -x "$OPT/axle-envoy" ]; then
@@ -111,9 +163,20 @@ chmod 700 "$STATE"
   printf 'hub_addrs:\n'
   for a in $HUB_ADDRS; do printf '  - "%s"\n' "$a"; done
   printf 'state_dir: "%s"\n' "$STATE"
+  printf 'hub_pubkeys:\n'
+  for k in $HUB_PUBKEYS; do printf '  - "%s"\n' "$k"; done
+  if [ "$TLS" -eq 1 ]; then printf 'ca_file: "%s"\n' "$ETC/ca.pem"; else printf 'insecure_transport: true\n'; fi
   [ -n "$HOSTNAME_ARG" ] && printf 'hostname: "%s"\n' "$HOSTNAME_ARG"
   true
 } > "$TMP/envoy.yaml"
+if [ "$TLS" -eq 1 ]; then
+  if [ -f "$ETC/ca.pem" ] && cmp -s "$TMP/ca.pem" "$ETC/ca.pem"; then :; else
+    cp "$TMP/ca.pem" "$ETC/ca.pem"
+    chmod 644 "$ETC/ca.pem"
+    CHANGED=1
+    say "fleet CA written to $ETC/ca.pem"
+  fi
+fi
 if [ -f "$ETC/envoy.yaml" ] && cmp -s "$TMP/envoy.yaml" "$ETC/envoy.yaml"; then
   say "config $ETC/envoy.yaml unchanged"
 else

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { generateKeyPair, saveKeyPair, toBase64 } from '@axle/shared';
+import { fetchTls, generateKeyPair, saveKeyPair, toBase64, type TlsFiles } from '@axle/shared';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -19,15 +19,30 @@ export function binFile(pkg: string, name: string): string {
   return join(ROOT, 'packages', pkg, 'dist', 'bin', `${name}.js`);
 }
 
+/**
+ * A port for a daemon that must be named before it starts (hubs and spokes name each other).
+ * Picked below Linux's ephemeral range (32768-60999), where port-0 listeners and outgoing
+ * connections take theirs, so the port cannot be handed to someone else between this check
+ * and the daemon's bind; only another caller of this function could collide, and the bind check
+ * plus a random start make that unlikely.
+ */
+const PLANNED_PORTS = { low: 20_000, high: 32_000 };
+let nextPlanned = PLANNED_PORTS.low + Math.floor(Math.random() * (PLANNED_PORTS.high - PLANNED_PORTS.low));
+
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  for (let tries = 0; tries < 200; tries++) {
+    const port = nextPlanned;
+    nextPlanned = nextPlanned + 1 >= PLANNED_PORTS.high ? PLANNED_PORTS.low : nextPlanned + 1;
+    if (await bindable(port)) return port;
+  }
+  throw new Error(`no free port between ${PLANNED_PORTS.low} and ${PLANNED_PORTS.high} after 200 tries`);
+}
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => resolve(port));
-    });
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
   });
 }
 
@@ -56,12 +71,33 @@ export interface FleetSpec {
   probeInterval?: string;
   /** Spokes that vote in hub elections (only with two or more hubs). */
   witnesses?: string[];
+  /** Everything in clear (`insecure_transport: true`): only to measure what TLS costs. */
+  insecureTransport?: boolean;
+  /** Extra settings over every hub's (or spoke's) config, merged one level deep (`mergeConfig`). */
+  hubConfig?: Record<string, unknown>;
+  spokeConfig?: Record<string, unknown>;
 }
 
 export interface FleetPlan {
   dir: string;
   hubs: NodePlan[];
   spokes: NodePlan[];
+  /** The fleet CA every daemon's certificate is signed by (in the first hub's data_dir, as `axle-hub ca init` makes it). */
+  ca: { file: string; pem: Buffer; pin: string };
+}
+
+/** The fleet CA in the first hub's data dir and a certificate for 127.0.0.1 per daemon, as `axle-hub ca` makes them. */
+async function fleetTls(nodes: NodePlan[]): Promise<{ ca: FleetPlan['ca']; tls: Map<NodePlan, TlsFiles> }> {
+  const { fleetCa } = await import('@axle/hub');
+  const { initCa, issueCert } = await fleetCa();
+  const caHome = (nodes[0] as NodePlan).dir;
+  const ca = await initCa(caHome);
+  const tls = new Map<NodePlan, TlsFiles>();
+  for (const n of nodes) {
+    const c = await issueCert(caHome, { name: `${n.kind}-${n.id}`, hosts: ['127.0.0.1', 'localhost'], outDir: n.dir });
+    tls.set(n, { cert_file: c.certFile, key_file: c.keyFile, ca_file: ca.certFile });
+  }
+  return { ca: { file: ca.certFile, pem: readFileSync(ca.certFile), pin: ca.pin }, tls };
 }
 
 /**
@@ -88,51 +124,85 @@ export async function planFleet(dir: string, spec: FleetSpec): Promise<FleetPlan
   const hubs = await Promise.all(spec.hubs.map((id) => node(id, 'hub')));
   const spokes = await Promise.all(spec.spokes.map((s) => node(s.id, 'spoke')));
   const witnesses = hubs.length > 1 ? spokes.filter((s) => spec.witnesses?.includes(s.id)) : [];
+  const { ca, tls } = await fleetTls([...hubs, ...spokes]);
+  const transport = (n: NodePlan) => (spec.insecureTransport ? { insecure_transport: true } : { tls: tls.get(n) });
   for (const h of hubs) {
-    write(h.configFile, `Axle hub ${h.id}`, {
-      server_id: h.id,
-      listen: h.addr,
-      data_dir: h.dir,
-      spanner: {
-        role: 'hub',
-        spokes: spokes.map((s) => {
-          const sp = spec.spokes.find((x) => x.id === s.id)!;
-          return {
-            id: s.id,
-            addr: s.addr,
-            patterns: sp.patterns,
-            pubkey: s.pub,
-            ...(sp.failoverTo ? { failover_to: sp.failoverTo } : {}),
-          };
-        }),
-        auto_failover: { enabled: true, threshold: 3, interval: spec.probeInterval ?? '5s' },
-        peers: hubs.filter((p) => p !== h).map((p) => ({ id: p.id, addr: p.addr, pubkey: p.pub })),
-      },
-      ...(witnesses.length > 0
-        ? { replication: { witnesses: witnesses.map((w) => ({ id: w.id, addr: w.addr, pubkey: w.pub })) } }
-        : {}),
-      enrollment: { rate_limit: { requests: 1_000_000, per: '1s', burst: 1_000_000 } },
-      api: { rate_limit: { requests: 10_000, per: '1s', burst: 10_000 } },
-      limits: { max_connections_per_ip: caps, max_handshakes_per_ip: caps },
-    });
+    write(
+      h.configFile,
+      `Axle hub ${h.id}`,
+      mergeConfig(
+        {
+          server_id: h.id,
+          ...transport(h),
+          listen: h.addr,
+          data_dir: h.dir,
+          spanner: {
+            role: 'hub',
+            spokes: spokes.map((s) => {
+              const sp = spec.spokes.find((x) => x.id === s.id)!;
+              return {
+                id: s.id,
+                addr: s.addr,
+                patterns: sp.patterns,
+                pubkey: s.pub,
+                ...(sp.failoverTo ? { failover_to: sp.failoverTo } : {}),
+              };
+            }),
+            auto_failover: { enabled: true, threshold: 3, interval: spec.probeInterval ?? '5s' },
+            peers: hubs.filter((p) => p !== h).map((p) => ({ id: p.id, addr: p.addr, pubkey: p.pub })),
+          },
+          ...(witnesses.length > 0
+            ? { replication: { witnesses: witnesses.map((w) => ({ id: w.id, addr: w.addr, pubkey: w.pub })) } }
+            : {}),
+          enrollment: { rate_limit: { requests: 1_000_000, per: '1s', burst: 1_000_000 } },
+          api: { rate_limit: { requests: 10_000, per: '1s', burst: 10_000 } },
+          limits: { max_connections_per_ip: caps, max_handshakes_per_ip: caps },
+        },
+        spec.hubConfig,
+      ),
+    );
   }
   for (const s of spokes) {
-    write(s.configFile, `Axle spoke ${s.id}`, {
-      server_id: s.id,
-      listen: s.addr,
-      data_dir: s.dir,
-      status_interval: spec.statusInterval ?? '2s',
-      limits: { max_connections_per_ip: caps, max_handshakes_per_ip: caps },
-      spanner: {
-        role: 'spoke',
-        spoke_id: s.id,
-        hub_addr: hubs[0]!.addr,
-        hub_fallback_addrs: hubs.slice(1).map((h) => h.addr),
-        hub_pubkeys: hubs.map((h) => h.pub),
-      },
-    });
+    write(
+      s.configFile,
+      `Axle spoke ${s.id}`,
+      mergeConfig(
+        {
+          server_id: s.id,
+          ...transport(s),
+          listen: s.addr,
+          data_dir: s.dir,
+          status_interval: spec.statusInterval ?? '2s',
+          limits: { max_connections_per_ip: caps, max_handshakes_per_ip: caps },
+          spanner: {
+            role: 'spoke',
+            spoke_id: s.id,
+            hub_addr: hubs[0]!.addr,
+            hub_fallback_addrs: hubs.slice(1).map((h) => h.addr),
+            hub_pubkeys: hubs.map((h) => h.pub),
+          },
+        },
+        spec.spokeConfig,
+      ),
+    );
   }
-  return { dir, hubs, spokes };
+  return { dir, hubs, spokes, ca };
+}
+
+/** `extra` over `base`, one level deep, so a caller can add a key to `limits` without restating the rest. */
+export function mergeConfig(
+  base: Record<string, unknown>,
+  extra: Record<string, unknown> | undefined,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(extra ?? {})) {
+    const b = out[k];
+    out[k] =
+      b && v && typeof b === 'object' && typeof v === 'object' && !Array.isArray(v)
+        ? { ...(b as object), ...(v as object) }
+        : v;
+  }
+  return out;
 }
 
 function write(file: string, title: string, cfg: unknown): void {
@@ -321,15 +391,18 @@ export function adminToken(h: NodePlan): string {
   return readFileSync(join(h.dir, 'admin.token'), 'utf8').trim();
 }
 
-/** A small client for the hub's HTTP API (JSON, bearer token); errors carry the hub's message. */
+/** A small client for the hub's HTTP API (JSON, bearer token) over HTTPS with the fleet CA; errors carry the hub's message. */
 export class HubApi {
   constructor(
     readonly addr: string,
     readonly token: string,
+    /** The fleet CA; undefined only for a fleet planned with `insecureTransport` (plain HTTP). */
+    readonly ca: Buffer | undefined,
   ) {}
 
   async call<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await fetch(`http://${this.addr}/api/v1${path}`, {
+    const res = await fetchTls(`${this.ca ? 'https' : 'http'}://${this.addr}/api/v1${path}`, {
+      ca: this.ca,
       method,
       headers: {
         authorization: `Bearer ${this.token}`,

@@ -101,7 +101,8 @@ export function runtimeLoads(code: string): RuntimeLoad[] {
     const spec = literal(m[1]!);
     if (spec === undefined || !BUILTINS.has(spec)) loads.push({ kind: 'require', spec });
   }
-  for (const m of code.matchAll(/(?<![\w$.])import\(\s*([^)]{0,80})\)/g))
+  // Not a method named import (`import(data, options) {`, as @peculiar/x509's classes have).
+  for (const m of code.matchAll(/(?<![\w$.])import\(\s*([^)]{0,80})\)(?!\s*\{)/g))
     loads.push({ kind: 'import', spec: literal(m[1]!) });
   return loads;
 }

@@ -54,6 +54,7 @@ describe('alert rules', () => {
       'AxleSpokeJobFailureRateHigh',
       'AxleJobTargetsStuck',
       'AxleFleetComplianceDropping',
+      'AxleTlsCertificateExpiring',
     ]) {
       expect(rules).toContain(a);
       expect(tested).toContain(`alertname: ${a}`);

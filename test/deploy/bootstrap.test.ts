@@ -14,7 +14,7 @@ import {
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Hub, hubConfigFrom } from '@axle/hub';
-import { silentLogger } from '@axle/shared';
+import { fetchTls, silentLogger } from '@axle/shared';
 import { AgentExecutable, renderBootstrap } from '../../packages/hub/src/bootstrap.js';
 import {
   HubApi,
@@ -31,10 +31,11 @@ import { tempDir } from '../support/tmp.js';
 import { waitFor } from '../support/wait.js';
 
 /**
- * The served bootstrap script, run with `sh` as an operator would (curl | sh), against a real
- * hub and real spokes, into a temporary root, with a PATH that has no systemctl and no node:
- * the agent it installs is the single executable (npm run package), which the hub finds in
- * dist/agent/ of this checkout.
+ * The served bootstrap script, run with `sh` as an operator would, by the very command
+ * `axle tokens create` prints (curl pinned to the hub's TLS key, piped to sh with the CA's
+ * fingerprint), against a real hub and real spokes speaking TLS with their own CA, into a
+ * temporary root, with a PATH that has no systemctl and no node: the agent it installs is the
+ * single executable (npm run package), which the hub finds in dist/agent/ of this checkout.
  */
 const t = tempDir('axle-bootstrap-');
 const procs: Proc[] = [];
@@ -42,6 +43,8 @@ let plan: FleetPlan;
 let api: HubApi;
 let hubAddr: string;
 let token: string;
+/** The install command the hub gave with the token (what `axle tokens create` prints). */
+let install: string;
 let binDir: string;
 
 /** The tools the script uses, and nothing else: in particular no systemctl and no node. */
@@ -63,6 +66,8 @@ const TOOLS = [
   'sed',
   'wc',
   'uname',
+  'tr',
+  'base64',
 ];
 
 function which(tool: string): string {
@@ -89,14 +94,27 @@ beforeAll(async () => {
   procs.push(...(await Promise.all(plan.spokes.map((s) => startSpoke(s)))));
   procs.push(await startHub(plan.hubs[0]!));
   hubAddr = plan.hubs[0]!.addr;
-  api = new HubApi(hubAddr, adminToken(plan.hubs[0]!));
-  token = (await api.post<{ secret: string }>('/tokens', { ttl: '1h', note: 'bootstrap test' })).secret;
+  api = new HubApi(hubAddr, adminToken(plan.hubs[0]!), plan.ca.pem);
+  const created = await api.post<{ secret: string; install: { command: string } }>('/tokens', {
+    ttl: '1h',
+    note: 'bootstrap test',
+  });
+  token = created.secret;
+  install = created.install.command;
 }, 300_000);
 
 afterAll(async () => {
   await Promise.all(procs.map((p) => p.stop()));
   t.cleanup();
 });
+
+const get = (path: string, init: { method?: string } = {}) =>
+  fetchTls(`https://${hubAddr}${path}`, { ...init, ca: plan.ca.pem });
+
+/** The printed install command, run as is (sh instead of sudo sh: the test runs as root), for one host and root. */
+function runInstall(command: string, host: string, root: string) {
+  return sh(['-c', `${command.replace('| sudo sh -s --', '| sh -s --')} --hostname "$0" --root "$1"`, host, root]);
+}
 
 function sh(args: string[], o: { input?: string; path?: string } = {}) {
   const r = spawnSync(join(binDir, 'sh'), args, {
@@ -131,22 +149,30 @@ function snapshot(root: string): Record<string, string> {
 
 describe('GET /bootstrap.sh and /agent/axle-envoy', () => {
   it('serve the script filled in with this hub and the sha256 of the executable it serves', async () => {
-    const script = await (await fetch(`http://${hubAddr}/bootstrap.sh`)).text();
-    const res = await fetch(`http://${hubAddr}/agent/axle-envoy`);
+    const script = await (await get('/bootstrap.sh')).text();
+    const res = await get('/agent/axle-envoy');
     expect(res.headers.get('content-type')).toBe('application/octet-stream');
     const exe = Buffer.from(await res.arrayBuffer());
     const sha = createHash('sha256').update(exe).digest('hex');
     expect(res.headers.get('x-axle-sha256')).toBe(sha);
     expect(Number(res.headers.get('content-length'))).toBe(exe.length);
     expect(exe.subarray(0, 4).toString('latin1')).toBe('\x7fELF');
-    expect(script).toContain(`HUB_URL='http://${hubAddr}'`);
+    expect(script).toContain(`HUB_URL='https://${hubAddr}'`);
     expect(script).toContain(`HUB_ADDRS='${hubAddr}'`);
+    expect(script).toContain(`HUB_PUBKEYS='${plan.hubs[0]!.pub}'`);
+    expect(script).toMatch(/HUB_PIN='sha256\/\/[A-Za-z0-9+/]{43}='/);
+    expect(await (await get('/ca.pem')).text()).toBe(plan.ca.pem.toString());
+    expect(install).toMatch(
+      new RegExp(
+        `^curl -fsSL --pinnedpubkey 'sha256//[A-Za-z0-9+/]{43}=' -k https://${hubAddr.replace(/\./g, '\\.')}/bootstrap\\.sh \\| sudo sh -s -- --token ${token} --ca-pin ${plan.ca.pin}$`,
+      ),
+    );
     expect(script).toContain(`AGENT_SHA256='${sha}'`);
     expect(script).not.toMatch(/@[A-Z_0-9]+@/);
     // The unit travels inside the script, exactly as deploy/systemd has it.
     const unit = readFileSync(join(ROOT, 'deploy/systemd/axle-envoy.service'), 'utf8');
     expect(script).toContain(`<<'AXLE_UNIT_END'\n${unit}AXLE_UNIT_END\n`);
-    const head = await fetch(`http://${hubAddr}/agent/axle-envoy`, { method: 'HEAD' });
+    const head = await get('/agent/axle-envoy', { method: 'HEAD' });
     expect(head.headers.get('x-axle-sha256')).toBe(sha);
   });
 
@@ -154,17 +180,11 @@ describe('GET /bootstrap.sh and /agent/axle-envoy', () => {
     const root = join(t.dir, 'root1');
     mkdirSync(root);
     const host = 'web1.dc1.example.com';
-    // As documented: curl -fsSL http://HUB/bootstrap.sh | sh -s -- --token TOKEN
-    const first = sh([
-      '-c',
-      'curl -fsSL "$0" | sh -s -- --token "$1" --hostname "$2" --root "$3"',
-      `http://${hubAddr}/bootstrap.sh`,
-      token,
-      host,
-      root,
-    ]);
+    // The command the hub printed with the token, run as is.
+    const first = runInstall(install, host, root);
     expect(first.err).toMatch(/systemctl not found/);
     expect(first.code, `${first.out}\n${first.err}`).toBe(3);
+    expect(first.out).toMatch(/fleet CA sha256:[0-9a-f]{64} checked/);
     expect(first.out).toMatch(/agent \d+\.\d+\.\d+ installed at/);
     expect(first.out).toMatch(/enrolled web1\.dc1\.example\.com: spoke dc1/);
 
@@ -172,6 +192,11 @@ describe('GET /bootstrap.sh and /agent/axle-envoy', () => {
     const cfg = readFileSync(join(root, 'etc/axle/envoy.yaml'), 'utf8');
     expect(cfg).toContain(`- "${hubAddr}"`);
     expect(cfg).toContain(`hostname: "${host}"`);
+    // The envoy trusts the CA it checked and the hub keys the pinned channel gave it, nothing else.
+    expect(cfg).toContain(`ca_file: "${root}/etc/axle/ca.pem"`);
+    expect(cfg).toContain(`hub_pubkeys:\n  - "${plan.hubs[0]!.pub}"`);
+    expect(cfg).not.toContain('insecure_transport');
+    expect(readFileSync(join(root, 'etc/axle/ca.pem'), 'utf8')).toBe(plan.ca.pem.toString());
     const unit = readFileSync(join(root, 'etc/systemd/system/axle-envoy.service'), 'utf8');
     expect(unit.split('\n').filter((l) => l.startsWith('ExecStart='))).toEqual([
       `ExecStart=${root}/opt/axle/envoy/axle-envoy --config ${root}/etc/axle/envoy.yaml`,
@@ -188,14 +213,7 @@ describe('GET /bootstrap.sh and /agent/axle-envoy', () => {
     expect(rec.directory).toMatchObject({ hostname: host, spokeId: 'dc1' });
 
     const before = snapshot(root);
-    const second = sh([
-      '-c',
-      'curl -fsSL "$0" | sh -s -- --token "$1" --hostname "$2" --root "$3"',
-      `http://${hubAddr}/bootstrap.sh`,
-      token,
-      host,
-      root,
-    ]);
+    const second = runInstall(install, host, root);
     expect(second.code, `${second.out}\n${second.err}`).toBe(3);
     expect(second.out).toMatch(/agent already installed/);
     expect(second.out).toMatch(/config .* unchanged/);
@@ -229,7 +247,7 @@ describe('GET /bootstrap.sh and /agent/axle-envoy', () => {
   });
 
   it('refuses a token holding $(...), backquotes, quotes or a newline, and runs nothing', async () => {
-    const script = await (await fetch(`http://${hubAddr}/bootstrap.sh`)).text();
+    const script = await (await get('/bootstrap.sh')).text();
     const file = join(t.dir, 'bootstrap.sh');
     writeFileSync(file, script);
     const marker = join(t.dir, 'pwned');
@@ -255,7 +273,7 @@ describe('GET /bootstrap.sh and /agent/axle-envoy', () => {
   });
 
   it('refuses an agent download whose sha256 is not the one the script names, installing nothing', async () => {
-    const script = (await (await fetch(`http://${hubAddr}/bootstrap.sh`)).text()).replace(
+    const script = (await (await get('/bootstrap.sh')).text()).replace(
       /AGENT_SHA256='[0-9a-f]{64}'/,
       `AGENT_SHA256='${'0'.repeat(64)}'`,
     );
@@ -263,7 +281,17 @@ describe('GET /bootstrap.sh and /agent/axle-envoy', () => {
     writeFileSync(file, script);
     const root = join(t.dir, 'tampered');
     mkdirSync(root);
-    const r = sh([file, '--token', token, '--hostname', 'web7.dc1.example.com', '--root', root]);
+    const r = sh([
+      file,
+      '--token',
+      token,
+      '--hostname',
+      'web7.dc1.example.com',
+      '--root',
+      root,
+      '--ca-pin',
+      plan.ca.pin,
+    ]);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/agent download is corrupt or was tampered with/);
     expect(readdirSync(root)).toEqual([]);
@@ -271,30 +299,56 @@ describe('GET /bootstrap.sh and /agent/axle-envoy', () => {
 
   it('refuses a host of another machine type before downloading anything', async () => {
     const file = join(t.dir, 'other-machine.sh');
-    writeFileSync(file, await (await fetch(`http://${hubAddr}/bootstrap.sh`)).text());
+    writeFileSync(file, await (await get('/bootstrap.sh')).text());
     const armBin = join(t.dir, 'bin-aarch64');
     mkdirSync(armBin);
     for (const tool of TOOLS.filter((x) => x !== 'uname')) symlinkSync(which(tool), join(armBin, tool));
     writeFileSync(join(armBin, 'uname'), '#!/bin/sh\n[ "$1" = -m ] && echo aarch64 || echo Linux\n', { mode: 0o755 });
     const root = join(t.dir, 'aarch64');
     mkdirSync(root);
-    const r = sh([file, '--token', token, '--hostname', 'arm1.dc1.example.com', '--root', root], { path: armBin });
+    const r = sh(
+      [file, '--token', token, '--hostname', 'arm1.dc1.example.com', '--root', root, '--ca-pin', plan.ca.pin],
+      { path: armBin },
+    );
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/serves the agent for Linux x86_64; this host is Linux aarch64/);
+    expect(readdirSync(root)).toEqual([]);
+  });
+
+  it('a wrong --ca-pin installs nothing and says why; so does a missing one', async () => {
+    const root = join(t.dir, 'wrongpin');
+    mkdirSync(root);
+    const wrong = `sha256:${'ab'.repeat(32)}`;
+    const r = runInstall(install.replace(plan.ca.pin, wrong), 'web5.dc1.example.com', root);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(
+      `the CA served by https://${hubAddr} is ${plan.ca.pin}, not the ${wrong} you gave with --ca-pin: nothing installed`,
+    );
+    expect(readdirSync(root)).toEqual([]);
+    const none = runInstall(install.replace(` --ca-pin ${plan.ca.pin}`, ''), 'web5.dc1.example.com', root);
+    expect(none.code).toBe(1);
+    expect(none.err).toMatch(/pass --ca-pin sha256:HEX/);
+    expect(readdirSync(root)).toEqual([]);
+    const dir = await api.get<{ items: { hostname: string }[] }>('/directory');
+    expect(dir.items.map((e) => e.hostname)).not.toContain('web5.dc1.example.com');
+  });
+
+  it('a hub whose TLS key is not the pinned one gets nothing past curl', () => {
+    const root = join(t.dir, 'wrongkey');
+    mkdirSync(root);
+    const r = runInstall(
+      install.replace(/sha256\/\/[A-Za-z0-9+/]{43}=/, `sha256//${Buffer.alloc(32, 7).toString('base64')}`),
+      'web6.dc1.example.com',
+      root,
+    );
+    expect(r.err).toMatch(/public key does not match pinned public key/);
     expect(readdirSync(root)).toEqual([]);
   });
 
   it("refuses a wrong join token with the hub's message, leaving the host unenrolled", () => {
     const root = join(t.dir, 'badtoken');
     mkdirSync(root);
-    const r = sh([
-      '-c',
-      'curl -fsSL "$0" | sh -s -- --token "$1" --hostname "$2" --root "$3"',
-      `http://${hubAddr}/bootstrap.sh`,
-      'axj_not-a-real-token',
-      'web9.dc1.example.com',
-      root,
-    ]);
+    const r = runInstall(install.replace(token, 'axj_not-a-real-token'), 'web9.dc1.example.com', root);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/enrollment failed/);
     expect(r.err).toMatch(/E_BAD_TOKEN|token/i);
@@ -309,6 +363,7 @@ describe('bootstrap without an agent bundle', () => {
     hub = new Hub(
       hubConfigFrom({
         server_id: 'hub-x',
+        insecure_transport: true,
         listen: '127.0.0.1:0',
         data_dir: d.dir,
         agent_dir: join(d.dir, 'missing'),
@@ -337,14 +392,18 @@ describe('bootstrap without an agent bundle', () => {
   });
 
   it('never puts a value that could break out of its quotes into the script', () => {
-    const tpl = "A='@HUB_URL@' B='@HUB_ADDRS@' C='@AGENT_SHA256@'";
-    expect(renderBootstrap(tpl, { hubUrl: 'http://h:1', hubAddrs: ['h:1', 'g:2'], sha256: 'ab' })).toBe(
-      "A='http://h:1' B='h:1 g:2' C='ab'",
-    );
-    expect(() => renderBootstrap(tpl, { hubUrl: "http://h:1'$(id)'", hubAddrs: [], sha256: 'ab' })).toThrow(/refusing/);
-    expect(() => renderBootstrap(tpl, { hubUrl: 'http://h:1', hubAddrs: ['h:1 ;id'], sha256: 'ab' })).toThrow(
-      /refusing/,
-    );
+    const tpl = "A='@HUB_URL@' B='@HUB_ADDRS@' C='@AGENT_SHA256@' D='@HUB_PUBKEYS@' E='@HUB_PIN@'";
+    const v = {
+      hubUrl: 'https://h:1',
+      hubAddrs: ['h:1', 'g:2'],
+      sha256: 'ab',
+      hubKeys: ['K+/='],
+      hubPin: 'sha256//P+/=',
+    };
+    expect(renderBootstrap(tpl, v)).toBe("A='https://h:1' B='h:1 g:2' C='ab' D='K+/=' E='sha256//P+/='");
+    expect(() => renderBootstrap(tpl, { ...v, hubUrl: "http://h:1'$(id)'" })).toThrow(/refusing/);
+    expect(() => renderBootstrap(tpl, { ...v, hubAddrs: ['h:1 ;id'] })).toThrow(/refusing/);
+    expect(() => renderBootstrap(tpl, { ...v, hubKeys: ["k';id;'"] })).toThrow(/refusing/);
   });
 });
 

@@ -6,7 +6,7 @@ import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyPair, toBase64 } from '@axle/shared';
 import { envoyConfigFrom } from '@axle/envoy-agent';
-import { hubConfigFrom } from '@axle/hub';
+import { fleetCa, hubConfigFrom } from '@axle/hub';
 import { spokeConfigFrom } from '@axle/spoke';
 import { ensurePackages, type Outputs } from '../../scripts/package/build.js';
 import { ROOT } from '../../scripts/package/esbuild.js';
@@ -198,8 +198,10 @@ describe('the Debian packages (read from the .deb files)', () => {
     expect(r.status).toBe(0);
   });
 
-  it('ship /etc/axle/*.yaml as commented examples that are valid configs once uncommented', () => {
+  it('ship /etc/axle/*.yaml as commented examples that are valid configs once uncommented', async () => {
     const key = toBase64(generateKeyPair().publicKey);
+    // The envoy reads its CA file as it loads its config: a real one where the example names /etc/axle/ca.pem.
+    const ca = await (await fleetCa()).initCa(join(t.dir, 'example-ca'));
     const from = {
       hub: hubConfigFrom,
       spoke: spokeConfigFrom,
@@ -215,7 +217,8 @@ describe('the Debian packages (read from the .deb files)', () => {
         .split('\n')
         .map((l) => (/^#\s*([a-z_]+:|- )/.test(l) ? l.slice(1) : l))
         .join('\n')
-        .replaceAll('"BASE64"', `"${key}"`);
+        .replaceAll('"BASE64"', `"${key}"`)
+        .replaceAll('/etc/axle/ca.pem', ca.certFile);
       expect(() => from[daemon](parse(uncommented) as never), daemon).not.toThrow();
     }
   });
@@ -343,6 +346,7 @@ write_hub() { # write_hub SPOKES-YAML
 server_id: hub-a
 listen: "127.0.0.1:1530"
 data_dir: /var/lib/axle/hub
+tls: { cert_file: /etc/axle/tls/hub-a.pem, key_file: /etc/axle/tls/hub-a.key, ca_file: /etc/axle/ca.pem }
 spanner:
   role: hub
   spokes: [$1]
@@ -350,28 +354,37 @@ EOF
 }
 write_hub ''
 HUB_KEY=$(as_axle axle-hub keygen --config /etc/axle/hub.yaml)
+# The fleet CA and a certificate for each listener, as the README's TLS step says.
+install -d -o axle -g axle -m 0750 /etc/axle/tls
+as_axle axle-hub ca init --config /etc/axle/hub.yaml
+cp /var/lib/axle/hub/ca/ca.pem /etc/axle/ca.pem
+as_axle axle-hub ca issue --config /etc/axle/hub.yaml --name hub-a --host 127.0.0.1 --out /etc/axle/tls
+as_axle axle-hub ca issue --config /etc/axle/hub.yaml --name dc1 --host 127.0.0.1 --out /etc/axle/tls
 cat > /etc/axle/spoke.yaml <<EOF
 server_id: dc1
 listen: "127.0.0.1:1531"
 data_dir: /var/lib/axle/spoke
 status_interval: 1s
+tls: { cert_file: /etc/axle/tls/dc1.pem, key_file: /etc/axle/tls/dc1.key, ca_file: /etc/axle/ca.pem }
 spanner: { role: spoke, spoke_id: dc1, hub_addr: "127.0.0.1:1530", hub_pubkeys: ["$HUB_KEY"] }
 EOF
 SPOKE_KEY=$(as_axle axle-spoke keygen --config /etc/axle/spoke.yaml)
 write_hub "{ id: dc1, addr: '127.0.0.1:1531', patterns: ['*'], pubkey: '$SPOKE_KEY' }"
 as_axle axle-spoke --config /etc/axle/spoke.yaml > /tmp/spoke.log 2>&1 &
 as_axle axle-hub --config /etc/axle/hub.yaml > /tmp/hub.log 2>&1 &
-wait_for 'the spoke' curl -fsS http://127.0.0.1:1531/healthz
-wait_for 'the hub' curl -fsS http://127.0.0.1:1530/healthz
+wait_for 'the spoke' curl -fsS --cacert /etc/axle/ca.pem https://127.0.0.1:1531/healthz
+wait_for 'the hub' curl -fsS --cacert /etc/axle/ca.pem https://127.0.0.1:1530/healthz
 echo "hub-key-file $(stat -c '%U:%G %a' /var/lib/axle/hub/hub.key)"
 ps -o user=,args= -C node | sed 's/^/node-process /'
-curl -fsS http://127.0.0.1:1530/bootstrap.sh | sed -n "s/^AGENT_SHA256='\\(.*\\)'$/bootstrap-sha \\1/p"
-curl -fsS http://127.0.0.1:1530/agent/axle-envoy | sha256sum | sed 's/ .*//; s/^/served-sha /'
-export AXLE_HUB=127.0.0.1:1530 AXLE_TOKEN="$(cat /var/lib/axle/hub/admin.token)"
+curl -fsS --cacert /etc/axle/ca.pem https://127.0.0.1:1530/bootstrap.sh | sed -n "s/^AGENT_SHA256='\\(.*\\)'$/bootstrap-sha \\1/p"
+curl -fsS --cacert /etc/axle/ca.pem https://127.0.0.1:1530/agent/axle-envoy | sha256sum | sed 's/ .*//; s/^/served-sha /'
+export AXLE_HUB=https://127.0.0.1:1530 AXLE_CA_FILE=/etc/axle/ca.pem AXLE_TOKEN="$(cat /var/lib/axle/hub/admin.token)"
 wait_for 'the spoke online at the hub' sh -c 'axle spanner spokes | grep -q online'
 TOKEN=$(axle tokens create --ttl 1h | sed -n 's/^secret: //p')
 cat > /etc/axle/envoy.yaml <<EOF
 hub_addrs: ["127.0.0.1:1530"]
+hub_pubkeys: ["$HUB_KEY"]
+ca_file: /etc/axle/ca.pem
 state_dir: /var/lib/axle/envoy
 hostname: web1.dc1.example.com
 EOF
@@ -427,6 +440,9 @@ axle envoys list
     expect(dpkgField('db:Status-Abbrev', 'axle-hub')[0]).toBe('rc');
 
     sb.ok('dpkg -P axle-hub axle-spoke axle-envoy');
+    // What the operator made (the CA copy and the certificates) is theirs, not the packages'.
+    expect(sb.ok('ls /etc/axle').trim().split('\n')).toEqual(['ca.pem', 'tls']);
+    sb.ok('rm -r /etc/axle/ca.pem /etc/axle/tls && rmdir /etc/axle');
     s = sb.stat(['/etc/axle', '/var/lib/axle']);
     expect(s['/etc/axle']).toBeUndefined();
     expect(s['/var/lib/axle']).toBeUndefined();

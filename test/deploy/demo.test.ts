@@ -89,18 +89,23 @@ describe('npm run demo', () => {
     );
 
     // The printed CLI lines carry the hub and token; use them as a user would.
+    // Everything runs over TLS with the demo's own CA.
     const line = out.find((l) => / envoys list$/.test(l))!;
     const hub = /AXLE_HUB=(\S+)/.exec(line)![1]!;
+    const ca = /AXLE_CA_FILE=(\S+)/.exec(line)![1]!;
     const token = /AXLE_TOKEN=(\S+)/.exec(line)![1]!;
-    expect(out.some((l) => l.startsWith('Web UI:') && l.includes(`http://${hub}/`))).toBe(true);
-    expect(out.filter((l) => l.includes(`AXLE_HUB=${hub} AXLE_TOKEN=${token} node `)).length).toBe(5);
+    expect(hub).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    expect(out.some((l) => l.startsWith('Web UI:') && l.includes(`${hub}/`))).toBe(true);
+    expect(out.filter((l) => l.includes(`AXLE_HUB=${hub} AXLE_CA_FILE=${ca} AXLE_TOKEN=${token} node `)).length).toBe(
+      5,
+    );
     expect(out.find((l) => l.startsWith('Start-up:'))).toMatch(
       /^Start-up: +30 envoys enrolled in \d+ s, each made its first run within \d+ s and applied v1 within \d+ s/,
     );
     const axle = (...args: string[]) => {
       const r = spawnSync(process.execPath, [bin('hub', 'axle'), ...args, '--json'], {
         encoding: 'utf8',
-        env: { ...process.env, AXLE_HUB: hub, AXLE_TOKEN: token },
+        env: { ...process.env, AXLE_HUB: hub, AXLE_CA_FILE: ca, AXLE_TOKEN: token },
         timeout: 30_000,
       });
       return {

@@ -5,7 +5,7 @@ import { parse as parseYaml, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Hub, loadHubConfig } from '@axle/hub';
 import { Spoke, loadSpokeConfig } from '@axle/spoke';
-import { silentLogger } from '@axle/shared';
+import { fetchTls, silentLogger } from '@axle/shared';
 import { planFleet } from '../../scripts/demo/fleet.js';
 import { ROOT } from '../support/proc.js';
 import { tempDir } from '../support/tmp.js';
@@ -91,7 +91,8 @@ beforeAll(async () => {
   // hub-b stays down: hub-a still exports its replication metrics (as a standby or candidate).
   hub = new Hub(loadHubConfig(plan.hubs[0]!.configFile), { logger: silentLogger() });
   await hub.start();
-  const scrape = async (addr: string) => (await fetch(`http://${addr}/metrics`)).text();
+  // The fleet runs with TLS, as Prometheus scrapes it (scheme: https, tls_config.ca_file).
+  const scrape = async (addr: string) => (await fetchTls(`https://${addr}/metrics`, { ca: plan.ca.pem })).text();
   const spokeAddr = plan.spokes[0]!.addr;
   // Wait for a status push so every collector has run with real data at least once.
   await waitFor(async () => (await scrape(spokeAddr)).match(/^axle_spoke_status_pushes_total\{[^}]*\} [1-9]/m), {

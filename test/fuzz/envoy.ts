@@ -103,6 +103,7 @@ export class EnvoyTarget {
       config,
       JSON.stringify({
         hub_addrs: [this.addr],
+        insecure_transport: true,
         state_dir: this.stateDir,
         hostname: this.hostname,
         run_on_start: false,

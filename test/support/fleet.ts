@@ -16,6 +16,7 @@ import { generateKeyPair, saveKeyPair, toBase64 } from '@axle/shared';
 import { ChaosProxy } from '../system/chaos-proxy.js';
 import { ROOT, bin, startDaemon, type Daemon } from './proc.js';
 import { freePort } from './resources.js';
+import { mergeConfig } from '../../scripts/demo/fleet.js';
 import { waitFor } from './wait.js';
 
 export type LogLine = Record<string, unknown>;
@@ -395,9 +396,10 @@ export class Fleet {
     for (const h of this.hubs) {
       write(
         h.configFile,
-        merge(
+        mergeConfig(
           {
             server_id: h.id,
+            insecure_transport: true,
             listen: h.addr,
             data_dir: h.dir,
             spanner: {
@@ -449,9 +451,10 @@ export class Fleet {
     const hubAddrs = x.uplinks.length > 0 ? x.uplinks.map((u) => u.addr) : this.hubs.map((h) => h.addr);
     write(
       x.configFile,
-      merge(
+      mergeConfig(
         {
           server_id: x.id,
+          insecure_transport: true,
           listen: x.listen,
           data_dir: join(x.dir, 'data'),
           key_file: join(x.dir, 'spoke.key'),
@@ -625,7 +628,12 @@ export class Fleet {
           name,
           hubAddrs,
           token: this.joinToken,
-          config: { ...FAST_ENVOY, ...o.config },
+          config: {
+            ...FAST_ENVOY,
+            hub_pubkeys: this.hubs.map((h) => h.pub),
+            insecure_transport: true,
+            ...o.config,
+          },
           envoys: chunk.map((h) => ({ hostname: h, stateDir: this.envoyDir(h) })),
         }),
         { mode: 0o600 },
@@ -683,19 +691,6 @@ export class Fleet {
       rmSync(this.spec.dir, { recursive: true, force: true });
     }
   }
-}
-
-/** `extra` over `base`, one level deep, so a test can add a key to `limits` without restating the rest. */
-function merge(base: Record<string, unknown>, extra: Record<string, unknown> | undefined): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...base };
-  for (const [k, v] of Object.entries(extra ?? {})) {
-    const b = out[k];
-    out[k] =
-      b && v && typeof b === 'object' && typeof v === 'object' && !Array.isArray(v)
-        ? { ...(b as object), ...(v as object) }
-        : v;
-  }
-  return out;
 }
 
 function write(file: string, cfg: unknown): void {

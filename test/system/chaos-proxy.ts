@@ -25,7 +25,10 @@ export class ChaosProxy {
   private server: Server | undefined;
   private readonly pairs = new Set<Pair>();
   private cut = false;
+  private nextId = 0;
   port = 0;
+  /** Sees every byte relayed, per connection and direction: a passive eavesdropper on the link. */
+  tap: ((conn: number, dir: 'up' | 'down', bytes: Buffer) => void) | undefined;
 
   constructor(
     private target: string,
@@ -79,11 +82,14 @@ export class ChaosProxy {
     pair.b = b;
     b.on('error', () => undefined);
     b.once('close', end);
+    const id = this.nextId++;
     a.on('data', (d) => {
+      this.tap?.(id, 'up', d);
       if (this.cut) pair.heldAB.push(d);
       else b.write(d);
     });
     b.on('data', (d) => {
+      this.tap?.(id, 'down', d);
       if (this.cut) pair.heldBA.push(d);
       else a.write(d);
     });

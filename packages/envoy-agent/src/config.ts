@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { validate as validateCron } from 'node-cron';
@@ -5,6 +6,7 @@ import {
   AxleError,
   DEFAULT_MAX_REPORT_BYTES,
   canonicalHostname,
+  certificatesIn,
   ErrorCode,
   arr,
   bool,
@@ -19,6 +21,7 @@ import {
   oneOf,
   opt,
   str,
+  transportIssues,
   type Infer,
   type Issue,
 } from '@axle/shared';
@@ -47,8 +50,16 @@ const pubkeyText = () =>
 export const envoyConfigSchema = obj({
   /** The hub and its peers, primary first: enrollment and `locate` try each in turn. */
   hub_addrs: arr(hostPort(), { min: 1, max: 16 }),
-  /** Optional pinning of the hubs' keys; without it any hub that completes the handshake is trusted for enroll/locate. */
+  /**
+   * The hubs' Ed25519 keys (the bootstrap writes them). With them, only these keys are trusted;
+   * without, only the keys a hub listed in this envoy's stored assignment, so a new envoy with
+   * neither cannot enroll: a key merely found at an address is never trusted.
+   */
   hub_pubkeys: opt(arr(pubkeyText(), { max: 16 })),
+  /** The fleet CA (PEM) every hub and spoke certificate must chain to; connections are wss://. */
+  ca_file: opt(str({ min: 1, max: 1024 })),
+  /** Plain ws:// to hubs and spokes without ca_file: only where they run with insecure_transport too. */
+  insecure_transport: def(bool(), false),
   state_dir: str({ min: 1, max: 1024 }),
   /** Written in any case, with or without a trailing dot; the envoy uses its canonical form (lowercase, no dot). */
   hostname: opt(
@@ -106,6 +117,15 @@ function finish(p: Parsed, source: string): EnvoyConfig {
       );
     }
   }
+  const transport = transportIssues(
+    { secure: p.ca_file !== undefined, insecure_transport: p.insecure_transport },
+    {
+      key: 'ca_file',
+      fix: 'set ca_file to the fleet CA (the bootstrap writes /etc/axle/ca.pem)',
+    },
+  );
+  if (transport.length > 0) throw new AxleError(ErrorCode.BAD_CONFIG, `${source}: ${formatIssues(transport)}`);
+  if (p.ca_file) readCa(resolve(p.ca_file), source);
   if (p.backoff_max < p.backoff_initial) {
     throw new AxleError(
       ErrorCode.BAD_CONFIG,
@@ -117,8 +137,32 @@ function finish(p: Parsed, source: string): EnvoyConfig {
     state_dir: stateDir,
     hostname: host,
     config_dir: p.config_dir ? resolve(p.config_dir) : join(stateDir, 'live'),
+    ...(p.ca_file ? { ca_file: resolve(p.ca_file) } : {}),
     ...(p.traits_dir ? { traits_dir: resolve(p.traits_dir) } : {}),
   });
+}
+
+/**
+ * The CA certificates (PEM) of `ca_file`, read at each connect so a CA replaced on disk is used
+ * from the next connection on; a file that is missing or holds no certificate is a config error.
+ */
+export function readCa(file: string, source = file): Buffer {
+  try {
+    const pem = readFileSync(file);
+    certificatesIn(pem.toString('utf8'), file);
+    return pem;
+  } catch (e) {
+    throw new AxleError(
+      ErrorCode.BAD_CONFIG,
+      `${source}: ca_file: ${(e as Error).message}; point it at the fleet CA (the bootstrap writes /etc/axle/ca.pem)`,
+      { cause: e },
+    );
+  }
+}
+
+/** What connections to hubs and spokes need: the CA to check their certificates against, or none (insecure_transport). */
+export function caOf(c: EnvoyConfig): Buffer | undefined {
+  return c.ca_file ? readCa(c.ca_file) : undefined;
 }
 
 /** Reads and validates an envoy config file; a bad file throws E_BAD_CONFIG naming file, line and key. */

@@ -1,5 +1,5 @@
 import { fingerprint, silentLogger, type Logger } from '@axle/shared';
-import type { EnvoyConfig } from './config.js';
+import { caOf, type EnvoyConfig } from './config.js';
 import { askHubs, assignmentFrom } from './hub.js';
 import { StateStore, type Assignment } from './state.js';
 
@@ -23,6 +23,7 @@ export async function enroll(config: EnvoyConfig, token: string, o: { logger?: L
       timeoutMs: config.request_timeout,
       log,
       trustedKeys: store.trustedHubKeys(config.hub_pubkeys),
+      ca: caOf(config),
     },
     { type: 'enroll', hostname: config.hostname, token },
     prev?.term ?? 0,

@@ -5,6 +5,7 @@ import {
   ErrorCode,
   errorText,
   Codec,
+  INSECURE_WARNING,
   fingerprint,
   fitRun,
   openSealed,
@@ -125,6 +126,7 @@ export class Envoy {
     }
     this.started = true;
     const cfg = this.cfg;
+    if (cfg.insecure_transport) this.log.warn(INSECURE_WARNING);
     this.bundles = new BundleFetcher({
       trustedKeys: () => this.store.trustedHubKeys(this.cfg.hub_pubkeys),
       appliedVersion: () => this.store.configVersion,

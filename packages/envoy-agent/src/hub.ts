@@ -14,8 +14,10 @@ export interface HubDialOptions {
   hostname: string;
   keyPair: KeyPair;
   hubAddrs: readonly string[];
-  /** Hub keys to accept; empty means the first hub that proves its key is trusted (first enrollment). */
+  /** Hub keys to accept; with none, no hub is asked (a key merely found at an address is never trusted). */
   trustedKeys: readonly Uint8Array[];
+  /** The CA hub certificates must chain to; undefined with insecure_transport (ws://). */
+  ca: Buffer | undefined;
   timeoutMs: number;
   log: Logger;
   signal?: AbortSignal;
@@ -46,7 +48,12 @@ export async function askHubs(
   msg: MessageOf<'enroll'> | MessageOf<'locate'>,
   minTerm = 0,
 ): Promise<AssignmentMsg> {
-  const pinned = o.trustedKeys.length > 0 ? o.trustedKeys : undefined;
+  const pinned = o.trustedKeys;
+  if (pinned.length === 0)
+    throw new AxleError(
+      ErrorCode.UNTRUSTED,
+      `this envoy trusts no hub key, so it asks no hub: set hub_pubkeys in its config to the keys \`axle-hub keygen\` prints (the bootstrap command from \`axle tokens create\` writes them)`,
+    );
   const reasons: string[] = [];
   let definitive: AxleError | undefined;
   for (const addr of o.hubAddrs) {
@@ -59,9 +66,8 @@ export async function askHubs(
         keyPair: o.keyPair,
         requestTimeoutMs: o.timeoutMs,
         handshakeTimeoutMs: Math.min(o.timeoutMs, 10_000),
-        ...(pinned
-          ? { expectServerKey: (k: Uint8Array) => pinned.some((p) => Buffer.from(p).equals(Buffer.from(k))) }
-          : {}),
+        expectServerKey: (k: Uint8Array) => pinned.some((p) => Buffer.from(p).equals(Buffer.from(k))),
+        ca: o.ca,
         ...(o.signal ? { signal: o.signal } : {}),
       });
       // Stopping closes the link, which fails the request at once instead of after its timeout.

@@ -16,7 +16,7 @@ import {
   fitRun,
   verifyTermProof,
 } from '@axle/shared';
-import type { EnvoyConfig } from './config.js';
+import { caOf, type EnvoyConfig } from './config.js';
 import { askHubs, assignmentFrom } from './hub.js';
 import type { Spool } from './spool.js';
 import type { StateStore } from './state.js';
@@ -259,6 +259,7 @@ export class SpokeLink extends EventEmitter<LinkEvents> {
       role: 'envoy',
       keyPair: this.host.keyPair,
       expectServerKey: target.pubkey,
+      ca: caOf(c),
       requestTimeoutMs: c.request_timeout,
       handshakeTimeoutMs: Math.min(c.request_timeout, 10_000),
       keepaliveMs: c.keepalive,
@@ -281,6 +282,7 @@ export class SpokeLink extends EventEmitter<LinkEvents> {
           log: this.host.log,
           signal: this.stopCtl.signal,
           trustedKeys: this.host.store.trustedHubKeys(c.hub_pubkeys),
+          ca: caOf(c),
         },
         { type: 'locate', hostname: c.hostname },
         a?.term ?? 0,

@@ -35,6 +35,8 @@ function writeConfig(file: string, extra = ''): void {
   writeFileSync(
     file,
     `hub_addrs: ["127.0.0.1:9", "${key.addr}"]
+hub_pubkeys: ["${key.pub}"]
+insecure_transport: true
 state_dir: ${join(dir, 'state')}
 hostname: bin1.dc1.example.com
 checkin_interval: 200ms
@@ -135,7 +137,10 @@ describe('axle-envoy', () => {
 
   it('enroll with a bad token exits 1 with the reason', async () => {
     const cfg = join(dir, 'other.yaml');
-    writeFileSync(cfg, `hub_addrs: ["${key.addr}"]\nstate_dir: ${dir}/other\nhostname: other.example.com\n`);
+    writeFileSync(
+      cfg,
+      `hub_addrs: ["${key.addr}"]\nhub_pubkeys: ["${key.pub}"]\ninsecure_transport: true\nstate_dir: ${dir}/other\nhostname: other.example.com\n`,
+    );
     const err = await run(process.execPath, [ENVOY, 'enroll', '--config', cfg, '--token', 'nope']).then(
       () => undefined,
       (e: { code: number; stderr: string }) => e,

@@ -20,6 +20,9 @@ export interface HubKey {
   addr: string;
 }
 
+/** Every test hub's key by address, so testEnvoyConfig can give envoys the keys of the hubs they are pointed at. */
+const hubKeysByAddr = new Map<string, string>();
+
 /** The hub's data dir, key and port, fixed before anything starts so spokes can trust and find it. */
 export async function hubKey(bag: Bag): Promise<HubKey> {
   const t = tempDir('axle-envoy-hub-');
@@ -27,7 +30,9 @@ export async function hubKey(bag: Bag): Promise<HubKey> {
   const keyPair = generateKeyPair();
   saveKeyPair(join(t.dir, 'hub.key'), keyPair);
   const port = await freePort();
-  return { dir: t.dir, keyPair, pub: toBase64(keyPair.publicKey), port, addr: `127.0.0.1:${port}` };
+  const addr = `127.0.0.1:${port}`;
+  hubKeysByAddr.set(addr, toBase64(keyPair.publicKey));
+  return { dir: t.dir, keyPair, pub: toBase64(keyPair.publicKey), port, addr };
 }
 
 export interface SpokeRef {
@@ -39,6 +44,7 @@ export interface SpokeRef {
 function spokeConfigObject(id: string, dir: string, port: number, hub: HubKey): Record<string, unknown> {
   return {
     server_id: id,
+    insecure_transport: true,
     listen: `127.0.0.1:${port}`,
     data_dir: dir,
     status_interval: '300ms',
@@ -109,6 +115,7 @@ export async function startHub(
     hubConfigFrom(
       {
         server_id: 'hub-a',
+        insecure_transport: true,
         listen: key.addr,
         data_dir: key.dir,
         spanner: {
@@ -159,7 +166,10 @@ export async function joinToken(hub: Hub): Promise<string> {
   return r.body.secret as string;
 }
 
-/** An envoy config for tests: fast timers, its own state dir under `root`. */
+/**
+ * An envoy config for tests: fast timers, its own state dir under `root`, plain transport
+ * (these tests are not about TLS), and the keys of the test hubs at `hubAddrs` pinned.
+ */
 export function testEnvoyConfig(
   root: string,
   hostname: string,
@@ -171,6 +181,8 @@ export function testEnvoyConfig(
   return envoyConfigFrom(
     {
       hub_addrs: hubAddrs,
+      hub_pubkeys: hubAddrs.flatMap((a) => hubKeysByAddr.get(a) ?? []),
+      insecure_transport: true,
       state_dir: dir,
       hostname,
       run_on_start: false,

@@ -15,6 +15,7 @@ const config = (extra: Record<string, unknown> = {}) =>
   envoyConfigFrom({
     // Nothing listens on port 9 of 127.0.0.1: the spoke is simply unreachable.
     hub_addrs: ['127.0.0.1:9'],
+    insecure_transport: true,
     state_dir: join(t.dir, 'state'),
     hostname: 'web1.dc1.example.com',
     run_on_start: false,

@@ -96,6 +96,7 @@ async function envoyAt(rogue: Rogue): Promise<{ envoy: Envoy; stateDir: string }
   const envoy = new Envoy(
     envoyConfigFrom({
       hub_addrs: ['127.0.0.1:1'],
+      insecure_transport: true,
       state_dir: stateDir,
       hostname: host,
       run_on_start: false,

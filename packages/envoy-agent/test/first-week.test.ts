@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '@axle/hub';
-import { enroll, envoyConfigFrom } from '@axle/envoy-agent';
+import { toBase64 } from '@axle/shared';
+import { enroll, loadEnvoyConfig } from '@axle/envoy-agent';
 import { bin } from '../../../test/support/proc.js';
 import { tempDir } from '../../../test/support/tmp.js';
 import { waitFor } from '../../../test/support/wait.js';
@@ -179,9 +180,9 @@ beforeAll(async () => {
   cfgFile = join(t.dir, 'envoy.yaml');
   writeFileSync(
     cfgFile,
-    `hub_addrs: ["${hub.addr}"]\nstate_dir: ${stateDir}\nhostname: ${HOST}\ncheckin_interval: 200ms\nbackoff_initial: 50ms\nbackoff_max: 300ms\nstop_grace: 2s\nlog_level: warn\n`,
+    `hub_addrs: ["${hub.addr}"]\nhub_pubkeys: ["${toBase64(hub.publicKey)}"]\ninsecure_transport: true\nstate_dir: ${stateDir}\nhostname: ${HOST}\ncheckin_interval: 200ms\nbackoff_initial: 50ms\nbackoff_max: 300ms\nstop_grace: 2s\nlog_level: warn\n`,
   );
-  await enroll(envoyConfigFrom({ hub_addrs: [hub.addr], state_dir: stateDir, hostname: HOST }), await joinToken(hub));
+  await enroll(loadEnvoyConfig(cfgFile), await joinToken(hub));
 }, 60_000);
 afterAll(() => bag.run(), 30_000);
 

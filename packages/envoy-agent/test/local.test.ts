@@ -32,7 +32,12 @@ const fakeRun = (i: number): Run => ({
 
 describe('config', () => {
   it('fills defaults', () => {
-    const c = envoyConfigFrom({ hub_addrs: ['127.0.0.1:1530'], state_dir: t.dir, hostname: 'web1.dc1.example.com' });
+    const c = envoyConfigFrom({
+      hub_addrs: ['127.0.0.1:1530'],
+      insecure_transport: true,
+      state_dir: t.dir,
+      hostname: 'web1.dc1.example.com',
+    });
     expect(c).toMatchObject({
       schedule: '*/30 * * * *',
       splay: 300_000,

@@ -2,6 +2,7 @@ import { arr, canonicalHostname, duration, globField, int, obj, oneOf, opt, str,
 import { EVENT_TYPES } from './config.js';
 import { body, intParam, route, type ApiDeps } from './api.js';
 import { apiTokenView, joinTokenView } from './tokens.js';
+import { installCommand } from './install.js';
 import { AxleError, ErrorCode } from '@axle/shared';
 
 const joinTokenBody = obj({
@@ -46,7 +47,12 @@ export function adminRoutes(r: Router, d: ApiDeps): void {
         spokes: token.spokes ?? null,
       });
       // The secret is shown only here; the hub keeps its hash.
-      return { token: joinTokenView(token), secret };
+      const deps = d.listenAddr && d.tls ? { config: d.config, listenAddr: d.listenAddr, tls: d.tls } : undefined;
+      return {
+        token: joinTokenView(token),
+        secret,
+        ...(deps ? { install: installCommand(ctx.req, deps, secret) } : {}),
+      };
     }),
   );
   r.delete(

@@ -10,6 +10,7 @@ import {
   requestTarget,
   sendJson,
   type Logger,
+  type TlsMaterial,
   type RouteContext,
   type RouteInfo,
   type Schema,
@@ -39,6 +40,7 @@ import { secretRoutes } from './api-secrets.js';
 import type { Secrets } from './secrets.js';
 import type { JobRunner } from './jobs/runner.js';
 import { bootstrapRoutes } from './bootstrap.js';
+import { caRoute } from './install.js';
 
 export interface ApiDeps {
   state: StateStore;
@@ -66,6 +68,10 @@ export interface ApiDeps {
   /** For GET /bootstrap.sh: every hub address envoys should know, and this hub's listen address. */
   hubAddrs?: () => string[];
   listenAddr?: () => string;
+  /** The TLS files this hub serves (GET /ca.pem, the pinned install command); undefined with insecure_transport. */
+  tls?: () => TlsMaterial | undefined;
+  /** This hub's and its peers' Ed25519 keys, which bootstrapped envoys pin. */
+  hubKeys?: () => Uint8Array[];
 }
 
 export type Guarded = (ctx: RouteContext, token: ApiToken) => unknown;
@@ -155,8 +161,11 @@ export function buildHttp(d: ApiDeps): HubHttp {
     configRoutes(r, d);
     jobRoutes(r, d);
     secretRoutes(r, d);
-    if (d.hubAddrs && d.listenAddr)
-      bootstrapRoutes(r, { config: d.config, hubAddrs: d.hubAddrs, listenAddr: d.listenAddr });
+    if (d.hubAddrs && d.listenAddr && d.tls && d.hubKeys) {
+      const b = { config: d.config, hubAddrs: d.hubAddrs, listenAddr: d.listenAddr, tls: d.tls, hubKeys: d.hubKeys };
+      bootstrapRoutes(r, b);
+      caRoute(r, b);
+    }
     return r;
   }
 

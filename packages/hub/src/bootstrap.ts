@@ -4,7 +4,16 @@ import { open } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { AxleError, ErrorCode, HANDLED, HttpError, parseHostPort, type Router } from '@axle/shared';
+import {
+  AxleError,
+  ErrorCode,
+  HANDLED,
+  HttpError,
+  parseHostPort,
+  toBase64,
+  type Router,
+  type TlsMaterial,
+} from '@axle/shared';
 import type { HubConfig } from './config.js';
 
 /**
@@ -117,17 +126,32 @@ export class AgentExecutable {
 }
 
 /** Only characters that can never end a single-quoted shell string or start a substitution. */
-const SAFE = /^[A-Za-z0-9.:[\]/_-]+$/;
+const SAFE = /^[A-Za-z0-9.:[\]/_+=-]+$/;
 
-export function renderBootstrap(template: string, v: { hubUrl: string; hubAddrs: string[]; sha256: string }): string {
-  for (const s of [v.hubUrl, ...v.hubAddrs, v.sha256]) {
+export interface BootstrapValues {
+  hubUrl: string;
+  hubAddrs: string[];
+  sha256: string;
+  /** Base64 Ed25519 keys of this hub and its peers: the only hub keys the envoy will trust. */
+  hubKeys: string[];
+  /** curl's pin of this hub's TLS key; empty with insecure_transport. */
+  hubPin: string;
+}
+
+export function renderBootstrap(template: string, v: BootstrapValues): string {
+  for (const s of [v.hubUrl, ...v.hubAddrs, v.sha256, ...v.hubKeys, ...(v.hubPin ? [v.hubPin] : [])]) {
     if (!SAFE.test(s))
       throw new AxleError(ErrorCode.INTERNAL, `refusing to put ${JSON.stringify(s)} into the bootstrap script`);
   }
+  for (const p of ['@HUB_PUBKEYS@', '@HUB_PIN@'])
+    if (!template.includes(p))
+      throw new AxleError(ErrorCode.INTERNAL, `the bootstrap template has no ${p}; rebuild the agent bundle`);
   return template
     .replaceAll('@HUB_URL@', v.hubUrl)
     .replaceAll('@HUB_ADDRS@', v.hubAddrs.join(' '))
-    .replaceAll('@AGENT_SHA256@', v.sha256);
+    .replaceAll('@AGENT_SHA256@', v.sha256)
+    .replaceAll('@HUB_PUBKEYS@', v.hubKeys.join(' '))
+    .replaceAll('@HUB_PIN@', v.hubPin);
 }
 
 /** host:port from the request's Host header when it is a valid address, else undefined. */
@@ -148,15 +172,20 @@ export interface BootstrapDeps {
   hubAddrs: () => string[];
   /** The address this hub listens on (host:port). */
   listenAddr: () => string;
+  /** The TLS files this hub serves; undefined with insecure_transport. */
+  tls: () => TlsMaterial | undefined;
+  /** This hub's and its peers' Ed25519 keys. */
+  hubKeys: () => Uint8Array[];
 }
 
 /**
  * Where the script fetches from: `public_addr` if set, else the address the client used
- * (it reached us that way), else the listen address. https when a TLS proxy says so.
+ * (it reached us that way), else the listen address. https when this hub serves TLS (or a TLS
+ * proxy in front of an insecure one says so).
  */
-function hubUrl(req: IncomingMessage, d: BootstrapDeps): string {
+export function hubUrl(req: IncomingMessage, d: Pick<BootstrapDeps, 'config' | 'listenAddr' | 'tls'>): string {
   const addr = d.config().public_addr ?? hostHeader(req) ?? d.listenAddr();
-  const proto = req.headers['x-forwarded-proto'] === 'https' ? 'https' : 'http';
+  const proto = d.tls() || req.headers['x-forwarded-proto'] === 'https' ? 'https' : 'http';
   return `${proto}://${addr}`;
 }
 
@@ -184,7 +213,13 @@ export function bootstrapRoutes(r: Router, d: BootstrapDeps): void {
     const url = hubUrl(ctx.req, d);
     const own = url.replace(/^https?:\/\//, '');
     const addrs = [...new Set([own, ...d.hubAddrs()])];
-    const script = renderBootstrap(b.template, { hubUrl: url, hubAddrs: addrs, sha256: b.sha256 });
+    const script = renderBootstrap(b.template, {
+      hubUrl: url,
+      hubAddrs: addrs,
+      sha256: b.sha256,
+      hubKeys: d.hubKeys().map(toBase64),
+      hubPin: d.tls()?.spkiPin ?? '',
+    });
     ctx.res.writeHead(200, { 'content-type': 'text/x-shellscript; charset=utf-8', 'cache-control': 'no-store' });
     ctx.res.end(script);
     return HANDLED;

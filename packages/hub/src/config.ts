@@ -19,6 +19,7 @@ import {
   oneOf,
   opt,
   str,
+  transportFields,
   type Infer,
   type Issue,
 } from '@axle/shared';
@@ -132,6 +133,8 @@ const webhookSchema = obj({
 export const hubConfigSchema = obj({
   server_id: id(),
   listen: hostPort(),
+  /** TLS on the one port (HTTPS, WSS) and the CA outbound links check; or insecure_transport: true. */
+  ...transportFields(),
   data_dir: str({ min: 1, max: 1024 }),
   key_file: opt(str({ min: 1, max: 1024 })),
   config_dir: opt(str({ min: 1, max: 1024 })),

@@ -1,27 +1,18 @@
-import { AxleError, ErrorCode, Glob, errorText, fromBase64, type Logger } from '@axle/shared';
-import type { HubConfig } from './config.js';
-import type { Epochs } from './epochs.js';
-import type { Events } from './events.js';
+import { AxleError, ErrorCode, Glob, errorText, type Logger } from '@axle/shared';
 import type { Fleet } from './fleet.js';
 import { sleep } from './lock.js';
 import type { AssignReason, Change, EnvoyRecord, Move, MoveKind, MoveState } from './model.js';
-import { UnplacedTally, place } from './placement.js';
+import { type AdoptDeps, type Adopted, adoptOn, recordChanges } from './placement/adopt.js';
+import { UnplacedTally, place } from './placement/order.js';
 import { recordMoveEnd } from './stranded.js';
 import type { Router } from './router.js';
-import type { SpokeLinks } from './spoke-links.js';
-import type { StateStore } from './state.js';
 import { newId } from './tokens.js';
 import type { HubMetrics } from './metrics.js';
 
-export interface MoverDeps {
-  state: StateStore;
+export interface MoverDeps extends AdoptDeps {
   fleet: Fleet;
-  links: SpokeLinks;
-  epochs: Epochs;
-  events: Events;
   metrics: HubMetrics;
   log: Logger;
-  config: () => HubConfig;
   router: () => Router;
   /** Called after envoys left `spokeId`, so it can be told to release them. */
   onMoved: (spokeId: string) => void;
@@ -257,18 +248,10 @@ export class Mover {
   }
 
   private async adoptGroup(move: Move, target: string, recs: EnvoyRecord[], unplaced: UnplacedTally): Promise<void> {
-    const { state, epochs, links, events, config } = this.d;
+    const { state, events } = this.d;
     const reason: AssignReason = move.kind;
     try {
-      const first = await epochs.take(recs.length);
-      const items = recs.map((r, i) => ({ hostname: r.hostname, pubkey: fromBase64(r.pubkey, 32), epoch: first + i }));
-      await links
-        .get(target)
-        .request(
-          { type: 'adopt', term: state.term, envoys: items },
-          Math.max(config().fanout.timeout, 10_000),
-          'adopted',
-        );
+      const adopted = await adoptOn(this.d, target, recs);
       const now = Date.now();
       const changes: Change[] = [];
       const moved: string[] = [];
@@ -281,7 +264,7 @@ export class Mover {
         }
         changes.push({
           kind: 'envoy.assign',
-          envoy: { ...cur, spokeId: target, epoch: first + i, assignedAt: now },
+          envoy: { ...cur, spokeId: target, epoch: (adopted[i] as Adopted).epoch, assignedAt: now },
           reason,
           from: cur.spokeId,
         });
@@ -299,8 +282,7 @@ export class Mover {
           hostnames: moved.slice(0, 100),
         }),
       );
-      await state.applyAll(changes);
-      events.published(changes);
+      await recordChanges(this.d, changes);
       move.moved += moved.length;
       this.d.metrics.moved.inc({ kind: move.kind }, moved.length);
       for (const r of recs) if (r.spokeId !== move.from) this.d.onMoved(r.spokeId);

@@ -14,6 +14,7 @@ import type { Epochs } from './epochs.js';
 import type { Events } from './events.js';
 import type { Fleet } from './fleet.js';
 import { KeyedLock } from './lock.js';
+import { AdoptQueue, RecordFailed } from './placement/adopt-queue.js';
 import type { AssignReason, Change, EnvoyRecord, JoinToken } from './model.js';
 import { RateLimiter } from './ratelimit.js';
 import type { Router } from './router.js';
@@ -54,14 +55,17 @@ const REFUSAL_OUTCOME: Partial<Record<string, string>> = {
  * Enrollment and location. An enrollment checks the join token, binds host name to key,
  * routes, has the chosen spoke adopt the envoy durably, records the assignment durably
  * here, and only then answers the envoy. A spoke that fails the adopt is passed over for
- * the next candidate.
+ * the next candidate. Concurrent enrollments to one spoke share adopts and hub writes
+ * (placement/adopt-queue.ts).
  */
 export class Enrollment {
   readonly lock = new KeyedLock();
   private limiter: RateLimiter;
+  private readonly queue: AdoptQueue;
 
   constructor(private readonly d: EnrollDeps) {
     this.limiter = new RateLimiter(d.config().enrollment.rate_limit);
+    this.queue = new AdoptQueue(d);
   }
 
   reconfigure(): void {
@@ -202,7 +206,7 @@ export class Enrollment {
     info: Record<string, unknown> = {},
     token?: JoinToken,
   ): Promise<EnvoyRecord> {
-    const { fleet, links, state, epochs } = this.d;
+    const { fleet, state } = this.d;
     const router = this.d.router();
     const scope = token?.spokes;
     if (scope) {
@@ -227,35 +231,29 @@ export class Enrollment {
           failures.push(`${c.spokeId} (${why})`);
           continue;
         }
-        const epoch = await epochs.take(1);
-        const timeout = this.d.config().fanout.timeout;
-        await links
-          .get(c.spokeId)
-          .request(
-            { type: 'adopt', term: state.term, envoys: [{ hostname: host, pubkey: fromBase64(pubkey, 32), epoch }] },
-            timeout,
-            'adopted',
-          );
-        const now = Date.now();
-        const prev = state.envoys.get(host);
-        const rec: EnvoyRecord = {
+        return await this.queue.place(c.spokeId, {
           hostname: host,
           pubkey,
-          spokeId: c.spokeId,
-          epoch,
-          enrolledAt: prev?.pubkey === pubkey ? prev.enrolledAt : now,
-          assignedAt: now,
-        };
-        const changes: Change[] = [
-          { kind: 'envoy.assign', envoy: rec, reason, ...(from !== undefined ? { from } : {}) },
-          ...extra(),
-          this.d.events.change('envoy.enrolled', { hostname: host, spoke: c.spokeId, epoch, via: c.via, ...info }),
-        ];
-        await state.applyAll(changes);
-        this.d.events.published(changes);
-        return rec;
+          record: (epoch, now) => {
+            const prev = state.envoys.get(host);
+            const rec: EnvoyRecord = {
+              hostname: host,
+              pubkey,
+              spokeId: c.spokeId,
+              epoch,
+              enrolledAt: prev?.pubkey === pubkey ? prev.enrolledAt : now,
+              assignedAt: now,
+            };
+            const changes: Change[] = [
+              { kind: 'envoy.assign', envoy: rec, reason, ...(from !== undefined ? { from } : {}) },
+              ...extra(),
+              this.d.events.change('envoy.enrolled', { hostname: host, spoke: c.spokeId, epoch, via: c.via, ...info }),
+            ];
+            return { changes, result: rec };
+          },
+        });
       } catch (e) {
-        if (e instanceof AxleError && e.code === ErrorCode.STALE_TERM) throw e;
+        if (e instanceof RecordFailed || (e instanceof AxleError && e.code === ErrorCode.STALE_TERM)) throw e;
         failures.push(`${c.spokeId} (${errorText(e)})`);
         this.d.log.warn({ envoy: host, spoke: c.spokeId, err: errorText(e) }, 'adopt failed; trying the next spoke');
       } finally {

@@ -12,7 +12,11 @@ import {
   requireCanonicalEnvoyId,
   loadOrCreateKeyPair,
   parseHostPort,
+  reloadTransport,
   silentLogger,
+  startTransport,
+  tlsMetrics,
+  tlsSummary,
   toBase64,
   type Connection,
   type KeyPair,
@@ -21,6 +25,7 @@ import {
   type PeerClaim,
   type RouteInfo,
   type SlotTotals,
+  type TlsMaterial,
 } from '@axle/shared';
 import { ApiAuth } from './auth.js';
 import { buildHttp } from './api.js';
@@ -86,6 +91,8 @@ export class Hub {
   private adminSecret = '';
   private stopping = false;
   private httpRoutes: (() => RouteInfo[]) | undefined;
+  /** The TLS files in use (reloaded on SIGHUP); undefined with insecure_transport. */
+  private tls: TlsMaterial | undefined;
 
   constructor(
     config: HubConfig,
@@ -117,9 +124,19 @@ export class Hub {
     return join(this.cfg.data_dir, 'admin.token');
   }
 
+  get tlsMaterial(): TlsMaterial | undefined {
+    return this.tls;
+  }
+
+  private get source(): string {
+    return this.o.configFile ?? 'hub config';
+  }
+
   async start(): Promise<void> {
     const cfg = this.cfg;
     const log = this.log;
+    this.tls = startTransport(cfg, this.source, log);
+    const ca = () => this.tls?.ca;
     const { keyPair, created } = loadOrCreateKeyPair(keyFileOf(cfg));
     if (created) log.info({ keyFile: keyFileOf(cfg) }, 'created hub key');
     const state = await StateStore.open(cfg.data_dir);
@@ -128,7 +145,7 @@ export class Hub {
       const router = () => this.router;
       const tokens = new Tokens(state);
       const fleet = new Fleet(state, cfg);
-      const links = new SpokeLinks({ id: cfg.server_id, keyPair }, log);
+      const links = new SpokeLinks({ id: cfg.server_id, keyPair, ca }, log);
       links.sync(cfg.spanner.spokes);
       const events = new Events(state, log);
       const webhooks = new Webhooks(state, log);
@@ -145,6 +162,7 @@ export class Hub {
       const replication = new Replication({
         state,
         keyPair,
+        ca,
         log,
         config,
         selfAddr: () => this.listenAddr,
@@ -170,6 +188,7 @@ export class Hub {
       });
       links.onStaleTerm = (id) => replication.onStaleTerm(`spoke ${id}`);
       const hubAddrs = () => this.hubAddrs();
+      const hubKeys = () => [keyPair.publicKey, ...this.cfg.spanner.peers.map((x) => fromBase64(x.pubkey, 32))];
       const enrollment = new Enrollment({
         state,
         tokens,
@@ -182,7 +201,7 @@ export class Hub {
         config,
         router,
         hubAddrs,
-        hubKeys: () => [keyPair.publicKey, ...this.cfg.spanner.peers.map((x) => fromBase64(x.pubkey, 32))],
+        hubKeys,
       });
       let supervisor: Supervisor | undefined;
       const mover = new Mover({
@@ -254,6 +273,8 @@ export class Hub {
         replication,
         hubAddrs,
         listenAddr: () => this.listenAddr,
+        tls: () => this.tls,
+        hubKeys,
       });
       this.httpRoutes = http.routes;
       const server = new AxleServer({
@@ -264,6 +285,7 @@ export class Hub {
         maxConnectionsPerIp: cfg.limits.max_connections_per_ip,
         maxHandshakesPerIp: cfg.limits.max_handshakes_per_ip,
         httpLimits: httpLimitsOf(cfg.limits),
+        ...(this.tls ? { tls: { cert: this.tls.cert, key: this.tls.key } } : {}),
         log,
         authenticate: (claim) => this.authenticate(claim),
         onConnection: (conn) => this.onConnection(conn),
@@ -293,6 +315,7 @@ export class Hub {
       };
       replicationMetrics(metrics, replication);
       slotMetrics(metrics.m, () => server.slotTotals());
+      tlsMetrics(metrics.m, () => this.tls);
       const a = await server.listen();
       this.listenAddr = `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
       if (replication.isPrimary) {
@@ -474,6 +497,7 @@ export class Hub {
       pendingEnrollments: p.state.pending.size,
       approval: this.cfg.enrollment.approval,
       autoFailover: this.cfg.spanner.auto_failover,
+      tls: this.tls ? tlsSummary(this.tls) : { insecure: true },
     };
   }
 
@@ -498,6 +522,9 @@ export class Hub {
       ...(this.cfg.key_file !== undefined ? { key_file: this.cfg.key_file } : {}),
     };
     const router = new Router(merged.spanner.spokes, merged.spanner.default_spoke);
+    const server = this.p?.server;
+    // Checked before anything changes: bad TLS files fail the whole reload.
+    this.tls = reloadTransport(this.tls, merged, file, (t) => server?.setTls(t), this.log);
     this.cfg = merged;
     this.router = router;
     const p = this.p;

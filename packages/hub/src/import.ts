@@ -1,21 +1,12 @@
 import { AxleError, ErrorCode, errorText, fromBase64, type Logger } from '@axle/shared';
-import type { HubConfig } from './config.js';
-import type { Epochs } from './epochs.js';
-import type { Events } from './events.js';
 import type { Fleet } from './fleet.js';
-import type { Change, EnvoyRecord } from './model.js';
+import type { Change } from './model.js';
+import { type AdoptDeps, adoptOn, recordChanges } from './placement/adopt.js';
 import type { Router } from './router.js';
-import type { SpokeLinks } from './spoke-links.js';
-import type { StateStore } from './state.js';
 
-export interface ImportDeps {
-  state: StateStore;
+export interface ImportDeps extends AdoptDeps {
   fleet: Fleet;
-  links: SpokeLinks;
-  epochs: Epochs;
-  events: Events;
   log: Logger;
-  config: () => HubConfig;
   router: () => Router;
 }
 
@@ -85,32 +76,15 @@ export async function importEnvoys(
         for (let i = 0; i < items.length; i += CHUNK) {
           const chunk = items.slice(i, i + CHUNK);
           try {
-            const first = await d.epochs.take(chunk.length);
-            await d.links.get(spokeId).request(
-              {
-                type: 'adopt',
-                term: d.state.term,
-                envoys: chunk.map((e, j) => ({
-                  hostname: e.hostname,
-                  pubkey: fromBase64(e.pubkey, 32),
-                  epoch: first + j,
-                })),
-              },
-              Math.max(d.config().fanout.timeout, 30_000),
-              'adopted',
-            );
+            const adopted = await adoptOn(d, spokeId, chunk);
             const now = Date.now();
-            const changes: Change[] = chunk.map((e, j): Change => {
-              const envoy: EnvoyRecord = {
-                hostname: e.hostname,
-                pubkey: e.pubkey,
-                spokeId,
-                epoch: first + j,
-                enrolledAt: now,
-                assignedAt: now,
-              };
-              return { kind: 'envoy.assign', envoy, reason: 'import' };
-            });
+            const changes: Change[] = adopted.map(
+              (e): Change => ({
+                kind: 'envoy.assign',
+                envoy: { ...e, spokeId, enrolledAt: now, assignedAt: now },
+                reason: 'import',
+              }),
+            );
             changes.push(
               d.events.change('envoy.enrolled', {
                 spoke: spokeId,
@@ -120,8 +94,7 @@ export async function importEnvoys(
                 hostnames: chunk.slice(0, 100).map((e) => e.hostname),
               }),
             );
-            await d.state.applyAll(changes);
-            d.events.published(changes);
+            await recordChanges(d, changes);
             res.imported += chunk.length;
             res.perSpoke[spokeId] = (res.perSpoke[spokeId] ?? 0) + chunk.length;
           } catch (e) {

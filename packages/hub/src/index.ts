@@ -1,5 +1,7 @@
 /** @axle/hub: the single entry point of an Axle fleet. */
 export { Hub } from './hub.js';
+/** The fleet CA (`axle-hub ca`), loaded on demand: the daemon itself never issues certificates. */
+export const fleetCa = () => import('./ca.js');
 export { hubConfigSchema, loadHubConfig, hubConfigFrom, keyFileOf, EVENT_TYPES } from './config.js';
 export type { HubConfig, EventType } from './config.js';
 export { Router as HostRouter } from './router.js';

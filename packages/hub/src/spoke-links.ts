@@ -13,6 +13,13 @@ import {
 } from '@axle/shared';
 import type { SpokeConfig } from './config.js';
 
+/** Who this hub is on its outbound links, and the CA their servers must prove themselves to (none: insecure_transport). */
+export interface LinkSelf {
+  id: string;
+  keyPair: KeyPair;
+  ca: () => Buffer | undefined;
+}
+
 /**
  * The hub's outbound signed connection to one spoke, opened on demand and reopened after
  * it drops. Orders and queries use it; the spoke's own status pushes arrive separately on
@@ -26,7 +33,7 @@ export class SpokeLink {
 
   constructor(
     public cfg: SpokeConfig,
-    private readonly self: { id: string; keyPair: KeyPair },
+    private readonly self: LinkSelf,
     private readonly log: Logger,
     private readonly hooks: { onStaleTerm?: ((spokeId: string) => void) | undefined } = {},
   ) {
@@ -50,6 +57,7 @@ export class SpokeLink {
         role: 'hub',
         keyPair: this.self.keyPair,
         expectServerKey: this.pubkey,
+        ca: this.self.ca(),
         handshakeTimeoutMs: Math.max(50, timeoutMs),
         requestTimeoutMs: 30_000,
       }).then(
@@ -130,7 +138,7 @@ export class SpokeLinks {
   onStaleTerm: ((spokeId: string) => void) | undefined;
 
   constructor(
-    private readonly self: { id: string; keyPair: KeyPair },
+    private readonly self: LinkSelf,
     private readonly log: Logger,
   ) {}
 

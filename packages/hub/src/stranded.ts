@@ -4,7 +4,7 @@ import type { Mover } from './drain.js';
 import type { Events } from './events.js';
 import type { Fleet } from './fleet.js';
 import type { Change, Move } from './model.js';
-import { place } from './placement.js';
+import { place } from './placement/order.js';
 import type { Router } from './router.js';
 import type { StateStore } from './state.js';
 

@@ -92,7 +92,13 @@ describe('axle CLI against a real hub and spokes', () => {
       expect(r.code).toBe(0);
       const lines = r.stdout.trim().split('\n');
       const next = /next page: axle envoys list --cursor (\S+)/.exec(r.stdout);
-      seen.push(...rows(lines.filter((l) => !l.startsWith('next page')).join('\n')).map((x) => x[0]!));
+      // Every page says how many match in all (exact here: no filter is answered from the indexes).
+      expect(r.stdout).toMatch(new RegExp(`^${f.hosts.length} envoys match$`, 'm'));
+      seen.push(
+        ...rows(lines.filter((l) => !l.startsWith('next page') && !l.endsWith(' envoys match')).join('\n')).map(
+          (x) => x[0]!,
+        ),
+      );
       if (!next) break;
       cursor = next[1];
     }

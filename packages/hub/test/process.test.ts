@@ -15,6 +15,7 @@ afterAll(() => t.cleanup());
 
 const yaml = (spokes: string) => `server_id: hub-a
 listen: "127.0.0.1:0"
+insecure_transport: true
 data_dir: ${t.dir}/data
 spanner:
   role: hub

@@ -112,6 +112,7 @@ describe('replicated hubs (in process)', () => {
 describe('replication config', () => {
   const base = (extra: Record<string, unknown>) => ({
     server_id: 'ha',
+    insecure_transport: true,
     listen: '127.0.0.1:0',
     data_dir: '/tmp/x',
     spanner: { role: 'hub', peers: [{ id: 'hb', addr: '127.0.0.1:1', pubkey: toBase64(generateKeyPair().publicKey) }] },

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyPair, toBase64, type MessageOf } from '@axle/shared';
 import { HostRouter, hubConfigFrom, type Hub } from '@axle/hub';
-import { UnplacedTally, place, placementOrder } from '../src/placement.js';
+import { UnplacedTally, place, placementOrder } from '../src/placement/order.js';
 import { waitFor } from '../../../test/support/wait.js';
 import {
   Bag,

@@ -48,6 +48,7 @@ function spokeConfigObject(
 ): Record<string, unknown> {
   return {
     server_id: id,
+    insecure_transport: true,
     listen: `127.0.0.1:${port}`,
     data_dir: dir,
     status_interval: '200ms',
@@ -115,6 +116,7 @@ export interface HubOptions {
 export function hubConfigObject(key: HubKey, o: HubOptions): Record<string, unknown> {
   return {
     server_id: 'hub-a',
+    insecure_transport: true,
     listen: `127.0.0.1:${o.port ?? 0}`,
     data_dir: key.dir,
     spanner: {

@@ -26,6 +26,7 @@ describe('host name patterns', () => {
     expect(() =>
       hubConfigFrom({
         server_id: 'h',
+        insecure_transport: true,
         listen: '127.0.0.1:0',
         data_dir: '/tmp/x',
         spanner: { role: 'hub', spokes: [{ id: 'a', addr: 'a:1', pubkey: pub, patterns: ['x/y'] }] },

@@ -1,3 +1,4 @@
+import { createSecureContext, type SecureContext } from 'node:tls';
 import WebSocket from 'ws';
 import { AxleError, ErrorCode, errorText } from './errors.js';
 import { CLOSE_REASONS, errorForClose } from './close-codes.js';
@@ -19,11 +20,34 @@ export interface ConnectOptions {
    */
   expectServerKey?: Uint8Array | ((pubkey: Uint8Array, serverId: string) => boolean);
   limits?: Partial<CodecLimits>;
+  /**
+   * The CA certificates (PEM) the server's certificate must chain to. Given, the connection is
+   * wss:// and the certificate must name the host of `addr`; omitted, plain ws:// (only for a
+   * daemon whose config says `insecure_transport: true`).
+   */
+  ca?: Buffer | string | undefined;
   path?: string;
   handshakeTimeoutMs?: number;
   keepaliveMs?: number;
   requestTimeoutMs?: number;
   signal?: AbortSignal;
+}
+
+/**
+ * One TLS context per CA text: building one parses the PEM and fills an X509 store, which
+ * costs as much as the rest of a TLS handshake, and hubs and spokes dial with the same CA all
+ * day. Keyed by the text, so a CA file replaced on disk (SIGHUP) gets its own.
+ */
+const secureContexts = new Map<string, SecureContext>();
+const SECURE_CONTEXTS_MAX = 16;
+function secureContextFor(ca: Buffer | string): SecureContext {
+  const k = ca.toString();
+  let c = secureContexts.get(k);
+  if (!c) {
+    if (secureContexts.size >= SECURE_CONTEXTS_MAX) secureContexts.clear();
+    secureContexts.set(k, (c = createSecureContext({ ca, minVersion: 'TLSv1.2' })));
+  }
+  return c;
 }
 
 const codecs = new Map<string, Codec>();
@@ -40,7 +64,47 @@ function signerFor(kp: KeyPair): Signer {
   return s;
 }
 
+/** What each certificate check failure means for the operator, by Node's error code. */
+const TLS_REASONS: Record<string, string> = {
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'its certificate is not signed by a CA in ca_file',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'its certificate is not signed by a CA in ca_file',
+  UNABLE_TO_GET_ISSUER_CERT: 'its certificate is not signed by a CA in ca_file',
+  SELF_SIGNED_CERT_IN_CHAIN: 'its certificate chains to a CA that is not in ca_file',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'it serves a self-signed certificate that is not in ca_file',
+  CERT_SIGNATURE_FAILURE: 'its certificate signature does not verify',
+  CERT_HAS_EXPIRED: 'its certificate has expired; issue a new one (axle-hub ca issue) and send it SIGHUP',
+  CERT_NOT_YET_VALID: 'its certificate is not valid yet; check the clocks',
+  ERR_TLS_CERT_ALTNAME_INVALID: 'its certificate is for another name',
+};
+
+/** A TLS failure as the operator needs it: which check failed and what to do; undefined when it is not one. */
+export function tlsFailure(
+  addr: string,
+  e: Error & { code?: string; cert?: { subjectaltname?: string } },
+): AxleError | undefined {
+  const code = e.code ?? '';
+  const known = TLS_REASONS[code];
+  if (known) {
+    const names = e.cert?.subjectaltname;
+    const detail =
+      code === 'ERR_TLS_CERT_ALTNAME_INVALID'
+        ? ` (it names ${names || 'nothing'}; issue one with --host for the name in the address)`
+        : '';
+    return new AxleError(ErrorCode.TLS, `TLS to ${addr} refused: ${known}${detail} [${code}]`, { cause: e });
+  }
+  if (code === 'EPROTO' || code.startsWith('ERR_SSL_')) {
+    return new AxleError(
+      ErrorCode.TLS,
+      `TLS to ${addr} failed (${e.message.split('\n')[0]}); does it speak TLS? Both sides need tls set, or both insecure_transport: true`,
+      { cause: e },
+    );
+  }
+  return undefined;
+}
+
 function netError(addr: string, e: Error & { code?: string }): AxleError {
+  const tls = tlsFailure(addr, e);
+  if (tls) return tls;
   if (e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') {
     return new AxleError(
       ErrorCode.UNRESOLVABLE,
@@ -58,10 +122,11 @@ export function connectPeer(addr: string, o: ConnectOptions): Promise<Connection
   const timeoutMs = o.handshakeTimeoutMs ?? 5000;
   return new Promise<Connection>((resolve, reject) => {
     if (o.signal?.aborted) return reject(new AxleError(ErrorCode.CLOSED, 'connect aborted'));
-    const ws = new WebSocket(`ws://${addr}${o.path ?? '/ws'}`, {
+    const ws = new WebSocket(`${o.ca ? 'wss' : 'ws'}://${addr}${o.path ?? '/ws'}`, {
       perMessageDeflate: false,
       maxPayload: codec.limits.maxFrameBytes + 64,
       handshakeTimeout: timeoutMs,
+      ...(o.ca ? { secureContext: secureContextFor(o.ca) } : {}),
     });
     let settled = false;
     const fail = (e: AxleError) => {
@@ -88,7 +153,9 @@ export function connectPeer(addr: string, o: ConnectOptions): Promise<Connection
       fail(
         new AxleError(
           ErrorCode.UNREACHABLE,
-          `${addr} refused the connection: HTTP ${res.statusCode} ${res.statusMessage ?? ''}`.trim(),
+          `${addr} refused the connection: HTTP ${res.statusCode} ${res.statusMessage ?? ''}${
+            !o.ca && res.statusCode === 400 ? ' (does it speak TLS only? then this side needs tls/ca_file too)' : ''
+          }`.trim(),
         ),
       ),
     );

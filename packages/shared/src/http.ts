@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { AxleError, ErrorCode, errorText } from './errors.js';
+import { AxleError, ERRORS, ErrorCode, errorText } from './errors.js';
 
 /**
  * A small JSON router for the daemons' HTTP routes. Each route returns a value (sent as
@@ -20,32 +20,8 @@ export type RouteHandler = (ctx: RouteContext) => unknown;
 /** Tells the router the handler wrote the response itself (streams, HTML, metrics). */
 export const HANDLED = Symbol('handled');
 
-/** The HTTP status each error code answers with; one table for every daemon's routes. */
-const STATUS: Partial<Record<ErrorCode, number>> = {
-  [ErrorCode.INVALID]: 400,
-  [ErrorCode.BAD_MESSAGE]: 400,
-  [ErrorCode.MALFORMED]: 400,
-  [ErrorCode.BAD_TOKEN]: 400,
-  [ErrorCode.BAD_KEY]: 400,
-  [ErrorCode.NOT_AUTHENTICATED]: 401,
-  [ErrorCode.UNTRUSTED]: 403,
-  [ErrorCode.FORBIDDEN]: 403,
-  [ErrorCode.NOT_FOUND]: 404,
-  [ErrorCode.CONFLICT]: 409,
-  [ErrorCode.STALE_TERM]: 409,
-  [ErrorCode.FRAME_TOO_LARGE]: 413,
-  [ErrorCode.NOT_PRIMARY]: 421,
-  [ErrorCode.QUERY_TOO_COSTLY]: 422,
-  [ErrorCode.RATE_LIMITED]: 429,
-  [ErrorCode.TOO_BUSY]: 429,
-  [ErrorCode.TOO_MANY_CONNECTIONS]: 429,
-  [ErrorCode.UNREACHABLE]: 502,
-  [ErrorCode.NO_ROUTE]: 503,
-  [ErrorCode.TIMEOUT]: 504,
-};
-
 export function httpStatusFor(e: AxleError): number {
-  return (e as AxleError & { status?: number }).status ?? STATUS[e.code] ?? 500;
+  return (e as AxleError & { status?: number }).status ?? ERRORS[e.code].status;
 }
 
 /** An AxleError that also names the HTTP status to answer with. */

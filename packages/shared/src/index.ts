@@ -1,5 +1,14 @@
 /** @axle/shared: the protocol, keys, codec, config, logging and metrics every daemon uses. */
-export { AxleError, ErrorCode, errorText, isAxleError } from './errors.js';
+export {
+  AxleError,
+  ERRORS,
+  ErrorCode,
+  errorText,
+  isAxleError,
+  retryOf,
+  type ErrorEntry,
+  type Retry,
+} from './errors.js';
 export { parseDuration, formatDuration } from './duration.js';
 export {
   arr,
@@ -83,12 +92,28 @@ export type { CryptoPoolOptions, FrameCrypto } from './crypto-pool.js';
 export type { CloseInfo, PeerInfo, RequestHandler, EventHandler } from './connection.js';
 export type { FrameSocket } from './frame-socket.js';
 export { AxleServer, DEFAULT_HTTP_LIMITS } from './server.js';
-export type { AxleServerOptions, HttpLimits, PeerClaim } from './server.js';
+export type { AxleServerOptions, HttpLimits, PeerClaim, ServerTls } from './server.js';
+export {
+  INSECURE_WARNING,
+  caPin,
+  certificatesIn,
+  loadTlsMaterial,
+  reloadTransport,
+  startTransport,
+  spkiPin,
+  tlsMetrics,
+  tlsSummary,
+  transportFields,
+  transportIssues,
+} from './tls.js';
+export type { TlsFiles, TlsMaterial } from './tls.js';
 export type { SlotTotals } from './slots.js';
 export { HTTP_LIMIT_DEFAULTS, httpLimitFields, httpLimitsOf } from './limits.js';
 export { replyBudget, takeWithin } from './paging.js';
 export { DEFAULT_MAX_REPORT_BYTES, fitRun } from './report.js';
-export { connectPeer } from './client.js';
+export { connectPeer, tlsFailure } from './client.js';
+export { fetchTls } from './fetch-tls.js';
+export type { FetchTlsInit } from './fetch-tls.js';
 export type { ConnectOptions } from './client.js';
 export { FailoverClient } from './failover.js';
 export type { FailoverOptions } from './failover.js';

@@ -1,5 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { AxleError, ErrorCode, errorText } from './errors.js';
@@ -44,6 +46,16 @@ export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = Object.freeze({
   maxHeaderBytes: 16 * 1024,
 });
 
+/** The certificate (chain) and key a TLS listener serves, PEM. */
+export interface ServerTls {
+  cert: Buffer | string;
+  key: Buffer | string;
+}
+
+/** Answered on a TLS port to a client that sent plain HTTP, so `curl http://` and `ws://` say what is wrong. */
+const PLAIN_ON_TLS_BODY = 'this port speaks TLS only: use https:// (or wss://) and the fleet CA\n';
+const PLAIN_ON_TLS = `HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${PLAIN_ON_TLS_BODY.length}\r\n\r\n${PLAIN_ON_TLS_BODY}`;
+
 export interface AxleServerOptions {
   host: string;
   port: number;
@@ -71,6 +83,11 @@ export interface AxleServerOptions {
   /** Request failures that are the daemon's fault, and handler errors on connections, are logged here. */
   log?: Logger;
   onError?: (e: AxleError, remoteAddress: string) => void;
+  /**
+   * Serve TLS only (HTTPS and WSS) with this certificate and key. A TLS handshake must finish
+   * within the headers timeout; one that fails gives its socket's slot back like any close.
+   */
+  tls?: ServerTls;
 }
 
 /**
@@ -81,7 +98,7 @@ export interface AxleServerOptions {
  * connections, and the HTTP server's timeouts bound how long a socket may sit on its request.
  */
 export class AxleServer {
-  readonly http: Server;
+  readonly http: Server | HttpsServer;
   readonly codec: Codec;
   readonly connections = new Set<Connection>();
   private readonly wss: WebSocketServer;
@@ -96,6 +113,7 @@ export class AxleServer {
   };
   private accepting = true;
   private readonly headersTimeoutMs: number;
+  private readonly handshakeTimers = new WeakMap<Socket, NodeJS.Timeout>();
 
   constructor(options: AxleServerOptions) {
     this.o = { handshakeTimeoutMs: 5000, keepaliveMs: 3000, wsPath: '/ws', ...options };
@@ -114,19 +132,27 @@ export class AxleServer {
       maxPayload: this.codec.limits.maxFrameBytes + 64,
       perMessageDeflate: false,
     });
-    this.http = createServer(
-      {
-        maxHeaderSize: httpLimits.maxHeaderBytes,
-        // Node checks the headers and request timeouts only this often (30 s by default).
-        connectionsCheckingInterval: Math.max(250, Math.min(5000, Math.floor(httpLimits.headersTimeoutMs / 2))),
-      },
-      (req, res) => this.serve(req, res),
-    );
+    const httpOptions = {
+      maxHeaderSize: httpLimits.maxHeaderBytes,
+      // Node checks the headers and request timeouts only this often (30 s by default).
+      connectionsCheckingInterval: Math.max(250, Math.min(5000, Math.floor(httpLimits.headersTimeoutMs / 2))),
+    };
+    const handler = (req: IncomingMessage, res: ServerResponse) => this.serve(req, res);
+    this.http = options.tls
+      ? createHttpsServer(
+          { ...httpOptions, ...tlsOptions(options.tls), handshakeTimeout: httpLimits.headersTimeoutMs },
+          handler,
+        )
+      : createServer(httpOptions, handler);
     this.http.headersTimeout = httpLimits.headersTimeoutMs;
     this.http.requestTimeout = httpLimits.requestTimeoutMs;
     this.http.keepAliveTimeout = httpLimits.keepAliveTimeoutMs;
     this.http.maxHeadersCount = 100;
     this.http.on('connection', (socket: Socket) => this.admit(socket));
+    if (options.tls) {
+      this.http.on('secureConnection', (socket: TLSSocket) => this.secured(socket));
+      this.http.on('tlsClientError', (e: Error & { code?: string }, socket: TLSSocket) => this.tlsFailed(e, socket));
+    }
     this.http.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
     this.http.on('clientError', (e: Error & { code?: string }, socket: Duplex) => {
       // Unparseable HTTP: answer if the socket can still take it, then drop it.
@@ -134,6 +160,12 @@ export class AxleServer {
       if (socket.writable && e.code !== 'ECONNRESET') socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
       socket.destroy();
     });
+  }
+
+  /** Serves a new certificate and key to new connections; open ones keep the session they have. */
+  setTls(tls: ServerTls): void {
+    if (!this.o.tls) throw new AxleError(ErrorCode.INTERNAL, 'this listener was started without TLS');
+    (this.http as HttpsServer).setSecureContext(tlsOptions(tls));
   }
 
   /** Per-address slot totals now, for tests and metrics. */
@@ -170,10 +202,47 @@ export class AxleServer {
     }
     this.socketSlots.set(socket, slot);
     socket.once('close', () => slot.release());
-    // Node's headers timeout only starts with a request: a socket that never sends one is ours to drop.
+    if (this.o.tls) {
+      // Node's own TLS handshake timeout restarts with every byte; this one does not.
+      const timer = setTimeout(() => socket.destroy(), this.headersTimeoutMs);
+      this.handshakeTimers.set(socket, timer);
+      socket.once('close', () => clearTimeout(timer));
+      return;
+    }
+    this.dropIfSilent(socket, slot);
+  }
+
+  /** Node's headers timeout only starts with a request: a socket that never sends one is ours to drop. */
+  private dropIfSilent(socket: Socket, slot: Slot): void {
     socket.setTimeout(this.headersTimeoutMs, () => {
       if (slot.kind === 'pending') socket.destroy();
     });
+  }
+
+  /** A finished TLS handshake: the encrypted socket takes over the TCP socket's slot. */
+  private secured(socket: TLSSocket): void {
+    const raw = tcpSocketOf(socket);
+    const slot = raw && this.socketSlots.get(raw);
+    if (!raw || !slot) {
+      // Never serve a socket that is not counted.
+      socket.destroy();
+      return;
+    }
+    clearTimeout(this.handshakeTimers.get(raw));
+    this.socketSlots.set(socket, slot);
+    this.dropIfSilent(socket, slot);
+  }
+
+  /** A failed TLS handshake; plain HTTP gets an answer that says what is wrong. The close gives the slot back. */
+  private tlsFailed(e: Error & { code?: string }, socket: TLSSocket): void {
+    const raw = tcpSocketOf(socket);
+    const ip = raw?.remoteAddress ?? 'unknown';
+    this.o.onError?.(new AxleError(ErrorCode.TLS, `TLS handshake failed: ${e.code ?? e.message}`), ip);
+    if (e.code === 'ERR_SSL_HTTP_REQUEST' && raw && !raw.destroyed && raw.writable) {
+      raw.end(PLAIN_ON_TLS, () => raw.destroy());
+      return;
+    }
+    raw?.destroy();
   }
 
   /** The request boundary: whatever the handler throws, now or later, answers this request only. */
@@ -327,4 +396,17 @@ export class AxleServer {
       this.http.closeAllConnections();
     });
   }
+}
+
+function tlsOptions(tls: ServerTls): { cert: Buffer | string; key: Buffer | string; minVersion: 'TLSv1.2' } {
+  return { cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' };
+}
+
+/**
+ * The TCP socket under a server-side TLS socket: the one counted in the slots. Node keeps it as
+ * `_parent`; without it the TLS socket is refused rather than served uncounted.
+ */
+function tcpSocketOf(socket: TLSSocket): Socket | undefined {
+  const parent = (socket as TLSSocket & { _parent?: unknown })._parent;
+  return parent instanceof Socket ? parent : undefined;
 }

@@ -18,6 +18,7 @@ import {
   obj,
   opt,
   str,
+  transportFields,
   type Infer,
   type Issue,
   type Schema,
@@ -95,6 +96,8 @@ const cryptoThreads = custom(
 export const spokeConfigSchema = obj({
   server_id: id('a server id'),
   listen: hostPort(),
+  /** TLS on the one port (HTTPS, WSS) and the CA the hubs must prove themselves to; or insecure_transport: true. */
+  ...transportFields(),
   data_dir: str({ min: 1, max: 1024 }),
   key_file: opt(str({ min: 1, max: 1024 })),
   status_interval: def(duration({ min: 10, max: 24 * 3600 * 1000 }), 30_000),

@@ -17,8 +17,12 @@ import {
   errorText,
   loadOrCreateKeyPair,
   parseHostPort,
+  reloadTransport,
   sendJson,
   silentLogger,
+  startTransport,
+  tlsMetrics,
+  type TlsMaterial,
   type Daemon,
   type KeyPair,
   type Logger,
@@ -26,7 +30,7 @@ import {
   type PeerClaim,
   type SpokeStats,
 } from '@axle/shared';
-import { hubAddrsOf, keyFileOf, type SpokeConfig } from './config.js';
+import { hubAddrsOf, keyFileOf, loadSpokeConfig, type SpokeConfig } from './config.js';
 import { EnvoyService } from './envoys.js';
 import { Fleet } from './fleet.js';
 import { HubApi } from './hub-api.js';
@@ -73,10 +77,12 @@ export class Spoke implements Daemon {
   private readonly sync: ConfigSync;
   private readonly jobs: SpokeJobs;
   private readonly router = this.buildRouter();
+  /** The TLS files in use (reloaded on SIGHUP); undefined with insecure_transport. */
+  private tls: TlsMaterial | undefined;
 
   constructor(
     readonly config: SpokeConfig,
-    o: { logger?: Logger } = {},
+    private readonly o: { logger?: Logger; configFile?: string } = {},
   ) {
     this.log = o.logger ?? silentLogger();
     this.keyPair = loadOrCreateKeyPair(keyFileOf(config)).keyPair;
@@ -93,6 +99,11 @@ export class Spoke implements Daemon {
     }));
     this.jobs = new SpokeJobs({ fleet: this.fleet, log: this.log, metrics: this.metrics });
     slotMetrics(this.metrics.m, () => this.running?.server.slotTotals());
+    tlsMetrics(this.metrics.m, () => this.tls);
+  }
+
+  get tlsMaterial(): TlsMaterial | undefined {
+    return this.tls;
   }
 
   get addr(): string {
@@ -114,6 +125,7 @@ export class Spoke implements Daemon {
   async start(): Promise<void> {
     if (this.running) return;
     const c = this.config;
+    this.tls = startTransport(c, this.o.configFile ?? 'spoke config', this.log);
     const store = new Store(c.data_dir);
     let crypto: CryptoPool | undefined;
     try {
@@ -183,6 +195,7 @@ export class Spoke implements Daemon {
         maxHandshakesPerIp: c.limits.max_handshakes_per_ip,
         keepaliveMs: c.limits.keepalive,
         httpLimits: httpLimitsOf(c.limits),
+        ...(this.tls ? { tls: { cert: this.tls.cert, key: this.tls.key } } : {}),
         log: this.log,
         authenticate: (claim: PeerClaim) => {
           if (this.stopping) throw new AxleError(ErrorCode.CLOSED, 'spoke is shutting down; retry shortly');
@@ -217,6 +230,7 @@ export class Spoke implements Daemon {
           addrs: hubAddrs,
           spokeId: this.spokeId,
           keyPair: this.keyPair,
+          ca: () => this.tls?.ca,
           hubPubkeys: c.spanner.hub_pubkeys,
           intervalMs: c.status_interval,
           stats: () => this.stats(),
@@ -346,6 +360,19 @@ export class Spoke implements Daemon {
     });
     r.get('/routes', () => ({ routes: r.table() }));
     return r;
+  }
+
+  /**
+   * SIGHUP: reads the config file again for its TLS certificate and key (new connections get
+   * them, open ones keep going). Other spoke settings take effect at the next start.
+   */
+  async reload(): Promise<void> {
+    const file = this.o.configFile;
+    if (!file)
+      throw new AxleError(ErrorCode.INVALID, 'this spoke was started without a config file; nothing to reload');
+    const next = loadSpokeConfig(file);
+    const server = this.running?.server;
+    this.tls = reloadTransport(this.tls, next, file, (t) => server?.setTls(t), this.log);
   }
 
   /** Stops taking work, lets queued reports become durable and be acknowledged, then closes LMDB. */

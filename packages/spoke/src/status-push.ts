@@ -19,6 +19,8 @@ export interface StatusPushOptions {
   addrs: string[];
   spokeId: string;
   keyPair: KeyPair;
+  /** The CA the hubs' certificates must chain to; undefined with insecure_transport. */
+  ca: () => Buffer | undefined;
   hubPubkeys: string[];
   intervalMs: number;
   stats: () => SpokeStats;
@@ -59,6 +61,7 @@ export class StatusPush {
           role: 'spoke',
           keyPair: o.keyPair,
           expectServerKey: (pub) => trusted.has(toBase64(pub)),
+          ca: o.ca(),
           requestTimeoutMs: 10_000,
           signal,
         }),

@@ -10,6 +10,7 @@ afterAll(() => tmp.cleanup());
 
 const base = {
   server_id: 'dc1',
+  insecure_transport: true,
   listen: '127.0.0.1:1530',
   data_dir: '/var/lib/axle/spoke',
   spanner: { role: 'spoke', spoke_id: 'dc1' },

@@ -31,6 +31,7 @@ export async function startSpoke(
   const config = spokeConfigFrom(
     {
       server_id: 'dc1',
+      insecure_transport: true,
       listen: '127.0.0.1:0',
       data_dir: tmp.dir,
       ...o.extra,

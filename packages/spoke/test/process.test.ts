@@ -26,6 +26,7 @@ function writeConfig(dir: string, extra = ''): string {
     file,
     `server_id: dc1
 listen: "127.0.0.1:0"
+insecure_transport: true
 data_dir: ${join(dir, 'data')}
 retention:
   max_runs_per_envoy: 100000

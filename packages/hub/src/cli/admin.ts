@@ -182,7 +182,7 @@ export function tokensCommand(run: Run): Command {
               r,
             );
           }
-          const r = await ctx.client.post<{ token: JoinToken; secret: string }>('/tokens', {
+          const r = await ctx.client.post<{ token: JoinToken; secret: string; install?: InstallCommand }>('/tokens', {
             ...(o.ttl ? { ttl: o.ttl } : {}),
             ...(o.maxUses ? { max_uses: o.maxUses } : {}),
             ...(o.pattern ? { pattern: o.pattern } : {}),
@@ -197,7 +197,7 @@ export function tokensCommand(run: Run): Command {
                 ['spokes', r.token.spokes?.join(', ')],
                 ['max uses', r.token.maxUses],
                 ['expires', time(r.token.expiresAt)],
-              ])}secret: ${r.secret}\n(shown only now; give it to the envoy bootstrap)\n`,
+              ])}secret: ${r.secret}\n(shown only now; give it to the envoy bootstrap)\n${installText(r.install)}`,
             r,
           );
         },
@@ -379,7 +379,7 @@ export function hubCommand(run: Run): Command {
             fields(
               Object.entries(all).map(([k, v]) => [
                 k,
-                typeof v === 'object' && v !== null ? JSON.stringify(v) : (v as string),
+                k === 'tls' ? tlsText(v) : typeof v === 'object' && v !== null ? JSON.stringify(v) : (v as string),
               ]),
             ),
           all,
@@ -402,4 +402,43 @@ export function hubCommand(run: Run): Command {
       }),
     );
   return h;
+}
+
+interface InstallCommand {
+  command: string;
+  caPin?: string;
+  warning?: string;
+}
+
+/** The install command as an operator copies it: alone on its line, after a blank one. */
+function installText(i: InstallCommand | undefined): string {
+  if (!i) return '';
+  const pin = i.caPin
+    ? `(pins this hub's TLS key and the fleet CA ${i.caPin}: a host that reaches anything else installs nothing)\n`
+    : '';
+  const warn = i.warning ? `warning: ${i.warning}\n` : '';
+  return `\ninstall an envoy on a host (as root):\n\n  ${i.command}\n\n${pin}${warn}`;
+}
+
+const RENEW_WITHIN_S = 30 * 24 * 3600;
+
+/** The hub's TLS certificate in one line, with a warning inside 30 days of its expiry (or the CA's). */
+export function tlsText(v: unknown): string {
+  const t = v as {
+    insecure?: boolean;
+    notAfter?: string;
+    expiresInSeconds?: number;
+    caPin?: string;
+    caNotAfter?: string;
+  };
+  if (t?.insecure) return 'off (insecure_transport: everything crosses the network in clear)';
+  const days = Math.floor((t.expiresInSeconds ?? 0) / 86400);
+  const caLeft = t.caNotAfter ? (Date.parse(t.caNotAfter) - Date.now()) / 1000 : Number.POSITIVE_INFINITY;
+  const warn =
+    (t.expiresInSeconds ?? 0) < RENEW_WITHIN_S
+      ? ' EXPIRES SOON: axle-hub ca issue, then SIGHUP'
+      : caLeft < RENEW_WITHIN_S
+        ? ` THE CA EXPIRES ${t.caNotAfter}`
+        : '';
+  return `certificate valid until ${t.notAfter} (${days} days), CA ${t.caPin}${warn}`;
 }

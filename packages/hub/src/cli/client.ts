@@ -1,3 +1,4 @@
+import { fetchTls, tlsFailure } from '@axle/shared';
 import { CliError, EXIT } from './errors.js';
 import { hubUrl, type Settings } from './settings.js';
 import type { Io } from './output.js';
@@ -58,7 +59,7 @@ export class HubClient {
     } catch (e) {
       const primary = e instanceof ApiCallError ? e.body.primary : undefined;
       if (method === 'GET' || !primary || !redirect) throw e;
-      const to = hubUrl(primary);
+      const to = hubUrl(primary, this.s.ca !== undefined);
       if (to === this.s.hub) throw e;
       this.io.err(`note: ${this.s.hub} is not the primary hub; sending the request to the primary at ${to}\n`);
       return this.once<T>(to, method, path, body);
@@ -68,7 +69,8 @@ export class HubClient {
   private async once<T>(base: string, method: string, path: string, body?: unknown): Promise<T> {
     let res: Response;
     try {
-      res = await fetch(`${base}/api/v1${path}`, {
+      res = await fetchTls(`${base}/api/v1${path}`, {
+        ca: this.s.ca,
         method,
         headers: {
           authorization: `Bearer ${this.s.token}`,
@@ -79,7 +81,14 @@ export class HubClient {
         signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (e) {
-      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      const cause = (e as { cause?: Error & { code?: string } }).cause;
+      const tls = cause ? tlsFailure(base, cause) : undefined;
+      if (tls)
+        throw new CliError(
+          `${tls.message}; give the fleet CA with --ca-file or AXLE_CA_FILE${this.s.from.ca ? ` (now from ${this.s.from.ca})` : ''}`,
+          EXIT.FAILED,
+          tls.code,
+        );
       const why = cause?.code ?? cause?.message ?? (e as Error).message;
       throw new CliError(
         `cannot reach the hub at ${base} (${why}); check --hub or AXLE_HUB (from ${this.s.from.hub || 'default'}) and that axle-hub is running`,
@@ -92,6 +101,12 @@ export class HubClient {
     try {
       data = text === '' ? {} : JSON.parse(text);
     } catch {
+      if (text.startsWith('this port speaks TLS only'))
+        throw new CliError(
+          `${base} speaks TLS only: use https:// in --hub or AXLE_HUB, with the fleet CA in --ca-file or AXLE_CA_FILE`,
+          EXIT.FAILED,
+          'E_TLS',
+        );
       throw new CliError(
         `the hub at ${base} answered ${res.status} with something that is not JSON; is ${base} an Axle hub?`,
         EXIT.FAILED,

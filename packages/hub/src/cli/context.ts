@@ -7,6 +7,7 @@ import { resolveSettings } from './settings.js';
 export interface GlobalOpts {
   hub?: string;
   token?: string;
+  caFile?: string;
   config?: string;
   json?: boolean;
 }

@@ -16,6 +16,7 @@ interface EnvoySummary {
 interface EnvoyPage {
   items: EnvoySummary[];
   cursor: string | null;
+  matched?: { count: number; exact: boolean };
   spokes: { id: string; outcome: string }[];
   coverage: { ratio: number };
 }
@@ -170,6 +171,9 @@ export function envoysCommand(
           });
           ctx.print(() => {
             let s = page.items.length > 0 ? envoyTable(page.items) : 'no envoys match\n';
+            const m = page.matched;
+            if (m && m.count > page.items.length)
+              s += `${m.exact ? '' : 'about '}${m.count.toLocaleString('en-US')} envoys match\n`;
             if (page.cursor) s += `next page: axle envoys list --cursor ${page.cursor} (same filters)\n`;
             return s;
           }, page);

@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { parseDuration } from '@axle/shared';
+import { fetchTls, parseDuration } from '@axle/shared';
 import type { Ctx } from './context.js';
 import { intArg } from './envoys.js';
 import { EXIT, usage } from './errors.js';
@@ -132,7 +132,8 @@ class JobProgress {
 async function follow(ctx: Ctx, id: string, onJob: (j: JobView) => void): Promise<void> {
   const s = await resolveSettings(ctx.opts, ctx.io.env);
   try {
-    const res = await fetch(`${s.hub}/api/v1/jobs/${encodeURIComponent(id)}/events?targets=0`, {
+    const res = await fetchTls(`${s.hub}/api/v1/jobs/${encodeURIComponent(id)}/events?targets=0`, {
+      ca: s.ca,
       headers: { authorization: `Bearer ${s.token}`, accept: 'application/x-ndjson' },
     });
     if (res.ok && res.body) {

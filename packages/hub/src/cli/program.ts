@@ -26,7 +26,8 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
 
   const program = new Command('axle')
     .description('Operate an Axle fleet through its hub: envoys, spokes, moves, config, tokens, enrollments, events')
-    .option('--hub <url>', 'hub address, host:port or http://host:port (env AXLE_HUB)')
+    .option('--hub <url>', 'hub address, https://host:port or host:port (env AXLE_HUB)')
+    .option('--ca-file <file>', "the fleet CA (PEM) the hub's certificate must chain to (env AXLE_CA_FILE)")
     .option('--token <token>', 'API token (env AXLE_TOKEN)')
     .option(
       '--config <file>',

@@ -1,20 +1,31 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { usage } from './errors.js';
 
 /** Read with the shared config loader (file:line errors), imported only when a file is there: it costs most of the CLI's start-up time. */
-async function readFile(file: string): Promise<{ hub?: string | undefined; token?: string | undefined }> {
+async function readFile(
+  file: string,
+): Promise<{ hub?: string | undefined; token?: string | undefined; ca_file?: string | undefined }> {
   const { loadConfig, obj, opt, str } = await import('@axle/shared');
-  return loadConfig(file, obj({ hub: opt(str({ min: 1, max: 512 })), token: opt(str({ min: 1, max: 512 })) }));
+  return loadConfig(
+    file,
+    obj({
+      hub: opt(str({ min: 1, max: 512 })),
+      token: opt(str({ min: 1, max: 512 })),
+      ca_file: opt(str({ min: 1, max: 1024 })),
+    }),
+  );
 }
 
 export interface Settings {
-  /** Base URL, e.g. http://127.0.0.1:1530 */
+  /** Base URL, e.g. https://hub.example.com:1530 */
   hub: string;
   token: string;
+  /** The fleet CA (PEM) an https:// hub's certificate must chain to; without it, the system's CAs. */
+  ca?: Buffer;
   /** Where each came from, for error messages. */
-  from: { hub: string; token: string };
+  from: { hub: string; token: string; ca?: string };
 }
 
 export function configFile(env: NodeJS.ProcessEnv): string {
@@ -23,13 +34,16 @@ export function configFile(env: NodeJS.ProcessEnv): string {
   return join(base, 'axle', 'cli.yaml');
 }
 
-/** host:port, http://host:port or https://host:port, with or without a trailing slash or /api/v1. */
-export function hubUrl(s: string): string {
+/**
+ * host:port, http://host:port or https://host:port, with or without a trailing slash or /api/v1.
+ * A bare host:port is https:// when a CA file is given (the hub speaks TLS), else http://.
+ */
+export function hubUrl(s: string, secure = false): string {
   let v = s
     .trim()
     .replace(/\/+$/, '')
     .replace(/\/api\/v1$/, '');
-  if (!/^https?:\/\//i.test(v)) v = `http://${v}`;
+  if (!/^https?:\/\//i.test(v)) v = `${secure ? 'https' : 'http'}://${v}`;
   let u: URL;
   try {
     u = new URL(v);
@@ -46,11 +60,11 @@ export function hubUrl(s: string): string {
  * (~/.config/axle/cli.yaml, or AXLE_CLI_CONFIG) with `hub:` and `token:`.
  */
 export async function resolveSettings(
-  flags: { hub?: string; token?: string; config?: string },
+  flags: { hub?: string; token?: string; config?: string; caFile?: string },
   env: NodeJS.ProcessEnv,
 ): Promise<Settings> {
   const file = flags.config ?? configFile(env);
-  let fromFile: { hub?: string | undefined; token?: string | undefined } = {};
+  let fromFile: { hub?: string | undefined; token?: string | undefined; ca_file?: string | undefined } = {};
   if (flags.config || existsSync(file)) {
     if (!existsSync(file)) throw usage(`config file ${file} does not exist`);
     fromFile = await readFile(file);
@@ -69,5 +83,21 @@ export async function resolveSettings(
     throw usage(
       `no API token: pass --token, set AXLE_TOKEN, or put "token: ..." in ${file} (the admin token is in admin.token in the hub's data_dir)`,
     );
-  return { hub: hubUrl(hub), token: token.trim(), from: { hub: hubFrom, token: tokenFrom } };
+  const [caFile, caFrom] = pick(flags.caFile, 'ca-file', 'AXLE_CA_FILE', fromFile.ca_file);
+  let ca: Buffer | undefined;
+  if (caFile) {
+    try {
+      ca = readFileSync(caFile);
+    } catch (e) {
+      throw usage(`cannot read the CA file ${caFile} (from ${caFrom}): ${(e as Error).message}`);
+    }
+    if (!ca.includes('-----BEGIN CERTIFICATE-----'))
+      throw usage(`${caFile} (from ${caFrom}) holds no PEM certificate; give the fleet CA (ca.pem)`);
+  }
+  return {
+    hub: hubUrl(hub, ca !== undefined),
+    token: token.trim(),
+    ...(ca ? { ca } : {}),
+    from: { hub: hubFrom, token: tokenFrom, ...(caFile ? { ca: caFrom } : {}) },
+  };
 }

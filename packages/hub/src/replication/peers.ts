@@ -5,12 +5,12 @@ import {
   errorText,
   fromBase64,
   type Connection,
-  type KeyPair,
   type Logger,
   type Message,
   type MessageOf,
   type MessageType,
 } from '@axle/shared';
+import type { LinkSelf } from '../spoke-links.js';
 
 export interface PeerConfig {
   id: string;
@@ -38,7 +38,7 @@ export class PeerLink {
 
   constructor(
     readonly cfg: PeerConfig,
-    private readonly self: { id: string; keyPair: KeyPair },
+    private readonly self: LinkSelf,
     private readonly o: {
       log: Logger;
       /** Installed on every new connection: requests the peer sends us (appends, snapshots). */
@@ -74,6 +74,7 @@ export class PeerLink {
         role: 'hub',
         keyPair: this.self.keyPair,
         expectServerKey: this.pubkey,
+        ca: this.self.ca(),
         limits: { maxFrameBytes: REPL_FRAME_BYTES },
         handshakeTimeoutMs: Math.max(100, timeoutMs),
         requestTimeoutMs: 30_000,

@@ -25,6 +25,8 @@ export type HubRole = 'primary' | 'standby' | 'candidate';
 export interface ReplicationDeps {
   state: StateStore;
   keyPair: KeyPair;
+  /** The CA peer hubs and witnesses must prove themselves to; undefined with insecure_transport. */
+  ca: () => Buffer | undefined;
   log: Logger;
   config: () => HubConfig;
   /** This hub's own address (host:port), as peers and clients should use it. */
@@ -95,7 +97,7 @@ export class Replication {
     this.nextCampaignAt = this.startedAt + this.electionDelay();
     this.applier = new StandbyApplier(d.state, d.log);
     if (!this.settings.enabled) return;
-    const self = { id: cfg.server_id, keyPair: d.keyPair };
+    const self = { id: cfg.server_id, keyPair: d.keyPair, ca: d.ca };
     for (const p of cfg.spanner.peers) {
       this.peers.set(
         p.id,

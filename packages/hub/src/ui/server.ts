@@ -176,7 +176,9 @@ export class WebUi {
         );
       this.sessions.delete(cookieValue(req.headers.cookie, SESSION_COOKIE));
       const s = this.sessions.create(b.token.trim(), tok.name, tok.role);
-      const secure = req.headers['x-forwarded-proto'] === 'https' ? '; Secure' : '';
+      // Served over TLS here, or behind a TLS proxy that says so: the cookie never travels in clear.
+      const tls = (req.socket as { encrypted?: boolean }).encrypted === true;
+      const secure = tls || req.headers['x-forwarded-proto'] === 'https' ? '; Secure' : '';
       res.setHeader(
         'set-cookie',
         `${SESSION_COOKIE}=${s.id}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${this.sessions.maxAgeS}${secure}`,

@@ -3,6 +3,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '@axle/hub';
+import { toBase64 } from '@axle/shared';
 import { Envoy, enroll, envoyConfigFrom } from '@axle/envoy-agent';
 import { bin } from '../../../../test/support/proc.js';
 import { tempDir } from '../../../../test/support/tmp.js';
@@ -79,6 +80,8 @@ beforeAll(async () => {
     return envoyConfigFrom(
       {
         hub_addrs: [hub.addr],
+        hub_pubkeys: [toBase64(hub.publicKey)],
+        insecure_transport: true,
         state_dir: dir,
         hostname,
         run_on_start: false,

@@ -70,6 +70,7 @@ export async function makeCluster(bag: Bag, spec: ClusterSpec): Promise<Cluster>
   for (const h of hubs) {
     const cfg = {
       server_id: h.id,
+      insecure_transport: true,
       listen: h.addr,
       data_dir: h.dir,
       spanner: {
@@ -94,6 +95,7 @@ export async function makeCluster(bag: Bag, spec: ClusterSpec): Promise<Cluster>
   for (const s of spokes) {
     const cfg = {
       server_id: s.id,
+      insecure_transport: true,
       listen: s.addr,
       data_dir: s.dir,
       status_interval: spec.statusInterval ?? '200ms',

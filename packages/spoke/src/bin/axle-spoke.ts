@@ -23,7 +23,7 @@ const program = new Command('axle-spoke')
           'database commit failed (disk full?); the writes in it were refused and not acknowledged',
         );
       });
-      spoke = new Spoke(config, { logger: log });
+      spoke = new Spoke(config, { logger: log, configFile: o.config });
       await spoke.start();
       runUntilSignalled(spoke, log);
     } catch (e) {

@@ -1,5 +1,5 @@
-import type { UnplacedReason } from './model.js';
-import type { Router } from './router.js';
+import type { UnplacedReason } from '../model.js';
+import type { Router } from '../router.js';
 
 /**
  * Where a drain puts an envoy that must leave its spoke (README "Placement order"):

@@ -1,0 +1,176 @@
+import { fork } from 'node:child_process';
+import { availableParallelism } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Signer, generateKeyPair, verifyDetached } from '@axle/shared';
+import {
+  HubApi,
+  type NodePlan,
+  type Proc,
+  adminToken,
+  planFleet,
+  startHub,
+  startSpoke,
+} from '../scripts/demo/fleet.js';
+import { tempDir } from '../test/support/tmp.js';
+import type { EnrollJob, EnrollResult } from './enroll-loadgen.js';
+import { rate, type Figure } from './lib.js';
+
+/**
+ * The full enrollment path, every part its own process and every link TLS with the fleet CA
+ * (the default): SPOKES spokes, the hub (alone, then three replicated hubs where the primary
+ * answers only once a standby has the assignment too), and a load generator whose envoys each
+ * connect with their own key, enroll with a join token and wait for the assignment; the spoke
+ * has adopted it durably and the hub recorded it durably before that answer. Reference,
+ * measured in the same run: the Ed25519 work an enrollment cannot avoid (the handshake and
+ * the signed enroll and assignment frames: 4 signs and 4 verifies across envoy and hub)
+ * spread over this machine's cores; TLS's own handshake comes on top.
+ */
+const ENROLLS = Number(process.env.BENCH_ENROLLS ?? 4000);
+const CONCURRENCY = Number(process.env.BENCH_ENROLL_CONCURRENCY ?? 64);
+const SPOKES = Array.from({ length: 4 }, (_, i) => ({ id: `dc${i + 1}`, patterns: [`*.dc${i + 1}.*`] }));
+
+/** utime + stime of a process, in seconds. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+function enrollWith(job: EnrollJob): Promise<EnrollResult> {
+  const gen = fork(fileURLToPath(new URL('./enroll-loadgen.ts', import.meta.url)), [], {
+    execArgv: ['--import', 'tsx'],
+    stdio: 'inherit',
+  });
+  return new Promise((resolve, reject) => {
+    gen.once('message', (r) => resolve(r as EnrollResult));
+    gen.once('exit', (code) => reject(new Error(`enroll load generator exited (${code}) without a result`)));
+    gen.send(job);
+  });
+}
+
+export async function run(): Promise<Figure[]> {
+  const t = tempDir('axle-bench-enroll-');
+  const bench = 'enroll';
+  const procs: Proc[] = [];
+  try {
+    const fleet = async (name: string, hubs: string[], insecureTransport = false) => {
+      const plan = await planFleet(join(t.dir, name), {
+        hubs,
+        spokes: SPOKES,
+        maxConnectionsPerIp: 10_000,
+        insecureTransport,
+      });
+      const spokes = await Promise.all(plan.spokes.map((s) => startSpoke(s)));
+      const hubProcs = await Promise.all(plan.hubs.map((h) => startHub(h)));
+      procs.push(...spokes, ...hubProcs);
+      return {
+        plan,
+        insecureTransport,
+        spokePids: spokes.map((p) => p.child.pid!),
+        hubPids: hubProcs.map((p) => p.child.pid!),
+      };
+    };
+
+    // The reference: the signature work of one enrollment at this machine's speed.
+    const key = generateKeyPair();
+    const signer = new Signer(key);
+    const body = new Uint8Array(200);
+    const sig = signer.sign(body);
+    const signs = rate(() => signer.sign(body), 700);
+    const verifies = rate(() => verifyDetached(body, sig, key.publicKey), 700);
+    const sigMs = 4 * (1000 / signs) + 4 * (1000 / verifies);
+    const cores = availableParallelism();
+    const ceiling = (cores * 1000) / sigMs;
+
+    const figs: Figure[] = [];
+    const phase = async (
+      name: string,
+      f: Awaited<ReturnType<typeof fleet>>,
+      primary: NodePlan,
+      prefix: string,
+      note: string,
+    ) => {
+      const { hubPids, spokePids } = f;
+      const api = new HubApi(primary.addr, adminToken(primary), f.insecureTransport ? undefined : f.plan.ca.pem);
+      const tok = await api.post<{ secret: string }>('/tokens', { note: 'bench' });
+      const cpu0 = [...hubPids, ...spokePids].map(cpuSeconds);
+      const r = await enrollWith({
+        addr: primary.addr,
+        hubPub: primary.pub,
+        ...(f.insecureTransport ? {} : { ca: f.plan.ca.pem.toString() }),
+        token: tok.secret,
+        count: ENROLLS,
+        concurrency: CONCURRENCY,
+        prefix,
+        spokes: SPOKES.length,
+      });
+      const cpu = [...hubPids, ...spokePids].map((p, i) => cpuSeconds(p) - (cpu0[i] as number));
+      const hubCpu = cpu.slice(0, hubPids.length).reduce((a, b) => a + b, 0);
+      const spokeCpu = cpu.slice(hubPids.length).reduce((a, b) => a + b, 0);
+      if (r.errors > 0) throw new Error(`${r.errors} enrollments failed, first: ${r.firstError}`);
+      const perSec = r.enrolled / r.seconds;
+      figs.push(
+        {
+          bench,
+          name: `full enroll path, ${name}, ${CONCURRENCY} at once`,
+          value: perSec,
+          unit: 'enroll/s',
+          target: '>= 1,000',
+          pass: perSec >= 1000,
+          reference: `${(perSec / ceiling).toFixed(2)}x the signature ceiling of ${Math.round(ceiling)}/s (4 signs + 4 verifies = ${sigMs.toFixed(2)} ms each, ${cores} cores); ${note}`,
+        },
+        {
+          bench,
+          name: `  latency p50 / CPU per enrollment, ${name}`,
+          value: r.ms.p50,
+          unit: 'ms p50',
+          target: '',
+          reference: `p99 ${r.ms.p99.toFixed(0)} ms; CPU per enrollment: hub${hubPids.length > 1 ? 's' : ''} ${((hubCpu / r.enrolled) * 1000).toFixed(2)} ms, spokes ${((spokeCpu / r.enrolled) * 1000).toFixed(2)} ms, envoys ${((r.cpuSeconds / r.enrolled) * 1000).toFixed(2)} ms`,
+        },
+      );
+    };
+
+    const one = await fleet('one', ['ha']);
+    await phase('one hub', one, one.plan.hubs[0]!, 'a', 'spoke adopt and hub record each on disk before the answer');
+    await Promise.all(procs.splice(0).map((p) => p.stop()));
+    const plain = await fleet('plain', ['ha'], true);
+    await phase(
+      'one hub, insecure_transport',
+      plain,
+      plain.plan.hubs[0]!,
+      'c',
+      'the same without TLS: what the handshakes of TLS cost',
+    );
+    await Promise.all(procs.splice(0).map((p) => p.stop()));
+
+    const three = await fleet('three', ['ha', 'hb', 'hc']);
+    let primary: NodePlan | undefined;
+    let minAcks = 0;
+    const deadline = Date.now() + 30_000;
+    while (!primary && Date.now() < deadline) {
+      for (const h of three.plan.hubs) {
+        const r = await new HubApi(h.addr, adminToken(h), three.plan.ca.pem)
+          .get<{ replication?: { role?: string; minAcks?: number } }>('/hub')
+          .catch(() => undefined);
+        if (r?.replication?.role === 'primary') {
+          primary = h;
+          minAcks = r.replication.minAcks ?? 0;
+        }
+      }
+      if (!primary) await new Promise((r) => setTimeout(r, 100));
+    }
+    if (!primary) throw new Error('no primary among the replicated hubs within 30 s');
+    await phase(
+      'three replicated hubs',
+      three,
+      primary,
+      'b',
+      `each answer waits for min_acks ${minAcks} standby to store the assignment`,
+    );
+    return figs;
+  } finally {
+    await Promise.all(procs.map((p) => p.stop()));
+    t.cleanup();
+  }
+}
