@@ -1,6 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Worker as NodeWorker } from 'node:worker_threads';
-import WebSocket from 'ws';
 import {
   AxleServer,
   Codec,
@@ -9,14 +8,10 @@ import {
   Signer,
   connectPeer,
   generateKeyPair,
-  makeAuth,
-  newNonce,
-  readHandshake,
-  sessionContext,
   verifyDetached,
   type Connection,
 } from '../src/index.js';
-import { signFrame } from '../src/connection.js';
+import { rawSession } from '../../../test/support/raw-session.js';
 import { waitFor } from '../../../test/support/wait.js';
 
 /** Every worker the pool starts, so a test can kill one the way a crash would. */
@@ -115,7 +110,7 @@ describe('crypto pool', () => {
 });
 
 describe('signed connections over a crypto pool', () => {
-  const codec = new Codec();
+  const _codec = new Codec();
   const serverKey = key;
   let server: AxleServer | undefined;
   let serverConns: Connection[] = [];
@@ -156,28 +151,7 @@ describe('signed connections over a crypto pool', () => {
   }
 
   /** A hand-driven client: frames are built and sent without waiting for answers. */
-  async function raw(addr: string) {
-    const ws = new WebSocket(`ws://${addr}/ws`, { perMessageDeflate: false });
-    const inbox: Buffer[] = [];
-    let wake: (() => void) | undefined;
-    ws.on('message', (d: Buffer) => {
-      inbox.push(d);
-      wake?.();
-    });
-    ws.on('error', () => undefined);
-    const closed = new Promise<number>((r) => ws.on('close', (code) => r(code)));
-    const next = async () => {
-      while (inbox.length === 0) await new Promise<void>((r) => (wake = r));
-      return inbox.shift()!;
-    };
-    const signer = new Signer(peer);
-    const hello = readHandshake(codec, await next(), 'hello');
-    const nonce = newNonce();
-    ws.send(codec.encode(makeAuth(hello, 'web1.dc1.example.com', 'envoy', signer, nonce)));
-    readHandshake(codec, await next(), 'welcome');
-    const ctx = sessionContext(nonce, hello.nonce);
-    return { ws, closed, next, inbox, frame: (body: unknown) => signFrame(signer, ctx, 0, codec.encode(body)) };
-  }
+  const raw = (addr: string) => rawSession(addr, peer, 'web1.dc1.example.com');
 
   it('handles frames in order and answers them in order, however the checks interleave', async () => {
     const addr = await start();
@@ -185,14 +159,8 @@ describe('signed connections over a crypto pool', () => {
     const n = 500;
     for (let i = 0; i < n; i++) s.ws.send(s.frame([i, 'web1.dc1.example.com', 1, i + 1, { type: 'probe', term: i }]));
     for (let i = 0; i < n; i++) {
-      const [seq, , kind, id, payload] = codec.decode((await s.next()).subarray(64)) as [
-        number,
-        string,
-        number,
-        number,
-        { term: number },
-      ];
-      expect([seq, kind, id, payload.term]).toEqual([i, 2, i + 1, i]);
+      const [seq, , kind, id, payload] = s.decode(await s.next());
+      expect([seq, kind, id, (payload as { term: number }).term]).toEqual([i, 2, i + 1, i]);
     }
     s.ws.close();
   });
@@ -211,10 +179,10 @@ describe('signed connections over a crypto pool', () => {
     bad[3] = (bad[3] as number) ^ 0xff;
     s.ws.send(bad);
     s.ws.send(s.frame([21, 'web1.dc1.example.com', 1, 22, { type: 'probe', term: 1 }]));
-    expect(await s.closed).toBe(CloseCode.BAD_SIGNATURE);
+    expect((await s.closed).code).toBe(CloseCode.BAD_SIGNATURE);
     expect((await serverConns[1]!.closed).error?.code).toBe('E_BAD_SIGNATURE');
     // Nothing after it was handled (answers to the frames before it may or may not have gone out).
-    const ids = s.inbox.map((f) => (codec.decode(f.subarray(64)) as number[])[3]);
+    const ids = s.inbox.map((f) => s.decode(f)[3]);
     expect(ids).toEqual(Array.from({ length: ids.length }, (_, i) => i + 1));
     expect(ids.length).toBeLessThanOrEqual(20);
     expect(await bystander.request({ type: 'probe', term: 2 }, 5000, 'probe_ok')).toMatchObject({ term: 2 });
