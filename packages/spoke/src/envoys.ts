@@ -154,6 +154,8 @@ export class EnvoyService {
     const redirect = this.redirectFor(r, msg.epoch);
     // A report riding on a redirected check-in is not stored: the envoy resends it where it is sent.
     if (redirect) return redirect;
+    // Before anything changes: a check-in whose run is refused is refused whole.
+    if (msg.run) this.check(msg.hostname, msg.run, conn);
     const now = Date.now();
     this.d.fleet.seen(r.hostname, now);
     if (msg.traits) this.updateTraits(r, msg.traits);
@@ -171,7 +173,6 @@ export class EnvoyService {
       maxReportBytes: this.d.maxReportBytes,
     };
     if (!msg.run) return ok;
-    this.check(msg.hostname, msg.run, conn);
     return this.store(r.hostname, msg.run, t0).then((ack) => ({ ...ok, ack }));
   }
 

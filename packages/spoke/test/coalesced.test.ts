@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Worker as NodeWorker } from 'node:worker_threads';
-import type { Connection, Run } from '@axle/shared';
+import { CloseCode, type Connection, type Run } from '@axle/shared';
 import {
   adopt,
   envoyConnect,
@@ -14,6 +14,7 @@ import {
   type Fixture,
   type TestEnvoy,
 } from './helpers.js';
+import { rawSession } from '../../../test/support/raw-session.js';
 import { waitFor } from '../../../test/support/wait.js';
 
 /** The spoke's signature workers, so a test can kill one the way a crash would. */
@@ -103,10 +104,71 @@ describe('spoke: reports riding on check-ins', () => {
       code: 'E_INVALID',
       message: expect.stringContaining('limits.max_report_bytes'),
     });
+    const backwards = makeRun(a.hostname);
+    backwards.finishedAt = backwards.startedAt - 1;
+    await expect(checkinWith(c, a, backwards)).rejects.toMatchObject({ code: 'E_INVALID' });
     expect((await getEnvoy(hub, a.hostname)).runs).toEqual([]);
+    // Refused whole: none of them counted as a check-in either.
+    expect((await stats(hub)).checkinsPerMinute).toBe(0);
     // The connection goes on.
     const ok = makeRun(a.hostname);
     expect(await checkinWith(c, a, ok)).toMatchObject({ ack: { runId: ok.id, duplicate: false } });
+  });
+
+  it('answers a check-in whose run breaks the schema with E_BAD_MESSAGE, storing and counting nothing', async () => {
+    f = await startSpoke();
+    const hub = keep(await hubConnect(f.spoke));
+    const a = newEnvoy('web4.dc1.example.com');
+    await adopt(hub, [a]);
+    const c = keep(await envoyConnect(f.spoke, a.hostname, a.key));
+    const good = makeRun(a.hostname);
+    for (const bad of [
+      { ...good, counts: 'many' },
+      { ...good, surprise: 1 },
+      { ...good, results: [{ resource: 'x', status: 'exploded' }] },
+      'not a run',
+    ]) {
+      await expect(
+        c.request({ type: 'checkin', hostname: a.hostname, epoch: 1, term: 1, configVersion: 0, run: bad } as never),
+      ).rejects.toMatchObject({ code: 'E_BAD_MESSAGE', message: expect.stringContaining('run') });
+    }
+    expect((await getEnvoy(hub, a.hostname)).runs).toEqual([]);
+    expect((await stats(hub)).checkinsPerMinute).toBe(0);
+    expect(await checkinWith(c, a, good)).toMatchObject({ ack: { runId: good.id, duplicate: false } });
+  });
+
+  it('closes a connection whose check-in frame has a bad signature with 4001, before storing its run', async () => {
+    f = await startSpoke({ extra: { crypto_threads: 2 } });
+    await waitFor(() => workers.length === 2, { what: 'two signature workers' });
+    const hub = keep(await hubConnect(f.spoke));
+    const [a, b] = [newEnvoy('web5.dc1.example.com'), newEnvoy('web6.dc1.example.com')];
+    await adopt(hub, [a, b]);
+    const bystander = keep(await envoyConnect(f.spoke, b.hostname, b.key));
+    const s = await rawSession(f.spoke.addr, a.key, a.hostname);
+    const checkin = (n: number, run: Run) =>
+      s.frame([
+        n,
+        a.hostname,
+        1,
+        n + 1,
+        { type: 'checkin', hostname: a.hostname, epoch: 1, term: 1, configVersion: 0, run },
+      ]);
+    const first = makeRun(a.hostname);
+    const forged = makeRun(a.hostname);
+    const after = makeRun(a.hostname);
+    const bad = checkin(1, forged);
+    bad[10] = (bad[10] as number) ^ 0x40;
+    // Pipelined: the forged frame sits between two good ones.
+    s.ws.send(checkin(0, first));
+    s.ws.send(bad);
+    s.ws.send(checkin(2, after));
+    expect((await s.closed).code).toBe(CloseCode.BAD_SIGNATURE);
+    const stored = (await getEnvoy(hub, a.hostname)).runs.map((r) => r.id);
+    expect(stored).not.toContain(forged.id);
+    expect(stored).not.toContain(after.id);
+    // Others are served on.
+    const run = makeRun(b.hostname);
+    expect(await checkinWith(bystander, b, run)).toMatchObject({ ack: { runId: run.id, duplicate: false } });
   });
 
   it('a signature worker that dies costs no check-in and no acknowledged report', async () => {
