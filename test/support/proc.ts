@@ -28,9 +28,11 @@ export interface Daemon {
 export async function startDaemon(
   file: string,
   args: string[],
-  o: { env?: NodeJS.ProcessEnv; timeoutMs?: number; echo?: boolean } = {},
+  o: { env?: NodeJS.ProcessEnv; timeoutMs?: number; echo?: boolean; prefix?: string[] } = {},
 ): Promise<Daemon> {
-  const proc = spawn(process.execPath, [file, ...args], {
+  // `prefix` runs it through a command that execs it (taskset, prlimit), so the pid stays the daemon's.
+  const argv = [...(o.prefix ?? []), process.execPath, file, ...args];
+  const proc = spawn(argv[0]!, argv.slice(1), {
     env: { ...process.env, ...o.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -20,7 +20,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-function writeConfig(dir: string, extra = ''): string {
+function writeConfig(dir: string, extra = '', cryptoThreads: number | 'auto' = 2): string {
   const file = join(dir, 'spoke.yaml');
   writeFileSync(
     file,
@@ -30,7 +30,7 @@ insecure_transport: true
 data_dir: ${join(dir, 'data')}
 retention:
   max_runs_per_envoy: 100000
-crypto_threads: 2
+crypto_threads: ${cryptoThreads}
 spanner:
   role: spoke
   spoke_id: dc1
@@ -46,8 +46,12 @@ function keygen(file: string): Uint8Array {
   return fromBase64(out.stdout.trim(), 32);
 }
 
-async function start(file: string, publicKey: Uint8Array): Promise<Daemon & { publicKey: Uint8Array }> {
-  const d = await startDaemon(BIN, ['--config', file]);
+async function start(
+  file: string,
+  publicKey: Uint8Array,
+  prefix?: string[],
+): Promise<Daemon & { publicKey: Uint8Array }> {
+  const d = await startDaemon(BIN, ['--config', file], prefix ? { prefix } : {});
   cleanups.push(() => d.kill('SIGKILL'));
   return Object.assign(d, { publicKey });
 }
@@ -191,6 +195,36 @@ describe('spoke process', () => {
     for (const e of envoys) {
       const have = new Set(stored.get(e.hostname));
       expect(acked.get(e.hostname)!.filter((id) => !have.has(id))).toEqual([]);
+    }
+  });
+
+  it('crypto_threads auto: signatures on the event loop alone on one CPU, on a worker thread beside it on two', async () => {
+    const cpus = (spawnSync('nproc', ['--all'], { encoding: 'utf8' }).stdout ?? '').trim();
+    for (const [cpuList, workers] of Number(cpus) >= 2
+      ? ([
+          ['0', 0],
+          ['0,1', 1],
+        ] as const)
+      : ([['0', 0]] as const)) {
+      const tmp = tempDir('axle-spoke-cores-');
+      cleanups.push(tmp.cleanup);
+      const file = writeConfig(tmp.dir, '', 'auto');
+      const d = await start(file, keygen(file), ['taskset', '-c', cpuList]);
+      const listening = await d.waitForLog((l) => l.msg === 'listening');
+      expect(listening.cryptoThreads, `taskset -c ${cpuList}`).toBe(workers);
+      // Serves the same either way: a check-in carrying a report, acknowledged once stored.
+      const hub = await hubConnect(d);
+      cleanups.push(() => hub.close());
+      const e = newEnvoy('one.dc1.example.com');
+      await adopt(hub, [e]);
+      const c = await envoyConnect(d, e.hostname, e.key);
+      cleanups.push(() => c.close());
+      const run = makeRun(e.hostname);
+      expect(
+        await c.request({ type: 'checkin', hostname: e.hostname, epoch: 1, term: 1, configVersion: 0, run }),
+      ).toMatchObject({ type: 'checkin_ok', ack: { runId: run.id, duplicate: false } });
+      expect((await storedRuns(hub, [e])).get(e.hostname)).toEqual([run.id]);
+      await d.kill('SIGTERM');
     }
   });
 
