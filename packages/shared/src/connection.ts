@@ -45,9 +45,13 @@ export interface ConnectionOptions {
   crypto?: FrameCrypto;
 }
 
-/** Frames (or bytes of them) received but not yet handled, their signatures being checked, before the socket is paused. */
-const MAX_INBOX = 256;
-const MAX_INBOX_BYTES = 8 * 2 ** 20;
+/**
+ * Frames (or bytes of them) received but not yet handled, their signatures being checked,
+ * before the socket is paused: more than an envoy or a hub pipelines, and with the frame
+ * limit (1 MiB by default) at most one large frame beyond it, on every connection.
+ */
+const MAX_INBOX = 64;
+const MAX_INBOX_BYTES = 2 ** 20;
 
 interface Pending {
   resolve: (m: Message) => void;

@@ -6,10 +6,10 @@ import { Signer, verifyDetached } from './sign.js';
 /**
  * Frame signatures on more than one core. Verifies and signs queued in one turn of the event
  * loop go to a worker thread as one message (one copy, one wake-up for the batch), and come
- * back the same way; each caller is answered by callback. While every worker already has a
- * backlog, the calling thread does the work itself, so a busy pool never leaves a core idle
- * and a pool of 0 threads is plain inline node:crypto. A worker that dies has its batches redone
- * inline and is replaced; the daemon never waits on a dead thread.
+ * back the same way; each caller is answered by callback. While every worker is far behind,
+ * the calling thread does the work itself, and a pool of 0 threads is plain inline
+ * node:crypto. A worker that dies has its batches redone inline and is replaced; the daemon
+ * never waits on a dead thread.
  */
 export interface FrameCrypto {
   /** Calls `done` with whether `sig` is `publicKey`'s signature over `data`; maybe later, never twice. */
@@ -33,8 +33,13 @@ export function autoCryptoThreads(): number {
 
 const VERIFY = 0;
 const SIGN = 1;
-/** Operations a worker may hold (a few milliseconds of work) before the calling thread does new ones itself. */
-const BACKLOG = 32;
+/**
+ * Operations a worker may hold (about 20 ms of work) before the calling thread does new ones
+ * itself. The event loop has work only it can do (decoding, handlers, LMDB writes) and is the
+ * first to run out of time, so it helps only a worker that is far behind: at 32, it ended up
+ * doing most signatures itself and the worker idled (bench/spoke-checkin).
+ */
+const BACKLOG = 256;
 /** Replacements of dead workers per minute before the pool stays inline. */
 const MAX_RESPAWNS = 5;
 

@@ -2,7 +2,6 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Worker as NodeWorker } from 'node:worker_threads';
 import {
   AxleServer,
-  Codec,
   CloseCode,
   CryptoPool,
   Signer,
@@ -10,6 +9,7 @@ import {
   generateKeyPair,
   verifyDetached,
   type Connection,
+  type FrameCrypto,
 } from '../src/index.js';
 import { rawSession } from '../../../test/support/raw-session.js';
 import { waitFor } from '../../../test/support/wait.js';
@@ -110,7 +110,6 @@ describe('crypto pool', () => {
 });
 
 describe('signed connections over a crypto pool', () => {
-  const _codec = new Codec();
   const serverKey = key;
   let server: AxleServer | undefined;
   let serverConns: Connection[] = [];
@@ -120,8 +119,7 @@ describe('signed connections over a crypto pool', () => {
     serverConns = [];
   });
 
-  async function start(): Promise<string> {
-    const crypto = pool(2);
+  async function start(crypto: FrameCrypto = pool(2)): Promise<string> {
     server = new AxleServer({
       host: '127.0.0.1',
       port: 0,
@@ -146,7 +144,6 @@ describe('signed connections over a crypto pool', () => {
       },
     });
     const { port } = await server.listen();
-    await waitFor(() => workers.length === 2);
     return `127.0.0.1:${port}`;
   }
 
@@ -187,6 +184,44 @@ describe('signed connections over a crypto pool', () => {
     expect(ids.length).toBeLessThanOrEqual(20);
     expect(await bystander.request({ type: 'probe', term: 2 }, 5000, 'probe_ok')).toMatchObject({ term: 2 });
     bystander.close();
+  });
+
+  it('stops reading a peer whose frames wait for their checks, and goes on once they are done', async () => {
+    // The real pool behind a gate: checks finish only when the test opens it, like a pool far behind.
+    const real = pool(1);
+    let held: (() => void)[] | undefined = [];
+    let most = 0;
+    const gated: FrameCrypto = {
+      verify: (data, sig, pub, done) =>
+        real.verify(data, sig, pub, (ok) => {
+          if (!held) return done(ok);
+          held.push(() => done(ok));
+          most = Math.max(most, held.length);
+        }),
+      sign: (data, done) => real.sign(data, done),
+    };
+    const addr = await start(gated);
+    const s = await raw(addr);
+    const n = 1500;
+    for (let i = 0; i < n; i++) s.ws.send(s.frame([i, 'web1.dc1.example.com', 1, i + 1, { type: 'probe', term: i }]));
+    // Read until it stops growing: the socket is paused, the rest waits in TCP buffers.
+    let last = -1;
+    await waitFor(
+      () => {
+        const settled = most === last && most > 0;
+        last = most;
+        return settled;
+      },
+      { intervalMs: 300, what: 'the server to stop reading' },
+    );
+    // 64 frames, and the rest of the read that carried the 64th; never all of them.
+    expect(most).toBeGreaterThanOrEqual(64);
+    expect(most).toBeLessThan(1000);
+    const release = held;
+    held = undefined;
+    for (const f of release) f();
+    for (let i = 0; i < n; i++) expect(s.decode(await s.next())[3]).toBe(i + 1);
+    s.ws.close();
   });
 
   it('sends an answer before the close that follows it', async () => {
