@@ -1,31 +1,16 @@
-import {
-  Codec,
-  Connection,
-  connectPeer,
-  fromBase64,
-  generateKeyPair,
-  makeAuth,
-  newNonce,
-  readHandshake,
-  sessionContext,
-  Signer,
-  verifyWelcome,
-  type FrameSocket,
-  type KeyPair,
-  type Message,
-  type Run,
-} from '@axle/shared';
-import { createSecureContext, type SecureContext } from 'node:tls';
+import { connectPeer, fromBase64, generateKeyPair, type Run } from '@axle/shared';
+import { createSecureContext } from 'node:tls';
 import WebSocket from 'ws';
+import { closes, closeText, open, prepare, Recorder, type Envoy, type Step } from './presigned-envoy.js';
 
 /**
  * The load generator of bench/spoke-checkin, run as its own process. It adopts N envoys
  * through a hub-role connection and opens one signed connection per envoy. Each phase is
  * prepared before the clock starts: every request frame of the phase is built and signed by
- * the real protocol code (a `Connection` writing into a recorder instead of the socket), so
- * during the measured window the generator only sends bytes and waits for replies. Replies
- * are kept and, once the window closes, fed back to the same `Connection`s, which check every
- * signature and sequence number and settle each request: a cycle counts only if its check-in
+ * the real protocol code (presigned-envoy.ts), so during the measured window the generator
+ * only sends bytes and waits for replies. Replies are kept and, once the window closes, fed
+ * back to the same `Connection`s, which check every signature and sequence number and settle
+ * each request: a cycle counts only if its check-in
  * was answered `checkin_ok` and its report acknowledged as newly stored. That keeps the
  * generator's own cost well below the spoke's, so the spoke's use of a second core can show on
  * a two-core machine.
@@ -74,54 +59,6 @@ export type FromLoadgen =
   | { phase: 'done'; result: LoadgenResult }
   | { phase: 'error'; error: string };
 
-type Listener = (...args: unknown[]) => void;
-
-/** A FrameSocket that keeps what the Connection writes, and lets replies be fed to it later. */
-class Recorder implements FrameSocket {
-  readyState = 1;
-  bufferedAmount = 0;
-  sent: Uint8Array[] = [];
-  private readonly listeners = new Map<string, Listener>();
-  send(data: Uint8Array): void {
-    this.sent.push(data);
-  }
-  close(): void {
-    this.readyState = 3;
-  }
-  terminate(): void {
-    this.readyState = 3;
-  }
-  ping(): void {}
-  on(event: string, fn: (...args: never[]) => void): this {
-    this.listeners.set(event, fn as Listener);
-    return this;
-  }
-  off(): this {
-    return this;
-  }
-  feed(frame: Buffer): void {
-    this.listeners.get('message')?.(frame, true);
-  }
-}
-
-interface Envoy {
-  hostname: string;
-  key: KeyPair;
-  ws?: WebSocket;
-  rec: Recorder;
-  conn?: Connection;
-  /** Replies of the current phase, in arrival order. */
-  replies: Buffer[];
-  /** Resolves the step waiting for this envoy's next reply. */
-  waiting: (() => void) | undefined;
-  /** Steps of one envoy run one at a time, in the order their frames were signed. */
-  chain: Promise<void>;
-}
-
-interface Step {
-  frame: Uint8Array;
-  answer: Promise<Message>;
-}
 interface Cycle {
   envoy: Envoy;
   steps: Step[];
@@ -133,7 +70,6 @@ interface Cycle {
 /** Unique per load-generator process, so runs of repeated phases never collide. */
 const RUN_PREFIX = `${process.pid.toString(36)}${Date.now().toString(36)}`;
 let runSeq = 0;
-const codec = new Codec();
 const send = (m: FromLoadgen) => process.send?.(m);
 const nextMessage = () => new Promise<ToLoadgen>((r) => process.once('message', (m: ToLoadgen) => r(m)));
 
@@ -163,78 +99,6 @@ function makeRun(hostname: string, n: number): Run {
       durationMs: 0.8,
     })),
   };
-}
-
-/** The envoy side of the handshake over a WebSocket (wss with a CA), then a Connection over the recorder. */
-async function open(addr: string, spokePub: Uint8Array, e: Envoy, tls: SecureContext | undefined): Promise<void> {
-  const signer = new Signer(e.key);
-  const ws = new WebSocket(`${tls ? 'wss' : 'ws'}://${addr}/ws`, {
-    perMessageDeflate: false,
-    handshakeTimeout: 60_000,
-    ...(tls ? { secureContext: tls } : {}),
-  });
-  const nonce = newNonce();
-  const frames: Buffer[] = [];
-  let wake: (() => void) | undefined;
-  const next = async (): Promise<Buffer> => {
-    while (frames.length === 0) await new Promise<void>((r) => (wake = r));
-    return frames.shift()!;
-  };
-  let failed: Error | undefined;
-  ws.on('message', (d: Buffer) => {
-    if (e.conn) {
-      e.replies.push(d);
-      const w = e.waiting;
-      e.waiting = undefined;
-      w?.();
-    } else {
-      frames.push(d);
-      wake?.();
-    }
-  });
-  ws.on('error', (err) => {
-    failed = err;
-    wake?.();
-  });
-  ws.on('close', (code, reason) => {
-    closes.set(`${code} ${reason.toString()}`, (closes.get(`${code} ${reason.toString()}`) ?? 0) + 1);
-    e.rec.readyState = 3;
-    failed ??= new Error('closed');
-    wake?.();
-    e.waiting?.();
-  });
-  const hello = readHandshake(codec, await next(), 'hello');
-  if (failed) throw failed;
-  if (!Buffer.from(hello.pubkey).equals(Buffer.from(spokePub))) throw new Error('the spoke presented another key');
-  ws.send(codec.encode(makeAuth(hello, e.hostname, 'envoy', signer, nonce)));
-  const welcome = readHandshake(codec, await next(), 'welcome');
-  if (!verifyWelcome(welcome, nonce, hello, e.key.publicKey)) throw new Error('welcome does not verify');
-  e.ws = ws;
-  e.conn = new Connection({
-    socket: e.rec,
-    codec,
-    signer,
-    selfId: e.hostname,
-    peer: { id: hello.id, role: 'server', pubkey: hello.pubkey, remoteAddress: addr },
-    context: sessionContext(nonce, hello.nonce),
-    isClient: true,
-    keepaliveMs: 0,
-    defaultTimeoutMs: 3_600_000,
-  });
-}
-
-/** Why connections closed, and how many each way. */
-const closes = new Map<string, number>();
-const closeText = () => [...closes].map(([why, n]) => `${n} closed (${why})`).join(', ');
-
-/** Signs a request now (into the recorder); its answer settles once the reply is fed back. */
-function prepare(e: Envoy, msg: Message): Step {
-  e.rec.sent.length = 0;
-  const answer = e.conn!.request(msg);
-  answer.catch(() => undefined);
-  const frame = e.rec.sent[0];
-  if (!frame) throw new Error(`the connection of ${e.hostname} is closed; ${closeText()}`);
-  return { frame, answer };
 }
 
 async function plan(envoys: Envoy[], p: Phase, traits: boolean): Promise<Cycle[]> {
