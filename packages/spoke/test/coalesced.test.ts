@@ -1,5 +1,4 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { Worker as NodeWorker } from 'node:worker_threads';
 import { CloseCode, type Connection, type Run } from '@axle/shared';
 import {
   adopt,
@@ -16,19 +15,10 @@ import {
 } from './helpers.js';
 import { rawSession } from '../../../test/support/raw-session.js';
 import { waitFor } from '../../../test/support/wait.js';
+import { workers } from '../../../test/support/workers.js';
 
-/** The spoke's signature workers, so a test can kill one the way a crash would. */
-const workers = vi.hoisted(() => [] as NodeWorker[]);
-vi.mock('node:worker_threads', async (importOriginal) => {
-  const real = await importOriginal<typeof import('node:worker_threads')>();
-  class Recorded extends real.Worker {
-    constructor(...args: ConstructorParameters<typeof real.Worker>) {
-      super(...args);
-      workers.push(this);
-    }
-  }
-  return { ...real, Worker: Recorded };
-});
+/** The signature workers started here, so a test can kill one the way a crash would. */
+vi.mock('node:worker_threads', async (real) => (await import('../../../test/support/workers.js')).recording(real));
 
 let f: Fixture | undefined;
 const open: Connection[] = [];
