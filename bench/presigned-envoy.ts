@@ -87,11 +87,17 @@ export async function open(
   const nonce = newNonce();
   const frames: Buffer[] = [];
   let wake: (() => void) | undefined;
+  let failed: Error | undefined;
   const next = async (): Promise<Buffer> => {
-    while (frames.length === 0) await new Promise<void>((r) => (wake = r));
+    while (frames.length === 0) {
+      if (failed) {
+        ws.terminate();
+        throw failed;
+      }
+      await new Promise<void>((r) => (wake = r));
+    }
     return frames.shift()!;
   };
-  let failed: Error | undefined;
   ws.on('message', (d: Buffer) => {
     if (e.conn) {
       e.replies.push(d);
@@ -110,12 +116,11 @@ export async function open(
   ws.on('close', (code, reason) => {
     closes.set(`${code} ${reason.toString()}`, (closes.get(`${code} ${reason.toString()}`) ?? 0) + 1);
     e.rec.readyState = 3;
-    failed ??= new Error('closed');
+    failed ??= new Error(`closed during the handshake (${code} ${reason.toString()})`);
     wake?.();
     e.waiting?.();
   });
   const hello = readHandshake(codec, await next(), 'hello');
-  if (failed) throw failed;
   if (!Buffer.from(hello.pubkey).equals(Buffer.from(spokePub))) throw new Error('the spoke presented another key');
   ws.send(codec.encode(makeAuth(hello, e.hostname, 'envoy', signer, nonce)));
   const welcome = readHandshake(codec, await next(), 'welcome');
