@@ -56,7 +56,8 @@ const PHASES = (process.env.SPOKE_BENCH_PHASES ?? 'separate,coalesced,coalesced/
   if (mode !== 'separate' && mode !== 'coalesced') throw new Error(`SPOKE_BENCH_PHASES: unknown mode ${mode}`);
   return { mode, reportEvery: Number(every ?? 1) } as const;
 });
-/** Runs 2 and 3 can be left out: SPOKE_BENCH_SCALE=0, SPOKE_BENCH_TLS=0. */
+/** Each run can be left out: SPOKE_BENCH_HOLD=0, SPOKE_BENCH_SCALE=0, SPOKE_BENCH_TLS=0. */
+const HOLD = process.env.SPOKE_BENCH_HOLD !== '0';
 const SCALE = process.env.SPOKE_BENCH_SCALE !== '0';
 const TLS = process.env.SPOKE_BENCH_TLS !== '0';
 const PERF = process.env.SPOKE_BENCH_PERF;
@@ -220,6 +221,7 @@ async function withSpoke<T>(
 }
 
 async function holding(): Promise<Figure[]> {
+  if (!HOLD) return [];
   return withSpoke({ connections: CONNECTIONS }, async (spoke, gen, connected) => {
     const pid = spoke.proc.pid!;
     const n = connected.n;
