@@ -12,7 +12,7 @@ import {
   type KeyPair,
 } from '@axle/shared';
 import type { Figure } from './lib.js';
-import { startSpoke } from './spoke-checkin.js';
+import { startSpoke } from './spoke-procs.js';
 
 /**
  * Check-ins while a viewer floods the spoke with the most expensive queries it allows (the

@@ -2,7 +2,7 @@
 # Installs the system packages the test suite uses (Debian): Chromium for the web UI tests,
 # promtool (package prometheus) for the alert rules, systemd-analyze for the unit files,
 # iproute2 for network-namespace fault tests, gnupg to sign the apt repository the policy
-# resource tests build (they also use dpkg-deb, useradd and unshare, which Debian always has);
+# resource tests build (they also use dpkg-deb, useradd, unshare and taskset, which Debian always has);
 # for the packaging (npm run package) and its tests: dpkg-dev (dpkg-shlibdeps, and strip from
 # binutils), lintian, man-db (systemd-analyze checks the units' man pages with it), and adduser
 # and curl, which the packages' life cycle test runs in its sandbox. AXLE_BENCH_PUPPET=1 (or

@@ -44,6 +44,8 @@ export class SpokeSession {
   private sentDigest: string | undefined;
   private flushing = false;
   private flushAgain = false;
+  /** Reports ride on check-ins until this spoke refuses that form (an older spoke). */
+  private coalesce = true;
   private endSession: ((e: End) => void) | undefined;
 
   constructor(
@@ -129,16 +131,23 @@ export class SpokeSession {
       return this.live() ? this.requestFailed(e, 'check-in') : undefined;
     }
     if (!this.live()) return undefined;
+    const end = await this.checkedIn(reply);
+    if (!end && sendTraits) this.sentDigest = t.digest;
+    return end;
+  }
+
+  /** What a check-in's answer (with or without a report on it) tells this envoy; undefined when the session goes on. */
+  private async checkedIn(reply: Message): Promise<End | undefined> {
+    const conn = this.conn;
     if (reply.type === 'redirect') {
       // Decided here, before any await, so a second redirect on this session is ignored.
       this.ending = true;
       return this.redirected(reply);
     }
     if (reply.type !== 'checkin_ok') return { kind: 'failed', reason: `spoke answered a check-in with ${reply.type}` };
-    if (sendTraits) this.sentDigest = t.digest;
     if (reply.maxReportBytes !== undefined) this.shared.reportLimit = reply.maxReportBytes;
     const proven = this.provenTerm(reply.termProof);
-    if (proven > a.term) await this.host.store.raiseTerm(proven);
+    if (proven > (this.host.store.assignment?.term ?? 0)) await this.host.store.raiseTerm(proven);
     if (reply.runNow) this.host.onRunNow('spoke asked at check-in');
     if (reply.configVersion !== this.host.configVersion())
       this.host.onConfigVersion?.(reply.configVersion, conn, reply.revert);
@@ -187,7 +196,11 @@ export class SpokeSession {
     return { kind: 'redirected', reason: r.reason };
   }
 
-  /** Sends spooled reports oldest first; each leaves the spool only on the spoke's ack. */
+  /**
+   * Sends spooled reports oldest first; each leaves the spool only on the spoke's ack. Each
+   * rides on a check-in (one frame and one signature each way); a spoke that refuses that form
+   * (older than it) gets them as `report` for the rest of the session.
+   */
   async flush(): Promise<void> {
     const conn = this.conn;
     if (this.flushing) {
@@ -202,20 +215,38 @@ export class SpokeSession {
         for (;;) {
           const batch = await spool.peek(32);
           if (batch.length === 0) break;
-          for (const { name, run } of batch) {
+          for (let i = 0; i < batch.length; i++) {
+            const { name, run } = batch[i]!;
             if (this.over || !conn.isOpen) return;
             const a = this.host.store.assignment;
             if (!a) return;
+            const hostname = this.host.config().hostname;
+            // Fitted to what this spoke stores; the spool keeps the run as it was.
+            const fitted = this.shared.reportLimit ? fitRun(run, this.shared.reportLimit, sizer) : run;
+            const coalesced = this.coalesce;
             let reply: Message;
             try {
-              reply = await conn.request({
-                type: 'report',
-                hostname: this.host.config().hostname,
-                epoch: a.epoch,
-                // Fitted to what this spoke stores; the spool keeps the run as it was.
-                run: this.shared.reportLimit ? fitRun(run, this.shared.reportLimit, sizer) : run,
-              });
+              reply = await conn.request(
+                coalesced
+                  ? {
+                      type: 'checkin',
+                      hostname,
+                      epoch: a.epoch,
+                      term: a.term,
+                      configVersion: this.host.configVersion(),
+                      run: fitted,
+                    }
+                  : { type: 'report', hostname, epoch: a.epoch, run: fitted },
+              );
             } catch (e) {
+              if (coalesced && isAxleError(e, ErrorCode.BAD_MESSAGE)) {
+                // Refused as a whole: an older spoke, or a run it would refuse anyway. Either way the
+                // plain report says which (and rejects a bad run below).
+                this.coalesce = false;
+                log.debug({ err: errorText(e) }, 'spoke refused a report on a check-in; sending reports alone');
+                i--;
+                continue;
+              }
               if (isAxleError(e) && INVALID_REPORT.has(e.code)) {
                 await spool.reject(name, errorText(e));
                 continue;
@@ -223,11 +254,13 @@ export class SpokeSession {
               this.finish(this.requestFailed(e, 'report'));
               return;
             }
-            if (reply.type === 'ack' && reply.runId === run.id) {
+            const ack = reply.type === 'ack' ? reply : reply.type === 'checkin_ok' ? reply.ack : undefined;
+            if (ack && ack.runId === run.id) {
               // Acknowledged means stored, whatever happened to the session meanwhile.
               await spool.remove(name);
-              log.debug({ run: run.id, duplicate: reply.duplicate }, 'report acknowledged');
-              this.events.emit('acked', run.id, reply.duplicate);
+              log.debug({ run: run.id, duplicate: ack.duplicate }, 'report acknowledged');
+              this.events.emit('acked', run.id, ack.duplicate);
+              if (reply.type === 'checkin_ok' && this.live()) this.finish(await this.checkedIn(reply));
               continue;
             }
             if (!this.live()) return;

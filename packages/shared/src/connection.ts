@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { AxleError, ErrorCode, errorText } from './errors.js';
 import { CLOSE_REASONS, CloseCode, closeCodeFor, closeReason, errorForClose } from './close-codes.js';
 import type { Codec } from './codec.js';
+import type { FrameCrypto } from './crypto-pool.js';
 import { OPEN, toBuffer, type FrameSocket } from './frame-socket.js';
 import { errorReplySchema, messageSchema, type Message, type MessageType, type MessageOf } from './messages.js';
 import { formatIssues, type Issue } from './schema.js';
@@ -46,7 +47,17 @@ export interface ConnectionOptions {
   keepaliveMs?: number;
   defaultTimeoutMs?: number;
   handlers?: ConnectionHandlers;
+  /** Checks and makes frame signatures off this thread (crypto-pool.ts); without it, inline. */
+  crypto?: FrameCrypto;
 }
+
+/**
+ * Frames (or bytes of them) received but not yet handled, their signatures being checked,
+ * before the socket is paused: more than an envoy or a hub pipelines, and with the frame
+ * limit (1 MiB by default) at most one large frame beyond it, on every connection.
+ */
+const MAX_INBOX = 64;
+const MAX_INBOX_BYTES = 2 ** 20;
 
 interface Pending {
   resolve: (m: Message) => void;
@@ -54,25 +65,25 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
-/** Builds `signature || body`, the signature covering context, direction byte and body. */
-export function signFrame(signer: Signer, context: Buffer, dir: number, body: Uint8Array): Buffer {
+/** What a frame's signature covers: the session context, a direction byte and the body. */
+function signedBytes(context: Buffer, dir: number, body: Uint8Array): Buffer {
   const signed = Buffer.allocUnsafe(context.length + 1 + body.length);
   context.copy(signed, 0);
   signed[context.length] = dir;
   signed.set(body, context.length + 1);
+  return signed;
+}
+
+function framed(sig: Uint8Array, body: Uint8Array): Buffer {
   const frame = Buffer.allocUnsafe(64 + body.length);
-  frame.set(signer.sign(signed), 0);
+  frame.set(sig, 0);
   frame.set(body, 64);
   return frame;
 }
 
-function verifyFrame(frame: Buffer, context: Buffer, dir: number, pubkey: Uint8Array): boolean {
-  const body = frame.subarray(64);
-  const signed = Buffer.allocUnsafe(context.length + 1 + body.length);
-  context.copy(signed, 0);
-  signed[context.length] = dir;
-  body.copy(signed, context.length + 1);
-  return verifyDetached(signed, frame.subarray(0, 64), pubkey);
+/** Builds `signature || body`, the signature covering context, direction byte and body. */
+export function signFrame(signer: Signer, context: Buffer, dir: number, body: Uint8Array): Buffer {
+  return framed(signer.sign(signedBytes(context, dir, body)), body);
 }
 
 /**
@@ -110,6 +121,14 @@ export class Connection extends EventEmitter {
   private readonly defaultTimeoutMs: number;
   private closeInfo: CloseInfo | undefined;
   private resolveClosed!: (c: CloseInfo) => void;
+  private readonly crypto: FrameCrypto | undefined;
+  /** With a crypto pool: frames in arrival order, each handled once it and all before it are checked. */
+  private readonly inbox: { frame: Buffer; ok?: boolean }[] = [];
+  /** With a crypto pool: frames in sequence order, each sent once it and all before it are signed. */
+  private readonly outbox: { frame?: Buffer }[] = [];
+  private inboxBytes = 0;
+  private paused = false;
+  private closeWhenSent: { code: number; reason: string } | undefined;
 
   constructor(o: ConnectionOptions) {
     super();
@@ -123,6 +142,7 @@ export class Connection extends EventEmitter {
     this.dirIn = o.isClient ? 1 : 0;
     this.defaultTimeoutMs = o.defaultTimeoutMs ?? 10_000;
     this.handlers = o.handlers ?? {};
+    this.crypto = o.crypto;
     this.closed = new Promise((r) => (this.resolveClosed = r));
     this.socket.on('message', (data, isBinary) => {
       // The frame boundary: nothing a peer sends may throw out of the socket's event handler.
@@ -223,7 +243,7 @@ export class Connection extends EventEmitter {
 
   close(code: number = CloseCode.NORMAL, reason?: string): void {
     const r = reason ?? (CLOSE_REASONS as Record<number, string>)[code] ?? '';
-    if (this.socket.readyState === OPEN) this.socket.close(code, closeReason(r));
+    this.closeSocket(code, r);
     this.finish({ code, reason: r });
   }
 
@@ -233,18 +253,35 @@ export class Connection extends EventEmitter {
     this.finish({ code: 1006, reason: error?.message ?? 'terminated', ...(error ? { error } : {}) });
   }
 
+  /** Closes the socket once the frames written before are out (signatures from a pool come back later). */
+  private closeSocket(code: number, reason: string): void {
+    if (this.outbox.length > 0) this.closeWhenSent = { code, reason };
+    else if (this.socket.readyState === OPEN) this.socket.close(code, closeReason(reason));
+  }
+
   private write(kind: Kind, id: number, payload: Message | { code: string; message: string }): void {
     if (!this.isOpen) throw new AxleError(ErrorCode.CLOSED, `connection to ${this.peer.id} is closed`);
     const body = this.codec.encode([this.sendSeq, this.selfId, kind, id, payload]);
     this.sendSeq++;
-    const frame = signFrame(this.signer, this.context, this.dirOut, body);
-    this.socket.send(frame);
+    if (!this.crypto) return this.socket.send(signFrame(this.signer, this.context, this.dirOut, body));
+    const entry: { frame?: Buffer } = {};
+    this.outbox.push(entry);
+    this.crypto.sign(signedBytes(this.context, this.dirOut, body), (sig) => {
+      entry.frame = framed(sig, body);
+      while (this.outbox[0]?.frame) {
+        const frame = this.outbox.shift()!.frame!;
+        if (this.socket.readyState === OPEN) this.socket.send(frame);
+      }
+      const c = this.closeWhenSent;
+      if (c && this.outbox.length === 0 && this.socket.readyState === OPEN)
+        this.socket.close(c.code, closeReason(c.reason));
+    });
   }
 
   private fail(e: AxleError): void {
     this.emit('protocol_error', e);
     const code = closeCodeFor(e.code);
-    if (this.socket.readyState === OPEN) this.socket.close(code, closeReason(e.message));
+    this.closeSocket(code, e.message);
     this.finish({ code, reason: e.message, error: e });
   }
 
@@ -253,12 +290,55 @@ export class Connection extends EventEmitter {
     this.lastHeard = Date.now();
     this.pingSentAt = 0;
     const data = toBuffer(raw);
-    this.frameBytes = data.length;
     if (!isBinary || data.length < 65)
       return this.fail(new AxleError(ErrorCode.MALFORMED, 'frame too short or not binary'));
-    if (!verifyFrame(data, this.context, this.dirIn, this.peer.pubkey)) {
-      return this.fail(new AxleError(ErrorCode.BAD_SIGNATURE, `frame from ${this.peer.id} has a bad signature`));
+    const signed = signedBytes(this.context, this.dirIn, data.subarray(64));
+    if (!this.crypto) {
+      if (!verifyDetached(signed, data.subarray(0, 64), this.peer.pubkey)) return this.badSignature();
+      return this.handle(data);
     }
+    const entry: { frame: Buffer; ok?: boolean } = { frame: data };
+    this.inbox.push(entry);
+    this.inboxBytes += data.length;
+    // A peer sending faster than its frames are checked waits, rather than filling memory.
+    if ((this.inbox.length >= MAX_INBOX || this.inboxBytes >= MAX_INBOX_BYTES) && !this.paused && this.socket.pause) {
+      this.paused = true;
+      this.socket.pause();
+    }
+    this.crypto.verify(signed, data.subarray(0, 64), this.peer.pubkey, (ok) => {
+      entry.ok = ok;
+      try {
+        this.drainInbox();
+      } catch (e) {
+        this.emit('handler_error', e);
+        this.fail(new AxleError(ErrorCode.INTERNAL, `could not handle a frame from ${this.peer.id}`));
+      }
+    });
+  }
+
+  private badSignature(): void {
+    this.fail(new AxleError(ErrorCode.BAD_SIGNATURE, `frame from ${this.peer.id} has a bad signature`));
+  }
+
+  /** Handles checked frames in the order they arrived; a bad signature ends the connection there. */
+  private drainInbox(): void {
+    while (this.inbox[0]?.ok !== undefined) {
+      const { frame, ok } = this.inbox.shift()!;
+      this.inboxBytes -= frame.length;
+      if (this.closeInfo) return void (this.inbox.length = 0);
+      if (!ok) return this.badSignature();
+      this.handle(frame);
+    }
+    if (this.paused && this.inbox.length < MAX_INBOX / 2 && this.inboxBytes < MAX_INBOX_BYTES / 2) {
+      this.paused = false;
+      this.socket.resume?.();
+    }
+  }
+
+  /** A frame whose signature checked out: the envelope, its sequence and sender, then the message. */
+  private handle(data: Buffer): void {
+    if (this.closeInfo) return;
+    this.frameBytes = data.length;
     const body = data.subarray(64);
     let env: unknown;
     try {

@@ -8,6 +8,9 @@ export interface FrameSocket {
   close(code?: number, reason?: string): void;
   terminate(): void;
   ping(): void;
+  /** Stops and restarts reading (backpressure while received frames wait for their signature checks). */
+  pause?(): void;
+  resume?(): void;
   on(event: 'message', fn: (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => void): this;
   on(event: 'close', fn: (code: number, reason: Buffer) => void): this;
   on(event: 'pong', fn: () => void): this;

@@ -92,8 +92,10 @@ export type {
   SpokeTarget,
 } from './messages.js';
 export { CloseCode, CLOSE_REASONS, closeReason } from './close-codes.js';
-export { PROTOCOL_VERSION } from './handshake.js';
+export { PROTOCOL_VERSION, makeAuth, newNonce, readHandshake, sessionContext, verifyWelcome } from './handshake.js';
 export { Connection } from './connection.js';
+export { CryptoPool, autoCryptoThreads } from './crypto-pool.js';
+export type { CryptoPoolOptions, FrameCrypto } from './crypto-pool.js';
 export type { CloseInfo, ConnectionHandlers, PeerInfo, RequestHandler, EventHandler } from './connection.js';
 export type { FrameSocket } from './frame-socket.js';
 export { AxleServer, DEFAULT_HTTP_LIMITS } from './server.js';

@@ -213,6 +213,12 @@ export const messageSchema = tagged('type', {
     term: term(),
     configVersion: int({ min: 0 }),
     traits: opt(traitsSchema),
+    /**
+     * A run report riding on the check-in: one frame and one signature each way instead of two.
+     * Answered by `ack` in checkin_ok; a spoke older than this refuses the key (E_BAD_MESSAGE)
+     * and the envoy sends its reports as `report` again.
+     */
+    run: opt(runSchema),
   }),
   checkin_ok: obj({
     type: lit('checkin_ok'),
@@ -225,6 +231,8 @@ export const messageSchema = tagged('type', {
     maxReportBytes: opt(int({ min: 1024 })),
     /** The hub's order to move this envoy down to `configVersion` (a rolled-back rollout). */
     revert: opt(revertOrderSchema),
+    /** Present when the check-in carried a run: that run is stored (durably) under this id. */
+    ack: opt(obj({ runId: text(64), duplicate: bool() })),
   }),
   report: obj({ type: lit('report'), hostname: hostname(), epoch: epoch(), run: runSchema }),
   ack: obj({ type: lit('ack'), runId: text(64), duplicate: bool() }),

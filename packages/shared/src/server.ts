@@ -8,6 +8,7 @@ import { AxleError, ErrorCode, errorText } from './errors.js';
 import { CloseCode, closeCodeFor, closeReason } from './close-codes.js';
 import { Codec, type CodecLimits } from './codec.js';
 import { Connection, type PeerInfo } from './connection.js';
+import type { FrameCrypto } from './crypto-pool.js';
 import { toBuffer } from './frame-socket.js';
 import { makeHello, makeWelcome, newNonce, readHandshake, sessionContext, verifyAuth } from './handshake.js';
 import { isRequestFault, requestIdOf, requestTarget, sendError } from './http.js';
@@ -77,6 +78,8 @@ export interface AxleServerOptions {
   handshakeTimeoutMs?: number;
   keepaliveMs?: number;
   requestTimeoutMs?: number;
+  /** Checks and makes the signatures of connections' frames on worker threads (crypto-pool.ts). */
+  crypto?: FrameCrypto;
   /** Request failures that are the daemon's fault, and handler errors on connections, are logged here. */
   log?: Logger;
   onError?: (e: AxleError, remoteAddress: string) => void;
@@ -355,6 +358,7 @@ export class AxleServer {
         isClient: false,
         keepaliveMs: this.o.keepaliveMs,
         ...(this.o.requestTimeoutMs ? { defaultTimeoutMs: this.o.requestTimeoutMs } : {}),
+        ...(this.o.crypto ? { crypto: this.o.crypto } : {}),
       });
       this.connections.add(conn);
       conn.on('protocol_error', (e: AxleError) => this.o.onError?.(e, ip));

@@ -6,15 +6,12 @@ import {
   Codec,
   CloseCode,
   type Connection,
-  type KeyPair,
   connectPeer,
   generateKeyPair,
   toBase64,
-  Signer,
 } from '../src/index.js';
-import { signFrame } from '../src/connection.js';
-import { makeAuth, newNonce, readHandshake, sessionContext } from '../src/handshake.js';
 import { waitFor } from '@axle/testkit';
+import { rawSession as rawFrames } from '../../../test/support/raw-session.js';
 
 const codec = new Codec();
 const serverKey = generateKeyPair();
@@ -60,36 +57,7 @@ async function startServer(extra: Partial<ConstructorParameters<typeof AxleServe
 }
 
 /** A client that completes the handshake by hand, so the test can forge frames. */
-async function rawSession(addr: string, kp: KeyPair = envoyKey, id = 'web1.dc1.example.com') {
-  const ws = new WebSocket(`ws://${addr}/ws`, { perMessageDeflate: false });
-  const inbox: Buffer[] = [];
-  let wake: (() => void) | undefined;
-  ws.on('message', (d: Buffer) => {
-    inbox.push(d);
-    wake?.();
-  });
-  const closed = new Promise<{ code: number; reason: string }>((r) =>
-    ws.on('close', (code, reason) => r({ code, reason: reason.toString() })),
-  );
-  ws.on('error', () => undefined);
-  const next = async () => {
-    while (inbox.length === 0) await new Promise<void>((r) => (wake = r));
-    return inbox.shift() as Buffer;
-  };
-  const signer = new Signer(kp);
-  const hello = readHandshake(codec, await next(), 'hello');
-  const nonce = newNonce();
-  ws.send(codec.encode(makeAuth(hello, id, 'envoy', signer, nonce)));
-  readHandshake(codec, await next(), 'welcome');
-  const ctx = sessionContext(nonce, hello.nonce);
-  return {
-    ws,
-    closed,
-    next,
-    frame: (body: unknown) => signFrame(signer, ctx, 0, codec.encode(body)),
-    frameRaw: (body: Uint8Array) => signFrame(signer, ctx, 0, body),
-  };
-}
+const rawSession = (addr: string) => rawFrames(addr, envoyKey, 'web1.dc1.example.com');
 
 let fx: Fixture;
 beforeEach(async () => {

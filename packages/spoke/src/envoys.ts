@@ -41,6 +41,7 @@ export interface EnvoyServiceDeps {
 }
 
 type Redirect = MessageOf<'redirect'>;
+type Ack = Omit<MessageOf<'ack'>, 'type'>;
 
 /**
  * Serves envoy connections: check-ins, run reports and the redirects that move an envoy
@@ -151,11 +152,14 @@ export class EnvoyService {
     return undefined;
   }
 
-  private checkin(msg: MessageOf<'checkin'>, conn: Connection): Message {
+  private checkin(msg: MessageOf<'checkin'>, conn: Connection): Message | Promise<Message> {
     const t0 = performance.now();
     const r = this.owner(msg.hostname, conn);
     const redirect = this.redirectFor(r, msg.epoch);
+    // A report riding on a redirected check-in is not stored: the envoy resends it where it is sent.
     if (redirect) return redirect;
+    // Before anything changes: a check-in whose run is refused is refused whole.
+    if (msg.run) this.check(msg.hostname, msg.run, conn);
     const now = Date.now();
     this.d.fleet.seen(r.hostname, now);
     if (msg.traits) this.updateTraits(r, msg.traits);
@@ -166,7 +170,7 @@ export class EnvoyService {
     this.d.metrics.checkinSeconds.observe(ms / 1000);
     const live = this.d.configVersion();
     const revert = msg.configVersion > live ? this.d.revertFor(msg.configVersion) : undefined;
-    return {
+    const ok: MessageOf<'checkin_ok'> = {
       type: 'checkin_ok',
       configVersion: live,
       term: this.d.terms.current,
@@ -175,6 +179,8 @@ export class EnvoyService {
       maxReportBytes: this.d.maxReportBytes,
       ...(revert ? { revert } : {}),
     };
+    if (!msg.run) return ok;
+    return this.store(r.hostname, msg.run, t0).then((ack) => ({ ...ok, ack }));
   }
 
   /** Traits are written only when they change; an unchanged set costs one hash. */
@@ -194,8 +200,15 @@ export class EnvoyService {
   private async report(msg: MessageOf<'report'>, conn: Connection): Promise<Message> {
     const t0 = performance.now();
     const r = this.owner(msg.hostname, conn);
-    const run = msg.run;
-    // Measured as it arrived: the frame is the report plus a small envelope.
+    this.check(msg.hostname, msg.run, conn);
+    const redirect = this.redirectFor(r, msg.epoch);
+    if (redirect) return redirect;
+    return { type: 'ack', ...(await this.store(r.hostname, msg.run, t0)) };
+  }
+
+  /** Refuses a run that cannot be stored as sent: over the size limit, of another host, or finished before it started. */
+  private check(hostname: string, run: Run, conn: Connection): void {
+    // Measured as it arrived: the frame is the report plus a small envelope (and a check-in's few fields).
     if (conn.frameBytes > this.d.maxReportBytes + 1024) {
       this.d.metrics.refusals.inc({ reason: 'report_too_large' });
       throw new AxleError(
@@ -203,11 +216,11 @@ export class EnvoyService {
         `run ${run.id} is ${conn.frameBytes} bytes, over this spoke's report limit of ${this.d.maxReportBytes} (limits.max_report_bytes); nothing stored: fit it to the limit the spoke announces at check-in`,
       );
     }
-    if (run.hostname !== msg.hostname) {
+    if (run.hostname !== hostname) {
       this.d.metrics.refusals.inc({ reason: 'bad_report' });
       throw new AxleError(
         ErrorCode.INVALID,
-        `report from ${msg.hostname} carries a run of ${run.hostname}; nothing stored`,
+        `report from ${hostname} carries a run of ${run.hostname}; nothing stored`,
       );
     }
     if (run.finishedAt < run.startedAt) {
@@ -217,10 +230,12 @@ export class EnvoyService {
         `run ${run.id} finished (${run.finishedAt}) before it started (${run.startedAt}); nothing stored`,
       );
     }
-    const redirect = this.redirectFor(r, msg.epoch);
-    if (redirect) return redirect;
+  }
+
+  /** Stores a checked run once per run id, resolving only when it is durable (or was already stored). */
+  private async store(hostname: string, run: Run, t0: number): Promise<Ack> {
     if (this.stopping) throw new AxleError(ErrorCode.CLOSED, 'spoke is shutting down; keep the report and resend it');
-    this.d.fleet.seen(r.hostname, Date.now());
+    this.d.fleet.seen(hostname, Date.now());
 
     const key = `${run.hostname}\u0000${run.id}`;
     const inFlight = this.pending.get(key);
@@ -231,11 +246,11 @@ export class EnvoyService {
     if (this.d.store.hasRun(run.hostname, run.id)) return this.ack(run.id, true, t0);
     const low = this.d.store.lowOnSpace();
     if (low) {
-      this.d.log.error({ envoy: r.hostname, run: run.id, err: low }, 'cannot store run report');
+      this.d.log.error({ envoy: hostname, run: run.id, err: low }, 'cannot store run report');
       throw new AxleError(ErrorCode.INTERNAL, `run ${run.id} could not be stored (${low}); keep it and resend`);
     }
 
-    const write = this.write(r.hostname, run);
+    const write = this.write(hostname, run);
     this.pending.set(key, write);
     try {
       await write;
@@ -245,10 +260,10 @@ export class EnvoyService {
     return this.ack(run.id, false, t0);
   }
 
-  private ack(runId: string, duplicate: boolean, t0: number): Message {
+  private ack(runId: string, duplicate: boolean, t0: number): Ack {
     this.d.metrics.reports.inc({ result: duplicate ? 'duplicate' : 'stored' });
     this.d.metrics.reportSeconds.observe((performance.now() - t0) / 1000);
-    return { type: 'ack', runId, duplicate };
+    return { runId, duplicate };
   }
 
   /**

@@ -3,6 +3,8 @@ import {
   AxleServer,
   CloseCode,
   Codec,
+  CryptoPool,
+  autoCryptoThreads,
   httpLimitsOf,
   slotMetrics,
   isCanonicalHostname,
@@ -49,6 +51,7 @@ const SEEN_FLUSH_MS = 15_000;
 interface Running {
   store: Store;
   server: AxleServer;
+  crypto: CryptoPool;
   envoys: EnvoyService;
   status: StatusPush | undefined;
   retention: Retention;
@@ -124,6 +127,7 @@ export class Spoke implements Daemon {
     const c = this.config;
     this.tls = startTransport(c, this.o.configFile ?? 'spoke config', this.log);
     const store = new Store(c.data_dir);
+    let crypto: CryptoPool | undefined;
     try {
       this.loadFleet(store);
       const hubKeys = c.spanner.hub_pubkeys.map((k) => fromBase64(k, 32, 'hub public key'));
@@ -177,7 +181,13 @@ export class Spoke implements Daemon {
       });
       const { host, port } = parseHostPort(c.listen);
       const router = this.router;
+      crypto = new CryptoPool({
+        keyPair: this.keyPair,
+        threads: c.crypto_threads === 'auto' ? autoCryptoThreads() : c.crypto_threads,
+        onWorkerError: (e) => this.log.error({ err: errorText(e) }, 'signature worker failed; replaced'),
+      });
       server = new AxleServer({
+        crypto,
         host,
         port,
         id: c.server_id,
@@ -248,7 +258,7 @@ export class Spoke implements Daemon {
       retention.start();
       const seenTimer = setInterval(() => void this.flushSeen(store), SEEN_FLUSH_MS);
       seenTimer.unref();
-      this.running = { store, server, envoys, status, retention, seenTimer };
+      this.running = { store, server, crypto, envoys, status, retention, seenTimer };
       this.log.info(
         {
           port: addr.port,
@@ -256,10 +266,12 @@ export class Spoke implements Daemon {
           spokeId: this.spokeId,
           envoys: this.fleet.size,
           term: terms.current,
+          cryptoThreads: crypto.threads,
         },
         'listening',
       );
     } catch (e) {
+      await crypto?.close();
       await store.close().catch(() => undefined);
       throw e;
     }
@@ -377,6 +389,7 @@ export class Spoke implements Daemon {
     clearInterval(run.seenTimer);
     run.retention.stop();
     await Promise.all([run.server.close(1000), run.status?.stop()]);
+    await run.crypto.close();
     await run.retention.idle();
     await this.flushSeen(run.store);
     await run.store.close();

@@ -36,6 +36,7 @@ describe('spoke config', () => {
       max_header_bytes: 16 * 1024,
     });
     expect(c.spanner).toEqual({ role: 'spoke', spoke_id: 'dc1', hub_fallback_addrs: [], hub_pubkeys: [] });
+    expect(c.crypto_threads).toBe('auto');
     expect(keyFileOf(c)).toBe('/var/lib/axle/spoke/spoke.key');
   });
 
@@ -90,6 +91,17 @@ spanner:
       spokeConfigFrom({ ...base, spanner: { role: 'spoke' } }, 'x.yaml');
     } catch (e) {
       expect(e).toMatchObject({ code: 'E_BAD_CONFIG' });
+    }
+  });
+
+  it('takes crypto_threads as "auto" or a thread count, and names the key when it is neither', () => {
+    expect(spokeConfigFrom({ ...base, crypto_threads: 0 }).crypto_threads).toBe(0);
+    expect(spokeConfigFrom({ ...base, crypto_threads: 3 }).crypto_threads).toBe(3);
+    expect(spokeConfigFrom({ ...base, crypto_threads: 'auto' }).crypto_threads).toBe('auto');
+    for (const bad of [-1, 1.5, 65, 'all', '2', true]) {
+      expect(() => spokeConfigFrom({ ...base, crypto_threads: bad }, 'spoke.yaml'), String(bad)).toThrow(
+        /spoke\.yaml.*crypto_threads: must be "auto" or a whole number of threads from 0 to 64/s,
+      );
     }
   });
 });

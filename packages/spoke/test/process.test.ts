@@ -18,7 +18,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-function writeConfig(dir: string, extra = ''): string {
+function writeConfig(dir: string, extra = '', cryptoThreads: number | 'auto' = 2): string {
   const file = join(dir, 'spoke.yaml');
   writeFileSync(
     file,
@@ -28,6 +28,7 @@ insecure_transport: true
 data_dir: ${join(dir, 'data')}
 retention:
   max_runs_per_envoy: 100000
+crypto_threads: ${cryptoThreads}
 spanner:
   role: spoke
   spoke_id: dc1
@@ -43,8 +44,12 @@ function keygen(file: string): Uint8Array {
   return fromBase64(out.stdout.trim(), 32);
 }
 
-async function start(file: string, publicKey: Uint8Array): Promise<Daemon & { publicKey: Uint8Array }> {
-  const d = await startDaemon(BIN, ['--config', file]);
+async function start(
+  file: string,
+  publicKey: Uint8Array,
+  prefix?: string[],
+): Promise<Daemon & { publicKey: Uint8Array }> {
+  const d = await startDaemon(BIN, ['--config', file], prefix ? { prefix } : {});
   cleanups.push(() => d.kill('SIGKILL'));
   return Object.assign(d, { publicKey });
 }
@@ -52,6 +57,8 @@ async function start(file: string, publicKey: Uint8Array): Promise<Daemon & { pu
 /**
  * Envoys sending reports back to back until their connection dies; every acknowledged run
  * id is recorded on the client side, as an envoy drops a report from its spool only then.
+ * Every other envoy sends its runs on check-ins (the form today's envoy uses), the rest as
+ * plain reports (older envoys).
  */
 async function burst(
   spoke: { addr: string; publicKey: Uint8Array },
@@ -60,15 +67,26 @@ async function burst(
   perEnvoy: number,
 ): Promise<void> {
   await Promise.all(
-    envoys.map(async (e) => {
+    envoys.map(async (e, n) => {
       const c = await envoyConnect(spoke, e.hostname, e.key);
       const ids = acked.get(e.hostname) ?? [];
       acked.set(e.hostname, ids);
       try {
         for (let i = 0; i < perEnvoy; i++) {
           const run = makeRun(e.hostname, { results: 5 });
-          const r = await report(c, e, run);
-          if (r.type === 'ack' && r.runId === run.id) ids.push(run.id);
+          const r =
+            n % 2 === 0
+              ? await report(c, e, run)
+              : await c.request({
+                  type: 'checkin',
+                  hostname: e.hostname,
+                  epoch: e.epoch,
+                  term: 1,
+                  configVersion: 0,
+                  run,
+                });
+          const ack = r.type === 'ack' ? r : r.type === 'checkin_ok' ? r.ack : undefined;
+          if (ack?.runId === run.id) ids.push(run.id);
         }
       } catch {
         // The spoke died under us: what was acknowledged is in `ids`.
@@ -175,6 +193,36 @@ describe('spoke process', () => {
     for (const e of envoys) {
       const have = new Set(stored.get(e.hostname));
       expect(acked.get(e.hostname)!.filter((id) => !have.has(id))).toEqual([]);
+    }
+  });
+
+  it('crypto_threads auto: signatures on the event loop alone on one CPU, on a worker thread beside it on two', async () => {
+    const cpus = (spawnSync('nproc', ['--all'], { encoding: 'utf8' }).stdout ?? '').trim();
+    for (const [cpuList, workers] of Number(cpus) >= 2
+      ? ([
+          ['0', 0],
+          ['0,1', 1],
+        ] as const)
+      : ([['0', 0]] as const)) {
+      const tmp = tempDir('axle-spoke-cores-');
+      cleanups.push(tmp.cleanup);
+      const file = writeConfig(tmp.dir, '', 'auto');
+      const d = await start(file, keygen(file), ['taskset', '-c', cpuList]);
+      const listening = await d.waitForLog((l) => l.msg === 'listening');
+      expect(listening.cryptoThreads, `taskset -c ${cpuList}`).toBe(workers);
+      // Serves the same either way: a check-in carrying a report, acknowledged once stored.
+      const hub = await hubConnect(d);
+      cleanups.push(() => hub.close());
+      const e = newEnvoy('one.dc1.example.com');
+      await adopt(hub, [e]);
+      const c = await envoyConnect(d, e.hostname, e.key);
+      cleanups.push(() => c.close());
+      const run = makeRun(e.hostname);
+      expect(
+        await c.request({ type: 'checkin', hostname: e.hostname, epoch: 1, term: 1, configVersion: 0, run }),
+      ).toMatchObject({ type: 'checkin_ok', ack: { runId: run.id, duplicate: false } });
+      expect((await storedRuns(hub, [e])).get(e.hostname)).toEqual([run.id]);
+      await d.kill('SIGTERM');
     }
   });
 

@@ -35,6 +35,8 @@ export interface SpawnOptions {
   keep?: number;
   /** Copy every line to stderr (also with AXLE_TEST_ECHO set). */
   echo?: boolean;
+  /** Run through a command that execs the program (taskset, prlimit), so the pid stays the daemon's. */
+  prefix?: string[];
 }
 
 export interface StartOptions extends SpawnOptions {
@@ -106,7 +108,8 @@ export class Proc {
 
   /** Spawns `node ARGS...` (or `exec ARGS...`) without waiting for anything. */
   static spawn(name: string, args: string[], o: SpawnOptions = {}): Proc {
-    const child = spawn(o.exec ?? process.execPath, args, {
+    const argv = [...(o.prefix ?? []), o.exec ?? process.execPath, ...args];
+    const child = spawn(argv[0]!, argv.slice(1), {
       cwd: o.cwd ?? ROOT,
       env: { ...process.env, ...o.env },
       stdio: ['ignore', 'pipe', 'pipe'],
