@@ -257,3 +257,26 @@ export interface HubInfo {
   autoFailover: { enabled: boolean; threshold: number; interval: number } & Record<string, unknown>;
   tls: TlsSummary;
 }
+
+/** A join token as GET /api/v1/tokens lists it (never its secret). */
+export interface JoinTokenView {
+  id: string;
+  state: string;
+  pattern?: string;
+  spokes?: string[];
+  note?: string;
+  uses: number;
+  maxUses?: number;
+  expiresAt?: number;
+  createdAt: number;
+  createdBy?: string;
+}
+
+/** An API token as GET /api/v1/api-tokens lists it (never its secret). */
+export interface ApiTokenView {
+  id: string;
+  role: string;
+  name: string;
+  createdAt: number;
+  revokedAt?: number;
+}

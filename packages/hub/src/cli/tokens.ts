@@ -6,26 +6,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import type { ActionRunner } from './context.js';
 import { intArg } from './envoys.js';
 import { cell, fields, table, time } from './output.js';
-
-interface JoinToken {
-  id: string;
-  state: string;
-  pattern?: string;
-  spokes?: string[];
-  note?: string;
-  uses: number;
-  maxUses?: number;
-  expiresAt?: number;
-  createdAt: number;
-  createdBy?: string;
-}
-interface ApiToken {
-  id: string;
-  role: string;
-  name: string;
-  createdAt: number;
-  revokedAt?: number;
-}
+import type { ApiTokenView, JoinTokenView } from '@axle/shared';
 
 export function tokensCommand(run: ActionRunner): Command {
   const t = new Command('tokens').description(
@@ -64,7 +45,7 @@ export function tokensCommand(run: ActionRunner): Command {
             if (o.role !== 'admin' && o.role !== 'viewer')
               throw new InvalidArgumentError('--role must be admin or viewer');
             if (!o.name) throw new InvalidArgumentError('--name is required with --api');
-            const r = await ctx.client.post<{ token: ApiToken; secret: string }>('/api-tokens', {
+            const r = await ctx.client.post<{ token: ApiTokenView; secret: string }>('/api-tokens', {
               role: o.role,
               name: o.name,
             });
@@ -78,13 +59,16 @@ export function tokensCommand(run: ActionRunner): Command {
               r,
             );
           }
-          const r = await ctx.client.post<{ token: JoinToken; secret: string; install?: InstallCommand }>('/tokens', {
-            ...(o.ttl ? { ttl: o.ttl } : {}),
-            ...(o.maxUses ? { max_uses: o.maxUses } : {}),
-            ...(o.pattern ? { pattern: o.pattern } : {}),
-            ...(o.spoke?.length ? { spokes: o.spoke } : {}),
-            ...(o.note ? { note: o.note } : {}),
-          });
+          const r = await ctx.client.post<{ token: JoinTokenView; secret: string; install?: InstallCommand }>(
+            '/tokens',
+            {
+              ...(o.ttl ? { ttl: o.ttl } : {}),
+              ...(o.maxUses ? { max_uses: o.maxUses } : {}),
+              ...(o.pattern ? { pattern: o.pattern } : {}),
+              ...(o.spoke?.length ? { spokes: o.spoke } : {}),
+              ...(o.note ? { note: o.note } : {}),
+            },
+          );
           ctx.print(
             () =>
               `${fields([
@@ -105,7 +89,7 @@ export function tokensCommand(run: ActionRunner): Command {
     .action(
       run(async (ctx, o: { api?: boolean }) => {
         if (o.api) {
-          const r = await ctx.client.get<{ tokens: ApiToken[] }>('/api-tokens');
+          const r = await ctx.client.get<{ tokens: ApiTokenView[] }>('/api-tokens');
           return ctx.print(
             () =>
               table(
@@ -115,7 +99,7 @@ export function tokensCommand(run: ActionRunner): Command {
             r,
           );
         }
-        const r = await ctx.client.get<{ tokens: JoinToken[] }>('/tokens');
+        const r = await ctx.client.get<{ tokens: JoinTokenView[] }>('/tokens');
         ctx.print(
           () =>
             r.tokens.length === 0

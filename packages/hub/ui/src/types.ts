@@ -1,5 +1,6 @@
 /** The API answers this app reads: the hub's HTTP contract, declared once in shared (type-only, erased from the bundle). */
 export type {
+  ApiTokenView,
   Compliance,
   EnvoyDetail,
   EnvoyPage,
@@ -10,6 +11,7 @@ export type {
   ResourceResult,
   Run,
   HistoryPoint as Sample,
+  JoinTokenView,
   SpokeDetail,
   SpokeReport,
   SpokeStats,

@@ -4,26 +4,7 @@ import { confirmDialog, toast } from '../dialog.js';
 import { h, replace } from '../dom.js';
 import { badge, table, when } from '../format.js';
 import type { Page } from '../page.js';
-
-interface JoinToken {
-  id: string;
-  state: string;
-  pattern?: string;
-  spokes?: string[];
-  note?: string;
-  uses: number;
-  maxUses?: number;
-  expiresAt?: number;
-  createdAt: number;
-  createdBy?: string;
-}
-interface ApiToken {
-  id: string;
-  role: string;
-  name: string;
-  createdAt: number;
-  revokedAt?: number;
-}
+import type { ApiTokenView, JoinTokenView } from '../types.js';
 
 const field = (label: string, input: HTMLElement) => h('label', { class: 'field' }, label, input);
 
@@ -69,7 +50,7 @@ export function tokensPage(): Page {
       .map((s) => s.trim())
       .filter(Boolean);
     try {
-      const r = await post<{ token: JoinToken; secret: string }>('/api/v1/tokens', {
+      const r = await post<{ token: JoinTokenView; secret: string }>('/api/v1/tokens', {
         ...(text('pattern') ? { pattern: text('pattern') } : {}),
         ...(text('ttl') ? { ttl: text('ttl') } : {}),
         ...(text('max_uses') ? { max_uses: Number(text('max_uses')) } : {}),
@@ -104,7 +85,7 @@ export function tokensPage(): Page {
     });
     if (!fd) return;
     try {
-      const r = await post<{ token: ApiToken; secret: string }>('/api/v1/api-tokens', {
+      const r = await post<{ token: ApiTokenView; secret: string }>('/api/v1/api-tokens', {
         name: String(fd.get('name') ?? '').trim(),
         role: String(fd.get('role') ?? 'viewer'),
       });
@@ -155,8 +136,8 @@ export function tokensPage(): Page {
       return;
     }
     const [j, a] = await Promise.all([
-      get<{ tokens: JoinToken[] }>('/api/v1/tokens'),
-      get<{ tokens: ApiToken[] }>('/api/v1/api-tokens'),
+      get<{ tokens: JoinTokenView[] }>('/api/v1/tokens'),
+      get<{ tokens: ApiTokenView[] }>('/api/v1/api-tokens'),
     ]);
     replace(
       joins,
