@@ -63,34 +63,13 @@ export type { KeyPair } from './keys.js';
 export { Signer, signDetached, verifyDetached } from './sign.js';
 export { Codec, DEFAULT_LIMITS } from './codec.js';
 export type { CodecLimits } from './codec.js';
-export {
-  COMPLIANCE,
-  RESULT_STATUS,
-  envoyFilterSchema,
-  messageSchema,
-  MAX_SECRET_BYTES,
-  runCursorSchema,
-  runSchema,
-  secretNameSchema,
-  statsSchema,
-  targetSchema,
-  traitsSchema,
-} from './messages.js';
-export type {
-  Compliance,
-  EnvoyFilter,
-  EnvoySummary,
-  Message,
-  MessageOf,
-  MessageType,
-  PolicyOutcome,
-  ResourceResult,
-  ResultStatus,
-  Run,
-  RunCursor,
-  SpokeStats,
-  SpokeTarget,
-} from './messages.js';
+export { messageSchema } from './messages.js';
+export type { Message, MessageOf, MessageType } from './messages.js';
+export { MAX_SECRET_BYTES, secretNameSchema } from './message-fields.js';
+export { RESULT_STATUS, runCursorSchema, runSchema } from './message-runs.js';
+export type { PolicyOutcome, ResourceResult, ResultStatus, Run, RunCursor } from './message-runs.js';
+export { COMPLIANCE, envoyFilterSchema, statsSchema, targetSchema, traitsSchema } from './message-envoys.js';
+export type { Compliance, EnvoyFilter, EnvoySummary, SpokeStats, SpokeTarget } from './message-envoys.js';
 export { CloseCode, CLOSE_REASONS, closeReason } from './close-codes.js';
 export { PROTOCOL_VERSION, makeAuth, newNonce, readHandshake, sessionContext, verifyWelcome } from './handshake.js';
 export { Connection } from './connection.js';
@@ -178,5 +157,5 @@ export type { TemplateScope } from './template.js';
 export { Assembler, CHUNK_BYTES, chunksOf } from './chunks.js';
 export { TASK_NAME, loadTasks, taskAllowed, taskSchema } from './task.js';
 export type { LoadedTasks, Task } from './task.js';
-export { JOB_RESULT_STATUS, jobActionSchema } from './messages.js';
-export type { JobAction, JobResultStatus } from './messages.js';
+export { JOB_RESULT_STATUS, jobActionSchema } from './message-jobs.js';
+export type { JobAction, JobResultStatus } from './message-jobs.js';
