@@ -75,7 +75,7 @@ export { PROTOCOL_VERSION, makeAuth, newNonce, readHandshake, sessionContext, ve
 export { Connection } from './connection.js';
 export { CryptoPool, autoCryptoThreads } from './crypto-pool.js';
 export type { CryptoPoolOptions, FrameCrypto } from './crypto-pool.js';
-export type { CloseInfo, ConnectionHandlers, PeerInfo, RequestHandler, EventHandler } from './connection.js';
+export type { CloseInfo, ConnectionHandlers, PeerInfo, RequestHandler, EventHandler } from './connection-types.js';
 export type { FrameSocket } from './frame-socket.js';
 export { AxleServer, DEFAULT_HTTP_LIMITS } from './server.js';
 export type { AxleServerOptions, HttpLimits, PeerClaim, ServerTls } from './server.js';
