@@ -77,8 +77,9 @@ export { CryptoPool, autoCryptoThreads } from './crypto-pool.js';
 export type { CryptoPoolOptions, FrameCrypto } from './crypto-pool.js';
 export type { CloseInfo, ConnectionHandlers, PeerInfo, RequestHandler, EventHandler } from './connection-types.js';
 export type { FrameSocket } from './frame-socket.js';
-export { AxleServer, DEFAULT_HTTP_LIMITS } from './server.js';
-export type { AxleServerOptions, HttpLimits, PeerClaim, ServerTls } from './server.js';
+export { AxleServer } from './server.js';
+export type { AxleServerOptions, PeerClaim } from './server.js';
+export type { ServerTls } from './server-tls.js';
 export {
   INSECURE_WARNING,
   caPin,
@@ -94,7 +95,8 @@ export {
 } from './tls.js';
 export type { TlsFiles, TlsMaterial } from './tls.js';
 export type { SlotTotals } from './slots.js';
-export { HTTP_LIMIT_DEFAULTS, httpLimitFields, httpLimitsOf } from './limits.js';
+export { DEFAULT_HTTP_LIMITS, HTTP_LIMIT_DEFAULTS, httpLimitFields, httpLimitsOf } from './limits.js';
+export type { HttpLimits } from './limits.js';
 export { replyBudget, takeWithin } from './paging.js';
 export { DEFAULT_MAX_REPORT_BYTES, fitRun } from './report.js';
 export { connectPeer, tlsFailure } from './client.js';
