@@ -3,7 +3,8 @@
  * the test kit send and the web UI reads, declared once. Types only and free of Node, so the
  * browser app imports it too (`@axle/shared/api-types`, type-only).
  */
-import type { EnvoySummary, PolicyOutcome, ResourceResult, Run, SpokeStats } from './messages.js';
+import type { EnvoySummary, SpokeStats } from './message-envoys.js';
+import type { PolicyOutcome, ResourceResult, Run } from './message-runs.js';
 
 export type { EnvoySummary, PolicyOutcome, ResourceResult, Run, SpokeStats };
 

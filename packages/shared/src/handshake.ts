@@ -9,7 +9,7 @@ import type { KeyPair } from './keys.js';
  * The challenge handshake. The server opens with a random nonce; the client answers with
  * its own nonce and a signature over both nonces and the server's key; the server answers
  * with a signature over both nonces and the client's key. Every later frame is signed over
- * both nonces too (see connection.ts), so a frame captured on one connection fails on any
+ * both nonces too (see frame-signing.ts), so a frame captured on one connection fails on any
  * other.
  */
 export const PROTOCOL_VERSION = 1;

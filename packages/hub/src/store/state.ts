@@ -180,27 +180,7 @@ export class HubStore extends HubView {
       if (change.kind === 'event.add' && change.event.seq === 0) change.event.seq = ++this.lastEventSeq;
       return { seq: ++this.lastSeq, at, term, change };
     });
-    const last = this.lastSeq;
-    const eventSeq = this.lastEventSeq;
-    const run = this.root.transaction(() => {
-      for (const e of entries) {
-        this.db.log.put(e.seq, e);
-        if (e.seq > KEEP_LOG) this.db.log.remove(e.seq - KEEP_LOG);
-        writeChange(this.db, e.change);
-      }
-      this.db.meta.put('lastSeq', last);
-      this.db.meta.put('lastEventSeq', eventSeq);
-    });
-    // Chained so the in-memory view changes in log order, each step after its commit.
-    const done = this.chain
-      .then(() => run)
-      .then(async () => {
-        await this.root.flushed;
-        for (const e of entries) this.reduce(e.change);
-        this.hooks?.appended(last);
-        return last;
-      });
-    this.chain = done.catch(() => undefined);
+    const done = this.commit(entries, (last) => this.hooks?.appended(last));
     const hooks = this.hooks;
     const committed = hooks
       ? done.then(async (seq) => {
@@ -229,6 +209,15 @@ export class HubStore extends HubView {
     this.lastSeq = entries[entries.length - 1]!.seq;
     for (const e of entries)
       if (e.change.kind === 'event.add') this.lastEventSeq = Math.max(this.lastEventSeq, e.change.event.seq);
+    return this.commit(entries);
+  }
+
+  /**
+   * Writes numbered log entries, their changes and the log position in one transaction, and
+   * once it is on disk updates the in-memory view and calls `committed`. Chained so the view
+   * changes in log order, each step after its commit. Resolves with the last entry's seq.
+   */
+  private commit(entries: LogEntry[], committed?: (last: number) => void): Promise<number> {
     const last = this.lastSeq;
     const eventSeq = this.lastEventSeq;
     const run = this.root.transaction(() => {
@@ -245,6 +234,7 @@ export class HubStore extends HubView {
       .then(async () => {
         await this.root.flushed;
         for (const e of entries) this.reduce(e.change);
+        committed?.(last);
         return last;
       });
     this.chain = done.catch(() => undefined);
