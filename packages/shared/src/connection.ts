@@ -37,6 +37,8 @@ export interface ConnectionHandlers {
 export interface ConnectionOptions {
   socket: FrameSocket;
   codec: Codec;
+  /** Encodes what this side sends, when its frames may be larger than those it accepts (default: `codec`). */
+  sendCodec?: Codec;
   signer: Signer;
   selfId: string;
   peer: PeerInfo;
@@ -104,6 +106,7 @@ export class Connection extends EventEmitter {
 
   private readonly socket: FrameSocket;
   private readonly codec: Codec;
+  private readonly sendCodec: Codec;
   private readonly signer: Signer;
   private readonly selfId: string;
   private readonly context: Buffer;
@@ -134,6 +137,7 @@ export class Connection extends EventEmitter {
     super();
     this.socket = o.socket;
     this.codec = o.codec;
+    this.sendCodec = o.sendCodec ?? o.codec;
     this.signer = o.signer;
     this.selfId = o.selfId;
     this.peer = o.peer;
@@ -261,7 +265,7 @@ export class Connection extends EventEmitter {
 
   private write(kind: Kind, id: number, payload: Message | { code: string; message: string }): void {
     if (!this.isOpen) throw new AxleError(ErrorCode.CLOSED, `connection to ${this.peer.id} is closed`);
-    const body = this.codec.encode([this.sendSeq, this.selfId, kind, id, payload]);
+    const body = this.sendCodec.encode([this.sendSeq, this.selfId, kind, id, payload]);
     this.sendSeq++;
     if (!this.crypto) return this.socket.send(signFrame(this.signer, this.context, this.dirOut, body));
     const entry: { frame?: Buffer } = {};

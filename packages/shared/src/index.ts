@@ -99,7 +99,7 @@ export type { CryptoPoolOptions, FrameCrypto } from './crypto-pool.js';
 export type { CloseInfo, ConnectionHandlers, PeerInfo, RequestHandler, EventHandler } from './connection.js';
 export type { FrameSocket } from './frame-socket.js';
 export { AxleServer, DEFAULT_HTTP_LIMITS } from './server.js';
-export type { AxleServerOptions, HttpLimits, PeerClaim, ServerTls } from './server.js';
+export type { AxleServerOptions, HttpLimits, PeerClaim, PeerDecision, ServerTls } from './server.js';
 export {
   INSECURE_WARNING,
   caPin,

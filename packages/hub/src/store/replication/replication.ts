@@ -14,6 +14,7 @@ import {
   type Logger,
   type MessageOf,
   type PeerClaim,
+  type PeerDecision,
 } from '@axle/shared';
 import type { HubConfig } from '../../daemon/config.js';
 import type { HubStore } from '../state.js';
@@ -328,7 +329,7 @@ export class Replication {
 
   // ---- peer connections (endpoint.ts) ----
 
-  authenticate(claim: PeerClaim): { role: string } {
+  authenticate(claim: PeerClaim): PeerDecision {
     return this.endpoint.authenticate(claim);
   }
 
