@@ -139,6 +139,7 @@ export class Replication {
     });
     const self = { id: cfg.server_id, keyPair: d.keyPair, ca: d.ca };
     this.witnesses = new Witnesses(cfg.replication.witnesses, self, host);
+    this.commits.pingWitnesses = () => this.witnesses.ping(true);
     if (!this.settings.enabled) {
       this.commits.lead(new Map());
       return;
