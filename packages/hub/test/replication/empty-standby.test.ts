@@ -14,8 +14,8 @@ import { adminToken, hubProcess, makeCluster, spokeProcess, view } from './suppo
 const bag = new Bag();
 afterAll(() => bag.run());
 
-describe('an empty hub joining a cluster with min_acks 0', () => {
-  it('is not elected while the primary is stopped, and catches up once it runs again', async () => {
+describe('min_acks 0 with a witness', () => {
+  it('an empty hub joining is not elected while the primary is stopped, and catches up once it runs again', async () => {
     const c = await makeCluster(bag, {
       hubs: ['ha', 'hb'],
       spokes: ['dc1'],
