@@ -7,8 +7,8 @@ type Ack = MessageOf<'repl_ack'>;
 
 /**
  * A standby's side of the log: appends that follow its own position exactly, and snapshots
- * stored chunk by chunk, the store counting as empty until the last one. Appends and installs run one
- * at a time, in arrival order.
+ * stored chunk by chunk, the store counting as empty until the last one. Appends and snapshot
+ * chunks run one at a time, in arrival order.
  */
 export class StandbyApplier {
   private chain: Promise<unknown> = Promise.resolve();
