@@ -33,6 +33,8 @@ export interface ConnectionHandlers {
 export interface ConnectionOptions {
   socket: FrameSocket;
   codec: Codec;
+  /** Encodes what this side sends, when its frames may be larger than those it accepts (default: `codec`). */
+  sendCodec?: Codec;
   signer: Signer;
   selfId: string;
   peer: PeerInfo;

@@ -32,6 +32,7 @@ export class Connection extends EventEmitter {
 
   private readonly socket: FrameSocket;
   private readonly codec: Codec;
+  private readonly sendCodec: Codec;
   private readonly selfId: string;
   private readonly writer: FrameWriter;
   private readonly checker: FrameChecker;
@@ -47,6 +48,7 @@ export class Connection extends EventEmitter {
     super();
     this.socket = o.socket;
     this.codec = o.codec;
+    this.sendCodec = o.sendCodec ?? o.codec;
     this.selfId = o.selfId;
     this.peer = o.peer;
     const context = Buffer.from(o.context);
@@ -151,7 +153,7 @@ export class Connection extends EventEmitter {
 
   private write(kind: Kind, id: number, payload: Message | { code: string; message: string }): void {
     if (!this.isOpen) throw new AxleError(ErrorCode.CLOSED, `connection to ${this.peer.id} is closed`);
-    const body = this.codec.encode([this.sendSeq, this.selfId, kind, id, payload]);
+    const body = this.sendCodec.encode([this.sendSeq, this.selfId, kind, id, payload]);
     this.sendSeq++;
     this.writer.send(body);
   }

@@ -78,7 +78,7 @@ export type { CryptoPoolOptions, FrameCrypto } from './crypto-pool.js';
 export type { CloseInfo, ConnectionHandlers, PeerInfo, RequestHandler, EventHandler } from './connection-types.js';
 export type { FrameSocket } from './frame-socket.js';
 export { AxleServer } from './server.js';
-export type { AxleServerOptions, PeerClaim } from './server.js';
+export type { AxleServerOptions, PeerClaim, PeerDecision } from './server.js';
 export type { ServerTls } from './server-tls.js';
 export {
   INSECURE_WARNING,

@@ -1,7 +1,7 @@
 import type { WebSocket } from 'ws';
 import { AxleError, ErrorCode, errorText } from './errors.js';
 import { CloseCode, closeCodeFor, closeReason } from './close-codes.js';
-import type { Codec } from './codec.js';
+import { Codec } from './codec.js';
 import { Connection } from './connection.js';
 import type { PeerInfo } from './connection-types.js';
 import type { FrameCrypto } from './crypto-pool.js';
@@ -68,6 +68,9 @@ export async function acceptHandshake(ws: WebSocket, ip: string, slot: Slot, sid
     const conn = new Connection({
       socket: ws,
       codec: side.codec,
+      ...(decision.maxSendFrameBytes !== undefined && decision.maxSendFrameBytes > side.codec.limits.maxFrameBytes
+        ? { sendCodec: new Codec({ ...side.codec.limits, maxFrameBytes: decision.maxSendFrameBytes }) }
+        : {}),
       signer: side.signer,
       selfId: side.id,
       peer,

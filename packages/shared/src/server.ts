@@ -20,6 +20,12 @@ import { type ServerTls, tlsOptions } from './server-tls.js';
 import { Signer } from './sign.js';
 import type { Slot, SlotTotals } from './slots.js';
 
+/** What the server's `authenticate` decided for a peer: its role, and optionally a larger send limit. */
+export interface PeerDecision {
+  role: string;
+  maxSendFrameBytes?: number;
+}
+
 export interface PeerClaim {
   id: string;
   role: string;
@@ -36,8 +42,10 @@ export interface AxleServerOptions {
   /**
    * Decides whether a peer that proved possession of `claim.pubkey` may connect. Return the
    * role it gets; throw an AxleError (e.g. E_UNKNOWN_KEY) to refuse with that reason.
+   * `maxSendFrameBytes` lets this server send that peer frames above its own frame limit (a
+   * peer hub takes replication frames that large); frames it accepts stay under `limits`.
    */
-  authenticate: (claim: PeerClaim) => Promise<{ role: string }> | { role: string };
+  authenticate: (claim: PeerClaim) => Promise<PeerDecision> | PeerDecision;
   onConnection: (conn: Connection) => void;
   /** Plain HTTP routes on the same port (API, /metrics, /healthz, bootstrap). */
   http?: (req: IncomingMessage, res: ServerResponse) => unknown;
