@@ -12,6 +12,7 @@ import {
   toBase64,
   type KeyPair,
   type Logger,
+  type PushOutcome,
   type RevertOrder,
   validatePolicyBundle,
 } from '@axle/shared';
@@ -32,7 +33,7 @@ export interface PublisherDeps {
   config: () => HubConfig;
 }
 
-export type PushOutcome = 'ok' | 'unreachable' | `error: ${string}`;
+export type { PushOutcome };
 
 export interface PublishResult {
   version: number;
