@@ -26,6 +26,14 @@ export interface ConfigVersionView {
   bytes: number;
 }
 
+/** A version as GET /api/v1/config/versions lists it. */
+export interface ConfigVersionListed extends ConfigVersionView {
+  /** The same as `hash`. */
+  hashHex: string;
+  /** The public key (base64) of the hub that signed it. */
+  signer: string;
+}
+
 /** POST /api/v1/config/publish, /config/rollback and /webhooks/publish. */
 export interface PublishResultView {
   version: number;
@@ -44,7 +52,7 @@ export interface SpokeConfigVersion {
 /** GET /api/v1/config/versions */
 export interface ConfigVersions {
   current: number;
-  versions: ConfigVersionView[];
+  versions: ConfigVersionListed[];
   spokes: Record<string, SpokeConfigVersion>;
 }
 

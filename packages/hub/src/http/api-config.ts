@@ -63,7 +63,7 @@ export function configRoutes(r: Router, d: ApiDeps): void {
       const current = d.publisher.current();
       return {
         current: current?.version ?? 0,
-        versions: d.publisher.versions().map(metaView),
+        versions: d.publisher.versions().map((v) => ({ ...metaView(v), hashHex: v.hashHex, signer: v.signer })),
         spokes: d.publisher.spokeVersions(),
       } satisfies ConfigVersions;
     }),

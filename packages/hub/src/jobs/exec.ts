@@ -1,15 +1,12 @@
 import { errorText, type Logger } from '@axle/shared';
-import type { Change } from '../store/model.js';
 import type { HubStore } from '../store/state.js';
 import { HUB_GRACE_MS, dispatch, type DispatchDeps } from './dispatch.js';
+import { JobLedger, type JobEvent } from './ledger.js';
 import type { JobMetrics } from './metrics.js';
 import { TERMINAL, type Job, type JobPause, type JobTarget } from './model.js';
-import { judgeAttempt } from './outcome.js';
+import { budgetSpent, finalState, judgeAttempt, stopRateReached } from './outcome.js';
 
-export type JobEvent =
-  | { type: 'target'; jobId: string; target: JobTarget }
-  | { type: 'progress'; job: Job }
-  | { type: 'done'; job: Job };
+export type { JobEvent };
 
 export interface ExecDeps extends DispatchDeps {
   state: HubStore;
@@ -17,10 +14,6 @@ export interface ExecDeps extends DispatchDeps {
   metrics: JobMetrics;
   emit: (ev: JobEvent) => void;
 }
-
-/** Targets per `job.targets` change, so one log entry (and one replication frame) stays small. */
-const TARGETS_PER_CHANGE = 500;
-const PROGRESS_EVERY_MS = 100;
 
 /**
  * Runs one job: waves one after another (the next starts no earlier than `wave_pause` after
@@ -32,14 +25,11 @@ const PROGRESS_EVERY_MS = 100;
  * A `config` order (a rollout's wave) is idempotent and judged on the envoy's run: a run that
  * failed is final (no retry), while an order that never ran or whose result was lost is sent
  * again (up to `retries`), then counts as skipped or failed.
- * Every state change of the job and its targets is written through the HubStore; a
- * target is durably `running` before its order leaves the hub.
- *
- * Records are replaced, never mutated, so a change handed to the store is never altered later.
+ * Every state change of the job and its targets is written through the HubStore (the
+ * ledger); a target is durably `running` before its order leaves the hub.
  */
 export class JobExec {
-  job: Job;
-  readonly targets: Map<string, JobTarget>;
+  private readonly ledger: JobLedger;
   private readonly waves: string[][];
   running = 0;
   /** hostname -> when its attempt started, for the overdue gauge. */
@@ -53,9 +43,6 @@ export class JobExec {
   private cancelled = false;
   private halted = false;
   private skippedWave = -1;
-  private readonly dirty = new Set<string>();
-  private flushP: Promise<void> | undefined;
-  private progressTimer: NodeJS.Timeout | undefined;
   readonly done: Promise<void>;
   private resolveDone!: () => void;
 
@@ -64,11 +51,27 @@ export class JobExec {
     job: Job,
     targets: JobTarget[],
   ) {
-    this.job = job;
-    this.targets = new Map(targets.map((t) => [t.hostname, t]));
+    this.ledger = new JobLedger(d, job, targets);
     this.waves = Array.from({ length: job.waves }, () => [] as string[]);
     for (const t of targets) this.waves[t.wave]?.push(t.hostname);
     this.done = new Promise((r) => (this.resolveDone = r));
+  }
+
+  get job(): Job {
+    return this.ledger.job;
+  }
+
+  private set job(j: Job) {
+    this.ledger.job = j;
+  }
+
+  get targets(): ReadonlyMap<string, JobTarget> {
+    return this.ledger.targets;
+  }
+
+  /** Writes the job and every changed target (see JobLedger.flush). */
+  flush(): Promise<void> {
+    return this.ledger.flush();
   }
 
   /** Config orders may be sent twice: the envoy is already on the version, and simply runs again. */
@@ -138,7 +141,7 @@ export class JobExec {
     this.halted = true;
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
-    if (this.progressTimer) clearTimeout(this.progressTimer);
+    this.ledger.quiet();
     this.wake();
   }
 
@@ -296,45 +299,18 @@ export class JobExec {
     }
     this.terminal(v.target);
     if (v.target.state !== 'failed' && v.target.state !== 'timed_out') return;
-    const c = this.job.counts;
-    const rate = o.stopOnFailureRate;
-    if (rate !== undefined && this.job.total > 0 && (c.failed + c.timed_out) / this.job.total > rate) {
-      this.stop(
-        `stopped: ${c.failed + c.timed_out} of ${this.job.total} targets failed, more than stop_on_failure_rate ${rate}`,
-      );
-    }
-    this.checkBudget();
+    const stopped = stopRateReached(this.job);
+    if (stopped) this.stop(stopped);
+    // The failure budget pauses the job (a person, or the rollout, decides what next).
+    const spent = this.job.paused || this.stopReason !== undefined ? undefined : budgetSpent(this.job);
+    if (spent)
+      void this.pause({ budget: true, by: 'failure budget', reason: spent }).catch((e: unknown) => {
+        if (!this.halted) this.d.log.warn({ job: this.job.id, err: errorText(e) }, 'cannot record the pause');
+      });
   }
 
-  /** Pauses the job once the failures among the targets that ran so far pass `maxFailureRate`. */
-  private checkBudget(): void {
-    const rate = this.job.options.maxFailureRate;
-    if (rate === undefined || this.job.paused || this.stopReason !== undefined) return;
-    const c = this.job.counts;
-    const failed = c.failed + c.timed_out;
-    const ran = failed + c.succeeded;
-    if (ran === 0 || failed / ran <= rate) return;
-    const pct = (x: number) => `${Math.round(x * 1000) / 10}%`;
-    void this.pause({
-      budget: true,
-      by: 'failure budget',
-      reason: `${failed} of ${ran} hosts that ran failed (${pct(failed / ran)}), over the failure budget of ${pct(rate)}`,
-    }).catch((e: unknown) => {
-      if (!this.halted) this.d.log.warn({ job: this.job.id, err: errorText(e) }, 'cannot record the pause');
-    });
-  }
-
-  /** Replaces a target's record, keeping the job's counts in step, and marks it for the next write. */
   private set(t: JobTarget): void {
-    const prev = this.targets.get(t.hostname);
-    if (prev && prev.state !== t.state) {
-      const counts = { ...this.job.counts };
-      counts[prev.state]--;
-      counts[t.state]++;
-      this.job = { ...this.job, counts };
-    }
-    this.targets.set(t.hostname, t);
-    this.dirty.add(t.hostname);
+    this.ledger.set(t);
   }
 
   private terminal(t: JobTarget): void {
@@ -350,31 +326,7 @@ export class JobExec {
   }
 
   private progress(now = false): void {
-    if (now) {
-      if (this.progressTimer) clearTimeout(this.progressTimer);
-      this.progressTimer = undefined;
-      this.d.emit({ type: 'progress', job: this.job });
-      return;
-    }
-    this.progressTimer ??= setTimeout(() => {
-      this.progressTimer = undefined;
-      this.d.emit({ type: 'progress', job: this.job });
-    }, PROGRESS_EVERY_MS);
-  }
-
-  /** Writes the job and every changed target, coalescing callers of the same turn into one transaction. */
-  flush(): Promise<void> {
-    this.flushP ??= new Promise<void>((r) => setImmediate(r)).then(() => {
-      this.flushP = undefined;
-      const targets = [...this.dirty].map((h) => this.targets.get(h)!);
-      this.dirty.clear();
-      const changes: Change[] = [{ kind: 'job.put', job: this.job }];
-      for (let i = 0; i < targets.length; i += TARGETS_PER_CHANGE) {
-        changes.push({ kind: 'job.targets', jobId: this.job.id, targets: targets.slice(i, i + TARGETS_PER_CHANGE) });
-      }
-      return this.d.state.applyAll(changes).then(() => undefined);
-    });
-    return this.flushP;
+    this.ledger.progress(now);
   }
 
   private async finish(): Promise<void> {
@@ -385,13 +337,7 @@ export class JobExec {
         if (t.state === 'pending') this.terminal({ ...t, state: 'skipped', reason: this.stopReason, finishedAt: now });
     }
     const c = this.job.counts;
-    const state: Job['state'] = this.cancelled
-      ? 'cancelled'
-      : this.stopReason !== undefined
-        ? 'stopped'
-        : c.succeeded === this.job.total
-          ? 'succeeded'
-          : 'failed';
+    const state = finalState(this.job, { cancelled: this.cancelled, stopped: this.stopReason !== undefined });
     const { paused: _p, ...job } = this.job;
     this.job = {
       ...job,
@@ -401,7 +347,7 @@ export class JobExec {
       ...(this.stopReason !== undefined ? { reason: this.stopReason } : {}),
     };
     await this.flush();
-    if (this.progressTimer) clearTimeout(this.progressTimer);
+    this.ledger.quiet();
     this.d.metrics.duration.observe({ action: this.job.action.kind, state }, (now - this.job.startedAt) / 1000);
     this.d.log.info({ job: this.job.id, state, ...c, ms: now - this.job.startedAt }, 'job finished');
     this.d.emit({ type: 'done', job: this.job });
