@@ -25,7 +25,7 @@ import {
   type Router,
 } from '@axle/shared';
 import { body, intParam, route, type ApiDeps, type BodyMatches } from './api.js';
-import type { JobEvent } from '../jobs/exec.js';
+import type { JobEvent } from '../jobs/ledger.js';
 import { TARGET_STATES } from '../jobs/model.js';
 import type { JobRunner } from '../jobs/runner.js';
 import { jobView, targetLine, targetView } from '../jobs/view.js';

@@ -80,3 +80,15 @@ export function finalState(job: Job, o: { cancelled: boolean; stopped: boolean }
   if (o.stopped) return 'stopped';
   return job.counts.succeeded === job.total ? 'succeeded' : 'failed';
 }
+
+/**
+ * A target whose attempt was running when the hub stopped: its outcome is unknown. Sending an
+ * idempotent order again costs nothing, so that does not use up a retry; another order is
+ * retried while it has retries left, and fails otherwise.
+ */
+export function afterRestart(t: JobTarget, o: { idempotent: boolean; retries: number }, now = Date.now()): JobTarget {
+  const reason = 'the hub stopped while this attempt ran; its outcome is unknown';
+  if (o.idempotent) return { ...t, state: 'pending', attempts: Math.max(0, t.attempts - 1), reason, retryAt: now };
+  if (t.attempts <= o.retries) return { ...t, state: 'pending', reason, retryAt: now };
+  return { ...t, state: 'failed', reason, finishedAt: now };
+}
