@@ -125,6 +125,11 @@ export interface SpokeView {
   compliance: Compliance | null;
 }
 
+/** GET /api/v1/spokes */
+export interface SpokeList {
+  spokes: SpokeView[];
+}
+
 /** GET /api/v1/spokes/:id */
 export interface SpokeDetail extends Omit<SpokeView, 'envoys'> {
   recentRuns: Run[];
@@ -187,6 +192,18 @@ export interface Move {
   /** What started an automatic move (failover). */
   trigger?: string;
   unplaced?: UnplacedReason[];
+}
+
+/** POST /api/v1/drain and /api/v1/reassign: the move (finished when `wait` was asked), and whether it was already running. */
+export interface MoveStarted {
+  move: Move;
+  /** True when the same move was already running: this answer follows it instead of starting another. */
+  existing: boolean;
+}
+
+/** GET /api/v1/moves, newest first. */
+export interface MoveList {
+  moves: Move[];
 }
 
 /** One entry of GET /api/v1/events (and the webhooks' payload). */
