@@ -40,6 +40,7 @@ export {
   MAX_HOSTNAME_LENGTH,
   canonicalHostname,
   hostnameField,
+  operatorHostnameField,
   isCanonicalHostname,
   requireCanonicalEnvoyId,
 } from './hostname.js';
