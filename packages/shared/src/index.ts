@@ -128,7 +128,7 @@ export {
   sendJson,
 } from './http.js';
 export type { RequestTarget, RouteContext, RouteHandler, RouteInfo } from './http.js';
-export { runUntilSignalled, exitWithError } from './daemon.js';
+export { runUntilSignalled, exitWithError, printPublicKey } from './daemon.js';
 export type { Daemon } from './daemon.js';
 export {
   DEFAULT_BUNDLE_LIMITS,
