@@ -66,7 +66,7 @@ export { Codec, DEFAULT_LIMITS } from './codec.js';
 export type { CodecLimits } from './codec.js';
 export { messageSchema } from './messages.js';
 export type { Message, MessageOf, MessageType } from './messages.js';
-export { MAX_SECRET_BYTES, secretNameSchema } from './message-fields.js';
+export { MAX_SECRET_BYTES, id as idField, secretNameSchema } from './message-fields.js';
 export { RESULT_STATUS, runCursorSchema, runSchema } from './message-runs.js';
 export type { PolicyOutcome, ResourceResult, ResultStatus, Run, RunCursor } from './message-runs.js';
 export { COMPLIANCE, envoyFilterSchema, statsSchema, targetSchema, traitsSchema } from './message-envoys.js';
