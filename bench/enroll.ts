@@ -20,6 +20,8 @@ import { rate, type Figure } from './lib.js';
  */
 const ENROLLS = Number(process.env.BENCH_ENROLLS ?? 4000);
 const CONCURRENCY = Number(process.env.BENCH_ENROLL_CONCURRENCY ?? 64);
+/** Which passes to run (one, plain, three), all by default: one alone is enough while profiling. */
+const PHASES = (process.env.BENCH_ENROLL_PHASES ?? 'one,plain,three').split(',');
 const SPOKES = Array.from({ length: 4 }, (_, i) => ({ id: `dc${i + 1}`, patterns: [`*.dc${i + 1}.*`] }));
 
 /** utime + stime of a process, in seconds. */
@@ -117,49 +119,58 @@ export async function run(): Promise<Figure[]> {
           value: r.ms.p50,
           unit: 'ms p50',
           target: '',
-          reference: `p99 ${r.ms.p99.toFixed(0)} ms; CPU per enrollment: hub${hubPids.length > 1 ? 's' : ''} ${((hubCpu / r.enrolled) * 1000).toFixed(2)} ms, spokes ${((spokeCpu / r.enrolled) * 1000).toFixed(2)} ms, envoys ${((r.cpuSeconds / r.enrolled) * 1000).toFixed(2)} ms`,
+          reference: `p99 ${r.ms.p99.toFixed(0)} ms; connect p50 ${r.connectMs.p50.toFixed(0)} ms, enroll request p50 ${r.requestMs.p50.toFixed(0)} ms; CPU per enrollment: hub${hubPids.length > 1 ? 's' : ''} ${((hubCpu / r.enrolled) * 1000).toFixed(2)} ms, spokes ${((spokeCpu / r.enrolled) * 1000).toFixed(2)} ms, envoys ${((r.cpuSeconds / r.enrolled) * 1000).toFixed(2)} ms`,
         },
       );
     };
 
-    const one = await fleet('one', ['ha']);
-    await phase('one hub', one, one.plan.hubs[0]!, 'a', 'spoke adopt and hub record each on disk before the answer');
-    await Promise.all(procs.splice(0).map((p) => p.stop()));
-    const plain = await fleet('plain', ['ha'], true);
-    await phase(
-      'one hub, insecure_transport',
-      plain,
-      plain.plan.hubs[0]!,
-      'c',
-      'the same without TLS: what the handshakes of TLS cost',
-    );
-    await Promise.all(procs.splice(0).map((p) => p.stop()));
-
-    const three = await fleet('three', ['ha', 'hb', 'hc']);
-    let primary: NodePlan | undefined;
-    let minAcks = 0;
-    const deadline = Date.now() + 30_000;
-    while (!primary && Date.now() < deadline) {
-      for (const h of three.plan.hubs) {
-        const r = await new HubApi(h.addr, adminToken(h), three.plan.ca.pem)
-          .get<{ replication?: { role?: string; minAcks?: number } }>('/hub')
-          .catch(() => undefined);
-        if (r?.replication?.role === 'primary') {
-          primary = h;
-          minAcks = r.replication.minAcks ?? 0;
-        }
-      }
-      if (!primary) await new Promise((r) => setTimeout(r, 100));
+    if (PHASES.includes('one')) {
+      const one = await fleet('one', ['ha']);
+      await phase('one hub', one, one.plan.hubs[0]!, 'a', 'spoke adopt and hub record each on disk before the answer');
+      await Promise.all(procs.splice(0).map((p) => p.stop()));
     }
-    if (!primary) throw new Error('no primary among the replicated hubs within 30 s');
-    await phase(
-      'three replicated hubs',
-      three,
-      primary,
-      'b',
-      `each answer waits for min_acks ${minAcks} standby to store the assignment`,
-    );
+    if (PHASES.includes('plain')) await plainPhase();
+    if (PHASES.includes('three')) await threePhase();
     return figs;
+
+    async function plainPhase(): Promise<void> {
+      const plain = await fleet('plain', ['ha'], true);
+      await phase(
+        'one hub, insecure_transport',
+        plain,
+        plain.plan.hubs[0]!,
+        'c',
+        'the same without TLS: what the handshakes of TLS cost',
+      );
+      await Promise.all(procs.splice(0).map((p) => p.stop()));
+    }
+
+    async function threePhase(): Promise<void> {
+      const three = await fleet('three', ['ha', 'hb', 'hc']);
+      let primary: NodePlan | undefined;
+      let minAcks = 0;
+      const deadline = Date.now() + 30_000;
+      while (!primary && Date.now() < deadline) {
+        for (const h of three.plan.hubs) {
+          const r = await new HubApi(h.addr, adminToken(h), three.plan.ca.pem)
+            .get<{ replication?: { role?: string; minAcks?: number } }>('/hub')
+            .catch(() => undefined);
+          if (r?.replication?.role === 'primary') {
+            primary = h;
+            minAcks = r.replication.minAcks ?? 0;
+          }
+        }
+        if (!primary) await new Promise((r) => setTimeout(r, 100));
+      }
+      if (!primary) throw new Error('no primary among the replicated hubs within 30 s');
+      await phase(
+        'three replicated hubs',
+        three,
+        primary,
+        'b',
+        `each answer waits for min_acks ${minAcks} standby to store the assignment`,
+      );
+    }
   } finally {
     await Promise.all(procs.map((p) => p.stop()));
     t.cleanup();

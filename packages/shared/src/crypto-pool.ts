@@ -67,14 +67,14 @@ interface Slot {
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const crypto = require('node:crypto');
-const spki = Buffer.from(workerData.spkiPrefix);
 const priv = crypto.createPrivateKey({ key: Buffer.concat([Buffer.from(workerData.pkcs8Prefix), Buffer.from(workerData.seed)]), format: 'der', type: 'pkcs8' });
 const keys = new Map();
 function publicKey(bytes) {
   const k = bytes.toString('latin1');
   let ko = keys.get(k);
   if (!ko) {
-    ko = crypto.createPublicKey({ key: Buffer.concat([spki, bytes]), format: 'der', type: 'spki' });
+    // JWK, not DER: OpenSSL 3's DER decoder costs more than the verify (keys.ts).
+    ko = crypto.createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: bytes.toString('base64url') }, format: 'jwk' });
     if (keys.size >= 100000) keys.clear();
     keys.set(k, ko);
   }
@@ -104,7 +104,6 @@ parentPort.on('message', (m) => {
 });
 `;
 
-const SPKI_PREFIX = '302a300506032b6570032100';
 const PKCS8_PREFIX = '302e020100300506032b657004220420';
 
 export class CryptoPool implements FrameCrypto {
@@ -222,7 +221,6 @@ export class CryptoPool implements FrameCrypto {
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
       workerData: {
-        spkiPrefix: Buffer.from(SPKI_PREFIX, 'hex'),
         pkcs8Prefix: Buffer.from(PKCS8_PREFIX, 'hex'),
         seed: this.o.keyPair.secretKey.slice(0, 32),
       },
