@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { KeyPair } from './keys.js';
+import { custom } from './schema.js';
 import { Signer, verifyDetached } from './sign.js';
 
 /**
@@ -29,6 +30,23 @@ export interface CryptoPoolOptions {
 /** Worker threads for `crypto_threads: auto`: every core but the one the event loop runs on, at most 4 (see README). */
 export function autoCryptoThreads(): number {
   return Math.max(0, Math.min(4, availableParallelism() - 1));
+}
+
+/** The `crypto_threads` setting of hub and spoke configs: "auto" (see autoCryptoThreads) or a count, 0 for none. */
+export const cryptoThreadsSetting = () =>
+  custom(
+    'thread count',
+    (v): 'auto' | number => {
+      if (v === 'auto') return 'auto';
+      if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 64) return v;
+      throw new Error(`must be "auto" or a whole number of threads from 0 to 64, got ${JSON.stringify(v)}`);
+    },
+    ['auto', 0, 2],
+  );
+
+/** The worker threads a `crypto_threads` setting asks for on this machine. */
+export function cryptoThreadsFor(setting: 'auto' | number): number {
+  return setting === 'auto' ? autoCryptoThreads() : setting;
 }
 
 const VERIFY = 0;

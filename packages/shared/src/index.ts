@@ -94,12 +94,12 @@ export type {
 export { CloseCode, CLOSE_REASONS, closeReason } from './close-codes.js';
 export { PROTOCOL_VERSION, makeAuth, newNonce, readHandshake, sessionContext, verifyWelcome } from './handshake.js';
 export { Connection } from './connection.js';
-export { CryptoPool, autoCryptoThreads } from './crypto-pool.js';
+export { CryptoPool, autoCryptoThreads, cryptoThreadsFor, cryptoThreadsSetting } from './crypto-pool.js';
 export type { CryptoPoolOptions, FrameCrypto } from './crypto-pool.js';
 export type { CloseInfo, ConnectionHandlers, PeerInfo, RequestHandler, EventHandler } from './connection.js';
 export type { FrameSocket } from './frame-socket.js';
-export { AxleServer, DEFAULT_HTTP_LIMITS } from './server.js';
-export type { AxleServerOptions, HttpLimits, PeerClaim, ServerTls } from './server.js';
+export { AxleServer } from './server.js';
+export type { AxleServerOptions, PeerClaim, ServerTls } from './server.js';
 export {
   INSECURE_WARNING,
   caPin,
@@ -115,7 +115,8 @@ export {
 } from './tls.js';
 export type { TlsFiles, TlsMaterial } from './tls.js';
 export type { SlotTotals } from './slots.js';
-export { HTTP_LIMIT_DEFAULTS, httpLimitFields, httpLimitsOf } from './limits.js';
+export { DEFAULT_HTTP_LIMITS, HTTP_LIMIT_DEFAULTS, httpLimitFields, httpLimitsOf } from './limits.js';
+export type { HttpLimits } from './limits.js';
 export { replyBudget, takeWithin } from './paging.js';
 export { DEFAULT_MAX_REPORT_BYTES, fitRun } from './report.js';
 export { connectPeer, tlsFailure } from './client.js';

@@ -10,10 +10,11 @@ import { Codec, type CodecLimits } from './codec.js';
 import { Connection, type PeerInfo } from './connection.js';
 import type { FrameCrypto } from './crypto-pool.js';
 import { toBuffer } from './frame-socket.js';
-import { makeHello, makeWelcome, newNonce, readHandshake, sessionContext, verifyAuth } from './handshake.js';
+import { checkAuth, makeHello, newNonce, readHandshake, sessionContext, signWelcome } from './handshake.js';
 import { isRequestFault, requestIdOf, requestTarget, sendError } from './http.js';
 import type { KeyPair } from './keys.js';
 import type { Logger } from './log.js';
+import { DEFAULT_HTTP_LIMITS, type HttpLimits } from './limits.js';
 import { Signer } from './sign.js';
 import { AddressSlots, type Slot, type SlotTotals } from './slots.js';
 
@@ -23,28 +24,6 @@ export interface PeerClaim {
   pubkey: Uint8Array;
   remoteAddress: string;
 }
-
-/** Limits on plain HTTP, per source address and in time (the config's `limits.http_*`). */
-export interface HttpLimits {
-  /** Open HTTP sockets per address, keep-alive ones included. */
-  maxConnectionsPerIp: number;
-  /** A request's headers must arrive within this. */
-  headersTimeoutMs: number;
-  /** A whole request (headers and body) must arrive within this. */
-  requestTimeoutMs: number;
-  /** An idle keep-alive socket is closed after this. */
-  keepAliveTimeoutMs: number;
-  /** Total size of a request's headers. */
-  maxHeaderBytes: number;
-}
-
-export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = Object.freeze({
-  maxConnectionsPerIp: 64,
-  headersTimeoutMs: 10_000,
-  requestTimeoutMs: 60_000,
-  keepAliveTimeoutMs: 5_000,
-  maxHeaderBytes: 16 * 1024,
-});
 
 /** The certificate (chain) and key a TLS listener serves, PEM. */
 export interface ServerTls {
@@ -327,14 +306,17 @@ export class AxleServer {
     }, this.o.handshakeTimeoutMs);
     try {
       const first = await new Promise<Buffer>((resolve, reject) => {
-        ws.once('message', (data, isBinary) =>
-          isBinary ? resolve(toBuffer(data)) : reject(new AxleError(ErrorCode.MALFORMED, 'text frame')),
-        );
-        ws.once('close', () => reject(new AxleError(ErrorCode.CLOSED, 'closed during handshake')));
+        // Removed once the answer came: every connection closes some day, and an error built then is waste.
+        const closed = () => reject(new AxleError(ErrorCode.CLOSED, 'closed during handshake'));
+        ws.once('message', (data, isBinary) => {
+          ws.off('close', closed);
+          isBinary ? resolve(toBuffer(data)) : reject(new AxleError(ErrorCode.MALFORMED, 'text frame'));
+        });
+        ws.once('close', closed);
         ws.send(this.codec.encode(hello));
       });
       const auth = readHandshake(this.codec, first, 'auth');
-      if (!verifyAuth(auth, nonce, this.o.keyPair.publicKey)) {
+      if (!(await checkAuth(this.o.crypto, auth, nonce, this.o.keyPair.publicKey))) {
         throw new AxleError(ErrorCode.BAD_SIGNATURE, `handshake signature from ${auth.id} does not verify`);
       }
       const decision = await this.o.authenticate({
@@ -343,8 +325,9 @@ export class AxleServer {
         pubkey: auth.pubkey,
         remoteAddress: ip,
       });
+      const welcome = await signWelcome(this.o.crypto, auth, nonce, this.signer);
       if (ws.readyState !== ws.OPEN) throw new AxleError(ErrorCode.CLOSED, 'closed during handshake');
-      ws.send(this.codec.encode(makeWelcome(auth, nonce, this.signer)));
+      ws.send(this.codec.encode(welcome));
       clearTimeout(timer);
       slot.promote();
       const peer: PeerInfo = { id: auth.id, role: decision.role, pubkey: auth.pubkey, remoteAddress: ip };
