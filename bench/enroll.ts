@@ -1,4 +1,5 @@
 import { fork } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +25,10 @@ const ENROLLS = Number(process.env.BENCH_ENROLLS ?? 4000);
 const CONCURRENCY = Number(process.env.BENCH_ENROLL_CONCURRENCY ?? 64);
 /** Which passes to run (one, plain, three), all by default: one alone is enough while profiling. */
 const PHASES = (process.env.BENCH_ENROLL_PHASES ?? 'one,plain,three').split(',');
+/** How long the daemons' idle CPU is measured before each pass, to take it off theirs under load. */
+const IDLE_MS = 3000;
+/** Keeps every daemon's log lines there (`<kind>-<id>.log`), e.g. to count the envoys per adopt. */
+const LOG_DIR = process.env.BENCH_LOG_DIR;
 const SPOKES = Array.from({ length: 4 }, (_, i) => ({ id: `dc${i + 1}`, patterns: [`*.dc${i + 1}.*`] }));
 
 function enrollWith(job: EnrollJob): Promise<EnrollResult> {
@@ -50,8 +55,10 @@ export async function run(): Promise<Figure[]> {
         maxConnectionsPerIp: 10_000,
         insecureTransport,
       });
-      const spokes = await Promise.all(plan.spokes.map((s) => startNode(s)));
-      const hubProcs = await Promise.all(plan.hubs.map((h) => startNode(h)));
+      const logs = LOG_DIR ? { logDir: join(LOG_DIR, name) } : {};
+      if (logs.logDir) mkdirSync(logs.logDir, { recursive: true });
+      const spokes = await Promise.all(plan.spokes.map((s) => startNode(s, logs)));
+      const hubProcs = await Promise.all(plan.hubs.map((h) => startNode(h, logs)));
       procs.push(...spokes, ...hubProcs);
       return {
         plan,
@@ -84,6 +91,24 @@ export async function run(): Promise<Figure[]> {
       const api = new HubApi(primary.addr, adminToken(primary), f.insecureTransport ? undefined : f.plan.ca.pem);
       const tok = await api.post<{ secret: string }>('/tokens', { note: 'bench' });
       const threads = () => [...hubPids, ...spokePids].map(threadSeconds);
+      // Per process: its main thread (the pid's own) and the rest (signature workers, LMDB, GC).
+      const split = (a: Map<number, number>[], b: Map<number, number>[]) =>
+        [...hubPids, ...spokePids].map((pid, i) => {
+          let main = 0;
+          let other = 0;
+          for (const [tid, sec] of b[i]!) {
+            const d = sec - (a[i]!.get(tid) ?? 0);
+            if (tid === pid) main += d;
+            else other += d;
+          }
+          return { main, other };
+        });
+      // What the daemons spend idle (status pushes, probes, keepalives) is not the enrollments': measured first, taken off.
+      const idle0 = threads();
+      const idleStart = performance.now();
+      await new Promise((r) => setTimeout(r, IDLE_MS));
+      const idle = split(idle0, threads());
+      const idleSeconds = (performance.now() - idleStart) / 1000;
       const cpu0 = threads();
       const r = await enrollWith({
         addr: primary.addr,
@@ -97,17 +122,11 @@ export async function run(): Promise<Figure[]> {
       });
       const cpu1 = threads();
       const load = loadAvg();
-      // Per process: its main thread (the pid's own) and the rest (signature workers, LMDB, GC).
-      const used = [...hubPids, ...spokePids].map((pid, i) => {
-        let main = 0;
-        let other = 0;
-        for (const [tid, sec] of cpu1[i]!) {
-          const d = sec - (cpu0[i]!.get(tid) ?? 0);
-          if (tid === pid) main += d;
-          else other += d;
-        }
-        return { main, other };
-      });
+      const used = split(cpu0, cpu1).map((u, i) => ({
+        main: Math.max(0, u.main - (idle[i]!.main / idleSeconds) * r.seconds),
+        other: Math.max(0, u.other - (idle[i]!.other / idleSeconds) * r.seconds),
+      }));
+      const idleCpu = idle.reduce((a, x) => a + x.main + x.other, 0) / idleSeconds;
       if (r.errors > 0) throw new Error(`${r.errors} enrollments failed, first: ${r.firstError}`);
       const ms = (sec: number) => (sec / r.enrolled) * 1000;
       const hubs = used.slice(0, hubPids.length);
@@ -146,7 +165,7 @@ export async function run(): Promise<Figure[]> {
           value: hubCpu + spokeCpu,
           unit: 'ms hub + spokes',
           target: '',
-          reference: `hub${hubPids.length > 1 ? 's' : ''} ${hubCpu.toFixed(2)} ms (primary: main thread ${hubMain.toFixed(2)} ms, other threads ${hubOther.toFixed(2)} ms), spokes ${spokeCpu.toFixed(2)} ms (main threads ${ms(spokes.reduce((a, x) => a + x.main, 0)).toFixed(2)} ms); envoys (load generator) ${ms(r.cpuSeconds).toFixed(2)} ms; ${(hubCpu / sigMs).toFixed(1)}x the signature work of an enrollment (${sigMs.toFixed(2)} ms) for the hub${hubPids.length > 1 ? 's' : ''}`,
+          reference: `hub${hubPids.length > 1 ? 's' : ''} ${hubCpu.toFixed(2)} ms (primary: main thread ${hubMain.toFixed(2)} ms, other threads ${hubOther.toFixed(2)} ms), spokes ${spokeCpu.toFixed(2)} ms (main threads ${ms(spokes.reduce((a, x) => a + x.main, 0)).toFixed(2)} ms), net of the ${(idleCpu * 100).toFixed(0)}% of a core they spend idle; envoys (load generator) ${ms(r.cpuSeconds).toFixed(2)} ms; ${(hubCpu / sigMs).toFixed(1)}x the signature work of an enrollment (${sigMs.toFixed(2)} ms) for the hub${hubPids.length > 1 ? 's' : ''}`,
         },
         {
           bench,
