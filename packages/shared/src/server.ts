@@ -57,8 +57,10 @@ export interface AxleServerOptions {
   handshakeTimeoutMs?: number;
   keepaliveMs?: number;
   requestTimeoutMs?: number;
-  /** Checks and makes the signatures of connections' frames on worker threads (crypto-pool.ts). */
+  /** Checks and makes the signatures of handshakes and frames on worker threads (crypto-pool.ts). */
   crypto?: FrameCrypto;
+  /** The claimed roles whose handshakes and frames go to `crypto`; every role when omitted. */
+  cryptoRoles?: readonly string[];
   /** Request failures that are the daemon's fault, and handler errors on connections, are logged here. */
   log?: Logger;
   onError?: (e: AxleError, remoteAddress: string) => void;
@@ -316,7 +318,8 @@ export class AxleServer {
         ws.send(this.codec.encode(hello));
       });
       const auth = readHandshake(this.codec, first, 'auth');
-      if (!(await checkAuth(this.o.crypto, auth, nonce, this.o.keyPair.publicKey))) {
+      const crypto = this.o.cryptoRoles?.includes(auth.role) === false ? undefined : this.o.crypto;
+      if (!(await checkAuth(crypto, auth, nonce, this.o.keyPair.publicKey))) {
         throw new AxleError(ErrorCode.BAD_SIGNATURE, `handshake signature from ${auth.id} does not verify`);
       }
       const decision = await this.o.authenticate({
@@ -325,7 +328,7 @@ export class AxleServer {
         pubkey: auth.pubkey,
         remoteAddress: ip,
       });
-      const welcome = await signWelcome(this.o.crypto, auth, nonce, this.signer);
+      const welcome = await signWelcome(crypto, auth, nonce, this.signer);
       if (ws.readyState !== ws.OPEN) throw new AxleError(ErrorCode.CLOSED, 'closed during handshake');
       ws.send(this.codec.encode(welcome));
       clearTimeout(timer);
@@ -341,7 +344,7 @@ export class AxleServer {
         isClient: false,
         keepaliveMs: this.o.keepaliveMs,
         ...(this.o.requestTimeoutMs ? { defaultTimeoutMs: this.o.requestTimeoutMs } : {}),
-        ...(this.o.crypto ? { crypto: this.o.crypto } : {}),
+        ...(crypto ? { crypto } : {}),
       });
       this.connections.add(conn);
       conn.on('protocol_error', (e: AxleError) => this.o.onError?.(e, ip));

@@ -181,7 +181,8 @@ describe('signed connections over a crypto pool', () => {
   it('stops reading a peer whose frames wait for their checks, and goes on once they are done', async () => {
     // The real pool behind a gate: checks finish only when the test opens it, like a pool far behind.
     const real = pool(1);
-    let held: (() => void)[] | undefined = [];
+    // Open through the handshake (its auth is checked on the pool too), closed from the first frame.
+    let held: (() => void)[] | undefined;
     let most = 0;
     const gated: FrameCrypto = {
       verify: (data, sig, pub, done) =>
@@ -194,6 +195,7 @@ describe('signed connections over a crypto pool', () => {
     };
     const addr = await start(gated);
     const s = await raw(addr);
+    held = [];
     const n = 1500;
     for (let i = 0; i < n; i++) s.ws.send(s.frame([i, 'web1.dc1.example.com', 1, i + 1, { type: 'probe', term: i }]));
     // Read until it stops growing: the socket is paused, the rest waits in TCP buffers.

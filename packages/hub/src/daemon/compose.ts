@@ -268,6 +268,9 @@ export async function composeHub(
   });
   const server = new AxleServer({
     crypto,
+    // Envoys are the many (enrollments, locates). Peers and spokes stay on the event loop: a lease
+    // ack queued behind envoy checks on a busy machine could cost the primary its lease.
+    cryptoRoles: ['envoy'],
     host,
     port,
     id: cfg.server_id,
