@@ -6,7 +6,10 @@ import { adminToken, HubApi, type FleetPlan, planFleet, type Proc, startNode, te
 /**
  * Enrollments arriving together share one spoke adopt and one hub write (placement/adopt-queue.ts).
  * Real hub and spoke processes: every answer an envoy got must survive kill -9 of all of them,
- * and an enrollment refused in the middle of a batch costs only itself.
+ * and an enrollment refused in the middle of a batch costs only itself. kill -9 keeps the page
+ * cache, so this checks that an answer never leaves before its writes, not the fsync; an answer
+ * sent half a second before its hub write fails it, one sent 50 ms before may not (the kill
+ * lands that long after the answer leaves).
  */
 const t = tempDir('axle-enroll-batch-');
 const procs: Proc[] = [];
