@@ -74,7 +74,7 @@ export type { Compliance, EnvoyFilter, EnvoySummary, SpokeStats, SpokeTarget } f
 export { CloseCode, CLOSE_REASONS, closeReason } from './close-codes.js';
 export { PROTOCOL_VERSION, makeAuth, newNonce, readHandshake, sessionContext, verifyWelcome } from './handshake.js';
 export { Connection } from './connection.js';
-export { CryptoPool, autoCryptoThreads } from './crypto-pool.js';
+export { CryptoPool, autoCryptoThreads, cryptoThreadsFor, cryptoThreadsSetting } from './crypto-pool.js';
 export type { CryptoPoolOptions, FrameCrypto } from './crypto-pool.js';
 export type { CloseInfo, ConnectionHandlers, PeerInfo, RequestHandler, EventHandler } from './connection-types.js';
 export type { FrameSocket } from './frame-socket.js';

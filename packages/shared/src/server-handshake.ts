@@ -6,7 +6,7 @@ import { Connection } from './connection.js';
 import type { PeerInfo } from './connection-types.js';
 import type { FrameCrypto } from './crypto-pool.js';
 import { toBuffer } from './frame-socket.js';
-import { makeHello, makeWelcome, newNonce, readHandshake, sessionContext, verifyAuth } from './handshake.js';
+import { checkAuth, makeHello, newNonce, readHandshake, sessionContext, signWelcome } from './handshake.js';
 import type { KeyPair } from './keys.js';
 import type { AxleServerOptions } from './server.js';
 import type { Signer } from './sign.js';
@@ -22,6 +22,7 @@ export interface HandshakeSide {
   keepaliveMs: number;
   requestTimeoutMs: number | undefined;
   crypto: FrameCrypto | undefined;
+  cryptoRoles: readonly string[] | undefined;
   authenticate: AxleServerOptions['authenticate'];
   onError: AxleServerOptions['onError'];
   /** Takes over the connection the handshake made, before any frame of it is handled. */
@@ -44,14 +45,18 @@ export async function acceptHandshake(ws: WebSocket, ip: string, slot: Slot, sid
   }, side.timeoutMs);
   try {
     const first = await new Promise<Buffer>((resolve, reject) => {
-      ws.once('message', (data, isBinary) =>
-        isBinary ? resolve(toBuffer(data)) : reject(new AxleError(ErrorCode.MALFORMED, 'text frame')),
-      );
-      ws.once('close', () => reject(new AxleError(ErrorCode.CLOSED, 'closed during handshake')));
+      // Removed once the answer came: every connection closes some day, and an error built then is waste.
+      const closed = () => reject(new AxleError(ErrorCode.CLOSED, 'closed during handshake'));
+      ws.once('message', (data, isBinary) => {
+        ws.off('close', closed);
+        isBinary ? resolve(toBuffer(data)) : reject(new AxleError(ErrorCode.MALFORMED, 'text frame'));
+      });
+      ws.once('close', closed);
       ws.send(side.codec.encode(hello));
     });
     const auth = readHandshake(side.codec, first, 'auth');
-    if (!verifyAuth(auth, nonce, side.keyPair.publicKey)) {
+    const crypto = side.cryptoRoles?.includes(auth.role) === false ? undefined : side.crypto;
+    if (!(await checkAuth(crypto, auth, nonce, side.keyPair.publicKey))) {
       throw new AxleError(ErrorCode.BAD_SIGNATURE, `handshake signature from ${auth.id} does not verify`);
     }
     const decision = await side.authenticate({
@@ -60,8 +65,9 @@ export async function acceptHandshake(ws: WebSocket, ip: string, slot: Slot, sid
       pubkey: auth.pubkey,
       remoteAddress: ip,
     });
+    const welcome = await signWelcome(crypto, auth, nonce, side.signer);
     if (ws.readyState !== ws.OPEN) throw new AxleError(ErrorCode.CLOSED, 'closed during handshake');
-    ws.send(side.codec.encode(makeWelcome(auth, nonce, side.signer)));
+    ws.send(side.codec.encode(welcome));
     clearTimeout(timer);
     slot.promote();
     const peer: PeerInfo = { id: auth.id, role: decision.role, pubkey: auth.pubkey, remoteAddress: ip };
@@ -78,7 +84,7 @@ export async function acceptHandshake(ws: WebSocket, ip: string, slot: Slot, sid
       isClient: false,
       keepaliveMs: side.keepaliveMs,
       ...(side.requestTimeoutMs ? { defaultTimeoutMs: side.requestTimeoutMs } : {}),
-      ...(side.crypto ? { crypto: side.crypto } : {}),
+      ...(crypto ? { crypto } : {}),
     });
     side.admit(conn, peer, ip, slot);
   } catch (e) {

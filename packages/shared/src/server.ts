@@ -57,8 +57,10 @@ export interface AxleServerOptions {
   handshakeTimeoutMs?: number;
   keepaliveMs?: number;
   requestTimeoutMs?: number;
-  /** Checks and makes the signatures of connections' frames on worker threads (crypto-pool.ts). */
+  /** Checks and makes the signatures of handshakes and frames on worker threads (crypto-pool.ts). */
   crypto?: FrameCrypto;
+  /** The claimed roles whose handshakes and frames go to `crypto`; every role when omitted. */
+  cryptoRoles?: readonly string[];
   /** Request failures that are the daemon's fault, and handler errors on connections, are logged here. */
   log?: Logger;
   onError?: (e: AxleError, remoteAddress: string) => void;
@@ -115,6 +117,7 @@ export class AxleServer {
       keepaliveMs: this.o.keepaliveMs,
       requestTimeoutMs: this.o.requestTimeoutMs,
       crypto: this.o.crypto,
+      cryptoRoles: this.o.cryptoRoles,
       authenticate: (claim) => this.o.authenticate(claim),
       onError: (e, ip) => this.o.onError?.(e, ip),
       admit: (conn, peer, ip, slot) => this.admitConnection(conn, peer, ip, slot),
