@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildBundle, generateKeyPair, saveKeyPair, silentLogger, toBase64 } from '@axle/shared';
+import { buildBundle, silentLogger } from '@axle/shared';
 import { Hub, hubConfigFrom } from '@axle/hub';
-import { bin, type Daemon, startDaemon, tempDir, writeConfig } from '@axle/testkit';
+import { Bag, type HubKey, hubKey, procSpoke, tempDir } from '@axle/testkit';
 import type { Figure } from './lib.js';
 
 /**
@@ -43,28 +43,16 @@ async function timePublish(hub: Hub, count: number): Promise<number> {
 
 export async function run(): Promise<Figure[]> {
   const t = tempDir('axle-bench-publish-');
-  const daemons: Daemon[] = [];
-  const hubs: Hub[] = [];
+  const bag = new Bag();
   try {
-    const hubKp = generateKeyPair();
-    const startSpokes = async (n: number, tag: string) =>
+    // Each hub's key and data dir; its spokes trust that key and wait to be dialled.
+    const keys = { ref: await hubKey(bag), main: await hubKey(bag) };
+    const startSpokes = async (n: number, tag: string, key: HubKey) =>
       Promise.all(
         Array.from({ length: n }, async (_, i) => {
-          const id = `${tag}${i + 1}`;
-          const dir = join(t.dir, id);
-          const kp = generateKeyPair();
-          saveKeyPair(join(dir, 'spoke.key'), kp);
-          const file = join(dir, 'spoke.yaml');
-          writeConfig(file, {
-            server_id: id,
-            insecure_transport: true,
-            listen: '127.0.0.1:0',
-            data_dir: dir,
-            spanner: { role: 'spoke', spoke_id: id, hub_pubkeys: [toBase64(hubKp.publicKey)] },
-          });
-          const d = await startDaemon(bin('spoke', 'axle-spoke'), ['--config', file]);
-          daemons.push(d);
-          return { id, addr: d.addr, pubkey: toBase64(kp.publicKey), patterns: [`*.${id}.*`] };
+          // The spoke's default status interval, as the bench's spokes always ran with.
+          const s = await procSpoke(bag, `${tag}${i + 1}`, key, { statusInterval: '30s' });
+          return { id: s.id, addr: s.addr, pubkey: s.pubkey, patterns: [`*.${s.id}.*`] };
         }),
       );
     const src = join(t.dir, 'src', 'files');
@@ -74,16 +62,14 @@ export async function run(): Promise<Figure[]> {
     const built = await buildBundle(join(t.dir, 'src'));
     const buildS = (performance.now() - b0) / 1000;
 
-    const startHub = async (name: string, spokes: Awaited<ReturnType<typeof startSpokes>>) => {
-      const dir = join(t.dir, name);
-      saveKeyPair(join(dir, 'hub.key'), hubKp);
+    const startHub = async (name: string, key: HubKey, spokes: Awaited<ReturnType<typeof startSpokes>>) => {
       const hub = new Hub(
         hubConfigFrom(
           {
             server_id: name,
             insecure_transport: true,
             listen: '127.0.0.1:0',
-            data_dir: dir,
+            data_dir: key.dir,
             config_dir: join(t.dir, 'src'),
             spanner: { role: 'hub', spokes, auto_failover: { enabled: false, interval: '1s' } },
           },
@@ -92,12 +78,12 @@ export async function run(): Promise<Figure[]> {
         { logger: silentLogger() },
       );
       await hub.start();
-      hubs.push(hub);
+      bag.add(() => hub.stop());
       return hub;
     };
-    const one = await startHub('hub-ref', await startSpokes(1, 'ref'));
+    const one = await startHub('hub-ref', keys.ref, await startSpokes(1, 'ref', keys.ref));
     const refS = await timePublish(one, 1);
-    const many = await startHub('hub-main', await startSpokes(SPOKES, 'dc'));
+    const many = await startHub('hub-main', keys.main, await startSpokes(SPOKES, 'dc', keys.main));
     const s = await timePublish(many, SPOKES);
     return [
       {
@@ -112,8 +98,7 @@ export async function run(): Promise<Figure[]> {
       { bench: 'config-publish', name: 'build and hash the bundle', value: buildS, unit: 's', target: 'reference' },
     ];
   } finally {
-    for (const h of hubs) await h.stop().catch(() => undefined);
-    await Promise.all(daemons.map((d) => d.kill('SIGTERM')));
+    await bag.run();
     t.cleanup();
   }
 }

@@ -1,7 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { generateKeyPair, saveKeyPair, toBase64 } from '@axle/shared';
-import { bin, type Daemon, freePort, startDaemon, tempDir, writeConfig } from '@axle/testkit';
+import { adminToken, bin, type Daemon, type NodePlan, planFleet, startDaemon, tempDir } from '@axle/testkit';
 import type { Figure } from './lib.js';
 
 /**
@@ -13,14 +10,6 @@ import type { Figure } from './lib.js';
  */
 const LEASE_MS = Number(process.env.BENCH_LEASE_MS ?? 1000);
 const ROUNDS = Number(process.env.BENCH_FAILOVER_ROUNDS ?? 3);
-
-interface N {
-  id: string;
-  addr: string;
-  dir: string;
-  pub: string;
-  file: string;
-}
 
 async function http(
   addr: string,
@@ -46,59 +35,25 @@ export async function run(): Promise<Figure[]> {
   const t = tempDir('axle-bench-failover-');
   const procs = new Map<string, Daemon>();
   try {
-    const mk = async (id: string, keyName: string): Promise<N> => {
-      const kp = generateKeyPair();
-      const dir = join(t.dir, id);
-      saveKeyPair(join(dir, keyName), kp);
-      return {
-        id,
-        addr: `127.0.0.1:${await freePort()}`,
-        dir,
-        pub: toBase64(kp.publicKey),
-        file: join(dir, 'config.yaml'),
-      };
-    };
-    const hubs = [await mk('ha', 'hub.key'), await mk('hb', 'hub.key'), await mk('hc', 'hub.key')];
-    const spokes = [await mk('dc1', 'spoke.key'), await mk('dc2', 'spoke.key')];
-    for (const h of hubs) {
-      writeConfig(h.file, {
-        server_id: h.id,
-        insecure_transport: true,
-        listen: h.addr,
-        data_dir: h.dir,
-        spanner: {
-          role: 'hub',
-          spokes: spokes.map((s) => ({ id: s.id, addr: s.addr, pubkey: s.pub, patterns: [`*.${s.id}.*`] })),
-          peers: hubs.filter((p) => p !== h).map((p) => ({ id: p.id, addr: p.addr, pubkey: p.pub })),
-        },
-        replication: { lease: `${LEASE_MS}ms` },
-        api: { rate_limit: { requests: 100_000, per: '1s', burst: 100_000 } },
-      });
-    }
-    for (const s of spokes) {
-      writeConfig(s.file, {
-        server_id: s.id,
-        insecure_transport: true,
-        listen: s.addr,
-        data_dir: s.dir,
-        status_interval: '200ms',
-        spanner: {
-          role: 'spoke',
-          spoke_id: s.id,
-          hub_addr: hubs[0]!.addr,
-          hub_fallback_addrs: hubs.slice(1).map((h) => h.addr),
-          hub_pubkeys: hubs.map((h) => h.pub),
-        },
-      });
-    }
-    for (const s of spokes) procs.set(s.id, await startDaemon(bin('spoke', 'axle-spoke'), ['--config', s.file]));
-    for (const h of hubs) procs.set(h.id, await startDaemon(bin('hub', 'axle-hub'), ['--config', h.file]));
-    const token = (h: N) => readFileSync(join(h.dir, 'admin.token'), 'utf8').trim();
-    const role = async (h: N) =>
+    const plan = await planFleet(t.dir, {
+      hubs: ['ha', 'hb', 'hc'],
+      spokes: ['dc1', 'dc2'].map((id) => ({ id, patterns: [`*.${id}.*`] })),
+      insecureTransport: true,
+      lease: `${LEASE_MS}ms`,
+      statusInterval: '200ms',
+      // Only hubs fail here: no spoke is ever drained.
+      autoFailover: { enabled: false },
+      hubConfig: { api: { rate_limit: { requests: 100_000, per: '1s', burst: 100_000 } } },
+    });
+    const { hubs, spokes } = plan;
+    for (const s of spokes) procs.set(s.id, await startDaemon(bin('spoke', 'axle-spoke'), ['--config', s.configFile]));
+    for (const h of hubs) procs.set(h.id, await startDaemon(bin('hub', 'axle-hub'), ['--config', h.configFile]));
+    const token = adminToken;
+    const role = async (h: NodePlan) =>
       (await http(h.addr, 'GET', '/api/v1/hub', token(h)).catch(() => undefined))?.body?.replication?.role as
         | string
         | undefined;
-    const primary = async (among: N[]): Promise<N> => {
+    const primary = async (among: NodePlan[]): Promise<NodePlan> => {
       for (;;) {
         const roles = await Promise.all(among.map(role));
         const p = among.filter((_, i) => roles[i] === 'primary');
@@ -161,31 +116,24 @@ export async function run(): Promise<Figure[]> {
       console.log(
         `round ${round}: killed ${p.id}; first acknowledged write after ${wroteAt - killedAt} ms, all spokes reporting after ${spokesAt - killedAt} ms`,
       );
-      procs.set(p.id, await startDaemon(bin('hub', 'axle-hub'), ['--config', p.file]));
+      procs.set(p.id, await startDaemon(bin('hub', 'axle-hub'), ['--config', p.configFile]));
     }
     const max = (a: number[]) => Math.max(...a);
     const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
     const target = LEASE_MS + 2000;
     const ref = `lease ${LEASE_MS} ms, election timeout ${Math.max(LEASE_MS + 200, Math.round(LEASE_MS * 1.2))} ms, ${ROUNDS} rounds`;
+    const figure = (name: string, ms: number[], reference: string): Figure => ({
+      bench: 'hub-failover',
+      name,
+      value: max(ms),
+      unit: 'ms',
+      target: `< ${target} ms (lease + 2 s)`,
+      pass: max(ms) < target,
+      reference: `median ${median(ms)} ms; ${reference}`,
+    });
     return [
-      {
-        bench: 'hub-failover',
-        name: 'kill -> first write acked by new primary (max)',
-        value: max(toWrite),
-        unit: 'ms',
-        target: `< ${target} ms (lease + 2 s)`,
-        pass: max(toWrite) < target,
-        reference: `median ${median(toWrite)} ms; ${ref}`,
-      },
-      {
-        bench: 'hub-failover',
-        name: 'kill -> all spokes reporting to it (max)',
-        value: max(toSpokes),
-        unit: 'ms',
-        target: `< ${target} ms (lease + 2 s)`,
-        pass: max(toSpokes) < target,
-        reference: `median ${median(toSpokes)} ms; status_interval 200 ms`,
-      },
+      figure('kill -> first write acked by new primary (max)', toWrite, ref),
+      figure('kill -> all spokes reporting to it (max)', toSpokes, 'status_interval 200 ms'),
     ];
   } finally {
     await Promise.all([...procs.values()].map((d) => d.kill('SIGKILL')));

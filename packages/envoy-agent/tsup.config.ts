@@ -1,31 +1,16 @@
 import { defineConfig } from 'tsup';
-import { readdirSync } from 'node:fs';
 import { sharedFromSource } from '../../scripts/package/esbuild.js';
+import { binEntries, nodeBuild } from '../../scripts/package/tsup.js';
 
-// Every file in src/bin becomes an executable entry beside the library entry.
-const bins = (() => {
-  try {
-    return readdirSync('src/bin')
-      .filter((f) => f.endsWith('.ts'))
-      .map((f) => `src/bin/${f}`);
-  } catch {
-    return [];
-  }
-})();
-
-const common = {
-  format: ['esm'] as const,
-  target: 'node20',
-  platform: 'node' as const,
-  sourcemap: true,
-  clean: false,
-  dts: false,
-};
+// Every file in src/bin becomes an executable entry beside the library entry; the package
+// script empties dist/ itself.
+const bins = binEntries();
+const common = { ...nodeBuild, clean: false };
 
 export default defineConfig([
   // The library keeps @axle/shared external, so its classes and errors are the same ones
   // every other package sees (instanceof works across packages).
-  { ...common, entry: ['src/index.ts'], splitting: true },
+  { ...common, entry: ['src/index.ts'] },
   // The bin runs on every fleet host, and every module it loads stays resident: it bundles
   // @axle/shared from source and keeps only what the agent uses (the client side of the
   // protocol, keys, config, logging), dropping the server, HTTP and metrics code with their
@@ -33,7 +18,6 @@ export default defineConfig([
   {
     ...common,
     entry: Object.fromEntries(bins.map((b) => [b.replace(/^src\//, '').replace(/\.ts$/, ''), b])),
-    splitting: true,
     noExternal: ['@axle/shared'],
     external: [
       '@msgpack/msgpack',

@@ -13,16 +13,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { type PackageInfo, packageInfo } from './copyright.js';
-import {
-  BUNDLE_STUBS,
-  bundledPackages,
-  describeLoad,
-  noNativeAddons,
-  ROOT,
-  runtimeLoads,
-  sharedFromSource,
-  stubModules,
-} from './esbuild.js';
+import { bundledPackages, describeLoad, packagedBundle, ROOT, runtimeLoads } from './esbuild.js';
 import { sha256File, sha256Of, stamped, type Step } from './steps.js';
 
 /** The fuse Node looks for to know a blob was injected (Node's documented value). */
@@ -42,21 +33,15 @@ async function bundleAgent(work: string): Promise<{ file: string; packages: Pack
   const file = join(work, 'agent-main.cjs');
   const result = await build({
     entryPoints: [join(ROOT, 'packages/envoy-agent/src/bin/axle-envoy.ts')],
+    ...packagedBundle(),
     outfile: file,
-    bundle: true,
     format: 'cjs',
-    platform: 'node',
-    target: 'node20',
     // Modules written as ESM (node-cron) read import.meta.url at load (empty in CommonJS,
     // which would throw); in the executable they all live at the executable's own path.
     // node-cron uses it for background tasks, which fork a file beside the module: the agent
     // schedules functions, never files, so nothing forks.
     define: { 'import.meta.url': '__axleImportMetaUrl' },
     banner: { js: "var __axleImportMetaUrl = require('node:url').pathToFileURL(process.execPath).href;" },
-    legalComments: 'none',
-    logLevel: 'warning',
-    metafile: true,
-    plugins: [sharedFromSource, noNativeAddons, stubModules(BUNDLE_STUBS)],
   });
   const loads = runtimeLoads(readFileSync(file, 'utf8'));
   if (loads.length > 0)

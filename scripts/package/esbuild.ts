@@ -5,7 +5,7 @@
 import { builtinModules } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Metafile, Plugin } from 'esbuild';
+import type { BuildOptions, Metafile, Plugin } from 'esbuild';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SHARED_SRC = join(ROOT, 'packages/shared/src/');
@@ -75,6 +75,23 @@ export function stubModules(stubs: Record<string, string>): Plugin {
       build.onLoad({ filter: /.*/, namespace: 'axle-stub' }, (a) => ({ contents: stubs[a.path], loader: 'js' }));
     },
   };
+}
+
+/**
+ * The options the packaged agent and the daemons' runtime bundles share: everything bundled
+ * for Node 20 with @axle/shared from source, native addons refused, the stubs in, and the
+ * metafile kept for the copyright file.
+ */
+export function packagedBundle() {
+  return {
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    legalComments: 'none',
+    logLevel: 'warning',
+    metafile: true as const,
+    plugins: [sharedFromSource, noNativeAddons, stubModules(BUNDLE_STUBS)],
+  } satisfies BuildOptions;
 }
 
 const BUILTINS = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));

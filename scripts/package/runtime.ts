@@ -14,16 +14,7 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statS
 import { dirname, join, relative } from 'node:path';
 import { build } from 'esbuild';
 import { type PackageInfo, packageInfo } from './copyright.js';
-import {
-  BUNDLE_STUBS,
-  bundledPackages,
-  describeLoad,
-  noNativeAddons,
-  ROOT,
-  runtimeLoads,
-  sharedFromSource,
-  stubModules,
-} from './esbuild.js';
+import { bundledPackages, describeLoad, packagedBundle, ROOT, runtimeLoads } from './esbuild.js';
 
 /** Packages the daemons load from disk rather than from the bundle. */
 const EXTERNAL = ['lmdb'];
@@ -55,20 +46,14 @@ export async function buildDaemonApp(pkg: 'hub' | 'spoke', app: string): Promise
     outExtension: { '.js': '.mjs' },
     entryNames: '[name]',
     chunkNames: 'chunk-[hash]',
-    bundle: true,
+    ...packagedBundle(),
     splitting: true,
     format: 'esm',
-    platform: 'node',
-    target: 'node20',
     external: EXTERNAL,
     // CommonJS dependencies (pino, ws, prom-client...) call require() for Node's builtins.
     banner: {
       js: "import { createRequire as __axleCreateRequire } from 'node:module';\nconst require = __axleCreateRequire(import.meta.url);",
     },
-    legalComments: 'none',
-    logLevel: 'warning',
-    metafile: true,
-    plugins: [sharedFromSource, noNativeAddons, stubModules(BUNDLE_STUBS)],
   });
   const dirs = new Set<string>();
   for (const out of Object.keys(result.metafile.outputs)) {

@@ -19,6 +19,7 @@ import {
   loadConfig,
   obj,
   oneOf,
+  operatorHostnameField,
   opt,
   str,
   transportIssues,
@@ -62,16 +63,7 @@ export const envoyConfigSchema = obj({
   insecure_transport: def(bool(), false),
   state_dir: str({ min: 1, max: 1024 }),
   /** Written in any case, with or without a trailing dot; the envoy uses its canonical form (lowercase, no dot). */
-  hostname: opt(
-    custom(
-      'hostname',
-      (v) => {
-        if (typeof v !== 'string') throw new Error('expected a host name');
-        return canonicalHostname(v);
-      },
-      ['web1.dc1.example.com'],
-    ),
-  ),
+  hostname: opt(operatorHostnameField()),
   schedule: def(cron(), '*/30 * * * *'),
   splay: def(duration({ max: 24 * 3_600_000 }), 5 * 60_000),
   mode: def(oneOf(['enforce', 'audit'] as const), 'enforce'),

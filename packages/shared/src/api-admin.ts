@@ -5,24 +5,32 @@
 import type { PushOutcome } from './api-jobs.js';
 import type { RevertOrder } from './revert.js';
 
-/** A kept config version (GET /api/v1/config/versions; `bundle` of a publish). Never its content. */
-export interface ConfigVersionView {
+/** What a config version is, as the hub keeps it and the API shows it: everything but its hash, signature and content. */
+export interface ConfigVersionInfo {
   version: number;
-  /** sha256 of the bundle, hex. */
-  hash: string;
-  /** The hub's signature over the bundle, base64. */
-  signature: string;
   files: string[];
   publishedAt: number;
   by: string;
   source: 'publish' | 'rollback' | 'webhook' | 'rollout';
   /** For a rollback: the version whose content this one republishes. */
   from?: number;
-  /** Absent: live. `staged`: held for a rollout. `withdrawn`: its rollout stopped. */
+  /**
+   * Absent: live (served to every envoy). `staged`: held by spokes for a rollout, given only to
+   * the hosts it moves. `withdrawn`: its rollout stopped; never served again.
+   */
   stage?: 'staged' | 'withdrawn';
   /** The rollout that staged it. */
   rollout?: string;
+  /** For a version withdrawn by a rollback: the hub's signed order moving its hosts back. */
   revert?: RevertOrder;
+}
+
+/** A kept config version (GET /api/v1/config/versions; `bundle` of a publish). Never its content. */
+export interface ConfigVersionView extends ConfigVersionInfo {
+  /** sha256 of the bundle, hex. */
+  hash: string;
+  /** The hub's signature over the bundle, base64. */
+  signature: string;
   bytes: number;
 }
 
@@ -137,10 +145,13 @@ export interface InstallCommand {
   warning?: string;
 }
 
+/** What an API token (or a web UI session) may do: a viewer reads, an admin also writes. */
+export type ApiRole = 'admin' | 'viewer';
+
 /** GET /ui/session: who the web UI's session belongs to. */
 export interface UiSession {
   name: string;
-  role: 'admin' | 'viewer';
+  role: ApiRole;
   /** Sent back as x-csrf-token on every write. */
   csrf: string;
   /** The hub's server_id. */

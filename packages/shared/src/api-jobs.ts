@@ -65,7 +65,7 @@ export interface JobView {
   waves: number;
   /** The wave now running (0-based); equals `waves` once every wave is done. */
   wave: number;
-  /** When the previous wave's last target finished. */
+  /** When the previous wave's last target finished: the next wave starts no earlier than this + pause. */
   waveEndedAt?: number;
   /** Why the job stopped early (failure rate, cancel). */
   reason?: string;
@@ -102,6 +102,7 @@ export interface JobTargetView {
   finishedAt?: number;
   /** A failed attempt waits until then before the next one. */
   retryAt?: number;
+  /** Per attempt: when it started and ended, for audits and the retry-delay test. */
   history: { attempt: number; spokeId: string; startedAt: number; finishedAt: number; status: string }[];
 }
 
@@ -196,17 +197,20 @@ export interface RolloutView {
   createdAt: number;
   updatedAt: number;
   finishedAt?: number;
+  /** The job moving hosts onto `version`, and the one moving them back after a halt. */
   jobId: string;
   rollbackJobId?: string;
   total: number;
   waves: number;
   /** Hosts in the canary (wave 1), 0 without one. */
   canaryHosts: number;
+  /** Waves finished so far (each announced once as `rollout.wave_done`). */
   wavesDone: number;
   /** Why it halted, paused or was aborted. */
   reason?: string;
   haltedAt?: number;
   revert?: RevertOrder;
+  /** Totals when it ended, kept after its jobs are dropped. */
   result?: RolloutResult;
 }
 

@@ -3,7 +3,7 @@
  * the test kit send and the web UI reads, declared once. Types only and free of Node, so the
  * browser app imports it too (`@axle/shared/api-types`, type-only).
  */
-import type { InstallCommand } from './api-admin.js';
+import type { ApiRole, InstallCommand } from './api-admin.js';
 import type { EnvoySummary, SpokeStats } from './message-envoys.js';
 import type { PolicyOutcome, ResourceResult, Run } from './message-runs.js';
 
@@ -305,7 +305,7 @@ export interface JoinTokenView {
 /** An API token as GET /api/v1/api-tokens lists it (never its secret). */
 export interface ApiTokenView {
   id: string;
-  role: 'admin' | 'viewer';
+  role: ApiRole;
   name: string;
   createdAt: number;
   revokedAt?: number;

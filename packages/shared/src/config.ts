@@ -1,7 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { isIPv4, isIPv6 } from 'node:net';
 import { LineCounter, isMap, isPair, isScalar, isSeq, parseDocument, type Document, type YAMLError } from 'yaml';
-import { AxleError, ErrorCode } from './errors.js';
+import { AxleError, ErrorCode, errorText } from './errors.js';
 import { custom, type Issue, type Schema } from './schema.js';
 
 /** Configs are a few kilobytes; anything far larger is a wrong path, not a config. */
@@ -35,6 +36,45 @@ export function loadConfig<T>(file: string, schema: Schema<T>): T {
     );
   }
   return parseConfigText(text, file, schema);
+}
+
+/** A bundle file that could not be read or used: "file:line: key: reason". */
+export interface ConfigFileError {
+  file: string;
+  message: string;
+}
+
+/**
+ * Reads every YAML file (`*.yaml`, `*.yml`, no dot files) of `<configDir>/<folder>` in name
+ * order and hands each to `use` with the name its file gives (the file name without its
+ * ending). An absent folder holds nothing; an unreadable one, or a file `use` throws on, is
+ * reported (the error code dropped), never thrown, so one bad file never hides the others.
+ */
+export function readConfigFolder(
+  configDir: string,
+  folder: string,
+  use: (file: string, text: string, fileName: string) => void,
+): ConfigFileError[] {
+  const dir = join(configDir, folder);
+  let names: string[];
+  try {
+    names = readdirSync(dir)
+      .filter((n) => /\.ya?ml$/.test(n) && !n.startsWith('.'))
+      .sort();
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ENOENT') return [];
+    return [{ file: dir, message: `${dir}: cannot read ${folder}: ${errorText(e)}` }];
+  }
+  const errors: ConfigFileError[] = [];
+  for (const n of names) {
+    const file = join(dir, n);
+    try {
+      use(file, readFileSync(file, 'utf8'), n.replace(/\.ya?ml$/, ''));
+    } catch (e) {
+      errors.push({ file, message: e instanceof Error ? e.message.replace(/^E_[A-Z_]+: /, '') : String(e) });
+    }
+  }
+  return errors;
 }
 
 /** Parses config text as if read from `file` (the name only appears in messages). */

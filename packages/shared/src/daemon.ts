@@ -1,4 +1,5 @@
 import { isAxleError, errorText } from './errors.js';
+import { loadOrCreateKeyPair, toBase64 } from './keys.js';
 import type { Logger } from './log.js';
 
 /** What a daemon class offers its bin: stop on SIGTERM/SIGINT, reload on SIGHUP. */
@@ -52,4 +53,20 @@ export function exitWithError(e: unknown, name: string): never {
   const msg = isAxleError(e) ? `${name}: ${e.code}: ${e.message}` : `${name}: ${errorText(e)}`;
   process.stderr.write(`${msg}\n`);
   process.exit(1);
+}
+
+/**
+ * A daemon bin's `keygen`: prints the base64 public key of its key file (`keyFile` reads the
+ * config), creating the key if missing and saying so on stderr, so the operator can paste it
+ * into the peers' configs.
+ */
+export function printPublicKey(keyFile: () => string, name: string): void {
+  try {
+    const file = keyFile();
+    const { keyPair, created } = loadOrCreateKeyPair(file);
+    if (created) process.stderr.write(`created ${file}\n`);
+    process.stdout.write(`${toBase64(keyPair.publicKey)}\n`);
+  } catch (e) {
+    exitWithError(e, name);
+  }
 }

@@ -58,6 +58,22 @@ export function hostnameField(): Schema<string> {
   });
 }
 
+/**
+ * Host names an operator writes (envoy.yaml, the admin API's import): taken in any case and
+ * with a trailing dot, and kept canonical. Unlike `hostnameField`, which refuses a peer's
+ * non-canonical spelling, this one folds it.
+ */
+export function operatorHostnameField(): Schema<string> {
+  return custom(
+    'hostname',
+    (v) => {
+      if (typeof v !== 'string') throw new Error('expected a host name');
+      return canonicalHostname(v);
+    },
+    ['web1.dc1.example.com'],
+  );
+}
+
 /** An envoy's connection id is its host name, and only the canonical spelling may connect. */
 export function requireCanonicalEnvoyId(id: string): void {
   if (isCanonicalHostname(id)) return;

@@ -40,6 +40,7 @@ export {
   MAX_HOSTNAME_LENGTH,
   canonicalHostname,
   hostnameField,
+  operatorHostnameField,
   isCanonicalHostname,
   requireCanonicalEnvoyId,
 } from './hostname.js';
@@ -65,7 +66,7 @@ export { Codec, DEFAULT_LIMITS } from './codec.js';
 export type { CodecLimits } from './codec.js';
 export { messageSchema } from './messages.js';
 export type { Message, MessageOf, MessageType } from './messages.js';
-export { MAX_SECRET_BYTES, secretNameSchema } from './message-fields.js';
+export { MAX_SECRET_BYTES, id as idField, secretNameSchema } from './message-fields.js';
 export { RESULT_STATUS, runCursorSchema, runSchema } from './message-runs.js';
 export type { PolicyOutcome, ResourceResult, ResultStatus, Run, RunCursor } from './message-runs.js';
 export { COMPLIANCE, envoyFilterSchema, statsSchema, targetSchema, traitsSchema } from './message-envoys.js';
@@ -127,7 +128,7 @@ export {
   sendJson,
 } from './http.js';
 export type { RequestTarget, RouteContext, RouteHandler, RouteInfo } from './http.js';
-export { runUntilSignalled, exitWithError } from './daemon.js';
+export { runUntilSignalled, exitWithError, printPublicKey } from './daemon.js';
 export type { Daemon } from './daemon.js';
 export {
   DEFAULT_BUNDLE_LIMITS,

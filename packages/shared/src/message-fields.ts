@@ -7,8 +7,9 @@ import { hostnameField } from './hostname.js';
  */
 
 export const hostname = hostnameField;
-export const id = () =>
-  str({ min: 1, max: 64, pattern: /^[A-Za-z0-9_.-]+$/, hint: 'must be an id (letters, digits, ".", "-", "_")' });
+/** A server, spoke or hub id, in messages and in the daemons' configs alike; `what` names it in the hint. */
+export const id = (what = 'an id') =>
+  str({ min: 1, max: 64, pattern: /^[A-Za-z0-9_.-]+$/, hint: `must be ${what} (letters, digits, ".", "-", "_")` });
 export const pubkey = () => bytes({ len: 32 });
 export const term = () => int({ min: 0 });
 export const epoch = () => int({ min: 0 });

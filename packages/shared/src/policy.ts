@@ -1,7 +1,6 @@
-import { readdirSync, readFileSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
-import { join, relative, resolve, sep } from 'node:path';
-import { parseConfigLocated } from './config.js';
+import { relative, resolve, sep } from 'node:path';
+import { type ConfigFileError, parseConfigLocated, readConfigFolder } from './config.js';
 import { errorText } from './errors.js';
 import { buildGraph, findCycle } from './policy-graph.js';
 import { resourceSchema } from './policy-resources.js';
@@ -54,11 +53,7 @@ export type Policy = Omit<Infer<typeof policySchema>, 'match'> & {
   line: (path: string) => number;
 };
 
-export interface PolicyError {
-  file: string;
-  /** "file:line: key: reason". */
-  message: string;
-}
+export type PolicyError = ConfigFileError;
 
 export interface LoadedPolicies {
   policies: Policy[];
@@ -71,31 +66,15 @@ export interface LoadedPolicies {
  * reported (file and line), never thrown.
  */
 export function loadPolicies(configDir: string): LoadedPolicies {
-  const dir = join(configDir, 'policies');
-  let names: string[];
-  try {
-    names = readdirSync(dir)
-      .filter((n) => /\.ya?ml$/.test(n) && !n.startsWith('.'))
-      .sort();
-  } catch (e) {
-    if ((e as { code?: string }).code === 'ENOENT') return { policies: [], errors: [] };
-    return { policies: [], errors: [{ file: dir, message: `${dir}: cannot read policies: ${errorText(e)}` }] };
-  }
-  const out: LoadedPolicies = { policies: [], errors: [] };
-  for (const n of names) {
-    const file = join(dir, n);
-    try {
-      const { value: p, line } = parseConfigLocated(readFileSync(file, 'utf8'), file, policySchema);
-      const name = p.name ?? n.replace(/\.ya?ml$/, '');
-      if (!POLICY_NAME.test(name))
-        throw new Error(
-          `${file}:1: name: the file name gives the policy name "${name}", which is not usable; set name:`,
-        );
-      out.policies.push({ ...p, name, file, line });
-    } catch (e) {
-      out.errors.push({ file, message: e instanceof Error ? e.message.replace(/^E_[A-Z_]+: /, '') : String(e) });
-    }
-  }
+  const policies: Policy[] = [];
+  const errors = readConfigFolder(configDir, 'policies', (file, text, fileName) => {
+    const { value: p, line } = parseConfigLocated(text, file, policySchema);
+    const name = p.name ?? fileName;
+    if (!POLICY_NAME.test(name))
+      throw new Error(`${file}:1: name: the file name gives the policy name "${name}", which is not usable; set name:`);
+    policies.push({ ...p, name, file, line });
+  });
+  const out: LoadedPolicies = { policies, errors };
   if (out.errors.length === 0) out.errors.push(...checkPolicySet(out.policies));
   return out;
 }

@@ -1,7 +1,5 @@
-import { readdirSync, readFileSync } from 'node:fs';
-import { isAbsolute, join, normalize } from 'node:path';
-import { errorText } from './errors.js';
-import { parseConfigText } from './config.js';
+import { isAbsolute, normalize } from 'node:path';
+import { type ConfigFileError, parseConfigText, readConfigFolder } from './config.js';
 import { targetMismatch } from './policy-target.js';
 import { arr, custom, duration, obj, opt, record, str, type Infer, type Json } from './schema.js';
 
@@ -75,41 +73,26 @@ export type Task = Infer<typeof taskSchema> & { name: string; file: string };
 export interface LoadedTasks {
   tasks: Task[];
   /** One line per bad file: "file:line: key: reason". */
-  errors: { file: string; message: string }[];
+  errors: ConfigFileError[];
 }
 
 /** Reads every task file of a bundle. A bad file or a duplicate name is reported, never thrown. */
 export function loadTasks(configDir: string): LoadedTasks {
-  const dir = join(configDir, 'tasks');
-  let names: string[];
-  try {
-    names = readdirSync(dir)
-      .filter((n) => /\.ya?ml$/.test(n) && !n.startsWith('.'))
-      .sort();
-  } catch (e) {
-    if ((e as { code?: string }).code === 'ENOENT') return { tasks: [], errors: [] };
-    return { tasks: [], errors: [{ file: dir, message: `${dir}: cannot read tasks: ${errorText(e)}` }] };
-  }
-  const out: LoadedTasks = { tasks: [], errors: [] };
+  const tasks: Task[] = [];
   const seen = new Map<string, string>();
-  for (const n of names) {
-    const file = join(dir, n);
-    try {
-      const t = parseConfigText(readFileSync(file, 'utf8'), file, taskSchema);
-      const name = t.name ?? n.replace(/\.ya?ml$/, '');
-      if (!TASK_NAME.test(name))
-        throw new Error(
-          `${file}: name: the file name gives the task name "${name}", which is not a usable name; set name:`,
-        );
-      const dup = seen.get(name);
-      if (dup) throw new Error(`${file}: name: task "${name}" is already defined in ${dup}`);
-      seen.set(name, file);
-      out.tasks.push({ ...t, name, file });
-    } catch (e) {
-      out.errors.push({ file, message: e instanceof Error ? e.message.replace(/^E_[A-Z_]+: /, '') : String(e) });
-    }
-  }
-  return out;
+  const errors = readConfigFolder(configDir, 'tasks', (file, text, fileName) => {
+    const t = parseConfigText(text, file, taskSchema);
+    const name = t.name ?? fileName;
+    if (!TASK_NAME.test(name))
+      throw new Error(
+        `${file}: name: the file name gives the task name "${name}", which is not a usable name; set name:`,
+      );
+    const dup = seen.get(name);
+    if (dup) throw new Error(`${file}: name: task "${name}" is already defined in ${dup}`);
+    seen.set(name, file);
+    tasks.push({ ...t, name, file });
+  });
+  return { tasks, errors };
 }
 
 /** Whether this host may run the task: every given hostname glob / trait condition holds. */

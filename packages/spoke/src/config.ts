@@ -6,6 +6,7 @@ import {
   DEFAULT_QUERY_STEPS,
   HTTP_LIMIT_DEFAULTS,
   httpLimitFields,
+  idField,
   ErrorCode,
   arr,
   custom,
@@ -28,8 +29,6 @@ import {
 /** The spoke's YAML config (snake_case keys as in ARCHITECTURE.md; these names are an interface). */
 
 const DAY = 24 * 3600 * 1000;
-const id = (what: string) =>
-  str({ min: 1, max: 64, pattern: /^[A-Za-z0-9_.-]+$/, hint: `must be ${what} (letters, digits, ".", "-", "_")` });
 
 const hubKey = custom('base64 public key', (v) => {
   if (typeof v !== 'string')
@@ -54,7 +53,7 @@ const role = custom('role', (v) => {
 
 const spannerShape = obj({
   role,
-  spoke_id: id('a spoke id'),
+  spoke_id: idField('a spoke id'),
   hub_addr: opt(hostPort()),
   hub_fallback_addrs: def(arr(hostPort(), { max: 32 }), []),
   hub_pubkeys: def(arr(hubKey, { max: 64 }), []),
@@ -84,7 +83,7 @@ const spanner: Schema<Infer<typeof spannerShape>> = {
 };
 
 export const spokeConfigSchema = obj({
-  server_id: id('a server id'),
+  server_id: idField('a server id'),
   listen: hostPort(),
   /** TLS on the one port (HTTPS, WSS) and the CA the hubs must prove themselves to; or insecure_transport: true. */
   ...transportFields(),

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
-import { createLogger, exitWithError, loadOrCreateKeyPair, runUntilSignalled, toBase64 } from '@axle/shared';
+import { createLogger, exitWithError, printPublicKey, runUntilSignalled } from '@axle/shared';
 import { Hub, fleetCa, keyFileOf, loadHubConfig } from '../index.js';
 
 /**
@@ -28,16 +28,7 @@ program
   .command('keygen')
   .description("print the base64 public key of the hub's key_file, creating the key if missing")
   .requiredOption('-c, --config <file>', 'hub config (YAML)')
-  .action((o: { config: string }) => {
-    try {
-      const file = keyFileOf(loadHubConfig(o.config));
-      const { keyPair, created } = loadOrCreateKeyPair(file);
-      if (created) process.stderr.write(`created ${file}\n`);
-      process.stdout.write(`${toBase64(keyPair.publicKey)}\n`);
-    } catch (e) {
-      exitWithError(e, 'axle-hub keygen');
-    }
-  });
+  .action((o: { config: string }) => printPublicKey(() => keyFileOf(loadHubConfig(o.config)), 'axle-hub keygen'));
 
 const ca = program.command('ca').description('the fleet CA: certificates for hub and spoke listeners');
 

@@ -167,31 +167,12 @@ export async function composeHub(
   });
   links.onStaleTerm = (id) => replication.onStaleTerm(`spoke ${id}`);
   const hubKeys = () => [keyPair.publicKey, ...config().spanner.peers.map((x) => fromBase64(x.pubkey, 32))];
-  const enrollment = new Enrollment({
-    state,
-    tokens,
-    fleet,
-    links,
-    epochs,
-    events,
-    metrics,
-    log,
-    config,
-    router,
-    hubAddrs,
-    hubKeys,
-  });
+  // What enrollment and the mover both place envoys with.
+  const placing = { state, fleet, links, epochs, events, metrics, log, config, router };
+  const enrollment = new Enrollment({ ...placing, tokens, hubAddrs, hubKeys });
   let supervisor: Supervisor | undefined;
   const mover = new EnvoyMover({
-    state,
-    fleet,
-    links,
-    epochs,
-    events,
-    metrics,
-    log,
-    config,
-    router,
+    ...placing,
     onMoved: (id) => {
       if (fleet.has(id) && fleet.health.get(id).online) void supervisor?.flushReleases(id).catch(() => undefined);
     },

@@ -6,6 +6,7 @@ import {
   Glob,
   HTTP_LIMIT_DEFAULTS,
   httpLimitFields,
+  idField,
   arr,
   bool,
   custom,
@@ -60,9 +61,6 @@ export const EVENT_TYPES = [
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
-const id = () =>
-  str({ min: 1, max: 64, pattern: /^[A-Za-z0-9_.-]+$/, hint: 'must be an id (letters, digits, ".", "-", "_")' });
-
 const pubkey = () =>
   custom('public key', (v) => {
     if (typeof v !== 'string') throw new Error('expected the base64 public key printed by `keygen`');
@@ -107,13 +105,13 @@ const rateLimit = (requests: number, perMs: number, burst: number) =>
   );
 
 const spokeSchema = obj({
-  id: id(),
+  id: idField(),
   addr: hostPort(),
   patterns: def(arr(pattern(), { max: 64 }), []),
   pubkey: pubkey(),
   max_envoys: opt(int({ min: 0 })),
   /** Spokes that take this spoke's envoys when it is drained and no other spoke's patterns match them (placement.ts). */
-  failover_to: def(arr(id(), { max: 64 }), []),
+  failover_to: def(arr(idField(), { max: 64 }), []),
 });
 
 const autoFailoverSchema = obj({
@@ -140,7 +138,7 @@ const webhookSchema = obj({
 });
 
 export const hubConfigSchema = obj({
-  server_id: id(),
+  server_id: idField(),
   listen: hostPort(),
   /** TLS on the one port (HTTPS, WSS) and the CA outbound links check; or insecure_transport: true. */
   ...transportFields(),
@@ -169,7 +167,7 @@ export const hubConfigSchema = obj({
   spanner: obj({
     role: role(),
     spokes: def(arr(spokeSchema, { max: 1000 }), []),
-    default_spoke: opt(id()),
+    default_spoke: opt(idField()),
     auto_failover: def(autoFailoverSchema, () => ({
       enabled: false,
       threshold: 3,
@@ -178,7 +176,7 @@ export const hubConfigSchema = obj({
       drain_parallel: 4,
       drain_jitter: 1000,
     })),
-    peers: def(arr(obj({ id: id(), addr: hostPort(), pubkey: pubkey() }), { max: 16 }), []),
+    peers: def(arr(obj({ id: idField(), addr: hostPort(), pubkey: pubkey() }), { max: 16 }), []),
   }),
   enrollment: def(
     obj({
@@ -207,7 +205,7 @@ export const hubConfigSchema = obj({
       min_acks: opt(int({ min: 0, max: 16 })),
       lease: def(duration({ min: 100, max: 600_000 }), 5000),
       election_timeout: opt(duration({ min: 150, max: 900_000 })),
-      witnesses: def(arr(obj({ id: id(), addr: hostPort(), pubkey: pubkey() }), { max: 16 }), []),
+      witnesses: def(arr(obj({ id: idField(), addr: hostPort(), pubkey: pubkey() }), { max: 16 }), []),
     }),
     () => ({
       lease: 5000,

@@ -2,16 +2,16 @@ import type { MoveList, MoveStarted, SpokeDetail, SpokeList, SpokeView } from '@
 import {
   AxleError,
   COMPLIANCE,
+  canonicalHostname,
   ErrorCode,
   Glob,
   arr,
   bool,
-  canonicalHostname,
-  custom,
   def,
   envoyFilterSchema,
   globField,
   obj,
+  operatorHostnameField,
   opt,
   parse,
   str,
@@ -26,22 +26,12 @@ import type { Move } from '../store/model.js';
 import { QueryLimit } from './query-limit.js';
 import { liveFigures, strandedView } from '../spokes/spoke-view.js';
 
-/** Host names from operators are taken in any case and with a trailing dot, and stored canonical. */
-const hostname = () =>
-  custom(
-    'hostname',
-    (v) => {
-      if (typeof v !== 'string') throw new Error('expected a host name');
-      return canonicalHostname(v);
-    },
-    ['web1.dc1.example.com'],
-  );
 const spokeId = () => str({ min: 1, max: 64, pattern: /^[A-Za-z0-9_.-]+$/, hint: 'must be a spoke id' });
 
 const reassignBody = obj({ hostname: globField(), to: spokeId(), wait: def(bool(), false) });
 const drainBody = obj({ spoke: spokeId(), to: opt(spokeId()), wait: def(bool(), false) });
 const importBody = obj({
-  envoys: arr(obj({ hostname: hostname(), pubkey: str({ min: 1, max: 64 }) }), { min: 1, max: 50_000 }),
+  envoys: arr(obj({ hostname: operatorHostnameField(), pubkey: str({ min: 1, max: 64 }) }), { min: 1, max: 50_000 }),
 });
 
 /** Envoy filters from query parameters: match, compliance, trait=k=v (repeatable), seen_after/seen_before. */

@@ -4,7 +4,16 @@
  * (changes `job.put`, `job.targets`, `job.drop`), so a job survives a hub restart and replicates.
  */
 
-import type { JobAction, JobOptions, JobPause, JobSelector, JobState, TargetCounts, TargetState } from '@axle/shared';
+import type {
+  JobOptions,
+  JobPause,
+  JobSelector,
+  JobState,
+  JobTargetView,
+  JobView,
+  TargetCounts,
+  TargetState,
+} from '@axle/shared';
 
 /** The value types of a job are the API contract's (api-jobs.ts in shared); the records below are the store's. */
 export type { JobOptions, JobPause, JobSelector, JobState, TargetCounts, TargetState };
@@ -19,50 +28,13 @@ export const TARGET_STATES: readonly TargetState[] = [
 ];
 export const TERMINAL: ReadonlySet<TargetState> = new Set(['succeeded', 'failed', 'timed_out', 'skipped']);
 
-export interface Job {
-  id: string;
-  action: JobAction;
-  selector: JobSelector;
-  options: JobOptions;
-  state: JobState;
-  by: string;
-  createdAt: number;
-  startedAt: number;
-  finishedAt?: number;
-  total: number;
-  counts: TargetCounts;
-  waves: number;
-  /** The wave now running (0-based); equals `waves` once every wave is done. */
-  wave: number;
-  /** When the previous wave's last target finished: the next wave starts no earlier than this + pause. */
-  waveEndedAt?: number;
-  /** Why the job stopped early (failure rate, cancel). */
-  reason?: string;
-  /** Set while the job is paused (its state stays `running`). */
-  paused?: JobPause;
-  /** Spokes that did not answer while targets were resolved (their envoys are skipped). */
-  unresolved: { spokeId: string; outcome: string }[];
-  /** Highest number of targets running at once (bounded by maxParallel). */
-  maxRunning: number;
-}
-
-export interface JobTarget {
-  hostname: string;
-  spokeId: string;
-  wave: number;
-  state: TargetState;
-  attempts: number;
-  reason?: string;
-  exitCode?: number;
-  /** Output tail of the last attempt (bounded). */
-  output?: string;
-  startedAt?: number;
-  finishedAt?: number;
-  /** A failed attempt waits until then before the next one. */
-  retryAt?: number;
-  /** Per attempt: when it started and ended, for audits and the retry-delay test. */
-  history: { attempt: number; spokeId: string; startedAt: number; finishedAt: number; status: string }[];
-}
+/**
+ * The stored records are the contract's views, each field declared once (api-jobs.ts): the
+ * API serves exactly what the store keeps. jobView/targetView (view.ts) still copy field by
+ * field, so a field the store adds later (as `JobView & {...}`) stays out of the API.
+ */
+export type Job = JobView;
+export type JobTarget = JobTargetView;
 
 export function emptyCounts(): TargetCounts {
   return { pending: 0, running: 0, succeeded: 0, failed: 0, timed_out: 0, skipped: 0 };

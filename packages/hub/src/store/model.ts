@@ -1,5 +1,13 @@
-import type { Move, SpokeAdmin } from '@axle/shared';
-import type { RevertOrder } from '@axle/shared';
+import type {
+  ApiRole,
+  ApiTokenView,
+  ConfigVersionInfo,
+  DirectoryEntryView,
+  Move,
+  PendingEnrollmentView,
+  RevertOrder,
+  SpokeAdmin,
+} from '@axle/shared';
 import type { EventType } from '../daemon/config.js';
 import type { HistoryBucket, HistorySample } from './history/model.js';
 import type { Job, JobTarget } from '../jobs/model.js';
@@ -10,15 +18,13 @@ import type { Rollout } from '../jobs/rollouts/model.js';
  * written. Replication (a later issue) ships the ordered log of these changes.
  */
 
-export interface DirectoryEntry {
-  hostname: string;
-  /** base64 of the 32-byte Ed25519 key the envoy enrolled with. */
-  pubkey: string;
-  spokeId: string;
-  epoch: number;
-  enrolledAt: number;
-  assignedAt: number;
-}
+/**
+ * Records that are the contract's views as they stand (api-admin.ts, api-types.ts), each field
+ * declared once there; a record that keeps more than the API shows extends its view.
+ */
+export type DirectoryEntry = DirectoryEntryView;
+export type PendingEnrollment = PendingEnrollmentView;
+export type { ApiRole };
 
 export interface JoinToken {
   id: string;
@@ -37,23 +43,9 @@ export interface JoinToken {
   revokedAt?: number;
 }
 
-export type ApiRole = 'admin' | 'viewer';
-
-export interface ApiToken {
-  id: string;
+/** The stored token: its view and the hash of its secret. */
+export interface ApiToken extends ApiTokenView {
   hash: string;
-  role: ApiRole;
-  name: string;
-  createdAt: number;
-  revokedAt?: number;
-}
-
-export interface PendingEnrollment {
-  hostname: string;
-  pubkey: string;
-  tokenId: string;
-  source: string;
-  requestedAt: number;
 }
 
 export interface RekeyAllowance {
@@ -113,26 +105,10 @@ export interface Delivery {
 }
 
 /** A published config version: the signed tar.gz every spoke and envoy converges on. */
-export interface ConfigBundle {
-  version: number;
+export interface ConfigBundle extends ConfigVersionInfo {
   hash: Uint8Array;
   signature: Uint8Array;
   data: Uint8Array;
-  files: string[];
-  publishedAt: number;
-  by: string;
-  source: 'publish' | 'rollback' | 'webhook' | 'rollout';
-  /** For a rollback: the version whose content this one republishes. */
-  from?: number;
-  /**
-   * Absent: live (served to every envoy). `staged`: held by spokes for a rollout, given only to
-   * the hosts it moves. `withdrawn`: its rollout stopped; never served again.
-   */
-  stage?: 'staged' | 'withdrawn';
-  /** The rollout that staged it. */
-  rollout?: string;
-  /** For a version withdrawn by a rollback: the hub's signed order moving its hosts back. */
-  revert?: RevertOrder;
 }
 
 export type ConfigBundleMeta = Omit<ConfigBundle, 'data'> & { bytes: number };

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
-import { createLogger, exitWithError, loadOrCreateKeyPair, runUntilSignalled, toBase64 } from '@axle/shared';
+import { createLogger, exitWithError, printPublicKey, runUntilSignalled } from '@axle/shared';
 import { Spoke, keyFileOf, loadSpokeConfig } from '../index.js';
 
 /** `axle-spoke --config FILE` runs the daemon; `axle-spoke keygen --config FILE` prints its public key. */
@@ -35,16 +35,7 @@ program
   .command('keygen')
   .description("print the base64 public key of the spoke's key_file, creating the key if missing")
   .requiredOption('-c, --config <file>', 'spoke config (YAML)')
-  .action((o: { config: string }) => {
-    try {
-      const file = keyFileOf(loadSpokeConfig(o.config));
-      const { keyPair, created } = loadOrCreateKeyPair(file);
-      if (created) process.stderr.write(`created ${file}\n`);
-      process.stdout.write(`${toBase64(keyPair.publicKey)}\n`);
-    } catch (e) {
-      exitWithError(e, 'axle-spoke keygen');
-    }
-  });
+  .action((o: { config: string }) => printPublicKey(() => keyFileOf(loadSpokeConfig(o.config)), 'axle-spoke keygen'));
 
 program.enablePositionalOptions();
 await program.parseAsync(process.argv);

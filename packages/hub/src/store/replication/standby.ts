@@ -31,6 +31,11 @@ export class StandbyApplier {
     return Math.max(0, this.primarySeq - this.state.lastSeq);
   }
 
+  /** The answer to an append or a snapshot chunk: where this standby stands once it is handled. */
+  private ack(term: () => number, ok: boolean, reason?: string): Ack {
+    return { type: 'repl_ack', term: term(), ok, ...this.position(), ...(reason !== undefined ? { reason } : {}) };
+  }
+
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const p = this.chain.then(fn);
     this.chain = p.catch(() => undefined);
@@ -41,13 +46,7 @@ export class StandbyApplier {
     return this.serial(async () => {
       this.primarySeq = Math.max(this.primarySeq, msg.primarySeq);
       const s = this.state;
-      const ack = (ok: boolean, reason?: string): Ack => ({
-        type: 'repl_ack',
-        term: term(),
-        ok,
-        ...this.position(),
-        ...(reason !== undefined ? { reason } : {}),
-      });
+      const ack = (ok: boolean, reason?: string) => this.ack(term, ok, reason);
       if (s.lastSeq !== msg.prevSeq || s.termAt(msg.prevSeq) !== msg.prevTerm) {
         return ack(
           false,
@@ -75,13 +74,7 @@ export class StandbyApplier {
    */
   snapshot(msg: MessageOf<'repl_snapshot'>, term: () => number): Promise<Ack> {
     return this.serial(async () => {
-      const ack = (ok: boolean, reason?: string): Ack => ({
-        type: 'repl_ack',
-        term: term(),
-        ok,
-        ...this.position(),
-        ...(reason !== undefined ? { reason } : {}),
-      });
+      const ack = (ok: boolean, reason?: string) => this.ack(term, ok, reason);
       const cur = this.snap;
       const same = cur !== undefined && cur.seq === msg.snapSeq && cur.term === msg.snapTerm;
       if (same && msg.chunk > 0 && msg.chunk === cur.next - 1) return ack(true);
