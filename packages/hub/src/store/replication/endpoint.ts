@@ -34,8 +34,6 @@ export interface EndpointHost {
   peers: () => PeerConfig[];
   term: () => number;
   leading: () => boolean;
-  /** Test-only fault switch: every peer link is refused. */
-  isolated: () => boolean;
   notPrimary: () => AxleError;
   leaseMs: () => number;
   learnTerm: (term: number, from: string) => Promise<void>;
@@ -68,16 +66,9 @@ export class PeerEndpoint {
           log: this.h.log,
           onRequest: (m, c) => this.serve(m, p.id, c),
           onOpen: (c) => this.hello(p.id, c),
-          blocked: this.h.isolated,
         }),
       );
     }
-  }
-
-  /** Test-only partition: drops every link to and from the peers. */
-  cut(): void {
-    for (const p of this.links.values()) p.drop();
-    for (const i of this.inbound.values()) i.conn.close();
   }
 
   close(): void {
@@ -98,7 +89,6 @@ export class PeerEndpoint {
         `hub "${claim.id}" presented key ${fingerprint(claim.pubkey)}, not its pubkey in spanner.peers; run axle-hub keygen on it and update the config`,
       );
     }
-    if (this.h.isolated()) throw new AxleError(ErrorCode.UNREACHABLE, 'peer links are blocked (test fault)');
     return { role: 'hub' };
   }
 
@@ -146,7 +136,6 @@ export class PeerEndpoint {
 
   async serve(msg: Message, peerId: string, conn: Connection): Promise<Message> {
     const h = this.h;
-    if (h.isolated()) throw new AxleError(ErrorCode.UNREACHABLE, 'peer links are blocked (test fault)');
     switch (msg.type) {
       case 'repl_hello': {
         const i: Inbound = { conn, hint: { lastSeq: msg.lastSeq, lastTerm: msg.lastTerm }, adminHash: msg.adminHash };

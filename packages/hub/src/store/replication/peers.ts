@@ -41,7 +41,6 @@ export class PeerLink {
       onRequest: (msg: Message, conn: Connection) => Promise<Message>;
       /** Called once a connection is open (the caller says hello). */
       onOpen: (conn: Connection) => void;
-      blocked: () => boolean;
     },
   ) {
     this.pubkey = fromBase64(cfg.pubkey, 32, `public key of peer hub ${cfg.id}`);
@@ -50,7 +49,6 @@ export class PeerLink {
       minHandshakeMs: 100,
       handlers: { onRequest: (msg, conn) => o.onRequest(msg, conn), onEvent: () => undefined },
       onOpen: o.onOpen,
-      blocked: o.blocked,
     });
   }
 
@@ -75,10 +73,6 @@ export class PeerLink {
     this.link.keepOpen(timeoutMs, (e: unknown) =>
       this.o.log.debug({ peer: this.id, err: errorText(e) }, 'cannot reach peer hub'),
     );
-  }
-
-  drop(): void {
-    this.link.drop();
   }
 
   close(): void {

@@ -79,8 +79,6 @@ export class Replication {
   private timer: NodeJS.Timeout | undefined;
   private transition: Promise<void> = Promise.resolve();
   private stopped = false;
-  /** Test-only fault: drop every replication, vote and lease link (a partition). */
-  isolated = false;
 
   constructor(private readonly d: ReplicationDeps) {
     const cfg = d.config();
@@ -99,7 +97,6 @@ export class Replication {
       applier: this.applier,
       selfId: () => this.selfId,
       selfAddr: d.selfAddr,
-      isolated: () => this.isolated,
       leading: (term: number) => this.leads(term),
       learnTerm: (term: number, from: string) => this.learnTerm(term, from),
     };
@@ -107,7 +104,7 @@ export class Replication {
       ...host,
       role: () => this.role,
       stopped: () => this.stopped,
-      voters: () => (this.isolated ? [] : [...this.endpoint.links, ...this.witnesses.voters()]),
+      voters: () => [...this.endpoint.links, ...this.witnesses.voters()],
       primaryLink: () => (this.primaryId !== undefined ? this.endpoint.links.get(this.primaryId) : undefined),
       stand: () => {
         this.r = { role: 'candidate', primary: this.r.role === 'primary' ? undefined : this.r.primary };
@@ -117,7 +114,6 @@ export class Replication {
       },
       conclude: (term, granted) => this.conclude(term, granted),
     });
-    const feeds = { ...host, leading: (term: number) => this.leads(term) && !this.isolated };
     this.endpoint = new PeerEndpoint({
       log: d.log,
       applier: this.applier,
@@ -127,14 +123,13 @@ export class Replication {
       peers: () => d.config().spanner.peers,
       term: () => this.term,
       leading: () => this.role === 'primary',
-      isolated: () => this.isolated,
       notPrimary: () => this.notPrimary(),
       leaseMs: () => this.settings.leaseMs,
       learnTerm: host.learnTerm,
       stepDown: (reason) => this.stepDown(reason),
       follow: (term, primary, addr) => this.follow(term, primary, addr),
       vote: (req) => this.onVoteRequest(req),
-      feed: (peerId, i) => feedStandby(peerId, i, feeds),
+      feed: (peerId, i) => feedStandby(peerId, i, host),
     });
     const self = { id: cfg.server_id, keyPair: d.keyPair, ca: d.ca };
     this.witnesses = new Witnesses(cfg.replication.witnesses, self, host);
@@ -374,13 +369,6 @@ export class Replication {
       peer: p.id,
       lag: Math.max(0, this.d.state.lastSeq - (this.commits.matchOf(p.id) ?? 0)),
     }));
-  }
-
-  /** Test-only: cut (or restore) every replication, vote and lease link. */
-  setIsolated(on: boolean): void {
-    this.isolated = on;
-    if (!on) return;
-    this.endpoint.cut();
   }
 
   async stop(): Promise<void> {

@@ -13,8 +13,6 @@ export interface WitnessHost {
   commits: CommitTracker;
   log: Logger;
   selfId: () => string;
-  /** Test-only fault switch: no lease pings go out, no witness is asked for a vote. */
-  isolated: () => boolean;
   /** Still the primary of `term`? Only then does a witness's acknowledgement extend the lease. */
   leading: (term: number) => boolean;
   learnTerm: (term: number, from: string) => Promise<void>;
@@ -59,7 +57,6 @@ export class Witnesses {
     const seq = s.minAcks === 0 ? h.state.lastSeq : h.commits.commitSeq(h.state.lastSeq);
     const pos = { lastSeq: seq, lastTerm: h.state.termAt(seq) ?? 0 };
     for (const [id, w] of this.links) {
-      if (h.isolated()) continue;
       const sentAt = Date.now();
       w.request(
         { type: 'lease_ping', term, primary: h.selfId(), holdMs: s.electionTimeoutMs, ...pos },
