@@ -12,6 +12,7 @@ import {
   joinToken,
   procSpoke,
   type ProcSpoke,
+  spokeViews,
   startHub,
   type TestEnvoy,
   waitFor,
@@ -150,15 +151,15 @@ export async function startFleet(
   );
   // Spokes push status every 200 ms; wait until the hub has every envoy's compliance.
   await waitFor(
-    () => {
-      const h = hub.internals!.fleet.health;
+    async () => {
+      const v = await spokeViews(hub);
       const n = ['dc1', 'dc2'].reduce((s, id) => {
-        const c = h.get(id).stats?.compliance;
+        const c = v.get(id)!.compliance;
         return s + (c ? c.compliant + c.noncompliant : 0);
       }, 0);
-      return n === plan.length && h.get('dc1').online && h.get('dc2').online;
+      return n === plan.length && v.get('dc1')!.health.online && v.get('dc2')!.health.online;
     },
-    { timeoutMs: 15_000, what: 'spoke stats at the hub' },
+    { timeoutMs: 15_000, intervalMs: 100, what: 'spoke stats at the hub' },
   );
   return { hub, dc1, dc2, token: hub.adminToken, hosts: plan.map(([h]) => h) };
 }

@@ -21,6 +21,8 @@ export {
   type SpokeSpec,
 } from './fleet.js';
 export {
+  apiTokens,
+  asHub,
   checkin,
   directory,
   enroll,
@@ -30,9 +32,11 @@ export {
   hubKeysAt,
   inProcessSpoke,
   joinToken,
+  joinTokens,
   localSpoke,
   locate,
   procSpoke,
+  spokeViews,
   startHub,
   toHub,
   type DirectoryEntry,

@@ -10,6 +10,7 @@ import {
   type Bag,
   ChaosProxy,
   type Daemon,
+  joinTokens,
   type NodePlan,
   planNode,
   startNode,
@@ -174,6 +175,11 @@ export async function view(n: Node, token?: string): Promise<HubView | undefined
   } catch {
     return undefined;
   }
+}
+
+/** The ids of the join tokens in one hub's own store (GET /api/v1/tokens is served by a standby too). */
+export async function tokenIds(n: Node): Promise<Set<string>> {
+  return new Set((await joinTokens({ addr: n.addr, adminToken: adminToken(n) })).map((t) => t.id));
 }
 
 /** The one hub that says it is primary, if exactly one does. */
