@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { connectPeer, type Json, type MessageOf, type Run } from '@axle/shared';
+import type { Json, MessageOf, Run } from '@axle/shared';
 import type { Hub } from '@axle/hub';
 import {
+  asEnvoy,
   type Bag,
   enroll,
   envoy,
@@ -65,13 +66,7 @@ export async function liveEnvoy(
   run: Run,
 ): Promise<void> {
   const t = a.target!;
-  const c = await connectPeer(t.addr, {
-    id: e.hostname,
-    role: 'envoy',
-    keyPair: e.key,
-    expectServerKey: t.pubkey,
-    keepaliveMs: 0,
-  });
+  const c = await asEnvoy(t.addr, e, t.pubkey);
   try {
     const ok = await c.request(
       { type: 'checkin', hostname: e.hostname, epoch: a.epoch, term: a.term, configVersion: 0, traits },

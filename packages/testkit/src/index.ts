@@ -22,6 +22,7 @@ export {
 } from './fleet.js';
 export {
   apiTokens,
+  asEnvoy,
   asHub,
   checkin,
   directory,
@@ -58,7 +59,7 @@ export {
   type NodePlan,
   type PlanSpec,
 } from './plan.js';
-export { freePort } from './ports.js';
+export { closedPort, freePort } from './ports.js';
 export { LISTENING, Proc, ROOT, bin, startDaemon, type Daemon, type LogLine } from './proc.js';
 export { tempDir } from './tmp.js';
 export { nextEvent, waitFor } from './wait.js';

@@ -216,12 +216,17 @@ export async function startHub(bag: Bag, key: HubKey, o: HubOptions, configFile?
  * A connection to a spoke as the test hub (hubConfigObject's `hub-a`, with its key), to send
  * what a hub sends, as a hub that is not quite the one in the test would.
  */
-export function asHub(key: { keyPair: KeyPair }, spoke: SpokeRef, id = 'hub-a'): Promise<Connection> {
+export function asHub(
+  key: { keyPair: KeyPair },
+  spoke: { addr: string; pubkey: string | Uint8Array },
+  id = 'hub-a',
+): Promise<Connection> {
   return connectPeer(spoke.addr, {
     id,
     role: 'hub',
     keyPair: key.keyPair,
-    expectServerKey: fromBase64(spoke.pubkey, 32, `public key of spoke ${spoke.id}`),
+    expectServerKey:
+      typeof spoke.pubkey === 'string' ? fromBase64(spoke.pubkey, 32, `public key at ${spoke.addr}`) : spoke.pubkey,
     keepaliveMs: 0,
   });
 }
@@ -236,8 +241,19 @@ export function envoy(hostname: string): TestEnvoy {
   return { hostname, key: generateKeyPair() };
 }
 
+/** A connection as envoy `e` (id = host name) to a hub or spoke, pinning the server's key when given. */
+export function asEnvoy(addr: string, e: TestEnvoy, serverKey?: Uint8Array): Promise<Connection> {
+  return connectPeer(addr, {
+    id: e.hostname,
+    role: 'envoy',
+    keyPair: e.key,
+    ...(serverKey ? { expectServerKey: serverKey } : {}),
+    keepaliveMs: 0,
+  });
+}
+
 export async function toHub(hubAddr: string, e: TestEnvoy): Promise<Connection> {
-  return connectPeer(hubAddr, { id: e.hostname, role: 'envoy', keyPair: e.key, keepaliveMs: 0 });
+  return asEnvoy(hubAddr, e);
 }
 
 export async function enroll(hubAddr: string, e: TestEnvoy, token: string): Promise<MessageOf<'assignment'>> {
@@ -265,13 +281,7 @@ export async function checkin(
   epoch = a.epoch,
 ): Promise<MessageOf<'checkin_ok'> | MessageOf<'redirect'>> {
   const t = a.target!;
-  const c = await connectPeer(t.addr, {
-    id: e.hostname,
-    role: 'envoy',
-    keyPair: e.key,
-    expectServerKey: t.pubkey,
-    keepaliveMs: 0,
-  });
+  const c = await asEnvoy(t.addr, e, t.pubkey);
   try {
     const r = await c.request({ type: 'checkin', hostname: e.hostname, epoch, term: a.term, configVersion: 0 }, 10_000);
     if (r.type !== 'checkin_ok' && r.type !== 'redirect') throw new Error(`unexpected ${r.type}`);

@@ -1,12 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connectPeer, loadKeyPair, silentLogger, type Connection, type KeyPair } from '@axle/shared';
+import { loadKeyPair, silentLogger, type Connection, type KeyPair } from '@axle/shared';
 import { Hub, hubConfigFrom } from '@axle/hub';
 import { Spoke, spokeConfigFrom } from '@axle/spoke';
 import { parse } from 'yaml';
 import {
   adminToken,
   api,
+  asHub as connectAsHub,
   type Bag,
   ChaosProxy,
   type Daemon,
@@ -190,14 +191,8 @@ export async function primaryOf(nodes: Node[]): Promise<Node | undefined> {
 }
 
 /** Connects to a spoke as hub `n` would (same key), to show what the spoke does with its orders. */
-export async function asHub(n: Node, spoke: Node): Promise<Connection> {
-  return connectPeer(spoke.addr, {
-    id: n.id,
-    role: 'hub',
-    keyPair: n.keyPair,
-    expectServerKey: spoke.keyPair.publicKey,
-    keepaliveMs: 0,
-  });
+export function asHub(n: Node, spoke: Node): Promise<Connection> {
+  return connectAsHub(n, { addr: spoke.addr, pubkey: spoke.pub }, n.id);
 }
 
 export interface Sample {
