@@ -85,12 +85,6 @@ export class Link extends EventEmitter<FailoverEvents<Connection>> {
     return conn.request(msg, Math.max(1, timeoutMs - (Date.now() - start)), expect);
   }
 
-  /** Dials if there is no connection and no dial in flight; a failure is only logged by the caller's `onError`. */
-  keepOpen(timeoutMs: number, onError: (e: unknown) => void): void {
-    if (this.closed || this.conn?.isOpen || this.connecting) return;
-    this.connection(timeoutMs).catch(onError);
-  }
-
   /**
    * Keeps a connection open from now until close(): redials after every drop or failure with
    * exponential backoff and full jitter, moving to the next address after repeated failures.

@@ -57,7 +57,7 @@ export class PeerEndpoint {
 
   constructor(private readonly h: EndpointHost) {}
 
-  /** Sets up a link to each peer (opened on demand, then kept open by `keepOpen`). */
+  /** Sets up a link to each peer (opened on demand until `keepOpen`). */
   link(peers: PeerConfig[], self: LinkSelf): void {
     for (const p of peers) {
       this.links.set(
@@ -69,6 +69,11 @@ export class PeerEndpoint {
         }),
       );
     }
+  }
+
+  /** Keeps every peer link open from now on (see PeerLink.keepOpen). */
+  keepOpen(o: { maxBackoffMs: number; connectTimeoutMs: number }): void {
+    for (const p of this.links.values()) p.keepOpen(o);
   }
 
   close(): void {

@@ -173,10 +173,13 @@ export class Replication {
 
   start(): void {
     if (!this.settings.enabled) return;
+    const every = Math.max(10, Math.floor(this.settings.heartbeatMs / 2));
+    // A peer that comes back is redialled within a tick, as fast as the tick once redialled it.
+    this.endpoint.keepOpen({ maxBackoffMs: every, connectTimeoutMs: this.settings.electionTimeoutMs });
     const tick = () => {
       if (this.stopped) return;
       this.tick();
-      this.timer = setTimeout(tick, Math.max(10, Math.floor(this.settings.heartbeatMs / 2)));
+      this.timer = setTimeout(tick, every);
     };
     tick();
   }
@@ -207,7 +210,6 @@ export class Replication {
 
   private tick(): void {
     const s = this.settings;
-    for (const p of this.endpoint.links.values()) p.keepOpen(s.electionTimeoutMs);
     if (this.r.role === 'primary') {
       if (!this.commits.leaseValid() && Date.now() - this.r.since > 0) {
         this.d.log.warn(
