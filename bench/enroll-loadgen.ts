@@ -24,6 +24,9 @@ export interface EnrollResult {
   errors: number;
   firstError?: string;
   ms: { p50: number; p99: number };
+  /** The two halves of `ms`: connecting (TCP, TLS, the signed handshake) and the enroll request. */
+  connectMs: { p50: number; p99: number };
+  requestMs: { p50: number; p99: number };
   cpuSeconds: number;
 }
 
@@ -36,6 +39,8 @@ async function enrollAll(job: EnrollJob): Promise<EnrollResult> {
   const keys = Array.from({ length: job.count }, () => generateKeyPair());
   const hubPub = fromBase64(job.hubPub, 32);
   const ms: number[] = [];
+  const connectMs: number[] = [];
+  const requestMs: number[] = [];
   let errors = 0;
   let firstError: string | undefined;
   let next = 0;
@@ -56,12 +61,16 @@ async function enrollAll(job: EnrollJob): Promise<EnrollResult> {
             ...(job.ca !== undefined ? { ca: job.ca } : {}),
             keepaliveMs: 0,
           });
+          const connected = performance.now();
           try {
             await c.request({ type: 'enroll', hostname, token: job.token }, 60_000, 'assignment');
           } finally {
             c.close();
           }
-          ms.push(performance.now() - s);
+          const end = performance.now();
+          ms.push(end - s);
+          connectMs.push(connected - s);
+          requestMs.push(end - connected);
         } catch (e) {
           errors++;
           firstError ??= String(e);
@@ -77,6 +86,8 @@ async function enrollAll(job: EnrollJob): Promise<EnrollResult> {
     errors,
     ...(firstError !== undefined ? { firstError } : {}),
     ms: { p50: pct(ms, 50), p99: pct(ms, 99) },
+    connectMs: { p50: pct(connectMs, 50), p99: pct(connectMs, 99) },
+    requestMs: { p50: pct(requestMs, 50), p99: pct(requestMs, 99) },
     cpuSeconds: (cpu.user + cpu.system) / 1e6,
   };
 }

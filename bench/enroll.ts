@@ -1,12 +1,13 @@
 import { fork } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Signer, generateKeyPair, verifyDetached } from '@axle/shared';
 import { adminToken, HubApi, type NodePlan, planFleet, type Proc, startNode, tempDir } from '@axle/testkit';
 import type { EnrollJob, EnrollResult } from './enroll-loadgen.js';
 import { rate, type Figure } from './lib.js';
+import { loadAvg, threadSeconds } from './spoke-procs.js';
 
 /**
  * The full enrollment path, every part its own process and every link TLS with the fleet CA
@@ -16,17 +17,19 @@ import { rate, type Figure } from './lib.js';
  * has adopted it durably and the hub recorded it durably before that answer. Reference,
  * measured in the same run: the Ed25519 work an enrollment cannot avoid (the handshake and
  * the signed enroll and assignment frames: 4 signs and 4 verifies across envoy and hub)
- * spread over this machine's cores; TLS's own handshake comes on top.
+ * spread over this machine's cores; TLS's own handshake comes on top. On a machine others share
+ * (the load generator alone needs about a core), the CPU each daemon thread spent per enrollment,
+ * read from /proc, says what the hub and spokes would do on 2 cores of their own.
  */
 const ENROLLS = Number(process.env.BENCH_ENROLLS ?? 4000);
 const CONCURRENCY = Number(process.env.BENCH_ENROLL_CONCURRENCY ?? 64);
+/** Which passes to run (one, plain, three), all by default: one alone is enough while profiling. */
+const PHASES = (process.env.BENCH_ENROLL_PHASES ?? 'one,plain,three').split(',');
+/** How long the daemons' idle CPU is measured before each pass, to take it off theirs under load. */
+const IDLE_MS = 3000;
+/** Keeps every daemon's log lines there (`<kind>-<id>.log`), e.g. to count the envoys per adopt. */
+const LOG_DIR = process.env.BENCH_LOG_DIR;
 const SPOKES = Array.from({ length: 4 }, (_, i) => ({ id: `dc${i + 1}`, patterns: [`*.dc${i + 1}.*`] }));
-
-/** utime + stime of a process, in seconds. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 
 function enrollWith(job: EnrollJob): Promise<EnrollResult> {
   const gen = fork(fileURLToPath(new URL('./enroll-loadgen.ts', import.meta.url)), [], {
@@ -52,8 +55,10 @@ export async function run(): Promise<Figure[]> {
         maxConnectionsPerIp: 10_000,
         insecureTransport,
       });
-      const spokes = await Promise.all(plan.spokes.map((s) => startNode(s)));
-      const hubProcs = await Promise.all(plan.hubs.map((h) => startNode(h)));
+      const logs = LOG_DIR ? { logDir: join(LOG_DIR, name) } : {};
+      if (logs.logDir) mkdirSync(logs.logDir, { recursive: true });
+      const spokes = await Promise.all(plan.spokes.map((s) => startNode(s, logs)));
+      const hubProcs = await Promise.all(plan.hubs.map((h) => startNode(h, logs)));
       procs.push(...spokes, ...hubProcs);
       return {
         plan,
@@ -85,7 +90,26 @@ export async function run(): Promise<Figure[]> {
       const { hubPids, spokePids } = f;
       const api = new HubApi(primary.addr, adminToken(primary), f.insecureTransport ? undefined : f.plan.ca.pem);
       const tok = await api.post<{ secret: string }>('/tokens', { note: 'bench' });
-      const cpu0 = [...hubPids, ...spokePids].map(cpuSeconds);
+      const threads = () => [...hubPids, ...spokePids].map(threadSeconds);
+      // Per process: its main thread (the pid's own) and the rest (signature workers, LMDB, GC).
+      const split = (a: Map<number, number>[], b: Map<number, number>[]) =>
+        [...hubPids, ...spokePids].map((pid, i) => {
+          let main = 0;
+          let other = 0;
+          for (const [tid, sec] of b[i]!) {
+            const d = sec - (a[i]!.get(tid) ?? 0);
+            if (tid === pid) main += d;
+            else other += d;
+          }
+          return { main, other };
+        });
+      // What the daemons spend idle (status pushes, probes, keepalives) is not the enrollments': measured first, taken off.
+      const idle0 = threads();
+      const idleStart = performance.now();
+      await new Promise((r) => setTimeout(r, IDLE_MS));
+      const idle = split(idle0, threads());
+      const idleSeconds = (performance.now() - idleStart) / 1000;
+      const cpu0 = threads();
       const r = await enrollWith({
         addr: primary.addr,
         hubPub: primary.pub,
@@ -96,10 +120,26 @@ export async function run(): Promise<Figure[]> {
         prefix,
         spokes: SPOKES.length,
       });
-      const cpu = [...hubPids, ...spokePids].map((p, i) => cpuSeconds(p) - (cpu0[i] as number));
-      const hubCpu = cpu.slice(0, hubPids.length).reduce((a, b) => a + b, 0);
-      const spokeCpu = cpu.slice(hubPids.length).reduce((a, b) => a + b, 0);
+      const cpu1 = threads();
+      const load = loadAvg();
+      const used = split(cpu0, cpu1).map((u, i) => ({
+        main: Math.max(0, u.main - (idle[i]!.main / idleSeconds) * r.seconds),
+        other: Math.max(0, u.other - (idle[i]!.other / idleSeconds) * r.seconds),
+      }));
+      const idleCpu = idle.reduce((a, x) => a + x.main + x.other, 0) / idleSeconds;
       if (r.errors > 0) throw new Error(`${r.errors} enrollments failed, first: ${r.firstError}`);
+      const ms = (sec: number) => (sec / r.enrolled) * 1000;
+      const hubs = used.slice(0, hubPids.length);
+      const spokes = used.slice(hubPids.length);
+      const sum = (xs: { main: number; other: number }[]) => xs.reduce((a, x) => a + x.main + x.other, 0);
+      const hubCpu = ms(sum(hubs));
+      const spokeCpu = ms(sum(spokes));
+      const primaryAt = f.plan.hubs.indexOf(primary);
+      const hubMain = ms(hubs[primaryAt]!.main);
+      const hubOther = ms(hubs[primaryAt]!.other);
+      // The daemons alone on 2 free cores (the envoys elsewhere): every thread of hub and spokes
+      // shares the 2 cores, and no more than one core can run the primary's event loop.
+      const freeTwo = Math.min(2000 / (hubCpu + spokeCpu), 1000 / hubMain);
       const perSec = r.enrolled / r.seconds;
       figs.push(
         {
@@ -117,49 +157,74 @@ export async function run(): Promise<Figure[]> {
           value: r.ms.p50,
           unit: 'ms p50',
           target: '',
-          reference: `p99 ${r.ms.p99.toFixed(0)} ms; CPU per enrollment: hub${hubPids.length > 1 ? 's' : ''} ${((hubCpu / r.enrolled) * 1000).toFixed(2)} ms, spokes ${((spokeCpu / r.enrolled) * 1000).toFixed(2)} ms, envoys ${((r.cpuSeconds / r.enrolled) * 1000).toFixed(2)} ms`,
+          reference: `p99 ${r.ms.p99.toFixed(0)} ms; connect p50 ${r.connectMs.p50.toFixed(0)} ms, enroll request p50 ${r.requestMs.p50.toFixed(0)} ms; load average ${load}`,
+        },
+        {
+          bench,
+          name: `  CPU per enrollment, ${name}`,
+          value: hubCpu + spokeCpu,
+          unit: 'ms hub + spokes',
+          target: '',
+          reference: `hub${hubPids.length > 1 ? 's' : ''} ${hubCpu.toFixed(2)} ms (primary: main thread ${hubMain.toFixed(2)} ms, other threads ${hubOther.toFixed(2)} ms), spokes ${spokeCpu.toFixed(2)} ms (main threads ${ms(spokes.reduce((a, x) => a + x.main, 0)).toFixed(2)} ms), net of the ${(idleCpu * 100).toFixed(0)}% of a core they spend idle; envoys (load generator) ${ms(r.cpuSeconds).toFixed(2)} ms; ${(hubCpu / sigMs).toFixed(1)}x the signature work of an enrollment (${sigMs.toFixed(2)} ms) for the hub${hubPids.length > 1 ? 's' : ''}`,
+        },
+        {
+          bench,
+          name: `  on 2 free cores (envoys elsewhere), ${name}: implied`,
+          value: freeTwo,
+          unit: 'enroll/s',
+          target: '',
+          reference: `min(2 cores / ${(hubCpu + spokeCpu).toFixed(2)} ms of hub and spokes, 1 core / ${hubMain.toFixed(2)} ms of the primary's event loop), from this run's per-thread CPU`,
         },
       );
     };
 
-    const one = await fleet('one', ['ha']);
-    await phase('one hub', one, one.plan.hubs[0]!, 'a', 'spoke adopt and hub record each on disk before the answer');
-    await Promise.all(procs.splice(0).map((p) => p.stop()));
-    const plain = await fleet('plain', ['ha'], true);
-    await phase(
-      'one hub, insecure_transport',
-      plain,
-      plain.plan.hubs[0]!,
-      'c',
-      'the same without TLS: what the handshakes of TLS cost',
-    );
-    await Promise.all(procs.splice(0).map((p) => p.stop()));
-
-    const three = await fleet('three', ['ha', 'hb', 'hc']);
-    let primary: NodePlan | undefined;
-    let minAcks = 0;
-    const deadline = Date.now() + 30_000;
-    while (!primary && Date.now() < deadline) {
-      for (const h of three.plan.hubs) {
-        const r = await new HubApi(h.addr, adminToken(h), three.plan.ca.pem)
-          .get<{ replication?: { role?: string; minAcks?: number } }>('/hub')
-          .catch(() => undefined);
-        if (r?.replication?.role === 'primary') {
-          primary = h;
-          minAcks = r.replication.minAcks ?? 0;
-        }
-      }
-      if (!primary) await new Promise((r) => setTimeout(r, 100));
+    if (PHASES.includes('one')) {
+      const one = await fleet('one', ['ha']);
+      await phase('one hub', one, one.plan.hubs[0]!, 'a', 'spoke adopt and hub record each on disk before the answer');
+      await Promise.all(procs.splice(0).map((p) => p.stop()));
     }
-    if (!primary) throw new Error('no primary among the replicated hubs within 30 s');
-    await phase(
-      'three replicated hubs',
-      three,
-      primary,
-      'b',
-      `each answer waits for min_acks ${minAcks} standby to store the assignment`,
-    );
+    if (PHASES.includes('plain')) await plainPhase();
+    if (PHASES.includes('three')) await threePhase();
     return figs;
+
+    async function plainPhase(): Promise<void> {
+      const plain = await fleet('plain', ['ha'], true);
+      await phase(
+        'one hub, insecure_transport',
+        plain,
+        plain.plan.hubs[0]!,
+        'c',
+        'the same without TLS: what the handshakes of TLS cost',
+      );
+      await Promise.all(procs.splice(0).map((p) => p.stop()));
+    }
+
+    async function threePhase(): Promise<void> {
+      const three = await fleet('three', ['ha', 'hb', 'hc']);
+      let primary: NodePlan | undefined;
+      let minAcks = 0;
+      const deadline = Date.now() + 30_000;
+      while (!primary && Date.now() < deadline) {
+        for (const h of three.plan.hubs) {
+          const r = await new HubApi(h.addr, adminToken(h), three.plan.ca.pem)
+            .get<{ replication?: { role?: string; minAcks?: number } }>('/hub')
+            .catch(() => undefined);
+          if (r?.replication?.role === 'primary') {
+            primary = h;
+            minAcks = r.replication.minAcks ?? 0;
+          }
+        }
+        if (!primary) await new Promise((r) => setTimeout(r, 100));
+      }
+      if (!primary) throw new Error('no primary among the replicated hubs within 30 s');
+      await phase(
+        'three replicated hubs',
+        three,
+        primary,
+        'b',
+        `each answer waits for min_acks ${minAcks} standby to store the assignment`,
+      );
+    }
   } finally {
     await Promise.all(procs.map((p) => p.stop()));
     t.cleanup();

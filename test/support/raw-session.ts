@@ -7,7 +7,7 @@ const codec = new Codec();
  * A client that completes the handshake by hand over ws:// (a daemon with insecure_transport),
  * so a test can send forged, pipelined or out-of-order frames. Frames are built here from the
  * wire format itself (signature over session context, direction byte 0 and body, then the
- * body), not by connection.ts, so a test also pins that format.
+ * body), not by frame-signing.ts, so a test also pins that format.
  */
 export async function rawSession(addr: string, kp: KeyPair, id: string, role = 'envoy') {
   const ws = new WebSocket(`ws://${addr}/ws`, { perMessageDeflate: false });

@@ -1,5 +1,4 @@
 import { join } from 'node:path';
-import { createTask, type ScheduledTask } from 'node-cron';
 import {
   AxleError,
   ErrorCode,
@@ -8,7 +7,6 @@ import {
   INSECURE_WARNING,
   fingerprint,
   fitRun,
-  openSealed,
   silentLogger,
   type Connection,
   type Logger,
@@ -17,11 +15,13 @@ import {
   type KeyPair,
   type RevertOrder,
   type Run,
-  jitter,
 } from '@axle/shared';
 import { loadEnvoyConfig, type EnvoyConfig } from './config.js';
 import { runPolicies } from './engine.js';
 import { BundleFetcher } from './config-fetch.js';
+import { RunQueue, type Trigger } from './run-queue.js';
+import { RunSchedule } from './run-schedule.js';
+import { fetchSecrets } from './secret-fetch.js';
 import { runJob } from './tasks.js';
 import { SpokeLink } from './link.js';
 import { Spool } from './spool.js';
@@ -32,8 +32,6 @@ import type { RunSecrets } from './resources/context.js';
 
 /** Measures runs for fitting to the report limit. */
 const sizer = new Codec();
-
-export type Trigger = Run['trigger'];
 
 export interface EnvoyOptions {
   logger?: Logger;
@@ -73,13 +71,9 @@ export class Envoy {
   private keyPair: KeyPair | undefined;
   private bundles!: BundleFetcher;
   private traits: { traits: Traits; digest: string } | undefined;
-  private task: ScheduledTask | undefined;
-  private splayTimer: NodeJS.Timeout | undefined;
+  private readonly schedule: RunSchedule;
+  private readonly runs: RunQueue;
   private traitsTimer: NodeJS.Timeout | undefined;
-  private tail: Promise<unknown> = Promise.resolve();
-  private queued: Promise<Run> | undefined;
-  private runCtl: AbortController | undefined;
-  private runningNow = false;
   private started = false;
   private stopping = false;
   private last: EnvoyState['lastRun'];
@@ -90,6 +84,14 @@ export class Envoy {
     this.log = o.logger ?? silentLogger();
     this.store = new StateStore(config.state_dir);
     this.spool = new Spool(join(config.state_dir, 'spool'), { max: config.spool_max, log: this.log });
+    this.runs = new RunQueue({ stopping: () => this.stopping, run: (trigger, signal) => this.doRun(trigger, signal) });
+    this.schedule = new RunSchedule({
+      config: () => this.cfg,
+      stopping: () => this.stopping,
+      random: o.random,
+      fire: () =>
+        this.runNow('schedule').catch((e: unknown) => this.log.error({ err: errorText(e) }, 'scheduled run failed')),
+    });
   }
 
   get config(): EnvoyConfig {
@@ -109,7 +111,7 @@ export class Envoy {
       spooled: this.spool.size,
       dropped: this.spool.dropped,
       configVersion: this.store.configVersion,
-      running: this.runningNow,
+      running: this.runs.running,
       lastRun: this.last,
       lastError: this.link?.lastError,
     };
@@ -155,7 +157,7 @@ export class Envoy {
       ...(this.opts.random ? { random: this.opts.random } : {}),
     });
     this.link.start();
-    this.schedule();
+    this.schedule.start();
     this.traitsTimer = setInterval(() => void this.refreshTraits(), this.cfg.traits_interval);
     this.log.info(
       {
@@ -179,23 +181,9 @@ export class Envoy {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    this.unschedule();
+    this.schedule.stop();
     if (this.traitsTimer) clearInterval(this.traitsTimer);
-    if (this.runningNow) {
-      const grace = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), this.cfg.stop_grace).unref());
-      const outcome = await Promise.race([
-        this.tail.then(
-          () => 'done' as const,
-          () => 'done' as const,
-        ),
-        grace,
-      ]);
-      if (outcome === 'timeout') {
-        this.log.warn({ graceMs: this.cfg.stop_grace }, 'abandoning the run in progress');
-        this.runCtl?.abort();
-      }
-    }
-    await this.tail.catch(() => undefined);
+    await this.runs.settle(this.cfg.stop_grace, this.log);
     await this.link?.stop();
   }
 
@@ -212,8 +200,8 @@ export class Envoy {
     const reschedule = n.schedule !== this.cfg.schedule || n.splay !== this.cfg.splay;
     this.cfg = n;
     if (this.started && !this.stopping && reschedule) {
-      this.unschedule();
-      this.schedule();
+      this.schedule.stop();
+      this.schedule.start();
     }
     await this.refreshTraits();
     this.link?.checkinSoon();
@@ -222,68 +210,50 @@ export class Envoy {
 
   /** Runs the policies now (or right after the run in progress; concurrent requests share one run). */
   runNow(trigger: Trigger = 'demand'): Promise<Run> {
-    if (this.stopping) return Promise.reject(new AxleError(ErrorCode.CLOSED, 'envoy is stopping'));
-    if (this.queued) return this.queued;
-    const p = this.tail
-      .catch(() => undefined)
-      .then(() => {
-        this.queued = undefined;
-        if (this.stopping) throw new AxleError(ErrorCode.CLOSED, 'envoy stopped before the queued run began');
-        return this.doRun(trigger);
-      });
-    this.queued = p;
-    this.tail = p;
-    return p;
+    return this.runs.ask(trigger);
   }
 
-  private async doRun(trigger: Trigger): Promise<Run> {
-    const ctl = new AbortController();
-    this.runCtl = ctl;
-    this.runningNow = true;
-    try {
-      await this.refreshTraits();
-      const run = await runPolicies({
-        configDir: this.cfg.config_dir,
-        hostname: this.cfg.hostname,
-        traits: this.traits?.traits ?? {},
-        mode: this.cfg.mode,
-        configVersion: this.store.configVersion,
+  /** One run: the policies against fresh traits, its report spooled for the spoke. */
+  private async doRun(trigger: Trigger, signal: AbortSignal): Promise<Run> {
+    await this.refreshTraits();
+    const run = await runPolicies({
+      configDir: this.cfg.config_dir,
+      hostname: this.cfg.hostname,
+      traits: this.traits?.traits ?? {},
+      mode: this.cfg.mode,
+      configVersion: this.store.configVersion,
+      trigger,
+      execTimeoutMs: this.cfg.exec_timeout,
+      signal,
+      log: this.log,
+      secrets: (names) => this.fetchSecrets(names),
+      ...(this.opts.runner ? { runner: this.opts.runner } : {}),
+    });
+    this.last = {
+      id: run.id,
+      trigger,
+      compliant: run.compliant,
+      finishedAt: run.finishedAt,
+      configVersion: run.configVersion,
+    };
+    this.log.info(
+      {
+        run: run.id,
         trigger,
-        execTimeoutMs: this.cfg.exec_timeout,
-        signal: ctl.signal,
-        log: this.log,
-        secrets: (names) => this.fetchSecrets(names),
-        ...(this.opts.runner ? { runner: this.opts.runner } : {}),
-      });
-      this.last = {
-        id: run.id,
-        trigger,
+        ...run.counts,
         compliant: run.compliant,
-        finishedAt: run.finishedAt,
-        configVersion: run.configVersion,
-      };
-      this.log.info(
-        {
-          run: run.id,
-          trigger,
-          ...run.counts,
-          compliant: run.compliant,
-          ms: run.finishedAt - run.startedAt,
-          ...(run.error ? { error: run.error } : {}),
-        },
-        'run finished',
-      );
-      try {
-        await this.spool.put(fitRun(run, this.cfg.max_report_bytes, sizer));
-      } catch (e) {
-        this.log.error({ run: run.id, err: errorText(e) }, 'cannot spool the report; it will not be sent');
-      }
-      this.link?.kick();
-      return run;
-    } finally {
-      this.runningNow = false;
-      this.runCtl = undefined;
+        ms: run.finishedAt - run.startedAt,
+        ...(run.error ? { error: run.error } : {}),
+      },
+      'run finished',
+    );
+    try {
+      await this.spool.put(fitRun(run, this.cfg.max_report_bytes, sizer));
+    } catch (e) {
+      this.log.error({ run: run.id, err: errorText(e) }, 'cannot spool the report; it will not be sent');
     }
+    this.link?.kick();
+    return run;
   }
 
   private async refreshTraits(): Promise<void> {
@@ -304,53 +274,11 @@ export class Envoy {
     }
   }
 
-  /** Scheduled runs: node-cron fires, then a random splay delay spreads the fleet out. */
-  private schedule(): void {
-    this.task = createTask(
-      this.cfg.schedule,
-      () => {
-        if (this.stopping || this.splayTimer) return;
-        const delay = Math.floor(jitter(this.cfg.splay, this.opts.random));
-        this.splayTimer = setTimeout(() => {
-          this.splayTimer = undefined;
-          if (this.stopping) return;
-          this.runNow('schedule').catch((e: unknown) => this.log.error({ err: errorText(e) }, 'scheduled run failed'));
-        }, delay);
-      },
-      { noOverlap: true, name: `envoy-${this.cfg.hostname}-${Math.random().toString(36).slice(2)}` },
-    );
-    void this.task.start();
-  }
-
-  private unschedule(): void {
-    if (this.splayTimer) clearTimeout(this.splayTimer);
-    this.splayTimer = undefined;
-    const t = this.task;
-    this.task = undefined;
-    if (t) void Promise.resolve(t.destroy()).catch(() => undefined);
-  }
-
-  /**
-   * Asks the hub, through the spoke, for the secrets the run needs. Each arrives sealed to this
-   * envoy's key; they are opened in memory for the run and never written anywhere but into the
-   * files the policies name.
-   */
-  private async fetchSecrets(names: string[]): Promise<RunSecrets> {
+  private fetchSecrets(names: string[]): Promise<RunSecrets> {
     const link = this.link;
     const keyPair = this.keyPair;
-    if (!link || !keyPair) throw new AxleError(ErrorCode.CLOSED, 'the envoy is not running');
-    const reply = await link.request({ type: 'secret_fetch', names }, this.cfg.request_timeout);
-    if (reply.type !== 'secret_values') throw new AxleError(ErrorCode.BAD_MESSAGE, `the spoke answered ${reply.type}`);
-    const values = new Map<string, Buffer>();
-    const refused = new Map(reply.refused.map((r) => [r.name, r.reason]));
-    for (const item of reply.items) {
-      try {
-        values.set(item.name, Buffer.from(openSealed(item.sealed, keyPair)));
-      } catch (e) {
-        refused.set(item.name, `secret "${item.name}" did not open with this envoy's key: ${errorText(e)}`);
-      }
-    }
-    return { values, refused };
+    if (!link || !keyPair) return Promise.reject(new AxleError(ErrorCode.CLOSED, 'the envoy is not running'));
+    return fetchSecrets((m, t) => link.request(m, t), keyPair, names, this.cfg.request_timeout);
   }
 
   /** A job order from the spoke: converge now (a run reported as usual), or one task of the applied bundle. */

@@ -1,6 +1,7 @@
 /** @axle/envoy-agent: the agent on every fleet host. */
 export { Envoy } from './envoy.js';
-export type { EnvoyOptions, EnvoyState, Trigger } from './envoy.js';
+export type { EnvoyOptions, EnvoyState } from './envoy.js';
+export type { Trigger } from './run-queue.js';
 export { enroll } from './enroll.js';
 export { envoyConfigSchema, envoyConfigFrom, loadEnvoyConfig } from './config.js';
 export type { EnvoyConfig } from './config.js';

@@ -233,6 +233,16 @@ describe('hub config', () => {
       });
     expect(dup).toThrow(/duplicate spoke id "dc1".*default_spoke: names "dc9"/);
   });
+
+  it('takes crypto_threads as the spoke does: "auto" by default, a thread count, nothing else', () => {
+    const hub = { role: 'hub' };
+    expect(hubConfigFrom({ ...base, spanner: hub }).crypto_threads).toBe('auto');
+    expect(hubConfigFrom({ ...base, spanner: hub, crypto_threads: 0 }).crypto_threads).toBe(0);
+    expect(hubConfigFrom({ ...base, spanner: hub, crypto_threads: 2 }).crypto_threads).toBe(2);
+    expect(() => hubConfigFrom({ ...base, spanner: hub, crypto_threads: 'many' })).toThrow(
+      /crypto_threads: must be "auto" or a whole number of threads from 0 to 64/,
+    );
+  });
 });
 
 describe('state store', () => {

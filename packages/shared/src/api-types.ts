@@ -3,9 +3,14 @@
  * the test kit send and the web UI reads, declared once. Types only and free of Node, so the
  * browser app imports it too (`@axle/shared/api-types`, type-only).
  */
-import type { EnvoySummary, PolicyOutcome, ResourceResult, Run, SpokeStats } from './messages.js';
+import type { InstallCommand } from './api-admin.js';
+import type { EnvoySummary, SpokeStats } from './message-envoys.js';
+import type { PolicyOutcome, ResourceResult, Run } from './message-runs.js';
 
 export type { EnvoySummary, PolicyOutcome, ResourceResult, Run, SpokeStats };
+/** The jobs and rollouts routes, and the config, enrollment and secrets routes: declared beside this file. */
+export type * from './api-jobs.js';
+export type * from './api-admin.js';
 
 /** Every reply that is not 2xx: `{error: ApiErrorBody}` (ApiErrorBody lives beside the error catalogue). */
 
@@ -121,6 +126,11 @@ export interface SpokeView {
   compliance: Compliance | null;
 }
 
+/** GET /api/v1/spokes */
+export interface SpokeList {
+  spokes: SpokeView[];
+}
+
 /** GET /api/v1/spokes/:id */
 export interface SpokeDetail extends Omit<SpokeView, 'envoys'> {
   recentRuns: Run[];
@@ -185,12 +195,31 @@ export interface Move {
   unplaced?: UnplacedReason[];
 }
 
+/** POST /api/v1/drain and /api/v1/reassign: the move (finished when `wait` was asked), and whether it was already running. */
+export interface MoveStarted {
+  move: Move;
+  /** True when the same move was already running: this answer follows it instead of starting another. */
+  existing: boolean;
+}
+
+/** GET /api/v1/moves, newest first. */
+export interface MoveList {
+  moves: Move[];
+}
+
 /** One entry of GET /api/v1/events (and the webhooks' payload). */
 export interface ApiEvent {
   seq: number;
   at: number;
   type: string;
   data: Record<string, unknown>;
+}
+
+/** GET /api/v1/events */
+export interface EventPage {
+  events: ApiEvent[];
+  /** The last event's seq, to pass as `after` for the next page; null when there were none. */
+  next: number | null;
 }
 
 /** A hub named in the replication status. */
@@ -261,7 +290,7 @@ export interface HubInfo {
 /** A join token as GET /api/v1/tokens lists it (never its secret). */
 export interface JoinTokenView {
   id: string;
-  state: string;
+  state: 'active' | 'revoked' | 'expired' | 'used up';
   pattern?: string;
   spokes?: string[];
   note?: string;
@@ -270,13 +299,28 @@ export interface JoinTokenView {
   expiresAt?: number;
   createdAt: number;
   createdBy?: string;
+  revokedAt?: number;
 }
 
 /** An API token as GET /api/v1/api-tokens lists it (never its secret). */
 export interface ApiTokenView {
   id: string;
-  role: string;
+  role: 'admin' | 'viewer';
   name: string;
   createdAt: number;
   revokedAt?: number;
+}
+
+/** POST /api/v1/tokens: the secret is shown only here. */
+export interface JoinTokenCreated {
+  token: JoinTokenView;
+  secret: string;
+  /** The pinned install command, where the hub knows its address and TLS. */
+  install?: InstallCommand;
+}
+
+/** POST /api/v1/api-tokens: the secret is shown only here. */
+export interface ApiTokenCreated {
+  token: ApiTokenView;
+  secret: string;
 }

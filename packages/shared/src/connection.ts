@@ -1,90 +1,18 @@
 import { EventEmitter } from 'node:events';
 import { AxleError, ErrorCode, errorText } from './errors.js';
-import { CLOSE_REASONS, CloseCode, closeCodeFor, closeReason, errorForClose } from './close-codes.js';
+import { CLOSE_REASONS, CloseCode, closeCodeFor, errorForClose } from './close-codes.js';
 import type { Codec } from './codec.js';
-import type { FrameCrypto } from './crypto-pool.js';
+import type { CloseInfo, ConnectionHandlers, ConnectionOptions, PeerInfo } from './connection-types.js';
+import { FrameChecker, FrameWriter, type FrameChannel } from './frame-signing.js';
 import { OPEN, toBuffer, type FrameSocket } from './frame-socket.js';
+import { Keepalive } from './keepalive.js';
 import { errorReplySchema, messageSchema, type Message, type MessageType, type MessageOf } from './messages.js';
+import { PendingRequests } from './pending-requests.js';
 import { formatIssues, type Issue } from './schema.js';
-import { type Signer, verifyDetached } from './sign.js';
-
-/** Who is on the other end, as established by the handshake. */
-export interface PeerInfo {
-  id: string;
-  role: string;
-  pubkey: Uint8Array;
-  remoteAddress: string;
-}
-
-export interface CloseInfo {
-  code: number;
-  reason: string;
-  error?: AxleError;
-}
 
 /** Envelope kinds: a request expects a reply or an error with the same id. */
 const Kind = { EVENT: 0, REQUEST: 1, REPLY: 2, ERROR: 3 } as const;
 type Kind = (typeof Kind)[keyof typeof Kind];
-
-export type RequestHandler = (msg: Message, conn: Connection) => Promise<Message> | Message;
-export type EventHandler = (msg: Message, conn: Connection) => void;
-/** What a daemon does with the peer's requests and events, given when the connection is made. */
-export interface ConnectionHandlers {
-  onRequest?: RequestHandler | undefined;
-  onEvent?: EventHandler | undefined;
-}
-
-export interface ConnectionOptions {
-  socket: FrameSocket;
-  codec: Codec;
-  signer: Signer;
-  selfId: string;
-  peer: PeerInfo;
-  /** clientNonce || serverNonce, covered by every signature. */
-  context: Uint8Array;
-  isClient: boolean;
-  /** Interval between keepalive pings; a peer silent for two intervals is dropped. */
-  keepaliveMs?: number;
-  defaultTimeoutMs?: number;
-  handlers?: ConnectionHandlers;
-  /** Checks and makes frame signatures off this thread (crypto-pool.ts); without it, inline. */
-  crypto?: FrameCrypto;
-}
-
-/**
- * Frames (or bytes of them) received but not yet handled, their signatures being checked,
- * before the socket is paused: more than an envoy or a hub pipelines, and with the frame
- * limit (1 MiB by default) at most one large frame beyond it, on every connection.
- */
-const MAX_INBOX = 64;
-const MAX_INBOX_BYTES = 2 ** 20;
-
-interface Pending {
-  resolve: (m: Message) => void;
-  reject: (e: AxleError) => void;
-  timer: NodeJS.Timeout;
-}
-
-/** What a frame's signature covers: the session context, a direction byte and the body. */
-function signedBytes(context: Buffer, dir: number, body: Uint8Array): Buffer {
-  const signed = Buffer.allocUnsafe(context.length + 1 + body.length);
-  context.copy(signed, 0);
-  signed[context.length] = dir;
-  signed.set(body, context.length + 1);
-  return signed;
-}
-
-function framed(sig: Uint8Array, body: Uint8Array): Buffer {
-  const frame = Buffer.allocUnsafe(64 + body.length);
-  frame.set(sig, 0);
-  frame.set(body, 64);
-  return frame;
-}
-
-/** Builds `signature || body`, the signature covering context, direction byte and body. */
-export function signFrame(signer: Signer, context: Buffer, dir: number, body: Uint8Array): Buffer {
-  return framed(signer.sign(signedBytes(context, dir, body)), body);
-}
 
 /**
  * An authenticated, signed message channel. Frames are `signature(64) || body`, the body
@@ -104,62 +32,47 @@ export class Connection extends EventEmitter {
 
   private readonly socket: FrameSocket;
   private readonly codec: Codec;
-  private readonly signer: Signer;
+  private readonly sendCodec: Codec;
   private readonly selfId: string;
-  private readonly context: Buffer;
-  private readonly dirOut: number;
-  private readonly dirIn: number;
+  private readonly writer: FrameWriter;
+  private readonly checker: FrameChecker;
+  private readonly keepalive: Keepalive;
+  private readonly pending = new PendingRequests();
   private sendSeq = 0;
   private recvSeq = 0;
-  private nextId = 1;
-  private readonly pending = new Map<number, Pending>();
-  /** Last time anything (frame, ping or pong) came from the peer. */
-  private lastHeard = Date.now();
-  private pingSentAt = 0;
-  private readonly keepaliveMs: number;
-  private keepalive: NodeJS.Timeout | undefined;
   private readonly defaultTimeoutMs: number;
   private closeInfo: CloseInfo | undefined;
   private resolveClosed!: (c: CloseInfo) => void;
-  private readonly crypto: FrameCrypto | undefined;
-  /** With a crypto pool: frames in arrival order, each handled once it and all before it are checked. */
-  private readonly inbox: { frame: Buffer; ok?: boolean }[] = [];
-  /** With a crypto pool: frames in sequence order, each sent once it and all before it are signed. */
-  private readonly outbox: { frame?: Buffer }[] = [];
-  private inboxBytes = 0;
-  private paused = false;
-  private closeWhenSent: { code: number; reason: string } | undefined;
 
   constructor(o: ConnectionOptions) {
     super();
     this.socket = o.socket;
     this.codec = o.codec;
-    this.signer = o.signer;
+    this.sendCodec = o.sendCodec ?? o.codec;
     this.selfId = o.selfId;
     this.peer = o.peer;
-    this.context = Buffer.from(o.context);
-    this.dirOut = o.isClient ? 0 : 1;
-    this.dirIn = o.isClient ? 1 : 0;
+    const context = Buffer.from(o.context);
+    const channel = (dir: number): FrameChannel => ({ socket: o.socket, context, dir, crypto: o.crypto });
+    this.writer = new FrameWriter(channel(o.isClient ? 0 : 1), o.signer);
+    this.checker = new FrameChecker(channel(o.isClient ? 1 : 0), o.peer.pubkey, {
+      accept: (frame) => this.handle(frame),
+      reject: () => this.fail(new AxleError(ErrorCode.BAD_SIGNATURE, `frame from ${this.peer.id} has a bad signature`)),
+      ended: () => this.closeInfo !== undefined,
+      failed: (e) => this.frameFailed(e),
+    });
     this.defaultTimeoutMs = o.defaultTimeoutMs ?? 10_000;
     this.handlers = o.handlers ?? {};
-    this.crypto = o.crypto;
     this.closed = new Promise((r) => (this.resolveClosed = r));
     this.socket.on('message', (data, isBinary) => {
       // The frame boundary: nothing a peer sends may throw out of the socket's event handler.
       try {
         this.onFrame(data, isBinary);
       } catch (e) {
-        this.emit('handler_error', e);
-        this.fail(new AxleError(ErrorCode.INTERNAL, `could not handle a frame from ${this.peer.id}`));
+        this.frameFailed(e);
       }
     });
-    // Any sign of life counts, so a busy link (or a peer that pings us) costs no pings at all.
-    const heard = () => {
-      this.lastHeard = Date.now();
-      this.pingSentAt = 0;
-    };
-    this.socket.on('pong', heard);
-    this.socket.on('ping', heard);
+    this.socket.on('pong', () => this.keepalive.heard());
+    this.socket.on('ping', () => this.keepalive.heard());
     this.socket.on('close', (code, reason) =>
       this.finish({ code, reason: reason.toString() || (CLOSE_REASONS as Record<number, string>)[code] || '' }),
     );
@@ -176,11 +89,11 @@ export class Connection extends EventEmitter {
         error: ax,
       });
     });
-    this.keepaliveMs = o.keepaliveMs ?? 3000;
-    if (this.keepaliveMs > 0) {
-      this.keepalive = setInterval(() => this.tick(), this.keepaliveMs);
-      this.keepalive.unref();
-    }
+    this.keepalive = new Keepalive(this.socket, o.keepaliveMs ?? 3000, () =>
+      this.terminate(
+        new AxleError(ErrorCode.KEEPALIVE, `${this.peer.id} did not answer keepalive pings; link presumed dead`),
+      ),
+    );
   }
 
   get isOpen(): boolean {
@@ -211,39 +124,24 @@ export class Connection extends EventEmitter {
     expect?: T,
   ): Promise<MessageOf<T>> {
     if (!this.isOpen) return Promise.reject(new AxleError(ErrorCode.CLOSED, `connection to ${this.peer.id} is closed`));
-    const id = this.nextId++;
-    return new Promise<MessageOf<T>>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new AxleError(ErrorCode.TIMEOUT, `${msg.type} to ${this.peer.id} got no answer within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending.set(id, {
-        resolve: (m) => {
-          if (expect !== undefined && m.type !== expect) {
-            reject(
-              new AxleError(
-                ErrorCode.BAD_MESSAGE,
-                `${this.peer.id} answered ${msg.type} with ${m.type}, expected ${expect}`,
-              ),
-            );
-          } else resolve(m as MessageOf<T>);
-        },
-        reject,
-        timer,
-      });
-      try {
-        this.write(Kind.REQUEST, id, msg);
-      } catch (e) {
-        clearTimeout(timer);
-        this.pending.delete(id);
-        reject(e instanceof AxleError ? e : new AxleError(ErrorCode.CLOSED, errorText(e)));
-      }
-    });
+    return this.pending.open({
+      timeoutMs,
+      timedOut: () =>
+        new AxleError(ErrorCode.TIMEOUT, `${msg.type} to ${this.peer.id} got no answer within ${timeoutMs} ms`),
+      unexpected: (m) =>
+        expect !== undefined && m.type !== expect
+          ? new AxleError(
+              ErrorCode.BAD_MESSAGE,
+              `${this.peer.id} answered ${msg.type} with ${m.type}, expected ${expect}`,
+            )
+          : undefined,
+      write: (id) => this.write(Kind.REQUEST, id, msg),
+    }) as Promise<MessageOf<T>>;
   }
 
   close(code: number = CloseCode.NORMAL, reason?: string): void {
     const r = reason ?? (CLOSE_REASONS as Record<number, string>)[code] ?? '';
-    this.closeSocket(code, r);
+    this.writer.close(code, r);
     this.finish({ code, reason: r });
   }
 
@@ -253,86 +151,32 @@ export class Connection extends EventEmitter {
     this.finish({ code: 1006, reason: error?.message ?? 'terminated', ...(error ? { error } : {}) });
   }
 
-  /** Closes the socket once the frames written before are out (signatures from a pool come back later). */
-  private closeSocket(code: number, reason: string): void {
-    if (this.outbox.length > 0) this.closeWhenSent = { code, reason };
-    else if (this.socket.readyState === OPEN) this.socket.close(code, closeReason(reason));
-  }
-
   private write(kind: Kind, id: number, payload: Message | { code: string; message: string }): void {
     if (!this.isOpen) throw new AxleError(ErrorCode.CLOSED, `connection to ${this.peer.id} is closed`);
-    const body = this.codec.encode([this.sendSeq, this.selfId, kind, id, payload]);
+    const body = this.sendCodec.encode([this.sendSeq, this.selfId, kind, id, payload]);
     this.sendSeq++;
-    if (!this.crypto) return this.socket.send(signFrame(this.signer, this.context, this.dirOut, body));
-    const entry: { frame?: Buffer } = {};
-    this.outbox.push(entry);
-    this.crypto.sign(signedBytes(this.context, this.dirOut, body), (sig) => {
-      entry.frame = framed(sig, body);
-      while (this.outbox[0]?.frame) {
-        const frame = this.outbox.shift()!.frame!;
-        if (this.socket.readyState === OPEN) this.socket.send(frame);
-      }
-      const c = this.closeWhenSent;
-      if (c && this.outbox.length === 0 && this.socket.readyState === OPEN)
-        this.socket.close(c.code, closeReason(c.reason));
-    });
+    this.writer.send(body);
   }
 
   private fail(e: AxleError): void {
     this.emit('protocol_error', e);
     const code = closeCodeFor(e.code);
-    this.closeSocket(code, e.message);
+    this.writer.close(code, e.message);
     this.finish({ code, reason: e.message, error: e });
+  }
+
+  private frameFailed(e: unknown): void {
+    this.emit('handler_error', e);
+    this.fail(new AxleError(ErrorCode.INTERNAL, `could not handle a frame from ${this.peer.id}`));
   }
 
   private onFrame(raw: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void {
     if (this.closeInfo) return;
-    this.lastHeard = Date.now();
-    this.pingSentAt = 0;
+    this.keepalive.heard();
     const data = toBuffer(raw);
     if (!isBinary || data.length < 65)
       return this.fail(new AxleError(ErrorCode.MALFORMED, 'frame too short or not binary'));
-    const signed = signedBytes(this.context, this.dirIn, data.subarray(64));
-    if (!this.crypto) {
-      if (!verifyDetached(signed, data.subarray(0, 64), this.peer.pubkey)) return this.badSignature();
-      return this.handle(data);
-    }
-    const entry: { frame: Buffer; ok?: boolean } = { frame: data };
-    this.inbox.push(entry);
-    this.inboxBytes += data.length;
-    // A peer sending faster than its frames are checked waits, rather than filling memory.
-    if ((this.inbox.length >= MAX_INBOX || this.inboxBytes >= MAX_INBOX_BYTES) && !this.paused && this.socket.pause) {
-      this.paused = true;
-      this.socket.pause();
-    }
-    this.crypto.verify(signed, data.subarray(0, 64), this.peer.pubkey, (ok) => {
-      entry.ok = ok;
-      try {
-        this.drainInbox();
-      } catch (e) {
-        this.emit('handler_error', e);
-        this.fail(new AxleError(ErrorCode.INTERNAL, `could not handle a frame from ${this.peer.id}`));
-      }
-    });
-  }
-
-  private badSignature(): void {
-    this.fail(new AxleError(ErrorCode.BAD_SIGNATURE, `frame from ${this.peer.id} has a bad signature`));
-  }
-
-  /** Handles checked frames in the order they arrived; a bad signature ends the connection there. */
-  private drainInbox(): void {
-    while (this.inbox[0]?.ok !== undefined) {
-      const { frame, ok } = this.inbox.shift()!;
-      this.inboxBytes -= frame.length;
-      if (this.closeInfo) return void (this.inbox.length = 0);
-      if (!ok) return this.badSignature();
-      this.handle(frame);
-    }
-    if (this.paused && this.inbox.length < MAX_INBOX / 2 && this.inboxBytes < MAX_INBOX_BYTES / 2) {
-      this.paused = false;
-      this.socket.resume?.();
-    }
+    this.checker.check(data);
   }
 
   /** A frame whose signature checked out: the envelope, its sequence and sender, then the message. */
@@ -448,10 +292,8 @@ export class Connection extends EventEmitter {
   }
 
   private settle(kind: Kind, id: number, payload: unknown): void {
-    const p = this.pending.get(id);
+    const p = this.pending.take(id);
     if (!p) return; // a reply after its request timed out
-    this.pending.delete(id);
-    clearTimeout(p.timer);
     const issues: Issue[] = [];
     if (kind === Kind.ERROR) {
       const er = errorReplySchema.parse(payload, '', issues);
@@ -467,41 +309,19 @@ export class Connection extends EventEmitter {
     p.resolve(msg);
   }
 
-  /**
-   * Pings only a peer that has been silent for an interval, and drops it when a ping has gone
-   * unanswered for another: a link cut without a FIN is noticed within about three intervals.
-   */
-  private tick(): void {
-    const now = Date.now();
-    if (now - this.lastHeard < this.keepaliveMs) return;
-    if (this.pingSentAt !== 0) {
-      if (now - this.pingSentAt >= this.keepaliveMs) {
-        this.terminate(
-          new AxleError(ErrorCode.KEEPALIVE, `${this.peer.id} did not answer keepalive pings; link presumed dead`),
-        );
-      }
-      return;
-    }
-    this.pingSentAt = now;
-    if (this.socket.readyState === OPEN) this.socket.ping();
-  }
-
   private finish(info: CloseInfo): void {
     if (this.closeInfo) return;
     const withError: CloseInfo =
       info.error || info.code < 4000 ? info : { ...info, error: new AxleError(errorForClose(info.code), info.reason) };
     this.closeInfo = withError;
-    if (this.keepalive) clearInterval(this.keepalive);
-    for (const [, p] of this.pending) {
-      clearTimeout(p.timer);
-      p.reject(
+    this.keepalive.stop();
+    this.pending.rejectAll(
+      () =>
         new AxleError(
           ErrorCode.CLOSED,
           `connection to ${this.peer.id} closed before an answer (${info.code} ${info.reason})`,
         ),
-      );
-    }
-    this.pending.clear();
+    );
     this.resolveClosed(withError);
     this.emit('close', withError);
   }

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { KeyPair } from './keys.js';
+import { custom } from './schema.js';
 import { Signer, verifyDetached } from './sign.js';
 
 /**
@@ -29,6 +30,23 @@ export interface CryptoPoolOptions {
 /** Worker threads for `crypto_threads: auto`: every core but the one the event loop runs on, at most 4 (see README). */
 export function autoCryptoThreads(): number {
   return Math.max(0, Math.min(4, availableParallelism() - 1));
+}
+
+/** The `crypto_threads` setting of hub and spoke configs: "auto" (see autoCryptoThreads) or a count, 0 for none. */
+export const cryptoThreadsSetting = () =>
+  custom(
+    'thread count',
+    (v): 'auto' | number => {
+      if (v === 'auto') return 'auto';
+      if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 64) return v;
+      throw new Error(`must be "auto" or a whole number of threads from 0 to 64, got ${JSON.stringify(v)}`);
+    },
+    ['auto', 0, 2],
+  );
+
+/** The worker threads a `crypto_threads` setting asks for on this machine. */
+export function cryptoThreadsFor(setting: 'auto' | number): number {
+  return setting === 'auto' ? autoCryptoThreads() : setting;
 }
 
 const VERIFY = 0;
@@ -67,14 +85,14 @@ interface Slot {
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const crypto = require('node:crypto');
-const spki = Buffer.from(workerData.spkiPrefix);
 const priv = crypto.createPrivateKey({ key: Buffer.concat([Buffer.from(workerData.pkcs8Prefix), Buffer.from(workerData.seed)]), format: 'der', type: 'pkcs8' });
 const keys = new Map();
 function publicKey(bytes) {
   const k = bytes.toString('latin1');
   let ko = keys.get(k);
   if (!ko) {
-    ko = crypto.createPublicKey({ key: Buffer.concat([spki, bytes]), format: 'der', type: 'spki' });
+    // JWK, not DER: OpenSSL 3's DER decoder costs more than the verify (keys.ts).
+    ko = crypto.createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: bytes.toString('base64url') }, format: 'jwk' });
     if (keys.size >= 100000) keys.clear();
     keys.set(k, ko);
   }
@@ -104,7 +122,6 @@ parentPort.on('message', (m) => {
 });
 `;
 
-const SPKI_PREFIX = '302a300506032b6570032100';
 const PKCS8_PREFIX = '302e020100300506032b657004220420';
 
 export class CryptoPool implements FrameCrypto {
@@ -222,7 +239,6 @@ export class CryptoPool implements FrameCrypto {
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
       workerData: {
-        spkiPrefix: Buffer.from(SPKI_PREFIX, 'hex'),
         pkcs8Prefix: Buffer.from(PKCS8_PREFIX, 'hex'),
         seed: this.o.keyPair.secretKey.slice(0, 32),
       },

@@ -4,12 +4,13 @@ import type { Codec } from './codec.js';
 import { bytes, int, lit, obj, str, tagged, parse, type Infer } from './schema.js';
 import { type Signer, verifyDetached } from './sign.js';
 import type { KeyPair } from './keys.js';
+import type { FrameCrypto } from './crypto-pool.js';
 
 /**
  * The challenge handshake. The server opens with a random nonce; the client answers with
  * its own nonce and a signature over both nonces and the server's key; the server answers
  * with a signature over both nonces and the client's key. Every later frame is signed over
- * both nonces too (see connection.ts), so a frame captured on one connection fails on any
+ * both nonces too (see frame-signing.ts), so a frame captured on one connection fails on any
  * other.
  */
 export const PROTOCOL_VERSION = 1;
@@ -58,12 +59,51 @@ export function makeAuth(hello: Hello, id: string, role: string, signer: Signer,
   return { t: 'auth', nonce, id, role, pubkey: signer.keyPair.publicKey, sig };
 }
 
+/** What the client's `auth` signature covers, as the server checks it. */
+export function authSigned(auth: Auth, serverNonce: Uint8Array, serverPub: Uint8Array): Buffer {
+  return Buffer.concat([AUTH_CONTEXT, serverNonce, auth.nonce, serverPub]);
+}
+
 export function verifyAuth(auth: Auth, serverNonce: Uint8Array, serverPub: Uint8Array): boolean {
-  return verifyDetached(Buffer.concat([AUTH_CONTEXT, serverNonce, auth.nonce, serverPub]), auth.sig, auth.pubkey);
+  return verifyDetached(authSigned(auth, serverNonce, serverPub), auth.sig, auth.pubkey);
+}
+
+/**
+ * The server's two signature steps, on `crypto`'s worker threads when it has them: a hub or
+ * spoke taking hundreds of new connections a second (enrollments, a spoke's envoys coming
+ * back) would otherwise spend its event loop on a verify and a sign for each.
+ */
+export function checkAuth(
+  crypto: FrameCrypto | undefined,
+  auth: Auth,
+  serverNonce: Uint8Array,
+  serverPub: Uint8Array,
+): Promise<boolean> | boolean {
+  if (!crypto) return verifyAuth(auth, serverNonce, serverPub);
+  return new Promise((resolve) =>
+    crypto.verify(authSigned(auth, serverNonce, serverPub), auth.sig, auth.pubkey, resolve),
+  );
+}
+
+export function signWelcome(
+  crypto: FrameCrypto | undefined,
+  auth: Auth,
+  serverNonce: Uint8Array,
+  signer: Signer,
+): Promise<Welcome> | Welcome {
+  if (!crypto) return makeWelcome(auth, serverNonce, signer);
+  return new Promise((resolve) =>
+    crypto.sign(welcomeSigned(auth, serverNonce), (sig) => resolve({ t: 'welcome', sig })),
+  );
+}
+
+/** What the server's `welcome` signature covers. */
+export function welcomeSigned(auth: Auth, serverNonce: Uint8Array): Buffer {
+  return Buffer.concat([WELCOME_CONTEXT, auth.nonce, serverNonce, auth.pubkey]);
 }
 
 export function makeWelcome(auth: Auth, serverNonce: Uint8Array, signer: Signer): Welcome {
-  return { t: 'welcome', sig: signer.sign(Buffer.concat([WELCOME_CONTEXT, auth.nonce, serverNonce, auth.pubkey])) };
+  return { t: 'welcome', sig: signer.sign(welcomeSigned(auth, serverNonce)) };
 }
 
 export function verifyWelcome(w: Welcome, clientNonce: Uint8Array, hello: Hello, clientPub: Uint8Array): boolean {

@@ -63,43 +63,23 @@ export type { KeyPair } from './keys.js';
 export { Signer, signDetached, verifyDetached } from './sign.js';
 export { Codec, DEFAULT_LIMITS } from './codec.js';
 export type { CodecLimits } from './codec.js';
-export {
-  COMPLIANCE,
-  RESULT_STATUS,
-  envoyFilterSchema,
-  messageSchema,
-  MAX_SECRET_BYTES,
-  runCursorSchema,
-  runSchema,
-  secretNameSchema,
-  statsSchema,
-  targetSchema,
-  traitsSchema,
-} from './messages.js';
-export type {
-  Compliance,
-  EnvoyFilter,
-  EnvoySummary,
-  Message,
-  MessageOf,
-  MessageType,
-  PolicyOutcome,
-  ResourceResult,
-  ResultStatus,
-  Run,
-  RunCursor,
-  SpokeStats,
-  SpokeTarget,
-} from './messages.js';
+export { messageSchema } from './messages.js';
+export type { Message, MessageOf, MessageType } from './messages.js';
+export { MAX_SECRET_BYTES, secretNameSchema } from './message-fields.js';
+export { RESULT_STATUS, runCursorSchema, runSchema } from './message-runs.js';
+export type { PolicyOutcome, ResourceResult, ResultStatus, Run, RunCursor } from './message-runs.js';
+export { COMPLIANCE, envoyFilterSchema, statsSchema, targetSchema, traitsSchema } from './message-envoys.js';
+export type { Compliance, EnvoyFilter, EnvoySummary, SpokeStats, SpokeTarget } from './message-envoys.js';
 export { CloseCode, CLOSE_REASONS, closeReason } from './close-codes.js';
 export { PROTOCOL_VERSION, makeAuth, newNonce, readHandshake, sessionContext, verifyWelcome } from './handshake.js';
 export { Connection } from './connection.js';
-export { CryptoPool, autoCryptoThreads } from './crypto-pool.js';
+export { CryptoPool, autoCryptoThreads, cryptoThreadsFor, cryptoThreadsSetting } from './crypto-pool.js';
 export type { CryptoPoolOptions, FrameCrypto } from './crypto-pool.js';
-export type { CloseInfo, ConnectionHandlers, PeerInfo, RequestHandler, EventHandler } from './connection.js';
+export type { CloseInfo, ConnectionHandlers, PeerInfo, RequestHandler, EventHandler } from './connection-types.js';
 export type { FrameSocket } from './frame-socket.js';
-export { AxleServer, DEFAULT_HTTP_LIMITS } from './server.js';
-export type { AxleServerOptions, HttpLimits, PeerClaim, ServerTls } from './server.js';
+export { AxleServer } from './server.js';
+export type { AxleServerOptions, PeerClaim, PeerDecision } from './server.js';
+export type { ServerTls } from './server-tls.js';
 export {
   INSECURE_WARNING,
   caPin,
@@ -115,7 +95,8 @@ export {
 } from './tls.js';
 export type { TlsFiles, TlsMaterial } from './tls.js';
 export type { SlotTotals } from './slots.js';
-export { HTTP_LIMIT_DEFAULTS, httpLimitFields, httpLimitsOf } from './limits.js';
+export { DEFAULT_HTTP_LIMITS, HTTP_LIMIT_DEFAULTS, httpLimitFields, httpLimitsOf } from './limits.js';
+export type { HttpLimits } from './limits.js';
 export { replyBudget, takeWithin } from './paging.js';
 export { DEFAULT_MAX_REPORT_BYTES, fitRun } from './report.js';
 export { connectPeer, tlsFailure } from './client.js';
@@ -178,5 +159,5 @@ export type { TemplateScope } from './template.js';
 export { Assembler, CHUNK_BYTES, chunksOf } from './chunks.js';
 export { TASK_NAME, loadTasks, taskAllowed, taskSchema } from './task.js';
 export type { LoadedTasks, Task } from './task.js';
-export { JOB_RESULT_STATUS, jobActionSchema } from './messages.js';
-export type { JobAction, JobResultStatus } from './messages.js';
+export { JOB_RESULT_STATUS, jobActionSchema } from './message-jobs.js';
+export type { JobAction, JobResultStatus } from './message-jobs.js';

@@ -1,5 +1,26 @@
 import { def, duration, int } from './schema.js';
-import { DEFAULT_HTTP_LIMITS, type HttpLimits } from './server.js';
+
+/** Limits on plain HTTP, per source address and in time (the config's `limits.http_*`). */
+export interface HttpLimits {
+  /** Open HTTP sockets per address, keep-alive ones included. */
+  maxConnectionsPerIp: number;
+  /** A request's headers must arrive within this. */
+  headersTimeoutMs: number;
+  /** A whole request (headers and body) must arrive within this. */
+  requestTimeoutMs: number;
+  /** An idle keep-alive socket is closed after this. */
+  keepAliveTimeoutMs: number;
+  /** Total size of a request's headers. */
+  maxHeaderBytes: number;
+}
+
+export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = Object.freeze({
+  maxConnectionsPerIp: 64,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 60_000,
+  keepAliveTimeoutMs: 5_000,
+  maxHeaderBytes: 16 * 1024,
+});
 
 /**
  * The `limits:` keys every daemon's config shares for plain HTTP on its port (see "Limits" in

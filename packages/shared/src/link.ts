@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { connectPeer, type ConnectOptions } from './client.js';
-import type { Connection, ConnectionHandlers } from './connection.js';
+import type { Connection } from './connection.js';
+import type { ConnectionHandlers } from './connection-types.js';
 import { AxleError, ErrorCode } from './errors.js';
 import { withTimeout } from './timeout.js';
 import { FailoverClient, type FailoverEvents } from './failover.js';

@@ -1,193 +1,25 @@
+import { arr, bool, bytes, int, lit, num, obj, oneOf, opt, str, tagged, type Infer, type Schema } from './schema.js';
+import { epoch, hostname, id, MAX_SECRET_BYTES, ms, pubkey, secretNameSchema, term, text } from './message-fields.js';
 import {
-  arr,
-  bool,
-  bytes,
-  custom,
-  int,
-  json,
-  lit,
-  num,
-  obj,
-  oneOf,
-  opt,
-  record,
-  str,
-  tagged,
-  type Infer,
-  type Schema,
-} from './schema.js';
-import { globField } from './glob.js';
-import { hostnameField } from './hostname.js';
+  adoptItem,
+  envoyFilterSchema,
+  envoySummarySchema,
+  releaseItem,
+  statsSchema,
+  targetSchema,
+  traitsSchema,
+} from './message-envoys.js';
+import { JOB_RESULT_STATUS, jobActionSchema } from './message-jobs.js';
+import { plainData, replEntrySchema } from './message-replication.js';
+import { runCursorSchema, runSchema } from './message-runs.js';
 import { revertOrderSchema } from './revert.js';
 import { termProofSchema } from './term.js';
 
 /**
  * Every message the daemons exchange, as one discriminated union on `type`, each with its
- * validator. Decoded frames are `unknown` until `messageSchema` narrows them.
+ * validator; the parts several messages share live in the sibling message-*.ts files.
+ * Decoded frames are `unknown` until `messageSchema` narrows them.
  */
-
-const hostname = hostnameField;
-const id = () =>
-  str({ min: 1, max: 64, pattern: /^[A-Za-z0-9_.-]+$/, hint: 'must be an id (letters, digits, ".", "-", "_")' });
-const pubkey = () => bytes({ len: 32 });
-const term = () => int({ min: 0 });
-const epoch = () => int({ min: 0 });
-const ms = () => int({ min: 0 });
-const text = (max = 4096) => str({ max });
-
-export const COMPLIANCE = ['compliant', 'noncompliant', 'unknown'] as const;
-export type Compliance = (typeof COMPLIANCE)[number];
-export const RESULT_STATUS = ['ok', 'changed', 'failed', 'drift'] as const;
-export type ResultStatus = (typeof RESULT_STATUS)[number];
-
-export const traitsSchema = record(json({ maxDepth: 6 }), { maxKeys: 500 });
-
-export const resourceResultSchema = obj({
-  resource: text(512),
-  policy: text(256),
-  status: oneOf(RESULT_STATUS),
-  message: text(8192),
-  durationMs: num({ min: 0 }),
-  /** Unified diff of a changed or drifting file, line or block (capped; never for `sensitive` content). */
-  diff: opt(text(16 * 1024)),
-});
-export type ResourceResult = Infer<typeof resourceResultSchema>;
-
-const runId = () =>
-  str({ min: 8, max: 64, pattern: /^[A-Za-z0-9-]+$/, hint: 'must be a run id (letters, digits, "-")' });
-
-/** Whether a policy of the bundle applied to this host, and if not, why (hosts/when/require). */
-export const policyOutcomeSchema = obj({
-  name: text(200),
-  status: oneOf(['applied', 'skipped'] as const),
-  reason: opt(text(1000)),
-});
-export type PolicyOutcome = Infer<typeof policyOutcomeSchema>;
-
-export const runSchema = obj({
-  id: runId(),
-  hostname: hostname(),
-  startedAt: ms(),
-  finishedAt: ms(),
-  configVersion: int({ min: 0 }),
-  mode: oneOf(['enforce', 'audit'] as const),
-  trigger: oneOf(['schedule', 'start', 'demand', 'job'] as const),
-  compliant: bool(),
-  counts: obj({ ok: int({ min: 0 }), changed: int({ min: 0 }), failed: int({ min: 0 }), drift: int({ min: 0 }) }),
-  results: arr(resourceResultSchema, { max: 5000 }),
-  error: opt(text(8192)),
-  /** Set when results or messages were cut to fit the report size limit; `counts` still cover every resource. */
-  truncated: opt(bool()),
-  policies: opt(arr(policyOutcomeSchema, { max: 1000 })),
-});
-export type Run = Infer<typeof runSchema>;
-
-/** Where a page of runs ended (newest first): the next page asks for runs before it. */
-export const runCursorSchema = obj({ finishedAt: ms(), id: runId(), hostname: opt(hostname()) });
-export type RunCursor = Infer<typeof runCursorSchema>;
-
-/** A secret's name, as policies and templates refer to it (`{{ secret.db_password }}`). */
-export const secretNameSchema = str({
-  min: 1,
-  max: 64,
-  pattern: /^[A-Za-z_][A-Za-z0-9_]*$/,
-  hint: 'must be a secret name (letters, digits and "_", not starting with a digit)',
-});
-/** The largest secret value, in bytes. */
-export const MAX_SECRET_BYTES = 64 * 1024;
-
-/** Where an envoy should go: a spoke's id, address and key, with the assignment epoch. */
-export const targetSchema = obj({ spokeId: id(), addr: str({ min: 1, max: 300 }), pubkey: pubkey() });
-export type SpokeTarget = Infer<typeof targetSchema>;
-
-export const envoySummarySchema = obj({
-  hostname: hostname(),
-  spokeId: id(),
-  epoch: epoch(),
-  enrolledAt: ms(),
-  lastSeen: ms(),
-  connected: bool(),
-  compliance: oneOf(COMPLIANCE),
-  lastRunAt: ms(),
-  configVersion: int({ min: 0 }),
-});
-export type EnvoySummary = Infer<typeof envoySummarySchema>;
-
-/** A trait name in a filter ("os_family", or a dotted path into a custom trait, "app.role"). */
-const traitKey = () =>
-  str({
-    min: 1,
-    max: 128,
-    pattern: /^(?!(?:__proto__|constructor|prototype)$)[A-Za-z0-9_.-]+$/,
-    hint: 'must be a trait name (letters, digits, "_", ".", "-")',
-  });
-
-export const envoyFilterSchema = obj({
-  match: opt(globField()),
-  compliance: opt(oneOf(COMPLIANCE)),
-  traits: opt(record(str({ max: 256 }), { maxKeys: 16, key: traitKey() })),
-  seenBefore: opt(ms()),
-  seenAfter: opt(ms()),
-  after: opt(hostname()),
-  limit: opt(int({ min: 1, max: 10_000 })),
-});
-export type EnvoyFilter = Infer<typeof envoyFilterSchema>;
-
-export const statsSchema = obj({
-  spokeId: id(),
-  envoys: int({ min: 0 }),
-  connected: int({ min: 0 }),
-  compliance: obj({ compliant: int({ min: 0 }), noncompliant: int({ min: 0 }), unknown: int({ min: 0 }) }),
-  checkinsPerMinute: num({ min: 0 }),
-  latencyMs: obj({ p50: num({ min: 0 }), p99: num({ min: 0 }) }),
-  configVersion: int({ min: 0 }),
-  /** A version the spoke holds for a rollout without serving it (0 or absent: none). */
-  staged: opt(int({ min: 0 })),
-  term: term(),
-  uptimeS: num({ min: 0 }),
-  version: text(64),
-});
-export type SpokeStats = Infer<typeof statsSchema>;
-
-const adoptItem = obj({ hostname: hostname(), pubkey: pubkey(), epoch: epoch() });
-const releaseItem = obj({ hostname: hostname(), epoch: epoch(), to: opt(targetSchema) });
-
-/** Plain data that may hold bytes: the payload of replicated hub state changes. */
-const plainData = custom(
-  'plain data',
-  (v) => {
-    const ok = (x: unknown, depth: number): boolean => {
-      if (x === null || typeof x === 'string' || typeof x === 'boolean' || x instanceof Uint8Array) return true;
-      if (typeof x === 'number') return Number.isFinite(x);
-      if (depth >= 16) return false;
-      if (Array.isArray(x)) return x.every((y) => ok(y, depth + 1));
-      if (typeof x === 'object' && Object.getPrototypeOf(x) === Object.prototype)
-        return Object.values(x as object).every((y) => ok(y, depth + 1));
-      return false;
-    };
-    if (!ok(v, 0)) throw new Error('expected plain data (strings, numbers, bytes, lists, mappings) at most 16 deep');
-    return v;
-  },
-  [{ kind: 'term.set', term: 1 }, 'envoys', ['web1.dc1.example.com']],
-);
-const replEntrySchema = obj({ seq: int({ min: 1 }), at: int({ min: 0 }), term: int({ min: 0 }), change: plainData });
-
-/**
- * What a job asks of one envoy: converge (run the policies now), run one task of its applied
- * bundle, or (a rollout's wave) move to config `version` and run it; a move down needs the
- * hub-signed `revert` order.
- */
-export const jobActionSchema = tagged('kind', {
-  converge: obj({ kind: lit('converge') }),
-  task: obj({
-    kind: lit('task'),
-    name: str({ min: 1, max: 100, pattern: /^[A-Za-z0-9_.-]+$/, hint: 'must be a task name' }),
-  }),
-  config: obj({ kind: lit('config'), version: int({ min: 1 }), rollout: id(), revert: opt(revertOrderSchema) }),
-});
-export type JobAction = Infer<typeof jobActionSchema>;
-export const JOB_RESULT_STATUS = ['succeeded', 'failed', 'timed_out', 'refused'] as const;
-export type JobResultStatus = (typeof JOB_RESULT_STATUS)[number];
 
 export const messageSchema = tagged('type', {
   // envoy -> hub

@@ -1,4 +1,3 @@
-import { isAbsolute, normalize } from 'node:path';
 import {
   arr,
   bool,
@@ -12,80 +11,27 @@ import {
   record,
   str,
   type Infer,
-  type Issue,
   type Schema,
 } from './schema.js';
+import {
+  absPath,
+  accountName,
+  bundlePath,
+  command,
+  cronSchedule,
+  fileContent,
+  fileMode,
+  oneLine,
+  principal,
+  regex,
+} from './policy-resource-fields.js';
+import { crossCheck } from './policy-resource-checks.js';
 
 /**
  * The resource kinds a policy can hold, each a strict schema. Every resource names exactly one
  * kind by its key (`file: /etc/motd`), may carry `name:` (its label in results and references),
  * `require:` and `notify:` (labels of other resources, `kind:name`).
  */
-
-const absPath = () =>
-  custom('path', (v) => {
-    if (typeof v !== 'string' || !isAbsolute(v)) throw new Error(`expected an absolute path, got ${JSON.stringify(v)}`);
-    if (v.length > 4096 || v.includes('\0')) throw new Error('is not a usable path');
-    return normalize(v);
-  });
-
-/** A path inside the config bundle (files/motd, templates/nginx.conf.liquid). */
-export const bundlePath = () =>
-  custom('bundle path', (v) => {
-    if (typeof v !== 'string' || v === '' || isAbsolute(v) || v.includes('\0'))
-      throw new Error('expected a path relative to the config bundle, e.g. files/motd');
-    const n = normalize(v);
-    if (n === '..' || n.startsWith('../')) throw new Error('must stay inside the config bundle (no "..")');
-    return n;
-  });
-
-/** File modes as "0644" (octal text); a bare YAML number like 644 is read as the same octal digits. */
-const fileMode = () =>
-  custom('mode', (v) => {
-    const t = typeof v === 'number' && Number.isInteger(v) ? String(v) : v;
-    if (typeof t !== 'string' || !/^0?[0-7]{3,4}$/.test(t))
-      throw new Error(`expected an octal mode such as "0644", got ${JSON.stringify(v)}`);
-    return parseInt(t, 8);
-  });
-
-const ACCOUNT = /^[a-z_][a-z0-9_.-]{0,31}\$?$/;
-const accountName = (what: string) =>
-  str({
-    min: 1,
-    max: 32,
-    pattern: ACCOUNT,
-    hint: `must be a ${what} name (lower case letters, digits, "_", "-", ".")`,
-  });
-
-const principal = () =>
-  custom('principal', (v) => {
-    if (typeof v === 'number' && Number.isInteger(v) && v >= 0) return v;
-    if (typeof v === 'string' && /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\$?$/.test(v)) return v;
-    throw new Error(`expected a user/group name or numeric id, got ${JSON.stringify(v)}`);
-  });
-
-/** A command: an argv list (no shell), or one string that needs `shell: true`. */
-const command = () =>
-  custom('command', (v): string[] | string => {
-    if (typeof v === 'string' && v.trim() !== '') return v;
-    if (Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'string' || typeof x === 'number'))
-      return v.map(String);
-    throw new Error('expected a command as a list of arguments, e.g. [/usr/bin/touch, /tmp/x]');
-  });
-
-const regex = () =>
-  custom('regex', (v) => {
-    if (typeof v !== 'string' || v === '' || v.length > 1000) throw new Error('expected a regular expression');
-    try {
-      new RegExp(v);
-    } catch (e) {
-      throw new Error(`is not a valid regular expression: ${(e as Error).message}`);
-    }
-    return v;
-  });
-
-/** One line of text: no newline, since each resource writes exactly one line. */
-const oneLine = () => str({ max: 4096, pattern: /^[^\n\r]*$/, hint: 'must be a single line (no newline)' });
 
 /** `kind:label`, the way results name a resource. */
 export const REF = /^([a-z]+):(.+)$/;
@@ -110,41 +56,6 @@ const common = {
 
 const PACKAGE = /^[A-Za-z0-9][A-Za-z0-9+._:-]*$/;
 const UNIT = /^[A-Za-z0-9@_.:-]+$/;
-const CRON_FIELD = /^(\*|\d+|[A-Za-z]{3})([-/,](\d+|[A-Za-z]{3}|\*))*$/;
-
-const cronSchedule = () =>
-  custom('schedule', (v) => {
-    if (typeof v !== 'string') throw new Error('expected a cron schedule such as "*/15 * * * *" or "@daily"');
-    const t = v.trim();
-    if (/^@(reboot|yearly|annually|monthly|weekly|daily|midnight|hourly)$/.test(t)) return t;
-    const f = t.split(/\s+/);
-    if (f.length !== 5 || !f.every((x) => CRON_FIELD.test(x)))
-      throw new Error(
-        `expected five cron fields (minute hour day-of-month month day-of-week) or @daily/@hourly..., got ${JSON.stringify(v)}`,
-      );
-    return f.join(' ');
-  });
-
-/** A file's content: text, or `{ secret: NAME }` for a secret's value fetched at run time. */
-const fileContent = () =>
-  custom(
-    'content',
-    (v): string | { secret: string } => {
-      if (typeof v === 'string') {
-        if (v.length > 4 * 1024 * 1024) throw new Error('must be at most 4 MiB; use source: for larger files');
-        return v;
-      }
-      if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
-        const keys = Object.keys(v);
-        const name = (v as { secret?: unknown }).secret;
-        if (keys.length === 1 && typeof name === 'string' && /^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(name))
-          return { secret: name };
-      }
-      throw new Error('expected text, or { secret: NAME } naming a secret set on the hub');
-    },
-    ['hello\n', { secret: 'db_password' }],
-  );
-
 const shapes = {
   file: obj({
     file: absPath(),
@@ -311,61 +222,6 @@ export const resourceSchema: Schema<Resource> = {
     return issues.length > before ? undefined : res;
   },
 };
-
-function crossCheck(r: Resource, path: string, issues: Issue[]): void {
-  const problem = (key: string, message: string) => issues.push({ path: key ? `${path}.${key}` : path, message });
-  switch (r.kind) {
-    case 'file': {
-      const given = (['content', 'source', 'template'] as const).filter((k) => r[k] !== undefined);
-      if (given.length > 1)
-        problem(given[1] as string, `give one of content, source or template, not ${given.join(' and ')}`);
-      break;
-    }
-    case 'exec':
-      if (!r.shell)
-        for (const key of ['exec', 'unless', 'onlyif'] as const)
-          if (typeof r[key] === 'string')
-            problem(
-              key,
-              'a command written as one string runs through a shell: set `shell: true`, or write it as a list of arguments',
-            );
-      break;
-    case 'service':
-      if (r.state === undefined && r.enabled === undefined)
-        problem('', 'a service resource needs `state` (running/stopped) and/or `enabled`');
-      break;
-    case 'absent':
-      if (r.absent === '/') problem('absent', 'refusing to remove /');
-      break;
-    case 'package':
-      if (r.version !== undefined && (r.package.length !== 1 || r.state !== 'installed'))
-        problem('version', 'a version pin needs exactly one package and state installed');
-      break;
-    case 'cron':
-      if (r.state === 'present' && (r.schedule === undefined || r.command === undefined))
-        problem('', 'a cron entry needs `schedule` and `command` (or `state: absent`)');
-      break;
-    case 'repository':
-      if (r.state === 'present') {
-        if (r.url === undefined) problem('', 'a repository needs `url` (or `state: absent`)');
-        if (r.key !== undefined && r.key_source !== undefined)
-          problem('key_source', 'give key or key_source, not both');
-        if (r.key === undefined && r.key_source === undefined)
-          problem(
-            '',
-            'a repository needs its signing key: `key` (ASCII-armored) or `key_source` (a file in the bundle)',
-          );
-        if (r.type !== 'dnf' && r.suites === undefined)
-          problem('suites', 'an apt repository needs `suites` (e.g. [bookworm], or ["./"] for a flat repository)');
-      }
-      break;
-    case 'user':
-      if (r.append && r.groups === undefined) problem('append', '`append` only makes sense with `groups`');
-      break;
-    default:
-      break;
-  }
-}
 
 /** "file:/etc/motd", "exec:reload-nginx": how a resource is named in results and in require/notify. */
 export function resourceLabel(r: Resource): string {

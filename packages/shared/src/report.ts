@@ -1,5 +1,5 @@
 import type { Codec } from './codec.js';
-import type { ResourceResult, Run } from './messages.js';
+import type { ResourceResult, Run } from './message-runs.js';
 
 /** The largest run report a spoke stores unless its config says otherwise (limits.max_report_bytes). */
 export const DEFAULT_MAX_REPORT_BYTES = 256 * 1024;

@@ -1,21 +1,30 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import { Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { WebSocketServer } from 'ws';
 import { AxleError, ErrorCode, errorText } from './errors.js';
-import { CloseCode, closeCodeFor, closeReason } from './close-codes.js';
+import { CloseCode } from './close-codes.js';
 import { Codec, type CodecLimits } from './codec.js';
-import { Connection, type PeerInfo } from './connection.js';
+import type { Connection } from './connection.js';
+import type { PeerInfo } from './connection-types.js';
 import type { FrameCrypto } from './crypto-pool.js';
-import { toBuffer } from './frame-socket.js';
-import { makeHello, makeWelcome, newNonce, readHandshake, sessionContext, verifyAuth } from './handshake.js';
 import { isRequestFault, requestIdOf, requestTarget, sendError } from './http.js';
 import type { KeyPair } from './keys.js';
 import type { Logger } from './log.js';
+import { DEFAULT_HTTP_LIMITS, type HttpLimits } from './limits.js';
+import { acceptHandshake, type HandshakeSide } from './server-handshake.js';
+import { SocketSlots } from './server-sockets.js';
+import { type ServerTls, tlsOptions } from './server-tls.js';
 import { Signer } from './sign.js';
-import { AddressSlots, type Slot, type SlotTotals } from './slots.js';
+import type { Slot, SlotTotals } from './slots.js';
+
+/** What the server's `authenticate` decided for a peer: its role, and optionally a larger send limit. */
+export interface PeerDecision {
+  role: string;
+  maxSendFrameBytes?: number;
+}
 
 export interface PeerClaim {
   id: string;
@@ -23,38 +32,6 @@ export interface PeerClaim {
   pubkey: Uint8Array;
   remoteAddress: string;
 }
-
-/** Limits on plain HTTP, per source address and in time (the config's `limits.http_*`). */
-export interface HttpLimits {
-  /** Open HTTP sockets per address, keep-alive ones included. */
-  maxConnectionsPerIp: number;
-  /** A request's headers must arrive within this. */
-  headersTimeoutMs: number;
-  /** A whole request (headers and body) must arrive within this. */
-  requestTimeoutMs: number;
-  /** An idle keep-alive socket is closed after this. */
-  keepAliveTimeoutMs: number;
-  /** Total size of a request's headers. */
-  maxHeaderBytes: number;
-}
-
-export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = Object.freeze({
-  maxConnectionsPerIp: 64,
-  headersTimeoutMs: 10_000,
-  requestTimeoutMs: 60_000,
-  keepAliveTimeoutMs: 5_000,
-  maxHeaderBytes: 16 * 1024,
-});
-
-/** The certificate (chain) and key a TLS listener serves, PEM. */
-export interface ServerTls {
-  cert: Buffer | string;
-  key: Buffer | string;
-}
-
-/** Answered on a TLS port to a client that sent plain HTTP, so `curl http://` and `ws://` say what is wrong. */
-const PLAIN_ON_TLS_BODY = 'this port speaks TLS only: use https:// (or wss://) and the fleet CA\n';
-const PLAIN_ON_TLS = `HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${PLAIN_ON_TLS_BODY.length}\r\n\r\n${PLAIN_ON_TLS_BODY}`;
 
 export interface AxleServerOptions {
   host: string;
@@ -65,8 +42,10 @@ export interface AxleServerOptions {
   /**
    * Decides whether a peer that proved possession of `claim.pubkey` may connect. Return the
    * role it gets; throw an AxleError (e.g. E_UNKNOWN_KEY) to refuse with that reason.
+   * `maxSendFrameBytes` lets this server send that peer frames above its own frame limit (a
+   * peer hub takes replication frames that large); frames it accepts stay under `limits`.
    */
-  authenticate: (claim: PeerClaim) => Promise<{ role: string }> | { role: string };
+  authenticate: (claim: PeerClaim) => Promise<PeerDecision> | PeerDecision;
   onConnection: (conn: Connection) => void;
   /** Plain HTTP routes on the same port (API, /metrics, /healthz, bootstrap). */
   http?: (req: IncomingMessage, res: ServerResponse) => unknown;
@@ -78,8 +57,10 @@ export interface AxleServerOptions {
   handshakeTimeoutMs?: number;
   keepaliveMs?: number;
   requestTimeoutMs?: number;
-  /** Checks and makes the signatures of connections' frames on worker threads (crypto-pool.ts). */
+  /** Checks and makes the signatures of handshakes and frames on worker threads (crypto-pool.ts). */
   crypto?: FrameCrypto;
+  /** The claimed roles whose handshakes and frames go to `crypto`; every role when omitted. */
+  cryptoRoles?: readonly string[];
   /** Request failures that are the daemon's fault, and handler errors on connections, are logged here. */
   log?: Logger;
   onError?: (e: AxleError, remoteAddress: string) => void;
@@ -102,30 +83,45 @@ export class AxleServer {
   readonly codec: Codec;
   readonly connections = new Set<Connection>();
   private readonly wss: WebSocketServer;
-  private readonly signer: Signer;
-  private readonly slots: AddressSlots;
-  /** Each TCP socket's slot: pending until its first request says HTTP or WebSocket. */
-  private readonly socketSlots = new WeakMap<Duplex, Slot>();
+  private readonly handshakeSide: HandshakeSide;
+  private readonly sockets: SocketSlots;
   private readonly o: AxleServerOptions & {
     wsPath: string;
     handshakeTimeoutMs: number;
     keepaliveMs: number;
   };
   private accepting = true;
-  private readonly headersTimeoutMs: number;
-  private readonly handshakeTimers = new WeakMap<Socket, NodeJS.Timeout>();
 
   constructor(options: AxleServerOptions) {
     this.o = { handshakeTimeoutMs: 5000, keepaliveMs: 3000, wsPath: '/ws', ...options };
     const httpLimits = { ...DEFAULT_HTTP_LIMITS, ...options.httpLimits };
-    this.headersTimeoutMs = httpLimits.headersTimeoutMs;
-    this.slots = new AddressSlots({
-      http: httpLimits.maxConnectionsPerIp,
-      handshakes: options.maxHandshakesPerIp ?? 64,
-      conns: options.maxConnectionsPerIp ?? 512,
-    });
+    this.sockets = new SocketSlots(
+      {
+        http: httpLimits.maxConnectionsPerIp,
+        handshakes: options.maxHandshakesPerIp ?? 64,
+        conns: options.maxConnectionsPerIp ?? 512,
+      },
+      {
+        headersTimeoutMs: httpLimits.headersTimeoutMs,
+        tls: Boolean(options.tls),
+        onError: (e, ip) => this.o.onError?.(e, ip),
+      },
+    );
     this.codec = new Codec(options.limits);
-    this.signer = new Signer(options.keyPair);
+    this.handshakeSide = {
+      id: this.o.id,
+      keyPair: this.o.keyPair,
+      signer: new Signer(options.keyPair),
+      codec: this.codec,
+      timeoutMs: this.o.handshakeTimeoutMs,
+      keepaliveMs: this.o.keepaliveMs,
+      requestTimeoutMs: this.o.requestTimeoutMs,
+      crypto: this.o.crypto,
+      cryptoRoles: this.o.cryptoRoles,
+      authenticate: (claim) => this.o.authenticate(claim),
+      onError: (e, ip) => this.o.onError?.(e, ip),
+      admit: (conn, peer, ip, slot) => this.admitConnection(conn, peer, ip, slot),
+    };
     // The signature adds 64 bytes to each body, so the socket limit is the frame limit plus that.
     this.wss = new WebSocketServer({
       noServer: true,
@@ -148,10 +144,12 @@ export class AxleServer {
     this.http.requestTimeout = httpLimits.requestTimeoutMs;
     this.http.keepAliveTimeout = httpLimits.keepAliveTimeoutMs;
     this.http.maxHeadersCount = 100;
-    this.http.on('connection', (socket: Socket) => this.admit(socket));
+    this.http.on('connection', (socket: Socket) => this.sockets.admit(socket));
     if (options.tls) {
-      this.http.on('secureConnection', (socket: TLSSocket) => this.secured(socket));
-      this.http.on('tlsClientError', (e: Error & { code?: string }, socket: TLSSocket) => this.tlsFailed(e, socket));
+      this.http.on('secureConnection', (socket: TLSSocket) => this.sockets.secured(socket));
+      this.http.on('tlsClientError', (e: Error & { code?: string }, socket: TLSSocket) =>
+        this.sockets.tlsFailed(e, socket),
+      );
     }
     this.http.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
     this.http.on('clientError', (e: Error & { code?: string }, socket: Duplex) => {
@@ -170,7 +168,7 @@ export class AxleServer {
 
   /** Per-address slot totals now, for tests and metrics. */
   slotTotals(): SlotTotals {
-    return this.slots.totals();
+    return this.sockets.totals();
   }
 
   async listen(): Promise<{ host: string; port: number }> {
@@ -192,62 +190,9 @@ export class AxleServer {
     return { host: a.address, port: a.port };
   }
 
-  private admit(socket: Socket): void {
-    const ip = socket.remoteAddress ?? 'unknown';
-    const slot = this.slots.open(ip);
-    if (!slot) {
-      this.o.onError?.(new AxleError(ErrorCode.TOO_MANY_CONNECTIONS, 'too many open sockets from this address'), ip);
-      socket.destroy();
-      return;
-    }
-    this.socketSlots.set(socket, slot);
-    socket.once('close', () => slot.release());
-    if (this.o.tls) {
-      // Node's own TLS handshake timeout restarts with every byte; this one does not.
-      const timer = setTimeout(() => socket.destroy(), this.headersTimeoutMs);
-      this.handshakeTimers.set(socket, timer);
-      socket.once('close', () => clearTimeout(timer));
-      return;
-    }
-    this.dropIfSilent(socket, slot);
-  }
-
-  /** Node's headers timeout only starts with a request: a socket that never sends one is ours to drop. */
-  private dropIfSilent(socket: Socket, slot: Slot): void {
-    socket.setTimeout(this.headersTimeoutMs, () => {
-      if (slot.kind === 'pending') socket.destroy();
-    });
-  }
-
-  /** A finished TLS handshake: the encrypted socket takes over the TCP socket's slot. */
-  private secured(socket: TLSSocket): void {
-    const raw = tcpSocketOf(socket);
-    const slot = raw && this.socketSlots.get(raw);
-    if (!raw || !slot) {
-      // Never serve a socket that is not counted.
-      socket.destroy();
-      return;
-    }
-    clearTimeout(this.handshakeTimers.get(raw));
-    this.socketSlots.set(socket, slot);
-    this.dropIfSilent(socket, slot);
-  }
-
-  /** A failed TLS handshake; plain HTTP gets an answer that says what is wrong. The close gives the slot back. */
-  private tlsFailed(e: Error & { code?: string }, socket: TLSSocket): void {
-    const raw = tcpSocketOf(socket);
-    const ip = raw?.remoteAddress ?? 'unknown';
-    this.o.onError?.(new AxleError(ErrorCode.TLS, `TLS handshake failed: ${e.code ?? e.message}`), ip);
-    if (e.code === 'ERR_SSL_HTTP_REQUEST' && raw && !raw.destroyed && raw.writable) {
-      raw.end(PLAIN_ON_TLS, () => raw.destroy());
-      return;
-    }
-    raw?.destroy();
-  }
-
   /** The request boundary: whatever the handler throws, now or later, answers this request only. */
   private serve(req: IncomingMessage, res: ServerResponse): void {
-    const slot = this.socketSlots.get(req.socket);
+    const slot = this.sockets.of(req.socket);
     if (slot?.kind === 'pending') req.socket.setTimeout(0);
     if (slot && !slot.toHttp()) {
       res.shouldKeepAlive = false;
@@ -302,84 +247,31 @@ export class AxleServer {
     // From here the socket is a WebSocket's: it counts as a handshake, then a connection. ws
     // answers a bad upgrade (wrong key, version, method) itself and never calls back; the socket
     // closing is what gives the slot back then.
-    const slot = this.socketSlots.get(socket);
+    const slot = this.sockets.of(socket);
     if (!slot) return refuse(503, 'Not Admitted');
     (socket as Socket).setTimeout(0);
     const refused = slot.toHandshake();
     if (refused) return refuse(429, refused);
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      this.handshake(ws, ip, slot).then(
+      acceptHandshake(ws, ip, slot, this.handshakeSide).then(
         () => undefined,
         () => undefined,
       );
     });
   }
 
-  /** Runs the server side of the challenge; no other message is accepted before it ends. */
-  private async handshake(ws: WebSocket, ip: string, slot: Slot): Promise<void> {
-    ws.on('error', () => undefined);
-    const nonce = newNonce();
-    const hello = makeHello(this.o.id, this.o.keyPair, nonce);
-    const timer = setTimeout(() => {
-      this.o.onError?.(new AxleError(ErrorCode.HANDSHAKE_TIMEOUT, 'handshake not completed in time'), ip);
-      ws.close(CloseCode.HANDSHAKE_TIMEOUT, 'handshake timeout');
-      ws.terminate();
-    }, this.o.handshakeTimeoutMs);
-    try {
-      const first = await new Promise<Buffer>((resolve, reject) => {
-        ws.once('message', (data, isBinary) =>
-          isBinary ? resolve(toBuffer(data)) : reject(new AxleError(ErrorCode.MALFORMED, 'text frame')),
-        );
-        ws.once('close', () => reject(new AxleError(ErrorCode.CLOSED, 'closed during handshake')));
-        ws.send(this.codec.encode(hello));
-      });
-      const auth = readHandshake(this.codec, first, 'auth');
-      if (!verifyAuth(auth, nonce, this.o.keyPair.publicKey)) {
-        throw new AxleError(ErrorCode.BAD_SIGNATURE, `handshake signature from ${auth.id} does not verify`);
-      }
-      const decision = await this.o.authenticate({
-        id: auth.id,
-        role: auth.role,
-        pubkey: auth.pubkey,
-        remoteAddress: ip,
-      });
-      if (ws.readyState !== ws.OPEN) throw new AxleError(ErrorCode.CLOSED, 'closed during handshake');
-      ws.send(this.codec.encode(makeWelcome(auth, nonce, this.signer)));
-      clearTimeout(timer);
-      slot.promote();
-      const peer: PeerInfo = { id: auth.id, role: decision.role, pubkey: auth.pubkey, remoteAddress: ip };
-      const conn = new Connection({
-        socket: ws,
-        codec: this.codec,
-        signer: this.signer,
-        selfId: this.o.id,
-        peer,
-        context: sessionContext(auth.nonce, nonce),
-        isClient: false,
-        keepaliveMs: this.o.keepaliveMs,
-        ...(this.o.requestTimeoutMs ? { defaultTimeoutMs: this.o.requestTimeoutMs } : {}),
-        ...(this.o.crypto ? { crypto: this.o.crypto } : {}),
-      });
-      this.connections.add(conn);
-      conn.on('protocol_error', (e: AxleError) => this.o.onError?.(e, ip));
-      conn.on('handler_error', (e: unknown, type?: string) =>
-        this.o.log?.error({ peer: peer.id, role: peer.role, type, err: errorText(e) }, 'message handler failed'),
-      );
-      void conn.closed.then(() => {
-        this.connections.delete(conn);
-        slot.release();
-      });
-      this.o.onConnection(conn);
-    } catch (e) {
-      clearTimeout(timer);
+  /** A connection whose handshake passed: counted until it closes, its errors reported, then the daemon's. */
+  private admitConnection(conn: Connection, peer: PeerInfo, ip: string, slot: Slot): void {
+    this.connections.add(conn);
+    conn.on('protocol_error', (e: AxleError) => this.o.onError?.(e, ip));
+    conn.on('handler_error', (e: unknown, type?: string) =>
+      this.o.log?.error({ peer: peer.id, role: peer.role, type, err: errorText(e) }, 'message handler failed'),
+    );
+    void conn.closed.then(() => {
+      this.connections.delete(conn);
       slot.release();
-      const err = e instanceof AxleError ? e : new AxleError(ErrorCode.INTERNAL, errorText(e));
-      this.o.onError?.(err, ip);
-      if (ws.readyState === ws.OPEN) {
-        const code = err.code === ErrorCode.BAD_SIGNATURE ? CloseCode.HANDSHAKE_FAILED : closeCodeFor(err.code);
-        ws.close(code, closeReason(err.message));
-      }
-    }
+    });
+    this.o.onConnection(conn);
   }
 
   /** Stops accepting, closes every connection with SHUTDOWN, and closes the port. */
@@ -396,17 +288,4 @@ export class AxleServer {
       this.http.closeAllConnections();
     });
   }
-}
-
-function tlsOptions(tls: ServerTls): { cert: Buffer | string; key: Buffer | string; minVersion: 'TLSv1.2' } {
-  return { cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' };
-}
-
-/**
- * The TCP socket under a server-side TLS socket: the one counted in the slots. Node keeps it as
- * `_parent`; without it the TLS socket is refused rather than served uncounted.
- */
-function tcpSocketOf(socket: TLSSocket): Socket | undefined {
-  const parent = (socket as TLSSocket & { _parent?: unknown })._parent;
-  return parent instanceof Socket ? parent : undefined;
 }

@@ -2,7 +2,11 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   AxleServer,
   CloseCode,
+  Codec,
   CryptoPool,
+  makeAuth,
+  newNonce,
+  readHandshake,
   Signer,
   connectPeer,
   generateKeyPair,
@@ -181,7 +185,8 @@ describe('signed connections over a crypto pool', () => {
   it('stops reading a peer whose frames wait for their checks, and goes on once they are done', async () => {
     // The real pool behind a gate: checks finish only when the test opens it, like a pool far behind.
     const real = pool(1);
-    let held: (() => void)[] | undefined = [];
+    // Open through the handshake (its auth is checked on the pool too), closed from the first frame.
+    let held: (() => void)[] | undefined;
     let most = 0;
     const gated: FrameCrypto = {
       verify: (data, sig, pub, done) =>
@@ -194,6 +199,7 @@ describe('signed connections over a crypto pool', () => {
     };
     const addr = await start(gated);
     const s = await raw(addr);
+    held = [];
     const n = 1500;
     for (let i = 0; i < n; i++) s.ws.send(s.frame([i, 'web1.dc1.example.com', 1, i + 1, { type: 'probe', term: i }]));
     // Read until it stops growing: the socket is paused, the rest waits in TCP buffers.
@@ -214,6 +220,25 @@ describe('signed connections over a crypto pool', () => {
     for (const f of release) f();
     for (let i = 0; i < n; i++) expect(s.decode(await s.next())[3]).toBe(i + 1);
     s.ws.close();
+  });
+
+  it('checks the handshake on the pool: a claimed key the auth was not signed with is refused, a good one welcomed', async () => {
+    const addr = await start();
+    const { WebSocket } = await import('ws');
+    const ws = new WebSocket(`ws://${addr}/ws`, { perMessageDeflate: false });
+    ws.on('error', () => undefined);
+    const codec = new Codec();
+    const first = await new Promise<Buffer>((r) => ws.once('message', (d: Buffer) => r(d)));
+    const hello = readHandshake(codec, first, 'hello');
+    // Signed by another key than the one it claims.
+    const auth = makeAuth(hello, 'web1.dc1.example.com', 'envoy', new Signer(generateKeyPair()), newNonce());
+    const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
+    ws.send(codec.encode({ ...auth, pubkey: peer.publicKey }));
+    expect(await closed).toBe(CloseCode.HANDSHAKE_FAILED);
+    expect(serverConns).toHaveLength(0);
+    const good = await raw(addr);
+    await waitFor(() => serverConns.length === 1);
+    good.ws.close();
   });
 
   it('sends an answer before the close that follows it', async () => {

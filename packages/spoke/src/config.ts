@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import {
+  cryptoThreadsSetting,
   AxleError,
   DEFAULT_MAX_REPORT_BYTES,
   DEFAULT_QUERY_STEPS,
@@ -82,17 +83,6 @@ const spanner: Schema<Infer<typeof spannerShape>> = {
   },
 };
 
-/** Worker threads for frame signatures: "auto" (see autoCryptoThreads) or a count, 0 for none. */
-const cryptoThreads = custom(
-  'thread count',
-  (v) => {
-    if (v === 'auto') return 'auto' as const;
-    if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 64) return v;
-    throw new Error(`must be "auto" or a whole number of threads from 0 to 64, got ${JSON.stringify(v)}`);
-  },
-  ['auto', 0, 2],
-);
-
 export const spokeConfigSchema = obj({
   server_id: id('a server id'),
   listen: hostPort(),
@@ -101,7 +91,7 @@ export const spokeConfigSchema = obj({
   data_dir: str({ min: 1, max: 1024 }),
   key_file: opt(str({ min: 1, max: 1024 })),
   status_interval: def(duration({ min: 10, max: 24 * 3600 * 1000 }), 30_000),
-  crypto_threads: def(cryptoThreads, 'auto' as const),
+  crypto_threads: def(cryptoThreadsSetting(), 'auto' as const),
   retention: def(
     obj({
       max_runs_per_envoy: def(int({ min: 1, max: 100_000 }), 100),

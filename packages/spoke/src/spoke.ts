@@ -4,7 +4,7 @@ import {
   CloseCode,
   Codec,
   CryptoPool,
-  autoCryptoThreads,
+  cryptoThreadsFor,
   httpLimitsOf,
   slotMetrics,
   isCanonicalHostname,
@@ -183,7 +183,7 @@ export class Spoke implements Daemon {
       const router = this.router;
       crypto = new CryptoPool({
         keyPair: this.keyPair,
-        threads: c.crypto_threads === 'auto' ? autoCryptoThreads() : c.crypto_threads,
+        threads: cryptoThreadsFor(c.crypto_threads),
         onWorkerError: (e) => this.log.error({ err: errorText(e) }, 'signature worker failed; replaced'),
       });
       server = new AxleServer({

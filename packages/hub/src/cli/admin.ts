@@ -4,30 +4,14 @@
  */
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
+import type { ConfigVersions, EventPage, HubInfo, PublishRequest, PublishResultView, TlsSummary } from '@axle/shared';
 import type { ActionRunner, Ctx } from './context.js';
 import { EXIT, usage } from './errors.js';
 import { intArg } from './envoys.js';
 import { cell, fields, table, time } from './output.js';
 import { publishRollout, rolloutCommand, withRolloutOptions, type RolloutOpts } from './rollouts.js';
 
-interface BundleMeta {
-  version: number;
-  hash: string;
-  files: string[];
-  publishedAt: number;
-  by: string;
-  source: string;
-  from?: number;
-  bytes: number;
-}
-interface PublishResult {
-  version: number;
-  unchanged: boolean;
-  bundle: BundleMeta;
-  spokes: Record<string, string>;
-}
-
-function published(ctx: Ctx, r: PublishResult, verb: string): void {
+function published(ctx: Ctx, r: PublishResultView, verb: string): void {
   ctx.print(() => {
     const head = r.unchanged
       ? `unchanged: the content is already version ${r.version}; re-offered it to the spokes\n`
@@ -67,7 +51,9 @@ export function configCommand(run: ActionRunner): Command {
       if (o.rollout) return publishRollout(ctx, o);
       published(
         ctx,
-        await ctx.client.post<PublishResult>('/config/publish', o.dir ? { dir: resolve(o.dir) } : {}),
+        await ctx.client.post<PublishResultView>('/config/publish', {
+          ...(o.dir ? { dir: resolve(o.dir) } : {}),
+        } satisfies PublishRequest),
         'published',
       );
     }),
@@ -76,11 +62,7 @@ export function configCommand(run: ActionRunner): Command {
     .description("kept config versions and each spoke's version")
     .action(
       run(async (ctx) => {
-        const r = await ctx.client.get<{
-          current: number;
-          versions: BundleMeta[];
-          spokes: Record<string, { version: number | null; lag: number | null }>;
-        }>('/config/versions');
+        const r = await ctx.client.get<ConfigVersions>('/config/versions');
         ctx.print(() => {
           const v = [...r.versions].sort((a, b) => b.version - a.version);
           let s =
@@ -116,20 +98,13 @@ export function configCommand(run: ActionRunner): Command {
       run(async (ctx, version: number) => {
         published(
           ctx,
-          await ctx.client.post<PublishResult>('/config/rollback', { version }),
+          await ctx.client.post<PublishResultView>('/config/rollback', { version }),
           `rolled back to the content of ${version} as`,
         );
       }),
     );
   c.addCommand(rolloutCommand(run));
   return c;
-}
-
-interface HubEvent {
-  seq: number;
-  type: string;
-  at: number;
-  data: Record<string, unknown>;
 }
 
 export function eventsCommand(run: ActionRunner): Command {
@@ -140,7 +115,7 @@ export function eventsCommand(run: ActionRunner): Command {
     .option('--type <types>', 'only these types (comma-separated), e.g. spoke.down,spoke.up')
     .action(
       run(async (ctx, o: { after: number; limit: number; type?: string }) => {
-        const r = await ctx.client.get<{ events: HubEvent[]; next: number | null }>('/events', {
+        const r = await ctx.client.get<EventPage>('/events', {
           after: o.after,
           limit: o.limit,
           type: o.type,
@@ -173,22 +148,20 @@ export function hubCommand(run: ActionRunner): Command {
     .description('hub id, role, term, log position, spokes by state')
     .action(
       run(async (ctx) => {
-        const r = await ctx.client.get<Record<string, unknown>>('/hub');
-        // Replication status where the hub has peers; a hub without replication answers 404 and that is fine.
-        const repl =
-          r.replication === undefined
-            ? await ctx.client.get<Record<string, unknown>>('/hub/replication').catch(() => undefined)
-            : undefined;
-        const all = repl ? { ...r, replication: repl } : r;
+        const r = await ctx.client.get<HubInfo>('/hub');
         ctx.print(
           () =>
             fields(
-              Object.entries(all).map(([k, v]) => [
+              Object.entries(r).map(([k, v]: [string, unknown]) => [
                 k,
-                k === 'tls' ? tlsText(v) : typeof v === 'object' && v !== null ? JSON.stringify(v) : (v as string),
+                k === 'tls'
+                  ? tlsText(r.tls)
+                  : typeof v === 'object' && v !== null
+                    ? JSON.stringify(v)
+                    : (v as string | number),
               ]),
             ),
-          all,
+          r,
         );
       }),
     );
@@ -213,19 +186,12 @@ export function hubCommand(run: ActionRunner): Command {
 const RENEW_WITHIN_S = 30 * 24 * 3600;
 
 /** The hub's TLS certificate in one line, with a warning inside 30 days of its expiry (or the CA's). */
-export function tlsText(v: unknown): string {
-  const t = v as {
-    insecure?: boolean;
-    notAfter?: string;
-    expiresInSeconds?: number;
-    caPin?: string;
-    caNotAfter?: string;
-  };
-  if (t?.insecure) return 'off (insecure_transport: everything crosses the network in clear)';
-  const days = Math.floor((t.expiresInSeconds ?? 0) / 86400);
+export function tlsText(t: TlsSummary): string {
+  if ('insecure' in t) return 'off (insecure_transport: everything crosses the network in clear)';
+  const days = Math.floor(t.expiresInSeconds / 86400);
   const caLeft = t.caNotAfter ? (Date.parse(t.caNotAfter) - Date.now()) / 1000 : Number.POSITIVE_INFINITY;
   const warn =
-    (t.expiresInSeconds ?? 0) < RENEW_WITHIN_S
+    t.expiresInSeconds < RENEW_WITHIN_S
       ? ' EXPIRES SOON: axle-hub ca issue, then SIGHUP'
       : caLeft < RENEW_WITHIN_S
         ? ` THE CA EXPIRES ${t.caNotAfter}`

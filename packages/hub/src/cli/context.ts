@@ -1,3 +1,4 @@
+import type { SpokeReport } from '@axle/shared';
 import type { Command } from 'commander';
 import { HubClient } from './client.js';
 import { EXIT } from './errors.js';
@@ -12,10 +13,8 @@ export interface GlobalOpts {
   json?: boolean;
 }
 
-export interface SpokeOutcome {
-  id: string;
-  outcome: string;
-}
+/** What a fan-out answer says of each spoke (the contract's SpokeReport), as much as warnings need. */
+export type SpokeOutcome = Pick<SpokeReport, 'id' | 'outcome'>;
 
 /** What every command gets: output, the client (settings resolved on first use), and the exit code so far. */
 export class Ctx {

@@ -1,52 +1,22 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { fetchTls, parseDuration } from '@axle/shared';
+import {
+  COMPLIANCE,
+  fetchTls,
+  parseDuration,
+  type JobList,
+  type JobReply,
+  type JobRequest,
+  type JobStreamEvent,
+  type JobSummary as Summary,
+  type JobTargetPage,
+  type JobView,
+  type Compliance,
+} from '@axle/shared';
 import type { ActionRunner, Ctx } from './context.js';
 import { intArg } from './envoys.js';
 import { EXIT, usage } from './errors.js';
 import { ago, cell, fields, table, time, type Io } from './output.js';
 import { resolveSettings } from './settings.js';
-
-interface Counts {
-  pending: number;
-  running: number;
-  succeeded: number;
-  failed: number;
-  timed_out: number;
-  skipped: number;
-}
-interface JobView {
-  id: string;
-  state: string;
-  action: { kind: string; name?: string };
-  total: number;
-  counts: Counts;
-  waves: number;
-  wave: number;
-  by: string;
-  createdAt: number;
-  startedAt: number;
-  finishedAt?: number;
-  reason?: string;
-  maxRunning: number;
-  options: { maxParallel: number; waveSize: number; wavePauseMs: number; retries: number; timeoutMs: number };
-  unresolved: { spokeId: string; outcome: string }[];
-}
-interface Failure {
-  hostname: string;
-  spokeId: string;
-  state: string;
-  reason: string;
-  attempts: number;
-  exitCode?: number;
-}
-interface Summary {
-  job: JobView;
-  total: number;
-  succeeded: number;
-  failed: number;
-  counts: Counts;
-  failures: Failure[];
-}
 
 export function durationArg(v: string): number {
   try {
@@ -62,6 +32,12 @@ export function rateArg(v: string): number {
   if (!Number.isFinite(n) || n < 0 || n > 1)
     throw new InvalidArgumentError('must be a share from 0 to 1, or a percentage such as 10%');
   return n;
+}
+
+function complianceArg(v: string): Compliance {
+  const c = COMPLIANCE.find((x) => x === v);
+  if (!c) throw new InvalidArgumentError(`must be one of ${COMPLIANCE.join(', ')}`);
+  return c;
 }
 
 function traitArg(v: string, prev: Record<string, string> = {}): Record<string, string> {
@@ -144,8 +120,8 @@ async function follow(ctx: Ctx, id: string, onJob: (j: JobView) => void): Promis
           const line = buf.slice(0, i).trim();
           buf = buf.slice(i + 1);
           if (!line) continue;
-          const ev = JSON.parse(line) as { type: string; job?: JobView };
-          if (ev.job) onJob(ev.job);
+          const ev = JSON.parse(line) as JobStreamEvent;
+          if (ev.type !== 'target') onJob(ev.job);
           if (ev.type === 'done') return;
         }
       }
@@ -165,7 +141,7 @@ interface RunOpts {
   target?: string;
   trait?: Record<string, string>;
   spoke?: string;
-  compliance?: string;
+  compliance?: Compliance;
   maxParallel?: number;
   waveSize?: number;
   wavePause?: number;
@@ -187,7 +163,11 @@ export function runCommand(run: ActionRunner): Command {
     .option('--target <glob>', 'host name glob of the envoys to run on, e.g. "web*.dc1.*" ("*" for all)')
     .option('--trait <k=v>', 'only envoys whose trait equals the value (repeatable)', traitArg)
     .option('--spoke <ids>', 'only envoys on these spokes (comma-separated)')
-    .option('--compliance <state>', 'only envoys in this compliance state: compliant, noncompliant or unknown')
+    .option(
+      '--compliance <state>',
+      'only envoys in this compliance state: compliant, noncompliant or unknown',
+      complianceArg,
+    )
     .option('--max-parallel <n>', 'targets running at once across all spokes', intArg(1, 100_000))
     .option('--wave-size <n>', 'targets per wave (0 = one wave)', intArg(0, 10_000_000))
     .option('--wave-pause <duration>', 'pause between waves, e.g. 30s', durationArg)
@@ -215,7 +195,7 @@ export function runCommand(run: ActionRunner): Command {
           throw usage(
             'choose the targets with --target GLOB (and/or --trait, --spoke, --compliance); --target "*" means every envoy',
           );
-        const body = {
+        const body: JobRequest = {
           target: {
             ...(o.target ? { match: o.target } : {}),
             ...(o.trait ? { traits: o.trait } : {}),
@@ -229,7 +209,7 @@ export function runCommand(run: ActionRunner): Command {
               : {}),
             ...(o.compliance ? { compliance: o.compliance } : {}),
           },
-          action: action === 'task' ? { kind: 'task', name } : { kind: 'converge' },
+          action: action === 'task' && name ? { kind: 'task', name } : { kind: 'converge' },
           ...(o.maxParallel !== undefined ? { max_parallel: o.maxParallel } : {}),
           ...(o.waveSize !== undefined ? { wave_size: o.waveSize } : {}),
           ...(o.wavePause !== undefined ? { wave_pause: o.wavePause } : {}),
@@ -239,7 +219,7 @@ export function runCommand(run: ActionRunner): Command {
           ...(o.timeout !== undefined ? { timeout: o.timeout } : {}),
           ...(o.stopOnFailureRate !== undefined ? { stop_on_failure_rate: o.stopOnFailureRate } : {}),
         };
-        const { job } = await ctx.client.post<{ job: JobView }>('/jobs', body);
+        const { job } = await ctx.client.post<JobReply>('/jobs', body);
         if (o.detach) {
           ctx.print(() => `${job.id}\n`, { job });
           return;
@@ -270,7 +250,7 @@ export function jobsCommand(run: ActionRunner): Command {
     .option('--limit <n>', 'how many', intArg(1, 1000), 50)
     .action(
       run(async (ctx, o: { state?: string; limit: number }) => {
-        const r = await ctx.client.get<{ jobs: JobView[] }>('/jobs', { state: o.state, limit: o.limit });
+        const r = await ctx.client.get<JobList>('/jobs', { state: o.state, limit: o.limit });
         ctx.print(
           () =>
             r.jobs.length === 0
@@ -303,10 +283,7 @@ export function jobsCommand(run: ActionRunner): Command {
       run(async (ctx, id: string, o: { targets?: boolean }) => {
         const s = await ctx.client.get<Summary>(`/jobs/${encodeURIComponent(id)}`);
         const t = o.targets
-          ? await ctx.client.get<{ targets: (Failure & { state: string; finishedAt?: number })[] }>(
-              `/jobs/${encodeURIComponent(id)}/targets`,
-              { limit: 100_000 },
-            )
+          ? await ctx.client.get<JobTargetPage>(`/jobs/${encodeURIComponent(id)}/targets`, { limit: 100_000 })
           : undefined;
         ctx.print(
           () => {
@@ -334,7 +311,7 @@ export function jobsCommand(run: ActionRunner): Command {
     .argument('<id>', 'job id')
     .action(
       run(async (ctx, id: string) => {
-        const r = await ctx.client.post<{ job: JobView }>(`/jobs/${encodeURIComponent(id)}/cancel`, {});
+        const r = await ctx.client.post<JobReply>(`/jobs/${encodeURIComponent(id)}/cancel`, {});
         ctx.print(
           () =>
             `job ${r.job.id}: ${r.job.state === 'running' ? 'cancelling; running targets finish, the rest are skipped' : `already ${r.job.state}`}\n`,

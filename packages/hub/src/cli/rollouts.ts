@@ -1,76 +1,20 @@
 import { resolve } from 'node:path';
 import { Command } from 'commander';
+import type {
+  RolloutHost,
+  RolloutList,
+  RolloutRequest,
+  RolloutStarted,
+  RolloutState,
+  RolloutStatus as Status,
+} from '@axle/shared';
 import type { ActionRunner, Ctx } from './context.js';
 import { intArg } from './envoys.js';
 import { EXIT, usage } from './errors.js';
 import { durationArg, rateArg } from './jobs.js';
 import { cell, fields, pct, table, time, type Io } from './output.js';
 
-interface Counts {
-  pending: number;
-  running: number;
-  succeeded: number;
-  failed: number;
-  timed_out: number;
-  skipped: number;
-}
-interface JobView {
-  id: string;
-  state: string;
-  counts: Counts;
-  wave: number;
-  waves: number;
-  maxRunning: number;
-  paused?: { reason: string };
-}
-interface Host {
-  hostname: string;
-  spokeId: string;
-  state: string;
-  reason: string;
-}
-interface Rollout {
-  id: string;
-  version: number;
-  from: number;
-  state: string;
-  by: string;
-  createdAt: number;
-  finishedAt?: number;
-  total: number;
-  waves: number;
-  canaryHosts: number;
-  wavesDone: number;
-  reason?: string;
-  options: {
-    maxParallel: number;
-    maxFailureRate: number;
-    autoRollback: boolean;
-    waveSize: number;
-    wavePauseMs: number;
-  };
-  result?: { rolledBack?: number; rollbackFailed?: number };
-}
-interface Status {
-  rollout: Rollout;
-  job: JobView | null;
-  rollbackJob: JobView | null;
-  budget: { maxFailureRate: number; ran: number; failed: number; rate: number; used: number };
-  waves: {
-    wave: number;
-    canary: boolean;
-    total: number;
-    succeeded: number;
-    failed: number;
-    skipped: number;
-    running: number;
-    pending: number;
-  }[];
-  failures: Host[];
-  notBack: Host[];
-}
-
-const ACTIVE = new Set(['running', 'paused', 'halted', 'rolling_back']);
+const ACTIVE: ReadonlySet<RolloutState> = new Set(['running', 'paused', 'halted', 'rolling_back']);
 const WIDTH = 24;
 
 export interface RolloutOpts {
@@ -107,7 +51,7 @@ export function withRolloutOptions(c: Command): Command {
 
 /** `axle config publish --rollout ...`: starts it, follows it wave by wave, prints the outcome (exit 1 unless it succeeded). */
 export async function publishRollout(ctx: Ctx, o: RolloutOpts & { dir?: string }): Promise<void> {
-  const body = {
+  const body: RolloutRequest = {
     ...(o.dir ? { dir: resolve(o.dir) } : {}),
     ...(o.canary !== undefined ? { canary: o.canary } : {}),
     ...(o.waveSize !== undefined ? { wave_size: o.waveSize } : {}),
@@ -118,10 +62,7 @@ export async function publishRollout(ctx: Ctx, o: RolloutOpts & { dir?: string }
     ...(o.timeout !== undefined ? { timeout: o.timeout } : {}),
     ...(o.retries !== undefined ? { retries: o.retries } : {}),
   };
-  const s = await ctx.client.post<Status & { staged: { version: number; spokes: Record<string, string> } }>(
-    '/config/rollouts',
-    body,
-  );
+  const s = await ctx.client.post<RolloutStarted>('/config/rollouts', body);
   const r = s.rollout;
   for (const [id, out] of Object.entries(s.staged.spokes))
     if (out !== 'ok')
@@ -228,7 +169,7 @@ function statusText(s: Status): string {
         w.pending,
       ]),
     );
-  const listHosts = (title: string, hs: Host[]) =>
+  const listHosts = (title: string, hs: RolloutHost[]) =>
     hs.length === 0
       ? ''
       : `${title} (${hs.length}):\n${table(
@@ -253,7 +194,7 @@ function report(ctx: Ctx, s: Status): void {
 /** The rollout named, or the latest one. */
 async function which(ctx: Ctx, id: string | undefined): Promise<string> {
   if (id) return id;
-  const l = await ctx.client.get<{ rollouts: Rollout[]; active: string | null }>('/config/rollouts', { limit: 1 });
+  const l = await ctx.client.get<RolloutList>('/config/rollouts', { limit: 1 });
   const pick = l.active ?? l.rollouts[0]?.id;
   if (!pick) throw usage('there are no rollouts; start one with: axle config publish --rollout');
   return pick;
@@ -269,7 +210,7 @@ export function rolloutCommand(run: ActionRunner): Command {
     .option('--limit <n>', 'how many', intArg(1, 1000), 20)
     .action(
       run(async (ctx, o: { limit: number }) => {
-        const l = await ctx.client.get<{ rollouts: Rollout[] }>('/config/rollouts', { limit: o.limit });
+        const l = await ctx.client.get<RolloutList>('/config/rollouts', { limit: o.limit });
         ctx.print(
           () =>
             l.rollouts.length === 0

@@ -1,19 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
+import type { SecretList, SecretRequest, SecretView } from '@axle/shared';
 import type { ActionRunner } from './context.js';
 import { fields, table, time } from './output.js';
-
-interface SecretView {
-  name: string;
-  version: number;
-  hosts: string[];
-  mac: string;
-  setAt: number;
-  setBy: string;
-  targets: number;
-  versions: Record<string, number>;
-  lagging: string[];
-}
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -45,7 +34,7 @@ export function secretsCommand(run: ActionRunner): Command {
           name,
           value: value.toString('base64'),
           hosts: o.hosts,
-        });
+        } satisfies SecretRequest);
         ctx.print(
           () =>
             `${fields([
@@ -63,7 +52,7 @@ export function secretsCommand(run: ActionRunner): Command {
     .description('secrets, their versions and globs, and which hosts hold which version (never a value)')
     .action(
       run(async (ctx) => {
-        const r = await ctx.client.get<{ secrets: SecretView[] }>('/secrets');
+        const r = await ctx.client.get<SecretList>('/secrets');
         ctx.print(() => {
           if (r.secrets.length === 0)
             return 'no secrets; set one with: axle secrets set NAME --from-file F --hosts GLOB\n';

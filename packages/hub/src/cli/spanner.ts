@@ -1,4 +1,4 @@
-import type { SpokeDetail, SpokeStats, SpokeView, UnplacedReason } from '@axle/shared';
+import type { MoveStarted, SpokeDetail, SpokeList, SpokeStats, SpokeView, UnplacedReason } from '@axle/shared';
 import { Command } from 'commander';
 import type { ActionRunner, Ctx } from './context.js';
 import { CliError, EXIT } from './errors.js';
@@ -26,7 +26,7 @@ function unplacedLines(rs: UnplacedReason[] | undefined, indent = '  '): string 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls GET /moves/:id until the move stops running, drawing progress; exit 1 unless it finished cleanly. */
-async function follow(ctx: Ctx, start: { move: MoveView; existing: boolean }, label: string): Promise<void> {
+async function follow(ctx: Ctx, start: MoveStarted, label: string): Promise<void> {
   let m = start.move;
   if (start.existing && !ctx.json)
     ctx.io.err(`${label}: a move of this kind was already running (${m.id}); following it\n`);
@@ -76,7 +76,7 @@ export function spannerCommand(run: ActionRunner): Command {
     .description('every spoke: state, envoys, compliance, probe latency, config version')
     .action(
       run(async (ctx) => {
-        const r = await ctx.client.get<{ spokes: SpokeView[] }>('/spokes');
+        const r = await ctx.client.get<SpokeList>('/spokes');
         ctx.print(
           () =>
             table(
@@ -184,7 +184,7 @@ export function spannerCommand(run: ActionRunner): Command {
     .option('--no-wait', 'start the move and print its id without following it')
     .action(
       run(async (ctx, o: { hostname: string; to: string; wait: boolean }) => {
-        const r = await ctx.client.post<{ move: MoveView; existing: boolean }>('/reassign', {
+        const r = await ctx.client.post<MoveStarted>('/reassign', {
           hostname: o.hostname,
           to: o.to,
         });
@@ -202,7 +202,7 @@ export function spannerCommand(run: ActionRunner): Command {
       run(async (ctx, o: { spoke: string; to?: string; wait: boolean }) => {
         if (o.to === o.spoke)
           throw new CliError(`--to ${o.to} is the spoke being drained; name another spoke`, EXIT.USAGE);
-        const r = await ctx.client.post<{ move: MoveView; existing: boolean }>('/drain', {
+        const r = await ctx.client.post<MoveStarted>('/drain', {
           spoke: o.spoke,
           ...(o.to ? { to: o.to } : {}),
         });

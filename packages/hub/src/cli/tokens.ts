@@ -6,7 +6,17 @@ import { Command, InvalidArgumentError } from 'commander';
 import type { ActionRunner } from './context.js';
 import { intArg } from './envoys.js';
 import { cell, fields, table, time } from './output.js';
-import type { ApiTokenView, JoinTokenView } from '@axle/shared';
+import {
+  fingerprint,
+  fromBase64,
+  type ApiTokenCreated,
+  type ApiTokenView,
+  type DirectoryEntryView,
+  type InstallCommand,
+  type JoinTokenCreated,
+  type JoinTokenView,
+  type PendingEnrollments,
+} from '@axle/shared';
 
 export function tokensCommand(run: ActionRunner): Command {
   const t = new Command('tokens').description(
@@ -45,7 +55,7 @@ export function tokensCommand(run: ActionRunner): Command {
             if (o.role !== 'admin' && o.role !== 'viewer')
               throw new InvalidArgumentError('--role must be admin or viewer');
             if (!o.name) throw new InvalidArgumentError('--name is required with --api');
-            const r = await ctx.client.post<{ token: ApiTokenView; secret: string }>('/api-tokens', {
+            const r = await ctx.client.post<ApiTokenCreated>('/api-tokens', {
               role: o.role,
               name: o.name,
             });
@@ -59,16 +69,13 @@ export function tokensCommand(run: ActionRunner): Command {
               r,
             );
           }
-          const r = await ctx.client.post<{ token: JoinTokenView; secret: string; install?: InstallCommand }>(
-            '/tokens',
-            {
-              ...(o.ttl ? { ttl: o.ttl } : {}),
-              ...(o.maxUses ? { max_uses: o.maxUses } : {}),
-              ...(o.pattern ? { pattern: o.pattern } : {}),
-              ...(o.spoke?.length ? { spokes: o.spoke } : {}),
-              ...(o.note ? { note: o.note } : {}),
-            },
-          );
+          const r = await ctx.client.post<JoinTokenCreated>('/tokens', {
+            ...(o.ttl ? { ttl: o.ttl } : {}),
+            ...(o.maxUses ? { max_uses: o.maxUses } : {}),
+            ...(o.pattern ? { pattern: o.pattern } : {}),
+            ...(o.spoke?.length ? { spokes: o.spoke } : {}),
+            ...(o.note ? { note: o.note } : {}),
+          });
           ctx.print(
             () =>
               `${fields([
@@ -126,7 +133,7 @@ export function tokensCommand(run: ActionRunner): Command {
     .option('--api', 'an API token instead of a join token')
     .action(
       run(async (ctx, id: string, o: { api?: boolean }) => {
-        const r = await ctx.client.delete<{ token: { id: string } }>(
+        const r = await ctx.client.delete<{ token: JoinTokenView | ApiTokenView }>(
           `/${o.api ? 'api-tokens' : 'tokens'}/${encodeURIComponent(id)}`,
         );
         ctx.print(() => `revoked ${r.token.id}\n`, r);
@@ -135,39 +142,25 @@ export function tokensCommand(run: ActionRunner): Command {
   return t;
 }
 
-interface Pending {
-  hostname: string;
-  requestedAt: number;
-  spokeId?: string;
-  fingerprint?: string;
-  token?: string;
-}
-
 export function enrollmentsCommand(run: ActionRunner): Command {
   const e = new Command('enrollments').description('enrollments waiting for approval (enrollment.approval: manual)');
   e.command('pending')
     .description('list waiting enrollments')
     .action(
       run(async (ctx) => {
-        const r = await ctx.client.get<{ pending: Pending[] }>('/enrollments/pending');
+        const r = await ctx.client.get<PendingEnrollments>('/enrollments/pending');
         ctx.print(
           () =>
             r.pending.length === 0
               ? 'no enrollments are waiting\n'
               : table(
                   ['HOST', 'REQUESTED', 'KEY', 'DETAILS'],
-                  r.pending.map((p) => {
-                    const { hostname, requestedAt, fingerprint, ...rest } = p as Pending & Record<string, unknown>;
-                    return [
-                      hostname,
-                      time(requestedAt),
-                      fingerprint,
-                      Object.entries(rest)
-                        .filter(([k]) => k !== 'pubkey')
-                        .map(([k, v]) => `${k}=${cell(v)}`)
-                        .join(' '),
-                    ];
-                  }),
+                  r.pending.map((p) => [
+                    p.hostname,
+                    time(p.requestedAt),
+                    keyOf(p.pubkey),
+                    `tokenId=${cell(p.tokenId)} source=${cell(p.source)}`,
+                  ]),
                 ),
           r,
         );
@@ -178,7 +171,7 @@ export function enrollmentsCommand(run: ActionRunner): Command {
     .argument('<host>', 'host name')
     .action(
       run(async (ctx, host: string) => {
-        const r = await ctx.client.post<{ envoy: { hostname: string; spokeId: string; epoch: number } }>(
+        const r = await ctx.client.post<{ envoy: DirectoryEntryView }>(
           `/enrollments/${encodeURIComponent(host)}/approve`,
         );
         ctx.print(
@@ -199,10 +192,13 @@ export function enrollmentsCommand(run: ActionRunner): Command {
   return e;
 }
 
-interface InstallCommand {
-  command: string;
-  caPin?: string;
-  warning?: string;
+/** The key an enrollment asks for, as the envoy prints it; a key that does not decode is shown as it came. */
+function keyOf(pubkey: string): string {
+  try {
+    return fingerprint(fromBase64(pubkey));
+  } catch {
+    return pubkey.slice(0, 16);
+  }
 }
 
 /** The install command as an operator copies it: alone on its line, after a blank one. */

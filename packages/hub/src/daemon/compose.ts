@@ -4,6 +4,8 @@
  */
 import {
   AxleServer,
+  CryptoPool,
+  cryptoThreadsFor,
   errorText,
   fromBase64,
   httpLimitsOf,
@@ -65,6 +67,8 @@ export interface HubParts {
   queries: Queries;
   auth: ApiAuth;
   server: AxleServer;
+  /** Signature checks and signatures of the server's handshakes and frames, off the event loop. */
+  crypto: CryptoPool;
   publisher: Publisher;
   replication: Replication;
   jobs: JobRunner;
@@ -257,7 +261,16 @@ export async function composeHub(
     hubKeys,
   });
   const tlsNow = tls();
+  const crypto = new CryptoPool({
+    keyPair,
+    threads: cryptoThreadsFor(cfg.crypto_threads),
+    onWorkerError: (e) => log.error({ err: errorText(e) }, 'signature worker failed; replaced'),
+  });
   const server = new AxleServer({
+    crypto,
+    // Envoys are the many (enrollments, locates). Peers and spokes stay on the event loop: a lease
+    // ack queued behind envoy checks on a busy machine could cost the primary its lease.
+    cryptoRoles: ['envoy'],
     host,
     port,
     id: cfg.server_id,
@@ -289,6 +302,7 @@ export async function composeHub(
     queries,
     auth,
     server,
+    crypto,
     publisher,
     replication,
     jobs,

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import {
+  cryptoThreadsSetting,
   AxleError,
   ErrorCode,
   Glob,
@@ -146,6 +147,8 @@ export const hubConfigSchema = obj({
   data_dir: str({ min: 1, max: 1024 }),
   key_file: opt(str({ min: 1, max: 1024 })),
   config_dir: opt(str({ min: 1, max: 1024 })),
+  /** Worker threads that check and make signatures (handshakes and frames) beside the event loop. */
+  crypto_threads: def(cryptoThreadsSetting(), 'auto' as const),
   /** The address envoys and the bootstrap script use for this hub when `listen` is a wildcard (0.0.0.0) or behind NAT. */
   public_addr: opt(hostPort()),
   /** The directory holding the agent executable GET /agent/axle-envoy serves and bootstrap.sh, the script template (default: dist/agent/ of the build this hub runs from). */

@@ -136,6 +136,7 @@ export class Hub {
         'listening',
       );
     } catch (e) {
+      await this.p?.crypto.close();
       await state.close().catch(() => undefined);
       this.p = undefined;
       throw e;
@@ -227,6 +228,7 @@ export class Hub {
     await p.secrets.stop();
     p.webhooks.stop();
     await p.server.close(500);
+    await p.crypto.close();
     p.links.closeAll();
     await p.state.close();
     this.p = undefined;

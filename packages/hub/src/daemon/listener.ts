@@ -7,6 +7,7 @@ import {
   type Connection,
   type Message,
   type PeerClaim,
+  type PeerDecision,
 } from '@axle/shared';
 import type { Enrollment } from '../placement/enroll.js';
 import type { SpokeRegistry } from '../spokes/registry.js';
@@ -33,11 +34,7 @@ export interface ListenerParts {
  * the join token is checked when they enroll), the peer hubs in spanner.peers and the spokes
  * in spanner.spokes, each with the key configured for it.
  */
-export function authenticatePeer(
-  cfg: HubConfig,
-  replication: Replication | undefined,
-  claim: PeerClaim,
-): { role: string } {
+export function authenticatePeer(cfg: HubConfig, replication: Replication | undefined, claim: PeerClaim): PeerDecision {
   if (claim.role === 'envoy') {
     requireCanonicalEnvoyId(claim.id);
     return { role: 'envoy' };

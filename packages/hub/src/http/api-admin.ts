@@ -1,8 +1,27 @@
-import { arr, canonicalHostname, duration, globField, int, obj, oneOf, opt, str, type Router } from '@axle/shared';
+import {
+  arr,
+  canonicalHostname,
+  duration,
+  globField,
+  int,
+  obj,
+  oneOf,
+  opt,
+  str,
+  type ApiTokenCreated,
+  type DirectoryEntryView,
+  type EventPage,
+  type HubInfo,
+  type JoinTokenCreated,
+  type PendingEnrollmentView,
+  type PendingEnrollments,
+  type Router,
+} from '@axle/shared';
 import { EVENT_TYPES } from '../daemon/config.js';
 import { body, intParam, route, type ApiDeps } from './api.js';
 import { apiTokenView, joinTokenView } from '../store/tokens.js';
 import { installCommand } from './install.js';
+import type { DirectoryEntry, PendingEnrollment } from '../store/model.js';
 import { AxleError, ErrorCode } from '@axle/shared';
 
 const joinTokenBody = obj({
@@ -18,7 +37,7 @@ const apiTokenBody = obj({ role: oneOf(['admin', 'viewer'] as const), name: str(
 export function adminRoutes(r: Router, d: ApiDeps): void {
   r.get(
     '/api/v1/hub',
-    route(d, 'viewer', () => d.info()),
+    route(d, 'viewer', (): HubInfo => d.info()),
   );
 
   r.get(
@@ -52,7 +71,7 @@ export function adminRoutes(r: Router, d: ApiDeps): void {
         token: joinTokenView(token),
         secret,
         ...(deps ? { install: installCommand(ctx.req, deps, secret) } : {}),
-      };
+      } satisfies JoinTokenCreated;
     }),
   );
   r.delete(
@@ -73,7 +92,7 @@ export function adminRoutes(r: Router, d: ApiDeps): void {
     route(d, 'admin', async (ctx) => {
       const b = await body(ctx, apiTokenBody);
       const { token, secret } = await d.tokens.createApi(b.role, b.name);
-      return { token: apiTokenView(token), secret };
+      return { token: apiTokenView(token), secret } satisfies ApiTokenCreated;
     }),
   );
   r.delete(
@@ -92,14 +111,19 @@ export function adminRoutes(r: Router, d: ApiDeps): void {
 
   r.get(
     '/api/v1/enrollments/pending',
-    route(d, 'viewer', () => ({
-      pending: [...d.state.pending.values()].sort((a, b) => a.requestedAt - b.requestedAt),
-    })),
+    route(
+      d,
+      'viewer',
+      () =>
+        ({
+          pending: [...d.state.pending.values()].sort((a, b) => a.requestedAt - b.requestedAt).map(pendingView),
+        }) satisfies PendingEnrollments,
+    ),
   );
   r.post(
     '/api/v1/enrollments/:hostname/approve',
     route(d, 'admin', async (ctx, tok) => ({
-      envoy: await d.enrollment.approve(canonicalHostname(ctx.params.hostname as string), tok.name),
+      envoy: directoryView(await d.enrollment.approve(canonicalHostname(ctx.params.hostname as string), tok.name)),
     })),
   );
   r.post(
@@ -130,11 +154,26 @@ export function adminRoutes(r: Router, d: ApiDeps): void {
         limit: intParam(ctx.query, 'limit', 100, 1, 1000),
         ...(types.length > 0 ? { types } : {}),
       });
-      return { events, next: events.length > 0 ? events[events.length - 1]!.seq : null };
+      return { events, next: events.length > 0 ? events[events.length - 1]!.seq : null } satisfies EventPage;
     }),
   );
   r.get(
     '/api/v1/webhooks/deliveries',
     route(d, 'viewer', (ctx) => ({ deliveries: d.state.deliveries(intParam(ctx.query, 'limit', 100, 1, 1000)) })),
   );
+}
+
+function pendingView(p: PendingEnrollment): PendingEnrollmentView {
+  return { hostname: p.hostname, pubkey: p.pubkey, tokenId: p.tokenId, source: p.source, requestedAt: p.requestedAt };
+}
+
+function directoryView(e: DirectoryEntry): DirectoryEntryView {
+  return {
+    hostname: e.hostname,
+    pubkey: e.pubkey,
+    spokeId: e.spokeId,
+    epoch: e.epoch,
+    enrolledAt: e.enrolledAt,
+    assignedAt: e.assignedAt,
+  };
 }

@@ -1,20 +1,50 @@
-import { AxleError, ErrorCode, HttpError, int, obj, opt, readBody, str, type Router } from '@axle/shared';
-import { body, route, type ApiDeps } from './api.js';
+import {
+  AxleError,
+  ErrorCode,
+  HttpError,
+  int,
+  obj,
+  opt,
+  readBody,
+  str,
+  type ConfigVersionView,
+  type ConfigVersions,
+  type Infer,
+  type PublishRequest,
+  type PublishResultView,
+  type RollbackRequest,
+  type Router,
+} from '@axle/shared';
+import { body, route, type ApiDeps, type BodyMatches } from './api.js';
 import type { PublishResult } from '../jobs/config-publish.js';
 import type { ConfigBundleMeta } from '../store/model.js';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyWebhook } from '../store/webhooks.js';
 
 const publishBody = obj({ dir: opt(str({ min: 1, max: 1024 })) });
 const rollbackBody = obj({ version: int({ min: 1 }) });
+const _publish: BodyMatches<Infer<typeof publishBody>, PublishRequest> = true;
+const _rollback: BodyMatches<Infer<typeof rollbackBody>, RollbackRequest> = true;
 /** A signed publish request older than this is refused, so a captured one cannot be replayed later. */
 const WEBHOOK_MAX_AGE_S = 300;
 
-function metaView(b: ConfigBundleMeta): Record<string, unknown> {
-  const { hash, signature, ...rest } = b;
-  return { ...rest, hash: Buffer.from(hash).toString('hex'), signature: Buffer.from(signature).toString('base64') };
+function metaView(b: ConfigBundleMeta): ConfigVersionView {
+  return {
+    version: b.version,
+    hash: Buffer.from(b.hash).toString('hex'),
+    signature: Buffer.from(b.signature).toString('base64'),
+    files: b.files,
+    publishedAt: b.publishedAt,
+    by: b.by,
+    source: b.source,
+    ...(b.from !== undefined ? { from: b.from } : {}),
+    ...(b.stage !== undefined ? { stage: b.stage } : {}),
+    ...(b.rollout !== undefined ? { rollout: b.rollout } : {}),
+    ...(b.revert !== undefined ? { revert: b.revert } : {}),
+    bytes: b.bytes,
+  };
 }
 
-function resultView(r: PublishResult): Record<string, unknown> {
+function resultView(r: PublishResult): PublishResultView {
   return { version: r.version, unchanged: r.unchanged, bundle: metaView(r.bundle), spokes: r.spokes };
 }
 
@@ -33,9 +63,9 @@ export function configRoutes(r: Router, d: ApiDeps): void {
       const current = d.publisher.current();
       return {
         current: current?.version ?? 0,
-        versions: d.publisher.versions().map(metaView),
+        versions: d.publisher.versions().map((v) => ({ ...metaView(v), hashHex: v.hashHex, signer: v.signer })),
         spokes: d.publisher.spokeVersions(),
-      };
+      } satisfies ConfigVersions;
     }),
   );
 

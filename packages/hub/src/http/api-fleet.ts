@@ -1,4 +1,4 @@
-import type { SpokeView } from '@axle/shared';
+import type { MoveList, MoveStarted, SpokeDetail, SpokeList, SpokeView } from '@axle/shared';
 import {
   AxleError,
   COMPLIANCE,
@@ -88,7 +88,7 @@ function spokesParam(q: URLSearchParams): string[] | undefined {
   return all.length > 0 ? all : undefined;
 }
 
-async function finish(m: { move: Move; done: Promise<Move>; existing: boolean }, wait: boolean): Promise<unknown> {
+async function finish(m: { move: Move; done: Promise<Move>; existing: boolean }, wait: boolean): Promise<MoveStarted> {
   const move = wait ? await m.done : m.move;
   return { move, existing: m.existing };
 }
@@ -185,7 +185,7 @@ export function fleetRoutes(r: Router, d: ApiDeps): void {
 
   r.get(
     '/api/v1/spokes',
-    route(d, 'viewer', () => ({ spokes: d.fleet.ids().map(spokeView) })),
+    route(d, 'viewer', () => ({ spokes: d.fleet.ids().map(spokeView) }) satisfies SpokeList),
   );
   r.get(
     '/api/v1/spokes/:id',
@@ -210,7 +210,7 @@ export function fleetRoutes(r: Router, d: ApiDeps): void {
         recentRunsCursor: runs.cursor,
         envoys: page,
         outcome: page.spokes[0]?.outcome ?? 'unreachable',
-      };
+      } satisfies SpokeDetail;
     }),
   );
   r.post(
@@ -260,12 +260,12 @@ export function fleetRoutes(r: Router, d: ApiDeps): void {
         const live = d.mover.get(id);
         if (live) all.set(id, live);
       }
-      return { moves: [...all.values()].sort((a, b) => b.startedAt - a.startedAt).slice(0, limit) };
+      return { moves: [...all.values()].sort((a, b) => b.startedAt - a.startedAt).slice(0, limit) } satisfies MoveList;
     }),
   );
   r.get(
     '/api/v1/moves/:id',
-    route(d, 'viewer', (ctx) => {
+    route(d, 'viewer', (ctx): Move => {
       const m = d.mover.get(ctx.params.id as string);
       if (!m) throw new AxleError(ErrorCode.NOT_FOUND, `no move ${ctx.params.id}; list them with GET /api/v1/moves`);
       return m;

@@ -15,13 +15,20 @@ import {
   globField,
   record,
   str,
+  type Infer,
+  type JobList,
+  type JobRequest,
+  type JobReply,
+  type JobStreamEvent,
+  type JobTargetPage,
   type RouteContext,
   type Router,
 } from '@axle/shared';
-import { body, intParam, route, type ApiDeps } from './api.js';
-import type { JobEvent } from '../jobs/exec.js';
-import { TARGET_STATES, type JobTarget } from '../jobs/model.js';
+import { body, intParam, route, type ApiDeps, type BodyMatches } from './api.js';
+import type { JobEvent } from '../jobs/ledger.js';
+import { TARGET_STATES } from '../jobs/model.js';
 import type { JobRunner } from '../jobs/runner.js';
+import { jobView, targetLine, targetView } from '../jobs/view.js';
 
 const HOUR = 3_600_000;
 
@@ -43,6 +50,8 @@ export const jobBody = obj({
   timeout: def(duration({ min: 100, max: 24 * HOUR }), 300_000),
   stop_on_failure_rate: opt(num({ min: 0, max: 1 })),
 });
+
+const _contract: BodyMatches<Infer<typeof jobBody>, JobRequest> = true;
 
 const STREAM_HEARTBEAT_MS = 15_000;
 
@@ -89,7 +98,7 @@ export function jobRoutes(r: Router, d: ApiDeps & { jobs?: JobRunner }): void {
         },
         tok.name,
       );
-      return { job };
+      return { job: jobView(job) } satisfies JobReply;
     }),
   );
 
@@ -100,7 +109,7 @@ export function jobRoutes(r: Router, d: ApiDeps & { jobs?: JobRunner }): void {
       const runner = jobs();
       const out = openStream(ctx);
       const onEvent = (ev: JobEvent) => {
-        if (ev.type !== 'target') out.write(ev);
+        if (ev.type !== 'target') out.write({ type: ev.type, job: jobView(ev.job) });
       };
       runner.on('event', onEvent);
       out.onClose(() => runner.off('event', onEvent));
@@ -112,7 +121,8 @@ export function jobRoutes(r: Router, d: ApiDeps & { jobs?: JobRunner }): void {
     '/api/v1/jobs',
     route(d, 'viewer', (ctx) => {
       const state = ctx.query.get('state') ?? undefined;
-      return { jobs: jobs().list({ limit: intParam(ctx.query, 'limit', 50, 1, 1000), ...(state ? { state } : {}) }) };
+      const list = jobs().list({ limit: intParam(ctx.query, 'limit', 50, 1, 1000), ...(state ? { state } : {}) });
+      return { jobs: list.map(jobView) } satisfies JobList;
     }),
   );
 
@@ -135,13 +145,17 @@ export function jobRoutes(r: Router, d: ApiDeps & { jobs?: JobRunner }): void {
       const all = jobs()
         .targets(ctx.params.id as string)
         .filter((t) => !state || t.state === state);
-      return { targets: all.slice(0, limit), total: all.length };
+      return { targets: all.slice(0, limit).map(targetView), total: all.length } satisfies JobTargetPage;
     }),
   );
 
   r.post(
     '/api/v1/jobs/:id/cancel',
-    route(d, 'admin', (ctx, tok) => ({ job: jobs().cancel(ctx.params.id as string, tok.name) })),
+    route(
+      d,
+      'admin',
+      (ctx, tok) => ({ job: jobView(jobs().cancel(ctx.params.id as string, tok.name)) }) satisfies JobReply,
+    ),
   );
 
   r.get(
@@ -151,20 +165,20 @@ export function jobRoutes(r: Router, d: ApiDeps & { jobs?: JobRunner }): void {
       const id = ctx.params.id as string;
       const first = runner.job(id);
       const out = openStream(ctx);
-      out.write({ type: 'progress', job: first });
+      out.write({ type: 'progress', job: jobView(first) });
       if (first.state !== 'running') {
-        out.write({ type: 'done', job: first });
+        out.write({ type: 'done', job: jobView(first) });
         out.end();
         return HANDLED;
       }
       const targetsToo = ctx.query.get('targets') !== '0';
       const onEvent = (ev: JobEvent) => {
         if (ev.type === 'target') {
-          if (ev.jobId === id && targetsToo) out.write({ type: 'target', target: targetView(ev.target) });
+          if (ev.jobId === id && targetsToo) out.write({ type: 'target', target: targetLine(ev.target) });
           return;
         }
         if (ev.job.id !== id) return;
-        out.write(ev);
+        out.write({ type: ev.type, job: jobView(ev.job) });
         if (ev.type === 'done') out.end();
       };
       runner.on('event', onEvent);
@@ -172,17 +186,12 @@ export function jobRoutes(r: Router, d: ApiDeps & { jobs?: JobRunner }): void {
       // The job may have ended between the first read and subscribing.
       const now = runner.job(id);
       if (now.state !== 'running') {
-        out.write({ type: 'done', job: now });
+        out.write({ type: 'done', job: jobView(now) });
         out.end();
       }
       return HANDLED;
     }),
   );
-}
-
-function targetView(t: JobTarget): Omit<JobTarget, 'history' | 'output'> {
-  const { history: _h, output: _o, ...rest } = t;
-  return rest;
 }
 
 /**
@@ -191,7 +200,7 @@ function targetView(t: JobTarget): Omit<JobTarget, 'history' | 'output'> {
  * keeps proxies from closing an idle stream; `end` and the client leaving both close it once.
  */
 function openStream(ctx: RouteContext): {
-  write: (v: unknown) => void;
+  write: (v: JobStreamEvent) => void;
   end: () => void;
   onClose: (fn: () => void) => void;
 } {

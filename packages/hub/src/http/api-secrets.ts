@@ -1,5 +1,17 @@
-import { MAX_SECRET_BYTES, arr, custom, globField, obj, secretNameSchema, type Router } from '@axle/shared';
-import { body, route, type ApiDeps } from './api.js';
+import {
+  MAX_SECRET_BYTES,
+  arr,
+  custom,
+  globField,
+  obj,
+  secretNameSchema,
+  type Infer,
+  type Router,
+  type SecretList,
+  type SecretRequest,
+  type SecretView,
+} from '@axle/shared';
+import { body, route, type ApiDeps, type BodyMatches } from './api.js';
 
 /** The value as base64; a bad one is refused without ever echoing it (error texts reach logs). */
 const secretValue = () =>
@@ -17,18 +29,19 @@ const setBody = obj({
   value: secretValue(),
   hosts: arr(globField(), { min: 1, max: 100 }),
 });
+const _contract: BodyMatches<Infer<typeof setBody>, SecretRequest, 'value'> = true;
 
 /** Secrets (secrets.ts): admin only, and no answer ever carries a value. */
 export function secretRoutes(r: Router, d: ApiDeps): void {
   r.get(
     '/api/v1/secrets',
-    route(d, 'admin', () => ({ secrets: d.secrets.list() })),
+    route(d, 'admin', () => ({ secrets: d.secrets.list() }) satisfies SecretList),
   );
   r.post(
     '/api/v1/secrets',
     route(d, 'admin', async (ctx, tok) => {
       const b = await body(ctx, setBody);
-      return { secret: await d.secrets.set(b.name, b.value, b.hosts, tok.name) };
+      return { secret: await d.secrets.set(b.name, b.value, b.hosts, tok.name) } satisfies { secret: SecretView };
     }),
   );
   r.delete(

@@ -105,6 +105,22 @@ export function guard(d: ApiDeps, role: ApiRole, h: Guarded): (ctx: RouteContext
   };
 }
 
+/**
+ * `true` only when a route's body schema parses into the contract's request type (shared
+ * api-types) and both name the same fields: `const _contract: BodyMatches<Infer<typeof b>, Req> = true`
+ * fails to compile once the two drift apart. `Reparsed`: fields the schema turns into another
+ * type (a canary text into its parsed form), whose names alone are compared.
+ */
+export type BodyMatches<Parsed, Req, Reparsed extends keyof Req = never> = [Omit<Parsed, Reparsed>] extends [
+  Omit<Req, Reparsed>,
+]
+  ? [keyof Req] extends [keyof Parsed]
+    ? [keyof Parsed] extends [keyof Req]
+      ? true
+      : false
+    : false
+  : false;
+
 /** Validates a JSON body with a shared schema; a bad body is a 400 naming every problem. */
 export async function body<T>(ctx: RouteContext, schema: Schema<T>): Promise<T> {
   return parse(schema, await ctx.body(), 'request body', ErrorCode.INVALID);

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { HANDLED, HttpError, ErrorCode, type Router } from '@axle/shared';
+import { HANDLED, HttpError, ErrorCode, type InstallCommand, type Router } from '@axle/shared';
 import { hubUrl, type BootstrapDeps } from './bootstrap.js';
 
 /**
@@ -8,18 +8,6 @@ import { hubUrl, type BootstrapDeps } from './bootstrap.js';
  * path), and hands the script the CA's fingerprint, which it checks before it trusts anything
  * else it downloads (see deploy/bootstrap/bootstrap.sh).
  */
-
-export interface InstallCommand {
-  /** The whole command to run as root on a new host. */
-  command: string;
-  url: string;
-  /** `sha256:HEX` of the fleet CA; absent with insecure_transport. */
-  caPin?: string;
-  /** curl's `sha256//BASE64` pin of this hub's TLS key; absent with insecure_transport. */
-  hubPin?: string;
-  /** Set when the command protects nothing (a hub with insecure_transport). */
-  warning?: string;
-}
 
 type Deps = Pick<BootstrapDeps, 'config' | 'listenAddr' | 'tls'>;
 

@@ -4,7 +4,6 @@ import {
   ErrorCode,
   Signer,
   buildBundle,
-  chunksOf,
   inspectBundle,
   errorText,
   loadTasks,
@@ -12,6 +11,7 @@ import {
   toBase64,
   type KeyPair,
   type Logger,
+  type PushOutcome,
   type RevertOrder,
   validatePolicyBundle,
 } from '@axle/shared';
@@ -21,6 +21,7 @@ import type { SpokeRegistry } from '../spokes/registry.js';
 import type { ConfigBundle, ConfigBundleMeta } from '../store/model.js';
 import type { SpokeLinks } from '../spokes/spoke-links.js';
 import type { HubStore } from '../store/state.js';
+import { ConfigPush } from './config-push.js';
 
 export interface PublisherDeps {
   state: HubStore;
@@ -32,7 +33,7 @@ export interface PublisherDeps {
   config: () => HubConfig;
 }
 
-export type PushOutcome = 'ok' | 'unreachable' | `error: ${string}`;
+export type { PushOutcome };
 
 export interface PublishResult {
   version: number;
@@ -56,18 +57,14 @@ type Built = Awaited<ReturnType<typeof buildBundle>>;
  */
 export class Publisher {
   private readonly signer: Signer;
-  private readonly catchingUp = new Map<string, Promise<void>>();
-  /** One upload at a time per spoke: two interleaved chunk streams would corrupt each other. */
-  private readonly uploads = new Map<string, Promise<unknown>>();
-  /** Withdrawn version -> spokes that took its unstage order since this hub started. */
-  private readonly unstaged = new Map<number, Set<string>>();
+  private readonly pushes: ConfigPush;
   private chain: Promise<unknown> = Promise.resolve();
   /** Why publishing is refused now (a rollout is running), if it is. */
   blockedBy: (() => string | undefined) | undefined;
 
   constructor(private readonly d: PublisherDeps) {
     this.signer = new Signer(d.keyPair);
-    d.fleet.health.on('ok', (id) => this.catchUp(id));
+    this.pushes = new ConfigPush(d);
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -95,7 +92,7 @@ export class Publisher {
         version: current.version,
         unchanged: true,
         bundle: current,
-        spokes: await this.pushAll(current.version),
+        spokes: await this.pushes.pushAll(current.version),
       };
     }
     return this.store({
@@ -140,7 +137,7 @@ export class Publisher {
         [{ kind: 'bundle.stage', version, stage: 'live' }],
       );
       const meta = this.d.state.bundles.get(version) as ConfigBundleMeta;
-      return { version, unchanged: false, bundle: meta, spokes: await this.pushAll(version) };
+      return { version, unchanged: false, bundle: meta, spokes: await this.pushes.pushAll(version) };
     });
   }
 
@@ -151,7 +148,7 @@ export class Publisher {
       if (b?.stage === 'staged')
         await this.d.state.apply({ kind: 'bundle.stage', version, stage: 'withdrawn', ...(revert ? { revert } : {}) });
       const ids = this.d.fleet.ids();
-      const out = await Promise.all(ids.map((id) => this.unstage(id, version)));
+      const out = await Promise.all(ids.map((id) => this.pushes.unstage(id, version)));
       return Object.fromEntries(ids.map((id, i) => [id, out[i] as PushOutcome]));
     });
   }
@@ -240,7 +237,7 @@ export class Publisher {
       await state.applyAll([{ kind: 'bundle.put', bundle }, ...drop]);
       const meta = state.bundles.get(version) as ConfigBundleMeta;
       const ids = this.d.fleet.ids();
-      const out = await Promise.all(ids.map((id) => this.push(id, version, true)));
+      const out = await Promise.all(ids.map((id) => this.pushes.push(id, version, true)));
       return {
         version,
         unchanged: false,
@@ -262,7 +259,7 @@ export class Publisher {
       [{ kind: 'bundle.put', bundle }, ...drop],
     );
     const meta = state.bundles.get(version) as ConfigBundleMeta;
-    return { version, unchanged: false, bundle: meta, spokes: await this.pushAll(version) };
+    return { version, unchanged: false, bundle: meta, spokes: await this.pushes.pushAll(version) };
   }
 
   current(): ConfigBundleMeta | undefined {
@@ -286,141 +283,8 @@ export class Publisher {
     return out;
   }
 
-  private async pushAll(version: number): Promise<Record<string, PushOutcome>> {
-    const ids = this.d.fleet.ids();
-    const results = await Promise.all(ids.map((id) => this.push(id, version)));
-    return Object.fromEntries(ids.map((id, i) => [id, results[i] as PushOutcome]));
-  }
-
-  private push(id: string, version: number, stage = false): Promise<PushOutcome> {
-    const run = (this.uploads.get(id) ?? Promise.resolve()).then(() => this.upload(id, version, stage));
-    const tail = run.catch(() => undefined);
-    this.uploads.set(id, tail);
-    void tail.then(() => {
-      if (this.uploads.get(id) === tail) this.uploads.delete(id);
-    });
-    return run;
-  }
-
-  private async upload(id: string, version: number, stage: boolean): Promise<PushOutcome> {
-    const { links, state, log, fleet, config } = this.d;
-    const st = fleet.health.get(id).stats;
-    if (st && (st.configVersion >= version || (stage && st.staged === version))) return 'ok';
-    const b = state.bundle(version);
-    if (!b || !links.has(id)) return 'unreachable';
-    try {
-      // All chunks go out at once: the spoke takes them in arrival order, so only the last
-      // reply (the one that made the version live) matters, and no round trip is waited on.
-      const link = links.get(id);
-      const replies = [...chunksOf(b.data)].map((c) =>
-        link.request(
-          {
-            type: 'config_offer',
-            term: state.term,
-            version: b.version,
-            hash: b.hash,
-            signature: b.signature,
-            total: b.data.length,
-            offset: c.offset,
-            data: c.data,
-            ...(stage ? { stage: true } : {}),
-          },
-          config().config_publish.push_timeout,
-          'config_ok',
-        ),
-      );
-      const r = (await Promise.all(replies)).at(-1) as { version: number; staged?: number };
-      this.noteVersions(id, r);
-      log.info(
-        { spoke: id, version, stage },
-        stage ? 'spoke holds the staged config bundle' : 'spoke took the config bundle',
-      );
-      return 'ok';
-    } catch (e) {
-      const err = e instanceof AxleError ? e : undefined;
-      if (
-        err &&
-        (err.code === ErrorCode.CLOSED || err.code === ErrorCode.UNREACHABLE || err.code === ErrorCode.TIMEOUT)
-      ) {
-        log.info({ spoke: id, version }, 'spoke did not take the bundle now; it gets it when it answers again');
-        return 'unreachable';
-      }
-      if (err && err.code === ErrorCode.BUNDLE_REFUSED && /not newer/.test(err.message)) {
-        // It already has this version (a catch-up push got there first) or a newer one.
-        return 'ok';
-      }
-      log.warn({ spoke: id, version, err: errorText(e) }, 'spoke refused the config bundle');
-      return `error: ${errorText(e)}`;
-    }
-  }
-
-  private noteVersions(id: string, r: { version: number; staged?: number }): void {
-    const h = this.d.fleet.health.get(id);
-    if (h.stats) h.stats = { ...h.stats, configVersion: r.version, staged: r.staged ?? 0 };
-  }
-
-  /** Tells spoke `id` that `version` is withdrawn (and how its hosts go back), once per hub start. */
-  private async unstage(id: string, version: number): Promise<PushOutcome> {
-    const { links, state, log } = this.d;
-    const b = state.bundles.get(version);
-    if (!links.has(id)) return 'unreachable';
-    try {
-      const r = await links
-        .get(id)
-        .request(
-          { type: 'config_unstage', term: state.term, version, ...(b?.revert ? { revert: b.revert } : {}) },
-          this.d.config().config_publish.push_timeout,
-          'config_ok',
-        );
-      this.noteVersions(id, r);
-      let done = this.unstaged.get(version);
-      if (!done) this.unstaged.set(version, (done = new Set()));
-      done.add(id);
-      return 'ok';
-    } catch (e) {
-      log.info(
-        { spoke: id, version, err: errorText(e) },
-        'spoke did not take the withdrawal now; it gets it when it answers',
-      );
-      return 'unreachable';
-    }
-  }
-
-  /**
-   * Brings spoke `id` up to date when its last report shows it behind: the live bundle, the
-   * staged one, and the withdrawals (with their revert orders). One attempt at a time.
-   */
-  private catchUp(id: string): void {
-    const { state, fleet } = this.d;
-    const st = fleet.health.get(id).stats;
-    if (!st || this.catchingUp.has(id)) return;
-    const cur = state.configVersion;
-    const staged = this.staged()?.version;
-    const withdrawn = [...state.bundles.values()]
-      .filter(
-        (b) =>
-          b.stage === 'withdrawn' && (b.revert || st.staged === b.version) && !this.unstaged.get(b.version)?.has(id),
-      )
-      .map((b) => b.version);
-    const live = cur > 0 && st.configVersion < cur;
-    const stage = staged !== undefined && st.staged !== staged && st.configVersion < staged;
-    if (!live && !stage && withdrawn.length === 0) return;
-    this.d.log.info(
-      { spoke: id, spokeVersion: st.configVersion, version: cur, staged, withdrawn },
-      'spoke is behind the config; sending it',
-    );
-    const p = (async () => {
-      if (live) await this.push(id, cur);
-      for (const v of withdrawn) await this.unstage(id, v);
-      if (stage) await this.push(id, staged, true);
-    })()
-      .catch(() => undefined)
-      .finally(() => this.catchingUp.delete(id));
-    this.catchingUp.set(id, p);
-  }
-
-  async stop(): Promise<void> {
-    await Promise.allSettled([...this.catchingUp.values()]);
+  stop(): Promise<void> {
+    return this.pushes.stop();
   }
 
   /** For the API: versions newest first, without their bytes. */

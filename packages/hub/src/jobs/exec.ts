@@ -1,15 +1,11 @@
 import { errorText, type Logger } from '@axle/shared';
-import type { Change } from '../store/model.js';
 import type { HubStore } from '../store/state.js';
 import { HUB_GRACE_MS, dispatch, type DispatchDeps } from './dispatch.js';
+import { JobLedger, type JobEvent } from './ledger.js';
 import type { JobMetrics } from './metrics.js';
 import { TERMINAL, type Job, type JobPause, type JobTarget } from './model.js';
-import { judgeAttempt } from './outcome.js';
-
-export type JobEvent =
-  | { type: 'target'; jobId: string; target: JobTarget }
-  | { type: 'progress'; job: Job }
-  | { type: 'done'; job: Job };
+import { afterRestart, budgetSpent, finalState, judgeAttempt, stopRateReached } from './outcome.js';
+import { WaveQueue } from './wave-queue.js';
 
 export interface ExecDeps extends DispatchDeps {
   state: HubStore;
@@ -17,10 +13,6 @@ export interface ExecDeps extends DispatchDeps {
   metrics: JobMetrics;
   emit: (ev: JobEvent) => void;
 }
-
-/** Targets per `job.targets` change, so one log entry (and one replication frame) stays small. */
-const TARGETS_PER_CHANGE = 500;
-const PROGRESS_EVERY_MS = 100;
 
 /**
  * Runs one job: waves one after another (the next starts no earlier than `wave_pause` after
@@ -32,30 +24,20 @@ const PROGRESS_EVERY_MS = 100;
  * A `config` order (a rollout's wave) is idempotent and judged on the envoy's run: a run that
  * failed is final (no retry), while an order that never ran or whose result was lost is sent
  * again (up to `retries`), then counts as skipped or failed.
- * Every state change of the job and its targets is written through the HubStore; a
- * target is durably `running` before its order leaves the hub.
- *
- * Records are replaced, never mutated, so a change handed to the store is never altered later.
+ * Every state change of the job and its targets is written through the HubStore (the
+ * ledger); a target is durably `running` before its order leaves the hub.
  */
 export class JobExec {
-  job: Job;
-  readonly targets: Map<string, JobTarget>;
+  private readonly ledger: JobLedger;
   private readonly waves: string[][];
   running = 0;
   /** hostname -> when its attempt started, for the overdue gauge. */
   readonly inflight = new Map<string, number>();
-  private ready: string[] = [];
-  private readyHead = 0;
-  private waveLeft = 0;
-  private readonly timers = new Map<string, NodeJS.Timeout>();
-  private wakeFn: (() => void) | undefined;
+  private readonly queue = new WaveQueue();
   private stopReason: string | undefined;
   private cancelled = false;
   private halted = false;
   private skippedWave = -1;
-  private readonly dirty = new Set<string>();
-  private flushP: Promise<void> | undefined;
-  private progressTimer: NodeJS.Timeout | undefined;
   readonly done: Promise<void>;
   private resolveDone!: () => void;
 
@@ -64,11 +46,22 @@ export class JobExec {
     job: Job,
     targets: JobTarget[],
   ) {
-    this.job = job;
-    this.targets = new Map(targets.map((t) => [t.hostname, t]));
+    this.ledger = new JobLedger(d, job, targets);
     this.waves = Array.from({ length: job.waves }, () => [] as string[]);
     for (const t of targets) this.waves[t.wave]?.push(t.hostname);
     this.done = new Promise((r) => (this.resolveDone = r));
+  }
+
+  get job(): Job {
+    return this.ledger.job;
+  }
+
+  private set job(j: Job) {
+    this.ledger.job = j;
+  }
+
+  get targets(): ReadonlyMap<string, JobTarget> {
+    return this.ledger.targets;
   }
 
   /** Config orders may be sent twice: the envoy is already on the version, and simply runs again. */
@@ -78,15 +71,11 @@ export class JobExec {
 
   /** A job read back after a hub restart: attempts that were running have an unknown outcome. */
   recover(): void {
-    const now = Date.now();
     for (const t of [...this.targets.values()]) {
       if (t.state !== 'running') continue;
-      const reason = 'the hub stopped while this attempt ran; its outcome is unknown';
-      // Sending an idempotent order again costs nothing, so it does not use up a retry.
-      if (this.idempotent)
-        this.set({ ...t, state: 'pending', attempts: Math.max(0, t.attempts - 1), reason, retryAt: now });
-      else if (t.attempts <= this.job.options.retries) this.set({ ...t, state: 'pending', reason, retryAt: now });
-      else this.terminal({ ...t, state: 'failed', reason, finishedAt: now });
+      const next = afterRestart(t, { idempotent: this.idempotent, retries: this.job.options.retries });
+      if (next.state === 'pending') this.set(next);
+      else this.terminal(next);
     }
   }
 
@@ -105,9 +94,8 @@ export class JobExec {
     if (this.stopReason !== undefined || TERMINAL_JOB.has(this.job.state)) return;
     this.stopReason = reason;
     this.cancelled = cancelled;
-    for (const t of this.timers.values()) clearTimeout(t);
-    this.timers.clear();
-    this.wake();
+    this.queue.clearTimers();
+    this.queue.wake();
   }
 
   /** No new starts until resume(); targets running now finish. The job stays `running`. */
@@ -116,7 +104,7 @@ export class JobExec {
     this.job = { ...this.job, paused: { ...p, at: Date.now() } };
     this.d.log.warn({ job: this.job.id, by: p.by, reason: p.reason }, 'job paused');
     this.progress(true);
-    return this.flush();
+    return this.ledger.flush();
   }
 
   /** Starts targets again (optionally with a new failure budget). */
@@ -129,23 +117,16 @@ export class JobExec {
     };
     this.d.log.info({ job: this.job.id }, 'job resumed');
     this.progress(true);
-    this.wake();
-    return this.flush();
+    this.queue.wake();
+    return this.ledger.flush();
   }
 
   /** The hub is stopping or became a standby: stop here without changing the job's state. */
   halt(): void {
     this.halted = true;
-    for (const t of this.timers.values()) clearTimeout(t);
-    this.timers.clear();
-    if (this.progressTimer) clearTimeout(this.progressTimer);
-    this.wake();
-  }
-
-  private wake(): void {
-    const w = this.wakeFn;
-    this.wakeFn = undefined;
-    w?.();
+    this.queue.clearTimers();
+    this.ledger.quiet();
+    this.queue.wake();
   }
 
   private async run(): Promise<void> {
@@ -156,9 +137,9 @@ export class JobExec {
         // Timers may fire a millisecond early: wait until the wall clock says the pause is over.
         for (;;) {
           if (this.stopReason !== undefined || this.halted) break;
-          if (this.job.paused) await new Promise<void>((r) => (this.wakeFn = r));
+          if (this.job.paused) await this.queue.wait();
           else if (w > 0 && this.job.waveEndedAt !== undefined && Date.now() < this.job.waveEndedAt + o.wavePauseMs)
-            await this.sleep(this.job.waveEndedAt + o.wavePauseMs - Date.now());
+            await this.queue.sleep(this.job.waveEndedAt + o.wavePauseMs - Date.now());
           else break;
         }
         if (this.halted) return;
@@ -174,62 +155,23 @@ export class JobExec {
     }
   }
 
-  private sleep(ms: number): Promise<void> {
-    if (ms <= 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const t = setTimeout(() => {
-        this.wakeFn = undefined;
-        resolve();
-      }, ms);
-      this.wakeFn = () => {
-        clearTimeout(t);
-        resolve();
-      };
-    });
-  }
-
   private async runWave(w: number): Promise<void> {
-    const now = Date.now();
-    this.ready = [];
-    this.readyHead = 0;
-    this.waveLeft = 0;
+    const pending: [string, number | undefined][] = [];
     for (const h of this.waves[w] ?? []) {
       const t = this.targets.get(h)!;
-      if (TERMINAL.has(t.state)) continue;
-      this.waveLeft++;
-      if (t.retryAt !== undefined && t.retryAt > now) this.later(h, t.retryAt - now);
-      else this.ready.push(h);
+      if (!TERMINAL.has(t.state)) pending.push([h, t.retryAt]);
     }
+    this.queue.fill(pending);
     const max = Math.max(1, this.job.options.maxParallel);
     for (;;) {
       if (this.halted) return;
       if (this.stopReason !== undefined && this.skippedWave !== w) this.skipPending(w);
-      while (
-        this.stopReason === undefined &&
-        !this.job.paused &&
-        this.running < max &&
-        this.readyHead < this.ready.length
-      ) {
-        this.launch(this.ready[this.readyHead++] as string);
+      while (this.stopReason === undefined && !this.job.paused && this.running < max && this.queue.hasReady) {
+        this.launch(this.queue.next() as string);
       }
-      if (this.readyHead > 4096 && this.readyHead * 2 > this.ready.length) {
-        this.ready = this.ready.slice(this.readyHead);
-        this.readyHead = 0;
-      }
-      if (this.waveLeft === 0) return;
-      await new Promise<void>((r) => (this.wakeFn = r));
+      if (this.queue.left === 0) return;
+      await this.queue.wait();
     }
-  }
-
-  /** Makes `h` ready once `ms` have passed by the wall clock (timers may fire a millisecond early). */
-  private later(h: string, ms: number, at = Date.now() + ms): void {
-    const t = setTimeout(() => {
-      this.timers.delete(h);
-      if (Date.now() < at) return this.later(h, at - Date.now(), at);
-      this.ready.push(h);
-      this.wake();
-    }, ms);
-    this.timers.set(h, t);
   }
 
   private skipPending(w: number): void {
@@ -239,7 +181,7 @@ export class JobExec {
       const t = this.targets.get(h)!;
       if (t.state === 'pending') this.terminal({ ...t, state: 'skipped', reason: this.stopReason, finishedAt: now });
     }
-    this.readyHead = this.ready.length;
+    this.queue.drop();
   }
 
   private launch(h: string): void {
@@ -252,7 +194,7 @@ export class JobExec {
       .finally(() => {
         this.running--;
         this.inflight.delete(h);
-        this.wake();
+        this.queue.wake();
       });
   }
 
@@ -266,13 +208,13 @@ export class JobExec {
     this.set({ ...rest, spokeId, state: 'running', attempts: attempt, startedAt });
     this.inflight.set(h, startedAt);
     try {
-      await this.flush();
+      await this.ledger.flush();
     } catch (e) {
       // Not durable: do not send an order the hub could not account for after a restart.
       this.set({ ...this.targets.get(h)!, state: 'pending', attempts: prev.attempts, retryAt: Date.now() });
       if (!this.halted)
         this.d.log.error({ job: jobId, envoy: h, err: errorText(e) }, 'cannot record a job target as running');
-      if (!this.halted) this.later(h, 1000);
+      if (!this.halted) this.queue.later(h, 1000);
       return;
     }
     if (this.halted) return;
@@ -291,90 +233,39 @@ export class JobExec {
       this.d.metrics.retries.inc();
       this.set(v.target);
       this.d.emit({ type: 'target', jobId, target: this.targets.get(h)! });
-      this.later(h, v.delayMs);
+      this.queue.later(h, v.delayMs);
       return;
     }
     this.terminal(v.target);
     if (v.target.state !== 'failed' && v.target.state !== 'timed_out') return;
-    const c = this.job.counts;
-    const rate = o.stopOnFailureRate;
-    if (rate !== undefined && this.job.total > 0 && (c.failed + c.timed_out) / this.job.total > rate) {
-      this.stop(
-        `stopped: ${c.failed + c.timed_out} of ${this.job.total} targets failed, more than stop_on_failure_rate ${rate}`,
-      );
-    }
-    this.checkBudget();
+    const stopped = stopRateReached(this.job);
+    if (stopped) this.stop(stopped);
+    // The failure budget pauses the job (a person, or the rollout, decides what next).
+    const spent = this.job.paused || this.stopReason !== undefined ? undefined : budgetSpent(this.job);
+    if (spent)
+      void this.pause({ budget: true, by: 'failure budget', reason: spent }).catch((e: unknown) => {
+        if (!this.halted) this.d.log.warn({ job: this.job.id, err: errorText(e) }, 'cannot record the pause');
+      });
   }
 
-  /** Pauses the job once the failures among the targets that ran so far pass `maxFailureRate`. */
-  private checkBudget(): void {
-    const rate = this.job.options.maxFailureRate;
-    if (rate === undefined || this.job.paused || this.stopReason !== undefined) return;
-    const c = this.job.counts;
-    const failed = c.failed + c.timed_out;
-    const ran = failed + c.succeeded;
-    if (ran === 0 || failed / ran <= rate) return;
-    const pct = (x: number) => `${Math.round(x * 1000) / 10}%`;
-    void this.pause({
-      budget: true,
-      by: 'failure budget',
-      reason: `${failed} of ${ran} hosts that ran failed (${pct(failed / ran)}), over the failure budget of ${pct(rate)}`,
-    }).catch((e: unknown) => {
-      if (!this.halted) this.d.log.warn({ job: this.job.id, err: errorText(e) }, 'cannot record the pause');
-    });
-  }
-
-  /** Replaces a target's record, keeping the job's counts in step, and marks it for the next write. */
   private set(t: JobTarget): void {
-    const prev = this.targets.get(t.hostname);
-    if (prev && prev.state !== t.state) {
-      const counts = { ...this.job.counts };
-      counts[prev.state]--;
-      counts[t.state]++;
-      this.job = { ...this.job, counts };
-    }
-    this.targets.set(t.hostname, t);
-    this.dirty.add(t.hostname);
+    this.ledger.set(t);
   }
 
   private terminal(t: JobTarget): void {
     const prev = this.targets.get(t.hostname);
     this.set(t);
-    if (prev && !TERMINAL.has(prev.state) && t.wave === this.job.wave) this.waveLeft = Math.max(0, this.waveLeft - 1);
+    if (prev && !TERMINAL.has(prev.state) && t.wave === this.job.wave) this.queue.settled();
     this.d.metrics.targets.inc({ outcome: t.state });
     this.d.emit({ type: 'target', jobId: this.job.id, target: t });
     this.progress();
-    void this.flush().catch((e: unknown) => {
+    void this.ledger.flush().catch((e: unknown) => {
       if (!this.halted) this.d.log.warn({ job: this.job.id, err: errorText(e) }, 'cannot record job progress');
     });
   }
 
   private progress(now = false): void {
-    if (now) {
-      if (this.progressTimer) clearTimeout(this.progressTimer);
-      this.progressTimer = undefined;
-      this.d.emit({ type: 'progress', job: this.job });
-      return;
-    }
-    this.progressTimer ??= setTimeout(() => {
-      this.progressTimer = undefined;
-      this.d.emit({ type: 'progress', job: this.job });
-    }, PROGRESS_EVERY_MS);
-  }
-
-  /** Writes the job and every changed target, coalescing callers of the same turn into one transaction. */
-  flush(): Promise<void> {
-    this.flushP ??= new Promise<void>((r) => setImmediate(r)).then(() => {
-      this.flushP = undefined;
-      const targets = [...this.dirty].map((h) => this.targets.get(h)!);
-      this.dirty.clear();
-      const changes: Change[] = [{ kind: 'job.put', job: this.job }];
-      for (let i = 0; i < targets.length; i += TARGETS_PER_CHANGE) {
-        changes.push({ kind: 'job.targets', jobId: this.job.id, targets: targets.slice(i, i + TARGETS_PER_CHANGE) });
-      }
-      return this.d.state.applyAll(changes).then(() => undefined);
-    });
-    return this.flushP;
+    this.ledger.progress(now);
   }
 
   private async finish(): Promise<void> {
@@ -385,13 +276,7 @@ export class JobExec {
         if (t.state === 'pending') this.terminal({ ...t, state: 'skipped', reason: this.stopReason, finishedAt: now });
     }
     const c = this.job.counts;
-    const state: Job['state'] = this.cancelled
-      ? 'cancelled'
-      : this.stopReason !== undefined
-        ? 'stopped'
-        : c.succeeded === this.job.total
-          ? 'succeeded'
-          : 'failed';
+    const state = finalState(this.job, { cancelled: this.cancelled, stopped: this.stopReason !== undefined });
     const { paused: _p, ...job } = this.job;
     this.job = {
       ...job,
@@ -400,8 +285,8 @@ export class JobExec {
       wave: this.waves.length,
       ...(this.stopReason !== undefined ? { reason: this.stopReason } : {}),
     };
-    await this.flush();
-    if (this.progressTimer) clearTimeout(this.progressTimer);
+    await this.ledger.flush();
+    this.ledger.quiet();
     this.d.metrics.duration.observe({ action: this.job.action.kind, state }, (now - this.job.startedAt) / 1000);
     this.d.log.info({ job: this.job.id, state, ...c, ms: now - this.job.startedAt }, 'job finished');
     this.d.emit({ type: 'done', job: this.job });

@@ -1,51 +1,14 @@
-import type { Compliance, JobAction } from '@axle/shared';
-
 /**
  * Jobs: one action (converge, or a task of the published bundle) over many envoys, run by the
  * hub through their spokes. The job record and each target's record are durable hub state
  * (changes `job.put`, `job.targets`, `job.drop`), so a job survives a hub restart and replicates.
  */
 
-export interface JobSelector {
-  /** Host name glob (the Glob grammar in shared), e.g. "web*.dc1.*". */
-  match?: string;
-  traits?: Record<string, string>;
-  spokes?: string[];
-  compliance?: Compliance;
-}
+import type { JobAction, JobOptions, JobPause, JobSelector, JobState, TargetCounts, TargetState } from '@axle/shared';
 
-export interface JobOptions {
-  /** Fleet-wide cap on targets running at once, across all spokes. */
-  maxParallel: number;
-  /** 0 = one wave holding every target. */
-  waveSize: number;
-  /** Pause between the end of one wave and the start of the next. */
-  wavePauseMs: number;
-  retries: number;
-  backoffMs: number;
-  factor: number;
-  /** Per target, per attempt. */
-  timeoutMs: number;
-  /** Stop starting targets once more than this share of all targets has failed (0..1); undefined = never. */
-  stopOnFailureRate?: number;
-  /**
-   * Pause (not stop) once more than this share of the targets that ran so far failed (0..1): a
-   * rollout's failure budget. Targets that never ran (skipped) do not count.
-   */
-  maxFailureRate?: number;
-}
+/** The value types of a job are the API contract's (api-jobs.ts in shared); the records below are the store's. */
+export type { JobOptions, JobPause, JobSelector, JobState, TargetCounts, TargetState };
 
-/** Why a job is paused: new starts wait until it is resumed; targets already running finish. */
-export interface JobPause {
-  reason: string;
-  by: string;
-  at: number;
-  /** True when the failure budget (maxFailureRate) paused it, not a person. */
-  budget: boolean;
-}
-
-export type JobState = 'running' | 'succeeded' | 'failed' | 'stopped' | 'cancelled';
-export type TargetState = 'pending' | 'running' | 'succeeded' | 'failed' | 'timed_out' | 'skipped';
 export const TARGET_STATES: readonly TargetState[] = [
   'pending',
   'running',
@@ -55,8 +18,6 @@ export const TARGET_STATES: readonly TargetState[] = [
   'skipped',
 ];
 export const TERMINAL: ReadonlySet<TargetState> = new Set(['succeeded', 'failed', 'timed_out', 'skipped']);
-
-export type TargetCounts = Record<TargetState, number>;
 
 export interface Job {
   id: string;

@@ -7,17 +7,27 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { AxleError, ErrorCode, extractBundle, loadTasks, type JobAction, type Logger } from '@axle/shared';
+import {
+  AxleError,
+  ErrorCode,
+  extractBundle,
+  loadTasks,
+  type JobAction,
+  type JobSummary,
+  type Logger,
+} from '@axle/shared';
 import type { HubConfig } from '../daemon/config.js';
 import type { SpokeRegistry } from '../spokes/registry.js';
 import type { HubMetrics } from '../daemon/metrics.js';
 import type { Queries } from '../spokes/query.js';
 import type { SpokeLinks } from '../spokes/spoke-links.js';
 import type { HubStore } from '../store/state.js';
-import { JobExec, type JobEvent } from './exec.js';
+import { JobExec } from './exec.js';
+import type { JobEvent } from './ledger.js';
 import { JobMetrics } from './metrics.js';
-import { emptyCounts, type Job, type JobOptions, type JobSelector, type JobTarget, type TargetState } from './model.js';
+import { emptyCounts, type Job, type JobOptions, type JobSelector, type JobTarget } from './model.js';
 import { resolveTargets } from './resolve.js';
+import { summaryOf } from './view.js';
 
 export interface JobRunnerDeps {
   state: HubStore;
@@ -42,24 +52,6 @@ export interface JobPlan {
   hosts?: string[];
   /** The wave of each target, given in host name order (instead of `waveSize`). */
   waves?: (hostnames: string[]) => number[];
-}
-
-export interface JobSummary {
-  job: Job;
-  total: number;
-  succeeded: number;
-  /** failed + timed_out + skipped: every target that did not succeed and will not run again. */
-  failed: number;
-  counts: Job['counts'];
-  /** Each target that did not succeed, with why. */
-  failures: {
-    hostname: string;
-    spokeId: string;
-    state: TargetState;
-    reason: string;
-    attempts: number;
-    exitCode?: number;
-  }[];
 }
 
 /** Finished jobs kept on the hub (with their targets); older ones are dropped when a job is created. */
@@ -260,31 +252,12 @@ export class JobRunner extends EventEmitter<{ event: [JobEvent] }> {
     return this.d.state.jobTargets(id);
   }
 
+  /** The job's totals and every failed host, as GET /api/v1/jobs/:id serves them. */
   summary(id: string): JobSummary {
     const job = this.job(id);
     const e = this.execs.get(id);
     // A live job's targets are filtered before sorting: summaries are polled while 10,000 targets run.
-    const all = e ? [...e.targets.values()] : this.d.state.jobTargets(id);
-    const failures = all
-      .filter((t) => t.state === 'failed' || t.state === 'timed_out' || t.state === 'skipped')
-      .sort((a, b) => (a.hostname < b.hostname ? -1 : 1))
-      .map((t) => ({
-        hostname: t.hostname,
-        spokeId: t.spokeId,
-        state: t.state,
-        reason: t.reason ?? t.state,
-        attempts: t.attempts,
-        ...(t.exitCode !== undefined ? { exitCode: t.exitCode } : {}),
-      }));
-    const c = job.counts;
-    return {
-      job,
-      total: job.total,
-      succeeded: c.succeeded,
-      failed: c.failed + c.timed_out + c.skipped,
-      counts: c,
-      failures,
-    };
+    return summaryOf(job, e ? e.targets.values() : this.d.state.jobTargets(id));
   }
 
   /** Pauses a running job: no new starts until it is resumed. Answers once the pause is durable. */

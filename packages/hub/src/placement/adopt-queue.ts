@@ -27,17 +27,25 @@ export class RecordFailed extends AxleError {
 
 /** Most envoys in one adopt; a burst larger than this goes out in several, one after another. */
 const MAX_BATCH = 500;
+/**
+ * The least time between two adopts to one spoke while enrollments keep coming. A round trip
+ * on a busy machine is a few ms, shorter than the gap between enrollments to one spoke even
+ * at hundreds a second: without a pause nearly every adopt carried one envoy (bench/enroll),
+ * and each paid a signed round trip, a spoke fsync and a hub write of its own.
+ */
+const GATHER_MS = 10;
 
 /**
  * Group commit for enrollments. Envoys placed on the same spoke while an adopt to it is in
- * flight wait and go together in the next one: one signed round trip and one spoke
- * transaction, then one hub transaction (and one replication wait) for all of them. Nobody
- * waits for a timer: a lone enrollment goes out at once, and under load the batch is whatever
- * arrived during the previous round trip. Each caller still hears back only after its own
- * assignment is durable on both sides.
+ * flight, or within GATHER_MS of the last one, wait and go together in the next one: one
+ * signed round trip and one spoke transaction, then one hub transaction (and one replication
+ * wait) for all of them. A lone enrollment to a spoke that had none lately goes out at once.
+ * Each caller still hears back only after its own assignment is durable on both sides.
  */
 export class AdoptQueue {
   private readonly lanes = new Map<string, Waiter[]>();
+  /** When the last adopt to each spoke went out. */
+  private readonly lastSent = new Map<string, number>();
 
   constructor(private readonly d: AdoptDeps) {}
 
@@ -56,7 +64,12 @@ export class AdoptQueue {
 
   private async drain(spokeId: string): Promise<void> {
     const lane = this.lanes.get(spokeId) ?? [];
-    while (lane.length > 0) await this.flush(spokeId, lane.splice(0, MAX_BATCH));
+    while (lane.length > 0) {
+      const wait = (this.lastSent.get(spokeId) ?? 0) + GATHER_MS - Date.now();
+      if (wait > 0 && lane.length < MAX_BATCH) await new Promise((r) => setTimeout(r, wait));
+      this.lastSent.set(spokeId, Date.now());
+      await this.flush(spokeId, lane.splice(0, MAX_BATCH));
+    }
     this.lanes.delete(spokeId);
   }
 

@@ -11,6 +11,7 @@ import {
   type KeyPair,
   type Logger,
   type MessageOf,
+  type SecretView,
 } from '@axle/shared';
 import type { HubConfig } from '../daemon/config.js';
 import type { Events } from './events.js';
@@ -25,22 +26,8 @@ export interface SecretsDeps {
   config: () => HubConfig;
 }
 
-/** What `GET /secrets` shows of a secret: never its value, its data key or its ciphertext. */
-export interface SecretView {
-  name: string;
-  version: number;
-  hosts: string[];
-  /** The first 12 hex digits of an HMAC of the value under its own key: compares versions, reveals nothing. */
-  mac: string;
-  setAt: number;
-  setBy: string;
-  /** Hosts in the directory its globs allow. */
-  targets: number;
-  /** How many of them were last sealed each version ("0": never). */
-  versions: Record<string, number>;
-  /** Allowed hosts not yet sealed the current version (up to 100), for rotation. */
-  lagging: string[];
-}
+/** What `GET /secrets` shows of a secret is the API contract's SecretView. */
+export type { SecretView };
 
 const LAGGING_SHOWN = 100;
 

@@ -8,8 +8,17 @@
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { open, type Database, type RootDatabase } from 'lmdb';
+import { open, type RootDatabase } from 'lmdb';
 import { AxleError, ErrorCode } from '@axle/shared';
+import {
+  beginInstall,
+  finishInstall,
+  INSTALLING,
+  putRows,
+  readSnapshot,
+  type SnapshotReader,
+  type SnapshotRow,
+} from './snapshot.js';
 import { type Key, type Tables, writeChange } from './tables.js';
 import { HubView } from './view.js';
 import type {
@@ -36,17 +45,20 @@ const KEEP_DELIVERIES = 20_000;
 const KEEP_LOG = 1_000_000;
 
 /**
+ * Log entries kept, so a standby further behind than that is sent a snapshot. Tests shorten it
+ * (AXLE_TEST_KEEP_LOG, honoured only with AXLE_TEST_FAULTS=1) to reach the snapshot path with a
+ * few thousand entries rather than a million.
+ */
+function keepLog(): number {
+  const n = Number(process.env.AXLE_TEST_KEEP_LOG);
+  return process.env.AXLE_TEST_FAULTS === '1' && Number.isInteger(n) && n > 0 ? n : KEEP_LOG;
+}
+
+/**
  * Replication's say over writes, given when the store is opened: `guard` refuses to start a
  * write on a hub that may not write (a standby); `gate` holds the caller's answer until enough
  * standbys stored it; `appended` is told when entries are durable (the log shippers wake on it).
  */
-/** One row of a snapshot: a table's key and value as stored. */
-export interface SnapshotRow {
-  table: string;
-  key: unknown;
-  value: unknown;
-}
-
 export interface StoreHooks {
   guard(): void;
   gate(seq: number): Promise<void>;
@@ -69,6 +81,7 @@ export class HubStore extends HubView {
   lastEventSeq = 0;
   private chain: Promise<unknown> = Promise.resolve();
   private closed = false;
+  private readonly keepLog = keepLog();
 
   private constructor(
     private readonly hooks: StoreHooks | undefined,
@@ -125,6 +138,11 @@ export class HubStore extends HubView {
     this.epochCeiling = (d.meta.get('epochCeiling') as number | undefined) ?? 0;
     this.lastSeq = (d.meta.get('lastSeq') as number | undefined) ?? 0;
     this.lastEventSeq = (d.meta.get('lastEventSeq') as number | undefined) ?? 0;
+    // Part of a snapshot, its install cut short: nothing here is a position to build on.
+    if (d.meta.get(INSTALLING) !== undefined) {
+      this.lastSeq = 0;
+      return;
+    }
     for (const { value } of d.envoys.getRange()) this.indexEnvoy(value as DirectoryEntry);
     for (const { value } of d.tokens.getRange()) this.tokens.set((value as JoinToken).id, value as JoinToken);
     for (const { value } of d.apitokens.getRange()) this.apiTokens.set((value as ApiToken).id, value as ApiToken);
@@ -180,27 +198,7 @@ export class HubStore extends HubView {
       if (change.kind === 'event.add' && change.event.seq === 0) change.event.seq = ++this.lastEventSeq;
       return { seq: ++this.lastSeq, at, term, change };
     });
-    const last = this.lastSeq;
-    const eventSeq = this.lastEventSeq;
-    const run = this.root.transaction(() => {
-      for (const e of entries) {
-        this.db.log.put(e.seq, e);
-        if (e.seq > KEEP_LOG) this.db.log.remove(e.seq - KEEP_LOG);
-        writeChange(this.db, e.change);
-      }
-      this.db.meta.put('lastSeq', last);
-      this.db.meta.put('lastEventSeq', eventSeq);
-    });
-    // Chained so the in-memory view changes in log order, each step after its commit.
-    const done = this.chain
-      .then(() => run)
-      .then(async () => {
-        await this.root.flushed;
-        for (const e of entries) this.reduce(e.change);
-        this.hooks?.appended(last);
-        return last;
-      });
-    this.chain = done.catch(() => undefined);
+    const done = this.commit(entries, (last) => this.hooks?.appended(last));
     const hooks = this.hooks;
     const committed = hooks
       ? done.then(async (seq) => {
@@ -229,12 +227,21 @@ export class HubStore extends HubView {
     this.lastSeq = entries[entries.length - 1]!.seq;
     for (const e of entries)
       if (e.change.kind === 'event.add') this.lastEventSeq = Math.max(this.lastEventSeq, e.change.event.seq);
+    return this.commit(entries);
+  }
+
+  /**
+   * Writes numbered log entries, their changes and the log position in one transaction, and
+   * once it is on disk updates the in-memory view and calls `committed`. Chained so the view
+   * changes in log order, each step after its commit. Resolves with the last entry's seq.
+   */
+  private commit(entries: LogEntry[], committed?: (last: number) => void): Promise<number> {
     const last = this.lastSeq;
     const eventSeq = this.lastEventSeq;
     const run = this.root.transaction(() => {
       for (const e of entries) {
         this.db.log.put(e.seq, e);
-        if (e.seq > KEEP_LOG) this.db.log.remove(e.seq - KEEP_LOG);
+        if (e.seq > this.keepLog) this.db.log.remove(e.seq - this.keepLog);
         writeChange(this.db, e.change);
       }
       this.db.meta.put('lastSeq', last);
@@ -245,6 +252,7 @@ export class HubStore extends HubView {
       .then(async () => {
         await this.root.flushed;
         for (const e of entries) this.reduce(e.change);
+        committed?.(last);
         return last;
       });
     this.chain = done.catch(() => undefined);
@@ -286,55 +294,32 @@ export class HubStore extends HubView {
    * the snapshot stays consistent however long it takes to send. Rows are read as `rows` is
    * iterated: a primary sending a million to a standby reads a chunk between sends instead of
    * blocking its event loop for all of them (long enough to lose its lease). `close()` ends
-   * the transaction; a standby installs the rows with `installSnapshot`.
+   * the transaction; a standby installs the rows with beginSnapshot, putSnapshotRows, finishSnapshot.
    */
-  openSnapshot(): { seq: number; term: number; rows: Iterator<SnapshotRow>; close: () => void } {
-    const transaction = this.root.useReadTransaction();
-    const db = this.db;
-    const seq = (db.meta.get('lastSeq', { transaction }) as number | undefined) ?? 0;
-    const term = seq === 0 ? 0 : ((db.log.get(seq, { transaction }) as LogEntry | undefined)?.term ?? 1);
-    function* rows(): Generator<SnapshotRow> {
-      for (const [table, d] of Object.entries(db)) {
-        if (table === 'meta' || table === 'log') continue;
-        for (const { key, value } of d.getRange({ transaction })) yield { table, key, value };
-      }
-      for (const k of ['epochCeiling', 'lastEventSeq']) {
-        const v = db.meta.get(k, { transaction });
-        if (v !== undefined) yield { table: 'meta', key: k, value: v };
-      }
-    }
-    return { seq, term, rows: rows(), close: () => transaction.done() };
+  openSnapshot(): SnapshotReader {
+    return readSnapshot(this.root, this.db);
   }
 
   /**
-   * Replaces the whole state with a snapshot taken at (seq, term) on the primary: tables
-   * are cleared, rows written, the log restarted at `seq`, in one transaction; then the
-   * in-memory view is rebuilt. The local term is kept when higher.
+   * A standby starts installing a snapshot: every table is emptied and the store holds nothing
+   * (log position 0) until finishSnapshot, so a standby never keeps a whole snapshot in memory
+   * and a partial one is never taken for a position, even after a restart.
    */
-  async installSnapshot(
-    seq: number,
-    term: number,
-    rows: { table: string; key: unknown; value: unknown }[],
-  ): Promise<void> {
-    const tables = this.db as Record<string, Database<unknown, Key>>;
-    for (const r of rows)
-      if (!tables[r.table] || r.table === 'log')
-        throw new AxleError(ErrorCode.INVALID, `snapshot names an unknown table "${r.table}"`);
-    const keepTerm = Math.max(this.term, term);
+  async beginSnapshot(): Promise<void> {
     await this.chain;
-    await this.root.transaction(() => {
-      for (const [name, db] of Object.entries(tables))
-        if (name !== 'meta') for (const k of [...db.getKeys()]) db.remove(k);
-      const meta = this.db.meta;
-      for (const k of ['epochCeiling', 'lastEventSeq']) meta.remove(k);
-      for (const r of rows) tables[r.table]!.put(r.key as Key, r.value);
-      // The snapshot's last entry is kept so the next append can check (prevSeq, prevTerm).
-      if (seq > 0)
-        this.db.log.put(seq, { seq, at: Date.now(), term, change: { kind: 'term.set', term } } satisfies LogEntry);
-      meta.put('lastSeq', seq);
-      meta.put('term', keepTerm);
-    });
-    await this.root.flushed;
+    this.lastSeq = 0;
+    this.clearView();
+    await beginInstall(this.root, this.db);
+  }
+
+  /** One chunk of the snapshot being installed, durably (the in-memory view is built at the end). */
+  putSnapshotRows(rows: SnapshotRow[]): Promise<void> {
+    return putRows(this.root, this.db, rows);
+  }
+
+  /** The snapshot taken at (seq, term) on the primary is all stored: the log restarts at `seq`; the view is rebuilt. */
+  async finishSnapshot(seq: number, term: number): Promise<void> {
+    await finishInstall(this.root, this.db, { seq, term, keepTerm: Math.max(this.term, term) });
     this.clearView();
     this.load();
   }

@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { AxleError, ErrorCode, Glob } from '@axle/shared';
+import { AxleError, ErrorCode, Glob, type ApiTokenView, type JoinTokenView } from '@axle/shared';
 import type { ApiRole, ApiToken, JoinToken } from './model.js';
 import type { HubStore } from './state.js';
 
@@ -188,9 +188,8 @@ function bump(m: Map<string, number>, k: string, d: number): void {
   else m.set(k, n);
 }
 
-/** Public view of a join token: never the hash. */
-export function joinTokenView(t: JoinToken): Omit<JoinToken, 'hash'> & { state: string } {
-  const { hash: _h, ...rest } = t;
+/** Public view of a join token (the API contract's JoinTokenView): never the hash. */
+export function joinTokenView(t: JoinToken): JoinTokenView {
   const now = Date.now();
   const state =
     t.revokedAt !== undefined
@@ -200,10 +199,28 @@ export function joinTokenView(t: JoinToken): Omit<JoinToken, 'hash'> & { state: 
         : t.maxUses !== undefined && t.uses >= t.maxUses
           ? 'used up'
           : 'active';
-  return { ...rest, state };
+  return {
+    id: t.id,
+    createdAt: t.createdAt,
+    createdBy: t.createdBy,
+    ...(t.expiresAt !== undefined ? { expiresAt: t.expiresAt } : {}),
+    ...(t.maxUses !== undefined ? { maxUses: t.maxUses } : {}),
+    uses: t.uses,
+    ...(t.pattern !== undefined ? { pattern: t.pattern } : {}),
+    ...(t.spokes !== undefined ? { spokes: t.spokes } : {}),
+    ...(t.note !== undefined ? { note: t.note } : {}),
+    ...(t.revokedAt !== undefined ? { revokedAt: t.revokedAt } : {}),
+    state,
+  };
 }
 
-export function apiTokenView(t: ApiToken): Omit<ApiToken, 'hash'> {
-  const { hash: _h, ...rest } = t;
-  return rest;
+/** Public view of an API token (the API contract's ApiTokenView): never the hash. */
+export function apiTokenView(t: ApiToken): ApiTokenView {
+  return {
+    id: t.id,
+    role: t.role,
+    name: t.name,
+    createdAt: t.createdAt,
+    ...(t.revokedAt !== undefined ? { revokedAt: t.revokedAt } : {}),
+  };
 }

@@ -140,8 +140,8 @@ export async function spokeInProcess(bag: Bag, n: Node): Promise<Spoke> {
 }
 
 /** A hub as a child process (the built bin), killed at the end of the file. */
-export async function hubProcess(bag: Bag, n: Node): Promise<Daemon> {
-  const d = await startNode(n);
+export async function hubProcess(bag: Bag, n: Node, env: NodeJS.ProcessEnv = {}): Promise<Daemon> {
+  const d = await startNode(n, { env });
   bag.add(() => d.kill('SIGKILL'));
   return d;
 }

@@ -1,7 +1,7 @@
 import { get, post, session } from './api.js';
 import { confirmDialog, toast } from './dialog.js';
 import { h } from './dom.js';
-import type { Move, SpokeView } from './types.js';
+import type { Move, MoveStarted, SpokeView } from './types.js';
 
 function spokeSelect(spokes: SpokeView[], exclude: string | undefined, allowPatterns: boolean): HTMLElement {
   return h(
@@ -59,7 +59,7 @@ export async function drainSpoke(id: string, spokes: SpokeView[], after: () => v
   if (!fd) return;
   const to = String(fd.get('to') ?? '');
   try {
-    const r = await post<{ move: Move; existing: boolean }>('/api/v1/drain', { spoke: id, ...(to ? { to } : {}) });
+    const r = await post<MoveStarted>('/api/v1/drain', { spoke: id, ...(to ? { to } : {}) });
     after();
     await follow(r.move, `Drain of ${id}${r.existing ? ' (already running)' : ''}`);
     after();
@@ -85,7 +85,7 @@ export async function reassign(glob: string, spokes: SpokeView[], after: () => v
   if (!fd) return;
   const to = String(fd.get('to') ?? '');
   try {
-    const r = await post<{ move: Move }>('/api/v1/reassign', { hostname: glob, to });
+    const r = await post<MoveStarted>('/api/v1/reassign', { hostname: glob, to });
     after();
     await follow(r.move, `Reassign ${glob} to ${to}`);
     after();

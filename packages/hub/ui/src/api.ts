@@ -1,10 +1,7 @@
+import type { UiSession } from './types.js';
+
 /** Talks to the hub's JSON API with the session cookie; writes carry the session's CSRF token. */
-export interface Me {
-  name: string;
-  role: 'admin' | 'viewer';
-  csrf: string;
-  hub: string;
-}
+export type Me = UiSession;
 
 export class ApiError extends Error {
   constructor(

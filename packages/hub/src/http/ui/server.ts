@@ -16,6 +16,7 @@ import {
   obj,
   parse,
   type Router,
+  type UiSession,
 } from '@axle/shared';
 import { intParam, route, type ApiDeps } from '../api.js';
 import { HOURLY_FOR_MS } from '../../store/history/model.js';
@@ -213,7 +214,12 @@ export class WebUi {
         error: { code: ErrorCode.NOT_AUTHENTICATED, message: 'not logged in; log in with an API token' },
       });
     }
-    sendJson(res, 200, { name: s.name, role: s.role, csrf: s.csrf, hub: this.d.config().server_id });
+    sendJson(res, 200, {
+      name: s.name,
+      role: s.role,
+      csrf: s.csrf,
+      hub: this.d.config().server_id,
+    } satisfies UiSession);
   }
 
   private asset(res: ServerResponse, name: string): void {

@@ -12,12 +12,16 @@ import {
   opt,
   str,
   type Infer,
+  type RolloutList,
+  type RolloutRequest,
+  type RolloutStarted,
+  type RolloutStatus,
   type Router,
 } from '@axle/shared';
-import { body, intParam, route, type ApiDeps } from '../../http/api.js';
+import { body, intParam, route, type ApiDeps, type BodyMatches } from '../../http/api.js';
 import type { Canary, RolloutOptions } from './model.js';
 import type { RolloutRunner } from './runner.js';
-import { statusOf } from './view.js';
+import { rolloutView, statusOf } from './view.js';
 
 const HOUR = 3_600_000;
 
@@ -51,6 +55,7 @@ export const rolloutBody = obj({
   timeout: def(duration({ min: 1000, max: 24 * HOUR }), 600_000),
   retries: def(int({ min: 0, max: 10 }), 3),
 });
+const _contract: BodyMatches<Infer<typeof rolloutBody>, RolloutRequest, 'canary'> = true;
 const resumeBody = obj({ max_failure_rate: opt(num({ min: 0, max: 1 })) });
 const abortBody = obj({ rollback: def(bool(), false) });
 
@@ -77,7 +82,7 @@ export function rolloutRoutes(r: Router, d: ApiDeps & { rollouts?: RolloutRunner
     if (!d.rollouts || !d.jobs) throw new AxleError(ErrorCode.INTERNAL, 'rollouts are not available on this hub');
     return d.rollouts;
   };
-  const status = (id: string) => statusOf(runner().get(id), d.jobs!);
+  const status = (id: string): RolloutStatus => statusOf(runner().get(id), d.jobs!);
 
   r.post(
     '/api/v1/config/rollouts',
@@ -87,16 +92,26 @@ export function rolloutRoutes(r: Router, d: ApiDeps & { rollouts?: RolloutRunner
         { ...(b.dir ? { dir: b.dir } : {}), options: optionsFrom(b) },
         tok.name,
       );
-      return { ...status(rollout.id), staged: { version: staged.version, spokes: staged.spokes } };
+      return {
+        ...status(rollout.id),
+        staged: { version: staged.version, spokes: staged.spokes },
+      } satisfies RolloutStarted;
     }),
   );
 
   r.get(
     '/api/v1/config/rollouts',
-    route(d, 'viewer', (ctx) => ({
-      rollouts: runner().list(intParam(ctx.query, 'limit', 50, 1, 1000)),
-      active: runner().current()?.id ?? null,
-    })),
+    route(
+      d,
+      'viewer',
+      (ctx) =>
+        ({
+          rollouts: runner()
+            .list(intParam(ctx.query, 'limit', 50, 1, 1000))
+            .map(rolloutView),
+          active: runner().current()?.id ?? null,
+        }) satisfies RolloutList,
+    ),
   );
 
   r.get(

@@ -1,3 +1,4 @@
+import type { RolloutHost, RolloutJobView, RolloutStatus, RolloutView, WaveView } from '@axle/shared';
 import type { Job, JobTarget } from '../model.js';
 import type { JobRunner } from '../runner.js';
 import type { Rollout } from './model.js';
@@ -5,37 +6,32 @@ import type { Rollout } from './model.js';
 /** Hosts named in a status answer (failed ones first); the counts always cover every host. */
 const MAX_LISTED = 200;
 
-export interface WaveView {
-  /** 1-based, as operators count them; wave 1 is the canary when there is one. */
-  wave: number;
-  canary: boolean;
-  total: number;
-  succeeded: number;
-  failed: number;
-  skipped: number;
-  running: number;
-  pending: number;
+/** The rollout record as the API serves it, field by field (tsc checks it against the contract). */
+export function rolloutView(r: Rollout): RolloutView {
+  return {
+    id: r.id,
+    version: r.version,
+    from: r.from,
+    state: r.state,
+    options: r.options,
+    by: r.by,
+    createdAt: r.createdAt,
+    updatedAt: r.updatedAt,
+    ...(r.finishedAt !== undefined ? { finishedAt: r.finishedAt } : {}),
+    jobId: r.jobId,
+    ...(r.rollbackJobId !== undefined ? { rollbackJobId: r.rollbackJobId } : {}),
+    total: r.total,
+    waves: r.waves,
+    canaryHosts: r.canaryHosts,
+    wavesDone: r.wavesDone,
+    ...(r.reason !== undefined ? { reason: r.reason } : {}),
+    ...(r.haltedAt !== undefined ? { haltedAt: r.haltedAt } : {}),
+    ...(r.revert !== undefined ? { revert: r.revert } : {}),
+    ...(r.result !== undefined ? { result: r.result } : {}),
+  };
 }
 
-export interface RolloutStatus {
-  rollout: Rollout;
-  job: JobView | null;
-  rollbackJob: JobView | null;
-  /** Failures over the hosts that ran so far, against the budget. */
-  budget: { maxFailureRate: number; ran: number; failed: number; rate: number; used: number };
-  waves: WaveView[];
-  /** Hosts that failed (the run after the change failed or made them newly noncompliant) or never ran, with why. */
-  failures: { hostname: string; spokeId: string; state: string; reason: string }[];
-  /** After a rollback: hosts that could not be moved back, with why. */
-  notBack: { hostname: string; spokeId: string; state: string; reason: string }[];
-}
-
-type JobView = Pick<Job, 'id' | 'state' | 'counts' | 'wave' | 'waves' | 'maxRunning' | 'startedAt'> & {
-  paused?: Job['paused'];
-  finishedAt?: number;
-};
-
-function jobView(j: Job | undefined): JobView | null {
+function jobView(j: Job | undefined): RolloutJobView | null {
   if (!j) return null;
   return {
     id: j.id,
@@ -56,7 +52,9 @@ const listed = (ts: JobTarget[]) =>
     .filter(bad)
     .sort((a, b) => (a.state === 'skipped' ? 1 : 0) - (b.state === 'skipped' ? 1 : 0))
     .slice(0, MAX_LISTED)
-    .map((t) => ({ hostname: t.hostname, spokeId: t.spokeId, state: t.state, reason: t.reason ?? t.state }));
+    .map(
+      (t): RolloutHost => ({ hostname: t.hostname, spokeId: t.spokeId, state: t.state, reason: t.reason ?? t.state }),
+    );
 
 /** A rollout as `axle config rollout status` and the web UI show it: waves, budget, failures. */
 export function statusOf(r: Rollout, jobs: JobRunner): RolloutStatus {
@@ -86,7 +84,7 @@ export function statusOf(r: Rollout, jobs: JobRunner): RolloutStatus {
   const rate = ran === 0 ? 0 : failed / ran;
   const max = r.options.maxFailureRate;
   return {
-    rollout: r,
+    rollout: rolloutView(r),
     job: jobView(job),
     rollbackJob: jobView(back),
     budget: { maxFailureRate: max, ran, failed, rate, used: max === 0 ? (failed > 0 ? 1 : 0) : rate / max },

@@ -20,6 +20,10 @@ interface Waiter {
 export class CommitTracker implements StoreHooks {
   private readonly leaseAcks = new Map<string, number>();
   private readonly matchSeq = new Map<string, number>();
+  /** The position each witness acknowledged in a lease ping (it refuses candidates behind it). */
+  private readonly witnessSeq = new Map<string, number>();
+  /** Pings the witnesses at once (set by Replication): a min_acks 0 write waits for one to know it. */
+  pingWitnesses: () => void = () => undefined;
   private waiters: Waiter[] = [];
   private appendWaiters: (() => void)[] = [];
   /** Why this hub may not write now; undefined while it leads. */
@@ -39,6 +43,7 @@ export class CommitTracker implements StoreHooks {
     this.leaseAcks.clear();
     for (const [k, v] of acks) this.leaseAcks.set(k, v);
     this.matchSeq.clear();
+    this.witnessSeq.clear();
   }
 
   /** This hub does not lead: writes are refused with `refuse()`, and waiting callers are told so. */
@@ -58,7 +63,8 @@ export class CommitTracker implements StoreHooks {
   gate(seq: number): Promise<void> {
     if (this.starting) return Promise.resolve();
     if (this.refusal) return Promise.reject(this.refusal());
-    if (this.acksFor(seq) >= this.settings.minAcks && this.leaseValid()) return Promise.resolve();
+    if (this.confirmed(seq) && this.leaseValid()) return Promise.resolve();
+    if (this.settings.minAcks === 0) this.pingWitnesses();
     return new Promise<void>((resolve, reject) => {
       const ms = Math.max(10_000, this.settings.electionTimeoutMs * 2);
       const w: Waiter = {
@@ -70,7 +76,9 @@ export class CommitTracker implements StoreHooks {
           reject(
             new AxleError(
               ErrorCode.TIMEOUT,
-              `the change is stored on this hub but ${this.settings.minAcks} standby(s) did not confirm it within ${ms} ms; it may be lost if this hub fails. Check the standbys (GET /api/v1/hub)`,
+              this.settings.minAcks === 0
+                ? `the change is stored on this hub but no standby or witness confirmed it within ${ms} ms; it may be lost if this hub fails. Check the standbys and witnesses (GET /api/v1/hub)`
+                : `the change is stored on this hub but ${this.settings.minAcks} standby(s) did not confirm it within ${ms} ms; it may be lost if this hub fails. Check the standbys (GET /api/v1/hub)`,
             ),
           );
         }, ms),
@@ -114,10 +122,11 @@ export class CommitTracker implements StoreHooks {
     this.release();
   }
 
-  /** A witness spoke acknowledged the lease ping sent at `sentAt`. */
-  onWitnessAck(witnessId: string, sentAt: number): void {
+  /** A witness spoke acknowledged the lease ping sent at `sentAt`, which gave it position `seq`. */
+  onWitnessAck(witnessId: string, sentAt: number, seq: number): void {
     const key = `witness:${witnessId}`;
     this.leaseAcks.set(key, Math.max(this.leaseAcks.get(key) ?? 0, sentAt));
+    this.witnessSeq.set(key, Math.max(this.witnessSeq.get(key) ?? 0, seq));
     this.release();
   }
 
@@ -144,7 +153,7 @@ export class CommitTracker implements StoreHooks {
     if (this.waiters.length === 0 || !this.leaseValid()) return;
     const keep: Waiter[] = [];
     for (const w of this.waiters) {
-      if (this.acksFor(w.seq) >= this.settings.minAcks) {
+      if (this.confirmed(w.seq)) {
         clearTimeout(w.timer);
         w.resolve();
       } else keep.push(w);
@@ -156,6 +165,23 @@ export class CommitTracker implements StoreHooks {
     this.refusal = refuse;
     this.rejectWaiters();
     for (const f of this.appendWaiters) f();
+  }
+
+  /**
+   * Whether change `seq` may be acknowledged. With min_acks >= 1: that many standbys stored it.
+   * With min_acks 0 and witnesses, a write is lost only with this hub's disk: enough voters
+   * must know its position (this hub, standbys holding it, witnesses given it in a lease ping)
+   * that every majority holds one, which refuses a candidate behind it. Else a write
+   * acknowledged just before a stall (a GC pause, a slow disk) could be lost to a standby
+   * elected while still catching up. Without witnesses, min_acks 0 acknowledges at once.
+   */
+  private confirmed(seq: number): boolean {
+    const s = this.settings;
+    if (s.minAcks > 0) return this.acksFor(seq) >= s.minAcks;
+    if (s.witnesses === 0) return true;
+    let knowers = 1 + this.acksFor(seq);
+    for (const w of this.witnessSeq.values()) if (w >= seq) knowers++;
+    return knowers >= s.voters - s.majority + 1;
   }
 
   private acksFor(seq: number): number {

@@ -9,11 +9,12 @@ import {
   type Message,
   type MessageOf,
   type PeerClaim,
+  type PeerDecision,
   type RequestHandler,
 } from '@axle/shared';
 import type { LinkSelf } from '../../spokes/spoke-links.js';
 import type { Follower } from './follower.js';
-import { PeerLink, type PeerConfig } from './peers.js';
+import { PeerLink, REPL_FRAME_BYTES, type PeerConfig } from './peers.js';
 import type { StandbyApplier } from './standby.js';
 
 /** A peer hub's connection to us (its outbound link), and the follower feeding it while we lead. */
@@ -81,7 +82,8 @@ export class PeerEndpoint {
     for (const p of this.links.values()) p.close();
   }
 
-  authenticate(claim: PeerClaim): { role: string } {
+  /** A configured peer hub; this hub, when primary, sends it log batches and snapshot chunks up to REPL_FRAME_BYTES. */
+  authenticate(claim: PeerClaim): PeerDecision {
     const p = this.h.peers().find((x) => x.id === claim.id);
     if (!p)
       throw new AxleError(
@@ -94,7 +96,7 @@ export class PeerEndpoint {
         `hub "${claim.id}" presented key ${fingerprint(claim.pubkey)}, not its pubkey in spanner.peers; run axle-hub keygen on it and update the config`,
       );
     }
-    return { role: 'hub' };
+    return { role: 'hub', maxSendFrameBytes: REPL_FRAME_BYTES };
   }
 
   /** A peer hub connected to us (its outbound link): it says hello, asks for votes, or asks us to step down. */

@@ -1,6 +1,15 @@
-import { AxleError, ErrorCode, errorText, type Connection, type Logger, type MessageOf } from '@axle/shared';
+import {
+  AxleError,
+  backoffWindow,
+  ErrorCode,
+  errorText,
+  type Connection,
+  type Logger,
+  type MessageOf,
+} from '@axle/shared';
 import type { LogEntry } from '../model.js';
-import type { HubStore, SnapshotRow } from '../state.js';
+import type { SnapshotRow } from '../snapshot.js';
+import type { HubStore } from '../state.js';
 import type { CommitTracker } from './commit.js';
 import type { Inbound } from './endpoint.js';
 import type { ReplicationSettings } from './settings.js';
@@ -8,6 +17,9 @@ import type { ReplicationSettings } from './settings.js';
 const BATCH_ENTRIES = 1000;
 const BATCH_BYTES = 4 * 1024 * 1024;
 const SNAPSHOT_ROWS = 5000;
+/** Sends of one snapshot chunk, each waiting twice as long as the one before, at most CHUNK_WAIT_MAX_MS. */
+const CHUNK_TRIES = 8;
+const CHUNK_WAIT_MAX_MS = 60_000;
 
 export interface FollowerDeps {
   state: HubStore;
@@ -149,6 +161,33 @@ export class Follower {
     this.d.onAck(this.peerId, sentAt, this.matchSeq);
   }
 
+  /**
+   * Sends one snapshot chunk until the standby answers it. A late answer means a slow standby
+   * (storing the chunk, or after the last one building its view of the whole state), not a lost
+   * chunk: the same chunk goes again with twice the wait, and the standby acknowledges one it
+   * already stored, so a snapshot of any size never starts over for want of patience. A dead
+   * link is the keepalive's to notice (the request then fails with E_CLOSED). Undefined: this
+   * hub stopped leading meanwhile.
+   */
+  private async sendChunk(msg: MessageOf<'repl_snapshot'>, bytes: number): Promise<MessageOf<'repl_ack'> | undefined> {
+    for (let attempt = 0; ; attempt++) {
+      const timeoutMs = backoffWindow(attempt, {
+        initialMs: this.d.requestTimeoutMs + Math.floor(bytes / 50_000),
+        maxMs: CHUNK_WAIT_MAX_MS,
+      });
+      try {
+        return await this.conn.request(msg, timeoutMs, 'repl_ack');
+      } catch (e) {
+        if (!(e instanceof AxleError) || e.code !== ErrorCode.TIMEOUT || attempt + 1 >= CHUNK_TRIES) throw e;
+        if (!this.active()) return undefined;
+        this.d.log.info(
+          { peer: this.peerId, chunk: msg.chunk, done: msg.done, waitedMs: timeoutMs },
+          'standby has not answered a snapshot chunk yet; sending it again',
+        );
+      }
+    }
+  }
+
   private async snapshot(): Promise<boolean> {
     const { state, log } = this.d;
     const snap = state.openSnapshot();
@@ -174,7 +213,7 @@ export class Follower {
         const rows = nextChunk();
         const done = ahead.done === true;
         sentAt = Date.now();
-        const ack = await this.conn.request(
+        const ack = await this.sendChunk(
           {
             type: 'repl_snapshot',
             term: this.d.term,
@@ -186,9 +225,9 @@ export class Follower {
             done,
             rows: rows as MessageOf<'repl_snapshot'>['rows'],
           },
-          this.d.requestTimeoutMs + Math.floor(approxBytes(rows) / 50_000),
-          'repl_ack',
+          approxBytes(rows),
         );
+        if (ack === undefined) return false;
         if (ack.term > this.d.term) {
           this.stopped = true;
           this.d.onHigherTerm(ack.term, this.peerId);

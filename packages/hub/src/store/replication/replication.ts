@@ -14,6 +14,7 @@ import {
   type Logger,
   type MessageOf,
   type PeerClaim,
+  type PeerDecision,
 } from '@axle/shared';
 import type { HubConfig } from '../../daemon/config.js';
 import type { HubStore } from '../state.js';
@@ -133,6 +134,7 @@ export class Replication {
     });
     const self = { id: cfg.server_id, keyPair: d.keyPair, ca: d.ca };
     this.witnesses = new Witnesses(cfg.replication.witnesses, self, host);
+    this.commits.pingWitnesses = () => this.witnesses.ping(true);
     if (!this.settings.enabled) {
       this.commits.lead(new Map());
       return;
@@ -325,7 +327,7 @@ export class Replication {
 
   // ---- peer connections (endpoint.ts) ----
 
-  authenticate(claim: PeerClaim): { role: string } {
+  authenticate(claim: PeerClaim): PeerDecision {
     return this.endpoint.authenticate(claim);
   }
 

@@ -6,6 +6,8 @@ export interface ReplicationSettings {
   enabled: boolean;
   /** Voters: this hub, its peers and the witness spokes. */
   voters: number;
+  /** The witness spokes among the voters. */
+  witnesses: number;
   majority: number;
   /** Standbys that must hold an entry durably before the primary acknowledges it. */
   minAcks: number;
@@ -36,6 +38,7 @@ export function replicationSettings(c: HubConfig): ReplicationSettings {
   return {
     enabled: peers > 0,
     voters,
+    witnesses,
     majority: Math.floor(voters / 2) + 1,
     minAcks: peers === 0 ? 0 : Math.min(peers, c.replication.min_acks ?? safeMinAcks(1 + peers, witnesses)),
     leaseMs,

@@ -1,18 +1,19 @@
 import { errorText, type Logger, type MessageOf } from '@axle/shared';
 import type { LogEntry } from '../model.js';
+import type { SnapshotRow } from '../snapshot.js';
 import type { HubStore } from '../state.js';
 
 type Ack = MessageOf<'repl_ack'>;
-type Row = MessageOf<'repl_snapshot'>['rows'][number];
 
 /**
  * A standby's side of the log: appends that follow its own position exactly, and snapshots
- * gathered chunk by chunk then installed in one transaction. Appends and installs run one
- * at a time, in arrival order.
+ * stored chunk by chunk, the store counting as empty until the last one. Appends and snapshot
+ * chunks run one at a time, in arrival order.
  */
 export class StandbyApplier {
   private chain: Promise<unknown> = Promise.resolve();
-  private snap: { seq: number; term: number; next: number; rows: Row[] } | undefined;
+  /** The snapshot being installed (or the last one installed): chunks stored so far, rows in them. */
+  private snap: { seq: number; term: number; next: number; rows: number; installed: boolean } | undefined;
   /** The primary's last position as it last told us (for the lag shown in status). */
   primarySeq = 0;
 
@@ -67,6 +68,11 @@ export class StandbyApplier {
     });
   }
 
+  /**
+   * One chunk of a snapshot, stored as it comes (chunk 0 empties the store first), so a standby
+   * holds one chunk in memory whatever the snapshot's size. A chunk sent again because its
+   * answer was late (the primary re-sends rather than start over) is acknowledged, not stored twice.
+   */
   snapshot(msg: MessageOf<'repl_snapshot'>, term: () => number): Promise<Ack> {
     return this.serial(async () => {
       const ack = (ok: boolean, reason?: string): Ack => ({
@@ -76,28 +82,34 @@ export class StandbyApplier {
         ...this.position(),
         ...(reason !== undefined ? { reason } : {}),
       });
-      if (msg.chunk === 0) this.snap = { seq: msg.snapSeq, term: msg.snapTerm, next: 0, rows: [] };
       const cur = this.snap;
-      if (!cur || cur.seq !== msg.snapSeq || cur.term !== msg.snapTerm || cur.next !== msg.chunk) {
+      const same = cur !== undefined && cur.seq === msg.snapSeq && cur.term === msg.snapTerm;
+      if (same && msg.chunk > 0 && msg.chunk === cur.next - 1) return ack(true);
+      if (msg.chunk !== 0 && (!same || cur.next !== msg.chunk || cur.installed)) {
         this.snap = undefined;
         return ack(false, `snapshot chunk ${msg.chunk} out of order; start again from chunk 0`);
       }
-      for (const r of msg.rows) cur.rows.push(r);
-      cur.next++;
-      if (!msg.done) return ack(true);
-      this.snap = undefined;
+      let snap = cur;
       try {
-        await this.state.installSnapshot(
-          cur.seq,
-          cur.term,
-          cur.rows as { table: string; key: unknown; value: unknown }[],
-        );
+        if (msg.chunk === 0) {
+          this.snap = undefined;
+          await this.state.beginSnapshot();
+          snap = this.snap = { seq: msg.snapSeq, term: msg.snapTerm, next: 0, rows: 0, installed: false };
+        }
+        if (snap === undefined) return ack(false, 'no snapshot under way; start again from chunk 0');
+        await this.state.putSnapshotRows(msg.rows as SnapshotRow[]);
+        snap.next++;
+        snap.rows += msg.rows.length;
+        if (!msg.done) return ack(true);
+        await this.state.finishSnapshot(snap.seq, snap.term);
+        snap.installed = true;
       } catch (e) {
-        this.log.error({ err: errorText(e), seq: cur.seq }, 'could not install the snapshot');
+        this.snap = undefined;
+        this.log.error({ err: errorText(e), seq: msg.snapSeq, chunk: msg.chunk }, 'could not install the snapshot');
         return ack(false, `could not install the snapshot: ${errorText(e)}`);
       }
-      this.primarySeq = Math.max(this.primarySeq, cur.seq);
-      this.log.info({ seq: cur.seq, rows: cur.rows.length }, 'installed snapshot from the primary');
+      this.primarySeq = Math.max(this.primarySeq, msg.snapSeq);
+      this.log.info({ seq: msg.snapSeq, rows: snap.rows, chunks: snap.next }, 'installed snapshot from the primary');
       return ack(true);
     });
   }

@@ -25,6 +25,9 @@ export interface WitnessHost {
 export class Witnesses {
   private readonly links = new Map<string, HubToSpokeLink>();
   private pingAt = 0;
+  /** Witnesses answering a ping now, and those to ping again once they have (see `ping(true)`). */
+  private readonly busy = new Set<string>();
+  private readonly again = new Set<string>();
 
   constructor(
     configs: HubConfig['replication']['witnesses'],
@@ -41,13 +44,29 @@ export class Witnesses {
     return [...this.links].map(([id, w]): [string, VoterLink] => [`witness:${id}`, w]);
   }
 
-  /** The primary's lease ping to every witness, at most once a heartbeat. */
-  ping(): void {
+  /**
+   * The primary's lease ping to every witness, at most once a heartbeat; `now` sends one at
+   * once (a min_acks 0 write waits for a witness to know its position), to each witness not
+   * already answering one, and to those as soon as they answer.
+   */
+  ping(now = false): void {
+    const at = Date.now();
+    if (!now) {
+      if (at - this.pingAt < this.h.settings.heartbeatMs) return;
+      this.pingAt = at;
+    }
+    for (const [id, w] of this.links) {
+      if (now && this.busy.has(id)) {
+        this.again.add(id);
+        continue;
+      }
+      this.pingOne(id, w);
+    }
+  }
+
+  private pingOne(id: string, w: HubToSpokeLink): void {
     const { h } = this;
     const s = h.settings;
-    const now = Date.now();
-    if (now - this.pingAt < s.heartbeatMs) return;
-    this.pingAt = now;
     const term = h.state.term;
     // A witness refuses candidates behind the position it is given. With min_acks >= 1 that is
     // what min_acks standbys hold (everything acknowledged so far), so a standby can still win.
@@ -56,23 +75,27 @@ export class Witnesses {
     // would make us install its older state when we come back.
     const seq = s.minAcks === 0 ? h.state.lastSeq : h.commits.commitSeq(h.state.lastSeq);
     const pos = { lastSeq: seq, lastTerm: h.state.termAt(seq) ?? 0 };
-    for (const [id, w] of this.links) {
-      const sentAt = Date.now();
-      w.request(
-        { type: 'lease_ping', term, primary: h.selfId(), holdMs: s.electionTimeoutMs, ...pos },
-        s.leaseMs,
-        'lease_ok',
-      ).then(
+    const sentAt = Date.now();
+    this.busy.add(id);
+    w.request(
+      { type: 'lease_ping', term, primary: h.selfId(), holdMs: s.electionTimeoutMs, ...pos },
+      s.leaseMs,
+      'lease_ok',
+    )
+      .then(
         (r) => {
           if (r.term > term) return void h.learnTerm(r.term, `witness ${id}`);
-          if (h.leading(term)) h.commits.onWitnessAck(id, sentAt);
+          if (h.leading(term)) h.commits.onWitnessAck(id, sentAt, seq);
         },
         (e: unknown) => {
           if (e instanceof AxleError && e.code === ErrorCode.STALE_TERM) void h.learnTerm(term + 1, `witness ${id}`);
           else h.log.debug({ witness: id, err: errorText(e) }, 'lease ping failed');
         },
-      );
-    }
+      )
+      .finally(() => {
+        this.busy.delete(id);
+        if (this.again.delete(id) && h.leading(term)) this.pingOne(id, w);
+      });
   }
 
   close(): void {

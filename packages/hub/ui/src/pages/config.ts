@@ -4,31 +4,25 @@ import { confirmDialog, toast } from '../dialog.js';
 import { h, replace } from '../dom.js';
 import { badge, table, when } from '../format.js';
 import type { Page } from '../page.js';
-import { rolloutRows, ROLLOUT_HEAD, type RolloutRecord } from './rollouts.js';
-
-interface Version {
-  version: number;
-  hash: string;
-  files: string[];
-  publishedAt: number;
-  by: string;
-  source: string;
-  from?: number;
-  bytes: number;
-  stage?: 'staged' | 'withdrawn';
-  rollout?: string;
-}
-interface Versions {
-  current: number;
-  versions: Version[];
-  spokes: Record<string, { version: number | null; lag: number | null }>;
-}
+import type {
+  ConfigVersions as Versions,
+  PublishRequest,
+  PublishResultView,
+  RolloutList,
+  RolloutRequest,
+  RolloutStarted,
+} from '../types.js';
+import { rolloutRows, ROLLOUT_HEAD } from './rollouts.js';
 
 const field = (label: string, input: HTMLElement, hint?: string) =>
   h('label', { class: 'field' }, label, input, hint ? h('span', { class: 'hint' }, hint) : null);
 
 /** The publish dialog: all at once, or a rollout with its waves and failure budget. Resolves with the request to send. */
-async function publishDialog(): Promise<{ path: string; body: Record<string, unknown> } | undefined> {
+type PublishAs =
+  | { path: '/api/v1/config/publish'; body: PublishRequest }
+  | { path: '/api/v1/config/rollouts'; body: RolloutRequest };
+
+async function publishDialog(): Promise<PublishAs | undefined> {
   const fd = await confirmDialog({
     title: 'Publish config',
     body: h(
@@ -112,7 +106,7 @@ export function configPage(navigate: (path: string) => void): Page {
       replace(body, h('p', { class: 'warning' }, `Config versions are not available: ${(e as Error).message}`));
       return;
     }
-    const r = await get<{ rollouts: RolloutRecord[]; active: string | null }>('/api/v1/config/rollouts?limit=10');
+    const r = await get<RolloutList>('/api/v1/config/rollouts?limit=10');
     const cur = r.rollouts.find((x) => x.id === r.active);
     replace(
       active,
@@ -179,11 +173,8 @@ export function configPage(navigate: (path: string) => void): Page {
     const req = await publishDialog();
     if (!req) return;
     try {
-      const r = await post<{ version?: number; unchanged?: boolean; rollout?: { id: string; version: number } }>(
-        req.path,
-        req.body,
-      );
-      if (r.rollout) {
+      const r = await post<PublishResultView | RolloutStarted>(req.path, req.body);
+      if ('rollout' in r) {
         toast(`Rollout ${r.rollout.id} of version ${r.rollout.version} started`, 'ok');
         navigate(`/rollouts/${encodeURIComponent(r.rollout.id)}`);
         return;
@@ -212,7 +203,7 @@ export function configPage(navigate: (path: string) => void): Page {
     });
     if (!ok) return;
     try {
-      const r = await post<{ version: number }>('/api/v1/config/rollback', { version });
+      const r = await post<PublishResultView>('/api/v1/config/rollback', { version });
       toast(`Published the content of v${version} as version ${r.version}`, 'ok');
       await refresh();
     } catch (e) {

@@ -4,14 +4,7 @@ import { confirmDialog, toast } from '../dialog.js';
 import { h, replace } from '../dom.js';
 import { ago, table } from '../format.js';
 import type { Page } from '../page.js';
-
-interface Pending {
-  hostname: string;
-  pubkey: string;
-  tokenId: string;
-  source: string;
-  requestedAt: number;
-}
+import type { PendingEnrollments, PendingEnrollmentView as Pending } from '../types.js';
 
 /** Enrollments waiting for approval (enrollment.approval: manual): approve or reject each, after confirmation. */
 export function enrollmentsPage(): Page {
@@ -42,7 +35,7 @@ export function enrollmentsPage(): Page {
     }
   };
   const refresh = async () => {
-    const r = await get<{ pending: Pending[] }>('/api/v1/enrollments/pending');
+    const r = await get<PendingEnrollments>('/api/v1/enrollments/pending');
     const admin = session()?.role === 'admin';
     replace(
       body,

@@ -3,7 +3,7 @@ import { get, session } from '../api.js';
 import { h, replace } from '../dom.js';
 import { ago, badge, card, table, traitText, when } from '../format.js';
 import type { Page } from '../page.js';
-import type { EnvoyDetail, Run, SpokeView } from '../types.js';
+import type { EnvoyDetail, Run, SpokeList, SpokeView } from '../types.js';
 import { RUN_HEAD, runRows } from './shared.js';
 
 /** Flattens nested traits to dotted keys, the same keys the trait filter takes. */
@@ -99,7 +99,7 @@ export function envoyPage(hostname: string): Page {
   const refresh = async () => {
     const [d, sv] = await Promise.all([
       get<EnvoyDetail>(`/api/v1/envoys/${encodeURIComponent(hostname)}?runs=20`),
-      spokes.length ? Promise.resolve({ spokes }) : get<{ spokes: SpokeView[] }>('/api/v1/spokes'),
+      spokes.length ? Promise.resolve({ spokes }) : get<SpokeList>('/api/v1/spokes'),
     ]);
     spokes = sv.spokes;
     const e = d.detail?.envoy;

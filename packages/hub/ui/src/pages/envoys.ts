@@ -3,7 +3,7 @@ import { get, qs, session } from '../api.js';
 import { h, replace } from '../dom.js';
 import { table } from '../format.js';
 import { partialNote, type Page } from '../page.js';
-import type { EnvoyPage, SpokeView } from '../types.js';
+import type { EnvoyPage, SpokeList, SpokeView } from '../types.js';
 import { ENVOY_HEAD, envoyRows } from './shared.js';
 
 interface Query {
@@ -67,7 +67,7 @@ export function envoysPage(search: URLSearchParams, navigate: (path: string, rep
 
   const refresh = async () => {
     if (spokes.length === 0) {
-      spokes = (await get<{ spokes: SpokeView[] }>('/api/v1/spokes')).spokes;
+      spokes = (await get<SpokeList>('/api/v1/spokes')).spokes;
       replace(
         spokeSel,
         h('option', { value: '' }, 'all spokes'),

@@ -2,7 +2,7 @@ import { get, qs } from '../api.js';
 import { h, replace } from '../dom.js';
 import { table, when } from '../format.js';
 import type { Page } from '../page.js';
-import type { HubEvent } from '../types.js';
+import type { EventPage, HubEvent } from '../types.js';
 
 const KEEP = 300;
 
@@ -18,7 +18,7 @@ export function eventsPage(): Page {
     },
     async refresh() {
       for (let i = 0; i < 50; i++) {
-        const r = await get<{ events: HubEvent[]; next: number | null }>(`/api/v1/events${qs({ after, limit: 1000 })}`);
+        const r = await get<EventPage>(`/api/v1/events${qs({ after, limit: 1000 })}`);
         events = [...events, ...r.events].slice(-KEEP);
         if (r.next !== null) after = r.next;
         if (r.events.length < 1000) break;

@@ -3,46 +3,7 @@ import { toast } from '../dialog.js';
 import { h, replace } from '../dom.js';
 import { ago, card, outcomeBar, table, when } from '../format.js';
 import type { Page } from '../page.js';
-
-interface Counts {
-  pending: number;
-  running: number;
-  succeeded: number;
-  failed: number;
-  timed_out: number;
-  skipped: number;
-}
-interface Job {
-  id: string;
-  state: string;
-  action: { kind: string; name?: string; version?: number; rollout?: string };
-  total: number;
-  counts: Counts;
-  waves: number;
-  wave: number;
-  by: string;
-  createdAt: number;
-  startedAt: number;
-  finishedAt?: number;
-  reason?: string;
-  paused?: { reason: string };
-  maxRunning: number;
-  options: { maxParallel: number; retries: number };
-}
-interface Failure {
-  hostname: string;
-  spokeId: string;
-  state: string;
-  reason: string;
-  attempts: number;
-}
-interface Summary {
-  job: Job;
-  total: number;
-  succeeded: number;
-  failed: number;
-  failures: Failure[];
-}
+import type { JobList, JobStreamEvent, JobSummary as Summary, JobView as Job } from '../types.js';
 
 const actionText = (a: Job['action']) =>
   a.kind === 'task' ? `task ${a.name ?? ''}` : a.kind === 'config' ? `config v${a.version} (${a.rollout})` : a.kind;
@@ -60,9 +21,6 @@ function stateBadge(j: Job): HTMLElement {
   const s = j.paused ? 'paused' : j.state;
   return h('span', { class: `badge ${s === 'succeeded' ? 'ok' : s === 'running' ? 'muted' : 'bad'}` }, s);
 }
-
-/** A job's progress as the stream sends it (`targets=0`: no per-target lines). */
-type JobEvent = { type: 'progress' | 'done'; job: Job };
 
 /** Recent jobs with their progress, newest first, kept current by the hub's job stream (no polling). */
 export function jobsPage(): Page {
@@ -100,7 +58,7 @@ export function jobsPage(): Page {
     }, 100);
   };
   const load = async () => {
-    const r = await get<{ jobs: Job[] }>('/api/v1/jobs?limit=100');
+    const r = await get<JobList>('/api/v1/jobs?limit=100');
     for (const j of r.jobs) jobs.set(j.id, j);
     draw();
   };
@@ -114,9 +72,11 @@ export function jobsPage(): Page {
       close?.();
       await load();
       let opened = 0;
-      close = stream<JobEvent>(
+      close = stream<JobStreamEvent>(
         '/api/v1/jobs/events',
         (ev) => {
+          // This stream carries jobs only; target lines come on a job's own stream.
+          if (ev.type === 'target') return;
           jobs.set(ev.job.id, ev.job);
           later();
         },
@@ -220,7 +180,7 @@ export function jobPage(id: string): Page {
       const s = await load();
       if (s.job.state !== 'running') return;
       // Each line says the job moved; the summary (failed hosts and reasons) is fetched again at most twice a second.
-      close = stream<JobEvent>(`/api/v1/jobs/${encodeURIComponent(id)}/events?targets=0`, (ev) => {
+      close = stream<JobStreamEvent>(`/api/v1/jobs/${encodeURIComponent(id)}/events?targets=0`, (ev) => {
         if (ev.type === 'done') close?.();
         later();
       });

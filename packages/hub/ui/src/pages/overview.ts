@@ -3,7 +3,7 @@ import { complianceHistory } from '../chart.js';
 import { h, replace } from '../dom.js';
 import { ago, badge, card, complianceBar, figure, ms, pct, ratioOf, table, unplacedList } from '../format.js';
 import { partialNote, type Page } from '../page.js';
-import type { FleetStats, SpokeView } from '../types.js';
+import type { FleetStats, SpokeList } from '../types.js';
 
 /** Fleet overview: spokes online/offline, per-spoke compliance, probe latency, envoy counts, config versions, compliance over time. */
 export function overviewPage(): Page {
@@ -26,7 +26,7 @@ export function overviewPage(): Page {
     },
     async refresh() {
       const [sv, stats] = await Promise.all([
-        get<{ spokes: SpokeView[] }>('/api/v1/spokes'),
+        get<SpokeList>('/api/v1/spokes'),
         get<FleetStats>('/api/v1/stats').catch(() => undefined),
         chart.refresh(),
       ]);

@@ -4,65 +4,11 @@ import { confirmDialog, toast } from '../dialog.js';
 import { h, replace } from '../dom.js';
 import { ago, badge, card, outcomeBar, pct, table, when } from '../format.js';
 import type { Page } from '../page.js';
-
-export interface RolloutRecord {
-  id: string;
-  version: number;
-  from: number;
-  state: string;
-  by: string;
-  createdAt: number;
-  finishedAt?: number;
-  total: number;
-  waves: number;
-  canaryHosts: number;
-  wavesDone: number;
-  reason?: string;
-  options: {
-    maxParallel: number;
-    maxFailureRate: number;
-    autoRollback: boolean;
-    waveSize: number;
-    wavePauseMs: number;
-    canary?: { match: string } | { percent: number };
-  };
-}
-interface Counts {
-  pending: number;
-  running: number;
-  succeeded: number;
-  failed: number;
-  timed_out: number;
-  skipped: number;
-}
-interface Host {
-  hostname: string;
-  spokeId: string;
-  state: string;
-  reason: string;
-}
-interface Status {
-  rollout: RolloutRecord;
-  job: { id: string; counts: Counts; maxRunning: number } | null;
-  rollbackJob: { id: string; state: string; counts: Counts } | null;
-  budget: { maxFailureRate: number; ran: number; failed: number; rate: number; used: number };
-  waves: {
-    wave: number;
-    canary: boolean;
-    total: number;
-    succeeded: number;
-    failed: number;
-    skipped: number;
-    running: number;
-    pending: number;
-  }[];
-  failures: Host[];
-  notBack: Host[];
-}
+import type { RolloutHost, RolloutList, RolloutStatus as Status, RolloutView } from '../types.js';
 
 export const ROLLOUT_HEAD = ['Rollout', 'Version', 'State', 'Hosts', 'Waves', 'Started', 'By'];
 
-export function rolloutRows(rs: RolloutRecord[]): (Node | string)[][] {
+export function rolloutRows(rs: RolloutView[]): (Node | string)[][] {
   return rs.map((r) => [
     h('a', { href: `/rollouts/${encodeURIComponent(r.id)}`, class: 'host' }, r.id),
     `v${r.from} → v${r.version}`,
@@ -87,7 +33,7 @@ export function rolloutsPage(): Page {
       );
     },
     async refresh() {
-      const r = await get<{ rollouts: RolloutRecord[] }>('/api/v1/config/rollouts?limit=100');
+      const r = await get<RolloutList>('/api/v1/config/rollouts?limit=100');
       replace(
         body,
         table(ROLLOUT_HEAD, rolloutRows(r.rollouts), { testid: 'rollouts-table', empty: 'No rollouts yet.' }),
@@ -96,7 +42,7 @@ export function rolloutsPage(): Page {
   };
 }
 
-const hostTable = (hs: Host[], testid: string, empty: string) =>
+const hostTable = (hs: RolloutHost[], testid: string, empty: string) =>
   table(
     ['Host', 'Spoke', 'State', 'Why'],
     hs.map((x) => [

@@ -4,7 +4,7 @@ import { complianceHistory } from '../chart.js';
 import { h, replace } from '../dom.js';
 import { ago, badge, card, complianceBar, figure, ms, pct, ratioOf, table, unplacedList, when } from '../format.js';
 import type { Page } from '../page.js';
-import type { SpokeDetail, SpokeView } from '../types.js';
+import type { SpokeDetail, SpokeList, SpokeView } from '../types.js';
 import { envoyRows, ENVOY_HEAD, runRows, RUN_HEAD } from './shared.js';
 
 /** /spanner/spokes/{id}: compliance breakdown, recent runs, envoy list. */
@@ -20,7 +20,7 @@ export function spokePage(id: string): Page {
   const refresh = async () => {
     const [d, sv] = await Promise.all([
       get<SpokeDetail>(`/api/v1/spokes/${encodeURIComponent(id)}?runs=20&limit=200`),
-      get<{ spokes: SpokeView[] }>('/api/v1/spokes'),
+      get<SpokeList>('/api/v1/spokes'),
       chart.refresh(),
     ]);
     all = sv.spokes;

@@ -4,13 +4,13 @@ import { toast } from '../dialog.js';
 import { h, replace } from '../dom.js';
 import { ago, badge, complianceBar, ms, pct, ratioOf, table } from '../format.js';
 import type { Page } from '../page.js';
-import type { SpokeView } from '../types.js';
+import type { SpokeList, SpokeView } from '../types.js';
 
 export function spokesPage(): Page {
   const body = h('div', { class: 'panel' });
   let spokes: SpokeView[] = [];
   const refresh = async () => {
-    spokes = (await get<{ spokes: SpokeView[] }>('/api/v1/spokes')).spokes;
+    spokes = (await get<SpokeList>('/api/v1/spokes')).spokes;
     const admin = session()?.role === 'admin';
     replace(
       body,

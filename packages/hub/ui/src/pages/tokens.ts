@@ -4,7 +4,7 @@ import { confirmDialog, toast } from '../dialog.js';
 import { h, replace } from '../dom.js';
 import { badge, table, when } from '../format.js';
 import type { Page } from '../page.js';
-import type { ApiTokenView, JoinTokenView } from '../types.js';
+import type { ApiTokenCreated, ApiTokenView, JoinTokenCreated, JoinTokenView } from '../types.js';
 
 const field = (label: string, input: HTMLElement) => h('label', { class: 'field' }, label, input);
 
@@ -50,7 +50,7 @@ export function tokensPage(): Page {
       .map((s) => s.trim())
       .filter(Boolean);
     try {
-      const r = await post<{ token: JoinTokenView; secret: string }>('/api/v1/tokens', {
+      const r = await post<JoinTokenCreated>('/api/v1/tokens', {
         ...(text('pattern') ? { pattern: text('pattern') } : {}),
         ...(text('ttl') ? { ttl: text('ttl') } : {}),
         ...(text('max_uses') ? { max_uses: Number(text('max_uses')) } : {}),
@@ -85,7 +85,7 @@ export function tokensPage(): Page {
     });
     if (!fd) return;
     try {
-      const r = await post<{ token: ApiTokenView; secret: string }>('/api/v1/api-tokens', {
+      const r = await post<ApiTokenCreated>('/api/v1/api-tokens', {
         name: String(fd.get('name') ?? '').trim(),
         role: String(fd.get('role') ?? 'viewer'),
       });
