@@ -63,7 +63,6 @@ const BODY_KEYS = [
   'action',
   'kind',
   'max_parallel',
-  'isolate',
   'canary',
   'wave_size',
   'wave_pause',

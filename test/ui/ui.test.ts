@@ -5,7 +5,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { connectPeer, type Message, type MessageOf } from '@axle/shared';
 import { HOSTILE, startFleet, type Fleet } from '../../packages/hub/test/cli-fleet.js';
-import { Bag, enroll, envoy, joinToken, ROOT, tempDir, writeConfig, directory } from '@axle/testkit';
+import {
+  apiTokens,
+  Bag,
+  directory,
+  enroll,
+  envoy,
+  joinToken,
+  joinTokens,
+  ROOT,
+  spokeViews,
+  tempDir,
+  writeConfig,
+} from '@axle/testkit';
 
 const ARTIFACTS = join(ROOT, 'test', 'artifacts');
 const bag = new Bag();
@@ -243,14 +255,14 @@ describe('the web UI in Chromium', () => {
     await shot('drain-dialog');
     await tid('dialog-cancel').click();
     expect(await tid('confirm-dialog').count()).toBe(0);
-    expect(f.hub.internals!.state.spokeAdmin.get('dc2')?.state ?? 'active').toBe('active');
+    expect((await spokeViews(f.hub)).get('dc2')!.admin?.state ?? 'active').toBe('active');
 
     await tid('drain-dc2').click();
     await tid('dialog-to').selectOption('dc1');
     await tid('dialog-confirm').click();
     await until('move-progress', /2 of 2 moved \(done\)/);
     await until('spoke-state-dc2', 'drained');
-    expect(f.hub.internals!.state.countOn('dc1')).toBe(6);
+    expect((await spokeViews(f.hub)).get('dc1')!.envoys).toBe(6);
     await page.getByRole('button', { name: 'Resume' }).click();
     await until('spoke-state-dc2', 'online');
   });
@@ -263,7 +275,7 @@ describe('the web UI in Chromium', () => {
     await tid('dialog-to').selectOption('dc2');
     await tid('dialog-confirm').click();
     await until('move-progress', /2 of 2 moved \(done\)/);
-    expect(f.hub.internals!.state.countOn('dc2')).toBe(2);
+    expect((await spokeViews(f.hub)).get('dc2')!.envoys).toBe(2);
   });
 
   it('refuses cookie writes without the CSRF token or from another origin', async () => {
@@ -276,12 +288,12 @@ describe('the web UI in Chromium', () => {
         headers: { cookie: jar, 'content-type': 'application/json', ...h },
         body: '{}',
       });
-    const before = f.hub.internals!.state.tokens.size;
+    const before = (await joinTokens(f.hub)).length;
     expect((await post({})).status).toBe(403);
     expect((await post({ 'x-axle-csrf': 'wrong' })).status).toBe(403);
     expect((await post({ 'x-axle-csrf': me.csrf, origin: 'http://evil.example' })).status).toBe(403);
     expect((await post({ 'x-axle-csrf': me.csrf, 'sec-fetch-site': 'cross-site' })).status).toBe(403);
-    expect(f.hub.internals!.state.tokens.size).toBe(before);
+    expect((await joinTokens(f.hub)).length).toBe(before);
     expect((await post({ 'x-axle-csrf': me.csrf, origin: base })).status).toBe(200);
     // From the page itself, without the header, the hub refuses too.
     const status = await page.evaluate(
@@ -366,13 +378,11 @@ describe('the web UI in Chromium', () => {
     await tid('token-uses').fill('2');
     await tid('dialog-confirm').click();
     await until('new-secret', /^axj_/);
-    const joinId = [...f.hub.internals!.state.tokens.values()].find(
-      (t) => t.pattern === '*.dc1.*' && t.maxUses === 2,
-    )!.id;
+    const joinId = (await joinTokens(f.hub)).find((t) => t.pattern === '*.dc1.*' && t.maxUses === 2)!.id;
     await until(`join-state-${joinId}`, 'active');
     await tid(`revoke-${joinId}`).click();
     await tid('dialog-cancel').click();
-    expect(f.hub.internals!.state.tokens.get(joinId)?.revokedAt).toBeUndefined();
+    expect((await joinTokens(f.hub)).find((t) => t.id === joinId)?.state).toBe('active');
     await tid(`revoke-${joinId}`).click();
     await tid('dialog-confirm').click();
     await until(`join-state-${joinId}`, 'revoked');
@@ -383,7 +393,7 @@ describe('the web UI in Chromium', () => {
     const secret = await text('new-secret');
     const viewer = () => fetch(`${base}/api/v1/spokes`, { headers: { authorization: `Bearer ${secret}` } });
     expect((await viewer()).status).toBe(200);
-    const apiId = [...f.hub.internals!.state.apiTokens.values()].find((t) => t.name === 'ui-viewer')!.id;
+    const apiId = (await apiTokens(f.hub)).find((t) => t.name === 'ui-viewer')!.id;
     await shot('tokens');
     await tid(`revoke-${apiId}`).click();
     await tid('dialog-confirm').click();

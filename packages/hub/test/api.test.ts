@@ -12,6 +12,7 @@ import {
   type HubKey,
   inProcessSpoke,
   joinToken,
+  joinTokens,
   startHub,
   directory,
 } from '@axle/testkit';
@@ -88,7 +89,7 @@ describe('HTTP API auth, roles and limits', () => {
   });
 
   it('refuses oversized and malformed bodies without storing anything', async () => {
-    const n = hub.internals!.state.tokens.size;
+    const n = (await joinTokens(hub)).length;
     const big = await api(hub, 'POST', '/api/v1/tokens', {
       token: hub.adminToken,
       raw: JSON.stringify({ note: 'x'.repeat(5000) }),
@@ -103,7 +104,7 @@ describe('HTTP API auth, roles and limits', () => {
     });
     expect(wrong.status).toBe(400);
     expect(wrong.body.error.message).toMatch(/max_uses/);
-    expect(hub.internals!.state.tokens.size).toBe(n);
+    expect((await joinTokens(hub)).length).toBe(n);
     expect((await api(hub, 'GET', '/api/v1/nothing-here', { token: hub.adminToken })).status).toBe(404);
   });
 

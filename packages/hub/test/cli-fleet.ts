@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { connectPeer, type Json, type MessageOf, type Run } from '@axle/shared';
+import type { Json, MessageOf, Run } from '@axle/shared';
 import type { Hub } from '@axle/hub';
 import {
+  asEnvoy,
   type Bag,
   enroll,
   envoy,
@@ -12,6 +13,7 @@ import {
   joinToken,
   procSpoke,
   type ProcSpoke,
+  spokeViews,
   startHub,
   type TestEnvoy,
   waitFor,
@@ -64,13 +66,7 @@ export async function liveEnvoy(
   run: Run,
 ): Promise<void> {
   const t = a.target!;
-  const c = await connectPeer(t.addr, {
-    id: e.hostname,
-    role: 'envoy',
-    keyPair: e.key,
-    expectServerKey: t.pubkey,
-    keepaliveMs: 0,
-  });
+  const c = await asEnvoy(t.addr, e, t.pubkey);
   try {
     const ok = await c.request(
       { type: 'checkin', hostname: e.hostname, epoch: a.epoch, term: a.term, configVersion: 0, traits },
@@ -150,15 +146,15 @@ export async function startFleet(
   );
   // Spokes push status every 200 ms; wait until the hub has every envoy's compliance.
   await waitFor(
-    () => {
-      const h = hub.internals!.fleet.health;
+    async () => {
+      const v = await spokeViews(hub);
       const n = ['dc1', 'dc2'].reduce((s, id) => {
-        const c = h.get(id).stats?.compliance;
+        const c = v.get(id)!.compliance;
         return s + (c ? c.compliant + c.noncompliant : 0);
       }, 0);
-      return n === plan.length && h.get('dc1').online && h.get('dc2').online;
+      return n === plan.length && v.get('dc1')!.health.online && v.get('dc2')!.health.online;
     },
-    { timeoutMs: 15_000, what: 'spoke stats at the hub' },
+    { timeoutMs: 15_000, intervalMs: 100, what: 'spoke stats at the hub' },
   );
   return { hub, dc1, dc2, token: hub.adminToken, hosts: plan.map(([h]) => h) };
 }

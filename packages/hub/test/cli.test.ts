@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Bag, bin, tempDir, waitFor } from '@axle/testkit';
+import { Bag, bin, spokeViews, tempDir, waitFor } from '@axle/testkit';
 import { startFleet, type Fleet } from './cli-fleet.js';
 
 const AXLE = bin('hub', 'axle');
@@ -372,7 +372,10 @@ describe('axle CLI against a real hub and spokes', () => {
     const j = await cli('--json', 'envoys', 'list');
     expect(j.code).toBe(1);
     expect(JSON.parse(j.stdout).partial).toBe(true);
-    await waitFor(() => !f.hub.internals!.fleet.health.get('dc2').online, { what: 'dc2 offline' });
+    await waitFor(async () => !(await spokeViews(f.hub)).get('dc2')!.health.online, {
+      intervalMs: 100,
+      what: 'dc2 offline',
+    });
     const s = await cli('spanner', 'spokes');
     expect(s.stderr).toMatch(/warning: spoke dc2 is offline/);
     expect(rows(s.stdout).find((x) => x[0] === 'dc2')?.[1]).toBe('offline');

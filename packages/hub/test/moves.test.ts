@@ -11,6 +11,7 @@ import {
   inProcessSpoke,
   joinToken,
   locate,
+  spokeViews,
   startHub,
   type TestEnvoy,
   waitFor,
@@ -65,7 +66,10 @@ describe('manual moves', () => {
     expect(now.target!.spokeId).toBe('dc3');
     expect((await checkin(now, e)).type).toBe('checkin_ok');
     // dc1 was online, so it is told at once to release them: the stale assignment is redirected.
-    await waitFor(() => (hub.internals!.state.releases.get('dc1')?.size ?? 0) === 0, { what: 'releases sent' });
+    await waitFor(async () => (await spokeViews(hub)).get('dc1')!.pendingReleases === 0, {
+      intervalMs: 100,
+      what: 'releases sent',
+    });
     const old = await checkin(a, e);
     expect(old.type).toBe('redirect');
     if (old.type === 'redirect') expect(old.to?.spokeId).toBe('dc3');

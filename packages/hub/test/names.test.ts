@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { generateKeyPair, toBase64 } from '@axle/shared';
 import { HubStore } from '../src/store/state.js';
-import { api, Bag, hubKey, inProcessSpoke, locate, startHub, waitFor } from '@axle/testkit';
+import { api, Bag, directory, hubKey, inProcessSpoke, locate, startHub, waitFor } from '@axle/testkit';
 
 const bag = new Bag();
 afterEach(() => bag.run());
@@ -28,11 +28,13 @@ describe('host names stored before they were canonical', () => {
     await old.close();
 
     const hub = await startHub(bag, key, { spokes: [{ ...dc1, patterns: ['*.dc1.*'] }] });
-    const state = hub.internals!.state;
-    await waitFor(() => !state.envoys.has('WEB1.DC1.example.com'), { what: 'the old spelling replaced' });
-    expect([...state.envoys.keys()].sort()).toEqual(['db1.dc1.example.com', 'web1.dc1.example.com']);
-    expect(state.envoys.get('web1.dc1.example.com')?.pubkey).toBe(toBase64(webKey.publicKey));
-    expect(state.envoys.get('db1.dc1.example.com')?.pubkey).toBe(toBase64(taken.publicKey));
+    await waitFor(async () => !(await directory(hub)).has('WEB1.DC1.example.com'), {
+      what: 'the old spelling replaced',
+    });
+    const dir = await directory(hub);
+    expect([...dir.keys()].sort()).toEqual(['db1.dc1.example.com', 'web1.dc1.example.com']);
+    expect(dir.get('web1.dc1.example.com')?.pubkey).toBe(toBase64(webKey.publicKey));
+    expect(dir.get('db1.dc1.example.com')?.pubkey).toBe(toBase64(taken.publicKey));
 
     // The renamed host carries on under its canonical name with its old key, and its spoke adopted it.
     const a = await locate(hub.addr, { hostname: 'web1.dc1.example.com', key: webKey });

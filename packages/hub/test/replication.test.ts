@@ -8,6 +8,7 @@ import {
   makeCluster,
   primaryOf,
   spokeInProcess,
+  tokenIds,
   view,
   type Cluster,
   type Node,
@@ -32,8 +33,7 @@ describe('replicated hubs (in process)', () => {
   it('elects one primary, replicates every acknowledged change, refuses writes at standbys with 421 naming the primary', async () => {
     const c = await makeCluster(bag, { hubs: ['ha', 'hb', 'hc'], spokes: ['dc1'], leaseMs: 1000 });
     await spokeInProcess(bag, c.spoke('dc1'));
-    const hubs: Record<string, Hub> = {};
-    for (const n of c.hubs) hubs[n.id] = await hubInProcess(bag, n);
+    for (const n of c.hubs) await hubInProcess(bag, n);
     const p = await waitPrimary(c);
     const standbys = c.hubs.filter((n) => n !== p);
     const ids: string[] = [];
@@ -43,9 +43,15 @@ describe('replicated hubs (in process)', () => {
       ids.push(r.body.token.id as string);
     }
     // min_acks defaults to 1 here: at least one standby held each token when it was acknowledged.
-    await waitFor(() => standbys.every((s) => ids.every((id) => hubs[s.id]!.internals!.state.tokens.has(id))));
-    const primaryState = hubs[p.id]!.internals!.state;
-    await waitFor(() => standbys.every((s) => hubs[s.id]!.internals!.state.lastSeq === primaryState.lastSeq));
+    await waitFor(async () => {
+      const held = await Promise.all(standbys.map((s) => tokenIds(s)));
+      return held.every((t) => ids.every((id) => t.has(id)));
+    });
+    await waitFor(async () => {
+      const primarySeq = (await view(p))!.logSeq;
+      const seqs = await Promise.all(standbys.map(async (s) => (await view(s))?.logSeq));
+      return seqs.every((seq) => seq === primarySeq);
+    });
 
     const w = await api(standbys[0]!, 'POST', '/api/v1/tokens', { token: adminToken(standbys[0]!), body: {} });
     expect(w.status).toBe(421);
@@ -89,10 +95,11 @@ describe('replicated hubs (in process)', () => {
 
     // The third hub starts with nothing and catches up from a snapshot and the tail.
     hubs.hc = await hubInProcess(bag, c.hub('hc'));
+    const hc = c.hub('hc');
     await waitFor(
-      () =>
-        hubs.hc!.internals!.state.lastSeq === hubs[p.id]!.internals!.state.lastSeq &&
-        hubs.hc!.internals!.state.envoys.has(e1.hostname),
+      async () =>
+        (await view(hc))?.logSeq === (await view(p))!.logSeq &&
+        (await directory({ addr: hc.addr, adminToken: adminToken(hc) })).has(e1.hostname),
     );
 
     await hubs[p.id]!.stop();

@@ -33,8 +33,6 @@ export interface LinkOptions
   handlers?: ConnectionHandlers;
   /** Runs as each connection opens, before any caller gets it (a hello). */
   onOpen?: (conn: Connection) => void;
-  /** While true no dial is made and requests fail as unreachable (replication's isolation switch). */
-  blocked?: () => boolean;
 }
 
 /**
@@ -85,14 +83,7 @@ export class Link extends EventEmitter<FailoverEvents<Connection>> {
   async request<T extends MessageType>(msg: Message, timeoutMs: number, expect?: T): Promise<MessageOf<T>> {
     const start = Date.now();
     const conn = await this.connection(timeoutMs);
-    if (this.o.blocked?.()) throw this.blockedError();
     return conn.request(msg, Math.max(1, timeoutMs - (Date.now() - start)), expect);
-  }
-
-  /** Dials if there is no connection and no dial in flight; a failure is only logged by the caller's `onError`. */
-  keepOpen(timeoutMs: number, onError: (e: unknown) => void): void {
-    if (this.closed || this.conn?.isOpen || this.connecting || this.o.blocked?.()) return;
-    this.connection(timeoutMs).catch(onError);
   }
 
   /**
@@ -144,13 +135,8 @@ export class Link extends EventEmitter<FailoverEvents<Connection>> {
     await this.client?.stop();
   }
 
-  private blockedError(): AxleError {
-    return new AxleError(ErrorCode.UNREACHABLE, `link to ${this.name} is blocked (test fault)`);
-  }
-
   private dial(addr: string, handshakeTimeoutMs: number, signal?: AbortSignal): Promise<Connection> {
     if (this.closed) return Promise.reject(new AxleError(ErrorCode.CLOSED, `link to ${this.name} is closed`));
-    if (this.o.blocked?.()) return Promise.reject(this.blockedError());
     if (this.conn?.isOpen) return Promise.resolve(this.conn);
     if (this.connecting) return this.connecting;
     const o = this.o;

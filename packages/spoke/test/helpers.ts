@@ -1,6 +1,4 @@
-import { createServer } from 'node:net';
 import {
-  connectPeer,
   generateKeyPair,
   silentLogger,
   toBase64,
@@ -11,7 +9,9 @@ import {
   type Run,
 } from '@axle/shared';
 import { Spoke, spokeConfigFrom, type SpokeConfig } from '@axle/spoke';
-import { tempDir } from '@axle/testkit';
+import { asEnvoy, asHub, mergeConfig, tempDir } from '@axle/testkit';
+
+export { closedPort } from '@axle/testkit';
 
 export const hubKey = generateKeyPair();
 
@@ -29,14 +29,16 @@ export async function startSpoke(
 ): Promise<Fixture> {
   const tmp = o.dir ? { dir: o.dir, cleanup: () => undefined } : tempDir('axle-spoke-');
   const config = spokeConfigFrom(
-    {
-      server_id: 'dc1',
-      insecure_transport: true,
-      listen: '127.0.0.1:0',
-      data_dir: tmp.dir,
-      ...o.extra,
-      spanner: { role: 'spoke', spoke_id: 'dc1', hub_pubkeys: [toBase64(hubKey.publicKey)], ...o.spanner },
-    },
+    mergeConfig(
+      {
+        server_id: 'dc1',
+        insecure_transport: true,
+        listen: '127.0.0.1:0',
+        data_dir: tmp.dir,
+        spanner: { role: 'spoke', spoke_id: 'dc1', hub_pubkeys: [toBase64(hubKey.publicKey)] },
+      },
+      { ...o.extra, ...(o.spanner ? { spanner: o.spanner } : {}) },
+    ),
     'test',
   );
   const f: Fixture = {
@@ -58,12 +60,13 @@ export async function startSpoke(
   return f;
 }
 
+/** A hub-role connection to the spoke (key `hubKey` unless given), as the hub's link would be. */
 export function hubConnect(
   spoke: { addr: string; publicKey: Uint8Array },
   key: KeyPair = hubKey,
   id = 'hub-a',
 ): Promise<Connection> {
-  return connectPeer(spoke.addr, { id, role: 'hub', keyPair: key, expectServerKey: spoke.publicKey, keepaliveMs: 0 });
+  return asHub({ keyPair: key }, { addr: spoke.addr, pubkey: spoke.publicKey }, id);
 }
 
 export function envoyConnect(
@@ -71,13 +74,7 @@ export function envoyConnect(
   hostname: string,
   key: KeyPair,
 ): Promise<Connection> {
-  return connectPeer(spoke.addr, {
-    id: hostname,
-    role: 'envoy',
-    keyPair: key,
-    expectServerKey: spoke.publicKey,
-    keepaliveMs: 0,
-  });
+  return asEnvoy(spoke.addr, { hostname, key }, spoke.publicKey);
 }
 
 export interface TestEnvoy {
@@ -160,13 +157,4 @@ export async function getEnvoy(hub: Connection, hostname: string, term = 1): Pro
 
 export async function stats(hub: Connection, term = 1): Promise<MessageOf<'stats_result'>['stats']> {
   return (await hub.request({ type: 'stats', term }, 10_000, 'stats_result')).stats;
-}
-
-/** A port nothing listens on: bound then released. */
-export async function closedPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
 }

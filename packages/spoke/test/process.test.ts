@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { fromBase64, toBase64, type Connection } from '@axle/shared';
 import { adopt, envoyConnect, hubConnect, hubKey, makeRun, newEnvoy, report, type TestEnvoy } from './helpers.js';
-import { bin, type Daemon, startDaemon, tempDir, waitFor } from '@axle/testkit';
+import { bin, type Daemon, startDaemon, tempDir, waitFor, writeConfig } from '@axle/testkit';
 
 const BIN = bin('spoke', 'axle-spoke');
 
@@ -18,23 +18,18 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-function writeConfig(dir: string, extra = '', cryptoThreads: number | 'auto' = 2): string {
+/** The spoke's config file in `dir`, trusting `hubKey`; its data under `dir/data`. */
+function spokeConfig(dir: string, cryptoThreads: number | 'auto' = 2): string {
   const file = join(dir, 'spoke.yaml');
-  writeFileSync(
-    file,
-    `server_id: dc1
-listen: "127.0.0.1:0"
-insecure_transport: true
-data_dir: ${join(dir, 'data')}
-retention:
-  max_runs_per_envoy: 100000
-crypto_threads: ${cryptoThreads}
-spanner:
-  role: spoke
-  spoke_id: dc1
-  hub_pubkeys: ["${toBase64(hubKey.publicKey)}"]
-${extra}`,
-  );
+  writeConfig(file, {
+    server_id: 'dc1',
+    listen: '127.0.0.1:0',
+    insecure_transport: true,
+    data_dir: join(dir, 'data'),
+    retention: { max_runs_per_envoy: 100_000 },
+    crypto_threads: cryptoThreads,
+    spanner: { role: 'spoke', spoke_id: 'dc1', hub_pubkeys: [toBase64(hubKey.publicKey)] },
+  });
   return file;
 }
 
@@ -117,7 +112,7 @@ describe('spoke process', () => {
   it('loses no acknowledged report when killed with SIGKILL mid-burst, and stores none twice', async () => {
     const tmp = tempDir('axle-spoke-kill-');
     cleanups.push(tmp.cleanup);
-    const file = writeConfig(tmp.dir);
+    const file = spokeConfig(tmp.dir);
     const pub = keygen(file);
     const d1 = await start(file, pub);
     const hub = await hubConnect(d1);
@@ -158,7 +153,7 @@ describe('spoke process', () => {
   it('on SIGTERM finishes in-flight reports, exits 0, and keeps its data across restarts', async () => {
     const tmp = tempDir('axle-spoke-term-');
     cleanups.push(tmp.cleanup);
-    const file = writeConfig(tmp.dir);
+    const file = spokeConfig(tmp.dir);
     const pub = keygen(file);
     const d1 = await start(file, pub);
     const hub = await hubConnect(d1);
@@ -206,7 +201,7 @@ describe('spoke process', () => {
       : ([['0', 0]] as const)) {
       const tmp = tempDir('axle-spoke-cores-');
       cleanups.push(tmp.cleanup);
-      const file = writeConfig(tmp.dir, '', 'auto');
+      const file = spokeConfig(tmp.dir, 'auto');
       const d = await start(file, keygen(file), ['taskset', '-c', cpuList]);
       const listening = await d.waitForLog((l) => l.msg === 'listening');
       expect(listening.cryptoThreads, `taskset -c ${cpuList}`).toBe(workers);

@@ -27,6 +27,8 @@ export class ChaosProxy {
   private cut = false;
   private nextId = 0;
   port = 0;
+  /** Connections accepted so far, open or closed: a dialler that reconnects shows here. */
+  accepted = 0;
   /** Sees every byte relayed, per connection and direction: a passive eavesdropper on the link. */
   tap: ((conn: number, dir: 'up' | 'down', bytes: Buffer) => void) | undefined;
 
@@ -60,6 +62,7 @@ export class ChaosProxy {
   }
 
   private accept(a: Socket): void {
+    this.accepted++;
     a.on('error', () => undefined);
     const pair: Pair = { a, b: undefined, stale: false, heldAB: [], heldBA: [], closedDuringCut: false };
     this.pairs.add(pair);

@@ -21,6 +21,9 @@ export {
   type SpokeSpec,
 } from './fleet.js';
 export {
+  apiTokens,
+  asEnvoy,
+  asHub,
   checkin,
   directory,
   enroll,
@@ -30,9 +33,11 @@ export {
   hubKeysAt,
   inProcessSpoke,
   joinToken,
+  joinTokens,
   localSpoke,
   locate,
   procSpoke,
+  spokeViews,
   startHub,
   toHub,
   type DirectoryEntry,
@@ -54,7 +59,7 @@ export {
   type NodePlan,
   type PlanSpec,
 } from './plan.js';
-export { freePort } from './ports.js';
+export { closedPort, freePort } from './ports.js';
 export { LISTENING, Proc, ROOT, bin, startDaemon, type Daemon, type LogLine } from './proc.js';
 export { tempDir } from './tmp.js';
 export { nextEvent, waitFor } from './wait.js';

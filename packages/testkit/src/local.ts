@@ -6,13 +6,17 @@
 import { join } from 'node:path';
 import {
   connectPeer,
+  fromBase64,
   generateKeyPair,
   saveKeyPair,
   silentLogger,
   toBase64,
   type Connection,
   type KeyPair,
+  type ApiTokenView,
+  type JoinTokenView,
   type MessageOf,
+  type SpokeView,
 } from '@axle/shared';
 import { Spoke, spokeConfigFrom } from '@axle/spoke';
 import { Hub, hubConfigFrom } from '@axle/hub';
@@ -208,6 +212,25 @@ export async function startHub(bag: Bag, key: HubKey, o: HubOptions, configFile?
   return hub;
 }
 
+/**
+ * A connection to a spoke as the test hub (hubConfigObject's `hub-a`, with its key), to send
+ * what a hub sends, as a hub that is not quite the one in the test would.
+ */
+export function asHub(
+  key: { keyPair: KeyPair },
+  spoke: { addr: string; pubkey: string | Uint8Array },
+  id = 'hub-a',
+): Promise<Connection> {
+  return connectPeer(spoke.addr, {
+    id,
+    role: 'hub',
+    keyPair: key.keyPair,
+    expectServerKey:
+      typeof spoke.pubkey === 'string' ? fromBase64(spoke.pubkey, 32, `public key at ${spoke.addr}`) : spoke.pubkey,
+    keepaliveMs: 0,
+  });
+}
+
 /** An envoy as the protocol sees it: its own key, connecting to the hub with id = host name. */
 export interface TestEnvoy {
   hostname: string;
@@ -218,8 +241,19 @@ export function envoy(hostname: string): TestEnvoy {
   return { hostname, key: generateKeyPair() };
 }
 
+/** A connection as envoy `e` (id = host name) to a hub or spoke, pinning the server's key when given. */
+export function asEnvoy(addr: string, e: TestEnvoy, serverKey?: Uint8Array): Promise<Connection> {
+  return connectPeer(addr, {
+    id: e.hostname,
+    role: 'envoy',
+    keyPair: e.key,
+    ...(serverKey ? { expectServerKey: serverKey } : {}),
+    keepaliveMs: 0,
+  });
+}
+
 export async function toHub(hubAddr: string, e: TestEnvoy): Promise<Connection> {
-  return connectPeer(hubAddr, { id: e.hostname, role: 'envoy', keyPair: e.key, keepaliveMs: 0 });
+  return asEnvoy(hubAddr, e);
 }
 
 export async function enroll(hubAddr: string, e: TestEnvoy, token: string): Promise<MessageOf<'assignment'>> {
@@ -247,13 +281,7 @@ export async function checkin(
   epoch = a.epoch,
 ): Promise<MessageOf<'checkin_ok'> | MessageOf<'redirect'>> {
   const t = a.target!;
-  const c = await connectPeer(t.addr, {
-    id: e.hostname,
-    role: 'envoy',
-    keyPair: e.key,
-    expectServerKey: t.pubkey,
-    keepaliveMs: 0,
-  });
+  const c = await asEnvoy(t.addr, e, t.pubkey);
   try {
     const r = await c.request({ type: 'checkin', hostname: e.hostname, epoch, term: a.term, configVersion: 0 }, 10_000);
     if (r.type !== 'checkin_ok' && r.type !== 'redirect') throw new Error(`unexpected ${r.type}`);
@@ -263,11 +291,13 @@ export async function checkin(
   }
 }
 
-/** One host in the hub's own directory: where it is placed and under which epoch. */
+/** One host in the hub's own directory: where it is placed, under which epoch, with which key. */
 export interface DirectoryEntry {
   hostname: string;
   spokeId: string;
   epoch: number;
+  /** base64 of the key the envoy enrolled with. */
+  pubkey: string;
 }
 
 /** The hub's own directory, every page of GET /api/v1/directory: what a test asserts instead of reading the hub's state. */
@@ -294,4 +324,30 @@ export async function joinToken(hub: Hub, o: Record<string, unknown> = {}): Prom
   const r = await api(hub, 'POST', '/api/v1/tokens', { token: hub.adminToken, body: o });
   if (r.status !== 200) throw new Error(`token create failed: ${JSON.stringify(r.body)}`);
   return r.body.secret as string;
+}
+
+/** One admin GET that must answer 200, its body as the API contract types it. */
+async function read<T>(hub: { addr: string; adminToken: string }, path: string, ca?: Buffer): Promise<T> {
+  const r = await api(hub, 'GET', path, { token: hub.adminToken, ...(ca ? { ca } : {}) });
+  if (r.status !== 200) throw new Error(`GET ${path}: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body as T;
+}
+
+/** Every spoke as GET /api/v1/spokes shows it (state, envoy count, health, admin state), by id. */
+export async function spokeViews(
+  hub: { addr: string; adminToken: string },
+  o: { ca?: Buffer } = {},
+): Promise<Map<string, SpokeView>> {
+  const b = await read<{ spokes: SpokeView[] }>(hub, '/api/v1/spokes', o.ca);
+  return new Map(b.spokes.map((s) => [s.id, s]));
+}
+
+/** Every join token as GET /api/v1/tokens lists it (never a secret). */
+export async function joinTokens(hub: { addr: string; adminToken: string }): Promise<JoinTokenView[]> {
+  return (await read<{ tokens: JoinTokenView[] }>(hub, '/api/v1/tokens')).tokens;
+}
+
+/** Every API token as GET /api/v1/api-tokens lists it (never a secret). */
+export async function apiTokens(hub: { addr: string; adminToken: string }): Promise<ApiTokenView[]> {
+  return (await read<{ tokens: ApiTokenView[] }>(hub, '/api/v1/api-tokens')).tokens;
 }

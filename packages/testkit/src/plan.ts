@@ -25,6 +25,12 @@ export interface NodePlan {
   configFile: string;
   /** Only spokes: the hub addresses it dials, when not the hubs' own (relays). */
   hubAddrs?: string[];
+  /**
+   * Only hubs: where it dials a peer hub or a witness spoke (by id) for replication, votes and
+   * lease pings, when not that node's own address (a relay a test can cut). Its links to the
+   * spokes it routes envoys to stay direct.
+   */
+  replicationAddrs?: Record<string, string>;
   tls?: TlsFiles;
 }
 
@@ -147,13 +153,19 @@ function hubConfig(h: NodePlan, hubs: NodePlan[], spokes: NodePlan[], spec: Plan
           interval: spec.probeInterval ?? '5s',
           ...spec.autoFailover,
         },
-        peers: hubs.filter((p) => p !== h).map((p) => ({ id: p.id, addr: p.addr, pubkey: p.pub })),
+        peers: hubs
+          .filter((p) => p !== h)
+          .map((p) => ({ id: p.id, addr: h.replicationAddrs?.[p.id] ?? p.addr, pubkey: p.pub })),
       },
       ...(replicated
         ? {
             replication: {
               ...(spec.lease !== undefined ? { lease: spec.lease } : {}),
-              witnesses: witnesses.map((w) => ({ id: w.id, addr: w.addr, pubkey: w.pub })),
+              witnesses: witnesses.map((w) => ({
+                id: w.id,
+                addr: h.replicationAddrs?.[w.id] ?? w.addr,
+                pubkey: w.pub,
+              })),
             },
           }
         : {}),
@@ -193,10 +205,13 @@ function spokeConfig(s: NodePlan, hubs: NodePlan[], spec: PlanSpec): Record<stri
 const INFO = { AXLE_LOG_LEVEL: 'info' };
 
 /** Starts a planned hub or spoke from its config file; with `logDir`, its lines go to `<kind>-<id>.log` there too. */
-export function startNode(n: NodePlan, o: { logDir?: string; keep?: number; timeoutMs?: number } = {}): Promise<Proc> {
+export function startNode(
+  n: NodePlan,
+  o: { logDir?: string; keep?: number; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<Proc> {
   const file = bin(n.kind, `axle-${n.kind}`);
   return Proc.start(`${n.kind} ${n.id}`, [file, '--config', n.configFile], {
-    env: INFO,
+    env: { ...o.env, ...INFO },
     timeoutMs: o.timeoutMs ?? 30_000,
     // Long-lived demo daemons log for hours: keep the recent lines, not all of them.
     keep: o.keep ?? 500,

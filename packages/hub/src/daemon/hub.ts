@@ -244,9 +244,4 @@ export class Hub {
   slotTotals(): SlotTotals | undefined {
     return this.p?.server.slotTotals();
   }
-
-  /** For tests and benchmarks in this package: the live parts. */
-  get internals(): HubParts | undefined {
-    return this.p;
-  }
 }

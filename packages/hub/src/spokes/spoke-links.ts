@@ -40,16 +40,23 @@ export function hubLink(
     ...extra,
   });
   link.on('disconnected', (_addr, info) => {
-    const { code, reason } = info as CloseInfo;
+    const { code, reason } = (info ?? {}) as Partial<CloseInfo>;
     log.debug({ to: to.name, code, reason }, 'link closed');
   });
   return link;
 }
 
 /**
- * The hub's outbound signed connection to one spoke, opened on demand and reopened after
- * it drops. Orders and queries use it; the spoke's own status pushes arrive separately on
- * the hub's listener.
+ * How the hub keeps its link to a spoke open: redialled after a drop or a failed dial with the
+ * shared backoff. A request meanwhile still dials at once, so the backoff only paces the
+ * background redials to a spoke that is down, never a probe or an order.
+ */
+const SPOKE_KEEP_OPEN = { initialBackoffMs: 100, maxBackoffMs: 2_000, connectTimeoutMs: 5_000 };
+
+/**
+ * The hub's outbound signed connection to one spoke, kept open from the start (reopened with
+ * backoff after it drops). Orders and queries use it; the spoke's own status pushes arrive
+ * separately on the hub's listener.
  */
 export class HubToSpokeLink {
   private readonly link: Link;
@@ -72,6 +79,7 @@ export class HubToSpokeLink {
         },
       },
     });
+    this.link.start(SPOKE_KEEP_OPEN);
   }
 
   get id(): string {

@@ -1,8 +1,9 @@
-import { connectPeer, type Connection, type Message, type MessageOf } from '@axle/shared';
+import type { Connection, Message, MessageOf } from '@axle/shared';
 import type { Hub } from '@axle/hub';
 import type { Spoke } from '@axle/spoke';
 import {
   api,
+  asEnvoy,
   type Bag,
   enroll,
   envoy,
@@ -74,13 +75,7 @@ export async function protoFleet(
       all.slice(i, i + 25).map(async (e) => {
         const attach = async (a: MessageOf<'assignment'>): Promise<void> => {
           const t = a.target!;
-          const c = await connectPeer(t.addr, {
-            id: e.hostname,
-            role: 'envoy',
-            keyPair: e.key,
-            expectServerKey: t.pubkey,
-            keepaliveMs: 0,
-          });
+          const c = await asEnvoy(t.addr, e, t.pubkey);
           const onRequest = async (m: Message) => {
             if (m.type !== 'job_run') throw new Error(`unexpected ${m.type}`);
             return behaviour(e.hostname, m);

@@ -14,16 +14,23 @@ import {
 
 /**
  * Multi-process: two hubs and one spoke that is also a witness (three voters). The primary
- * is cut off from both other voters with the test-only fault hook (AXLE_TEST_FAULTS=1).
+ * is cut off from both other voters at the network: every hub reaches its peer and the
+ * witness through relays, and the primary's relays (both ways) drop every byte.
  */
 const bag = new Bag();
 afterAll(() => bag.run());
 
 describe('a primary cut off from the majority', () => {
   it('stops acknowledging writes, steps down, the other side elects one primary, and it rejoins as a standby', async () => {
-    const c = await makeCluster(bag, { hubs: ['ha', 'hb'], spokes: ['dc1'], witnesses: ['dc1'], leaseMs: 1000 });
+    const c = await makeCluster(bag, {
+      hubs: ['ha', 'hb'],
+      spokes: ['dc1'],
+      witnesses: ['dc1'],
+      leaseMs: 1000,
+      relays: true,
+    });
     await spokeProcess(bag, c.spoke('dc1'));
-    for (const h of c.hubs) await hubProcess(bag, h, { AXLE_TEST_FAULTS: '1' });
+    for (const h of c.hubs) await hubProcess(bag, h);
     const tokens = new Map(c.hubs.map((h) => [h.id, adminToken(h)]));
     const sampler = sampleRoles(c.hubs, tokens);
     let p: Node | undefined;
@@ -34,8 +41,7 @@ describe('a primary cut off from the majority', () => {
     expect(ok.status).toBe(200);
     const term0 = (await view(A))!.term;
 
-    const cut = await api(A, 'POST', '/api/v1/hub/test-fault', { token: tokens.get(A.id)!, body: { isolate: true } });
-    expect(cut.status).toBe(200);
+    c.cutOff(A.id);
     // A write sent now cannot reach min_acks and is never acknowledged: it ends in an error.
     const during = await api(A, 'POST', '/api/v1/tokens', { token: tokens.get(A.id)!, body: { note: 'during' } });
     expect(during.status).not.toBe(200);
@@ -58,7 +64,7 @@ describe('a primary cut off from the majority', () => {
     expect((await view(A))!.term).toBeLessThanOrEqual(bTerm);
 
     // Healed: the old primary learns the term, stays a standby, catches up; writes need it again (min_acks 1).
-    await api(A, 'POST', '/api/v1/hub/test-fault', { token: tokens.get(A.id)!, body: { isolate: false } });
+    c.heal(A.id);
     const w = await api(B, 'POST', '/api/v1/tokens', { token: tokens.get(B.id)!, body: { note: 'healed' } });
     expect(w.status).toBe(200);
     await waitFor(

@@ -1,28 +1,29 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  connectPeer,
-  generateKeyPair,
-  saveKeyPair,
-  silentLogger,
-  toBase64,
-  type Connection,
-  type KeyPair,
-} from '@axle/shared';
+import { loadKeyPair, silentLogger, type Connection, type KeyPair } from '@axle/shared';
 import { Hub, hubConfigFrom } from '@axle/hub';
 import { Spoke, spokeConfigFrom } from '@axle/spoke';
 import { parse } from 'yaml';
-import { api, type Bag, bin, type Daemon, freePort, startDaemon, tempDir, writeConfig } from '@axle/testkit';
+import {
+  adminToken,
+  api,
+  asHub as connectAsHub,
+  type Bag,
+  ChaosProxy,
+  type Daemon,
+  joinTokens,
+  type NodePlan,
+  planNode,
+  startNode,
+  tempDir,
+  writeFleetConfigs,
+} from '@axle/testkit';
 
-/** One member of a test cluster: its id, fixed address, key and data dir, decided before anything starts. */
-export interface Node {
-  id: string;
-  port: number;
-  addr: string;
-  dir: string;
+export { adminToken };
+
+/** One member of a test cluster, planned by the testkit before anything starts, with its key for tests that speak as it. */
+export interface Node extends NodePlan {
   keyPair: KeyPair;
-  pub: string;
-  configFile: string;
 }
 
 export interface ClusterSpec {
@@ -35,6 +36,11 @@ export interface ClusterSpec {
   minAcks?: number;
   statusInterval?: string;
   autoFailover?: boolean;
+  /**
+   * Every hub reaches its peer hubs and witnesses through relays of its own (ChaosProxy), so
+   * `cutOff` can partition one hub at the network while every process keeps running.
+   */
+  relays?: boolean;
 }
 
 export interface Cluster {
@@ -42,78 +48,78 @@ export interface Cluster {
   spokes: Node[];
   hub(id: string): Node;
   spoke(id: string): Node;
+  /** Silently drops every byte on the hub's replication, vote and lease links, both ways (needs `relays`). */
+  cutOff(hubId: string): void;
+  /** Undoes cutOff: the links forward again. */
+  heal(hubId: string): void;
 }
 
-async function node(bag: Bag, id: string, keyName: string): Promise<Node> {
-  const t = tempDir(`axle-repl-${id}-`);
-  bag.add(t.cleanup);
-  const keyPair = generateKeyPair();
-  saveKeyPair(join(t.dir, keyName), keyPair);
-  const port = await freePort();
-  return {
-    id,
-    port,
-    addr: `127.0.0.1:${port}`,
-    dir: t.dir,
-    keyPair,
-    pub: toBase64(keyPair.publicKey),
-    configFile: join(t.dir, 'config.yaml'),
-  };
+async function node(dir: string, id: string, kind: 'hub' | 'spoke'): Promise<Node> {
+  const n = await planNode(dir, id, kind);
+  return { ...n, keyPair: loadKeyPair(join(n.dir, `${kind}.key`)) };
 }
 
 /** Keys, ports and config files for hubs that list each other as peers and spokes that trust every hub. */
 export async function makeCluster(bag: Bag, spec: ClusterSpec): Promise<Cluster> {
-  const hubs = await Promise.all(spec.hubs.map((id) => node(bag, id, 'hub.key')));
-  const spokes = await Promise.all(spec.spokes.map((id) => node(bag, id, 'spoke.key')));
+  const t = tempDir('axle-repl-');
+  bag.add(t.cleanup);
+  const hubs = await Promise.all(spec.hubs.map((id) => node(t.dir, id, 'hub')));
+  const spokes = await Promise.all(spec.spokes.map((id) => node(t.dir, id, 'spoke')));
+  // Relays by the hub whose links they carry: its own outbound ones and its peers' links to it.
+  const relays = new Map<string, ChaosProxy[]>(hubs.map((h) => [h.id, []]));
+  if (spec.relays) {
+    const witnesses = spokes.filter((s) => spec.witnesses?.includes(s.id));
+    for (const h of hubs) {
+      h.replicationAddrs = {};
+      for (const to of [...hubs.filter((p) => p !== h), ...witnesses]) {
+        const relay = new ChaosProxy(to.addr, `${h.id} -> ${to.id}`);
+        bag.add(() => relay.close());
+        h.replicationAddrs[to.id] = await relay.listen();
+        relays.get(h.id)!.push(relay);
+        if (to.kind === 'hub') relays.get(to.id)!.push(relay);
+      }
+    }
+  }
   const lease = spec.leaseMs ?? 1000;
-  for (const h of hubs) {
-    const cfg = {
-      server_id: h.id,
-      insecure_transport: true,
-      listen: h.addr,
-      data_dir: h.dir,
-      spanner: {
-        role: 'hub',
-        spokes: spokes.map((s) => ({ id: s.id, addr: s.addr, pubkey: s.pub, patterns: [`*.${s.id}.*`] })),
-        peers: hubs.filter((p) => p !== h).map((p) => ({ id: p.id, addr: p.addr, pubkey: p.pub })),
-        auto_failover: { enabled: spec.autoFailover ?? false, interval: '300ms', threshold: 3 },
-      },
+  writeFleetConfigs(hubs, spokes, {
+    hubs: spec.hubs,
+    spokes: spokes.map((s) => ({ id: s.id, patterns: [`*.${s.id}.*`] })),
+    insecureTransport: true,
+    statusInterval: spec.statusInterval ?? '200ms',
+    probeInterval: '300ms',
+    autoFailover: { enabled: spec.autoFailover ?? false },
+    lease: `${lease}ms`,
+    ...(spec.witnesses ? { witnesses: spec.witnesses } : {}),
+    hubConfig: {
       replication: {
-        lease: `${lease}ms`,
         ...(spec.electionTimeoutMs !== undefined ? { election_timeout: `${spec.electionTimeoutMs}ms` } : {}),
         ...(spec.minAcks !== undefined ? { min_acks: spec.minAcks } : {}),
-        witnesses: spokes
-          .filter((s) => spec.witnesses?.includes(s.id))
-          .map((s) => ({ id: s.id, addr: s.addr, pubkey: s.pub })),
       },
       fanout: { timeout: '1000ms', retries: 1, backoff: '50ms' },
-      enrollment: { rate_limit: { requests: 100_000, per: '1s', burst: 100_000 } },
-    };
-    writeConfig(h.configFile, cfg);
-  }
-  for (const s of spokes) {
-    const cfg = {
-      server_id: s.id,
-      insecure_transport: true,
-      listen: s.addr,
-      data_dir: s.dir,
-      status_interval: spec.statusInterval ?? '200ms',
-      spanner: {
-        role: 'spoke',
-        spoke_id: s.id,
-        hub_addr: hubs[0]!.addr,
-        hub_fallback_addrs: hubs.slice(1).map((h) => h.addr),
-        hub_pubkeys: hubs.map((h) => h.pub),
-      },
-    };
-    writeConfig(s.configFile, cfg);
-  }
+    },
+  });
   const find = (list: Node[], id: string) => {
     const n = list.find((x) => x.id === id);
     if (!n) throw new Error(`no node ${id}`);
     return n;
   };
-  return { hubs, spokes, hub: (id) => find(hubs, id), spoke: (id) => find(spokes, id) };
+  const relaysOf = (id: string) => {
+    const r = relays.get(id) ?? [];
+    if (r.length === 0) throw new Error(`hub ${id} has no relays (plan the cluster with relays: true)`);
+    return r;
+  };
+  return {
+    hubs,
+    spokes,
+    hub: (id) => find(hubs, id),
+    spoke: (id) => find(spokes, id),
+    cutOff: (id) => {
+      for (const r of relaysOf(id)) r.blackhole();
+    },
+    heal: (id) => {
+      for (const r of relaysOf(id)) r.heal();
+    },
+  };
 }
 
 /** The hub config of `n` as a validated object (for in-process hubs). */
@@ -133,20 +139,17 @@ export async function spokeInProcess(bag: Bag, n: Node): Promise<Spoke> {
   return spoke;
 }
 
+/** A hub as a child process (the built bin), killed at the end of the file. */
 export async function hubProcess(bag: Bag, n: Node, env: NodeJS.ProcessEnv = {}): Promise<Daemon> {
-  const d = await startDaemon(bin('hub', 'axle-hub'), ['--config', n.configFile], { env });
+  const d = await startNode(n, { env });
   bag.add(() => d.kill('SIGKILL'));
   return d;
 }
 
 export async function spokeProcess(bag: Bag, n: Node): Promise<Daemon> {
-  const d = await startDaemon(bin('spoke', 'axle-spoke'), ['--config', n.configFile]);
+  const d = await startNode(n);
   bag.add(() => d.kill('SIGKILL'));
   return d;
-}
-
-export function adminToken(n: Node): string {
-  return readFileSync(join(n.dir, 'admin.token'), 'utf8').trim();
 }
 
 export interface HubView {
@@ -175,6 +178,11 @@ export async function view(n: Node, token?: string): Promise<HubView | undefined
   }
 }
 
+/** The ids of the join tokens in one hub's own store (GET /api/v1/tokens is served by a standby too). */
+export async function tokenIds(n: Node): Promise<Set<string>> {
+  return new Set((await joinTokens({ addr: n.addr, adminToken: adminToken(n) })).map((t) => t.id));
+}
+
 /** The one hub that says it is primary, if exactly one does. */
 export async function primaryOf(nodes: Node[]): Promise<Node | undefined> {
   const views = await Promise.all(nodes.map((n) => view(n)));
@@ -183,14 +191,8 @@ export async function primaryOf(nodes: Node[]): Promise<Node | undefined> {
 }
 
 /** Connects to a spoke as hub `n` would (same key), to show what the spoke does with its orders. */
-export async function asHub(n: Node, spoke: Node): Promise<Connection> {
-  return connectPeer(spoke.addr, {
-    id: n.id,
-    role: 'hub',
-    keyPair: n.keyPair,
-    expectServerKey: spoke.keyPair.publicKey,
-    keepaliveMs: 0,
-  });
+export function asHub(n: Node, spoke: Node): Promise<Connection> {
+  return connectAsHub(n, { addr: spoke.addr, pubkey: spoke.pub }, n.id);
 }
 
 export interface Sample {

@@ -1,9 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { AxleError, ErrorCode, bool, obj, requestTarget, sendJson, type Router } from '@axle/shared';
-import { body, route, type ApiDeps } from '../../http/api.js';
+import { requestTarget, sendJson, type Router } from '@axle/shared';
+import { route, type ApiDeps } from '../../http/api.js';
 
 /** Routes a standby still serves itself even though they are not reads. */
-const STANDBY_WRITES = new Set(['/api/v1/hub/promote', '/api/v1/hub/test-fault']);
+const STANDBY_WRITES = new Set(['/api/v1/hub/promote']);
 
 /**
  * A standby answers every API write with 421 and the primary's address, before auth (the
@@ -36,19 +36,4 @@ export function replicationRoutes(r: Router, d: ApiDeps): void {
       return { ...out, replication: repl.status() };
     }),
   );
-  // Test-only fault hook: cuts this hub's replication, vote and lease links (a partition).
-  if (process.env.AXLE_TEST_FAULTS === '1') {
-    r.post(
-      '/api/v1/hub/test-fault',
-      route(d, 'admin', async (ctx) => {
-        const b = await body(ctx, obj({ isolate: bool() }));
-        repl.setIsolated(b.isolate);
-        return { isolated: b.isolate };
-      }),
-    );
-  } else {
-    r.post('/api/v1/hub/test-fault', () => {
-      throw new AxleError(ErrorCode.NOT_FOUND, 'fault injection is off (set AXLE_TEST_FAULTS=1 in tests only)');
-    });
-  }
 }

@@ -35,8 +35,6 @@ export interface EndpointHost {
   peers: () => PeerConfig[];
   term: () => number;
   leading: () => boolean;
-  /** Test-only fault switch: every peer link is refused. */
-  isolated: () => boolean;
   notPrimary: () => AxleError;
   leaseMs: () => number;
   learnTerm: (term: number, from: string) => Promise<void>;
@@ -60,7 +58,7 @@ export class PeerEndpoint {
 
   constructor(private readonly h: EndpointHost) {}
 
-  /** Sets up a link to each peer (opened on demand, then kept open by `keepOpen`). */
+  /** Sets up a link to each peer (opened on demand until `keepOpen`). */
   link(peers: PeerConfig[], self: LinkSelf): void {
     for (const p of peers) {
       this.links.set(
@@ -69,16 +67,14 @@ export class PeerEndpoint {
           log: this.h.log,
           onRequest: (m, c) => this.serve(m, p.id, c),
           onOpen: (c) => this.hello(p.id, c),
-          blocked: this.h.isolated,
         }),
       );
     }
   }
 
-  /** Test-only partition: drops every link to and from the peers. */
-  cut(): void {
-    for (const p of this.links.values()) p.drop();
-    for (const i of this.inbound.values()) i.conn.close();
+  /** Keeps every peer link open from now on (see PeerLink.keepOpen). */
+  keepOpen(o: { maxBackoffMs: number; connectTimeoutMs: number }): void {
+    for (const p of this.links.values()) p.keepOpen(o);
   }
 
   close(): void {
@@ -100,7 +96,6 @@ export class PeerEndpoint {
         `hub "${claim.id}" presented key ${fingerprint(claim.pubkey)}, not its pubkey in spanner.peers; run axle-hub keygen on it and update the config`,
       );
     }
-    if (this.h.isolated()) throw new AxleError(ErrorCode.UNREACHABLE, 'peer links are blocked (test fault)');
     return { role: 'hub', maxSendFrameBytes: REPL_FRAME_BYTES };
   }
 
@@ -148,7 +143,6 @@ export class PeerEndpoint {
 
   async serve(msg: Message, peerId: string, conn: Connection): Promise<Message> {
     const h = this.h;
-    if (h.isolated()) throw new AxleError(ErrorCode.UNREACHABLE, 'peer links are blocked (test fault)');
     switch (msg.type) {
       case 'repl_hello': {
         const i: Inbound = { conn, hint: { lastSeq: msg.lastSeq, lastTerm: msg.lastTerm }, adminHash: msg.adminHash };

@@ -23,10 +23,14 @@ export interface PeerConfig {
  */
 export const REPL_FRAME_BYTES = 128 * 1024 * 1024;
 
+/** The first redial window after a peer link drops: a restarted peer is back within tens of ms. */
+const PEER_FIRST_RETRY_MS = 50;
+
 /**
  * This hub's outbound link to one peer hub. It is what the peer, when primary, feeds this
  * hub's log over (so the big frames arrive on a client whose key check we control), and
- * what this hub sends vote requests and step-down requests on. Reopened when it drops.
+ * what this hub sends vote requests and step-down requests on. Kept open once the hub's
+ * replication starts: redialled after each drop or failed dial with the shared backoff.
  */
 export class PeerLink {
   private readonly link: Link;
@@ -35,13 +39,12 @@ export class PeerLink {
   constructor(
     readonly cfg: PeerConfig,
     self: LinkSelf,
-    private readonly o: {
+    o: {
       log: Logger;
       /** Installed on every new connection: requests the peer sends us (appends, snapshots). */
       onRequest: (msg: Message, conn: Connection) => Promise<Message>;
       /** Called once a connection is open (the caller says hello). */
       onOpen: (conn: Connection) => void;
-      blocked: () => boolean;
     },
   ) {
     this.pubkey = fromBase64(cfg.pubkey, 32, `public key of peer hub ${cfg.id}`);
@@ -50,8 +53,10 @@ export class PeerLink {
       minHandshakeMs: 100,
       handlers: { onRequest: (msg, conn) => o.onRequest(msg, conn), onEvent: () => undefined },
       onOpen: o.onOpen,
-      blocked: o.blocked,
     });
+    this.link.on('connect_error', (_addr, e) =>
+      o.log.debug({ peer: cfg.id, err: errorText(e) }, 'cannot reach peer hub'),
+    );
   }
 
   get id(): string {
@@ -70,15 +75,16 @@ export class PeerLink {
     return this.link.request(msg, timeoutMs, expect);
   }
 
-  /** Keeps the link open: called on every heartbeat tick while the hub runs. */
-  keepOpen(timeoutMs: number): void {
-    this.link.keepOpen(timeoutMs, (e: unknown) =>
-      this.o.log.debug({ peer: this.id, err: errorText(e) }, 'cannot reach peer hub'),
-    );
-  }
-
-  drop(): void {
-    this.link.drop();
+  /**
+   * Keeps the link open until close(). The backoff window is capped at `maxBackoffMs`, so a
+   * peer that comes back is dialled within that (an election waits on it).
+   */
+  keepOpen(o: { maxBackoffMs: number; connectTimeoutMs: number }): void {
+    this.link.start({
+      initialBackoffMs: Math.min(PEER_FIRST_RETRY_MS, o.maxBackoffMs),
+      maxBackoffMs: o.maxBackoffMs,
+      connectTimeoutMs: o.connectTimeoutMs,
+    });
   }
 
   close(): void {

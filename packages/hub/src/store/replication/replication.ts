@@ -80,8 +80,6 @@ export class Replication {
   private timer: NodeJS.Timeout | undefined;
   private transition: Promise<void> = Promise.resolve();
   private stopped = false;
-  /** Test-only fault: drop every replication, vote and lease link (a partition). */
-  isolated = false;
 
   constructor(private readonly d: ReplicationDeps) {
     const cfg = d.config();
@@ -100,7 +98,6 @@ export class Replication {
       applier: this.applier,
       selfId: () => this.selfId,
       selfAddr: d.selfAddr,
-      isolated: () => this.isolated,
       leading: (term: number) => this.leads(term),
       learnTerm: (term: number, from: string) => this.learnTerm(term, from),
     };
@@ -108,7 +105,7 @@ export class Replication {
       ...host,
       role: () => this.role,
       stopped: () => this.stopped,
-      voters: () => (this.isolated ? [] : [...this.endpoint.links, ...this.witnesses.voters()]),
+      voters: () => [...this.endpoint.links, ...this.witnesses.voters()],
       primaryLink: () => (this.primaryId !== undefined ? this.endpoint.links.get(this.primaryId) : undefined),
       stand: () => {
         this.r = { role: 'candidate', primary: this.r.role === 'primary' ? undefined : this.r.primary };
@@ -118,7 +115,6 @@ export class Replication {
       },
       conclude: (term, granted) => this.conclude(term, granted),
     });
-    const feeds = { ...host, leading: (term: number) => this.leads(term) && !this.isolated };
     this.endpoint = new PeerEndpoint({
       log: d.log,
       applier: this.applier,
@@ -128,14 +124,13 @@ export class Replication {
       peers: () => d.config().spanner.peers,
       term: () => this.term,
       leading: () => this.role === 'primary',
-      isolated: () => this.isolated,
       notPrimary: () => this.notPrimary(),
       leaseMs: () => this.settings.leaseMs,
       learnTerm: host.learnTerm,
       stepDown: (reason) => this.stepDown(reason),
       follow: (term, primary, addr) => this.follow(term, primary, addr),
       vote: (req) => this.onVoteRequest(req),
-      feed: (peerId, i) => feedStandby(peerId, i, feeds),
+      feed: (peerId, i) => feedStandby(peerId, i, host),
     });
     const self = { id: cfg.server_id, keyPair: d.keyPair, ca: d.ca };
     this.witnesses = new Witnesses(cfg.replication.witnesses, self, host);
@@ -180,10 +175,13 @@ export class Replication {
 
   start(): void {
     if (!this.settings.enabled) return;
+    const every = Math.max(10, Math.floor(this.settings.heartbeatMs / 2));
+    // A peer that comes back is redialled within a tick, as fast as the tick once redialled it.
+    this.endpoint.keepOpen({ maxBackoffMs: every, connectTimeoutMs: this.settings.electionTimeoutMs });
     const tick = () => {
       if (this.stopped) return;
       this.tick();
-      this.timer = setTimeout(tick, Math.max(10, Math.floor(this.settings.heartbeatMs / 2)));
+      this.timer = setTimeout(tick, every);
     };
     tick();
   }
@@ -214,7 +212,6 @@ export class Replication {
 
   private tick(): void {
     const s = this.settings;
-    for (const p of this.endpoint.links.values()) p.keepOpen(s.electionTimeoutMs);
     if (this.r.role === 'primary') {
       if (!this.commits.leaseValid() && Date.now() - this.r.since > 0) {
         this.d.log.warn(
@@ -376,13 +373,6 @@ export class Replication {
       peer: p.id,
       lag: Math.max(0, this.d.state.lastSeq - (this.commits.matchOf(p.id) ?? 0)),
     }));
-  }
-
-  /** Test-only: cut (or restore) every replication, vote and lease link. */
-  setIsolated(on: boolean): void {
-    this.isolated = on;
-    if (!on) return;
-    this.endpoint.cut();
   }
 
   async stop(): Promise<void> {

@@ -13,8 +13,6 @@ export interface WitnessHost {
   commits: CommitTracker;
   log: Logger;
   selfId: () => string;
-  /** Test-only fault switch: no lease pings go out, no witness is asked for a vote. */
-  isolated: () => boolean;
   /** Still the primary of `term`? Only then does a witness's acknowledgement extend the lease. */
   leading: (term: number) => boolean;
   learnTerm: (term: number, from: string) => Promise<void>;
@@ -58,7 +56,6 @@ export class Witnesses {
       this.pingAt = at;
     }
     for (const [id, w] of this.links) {
-      if (this.h.isolated()) continue;
       if (now && this.busy.has(id)) {
         this.again.add(id);
         continue;
@@ -97,7 +94,7 @@ export class Witnesses {
       )
       .finally(() => {
         this.busy.delete(id);
-        if (this.again.delete(id) && h.leading(term) && !h.isolated()) this.pingOne(id, w);
+        if (this.again.delete(id) && h.leading(term)) this.pingOne(id, w);
       });
   }
 
