@@ -14,9 +14,11 @@ import {
   type SpokeRef,
   api,
   hubKeysAt,
+  joinToken,
   localSpoke as kitLocalSpoke,
   procSpoke as kitProcSpoke,
   startHub as kitStartHub,
+  tempDir,
 } from '@axle/testkit';
 
 export { Bag, api, hubKey, joinToken, type HubKey, type LocalSpoke, type ProcSpoke } from '@axle/testkit';
@@ -49,6 +51,27 @@ export function startHub(
       enrollment: { approval, rate_limit: { requests: 100_000, per: '1s', burst: 100_000 } },
     },
   });
+}
+
+export interface Cluster {
+  hub: Hub;
+  token: string;
+  /** A temp dir (removed by the bag) for the envoys' state dirs. */
+  root: string;
+}
+
+/** startHub over `spokes`, a join token for it and a temp dir for its envoys' state. */
+export async function startCluster(
+  bag: Bag,
+  key: HubKey,
+  spokes: (SpokeRef & { patterns: string[] })[],
+  o: { spanner?: Record<string, unknown>; dirPrefix: string },
+): Promise<Cluster> {
+  const hub = await startHub(bag, key, spokes, o.spanner);
+  const token = await joinToken(hub);
+  const t = tempDir(o.dirPrefix);
+  bag.add(t.cleanup);
+  return { hub, token, root: t.dir };
 }
 
 /**
