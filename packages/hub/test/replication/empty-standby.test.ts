@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { api, Bag, waitFor } from '@axle/testkit';
-import { adminToken, hubProcess, makeCluster, spokeProcess, view } from './support.js';
+import { adminToken, hubProcess, makeCluster, spokeProcess, view, primaryProcess, waitLevel } from './support.js';
 
 /**
  * min_acks 0 promises that an acknowledged write is lost only with the primary's disk. A hub
@@ -25,12 +25,7 @@ describe('min_acks 0 with a witness', () => {
       electionTimeoutMs: 1000,
     });
     await spokeProcess(bag, c.spoke('dc1'));
-    const ha = await hubProcess(bag, c.hub('ha'));
-    const haToken = adminToken(c.hub('ha'));
-    await waitFor(async () => (await view(c.hub('ha'), haToken))?.role === 'primary', {
-      timeoutMs: 20_000,
-      what: 'ha to become primary with the witness',
-    });
+    const { daemon: ha, token: haToken } = await primaryProcess(bag, c.hub('ha'));
     const envoys = Array.from({ length: 50 }, (_, i) => ({
       hostname: `web${i}.dc1.example.com`,
       pubkey: randomBytes(32).toString('base64'),
@@ -61,11 +56,9 @@ describe('min_acks 0 with a witness', () => {
     } finally {
       ha.proc.kill('SIGCONT');
     }
-    await waitFor(
-      async () => {
-        const [a, b] = await Promise.all([view(c.hub('ha'), haToken), view(c.hub('hb'), haToken)]);
-        return a?.role === 'primary' && b?.role === 'standby' && a.logSeq === b.logSeq;
-      },
+    await waitLevel(
+      { n: c.hub('ha'), token: haToken },
+      { n: c.hub('hb'), token: haToken },
       { timeoutMs: 30_000, what: 'ha primary again and hb caught up as its standby' },
     );
     for (const h of ['ha', 'hb']) {
@@ -84,20 +77,13 @@ describe('min_acks 0 with a witness', () => {
       relays: true,
     });
     await spokeProcess(bag, c.spoke('dc1'));
-    await hubProcess(bag, c.hub('ha'));
-    const token = adminToken(c.hub('ha'));
-    await waitFor(async () => (await view(c.hub('ha'), token))?.role === 'primary', {
-      timeoutMs: 20_000,
-      what: 'ha to become primary with the witness',
-    });
+    const { token } = await primaryProcess(bag, c.hub('ha'));
     await hubProcess(bag, c.hub('hb'));
     const made = await api(c.hub('ha'), 'POST', '/api/v1/tokens', { token, body: { note: 'before' } });
     expect(made.status).toBe(200);
-    await waitFor(
-      async () => {
-        const [a, b] = await Promise.all([view(c.hub('ha'), token), view(c.hub('hb'), token)]);
-        return a?.role === 'primary' && b?.role === 'standby' && a.logSeq === b.logSeq;
-      },
+    await waitLevel(
+      { n: c.hub('ha'), token },
+      { n: c.hub('hb'), token },
       { timeoutMs: 30_000, what: 'hb level with ha' },
     );
     // Cut ha off at the network (no append, no lease ping gets through) while its lease still
