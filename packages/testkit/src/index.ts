@@ -7,7 +7,7 @@
 export { ApiError, HubApi, api, type ApiReply, type EnvoyListItem } from './api.js';
 export { ChaosProxy } from './chaos-proxy.js';
 export { Bag } from './cleanup.js';
-export { axle, type CliResult } from './cli.js';
+export { axle, runAxle, type CliResult } from './cli.js';
 export { mergeConfig, writeConfig } from './config.js';
 export {
   ENVOY_POOL,

@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,7 +8,6 @@ import {
   api,
   asHub,
   Bag,
-  bin,
   type HubKey,
   hubKey,
   inProcessSpoke,
@@ -18,6 +16,7 @@ import {
   startHub,
   tempDir,
   waitFor,
+  runAxle,
 } from '@axle/testkit';
 import { jobDone, startJob, targets } from './fleet.js';
 
@@ -36,17 +35,7 @@ let root: string;
 let marks: string;
 const envoys: Envoy[] = [];
 
-function axle(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AXLE_')));
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [bin('hub', 'axle'), '--hub', hub.addr, '--token', hub.adminToken, ...args],
-      { env: { ...clean, AXLE_CLI_CONFIG: '/nonexistent/axle-cli.yaml' }, timeout: 60_000 },
-      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
+const axle = (args: string[]) => runAxle(['--hub', hub.addr, '--token', hub.adminToken, ...args]);
 
 beforeAll(async () => {
   const t = tempDir('axle-jobs-envoys-');

@@ -1,8 +1,7 @@
-import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Hub, hubConfigFrom } from '@axle/hub';
 import { silentLogger } from '@axle/shared';
-import { api, Bag, bin, hubConfigObject, waitFor } from '@axle/testkit';
+import { api, Bag, hubConfigObject, waitFor, runAxle } from '@axle/testkit';
 import { bad, delay, jobDone, ok, protoFleet, startJob, targets, type Behaviour, type ProtoFleet } from './fleet.js';
 
 /**
@@ -35,17 +34,7 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(() => bag.run());
 
-function axle(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AXLE_')));
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [bin('hub', 'axle'), '--hub', f.hub.addr, '--token', f.hub.adminToken, ...args],
-      { env: { ...clean, AXLE_CLI_CONFIG: '/nonexistent/axle-cli.yaml' }, timeout: 60_000 },
-      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
+const axle = (args: string[]) => runAxle(['--hub', f.hub.addr, '--token', f.hub.adminToken, ...args]);
 
 function reset(b: Behaviour): void {
   current = b;

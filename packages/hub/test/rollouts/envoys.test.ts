@@ -1,11 +1,10 @@
-import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '@axle/hub';
 import { Envoy, enroll, envoyConfigFrom } from '@axle/envoy-agent';
 import { toBase64 } from '@axle/shared';
-import { api, Bag, bin, hubKey, inProcessSpoke, joinToken, startHub, tempDir, waitFor } from '@axle/testkit';
+import { api, Bag, hubKey, inProcessSpoke, joinToken, startHub, tempDir, waitFor, runAxle } from '@axle/testkit';
 import { targets } from '../jobs/fleet.js';
 
 /**
@@ -36,17 +35,8 @@ function bundle(name: string, o: { failOn?: string[]; note: string }): string {
   return dir;
 }
 
-function axle(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AXLE_')));
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [bin('hub', 'axle'), '--hub', hub.addr, '--token', hub.adminToken, ...args],
-      { env: { ...clean, AXLE_CLI_CONFIG: '/nonexistent/axle-cli.yaml' }, timeout: 90_000 },
-      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
+const axle = (args: string[]) =>
+  runAxle(['--hub', hub.addr, '--token', hub.adminToken, ...args], { timeoutMs: 90_000 });
 
 const call = async (method: string, path: string, body?: unknown) => {
   const r = await api(hub, method, `/api/v1${path}`, { token: hub.adminToken, ...(body ? { body } : {}) });
