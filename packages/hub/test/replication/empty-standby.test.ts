@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { api, Bag, waitFor } from '@axle/testkit';
-import { adminToken, hubProcess, makeCluster, spokeProcess, view, primaryProcess, waitLevel } from './support.js';
+import { adminToken, hubProcess, view, waitLevel, witnessedPair } from './support.js';
 
 /**
  * min_acks 0 promises that an acknowledged write is lost only with the primary's disk. A hub
@@ -16,16 +16,7 @@ afterAll(() => bag.run());
 
 describe('min_acks 0 with a witness', () => {
   it('an empty hub joining is not elected while the primary is stopped, and catches up once it runs again', async () => {
-    const c = await makeCluster(bag, {
-      hubs: ['ha', 'hb'],
-      spokes: ['dc1'],
-      witnesses: ['dc1'],
-      minAcks: 0,
-      leaseMs: 300,
-      electionTimeoutMs: 1000,
-    });
-    await spokeProcess(bag, c.spoke('dc1'));
-    const { daemon: ha, token: haToken } = await primaryProcess(bag, c.hub('ha'));
+    const { c, ha, token: haToken } = await witnessedPair(bag, { leaseMs: 300, electionTimeoutMs: 1000 });
     const envoys = Array.from({ length: 50 }, (_, i) => ({
       hostname: `web${i}.dc1.example.com`,
       pubkey: randomBytes(32).toString('base64'),
@@ -68,16 +59,7 @@ describe('min_acks 0 with a witness', () => {
   }, 90_000);
 
   it('does not acknowledge a write no witness or standby knows of: a primary cut off right before it loses nothing it acknowledged', async () => {
-    const c = await makeCluster(bag, {
-      hubs: ['ha', 'hb'],
-      spokes: ['dc1'],
-      witnesses: ['dc1'],
-      minAcks: 0,
-      leaseMs: 1000,
-      relays: true,
-    });
-    await spokeProcess(bag, c.spoke('dc1'));
-    const { token } = await primaryProcess(bag, c.hub('ha'));
+    const { c, token } = await witnessedPair(bag, { leaseMs: 1000, relays: true });
     await hubProcess(bag, c.hub('hb'));
     const made = await api(c.hub('ha'), 'POST', '/api/v1/tokens', { token, body: { note: 'before' } });
     expect(made.status).toBe(200);

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { generateKeyPair, toBase64 } from '@axle/shared';
 import { api, Bag } from '@axle/testkit';
-import { adminToken, hubProcess, makeCluster, spokeProcess, primaryProcess, waitLevel } from './support.js';
+import { adminToken, hubProcess, waitLevel, witnessedPair } from './support.js';
 
 /**
  * A standby that joins behind the primary's kept log gets a snapshot, sent chunk by chunk. Found
@@ -21,15 +21,7 @@ const host = (i: number) => `web${String(i).padStart(6, '0')}.${'x'.repeat(60)}.
 
 describe('a standby catching up from a snapshot', () => {
   it('gets chunks past 1 MiB, is sent a late chunk again rather than the whole snapshot, and ends level', async () => {
-    const c = await makeCluster(bag, {
-      hubs: ['ha', 'hb'],
-      spokes: ['dc1'],
-      witnesses: ['dc1'],
-      minAcks: 0,
-      leaseMs: 1000,
-    });
-    await spokeProcess(bag, c.spoke('dc1'));
-    const { daemon: ha, token } = await primaryProcess(bag, c.hub('ha'), ENV);
+    const { c, ha, token } = await witnessedPair(bag, { leaseMs: 1000 }, ENV);
     // 200 imports of 100 envoys: 200 events of ~9 KB each, about 1.8 MiB in one chunk.
     const pub = toBase64(generateKeyPair().publicKey);
     for (let b = 0; b < 200; b++) {

@@ -225,6 +225,21 @@ export async function primaryProcess(
   return { daemon, token };
 }
 
+/**
+ * Hubs ha and hb with spoke dc1 as their witness, min_acks 0, as processes: dc1 and ha are
+ * started and ha made primary; hb is left for the test to start.
+ */
+export async function witnessedPair(
+  bag: Bag,
+  spec: Pick<ClusterSpec, 'leaseMs' | 'electionTimeoutMs' | 'relays'>,
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ c: Cluster; ha: Daemon; token: string }> {
+  const c = await makeCluster(bag, { hubs: ['ha', 'hb'], spokes: ['dc1'], witnesses: ['dc1'], minAcks: 0, ...spec });
+  await spokeProcess(bag, c.spoke('dc1'));
+  const { daemon: ha, token } = await primaryProcess(bag, c.hub('ha'), env);
+  return { c, ha, token };
+}
+
 /** Connects to a spoke as hub `n` would (same key), to show what the spoke does with its orders. */
 export function asHub(n: Node, spoke: Node): Promise<Connection> {
   return connectAsHub(n, { addr: spoke.addr, pubkey: spoke.pub }, n.id);
