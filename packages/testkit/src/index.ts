@@ -9,6 +9,7 @@ export { ChaosProxy } from './chaos-proxy.js';
 export { Bag } from './cleanup.js';
 export { axle, runAxle, type CliResult } from './cli.js';
 export { mergeConfig, writeConfig } from './config.js';
+export { startEnvoy, testEnvoyConfig } from './envoy.js';
 export {
   ENVOY_POOL,
   FAST_ENVOY,

@@ -2,7 +2,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Hub, hubConfigFrom } from '@axle/hub';
 import { silentLogger } from '@axle/shared';
 import { api, Bag, hubConfigObject, waitFor, runAxle } from '@axle/testkit';
-import { bad, delay, jobDone, ok, protoFleet, startJob, targets, type Behaviour, type ProtoFleet } from './fleet.js';
+import {
+  bad,
+  delay,
+  failedRows,
+  jobDone,
+  ok,
+  protoFleet,
+  startJob,
+  targets,
+  type Behaviour,
+  type ProtoFleet,
+} from './fleet.js';
 
 /**
  * The hub's job scheduler end to end over the real protocol: a real hub, three real spokes
@@ -63,12 +74,7 @@ describe('jobs: scheduling over 120 envoys on 3 spokes', () => {
       'converge',
     ]);
     expect(r.code, r.stderr).toBe(1);
-    const block = r.stdout.slice(r.stdout.indexOf('Failed hosts (5):'), r.stdout.indexOf('Job:'));
-    const rows = block
-      .trim()
-      .split('\n')
-      .slice(2)
-      .map((l) => l.split(/\s{2,}/));
+    const rows = failedRows(r.stdout, 5);
     expect(rows.map((x) => [x[0], x[2], x[3], x[4]])).toEqual(
       failing.map((h) => [h, 'failed', '2', `converge failed on ${h}`]),
     );
