@@ -22,10 +22,7 @@ describe('spoke: reports riding on check-ins', () => {
   it('stores the run once, acknowledges it in checkin_ok only when durable, and counts the check-in', async () => {
     const f = await session.start({ extra: { crypto_threads: 2 } });
     await waitFor(() => workers.length === 2, { what: 'two signature workers' });
-    const hub = await session.hub();
-    const a = newEnvoy('web1.dc1.example.com');
-    await adopt(hub, [a]);
-    const c = await session.envoy(a);
+    const { hub, a, c } = await session.adoptedEnvoy('web1.dc1.example.com');
     const run = makeRun(a.hostname, { compliant: false, results: 4 });
     expect(await checkinWith(c, a, run)).toEqual({
       type: 'checkin_ok',
@@ -55,10 +52,7 @@ describe('spoke: reports riding on check-ins', () => {
 
   it('a redirected check-in stores nothing of its run', async () => {
     await session.start();
-    const hub = await session.hub();
-    const a = newEnvoy('web2.dc1.example.com', 2);
-    await adopt(hub, [a]);
-    const c = await session.envoy(a);
+    const { hub, a, c } = await session.adoptedEnvoy('web2.dc1.example.com', 2);
     const reply = await checkinWith(c, a, makeRun(a.hostname), 1);
     expect(reply).toMatchObject({ type: 'redirect', epoch: 2 });
     expect((await getEnvoy(hub, a.hostname)).runs).toEqual([]);
@@ -66,10 +60,7 @@ describe('spoke: reports riding on check-ins', () => {
 
   it('refuses a run of another host or over the report limit with E_INVALID, storing nothing', async () => {
     await session.start({ extra: { limits: { max_report_bytes: 4096 } } });
-    const hub = await session.hub();
-    const a = newEnvoy('web3.dc1.example.com');
-    await adopt(hub, [a]);
-    const c = await session.envoy(a);
+    const { hub, a, c } = await session.adoptedEnvoy('web3.dc1.example.com');
     await expect(checkinWith(c, a, makeRun('web9.dc1.example.com'))).rejects.toMatchObject({ code: 'E_INVALID' });
     const big = makeRun(a.hostname, { results: 1 });
     big.results[0]!.message = 'x'.repeat(6000);
@@ -90,10 +81,7 @@ describe('spoke: reports riding on check-ins', () => {
 
   it('answers a check-in whose run breaks the schema with E_BAD_MESSAGE, storing and counting nothing', async () => {
     await session.start();
-    const hub = await session.hub();
-    const a = newEnvoy('web4.dc1.example.com');
-    await adopt(hub, [a]);
-    const c = await session.envoy(a);
+    const { hub, a, c } = await session.adoptedEnvoy('web4.dc1.example.com');
     const good = makeRun(a.hostname);
     for (const bad of [
       { ...good, counts: 'many' },

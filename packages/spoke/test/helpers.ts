@@ -202,6 +202,14 @@ export class SpokeSession {
     return this.keep(await envoyConnect(this.f.spoke, e.hostname, e.key));
   }
 
+  /** A hub connection, one envoy adopted through it (at term 1) and that envoy's connection. */
+  async adoptedEnvoy(hostname: string, epoch = 1): Promise<{ hub: Connection; a: TestEnvoy; c: Connection }> {
+    const hub = await this.hub();
+    const a = newEnvoy(hostname, epoch);
+    await adopt(hub, [a]);
+    return { hub, a, c: await this.envoy(a) };
+  }
+
   private async close(): Promise<void> {
     for (const c of this.open.splice(0)) c.close();
     for (const c of this.cleanups.splice(0).reverse()) await c();

@@ -74,10 +74,7 @@ describe('spoke: check-ins and reports', () => {
 
   it('resent reports are stored once, whether resent later or concurrently', async () => {
     await session.start();
-    const hub = await session.hub();
-    const a = newEnvoy('db1.dc1.example.com');
-    await adopt(hub, [a]);
-    const c = await session.envoy(a);
+    const { hub, a, c } = await session.adoptedEnvoy('db1.dc1.example.com');
     const run = makeRun(a.hostname);
     expect(await report(c, a, run)).toEqual({ type: 'ack', runId: run.id, duplicate: false });
     expect(await report(c, a, run)).toEqual({ type: 'ack', runId: run.id, duplicate: true });
@@ -122,10 +119,7 @@ describe('spoke: check-ins and reports', () => {
 
   it('keeps the last max_runs_per_envoy runs and drops runs older than max_age', async () => {
     const f = await session.start({ extra: { retention: { max_runs_per_envoy: 3, max_age: '1h' } } });
-    const hub = await session.hub();
-    const a = newEnvoy('ret1.dc1.example.com');
-    await adopt(hub, [a]);
-    const c = await session.envoy(a);
+    const { hub, a, c } = await session.adoptedEnvoy('ret1.dc1.example.com');
     const base = Date.now() - 10_000;
     const runs = Array.from({ length: 6 }, (_, i) => makeRun(a.hostname, { finishedAt: base + i }));
     for (const r of runs) await report(c, a, r);
