@@ -8,14 +8,13 @@ import { adminToken, hubProcess, makeCluster, spokeProcess, view } from './suppo
  * by the hub-query benchmark at 1,000,000 envoys, where the standby never caught up: a chunk of
  * event rows encoded past 1 MiB, the primary's own frame limit on the connection the standby
  * opened, so the snapshot failed and began again from the start, forever; and a chunk answered
- * late (the standby busy) also began it again. Here the log kept is short (AXLE_TEST_KEEP_LOG)
+ * late (the standby busy) also began it again. Here the log kept is short (replication.keep_log)
  * so a few thousand envoys take the same path: import events with long host names make a chunk
  * well over 1 MiB, and the standby is stopped for two seconds, past the chunk's first wait.
  */
 const bag = new Bag();
 afterAll(() => bag.run());
 
-const ENV = { AXLE_TEST_FAULTS: '1', AXLE_TEST_KEEP_LOG: '1000' };
 /** Host names near 90 characters: each import event lists up to 100 of them. */
 const host = (i: number) => `web${String(i).padStart(6, '0')}.${'x'.repeat(60)}.dc1.example.com`;
 
@@ -27,9 +26,10 @@ describe('a standby catching up from a snapshot', () => {
       witnesses: ['dc1'],
       minAcks: 0,
       leaseMs: 1000,
+      keepLog: 1000,
     });
     await spokeProcess(bag, c.spoke('dc1'));
-    const ha = await hubProcess(bag, c.hub('ha'), ENV);
+    const ha = await hubProcess(bag, c.hub('ha'));
     const token = adminToken(c.hub('ha'));
     await waitFor(async () => (await view(c.hub('ha'), token))?.role === 'primary', {
       timeoutMs: 20_000,
@@ -44,7 +44,7 @@ describe('a standby catching up from a snapshot', () => {
       expect(r.body.imported).toBe(100);
     }
 
-    const hb = await hubProcess(bag, c.hub('hb'), ENV);
+    const hb = await hubProcess(bag, c.hub('hb'));
     // The primary's feed starts before it welcomes hb: stopping hb now leaves a chunk unanswered.
     await hb.waitForLog((l) => l.msg === 'following the primary', 20_000);
     hb.proc.kill('SIGSTOP');

@@ -34,6 +34,8 @@ export interface ClusterSpec {
   leaseMs?: number;
   electionTimeoutMs?: number;
   minAcks?: number;
+  /** replication.keep_log: short, so a standby that falls a little behind is sent a snapshot. */
+  keepLog?: number;
   statusInterval?: string;
   autoFailover?: boolean;
   /**
@@ -94,6 +96,7 @@ export async function makeCluster(bag: Bag, spec: ClusterSpec): Promise<Cluster>
       replication: {
         ...(spec.electionTimeoutMs !== undefined ? { election_timeout: `${spec.electionTimeoutMs}ms` } : {}),
         ...(spec.minAcks !== undefined ? { min_acks: spec.minAcks } : {}),
+        ...(spec.keepLog !== undefined ? { keep_log: spec.keepLog } : {}),
       },
       fanout: { timeout: '1000ms', retries: 1, backoff: '50ms' },
     },
@@ -140,8 +143,8 @@ export async function spokeInProcess(bag: Bag, n: Node): Promise<Spoke> {
 }
 
 /** A hub as a child process (the built bin), killed at the end of the file. */
-export async function hubProcess(bag: Bag, n: Node, env: NodeJS.ProcessEnv = {}): Promise<Daemon> {
-  const d = await startNode(n, { env });
+export async function hubProcess(bag: Bag, n: Node): Promise<Daemon> {
+  const d = await startNode(n);
   bag.add(() => d.kill('SIGKILL'));
   return d;
 }
