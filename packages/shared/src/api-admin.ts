@@ -157,3 +157,66 @@ export interface UiSession {
   /** The hub's server_id. */
   hub: string;
 }
+
+/** GET /api/v1/directory: the hub's own directory, no fan-out, by hostname. */
+export interface DirectoryPage {
+  items: DirectoryEntryView[];
+  /** Envoys in the whole directory, whatever the filter. */
+  total: number;
+  /** The last hostname, to pass as `after` for the next page; null on the last page. */
+  next: string | null;
+}
+
+/** POST /api/v1/envoys/:hostname/rekey */
+export interface RekeyAllowed {
+  hostname: string;
+  allowedUntil: string;
+}
+
+/** POST /api/v1/envoys/import: per host, one of imported, already (same key), conflict, unrouted, failed. */
+export interface ImportResult {
+  imported: number;
+  already: number;
+  /** Hosts enrolled already under another key (not changed). */
+  conflicts: string[];
+  /** Hosts no spoke's patterns claim. */
+  unrouted: string[];
+  failed: number;
+  errors: string[];
+  perSpoke: Record<string, number>;
+}
+
+/** POST /api/v1/enrollments/:hostname/reject */
+export interface EnrollmentRejected {
+  rejected: string;
+}
+
+/** DELETE /api/v1/secrets/:name */
+export interface SecretRemoved {
+  removed: string;
+}
+
+/** A webhook delivery as GET /api/v1/webhooks/deliveries lists it, newest first. */
+export interface DeliveryView {
+  id: string;
+  eventSeq: number;
+  type: string;
+  url: string;
+  status: 'pending' | 'retrying' | 'delivered' | 'failed';
+  attempts: number;
+  lastStatus?: number;
+  lastError?: string;
+  createdAt: number;
+  updatedAt: number;
+  nextAttemptAt?: number;
+}
+
+/** GET /api/v1/webhooks/deliveries */
+export interface DeliveryList {
+  deliveries: DeliveryView[];
+}
+
+/** GET /api/v1/routes (and a spoke's GET /routes): what the fuzzers and operators enumerate. */
+export interface RouteList {
+  routes: { method: string; path: string }[];
+}

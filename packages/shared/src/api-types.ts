@@ -287,6 +287,13 @@ export interface HubInfo {
   tls: TlsSummary;
 }
 
+/** POST /api/v1/hub/promote: this hub's new role and term, and the replication status after. */
+export interface Promoted {
+  role: HubRole;
+  term: number;
+  replication: ReplicationStatus;
+}
+
 /** A join token as GET /api/v1/tokens lists it (never its secret). */
 export interface JoinTokenView {
   id: string;

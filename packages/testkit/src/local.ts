@@ -3,6 +3,7 @@
  * processes (the built bins) where one must die, plus the protocol and API calls those tests
  * make. The hub's and the envoy agent's tests share them.
  */
+import type { DirectoryEntryView, DirectoryPage } from '@axle/shared';
 import { join } from 'node:path';
 import {
   connectPeer,
@@ -296,13 +297,7 @@ export async function checkin(
 }
 
 /** One host in the hub's own directory: where it is placed, under which epoch, with which key. */
-export interface DirectoryEntry {
-  hostname: string;
-  spokeId: string;
-  epoch: number;
-  /** base64 of the key the envoy enrolled with. */
-  pubkey: string;
-}
+export type DirectoryEntry = DirectoryEntryView;
 
 /** The hub's own directory, every page of GET /api/v1/directory: what a test asserts instead of reading the hub's state. */
 export async function directory(
@@ -317,9 +312,10 @@ export async function directory(
       ...(o.ca ? { ca: o.ca } : {}),
     });
     if (r.status !== 200) throw new Error(`GET /api/v1/directory: ${r.status} ${JSON.stringify(r.body)}`);
-    for (const e of r.body.items as DirectoryEntry[]) out.set(e.hostname, e);
-    if (!r.body.next) break;
-    after = r.body.next as string;
+    const page = r.body as DirectoryPage;
+    for (const e of page.items) out.set(e.hostname, e);
+    if (!page.next) break;
+    after = page.next;
   }
   return out;
 }

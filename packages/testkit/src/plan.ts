@@ -205,13 +205,10 @@ function spokeConfig(s: NodePlan, hubs: NodePlan[], spec: PlanSpec): Record<stri
 const INFO = { AXLE_LOG_LEVEL: 'info' };
 
 /** Starts a planned hub or spoke from its config file; with `logDir`, its lines go to `<kind>-<id>.log` there too. */
-export function startNode(
-  n: NodePlan,
-  o: { logDir?: string; keep?: number; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
-): Promise<Proc> {
+export function startNode(n: NodePlan, o: { logDir?: string; keep?: number; timeoutMs?: number } = {}): Promise<Proc> {
   const file = bin(n.kind, `axle-${n.kind}`);
   return Proc.start(`${n.kind} ${n.id}`, [file, '--config', n.configFile], {
-    env: { ...o.env, ...INFO },
+    env: INFO,
     timeoutMs: o.timeoutMs ?? 30_000,
     // Long-lived demo daemons log for hours: keep the recent lines, not all of them.
     keep: o.keep ?? 500,

@@ -2,6 +2,7 @@
  * `axle config` (publish, list and roll back config bundles), `axle events` (the hub event
  * log) and `axle hub` (role, replication, promotion).
  */
+import type { Promoted } from '@axle/shared';
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import type { ConfigVersions, EventPage, HubInfo, PublishRequest, PublishResultView, TlsSummary } from '@axle/shared';
@@ -172,10 +173,14 @@ export function hubCommand(run: ActionRunner): Command {
       run(async (ctx, o: { yes?: boolean }) => {
         if (!o.yes)
           throw new InvalidArgumentError('promotion raises the term and fences the old primary; add --yes to confirm');
-        const r = await ctx.client.post<Record<string, unknown>>('/hub/promote', {}, { redirect: false });
+        const r = await ctx.client.post<Promoted>('/hub/promote', {}, { redirect: false });
         ctx.print(
           () =>
-            `promoted ${ctx.client.base}\n${fields(Object.entries(r).map(([k, v]) => [k, typeof v === 'object' && v !== null ? JSON.stringify(v) : (v as string)]))}`,
+            `promoted ${ctx.client.base}\n${fields([
+              ['role', r.role],
+              ['term', r.term],
+              ['replication', JSON.stringify(r.replication)],
+            ])}`,
           r,
         );
       }),

@@ -1,3 +1,4 @@
+import type { SecretRemoved } from '@axle/shared';
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import type { SecretList, SecretRequest, SecretView } from '@axle/shared';
@@ -73,7 +74,7 @@ export function secretsCommand(run: ActionRunner): Command {
     .argument('<name>', 'secret name')
     .action(
       run(async (ctx, name: string) => {
-        const r = await ctx.client.delete<{ removed: string }>(`/secrets/${encodeURIComponent(name)}`);
+        const r = await ctx.client.delete<SecretRemoved>(`/secrets/${encodeURIComponent(name)}`);
         ctx.print(() => `removed ${r.removed}\n`, r);
       }),
     );

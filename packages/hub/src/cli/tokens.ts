@@ -2,6 +2,7 @@
  * `axle tokens` and `axle enrollments`: who may enroll and use the API (join and API
  * tokens), and enrollments waiting for approval.
  */
+import type { EnrollmentRejected } from '@axle/shared';
 import { Command, InvalidArgumentError } from 'commander';
 import type { ActionRunner } from './context.js';
 import { intArg } from './envoys.js';
@@ -185,7 +186,7 @@ export function enrollmentsCommand(run: ActionRunner): Command {
     .argument('<host>', 'host name')
     .action(
       run(async (ctx, host: string) => {
-        const r = await ctx.client.post<{ rejected: string }>(`/enrollments/${encodeURIComponent(host)}/reject`);
+        const r = await ctx.client.post<EnrollmentRejected>(`/enrollments/${encodeURIComponent(host)}/reject`);
         ctx.print(() => `rejected ${r.rejected}\n`, r);
       }),
     );

@@ -25,7 +25,7 @@ import {
   type Infer,
   type Issue,
 } from '@axle/shared';
-import { replicationIssues } from '../store/replication/settings.js';
+import { KEEP_LOG, replicationIssues } from '../store/replication/settings.js';
 
 /** Every event the hub records and can send to webhooks. */
 export const EVENT_TYPES = [
@@ -206,12 +206,15 @@ export const hubConfigSchema = obj({
       lease: def(duration({ min: 100, max: 600_000 }), 5000),
       election_timeout: opt(duration({ min: 150, max: 900_000 })),
       witnesses: def(arr(obj({ id: idField(), addr: hostPort(), pubkey: pubkey() }), { max: 16 }), []),
+      /** Log entries kept for a standby that falls behind; one further behind is sent a snapshot. */
+      keep_log: def(int({ min: 1000, max: 100_000_000 }), KEEP_LOG),
     }),
     () => ({
       lease: 5000,
       witnesses: [] as { id: string; addr: string; pubkey: string }[],
       min_acks: undefined as number | undefined,
       election_timeout: undefined as number | undefined,
+      keep_log: KEEP_LOG,
     }),
   ),
   limits: def(

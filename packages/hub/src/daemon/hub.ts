@@ -93,7 +93,11 @@ export class Hub {
     if (created) log.info({ keyFile: keyFileOf(cfg) }, 'created hub key');
     // Replication's say over writes is given to the store as it opens (none on a single hub).
     const commits = new CommitTracker(replicationSettings(cfg));
-    const state = await HubStore.open(cfg.data_dir, replicationSettings(cfg).enabled ? commits : undefined);
+    const state = await HubStore.open(
+      cfg.data_dir,
+      replicationSettings(cfg).enabled ? commits : undefined,
+      cfg.replication.keep_log,
+    );
     try {
       const { parts, adminSecret, routes, canonicalize } = await composeHub(
         {

@@ -9,7 +9,9 @@ import {
   opt,
   str,
   type ApiTokenCreated,
+  type DeliveryList,
   type DirectoryEntryView,
+  type EnrollmentRejected,
   type EventPage,
   type HubInfo,
   type JoinTokenCreated,
@@ -131,7 +133,7 @@ export function adminRoutes(r: Router, d: ApiDeps): void {
     route(d, 'admin', async (ctx, tok) => {
       const host = canonicalHostname(ctx.params.hostname as string);
       await d.enrollment.reject(host, tok.name);
-      return { rejected: host };
+      return { rejected: host } satisfies EnrollmentRejected;
     }),
   );
 
@@ -159,7 +161,11 @@ export function adminRoutes(r: Router, d: ApiDeps): void {
   );
   r.get(
     '/api/v1/webhooks/deliveries',
-    route(d, 'viewer', (ctx) => ({ deliveries: d.state.deliveries(intParam(ctx.query, 'limit', 100, 1, 1000)) })),
+    route(
+      d,
+      'viewer',
+      (ctx) => ({ deliveries: d.state.deliveries(intParam(ctx.query, 'limit', 100, 1, 1000)) }) satisfies DeliveryList,
+    ),
   );
 }
 
@@ -167,7 +173,7 @@ function pendingView(p: PendingEnrollment): PendingEnrollmentView {
   return { hostname: p.hostname, pubkey: p.pubkey, tokenId: p.tokenId, source: p.source, requestedAt: p.requestedAt };
 }
 
-function directoryView(e: DirectoryEntry): DirectoryEntryView {
+export function directoryView(e: DirectoryEntry): DirectoryEntryView {
   return {
     hostname: e.hostname,
     pubkey: e.pubkey,

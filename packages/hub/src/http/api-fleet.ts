@@ -1,4 +1,13 @@
-import type { MoveList, MoveStarted, SpokeDetail, SpokeList, SpokeView } from '@axle/shared';
+import type {
+  DirectoryPage,
+  MoveList,
+  MoveStarted,
+  RekeyAllowed,
+  SpokeDetail,
+  SpokeList,
+  SpokeView,
+} from '@axle/shared';
+import { directoryView } from './api-admin.js';
 import {
   AxleError,
   COMPLIANCE,
@@ -147,7 +156,7 @@ export function fleetRoutes(r: Router, d: ApiDeps): void {
         tok.name,
         intParam(ctx.query, 'ttl_s', 86_400, 60, 30 * 86_400) * 1000,
       );
-      return { hostname: host, allowedUntil: new Date(until).toISOString() };
+      return { hostname: host, allowedUntil: new Date(until).toISOString() } satisfies RekeyAllowed;
     }),
   );
   r.post(
@@ -166,10 +175,10 @@ export function fleetRoutes(r: Router, d: ApiDeps): void {
         .sort((a, b) => (a.hostname < b.hostname ? -1 : 1))
         .slice(0, limit);
       return {
-        items,
+        items: items.map(directoryView),
         total: d.state.envoys.size,
         next: items.length === limit ? (items[items.length - 1]?.hostname ?? null) : null,
-      };
+      } satisfies DirectoryPage;
     }),
   );
 

@@ -1,3 +1,4 @@
+import type { SecretRemoved } from '@axle/shared';
 import {
   MAX_SECRET_BYTES,
   arr,
@@ -47,8 +48,9 @@ export function secretRoutes(r: Router, d: ApiDeps): void {
   r.delete(
     '/api/v1/secrets/:name',
     route(d, 'admin', async (ctx, tok) => {
-      await d.secrets.remove(ctx.params.name as string, tok.name);
-      return { removed: ctx.params.name };
+      const name = ctx.params.name as string;
+      await d.secrets.remove(name, tok.name);
+      return { removed: name } satisfies SecretRemoved;
     }),
   );
 }

@@ -4,7 +4,7 @@
  * the web UI's server side (ui/). Handlers validate input and call into the other subsystems;
  * they hold no state of their own.
  */
-import type { HubInfo } from '@axle/shared';
+import type { HubInfo, RouteList } from '@axle/shared';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   AxleError,
@@ -176,7 +176,7 @@ export function buildHttp(d: ApiDeps): HubHttp {
     });
     r.get(
       '/api/v1/routes',
-      route(d, 'viewer', () => ({ routes: r.table() })),
+      route(d, 'viewer', () => ({ routes: r.table() }) satisfies RouteList),
     );
     r.get('/metrics', async (ctx) => {
       const text = await d.metrics.m.text();

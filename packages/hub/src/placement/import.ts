@@ -1,4 +1,4 @@
-import { AxleError, ErrorCode, errorText, fromBase64, type Logger } from '@axle/shared';
+import { AxleError, ErrorCode, errorText, fromBase64, type ImportResult, type Logger } from '@axle/shared';
 import type { SpokeRegistry } from '../spokes/registry.js';
 import type { Change } from '../store/model.js';
 import { type AdoptDeps, adoptOn, recordChanges } from './adopt.js';
@@ -8,16 +8,6 @@ export interface ImportDeps extends AdoptDeps {
   fleet: SpokeRegistry;
   log: Logger;
   router: () => HostRouter;
-}
-
-export interface ImportResult {
-  imported: number;
-  already: number;
-  conflicts: string[];
-  unrouted: string[];
-  failed: number;
-  errors: string[];
-  perSpoke: Record<string, number>;
 }
 
 const CHUNK = 1000;

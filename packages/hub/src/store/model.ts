@@ -1,3 +1,4 @@
+import type { DeliveryView } from '@axle/shared';
 import type {
   ApiRole,
   ApiTokenView,
@@ -88,20 +89,11 @@ export interface HubEvent {
   data: Record<string, unknown>;
 }
 
-export type DeliveryStatus = 'pending' | 'retrying' | 'delivered' | 'failed';
+export type DeliveryStatus = DeliveryView['status'];
 
-export interface Delivery {
-  id: string;
-  eventSeq: number;
+/** A webhook delivery as stored: the contract's view, its event type one the hub knows. */
+export interface Delivery extends DeliveryView {
   type: EventType;
-  url: string;
-  status: DeliveryStatus;
-  attempts: number;
-  lastStatus?: number;
-  lastError?: string;
-  createdAt: number;
-  updatedAt: number;
-  nextAttemptAt?: number;
 }
 
 /** A published config version: the signed tar.gz every spoke and envoy converges on. */

@@ -19,6 +19,7 @@ import {
   type SnapshotReader,
   type SnapshotRow,
 } from './snapshot.js';
+import { KEEP_LOG } from './replication/settings.js';
 import { type Key, type Tables, writeChange } from './tables.js';
 import { HubView } from './view.js';
 import type {
@@ -42,17 +43,6 @@ import type { Rollout } from '../jobs/rollouts/model.js';
 
 /** Old deliveries and log entries are trimmed so the store does not grow without bound. */
 const KEEP_DELIVERIES = 20_000;
-const KEEP_LOG = 1_000_000;
-
-/**
- * Log entries kept, so a standby further behind than that is sent a snapshot. Tests shorten it
- * (AXLE_TEST_KEEP_LOG, honoured only with AXLE_TEST_FAULTS=1) to reach the snapshot path with a
- * few thousand entries rather than a million.
- */
-function keepLog(): number {
-  const n = Number(process.env.AXLE_TEST_KEEP_LOG);
-  return process.env.AXLE_TEST_FAULTS === '1' && Number.isInteger(n) && n > 0 ? n : KEEP_LOG;
-}
 
 /**
  * Replication's say over writes, given when the store is opened: `guard` refuses to start a
@@ -81,18 +71,20 @@ export class HubStore extends HubView {
   lastEventSeq = 0;
   private chain: Promise<unknown> = Promise.resolve();
   private closed = false;
-  private readonly keepLog = keepLog();
-
   private constructor(
     private readonly hooks: StoreHooks | undefined,
+    private readonly keepLog: number,
     private readonly root: RootDatabase,
     private readonly db: Tables,
   ) {
     super();
   }
 
-  /** `hooks`: replication's say over writes (replication/commit.ts); none on a single hub. */
-  static async open(dir: string, hooks?: StoreHooks): Promise<HubStore> {
+  /**
+   * `hooks`: replication's say over writes (replication/commit.ts); none on a single hub.
+   * `keepLog`: log entries kept for standbys that fall behind (`replication.keep_log`).
+   */
+  static async open(dir: string, hooks?: StoreHooks, keepLog = KEEP_LOG): Promise<HubStore> {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     let root: RootDatabase;
     try {
@@ -105,7 +97,7 @@ export class HubStore extends HubView {
       );
     }
     const sub = (name: string) => root.openDB<unknown, Key>({ name });
-    const s = new HubStore(hooks, root, {
+    const s = new HubStore(hooks, keepLog, root, {
       meta: sub('meta'),
       log: sub('log'),
       envoys: sub('envoys'),

@@ -8,20 +8,19 @@ import { adminToken, hubProcess, waitLevel, witnessedPair } from './support.js';
  * by the hub-query benchmark at 1,000,000 envoys, where the standby never caught up: a chunk of
  * event rows encoded past 1 MiB, the primary's own frame limit on the connection the standby
  * opened, so the snapshot failed and began again from the start, forever; and a chunk answered
- * late (the standby busy) also began it again. Here the log kept is short (AXLE_TEST_KEEP_LOG)
+ * late (the standby busy) also began it again. Here the log kept is short (replication.keep_log)
  * so a few thousand envoys take the same path: import events with long host names make a chunk
  * well over 1 MiB, and the standby is stopped for two seconds, past the chunk's first wait.
  */
 const bag = new Bag();
 afterAll(() => bag.run());
 
-const ENV = { AXLE_TEST_FAULTS: '1', AXLE_TEST_KEEP_LOG: '1000' };
 /** Host names near 90 characters: each import event lists up to 100 of them. */
 const host = (i: number) => `web${String(i).padStart(6, '0')}.${'x'.repeat(60)}.dc1.example.com`;
 
 describe('a standby catching up from a snapshot', () => {
   it('gets chunks past 1 MiB, is sent a late chunk again rather than the whole snapshot, and ends level', async () => {
-    const { c, ha, token } = await witnessedPair(bag, { leaseMs: 1000 }, ENV);
+    const { c, ha, token } = await witnessedPair(bag, { leaseMs: 1000, keepLog: 1000 });
     // 200 imports of 100 envoys: 200 events of ~9 KB each, about 1.8 MiB in one chunk.
     const pub = toBase64(generateKeyPair().publicKey);
     for (let b = 0; b < 200; b++) {
@@ -31,7 +30,7 @@ describe('a standby catching up from a snapshot', () => {
       expect(r.body.imported).toBe(100);
     }
 
-    const hb = await hubProcess(bag, c.hub('hb'), ENV);
+    const hb = await hubProcess(bag, c.hub('hb'));
     // The primary's feed starts before it welcomes hb: stopping hb now leaves a chunk unanswered.
     await hb.waitForLog((l) => l.msg === 'following the primary', 20_000);
     hb.proc.kill('SIGSTOP');

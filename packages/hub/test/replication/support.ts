@@ -35,6 +35,8 @@ export interface ClusterSpec {
   leaseMs?: number;
   electionTimeoutMs?: number;
   minAcks?: number;
+  /** replication.keep_log: short, so a standby that falls a little behind is sent a snapshot. */
+  keepLog?: number;
   statusInterval?: string;
   autoFailover?: boolean;
   /**
@@ -95,6 +97,7 @@ export async function makeCluster(bag: Bag, spec: ClusterSpec): Promise<Cluster>
       replication: {
         ...(spec.electionTimeoutMs !== undefined ? { election_timeout: `${spec.electionTimeoutMs}ms` } : {}),
         ...(spec.minAcks !== undefined ? { min_acks: spec.minAcks } : {}),
+        ...(spec.keepLog !== undefined ? { keep_log: spec.keepLog } : {}),
       },
       fanout: { timeout: '1000ms', retries: 1, backoff: '50ms' },
     },
@@ -141,8 +144,8 @@ export async function spokeInProcess(bag: Bag, n: Node): Promise<Spoke> {
 }
 
 /** A hub as a child process (the built bin), killed at the end of the file. */
-export async function hubProcess(bag: Bag, n: Node, env: NodeJS.ProcessEnv = {}): Promise<Daemon> {
-  const d = await startNode(n, { env });
+export async function hubProcess(bag: Bag, n: Node): Promise<Daemon> {
+  const d = await startNode(n);
   bag.add(() => d.kill('SIGKILL'));
   return d;
 }
@@ -211,12 +214,8 @@ export async function waitLevel(
 }
 
 /** Starts hub `n` as a process and waits until the witness makes it primary; its admin token. */
-export async function primaryProcess(
-  bag: Bag,
-  n: Node,
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ daemon: Daemon; token: string }> {
-  const daemon = await hubProcess(bag, n, env);
+export async function primaryProcess(bag: Bag, n: Node): Promise<{ daemon: Daemon; token: string }> {
+  const daemon = await hubProcess(bag, n);
   const token = adminToken(n);
   await waitFor(async () => (await view(n, token))?.role === 'primary', {
     timeoutMs: 20_000,
@@ -231,12 +230,11 @@ export async function primaryProcess(
  */
 export async function witnessedPair(
   bag: Bag,
-  spec: Pick<ClusterSpec, 'leaseMs' | 'electionTimeoutMs' | 'relays'>,
-  env: NodeJS.ProcessEnv = {},
+  spec: Pick<ClusterSpec, 'leaseMs' | 'electionTimeoutMs' | 'relays' | 'keepLog'>,
 ): Promise<{ c: Cluster; ha: Daemon; token: string }> {
   const c = await makeCluster(bag, { hubs: ['ha', 'hb'], spokes: ['dc1'], witnesses: ['dc1'], minAcks: 0, ...spec });
   await spokeProcess(bag, c.spoke('dc1'));
-  const { daemon: ha, token } = await primaryProcess(bag, c.hub('ha'), env);
+  const { daemon: ha, token } = await primaryProcess(bag, c.hub('ha'));
   return { c, ha, token };
 }
 

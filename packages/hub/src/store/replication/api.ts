@@ -1,3 +1,4 @@
+import type { Promoted } from '@axle/shared';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { requestTarget, sendJson, type Router } from '@axle/shared';
 import { route, type ApiDeps } from '../../http/api.js';
@@ -33,7 +34,7 @@ export function replicationRoutes(r: Router, d: ApiDeps): void {
     '/api/v1/hub/promote',
     route(d, 'admin', async () => {
       const out = await repl.promote();
-      return { ...out, replication: repl.status() };
+      return { ...out, replication: repl.status() } satisfies Promoted;
     }),
   );
 }

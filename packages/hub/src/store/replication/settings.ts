@@ -1,6 +1,9 @@
 import type { Issue } from '@axle/shared';
 import type { HubConfig } from '../../daemon/config.js';
 
+/** Log entries kept by default (`replication.keep_log`): a standby further behind is sent a snapshot. */
+export const KEEP_LOG = 1_000_000;
+
 /** The replication settings a hub runs with, derived from `spanner.peers` and `replication`. */
 export interface ReplicationSettings {
   enabled: boolean;
