@@ -1,4 +1,4 @@
-import { adminToken, bin, type Daemon, type NodePlan, planFleet, startDaemon, tempDir } from '@axle/testkit';
+import { adminToken, api, HubApi, type NodePlan, planFleet, type Proc, startNode, tempDir } from '@axle/testkit';
 import type { Figure } from './lib.js';
 
 /**
@@ -10,30 +10,11 @@ import type { Figure } from './lib.js';
  */
 const LEASE_MS = Number(process.env.BENCH_LEASE_MS ?? 1000);
 const ROUNDS = Number(process.env.BENCH_FAILOVER_ROUNDS ?? 3);
-
-async function http(
-  addr: string,
-  method: string,
-  path: string,
-  token: string,
-  body?: unknown,
-): Promise<{ status: number; body: any }> {
-  const ctl = AbortSignal.timeout(3000);
-  const r = await fetch(`http://${addr}${path}`, {
-    method,
-    signal: ctl,
-    headers: {
-      authorization: `Bearer ${token}`,
-      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-    },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  return { status: r.status, body: await r.json().catch(() => undefined) };
-}
+const HTTP_TIMEOUT_MS = 3000;
 
 export async function run(): Promise<Figure[]> {
   const t = tempDir('axle-bench-failover-');
-  const procs = new Map<string, Daemon>();
+  const procs = new Map<string, Proc>();
   try {
     const plan = await planFleet(t.dir, {
       hubs: ['ha', 'hb', 'hc'],
@@ -46,13 +27,13 @@ export async function run(): Promise<Figure[]> {
       hubConfig: { api: { rate_limit: { requests: 100_000, per: '1s', burst: 100_000 } } },
     });
     const { hubs, spokes } = plan;
-    for (const s of spokes) procs.set(s.id, await startDaemon(bin('spoke', 'axle-spoke'), ['--config', s.configFile]));
-    for (const h of hubs) procs.set(h.id, await startDaemon(bin('hub', 'axle-hub'), ['--config', h.configFile]));
-    const token = adminToken;
-    const role = async (h: NodePlan) =>
-      (await http(h.addr, 'GET', '/api/v1/hub', token(h)).catch(() => undefined))?.body?.replication?.role as
-        | string
-        | undefined;
+    for (const s of spokes) procs.set(s.id, await startNode(s));
+    for (const h of hubs) procs.set(h.id, await startNode(h));
+    // Plain HTTP (insecureTransport); each hub asked as itself, a refusal not followed elsewhere.
+    const client = new Map(hubs.map((h) => [h.id, new HubApi(h.addr, adminToken(h))]));
+    const hubView = (h: NodePlan) =>
+      client.get(h.id)!.get<{ logSeq: number; replication?: { role?: string } }>('/hub', HTTP_TIMEOUT_MS);
+    const role = async (h: NodePlan) => (await hubView(h).catch(() => undefined))?.replication?.role;
     const primary = async (among: NodePlan[]): Promise<NodePlan> => {
       for (;;) {
         const roles = await Promise.all(among.map(role));
@@ -67,28 +48,25 @@ export async function run(): Promise<Figure[]> {
     for (let round = 0; round < ROUNDS; round++) {
       const p = await primary(hubs);
       // Every hub must be in step before the kill, so the round measures failover, not catch-up.
-      for (let i = 0; i < 5; i++) {
-        const r = await http(p.addr, 'POST', '/api/v1/tokens', token(p), { note: `warm${i}` });
-        if (r.status !== 200) throw new Error(`warm-up write failed: ${r.status} ${JSON.stringify(r.body)}`);
-      }
+      for (let i = 0; i < 5; i++) await client.get(p.id)!.post('/tokens', { note: `warm${i}` }, HTTP_TIMEOUT_MS);
       const others = hubs.filter((h) => h !== p);
       for (;;) {
-        const seqs = await Promise.all(
-          hubs.map(async (h) => (await http(h.addr, 'GET', '/api/v1/hub', token(h))).body.logSeq as number),
-        );
+        const seqs = await Promise.all(hubs.map(async (h) => (await hubView(h)).logSeq));
         if (seqs.every((s) => s === seqs[0])) break;
         await new Promise((r) => setTimeout(r, 20));
       }
       const killedAt = Date.now();
       await procs.get(p.id)!.kill('SIGKILL');
-      // The writer: tries each surviving hub, follows 421 to the primary it names.
+      // The writer: tries each surviving hub in turn until one acknowledges (a standby answers 421).
       let wroteAt = 0;
       const writer = (async () => {
         for (let i = 0; wroteAt === 0 && Date.now() - killedAt < 30_000; i++) {
           const h = others[i % others.length]!;
-          const r = await http(h.addr, 'POST', '/api/v1/tokens', token(h), { note: `r${round}` }).catch(
-            () => undefined,
-          );
+          const r = await api(h, 'POST', '/api/v1/tokens', {
+            token: adminToken(h),
+            body: { note: `r${round}` },
+            timeoutMs: HTTP_TIMEOUT_MS,
+          }).catch(() => undefined);
           if (r?.status === 200) wroteAt = Date.now();
           else await new Promise((res) => setTimeout(res, 10));
         }
@@ -97,7 +75,9 @@ export async function run(): Promise<Figure[]> {
       const watcher = (async () => {
         while (spokesAt === 0 && Date.now() - killedAt < 30_000) {
           for (const h of others) {
-            const r = await http(h.addr, 'GET', '/api/v1/spokes', token(h)).catch(() => undefined);
+            const r = await api(h, 'GET', '/api/v1/spokes', { token: adminToken(h), timeoutMs: HTTP_TIMEOUT_MS }).catch(
+              () => undefined,
+            );
             const list = (r?.body?.spokes ?? []) as { health: { lastPushAt: number | null } }[];
             if (
               (await role(h)) === 'primary' &&
@@ -116,7 +96,7 @@ export async function run(): Promise<Figure[]> {
       console.log(
         `round ${round}: killed ${p.id}; first acknowledged write after ${wroteAt - killedAt} ms, all spokes reporting after ${spokesAt - killedAt} ms`,
       );
-      procs.set(p.id, await startDaemon(bin('hub', 'axle-hub'), ['--config', p.configFile]));
+      procs.set(p.id, await startNode(p));
     }
     const max = (a: number[]) => Math.max(...a);
     const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '@axle/hub';
-import { bin, tempDir, waitFor } from '@axle/testkit';
-import { Bag, hubKey, joinToken, localSpoke, startHub, storedRuns, type HubKey } from './cluster.js';
+import { bin, waitFor } from '@axle/testkit';
+import { Bag, hubKey, localSpoke, startCluster, storedRuns, type HubKey } from './cluster.js';
 import { writePolicy } from './helpers.js';
 
 /** The built `axle-envoy` bin: keygen, enroll, the daemon, SIGHUP reload and SIGTERM mid-run. */
@@ -21,11 +21,13 @@ let dir: string;
 beforeAll(async () => {
   key = await hubKey(bag);
   const dc1 = await localSpoke(bag, 'dc1', key);
-  hub = await startHub(bag, key, [{ ...dc1, patterns: ['*'] }]);
-  token = await joinToken(hub);
-  const t = tempDir('axle-envoy-bin-');
-  bag.add(t.cleanup);
-  dir = t.dir;
+  ({
+    hub,
+    token,
+    root: dir,
+  } = await startCluster(bag, key, [{ ...dc1, patterns: ['*'] }], {
+    dirPrefix: 'axle-envoy-bin-',
+  }));
 });
 afterAll(() => bag.run());
 

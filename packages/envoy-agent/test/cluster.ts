@@ -2,10 +2,7 @@
  * The envoy's tests on testkit's hubs and spokes: a hub at its planned address that enrolls
  * without rate limits, spokes that push status there, and envoy configs with fast timers.
  */
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Hub } from '@axle/hub';
-import { Envoy, envoyConfigFrom, enroll, type EnvoyConfig } from '@axle/envoy-agent';
 import {
   type Bag,
   type HubKey,
@@ -13,13 +10,24 @@ import {
   type ProcSpoke,
   type SpokeRef,
   api,
-  hubKeysAt,
+  joinToken,
   localSpoke as kitLocalSpoke,
   procSpoke as kitProcSpoke,
   startHub as kitStartHub,
+  tempDir,
 } from '@axle/testkit';
 
-export { Bag, api, hubKey, joinToken, type HubKey, type LocalSpoke, type ProcSpoke } from '@axle/testkit';
+export {
+  Bag,
+  api,
+  hubKey,
+  joinToken,
+  startEnvoy,
+  testEnvoyConfig,
+  type HubKey,
+  type LocalSpoke,
+  type ProcSpoke,
+} from '@axle/testkit';
 
 /** The envoy tests' spokes push status to the planned hub address, a little less often than the hub's tests. */
 const SPOKE = (hub: HubKey) => ({ hubAddr: hub.addr, statusInterval: '300ms' });
@@ -51,44 +59,25 @@ export function startHub(
   });
 }
 
-/**
- * An envoy config for tests: fast timers, its own state dir under `root`, plain transport
- * (these tests are not about TLS), and the keys of the test hubs at `hubAddrs` pinned.
- */
-export function testEnvoyConfig(
-  root: string,
-  hostname: string,
-  hubAddrs: string[],
-  extra: Record<string, unknown> = {},
-): EnvoyConfig {
-  const dir = join(root, hostname);
-  mkdirSync(dir, { recursive: true });
-  return envoyConfigFrom(
-    {
-      hub_addrs: hubAddrs,
-      hub_pubkeys: hubKeysAt(hubAddrs),
-      insecure_transport: true,
-      state_dir: dir,
-      hostname,
-      run_on_start: false,
-      checkin_interval: '150ms',
-      backoff_initial: '50ms',
-      backoff_max: '400ms',
-      request_timeout: '10s',
-      keepalive: '2s',
-      ...extra,
-    },
-    hostname,
-  );
+export interface Cluster {
+  hub: Hub;
+  token: string;
+  /** A temp dir (removed by the bag) for the envoys' state dirs. */
+  root: string;
 }
 
-/** Enrolls and starts an envoy; stopped by the bag. */
-export async function startEnvoy(bag: Bag, cfg: EnvoyConfig, token: string): Promise<Envoy> {
-  await enroll(cfg, token);
-  const e = new Envoy(cfg);
-  await e.start();
-  bag.add(() => e.stop());
-  return e;
+/** startHub over `spokes`, a join token for it and a temp dir for its envoys' state. */
+export async function startCluster(
+  bag: Bag,
+  key: HubKey,
+  spokes: (SpokeRef & { patterns: string[] })[],
+  o: { spanner?: Record<string, unknown>; dirPrefix: string },
+): Promise<Cluster> {
+  const hub = await startHub(bag, key, spokes, o.spanner);
+  const token = await joinToken(hub);
+  const t = tempDir(o.dirPrefix);
+  bag.add(t.cleanup);
+  return { hub, token, root: t.dir };
 }
 
 /** The runs a spoke holds for a host, through the hub's API (which asks the owning spoke). */

@@ -11,8 +11,8 @@ import {
   hubKey,
   joinToken,
   localSpoke,
+  startCluster,
   startEnvoy,
-  startHub,
   storedRuns,
   testEnvoyConfig,
   type HubKey,
@@ -42,20 +42,18 @@ function writePolicies(content: string): void {
 beforeAll(async () => {
   key = await hubKey(bag);
   const spokes = await Promise.all(['dc1', 'dc2', 'dc3'].map((id) => localSpoke(bag, id, key)));
-  const t = tempDir('axle-envoy-config-');
-  bag.add(t.cleanup);
-  src = join(t.dir, 'src');
-  out = join(t.dir, 'out');
-  mkdirSync(out);
-  writePolicies('version one\n');
   // The config directory is named in each publish call, as `axle config publish --dir` does.
-  hub = await startHub(
+  const c = await startCluster(
     bag,
     key,
     spokes.map((s, i) => ({ ...s, patterns: [`*.dc${i + 1}.*`] })),
-    {},
+    { dirPrefix: 'axle-envoy-config-' },
   );
-  const token = await joinToken(hub);
+  hub = c.hub;
+  src = join(c.root, 'src');
+  out = join(c.root, 'out');
+  mkdirSync(out);
+  writePolicies('version one\n');
   const hosts = [
     'web1.dc1.example.com',
     'web2.dc1.example.com',
@@ -64,7 +62,7 @@ beforeAll(async () => {
     'lb1.dc3.example.com',
     'lb2.dc3.example.com',
   ];
-  envoys = await Promise.all(hosts.map((h) => startEnvoy(bag, testEnvoyConfig(t.dir, h, [key.addr]), token)));
+  envoys = await Promise.all(hosts.map((h) => startEnvoy(bag, testEnvoyConfig(c.root, h, [key.addr]), c.token)));
   await waitFor(() => envoys.every((e) => e.state.connected !== undefined), {
     timeoutMs: 20_000,
     what: 'envoys connected',

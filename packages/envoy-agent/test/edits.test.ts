@@ -1,45 +1,35 @@
 import { lstatSync, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { DIFF_LIMITS, editBlock, editLine, runPolicies } from '@axle/envoy-agent';
 import { parse, runSchema } from '@axle/shared';
-import { tempDir } from '@axle/testkit';
-import { baseRun, writePolicy } from './helpers.js';
+import { baseRun, writePolicy, perTestDirs } from './helpers.js';
 
-let t: { dir: string; cleanup: () => void };
-let bundle: string;
-let root: string;
-beforeEach(() => {
-  t = tempDir('axle-envoy-edit-');
-  bundle = join(t.dir, 'live');
-  root = join(t.dir, 'host');
-  mkdirSync(root);
-  mkdirSync(join(bundle, 'templates'), { recursive: true });
-});
-afterEach(() => t.cleanup());
+const d = perTestDirs('axle-envoy-edit-');
+beforeEach(() => mkdirSync(join(d.bundle, 'templates'), { recursive: true }));
 
-const run = (mode: 'enforce' | 'audit' = 'enforce') => runPolicies({ ...baseRun(bundle), mode });
+const run = (mode: 'enforce' | 'audit' = 'enforce') => runPolicies({ ...baseRun(d.bundle), mode });
 
 describe('file from a template', () => {
   it('renders traits and vars; a change carries a unified diff; a second run changes nothing', async () => {
     writeFileSync(
-      join(bundle, 'templates/app.conf.liquid'),
+      join(d.bundle, 'templates/app.conf.liquid'),
       'host={{ hostname }}\nos={{ traits.os_id }}\nworkers={{ vars.workers }}\n',
     );
     writePolicy(
-      bundle,
+      d.bundle,
       'app.yaml',
-      `vars: { workers: 4 }\nresources:\n  - file: ${root}/app.conf\n    template: templates/app.conf.liquid\n`,
+      `vars: { workers: 4 }\nresources:\n  - file: ${d.root}/app.conf\n    template: templates/app.conf.liquid\n`,
     );
     const r1 = await run();
-    expect(readFileSync(join(root, 'app.conf'), 'utf8')).toBe('host=web1.dc1.example.com\nos=debian\nworkers=4\n');
+    expect(readFileSync(join(d.root, 'app.conf'), 'utf8')).toBe('host=web1.dc1.example.com\nos=debian\nworkers=4\n');
     expect(r1.results[0]?.diff).toBe(
-      `--- /dev/null\n+++ ${root}/app.conf\n@@ -0,0 +1,3 @@\n+host=web1.dc1.example.com\n+os=debian\n+workers=4\n`,
+      `--- /dev/null\n+++ ${d.root}/app.conf\n@@ -0,0 +1,3 @@\n+host=web1.dc1.example.com\n+os=debian\n+workers=4\n`,
     );
     writePolicy(
-      bundle,
+      d.bundle,
       'app.yaml',
-      `vars: { workers: 8 }\nresources:\n  - file: ${root}/app.conf\n    template: templates/app.conf.liquid\n`,
+      `vars: { workers: 8 }\nresources:\n  - file: ${d.root}/app.conf\n    template: templates/app.conf.liquid\n`,
     );
     const audit = await run('audit');
     expect(audit.results[0]).toMatchObject({ status: 'drift', message: 'content differs' });
@@ -51,11 +41,11 @@ describe('file from a template', () => {
   });
 
   it('a render error fails that resource with the template file:line; the rest of the policy is applied', async () => {
-    writeFileSync(join(bundle, 'templates/bad.liquid'), 'ok\n{{ traits.no_such_trait }}\n');
+    writeFileSync(join(d.bundle, 'templates/bad.liquid'), 'ok\n{{ traits.no_such_trait }}\n');
     writePolicy(
-      bundle,
+      d.bundle,
       'app.yaml',
-      `resources:\n  - file: ${root}/bad.conf\n    template: templates/bad.liquid\n  - file: ${root}/good.conf\n    content: good\n`,
+      `resources:\n  - file: ${d.root}/bad.conf\n    template: templates/bad.liquid\n  - file: ${d.root}/good.conf\n    content: good\n`,
     );
     const r = await run();
     expect(r.results.map((x) => [x.status, x.message])).toEqual([
@@ -74,21 +64,21 @@ describe('sensitive content', () => {
       error: () => {},
       debug: () => {},
     };
-    writeFileSync(join(root, 'secret.conf'), 'password=old-secret\n');
-    writeFileSync(join(root, 'other.conf'), 'a\n');
+    writeFileSync(join(d.root, 'secret.conf'), 'password=old-secret\n');
+    writeFileSync(join(d.root, 'other.conf'), 'a\n');
     writePolicy(
-      bundle,
+      d.bundle,
       'secret.yaml',
-      `resources:\n  - file: ${root}/secret.conf\n    content: "password=hunter2\\n"\n    sensitive: true\n  - line: ${root}/other.conf\n    content: "token=s3cr3t-line"\n    sensitive: true\n  - file: ${root}/missing-dir/x\n    content: "password=hunter2"\n    sensitive: true\n`,
+      `resources:\n  - file: ${d.root}/secret.conf\n    content: "password=hunter2\\n"\n    sensitive: true\n  - line: ${d.root}/other.conf\n    content: "token=s3cr3t-line"\n    sensitive: true\n  - file: ${d.root}/missing-dir/x\n    content: "password=hunter2"\n    sensitive: true\n`,
     );
-    const audit = await runPolicies({ ...baseRun(bundle), mode: 'audit', log: log as never });
-    const r = await runPolicies({ ...baseRun(bundle), log: log as never });
+    const audit = await runPolicies({ ...baseRun(d.bundle), mode: 'audit', log: log as never });
+    const r = await runPolicies({ ...baseRun(d.bundle), log: log as never });
     const text = JSON.stringify([audit, r]) + logged.join('');
     for (const secret of ['hunter2', 'old-secret', 's3cr3t-line']) expect(text).not.toContain(secret);
     expect(r.results[0]?.message).toMatch(/^content differs \(sensitive; sha256 [0-9a-f]{16} -> [0-9a-f]{16}\)$/);
     expect(r.results[0]?.diff).toBeUndefined();
     expect(r.results[1]?.diff).toBeUndefined();
-    expect(readFileSync(join(root, 'secret.conf'), 'utf8')).toBe('password=hunter2\n');
+    expect(readFileSync(join(d.root, 'secret.conf'), 'utf8')).toBe('password=hunter2\n');
   });
 });
 
@@ -97,9 +87,9 @@ describe('diff limits', () => {
     const big = Array.from({ length: 2000 }, (_, i) => `line ${i} ${'x'.repeat(40)}`).join('\n');
     const files = Math.ceil(DIFF_LIMITS.runChars / DIFF_LIMITS.diffChars) + 3;
     writePolicy(
-      bundle,
+      d.bundle,
       'big.yaml',
-      `resources:\n${Array.from({ length: files }, (_, i) => `  - file: ${root}/f${i}\n    content: ${JSON.stringify(big)}\n`).join('')}`,
+      `resources:\n${Array.from({ length: files }, (_, i) => `  - file: ${d.root}/f${i}\n    content: ${JSON.stringify(big)}\n`).join('')}`,
     );
     const r = await run();
     const diffs = r.results.map((x) => x.diff ?? '');
@@ -111,10 +101,10 @@ describe('diff limits', () => {
   });
 
   it('binary content is described by hashes, not diffed', async () => {
-    mkdirSync(join(bundle, 'files'));
-    writeFileSync(join(bundle, 'files/blob'), Buffer.from([0, 1, 2, 255]));
-    writeFileSync(join(root, 'blob'), Buffer.from([0, 9]));
-    writePolicy(bundle, 'b.yaml', `resources:\n  - file: ${root}/blob\n    source: files/blob\n`);
+    mkdirSync(join(d.bundle, 'files'));
+    writeFileSync(join(d.bundle, 'files/blob'), Buffer.from([0, 1, 2, 255]));
+    writeFileSync(join(d.root, 'blob'), Buffer.from([0, 9]));
+    writePolicy(d.bundle, 'b.yaml', `resources:\n  - file: ${d.root}/blob\n    source: files/blob\n`);
     const r = await run();
     expect(r.results[0]?.message).toMatch(/^binary content differs \(sha256 [0-9a-f]{16} -> [0-9a-f]{16}\)$/);
     expect(r.results[0]?.diff).toBeUndefined();
@@ -123,29 +113,29 @@ describe('diff limits', () => {
 
 describe('symlink', () => {
   it('creates, re-points, refuses a file without force, replaces it with force; audit changes nothing', async () => {
-    const link = join(root, 'current');
-    writePolicy(bundle, 's.yaml', `resources:\n  - symlink: ${link}\n    target: releases/v2\n`);
+    const link = join(d.root, 'current');
+    writePolicy(d.bundle, 's.yaml', `resources:\n  - symlink: ${link}\n    target: releases/v2\n`);
     expect((await run('audit')).results[0]).toMatchObject({ status: 'drift', message: 'missing (-> releases/v2)' });
     expect((await run()).results[0]).toMatchObject({ status: 'changed' });
     expect(readlinkSync(link)).toBe('releases/v2');
     expect((await run()).results[0]).toMatchObject({ status: 'ok', message: '-> releases/v2' });
-    writePolicy(bundle, 's.yaml', `resources:\n  - symlink: ${link}\n    target: /opt/v3\n`);
+    writePolicy(d.bundle, 's.yaml', `resources:\n  - symlink: ${link}\n    target: /opt/v3\n`);
     expect((await run()).results[0]).toMatchObject({
       status: 'changed',
       message: 'points to releases/v2, not /opt/v3',
     });
     expect(readlinkSync(link)).toBe('/opt/v3');
-    const file = join(root, 'plain');
+    const file = join(d.root, 'plain');
     writeFileSync(file, 'x');
     writePolicy(
-      bundle,
+      d.bundle,
       's.yaml',
-      `resources:\n  - symlink: ${file}\n    target: /opt/v3\n  - symlink: ${root}\n    target: /x\n`,
+      `resources:\n  - symlink: ${file}\n    target: /opt/v3\n  - symlink: ${d.root}\n    target: /x\n`,
     );
     const r = await run();
     expect(r.results[0]?.message).toMatch(/is a file; refusing to replace it with a link \(set `force: true`/);
     expect(r.results[1]?.message).toMatch(/is a directory; refusing/);
-    writePolicy(bundle, 's.yaml', `resources:\n  - symlink: ${file}\n    target: /opt/v3\n    force: true\n`);
+    writePolicy(d.bundle, 's.yaml', `resources:\n  - symlink: ${file}\n    target: /opt/v3\n    force: true\n`);
     expect((await run()).results[0]?.status).toBe('changed');
     expect(lstatSync(file).isSymbolicLink()).toBe(true);
   });
@@ -153,10 +143,10 @@ describe('symlink', () => {
 
 describe('line', () => {
   it('edits by match, appends, removes duplicates and absent lines, keeps mode; idempotent', async () => {
-    const f = join(root, 'sshd_config');
+    const f = join(d.root, 'sshd_config');
     writeFileSync(f, '# comment\n#PermitRootLogin yes\nPort 22\nPermitRootLogin yes\n', { mode: 0o600 });
     writePolicy(
-      bundle,
+      d.bundle,
       'l.yaml',
       `resources:\n  - line: ${f}\n    content: PermitRootLogin no\n    match: "^#?PermitRootLogin"\n  - line: ${f}\n    content: "UseDNS no"\n  - line: ${f}\n    content: "Port 22"\n    state: absent\n`,
     );
@@ -172,13 +162,13 @@ describe('line', () => {
 
   it('a missing file fails (present) or is fine (absent)', async () => {
     writePolicy(
-      bundle,
+      d.bundle,
       'l.yaml',
-      `resources:\n  - line: ${root}/nope\n    content: x\n  - line: ${root}/nope\n    content: x\n    state: absent\n`,
+      `resources:\n  - line: ${d.root}/nope\n    content: x\n  - line: ${d.root}/nope\n    content: x\n    state: absent\n`,
     );
     const r = await run();
     expect(r.results.map((x) => [x.status, x.message])).toEqual([
-      ['failed', `${root}/nope does not exist; create it with a file resource (or the package that owns it) first`],
+      ['failed', `${d.root}/nope does not exist; create it with a file resource (or the package that owns it) first`],
       ['ok', 'file absent'],
     ]);
   });
@@ -192,11 +182,11 @@ describe('line', () => {
 
 describe('block', () => {
   it('inserts, replaces and removes a marked block; idempotent', async () => {
-    const f = join(root, 'hosts');
+    const f = join(d.root, 'hosts');
     writeFileSync(f, '127.0.0.1 localhost\n');
     const policy = (content: string, state = 'present') =>
       writePolicy(
-        bundle,
+        d.bundle,
         'b.yaml',
         `resources:\n  - block: ${f}\n    name: cluster\n    content: ${JSON.stringify(content)}\n    state: ${state}\n`,
       );
@@ -219,9 +209,9 @@ describe('block', () => {
   });
 
   it('a begin marker without its end is a failure, not a guess', async () => {
-    const f = join(root, 'x');
+    const f = join(d.root, 'x');
     writeFileSync(f, '# BEGIN AXLE MANAGED BLOCK\nstuff\n');
-    writePolicy(bundle, 'b.yaml', `resources:\n  - block: ${f}\n    content: y\n`);
+    writePolicy(d.bundle, 'b.yaml', `resources:\n  - block: ${f}\n    content: y\n`);
     expect((await run()).results[0]?.message).toMatch(
       /has the line "# BEGIN AXLE MANAGED BLOCK" but no "# END AXLE MANAGED BLOCK"/,
     );

@@ -1,14 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '@axle/hub';
-import { tempDir, waitFor } from '@axle/testkit';
+import { waitFor } from '@axle/testkit';
 import {
   Bag,
   hubKey,
-  joinToken,
   localSpoke,
   procSpoke,
+  startCluster,
   startEnvoy,
-  startHub,
   storedRuns,
   testEnvoyConfig,
   type HubKey,
@@ -33,7 +32,7 @@ beforeAll(async () => {
   key = await hubKey(bag);
   dc1 = await procSpoke(bag, 'dc1', key);
   dc1b = await localSpoke(bag, 'dc1b', key);
-  hub = await startHub(
+  ({ hub, token, root } = await startCluster(
     bag,
     key,
     [
@@ -41,20 +40,19 @@ beforeAll(async () => {
       { ...dc1b, patterns: ['*.dc1.*', 'spare.*'] },
     ],
     {
-      auto_failover: {
-        enabled: true,
-        threshold: 2,
-        interval: '150ms',
-        drain_batch: 50,
-        drain_parallel: 2,
-        drain_jitter: '20ms',
+      spanner: {
+        auto_failover: {
+          enabled: true,
+          threshold: 2,
+          interval: '150ms',
+          drain_batch: 50,
+          drain_parallel: 2,
+          drain_jitter: '20ms',
+        },
       },
+      dirPrefix: 'axle-envoy-failover-',
     },
-  );
-  token = await joinToken(hub);
-  const t = tempDir('axle-envoy-failover-');
-  bag.add(t.cleanup);
-  root = t.dir;
+  ));
 });
 afterAll(() => bag.run());
 

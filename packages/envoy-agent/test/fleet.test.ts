@@ -4,15 +4,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAxleError } from '@axle/shared';
 import type { Hub } from '@axle/hub';
 import { Envoy, StateStore, enroll, type Envoy as EnvoyT } from '@axle/envoy-agent';
-import { tempDir, waitFor } from '@axle/testkit';
+import { waitFor } from '@axle/testkit';
 import {
   Bag,
   api,
   hubKey,
-  joinToken,
   localSpoke,
+  startCluster,
   startEnvoy,
-  startHub,
   storedRuns,
   testEnvoyConfig,
   type HubKey,
@@ -36,14 +35,15 @@ let root: string;
 beforeAll(async () => {
   key = await hubKey(bag);
   [dc1, dc2] = await Promise.all([localSpoke(bag, 'dc1', key), localSpoke(bag, 'dc2', key)]);
-  hub = await startHub(bag, key, [
-    { ...dc1, patterns: ['*.dc1.*'] },
-    { ...dc2, patterns: ['*.dc2.*'] },
-  ]);
-  token = await joinToken(hub);
-  const t = tempDir('axle-envoy-fleet-');
-  bag.add(t.cleanup);
-  root = t.dir;
+  ({ hub, token, root } = await startCluster(
+    bag,
+    key,
+    [
+      { ...dc1, patterns: ['*.dc1.*'] },
+      { ...dc2, patterns: ['*.dc2.*'] },
+    ],
+    { dirPrefix: 'axle-envoy-fleet-' },
+  ));
 });
 afterAll(() => bag.run());
 

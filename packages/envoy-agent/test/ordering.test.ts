@@ -1,35 +1,25 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runPolicies } from '@axle/envoy-agent';
-import { tempDir } from '@axle/testkit';
-import { baseRun, writePolicy } from './helpers.js';
+import { baseRun, writePolicy, perTestDirs } from './helpers.js';
 
-let t: { dir: string; cleanup: () => void };
-let bundle: string;
-let root: string;
-beforeEach(() => {
-  t = tempDir('axle-envoy-order-');
-  bundle = join(t.dir, 'live');
-  root = join(t.dir, 'host');
-  mkdirSync(root);
-});
-afterEach(() => t.cleanup());
+const d = perTestDirs('axle-envoy-order-');
 
 /** An exec that appends its name to a log file: the order execs ran in is the order of the lines. */
 const logExec = (name: string, extra = '') =>
-  `  - exec: [/bin/sh, -c, "echo ${name} >> ${root}/log"]\n    name: ${name}\n${extra}`;
-const log = () => (existsSync(join(root, 'log')) ? readFileSync(join(root, 'log'), 'utf8').trim().split('\n') : []);
+  `  - exec: [/bin/sh, -c, "echo ${name} >> ${d.root}/log"]\n    name: ${name}\n${extra}`;
+const log = () => (existsSync(join(d.root, 'log')) ? readFileSync(join(d.root, 'log'), 'utf8').trim().split('\n') : []);
 
 describe('require and notify', () => {
   it('require reorders within and across policies; otherwise file order holds', async () => {
     writePolicy(
-      bundle,
+      d.bundle,
       '10-app.yaml',
       `require: [base]\nresources:\n${logExec('app1')}${logExec('app2', '    require: [exec:app3]\n')}${logExec('app3')}`,
     );
-    writePolicy(bundle, '20-base.yaml', `name: base\nresources:\n${logExec('base1')}${logExec('base2')}`);
-    const r = await runPolicies(baseRun(bundle));
+    writePolicy(d.bundle, '20-base.yaml', `name: base\nresources:\n${logExec('base1')}${logExec('base2')}`);
+    const r = await runPolicies(baseRun(d.bundle));
     expect(log()).toEqual(['base1', 'base2', 'app1', 'app3', 'app2']);
     expect(r.results.map((x) => x.resource)).toEqual([
       'exec:base1',
@@ -42,12 +32,12 @@ describe('require and notify', () => {
 
   it('a failed resource fails what requires it (directly or through its policy) and nothing else', async () => {
     writePolicy(
-      bundle,
+      d.bundle,
       'a.yaml',
       `resources:\n  - exec: [/bin/false]\n    name: broken\n${logExec('needs-broken', '    require: [exec:broken]\n')}${logExec('independent')}`,
     );
-    writePolicy(bundle, 'b.yaml', `require: [a]\nresources:\n${logExec('after-a')}`);
-    const r = await runPolicies(baseRun(bundle));
+    writePolicy(d.bundle, 'b.yaml', `require: [a]\nresources:\n${logExec('after-a')}`);
+    const r = await runPolicies(baseRun(d.bundle));
     expect(r.results.map((x) => [x.resource, x.status, x.message])).toEqual([
       ['exec:broken', 'failed', expect.stringMatching(/^\/bin\/false exited with 1/)],
       ['exec:needs-broken', 'failed', 'not applied: it requires exec:broken, which failed'],
@@ -58,9 +48,9 @@ describe('require and notify', () => {
   });
 
   it('notify runs a handler once, after all its notifiers, only when one changed; audit reports it as drift', async () => {
-    const conf = join(root, 'app.conf');
+    const conf = join(d.root, 'app.conf');
     writePolicy(
-      bundle,
+      d.bundle,
       'app.yaml',
       [
         'resources:',
@@ -68,64 +58,64 @@ describe('require and notify', () => {
         `  - file: ${conf}`,
         '    content: "port=80\\n"',
         '    notify: [exec:reload-app]',
-        `  - file: ${root}/other.conf`,
+        `  - file: ${d.root}/other.conf`,
         '    content: "x\\n"',
         '    notify: [exec:reload-app]',
         '',
       ].join('\n'),
     );
-    const r1 = await runPolicies(baseRun(bundle));
+    const r1 = await runPolicies(baseRun(d.bundle));
     expect(r1.results.map((x) => [x.resource, x.status])).toEqual([
       [`file:${conf}`, 'changed'],
-      [`file:${root}/other.conf`, 'changed'],
+      [`file:${d.root}/other.conf`, 'changed'],
       ['exec:reload-app', 'changed'],
     ]);
     expect(r1.results[2]?.message).toMatch(/\(notified by file:.*app\.conf, file:.*other\.conf\)$/);
     expect(log()).toEqual(['reload-app']);
 
-    const r2 = await runPolicies(baseRun(bundle));
+    const r2 = await runPolicies(baseRun(d.bundle));
     expect(r2.results.map((x) => [x.status, x.message])).toContainEqual(['ok', 'not notified; nothing to run']);
     expect(r2.counts).toEqual({ ok: 3, changed: 0, failed: 0, drift: 0 });
     expect(log()).toEqual(['reload-app']);
 
     writeFileSync(conf, 'port=8080\n');
-    const audit = await runPolicies({ ...baseRun(bundle), mode: 'audit' });
+    const audit = await runPolicies({ ...baseRun(d.bundle), mode: 'audit' });
     expect(audit.results.map((x) => [x.resource, x.status])).toEqual([
       [`file:${conf}`, 'drift'],
-      [`file:${root}/other.conf`, 'ok'],
+      [`file:${d.root}/other.conf`, 'ok'],
       ['exec:reload-app', 'drift'],
     ]);
     expect(audit.results[2]?.message).toMatch(/^would run: .* \(notified by file:.*app\.conf\)$/);
     expect(log()).toEqual(['reload-app']);
     expect(readFileSync(conf, 'utf8')).toBe('port=8080\n');
 
-    await runPolicies(baseRun(bundle));
+    await runPolicies(baseRun(d.bundle));
     expect(log()).toEqual(['reload-app', 'reload-app']);
   });
 
   it('a notifier that fails keeps the handler from running', async () => {
     writePolicy(
-      bundle,
+      d.bundle,
       'app.yaml',
-      `resources:\n  - file: ${root}/no-such-dir/app.conf\n    content: x\n    notify: [exec:restart]\n${logExec('restart')}`,
+      `resources:\n  - file: ${d.root}/no-such-dir/app.conf\n    content: x\n    notify: [exec:restart]\n${logExec('restart')}`,
     );
-    const r = await runPolicies(baseRun(bundle));
+    const r = await runPolicies(baseRun(d.bundle));
     expect(r.results.map((x) => [x.status, x.message])).toEqual([
       ['failed', expect.stringMatching(/^parent directory .* does not exist/)],
-      ['failed', `not applied: it requires file:${root}/no-such-dir/app.conf, which failed`],
+      ['failed', `not applied: it requires file:${d.root}/no-such-dir/app.conf, which failed`],
     ]);
     expect(log()).toEqual([]);
   });
 
   it('a reference into a policy this host skips fails that resource; require: of a skipped policy skips and fails the policy', async () => {
-    writePolicy(bundle, 'rhel.yaml', 'when: { os_id: rhel }\nresources:\n  - package: httpd\n');
+    writePolicy(d.bundle, 'rhel.yaml', 'when: { os_id: rhel }\nresources:\n  - package: httpd\n');
     writePolicy(
-      bundle,
+      d.bundle,
       'web.yaml',
       `resources:\n${logExec('needs-httpd', '    require: [package:httpd]\n')}${logExec('fine')}`,
     );
-    writePolicy(bundle, 'x.yaml', `require: [rhel]\nresources:\n${logExec('x')}`);
-    const r = await runPolicies(baseRun(bundle));
+    writePolicy(d.bundle, 'x.yaml', `require: [rhel]\nresources:\n${logExec('x')}`);
+    const r = await runPolicies(baseRun(d.bundle));
     expect(r.results.map((x) => [x.resource, x.status, x.message])).toEqual([
       ['policy:x', 'failed', 'require: policy rhel does not apply to this host (when: os_id is "debian", not "rhel")'],
       ['exec:needs-httpd', 'failed', 'not applied: it refers to package:httpd, which does not apply to this host'],
@@ -145,11 +135,11 @@ describe('require and notify', () => {
 
   it('a bundle with a cycle applies nothing and names the cycle', async () => {
     const f = writePolicy(
-      bundle,
+      d.bundle,
       'c.yaml',
       `resources:\n${logExec('a', '    require: [exec:b]\n')}${logExec('b', '    require: [exec:a]\n')}`,
     );
-    const r = await runPolicies(baseRun(bundle));
+    const r = await runPolicies(baseRun(d.bundle));
     expect(r.error).toContain(`${f}:7: resources[1].require[0]: ordering cycle: exec:a -> exec:b -> exec:a`);
     expect(log()).toEqual([]);
   });

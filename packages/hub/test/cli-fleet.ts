@@ -6,8 +6,6 @@ import {
   type Bag,
   enroll,
   envoy,
-  freePort,
-  hubConfigObject,
   hubKey,
   type HubOptions,
   joinToken,
@@ -17,7 +15,6 @@ import {
   startHub,
   type TestEnvoy,
   waitFor,
-  writeConfig,
 } from '@axle/testkit';
 
 /** A run as an envoy reports it. */
@@ -102,14 +99,12 @@ export async function startFleet(
   o: { hostile?: boolean; probeInterval?: string; configFile?: string } = {},
 ): Promise<Fleet> {
   const key = await hubKey(bag);
-  const port = await freePort();
-  const hubAddr = `127.0.0.1:${port}`;
   const [dc1, dc2] = await Promise.all([
-    procSpoke(bag, 'dc1', key, { hubAddr }),
-    procSpoke(bag, 'dc2', key, { hubAddr }),
+    procSpoke(bag, 'dc1', key, { hubAddr: key.addr }),
+    procSpoke(bag, 'dc2', key, { hubAddr: key.addr }),
   ]);
   const opts: HubOptions = {
-    port,
+    port: key.port,
     spokes: [
       { ...dc1, patterns: ['*.dc1.*'] },
       { ...dc2, patterns: ['*.dc2.*'] },
@@ -118,7 +113,6 @@ export async function startFleet(
     extra: { compliance_history: { interval: '1s' } },
   };
   // With a config file the test can change the hub's config and reload it (SIGHUP's path).
-  if (o.configFile) writeConfig(o.configFile, hubConfigObject(key, opts));
   const hub = await startHub(bag, key, opts, o.configFile);
   const join = await joinToken(hub);
   const plan: [string, boolean, Record<string, Json>][] = [

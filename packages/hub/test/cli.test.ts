@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Bag, bin, spokeViews, tempDir, waitFor } from '@axle/testkit';
+import { Bag, bin, spokeViews, tempDir, waitFor, runAxle } from '@axle/testkit';
 import { startFleet, type Fleet } from './cli-fleet.js';
 
 const AXLE = bin('hub', 'axle');
@@ -11,26 +11,7 @@ const bag = new Bag();
 let f: Fleet;
 let hubFlag: string[];
 
-interface Out {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the built axle bin; AXLE_* from the caller's environment never leak in. */
-function axle(args: string[], env: Record<string, string> = {}): Promise<Out> {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AXLE_')));
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [AXLE, ...args],
-      { env: { ...clean, AXLE_CLI_CONFIG: '/nonexistent/axle-cli.yaml', ...env }, timeout: 60_000 },
-      (err, stdout, stderr) => {
-        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-      },
-    );
-  });
-}
+const axle = (args: string[], env: Record<string, string> = {}) => runAxle(args, { env });
 const cli = (...args: string[]) => axle([...hubFlag, ...args]);
 const json = async (...args: string[]) => {
   const r = await cli('--json', ...args);

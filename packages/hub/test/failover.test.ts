@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '@axle/hub';
 import {
@@ -7,7 +6,6 @@ import {
   checkin,
   enroll,
   envoy,
-  freePort,
   hubConfigObject,
   hubKey,
   type HubKey,
@@ -19,12 +17,11 @@ import {
   type ProcSpoke,
   spokeViews,
   startHub,
-  type TestEnvoy,
   waitFor,
   writeConfig,
   directory,
 } from '@axle/testkit';
-import type { MessageOf } from '@axle/shared';
+import { type Enrolled, enrollGrid } from './fleet-setup.js';
 
 /**
  * A real hub, two in-process spokes and one spoke as a child process that is killed:
@@ -35,62 +32,34 @@ let key: HubKey;
 let hub: Hub;
 let dc3: ProcSpoke;
 let opts: HubOptions;
-const enrolled = new Map<string, { e: TestEnvoy; a: MessageOf<'assignment'> }>();
-const configFile = () => join(key.dir, 'hub.yaml');
+let enrolled: Enrolled;
 
 const FANOUT_TIMEOUT = 1500;
 
+const failoverSpanner = (enabled: boolean) => ({
+  auto_failover: { enabled, threshold: 3, interval: '150ms', drain_batch: 2, drain_parallel: 2, drain_jitter: '20ms' },
+});
+
 function rewriteHubConfig(autoFailover: boolean): void {
-  const spanner = {
-    auto_failover: {
-      enabled: autoFailover,
-      threshold: 3,
-      interval: '150ms',
-      drain_batch: 2,
-      drain_parallel: 2,
-      drain_jitter: '20ms',
-    },
-  };
-  writeConfig(configFile(), hubConfigObject(key, { ...opts, spanner }));
+  writeConfig(key.configFile, hubConfigObject(key, { ...opts, spanner: failoverSpanner(autoFailover) }));
 }
 
 beforeAll(async () => {
   key = await hubKey(bag);
-  const port = await freePort();
-  const hubAddr = `127.0.0.1:${port}`;
   const [dc1, dc2] = await Promise.all([inProcessSpoke(bag, 'dc1', key), inProcessSpoke(bag, 'dc2', key)]);
-  dc3 = await procSpoke(bag, 'dc3', key, { hubAddr });
+  dc3 = await procSpoke(bag, 'dc3', key, { hubAddr: key.addr });
   opts = {
-    port,
+    port: key.port,
     // dc3 comes before dc2 so dc3 hosts go to dc3 first, and to dc2 when dc3 is gone.
     spokes: [
       { ...dc1, patterns: ['*.dc1.*'] },
       { ...dc3, patterns: ['*.dc3.*'] },
       { ...dc2, patterns: ['*.dc2.*', '*.dc3.*'] },
     ],
-    spanner: {
-      auto_failover: {
-        enabled: false,
-        threshold: 3,
-        interval: '150ms',
-        drain_batch: 2,
-        drain_parallel: 2,
-        drain_jitter: '20ms',
-      },
-    },
+    spanner: failoverSpanner(false),
   };
-  rewriteHubConfig(false);
-  hub = await startHub(bag, key, opts, configFile());
-  const token = await joinToken(hub);
-  for (const dc of ['dc1', 'dc2', 'dc3']) {
-    for (const n of ['a', 'b', 'c']) {
-      const e = envoy(`${n}.${dc}.example.com`);
-      const a = await enroll(hub.addr, e, token);
-      expect(a.target!.spokeId).toBe(dc);
-      expect((await checkin(a, e)).type).toBe('checkin_ok');
-      enrolled.set(e.hostname, { e, a });
-    }
-  }
+  hub = await startHub(bag, key, opts, key.configFile);
+  enrolled = await enrollGrid(hub, await joinToken(hub), ['dc1', 'dc2', 'dc3']);
 });
 afterAll(() => bag.run());
 

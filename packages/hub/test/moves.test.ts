@@ -8,15 +8,14 @@ import {
   enroll,
   envoy,
   hubKey,
-  inProcessSpoke,
   joinToken,
   locate,
   spokeViews,
-  startHub,
   type TestEnvoy,
   waitFor,
   directory,
 } from '@axle/testkit';
+import { spokesHub } from './fleet-setup.js';
 
 const bag = new Bag();
 let hub: Hub;
@@ -26,17 +25,11 @@ const admin = () => ({ token: hub.adminToken });
 
 beforeAll(async () => {
   const key = await hubKey(bag);
-  const [dc1, dc2, dc3] = await Promise.all(['dc1', 'dc2', 'dc3'].map((id) => inProcessSpoke(bag, id, key)));
-  hub = await startHub(bag, key, {
-    spokes: [
-      { ...dc1!, patterns: ['*.dc1.*'] },
-      { ...dc2!, patterns: ['*.dc2.*'] },
-      { ...dc3!, patterns: ['*.dc3.*'] },
-    ],
+  ({ hub } = await spokesHub(bag, key, ['dc1', 'dc2', 'dc3'], {
     spanner: {
       auto_failover: { enabled: false, interval: '200ms', drain_batch: 2, drain_parallel: 2, drain_jitter: '10ms' },
     },
-  });
+  }));
   token = await joinToken(hub);
   for (const h of ['web1.dc1.x', 'web2.dc1.x', 'web3.dc1.x', 'db1.dc1.x', 'db2.dc1.x', 'web1.dc2.x']) {
     const e = envoy(h);

@@ -8,11 +8,10 @@ import {
   asHub,
   hubInProcess,
   makeCluster,
-  primaryOf,
   spokeInProcess,
   tokenIds,
   view,
-  type Node,
+  waitPrimary,
 } from './replication/support.js';
 
 const bag = new Bag();
@@ -159,11 +158,10 @@ describe('peer links and witnesses', () => {
     const c = await makeCluster(bag, { hubs: ['ha', 'hb', 'hc'], spokes: ['dc1'], leaseMs: 1000 });
     await spokeInProcess(bag, c.spoke('dc1'));
     for (const n of c.hubs) await hubInProcess(bag, n);
-    let p: Node | undefined;
-    await waitFor(async () => (p = await primaryOf(c.hubs)), { timeoutMs: 10_000 });
+    const p = await waitPrimary(c.hubs);
     const s = c.hubs.find((n) => n !== p)!;
-    const t0 = (await view(p!))!.term;
-    await waitFor(async () => (await view(s))?.logSeq === (await view(p!))?.logSeq);
+    const t0 = (await view(p))!.term;
+    await waitFor(async () => (await view(s))?.logSeq === (await view(p))?.logSeq);
     const r = await api(s, 'POST', '/api/v1/hub/promote', { token: adminToken(s) });
     expect(r.status).toBe(200);
     expect(r.body.role).toBe('primary');

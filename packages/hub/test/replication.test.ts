@@ -6,12 +6,11 @@ import {
   adminToken,
   hubInProcess,
   makeCluster,
-  primaryOf,
   spokeInProcess,
   tokenIds,
   view,
-  type Cluster,
   type Node,
+  waitPrimary,
 } from './replication/support.js';
 
 const bag = new Bag();
@@ -23,18 +22,12 @@ async function token(n: Node): Promise<string> {
   return r.body.secret as string;
 }
 
-async function waitPrimary(c: Cluster, among = c.hubs): Promise<Node> {
-  let p: Node | undefined;
-  await waitFor(async () => (p = await primaryOf(among)) !== undefined, { timeoutMs: 10_000 });
-  return p!;
-}
-
 describe('replicated hubs (in process)', () => {
   it('elects one primary, replicates every acknowledged change, refuses writes at standbys with 421 naming the primary', async () => {
     const c = await makeCluster(bag, { hubs: ['ha', 'hb', 'hc'], spokes: ['dc1'], leaseMs: 1000 });
     await spokeInProcess(bag, c.spoke('dc1'));
     for (const n of c.hubs) await hubInProcess(bag, n);
-    const p = await waitPrimary(c);
+    const p = await waitPrimary(c.hubs);
     const standbys = c.hubs.filter((n) => n !== p);
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) {
@@ -85,7 +78,7 @@ describe('replicated hubs (in process)', () => {
     await spokeInProcess(bag, c.spoke('dc1'));
     const hubs: Record<string, Hub> = {};
     for (const n of c.hubs.slice(0, 2)) hubs[n.id] = await hubInProcess(bag, n);
-    const p = await waitPrimary(c, c.hubs.slice(0, 2));
+    const p = await waitPrimary(c.hubs.slice(0, 2));
     const first = (await view(p))!.term;
     const secrets: string[] = [];
     for (let i = 0; i < 3; i++) secrets.push(await token(p));
@@ -104,7 +97,7 @@ describe('replicated hubs (in process)', () => {
 
     await hubs[p.id]!.stop();
     const rest = c.hubs.filter((n) => n !== p);
-    const q = await waitPrimary(c, rest);
+    const q = await waitPrimary(rest);
     const after = (await view(q))!;
     expect(after.term).toBeGreaterThan(first);
     expect((await directory(hubs[q.id]!)).get(e1.hostname)?.spokeId).toBe('dc1');

@@ -1,5 +1,4 @@
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAxleError } from '@axle/shared';
 import type { Hub } from '@axle/hub';
@@ -32,7 +31,6 @@ let opts: HubOptions;
 let token: string;
 /** dc2 is reached through a relay, so the test can see the hub's connections to it. */
 let dc2Relay: ChaosProxy;
-const configFile = () => join(key.dir, 'hub.yaml');
 
 beforeAll(async () => {
   key = await hubKey(bag);
@@ -47,8 +45,7 @@ beforeAll(async () => {
       { ...spokes[2]!, patterns: ['*.dc3.*'] },
     ],
   };
-  writeConfig(configFile(), hubConfigObject(key, opts));
-  hub = await startHub(bag, key, opts, configFile());
+  hub = await startHub(bag, key, opts, key.configFile);
   token = await joinToken(hub);
   await waitFor(
     async () =>
@@ -129,7 +126,7 @@ describe('enrollment routing', () => {
     // The hub's one link to dc2 stays open through both reloads: the relay sees no new connection.
     const dialled = dc2Relay.accepted;
     expect(dc2Relay.connections).toBe(1);
-    writeConfig(configFile(), hubConfigObject(key, { ...opts, default_spoke: 'dc3' }));
+    writeConfig(key.configFile, hubConfigObject(key, { ...opts, default_spoke: 'dc3' }));
     await hub.reload();
     const a = await enroll(hub.addr, envoy('lost2.example.org'), token);
     expect(a.target!.spokeId).toBe('dc3');
@@ -137,7 +134,7 @@ describe('enrollment routing', () => {
     expect(dc2Relay.connections).toBe(1);
 
     writeFileSync(
-      configFile(),
+      key.configFile,
       JSON.stringify(
         hubConfigObject(key, { ...opts, spokes: opts.spokes.filter((s) => s.id !== 'dc3'), default_spoke: 'dc2' }),
       ),
@@ -151,7 +148,7 @@ describe('enrollment routing', () => {
     expect(dc2Relay.connections).toBe(1);
 
     // A broken file is refused and the running config stays.
-    writeFileSync(configFile(), 'server_id: hub-a\nspanner: { role: spoke }\n');
+    writeFileSync(key.configFile, 'server_id: hub-a\nspanner: { role: spoke }\n');
     await expect(hub.reload()).rejects.toThrow(/role: is "spoke", but this is the hub daemon/);
     expect(hub.config.spanner.default_spoke).toBe('dc2');
   });

@@ -1,6 +1,5 @@
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateKeyPair, toBase64, type MessageOf } from '@axle/shared';
+import { generateKeyPair, toBase64 } from '@axle/shared';
 import { HostRouter, hubConfigFrom, type Hub } from '@axle/hub';
 import { UnplacedTally, place, placementOrder } from '../src/placement/order.js';
 import {
@@ -9,7 +8,6 @@ import {
   checkin,
   enroll,
   envoy,
-  freePort,
   hubConfigObject,
   hubKey,
   type HubKey,
@@ -21,11 +19,11 @@ import {
   type ProcSpoke,
   type SpokeRef,
   startHub,
-  type TestEnvoy,
   waitFor,
   writeConfig,
   directory,
 } from '@axle/testkit';
+import { type Enrolled, enrollGrid } from './fleet-setup.js';
 
 describe('placement order', () => {
   const router = new HostRouter(
@@ -125,8 +123,7 @@ let dc2: ProcSpoke;
 let dc3: ProcSpoke;
 let dc4: ProcSpoke;
 let token: string;
-const enrolled = new Map<string, { e: TestEnvoy; a: MessageOf<'assignment'> }>();
-const configFile = () => join(key.dir, 'hub.yaml');
+let enrolled: Enrolled;
 const admin = () => ({ token: hub.adminToken });
 const spokeOf = async (h: string) => (await directory(hub)).get(h)!.spokeId;
 const hostsOf = (dc: string) => [...enrolled.keys()].filter((h) => h.includes(`.${dc}.`));
@@ -140,13 +137,12 @@ const metric = async (re: RegExp) => re.exec((await api(hub, 'GET', '/metrics'))
 
 function rewriteHubConfig(withDc4: boolean): void {
   const spokes = [...opts.spokes, ...(withDc4 ? [{ ...dc4, patterns: ['*.dc2.*'] }] : [])];
-  writeConfig(configFile(), hubConfigObject(key, { ...opts, spokes }));
+  writeConfig(key.configFile, hubConfigObject(key, { ...opts, spokes }));
 }
 
 beforeAll(async () => {
   key = await hubKey(bag);
-  const port = await freePort();
-  const hubAddr = `127.0.0.1:${port}`;
+  const hubAddr = key.addr;
   dc1 = await inProcessSpoke(bag, 'dc1', key);
   [dc2, dc3, dc4] = await Promise.all([
     procSpoke(bag, 'dc2', key, { hubAddr }),
@@ -154,7 +150,7 @@ beforeAll(async () => {
     procSpoke(bag, 'dc4', key, { hubAddr }),
   ]);
   opts = {
-    port,
+    port: key.port,
     spokes: [
       { ...dc1, patterns: ['*.dc1.*'] },
       { ...dc2, patterns: ['*.dc2.*'] },
@@ -164,18 +160,9 @@ beforeAll(async () => {
       auto_failover: { enabled: true, threshold: 3, interval: '150ms', drain_batch: 2, drain_jitter: '20ms' },
     },
   };
-  rewriteHubConfig(false);
-  hub = await startHub(bag, key, opts, configFile());
+  hub = await startHub(bag, key, opts, key.configFile);
   token = await joinToken(hub);
-  for (const dc of ['dc1', 'dc2', 'dc3']) {
-    for (const n of ['a', 'b', 'c']) {
-      const e = envoy(`${n}.${dc}.example.com`);
-      const a = await enroll(hub.addr, e, token);
-      expect(a.target!.spokeId).toBe(dc);
-      expect((await checkin(a, e)).type).toBe('checkin_ok');
-      enrolled.set(e.hostname, { e, a });
-    }
-  }
+  enrolled = await enrollGrid(hub, token, ['dc1', 'dc2', 'dc3']);
   await waitFor(async () => (await view('dc2')).live, { what: 'dc2 stats' });
 }, 60_000);
 afterAll(() => bag.run());

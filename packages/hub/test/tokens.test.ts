@@ -15,27 +15,19 @@ import {
   joinToken,
   joinTokens,
   locate,
-  type SpokeRef,
   startHub,
   waitFor,
   directory,
 } from '@axle/testkit';
+import { spokesHub } from './fleet-setup.js';
 
 const bag = new Bag();
 let hub: Hub;
 let key: HubKey;
-let spokes: SpokeRef[];
 
 beforeAll(async () => {
   key = await hubKey(bag);
-  spokes = await Promise.all(['dc1', 'dc2', 'dc3'].map((id) => inProcessSpoke(bag, id, key)));
-  hub = await startHub(bag, key, {
-    spokes: [
-      { ...spokes[0]!, patterns: ['*.dc1.*'] },
-      { ...spokes[1]!, patterns: ['*.dc2.*'] },
-      { ...spokes[2]!, patterns: ['*.dc3.*'] },
-    ],
-  });
+  ({ hub } = await spokesHub(bag, key, ['dc1', 'dc2', 'dc3']));
 });
 afterAll(() => bag.run());
 

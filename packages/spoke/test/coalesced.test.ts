@@ -1,18 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CloseCode, type Connection, type Run } from '@axle/shared';
-import {
-  adopt,
-  envoyConnect,
-  getEnvoy,
-  hubConnect,
-  makeRun,
-  newEnvoy,
-  report,
-  startSpoke,
-  stats,
-  type Fixture,
-  type TestEnvoy,
-} from './helpers.js';
+import { adopt, getEnvoy, makeRun, newEnvoy, report, stats, SpokeSession, type TestEnvoy } from './helpers.js';
 import { rawSession } from '../../../test/support/raw-session.js';
 import { waitFor } from '@axle/testkit';
 import { workers } from '../../../test/support/workers.js';
@@ -20,15 +8,10 @@ import { workers } from '../../../test/support/workers.js';
 /** The signature workers started here, so a test can kill one the way a crash would. */
 vi.mock('node:worker_threads', async (real) => (await import('../../../test/support/workers.js')).recording(real));
 
-let f: Fixture | undefined;
-const open: Connection[] = [];
-afterEach(async () => {
-  for (const c of open.splice(0)) c.close();
-  await f?.cleanup();
-  f = undefined;
+const session = new SpokeSession(afterEach);
+afterEach(() => {
   workers.length = 0;
 });
-const keep = <T extends Connection>(c: T): T => (open.push(c), c);
 
 /** A check-in carrying a run, as today's envoy sends its reports. */
 function checkinWith(conn: Connection, e: TestEnvoy, run: Run, epoch = e.epoch) {
@@ -37,12 +20,9 @@ function checkinWith(conn: Connection, e: TestEnvoy, run: Run, epoch = e.epoch) 
 
 describe('spoke: reports riding on check-ins', () => {
   it('stores the run once, acknowledges it in checkin_ok only when durable, and counts the check-in', async () => {
-    f = await startSpoke({ extra: { crypto_threads: 2 } });
+    const f = await session.start({ extra: { crypto_threads: 2 } });
     await waitFor(() => workers.length === 2, { what: 'two signature workers' });
-    const hub = keep(await hubConnect(f.spoke));
-    const a = newEnvoy('web1.dc1.example.com');
-    await adopt(hub, [a]);
-    const c = keep(await envoyConnect(f.spoke, a.hostname, a.key));
+    const { hub, a, c } = await session.adoptedEnvoy('web1.dc1.example.com');
     const run = makeRun(a.hostname, { compliant: false, results: 4 });
     expect(await checkinWith(c, a, run)).toEqual({
       type: 'checkin_ok',
@@ -65,28 +45,22 @@ describe('spoke: reports riding on check-ins', () => {
     expect((await stats(hub)).checkinsPerMinute).toBe(3);
 
     // Durable: a restart (new process state, same data dir) still has it.
-    const spoke = await f.restart();
-    const hub2 = keep(await hubConnect(spoke));
+    await f.restart();
+    const hub2 = await session.hub();
     expect((await getEnvoy(hub2, a.hostname)).runs).toEqual([run]);
   });
 
   it('a redirected check-in stores nothing of its run', async () => {
-    f = await startSpoke();
-    const hub = keep(await hubConnect(f.spoke));
-    const a = newEnvoy('web2.dc1.example.com', 2);
-    await adopt(hub, [a]);
-    const c = keep(await envoyConnect(f.spoke, a.hostname, a.key));
+    await session.start();
+    const { hub, a, c } = await session.adoptedEnvoy('web2.dc1.example.com', 2);
     const reply = await checkinWith(c, a, makeRun(a.hostname), 1);
     expect(reply).toMatchObject({ type: 'redirect', epoch: 2 });
     expect((await getEnvoy(hub, a.hostname)).runs).toEqual([]);
   });
 
   it('refuses a run of another host or over the report limit with E_INVALID, storing nothing', async () => {
-    f = await startSpoke({ extra: { limits: { max_report_bytes: 4096 } } });
-    const hub = keep(await hubConnect(f.spoke));
-    const a = newEnvoy('web3.dc1.example.com');
-    await adopt(hub, [a]);
-    const c = keep(await envoyConnect(f.spoke, a.hostname, a.key));
+    await session.start({ extra: { limits: { max_report_bytes: 4096 } } });
+    const { hub, a, c } = await session.adoptedEnvoy('web3.dc1.example.com');
     await expect(checkinWith(c, a, makeRun('web9.dc1.example.com'))).rejects.toMatchObject({ code: 'E_INVALID' });
     const big = makeRun(a.hostname, { results: 1 });
     big.results[0]!.message = 'x'.repeat(6000);
@@ -106,11 +80,8 @@ describe('spoke: reports riding on check-ins', () => {
   });
 
   it('answers a check-in whose run breaks the schema with E_BAD_MESSAGE, storing and counting nothing', async () => {
-    f = await startSpoke();
-    const hub = keep(await hubConnect(f.spoke));
-    const a = newEnvoy('web4.dc1.example.com');
-    await adopt(hub, [a]);
-    const c = keep(await envoyConnect(f.spoke, a.hostname, a.key));
+    await session.start();
+    const { hub, a, c } = await session.adoptedEnvoy('web4.dc1.example.com');
     const good = makeRun(a.hostname);
     for (const bad of [
       { ...good, counts: 'many' },
@@ -128,12 +99,12 @@ describe('spoke: reports riding on check-ins', () => {
   });
 
   it('closes a connection whose check-in frame has a bad signature with 4001, before storing its run', async () => {
-    f = await startSpoke({ extra: { crypto_threads: 2 } });
+    const f = await session.start({ extra: { crypto_threads: 2 } });
     await waitFor(() => workers.length === 2, { what: 'two signature workers' });
-    const hub = keep(await hubConnect(f.spoke));
+    const hub = await session.hub();
     const [a, b] = [newEnvoy('web5.dc1.example.com'), newEnvoy('web6.dc1.example.com')];
     await adopt(hub, [a, b]);
-    const bystander = keep(await envoyConnect(f.spoke, b.hostname, b.key));
+    const bystander = await session.envoy(b);
     const s = await rawSession(f.spoke.addr, a.key, a.hostname);
     const checkin = (n: number, run: Run) =>
       s.frame([
@@ -162,12 +133,12 @@ describe('spoke: reports riding on check-ins', () => {
   });
 
   it('a signature worker that dies costs no check-in and no acknowledged report', async () => {
-    f = await startSpoke({ extra: { crypto_threads: 2 } });
+    await session.start({ extra: { crypto_threads: 2 } });
     await waitFor(() => workers.length === 2, { what: 'two signature workers' });
-    const hub = keep(await hubConnect(f.spoke));
+    const hub = await session.hub();
     const envoys = Array.from({ length: 8 }, (_, i) => newEnvoy(`w${i}.dc1.example.com`));
     await adopt(hub, envoys);
-    const conns = await Promise.all(envoys.map(async (e) => keep(await envoyConnect(f!.spoke, e.hostname, e.key))));
+    const conns = await Promise.all(envoys.map(async (e) => await session.envoy(e)));
     const acked = new Map<string, string[]>(envoys.map((e) => [e.hostname, []]));
     let killed = false;
     await Promise.all(

@@ -158,3 +158,62 @@ export async function getEnvoy(hub: Connection, hostname: string, term = 1): Pro
 export async function stats(hub: Connection, term = 1): Promise<MessageOf<'stats_result'>['stats']> {
   return (await hub.request({ type: 'stats', term }, 10_000, 'stats_result')).stats;
 }
+
+/**
+ * The spoke a test file starts and every connection it opens, closed and stopped by the hook
+ * given (afterEach for a spoke a test, afterAll for one a file), so no test leaks a socket.
+ */
+export class SpokeSession {
+  private fixture: Fixture | undefined;
+  private readonly open: Connection[] = [];
+  private readonly cleanups: (() => unknown)[] = [];
+
+  constructor(after: (fn: () => Promise<void>) => void) {
+    after(() => this.close());
+  }
+
+  get f(): Fixture {
+    if (!this.fixture) throw new Error('no spoke started');
+    return this.fixture;
+  }
+
+  async start(o: Parameters<typeof startSpoke>[0] = {}): Promise<Fixture> {
+    this.fixture = await startSpoke(o);
+    return this.fixture;
+  }
+
+  keep = <T extends Connection>(c: T): T => {
+    this.open.push(c);
+    return c;
+  };
+
+  /** Runs `fn` at close, before the spoke stops (last added first). */
+  onClose(fn: () => unknown): void {
+    this.cleanups.push(fn);
+  }
+
+  /** A kept hub-role connection to the started spoke. */
+  async hub(key: KeyPair = hubKey, id = 'hub-a'): Promise<Connection> {
+    return this.keep(await hubConnect(this.f.spoke, key, id));
+  }
+
+  /** A kept connection as envoy `e` to the started spoke. */
+  async envoy(e: { hostname: string; key: KeyPair }): Promise<Connection> {
+    return this.keep(await envoyConnect(this.f.spoke, e.hostname, e.key));
+  }
+
+  /** A hub connection, one envoy adopted through it (at term 1) and that envoy's connection. */
+  async adoptedEnvoy(hostname: string, epoch = 1): Promise<{ hub: Connection; a: TestEnvoy; c: Connection }> {
+    const hub = await this.hub();
+    const a = newEnvoy(hostname, epoch);
+    await adopt(hub, [a]);
+    return { hub, a, c: await this.envoy(a) };
+  }
+
+  private async close(): Promise<void> {
+    for (const c of this.open.splice(0)) c.close();
+    for (const c of this.cleanups.splice(0).reverse()) await c();
+    await this.fixture?.cleanup();
+    this.fixture = undefined;
+  }
+}

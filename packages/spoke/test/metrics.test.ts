@@ -1,41 +1,23 @@
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateKeyPair, type Connection } from '@axle/shared';
-import {
-  adopt,
-  checkin,
-  envoyConnect,
-  hubConnect,
-  makeRun,
-  newEnvoy,
-  report,
-  startSpoke,
-  type Fixture,
-} from './helpers.js';
+import { generateKeyPair } from '@axle/shared';
+import { adopt, checkin, envoyConnect, makeRun, newEnvoy, report, SpokeSession } from './helpers.js';
 
-let f: Fixture;
-const conns: Connection[] = [];
+const session = new SpokeSession(afterAll);
 
 beforeAll(async () => {
-  f = await startSpoke();
-  const hub = await hubConnect(f.spoke);
-  conns.push(hub);
+  await session.start();
+  const hub = await session.hub();
   const a = newEnvoy('m1.dc1.example.com');
   await adopt(hub, [a, newEnvoy('m2.dc1.example.com')]);
-  const c = await envoyConnect(f.spoke, a.hostname, a.key);
-  conns.push(c);
+  const c = await session.envoy(a);
   await checkin(c, a);
   const run = makeRun(a.hostname, { compliant: false });
   await report(c, a, run);
   await report(c, a, run);
   await checkin(c, { ...a, epoch: 0 });
-  await envoyConnect(f.spoke, 'x.example.com', generateKeyPair()).catch(() => undefined);
+  await envoyConnect(session.f.spoke, 'x.example.com', generateKeyPair()).catch(() => undefined);
   await hub.request({ type: 'stats', term: 0 }).catch(() => undefined);
-});
-
-afterAll(async () => {
-  for (const c of conns) c.close();
-  await f.cleanup();
 });
 
 /** Node's default metrics (process_*, nodejs_*) carry names promtool's linter dislikes; ours must be clean. */
@@ -43,7 +25,7 @@ const DEFAULT_METRIC = /^axle_spoke_(process_|nodejs_)/;
 
 describe('spoke: HTTP endpoints', () => {
   it('/metrics passes promtool check metrics apart from Node default-metric lint', async () => {
-    const res = await fetch(`http://${f.spoke.addr}/metrics`);
+    const res = await fetch(`http://${session.f.spoke.addr}/metrics`);
     expect(res.status).toBe(200);
     const text = await res.text();
     expect(text).toMatch(/^axle_spoke_envoys 2$/m);
@@ -71,12 +53,12 @@ describe('spoke: HTTP endpoints', () => {
   });
 
   it('/healthz and /readyz answer, unknown routes are 404', async () => {
-    const h = await fetch(`http://${f.spoke.addr}/healthz`);
+    const h = await fetch(`http://${session.f.spoke.addr}/healthz`);
     expect(h.status).toBe(200);
     expect(await h.json()).toMatchObject({ ok: true, spokeId: 'dc1' });
-    const r = await fetch(`http://${f.spoke.addr}/readyz`);
+    const r = await fetch(`http://${session.f.spoke.addr}/readyz`);
     expect(r.status).toBe(200);
     expect(await r.json()).toMatchObject({ ready: true, envoys: 2 });
-    expect((await fetch(`http://${f.spoke.addr}/nope`)).status).toBe(404);
+    expect((await fetch(`http://${session.f.spoke.addr}/nope`)).status).toBe(404);
   });
 });

@@ -1,21 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Connection, EnvoyFilter } from '@axle/shared';
-import {
-  adopt,
-  checkin,
-  envoyConnect,
-  hubConnect,
-  makeRun,
-  newEnvoy,
-  report,
-  startSpoke,
-  type Fixture,
-  type TestEnvoy,
-} from './helpers.js';
+import { adopt, checkin, makeRun, newEnvoy, report, SpokeSession, type TestEnvoy } from './helpers.js';
 
-let f: Fixture;
+const session = new SpokeSession(afterAll);
 let hub: Connection;
-const conns: Connection[] = [];
 const envoys: TestEnvoy[] = [];
 let midSeen = 0;
 
@@ -23,8 +11,8 @@ const list = (filter: EnvoyFilter) => hub.request({ type: 'list_envoys', term: 1
 const names = async (filter: EnvoyFilter) => (await list(filter)).items.map((e) => e.hostname);
 
 beforeAll(async () => {
-  f = await startSpoke();
-  hub = await hubConnect(f.spoke);
+  await session.start();
+  hub = await session.hub();
   // 12 envoys in two sites; the web ones report compliant, db ones noncompliant, cache ones never run.
   for (const site of ['dc1', 'dc2']) {
     for (const role of ['web', 'db', 'cache'])
@@ -33,20 +21,13 @@ beforeAll(async () => {
   await adopt(hub, envoys);
   for (const [i, e] of envoys.entries()) {
     if (e.hostname.startsWith('cache')) continue;
-    const c = await envoyConnect(f.spoke, e.hostname, e.key);
-    conns.push(c);
+    const c = await session.envoy(e);
     await checkin(c, e, {
       traits: { role: e.hostname.slice(0, e.hostname.search(/\d/)), site: e.hostname.split('.')[1]!, n: i },
     });
     if (i === 3) midSeen = Date.now() + 1;
     await report(c, e, makeRun(e.hostname, { compliant: e.hostname.startsWith('web') }));
   }
-});
-
-afterAll(async () => {
-  for (const c of conns) c.close();
-  hub.close();
-  await f.cleanup();
 });
 
 describe('spoke: hub queries', () => {

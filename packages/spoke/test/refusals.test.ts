@@ -9,22 +9,11 @@ import {
   makeRun,
   newEnvoy,
   report,
-  startSpoke,
   stats,
-  type Fixture,
+  SpokeSession,
 } from './helpers.js';
 
-let f: Fixture | undefined;
-const open: Connection[] = [];
-afterEach(async () => {
-  for (const c of open.splice(0)) c.close();
-  await f?.cleanup();
-  f = undefined;
-});
-const keep = <T extends Connection>(c: T): T => {
-  open.push(c);
-  return c;
-};
+const session = new SpokeSession(afterEach);
 
 const target = { spokeId: 'dc2', addr: '127.0.0.1:1531', pubkey: generateKeyPair().publicKey };
 
@@ -39,8 +28,8 @@ async function snapshot(hub: Connection, hostnames: string[], term = 1) {
 
 describe('spoke: refusals change nothing', () => {
   it('refuses unknown keys, and a known hostname with the wrong key', async () => {
-    f = await startSpoke();
-    const hub = keep(await hubConnect(f.spoke));
+    const f = await session.start();
+    const hub = await session.hub();
     const a = newEnvoy('web1.dc1.example.com');
     await adopt(hub, [a]);
     const before = await snapshot(hub, [a.hostname]);
@@ -53,13 +42,13 @@ describe('spoke: refusals change nothing', () => {
   });
 
   it('answers a stale epoch with a redirect to the hub and stores nothing', async () => {
-    f = await startSpoke();
-    const hub = keep(await hubConnect(f.spoke));
+    await session.start();
+    const hub = await session.hub();
     const a = newEnvoy('web2.dc1.example.com', 5);
     await adopt(hub, [a]);
     // An adopt with an older epoch than stored is ignored.
     expect(await adopt(hub, [{ ...a, key: generateKeyPair(), epoch: 3 }])).toBe(0);
-    const c = keep(await envoyConnect(f.spoke, a.hostname, a.key));
+    const c = await session.envoy(a);
     const before = await snapshot(hub, [a.hostname]);
     const r = await checkin(c, a, { epoch: 4, traits: { os: 'x' } });
     expect(r).toMatchObject({ type: 'redirect', epoch: 5, term: 1 });
@@ -69,12 +58,12 @@ describe('spoke: refusals change nothing', () => {
   });
 
   it('redirects a released envoy to its new spoke, and re-adoption reactivates it', async () => {
-    f = await startSpoke();
-    const hub = keep(await hubConnect(f.spoke));
+    await session.start();
+    const hub = await session.hub();
     const a = newEnvoy('web3.dc1.example.com', 1);
     const b = newEnvoy('web4.dc1.example.com', 1);
     await adopt(hub, [a, b]);
-    const c = keep(await envoyConnect(f.spoke, a.hostname, a.key));
+    const c = await session.envoy(a);
     await report(c, a, makeRun(a.hostname));
     const rel = await hub.request(
       {
@@ -101,7 +90,7 @@ describe('spoke: refusals change nothing', () => {
     });
     expect(await report(c, a, makeRun(a.hostname))).toMatchObject({ type: 'redirect', to: { spokeId: 'dc2' } });
     // A released envoy can still connect (to be told where to go); without `to` it asks the hub.
-    const cb = keep(await envoyConnect(f.spoke, b.hostname, b.key));
+    const cb = await session.envoy(b);
     const rb = await checkin(cb, b);
     expect(rb).toMatchObject({ type: 'redirect', epoch: 2 });
     expect(rb).not.toHaveProperty('to');
@@ -113,12 +102,12 @@ describe('spoke: refusals change nothing', () => {
   });
 
   it('answers a bad report with an error and stores nothing', async () => {
-    f = await startSpoke();
-    const hub = keep(await hubConnect(f.spoke));
+    await session.start();
+    const hub = await session.hub();
     const a = newEnvoy('web5.dc1.example.com');
     const b = newEnvoy('web6.dc1.example.com');
     await adopt(hub, [a, b]);
-    const c = keep(await envoyConnect(f.spoke, a.hostname, a.key));
+    const c = await session.envoy(a);
     const before = await snapshot(hub, [a.hostname, b.hostname]);
     const good = makeRun(a.hostname);
     const bad = [
@@ -147,8 +136,8 @@ describe('spoke: refusals change nothing', () => {
   });
 
   it('refuses a hub key it does not trust', async () => {
-    f = await startSpoke();
-    const hub = keep(await hubConnect(f.spoke));
+    const f = await session.start();
+    const hub = await session.hub();
     await adopt(hub, [newEnvoy('web7.dc1.example.com')]);
     const before = await snapshot(hub, ['web7.dc1.example.com']);
     await expect(hubConnect(f.spoke, generateKeyPair(), 'rogue')).rejects.toMatchObject({ code: 'E_UNKNOWN_KEY' });
@@ -162,8 +151,8 @@ describe('spoke: refusals change nothing', () => {
   });
 
   it('refuses every order and query from a lower term, and follows a higher one', async () => {
-    f = await startSpoke();
-    const hub = keep(await hubConnect(f.spoke));
+    await session.start();
+    const hub = await session.hub();
     const a = newEnvoy('web9.dc1.example.com', 1);
     await adopt(hub, [a], 5);
     const before = await snapshot(hub, [a.hostname], 5);
@@ -185,7 +174,7 @@ describe('spoke: refusals change nothing', () => {
     // A second (promoted) hub with a higher term takes over; the old one is now stale.
     await hub.request({ type: 'probe', term: 6 }, 10_000, 'probe_ok');
     await expect(hub.request({ type: 'stats', term: 5 })).rejects.toMatchObject({ code: 'E_STALE_TERM' });
-    const c = keep(await envoyConnect(f.spoke, a.hostname, a.key));
+    const c = await session.envoy(a);
     expect(await checkin(c, a)).toMatchObject({ type: 'checkin_ok', term: 6 });
   });
 });

@@ -1,33 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Connection } from '@axle/shared';
-import {
-  adopt,
-  checkin,
-  envoyConnect,
-  getEnvoy,
-  hubConnect,
-  makeRun,
-  newEnvoy,
-  report,
-  startSpoke,
-  stats,
-  type Fixture,
-} from './helpers.js';
+import { adopt, checkin, getEnvoy, makeRun, newEnvoy, report, stats, SpokeSession } from './helpers.js';
 import { waitFor } from '@axle/testkit';
 
-let f: Fixture | undefined;
-const open: Connection[] = [];
-afterEach(async () => {
-  for (const c of open.splice(0)) c.close();
-  await f?.cleanup();
-  f = undefined;
-});
-const keep = <T extends Connection>(c: T): T => (open.push(c), c);
+const session = new SpokeSession(afterEach);
 
 describe('spoke: check-ins and reports', () => {
   it('adopted envoys check in, their reports are stored durably and are queryable', async () => {
-    f = await startSpoke();
-    const hub = keep(await hubConnect(f.spoke));
+    await session.start();
+    const hub = await session.hub();
     const a = newEnvoy('web1.dc1.example.com');
     const b = newEnvoy('web2.dc1.example.com');
     expect(await adopt(hub, [a, b])).toBe(2);
@@ -41,8 +21,8 @@ describe('spoke: check-ins and reports', () => {
       term: 1,
     });
 
-    const ca = keep(await envoyConnect(f.spoke, a.hostname, a.key));
-    const cb = keep(await envoyConnect(f.spoke, b.hostname, b.key));
+    const ca = await session.envoy(a);
+    const cb = await session.envoy(b);
     expect(await checkin(ca, a, { traits: { os: 'debian', role: 'web' } })).toEqual({
       type: 'checkin_ok',
       configVersion: 0,
@@ -93,11 +73,8 @@ describe('spoke: check-ins and reports', () => {
   });
 
   it('resent reports are stored once, whether resent later or concurrently', async () => {
-    f = await startSpoke();
-    const hub = keep(await hubConnect(f.spoke));
-    const a = newEnvoy('db1.dc1.example.com');
-    await adopt(hub, [a]);
-    const c = keep(await envoyConnect(f.spoke, a.hostname, a.key));
+    await session.start();
+    const { hub, a, c } = await session.adoptedEnvoy('db1.dc1.example.com');
     const run = makeRun(a.hostname);
     expect(await report(c, a, run)).toEqual({ type: 'ack', runId: run.id, duplicate: false });
     expect(await report(c, a, run)).toEqual({ type: 'ack', runId: run.id, duplicate: true });
@@ -109,25 +86,25 @@ describe('spoke: check-ins and reports', () => {
 
     // Reconnected (as after an envoy restart) and resent: still one copy.
     c.close();
-    const c2 = keep(await envoyConnect(f.spoke, a.hostname, a.key));
+    const c2 = await session.envoy(a);
     expect(await report(c2, a, run)).toMatchObject({ duplicate: true });
     const detail = await getEnvoy(hub, a.hostname);
     expect(detail.runs.map((r) => r.id).sort()).toEqual([run.id, burst.id].sort());
   });
 
   it('data, term and compliance survive a restart', async () => {
-    f = await startSpoke();
-    let hub = keep(await hubConnect(f.spoke));
+    const f = await session.start();
+    let hub = await session.hub();
     const a = newEnvoy('app1.dc1.example.com', 4);
     await adopt(hub, [a], 7);
-    let c = keep(await envoyConnect(f.spoke, a.hostname, a.key));
+    let c = await session.envoy(a);
     await checkin(c, a, { traits: { os: 'alma' } });
     const runs = [makeRun(a.hostname, { finishedAt: Date.now() - 5000 }), makeRun(a.hostname, { compliant: false })];
     for (const r of runs) await report(c, a, r);
     const before = await getEnvoy(hub, a.hostname, 7);
 
-    const spoke = await f.restart();
-    hub = keep(await hubConnect(spoke));
+    await f.restart();
+    hub = await session.hub();
     const after = await getEnvoy(hub, a.hostname, 7);
     expect(after.envoy).toEqual({ ...before.envoy, connected: false });
     expect(after.traits).toEqual({ os: 'alma' });
@@ -136,16 +113,13 @@ describe('spoke: check-ins and reports', () => {
     await expect(hub.request({ type: 'stats', term: 6 })).rejects.toMatchObject({ code: 'E_STALE_TERM' });
 
     // The envoy's key is still known after the restart, and resends are still recognised.
-    c = keep(await envoyConnect(spoke, a.hostname, a.key));
+    c = await session.envoy(a);
     expect(await report(c, a, runs[0]!)).toMatchObject({ duplicate: true });
   });
 
   it('keeps the last max_runs_per_envoy runs and drops runs older than max_age', async () => {
-    f = await startSpoke({ extra: { retention: { max_runs_per_envoy: 3, max_age: '1h' } } });
-    const hub = keep(await hubConnect(f.spoke));
-    const a = newEnvoy('ret1.dc1.example.com');
-    await adopt(hub, [a]);
-    const c = keep(await envoyConnect(f.spoke, a.hostname, a.key));
+    const f = await session.start({ extra: { retention: { max_runs_per_envoy: 3, max_age: '1h' } } });
+    const { hub, a, c } = await session.adoptedEnvoy('ret1.dc1.example.com');
     const base = Date.now() - 10_000;
     const runs = Array.from({ length: 6 }, (_, i) => makeRun(a.hostname, { finishedAt: base + i }));
     for (const r of runs) await report(c, a, r);
@@ -160,8 +134,8 @@ describe('spoke: check-ins and reports', () => {
     // A run that finished two hours ago is expired by the next age sweep (on restart).
     const old = makeRun(a.hostname, { finishedAt: Date.now() - 2 * 3600_000 });
     await report(c, a, old);
-    const spoke = await f.restart();
-    const hub2 = keep(await hubConnect(spoke));
+    await f.restart();
+    const hub2 = await session.hub();
     await waitFor(async () => !(await getEnvoy(hub2, a.hostname)).runs.some((r) => r.id === old.id), {
       what: 'age retention',
     });

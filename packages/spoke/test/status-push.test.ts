@@ -5,23 +5,10 @@ import {
   ErrorCode,
   generateKeyPair,
   toBase64,
-  type Connection,
   type KeyPair,
   type MessageOf,
 } from '@axle/shared';
-import {
-  adopt,
-  checkin,
-  closedPort,
-  envoyConnect,
-  hubConnect,
-  hubKey,
-  makeRun,
-  newEnvoy,
-  report,
-  startSpoke,
-  type Fixture,
-} from './helpers.js';
+import { adopt, checkin, closedPort, hubKey, makeRun, newEnvoy, report, SpokeSession } from './helpers.js';
 import { waitFor } from '@axle/testkit';
 
 /** A stand-in hub listener: accepts spoke dc1 and records the statuses it pushes. */
@@ -50,21 +37,15 @@ async function hubListener(key: KeyPair, term: number) {
   return { server, statuses, addr: `127.0.0.1:${port}` };
 }
 
-let f: Fixture | undefined;
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-  await f?.cleanup();
-  f = undefined;
-});
+const session = new SpokeSession(afterEach);
 
 describe('spoke: status push', () => {
   it('moves to the third of three hub addresses when the first two are down, and learns the term', async () => {
     const hubC = generateKeyPair();
     const third = await hubListener(hubC, 9);
-    cleanups.push(() => third.server.close(100));
+    session.onClose(() => third.server.close(100));
     const [p1, p2] = [await closedPort(), await closedPort()];
-    f = await startSpoke({
+    const f = await session.start({
       extra: { status_interval: '200ms' },
       spanner: {
         hub_addr: `127.0.0.1:${p1}`,
@@ -72,8 +53,7 @@ describe('spoke: status push', () => {
         hub_pubkeys: [toBase64(hubKey.publicKey), toBase64(hubC.publicKey)],
       },
     });
-    const hub = await hubConnect(f.spoke);
-    cleanups.push(() => hub.close());
+    const hub = await session.hub();
     await adopt(hub, [newEnvoy('web1.dc1.example.com')], 3);
 
     await waitFor(() => third.statuses.length >= 2, { timeoutMs: 20_000, what: 'status pushes at the third hub' });
@@ -87,36 +67,34 @@ describe('spoke: status push', () => {
     });
     expect(last.uptimeS).toBeGreaterThan(0);
     // status_ok carried term 9: the spoke now follows it and refuses the old term.
-    await waitFor(() => f!.spoke.term === 9, { what: 'term learnt from status_ok' });
+    await waitFor(() => f.spoke.term === 9, { what: 'term learnt from status_ok' });
     await expect(hub.request({ type: 'stats', term: 3 })).rejects.toMatchObject({ code: 'E_STALE_TERM' });
   });
 
   it('does not push to a listener whose key is not in hub_pubkeys', async () => {
     const impostor = await hubListener(generateKeyPair(), 50);
-    cleanups.push(() => impostor.server.close(100));
+    session.onClose(() => impostor.server.close(100));
     const good = await hubListener(hubKey, 1);
-    cleanups.push(() => good.server.close(100));
-    f = await startSpoke({
+    session.onClose(() => good.server.close(100));
+    const f = await session.start({
       extra: { status_interval: '100ms' },
       spanner: { hub_addr: impostor.addr, hub_fallback_addrs: [good.addr] },
     });
     await waitFor(() => good.statuses.length >= 1, { timeoutMs: 20_000, what: 'push reaching the trusted hub' });
     expect(impostor.statuses).toHaveLength(0);
-    await waitFor(() => f!.spoke.term === 1, { what: 'term 1 from the trusted hub' });
+    await waitFor(() => f.spoke.term === 1, { what: 'term 1 from the trusted hub' });
   });
 
   it('serves envoys as usual with no hub reachable at all', async () => {
     const ports = [await closedPort(), await closedPort()];
-    f = await startSpoke({
+    const f = await session.start({
       extra: { status_interval: '50ms' },
       spanner: { hub_addr: `127.0.0.1:${ports[0]}`, hub_fallback_addrs: [`127.0.0.1:${ports[1]}`] },
     });
-    const hub: Connection = await hubConnect(f.spoke);
-    cleanups.push(() => hub.close());
+    const hub = await session.hub();
     const e = newEnvoy('lonely.dc1.example.com');
     await adopt(hub, [e]);
-    const c = await envoyConnect(f.spoke, e.hostname, e.key);
-    cleanups.push(() => c.close());
+    const c = await session.envoy(e);
     for (let i = 0; i < 20; i++) {
       expect(await checkin(c, e)).toMatchObject({ type: 'checkin_ok' });
       expect(await report(c, e, makeRun(e.hostname))).toMatchObject({ type: 'ack', duplicate: false });

@@ -8,18 +8,13 @@ export interface CliResult {
   json: unknown;
 }
 
-/** Runs the `axle` CLI (built bin) with --json asynchronously, so relays in this process keep working meanwhile. */
-export function axle(hub: string, token: string, args: string[], timeoutMs = 120_000): Promise<CliResult> {
+/** Runs the built `axle` bin asynchronously, so relays in this process keep working meanwhile. */
+function execAxle(args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<CliResult> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      [bin('hub', 'axle'), '--json', ...args],
-      {
-        cwd: ROOT,
-        timeout: timeoutMs,
-        maxBuffer: 64 * 1024 * 1024,
-        env: { ...process.env, AXLE_HUB: hub, AXLE_TOKEN: token, AXLE_CLI_CONFIG: '/nonexistent/axle-cli.yaml' },
-      },
+      [bin('hub', 'axle'), ...args],
+      { cwd: ROOT, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, env },
       (err, stdout, stderr) => {
         const code = err
           ? typeof (err as { code?: unknown }).code === 'number'
@@ -36,4 +31,21 @@ export function axle(hub: string, token: string, args: string[], timeoutMs = 120
       },
     );
   });
+}
+
+/** No CLI config file: a developer's own ~/.config must not change what a test sees. */
+const NO_CONFIG = { AXLE_CLI_CONFIG: '/nonexistent/axle-cli.yaml' };
+
+/** Runs the `axle` CLI (built bin) with --json against `hub` as `token`. */
+export function axle(hub: string, token: string, args: string[], timeoutMs = 120_000): Promise<CliResult> {
+  return execAxle(['--json', ...args], { ...process.env, AXLE_HUB: hub, AXLE_TOKEN: token, ...NO_CONFIG }, timeoutMs);
+}
+
+/** Runs the `axle` CLI with exactly `args` and `env`: AXLE_* from the caller's environment never leak in. */
+export function runAxle(
+  args: string[],
+  o: { env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<CliResult> {
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AXLE_')));
+  return execAxle(args, { ...clean, ...NO_CONFIG, ...o.env }, o.timeoutMs ?? 60_000);
 }

@@ -7,8 +7,9 @@
 export { ApiError, HubApi, api, type ApiReply, type EnvoyListItem } from './api.js';
 export { ChaosProxy } from './chaos-proxy.js';
 export { Bag } from './cleanup.js';
-export { axle, type CliResult } from './cli.js';
+export { axle, runAxle, type CliResult } from './cli.js';
 export { mergeConfig, writeConfig } from './config.js';
+export { startEnvoy, testEnvoyConfig } from './envoy.js';
 export {
   ENVOY_POOL,
   FAST_ENVOY,

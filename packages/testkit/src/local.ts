@@ -35,6 +35,8 @@ export interface HubKey {
   /** A port planned for the hub, for tests whose spokes and envoys must know it before it starts. */
   port: number;
   addr: string;
+  /** Where a test that rewrites the hub's config and reloads it (SIGHUP's path) keeps that file. */
+  configFile: string;
 }
 
 /** Every test hub's key by planned address, so envoy configs can pin the keys of the hubs they are pointed at. */
@@ -54,7 +56,7 @@ export async function hubKey(bag: Bag): Promise<HubKey> {
   const port = await freePort();
   const addr = `127.0.0.1:${port}`;
   hubKeysByAddr.set(addr, toBase64(keyPair.publicKey));
-  return { dir: t.dir, keyPair, pub: toBase64(keyPair.publicKey), port, addr };
+  return { dir: t.dir, keyPair, pub: toBase64(keyPair.publicKey), port, addr, configFile: join(t.dir, 'hub.yaml') };
 }
 
 export interface SpokeRef {
@@ -203,7 +205,9 @@ export function hubConfigObject(key: HubKey, o: HubOptions): Record<string, unkn
   };
 }
 
+/** With `configFile`, the options are written there first, the file the hub reloads from. */
 export async function startHub(bag: Bag, key: HubKey, o: HubOptions, configFile?: string): Promise<Hub> {
+  if (configFile) writeConfig(configFile, hubConfigObject(key, o));
   const hub = new Hub(hubConfigFrom(hubConfigObject(key, o), 'test hub'), {
     logger: silentLogger(),
     ...(configFile ? { configFile } : {}),

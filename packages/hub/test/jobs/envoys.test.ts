@@ -1,15 +1,13 @@
-import { execFile } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '@axle/hub';
 import { toBase64 } from '@axle/shared';
-import { Envoy, enroll, envoyConfigFrom } from '@axle/envoy-agent';
+import type { Envoy } from '@axle/envoy-agent';
 import {
   api,
   asHub,
   Bag,
-  bin,
   type HubKey,
   hubKey,
   inProcessSpoke,
@@ -18,8 +16,11 @@ import {
   startHub,
   tempDir,
   waitFor,
+  runAxle,
+  startEnvoy,
+  testEnvoyConfig,
 } from '@axle/testkit';
-import { jobDone, startJob, targets } from './fleet.js';
+import { failedRows, jobDone, startJob, targets } from './fleet.js';
 
 /**
  * Jobs on 104 real envoy agents (each its own key and state dir, all in this process) under a
@@ -36,17 +37,7 @@ let root: string;
 let marks: string;
 const envoys: Envoy[] = [];
 
-function axle(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AXLE_')));
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [bin('hub', 'axle'), '--hub', hub.addr, '--token', hub.adminToken, ...args],
-      { env: { ...clean, AXLE_CLI_CONFIG: '/nonexistent/axle-cli.yaml' }, timeout: 60_000 },
-      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
+const axle = (args: string[]) => runAxle(['--hub', hub.addr, '--token', hub.adminToken, ...args]);
 
 beforeAll(async () => {
   const t = tempDir('axle-jobs-envoys-');
@@ -86,39 +77,15 @@ beforeAll(async () => {
   const pub = await api(hub, 'POST', '/api/v1/config/publish', { token: hub.adminToken, body: {} });
   expect(pub.status, JSON.stringify(pub.body)).toBe(200);
   const token = await joinToken(hub, { max_uses: N + 5 });
-  const cfgs = Array.from({ length: N }, (_, i) => {
-    const hostname = `h${String(i).padStart(3, '0')}.dc${i % 2}.test`;
-    const dir = join(root, 'envoys', hostname);
-    mkdirSync(dir, { recursive: true });
-    return envoyConfigFrom(
-      {
-        hub_addrs: [hub.addr],
-        hub_pubkeys: [toBase64(hub.publicKey)],
-        insecure_transport: true,
-        state_dir: dir,
-        hostname,
-        run_on_start: false,
-        checkin_interval: '500ms',
-        backoff_initial: '50ms',
-        backoff_max: '400ms',
-        request_timeout: '5s',
-        keepalive: '2s',
-      },
-      hostname,
-    );
-  });
+  const cfgs = Array.from({ length: N }, (_, i) =>
+    testEnvoyConfig(join(root, 'envoys'), `h${String(i).padStart(3, '0')}.dc${i % 2}.test`, [hub.addr], {
+      hub_pubkeys: [toBase64(hub.publicKey)],
+      checkin_interval: '500ms',
+      request_timeout: '5s',
+    }),
+  );
   for (let i = 0; i < cfgs.length; i += 13) {
-    envoys.push(
-      ...(await Promise.all(
-        cfgs.slice(i, i + 13).map(async (c) => {
-          await enroll(c, token);
-          const e = new Envoy(c);
-          await e.start();
-          bag.add(() => e.stop());
-          return e;
-        }),
-      )),
-    );
+    envoys.push(...(await Promise.all(cfgs.slice(i, i + 13).map((c) => startEnvoy(bag, c, token)))));
   }
   await waitFor(() => envoys.every((e) => e.state.connected !== undefined), {
     timeoutMs: 30_000,
@@ -137,12 +104,7 @@ describe('jobs on 104 real envoys', () => {
     const r = await axle(['run', '--target', '*', '--max-parallel', '8', 'task', 'check']);
     if (r.code !== 1 || !r.stdout.includes('Failed hosts (5)')) console.log(r.stdout, r.stderr);
     expect(r.code, r.stderr).toBe(1);
-    const failedBlock = r.stdout.slice(r.stdout.indexOf('Failed hosts (5):'), r.stdout.indexOf('Job:'));
-    const rows = failedBlock
-      .trim()
-      .split('\n')
-      .slice(2)
-      .map((l) => l.split(/\s{2,}/));
+    const rows = failedRows(r.stdout, 5);
     expect(rows.map((x) => x[0]).sort()).toEqual([...FAILING].sort());
     for (const row of rows) {
       expect(row[2]).toBe('failed');

@@ -151,3 +151,13 @@ export const bad = (message: string, exitCode = 1): MessageOf<'job_result'> => (
   output: '',
 });
 export const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The rows of the CLI's "Failed hosts (n):" table (after its header lines), split into columns. */
+export function failedRows(stdout: string, n: number): string[][] {
+  const block = stdout.slice(stdout.indexOf(`Failed hosts (${n}):`), stdout.indexOf('Job:'));
+  return block
+    .trim()
+    .split('\n')
+    .slice(2)
+    .map((l) => l.split(/\s{2,}/));
+}

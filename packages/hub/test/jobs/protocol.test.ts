@@ -1,9 +1,19 @@
-import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Hub, hubConfigFrom } from '@axle/hub';
 import { silentLogger } from '@axle/shared';
-import { api, Bag, bin, hubConfigObject, waitFor } from '@axle/testkit';
-import { bad, delay, jobDone, ok, protoFleet, startJob, targets, type Behaviour, type ProtoFleet } from './fleet.js';
+import { api, Bag, hubConfigObject, waitFor, runAxle } from '@axle/testkit';
+import {
+  bad,
+  delay,
+  failedRows,
+  jobDone,
+  ok,
+  protoFleet,
+  startJob,
+  targets,
+  type Behaviour,
+  type ProtoFleet,
+} from './fleet.js';
 
 /**
  * The hub's job scheduler end to end over the real protocol: a real hub, three real spokes
@@ -35,17 +45,7 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(() => bag.run());
 
-function axle(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AXLE_')));
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [bin('hub', 'axle'), '--hub', f.hub.addr, '--token', f.hub.adminToken, ...args],
-      { env: { ...clean, AXLE_CLI_CONFIG: '/nonexistent/axle-cli.yaml' }, timeout: 60_000 },
-      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
+const axle = (args: string[]) => runAxle(['--hub', f.hub.addr, '--token', f.hub.adminToken, ...args]);
 
 function reset(b: Behaviour): void {
   current = b;
@@ -74,12 +74,7 @@ describe('jobs: scheduling over 120 envoys on 3 spokes', () => {
       'converge',
     ]);
     expect(r.code, r.stderr).toBe(1);
-    const block = r.stdout.slice(r.stdout.indexOf('Failed hosts (5):'), r.stdout.indexOf('Job:'));
-    const rows = block
-      .trim()
-      .split('\n')
-      .slice(2)
-      .map((l) => l.split(/\s{2,}/));
+    const rows = failedRows(r.stdout, 5);
     expect(rows.map((x) => [x[0], x[2], x[3], x[4]])).toEqual(
       failing.map((h) => [h, 'failed', '2', `converge failed on ${h}`]),
     );

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { api, Bag, waitFor } from '@axle/testkit';
-import { adminToken, hubProcess, makeCluster, spokeProcess, view } from './support.js';
+import { adminToken, hubProcess, view, waitLevel, witnessedPair } from './support.js';
 
 /**
  * min_acks 0 promises that an acknowledged write is lost only with the primary's disk. A hub
@@ -16,21 +16,7 @@ afterAll(() => bag.run());
 
 describe('min_acks 0 with a witness', () => {
   it('an empty hub joining is not elected while the primary is stopped, and catches up once it runs again', async () => {
-    const c = await makeCluster(bag, {
-      hubs: ['ha', 'hb'],
-      spokes: ['dc1'],
-      witnesses: ['dc1'],
-      minAcks: 0,
-      leaseMs: 300,
-      electionTimeoutMs: 1000,
-    });
-    await spokeProcess(bag, c.spoke('dc1'));
-    const ha = await hubProcess(bag, c.hub('ha'));
-    const haToken = adminToken(c.hub('ha'));
-    await waitFor(async () => (await view(c.hub('ha'), haToken))?.role === 'primary', {
-      timeoutMs: 20_000,
-      what: 'ha to become primary with the witness',
-    });
+    const { c, ha, token: haToken } = await witnessedPair(bag, { leaseMs: 300, electionTimeoutMs: 1000 });
     const envoys = Array.from({ length: 50 }, (_, i) => ({
       hostname: `web${i}.dc1.example.com`,
       pubkey: randomBytes(32).toString('base64'),
@@ -61,11 +47,9 @@ describe('min_acks 0 with a witness', () => {
     } finally {
       ha.proc.kill('SIGCONT');
     }
-    await waitFor(
-      async () => {
-        const [a, b] = await Promise.all([view(c.hub('ha'), haToken), view(c.hub('hb'), haToken)]);
-        return a?.role === 'primary' && b?.role === 'standby' && a.logSeq === b.logSeq;
-      },
+    await waitLevel(
+      { n: c.hub('ha'), token: haToken },
+      { n: c.hub('hb'), token: haToken },
       { timeoutMs: 30_000, what: 'ha primary again and hb caught up as its standby' },
     );
     for (const h of ['ha', 'hb']) {
@@ -75,29 +59,13 @@ describe('min_acks 0 with a witness', () => {
   }, 90_000);
 
   it('does not acknowledge a write no witness or standby knows of: a primary cut off right before it loses nothing it acknowledged', async () => {
-    const c = await makeCluster(bag, {
-      hubs: ['ha', 'hb'],
-      spokes: ['dc1'],
-      witnesses: ['dc1'],
-      minAcks: 0,
-      leaseMs: 1000,
-      relays: true,
-    });
-    await spokeProcess(bag, c.spoke('dc1'));
-    await hubProcess(bag, c.hub('ha'));
-    const token = adminToken(c.hub('ha'));
-    await waitFor(async () => (await view(c.hub('ha'), token))?.role === 'primary', {
-      timeoutMs: 20_000,
-      what: 'ha to become primary with the witness',
-    });
+    const { c, token } = await witnessedPair(bag, { leaseMs: 1000, relays: true });
     await hubProcess(bag, c.hub('hb'));
     const made = await api(c.hub('ha'), 'POST', '/api/v1/tokens', { token, body: { note: 'before' } });
     expect(made.status).toBe(200);
-    await waitFor(
-      async () => {
-        const [a, b] = await Promise.all([view(c.hub('ha'), token), view(c.hub('hb'), token)]);
-        return a?.role === 'primary' && b?.role === 'standby' && a.logSeq === b.logSeq;
-      },
+    await waitLevel(
+      { n: c.hub('ha'), token },
+      { n: c.hub('hb'), token },
       { timeoutMs: 30_000, what: 'hb level with ha' },
     );
     // Cut ha off at the network (no append, no lease ping gets through) while its lease still

@@ -6,12 +6,11 @@ import {
   asHub,
   hubProcess,
   makeCluster,
-  primaryOf,
   sampleRoles,
   splitBrain,
   spokeProcess,
   view,
-  type Node,
+  waitPrimary,
 } from './support.js';
 
 /**
@@ -63,12 +62,7 @@ describe('replicated hubs as processes', () => {
     for (const h of c.hubs.slice(0, 2)) procs.set(h.id, await hubProcess(bag, h));
     const tokens = new Map(c.hubs.slice(0, 2).map((h) => [h.id, adminToken(h)]));
     const sampler = sampleRoles(c.hubs, tokens);
-    let p: Node | undefined;
-    await waitFor(async () => (p = await primaryOf(c.hubs.slice(0, 2))), {
-      timeoutMs: 15_000,
-      what: 'a first primary',
-    });
-    const P = p!;
+    const P = await waitPrimary(c.hubs.slice(0, 2), { timeoutMs: 15_000, what: 'a first primary' });
     const firstTerm = (await view(P))!.term;
     const join = await api(P, 'POST', '/api/v1/tokens', { token: adminToken(P), body: { note: 'stream' } });
     expect(join.status).toBe(200);
@@ -120,9 +114,7 @@ describe('replicated hubs as processes', () => {
     expect(acked.size).toBeGreaterThanOrEqual(55);
 
     const rest = c.hubs.filter((h) => h !== P);
-    let q: Node | undefined;
-    await waitFor(async () => (q = await primaryOf(rest)), { timeoutMs: 10_000, what: 'a promoted primary' });
-    const Q = q!;
+    const Q = await waitPrimary(rest, { timeoutMs: 10_000, what: 'a promoted primary' });
     const qView = (await view(Q))!;
     expect(qView.term).toBeGreaterThan(firstTerm);
 

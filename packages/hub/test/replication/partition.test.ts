@@ -4,12 +4,11 @@ import {
   adminToken,
   hubProcess,
   makeCluster,
-  primaryOf,
   sampleRoles,
   splitBrain,
   spokeProcess,
   view,
-  type Node,
+  waitPrimary,
 } from './support.js';
 
 /**
@@ -33,9 +32,7 @@ describe('a primary cut off from the majority', () => {
     for (const h of c.hubs) await hubProcess(bag, h);
     const tokens = new Map(c.hubs.map((h) => [h.id, adminToken(h)]));
     const sampler = sampleRoles(c.hubs, tokens);
-    let p: Node | undefined;
-    await waitFor(async () => (p = await primaryOf(c.hubs)), { timeoutMs: 15_000, what: 'a primary' });
-    const A = p!;
+    const A = await waitPrimary(c.hubs, { timeoutMs: 15_000, what: 'a primary' });
     const B = c.hubs.find((h) => h !== A)!;
     const ok = await api(A, 'POST', '/api/v1/tokens', { token: tokens.get(A.id)!, body: { note: 'before' } });
     expect(ok.status).toBe(200);

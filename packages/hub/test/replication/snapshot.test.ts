@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { generateKeyPair, toBase64 } from '@axle/shared';
-import { api, Bag, waitFor } from '@axle/testkit';
-import { adminToken, hubProcess, makeCluster, spokeProcess, view } from './support.js';
+import { api, Bag } from '@axle/testkit';
+import { adminToken, hubProcess, waitLevel, witnessedPair } from './support.js';
 
 /**
  * A standby that joins behind the primary's kept log gets a snapshot, sent chunk by chunk. Found
@@ -20,21 +20,7 @@ const host = (i: number) => `web${String(i).padStart(6, '0')}.${'x'.repeat(60)}.
 
 describe('a standby catching up from a snapshot', () => {
   it('gets chunks past 1 MiB, is sent a late chunk again rather than the whole snapshot, and ends level', async () => {
-    const c = await makeCluster(bag, {
-      hubs: ['ha', 'hb'],
-      spokes: ['dc1'],
-      witnesses: ['dc1'],
-      minAcks: 0,
-      leaseMs: 1000,
-      keepLog: 1000,
-    });
-    await spokeProcess(bag, c.spoke('dc1'));
-    const ha = await hubProcess(bag, c.hub('ha'));
-    const token = adminToken(c.hub('ha'));
-    await waitFor(async () => (await view(c.hub('ha'), token))?.role === 'primary', {
-      timeoutMs: 20_000,
-      what: 'ha to become primary with the witness',
-    });
+    const { c, ha, token } = await witnessedPair(bag, { leaseMs: 1000, keepLog: 1000 });
     // 200 imports of 100 envoys: 200 events of ~9 KB each, about 1.8 MiB in one chunk.
     const pub = toBase64(generateKeyPair().publicKey);
     for (let b = 0; b < 200; b++) {
@@ -57,12 +43,9 @@ describe('a standby catching up from a snapshot', () => {
     }
     const installed = await hb.waitForLog((l) => l.msg === 'installed snapshot from the primary', 60_000);
     expect(installed.rows as number).toBeGreaterThan(20_000);
-    const hbToken = adminToken(c.hub('hb'));
-    await waitFor(
-      async () => {
-        const [a, b] = await Promise.all([view(c.hub('ha'), token), view(c.hub('hb'), hbToken)]);
-        return a?.role === 'primary' && b?.role === 'standby' && a.logSeq === b.logSeq;
-      },
+    await waitLevel(
+      { n: c.hub('ha'), token },
+      { n: c.hub('hb'), token: adminToken(c.hub('hb')) },
       { timeoutMs: 30_000, what: 'hb level with ha' },
     );
     // One snapshot, never begun again; it was refused nothing on the way.

@@ -16,6 +16,7 @@ import {
   planNode,
   startNode,
   tempDir,
+  waitFor,
   writeFleetConfigs,
 } from '@axle/testkit';
 
@@ -191,6 +192,50 @@ export async function primaryOf(nodes: Node[]): Promise<Node | undefined> {
   const views = await Promise.all(nodes.map((n) => view(n)));
   const p = nodes.filter((_, i) => views[i]?.role === 'primary');
   return p.length === 1 ? p[0] : undefined;
+}
+
+/** Waits until exactly one of `among` says it is primary; that one. */
+export async function waitPrimary(among: Node[], o: { timeoutMs?: number; what?: string } = {}): Promise<Node> {
+  let p: Node | undefined;
+  await waitFor(async () => (p = await primaryOf(among)) !== undefined, { timeoutMs: 10_000, ...o });
+  return p!;
+}
+
+/** Waits until `a` is primary and `b` its standby at the same log position (each asked with its token). */
+export async function waitLevel(
+  a: { n: Node; token: string },
+  b: { n: Node; token: string },
+  o: { timeoutMs: number; what: string },
+): Promise<void> {
+  await waitFor(async () => {
+    const [va, vb] = await Promise.all([view(a.n, a.token), view(b.n, b.token)]);
+    return va?.role === 'primary' && vb?.role === 'standby' && va.logSeq === vb.logSeq;
+  }, o);
+}
+
+/** Starts hub `n` as a process and waits until the witness makes it primary; its admin token. */
+export async function primaryProcess(bag: Bag, n: Node): Promise<{ daemon: Daemon; token: string }> {
+  const daemon = await hubProcess(bag, n);
+  const token = adminToken(n);
+  await waitFor(async () => (await view(n, token))?.role === 'primary', {
+    timeoutMs: 20_000,
+    what: `${n.id} to become primary with the witness`,
+  });
+  return { daemon, token };
+}
+
+/**
+ * Hubs ha and hb with spoke dc1 as their witness, min_acks 0, as processes: dc1 and ha are
+ * started and ha made primary; hb is left for the test to start.
+ */
+export async function witnessedPair(
+  bag: Bag,
+  spec: Pick<ClusterSpec, 'leaseMs' | 'electionTimeoutMs' | 'relays' | 'keepLog'>,
+): Promise<{ c: Cluster; ha: Daemon; token: string }> {
+  const c = await makeCluster(bag, { hubs: ['ha', 'hb'], spokes: ['dc1'], witnesses: ['dc1'], minAcks: 0, ...spec });
+  await spokeProcess(bag, c.spoke('dc1'));
+  const { daemon: ha, token } = await primaryProcess(bag, c.hub('ha'));
+  return { c, ha, token };
 }
 
 /** Connects to a spoke as hub `n` would (same key), to show what the spoke does with its orders. */

@@ -1,11 +1,22 @@
-import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '@axle/hub';
-import { Envoy, enroll, envoyConfigFrom } from '@axle/envoy-agent';
+import type { Envoy } from '@axle/envoy-agent';
 import { toBase64 } from '@axle/shared';
-import { api, Bag, bin, hubKey, inProcessSpoke, joinToken, startHub, tempDir, waitFor } from '@axle/testkit';
+import {
+  api,
+  Bag,
+  hubKey,
+  inProcessSpoke,
+  joinToken,
+  runAxle,
+  startEnvoy,
+  startHub,
+  tempDir,
+  testEnvoyConfig,
+  waitFor,
+} from '@axle/testkit';
 import { targets } from '../jobs/fleet.js';
 
 /**
@@ -36,17 +47,8 @@ function bundle(name: string, o: { failOn?: string[]; note: string }): string {
   return dir;
 }
 
-function axle(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AXLE_')));
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [bin('hub', 'axle'), '--hub', hub.addr, '--token', hub.adminToken, ...args],
-      { env: { ...clean, AXLE_CLI_CONFIG: '/nonexistent/axle-cli.yaml' }, timeout: 90_000 },
-      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
+const axle = (args: string[]) =>
+  runAxle(['--hub', hub.addr, '--token', hub.adminToken, ...args], { timeoutMs: 90_000 });
 
 const call = async (method: string, path: string, body?: unknown) => {
   const r = await api(hub, method, `/api/v1${path}`, { token: hub.adminToken, ...(body ? { body } : {}) });
@@ -89,28 +91,13 @@ beforeAll(async () => {
   const token = await joinToken(hub, { max_uses: N + 5 });
   await Promise.all(
     hosts.map(async (hostname) => {
-      const dir = join(root, 'envoys', hostname);
-      mkdirSync(dir, { recursive: true });
-      const c = envoyConfigFrom(
-        {
-          hub_addrs: [hub.addr],
-          hub_pubkeys: [toBase64(hub.publicKey)],
-          insecure_transport: true,
-          state_dir: dir,
-          hostname,
-          checkin_interval: '300ms',
-          backoff_initial: '50ms',
-          backoff_max: '400ms',
-          request_timeout: '5s',
-          keepalive: '2s',
-        },
-        hostname,
-      );
-      await enroll(c, token);
-      const e = new Envoy(c);
-      await e.start();
-      bag.add(() => e.stop());
-      envoys.push(e);
+      const c = testEnvoyConfig(join(root, 'envoys'), hostname, [hub.addr], {
+        hub_pubkeys: [toBase64(hub.publicKey)],
+        run_on_start: true,
+        checkin_interval: '300ms',
+        request_timeout: '5s',
+      });
+      envoys.push(await startEnvoy(bag, c, token));
     }),
   );
   await waitFor(() => envoys.every((e) => e.state.configVersion === 1 && e.state.lastRun?.configVersion === 1), {
