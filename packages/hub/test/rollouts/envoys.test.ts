@@ -181,10 +181,12 @@ describe('config rollouts on 20 real envoys', () => {
     expect(s.rollout.reason).toMatch(/hosts that ran failed .* over the failure budget of 25%/);
     const ts = await targets(hub, s.rollout.jobId);
     // Replay the results in the order the hub got them: the wave where failures first passed the budget.
+    // finishedAt is in milliseconds, and two answers can share one: within a tie the successes go
+    // first, the one order in which the budget is crossed no earlier than the hub could have seen it.
     const results = ts
       .filter((t: any) => t.history.some((h: any) => h.status !== 'skipped'))
       .map((t: any) => ({ wave: t.wave, at: t.finishedAt, failed: t.state !== 'succeeded' }))
-      .sort((a: any, b: any) => a.at - b.at);
+      .sort((a: any, b: any) => a.at - b.at || Number(a.failed) - Number(b.failed));
     let failed = 0;
     let crossed = -1;
     results.forEach((x: any, i: number) => {

@@ -121,11 +121,12 @@ export class RolloutSteps {
         return;
       }
       case 'start_rollback': {
-        // Every host the order may have reached: anything but targets that never ran at all.
+        // Every host the order may have reached: anything but targets that never ran at all,
+        // including one still running when the waves were cancelled (sent, its answer not in yet).
         const hosts = this.peek(r.jobId)
           ? this.d.jobs
               .targets(r.jobId)
-              .filter((t) => t.history.some((h) => h.status !== 'skipped'))
+              .filter((t) => t.attempts > 0 || t.history.some((h) => h.status !== 'skipped'))
               .map((t) => t.hostname)
           : [];
         const job = await this.d.jobs.create(
