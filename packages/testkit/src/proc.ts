@@ -5,8 +5,8 @@
  * escalates SIGTERM to SIGKILL so nothing outlives the caller.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, type WriteStream } from 'node:fs';
-import { basename, join } from 'node:path';
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
@@ -72,6 +72,8 @@ export class Proc {
     readonly proc: ChildProcess,
     o: SpawnOptions,
   ) {
+    // The folder may not exist yet (BENCH_LOG_DIR=/tmp/new): made here rather than by every caller.
+    if (o.logFile) mkdirSync(dirname(o.logFile), { recursive: true });
     this.out = o.logFile ? createWriteStream(o.logFile, { flags: 'a' }) : undefined;
     this.onLine = o.onLine;
     const keep = o.keep ?? Number.POSITIVE_INFINITY;
