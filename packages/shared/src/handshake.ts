@@ -60,11 +60,11 @@ export function makeAuth(hello: Hello, id: string, role: string, signer: Signer,
 }
 
 /** What the client's `auth` signature covers, as the server checks it. */
-export function authSigned(auth: Auth, serverNonce: Uint8Array, serverPub: Uint8Array): Buffer {
+function authSigned(auth: Auth, serverNonce: Uint8Array, serverPub: Uint8Array): Buffer {
   return Buffer.concat([AUTH_CONTEXT, serverNonce, auth.nonce, serverPub]);
 }
 
-export function verifyAuth(auth: Auth, serverNonce: Uint8Array, serverPub: Uint8Array): boolean {
+function verifyAuth(auth: Auth, serverNonce: Uint8Array, serverPub: Uint8Array): boolean {
   return verifyDetached(authSigned(auth, serverNonce, serverPub), auth.sig, auth.pubkey);
 }
 
@@ -98,11 +98,11 @@ export function signWelcome(
 }
 
 /** What the server's `welcome` signature covers. */
-export function welcomeSigned(auth: Auth, serverNonce: Uint8Array): Buffer {
+function welcomeSigned(auth: Auth, serverNonce: Uint8Array): Buffer {
   return Buffer.concat([WELCOME_CONTEXT, auth.nonce, serverNonce, auth.pubkey]);
 }
 
-export function makeWelcome(auth: Auth, serverNonce: Uint8Array, signer: Signer): Welcome {
+function makeWelcome(auth: Auth, serverNonce: Uint8Array, signer: Signer): Welcome {
   return { t: 'welcome', sig: signer.sign(welcomeSigned(auth, serverNonce)) };
 }
 

@@ -214,7 +214,7 @@ export async function waitLevel(
 }
 
 /** Starts hub `n` as a process and waits until the witness makes it primary; its admin token. */
-export async function primaryProcess(bag: Bag, n: Node): Promise<{ daemon: Daemon; token: string }> {
+async function primaryProcess(bag: Bag, n: Node): Promise<{ daemon: Daemon; token: string }> {
   const daemon = await hubProcess(bag, n);
   const token = adminToken(n);
   await waitFor(async () => (await view(n, token))?.role === 'primary', {
