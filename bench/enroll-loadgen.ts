@@ -1,9 +1,10 @@
-import { connectPeer, fromBase64, generateKeyPair } from '@axle/shared';
+import { askSigned, fromBase64, generateKeyPair } from '@axle/shared';
 
 /**
  * The envoys of bench/enroll, run as their own process so the hub's CPU is the hub's:
- * each enrollment is what a new host does (connect with its own key, enroll with the join
- * token, wait for the assignment), `concurrency` at a time until `count` are done.
+ * each enrollment is what a new host does (one signed request with its own key and the join
+ * token, on a fresh connection, answered once the assignment is durable), `concurrency` at a
+ * time until `count` are done.
  */
 export interface EnrollJob {
   addr: string;
@@ -24,9 +25,6 @@ export interface EnrollResult {
   errors: number;
   firstError?: string;
   ms: { p50: number; p99: number };
-  /** The two halves of `ms`: connecting (TCP, TLS, the signed handshake) and the enroll request. */
-  connectMs: { p50: number; p99: number };
-  requestMs: { p50: number; p99: number };
   cpuSeconds: number;
 }
 
@@ -39,8 +37,6 @@ async function enrollAll(job: EnrollJob): Promise<EnrollResult> {
   const keys = Array.from({ length: job.count }, () => generateKeyPair());
   const hubPub = fromBase64(job.hubPub, 32);
   const ms: number[] = [];
-  const connectMs: number[] = [];
-  const requestMs: number[] = [];
   let errors = 0;
   let firstError: string | undefined;
   let next = 0;
@@ -53,24 +49,21 @@ async function enrollAll(job: EnrollJob): Promise<EnrollResult> {
         const hostname = `${job.prefix}${n}.dc${(n % job.spokes) + 1}.example.com`;
         const s = performance.now();
         try {
-          const c = await connectPeer(job.addr, {
-            id: hostname,
-            role: 'envoy',
-            keyPair: keys[n]!,
-            expectServerKey: hubPub,
-            ...(job.ca !== undefined ? { ca: job.ca } : {}),
-            keepaliveMs: 0,
-          });
-          const connected = performance.now();
-          try {
-            await c.request({ type: 'enroll', hostname, token: job.token }, 60_000, 'assignment');
-          } finally {
-            c.close();
-          }
-          const end = performance.now();
-          ms.push(end - s);
-          connectMs.push(connected - s);
-          requestMs.push(end - connected);
+          const reply = await askSigned(
+            job.addr,
+            { type: 'enroll', hostname, token: job.token },
+            {
+              id: hostname,
+              role: 'envoy',
+              keyPair: keys[n]!,
+              ca: job.ca,
+              trusts: (k) => Buffer.from(k).equals(hubPub),
+              timeoutMs: 60_000,
+            },
+          );
+          if (reply.type !== 'assignment' || reply.status !== 'assigned')
+            throw new Error(`hub answered ${reply.type} ${'status' in reply ? reply.status : ''}`);
+          ms.push(performance.now() - s);
         } catch (e) {
           errors++;
           firstError ??= String(e);
@@ -86,8 +79,6 @@ async function enrollAll(job: EnrollJob): Promise<EnrollResult> {
     errors,
     ...(firstError !== undefined ? { firstError } : {}),
     ms: { p50: pct(ms, 50), p99: pct(ms, 99) },
-    connectMs: { p50: pct(connectMs, 50), p99: pct(connectMs, 99) },
-    requestMs: { p50: pct(requestMs, 50), p99: pct(requestMs, 99) },
     cpuSeconds: (cpu.user + cpu.system) / 1e6,
   };
 }

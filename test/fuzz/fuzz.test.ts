@@ -14,6 +14,7 @@ const names = [
   'wire spoke as envoy',
   'wire spoke as hub',
   'wire envoy from spoke',
+  'signed hub as envoy',
 ];
 
 beforeAll(async () => {

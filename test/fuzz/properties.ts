@@ -28,7 +28,7 @@ export class FuzzStats {
   }
 }
 
-async function checkAfter(
+export async function checkAfter(
   f: FuzzFleet,
   before: { hub: string; spoke: string },
   wrote: boolean,

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { EnvoyTarget } from './envoy.js';
 import { FuzzFleet } from './fleet.js';
 import { FuzzStats, httpProperty, wireProperty } from './properties.js';
+import { signedProperty } from './signed.js';
 
 /** One fuzz target: a property over the running fleet, and how many cases a bounded run gives it. */
 export interface Target {
@@ -50,6 +51,7 @@ export async function startSuite(): Promise<{
     target('http hub', 60, httpProperty(fleet, 'hub', s('http hub'))),
     target('http spoke', 15, httpProperty(fleet, 'spoke', s('http spoke'))),
     wire('wire hub as envoy', 'hub', 'envoy', 20),
+    target('signed hub as envoy', 20, signedProperty(fleet, s('signed hub as envoy'))),
     wire('wire spoke as envoy', 'spoke', 'envoy', 20),
     wire('wire spoke as hub', 'spoke', 'hub', 20),
     target('wire envoy from spoke', 12, envoy.property(s('wire envoy from spoke'))),

@@ -1,13 +1,4 @@
-import {
-  AxleError,
-  ErrorCode,
-  connectPeer,
-  errorText,
-  type Connection,
-  type KeyPair,
-  type Logger,
-  type MessageOf,
-} from '@axle/shared';
+import { AxleError, ErrorCode, askSigned, errorText, type KeyPair, type Logger, type MessageOf } from '@axle/shared';
 import { caOf, type EnvoyConfig } from './config.js';
 import type { Assignment, StateStore } from './state.js';
 
@@ -17,7 +8,7 @@ export interface HubDialOptions {
   hubAddrs: readonly string[];
   /** Hub keys to accept; with none, no hub is asked (a key merely found at an address is never trusted). */
   trustedKeys: readonly Uint8Array[];
-  /** The CA hub certificates must chain to; undefined with insecure_transport (ws://). */
+  /** The CA hub certificates must chain to; undefined with insecure_transport (http://). */
   ca: Buffer | undefined;
   timeoutMs: number;
   log: Logger;
@@ -40,7 +31,7 @@ const DEFINITIVE = new Set<string>([
 ]);
 
 /**
- * Sends one request to the first hub that answers, trying every address in order. A hub
+ * Sends one signed request (POST /api/v1/envoy) to the first hub that answers, trying every address in order. A hub
  * that cannot be reached, or answers with a transient error, moves on to the next one; if
  * none answers, the error lists each address and its reason.
  */
@@ -57,27 +48,19 @@ export async function askHubs(
     );
   const reasons: string[] = [];
   let definitive: AxleError | undefined;
+  const trusts = (k: Uint8Array) => pinned.some((p) => Buffer.from(p).equals(Buffer.from(k)));
   for (const addr of o.hubAddrs) {
     if (o.signal?.aborted) throw new AxleError(ErrorCode.CLOSED, 'stopped');
-    let conn: Connection | undefined;
     try {
-      conn = await connectPeer(addr, {
+      const reply = await askSigned(addr, msg, {
         id: o.hostname,
         role: 'envoy',
         keyPair: o.keyPair,
-        requestTimeoutMs: o.timeoutMs,
-        handshakeTimeoutMs: Math.min(o.timeoutMs, 10_000),
-        expectServerKey: (k: Uint8Array) => pinned.some((p) => Buffer.from(p).equals(Buffer.from(k))),
         ca: o.ca,
+        trusts,
+        timeoutMs: o.timeoutMs,
         ...(o.signal ? { signal: o.signal } : {}),
       });
-      // Stopping closes the link, which fails the request at once instead of after its timeout.
-      const c = conn;
-      const onAbort = () => c.close();
-      o.signal?.addEventListener('abort', onAbort, { once: true });
-      const reply = await conn
-        .request(msg, o.timeoutMs, 'assignment')
-        .finally(() => o.signal?.removeEventListener('abort', onAbort));
       if (reply.type !== 'assignment')
         throw new AxleError(ErrorCode.BAD_MESSAGE, `hub answered ${msg.type} with ${reply.type}`);
       if (reply.term < minTerm) {
@@ -92,8 +75,6 @@ export async function askHubs(
       reasons.push(`${addr}: ${errorText(e)}`);
       o.log.debug({ hub: addr, err: errorText(e), request: msg.type }, 'hub did not answer');
       if (e instanceof AxleError && code && DEFINITIVE.has(code)) definitive ??= e;
-    } finally {
-      conn?.close();
     }
   }
   if (definitive) throw new AxleError(definitive.code, `${msg.type} refused: ${definitive.message}`);

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { connectPeer, fromBase64, generateKeyPair, type KeyPair, type MessageOf } from '@axle/shared';
+import { askSigned, connectPeer, fromBase64, generateKeyPair, type KeyPair, type MessageOf } from '@axle/shared';
 import { adminToken, HubApi, type FleetPlan, planFleet, type Proc, startNode, tempDir } from '@axle/testkit';
 
 /**
@@ -42,7 +42,7 @@ function hubOf(plan: FleetPlan) {
   return { h, api: new HubApi(h.addr, adminToken(h)), pub: fromBase64(h.pub, 32) };
 }
 
-/** Connects as `hostname` with `key` and sends one request to the hub; the connection is closed after. */
+/** Asks the hub as `as` (the host name by default) with `key`, the way envoys do: one signed request, the answer pinned to the hub's key. */
 async function ask(
   plan: FleetPlan,
   hostname: string,
@@ -51,12 +51,15 @@ async function ask(
   as = hostname,
 ): Promise<Assignment> {
   const { h, pub } = hubOf(plan);
-  const c = await connectPeer(h.addr, { id: as, role: 'envoy', keyPair: key, expectServerKey: pub, keepaliveMs: 0 });
-  try {
-    return (await c.request(msg, 30_000, 'assignment')) as Assignment;
-  } finally {
-    c.close();
-  }
+  const reply = await askSigned(h.addr, msg, {
+    id: as,
+    role: 'envoy',
+    keyPair: key,
+    trusts: (k) => Buffer.from(k).equals(pub),
+    timeoutMs: 30_000,
+  });
+  if (reply.type !== 'assignment') throw new Error(`hub answered ${msg.type} with ${reply.type}`);
+  return reply;
 }
 
 describe('batched enrollment', () => {

@@ -43,7 +43,7 @@ export interface ConnectOptions {
  */
 const secureContexts = new Map<string, SecureContext>();
 const SECURE_CONTEXTS_MAX = 16;
-function secureContextFor(ca: Buffer | string): SecureContext {
+export function secureContextFor(ca: Buffer | string): SecureContext {
   const k = ca.toString();
   let c = secureContexts.get(k);
   if (!c) {
@@ -61,7 +61,7 @@ function codecFor(limits: Partial<CodecLimits> | undefined): Codec {
   return c;
 }
 const signers = new WeakMap<KeyPair, Signer>();
-function signerFor(kp: KeyPair): Signer {
+export function signerFor(kp: KeyPair): Signer {
   let s = signers.get(kp);
   if (!s) signers.set(kp, (s = new Signer(kp)));
   return s;
@@ -105,7 +105,7 @@ export function tlsFailure(
   return undefined;
 }
 
-function netError(addr: string, e: Error & { code?: string }): AxleError {
+export function netError(addr: string, e: Error & { code?: string }): AxleError {
   const tls = tlsFailure(addr, e);
   if (tls) return tls;
   if (e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') {

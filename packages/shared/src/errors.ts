@@ -39,6 +39,8 @@ export const ErrorCode = {
   NOT_PRIMARY: 'E_NOT_PRIMARY',
   QUERY_TOO_COSTLY: 'E_QUERY_TOO_COSTLY',
   TOO_BUSY: 'E_TOO_BUSY',
+  /** A signed request dated too far from the server's clock to be told apart from a replay. */
+  CLOCK_SKEW: 'E_CLOCK_SKEW',
   /** A TLS handshake failed: certificate not signed by the CA, expired, for another name, or no TLS at all. */
   TLS: 'E_TLS',
 } as const;
@@ -157,6 +159,11 @@ export const ERRORS: Record<ErrorCode, ErrorEntry> = {
   },
   E_QUERY_TOO_COSTLY: { status: 422, retry: 'no', meaning: 'a glob or query over its cost budget: narrow it' },
   E_TOO_BUSY: { status: 429, retry: 'later', meaning: 'this token already has as many queries running as it may' },
+  E_CLOCK_SKEW: {
+    status: 400,
+    retry: 'no',
+    meaning: "a signed request dated too far from the server's clock: check the host's time (NTP)",
+  },
   E_TLS: {
     status: 502,
     retry: 'elsewhere',

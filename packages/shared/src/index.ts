@@ -102,6 +102,17 @@ export { replyBudget, takeWithin } from './paging.js';
 export { DEFAULT_MAX_REPORT_BYTES, fitRun } from './report.js';
 export { connectPeer, tlsFailure } from './client.js';
 export { fetchTls } from './fetch-tls.js';
+export { ENVOY_REQUEST_PATH, askSigned } from './signed-ask.js';
+export type { SignedAskOptions } from './signed-ask.js';
+export {
+  REQUEST_SKEW_MS,
+  SIGNED_CONTENT_TYPE,
+  SIGNED_REQUEST_MAX_BYTES,
+  openRequest,
+  sealReply,
+  sealRequest,
+} from './signed-request.js';
+export type { SignedRequest } from './signed-request.js';
 export type { FetchTlsInit } from './fetch-tls.js';
 export type { ConnectOptions } from './client.js';
 export { FailoverClient } from './failover.js';

@@ -27,6 +27,7 @@ export {
   asHub,
   checkin,
   directory,
+  askHub,
   enroll,
   envoy,
   hubConfigObject,

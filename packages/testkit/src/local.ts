@@ -6,6 +6,7 @@
 import type { DirectoryEntryView, DirectoryPage } from '@axle/shared';
 import { join } from 'node:path';
 import {
+  askSigned,
   connectPeer,
   fromBase64,
   generateKeyPair,
@@ -261,22 +262,34 @@ export async function toHub(hubAddr: string, e: TestEnvoy): Promise<Connection> 
   return asEnvoy(hubAddr, e);
 }
 
-export async function enroll(hubAddr: string, e: TestEnvoy, token: string): Promise<MessageOf<'assignment'>> {
-  const c = await toHub(hubAddr, e);
-  try {
-    return await c.request({ type: 'enroll', hostname: e.hostname, token }, 10_000, 'assignment');
-  } finally {
-    c.close();
-  }
+/**
+ * What an envoy asks a hub (enroll, locate), as envoy `e` (its key, id = host name), the way
+ * the envoy agent asks: one signed request. Any hub key is accepted; the agent's own tests pin.
+ */
+export async function askHub(
+  hubAddr: string,
+  e: TestEnvoy,
+  msg: MessageOf<'enroll'> | MessageOf<'locate'>,
+  o: { ca?: Buffer | string; timeoutMs?: number } = {},
+): Promise<MessageOf<'assignment'>> {
+  const reply = await askSigned(hubAddr, msg, {
+    id: e.hostname,
+    role: 'envoy',
+    keyPair: e.key,
+    ca: o.ca,
+    trusts: () => true,
+    timeoutMs: o.timeoutMs ?? 10_000,
+  });
+  if (reply.type !== 'assignment') throw new Error(`hub answered ${msg.type} with ${reply.type}`);
+  return reply;
 }
 
-export async function locate(hubAddr: string, e: TestEnvoy): Promise<MessageOf<'assignment'>> {
-  const c = await toHub(hubAddr, e);
-  try {
-    return await c.request({ type: 'locate', hostname: e.hostname }, 10_000, 'assignment');
-  } finally {
-    c.close();
-  }
+export function enroll(hubAddr: string, e: TestEnvoy, token: string): Promise<MessageOf<'assignment'>> {
+  return askHub(hubAddr, e, { type: 'enroll', hostname: e.hostname, token });
+}
+
+export function locate(hubAddr: string, e: TestEnvoy): Promise<MessageOf<'assignment'>> {
+  return askHub(hubAddr, e, { type: 'locate', hostname: e.hostname });
 }
 
 /** A check-in at the spoke an assignment names, as the envoy would send it. */

@@ -110,7 +110,10 @@ export class Proc {
 
   /** Spawns `node ARGS...` (or `exec ARGS...`) without waiting for anything. */
   static spawn(name: string, args: string[], o: SpawnOptions = {}): Proc {
-    const argv = [...(o.prefix ?? []), o.exec ?? process.execPath, ...args];
+    // AXLE_CPU_PROF=DIR: every node daemon writes a V8 CPU profile there when it stops (profiling a bench).
+    const prof =
+      !o.exec && process.env.AXLE_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.AXLE_CPU_PROF}`] : [];
+    const argv = [...(o.prefix ?? []), o.exec ?? process.execPath, ...prof, ...args];
     const child = spawn(argv[0]!, argv.slice(1), {
       cwd: o.cwd ?? ROOT,
       env: { ...process.env, ...o.env },

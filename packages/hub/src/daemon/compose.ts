@@ -231,6 +231,11 @@ export async function composeHub(
     log,
     config,
   };
+  const crypto = new CryptoPool({
+    keyPair,
+    threads: cryptoThreadsFor(cfg.crypto_threads),
+    onWorkerError: (e) => log.error({ err: errorText(e) }, 'signature worker failed; replaced'),
+  });
   const http = buildHttp({
     ...partsForHttp,
     info: shell.info,
@@ -240,13 +245,9 @@ export async function composeHub(
     listenAddr: shell.listenAddr,
     tls,
     hubKeys,
+    envoyRequests: { crypto, publicKey: keyPair.publicKey },
   });
   const tlsNow = tls();
-  const crypto = new CryptoPool({
-    keyPair,
-    threads: cryptoThreadsFor(cfg.crypto_threads),
-    onWorkerError: (e) => log.error({ err: errorText(e) }, 'signature worker failed; replaced'),
-  });
   const server = new AxleServer({
     crypto,
     // Envoys are the many (enrollments, locates). Peers and spokes stay on the event loop: a lease

@@ -72,8 +72,8 @@ export function attachPeer(p: ListenerParts | undefined, conn: Connection): void
       // A standby tells the envoy where the primary is (the error names its address).
       if ((msg.type === 'enroll' || msg.type === 'locate') && !p.replication.isPrimary)
         throw p.replication.notPrimary();
-      if (msg.type === 'enroll') return p.enrollment.enroll(msg, c);
-      if (msg.type === 'locate') return p.enrollment.locate(msg, c);
+      if (msg.type === 'enroll') return p.enrollment.enroll(msg, c.peer);
+      if (msg.type === 'locate') return p.enrollment.locate(msg, c.peer);
       throw new AxleError(
         ErrorCode.INVALID,
         `the hub serves envoys only enroll and locate, not ${msg.type}; send check-ins and reports to your spoke`,

@@ -21,6 +21,7 @@ import {
   type RouteContext,
   type RouteInfo,
   type Schema,
+  type FrameCrypto,
 } from '@axle/shared';
 import type { ApiAuth } from './auth.js';
 import type { HubConfig } from '../daemon/config.js';
@@ -51,6 +52,7 @@ import type { RolloutRunner } from '../jobs/rollouts/runner.js';
 import { rolloutRoutes } from '../jobs/rollouts/api.js';
 import { bootstrapRoutes } from './bootstrap.js';
 import { caRoute } from './install.js';
+import { envoyRequestRoutes } from './envoy-requests.js';
 
 export interface ApiDeps {
   state: HubStore;
@@ -86,6 +88,8 @@ export interface ApiDeps {
   tls?: () => TlsMaterial | undefined;
   /** This hub's and its peers' Ed25519 keys, which bootstrapped envoys pin. */
   hubKeys?: () => Uint8Array[];
+  /** Envoys' signed enroll and locate requests (envoy-requests.ts): the hub's worker pool and key. */
+  envoyRequests?: { crypto: FrameCrypto; publicKey: Uint8Array };
 }
 
 export type Guarded = (ctx: RouteContext, token: ApiToken) => unknown;
@@ -192,6 +196,7 @@ export function buildHttp(d: ApiDeps): HubHttp {
     jobRoutes(r, d);
     rolloutRoutes(r, d);
     secretRoutes(r, d);
+    if (d.envoyRequests) envoyRequestRoutes(r, { enrollment: d.enrollment, ...d.envoyRequests });
     if (d.hubAddrs && d.listenAddr && d.tls && d.hubKeys) {
       const b = { config: d.config, hubAddrs: d.hubAddrs, listenAddr: d.listenAddr, tls: d.tls, hubKeys: d.hubKeys };
       bootstrapRoutes(r, b);

@@ -12,7 +12,6 @@ import {
   fingerprint,
   fromBase64,
   toBase64,
-  type Connection,
   type Logger,
   type MessageOf,
 } from '@axle/shared';
@@ -47,6 +46,13 @@ export interface EnrollDeps {
 }
 
 type Assignment = MessageOf<'assignment'>;
+
+/** Who asks to enroll or locate: the host name and key its request was signed as, and where it came from. */
+export interface Asker {
+  id: string;
+  pubkey: Uint8Array;
+  remoteAddress: string;
+}
 
 const REKEY_DEFAULT_MS = 24 * 3600 * 1000;
 
@@ -109,32 +115,32 @@ export class Enrollment {
     this.d.metrics.enrollments.inc({ outcome: o });
   }
 
-  async enroll(msg: MessageOf<'enroll'>, conn: Connection): Promise<Assignment> {
+  async enroll(msg: MessageOf<'enroll'>, asker: Asker): Promise<Assignment> {
     const host = msg.hostname;
-    if (host !== conn.peer.id) {
+    if (host !== asker.id) {
       this.outcome('invalid');
       throw new AxleError(
         ErrorCode.INVALID,
-        `enrollment for "${host}" on a connection authenticated as "${conn.peer.id}"; connect with id = the host name you enroll`,
+        `enrollment for "${host}" signed as "${asker.id}"; sign with id = the host name you enroll`,
       );
     }
-    const wait = this.limiter.take(conn.peer.remoteAddress);
+    const wait = this.limiter.take(asker.remoteAddress);
     if (wait > 0) {
       this.outcome('rate_limited');
       throw new AxleError(
         ErrorCode.RATE_LIMITED,
-        `too many enrollment attempts from ${conn.peer.remoteAddress}; retry in ${Math.ceil(wait / 1000)} s`,
+        `too many enrollment attempts from ${asker.remoteAddress}; retry in ${Math.ceil(wait / 1000)} s`,
       );
     }
-    const pubkey = toBase64(conn.peer.pubkey);
+    const pubkey = toBase64(asker.pubkey);
     try {
-      const a = await this.lock.run(host, () => this.enrollLocked(host, pubkey, msg.token, conn.peer.remoteAddress));
+      const a = await this.lock.run(host, () => this.enrollLocked(host, pubkey, msg.token, asker.remoteAddress));
       this.outcome(a.status === 'pending' ? 'pending' : 'assigned');
       return a;
     } catch (e) {
       const code = e instanceof AxleError ? e.code : 'E_INTERNAL';
       this.outcome(REFUSAL_OUTCOME[code] ?? 'error');
-      this.d.log.info({ envoy: host, source: conn.peer.remoteAddress, err: errorText(e) }, 'enrollment refused');
+      this.d.log.info({ envoy: host, source: asker.remoteAddress, err: errorText(e) }, 'enrollment refused');
       throw e;
     }
   }
@@ -272,11 +278,10 @@ export class Enrollment {
     );
   }
 
-  locate(msg: MessageOf<'locate'>, conn: Connection): Assignment {
+  locate(msg: MessageOf<'locate'>, asker: Asker): Assignment {
     const host = msg.hostname;
-    const pubkey = toBase64(conn.peer.pubkey);
-    if (host !== conn.peer.id)
-      throw new AxleError(ErrorCode.INVALID, `locate for "${host}" on a connection authenticated as "${conn.peer.id}"`);
+    const pubkey = toBase64(asker.pubkey);
+    if (host !== asker.id) throw new AxleError(ErrorCode.INVALID, `locate for "${host}" signed as "${asker.id}"`);
     const rec = this.d.state.envoys.get(host);
     if (rec && rec.pubkey === pubkey) return this.assignmentFor(rec);
     const p = this.d.state.pending.get(host);

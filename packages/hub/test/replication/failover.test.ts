@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { AxleError, ErrorCode, type MessageOf } from '@axle/shared';
-import { api, Bag, envoy, type TestEnvoy, toHub, waitFor } from '@axle/testkit';
+import { api, askHub, Bag, envoy, type TestEnvoy, waitFor } from '@axle/testkit';
 import {
   adminToken,
   asHub,
@@ -31,12 +31,7 @@ async function enrollAnywhere(
   for (let i = 0; Date.now() < deadline; i++) {
     const addr = addrs[i % addrs.length]!;
     try {
-      const c = await toHub(addr, e);
-      try {
-        return await c.request({ type: 'enroll', hostname: e.hostname, token }, 5000, 'assignment');
-      } finally {
-        c.close();
-      }
+      return await askHub(addr, e, { type: 'enroll', hostname: e.hostname, token }, { timeoutMs: 5000 });
     } catch (err) {
       last = err;
       if (
