@@ -54,7 +54,13 @@ const HUB_TYPES = [
 type HubRequest = MessageOf<(typeof HUB_TYPES)[number]>;
 const isHubRequest = (m: Message): m is HubRequest => (HUB_TYPES as readonly string[]).includes(m.type);
 
-/** Requests from hubs: orders (adopt, release) and queries, each gated by key and term. */
+/**
+ * Requests from hubs: orders (adopt, release) and queries, each gated by key and term. Their
+ * frames are checked and signed on the event loop, not the crypto pool (spoke.ts cryptoRoles):
+ * they are few (an adopt carries a batch of envoys), signed inline they cost less than the
+ * hand-off to a worker and back (bench/enroll), and a vote or lease answer never waits behind
+ * envoys' checks, as on the hub.
+ */
 export class HubApi {
   private readonly trusted: Set<string>;
 
