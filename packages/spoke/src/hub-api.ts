@@ -54,7 +54,13 @@ const HUB_TYPES = [
 type HubRequest = MessageOf<(typeof HUB_TYPES)[number]>;
 const isHubRequest = (m: Message): m is HubRequest => (HUB_TYPES as readonly string[]).includes(m.type);
 
-/** Requests from hubs: orders (adopt, release) and queries, each gated by key and term. */
+/**
+ * Requests from hubs: orders (adopt, release) and queries, each gated by key and term. Their
+ * frames are checked and signed on the event loop, not the crypto pool (spoke.ts cryptoRoles):
+ * they are few (an adopt carries a batch of envoys), signed inline they cost less than the
+ * hand-off to a worker and back (bench/enroll), and a vote or lease answer never waits behind
+ * envoys' checks, as on the hub.
+ */
 export class HubApi {
   private readonly trusted: Set<string>;
 
@@ -155,7 +161,9 @@ export class HubApi {
       if (keyChanged) this.d.dropEnvoy(e.hostname);
     }
     await this.d.store.durable(writes);
-    this.d.log.info({ count, term: msg.term }, 'adopted envoys');
+    // Debug: one line per batch is a synchronous write, a tenth of an adopt's cost at 1,000
+    // enrollments a second, and the hub already logs each envoy's enrollment as an event.
+    this.d.log.debug({ count, term: msg.term }, 'adopted envoys');
     return count;
   }
 

@@ -188,6 +188,7 @@ export class Spoke implements Daemon {
       });
       server = new AxleServer({
         crypto,
+        cryptoRoles: ['envoy'], // a hub's frames are signed on the event loop (see HubApi)
         host,
         port,
         id: c.server_id,
