@@ -27,9 +27,12 @@ export interface CryptoPoolOptions {
   onWorkerError?: (err: Error) => void;
 }
 
-/** Worker threads for `crypto_threads: auto`: every core but the one the event loop runs on, at most 4 (see README). */
-export function autoCryptoThreads(): number {
-  return Math.max(0, Math.min(4, availableParallelism() - 1));
+/**
+ * Worker threads for `crypto_threads: auto`: every core but the `reserved` ones (the event
+ * loop's, by default), at most 4 (see README).
+ */
+export function autoCryptoThreads(reserved = 1): number {
+  return Math.max(0, Math.min(4, availableParallelism() - reserved));
 }
 
 /** The `crypto_threads` setting of hub and spoke configs: "auto" (see autoCryptoThreads) or a count, 0 for none. */
@@ -44,9 +47,9 @@ export const cryptoThreadsSetting = () =>
     ['auto', 0, 2],
   );
 
-/** The worker threads a `crypto_threads` setting asks for on this machine. */
-export function cryptoThreadsFor(setting: 'auto' | number): number {
-  return setting === 'auto' ? autoCryptoThreads() : setting;
+/** The worker threads a `crypto_threads` setting asks for on this machine, `reserved` cores left to the rest. */
+export function cryptoThreadsFor(setting: 'auto' | number, reserved = 1): number {
+  return setting === 'auto' ? autoCryptoThreads(reserved) : setting;
 }
 
 const VERIFY = 0;

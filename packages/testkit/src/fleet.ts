@@ -69,7 +69,7 @@ const SYSTEM_HUB: Record<string, unknown> = {
     max_body_bytes: 16 * 1024 * 1024,
     max_concurrent_queries: 256,
   },
-  limits: { max_connections_per_ip: 20_000, max_handshakes_per_ip: 2_000 },
+  limits: { max_connections_per_ip: 20_000, max_handshakes_per_ip: 2_000, max_http_connections_per_ip: 2_000 },
   fanout: { timeout: '3s', retries: 1, backoff: '100ms' },
 };
 const SYSTEM_SPOKE: Record<string, unknown> = {

@@ -171,7 +171,8 @@ function hubConfig(h: NodePlan, hubs: NodePlan[], spokes: NodePlan[], spec: Plan
         : {}),
       enrollment: { rate_limit: { requests: 1_000_000, per: '1s', burst: 1_000_000 } },
       api: { rate_limit: { requests: 10_000, per: '1s', burst: 10_000 } },
-      limits: { max_connections_per_ip: caps, max_handshakes_per_ip: caps },
+      // Envoys enroll and locate over HTTP: a local fleet's all come from 127.0.0.1 at once.
+      limits: { max_connections_per_ip: caps, max_handshakes_per_ip: caps, max_http_connections_per_ip: caps },
     },
     spec.hubConfig,
   );
