@@ -31,9 +31,9 @@ const DEFINITIVE = new Set<string>([
 ]);
 
 /**
- * Sends one signed request (POST /api/v1/envoy) to the first hub that answers, trying every address in order. A hub
- * that cannot be reached, or answers with a transient error, moves on to the next one; if
- * none answers, the error lists each address and its reason.
+ * Sends one signed request (POST /api/v1/envoy) to the first hub that answers, trying every
+ * address in order. A hub that cannot be reached, or answers with a transient error, moves on
+ * to the next one; if none answers, the error lists each address and its reason.
  */
 export async function askHubs(
   o: HubDialOptions,

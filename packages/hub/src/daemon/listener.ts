@@ -62,7 +62,8 @@ export function authenticatePeer(cfg: HubConfig, replication: Replication | unde
 }
 
 /**
- * What each kind of peer may send once connected: envoys enroll and locate, peer hubs speak
+ * What each kind of peer may send once connected: envoys enroll and locate (envoys of earlier
+ * releases: today's ask with one signed HTTP request, http/envoy-requests.ts), peer hubs speak
  * replication (store/replication/endpoint.ts), spokes push status and relay secret requests.
  */
 export function attachPeer(p: ListenerParts | undefined, conn: Connection): void {
