@@ -2,7 +2,7 @@
  * The jobs and rollouts part of the hub's HTTP API contract (re-exported by api-types.ts, which
  * is what everyone imports). Types only and free of Node, like the rest of the contract.
  */
-import type { Compliance as ComplianceState } from './message-envoys.js';
+import type { Compliance } from './message-envoys.js';
 import type { JobAction } from './message-jobs.js';
 import type { RevertOrder } from './revert.js';
 
@@ -16,7 +16,7 @@ export interface JobSelector {
   match?: string;
   traits?: Record<string, string>;
   spokes?: string[];
-  compliance?: ComplianceState;
+  compliance?: Compliance;
 }
 
 export interface JobOptions {

@@ -14,7 +14,8 @@ export type * from './api-admin.js';
 
 /** Every reply that is not 2xx: `{error: ApiErrorBody}` (ApiErrorBody lives beside the error catalogue). */
 
-export interface Compliance {
+/** How many envoys are in each compliance state (the state itself is `Compliance`, message-envoys.ts). */
+export interface ComplianceCounts {
   compliant: number;
   noncompliant: number;
   unknown: number;
@@ -53,7 +54,7 @@ export interface EnvoyPage {
 export interface FleetStats {
   envoys: number;
   connected: number;
-  compliance: Compliance;
+  compliance: ComplianceCounts;
   complianceRatio: number;
   checkinsPerMinute: number;
   perSpoke: (SpokeStats & { state: string })[];
@@ -123,7 +124,7 @@ export interface SpokeView {
   statsAt: number | null;
   lastStats: SpokeStats | null;
   lastStatsAt: number | null;
-  compliance: Compliance | null;
+  compliance: ComplianceCounts | null;
 }
 
 /** GET /api/v1/spokes */

@@ -2,7 +2,6 @@
 export type {
   ApiTokenView,
   ApiTokenCreated,
-  Compliance,
   ConfigVersions,
   ConfigVersionView,
   EnvoyDetail,
