@@ -3,6 +3,7 @@ import { hostname as osHostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { validate as validateCron } from 'node-cron';
 import {
+  configFrom,
   AxleError,
   DEFAULT_MAX_REPORT_BYTES,
   canonicalHostname,
@@ -24,7 +25,6 @@ import {
   str,
   transportIssues,
   type Infer,
-  type Issue,
 } from '@axle/shared';
 
 const cron = () =>
@@ -164,9 +164,5 @@ export function loadEnvoyConfig(file: string): EnvoyConfig {
 
 /** Validates a config given as an object (tests, the demo, many envoys in one process). */
 export function envoyConfigFrom(o: unknown, source = 'envoy config'): EnvoyConfig {
-  const issues: Issue[] = [];
-  const p = envoyConfigSchema.parse(o, '', issues);
-  if (p === undefined || issues.length > 0)
-    throw new AxleError(ErrorCode.BAD_CONFIG, `${source}: ${formatIssues(issues)}`);
-  return finish(p, source);
+  return finish(configFrom(envoyConfigSchema, o, source), source);
 }

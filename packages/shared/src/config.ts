@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { isIPv4, isIPv6 } from 'node:net';
 import { LineCounter, isMap, isPair, isScalar, isSeq, parseDocument, type Document, type YAMLError } from 'yaml';
 import { AxleError, ErrorCode, errorText } from './errors.js';
-import { custom, type Issue, type Schema } from './schema.js';
+import { custom, formatIssues, type Issue, type Schema } from './schema.js';
 
 /** Configs are a few kilobytes; anything far larger is a wrong path, not a config. */
 const MAX_CONFIG_BYTES = 1024 * 1024;
@@ -36,6 +36,20 @@ export function loadConfig<T>(file: string, schema: Schema<T>): T {
     );
   }
   return parseConfigText(text, file, schema);
+}
+
+/**
+ * Validates a config already read (from YAML, or built in code by a test or a CLI); throws one
+ * BAD_CONFIG error, `source: every problem`. The one check hub, spoke and envoy configs share.
+ */
+export function configFrom<T>(schema: Schema<T>, raw: unknown, source: string): T {
+  const issues: Issue[] = [];
+  const c = schema.parse(raw, '', issues);
+  if (c === undefined || issues.length > 0) {
+    const shown = issues.length > 0 ? issues : [{ path: '', message: 'is not valid' }];
+    throw new AxleError(ErrorCode.BAD_CONFIG, `${source}: ${formatIssues(shown)}`);
+  }
+  return c;
 }
 
 /** A bundle file that could not be read or used: "file:line: key: reason". */

@@ -120,7 +120,7 @@ export type { FailoverOptions } from './failover.js';
 export { Link } from './link.js';
 export { withTimeout } from './timeout.js';
 export type { KeepOpenOptions, LinkOptions } from './link.js';
-export { loadConfig, parseConfigLocated, parseConfigText, hostPort, parseHostPort } from './config.js';
+export { configFrom, loadConfig, parseConfigLocated, parseConfigText, hostPort, parseHostPort } from './config.js';
 export { createLogger, silentLogger } from './log.js';
 export type { Logger, LoggerOptions } from './log.js';
 export { Metrics, LatencyWindow, slotMetrics } from './metrics.js';

@@ -1,18 +1,16 @@
 import { join } from 'node:path';
 import {
+  configFrom,
   cryptoThreadsSetting,
-  AxleError,
   DEFAULT_MAX_REPORT_BYTES,
   DEFAULT_QUERY_STEPS,
   HTTP_LIMIT_DEFAULTS,
   httpLimitFields,
   idField,
-  ErrorCode,
   arr,
   custom,
   def,
   duration,
-  formatIssues,
   fromBase64,
   hostPort,
   int,
@@ -22,7 +20,6 @@ import {
   str,
   transportFields,
   type Infer,
-  type Issue,
   type Schema,
 } from '@axle/shared';
 
@@ -134,16 +131,8 @@ export function loadSpokeConfig(file: string): SpokeConfig {
 }
 
 /** Validates a plain object as a spoke config (tests and embedders build configs in code). */
-export function spokeConfigFrom(v: unknown, source = '(config)'): SpokeConfig {
-  const issues: Issue[] = [];
-  const out = spokeConfigSchema.parse(v, '', issues);
-  if (out === undefined || issues.length > 0) {
-    throw new AxleError(
-      ErrorCode.BAD_CONFIG,
-      `${source}: ${issues.length} problem${issues.length === 1 ? '' : 's'} in config: ${formatIssues(issues)}`,
-    );
-  }
-  return out;
+export function spokeConfigFrom(v: unknown, source = 'spoke config'): SpokeConfig {
+  return configFrom(spokeConfigSchema, v, source);
 }
 
 export function keyFileOf(c: SpokeConfig): string {

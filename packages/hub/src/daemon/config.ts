@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import {
+  configFrom,
   cryptoThreadsSetting,
   AxleError,
   ErrorCode,
@@ -280,14 +281,7 @@ export function loadHubConfig(file: string): HubConfig {
 
 /** Validates a config given as an object (tests, embedding); `source` names it in errors. */
 export function hubConfigFrom(raw: unknown, source = 'hub config'): HubConfig {
-  const issues: Issue[] = [];
-  const c = hubConfigSchema.parse(raw, '', issues);
-  if (c === undefined || issues.length > 0) {
-    throw new AxleError(
-      ErrorCode.BAD_CONFIG,
-      `${source}: ${formatIssues(issues.length > 0 ? issues : [{ path: '', message: 'is not valid' }])}`,
-    );
-  }
+  const c = configFrom(hubConfigSchema, raw, source);
   const more = crossCheck(c);
   if (more.length > 0) throw new AxleError(ErrorCode.BAD_CONFIG, `${source}: ${formatIssues(more)}`);
   return c;
