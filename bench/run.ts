@@ -55,22 +55,27 @@ ${all.map(row).join('\n')}
 `,
   );
 } else if (existsSync(file)) {
-  // One bench re-run alone: its rows replace the old ones in place (or go last), and a note says when.
+  // One bench re-run alone: its rows replace the old ones in the main table, in place (or at
+  // its end), and a note says when. Tables further down (before/after notes) are left as written.
   const lines = readFileSync(file, 'utf8').trimEnd().split('\n');
+  const head = lines.findIndex((l) => l.startsWith('| bench | figure |'));
+  let end = head + 1;
+  while (end < lines.length && lines[end]!.startsWith('|')) end++;
   const benchOf = (l: string) => /^\| ([^|]+?) \|/.exec(l)?.[1];
   const out: string[] = [];
   let placed = false;
-  for (const l of lines) {
-    const b = benchOf(l);
+  lines.forEach((l, i) => {
+    const b = head >= 0 && i > head && i < end ? benchOf(l) : undefined;
     if (b !== undefined && names.includes(b)) {
       if (!placed) out.push(...all.map(row));
       placed = true;
     } else if (!l.startsWith('Re-run alone:') || !names.every((n) => l.includes(`\`${n}\``))) out.push(l);
-  }
-  if (!placed) {
-    const last = out.findLastIndex((l) => l.startsWith('|'));
-    out.splice(last + 1, 0, ...all.map(row));
-  }
+    if (i === end - 1 && !placed) {
+      out.push(...all.map(row));
+      placed = true;
+    }
+  });
+  if (!placed) out.push('', ...all.map(row));
   out.push('', `Re-run alone: ${names.map((n) => `\`${n}\``).join(', ')} on ${day} (${machine()}).`);
   writeFileSync(file, `${out.join('\n').replace(/\n{3,}/g, '\n\n')}\n`);
 }
