@@ -210,3 +210,66 @@ function spokeNodeProc(id: string): Proc {
   if (!p) throw new Error(`spoke ${id} is not running`);
   return p;
 }
+
+describe('a drain interrupted by the primary dying', () => {
+  it('is resumed by the standby elected in its place', async () => {
+    const p = await planFleet(join(t.dir, 'pair'), {
+      hubs: ['ha', 'hb'],
+      spokes: [
+        { id: 'dc1', patterns: ['*.dc1.*'], failoverTo: ['dc2'] },
+        { id: 'dc2', patterns: ['*.dc2.*'] },
+      ],
+      witnesses: ['dc2'],
+      lease: '1000ms',
+      insecureTransport: true,
+      statusInterval: '200ms',
+      probeInterval: '300ms',
+      autoFailover: { enabled: false, drain_batch: 1, drain_parallel: 1, drain_jitter: '400ms' },
+      // With its only standby dead the new primary could confirm no write with min_acks 1.
+      hubConfig: { fanout: { timeout: '1000ms', retries: 1, backoff: '50ms' }, replication: { min_acks: 0 } },
+    });
+    await Promise.all(p.spokes.map((s) => start(s)));
+    const [ha, hb] = [p.hubs[0]!, p.hubs[1]!];
+    const haProc = await start(ha);
+    await start(hb);
+    const onA = new HubApi(ha.addr, adminToken(ha));
+    const onB = new HubApi(hb.addr, adminToken(hb));
+    const role = async (x: HubApi) =>
+      (await x.get<{ replication: { role: string } }>('/hub').catch(() => undefined))?.replication.role;
+    await waitFor(async () => (await role(onA)) === 'primary' && (await role(onB)) === 'standby', {
+      timeoutMs: 30_000,
+      what: 'ha primary, hb its standby',
+    });
+    const { secret } = await onA.post<{ secret: string }>('/tokens', { note: 'pair' });
+    await Promise.all(
+      Array.from({ length: PER_SPOKE }, (_, i) => enroll(ha.addr, envoy(`h${i}.dc1.example.com`), secret)),
+    );
+    const a = (await onA.post<{ move: Move }>('/drain', { spoke: 'dc1' })).move;
+    await waitFor(async () => (await onA.get<Move>(`/moves/${a.id}`)).moved >= 3, {
+      timeoutMs: 30_000,
+      intervalMs: 20,
+      what: 'the drain under way',
+    });
+    await haProc.kill('SIGKILL');
+
+    await waitFor(async () => (await role(onB)) === 'primary', { timeoutMs: 30_000, what: 'hb elected' });
+    const b = await waitFor(
+      async () => (await onB.get<{ moves: Move[] }>('/moves?limit=1000')).moves.find((m) => m.resumes === a.id),
+      { timeoutMs: 20_000, what: 'the drain resumed on hb' },
+    );
+    expect(b).toMatchObject({ kind: 'drain', from: 'dc1', by: a.by });
+    const done = await waitFor(
+      async () => {
+        const m = await onB.get<Move>(`/moves/${b.id}`);
+        return m.state === 'running' ? undefined : m;
+      },
+      { timeoutMs: 60_000, intervalMs: 100, what: 'the resumed drain to finish on hb' },
+    );
+    expect(done).toMatchObject({ state: 'done', failed: 0, skipped: 0 });
+    expect(await onB.get<Move>(`/moves/${a.id}`)).toMatchObject({ state: 'interrupted', resumedBy: b.id });
+    const dir = await directory({ addr: hb.addr, adminToken: adminToken(hb) });
+    expect([...dir.values()].filter((e) => e.spokeId === 'dc1')).toEqual([]);
+    const dc1 = (await onB.get<{ spokes: SpokeView[] }>('/spokes')).spokes.find((s) => s.id === 'dc1')!;
+    expect(dc1.state).toBe('drained');
+  }, 180_000);
+});

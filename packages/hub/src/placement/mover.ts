@@ -115,7 +115,16 @@ export class EnvoyMover {
     const unplaced = new UnplacedTally();
     const done = this.run(move, hosts, ctl.signal, unplaced, spec.resumes);
     this.running.set(move.id, { move, ctl, done, unplaced });
-    void done.finally(() => this.running.delete(move.id));
+    // A write that fails (no standby confirms it, a full disk) ends the move, never the hub; an
+    // HTTP caller that waits gets the error. Recorded as running, it is resumed by the next primary.
+    void done
+      .catch((e: unknown) =>
+        this.d.log.error(
+          { move: move.id, kind: move.kind, from: move.from, err: errorText(e) },
+          'move stopped: the hub could not record it',
+        ),
+      )
+      .finally(() => this.running.delete(move.id));
     return { move, done, existing: false };
   }
 
@@ -170,7 +179,7 @@ export class EnvoyMover {
           auto: move.kind === 'failover',
           reason:
             resumes !== undefined
-              ? `resuming ${resumes.kind} ${resumes.id} by ${resumes.by}, interrupted when the hub stopped`
+              ? `resuming ${resumes.kind} ${resumes.id} by ${resumes.by}, left unfinished by a stopped primary`
               : move.trigger !== undefined
                 ? `placing stranded envoys: ${move.trigger}`
                 : move.kind === 'failover'

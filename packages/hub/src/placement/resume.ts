@@ -48,7 +48,7 @@ export function resumeDrain(d: ResumeDeps, m: Move): void {
   const left = state.countOn(from);
   log.warn(
     { spoke: from, move: m.id, kind: m.kind, to: m.to, by: m.by, moved: m.moved, left },
-    `resuming the ${m.kind} of ${from} that was interrupted when the hub stopped; ${left} envoy(s) left to move`,
+    `resuming the ${m.kind} of ${from} that a stopped primary left unfinished; ${left} envoy(s) left to move`,
   );
   try {
     mover.start({ kind: m.kind, from, ...(m.to !== undefined ? { to: m.to } : {}), by: m.by, resumes: m });
