@@ -194,6 +194,10 @@ export interface Move {
   /** What started an automatic move (failover). */
   trigger?: string;
   unplaced?: UnplacedReason[];
+  /** The interrupted drain this one carries on (a new primary resumed it). */
+  resumes?: string;
+  /** On an interrupted drain: the move that carried it on. */
+  resumedBy?: string;
 }
 
 /** POST /api/v1/drain and /api/v1/reassign: the move (finished when `wait` was asked), and whether it was already running. */

@@ -28,6 +28,7 @@ import { Epochs } from '../placement/epochs.js';
 import type { ImportDeps } from '../placement/import.js';
 import { EnvoyMover } from '../placement/mover.js';
 import { canonicalizeDirectory } from '../placement/names.js';
+import { markInterruptedMoves } from '../placement/resume.js';
 import type { HostRouter } from '../placement/router.js';
 import { StrandedPlacer } from '../placement/stranded.js';
 import { Queries } from '../spokes/query.js';
@@ -145,6 +146,7 @@ export async function composeHub(
     selfAddr: shell.listenAddr,
     adminHash: () => hashSecret(adminSecret),
     // Scheduled work (probes, auto-failover, catch-up releases, moves) runs only on the primary.
+    // The supervisor resumes interrupted drains after its first probe round (resume.ts).
     onPrimary: async () => {
       epochs.resync();
       await markInterruptedMoves(state).catch((e: unknown) =>
@@ -298,12 +300,4 @@ export async function composeHub(
   slotMetrics(metrics.m, () => server.slotTotals());
   tlsMetrics(metrics.m, tls);
   return { parts, adminSecret, routes: http.routes, canonicalize };
-}
-
-/** A move that was running when the hub stopped did not finish; say so rather than leave it "running". */
-async function markInterruptedMoves(state: HubStore): Promise<void> {
-  for (const m of state.moves.values()) {
-    if (m.state === 'running')
-      await state.apply({ kind: 'move.put', move: { ...m, state: 'interrupted', finishedAt: Date.now() } });
-  }
 }

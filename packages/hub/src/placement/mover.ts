@@ -26,6 +26,8 @@ export interface MoveSpec {
   by: string;
   /** Set when the hub re-places stranded envoys by itself: what made it try now. */
   trigger?: string;
+  /** The interrupted drain this one carries on (resume.ts): it is marked resumed in the same write. */
+  resumes?: Move;
 }
 
 interface Running {
@@ -37,6 +39,12 @@ interface Running {
 
 /** Keep the move record small: the first few distinct errors say enough. */
 const MAX_ERRORS = 10;
+
+/**
+ * The abort reason when the hub stops or steps down: the move is `interrupted`, not
+ * `cancelled`, so the next primary carries it on (resume.ts).
+ */
+const INTERRUPTED = 'interrupted';
 
 /**
  * Moves envoys between spokes: manual reassign (host glob -> spoke), manual drain (spoke ->
@@ -101,12 +109,22 @@ export class EnvoyMover {
       ...(spec.to !== undefined ? { to: spec.to } : {}),
       ...(spec.match !== undefined ? { match: spec.match } : {}),
       ...(spec.trigger !== undefined ? { trigger: spec.trigger } : {}),
+      ...(spec.resumes !== undefined ? { resumes: spec.resumes.id } : {}),
     };
     const ctl = new AbortController();
     const unplaced = new UnplacedTally();
-    const done = this.run(move, hosts, ctl.signal, unplaced);
+    const done = this.run(move, hosts, ctl.signal, unplaced, spec.resumes);
     this.running.set(move.id, { move, ctl, done, unplaced });
-    void done.finally(() => this.running.delete(move.id));
+    // A write that fails (no standby confirms it, a full disk) ends the move, never the hub; an
+    // HTTP caller that waits gets the error. Recorded as running, it is resumed by the next primary.
+    void done
+      .catch((e: unknown) =>
+        this.d.log.error(
+          { move: move.id, kind: move.kind, from: move.from, err: errorText(e) },
+          'move stopped: the hub could not record it',
+        ),
+      )
+      .finally(() => this.running.delete(move.id));
     return { move, done, existing: false };
   }
 
@@ -132,17 +150,26 @@ export class EnvoyMover {
     await r.done.catch(() => undefined);
   }
 
+  /** The hub stops or steps down: running moves end `interrupted`, for the next primary to resume. */
   async stop(): Promise<void> {
     const all = [...this.running.values()];
-    for (const r of all) r.ctl.abort();
+    for (const r of all) r.ctl.abort(INTERRUPTED);
     await Promise.allSettled(all.map((r) => r.done));
   }
 
-  private async run(move: Move, hosts: string[], signal: AbortSignal, unplaced: UnplacedTally): Promise<Move> {
+  private async run(
+    move: Move,
+    hosts: string[],
+    signal: AbortSignal,
+    unplaced: UnplacedTally,
+    resumes: Move | undefined,
+  ): Promise<Move> {
     const { state, events, config } = this.d;
     const af = config().spanner.auto_failover;
     const from = move.from;
     const startChanges: Change[] = [{ kind: 'move.put', move: { ...move } }];
+    // In the write that points the spoke at this move, so the interrupted one is resumed once.
+    if (resumes !== undefined) startChanges.push({ kind: 'move.put', move: { ...resumes, resumedBy: move.id } });
     if (from !== undefined && move.kind !== 'reassign') {
       startChanges.push({
         kind: 'spoke.admin',
@@ -151,11 +178,13 @@ export class EnvoyMover {
           state: 'draining',
           auto: move.kind === 'failover',
           reason:
-            move.trigger !== undefined
-              ? `placing stranded envoys: ${move.trigger}`
-              : move.kind === 'failover'
-                ? 'auto-failover'
-                : `drain by ${move.by}`,
+            resumes !== undefined
+              ? `resuming ${resumes.kind} ${resumes.id} by ${resumes.by}, left unfinished by a stopped primary`
+              : move.trigger !== undefined
+                ? `placing stranded envoys: ${move.trigger}`
+                : move.kind === 'failover'
+                  ? 'auto-failover'
+                  : `drain by ${move.by}`,
           since: Date.now(),
           moveId: move.id,
           ...(move.to !== undefined ? { to: move.to } : {}),
@@ -172,6 +201,7 @@ export class EnvoyMover {
         match: move.match,
         envoys: hosts.length,
         ...(move.trigger !== undefined ? { trigger: move.trigger } : {}),
+        ...(resumes !== undefined ? { resumes: resumes.id } : {}),
       },
       startChanges,
     );
@@ -191,7 +221,8 @@ export class EnvoyMover {
     let end: MoveState;
     try {
       await Promise.all(Array.from({ length: Math.min(af.drain_parallel, Math.max(1, batches.length)) }, worker));
-      end = signal.aborted ? 'cancelled' : move.skipped + move.failed > 0 ? 'partial' : 'done';
+      if (signal.aborted) end = signal.reason === INTERRUPTED ? 'interrupted' : 'cancelled';
+      else end = move.skipped + move.failed > 0 ? 'partial' : 'done';
     } catch (e) {
       end = 'failed';
       pushError(move, errorText(e));

@@ -43,10 +43,13 @@ export async function recordMoveEnd(d: { state: HubStore; events: Events; log: L
     move.kind === 'reassign' ||
     admin.moveId !== move.id ||
     admin.state !== 'draining' ||
-    move.state === 'cancelled'
+    move.state === 'cancelled' ||
+    move.state === 'interrupted'
   ) {
+    // An interrupted drain leaves its spoke draining: the next primary resumes it (resume.ts).
     await events.record('move.finished', summary, endChanges).catch(() => undefined);
-    log.info(summary, 'move finished');
+    const resumable = move.state === 'interrupted' && move.kind !== 'reassign';
+    log.info(summary, resumable ? 'drain interrupted; the next primary resumes it' : 'move finished');
     return;
   }
   const left = state.countOn(from);

@@ -7,6 +7,7 @@ import type { HubMetrics } from '../daemon/metrics.js';
 import type { SpokeLinks } from './spoke-links.js';
 import type { HubStore } from '../store/state.js';
 import type { StrandedPlacer } from '../placement/stranded.js';
+import { interruptedDrains, resumeDrain } from '../placement/resume.js';
 
 export interface SupervisorDeps {
   state: HubStore;
@@ -52,11 +53,18 @@ export class Supervisor {
     h.on('failed', (id, n) => this.maybeFailover(id, n));
   }
 
+  /** Starts probing (on becoming primary); after the first round, resumes the drains the last primary left unfinished. */
   start(): void {
     this.stopped = false;
+    let first = true;
     const tick = () => {
       if (this.stopped) return;
       this.round = this.probeAll()
+        .then(async () => {
+          if (!first) return;
+          first = false;
+          await this.resumeInterrupted();
+        })
         .then(() => this.placeStranded('a spoke has room or is back'))
         .finally(() => {
           if (!this.stopped) this.timer = setTimeout(tick, this.d.config().spanner.auto_failover.interval);
@@ -122,6 +130,34 @@ export class Supervisor {
   onStatus(id: string, stats: SpokeStats): void {
     if (!this.d.fleet.has(id)) return;
     this.d.fleet.health.success(id, { stats, push: true });
+  }
+
+  /**
+   * Drains a stopped or deposed primary left unfinished go on. A failover whose spoke answered
+   * the first probe round is not: by the rule for a failed-over spoke that comes back
+   * (recovered), it takes envoys again and keeps what it still has, the moved ones stay moved.
+   * Health is not durable, hence the probe round first; a manual drain resumes whatever the
+   * spoke's health, as the operator asked for it.
+   */
+  private async resumeInterrupted(): Promise<void> {
+    const { fleet, log } = this.d;
+    try {
+      for (const m of interruptedDrains(this.d)) {
+        if (this.stopped) return;
+        const id = m.from as string;
+        if (m.kind === 'failover' && fleet.health.get(id).online) {
+          log.info(
+            { spoke: id, move: m.id },
+            `spoke ${id} answers again; its interrupted failover is not resumed and it takes envoys again`,
+          );
+          await this.recovered(id);
+          continue;
+        }
+        resumeDrain(this.d, m);
+      }
+    } catch (e) {
+      log.error({ err: errorText(e) }, 'could not resume interrupted drains; they stay draining');
+    }
   }
 
   private maybeFailover(id: string, failures: number): void {
