@@ -337,6 +337,7 @@ export function feedStandby(peerId: string, i: Inbound, h: FeedHost): void {
     i.hint,
   );
   i.follower = f;
+  i.previous = undefined;
   f.ended = f.run().finally(() => {
     if (i.follower === f) i.follower = undefined;
   });

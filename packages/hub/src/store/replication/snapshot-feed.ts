@@ -2,8 +2,8 @@ import type { SnapshotReader, SnapshotRow } from '../snapshot.js';
 import { approxBytes } from './approx-bytes.js';
 
 /** Rows and encoded size of one snapshot chunk at most (well under the link's frame limit). */
-export const SNAPSHOT_ROWS = 5000;
-export const CHUNK_BYTES = 4 * 1024 * 1024;
+const SNAPSHOT_ROWS = 5000;
+const CHUNK_BYTES = 4 * 1024 * 1024;
 /**
  * How long, and through how many writes, a primary keeps a snapshot a standby did not finish,
  * for the standby to come back and go on with it. Keeping it keeps its LMDB read transaction,
