@@ -27,3 +27,16 @@ export const replEntrySchema = obj({
   term: int({ min: 0 }),
   change: plainData,
 });
+
+/**
+ * In a standby's hello: the snapshot it holds part of (stored durably, chunk by chunk), named by
+ * the term of the primary that sent it and the position it was read at, so that primary can go
+ * on from chunk `chunks` instead of chunk 0.
+ */
+export const snapshotHeldSchema = obj({
+  term: int({ min: 0 }),
+  snapSeq: int({ min: 0 }),
+  snapTerm: int({ min: 0 }),
+  chunks: int({ min: 0 }),
+  rows: int({ min: 0 }),
+});

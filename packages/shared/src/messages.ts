@@ -10,7 +10,7 @@ import {
   traitsSchema,
 } from './message-envoys.js';
 import { JOB_RESULT_STATUS, jobActionSchema } from './message-jobs.js';
-import { plainData, replEntrySchema } from './message-replication.js';
+import { plainData, replEntrySchema, snapshotHeldSchema } from './message-replication.js';
 import { runCursorSchema, runSchema } from './message-runs.js';
 import { revertOrderSchema } from './revert.js';
 import { termProofSchema } from './term.js';
@@ -203,6 +203,7 @@ export const messageSchema = tagged('type', {
     lastSeq: int({ min: 0 }),
     lastTerm: term(),
     adminHash: opt(str({ max: 128 })),
+    snapshot: opt(snapshotHeldSchema),
   }),
   repl_welcome: obj({ type: lit('repl_welcome'), term: term(), primary: id(), primaryAddr: str({ max: 300 }) }),
   /** primary -> standby: the next log entries after (prevSeq, prevTerm); empty entries are the heartbeat. */

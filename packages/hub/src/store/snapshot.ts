@@ -24,9 +24,29 @@ const SNAPSHOT_META = ['epochCeiling', 'lastEventSeq'];
 /**
  * Set in `meta` while a snapshot is being installed chunk by chunk: the tables then hold part
  * of one, so the hub counts as holding nothing (log position 0) until the last chunk, even
- * across a restart, and is sent a whole snapshot again.
+ * across a restart. Its value says which snapshot and how many of its chunks are stored
+ * (written with each chunk's rows), so the primary that sent it can go on from there.
  */
 export const INSTALLING = 'snapshotInstalling';
+
+/** A snapshot a standby holds part of: the sending primary's term, the snapshot's position, the chunks stored. */
+export interface InstallProgress {
+  term: number;
+  snapSeq: number;
+  snapTerm: number;
+  chunks: number;
+  rows: number;
+}
+
+/** The install under way as stored, or undefined (none, or a mark of an earlier release that says only "installing"). */
+export function installProgress(db: Tables): InstallProgress | undefined {
+  const v = db.meta.get(INSTALLING) as Partial<InstallProgress> | true | undefined;
+  if (typeof v !== 'object' || v === null) return undefined;
+  const { term, snapSeq, snapTerm, chunks, rows } = v;
+  const nat = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
+  if (!nat(term) || !nat(snapSeq) || !nat(snapTerm) || !nat(chunks) || !nat(rows)) return undefined;
+  return { term, snapSeq, snapTerm, chunks, rows };
+}
 
 export function readSnapshot(root: RootDatabase, db: Tables): SnapshotReader {
   const transaction = root.useReadTransaction();
@@ -45,10 +65,10 @@ export function readSnapshot(root: RootDatabase, db: Tables): SnapshotReader {
   return { seq, term, rows: rows(), close: () => transaction.done() };
 }
 
-/** Empties every table but `meta` and marks the store as installing (the first step of an install). */
-export async function beginInstall(root: RootDatabase, db: Tables): Promise<void> {
+/** Empties every table but `meta` and marks the store as installing `snap`, no chunk stored yet (the first step of an install). */
+export async function beginInstall(root: RootDatabase, db: Tables, snap: InstallProgress): Promise<void> {
   await root.transaction(() => {
-    db.meta.put(INSTALLING, true);
+    db.meta.put(INSTALLING, { ...snap, chunks: 0, rows: 0 } satisfies InstallProgress);
     db.meta.put('lastSeq', 0);
     for (const k of SNAPSHOT_META) db.meta.remove(k);
   });
@@ -58,8 +78,16 @@ export async function beginInstall(root: RootDatabase, db: Tables): Promise<void
   await root.flushed;
 }
 
-/** Stores one chunk's rows; a row for the log, an unknown table or a `meta` key of the hub's own is refused first. */
-export async function putRows(root: RootDatabase, db: Tables, rows: SnapshotRow[]): Promise<void> {
+/**
+ * Stores one chunk's rows and, in the same transaction, the install's progress with it; a row
+ * for the log, an unknown table or a `meta` key of the hub's own is refused first.
+ */
+export async function putRows(
+  root: RootDatabase,
+  db: Tables,
+  rows: SnapshotRow[],
+  progress: InstallProgress,
+): Promise<void> {
   const tables = db as Record<string, Tables['meta']>;
   for (const r of rows) {
     if (!Object.hasOwn(tables, r.table) || r.table === 'log')
@@ -69,6 +97,7 @@ export async function putRows(root: RootDatabase, db: Tables, rows: SnapshotRow[
   }
   await root.transaction(() => {
     for (const r of rows) tables[r.table]!.put(r.key as Key, r.value);
+    db.meta.put(INSTALLING, progress);
   });
 }
 

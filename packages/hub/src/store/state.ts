@@ -14,6 +14,8 @@ import {
   beginInstall,
   finishInstall,
   INSTALLING,
+  installProgress,
+  type InstallProgress,
   putRows,
   readSnapshot,
   type SnapshotReader,
@@ -297,16 +299,26 @@ export class HubStore extends HubView {
    * (log position 0) until finishSnapshot, so a standby never keeps a whole snapshot in memory
    * and a partial one is never taken for a position, even after a restart.
    */
-  async beginSnapshot(): Promise<void> {
+  async beginSnapshot(snap: InstallProgress): Promise<void> {
     await this.chain;
     this.lastSeq = 0;
     this.clearView();
-    await beginInstall(this.root, this.db);
+    await beginInstall(this.root, this.db, snap);
   }
 
-  /** One chunk of the snapshot being installed, durably (the in-memory view is built at the end). */
-  putSnapshotRows(rows: SnapshotRow[]): Promise<void> {
-    return putRows(this.root, this.db, rows);
+  /** One chunk of the snapshot being installed, durably with the progress it brings (the in-memory view is built at the end). */
+  putSnapshotRows(rows: SnapshotRow[], progress: InstallProgress): Promise<void> {
+    return putRows(this.root, this.db, rows, progress);
+  }
+
+  /** The snapshot this standby holds part of, as stored; undefined when none is being installed. */
+  installProgress(): InstallProgress | undefined {
+    return installProgress(this.db);
+  }
+
+  /** Part of a snapshot is stored (its install not finished): the tables are not a state to serve or lead from. */
+  get installing(): boolean {
+    return this.db.meta.get(INSTALLING) !== undefined;
   }
 
   /** The snapshot taken at (seq, term) on the primary is all stored: the log restarts at `seq`; the view is rebuilt. */

@@ -62,6 +62,11 @@ export class Candidate {
   async campaign(handover: boolean): Promise<boolean> {
     const { h } = this;
     if (this.campaigning || h.stopped()) return false;
+    // Part of a snapshot is no state to lead from (voters would refuse it anyway: it counts as position 0).
+    if (h.state.installing) {
+      this.postpone();
+      return false;
+    }
     this.campaigning = true;
     try {
       const s = h.settings;
@@ -121,6 +126,12 @@ export class Candidate {
     if (!s.enabled)
       throw new AxleError(ErrorCode.INVALID, 'this hub has no spanner.peers; it is the only hub and always primary');
     if (h.role() === 'primary') return { role: h.role(), term: h.state.term };
+    // Refused before the primary is asked to step down: it could not hand over to a partial store.
+    if (h.state.installing)
+      throw new AxleError(
+        ErrorCode.CONFLICT,
+        `${h.selfId()} holds part of a snapshot it is installing from the primary and cannot lead; promote it once it is level (GET /api/v1/hub shows its log position)`,
+      );
     let handover = false;
     const primary = h.primaryLink();
     if (primary) {

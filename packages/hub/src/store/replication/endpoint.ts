@@ -13,6 +13,7 @@ import {
   type RequestHandler,
 } from '@axle/shared';
 import type { LinkSelf } from '../../spokes/spoke-links.js';
+import type { InstallProgress } from '../snapshot.js';
 import type { Follower } from './follower.js';
 import { PeerLink, REPL_FRAME_BYTES, type PeerConfig } from './peers.js';
 import type { StandbyApplier } from './standby.js';
@@ -20,9 +21,12 @@ import type { StandbyApplier } from './standby.js';
 /** A peer hub's connection to us (its outbound link), and the follower feeding it while we lead. */
 export interface Inbound {
   conn: Connection;
-  hint: { lastSeq: number; lastTerm: number };
+  /** Where the standby said it stands: its log position, and the snapshot it holds part of. */
+  hint: { lastSeq: number; lastTerm: number; snapshot?: InstallProgress | undefined };
   adminHash?: string | undefined;
   follower?: Follower;
+  /** The feed over the peer's previous link, if it was still running. */
+  previous?: Follower | undefined;
 }
 
 /** What the endpoint needs of the hub's replication (given by Replication at construction). */
@@ -116,9 +120,17 @@ export class PeerEndpoint {
   /** Our outbound link to a peer opened: offer to follow it, should it be the primary. */
   hello(peerId: string, conn: Connection): void {
     const h = this.h;
+    const held = h.applier.held();
     conn
       .request(
-        { type: 'repl_hello', term: h.term(), id: h.selfId(), ...h.applier.position(), adminHash: h.adminHash() },
+        {
+          type: 'repl_hello',
+          term: h.term(),
+          id: h.selfId(),
+          ...h.applier.position(),
+          adminHash: h.adminHash(),
+          ...(held !== undefined ? { snapshot: held } : {}),
+        },
         h.leaseMs(),
         'repl_welcome',
       )
@@ -145,10 +157,17 @@ export class PeerEndpoint {
     const h = this.h;
     switch (msg.type) {
       case 'repl_hello': {
-        const i: Inbound = { conn, hint: { lastSeq: msg.lastSeq, lastTerm: msg.lastTerm }, adminHash: msg.adminHash };
         const old = this.inbound.get(peerId);
+        const i: Inbound = {
+          conn,
+          hint: { lastSeq: msg.lastSeq, lastTerm: msg.lastTerm, snapshot: msg.snapshot },
+          adminHash: msg.adminHash,
+          previous: old?.follower,
+        };
         if (old?.follower) old.follower.stopped = true;
         this.inbound.set(peerId, i);
+        // The peer dialled again, so its previous link is dead to it: closing it ends the feed on it now, not at the keepalive.
+        if (old !== undefined && old.conn !== conn) old.conn.close();
         if (msg.term > h.term()) {
           await h.learnTerm(msg.term, `hub ${peerId}`);
         }

@@ -8,15 +8,16 @@ import {
   type MessageOf,
 } from '@axle/shared';
 import type { LogEntry } from '../model.js';
-import type { SnapshotRow } from '../snapshot.js';
+import type { InstallProgress } from '../snapshot.js';
 import type { HubStore } from '../state.js';
+import { approxBytes } from './approx-bytes.js';
 import type { CommitTracker } from './commit.js';
 import type { Inbound } from './endpoint.js';
 import type { ReplicationSettings } from './settings.js';
+import { KEEP_ENTRIES, KEEP_MS, SnapshotFeed, type SnapshotKeep } from './snapshot-feed.js';
 
 const BATCH_ENTRIES = 1000;
 const BATCH_BYTES = 4 * 1024 * 1024;
-const SNAPSHOT_ROWS = 5000;
 /** Sends of one snapshot chunk, each waiting twice as long as the one before, at most CHUNK_WAIT_MAX_MS. */
 const CHUNK_TRIES = 8;
 const CHUNK_WAIT_MAX_MS = 60_000;
@@ -37,18 +38,10 @@ export interface FollowerDeps {
   onHigherTerm: (term: number, from: string) => void;
   /** Resolves on the next local append or after `ms`, whichever is first. */
   nextAppend: (ms: number) => Promise<void>;
-}
-
-/** Rough encoded size of a value, to keep replication frames well under the link's limit. */
-export function approxBytes(v: unknown, depth = 0): number {
-  if (v instanceof Uint8Array) return v.byteLength;
-  if (typeof v === 'string') return v.length + 2;
-  if (v === null || typeof v !== 'object') return 9;
-  if (depth > 16) return 0;
-  let n = 2;
-  if (Array.isArray(v)) for (const x of v) n += approxBytes(x, depth + 1);
-  else for (const [k, x] of Object.entries(v)) n += k.length + 2 + approxBytes(x, depth + 1);
-  return n;
+  /** Snapshots standbys did not finish, kept for a while so they can go on with them. */
+  keep: SnapshotKeep;
+  /** The previous feed to this standby, waited for (a while) first: it may be about to keep the snapshot this one goes on with. */
+  after?: Promise<void> | undefined;
 }
 
 /**
@@ -62,13 +55,18 @@ export class Follower {
   needSnapshot: boolean;
   lastAckAt = 0;
   stopped = false;
+  /** Settles when run() ends. */
+  ended: Promise<void> = Promise.resolve();
+  /** The snapshot the standby said in its hello it holds part of (tried once, by the first snapshot sent). */
+  private held: InstallProgress | undefined;
 
   constructor(
     readonly peerId: string,
     readonly conn: Connection,
     private readonly d: FollowerDeps,
-    hint: { lastSeq: number; lastTerm: number },
+    hint: { lastSeq: number; lastTerm: number; snapshot?: InstallProgress | undefined },
   ) {
+    this.held = hint.snapshot;
     const s = d.state;
     const matches = hint.lastSeq > 0 && hint.lastSeq <= s.lastSeq && s.termAt(hint.lastSeq) === hint.lastTerm;
     this.needSnapshot = !matches;
@@ -80,7 +78,12 @@ export class Follower {
   }
 
   async run(): Promise<void> {
-    const { log } = this.d;
+    const { log, after } = this.d;
+    if (after !== undefined) {
+      let t: NodeJS.Timeout | undefined;
+      await Promise.race([after, new Promise((r) => (t = setTimeout(r, this.d.requestTimeoutMs)))]);
+      clearTimeout(t);
+    }
     while (this.active()) {
       try {
         const sent = this.needSnapshot ? await this.snapshot() : await this.append();
@@ -188,30 +191,45 @@ export class Follower {
     }
   }
 
+  /**
+   * The snapshot to send: the one this standby holds part of, when this primary kept it and can
+   * go on from the standby's next chunk; else a new one, from chunk 0.
+   */
+  private openFeed(): SnapshotFeed {
+    const { state, log, term } = this.d;
+    const held = this.held;
+    this.held = undefined;
+    const kept = this.d.keep.take(this.peerId);
+    if (
+      kept !== undefined &&
+      held !== undefined &&
+      held.term === term &&
+      kept.primaryTerm === term &&
+      kept.seq === held.snapSeq &&
+      kept.term === held.snapTerm &&
+      kept.seek(held.chunks)
+    ) {
+      log.info({ peer: this.peerId, seq: kept.seq, chunk: held.chunks }, 'resuming snapshot to standby');
+      return kept;
+    }
+    kept?.close();
+    const feed = new SnapshotFeed(state.openSnapshot(), term);
+    log.info({ peer: this.peerId, seq: feed.seq }, 'sending snapshot to standby');
+    return feed;
+  }
+
   private async snapshot(): Promise<boolean> {
-    const { state, log } = this.d;
-    const snap = state.openSnapshot();
+    const { log } = this.d;
+    const feed = this.openFeed();
+    // The standby's store is emptied at chunk 0 and counts as position 0 until the last chunk.
+    this.matchSeq = 0;
+    let finished = false;
+    let refused = false;
     try {
-      log.info({ peer: this.peerId, seq: snap.seq }, 'sending snapshot to standby');
-      // One row read ahead, so the chunk that takes the last row can say it is the last.
-      let ahead = snap.rows.next();
-      const nextChunk = (): SnapshotRow[] => {
-        const rows: SnapshotRow[] = [];
-        let bytes = 0;
-        while (!ahead.done) {
-          const n = approxBytes(ahead.value.key) + approxBytes(ahead.value.value);
-          if (rows.length > 0 && (rows.length >= SNAPSHOT_ROWS || bytes + n > BATCH_BYTES)) break;
-          rows.push(ahead.value);
-          bytes += n;
-          ahead = snap.rows.next();
-        }
-        return rows;
-      };
       let sentAt = Date.now();
-      for (let i = 0; ; i++) {
+      for (;;) {
         if (!this.active()) return false;
-        const rows = nextChunk();
-        const done = ahead.done === true;
+        const { chunk, rows, done } = feed.next();
         sentAt = Date.now();
         const ack = await this.sendChunk(
           {
@@ -219,9 +237,9 @@ export class Follower {
             term: this.d.term,
             primary: this.d.self.id,
             primaryAddr: this.d.self.addr(),
-            snapSeq: snap.seq,
-            snapTerm: snap.term,
-            chunk: i,
+            snapSeq: feed.seq,
+            snapTerm: feed.term,
+            chunk,
             done,
             rows: rows as MessageOf<'repl_snapshot'>['rows'],
           },
@@ -230,26 +248,38 @@ export class Follower {
         if (ack === undefined) return false;
         if (ack.term > this.d.term) {
           this.stopped = true;
+          refused = true;
           this.d.onHigherTerm(ack.term, this.peerId);
           return false;
         }
-        if (!ack.ok)
+        if (!ack.ok) {
+          refused = true;
           throw new AxleError(
             ErrorCode.INTERNAL,
-            `standby ${this.peerId} refused snapshot chunk ${i}: ${ack.reason ?? 'no reason given'}`,
+            `standby ${this.peerId} refused snapshot chunk ${chunk}: ${ack.reason ?? 'no reason given'}`,
           );
+        }
         this.lastAckAt = Date.now();
         this.d.onAck(this.peerId, sentAt, this.matchSeq);
         if (done) break;
       }
+      finished = true;
       this.needSnapshot = false;
-      this.matchSeq = snap.seq;
-      this.nextSeq = snap.seq + 1;
+      this.matchSeq = feed.seq;
+      this.nextSeq = feed.seq + 1;
       this.d.onAck(this.peerId, sentAt, this.matchSeq);
     } finally {
-      snap.close();
+      // Cut short (the link dropped, or a new link replaced it): kept, so the standby can go on with it.
+      if (finished || refused || !this.d.leading()) feed.close();
+      else {
+        this.d.keep.park(this.peerId, feed);
+        log.info(
+          { peer: this.peerId, seq: feed.seq, chunks: feed.chunks, keepMs: KEEP_MS, keepEntries: KEEP_ENTRIES },
+          'snapshot to standby cut short; kept for it to go on with',
+        );
+      }
     }
-    log.info({ peer: this.peerId, seq: snap.seq }, 'standby installed the snapshot');
+    log.info({ peer: this.peerId, seq: feed.seq }, 'standby installed the snapshot');
     return true;
   }
 }
@@ -265,6 +295,7 @@ export interface FeedHost {
   /** Still the primary of `term`, and not cut off by the test-only partition? */
   leading: (term: number) => boolean;
   learnTerm: (term: number, from: string) => Promise<void>;
+  keep: SnapshotKeep;
 }
 
 /**
@@ -300,11 +331,14 @@ export function feedStandby(peerId: string, i: Inbound, h: FeedHost): void {
       onAck: (id, sentAt, seq) => h.commits.onAck(id, sentAt, seq),
       onHigherTerm: (t, from) => void h.learnTerm(t, `standby ${from}`),
       nextAppend: (ms) => h.commits.nextAppend(ms),
+      keep: h.keep,
+      after: i.previous?.ended,
     },
     i.hint,
   );
   i.follower = f;
-  void f.run().finally(() => {
+  i.previous = undefined;
+  f.ended = f.run().finally(() => {
     if (i.follower === f) i.follower = undefined;
   });
 }

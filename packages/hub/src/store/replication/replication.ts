@@ -24,6 +24,7 @@ import { Ballot } from './elections.js';
 import { PeerEndpoint } from './endpoint.js';
 import { feedStandby, recordHubAdmin } from './follower.js';
 import { replicationSettings, type ReplicationSettings } from './settings.js';
+import { SnapshotKeep } from './snapshot-feed.js';
 import { StandbyApplier } from './standby.js';
 import { replicationStatus } from './status.js';
 import { Witnesses } from './witnesses.js';
@@ -77,6 +78,7 @@ export class Replication {
   private readonly ballot: Ballot;
   private readonly applier: StandbyApplier;
   private readonly candidate: Candidate;
+  private readonly keep = new SnapshotKeep(() => this.d.state.lastSeq);
   private timer: NodeJS.Timeout | undefined;
   private transition: Promise<void> = Promise.resolve();
   private stopped = false;
@@ -100,6 +102,7 @@ export class Replication {
       selfAddr: d.selfAddr,
       leading: (term: number) => this.leads(term),
       learnTerm: (term: number, from: string) => this.learnTerm(term, from),
+      keep: this.keep,
     };
     this.candidate = new Candidate({
       ...host,
@@ -269,6 +272,7 @@ export class Replication {
       this.heardPrimaryAt = 0;
       this.commits.follow(() => this.notPrimary());
       this.endpoint.stopFeeding();
+      this.keep.closeAll();
       this.d.log.warn({ term: this.term, reason }, 'now a standby');
       await this.d.onStandby();
     }
@@ -380,6 +384,7 @@ export class Replication {
     if (this.timer) clearTimeout(this.timer);
     this.commits.stop(() => this.notPrimary());
     this.endpoint.close();
+    this.keep.close();
     this.witnesses.close();
     await this.transition.catch(() => undefined);
   }

@@ -1,6 +1,6 @@
 import { errorText, type Logger, type MessageOf } from '@axle/shared';
 import type { LogEntry } from '../model.js';
-import type { SnapshotRow } from '../snapshot.js';
+import type { InstallProgress, SnapshotRow } from '../snapshot.js';
 import type { HubStore } from '../state.js';
 
 type Ack = MessageOf<'repl_ack'>;
@@ -12,8 +12,8 @@ type Ack = MessageOf<'repl_ack'>;
  */
 export class StandbyApplier {
   private chain: Promise<unknown> = Promise.resolve();
-  /** The snapshot being installed (or the last one installed): chunks stored so far, rows in them. */
-  private snap: { seq: number; term: number; next: number; rows: number; installed: boolean } | undefined;
+  /** The snapshot being installed (or the last one installed): which one, chunks and rows stored so far. */
+  private snap: { progress: InstallProgress; installed: boolean } | undefined;
   /** The primary's last position as it last told us (for the lag shown in status). */
   primarySeq = 0;
 
@@ -67,34 +67,64 @@ export class StandbyApplier {
     });
   }
 
+  /** The snapshot this standby holds part of (stored), for its hello to the primary. */
+  held(): InstallProgress | undefined {
+    const cur = this.snap;
+    if (cur !== undefined) return cur.installed ? undefined : { ...cur.progress };
+    return this.state.installProgress();
+  }
+
   /**
    * One chunk of a snapshot, stored as it comes (chunk 0 empties the store first), so a standby
    * holds one chunk in memory whatever the snapshot's size. A chunk sent again because its
-   * answer was late (the primary re-sends rather than start over) is acknowledged, not stored twice.
+   * answer was late (the primary re-sends rather than start over) is acknowledged, not stored
+   * twice. The chunks stored are counted durably with them: after a dropped link or a restart
+   * the primary of the same term may go on with the next chunk of the same snapshot.
    */
   snapshot(msg: MessageOf<'repl_snapshot'>, term: () => number): Promise<Ack> {
     return this.serial(async () => {
       const ack = (ok: boolean, reason?: string) => this.ack(term, ok, reason);
-      const cur = this.snap;
-      const same = cur !== undefined && cur.seq === msg.snapSeq && cur.term === msg.snapTerm;
-      if (same && msg.chunk > 0 && msg.chunk === cur.next - 1) return ack(true);
-      if (msg.chunk !== 0 && (!same || cur.next !== msg.chunk || cur.installed)) {
+      // After a restart the install under way is known from the store only.
+      if (this.snap === undefined) {
+        const progress = this.state.installProgress();
+        if (progress !== undefined) this.snap = { progress, installed: false };
+      }
+      const sameAs = (x: InstallProgress | undefined): x is InstallProgress =>
+        x !== undefined && x.term === msg.term && x.snapSeq === msg.snapSeq && x.snapTerm === msg.snapTerm;
+      const done = this.snap?.installed === true ? this.snap.progress : undefined;
+      if (sameAs(done) && msg.chunk > 0 && msg.chunk === done.chunks - 1) return ack(true);
+      const cur = this.snap?.installed === false ? this.snap : undefined;
+      const same = sameAs(cur?.progress);
+      // A chunk already stored (its answer was late or lost) is not stored again, but may still close the install.
+      const stored = same && msg.chunk === cur!.progress.chunks - 1;
+      if (msg.chunk !== 0 && !stored && (!same || cur!.progress.chunks !== msg.chunk)) {
         this.snap = undefined;
         return ack(false, `snapshot chunk ${msg.chunk} out of order; start again from chunk 0`);
       }
       let snap = cur;
       try {
-        if (msg.chunk === 0) {
+        if (msg.chunk === 0 && !stored) {
           this.snap = undefined;
-          await this.state.beginSnapshot();
-          snap = this.snap = { seq: msg.snapSeq, term: msg.snapTerm, next: 0, rows: 0, installed: false };
+          const progress = { term: msg.term, snapSeq: msg.snapSeq, snapTerm: msg.snapTerm, chunks: 0, rows: 0 };
+          await this.state.beginSnapshot(progress);
+          snap = this.snap = { progress, installed: false };
         }
         if (snap === undefined) return ack(false, 'no snapshot under way; start again from chunk 0');
-        await this.state.putSnapshotRows(msg.rows as SnapshotRow[]);
-        snap.next++;
-        snap.rows += msg.rows.length;
+        if (!stored) {
+          const next = {
+            ...snap.progress,
+            chunks: snap.progress.chunks + 1,
+            rows: snap.progress.rows + msg.rows.length,
+          };
+          await this.state.putSnapshotRows(msg.rows as SnapshotRow[], next);
+          snap.progress = next;
+          this.log.info(
+            { seq: msg.snapSeq, chunk: msg.chunk, rows: msg.rows.length, done: msg.done },
+            'stored snapshot chunk',
+          );
+        }
         if (!msg.done) return ack(true);
-        await this.state.finishSnapshot(snap.seq, snap.term);
+        await this.state.finishSnapshot(msg.snapSeq, msg.snapTerm);
         snap.installed = true;
       } catch (e) {
         this.snap = undefined;
@@ -102,7 +132,8 @@ export class StandbyApplier {
         return ack(false, `could not install the snapshot: ${errorText(e)}`);
       }
       this.primarySeq = Math.max(this.primarySeq, msg.snapSeq);
-      this.log.info({ seq: msg.snapSeq, rows: snap.rows, chunks: snap.next }, 'installed snapshot from the primary');
+      const { rows, chunks } = snap.progress;
+      this.log.info({ seq: msg.snapSeq, rows, chunks }, 'installed snapshot from the primary');
       return ack(true);
     });
   }
