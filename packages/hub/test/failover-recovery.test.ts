@@ -159,3 +159,63 @@ describe('after a hub restart', () => {
     for (let i = 0; i < PER_SPOKE; i++) expect(dir.get(`h${i}.dc3.example.com`)!.spokeId).toBe('dc2');
   }, 60_000);
 });
+
+describe('after a standby is promoted', () => {
+  it('a spoke the dead primary failed over is online on the new primary with spoke.up', async () => {
+    const p = await planFleet(join(t.dir, 'pair'), {
+      hubs: ['ha', 'hb'],
+      spokes: [
+        { id: 'dc1', patterns: ['*.dc1.*'], failoverTo: ['dc2'] },
+        { id: 'dc2', patterns: ['*.dc2.*'] },
+      ],
+      witnesses: ['dc2'],
+      lease: '1000ms',
+      insecureTransport: true,
+      statusInterval: '200ms',
+      probeInterval: '300ms',
+      failoverThreshold: 2,
+      // With its only standby dead the new primary could confirm no write with min_acks 1.
+      hubConfig: { fanout: { timeout: '1000ms', retries: 1, backoff: '50ms' }, replication: { min_acks: 0 } },
+    });
+    const pairSpoke = (id: string) => p.spokes.find((s) => s.id === id)!;
+    const [dc1Proc] = await Promise.all(p.spokes.map((s) => start(s)));
+    const [ha, hb] = [p.hubs[0]!, p.hubs[1]!];
+    const haProc = await start(ha);
+    await start(hb);
+    const onA = new HubApi(ha.addr, adminToken(ha));
+    const onB = new HubApi(hb.addr, adminToken(hb));
+    const role = async (x: HubApi) =>
+      (await x.get<{ replication: { role: string } }>('/hub').catch(() => undefined))?.replication.role;
+    const dc1On = async (x: HubApi) =>
+      (await x.get<{ spokes: SpokeView[] }>('/spokes')).spokes.find((s) => s.id === 'dc1')!;
+    const upsOn = async (x: HubApi) =>
+      (await x.get<{ events: ApiEvent[] }>('/events?type=spoke.up&limit=1000')).events.filter(
+        (e) => e.data.spoke === 'dc1',
+      );
+    await waitFor(async () => (await role(onA)) === 'primary' && (await role(onB)) === 'standby', {
+      timeoutMs: 30_000,
+      what: 'ha primary, hb its standby',
+    });
+    const { secret: s } = await onA.post<{ secret: string }>('/tokens', { note: 'pair' });
+    await Promise.all(Array.from({ length: PER_SPOKE }, (_, i) => enroll(ha.addr, envoy(`h${i}.dc1.example.com`), s)));
+
+    await dc1Proc!.kill('SIGKILL');
+    await waitFor(async () => (await dc1On(onA)).state === 'drained', { timeoutMs: 30_000, what: 'dc1 failed over' });
+    expect((await dc1On(onA)).admin).toMatchObject({ state: 'drained', auto: true });
+    await haProc.kill('SIGKILL');
+    await start(pairSpoke('dc1'));
+
+    await waitFor(async () => (await role(onB)) === 'primary', { timeoutMs: 30_000, what: 'hb elected' });
+    const dc1 = await waitFor(
+      async () => {
+        const v = await dc1On(onB);
+        return v.state === 'online' ? v : undefined;
+      },
+      { timeoutMs: 20_000, what: 'dc1 online on hb' },
+    );
+    expect(dc1.admin).toMatchObject({ state: 'active', auto: false, reason: 'recovered' });
+    expect(await upsOn(onB)).toHaveLength(1);
+    const dir = await directory({ addr: hb.addr, adminToken: adminToken(hb) });
+    expect([...dir.values()].filter((e) => e.spokeId === 'dc1')).toEqual([]);
+  }, 180_000);
+});
