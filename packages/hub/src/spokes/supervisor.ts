@@ -32,11 +32,19 @@ const RELEASE_CHUNK = 1000;
  * that still reaches it is redirected) before it takes new envoys again. Moved envoys stay
  * where they went: a flapping spoke is never drained back and forth. Envoys a drain could not
  * place are placed as soon as a spoke can take them (stranded.ts), checked every round.
+ * Health is not durable but the failover's mark on a spoke is (`auto` on its admin state): a
+ * new primary's first answer from a spoke still so marked is a recovery too, though that hub
+ * never saw the spoke fail.
  */
 export class Supervisor {
   private timer: NodeJS.Timeout | undefined;
   private stopped = true;
   private readonly flushing = new Map<string, Promise<number>>();
+  private readonly recovering = new Map<string, Promise<void>>();
+  /** Spokes that answered since this hub became primary. */
+  private readonly answered = new Set<string>();
+  /** Whether this term's first probe round, and the resuming of drains after it, are done. */
+  private settled = false;
   private round: Promise<void> | undefined;
 
   constructor(private readonly d: SupervisorDeps) {
@@ -47,6 +55,10 @@ export class Supervisor {
     });
     h.on('up', (id) => void this.recovered(id));
     h.on('ok', (id) => {
+      if (!this.answered.has(id)) {
+        this.answered.add(id);
+        this.firstAnswer(id);
+      }
       if ((d.state.releases.get(id)?.size ?? 0) > 0 && !this.flushing.has(id))
         void this.flushReleases(id).catch(() => undefined);
     });
@@ -56,6 +68,8 @@ export class Supervisor {
   /** Starts probing (on becoming primary); after the first round, resumes the drains the last primary left unfinished. */
   start(): void {
     this.stopped = false;
+    this.settled = false;
+    this.answered.clear();
     let first = true;
     const tick = () => {
       if (this.stopped) return;
@@ -64,6 +78,7 @@ export class Supervisor {
           if (!first) return;
           first = false;
           await this.resumeInterrupted();
+          this.settled = true;
         })
         .then(() => this.placeStranded('a spoke has room or is back'))
         .finally(() => {
@@ -77,7 +92,7 @@ export class Supervisor {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     await this.round?.catch(() => undefined);
-    await Promise.allSettled([...this.flushing.values()]);
+    await Promise.allSettled([...this.flushing.values(), ...this.recovering.values()]);
   }
 
   /** Places stranded envoys that a spoke can take now (primary only: a no-op while stopped). */
@@ -175,7 +190,34 @@ export class Supervisor {
     }
   }
 
-  private async recovered(id: string): Promise<void> {
+  /**
+   * The first answer this primary has from `id`. A spoke the failover drained (or is draining)
+   * under an earlier primary, or under this hub before it restarted, is back: the same recovery
+   * as `up`. A failover left `draining` is settled after the first round instead
+   * (resumeInterrupted), which also sees whether the spoke answered. A spoke drained by hand
+   * (`auto` false) stays as the operator left it.
+   */
+  private firstAnswer(id: string): void {
+    const admin = this.d.state.spokeAdmin.get(id);
+    if (!admin?.auto || admin.state === 'active' || this.stopped || this.recovering.has(id)) return;
+    if (admin.state === 'draining' && !this.settled) return;
+    this.d.log.info(
+      { spoke: id, admin: admin.state, move: admin.moveId },
+      `spoke ${id} answers; the failover had drained it, so it takes envoys again`,
+    );
+    void this.recovered(id);
+  }
+
+  /** Once at a time per spoke: `up`, a first answer and a failover given up may all see the same return. */
+  private recovered(id: string): Promise<void> {
+    const cur = this.recovering.get(id);
+    if (cur) return cur;
+    const p = this.recover(id).finally(() => this.recovering.delete(id));
+    this.recovering.set(id, p);
+    return p;
+  }
+
+  private async recover(id: string): Promise<void> {
     const { state, mover, events, log } = this.d;
     const admin = state.spokeAdmin.get(id);
     let released = 0;
