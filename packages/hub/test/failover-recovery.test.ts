@@ -1,20 +1,8 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ApiEvent, Move, SpokeView } from '@axle/shared';
-import {
-  adminToken,
-  directory,
-  enroll,
-  envoy,
-  type FleetPlan,
-  HubApi,
-  type NodePlan,
-  planFleet,
-  type Proc,
-  startNode,
-  tempDir,
-  waitFor,
-} from '@axle/testkit';
+import type { Move } from '@axle/shared';
+import { enroll, envoy, type FleetPlan, type NodePlan, planFleet, type Proc, tempDir, waitFor } from '@axle/testkit';
+import { HubView, RestartFleet } from './restart-fleet.js';
 
 /**
  * The rule for a failed-over spoke that answers again (it is `online`, takes envoys again,
@@ -24,54 +12,16 @@ import {
  * spoke processes, killed with SIGKILL and started again at the same addresses.
  */
 const t = tempDir('axle-failover-recovery-');
-const procs = new Set<Proc>();
+const fleet = new RestartFleet();
 let plan: FleetPlan;
 let hubNode: NodePlan;
 let hub: Proc;
-let hubApi: HubApi;
+let view: HubView;
 let secret: string;
 const PER_SPOKE = 8;
 
 const spokeNode = (id: string) => plan.spokes.find((s) => s.id === id)!;
-async function start(n: NodePlan): Promise<Proc> {
-  const p = await startNode(n);
-  procs.add(p);
-  void p.exited.then(() => procs.delete(p));
-  return p;
-}
-function running(name: string): Proc {
-  const p = [...procs].find((x) => x.name === name);
-  if (!p) throw new Error(`${name} is not running`);
-  return p;
-}
-const moves = async () => (await hubApi.get<{ moves: Move[] }>('/moves?limit=1000')).moves;
-const spokes = async () => new Map((await hubApi.get<{ spokes: SpokeView[] }>('/spokes')).spokes.map((s) => [s.id, s]));
-const spoke = async (id: string) => (await spokes()).get(id)!;
-const upEvents = async (id: string) =>
-  (await hubApi.get<{ events: ApiEvent[] }>('/events?type=spoke.up&limit=1000')).events.filter(
-    (e) => e.data.spoke === id,
-  );
-const placement = async () => directory({ addr: hubNode.addr, adminToken: adminToken(hubNode) });
-/** The move once it has ended. */
-const finished = (id: string) =>
-  waitFor(
-    async () => {
-      const m = (await moves()).find((x) => x.id === id);
-      return m === undefined || m.state === 'running' ? undefined : m;
-    },
-    { timeoutMs: 60_000, intervalMs: 100, what: `move ${id} to finish` },
-  );
-/** Resolves once the hub has begun its second probe round of `id` since it started. */
-async function secondRound(id: string): Promise<void> {
-  const first = await waitFor(async () => (await spoke(id)).health.lastProbeAt as number | undefined, {
-    timeoutMs: 20_000,
-    what: `a probe of ${id}`,
-  });
-  await waitFor(async () => ((await spoke(id)).health.lastProbeAt as number) > first, {
-    timeoutMs: 20_000,
-    what: `a second probe of ${id}`,
-  });
-}
+const upEvents = async (on: HubView, id: string) => (await on.events('spoke.up')).filter((e) => e.data.spoke === id);
 
 beforeAll(async () => {
   plan = await planFleet(join(t.dir, 'fleet'), {
@@ -88,37 +38,39 @@ beforeAll(async () => {
     hubConfig: { fanout: { timeout: '1000ms', retries: 1, backoff: '50ms' } },
   });
   hubNode = plan.hubs[0]!;
-  await Promise.all(plan.spokes.map((s) => start(s)));
-  hub = await start(hubNode);
-  hubApi = new HubApi(hubNode.addr, adminToken(hubNode));
-  secret = (await hubApi.post<{ secret: string }>('/tokens', { note: 'failover recovery' })).secret;
-  for (const dc of ['dc1', 'dc3'])
-    await Promise.all(
-      Array.from({ length: PER_SPOKE }, (_, i) => enroll(hubNode.addr, envoy(`h${i}.${dc}.example.com`), secret)),
-    );
+  await Promise.all(plan.spokes.map((s) => fleet.start(s)));
+  hub = await fleet.start(hubNode);
+  view = new HubView(hubNode);
+  secret = (await view.api.post<{ secret: string }>('/tokens', { note: 'failover recovery' })).secret;
+  await view.enrollInto(['dc1', 'dc3'], PER_SPOKE, secret);
 
   // dc3 is drained by hand; dc1 dies and the failover drains it to the end.
-  const hand = (await hubApi.post<{ move: Move }>('/drain', { spoke: 'dc3' })).move;
-  expect(await finished(hand.id)).toMatchObject({ state: 'done', kind: 'drain' });
-  await running('spoke dc1').kill('SIGKILL');
-  const f = await waitFor(async () => (await moves()).find((m) => m.from === 'dc1' && m.kind === 'failover'), {
-    timeoutMs: 30_000,
-    what: 'the failover of dc1',
+  const hand = (await view.api.post<{ move: Move }>('/drain', { spoke: 'dc3' })).move;
+  expect(await view.finished(hand.id)).toMatchObject({ state: 'done', kind: 'drain' });
+  await fleet.running('spoke dc1').kill('SIGKILL');
+  const f = await view.moveWhere((m) => m.from === 'dc1' && m.kind === 'failover', 'the failover of dc1');
+  expect(await view.finished(f.id)).toMatchObject({ state: 'done', moved: PER_SPOKE });
+  expect(await view.spoke('dc1')).toMatchObject({
+    state: 'drained',
+    envoys: 0,
+    admin: { state: 'drained', auto: true },
   });
-  expect(await finished(f.id)).toMatchObject({ state: 'done', moved: PER_SPOKE });
-  expect(await spoke('dc1')).toMatchObject({ state: 'drained', envoys: 0, admin: { state: 'drained', auto: true } });
-  expect(await spoke('dc3')).toMatchObject({ state: 'drained', envoys: 0, admin: { state: 'drained', auto: false } });
-  expect(await upEvents('dc1')).toEqual([]);
+  expect(await view.spoke('dc3')).toMatchObject({
+    state: 'drained',
+    envoys: 0,
+    admin: { state: 'drained', auto: false },
+  });
+  expect(await upEvents(view, 'dc1')).toEqual([]);
 
   // The hub is killed while dc1 is down; both spokes are back (dc3 restarted too) when it starts again.
   await hub.kill('SIGKILL');
-  await running('spoke dc3').kill('SIGKILL');
-  await Promise.all([start(spokeNode('dc1')), start(spokeNode('dc3'))]);
-  hub = await start(hubNode);
+  await fleet.running('spoke dc3').kill('SIGKILL');
+  await Promise.all([fleet.start(spokeNode('dc1')), fleet.start(spokeNode('dc3'))]);
+  hub = await fleet.start(hubNode);
 }, 180_000);
 
 afterAll(async () => {
-  await Promise.all([...procs].map((p) => p.stop()));
+  await fleet.stop();
   t.cleanup();
 });
 
@@ -126,36 +78,36 @@ describe('after a hub restart', () => {
   it('a spoke the failover drained that answers again is online, takes envoys again and says spoke.up', async () => {
     const dc1 = await waitFor(
       async () => {
-        const s = await spoke('dc1');
+        const s = await view.spoke('dc1');
         return s.state === 'online' ? s : undefined;
       },
       { timeoutMs: 20_000, what: 'dc1 online again' },
     );
     expect(dc1.admin).toMatchObject({ state: 'active', auto: false, reason: 'recovered' });
     expect(dc1.pendingReleases).toBe(0);
-    const ups = await upEvents('dc1');
+    const ups = await upEvents(view, 'dc1');
     expect(ups).toHaveLength(1);
     expect(ups[0]!.data.released).toBe(PER_SPOKE);
 
     // The moved envoys stay where they went; a new dc1 host is placed on dc1 again.
-    const dir = await placement();
+    const dir = await view.placement();
     for (let i = 0; i < PER_SPOKE; i++) expect(dir.get(`h${i}.dc1.example.com`)!.spokeId).toBe('dc2');
     await enroll(hubNode.addr, envoy('new.dc1.example.com'), secret);
-    expect((await placement()).get('new.dc1.example.com')!.spokeId).toBe('dc1');
+    expect((await view.placement()).get('new.dc1.example.com')!.spokeId).toBe('dc1');
 
     // Recovered once: later rounds record nothing more and start no move back.
-    await secondRound('dc1');
-    expect(await upEvents('dc1')).toHaveLength(1);
-    expect((await moves()).filter((m) => m.from === 'dc1')).toHaveLength(1);
+    await view.secondRound('dc1');
+    expect(await upEvents(view, 'dc1')).toHaveLength(1);
+    expect((await view.moves()).filter((m) => m.from === 'dc1')).toHaveLength(1);
   }, 60_000);
 
   it('a spoke drained by hand stays drained', async () => {
-    await secondRound('dc3');
-    const dc3 = await spoke('dc3');
+    await view.secondRound('dc3');
+    const dc3 = await view.spoke('dc3');
     expect(dc3.health.online).toBe(true);
     expect(dc3).toMatchObject({ state: 'drained', envoys: 0, admin: { state: 'drained', auto: false } });
-    expect(await upEvents('dc3')).toEqual([]);
-    const dir = await placement();
+    expect(await upEvents(view, 'dc3')).toEqual([]);
+    const dir = await view.placement();
     for (let i = 0; i < PER_SPOKE; i++) expect(dir.get(`h${i}.dc3.example.com`)!.spokeId).toBe('dc2');
   }, 60_000);
 });
@@ -178,44 +130,38 @@ describe('after a standby is promoted', () => {
       hubConfig: { fanout: { timeout: '1000ms', retries: 1, backoff: '50ms' }, replication: { min_acks: 0 } },
     });
     const pairSpoke = (id: string) => p.spokes.find((s) => s.id === id)!;
-    const [dc1Proc] = await Promise.all(p.spokes.map((s) => start(s)));
+    const [dc1Proc] = await Promise.all(p.spokes.map((s) => fleet.start(s)));
     const [ha, hb] = [p.hubs[0]!, p.hubs[1]!];
-    const haProc = await start(ha);
-    await start(hb);
-    const onA = new HubApi(ha.addr, adminToken(ha));
-    const onB = new HubApi(hb.addr, adminToken(hb));
-    const role = async (x: HubApi) =>
-      (await x.get<{ replication: { role: string } }>('/hub').catch(() => undefined))?.replication.role;
-    const dc1On = async (x: HubApi) =>
-      (await x.get<{ spokes: SpokeView[] }>('/spokes')).spokes.find((s) => s.id === 'dc1')!;
-    const upsOn = async (x: HubApi) =>
-      (await x.get<{ events: ApiEvent[] }>('/events?type=spoke.up&limit=1000')).events.filter(
-        (e) => e.data.spoke === 'dc1',
-      );
-    await waitFor(async () => (await role(onA)) === 'primary' && (await role(onB)) === 'standby', {
+    const haProc = await fleet.start(ha);
+    await fleet.start(hb);
+    const onA = new HubView(ha);
+    const onB = new HubView(hb);
+    await waitFor(async () => (await onA.role()) === 'primary' && (await onB.role()) === 'standby', {
       timeoutMs: 30_000,
       what: 'ha primary, hb its standby',
     });
-    const { secret: s } = await onA.post<{ secret: string }>('/tokens', { note: 'pair' });
-    await Promise.all(Array.from({ length: PER_SPOKE }, (_, i) => enroll(ha.addr, envoy(`h${i}.dc1.example.com`), s)));
+    const { secret: s } = await onA.api.post<{ secret: string }>('/tokens', { note: 'pair' });
+    await onA.enrollInto(['dc1'], PER_SPOKE, s);
 
     await dc1Proc!.kill('SIGKILL');
-    await waitFor(async () => (await dc1On(onA)).state === 'drained', { timeoutMs: 30_000, what: 'dc1 failed over' });
-    expect((await dc1On(onA)).admin).toMatchObject({ state: 'drained', auto: true });
+    await waitFor(async () => (await onA.spoke('dc1')).state === 'drained', {
+      timeoutMs: 30_000,
+      what: 'dc1 failed over',
+    });
+    expect((await onA.spoke('dc1')).admin).toMatchObject({ state: 'drained', auto: true });
     await haProc.kill('SIGKILL');
-    await start(pairSpoke('dc1'));
+    await fleet.start(pairSpoke('dc1'));
 
-    await waitFor(async () => (await role(onB)) === 'primary', { timeoutMs: 30_000, what: 'hb elected' });
+    await waitFor(async () => (await onB.role()) === 'primary', { timeoutMs: 30_000, what: 'hb elected' });
     const dc1 = await waitFor(
       async () => {
-        const v = await dc1On(onB);
+        const v = await onB.spoke('dc1');
         return v.state === 'online' ? v : undefined;
       },
       { timeoutMs: 20_000, what: 'dc1 online on hb' },
     );
     expect(dc1.admin).toMatchObject({ state: 'active', auto: false, reason: 'recovered' });
-    expect(await upsOn(onB)).toHaveLength(1);
-    const dir = await directory({ addr: hb.addr, adminToken: adminToken(hb) });
-    expect([...dir.values()].filter((e) => e.spokeId === 'dc1')).toEqual([]);
+    expect(await upEvents(onB, 'dc1')).toHaveLength(1);
+    expect(await onB.onSpoke('dc1')).toBe(0);
   }, 180_000);
 });

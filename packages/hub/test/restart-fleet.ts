@@ -1,0 +1,126 @@
+import type { ApiEvent, Move, SpokeView } from '@axle/shared';
+import {
+  adminToken,
+  directory,
+  enroll,
+  envoy,
+  HubApi,
+  type NodePlan,
+  type Proc,
+  startNode,
+  waitFor,
+} from '@axle/testkit';
+
+/**
+ * Hub and spoke processes a test kills (kill -9, a clean stop) and starts again at the same
+ * addresses, from their plan: the drain-resume and failover-recovery tests.
+ */
+export class RestartFleet {
+  readonly procs = new Set<Proc>();
+
+  async start(n: NodePlan): Promise<Proc> {
+    const p = await startNode(n);
+    this.procs.add(p);
+    void p.exited.then(() => this.procs.delete(p));
+    return p;
+  }
+
+  /** The running process named `name` ("hub hub1", "spoke dc1"). */
+  running(name: string): Proc {
+    const p = [...this.procs].find((x) => x.name === name);
+    if (!p) throw new Error(`${name} is not running`);
+    return p;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.procs].map((p) => p.stop()));
+  }
+}
+
+/** What a test reads about moves, spokes and events through one hub's API, as an operator would. */
+export class HubView {
+  readonly api: HubApi;
+
+  constructor(readonly node: NodePlan) {
+    this.api = new HubApi(node.addr, adminToken(node));
+  }
+
+  async role(): Promise<string | undefined> {
+    return (await this.api.get<{ replication: { role: string } }>('/hub').catch(() => undefined))?.replication.role;
+  }
+
+  async moves(): Promise<Move[]> {
+    return (await this.api.get<{ moves: Move[] }>('/moves?limit=1000')).moves;
+  }
+
+  move(id: string): Promise<Move> {
+    return this.api.get<Move>(`/moves/${id}`);
+  }
+
+  async spokes(): Promise<Map<string, SpokeView>> {
+    return new Map((await this.api.get<{ spokes: SpokeView[] }>('/spokes')).spokes.map((s) => [s.id, s]));
+  }
+
+  async spoke(id: string): Promise<SpokeView> {
+    const s = (await this.spokes()).get(id);
+    if (!s) throw new Error(`the hub lists no spoke ${id}`);
+    return s;
+  }
+
+  async events(type: string): Promise<ApiEvent[]> {
+    return (await this.api.get<{ events: ApiEvent[] }>(`/events?type=${type}&limit=1000`)).events;
+  }
+
+  placement() {
+    return directory({ addr: this.node.addr, adminToken: adminToken(this.node) });
+  }
+
+  async onSpoke(id: string): Promise<number> {
+    return [...(await this.placement()).values()].filter((e) => e.spokeId === id).length;
+  }
+
+  /** Enrolls `perSpoke` envoys `h<i>.<dc>.example.com` into each of `dcs`. */
+  async enrollInto(dcs: string[], perSpoke: number, secret: string): Promise<void> {
+    for (const dc of dcs)
+      await Promise.all(
+        Array.from({ length: perSpoke }, (_, i) => enroll(this.node.addr, envoy(`h${i}.${dc}.example.com`), secret)),
+      );
+  }
+
+  /** Resolves once the move has moved at least `n` envoys (it is still running: its pacing leaves time). */
+  movedAtLeast(id: string, n: number): Promise<boolean> {
+    return waitFor(async () => (await this.move(id)).moved >= n, {
+      timeoutMs: 30_000,
+      intervalMs: 20,
+      what: `move ${id} under way`,
+    });
+  }
+
+  /** The move once it has ended. */
+  finished(id: string): Promise<Move> {
+    return waitFor(
+      async () => {
+        const m = await this.move(id).catch(() => undefined);
+        return m === undefined || m.state === 'running' ? undefined : m;
+      },
+      { timeoutMs: 60_000, intervalMs: 100, what: `move ${id} to finish` },
+    );
+  }
+
+  /** The first move `pred` picks, once there is one. */
+  moveWhere(pred: (m: Move) => boolean, what: string): Promise<Move> {
+    return waitFor(async () => (await this.moves()).find(pred), { timeoutMs: 30_000, what });
+  }
+
+  /** Resolves once the hub has begun its second probe round of `id` since it started: the first one, and what follows it, is done. */
+  async secondRound(id: string): Promise<void> {
+    const first = await waitFor(async () => (await this.spoke(id)).health.lastProbeAt as number | undefined, {
+      timeoutMs: 20_000,
+      what: `a probe of ${id}`,
+    });
+    await waitFor(async () => ((await this.spoke(id)).health.lastProbeAt as number) > first, {
+      timeoutMs: 20_000,
+      what: `a second probe of ${id}`,
+    });
+  }
+}
