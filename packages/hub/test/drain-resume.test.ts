@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Move } from '@axle/shared';
 import { type FleetPlan, type NodePlan, planFleet, type Proc, tempDir, waitFor } from '@axle/testkit';
-import { HubView, RestartFleet } from './restart-fleet.js';
+import { HubView, RestartFleet, startPair } from './restart-fleet.js';
 
 /**
  * A drain the hub did not finish (kill -9, a clean stop) is resumed by the next primary for the
@@ -138,33 +138,9 @@ describe('an interrupted drain', () => {
 
 describe('a drain interrupted by the primary dying', () => {
   it('is resumed by the standby elected in its place', async () => {
-    const p = await planFleet(join(t.dir, 'pair'), {
-      hubs: ['ha', 'hb'],
-      spokes: [
-        { id: 'dc1', patterns: ['*.dc1.*'], failoverTo: ['dc2'] },
-        { id: 'dc2', patterns: ['*.dc2.*'] },
-      ],
-      witnesses: ['dc2'],
-      lease: '1000ms',
-      insecureTransport: true,
-      statusInterval: '200ms',
-      probeInterval: '300ms',
+    const { haProc, onA, onB } = await startPair(fleet, t.dir, PER_SPOKE, {
       autoFailover: { enabled: false, drain_batch: 1, drain_parallel: 1, drain_jitter: '400ms' },
-      // With its only standby dead the new primary could confirm no write with min_acks 1.
-      hubConfig: { fanout: { timeout: '1000ms', retries: 1, backoff: '50ms' }, replication: { min_acks: 0 } },
     });
-    await Promise.all(p.spokes.map((s) => fleet.start(s)));
-    const [ha, hb] = [p.hubs[0]!, p.hubs[1]!];
-    const haProc = await fleet.start(ha);
-    await fleet.start(hb);
-    const onA = new HubView(ha);
-    const onB = new HubView(hb);
-    await waitFor(async () => (await onA.role()) === 'primary' && (await onB.role()) === 'standby', {
-      timeoutMs: 30_000,
-      what: 'ha primary, hb its standby',
-    });
-    const { secret } = await onA.api.post<{ secret: string }>('/tokens', { note: 'pair' });
-    await onA.enrollInto(['dc1'], PER_SPOKE, secret);
     const a = (await onA.api.post<{ move: Move }>('/drain', { spoke: 'dc1' })).move;
     await onA.movedAtLeast(a.id, 3);
     await haProc.kill('SIGKILL');

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Move } from '@axle/shared';
 import { enroll, envoy, type FleetPlan, type NodePlan, planFleet, type Proc, tempDir, waitFor } from '@axle/testkit';
-import { HubView, RestartFleet } from './restart-fleet.js';
+import { HubView, RestartFleet, startPair } from './restart-fleet.js';
 
 /**
  * The rule for a failed-over spoke that answers again (it is `online`, takes envoys again,
@@ -114,36 +114,10 @@ describe('after a hub restart', () => {
 
 describe('after a standby is promoted', () => {
   it('a spoke the dead primary failed over is online on the new primary with spoke.up', async () => {
-    const p = await planFleet(join(t.dir, 'pair'), {
-      hubs: ['ha', 'hb'],
-      spokes: [
-        { id: 'dc1', patterns: ['*.dc1.*'], failoverTo: ['dc2'] },
-        { id: 'dc2', patterns: ['*.dc2.*'] },
-      ],
-      witnesses: ['dc2'],
-      lease: '1000ms',
-      insecureTransport: true,
-      statusInterval: '200ms',
-      probeInterval: '300ms',
-      failoverThreshold: 2,
-      // With its only standby dead the new primary could confirm no write with min_acks 1.
-      hubConfig: { fanout: { timeout: '1000ms', retries: 1, backoff: '50ms' }, replication: { min_acks: 0 } },
-    });
+    const { plan: p, haProc, dc1Proc, onA, onB } = await startPair(fleet, t.dir, PER_SPOKE, { failoverThreshold: 2 });
     const pairSpoke = (id: string) => p.spokes.find((s) => s.id === id)!;
-    const [dc1Proc] = await Promise.all(p.spokes.map((s) => fleet.start(s)));
-    const [ha, hb] = [p.hubs[0]!, p.hubs[1]!];
-    const haProc = await fleet.start(ha);
-    await fleet.start(hb);
-    const onA = new HubView(ha);
-    const onB = new HubView(hb);
-    await waitFor(async () => (await onA.role()) === 'primary' && (await onB.role()) === 'standby', {
-      timeoutMs: 30_000,
-      what: 'ha primary, hb its standby',
-    });
-    const { secret: s } = await onA.api.post<{ secret: string }>('/tokens', { note: 'pair' });
-    await onA.enrollInto(['dc1'], PER_SPOKE, s);
 
-    await dc1Proc!.kill('SIGKILL');
+    await dc1Proc.kill('SIGKILL');
     await waitFor(async () => (await onA.spoke('dc1')).state === 'drained', {
       timeoutMs: 30_000,
       what: 'dc1 failed over',

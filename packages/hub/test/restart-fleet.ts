@@ -1,11 +1,15 @@
 import type { ApiEvent, Move, SpokeView } from '@axle/shared';
+import { join } from 'node:path';
 import {
   adminToken,
   directory,
   enroll,
   envoy,
+  type FleetPlan,
   HubApi,
   type NodePlan,
+  type PlanSpec,
+  planFleet,
   type Proc,
   startNode,
   waitFor,
@@ -123,4 +127,44 @@ export class HubView {
       what: `a second probe of ${id}`,
     });
   }
+}
+
+/**
+ * Two hubs started and settled (ha primary, hb its standby), dc2 their witness and dc1 failing
+ * over to it, `perSpoke` envoys enrolled into dc1. `min_acks: 0`: with its only standby dead, a
+ * standby elected in its place could otherwise confirm no write.
+ */
+export async function startPair(
+  fleet: RestartFleet,
+  dir: string,
+  perSpoke: number,
+  extra: Partial<Pick<PlanSpec, 'autoFailover' | 'failoverThreshold'>>,
+): Promise<{ plan: FleetPlan; haProc: Proc; dc1Proc: Proc; onA: HubView; onB: HubView }> {
+  const plan = await planFleet(join(dir, 'pair'), {
+    hubs: ['ha', 'hb'],
+    spokes: [
+      { id: 'dc1', patterns: ['*.dc1.*'], failoverTo: ['dc2'] },
+      { id: 'dc2', patterns: ['*.dc2.*'] },
+    ],
+    witnesses: ['dc2'],
+    lease: '1000ms',
+    insecureTransport: true,
+    statusInterval: '200ms',
+    probeInterval: '300ms',
+    ...extra,
+    hubConfig: { fanout: { timeout: '1000ms', retries: 1, backoff: '50ms' }, replication: { min_acks: 0 } },
+  });
+  const [dc1Proc] = await Promise.all(plan.spokes.map((s) => fleet.start(s)));
+  const [ha, hb] = [plan.hubs[0]!, plan.hubs[1]!];
+  const haProc = await fleet.start(ha);
+  await fleet.start(hb);
+  const onA = new HubView(ha);
+  const onB = new HubView(hb);
+  await waitFor(async () => (await onA.role()) === 'primary' && (await onB.role()) === 'standby', {
+    timeoutMs: 30_000,
+    what: 'ha primary, hb its standby',
+  });
+  const { secret } = await onA.api.post<{ secret: string }>('/tokens', { note: 'pair' });
+  await onA.enrollInto(['dc1'], perSpoke, secret);
+  return { plan, haProc, dc1Proc: dc1Proc!, onA, onB };
 }
