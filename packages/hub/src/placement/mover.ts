@@ -286,11 +286,23 @@ export class EnvoyMover {
       const now = Date.now();
       const changes: Change[] = [];
       const moved: string[] = [];
+      let abandoned = 0;
       recs.forEach((r, i) => {
         const cur = state.envoys.get(r.hostname);
-        // Someone else moved or re-keyed it meanwhile: their assignment stands.
+        // Someone else moved or re-keyed it meanwhile: their assignment stands. The target
+        // adopted it all the same, under a newer epoch than theirs: it must let it go again,
+        // or two spokes list the envoy (a reassign racing a drain did that).
         if (!cur || cur.epoch !== r.epoch) {
           move.already++;
+          const epoch = (adopted[i] as Adopted).epoch;
+          // Both chose this spoke: it holds the newer epoch, so the directory must name it too,
+          // or the envoy is sent back and forth between "stale epoch" and the hub's older answer.
+          if (cur?.spokeId === target && epoch > cur.epoch)
+            changes.push({ kind: 'envoy.assign', envoy: { ...cur, epoch, assignedAt: now }, reason });
+          else if (cur && cur.spokeId !== target) {
+            changes.push({ kind: 'release.add', spokeId: target, hostname: r.hostname, epoch });
+            abandoned++;
+          }
           return;
         }
         changes.push({
@@ -301,7 +313,11 @@ export class EnvoyMover {
         });
         moved.push(r.hostname);
       });
-      if (moved.length === 0) return;
+      if (moved.length === 0) {
+        await recordChanges(this.d, changes);
+        if (abandoned > 0) this.d.onMoved(target);
+        return;
+      }
       const from = recs[0]?.spokeId;
       changes.push(
         events.change('envoy.reassigned', {
@@ -317,6 +333,7 @@ export class EnvoyMover {
       move.moved += moved.length;
       this.d.metrics.moved.inc({ kind: move.kind }, moved.length);
       for (const r of recs) if (r.spokeId !== move.from) this.d.onMoved(r.spokeId);
+      if (abandoned > 0) this.d.onMoved(target);
     } catch (e) {
       move.failed += recs.length;
       pushError(move, `${target}: ${errorText(e)}`);

@@ -257,16 +257,16 @@ export class Supervisor {
     const { state, fleet, links, config } = this.d;
     let total = 0;
     for (;;) {
-      const set = state.releases.get(id);
-      if (!set || set.size === 0 || !links.has(id)) return total;
-      const chunk = [...set].slice(0, RELEASE_CHUNK);
+      const pending = state.releases.get(id);
+      if (!pending || pending.size === 0 || !links.has(id)) return total;
+      const chunk = [...pending.keys()].slice(0, RELEASE_CHUNK);
       const items = [];
       for (const h of chunk) {
         const rec = state.envoys.get(h);
         if (!rec || rec.spokeId === id) continue;
         items.push({
           hostname: h,
-          epoch: rec.epoch,
+          epoch: Math.max(rec.epoch, pending.get(h) ?? 0),
           ...(fleet.has(rec.spokeId) ? { to: fleet.target(rec.spokeId) } : {}),
         });
       }

@@ -114,6 +114,12 @@ export type Change =
   | { kind: 'envoy.remove'; hostname: string }
   | { kind: 'envoy.rekey_allow'; allowance: RekeyAllowance }
   | { kind: 'release.done'; spokeId: string; hostnames: string[] }
+  /**
+   * `spokeId` adopted the envoy under `epoch` for a move that then found it placed elsewhere
+   * meanwhile (another move won): the spoke must drop that adoption, which is newer than the
+   * directory's epoch, so the release carries it.
+   */
+  | { kind: 'release.add'; spokeId: string; hostname: string; epoch: number }
   /** Create, use and revoke alike write the whole record; writers of one token serialize themselves. */
   | { kind: 'token.put'; token: JoinToken }
   | { kind: 'apitoken.put'; token: ApiToken }

@@ -145,9 +145,9 @@ export class HubStore extends HubView {
     for (const { value } of d.rekey.getRange())
       this.rekey.set((value as RekeyAllowance).hostname, value as RekeyAllowance);
     for (const { value } of d.spokes.getRange()) this.spokeAdmin.set((value as SpokeAdmin).id, value as SpokeAdmin);
-    for (const { key } of d.releases.getRange()) {
+    for (const { key, value } of d.releases.getRange()) {
       const [spoke, host] = key as [string, string];
-      this.releaseSet(spoke).add(host);
+      this.addRelease(spoke, host, typeof value === 'number' ? value : 0);
     }
     for (const { value } of d.moves.getRange()) this.moves.set((value as Move).id, value as Move);
     for (const { value } of d.bundles.getRange()) this.indexBundle(value as ConfigBundle);

@@ -44,8 +44,16 @@ export function writeChange(d: Tables, c: Change): void {
       d.releases.remove([c.envoy.spokeId, c.envoy.hostname]);
       d.rekey.remove(c.envoy.hostname);
       d.pending.remove(c.envoy.hostname);
-      if (c.from !== undefined && c.from !== c.envoy.spokeId) d.releases.put([c.from, c.envoy.hostname], 1);
+      if (c.from !== undefined && c.from !== c.envoy.spokeId) {
+        const key = [c.from, c.envoy.hostname];
+        d.releases.put(key, Math.max((d.releases.get(key) as number | undefined) ?? 0, 1));
+      }
       return;
+    }
+    case 'release.add': {
+      // The row's value is the least epoch the release must carry (1: the directory's will do).
+      const key = [c.spokeId, c.hostname];
+      return void d.releases.put(key, Math.max((d.releases.get(key) as number | undefined) ?? 0, c.epoch));
     }
     case 'envoy.remove':
       return void d.envoys.remove(c.hostname);

@@ -30,7 +30,8 @@ export class HubView {
   readonly rekey = new Map<string, RekeyAllowance>();
   readonly spokeAdmin = new Map<string, SpokeAdmin>();
   /** spokeId -> host names it must still be told to release. */
-  readonly releases = new Map<string, Set<string>>();
+  /** Per spoke, the envoys it must release, each with the least epoch the release must carry (0: the directory's). */
+  readonly releases = new Map<string, Map<string, number>>();
   readonly moves = new Map<string, Move>();
   /** Published config versions without their bytes (read those with `bundle()`), newest last. */
   readonly bundles = new Map<number, ConfigBundleMeta>();
@@ -57,7 +58,7 @@ export class HubView {
         this.releases.get(c.envoy.spokeId)?.delete(c.envoy.hostname);
         this.rekey.delete(c.envoy.hostname);
         this.pending.delete(c.envoy.hostname);
-        if (c.from !== undefined && c.from !== c.envoy.spokeId) this.releaseSet(c.from).add(c.envoy.hostname);
+        if (c.from !== undefined && c.from !== c.envoy.spokeId) this.addRelease(c.from, c.envoy.hostname, 0);
         return;
       }
       case 'envoy.remove': {
@@ -70,6 +71,9 @@ export class HubView {
       }
       case 'envoy.rekey_allow':
         this.rekey.set(c.allowance.hostname, c.allowance);
+        return;
+      case 'release.add':
+        this.addRelease(c.spokeId, c.hostname, c.epoch);
         return;
       case 'release.done': {
         const set = this.releases.get(c.spokeId);
@@ -177,10 +181,10 @@ export class HubView {
     this.perSpoke.set(spokeId, (this.perSpoke.get(spokeId) ?? 0) + d);
   }
 
-  protected releaseSet(spokeId: string): Set<string> {
-    let s = this.releases.get(spokeId);
-    if (!s) this.releases.set(spokeId, (s = new Set()));
-    return s;
+  protected addRelease(spokeId: string, hostname: string, epoch: number): void {
+    let m = this.releases.get(spokeId);
+    if (!m) this.releases.set(spokeId, (m = new Map()));
+    m.set(hostname, Math.max(m.get(hostname) ?? 0, epoch));
   }
 
   countOn(spokeId: string): number {
