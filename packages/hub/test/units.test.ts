@@ -274,6 +274,8 @@ describe('state store', () => {
       from: 'dc1',
       envoy: { hostname: 'h0', pubkey: pub, spokeId: 'dc2', epoch: 9, enrolledAt: 1, assignedAt: 2 },
     });
+    // dc3 adopted h1 under epoch 12 for a move that lost the race: its release must carry 12, not h1's 2.
+    await s.apply({ kind: 'release.add', spokeId: 'dc3', hostname: 'h1', epoch: 12 });
     const seq = s.lastSeq;
     await s.close();
 
@@ -282,7 +284,8 @@ describe('state store', () => {
     expect(again.envoys.size).toBe(5);
     expect(again.countOn('dc1')).toBe(4);
     expect(again.countOn('dc2')).toBe(1);
-    expect([...again.releases.get('dc1')!]).toEqual(['h0']);
+    expect([...again.releases.get('dc1')!]).toEqual([['h0', 1]]);
+    expect([...again.releases.get('dc3')!]).toEqual([['h1', 12]]);
     expect(again.lastSeq).toBe(seq);
     const log = again.logSince(0, 100);
     expect(log.map((e) => e.seq)).toEqual(Array.from({ length: seq }, (_, i) => i + 1));
