@@ -1,8 +1,7 @@
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Move } from '@axle/shared';
-import { type FleetPlan, type NodePlan, planFleet, type Proc, tempDir, waitFor } from '@axle/testkit';
-import { HubView, RestartFleet, startPair } from './restart-fleet.js';
+import { type FleetPlan, type NodePlan, type Proc, tempDir, waitFor } from '@axle/testkit';
+import { type HubView, RestartFleet, startPair, startSingle } from './restart-fleet.js';
 
 /**
  * A drain the hub did not finish (kill -9, a clean stop) is resumed by the next primary for the
@@ -24,26 +23,11 @@ const startHub = async () => {
 };
 
 beforeAll(async () => {
-  plan = await planFleet(join(t.dir, 'fleet'), {
-    hubs: ['hub1'],
-    spokes: [
-      { id: 'dc1', patterns: ['*.dc1.*'], failoverTo: ['dc2'] },
-      { id: 'dc2', patterns: ['*.dc2.*'] },
-      { id: 'dc3', patterns: ['*.dc3.*'], failoverTo: ['dc2'] },
-      { id: 'dc4', patterns: ['*.dc4.*'], failoverTo: ['dc2'] },
-    ],
-    insecureTransport: true,
-    statusInterval: '200ms',
-    probeInterval: '300ms',
-    failoverThreshold: 2,
+  let secret: string;
+  ({ plan, hub, view, secret } = await startSingle(fleet, t.dir, ['dc1', 'dc2', 'dc3', 'dc4'], {
     autoFailover: { drain_batch: 1, drain_parallel: 1, drain_jitter: '400ms' },
-    hubConfig: { fanout: { timeout: '1000ms', retries: 1, backoff: '50ms' } },
-  });
+  }));
   hubNode = plan.hubs[0]!;
-  await Promise.all(plan.spokes.map((s) => fleet.start(s)));
-  await startHub();
-  view = new HubView(hubNode);
-  const { secret } = await view.api.post<{ secret: string }>('/tokens', { note: 'drain resume' });
   await view.enrollInto(['dc1', 'dc3', 'dc4'], PER_SPOKE, secret);
   expect(await view.onSpoke('dc1')).toBe(PER_SPOKE);
 }, 120_000);

@@ -1,8 +1,7 @@
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Move } from '@axle/shared';
-import { enroll, envoy, type FleetPlan, type NodePlan, planFleet, type Proc, tempDir, waitFor } from '@axle/testkit';
-import { HubView, RestartFleet, startPair } from './restart-fleet.js';
+import { enroll, envoy, type FleetPlan, type NodePlan, type Proc, tempDir, waitFor } from '@axle/testkit';
+import { type HubView, RestartFleet, startPair, startSingle } from './restart-fleet.js';
 
 /**
  * The rule for a failed-over spoke that answers again (it is `online`, takes envoys again,
@@ -24,24 +23,8 @@ const spokeNode = (id: string) => plan.spokes.find((s) => s.id === id)!;
 const upEvents = async (on: HubView, id: string) => (await on.events('spoke.up')).filter((e) => e.data.spoke === id);
 
 beforeAll(async () => {
-  plan = await planFleet(join(t.dir, 'fleet'), {
-    hubs: ['hub1'],
-    spokes: [
-      { id: 'dc1', patterns: ['*.dc1.*'], failoverTo: ['dc2'] },
-      { id: 'dc2', patterns: ['*.dc2.*'] },
-      { id: 'dc3', patterns: ['*.dc3.*'], failoverTo: ['dc2'] },
-    ],
-    insecureTransport: true,
-    statusInterval: '200ms',
-    probeInterval: '300ms',
-    failoverThreshold: 2,
-    hubConfig: { fanout: { timeout: '1000ms', retries: 1, backoff: '50ms' } },
-  });
+  ({ plan, hub, view, secret } = await startSingle(fleet, t.dir, ['dc1', 'dc2', 'dc3']));
   hubNode = plan.hubs[0]!;
-  await Promise.all(plan.spokes.map((s) => fleet.start(s)));
-  hub = await fleet.start(hubNode);
-  view = new HubView(hubNode);
-  secret = (await view.api.post<{ secret: string }>('/tokens', { note: 'failover recovery' })).secret;
   await view.enrollInto(['dc1', 'dc3'], PER_SPOKE, secret);
 
   // dc3 is drained by hand; dc1 dies and the failover drains it to the end.

@@ -1,8 +1,7 @@
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Move } from '@axle/shared';
-import { type FleetPlan, planFleet, tempDir, waitFor } from '@axle/testkit';
-import { HubView, RestartFleet } from './restart-fleet.js';
+import { tempDir, waitFor } from '@axle/testkit';
+import { type HubView, RestartFleet, startSingle } from './restart-fleet.js';
 
 /**
  * Two moves of the same envoys at once: a drain whose target is slow to adopt, and a reassign
@@ -13,27 +12,16 @@ import { HubView, RestartFleet } from './restart-fleet.js';
  */
 const t = tempDir('axle-move-race-');
 const fleet = new RestartFleet();
-let plan: FleetPlan;
 let view: HubView;
 const COUNT = 6;
 
 beforeAll(async () => {
-  plan = await planFleet(join(t.dir, 'fleet'), {
-    hubs: ['hub1'],
-    spokes: [
-      { id: 'dc1', patterns: ['*.dc1.*'], failoverTo: ['dc2'] },
-      { id: 'dc2', patterns: ['*.dc2.*'] },
-      { id: 'dc3', patterns: ['*.dc3.*'] },
-    ],
-    insecureTransport: true,
-    // Slow probes: the stopped spoke must still count as healthy when the drain picks it.
+  // Slow probes: the stopped spoke must still count as healthy when the drain picks it.
+  let secret: string;
+  ({ view, secret } = await startSingle(fleet, t.dir, ['dc1', 'dc2', 'dc3'], {
     probeInterval: '10s',
     autoFailover: { enabled: false },
-  });
-  await Promise.all(plan.spokes.map((s) => fleet.start(s)));
-  await fleet.start(plan.hubs[0]!);
-  view = new HubView(plan.hubs[0]!);
-  const { secret } = await view.api.post<{ secret: string }>('/tokens', { note: 'race' });
+  }));
   await view.enrollInto(['dc1'], COUNT, secret);
 }, 60_000);
 

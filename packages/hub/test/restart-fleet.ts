@@ -129,6 +129,40 @@ export class HubView {
   }
 }
 
+/** Spokes `ids`, each taking `*.<id>.*`, every one but dc2 failing over to dc2. */
+const spokesOf = (ids: string[]) =>
+  ids.map((id) => ({ id, patterns: [`*.${id}.*`], ...(id === 'dc2' ? {} : { failoverTo: ['dc2'] }) }));
+
+/** Quick status and probes, a short fan-out: faults show within a second or two. */
+const QUICK = {
+  insecureTransport: true,
+  statusInterval: '200ms',
+  probeInterval: '300ms',
+  failoverThreshold: 2,
+} satisfies Partial<PlanSpec>;
+const FANOUT = { timeout: '1000ms', retries: 1, backoff: '50ms' };
+
+/** One hub and spokes `ids` (spokesOf), started, with `extra` over the quick settings, and a join token. */
+export async function startSingle(
+  fleet: RestartFleet,
+  dir: string,
+  ids: string[],
+  extra: Partial<Pick<PlanSpec, 'autoFailover' | 'probeInterval'>> = {},
+): Promise<{ plan: FleetPlan; hub: Proc; view: HubView; secret: string }> {
+  const plan = await planFleet(join(dir, 'fleet'), {
+    hubs: ['hub1'],
+    spokes: spokesOf(ids),
+    ...QUICK,
+    ...extra,
+    hubConfig: { fanout: FANOUT },
+  });
+  await Promise.all(plan.spokes.map((s) => fleet.start(s)));
+  const hub = await fleet.start(plan.hubs[0]!);
+  const view = new HubView(plan.hubs[0]!);
+  const { secret } = await view.api.post<{ secret: string }>('/tokens', { note: 'restart fleet' });
+  return { plan, hub, view, secret };
+}
+
 /**
  * Two hubs started and settled (ha primary, hb its standby), dc2 their witness and dc1 failing
  * over to it, `perSpoke` envoys enrolled into dc1. `min_acks: 0`: with its only standby dead, a
@@ -142,17 +176,13 @@ export async function startPair(
 ): Promise<{ plan: FleetPlan; haProc: Proc; dc1Proc: Proc; onA: HubView; onB: HubView }> {
   const plan = await planFleet(join(dir, 'pair'), {
     hubs: ['ha', 'hb'],
-    spokes: [
-      { id: 'dc1', patterns: ['*.dc1.*'], failoverTo: ['dc2'] },
-      { id: 'dc2', patterns: ['*.dc2.*'] },
-    ],
+    spokes: spokesOf(['dc1', 'dc2']),
     witnesses: ['dc2'],
     lease: '1000ms',
-    insecureTransport: true,
-    statusInterval: '200ms',
-    probeInterval: '300ms',
+    ...QUICK,
+    failoverThreshold: 3,
     ...extra,
-    hubConfig: { fanout: { timeout: '1000ms', retries: 1, backoff: '50ms' }, replication: { min_acks: 0 } },
+    hubConfig: { fanout: FANOUT, replication: { min_acks: 0 } },
   });
   const [dc1Proc] = await Promise.all(plan.spokes.map((s) => fleet.start(s)));
   const [ha, hb] = [plan.hubs[0]!, plan.hubs[1]!];
