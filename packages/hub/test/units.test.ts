@@ -293,4 +293,54 @@ describe('state store', () => {
     expect(again.term).toBe(1);
     await again.close();
   });
+
+  it('gives the term of its last entry while that entry is still being written, and after a reopen', async () => {
+    const t = tempDir('axle-hub-position-');
+    cleanups.push(t.cleanup);
+    const s = await HubStore.open(t.dir);
+    expect(s.position()).toEqual({ lastSeq: 1, lastTerm: 1 });
+    await s.raiseTerm(3);
+    // A lease ping goes out while a write is in flight: reading the entry back from the log
+    // would find nothing yet, and 2@0 ranks below an empty hub's 1@1 at a witness.
+    const written = s.applyAll([{ kind: 'term.set', term: 3 }]);
+    expect(s.position()).toEqual({ lastSeq: 2, lastTerm: 3 });
+    expect(s.termAt(2)).toBe(3);
+    await written;
+    expect(s.termAt(1)).toBe(1);
+    await s.close();
+    const again = await HubStore.open(t.dir);
+    expect(again.position()).toEqual({ lastSeq: 2, lastTerm: 3 });
+    await again.close();
+  });
+
+  it('settles an answer read from the view only once what was written before it is committed', async () => {
+    const t = tempDir('axle-hub-settled-');
+    cleanups.push(t.cleanup);
+    const gates: { seq: number; open: () => void }[] = [];
+    let refusal: AxleError | undefined;
+    let holding = false;
+    const hooks = {
+      guard: () => {
+        if (refusal) throw refusal;
+      },
+      gate: (seq: number) => (holding ? new Promise<void>((open) => gates.push({ seq, open })) : Promise.resolve()),
+      appended: () => undefined,
+    };
+    const s = await HubStore.open(t.dir, hooks);
+    holding = true;
+    const write = s.apply({ kind: 'term.set', term: 1 });
+    let settled = false;
+    const read = s.settled().then(() => (settled = true));
+    await new Promise((r) => setTimeout(r, 50));
+    // The write is on disk (both wait at the commit gate, for the same position) and neither has been answered.
+    expect(gates.map((g) => g.seq)).toEqual([2, 2]);
+    expect(settled).toBe(false);
+    for (const g of gates.splice(0)) g.open();
+    await Promise.all([write, read]);
+    expect(settled).toBe(true);
+
+    refusal = new AxleError(ErrorCode.NOT_PRIMARY, 'a standby');
+    await expect(s.settled()).rejects.toMatchObject({ code: ErrorCode.NOT_PRIMARY });
+    await s.close();
+  });
 });

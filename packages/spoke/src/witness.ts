@@ -1,13 +1,34 @@
-import type { Logger, MessageOf } from '@axle/shared';
+import { AxleError, ErrorCode, type Logger, type MessageOf } from '@axle/shared';
 import type { TermKeeper } from './terms.js';
 import type { Store } from './store.js';
 
-interface Lease {
+interface Position {
+  lastSeq: number;
+  lastTerm: number;
+}
+
+interface Lease extends Position {
   primary: string;
   at: number;
   holdMs: number;
-  lastSeq: number;
-  lastTerm: number;
+}
+
+/** `a` is behind `b`: an older last term, or the same term and fewer entries. */
+function behind(a: Position, b: Position): boolean {
+  return a.lastTerm < b.lastTerm || (a.lastTerm === b.lastTerm && a.lastSeq < b.lastSeq);
+}
+
+/**
+ * Refuses a position no hub log can have: an entry from term 0, or from a term after the
+ * message's. Taken as given, 56@0 would rank below an empty hub's 1@1 and let it be elected.
+ */
+function checkPosition(p: Position & { term: number }, what: string): void {
+  if ((p.lastSeq > 0 && p.lastTerm < 1) || p.lastTerm > p.term || (p.lastSeq === 0 && p.lastTerm !== 0)) {
+    throw new AxleError(
+      ErrorCode.INVALID,
+      `${what} gives log position ${p.lastSeq}@${p.lastTerm} in term ${p.term}, which no hub log can hold; this witness changed nothing`,
+    );
+  }
 }
 
 /**
@@ -16,7 +37,8 @@ interface Lease {
  * - at most one vote per term, and the term voted in is stored before the answer;
  * - no vote while a primary renewed its lease here within `holdMs`, nor within `holdMs`
  *   of this spoke starting (it may have renewed a lease just before a restart);
- * - no vote for a candidate whose log is behind what the primary last reported here.
+ * - no vote for a candidate whose log is behind what the primary last reported here; that
+ *   position only moves forward (a ping delayed on the way cannot take it back).
  * Granting raises the spoke's hub term, so the old primary's orders are refused from then on.
  */
 export class Witness {
@@ -43,14 +65,17 @@ export class Witness {
   }
 
   private async ping(msg: MessageOf<'lease_ping'>, hubId: string): Promise<MessageOf<'lease_ok'>> {
+    checkPosition(msg, `lease ping from hub ${hubId}`);
     // A lower term is refused with E_STALE_TERM: that is how a stale primary learns it is stale.
     await this.terms.observe(msg.term, `hub ${hubId}`);
+    const l = this.lease;
+    const pos = l && behind(msg, l) ? l : msg;
     this.lease = {
       primary: msg.primary,
       at: Date.now(),
       holdMs: msg.holdMs,
-      lastSeq: msg.lastSeq,
-      lastTerm: msg.lastTerm,
+      lastSeq: pos.lastSeq,
+      lastTerm: pos.lastTerm,
     };
     return { type: 'lease_ok', term: this.terms.current };
   }
@@ -61,6 +86,7 @@ export class Witness {
       return { type: 'vote_reply', term: this.terms.current, granted: false, reason };
     };
     const now = Date.now();
+    checkPosition(req, `vote request from ${req.candidate}`);
     if (req.term < this.terms.current)
       return refuse(`term ${req.term} is behind this witness's term ${this.terms.current}`);
     const l = this.lease;
@@ -78,7 +104,7 @@ export class Witness {
     ) {
       return refuse(`already voted in term ${voteTerm}`);
     }
-    if (l && (req.lastTerm < l.lastTerm || (req.lastTerm === l.lastTerm && req.lastSeq < l.lastSeq))) {
+    if (l && behind(req, l)) {
       return refuse(
         `candidate log (${req.lastSeq}@${req.lastTerm}) is behind the primary's last reported (${l.lastSeq}@${l.lastTerm})`,
       );

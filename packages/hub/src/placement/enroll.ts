@@ -155,7 +155,10 @@ export class Enrollment {
     })();
     if (existing) {
       // The same key enrolling again (a retry after a lost answer) gets the same answer.
-      if (existing.pubkey === pubkey) return this.assignmentFor(existing);
+      if (existing.pubkey === pubkey) {
+        await state.settled();
+        return this.assignmentFor(existing);
+      }
       if (!rekeyOk) {
         throw new AxleError(
           ErrorCode.CONFLICT,
@@ -165,7 +168,10 @@ export class Enrollment {
       }
     }
     const pending = state.pending.get(host);
-    if (pending && pending.pubkey === pubkey) return this.pendingAssignment();
+    if (pending && pending.pubkey === pubkey) {
+      await state.settled();
+      return this.pendingAssignment();
+    }
     if (pending && !rekeyOk) {
       throw new AxleError(
         ErrorCode.CONFLICT,

@@ -95,6 +95,7 @@ export async function importEnvoys(
         }
       }),
     );
+    if (res.already > 0) await d.state.settled();
   } finally {
     for (const h of holds) h();
   }

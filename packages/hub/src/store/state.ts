@@ -70,6 +70,12 @@ export interface StoreHooks {
 export class HubStore extends HubView {
   private readonly announcer = new EventEmitter<{ event: [HubEvent] }>();
   lastSeq = 0;
+  /**
+   * The term of the entry at `lastSeq`, known from the moment it is numbered: an entry is
+   * read back from the log only once its transaction is on disk, and a position reported
+   * meanwhile (a lease ping to a witness) must not say term 0, which ranks below any candidate.
+   */
+  private lastTerm = 0;
   lastEventSeq = 0;
   private chain: Promise<unknown> = Promise.resolve();
   private closed = false;
@@ -135,8 +141,10 @@ export class HubStore extends HubView {
     // Part of a snapshot, its install cut short: nothing here is a position to build on.
     if (d.meta.get(INSTALLING) !== undefined) {
       this.lastSeq = 0;
+      this.lastTerm = 0;
       return;
     }
+    this.lastTerm = this.storedTermAt(this.lastSeq) ?? 0;
     for (const { value } of d.envoys.getRange()) this.indexEnvoy(value as DirectoryEntry);
     for (const { value } of d.tokens.getRange()) this.tokens.set((value as JoinToken).id, value as JoinToken);
     for (const { value } of d.apitokens.getRange()) this.apiTokens.set((value as ApiToken).id, value as ApiToken);
@@ -192,6 +200,7 @@ export class HubStore extends HubView {
       if (change.kind === 'event.add' && change.event.seq === 0) change.event.seq = ++this.lastEventSeq;
       return { seq: ++this.lastSeq, at, term, change };
     });
+    this.lastTerm = term;
     const done = this.commit(entries, (last) => this.hooks?.appended(last));
     const hooks = this.hooks;
     const committed = hooks
@@ -207,6 +216,20 @@ export class HubStore extends HubView {
   }
 
   /**
+   * Resolves once everything written so far is committed, as a write's answer would be. An
+   * answer read from the view rather than written (an import or enrollment found done
+   * already) waits for this: the write that made it may be on this disk alone, its caller
+   * told it failed, and a retry must not hear "done" for what a failover can still lose.
+   */
+  async settled(): Promise<void> {
+    const seq = this.lastSeq;
+    const written = this.chain;
+    this.hooks?.guard();
+    await written;
+    await this.hooks?.gate(seq);
+  }
+
+  /**
    * A standby's side of replication: appends entries numbered by the primary (they must
    * follow `lastSeq`), durably, then updates the in-memory view. Resolves with the new lastSeq.
    */
@@ -218,7 +241,9 @@ export class HubStore extends HubView {
         new AxleError(ErrorCode.INTERNAL, `replicated entry ${entries[0]!.seq} does not follow ${this.lastSeq}`),
       );
     }
-    this.lastSeq = entries[entries.length - 1]!.seq;
+    const last = entries[entries.length - 1]!;
+    this.lastSeq = last.seq;
+    this.lastTerm = last.term ?? 1;
     for (const e of entries)
       if (e.change.kind === 'event.add') this.lastEventSeq = Math.max(this.lastEventSeq, e.change.event.seq);
     return this.commit(entries);
@@ -253,8 +278,18 @@ export class HubStore extends HubView {
     return done;
   }
 
-  /** The term of the log entry at `seq` (0 for seq 0 or an entry no longer kept). */
+  /** The term of the log entry at `seq` (0 for seq 0; undefined for an entry no longer kept). */
   termAt(seq: number): number | undefined {
+    if (seq === this.lastSeq) return this.lastTerm;
+    return this.storedTermAt(seq);
+  }
+
+  /** This store's log position: its last entry and that entry's term (0@0 while it holds part of a snapshot). */
+  position(): { lastSeq: number; lastTerm: number } {
+    return { lastSeq: this.lastSeq, lastTerm: this.lastTerm };
+  }
+
+  private storedTermAt(seq: number): number | undefined {
     if (seq === 0) return 0;
     const e = this.db.log.get(seq) as LogEntry | undefined;
     return e ? (e.term ?? 1) : undefined;
@@ -302,6 +337,7 @@ export class HubStore extends HubView {
   async beginSnapshot(snap: InstallProgress): Promise<void> {
     await this.chain;
     this.lastSeq = 0;
+    this.lastTerm = 0;
     this.clearView();
     await beginInstall(this.root, this.db, snap);
   }

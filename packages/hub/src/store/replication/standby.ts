@@ -23,8 +23,7 @@ export class StandbyApplier {
   ) {}
 
   position(): { lastSeq: number; lastTerm: number } {
-    const s = this.state;
-    return { lastSeq: s.lastSeq, lastTerm: s.termAt(s.lastSeq) ?? 0 };
+    return this.state.position();
   }
 
   get lag(): number {

@@ -73,8 +73,12 @@ export class Witnesses {
     // With min_acks 0 an acknowledged write is on this disk alone: only a standby holding our
     // last position (as of this ping) may replace us, never one still catching up, which
     // would make us install its older state when we come back.
-    const seq = s.minAcks === 0 ? h.state.lastSeq : h.commits.commitSeq(h.state.lastSeq);
-    const pos = { lastSeq: seq, lastTerm: h.state.termAt(seq) ?? 0 };
+    const acked = s.minAcks === 0 ? h.state.lastSeq : h.commits.commitSeq(h.state.lastSeq);
+    const ackedTerm = h.state.termAt(acked);
+    // A position whose entry was trimmed from the log has no term to give: say nothing (0@0)
+    // rather than acked@0, which ranks below every candidate; the witness keeps what it knew.
+    const pos = ackedTerm === undefined ? { lastSeq: 0, lastTerm: 0 } : { lastSeq: acked, lastTerm: ackedTerm };
+    const seq = pos.lastSeq;
     const sentAt = Date.now();
     this.busy.add(id);
     w.request(
