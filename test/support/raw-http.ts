@@ -73,6 +73,9 @@ export async function idleSockets(addr: string, n: number): Promise<{ sockets: S
           const s = connect({ host, port }, () => resolve(s));
           s.on('error', () => resolve(s));
           s.on('close', () => closed++);
+          // Read whatever the server answers (a 408 when its own headers timeout fires first):
+          // a socket holding unread data never sees the end, so it would never close.
+          s.resume();
         }),
     ),
   );

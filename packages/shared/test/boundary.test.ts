@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AxleServer, type Connection, type Message, connectPeer, createLogger, generateKeyPair } from '../src/index.js';
 import { rawRequest } from '../../../test/support/raw-http.js';
@@ -15,7 +16,7 @@ afterEach(async () => {
   server = undefined;
 });
 
-async function start(): Promise<{ addr: string; logs: Record<string, unknown>[] }> {
+async function start(headersTimeoutMs?: number): Promise<{ addr: string; logs: Record<string, unknown>[] }> {
   const logs: Record<string, unknown>[] = [];
   const log = createLogger({
     daemon: 'test',
@@ -29,6 +30,7 @@ async function start(): Promise<{ addr: string; logs: Record<string, unknown>[] 
     keyPair: serverKey,
     log,
     authenticate: () => ({ role: 'envoy' }),
+    ...(headersTimeoutMs !== undefined ? { httpLimits: { headersTimeoutMs } } : {}),
     onConnection: (conn: Connection) => {
       const onRequest = (msg: Message): Message | Promise<Message> => {
         if (msg.type === 'stats') throw new TypeError('handler bug');
@@ -75,6 +77,32 @@ describe('the request boundary', () => {
     const failed = logs.filter((l) => l.msg === 'request failed');
     expect(failed).toHaveLength(2);
     expect(failed[0]).toMatchObject({ requestId: 'req-42', method: 'GET', path: '/sync', err: 'sync bug' });
+  });
+
+  it('answers headers that trickle in past the headers timeout with 408, then closes', async () => {
+    const { addr } = await start(500);
+    const [host, port] = addr.split(':');
+    const answer = await new Promise<string>((resolve) => {
+      let got = '';
+      const s = connect({ host: host!, port: Number(port) }, () => s.write('GET /ok HTTP/1.1\r\nHost: x\r\n'));
+      // A header line every 100 ms keeps the socket from ever being idle: only the headers timeout ends it.
+      const drip = setInterval(() => s.writable && s.write(`X-Slow: ${Date.now()}\r\n`), 100);
+      const give = () => {
+        clearInterval(drip);
+        resolve(got);
+      };
+      const cap = setTimeout(() => {
+        s.destroy();
+        give();
+      }, 10_000);
+      s.on('data', (d: Buffer) => (got += d.toString()));
+      s.on('error', () => undefined);
+      s.on('close', () => {
+        clearTimeout(cap);
+        give();
+      });
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
   });
 
   it('answers a throwing, rejecting or oversized message handler with an error and keeps the connection', async () => {
